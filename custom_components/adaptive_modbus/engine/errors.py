@@ -1,0 +1,69 @@
+"""Error classes of a Modbus exchange, shared by transports, simulator and engine.
+
+Every failure a transport reports is a :class:`ModbusError` with a ``kind``, so the
+engine can decide what to do (retry, bisect, quarantine, reconnect) without knowing
+which library produced it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """What went wrong, as far as the poller needs to know."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    ILLEGAL_ADDRESS = "illegal_address"
+    ILLEGAL_FUNCTION = "illegal_function"
+    DEVICE_FAILURE = "device_failure"
+    OTHER = "other"
+
+    @property
+    def blames_block(self) -> bool:
+        """Whether the answer blames the addresses asked for (bisect them)."""
+        return self in (ErrorKind.ILLEGAL_ADDRESS, ErrorKind.DEVICE_FAILURE)
+
+
+class ModbusError(Exception):
+    """A failed Modbus request."""
+
+    kind: ErrorKind = ErrorKind.OTHER
+
+    def __init__(
+        self, message: str, *, unit_id: int | None = None, address: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.unit_id = unit_id
+        self.address = address
+
+
+class ModbusTimeout(ModbusError):
+    """No answer within the timeout."""
+
+    kind = ErrorKind.TIMEOUT
+
+
+class ModbusConnectionError(ModbusError):
+    """The connection could not be opened or was lost."""
+
+    kind = ErrorKind.CONNECTION
+
+
+class IllegalAddress(ModbusError):
+    """Exception code 2: the device has no such address (or range)."""
+
+    kind = ErrorKind.ILLEGAL_ADDRESS
+
+
+class IllegalFunction(ModbusError):
+    """Exception code 1: the device does not support the function code."""
+
+    kind = ErrorKind.ILLEGAL_FUNCTION
+
+
+class DeviceFailure(ModbusError):
+    """Exception code 4 (or another device-side failure such as 3, 5, 6, 10, 11)."""
+
+    kind = ErrorKind.DEVICE_FAILURE

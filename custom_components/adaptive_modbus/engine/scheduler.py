@@ -1,0 +1,734 @@
+"""PollEngine: decide what is due, read it in the fewest requests, learn from it.
+
+One poll cycle: pop the registers that are due (a heap keyed by due time) ->
+plan block reads with the optimal planner -> execute them one by one on the
+transport -> decode -> feed each register's interval model and activity profile
+-> schedule each register's next read on its aligned interval.
+
+Registers are identified by ``RegisterSpec.uid`` (``"<unit_id>.<key>"``), so two
+devices with the same profile can share a connection.
+
+Failing blocks: an illegal-address or device-failure answer bisects the block at
+once. When the halves succeed, the addresses the failing block read through are
+learned as a hole the planner never spans again; a single register that fails on
+its own is quarantined and re-probed with exponential backoff. The rest of the
+cycle's results are applied either way. Holes and quarantines are part of the
+exported state, so a restart does not relearn them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ErrorKind, ModbusError
+from .intervals import IntervalLimits, IntervalModel, Reason, aligned_due, quantize
+from .patterns import ActivityProfile
+from .planner import BlockRead, CostModel, DeviceLimits, plan_reads
+from .registers import RegisterSpec, Table, Value
+from .stats import (
+    ClusterSnapshot,
+    CycleRecord,
+    EngineSnapshot,
+    ErrorRecord,
+    IntervalChange,
+    RegisterSnapshot,
+    RequestRecord,
+    StatsRecorder,
+    sorted_snapshots,
+)
+from .transport import Transport
+
+_LOGGER = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+QUARANTINE_FIRST = 300.0  # seconds before a quarantined register is probed again
+QUARANTINE_MAX = 6 * 3600.0
+BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same cycle
+COST_SAMPLES = 64  # requests kept for fitting the connection's cost model
+COST_MIN_SAMPLES = 8
+
+Clock = Callable[[], float]
+HoleKey = tuple[int, Table]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine polls. Per-register tolerance and interval overrides win."""
+
+    min_interval: float = 5.0
+    max_interval: float = 300.0
+    default_tolerance: float = 0.0  # used for numeric registers whose spec has tolerance 0
+    adaptive: bool = True
+    fixed_interval: float = 30.0  # adaptive off: every register every fixed_interval
+    merge_reads: bool = True  # False: one request per register (HA core's way)
+    piggyback: bool = True  # registers inside a block's span are refreshed for free
+    patterns: bool = True  # time-of-week activity profiles scale intervals
+    limits: Mapping[int, DeviceLimits] = field(default_factory=dict)  # per unit id
+    cost: CostModel | None = None  # None: fitted to the measured latency of this connection
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_interval <= self.max_interval:
+            raise ValueError("need 0 < min_interval <= max_interval")
+        if self.fixed_interval <= 0:
+            raise ValueError("fixed_interval must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """What one call of :meth:`PollEngine.poll_due` did."""
+
+    started: float
+    duration: float
+    changed: Mapping[str, Value]
+    failed: frozenset[str]
+    requests: int
+    registers_read: int
+    errors: tuple[ErrorRecord, ...]
+
+
+@dataclass
+class _Register:
+    """Mutable per-register state (private to the engine)."""
+
+    spec: RegisterSpec
+    model: IntervalModel
+    profile: ActivityProfile
+    tolerance: float
+    enabled: bool = True
+    value: Value | None = None
+    last_read: float | None = None
+    last_change: float | None = None
+    next_due: float = 0.0
+    effective_interval: float = 0.0
+    pattern_factor: float = 1.0
+    reads: int = 0
+    changes: int = 0
+    errors: int = 0
+    failure_streak: int = 0
+    quarantined_until: float | None = None
+    quarantine_backoff: float = QUARANTINE_FIRST
+
+
+@dataclass
+class _Cycle:
+    """Accumulates the outcome of one cycle."""
+
+    changed: dict[str, Value] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+    errors: list[ErrorRecord] = field(default_factory=list)
+    requests: int = 0
+    registers_read: int = 0
+    dead_units: set[int] = field(default_factory=set)
+    connection_lost: bool = False
+
+
+class _CostEstimator:
+    """Fits latency = overhead + per_unit * count over recent successful reads."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[int, float]] = deque(maxlen=COST_SAMPLES)
+        self._fresh = 0  # samples since the last fit
+        self._model: CostModel | None = None
+
+    def add(self, count: int, latency: float) -> None:
+        self.samples.append((count, latency))
+        self._fresh += 1
+
+    def model(self) -> CostModel | None:
+        """The fitted model, refitted after every COST_MIN_SAMPLES new samples."""
+        if self._fresh >= COST_MIN_SAMPLES:
+            self._fresh = 0
+            self._model = self._fit()
+        return self._model
+
+    def _fit(self) -> CostModel | None:
+        if len(self.samples) < COST_MIN_SAMPLES:
+            return None
+        n = len(self.samples)
+        mean_x = sum(c for c, _ in self.samples) / n
+        mean_y = sum(lat for _, lat in self.samples) / n
+        var_x = sum((c - mean_x) ** 2 for c, _ in self.samples)
+        if mean_y <= 0:
+            return None
+        slope = 0.0
+        if var_x > 0:
+            cov = sum((c - mean_x) * (lat - mean_y) for c, lat in self.samples)
+            slope = max(0.0, cov / var_x)
+        overhead = max(mean_y - slope * mean_x, 0.1 * mean_y)
+        return CostModel.from_timing(overhead, slope)
+
+
+class PollEngine:
+    """Adaptive Modbus poller for the registers of one connection."""
+
+    def __init__(
+        self,
+        registers: Sequence[RegisterSpec],
+        transport: Transport,
+        clock: Clock,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self._transport = transport
+        self._clock = clock
+        self._stats = StatsRecorder()
+        self._cost = _CostEstimator()
+        self._holes: dict[HoleKey, set[int]] = {}
+        self._regs: dict[str, _Register] = {}
+        for spec in registers:
+            if spec.uid in self._regs:
+                raise ValueError(f"register {spec.uid} is defined twice")
+            self._regs[spec.uid] = self._new_register(spec)
+        self._index = self._build_index()
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = 0
+        now = clock()
+        for reg in self._regs.values():
+            reg.next_due = now
+            self._push(reg)
+
+    # -- construction -----------------------------------------------------
+
+    def _limits_for(self, spec: RegisterSpec) -> IntervalLimits:
+        low = spec.min_interval or self.config.min_interval
+        high = spec.max_interval or max(self.config.max_interval, low)
+        return IntervalLimits(min_interval=low, max_interval=max(high, low))
+
+    def _new_register(self, spec: RegisterSpec) -> _Register:
+        numeric = spec.is_numeric
+        tolerance = spec.tolerance or (self.config.default_tolerance if numeric else 0.0)
+        model = IntervalModel(tolerance, self._limits_for(spec), numeric=numeric)
+        return _Register(spec=spec, model=model, profile=ActivityProfile(), tolerance=tolerance)
+
+    def _build_index(self) -> dict[HoleKey, tuple[list[int], list[str]]]:
+        """Per (unit, table): register start addresses (sorted) and their uids."""
+        groups: dict[HoleKey, list[tuple[int, str]]] = {}
+        for uid, reg in self._regs.items():
+            groups.setdefault((reg.spec.unit_id, reg.spec.table), []).append(
+                (reg.spec.address, uid)
+            )
+        index = {}
+        for key, items in groups.items():
+            items.sort()
+            index[key] = ([a for a, _ in items], [u for _, u in items])
+        return index
+
+    # -- scheduling -------------------------------------------------------
+
+    def _push(self, reg: _Register) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (reg.next_due, self._seq, reg.spec.uid))
+        if len(self._heap) > 4 * len(self._regs) + 64:
+            self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        self._heap = []
+        for reg in self._regs.values():
+            if reg.enabled:
+                self._seq += 1
+                self._heap.append((reg.next_due, self._seq, reg.spec.uid))
+        heapq.heapify(self._heap)
+
+    def _is_live(self, entry: tuple[float, int, str]) -> bool:
+        reg = self._regs[entry[2]]
+        return reg.enabled and reg.next_due == entry[0]
+
+    def next_due(self) -> float:
+        """Clock time at which the next register is due (inf when none is enabled)."""
+        while self._heap and not self._is_live(self._heap[0]):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else math.inf
+
+    def _pop_due(self, now: float) -> list[_Register]:
+        due: list[_Register] = []
+        horizon = now + BATCH_WINDOW
+        while self._heap and self._heap[0][0] <= horizon:
+            entry = heapq.heappop(self._heap)
+            if self._is_live(entry):
+                due.append(self._regs[entry[2]])
+        return due
+
+    def _interval_for(self, reg: _Register, now: float) -> float:
+        if not self.config.adaptive:
+            return self.config.fixed_interval
+        factor = reg.profile.factor(now) if self.config.patterns else 1.0
+        reg.pattern_factor = factor
+        return quantize(reg.model.interval * factor, reg.model.limits)
+
+    def _schedule(self, reg: _Register, now: float) -> None:
+        interval = self._interval_for(reg, now)
+        reg.effective_interval = interval
+        reg.next_due = aligned_due(now, interval)
+        self._push(reg)
+
+    def _schedule_retry(self, reg: _Register, now: float) -> None:
+        """After a failed read: retry soon, backing off with the failure streak."""
+        limits = reg.model.limits
+        delay = min(limits.min_interval * 2 ** min(reg.failure_streak - 1, 10), limits.max_interval)
+        reg.next_due = now + delay
+        self._push(reg)
+
+    # -- the poll cycle ---------------------------------------------------
+
+    def cost_model(self) -> CostModel:
+        """The cost model the planner uses now (configured, fitted, or default)."""
+        return self.config.cost or self._cost.model() or CostModel()
+
+    def _plan(self, due: Sequence[_Register]) -> list[BlockRead]:
+        return plan_reads(
+            [reg.spec for reg in due],
+            cost=self.cost_model(),
+            limits=self.config.limits,
+            holes=self._holes,
+            merge=self.config.merge_reads,
+        )
+
+    async def poll_due(self, now: float | None = None) -> CycleResult:
+        """Run one cycle: read what is due at ``now`` (default: the clock)."""
+        started = self._clock() if now is None else now
+        due = self._pop_due(started)
+        probes = [reg for reg in due if reg.quarantined_until is not None]
+        regular = [reg for reg in due if reg.quarantined_until is None]
+        cycle = _Cycle()
+        for block in self._plan(regular):
+            if cycle.connection_lost:
+                self._fail_keys(block.keys, cycle, started)
+                continue
+            await self._execute(block, cycle)
+        for reg in probes:
+            if cycle.connection_lost:
+                self._fail_keys((reg.spec.uid,), cycle, started)
+            else:
+                await self._probe(reg, cycle)
+        await self._end_cycle()
+        duration = max(0.0, self._clock() - started)
+        self._stats.add_cycle(
+            CycleRecord(
+                started=started,
+                duration=duration,
+                requests=cycle.requests,
+                registers_read=cycle.registers_read,
+                changed=len(cycle.changed),
+                errors=len(cycle.errors),
+            )
+        )
+        return CycleResult(
+            started=started,
+            duration=duration,
+            changed=dict(cycle.changed),
+            failed=frozenset(cycle.failed),
+            requests=cycle.requests,
+            registers_read=cycle.registers_read,
+            errors=tuple(cycle.errors),
+        )
+
+    async def _end_cycle(self) -> None:
+        try:
+            await self._transport.end_cycle()
+        except ModbusError as err:  # closing a dead connection is not worth a failure
+            _LOGGER.debug("end of cycle: %s", err)
+
+    def _record(
+        self,
+        where: BlockRead,
+        t0: float,
+        error: ModbusError | None = None,
+        *,
+        write: bool = False,
+    ) -> ErrorRecord | None:
+        """Count one request that started at ``t0``; keep its error, if any."""
+        t1 = self._clock()
+        unit, table, address, count = where.unit_id, where.table, where.address, where.count
+        self._stats.add_request(
+            RequestRecord(t1, unit, table, address, count, t1 - t0, error is None, write)
+        )
+        if error is None:
+            return None
+        record = ErrorRecord(t1, error.kind, unit, table, address, count, str(error))
+        self._stats.add_error(record)
+        return record
+
+    async def _read(self, block: BlockRead, cycle: _Cycle) -> list[int] | ModbusError:
+        """One request; records it; returns the raw data or the error."""
+        t0 = self._clock()
+        cycle.requests += 1
+        try:
+            raw = await self._transport.read(block.unit_id, block.table, block.address, block.count)
+        except ModbusError as err:
+            record = self._record(block, t0, err)
+            assert record is not None
+            cycle.errors.append(record)
+            return err
+        self._cost.add(block.count, self._clock() - t0)
+        self._record(block, t0)
+        cycle.registers_read += block.count
+        return raw
+
+    async def _execute(self, block: BlockRead, cycle: _Cycle) -> bool:
+        """Read one block; bisect it if the device blames its addresses."""
+        if block.unit_id in cycle.dead_units:
+            self._fail_keys(block.keys, cycle, self._clock())
+            return False
+        result = await self._read(block, cycle)
+        now = self._clock()
+        if not isinstance(result, ModbusError):
+            self._apply(block, result, now, cycle)
+            return True
+        if result.kind.blames_block and len(self._distinct_starts(block)) > 1:
+            await self._bisect(block, cycle)
+            return False
+        if result.kind.blames_block:
+            for uid in block.keys:
+                self._quarantine(self._regs[uid], now)
+        elif result.kind is ErrorKind.CONNECTION:
+            cycle.connection_lost = True
+        elif result.kind is ErrorKind.TIMEOUT:
+            cycle.dead_units.add(block.unit_id)
+        self._fail_keys(block.keys, cycle, now)
+        return False
+
+    def _distinct_starts(self, block: BlockRead) -> list[int]:
+        return sorted({self._regs[uid].spec.address for uid in block.keys})
+
+    async def _bisect(self, block: BlockRead, cycle: _Cycle) -> None:
+        """Split a blamed block in two halves by address and read each."""
+        starts = self._distinct_starts(block)
+        pivot = starts[len(starts) // 2]
+        halves = [
+            [uid for uid in block.keys if self._regs[uid].spec.address < pivot],
+            [uid for uid in block.keys if self._regs[uid].spec.address >= pivot],
+        ]
+        covered: list[tuple[int, int]] = []
+        all_ok = True
+        for keys in halves:
+            sub = self._block_of(block, keys)
+            if await self._execute(sub, cycle):
+                covered.append((sub.address, sub.address + sub.count))
+            else:
+                all_ok = False
+        if all_ok:
+            self._learn_hole(block, covered)
+
+    def _block_of(self, block: BlockRead, keys: Sequence[str]) -> BlockRead:
+        specs = [self._regs[uid].spec for uid in keys]
+        start = min(s.address for s in specs)
+        end = max(s.end for s in specs)
+        return BlockRead(block.unit_id, block.table, start, end - start, tuple(keys))
+
+    def _learn_hole(self, block: BlockRead, covered: Sequence[tuple[int, int]]) -> None:
+        """Both halves read fine: the addresses only the whole block read are illegal."""
+        gap = set(range(block.address, block.address + block.count))
+        for start, end in covered:
+            gap -= set(range(start, end))
+        if gap:
+            self._holes.setdefault((block.unit_id, block.table), set()).update(gap)
+            _LOGGER.info(
+                "unit %s %s: learned illegal addresses %s-%s",
+                block.unit_id,
+                block.table,
+                min(gap),
+                max(gap),
+            )
+
+    def _quarantine(self, reg: _Register, now: float) -> None:
+        """A register the device rejects on its own: stop reading it for a while."""
+        if reg.quarantined_until is not None:
+            reg.quarantine_backoff = min(reg.quarantine_backoff * 2, QUARANTINE_MAX)
+        reg.quarantined_until = now + reg.quarantine_backoff
+        _LOGGER.info("%s quarantined for %.0f s", reg.spec.uid, reg.quarantine_backoff)
+
+    async def _probe(self, reg: _Register, cycle: _Cycle) -> None:
+        """Re-read a quarantined register alone; release it if the device answers."""
+        spec = reg.spec
+        block = BlockRead(spec.unit_id, spec.table, spec.address, spec.size, (spec.uid,))
+        result = await self._read(block, cycle)
+        now = self._clock()
+        if isinstance(result, ModbusError):
+            if result.kind.blames_block:
+                self._quarantine(reg, now)
+            self._fail_keys(block.keys, cycle, now)
+            if reg.quarantined_until is not None:
+                reg.next_due = reg.quarantined_until
+                self._push(reg)
+            return
+        reg.quarantined_until = None
+        reg.quarantine_backoff = QUARANTINE_FIRST
+        self._apply(block, result, now, cycle)
+
+    def _fail_keys(self, keys: Sequence[str], cycle: _Cycle, now: float) -> None:
+        for uid in keys:
+            if uid in cycle.failed:
+                continue
+            reg = self._regs[uid]
+            reg.errors += 1
+            reg.failure_streak += 1
+            cycle.failed.add(uid)
+            if reg.quarantined_until is not None:
+                reg.next_due = reg.quarantined_until
+                self._push(reg)
+            else:
+                self._schedule_retry(reg, now)
+
+    def _riders(self, block: BlockRead) -> list[str]:
+        """Enabled registers wholly inside the block's span (refreshed for free)."""
+        index = self._index.get((block.unit_id, block.table))
+        if index is None:
+            return list(block.keys)
+        starts, uids = index
+        end = block.address + block.count
+        lo = bisect_left(starts, block.address)
+        hi = bisect_right(starts, end - 1)
+        inside = []
+        for uid in uids[lo:hi]:
+            reg = self._regs[uid]
+            if reg.enabled and reg.quarantined_until is None and reg.spec.end <= end:
+                inside.append(uid)
+        return inside
+
+    def _apply(self, block: BlockRead, raw: Sequence[int], now: float, cycle: _Cycle) -> None:
+        keys = self._riders(block) if self.config.piggyback else list(block.keys)
+        for uid in keys:
+            reg = self._regs[uid]
+            offset = reg.spec.address - block.address
+            try:
+                value = reg.spec.decode(raw[offset : offset + reg.spec.size])
+            except ValueError as err:
+                record = ErrorRecord(now, ErrorKind.OTHER, reg.spec.unit_id, reg.spec.table,
+                                     reg.spec.address, reg.spec.size, str(err))  # fmt: skip
+                self._stats.add_error(record)
+                cycle.errors.append(record)
+                self._fail_keys((uid,), cycle, now)
+                continue
+            self._observe(reg, value, now, cycle)
+
+    def _observe(self, reg: _Register, value: Value, now: float, cycle: _Cycle) -> None:
+        previous = reg.value
+        changed = previous is None or value != previous
+        reg.reads += 1
+        reg.failure_streak = 0
+        if changed:
+            reg.changes += 1
+            reg.last_change = now
+            cycle.changed[reg.spec.uid] = value
+        reg.value = value
+        reg.last_read = now
+        numeric = _as_float(value) if reg.spec.is_numeric else None
+        old_interval = reg.model.interval
+        decision = reg.model.observe(now, numeric, changed)
+        if decision is not None or previous is not None:
+            reg.profile.record(now, reg.model.activity)
+        if decision is not None and decision.interval != old_interval:
+            self._stats.add_interval_change(
+                IntervalChange(now, reg.spec.uid, old_interval, decision.interval,
+                               str(decision.reason), decision.detail)
+            )  # fmt: skip
+        self._schedule(reg, now)
+
+    # -- writes -----------------------------------------------------------
+
+    async def write(self, uid: str, value: Value) -> Value:
+        """Write a value (jumps the read queue), read it back, poll it closely again."""
+        reg = self._regs.get(uid)
+        if reg is None:
+            raise KeyError(uid)
+        spec = reg.spec
+        if not spec.writable:
+            raise ValueError(f"{uid} is not writable")
+        words = spec.encode(value)
+        block = BlockRead(spec.unit_id, spec.table, spec.address, spec.size, (uid,))
+        t0 = self._clock()
+        try:
+            if spec.table is Table.COIL:
+                await self._transport.write_coil(spec.unit_id, spec.address, bool(words[0]))
+            else:
+                await self._transport.write_registers(spec.unit_id, spec.address, words)
+        except ModbusError as err:
+            self._record(block, t0, err, write=True)
+            raise
+        self._record(block, t0, write=True)
+        t1 = self._clock()
+        decision = reg.model.reset(t1, Reason.WRITE)
+        self._stats.add_interval_change(
+            IntervalChange(t1, uid, decision.previous, decision.interval, str(decision.reason),
+                           decision.detail)
+        )  # fmt: skip
+        cycle = _Cycle()
+        result = await self._read(block, cycle)
+        if isinstance(result, ModbusError):
+            raise result
+        self._apply(block, result, self._clock(), cycle)
+        return reg.value if reg.value is not None else value
+
+    # -- enable / disable, values ----------------------------------------
+
+    def set_enabled(self, uid: str, enabled: bool) -> None:
+        """Stop (or resume) reading a register, e.g. when its entity is disabled."""
+        reg = self._regs[uid]
+        if reg.enabled == enabled:
+            return
+        reg.enabled = enabled
+        if enabled:
+            reg.next_due = self._clock()
+            self._push(reg)
+
+    def value(self, uid: str) -> Value | None:
+        """Last value read for a register (None before the first read)."""
+        return self._regs[uid].value
+
+    @property
+    def uids(self) -> tuple[str, ...]:
+        """All register uids, in the order they were given."""
+        return tuple(self._regs)
+
+    # -- read API ---------------------------------------------------------
+
+    def snapshot(self) -> EngineSnapshot:
+        """Immutable view of the engine for sensors, diagnostics and visualization."""
+        now = self._clock()
+        registers = sorted_snapshots(self._register_snapshot(reg) for reg in self._regs.values())
+        return EngineSnapshot(
+            at=now,
+            adaptive=self.config.adaptive,
+            fixed_interval=self.config.fixed_interval,
+            registers=registers,
+            clusters=self._clusters(),
+            totals=self._stats.totals,
+            holes={f"{u}.{t}": tuple(sorted(a)) for (u, t), a in self._holes.items() if a},
+            recent_requests=tuple(self._stats.requests),
+            recent_errors=tuple(self._stats.errors),
+            recent_interval_changes=tuple(self._stats.interval_changes),
+            recent_cycles=tuple(self._stats.cycles),
+        )
+
+    def _register_snapshot(self, reg: _Register) -> RegisterSnapshot:
+        spec, model = reg.spec, reg.model
+        last = model.last_decision
+        return RegisterSnapshot(
+            uid=spec.uid,
+            key=spec.key,
+            unit_id=spec.unit_id,
+            table=spec.table,
+            address=spec.address,
+            size=spec.size,
+            enabled=reg.enabled,
+            value=reg.value,
+            last_read=reg.last_read,
+            last_change=reg.last_change,
+            next_due=reg.next_due if reg.enabled else None,
+            interval=model.interval,
+            effective_interval=reg.effective_interval or model.interval,
+            reason=str(last.reason),
+            detail=last.detail,
+            tolerance=reg.tolerance,
+            rate=model.rate,
+            noise=model.noise,
+            noisy=model.noisy,
+            pattern_factor=reg.pattern_factor,
+            reads=reg.reads,
+            changes=reg.changes,
+            errors=reg.errors,
+            failure_streak=reg.failure_streak,
+            quarantined_until=reg.quarantined_until,
+        )
+
+    def _clusters(self) -> tuple[ClusterSnapshot, ...]:
+        """Blocks the planner makes when every enabled register is due."""
+        enabled = [r for r in self._regs.values() if r.enabled and r.quarantined_until is None]
+        counts: dict[tuple[int, Table, int, int], int] = {}
+        for request in self._stats.requests:
+            if request.ok and not request.write:
+                key = (request.unit_id, request.table, request.address, request.count)
+                counts[key] = counts.get(key, 0) + 1
+        clusters = []
+        for block in self._plan(enabled):
+            end = block.address + block.count
+            hits = sum(
+                n for (u, t, a, c), n in counts.items()
+                if u == block.unit_id and t == block.table and a < end and a + c > block.address
+            )  # fmt: skip
+            clusters.append(
+                ClusterSnapshot(
+                    unit_id=block.unit_id,
+                    table=block.table,
+                    address=block.address,
+                    count=block.count,
+                    uids=block.keys,
+                    min_interval=min(self._regs[u].model.interval for u in block.keys),
+                    requests=hits,
+                )
+            )
+        return tuple(clusters)
+
+    # -- persistence ------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Learned state as a JSON-safe, versioned dict."""
+        return {
+            "version": STATE_VERSION,
+            "registers": {
+                uid: {
+                    "model": reg.model.to_dict(),
+                    "profile": reg.profile.to_dict(),
+                    "quarantined_until": reg.quarantined_until,
+                    "quarantine_backoff": reg.quarantine_backoff,
+                }
+                for uid, reg in self._regs.items()
+            },
+            "holes": [
+                {"unit_id": unit, "table": table.value, "addresses": sorted(addresses)}
+                for (unit, table), addresses in self._holes.items()
+                if addresses
+            ],
+        }
+
+    def import_state(self, data: Mapping[str, Any]) -> list[str]:
+        """Restore learned state; returns warnings for what had to be set aside."""
+        warnings: list[str] = []
+        if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
+            version = data.get("version") if isinstance(data, Mapping) else None
+            return [f"stored state version {version!r} is not {STATE_VERSION}; starting fresh"]
+        registers = data.get("registers")
+        if isinstance(registers, Mapping):
+            for uid, stored in registers.items():
+                reg = self._regs.get(uid)
+                if reg is None or not isinstance(stored, Mapping):
+                    continue
+                try:
+                    self._restore_register(reg, stored)
+                except (TypeError, ValueError, KeyError) as err:
+                    warnings.append(f"{uid}: stored state set aside ({err})")
+        holes = data.get("holes")
+        for item in holes if isinstance(holes, list) else []:
+            try:
+                key = (int(item["unit_id"]), Table(item["table"]))
+                self._holes.setdefault(key, set()).update(int(a) for a in item["addresses"])
+            except (TypeError, ValueError, KeyError) as err:
+                warnings.append(f"a stored hole was set aside ({err})")
+        return warnings
+
+    def _restore_register(self, reg: _Register, stored: Mapping[str, Any]) -> None:
+        limits = reg.model.limits
+        reg.model = IntervalModel.from_dict(
+            stored.get("model", {}), tolerance=reg.tolerance, limits=limits,
+            numeric=reg.spec.is_numeric,
+        )  # fmt: skip
+        reg.profile = ActivityProfile.from_dict(stored.get("profile", {}))
+        until = stored.get("quarantined_until")
+        if until is not None:
+            reg.quarantined_until = float(until)
+            reg.quarantine_backoff = float(stored.get("quarantine_backoff", QUARANTINE_FIRST))
+            reg.next_due = reg.quarantined_until
+            self._push(reg)
+
+
+def _as_float(value: Value) -> float | None:
+    if isinstance(value, bool | str):
+        return None
+    return float(value) if math.isfinite(value) else None

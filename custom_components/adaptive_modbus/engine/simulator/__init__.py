@@ -1,0 +1,1 @@
+"""The built-in demo device: a seeded, reproducible simulated Modbus device."""

@@ -1,0 +1,238 @@
+"""The simulated demo device: register map from ``profiles/demo.yaml``, values from signals.
+
+A :class:`SimulatedDevice` answers Modbus reads and writes synchronously, encoding
+the scenario's live values at the time its injected clock reports. It behaves like
+a real device where that matters to a poller:
+
+* every table has an address space ``0 .. last mapped address``; unmapped gaps
+  inside it read as 0, anything past it raises :class:`IllegalAddress`;
+* input register 10 is a hole: any read touching it raises :class:`IllegalAddress`
+  although both neighbours read fine (it is not in the profile: the engine learns it);
+* a request for another unit id gets no answer (:class:`ModbusTimeout`);
+* too many registers in one request raises :class:`DeviceFailure` (Modbus
+  exception 3, illegal data value), as does a written value outside min/max;
+* writes only reach writable registers, whole values at a time, and persist:
+  a setpoint never changes unless written.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Final
+
+from ..errors import DeviceFailure, IllegalAddress, ModbusTimeout
+from ..register_map import Profile, RegisterDefinition, load_profile
+from ..registers import DataType, DecodeError, RegisterSpec, Table, Value
+from . import signals
+
+PROFILE_ID: Final = "demo"
+
+HOLES: Final[Mapping[Table, frozenset[int]]] = {
+    Table.HOLDING: frozenset(),
+    Table.INPUT: frozenset({10}),
+    Table.COIL: frozenset(),
+    Table.DISCRETE: frozenset(),
+}
+"""Addresses that answer exception 2 although the addresses around them read fine."""
+
+MAX_READ_WORDS: Final = 125
+MAX_READ_BITS: Final = 2000
+MAX_WRITE_WORDS: Final = 123
+
+
+@lru_cache(maxsize=32)
+def demo_profile(unit_id: int = 1) -> Profile:
+    """The parsed demo profile for ``unit_id`` (cached: it is immutable)."""
+    return load_profile(PROFILE_ID, unit_id)
+
+
+class SimulatedDevice:
+    """One simulated Modbus unit running the seeded demo scenario.
+
+    ``clock`` gives the current time; scenario time is ``clock() - start`` and
+    ``start`` defaults to the clock at construction, so a new device begins at
+    the start of a stable phase. Same seed and scenario time, same values.
+    """
+
+    def __init__(
+        self,
+        seed: int = 42,
+        clock: Callable[[], float] = time.time,
+        unit_id: int = 1,
+        start: float | None = None,
+    ) -> None:
+        self.seed = seed
+        self.unit_id = unit_id
+        self.profile = demo_profile(unit_id)
+        self.definitions: tuple[RegisterDefinition, ...] = self.profile.registers
+        self.registers: tuple[RegisterSpec, ...] = tuple(d.spec for d in self.definitions)
+        self._clock = clock
+        self.start = clock() if start is None else start
+        self._by_key: dict[str, RegisterDefinition] = {d.key: d for d in self.definitions}
+        self._by_table: dict[Table, tuple[RegisterSpec, ...]] = {
+            table: tuple(s for s in self.registers if s.table is table) for table in Table
+        }
+        self._spaces: dict[Table, range] = {
+            table: range(max((s.end for s in specs), default=0))
+            for table, specs in self._by_table.items()
+        }
+        self._writes: dict[str, list[tuple[float, Value]]] = {}
+        limit = self.profile.max_registers
+        self.max_read_words = limit if limit is not None else MAX_READ_WORDS
+
+    # -- introspection -------------------------------------------------------
+
+    def now(self) -> float:
+        """Current time on the device clock."""
+        return self._clock()
+
+    def scenario_time(self, t: float | None = None) -> float:
+        """Scenario time of clock time ``t`` (default: now)."""
+        return (self._clock() if t is None else t) - self.start
+
+    def phase(self, t: float | None = None) -> signals.Phase:
+        """Scenario phase at clock time ``t`` (default: now)."""
+        return signals.phase_at(self.scenario_time(t))
+
+    def incident_start(self, cycle: int = 0) -> float:
+        """Clock time of the first step of the incident of scenario cycle ``cycle``."""
+        return self.start + signals.incident_start(cycle)
+
+    def spec(self, key: str) -> RegisterSpec:
+        """The register spec of ``key`` (``KeyError`` if unknown)."""
+        return self._by_key[key].spec
+
+    def address_space(self, table: Table) -> range:
+        """Addresses of ``table`` that exist (gaps read 0; holes still fail)."""
+        return self._spaces[table]
+
+    def holes(self, table: Table) -> frozenset[int]:
+        """Illegal addresses inside the address space of ``table``."""
+        return HOLES[table]
+
+    # -- values ----------------------------------------------------------------
+
+    def _value(self, key: str, t: float) -> Value:
+        """Live value of ``key`` at clock time ``t``: last write, else the signal."""
+        history = self._writes.get(key)
+        if history:
+            index = bisect.bisect_right(history, t, key=lambda item: item[0])
+            if index:
+                return history[index - 1][1]
+        return signals.value(self.seed, key, t - self.start)
+
+    def truth(self, key: str, t: float) -> Value:
+        """Ground truth of ``key`` at clock time ``t``, as a perfect read would decode it."""
+        spec = self.spec(key)
+        value = self._value(key, t)
+        if spec.data_type in (DataType.BOOL, DataType.BIT):
+            return bool(value)
+        return spec.decode(spec.encode(value))
+
+    def _words(self, spec: RegisterSpec, t: float) -> list[int]:
+        value = self._value(spec.key, t)
+        if spec.data_type is DataType.BIT:
+            assert spec.bit is not None
+            return [(1 << spec.bit) if value else 0]
+        return spec.encode(value)
+
+    # -- requests ----------------------------------------------------------------
+
+    def _check_unit(self, unit_id: int) -> None:
+        if unit_id != self.unit_id:
+            raise ModbusTimeout(f"no answer from unit {unit_id}", unit_id=unit_id)
+
+    def _check_range(self, table: Table, address: int, count: int, limit: int) -> None:
+        if not 1 <= count <= limit:
+            raise DeviceFailure(
+                f"{table} request for {count} values (1-{limit} allowed)",
+                unit_id=self.unit_id,
+                address=address,
+            )
+        space = self.address_space(table)
+        if address < 0 or address + count > space.stop:
+            raise IllegalAddress(
+                f"{table} {address}-{address + count - 1} outside 0-{space.stop - 1}",
+                unit_id=self.unit_id,
+                address=address,
+            )
+        hole = next((a for a in sorted(HOLES[table]) if address <= a < address + count), None)
+        if hole is not None:
+            raise IllegalAddress(
+                f"{table} address {hole} does not exist", unit_id=self.unit_id, address=hole
+            )
+
+    def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Read ``count`` words (or 0/1 bits) of ``table`` from ``address`` at clock time."""
+        self._check_unit(unit_id)
+        limit = MAX_READ_BITS if table.is_bit else self.max_read_words
+        self._check_range(table, address, count, limit)
+        t = self._clock()
+        values = [0] * count
+        for spec in self._by_table[table]:
+            if spec.address >= address + count or spec.end <= address:
+                continue
+            for offset, word in enumerate(self._words(spec, t)):
+                position = spec.address + offset - address
+                if 0 <= position < count:
+                    values[position] |= word
+        return values
+
+    def _writable(self, table: Table, address: int) -> RegisterSpec:
+        for spec in self._by_table[table]:
+            if spec.address == address and spec.writable:
+                return spec
+        raise IllegalAddress(
+            f"{table} address {address} is not writable", unit_id=self.unit_id, address=address
+        )
+
+    def _checked(self, spec: RegisterSpec, value: Value) -> Value:
+        definition = self._by_key[spec.key]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            low, high = definition.native_min, definition.native_max
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise DeviceFailure(
+                    f"{spec.key}: {value} outside {low}-{high}",
+                    unit_id=self.unit_id,
+                    address=spec.address,
+                )
+        return value
+
+    def _record(self, key: str, value: Value) -> None:
+        history = self._writes.setdefault(key, [])
+        entry = (self._clock(), value)
+        bisect.insort_right(history, entry, key=lambda item: item[0])
+
+    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+        """Write whole writable holding registers starting at ``address``; all or nothing."""
+        self._check_unit(unit_id)
+        self._check_range(Table.HOLDING, address, len(values), MAX_WRITE_WORDS)
+        updates: list[tuple[str, Value]] = []
+        position = address
+        while position < address + len(values):
+            spec = self._writable(Table.HOLDING, position)
+            if spec.end > address + len(values):
+                raise IllegalAddress(
+                    f"{spec.key}: write covers only part of the value",
+                    unit_id=unit_id,
+                    address=position,
+                )
+            words = values[position - address : spec.end - address]
+            try:
+                decoded = spec.decode(words)
+            except DecodeError as err:
+                raise DeviceFailure(str(err), unit_id=unit_id, address=position) from err
+            updates.append((spec.key, self._checked(spec, decoded)))
+            position = spec.end
+        for key, value in updates:
+            self._record(key, value)
+
+    def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Switch a writable coil."""
+        self._check_unit(unit_id)
+        self._check_range(Table.COIL, address, 1, 1)
+        spec = self._writable(Table.COIL, address)
+        self._record(spec.key, bool(value))
