@@ -1,0 +1,552 @@
+"""Per-register adaptive poll interval: rate, noise floor and the reason for every decision.
+
+One :class:`IntervalModel` per register turns the stream of reads into a poll
+interval between ``limits.min_interval`` and ``limits.max_interval``:
+
+* **Rate.** The signal rate is estimated from successive differences
+  ``Δ = v_k - v_{k-1}`` over gaps ``dt`` as a decayed regression of ``Δ²`` on
+  ``dt²``: ``Δ² ≈ rate²·dt² + noise²``. Noise is subtracted with a margin
+  (:data:`NOISE_MARGIN`), so white noise adds nothing to the rate on average.
+* **Noise floor.** Measurement noise is estimated from the residual of each read
+  against the straight line through the two reads before it (a linear trend has
+  residual 0, whatever the gaps); the RMS of the last :data:`NOISE_WINDOW`
+  normalised residuals, trimmed of outliers beyond :data:`NOISE_TRIM` median-based
+  sigmas, is robust to the occasional real step. ``noise`` is the
+  RMS read-to-read difference that noise alone produces (``√2·σ`` of one read).
+* **Target.** ``SAFETY · resolution / rate`` clamped to the limits, where
+  ``resolution = max(tolerance, noise)``: the expected real change between two
+  reads stays within :data:`SAFETY` of the tolerance, and changes smaller than
+  the noise floor are never chased.
+* **Shorten fast.** A read that differs from the previous one by more than the
+  jump threshold ``max(resolution, JUMP_K·noise)`` sets the interval at once to
+  the smaller of the target and the interval at which that change would have
+  stayed within the tolerance (:attr:`Reason.JUMP`). A target below the current
+  interval is adopted at once (:attr:`Reason.RATE`).
+* **Lengthen slowly.** Otherwise the interval grows by at most :data:`GROWTH` per
+  read taken a full interval apart (less for reads taken sooner, e.g. as a rider
+  of a block read), never beyond the target (:attr:`Reason.QUIET`).
+* **Noisy registers.** When the noise floor exceeds the tolerance the register is
+  flagged ``noisy`` (cleared below :data:`NOISY_CLEAR` of it) and decisions carry
+  :attr:`Reason.NOISY`; the interval follows the noise-based target, so a noisy
+  register is not pinned to the minimum interval.
+* **Tolerance 0** ("every change matters") on a numeric register uses
+  :data:`ZERO_TOLERANCE` as the smallest step: every change is a jump, and a
+  register that changes on every read by noise alone is flagged noisy.
+* **Non-numeric registers** (strings, bools: ``value`` is ``None``) follow the
+  ``changed`` flag: a change goes to the minimum interval (JUMP), a quiet read
+  lengthens (QUIET); ``rate`` is then changes per second.
+
+Cluster coordination: :func:`quantize` snaps intervals to a harmonic ladder and
+:func:`aligned_due` puts due times on multiples of the interval from a common
+epoch, so registers that share a block come due together and share a request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from statistics import median
+from typing import Any
+
+STATE_VERSION = 1
+SAFETY = 0.6
+"""Fraction of the tolerance the expected change between two reads may use."""
+GROWTH = 1.25
+"""Largest factor by which one quiet read (a full interval apart) lengthens the interval."""
+JUMP_K = 3.0
+"""A change must exceed this many noise floors (and the tolerance) to count as a jump."""
+NOISE_MARGIN = 2.0
+"""Multiples of noise² subtracted per read from Δ² when estimating the rate (conservative)."""
+RATE_DECAY = 0.75
+"""Decay of the rate statistics per full-weight read (memory of about four reads)."""
+NOISE_WINDOW = 31
+"""Residuals kept for the noise estimate."""
+NOISE_TRIM = 3.5
+"""Residuals above this many median-based noise estimates are outliers (real steps)."""
+MIN_NOISE_SAMPLES = 5
+"""Residuals needed before the noisy flag may change."""
+NOISY_CLEAR = 0.8
+"""The noisy flag clears when noise falls below this fraction of the tolerance (hysteresis)."""
+ZERO_TOLERANCE = 1e-9
+"""Smallest step used for a numeric tolerance of 0 (every change matters)."""
+MAX_GAP_RATIO = 4.0
+"""Residuals across gaps whose ratio exceeds this are not used for the noise estimate."""
+_HALF_NORMAL_MEDIAN = 0.6744897501960817
+_REL_EPS = 1e-9
+_DUE_EPS = 1e-6
+
+
+class Reason(StrEnum):
+    """Why an interval was set."""
+
+    INITIAL = "initial"
+    RATE = "rate"
+    JUMP = "jump"
+    QUIET = "quiet"
+    NOISY = "noisy"
+    PATTERN = "pattern"
+    WRITE = "write"
+    FIXED = "fixed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalDecision:
+    """One interval change, kept with its reason and a human-readable detail."""
+
+    at: float
+    interval: float
+    previous: float
+    reason: Reason
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "at": self.at,
+            "interval": self.interval,
+            "previous": self.previous,
+            "reason": self.reason.value,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> IntervalDecision | None:
+        """Parse :meth:`to_dict` output; ``None`` when anything is missing or invalid."""
+        if not isinstance(data, Mapping):
+            return None
+        at, interval, previous = (_number(data.get(k)) for k in ("at", "interval", "previous"))
+        detail, reason = data.get("detail"), data.get("reason")
+        if not isinstance(reason, str) or reason not in {r.value for r in Reason}:
+            return None
+        if at is None or interval is None or previous is None or not isinstance(detail, str):
+            return None
+        return cls(at, interval, previous, Reason(reason), detail)
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalLimits:
+    """Bounds of a register's poll interval in seconds (``0 < min <= max``)."""
+
+    min_interval: float
+    max_interval: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.min_interval) and self.min_interval > 0):
+            raise ValueError(f"min_interval must be a positive number, got {self.min_interval}")
+        if not (math.isfinite(self.max_interval) and self.max_interval >= self.min_interval):
+            raise ValueError(
+                f"max_interval must be a number >= min_interval, got {self.max_interval}"
+            )
+
+    def clamp(self, interval: float) -> float:
+        """``interval`` within the limits (NaN becomes the minimum)."""
+        if math.isnan(interval):
+            return self.min_interval
+        return min(self.max_interval, max(self.min_interval, interval))
+
+
+DEFAULT_LIMITS = IntervalLimits(5.0, 300.0)
+
+
+class IntervalModel:
+    """Adaptive poll interval of one register (see the module docstring for the rules).
+
+    Attributes: ``interval`` (current base interval, s), ``rate`` (estimated signal
+    change per second in engineering units; changes per second when non-numeric),
+    ``noise`` (RMS read-to-read difference caused by noise, units), ``noisy``
+    (noise above tolerance), ``activity`` (signal change of the last read in
+    tolerances per second, changes per second when non-numeric: feed it to
+    :class:`~.patterns.ActivityProfile`), ``last_decision``.
+    """
+
+    def __init__(
+        self,
+        tolerance: float,
+        limits: IntervalLimits,
+        *,
+        numeric: bool = True,
+        unit: str = "",
+        at: float = 0.0,
+    ) -> None:
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise ValueError(f"tolerance must be zero or a positive number, got {tolerance}")
+        self.tolerance = float(tolerance)
+        self.limits = limits
+        self.numeric = numeric
+        self.unit = unit
+        self.interval = limits.min_interval
+        self.rate = 0.0
+        self.noise = 0.0
+        self.noisy = False
+        self.activity = 0.0
+        self._last_t: float | None = None
+        self._last_value: float | None = None
+        self._last_step: tuple[float, float] | None = None
+        self._residuals: list[float] = []
+        self._acc_rate = 0.0
+        self._acc_weight = 0.0
+        self.last_decision = IntervalDecision(
+            at,
+            self.interval,
+            self.interval,
+            Reason.INITIAL,
+            f"start at min interval {_secs(self.interval)} until the rate is learned",
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def resolution(self) -> float:
+        """Smallest change worth tracking: ``max(tolerance, noise)`` (never 0)."""
+        return max(self.tolerance, self.noise, ZERO_TOLERANCE)
+
+    def target(self) -> float:
+        """Rate-based target interval, clamped to the limits (max when nothing changes)."""
+        if not self.numeric or self.rate <= 0:
+            return self.limits.max_interval
+        return self.limits.clamp(SAFETY * self.resolution / self.rate)
+
+    def observe(self, t: float, value: float | None, changed: bool) -> IntervalDecision | None:
+        """Learn from a read at time ``t``; return the decision, ``None`` if nothing changed.
+
+        Numeric models use ``value`` (``None`` or NaN breaks the baseline and is
+        otherwise ignored); non-numeric models use ``changed``. Reads at or
+        before the previous read time are ignored.
+        """
+        if self._last_t is not None and not t > self._last_t:
+            return None
+        if not self.numeric:
+            return self._observe_event(t, changed)
+        if value is None or not math.isfinite(value):
+            self._last_t, self._last_value, self._last_step = t, None, None
+            return None
+        return self._observe_numeric(t, float(value))
+
+    def reset(self, t: float, reason: Reason = Reason.WRITE) -> IntervalDecision:
+        """Set the interval to the minimum (after a write or an incident).
+
+        The next read starts a new baseline, so the written change is not
+        mistaken for signal; learned rate and noise are kept.
+        """
+        self._last_t, self._last_value, self._last_step = None, None, None
+        detail = f"reset to min interval {_secs(self.limits.min_interval)} after {reason.value}"
+        return self._record(t, self.limits.min_interval, reason, detail)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, versioned state (see :meth:`from_dict`)."""
+        return {
+            "version": STATE_VERSION,
+            "tolerance": self.tolerance,
+            "min_interval": self.limits.min_interval,
+            "max_interval": self.limits.max_interval,
+            "numeric": self.numeric,
+            "unit": self.unit,
+            "interval": self.interval,
+            "noisy": self.noisy,
+            "activity": self.activity,
+            "last_t": self._last_t,
+            "last_value": self._last_value,
+            "last_step": None if self._last_step is None else list(self._last_step),
+            "residuals": list(self._residuals),
+            "acc": [self._acc_rate, self._acc_weight],
+            "decision": self.last_decision.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: object,
+        *,
+        tolerance: float | None = None,
+        limits: IntervalLimits | None = None,
+        numeric: bool | None = None,
+    ) -> IntervalModel:
+        """Restore :meth:`to_dict` output; never raises on bad data.
+
+        ``tolerance``, ``limits`` and ``numeric`` given here (the current
+        configuration) win over the stored ones. Missing, corrupt or
+        unknown-version data falls back field by field to a fresh model.
+        """
+        src: Mapping[str, Any] = {}
+        if isinstance(data, Mapping) and data.get("version") == STATE_VERSION:
+            src = data
+        if tolerance is None:
+            stored = _number(src.get("tolerance"))
+            tolerance = stored if stored is not None and stored >= 0 else 0.0
+        if numeric is None:
+            numeric = _flag(src.get("numeric"), True)
+        unit = src.get("unit")
+        model = cls(
+            tolerance,
+            limits or _stored_limits(src),
+            numeric=numeric,
+            unit=unit if isinstance(unit, str) else "",
+        )
+        model._restore(src)
+        return model
+
+    # ------------------------------------------------------------------ observation paths
+
+    def _observe_numeric(self, t: float, value: float) -> IntervalDecision | None:
+        last_t, last_value = self._last_t, self._last_value
+        self._last_t, self._last_value = t, value
+        if last_t is None or last_value is None:
+            self._last_step = None
+            return None
+        dt, delta = t - last_t, value - last_value
+        was_noisy = self.noisy
+        self._update_noise(dt, delta)
+        self._last_step = (dt, delta)
+        signal = math.sqrt(max(0.0, delta * delta - NOISE_MARGIN * self.noise**2))
+        self.rate = self._accumulate(self._weight(dt), signal / dt)
+        self.activity = signal / dt / self.resolution
+        return self._decide_numeric(t, dt, delta, force=was_noisy != self.noisy)
+
+    def _observe_event(self, t: float, changed: bool) -> IntervalDecision | None:
+        last_t = self._last_t
+        self._last_t = t
+        if last_t is None:
+            return None
+        dt = t - last_t
+        self.activity = (1.0 if changed else 0.0) / dt
+        self.rate = self._accumulate(self._weight(dt), self.activity)
+        if changed:
+            detail = f"value changed after {_secs(dt)} -> min interval"
+            return self._decide(t, self.limits.min_interval, Reason.JUMP, detail)
+        new, growth = self._lengthened(dt, self.limits.max_interval)
+        detail = f"unchanged after {_secs(dt)} -> x{growth:.3g} = {_secs(new)}"
+        return self._decide(t, new, Reason.QUIET, detail)
+
+    # ------------------------------------------------------------------ estimators
+
+    def _weight(self, dt: float) -> float:
+        """Evidence of one read: 1 for a read a full interval after the last, less if sooner."""
+        return min(1.0, dt / self.interval)
+
+    def _accumulate(self, weight: float, rate: float) -> float:
+        """Add one rate sample to the weighted, decaying mean; return the new mean."""
+        decay = math.pow(RATE_DECAY, weight)
+        self._acc_rate = self._acc_rate * decay + weight * rate
+        self._acc_weight = self._acc_weight * decay + weight
+        return self._mean_rate()
+
+    def _mean_rate(self) -> float:
+        return self._acc_rate / self._acc_weight if self._acc_weight > 0 else 0.0
+
+    def _update_noise(self, dt: float, delta: float) -> None:
+        """Add the residual of this read against the line through the two before it."""
+        if self._last_step is not None:
+            prev_dt, prev_delta = self._last_step
+            ratio = dt / prev_dt
+            if 1.0 / MAX_GAP_RATIO <= ratio <= MAX_GAP_RATIO:
+                residual = delta - prev_delta * ratio
+                # white noise sigma: var(residual) = sigma²·g; noise (RMS of Δ) = √2·sigma
+                g = 1.0 + (1.0 + ratio) ** 2 + ratio**2
+                self._residuals.append(abs(residual) * math.sqrt(2.0 / g))
+                del self._residuals[:-NOISE_WINDOW]
+        self._refresh_noise()
+
+    def _refresh_noise(self) -> None:
+        self.noise = _robust_rms(self._residuals)
+        if len(self._residuals) < MIN_NOISE_SAMPLES:
+            return
+        tolerance = max(self.tolerance, ZERO_TOLERANCE)
+        if self.noise > tolerance:
+            self.noisy = True
+        elif self.noise < NOISY_CLEAR * tolerance:
+            self.noisy = False
+
+    # ------------------------------------------------------------------ decisions
+
+    def _decide_numeric(
+        self, t: float, dt: float, delta: float, *, force: bool
+    ) -> IntervalDecision | None:
+        resolution = self.resolution
+        threshold = max(resolution, JUMP_K * self.noise)
+        target = self.target()
+        if abs(delta) > threshold:
+            instant = SAFETY * resolution * dt / abs(delta)
+            new = self.limits.clamp(min(self.interval, target, instant))
+            detail = (
+                f"change {_num(delta)}{self._u} in {_secs(dt)} > {_num(threshold)}{self._u}"
+                f" -> {_secs(new)}"
+            )
+            return self._decide(t, new, Reason.JUMP, detail, force=force)
+        rate = (
+            f"rate {_num(self.rate)}{self._u}/s, noise {_num(self.noise)}{self._u},"
+            f" tolerance {_num(self.tolerance)}{self._u} -> target {_secs(target)}"
+        )
+        if target < self.interval:
+            new, reason, detail = target, Reason.RATE, rate
+        else:
+            new, growth = self._lengthened(dt, target)
+            reason, detail = Reason.QUIET, f"{rate}; x{growth:.3g} = {_secs(new)}"
+        if self.noisy:
+            reason = Reason.NOISY
+            detail = f"noisy (noise {_num(self.noise)} > tolerance): {detail}"
+        return self._decide(t, new, reason, detail, force=force)
+
+    def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
+        growth = math.pow(GROWTH, self._weight(dt))
+        return self.limits.clamp(min(cap, self.interval * growth)), growth
+
+    def _decide(
+        self, t: float, new: float, reason: Reason, detail: str, *, force: bool = False
+    ) -> IntervalDecision | None:
+        if not force and math.isclose(new, self.interval, rel_tol=_REL_EPS):
+            return None
+        return self._record(t, new, reason, detail)
+
+    def _record(self, t: float, new: float, reason: Reason, detail: str) -> IntervalDecision:
+        decision = IntervalDecision(t, new, self.interval, reason, detail)
+        self.interval = new
+        self.last_decision = decision
+        return decision
+
+    @property
+    def _u(self) -> str:
+        return f" {self.unit}" if self.unit else ""
+
+    # ------------------------------------------------------------------ restore
+
+    def _restore(self, src: Mapping[str, Any]) -> None:
+        interval = _number(src.get("interval"))
+        self.interval = self.limits.clamp(interval if interval is not None else 0.0)
+        self.noisy = _flag(src.get("noisy"), False)
+        self.activity = _non_negative(src.get("activity"))
+        self._last_t = _number(src.get("last_t"))
+        self._last_value = _number(src.get("last_value")) if self.numeric else None
+        self._last_step = _step(src.get("last_step"))
+        self._residuals = _non_negative_list(src.get("residuals"))[-NOISE_WINDOW:]
+        acc = src.get("acc")
+        if isinstance(acc, list) and len(acc) == 2:
+            self._acc_rate, self._acc_weight = (_non_negative(x) for x in acc)
+        decision = IntervalDecision.from_dict(src.get("decision"))
+        if decision is not None:
+            self.last_decision = decision
+        self.noise = _robust_rms(self._residuals)
+        self.rate = self._mean_rate()
+
+
+# ---------------------------------------------------------------------- cluster coordination
+
+
+def quantize(interval: float, limits: IntervalLimits, *, steps_per_octave: int = 1) -> float:
+    """Snap ``interval`` down to the ladder ``min·2**(k/steps_per_octave)`` (plus ``max``).
+
+    Cluster-coordination helper. With the default one step per octave every rung
+    divides every larger rung, so registers that share a block get harmonic
+    intervals: with :func:`aligned_due` the slower register's due times are a
+    subset of the faster one's and its reads ride along in the same request.
+    ``max`` is a rung of its own (registers resting at max coincide with each
+    other). Rounding is down, so freshness never gets worse than the model asked
+    for; finer ladders (``steps_per_octave`` > 1) lose less but are harmonic only
+    within each of their interleaved chains. NaN gives ``min``.
+    """
+    if steps_per_octave < 1:
+        raise ValueError("steps_per_octave must be >= 1")
+    low, high = limits.min_interval, limits.max_interval
+    if math.isnan(interval) or interval <= low:
+        return low
+    if interval >= high:
+        return high
+    k = math.floor(steps_per_octave * math.log2(interval / low) + _REL_EPS)
+    return min(high, low * math.pow(2.0, k / steps_per_octave))
+
+
+def aligned_due(last_read: float, interval: float, *, min_fraction: float = 0.0) -> float:
+    """Next multiple of ``interval`` (on the common epoch t=0) after ``last_read``.
+
+    Registers with harmonic intervals (see :func:`quantize`) thus come due at the
+    same instants. A read taken a hair before a tick (within 1e-6 of the
+    interval: clock jitter) counts as on the tick. ``min_fraction`` (0..1) asks
+    for at least that fraction of an interval between the read and the due time,
+    for reads taken off the grid (a write read-back, a retry).
+    """
+    if not (math.isfinite(interval) and interval > 0):
+        raise ValueError(f"interval must be a positive number, got {interval}")
+    earliest = last_read + min(1.0, max(0.0, min_fraction)) * interval
+    due = (math.floor(earliest / interval) + 1) * interval
+    if due - earliest <= _DUE_EPS * interval:
+        due += interval
+    return due
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _robust_rms(samples: list[float]) -> float:
+    """RMS of ``samples`` without outliers (above :data:`NOISE_TRIM` median-based sigmas).
+
+    The median alone is robust but inefficient on the strongly correlated second
+    differences; the trimmed RMS keeps the robustness at about half the spread.
+    """
+    if not samples:
+        return 0.0
+    scale = median(samples) / _HALF_NORMAL_MEDIAN
+    kept = [x for x in samples if x <= NOISE_TRIM * scale] or samples
+    return math.sqrt(math.fsum(x * x for x in kept) / len(kept))
+
+
+def _number(value: object) -> float | None:
+    """A finite float from stored data, else ``None`` (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _non_negative(value: object) -> float:
+    number = _number(value)
+    return number if number is not None and number >= 0 else 0.0
+
+
+def _non_negative_list(value: object) -> list[float]:
+    if not isinstance(value, list):
+        return []
+    numbers = [_number(x) for x in value]
+    return [x for x in numbers if x is not None and x >= 0]
+
+
+def _flag(value: object, default: bool) -> bool:
+    return value if isinstance(value, bool) else default
+
+
+def _step(value: object) -> tuple[float, float] | None:
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    dt, delta = _number(value[0]), _number(value[1])
+    if dt is None or delta is None or dt <= 0:
+        return None
+    return dt, delta
+
+
+def _stored_limits(src: Mapping[str, Any]) -> IntervalLimits:
+    low, high = _number(src.get("min_interval")), _number(src.get("max_interval"))
+    if low is None or high is None:
+        return DEFAULT_LIMITS
+    try:
+        return IntervalLimits(low, high)
+    except ValueError:
+        return DEFAULT_LIMITS
+
+
+def _num(value: float) -> str:
+    """Compact number for details: three significant digits, no exponent in normal ranges."""
+    magnitude = abs(value)
+    if magnitude == 0:
+        return "0"
+    if not 1e-3 <= magnitude < 1e7:
+        return f"{value:.3g}"
+    decimals = max(0, 2 - math.floor(math.log10(magnitude)))
+    return f"{value:.{decimals}f}"
+
+
+def _secs(value: float) -> str:
+    return f"{_num(value)} s"
