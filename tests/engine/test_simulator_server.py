@@ -1,0 +1,215 @@
+"""The demo device served by pymodbus: values live from the device, holes, writes, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from custom_components.adaptive_modbus.engine.errors import (
+    DeviceFailure,
+    IllegalAddress,
+    ModbusTimeout,
+)
+from custom_components.adaptive_modbus.engine.registers import Table
+from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+from custom_components.adaptive_modbus.engine.transport import (
+    PymodbusTransport,
+    TransportConfig,
+    TransportKind,
+)
+
+LOOPBACK = "127.0.0.1"
+ServerFactory = Callable[..., Awaitable[SimulatorServer]]
+WaitUntil = Callable[..., Awaitable[bool]]
+
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts([LOOPBACK]),
+    pytest.mark.old_pymodbus,
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+HAVE_HA = importlib.util.find_spec("homeassistant") is not None
+CLI_MODULE = "custom_components.adaptive_modbus.engine.simulator"
+# Without Home Assistant (the pymodbus 3.8.3 venv) the integration's __init__ cannot be
+# imported: register the parent packages as plain packages, then run the module.
+_NO_HA_BOOTSTRAP = f"""
+import importlib.machinery, importlib.util, runpy, sys
+for name, path in (("custom_components", "custom_components"),
+                   ("custom_components.adaptive_modbus", "custom_components/adaptive_modbus")):
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [path]
+    sys.modules[name] = importlib.util.module_from_spec(spec)
+runpy.run_module("{CLI_MODULE}", run_name="__main__", alter_sys=True)
+"""
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def transport_for(
+    server: SimulatorServer, kind: TransportKind = TransportKind.TCP
+) -> PymodbusTransport:
+    return PymodbusTransport(
+        TransportConfig(kind=kind, host=LOOPBACK, port=server.port, timeout=0.3, retries=0)
+    )
+
+
+@pytest.mark.parametrize("framer", ["socket", "rtu"])
+async def test_values_are_computed_live_from_the_device(
+    start_server: ServerFactory, framer: str
+) -> None:
+    clock = Clock()
+    device = SimulatedDevice(seed=42, clock=clock)
+    server = await start_server(device, framer=framer)
+    assert server.port > 0
+    kind = TransportKind.RTU_OVER_TCP if framer == "rtu" else TransportKind.TCP
+    transport = transport_for(server, kind)
+    try:
+        for step in range(3):
+            clock.now = 1_000_000.0 + step * 900.0  # a new scenario phase each time
+            for table in Table:
+                space = device.address_space(table)
+                if not len(space):
+                    continue
+                hole = min(device.holes(table), default=None)
+                stop = space.stop if hole is None else hole
+                count = min(stop - space.start, 100)
+                expected = device.read(1, table, space.start, count)
+                assert await transport.read(1, table, space.start, count) == expected
+    finally:
+        await transport.close()
+
+
+async def test_hole_answers_illegal_address(start_server: ServerFactory) -> None:
+    device = SimulatedDevice(seed=1)
+    server = await start_server(device)
+    transport = transport_for(server)
+    try:
+        (hole,) = device.holes(Table.INPUT)
+        with pytest.raises(IllegalAddress):
+            await transport.read(1, Table.INPUT, hole - 2, 4)
+        assert len(await transport.read(1, Table.INPUT, hole - 2, 2)) == 2
+        assert len(await transport.read(1, Table.INPUT, hole + 1, 2)) == 2
+        end = device.address_space(Table.HOLDING).stop
+        with pytest.raises(IllegalAddress):
+            await transport.read(1, Table.HOLDING, end, 1)
+        if device.max_read_words < 125:
+            with pytest.raises(DeviceFailure):  # more than the device's block limit
+                await transport.read(1, Table.INPUT, 0, device.max_read_words + 1)
+    finally:
+        await transport.close()
+
+
+async def test_writes_reach_the_device(start_server: ServerFactory) -> None:
+    device = SimulatedDevice(seed=42)
+    server = await start_server(device)
+    setpoint = device.spec("room_setpoint")
+    coil = device.spec("pump_enable")
+    transport = transport_for(server)
+    try:
+        words = setpoint.encode(23.5)
+        await transport.write_registers(1, setpoint.address, words)
+        assert await transport.read(1, Table.HOLDING, setpoint.address, len(words)) == words
+        assert device.truth("room_setpoint", device.now()) == 23.5
+        for value in (True, False):
+            await transport.write_coil(1, coil.address, value)
+            assert await transport.read(1, Table.COIL, coil.address, 1) == [int(value)]
+        with pytest.raises(IllegalAddress):  # not writable
+            await transport.write_registers(1, device.spec("flow_rate").address, [0, 0])
+    finally:
+        await transport.close()
+
+
+async def test_other_unit_ids_get_no_answer(start_server: ServerFactory) -> None:
+    server = await start_server(SimulatedDevice(unit_id=3))
+    transport = transport_for(server)
+    try:
+        with pytest.raises(ModbusTimeout):
+            await transport.read(1, Table.INPUT, 0, 1)
+        assert len(await transport.read(3, Table.INPUT, 0, 1)) == 1
+    finally:
+        await transport.close()
+
+
+async def test_stop_closes_connections_and_restart_keeps_port(
+    start_server: ServerFactory, wait_until: WaitUntil
+) -> None:
+    server = await start_server(SimulatedDevice())
+    port = server.port
+    transport = transport_for(server)
+    try:
+        await transport.read(1, Table.INPUT, 0, 1)
+        assert server.active_connections == 1
+        await server.stop()
+        assert not server.running
+        assert await wait_until(lambda: not transport.connected)
+        await server.start()
+        assert server.port == port
+        await asyncio.sleep(transport.backoff_remaining)
+        assert len(await transport.read(1, Table.INPUT, 0, 1)) == 1
+    finally:
+        await transport.close()
+
+
+async def test_port_in_use_is_an_error(start_server: ServerFactory) -> None:
+    first = await start_server(SimulatedDevice())
+    with pytest.raises(OSError):
+        await start_server(SimulatedDevice(), port=first.port)
+
+
+async def test_cli_serves_until_interrupted() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = ["-m", CLI_MODULE] if HAVE_HA else ["-c", _NO_HA_BOOTSTRAP]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *command,
+        "--port",
+        "0",
+        "--seed",
+        "7",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        port = 0
+        while not port:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+            assert line, "simulator exited: " + "".join(lines)
+            lines.append(line)
+            if match := re.search(r"listening on 127\.0\.0\.1:(\d+)", line):
+                port = int(match.group(1))
+        text = "".join(lines)
+        assert "seed 7" in text
+        assert "input" in text and "illegal address" in text
+        transport = PymodbusTransport(TransportConfig(host=LOOPBACK, port=port, timeout=1.0))
+        try:
+            assert len(await transport.read(1, Table.INPUT, 0, 4)) == 4
+        finally:
+            await transport.close()
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
