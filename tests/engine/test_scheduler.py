@@ -339,6 +339,9 @@ async def test_snapshot_rates_and_export() -> None:
     assert data["holes"] == {"1.input": [10]}
     assert data["registers"]["1.room_setpoint"]["table"] == "holding"
     assert snap.totals.cycles == len(snap.recent_cycles)
+    assert snap.units[1].requests == snap.totals.requests
+    assert snap.units[1].bytes == snap.totals.bytes > 0
+    assert data["units"]["1"]["registers_read"] == snap.totals.registers_read
 
 
 async def test_per_unit_limits_and_fixed_cost_model() -> None:

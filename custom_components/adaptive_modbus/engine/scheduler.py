@@ -601,6 +601,7 @@ class PollEngine:
             clusters=self._clusters(),
             totals=self._stats.totals,
             holes={f"{u}.{t}": tuple(sorted(a)) for (u, t), a in self._holes.items() if a},
+            units=self._stats.units,
             recent_requests=tuple(self._stats.requests),
             recent_errors=tuple(self._stats.errors),
             recent_interval_changes=tuple(self._stats.interval_changes),

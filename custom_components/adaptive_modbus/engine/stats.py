@@ -142,6 +142,17 @@ class Totals:
     state_changes: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class UnitTotals:
+    """Counters of one unit id (device) since the engine started."""
+
+    requests: int = 0
+    registers_read: int = 0
+    bytes: int = 0
+    errors: int = 0
+    writes: int = 0
+
+
 def _percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return 0.0
@@ -161,6 +172,7 @@ class EngineSnapshot:
     clusters: tuple[ClusterSnapshot, ...]
     totals: Totals
     holes: Mapping[str, tuple[int, ...]]
+    units: Mapping[int, UnitTotals] = field(default_factory=dict)
     recent_requests: tuple[RequestRecord, ...] = field(default_factory=tuple)
     recent_errors: tuple[ErrorRecord, ...] = field(default_factory=tuple)
     recent_interval_changes: tuple[IntervalChange, ...] = field(default_factory=tuple)
@@ -232,6 +244,7 @@ class EngineSnapshot:
             "at": self.at,
             "adaptive": self.adaptive,
             "totals": _plain(self.totals),
+            "units": {str(unit): _plain(totals) for unit, totals in self.units.items()},
             "rates": {
                 "requests_per_minute": round(self.requests_per_minute, 3),
                 "bus_utilisation_percent": round(self.bus_utilisation, 3),
@@ -270,6 +283,12 @@ class StatsRecorder:
         self.interval_changes: deque[IntervalChange] = deque(maxlen=RECENT_INTERVAL_CHANGES)
         self.cycles: deque[CycleRecord] = deque(maxlen=RECENT_CYCLES)
         self._counts = dict.fromkeys(Totals.__dataclass_fields__, 0)
+        self._unit_counts: dict[int, dict[str, int]] = {}
+
+    @property
+    def units(self) -> dict[int, UnitTotals]:
+        """Frozen per-unit counters."""
+        return {unit: UnitTotals(**c) for unit, c in sorted(self._unit_counts.items())}
 
     @property
     def totals(self) -> Totals:
@@ -280,13 +299,19 @@ class StatsRecorder:
         """Count one request (read or write)."""
         self.requests.append(record)
         ok_read = record.ok and not record.write
-        self._bump(
-            requests=1,
-            registers_read=record.count if ok_read else 0,
-            bytes=frame_bytes(record.table, record.count),
-            errors=0 if record.ok else 1,
-            writes=1 if record.write else 0,
+        deltas = {
+            "requests": 1,
+            "registers_read": record.count if ok_read else 0,
+            "bytes": frame_bytes(record.table, record.count),
+            "errors": 0 if record.ok else 1,
+            "writes": 1 if record.write else 0,
+        }
+        self._bump(**deltas)
+        unit = self._unit_counts.setdefault(
+            record.unit_id, dict.fromkeys(UnitTotals.__dataclass_fields__, 0)
         )
+        for name, delta in deltas.items():
+            unit[name] += delta
 
     def add_error(self, record: ErrorRecord) -> None:
         """Keep a failed request for diagnostics."""
