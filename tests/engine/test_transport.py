@@ -84,17 +84,18 @@ def test_pymodbus_transport_implements_protocol() -> None:
         (3, False, IllegalAddress, ErrorKind.ILLEGAL_ADDRESS),
         (3, True, ModbusError, ErrorKind.OTHER),
         (4, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
-        (5, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
-        (6, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
-        (10, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
-        (11, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
+        (5, False, ModbusError, ErrorKind.OTHER),
+        (6, False, ModbusError, ErrorKind.OTHER),
+        (10, False, ModbusTimeout, ErrorKind.TIMEOUT),
+        (11, False, ModbusTimeout, ErrorKind.TIMEOUT),
+        (12, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
     ],
 )
 def test_classify_exception_code(code: int, write: bool, error: type, kind: ErrorKind) -> None:
     err = classify_exception_code(code, 3, 40, write=write)
     assert type(err) is error
     assert err.kind is kind
-    assert (err.unit_id, err.address) == (3, 40)
+    assert (err.unit_id, err.address, err.code) == (3, 40, code)
 
 
 def test_backoff_doubles_caps_and_resets() -> None:
@@ -438,8 +439,8 @@ def registers_answer(pdu: bytes) -> bytes:
         (2, IllegalAddress),
         (3, IllegalAddress),
         (4, DeviceFailure),
-        (6, DeviceFailure),
-        (11, DeviceFailure),
+        (6, ModbusError),
+        (11, ModbusTimeout),
     ],
 )
 async def test_exception_codes_from_the_wire(code: int, error: type[ModbusError]) -> None:
@@ -447,8 +448,9 @@ async def test_exception_codes_from_the_wire(code: int, error: type[ModbusError]
         scripted(lambda n, fc, pdu: bytes([fc | 0x80, code])) as server,
         opened(tcp_config(server.port)) as transport,
     ):
-        with pytest.raises(error):
+        with pytest.raises(error) as read_info:
             await transport.read(1, Table.INPUT, 3, 2)
+        assert type(read_info.value) is error and read_info.value.code == code
         with pytest.raises(ModbusError) as info:
             await transport.write_registers(1, 3, [1])
         if code == 3:

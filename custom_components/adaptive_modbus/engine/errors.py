@@ -32,11 +32,17 @@ class ModbusError(Exception):
     kind: ErrorKind = ErrorKind.OTHER
 
     def __init__(
-        self, message: str, *, unit_id: int | None = None, address: int | None = None
+        self,
+        message: str,
+        *,
+        unit_id: int | None = None,
+        address: int | None = None,
+        code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.unit_id = unit_id
         self.address = address
+        self.code = code  # the Modbus exception code, when the device answered with one
 
 
 class ModbusTimeout(ModbusError):

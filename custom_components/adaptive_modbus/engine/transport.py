@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pymodbus.client import (
     AsyncModbusSerialClient,
@@ -214,6 +214,8 @@ _TIMEOUT_MARGIN = 0.5  # seconds added to our own guard around pymodbus' timeout
 
 # Modbus protocol limits of one request
 MAX_READ_REGISTERS = 125
+GATEWAY_NO_ANSWER_CODES = frozenset({10, 11})  # gateway path unavailable / target silent
+BUSY_CODES = frozenset({5, 6})  # acknowledge (still working) / device busy
 MAX_READ_BITS = 2000
 MAX_WRITE_REGISTERS = 123
 
@@ -477,10 +479,12 @@ def classify_exception_code(
 
     1 -> IllegalFunction; 2 -> IllegalAddress; 3 (illegal data value) -> IllegalAddress
     for reads (the quantity or range was refused: blame the block) and a plain
-    ModbusError for writes (the value was refused); anything else (4 device failure,
-    5 acknowledge, 6 busy, 10/11 gateway errors, unknown) -> DeviceFailure.
+    ModbusError for writes (the value was refused); 10/11 (the gateway could not reach
+    the unit) -> ModbusTimeout, as if the unit were silent (never blame the block);
+    5/6 (acknowledge / busy: come back later) -> plain ModbusError; anything else
+    (4 device failure, unknown) -> DeviceFailure. The error keeps the code.
     """
-    where = {"unit_id": unit_id, "address": address}
+    where: dict[str, Any] = {"unit_id": unit_id, "address": address, "code": code}
     if code == compat.EXC_ILLEGAL_FUNCTION:
         return IllegalFunction(f"unit {unit_id}: illegal function (code 1)", **where)
     if code == compat.EXC_ILLEGAL_ADDRESS:
@@ -489,4 +493,11 @@ def classify_exception_code(
         if write:
             return ModbusError(f"unit {unit_id}: illegal data value (code 3)", **where)
         return IllegalAddress(f"unit {unit_id}: illegal data value at {address} (code 3)", **where)
+    if code in GATEWAY_NO_ANSWER_CODES:
+        return ModbusTimeout(
+            f"unit {unit_id}: gateway got no answer from the unit (exception code {code})",
+            **where,
+        )
+    if code in BUSY_CODES:
+        return ModbusError(f"unit {unit_id}: device busy (exception code {code})", **where)
     return DeviceFailure(f"unit {unit_id}: device failure (exception code {code})", **where)

@@ -1,0 +1,902 @@
+"""Config, options and reconfigure flows against real Modbus servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncGenerator, Generator, Sequence
+from pathlib import Path
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
+import pytest
+from homeassistant.config_entries import SOURCE_IMPORT, SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
+
+from custom_components.adaptive_modbus import config_flow
+from custom_components.adaptive_modbus.config_flow import (
+    CONF_ADD_ANOTHER,
+    FlowError,
+    _probe_error,
+)
+from custom_components.adaptive_modbus.const import (
+    CONF_ADAPTIVE,
+    CONF_BAUDRATE,
+    CONF_BYTESIZE,
+    CONF_CLOSE_AFTER_CYCLE,
+    CONF_CONNECTION,
+    CONF_DEFAULT_TOLERANCE,
+    CONF_DEVICES,
+    CONF_FIXED_INTERVAL,
+    CONF_HOST,
+    CONF_MAX_INTERVAL,
+    CONF_MAX_REGISTERS,
+    CONF_MIN_INTERVAL,
+    CONF_NAME,
+    CONF_PARITY,
+    CONF_PAUSE,
+    CONF_PORT,
+    CONF_PROFILE,
+    CONF_REGISTER_MAP,
+    CONF_SEED,
+    CONF_SERIAL_PORT,
+    CONF_STOPBITS,
+    CONF_TIMEOUT,
+    CONF_UNIT_ID,
+    DOMAIN,
+)
+from custom_components.adaptive_modbus.engine.errors import (
+    IllegalFunction,
+    ModbusConnectionError,
+    ModbusError,
+    ModbusTimeout,
+)
+from custom_components.adaptive_modbus.engine.register_map import RegisterMapError
+from custom_components.adaptive_modbus.engine.registers import Table
+from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+from custom_components.adaptive_modbus.engine.transport import classify_exception_code
+
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
+
+PACKAGE = Path(__file__).resolve().parents[2] / "custom_components" / "adaptive_modbus"
+HOST = "127.0.0.1"
+
+# a custom map whose first register is the demo device's illegal-address hole
+HOLE_MAP = """registers:
+  - name: Hole
+    table: input
+    address: 10
+"""
+GOOD_MAP = """registers:
+  - name: Outdoor
+    table: input
+    address: 0
+    data_type: int16
+    scale: 0.1
+    unit: "°C"
+    device_class: temperature
+    state_class: measurement
+    tolerance: 0.2
+"""
+BAD_MAP = """registers:
+  - name: Outdoor
+    table: input
+    address: 0
+    data_type: float99
+"""
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fast_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation requests time out quickly in tests."""
+    monkeypatch.setattr(config_flow, "VALIDATION_TIMEOUT", 0.4)
+
+
+@pytest.fixture(autouse=True)
+def mock_setup_entry(hass: HomeAssistant) -> Generator[AsyncMock]:
+    """Created entries are not set up (the coordinator is tested elsewhere).
+
+    Depends on ``hass`` so the patches outlive it: entries unload at hass teardown.
+    """
+    with (
+        patch(
+            "custom_components.adaptive_modbus.async_setup_entry", return_value=True
+        ) as mock_setup,
+        patch("custom_components.adaptive_modbus.async_unload_entry", return_value=True),
+    ):
+        yield mock_setup
+
+
+class MultiUnitDevice:
+    """Serves several simulated units; unknown units get no answer."""
+
+    def __init__(self, unit_ids: Sequence[int]) -> None:
+        self.units = {unit: SimulatedDevice(seed=42, unit_id=unit) for unit in unit_ids}
+
+    def _unit(self, unit_id: int) -> SimulatedDevice:
+        if unit_id not in self.units:
+            raise ModbusTimeout(f"no answer from unit {unit_id}", unit_id=unit_id)
+        return self.units[unit_id]
+
+    def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        return self._unit(unit_id).read(unit_id, table, address, count)
+
+    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+        self._unit(unit_id).write_registers(unit_id, address, values)
+
+    def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        self._unit(unit_id).write_coil(unit_id, address, value)
+
+
+@pytest.fixture
+async def sim(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
+    """The demo device (unit 1) as a Modbus TCP server on loopback."""
+    server = SimulatorServer(SimulatedDevice(seed=42), host=HOST, port=0)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def sim2(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
+    """Two demo units (1 and 2) behind one Modbus TCP server."""
+    server = SimulatorServer(MultiUnitDevice([1, 2]), host=HOST, port=0, unit_ids=[1, 2])
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def rtu_sim(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
+    """The demo device speaking RTU frames over TCP."""
+    server = SimulatorServer(SimulatedDevice(seed=42), host=HOST, port=0, framer="rtu")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def silent_port(socket_enabled: None) -> AsyncGenerator[int]:
+    """A TCP server that accepts connections and never answers."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1024):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, HOST, 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    server.close_clients()
+    await server.wait_closed()
+
+
+@pytest.fixture
+def closed_port(socket_enabled: None) -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Generator[tuple[str, str]]:
+    """Two linked pseudo-terminals (a null-modem cable) made by socat."""
+    socat = shutil.which("socat")
+    if socat is None:
+        pytest.skip("socat is not installed")
+    left, right = tmp_path / "left", tmp_path / "right"
+    proc = subprocess.Popen(
+        [socat, f"pty,raw,echo=0,link={left}", f"pty,raw,echo=0,link={right}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 5
+    while not (left.exists() and right.exists()):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.skip("socat could not create a pty pair")
+        time.sleep(0.05)
+    yield str(left), str(right)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+async def start(hass: HomeAssistant, step: str) -> dict[str, Any]:
+    """Open the user flow and pick ``step`` from the menu."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == step
+    return dict(result)
+
+
+async def configure(hass: HomeAssistant, result: dict[str, Any], data: dict[str, Any]) -> Any:
+    """Submit a form."""
+    return await hass.config_entries.flow.async_configure(result["flow_id"], data)
+
+
+async def tcp_to_device(hass: HomeAssistant, port: int, step: str = "tcp") -> dict[str, Any]:
+    """Walk the flow to the device form of a network connection."""
+    result = await start(hass, step)
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: port})
+    assert result["type"] is FlowResultType.FORM, result
+    assert result["step_id"] == "device"
+    assert result["errors"] == {}
+    return dict(result)
+
+
+def device_input(unit: int = 1, profile: str = "demo", **extra: Any) -> dict[str, Any]:
+    """A device form submission."""
+    return {CONF_UNIT_ID: unit, CONF_PROFILE: profile, CONF_ADD_ANOTHER: False, **extra}
+
+
+def suggested(result: Any, field: str) -> Any:
+    """The value a form shows in ``field`` (suggested, else default)."""
+    for key in result["data_schema"].schema:
+        if key == field:
+            description = key.description or {}
+            if "suggested_value" in description:
+                return description["suggested_value"]
+            return key.default() if callable(key.default) else None
+    raise KeyError(field)
+
+
+# -- menu and network connections --------------------------------------------------------
+
+
+async def test_menu(hass: HomeAssistant) -> None:
+    """The first step offers the four kinds of connection."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "user"
+    assert list(result["menu_options"]) == ["tcp", "rtu_over_tcp", "serial", "demo"]  # type: ignore[call-overload]
+
+
+async def test_tcp_success(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """A TCP connection and one demo device: the first register is really read."""
+    result = await tcp_to_device(hass, sim.port)
+    assert suggested(result, CONF_UNIT_ID) == 1
+    sim.requests.clear()
+    result = await configure(hass, result, device_input())
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"{HOST}:{sim.port}"
+    assert result["data"] == {
+        CONF_CONNECTION: "tcp",
+        CONF_HOST: HOST,
+        CONF_PORT: sim.port,
+        CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo heat pump"}],
+    }
+    assert result["result"].unique_id == f"tcp:{HOST}:{sim.port}"
+    assert [(r.unit_id, r.function_code, r.address) for r in sim.requests] == [(1, 4, 0)]
+
+
+async def test_tcp_cannot_connect(hass: HomeAssistant, closed_port: int) -> None:
+    """Nothing listening: cannot_connect, and the form keeps the typed values."""
+    result = await start(hass, "tcp")
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: closed_port})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "tcp"
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert suggested(result, CONF_HOST) == HOST
+    assert suggested(result, CONF_PORT) == closed_port
+
+
+@pytest.mark.parametrize("port", [0, 70000, 502.5, -1])
+async def test_tcp_invalid_port(hass: HomeAssistant, port: float) -> None:
+    """A port that is not a whole number 1-65535 is refused with a translated error."""
+    result = await start(hass, "tcp")
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: port})
+    assert result["errors"] == {CONF_PORT: "invalid_port"}
+
+
+async def test_tcp_invalid_host(hass: HomeAssistant) -> None:
+    """A host with spaces (or only spaces) is refused before connecting."""
+    result = await start(hass, "tcp")
+    result = await configure(hass, result, {CONF_HOST: "my host", CONF_PORT: 502})
+    assert result["errors"] == {CONF_HOST: "invalid_host"}
+    result = await configure(hass, result, {CONF_HOST: "  ", CONF_PORT: 502})
+    assert result["errors"] == {CONF_HOST: "invalid_host"}
+
+
+async def test_tcp_timeout(hass: HomeAssistant, silent_port: int) -> None:
+    """A server that accepts but never answers: timeout (not 'no answer from unit')."""
+    result = await tcp_to_device(hass, silent_port)
+    result = await configure(hass, result, device_input())
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "device"
+    assert result["errors"] == {"base": "timeout"}
+    assert result["description_placeholders"]["unit"] == "1"
+
+
+async def test_tcp_no_answer_from_unit(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """The server answers unit 1 but not unit 7: no_answer_from_unit naming the unit."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(7, name="Seven"))
+    assert result["step_id"] == "device"
+    assert result["errors"] == {CONF_UNIT_ID: "no_answer_from_unit"}
+    assert result["description_placeholders"]["unit"] == "7"
+    # nothing typed is lost
+    assert suggested(result, CONF_UNIT_ID) == 7
+    assert suggested(result, CONF_NAME) == "Seven"
+    # fixing the unit id finishes the flow
+    result = await configure(hass, result, device_input(1, name="Seven"))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_DEVICES][0][CONF_NAME] == "Seven"
+
+
+async def test_invalid_unit_id(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """Unit ids outside 0-247 are refused before any request."""
+    result = await tcp_to_device(hass, sim.port)
+    for unit in (248, 1.5, -1):
+        result = await configure(hass, result, device_input(unit))  # type: ignore[arg-type]
+        assert result["errors"] == {CONF_UNIT_ID: "invalid_unit_id"}
+
+
+async def test_illegal_address(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """A custom map whose first register is in the device's hole: illegal_address at 10."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom"))
+    assert result["step_id"] == "custom_map"
+    result = await configure(hass, result, {CONF_REGISTER_MAP: HOLE_MAP})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "custom_map"
+    assert result["errors"] == {"base": "illegal_address"}
+    placeholders = result["description_placeholders"]
+    assert (placeholders["register"], placeholders["table"], placeholders["unit"]) == (
+        "10",
+        "input",
+        "1",
+    )
+    assert suggested(result, CONF_REGISTER_MAP) == HOLE_MAP
+
+
+async def test_duplicate_endpoint_aborts(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """A second entry for the same host and port is refused."""
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=f"tcp:{HOST}:{sim.port}",
+        data={CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: sim.port, CONF_DEVICES: []},
+    ).add_to_hass(hass)
+    for step in ("tcp", "rtu_over_tcp"):
+        result = await start(hass, step)
+        result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "already_configured"
+
+
+async def test_rtu_over_tcp_success(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+    """RTU framing over TCP is validated with a real RTU-framed server."""
+    result = await tcp_to_device(hass, rtu_sim.port, step="rtu_over_tcp")
+    result = await configure(hass, result, device_input(profile="sdm120", name="Meter"))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_CONNECTION] == "rtu_over_tcp"
+    assert result["data"][CONF_DEVICES] == [
+        {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"}
+    ]
+    assert result["result"].unique_id == f"tcp:{HOST}:{rtu_sim.port}"
+
+
+async def test_rtu_over_tcp_no_answer(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+    """On an RTU line, silence means this unit did not answer."""
+    result = await tcp_to_device(hass, rtu_sim.port, step="rtu_over_tcp")
+    result = await configure(hass, result, device_input(9))
+    assert result["errors"] == {CONF_UNIT_ID: "no_answer_from_unit"}
+    assert result["description_placeholders"]["unit"] == "9"
+
+
+# -- devices ----------------------------------------------------------------------------
+
+
+async def test_second_device(hass: HomeAssistant, sim2: SimulatorServer) -> None:
+    """'Add another' loops the device step; a unit cannot be added twice."""
+    result = await tcp_to_device(hass, sim2.port)
+    result = await configure(hass, result, device_input(1, add_another=True))
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "device"
+    assert suggested(result, CONF_UNIT_ID) == 2  # the next free unit
+    result = await configure(hass, result, device_input(1))
+    assert result["errors"] == {CONF_UNIT_ID: "unit_already_added"}
+    assert result["description_placeholders"]["unit"] == "1"
+    # a unit that does not answer after another did: no_answer_from_unit
+    result = await configure(hass, result, device_input(5))
+    assert result["errors"] == {CONF_UNIT_ID: "no_answer_from_unit"}
+    result = await configure(hass, result, device_input(2, profile="sdm120"))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_DEVICES] == [
+        {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo heat pump"},
+        {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", CONF_NAME: "Eastron SDM120"},
+    ]
+
+
+async def test_same_profile_twice_gets_distinct_names(
+    hass: HomeAssistant, sim2: SimulatorServer
+) -> None:
+    """Two unnamed devices of one profile get distinct default names."""
+    result = await tcp_to_device(hass, sim2.port)
+    result = await configure(hass, result, device_input(1, add_another=True))
+    result = await configure(hass, result, device_input(2))
+    names = [device[CONF_NAME] for device in result["data"][CONF_DEVICES]]
+    assert names == ["Demo heat pump", "Demo heat pump 2"]
+
+
+async def test_custom_map_prefilled_and_success(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """The custom map starts from profiles/custom.yaml and is stored as typed."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom", add_another=False))
+    assert result["step_id"] == "custom_map"
+    template = (PACKAGE / "profiles" / "custom.yaml").read_text(encoding="utf-8")
+    assert suggested(result, CONF_REGISTER_MAP) == template
+    assert result["description_placeholders"]["unit"] == "1"
+    result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_DEVICES] == [
+        {
+            CONF_UNIT_ID: 1,
+            CONF_PROFILE: "custom",
+            CONF_NAME: "Custom device",
+            CONF_REGISTER_MAP: GOOD_MAP,
+        }
+    ]
+
+
+async def test_custom_map_invalid(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """A bad map names field and line, and the typed text comes back."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom", name="Mine"))
+    sim.requests.clear()
+    result = await configure(hass, result, {CONF_REGISTER_MAP: BAD_MAP})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "custom_map"
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    placeholders = result["description_placeholders"]
+    assert placeholders["field"] == "data_type"
+    assert placeholders["line"] == "5"
+    assert "float99" in placeholders["error"]
+    assert suggested(result, CONF_REGISTER_MAP) == BAD_MAP
+    assert not sim.requests  # nothing was sent for a map that does not parse
+    # broken YAML: the line of the syntax error
+    broken = "registers:\n  - name: A\n    table: [input\n"
+    result = await configure(hass, result, {CONF_REGISTER_MAP: broken})
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    assert result["description_placeholders"]["line"] not in ("-", "")
+    assert suggested(result, CONF_REGISTER_MAP) == broken
+    # an empty map
+    result = await configure(hass, result, {CONF_REGISTER_MAP: ""})
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    # fixed: the device keeps the name typed on the device step
+    result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_DEVICES][0][CONF_NAME] == "Mine"
+
+
+async def test_custom_device_then_another(hass: HomeAssistant, sim2: SimulatorServer) -> None:
+    """'Add another' ticked on a custom device returns to the device step."""
+    result = await tcp_to_device(hass, sim2.port)
+    result = await configure(hass, result, device_input(1, profile="custom", add_another=True))
+    result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "device"
+    result = await configure(hass, result, device_input(2))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert [d[CONF_PROFILE] for d in result["data"][CONF_DEVICES]] == ["custom", "demo"]
+
+
+# -- serial -----------------------------------------------------------------------------
+
+
+def serial_input(port: str, **extra: Any) -> dict[str, Any]:
+    """A serial form submission."""
+    return {
+        CONF_SERIAL_PORT: port,
+        CONF_BAUDRATE: "9600",
+        CONF_BYTESIZE: "8",
+        CONF_PARITY: "N",
+        CONF_STOPBITS: "1",
+        **extra,
+    }
+
+
+async def test_serial_port_missing(hass: HomeAssistant, tmp_path: Path) -> None:
+    """A serial port path that does not exist is named in the error."""
+    missing = str(tmp_path / "ttyUSB-missing")
+    result = await start(hass, "serial")
+    result = await configure(hass, result, serial_input(missing))
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_missing"}
+    assert result["description_placeholders"]["serial_port"] == missing
+    assert suggested(result, CONF_SERIAL_PORT) == missing
+
+
+async def test_serial_invalid_baudrate(hass: HomeAssistant, tmp_path: Path) -> None:
+    """A typed baud rate that is not a number is refused."""
+    result = await start(hass, "serial")
+    result = await configure(hass, result, serial_input(str(tmp_path), baudrate="fast"))
+    assert result["errors"] == {CONF_BAUDRATE: "invalid_baudrate"}
+
+
+async def test_serial_success(hass: HomeAssistant, pty_pair: tuple[str, str]) -> None:
+    """Serial RTU through a pty pair with the simulator on the other end."""
+    server_end, client_end = pty_pair
+    server = SimulatorServer(SimulatedDevice(seed=42), kind="serial", serial_port=server_end)
+    await server.start()
+    try:
+        result = await start(hass, "serial")
+        result = await configure(hass, result, serial_input(client_end))
+        assert result["step_id"] == "device", result
+        assert result["errors"] == {}
+        result = await configure(hass, result, device_input())
+        assert result["type"] is FlowResultType.CREATE_ENTRY, result
+        assert result["title"] == client_end
+        assert result["result"].unique_id == f"serial:{client_end}"
+        assert result["data"] == {
+            CONF_CONNECTION: "serial",
+            CONF_SERIAL_PORT: client_end,
+            CONF_BAUDRATE: 9600,
+            CONF_BYTESIZE: 8,
+            CONF_PARITY: "N",
+            CONF_STOPBITS: 1,
+            CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo heat pump"}],
+        }
+    finally:
+        await server.stop()
+
+
+async def test_serial_no_answer(hass: HomeAssistant, pty_pair: tuple[str, str]) -> None:
+    """Nobody on the line answers: no_answer_from_unit."""
+    _, client_end = pty_pair
+    result = await start(hass, "serial")
+    result = await configure(hass, result, serial_input(client_end))
+    assert result["step_id"] == "device"
+    result = await configure(hass, result, device_input(3))
+    assert result["errors"] == {CONF_UNIT_ID: "no_answer_from_unit"}
+
+
+# -- demo and import --------------------------------------------------------------------
+
+
+DEMO_DATA = {
+    CONF_CONNECTION: "demo",
+    CONF_SEED: 42,
+    CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"}],
+}
+
+
+async def test_demo(hass: HomeAssistant) -> None:
+    """The demo asks only for a seed and creates its entry directly."""
+    result = await start(hass, "demo")
+    assert suggested(result, CONF_SEED) == 42
+    result = await configure(hass, result, {CONF_SEED: 42})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == DEMO_DATA
+    assert result["result"].unique_id == "demo:42"
+    # the same seed again is a duplicate
+    result = await start(hass, "demo")
+    result = await configure(hass, result, {CONF_SEED: 42})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    # another seed is another demo
+    result = await start(hass, "demo")
+    result = await configure(hass, result, {CONF_SEED: 7})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_SEED] == 7
+
+
+async def test_demo_invalid_seed(hass: HomeAssistant) -> None:
+    """A seed must be a whole number."""
+    result = await start(hass, "demo")
+    result = await configure(hass, result, {CONF_SEED: 4.5})
+    assert result["errors"] == {CONF_SEED: "invalid_seed"}
+
+
+async def test_import_demo(hass: HomeAssistant) -> None:
+    """YAML import creates the demo entry once; other connections are not imported."""
+    data = {CONF_CONNECTION: "demo", CONF_SEED: 42}
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_IMPORT}, data=data
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == DEMO_DATA
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_IMPORT}, data=data
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_IMPORT},
+        data={CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: 502},
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "import_not_supported"
+
+
+# -- options ----------------------------------------------------------------------------
+
+
+OPTIONS = {
+    CONF_DEFAULT_TOLERANCE: 0.5,
+    CONF_MIN_INTERVAL: 2.0,
+    CONF_MAX_INTERVAL: 600.0,
+    CONF_MAX_REGISTERS: 40.0,
+    CONF_TIMEOUT: 1.5,
+    CONF_PAUSE: 0.05,
+    CONF_ADAPTIVE: False,
+    CONF_FIXED_INTERVAL: 15.0,
+    CONF_CLOSE_AFTER_CYCLE: True,
+}
+
+
+async def test_options(hass: HomeAssistant) -> None:
+    """Options show defaults, refuse min > max, and are saved typed."""
+    entry = MockConfigEntry(domain=DOMAIN, unique_id="demo:42", data=DEMO_DATA)
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    assert suggested(result, CONF_MAX_INTERVAL) == 300.0
+    assert suggested(result, CONF_ADAPTIVE) is True
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**OPTIONS, CONF_MIN_INTERVAL: 700.0}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_MAX_INTERVAL: "interval_range"}
+    assert suggested(result, CONF_MIN_INTERVAL) == 700.0  # what was typed
+    result = await hass.config_entries.options.async_configure(result["flow_id"], OPTIONS)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {**OPTIONS, CONF_MAX_REGISTERS: 40}
+    assert isinstance(entry.options[CONF_MAX_REGISTERS], int)
+    # the next options flow starts from the saved values
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert suggested(result, CONF_TIMEOUT) == 1.5
+    assert suggested(result, CONF_ADAPTIVE) is False
+
+
+# -- reconfigure ------------------------------------------------------------------------
+
+
+def tcp_entry(port: int, profile: str = "demo", **device: Any) -> MockConfigEntry:
+    """A stored TCP entry."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=f"tcp:{HOST}:{port}",
+        title=f"{HOST}:{port}",
+        data={
+            CONF_CONNECTION: "tcp",
+            CONF_HOST: HOST,
+            CONF_PORT: port,
+            CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: profile, CONF_NAME: "D", **device}],
+        },
+    )
+
+
+async def test_reconfigure_tcp(hass: HomeAssistant, sim: SimulatorServer, closed_port: int) -> None:
+    """Moving an entry to a new port: errors first, then success updates the entry."""
+    entry = tcp_entry(closed_port)
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    assert suggested(result, CONF_PORT) == closed_port
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: 99999})
+    assert result["errors"] == {CONF_PORT: "invalid_port"}
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: closed_port})
+    assert result["errors"] == {"base": "cannot_connect"}
+    sim.requests.clear()
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_PORT] == sim.port
+    assert entry.data[CONF_DEVICES] == [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "D"}]
+    assert entry.unique_id == f"tcp:{HOST}:{sim.port}"
+    assert entry.title == f"{HOST}:{sim.port}"
+    assert [(r.unit_id, r.address) for r in sim.requests] == [(1, 0)]
+
+
+async def test_reconfigure_probe_error(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """The first device is really read: a custom map in the hole is refused."""
+    entry = tcp_entry(sim.port, profile="custom", register_map=HOLE_MAP)
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
+    assert result["errors"] == {"base": "illegal_address"}
+    assert result["description_placeholders"]["register"] == "10"
+
+
+async def test_reconfigure_to_other_entry(
+    hass: HomeAssistant, sim: SimulatorServer, closed_port: int
+) -> None:
+    """Reconfiguring onto an endpoint another entry owns is refused."""
+    tcp_entry(sim.port).add_to_hass(hass)
+    entry = tcp_entry(closed_port)
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
+    assert result["errors"] == {"base": "already_configured"}
+    assert entry.data[CONF_PORT] == closed_port
+
+
+async def test_reconfigure_serial(
+    hass: HomeAssistant, pty_pair: tuple[str, str], tmp_path: Path
+) -> None:
+    """Serial settings are reconfigured and validated the same way."""
+    server_end, client_end = pty_pair
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="serial:/dev/ttyOLD",
+        data={
+            CONF_CONNECTION: "serial",
+            CONF_SERIAL_PORT: "/dev/ttyOLD",
+            CONF_BAUDRATE: 19200,
+            CONF_BYTESIZE: 8,
+            CONF_PARITY: "E",
+            CONF_STOPBITS: 1,
+            CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "D"}],
+        },
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert suggested(result, CONF_SERIAL_PORT) == "/dev/ttyOLD"
+    assert suggested(result, CONF_BAUDRATE) == "19200"
+    assert suggested(result, CONF_PARITY) == "E"
+    missing = str(tmp_path / "nope")
+    result = await configure(hass, result, serial_input(missing))
+    assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_missing"}
+    server = SimulatorServer(SimulatedDevice(seed=42), kind="serial", serial_port=server_end)
+    await server.start()
+    try:
+        result = await configure(hass, result, serial_input(client_end))
+    finally:
+        await server.stop()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_SERIAL_PORT] == client_end
+    assert entry.data[CONF_BAUDRATE] == 9600
+    assert entry.data[CONF_PARITY] == "N"
+    assert entry.unique_id == f"serial:{client_end}"
+
+
+async def test_reconfigure_demo_aborts(hass: HomeAssistant) -> None:
+    """The demo has nothing to reconfigure."""
+    entry = MockConfigEntry(domain=DOMAIN, unique_id="demo:42", data=DEMO_DATA)
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "demo_not_reconfigurable"
+
+
+# -- error mapping and translations ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "connection", "expected"),
+    [
+        (IllegalFunction("x"), "tcp", FlowError("illegal_function")),
+        (classify_exception_code(4, 1, 0), "tcp", "device_failure"),
+        (classify_exception_code(11, 1, 0), "tcp", "no_answer_from_unit"),
+        (classify_exception_code(10, 1, 0), "rtu_over_tcp", "no_answer_from_unit"),
+        (ModbusConnectionError("lost"), "tcp", "cannot_connect"),
+        (ModbusTimeout("t"), "tcp", "timeout"),
+        (ModbusTimeout("t"), "serial", "no_answer_from_unit"),
+        (ModbusError("odd"), "tcp", "unknown"),
+    ],
+)
+def test_probe_error_mapping(
+    error: ModbusError, connection: str, expected: FlowError | str
+) -> None:
+    """Every engine error class becomes a specific, translated form error."""
+    result = _probe_error(error, connection, 3, Table.HOLDING, 40, unit_answered=False)
+    key = expected.key if isinstance(expected, FlowError) else expected
+    assert result.key == key
+    assert result.placeholders == {"unit": "3", "register": "40", "table": "holding"}
+
+
+def _load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PACKAGE / name).read_text(encoding="utf-8"))
+    return data
+
+
+def test_translations_complete() -> None:
+    """strings.json and en.json agree; every key the flows use is translated."""
+    strings, english = _load("strings.json"), _load("translations/en.json")
+    for section in ("config", "options", "selector"):
+        assert strings[section] == english[section], section
+    source = (PACKAGE / "config_flow.py").read_text(encoding="utf-8")
+    used_errors = set(re.findall(r'FlowError\(\s*"([a-z_]+)"', source))
+    used_errors |= set(re.findall(r'errors\[[A-Z_]+\] = "([a-z_]+)"', source))
+    used_aborts = set(re.findall(r'reason="([a-z_]+)"', source)) | {
+        "already_configured",
+        "reconfigure_successful",
+    }
+    config = strings["config"]
+    assert used_errors - {"interval_range"} <= set(config["error"]), used_errors
+    assert "interval_range" in strings["options"]["error"]
+    assert used_aborts <= set(config["abort"])
+    steps = {"user", "tcp", "rtu_over_tcp", "serial", "demo", "device", "custom_map"}
+    assert steps | {"reconfigure"} <= set(config["step"])
+    assert set(config["step"]["user"]["menu_options"]) == {
+        "tcp",
+        "rtu_over_tcp",
+        "serial",
+        "demo",
+    }
+    # every placeholder an error string uses is one the flow always provides
+    provided = set(config_flow.placeholders())
+    for message in config["error"].values():
+        assert set(re.findall(r"{(\w+)}", message)) <= provided, message
+    # every form field has a label
+    for step_id, fields in (
+        ("tcp", (CONF_HOST, CONF_PORT)),
+        ("serial", (CONF_SERIAL_PORT, CONF_BAUDRATE, CONF_BYTESIZE, CONF_PARITY, CONF_STOPBITS)),
+        ("device", (CONF_UNIT_ID, CONF_PROFILE, CONF_NAME, CONF_ADD_ANOTHER)),
+        ("custom_map", (CONF_REGISTER_MAP,)),
+        ("demo", (CONF_SEED,)),
+    ):
+        assert set(fields) <= set(config["step"][step_id]["data"]), step_id
+    assert set(config_flow.OPTIONS_DEFAULTS) == set(strings["options"]["step"]["init"]["data"])
+    assert set(strings["selector"]["profile"]["options"]) >= {"demo", "sdm630", "sdm120", "custom"}
+
+
+async def test_unexpected_errors(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """A bug below the flow becomes 'unknown', never a crashed flow."""
+    result = await start(hass, "tcp")
+    with patch.object(config_flow.PymodbusTransport, "connect", side_effect=RuntimeError):
+        result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
+    assert result["errors"] == {"base": "unknown"}
+    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
+    assert result["step_id"] == "device"
+    with patch.object(config_flow.PymodbusTransport, "read", side_effect=RuntimeError):
+        result = await configure(hass, result, device_input())
+    assert result["errors"] == {"base": "unknown"}
+
+
+async def test_invalid_shipped_profile(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """A profile file that does not load is reported on the profile field."""
+    result = await tcp_to_device(hass, sim.port)
+    broken = RegisterMapError("not valid YAML", None, 3)
+    with patch.object(config_flow, "load_profile", side_effect=broken):
+        result = await configure(hass, result, device_input(profile="sdm630"))
+    assert result["errors"] == {CONF_PROFILE: "invalid_profile"}
+    assert "line 3" in result["description_placeholders"]["error"]
+
+
+async def test_serial_port_empty(hass: HomeAssistant) -> None:
+    """An empty serial port is refused as missing."""
+    result = await start(hass, "serial")
+    result = await configure(hass, result, serial_input(" "))
+    assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_missing"}
+
+
+def test_serial_port_exists(tmp_path: Path) -> None:
+    """pyserial URLs are not file paths; paths are checked on disk."""
+    assert config_flow.serial_port_exists("socket://192.0.2.1:4001")
+    assert config_flow.serial_port_exists(str(tmp_path))
+    assert not config_flow.serial_port_exists(str(tmp_path / "ttyACM9"))
