@@ -44,10 +44,9 @@ epoch, so registers that share a block come due together and share a request.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from statistics import median
 from typing import Any
 
 STATE_VERSION = 1
@@ -314,11 +313,19 @@ class IntervalModel:
         self.activity = (1.0 if changed else 0.0) / dt
         self.rate = self._accumulate(self._weight(dt), self.activity)
         if changed:
-            detail = f"value changed after {_secs(dt)} -> min interval"
-            return self._decide(t, self.limits.min_interval, Reason.JUMP, detail)
+            return self._decide(
+                t,
+                self.limits.min_interval,
+                Reason.JUMP,
+                lambda: f"value changed after {_secs(dt)} -> min interval",
+            )
         new, growth = self._lengthened(dt, self.limits.max_interval)
-        detail = f"unchanged after {_secs(dt)} -> x{growth:.3g} = {_secs(new)}"
-        return self._decide(t, new, Reason.QUIET, detail)
+        return self._decide(
+            t,
+            new,
+            Reason.QUIET,
+            lambda: f"unchanged after {_secs(dt)} -> x{growth:.3g} = {_secs(new)}",
+        )
 
     # ------------------------------------------------------------------ estimators
 
@@ -370,23 +377,36 @@ class IntervalModel:
         if abs(delta) > threshold:
             instant = SAFETY * resolution * dt / abs(delta)
             new = self.limits.clamp(min(self.interval, target, instant))
-            detail = (
-                f"change {_num(delta)}{self._u} in {_secs(dt)} > {_num(threshold)}{self._u}"
-                f" -> {_secs(new)}"
+            return self._decide(
+                t,
+                new,
+                Reason.JUMP,
+                lambda: (
+                    f"change {_num(delta)}{self._u} in {_secs(dt)} > {_num(threshold)}{self._u}"
+                    f" -> {_secs(new)}"
+                ),
+                force=force,
             )
-            return self._decide(t, new, Reason.JUMP, detail, force=force)
-        rate = (
-            f"rate {_num(self.rate)}{self._u}/s, noise {_num(self.noise)}{self._u},"
-            f" tolerance {_num(self.tolerance)}{self._u} -> target {_secs(target)}"
-        )
+        growth = 1.0
         if target < self.interval:
-            new, reason, detail = target, Reason.RATE, rate
+            new, reason = target, Reason.RATE
         else:
             new, growth = self._lengthened(dt, target)
-            reason, detail = Reason.QUIET, f"{rate}; x{growth:.3g} = {_secs(new)}"
+            reason = Reason.QUIET
         if self.noisy:
             reason = Reason.NOISY
-            detail = f"noisy (noise {_num(self.noise)} > tolerance): {detail}"
+
+        def detail() -> str:  # formatted only when the decision is kept
+            text = (
+                f"rate {_num(self.rate)}{self._u}/s, noise {_num(self.noise)}{self._u},"
+                f" tolerance {_num(self.tolerance)}{self._u} -> target {_secs(target)}"
+            )
+            if growth != 1.0:
+                text = f"{text}; x{growth:.3g} = {_secs(new)}"
+            if self.noisy:
+                text = f"noisy (noise {_num(self.noise)} > tolerance): {text}"
+            return text
+
         return self._decide(t, new, reason, detail, force=force)
 
     def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
@@ -394,11 +414,17 @@ class IntervalModel:
         return self.limits.clamp(min(cap, self.interval * growth)), growth
 
     def _decide(
-        self, t: float, new: float, reason: Reason, detail: str, *, force: bool = False
+        self,
+        t: float,
+        new: float,
+        reason: Reason,
+        detail: str | Callable[[], str],
+        *,
+        force: bool = False,
     ) -> IntervalDecision | None:
         if not force and math.isclose(new, self.interval, rel_tol=_REL_EPS):
             return None
-        return self._record(t, new, reason, detail)
+        return self._record(t, new, reason, detail if isinstance(detail, str) else detail())
 
     def _record(self, t: float, new: float, reason: Reason, detail: str) -> IntervalDecision:
         decision = IntervalDecision(t, new, self.interval, reason, detail)
@@ -486,9 +512,12 @@ def _robust_rms(samples: list[float]) -> float:
     """
     if not samples:
         return 0.0
-    scale = median(samples) / _HALF_NORMAL_MEDIAN
-    kept = [x for x in samples if x <= NOISE_TRIM * scale] or samples
-    return math.sqrt(math.fsum(x * x for x in kept) / len(kept))
+    ordered = sorted(samples)
+    n = len(ordered)
+    middle = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+    limit = NOISE_TRIM * middle / _HALF_NORMAL_MEDIAN
+    kept = [x for x in ordered if x <= limit] or ordered
+    return math.sqrt(sum(x * x for x in kept) / len(kept))
 
 
 def _number(value: object) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 Value = bool | int | float | str
@@ -116,9 +116,14 @@ class RegisterSpec:
     tolerance: float = 0.0
     min_interval: float | None = None
     max_interval: float | None = None
+    # derived once (hot path): identity on the connection and size in registers or bits
+    uid: str = field(init=False, repr=False, compare=False)
+    size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "size", self._size())
         self._validate()
+        object.__setattr__(self, "uid", f"{self.unit_id}.{self.key}")
 
     def _fail(self, field: str, message: str) -> RegisterSpecError:
         return RegisterSpecError(field, message, self.key or None)
@@ -169,13 +174,7 @@ class RegisterSpec:
         ):
             raise self._fail("max_interval", "must not be below min_interval")
 
-    @property
-    def uid(self) -> str:
-        """Identity of the register on its connection: ``"<unit_id>.<key>"``."""
-        return f"{self.unit_id}.{self.key}"
-
-    @property
-    def size(self) -> int:
+    def _size(self) -> int:
         """Number of registers (or bits, for bit tables) the value occupies."""
         if self.data_type is DataType.STRING:
             return self.count

@@ -51,6 +51,7 @@ STATE_VERSION = 1
 QUARANTINE_FIRST = 300.0  # seconds before a quarantined register is probed again
 QUARANTINE_MAX = 6 * 3600.0
 BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same cycle
+EARLY_FRACTION = 0.5  # a neighbour this close to due (share of its interval) is read early
 COST_SAMPLES = 64  # requests kept for fitting the connection's cost model
 COST_MIN_SAMPLES = 8
 
@@ -290,6 +291,48 @@ class PollEngine:
             merge=self.config.merge_reads,
         )
 
+    def _plan_with_early(self, due: list[_Register], now: float) -> list[BlockRead]:
+        """Plan the due registers, pulling in neighbours that are due soon when that
+        adds no request (they would cost a request of their own later)."""
+        blocks = self._plan(due)
+        if not (self.config.adaptive and self.config.merge_reads and blocks):
+            return blocks
+        early = self._early_neighbours(blocks, now, {reg.spec.uid for reg in due})
+        if not early:
+            return blocks
+        merged = self._plan([*due, *early])
+        return merged if len(merged) <= len(blocks) else blocks
+
+    def _early_neighbours(
+        self, blocks: Sequence[BlockRead], now: float, due: set[str]
+    ) -> list[_Register]:
+        """Registers near the planned blocks with at most EARLY_FRACTION of their interval
+        left before they are due."""
+        cost = self.cost_model()
+        early: list[_Register] = []
+        for block in blocks:
+            index = self._index.get((block.unit_id, block.table))
+            if index is None:
+                continue
+            limits = self.config.limits.get(block.unit_id, DeviceLimits())
+            limit = limits.max_bits if block.table.is_bit else limits.max_registers
+            gap = cost.break_even_gap(bits=block.table.is_bit)
+            low = max(block.address - gap, block.end - limit)
+            high = min(block.end + gap, block.address + limit)
+            starts, uids = index
+            for uid in uids[bisect_left(starts, low) : bisect_left(starts, high)]:
+                reg = self._regs[uid]
+                if (
+                    uid not in due
+                    and reg.enabled
+                    and reg.quarantined_until is None
+                    and reg.spec.end <= high
+                    and reg.next_due - now <= EARLY_FRACTION * reg.effective_interval
+                ):
+                    due.add(uid)
+                    early.append(reg)
+        return early
+
     async def poll_due(self, now: float | None = None) -> CycleResult:
         """Run one cycle: read what is due at ``now`` (default: the clock)."""
         started = self._clock() if now is None else now
@@ -297,7 +340,7 @@ class PollEngine:
         probes = [reg for reg in due if reg.quarantined_until is not None]
         regular = [reg for reg in due if reg.quarantined_until is None]
         cycle = _Cycle()
-        for block in self._plan(regular):
+        for block in self._plan_with_early(regular, started):
             if cycle.connection_lost:
                 self._fail_keys(block.keys, cycle, started)
                 continue
@@ -494,6 +537,7 @@ class PollEngine:
 
     def _apply(self, block: BlockRead, raw: Sequence[int], now: float, cycle: _Cycle) -> None:
         keys = self._riders(block) if self.config.piggyback else list(block.keys)
+        due = frozenset(block.keys) if len(keys) != len(block.keys) else None
         for uid in keys:
             reg = self._regs[uid]
             offset = reg.spec.address - block.address
@@ -505,6 +549,12 @@ class PollEngine:
                 self._stats.add_error(record)
                 cycle.errors.append(record)
                 self._fail_keys((uid,), cycle, now)
+                continue
+            if due is not None and uid not in due and value == reg.value:
+                # a rider that did not move: fresh for free, nothing new to learn
+                reg.reads += 1
+                reg.last_read = now
+                reg.failure_streak = 0
                 continue
             self._observe(reg, value, now, cycle)
 
