@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from custom_components.adaptive_modbus.engine import scheduler
 from custom_components.adaptive_modbus.engine.errors import (
     ErrorKind,
     IllegalAddress,
@@ -380,8 +381,6 @@ async def test_neighbours_due_soon_ride_in_the_same_request(
 ) -> None:
     """Reading neighbours early when it adds no request: more data per request, no more
     requests (the change that closes most of the gap to static block polling)."""
-    from custom_components.adaptive_modbus.engine import scheduler
-
     async def run(early: float) -> tuple[int, float]:
         monkeypatch.setattr(scheduler, "EARLY_FRACTION", early)
         engine, _, transport, clock = make_engine()

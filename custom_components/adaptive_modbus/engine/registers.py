@@ -163,10 +163,10 @@ class RegisterSpec:
             raise self._fail("precision", "must be 0-10 decimals")
         if not math.isfinite(self.tolerance) or self.tolerance < 0:
             raise self._fail("tolerance", "must be zero or a positive number")
-        for field in ("min_interval", "max_interval"):
-            value = getattr(self, field)
+        for name in ("min_interval", "max_interval"):
+            value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
-                raise self._fail(field, "must be a positive number of seconds")
+                raise self._fail(name, "must be a positive number of seconds")
         if (
             self.min_interval is not None
             and self.max_interval is not None
