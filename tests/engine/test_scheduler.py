@@ -181,7 +181,9 @@ async def test_adaptive_needs_far_fewer_requests_than_fixed() -> None:
     engine, _, transport, clock = make_engine(EngineConfig(min_interval=5, max_interval=300))
     await run_until(fixed_engine, fixed_clock, signals.CYCLE_SECONDS)
     await run_until(engine, clock, signals.CYCLE_SECONDS)
-    assert transport.counters.requests * 5 < fixed_transport.counters.requests
+    # the demo's alarms are polled at least every 10 s whatever they do (profile max_interval):
+    # those polls alone are half of adaptive's requests, so the margin here is 4x, not more
+    assert transport.counters.requests * 4 < fixed_transport.counters.requests
 
 
 async def test_disabled_registers_are_not_read() -> None:
