@@ -59,4 +59,4 @@ DEFAULT_FIXED_INTERVAL: Final = 30.0
 UNAVAILABLE_AFTER_FAILURES: Final = 3
 
 STORAGE_VERSION: Final = 1
-STORAGE_SAVE_DELAY: Final = 60.0  # seconds, debounced save of learned state
+STORAGE_SAVE_DELAY: Final = 600.0  # s: learned state saved at most every 10 min (and on stop)

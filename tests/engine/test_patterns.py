@@ -119,9 +119,11 @@ def test_memory_is_bounded() -> None:
     for k in range(20_000):
         profile.record(t + k * 97.0, float(k % 7))
     state = profile.to_dict()
-    for name in ("mean", "weeks", "visit_week", "visit_sum", "visit_n"):
-        assert len(state[name]) == BUCKETS
+    assert len(state["buckets"]) <= BUCKETS
+    assert all(len(entry) == 5 for entry in state["buckets"].values())
     assert len(json.dumps(state)) < 2 * size
+    # sparse: an untouched profile stores no buckets at all
+    assert ActivityProfile().to_dict()["buckets"] == {}
 
 
 def test_bad_samples_and_clock_going_back_are_ignored() -> None:
@@ -168,9 +170,23 @@ def test_corrupt_state_falls_back(data: object) -> None:
 
 def test_partially_corrupt_arrays_reset_all_buckets() -> None:
     state = trained().to_dict()
-    state["weeks"] = [-1] * BUCKETS
-    profile = ActivityProfile.from_dict(state)
-    assert profile.mean_activity() is None
-    state = trained().to_dict()
-    state["visit_n"] = state["visit_n"][:-1]
+    first = next(iter(state["buckets"]))
+    state["buckets"][first] = state["buckets"][first][:-1]
     assert ActivityProfile.from_dict(state).mean_activity() is None
+    state = trained().to_dict()
+    state["buckets"]["999"] = [0, 0, 0, 0, 0]
+    assert ActivityProfile.from_dict(state).mean_activity() is None
+    state = trained().to_dict()
+    state["buckets"][first] = [0.0, -1, 0, 0.0, 0]  # negative week count
+    assert ActivityProfile.from_dict(state).mean_activity() is None
+    # the first, dense format still loads
+    dense = trained()
+    legacy = {
+        "version": 1,
+        "mean": list(dense._mean),
+        "weeks": list(dense._weeks),
+        "visit_week": list(dense._visit_week),
+        "visit_sum": list(dense._visit_sum),
+        "visit_n": list(dense._visit_n),
+    }
+    assert ActivityProfile.from_dict(legacy).mean_activity() == dense.mean_activity()

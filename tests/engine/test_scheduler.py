@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -272,8 +273,16 @@ async def test_learned_state_survives_export_and_import() -> None:
         assert after[uid].interval == pytest.approx(before[uid].interval)
     assert fresh.snapshot().holes == {"1.input": (10,)}
     # the restored engine does not need to relearn the hole: no error on its first cycle
+    fresh_clock.t = clock.t + 3600  # HA was down for an hour
     result = await fresh.poll_due()
     assert not result.errors and transport.counters.errors == 0
+    # ... and the first read after the restart is news for entities, not a jump to the
+    # minimum interval: quiet registers keep what they learned
+    assert result.changed
+    restored = fresh.snapshot().registers
+    assert restored["1.room_setpoint"].interval == pytest.approx(before["1.room_setpoint"].interval)
+    assert restored["1.pump_enable"].interval >= before["1.pump_enable"].interval
+    assert len(json.dumps(state)) < 60_000  # stored on SD cards: keep it small
 
 
 @pytest.mark.parametrize(
@@ -383,6 +392,7 @@ async def test_neighbours_due_soon_ride_in_the_same_request(
 ) -> None:
     """Reading neighbours early when it adds no request: more data per request, no more
     requests (the change that closes most of the gap to static block polling)."""
+
     async def run(early: float) -> tuple[int, float]:
         monkeypatch.setattr(scheduler, "EARLY_FRACTION", early)
         engine, _, transport, clock = make_engine()

@@ -224,13 +224,20 @@ class IntervalModel:
             return None
         return self._observe_numeric(t, float(value))
 
+    def forget_baseline(self) -> None:
+        """Start a new baseline at the next read, keeping interval, rate and noise.
+
+        For a restart: the value read hours later is not a change of one interval.
+        """
+        self._last_t, self._last_value, self._last_step = None, None, None
+
     def reset(self, t: float, reason: Reason = Reason.WRITE) -> IntervalDecision:
         """Set the interval to the minimum (after a write or an incident).
 
         The next read starts a new baseline, so the written change is not
         mistaken for signal; learned rate and noise are kept.
         """
-        self._last_t, self._last_value, self._last_step = None, None, None
+        self.forget_baseline()
         detail = f"reset to min interval {_secs(self.limits.min_interval)} after {reason.value}"
         return self._record(t, self.limits.min_interval, reason, detail)
 

@@ -199,17 +199,21 @@ class ActivityProfile:
     # ------------------------------------------------------------------ state
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, versioned state (fixed size)."""
+        """JSON-safe, versioned state: only the buckets that ever saw a sample, as
+        ``{hour: [mean, weeks, visit_week, visit_sum, visit_n]}`` with 6 significant
+        digits (a learned week of one register is a few kB, not 168 x 5 full floats)."""
+        buckets = {
+            str(i): [_short(self._mean[i]), self._weeks[i], self._visit_week[i],
+                     _short(self._visit_sum[i]), self._visit_n[i]]
+            for i in range(BUCKETS)
+            if self._weeks[i] or self._visit_n[i] or self._visit_week[i] >= 0
+        }  # fmt: skip
         return {
             "version": STATE_VERSION,
             "tz_offset": self.tz_offset,
             "lookahead": self.lookahead,
             "enabled": self.enabled,
-            "mean": list(self._mean),
-            "weeks": list(self._weeks),
-            "visit_week": list(self._visit_week),
-            "visit_sum": list(self._visit_sum),
-            "visit_n": list(self._visit_n),
+            "buckets": buckets,
         }
 
     @classmethod
@@ -228,7 +232,11 @@ class ActivityProfile:
             lookahead=_finite(src.get("lookahead"), DEFAULT_LOOKAHEAD),
             enabled=enabled if isinstance(enabled, bool) else True,
         )
-        arrays = {name: _array(src.get(name)) for name in _ARRAYS}
+        sparse = src.get("buckets")
+        if isinstance(sparse, Mapping):
+            arrays = _arrays_from_buckets(sparse)
+        else:  # the first, dense format
+            arrays = {name: _array(src.get(name)) for name in _ARRAYS}
         if all(array is not None for array in arrays.values()):
             profile._restore_arrays(arrays)
         return profile
@@ -253,6 +261,26 @@ def _finite(value: object, default: float) -> float:
     except OverflowError:
         return default
     return number if math.isfinite(number) else default
+
+
+def _short(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _arrays_from_buckets(buckets: Mapping[str, Any]) -> dict[str, list[float] | None]:
+    """Dense arrays from the sparse ``buckets`` format; all ``None`` if any entry is bad."""
+    arrays: dict[str, list[float]] = {
+        "mean": [0.0] * BUCKETS, "weeks": [0.0] * BUCKETS, "visit_week": [-1.0] * BUCKETS,
+        "visit_sum": [0.0] * BUCKETS, "visit_n": [0.0] * BUCKETS,
+    }  # fmt: skip
+    for key, entry in buckets.items():
+        index = int(key) if isinstance(key, str) and key.isdigit() else -1
+        values = [_finite(x, math.nan) for x in entry] if isinstance(entry, list) else []
+        if not 0 <= index < BUCKETS or len(values) != len(_ARRAYS) or any(map(math.isnan, values)):
+            return dict.fromkeys(_ARRAYS)
+        for name, value in zip(_ARRAYS, values, strict=True):
+            arrays[name][index] = value
+    return dict(arrays)
 
 
 def _array(value: object) -> list[float] | None:

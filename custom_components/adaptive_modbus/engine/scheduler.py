@@ -571,7 +571,8 @@ class PollEngine:
         reg.last_read = now
         numeric = _as_float(value) if reg.spec.is_numeric else None
         old_interval = reg.model.interval
-        decision = reg.model.observe(now, numeric, changed)
+        # the first read (after start or restore) is news for entities, not for the model
+        decision = reg.model.observe(now, numeric, changed and previous is not None)
         if decision is not None or previous is not None:
             reg.profile.record(now, reg.model.activity)
         if decision is not None and decision.interval != old_interval:
@@ -770,6 +771,7 @@ class PollEngine:
             stored.get("model", {}), tolerance=reg.tolerance, limits=limits,
             numeric=reg.spec.is_numeric,
         )  # fmt: skip
+        reg.model.forget_baseline()
         reg.profile = ActivityProfile.from_dict(stored.get("profile", {}))
         until = stored.get("quarantined_until")
         if until is not None:

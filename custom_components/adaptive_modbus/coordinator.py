@@ -1,0 +1,312 @@
+"""The coordinator: wakes when the engine says something is due, not on a fixed tick.
+
+Each refresh runs the engine's due cycle, then sets ``update_interval`` so the next
+wake-up lands on the engine's next due time. Listeners (entities) are told about
+every new data set, but an entity only writes state when its own value or
+availability changed (see :mod:`.entity`); the coordinator counts those writes
+for the state-writes-per-minute figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
+from .engine.errors import ModbusError
+from .engine.register_map import RegisterDefinition
+from .engine.registers import DecodeError, Value
+from .engine.stats import EngineSnapshot
+from .hub import Hub, UnitInfo
+from .storage import LearnedStateStore
+
+_LOGGER = logging.getLogger(__name__)
+
+MIN_DELAY = 0.1  # seconds: never wake sooner than this after a cycle
+WRITE_RATE_WINDOW = 600.0  # seconds over which state writes per minute are counted
+RECENT_ERRORS = 50
+STATS_WARMUP = 60.0  # seconds of polling before the connection figures mean anything
+
+# connection diagnostics: key -> (snapshot property, scale, decimals)
+STAT_SOURCES: dict[str, tuple[str, float, int]] = {
+    "requests_per_minute": ("requests_per_minute", 1.0, 1),
+    "bus_utilisation": ("bus_utilisation", 1.0, 2),
+    "mean_latency": ("mean_latency", 1000.0, 1),
+    "p95_latency": ("p95_latency", 1000.0, 1),
+    "error_rate": ("error_rate", 1.0, 1),
+    "registers_per_request": ("registers_per_request", 1.0, 1),
+    "saving_vs_fixed": ("saving_vs_fixed", 1.0, 1),
+}
+STATE_WRITES_KEY = "state_writes_per_minute"
+
+
+def connection_stats(snapshot: EngineSnapshot) -> dict[str, float]:
+    """The connection diagnostic figures, rounded (so noise does not write state)."""
+    stats: dict[str, float] = {}
+    for key, (attr, scale, decimals) in STAT_SOURCES.items():
+        value = float(getattr(snapshot, attr)) * scale
+        stats[key] = round(value, decimals) if math.isfinite(value) else 0.0
+    return stats
+
+
+@dataclass(frozen=True, slots=True)
+class PollData:
+    """What entities read: current values, unavailable keys, connection figures."""
+
+    values: Mapping[str, Value | None]
+    unavailable: frozenset[str]
+    stats: Mapping[str, float | None] = field(default_factory=dict)
+
+
+class StateWriteCounter:
+    """Counts entity state writes over a sliding window (per minute)."""
+
+    def __init__(self, window: float = WRITE_RATE_WINDOW) -> None:
+        self.window = window
+        self.total = 0
+        self._times: deque[float] = deque()
+        self._started: float | None = None
+
+    def add(self, now: float) -> None:
+        """Record one state write at ``now``."""
+        if self._started is None:
+            self._started = now
+        self.total += 1
+        self._times.append(now)
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._times and self._times[0] < now - self.window:
+            self._times.popleft()
+
+    def per_minute(self, now: float) -> float:
+        """Writes per minute over the window (or since the first write, if shorter)."""
+        self._trim(now)
+        if self._started is None:
+            return 0.0
+        span = max(60.0, min(self.window, now - self._started))
+        return 60.0 * len(self._times) / span
+
+
+@dataclass
+class AdaptiveModbusData:
+    """Runtime data of one config entry."""
+
+    hub: Hub
+    coordinator: AdaptiveModbusCoordinator
+    store: LearnedStateStore
+
+    def registers(self, platform: Platform) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
+        """(engine key, unit, definition) of every register a platform shows."""
+        from .entity import platform_for  # noqa: PLC0415 - entity imports this module
+
+        units = {unit.unit_id: unit for unit in self.hub.units}
+        return [
+            (uid, units[unit_id], definition)
+            for uid, (unit_id, definition) in self.hub.definitions.items()
+            if platform_for(definition) is platform
+        ]
+
+
+type AdaptiveModbusConfigEntry = ConfigEntry[AdaptiveModbusData]
+
+
+class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
+    """Drives one connection's poll engine."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: AdaptiveModbusConfigEntry,
+        hub: Hub,
+        store: LearnedStateStore | None = None,
+    ) -> None:
+        """Set up the coordinator of one connection."""
+        self.hub = hub
+        self.entry_id: str = entry.entry_id
+        self.engine = hub.engine
+        self.clock = hub.clock
+        self.store = store
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {hub.title}",
+            update_interval=timedelta(seconds=hub.settings.engine.min_interval),
+            always_update=False,
+        )
+        self.state_writes = StateWriteCounter()
+        # True makes every entity write on every refresh: the fixed-interval baseline
+        self.write_every_refresh = False
+        self.recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
+        self.cycles = 0
+        self.failed_cycles = 0  # cycles in a row in which nothing could be read
+        self.first_refresh_done = False
+        self.started_at: float | None = None  # clock time of the first cycle
+        self.snapshot: EngineSnapshot = self.engine.snapshot()
+        self._poll_task: asyncio.Task[Any] | None = None
+
+    # ------------------------------------------------------------------ polling
+    async def _async_update_data(self) -> PollData:
+        self._poll_task = asyncio.current_task()
+        try:
+            return await self._async_poll()
+        finally:
+            self._poll_task = None
+
+    async def async_stop(self) -> None:
+        """No more refreshes; cancel one in flight (it must not reconnect after close)."""
+        await self.async_shutdown()
+        task = self._poll_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _async_poll(self) -> PollData:
+        now = self.clock()
+        try:
+            result = await self.engine.poll_due(now)
+        except ModbusError as err:
+            # the engine normally reports failures in the result; be safe anyway
+            self.failed_cycles += 1
+            self._remember_error({"at": now, "kind": err.kind.value, "message": str(err)})
+            if not self.first_refresh_done:
+                raise self._not_answering(str(err)) from err
+            return self._build_data()
+        self.cycles += 1
+        if self.started_at is None:
+            self.started_at = now
+        for error in result.errors:
+            self._remember_error(error)
+        nothing_read = result.registers_read == 0 and bool(result.failed)
+        if nothing_read:
+            self.failed_cycles += 1
+        elif result.registers_read:
+            self.failed_cycles = 0
+        # (a cycle with nothing due leaves the count as it is)
+        if not self.first_refresh_done:
+            if nothing_read:
+                message = result.errors[-1].message if result.errors else "no answer"
+                raise self._not_answering(message)
+            self.first_refresh_done = True
+        if self.store is not None and (result.changed or result.requests):
+            self.store.async_schedule_save()
+        return self._build_data()
+
+    def _not_answering(self, message: str) -> UpdateFailed:
+        return UpdateFailed(
+            translation_domain=DOMAIN,
+            translation_key="not_answering",
+            translation_placeholders={"title": self.hub.title, "error": message},
+        )
+
+    def _remember_error(self, error: Any) -> None:
+        if isinstance(error, dict):
+            self.recent_errors.append(error)
+            return
+        self.recent_errors.append(
+            {
+                "at": error.at,
+                "kind": str(error.kind),
+                "unit_id": error.unit_id,
+                "table": None if error.table is None else str(error.table),
+                "address": error.address,
+                "count": error.count,
+                "message": error.message,
+            }
+        )
+
+    def _build_data(self) -> PollData:
+        snapshot = self.engine.snapshot()
+        self.snapshot = snapshot
+        all_down = self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
+        values: dict[str, Value | None] = {}
+        unavailable: set[str] = set()
+        for uid, register in snapshot.registers.items():
+            values[uid] = register.value
+            if all_down or register.failure_streak >= UNAVAILABLE_AFTER_FAILURES:
+                unavailable.add(uid)
+        now = self.clock()
+        stats: dict[str, float | None]
+        if self.started_at is not None and now - self.started_at >= STATS_WARMUP:
+            stats = dict(connection_stats(snapshot))
+            stats[STATE_WRITES_KEY] = round(self.state_writes.per_minute(now), 1)
+        else:  # rates over a few seconds are noise: unknown until a minute has passed
+            stats = dict.fromkeys((*STAT_SOURCES, STATE_WRITES_KEY))
+        return PollData(values=values, unavailable=frozenset(unavailable), stats=stats)
+
+    # ------------------------------------------------------------------ scheduling
+    def seconds_to_next_due(self) -> float:
+        """Delay until the engine's next due register (bounded, never negative)."""
+        ceiling = max(self.hub.settings.engine.max_interval, MIN_DELAY)
+        due = self.engine.next_due()
+        if not math.isfinite(due):
+            return ceiling
+        return min(max(due - self.clock(), MIN_DELAY), ceiling)
+
+    @callback
+    def _schedule_refresh(self) -> None:
+        """Wake at the engine's next due time.
+
+        HA schedules at ``int(loop.time()) + jitter + update_interval``; we set the
+        interval so that sum lands on the due time instead of up to a second off.
+        """
+        if self.update_interval is not None:
+            loop_now = self.hass.loop.time()
+            base = int(loop_now) + float(getattr(self, "_microsecond", 0.0))
+            target = loop_now + self.seconds_to_next_due()
+            # never zero: a zero timedelta is falsy and HA would stop scheduling at all
+            self.update_interval = timedelta(seconds=max(0.001, target - base))
+        super()._schedule_refresh()
+
+    @callback
+    def async_reschedule(self) -> None:
+        """The plan changed (write, enable/disable): wake at the new due time."""
+        if self._listeners and self._unsub_refresh is not None:
+            self._schedule_refresh()
+
+    # ------------------------------------------------------------------ commands
+    async def async_write(self, uid: str, value: Value, entity_name: str) -> Value:
+        """Write a value, read it back (the engine does both), update entities."""
+        try:
+            result = await self.engine.write(uid, value)
+        except (ModbusError, DecodeError, ValueError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="write_failed",
+                translation_placeholders={
+                    "entity": entity_name,
+                    "value": str(value),
+                    "error": str(err),
+                },
+            ) from err
+        self.async_set_updated_data(self._build_data())
+        if self.store is not None:
+            self.store.async_schedule_save()
+        return result
+
+    @callback
+    def async_set_enabled(self, uid: str, enabled: bool) -> None:
+        """Take a register into or out of the plan."""
+        if uid not in self.hub.definitions:
+            return
+        self.engine.set_enabled(uid, enabled)
+        _LOGGER.debug("%s register %s", "Enabled" if enabled else "Disabled", uid)
+        self.async_reschedule()
+
+    @callback
+    def count_state_write(self) -> None:
+        """An entity wrote its state (for the writes-per-minute figure)."""
+        self.state_writes.add(self.clock())

@@ -1,0 +1,159 @@
+"""Entity base classes: register entities per unit device, stats entities on the hub.
+
+Entities write state only when what they show changed: the coordinator hands every
+new data set to every entity, and ``_handle_coordinator_update`` compares the
+entity's value and availability with what it wrote last and skips otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.const import EntityCategory, Platform
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import CONNECTION_DEMO, DOMAIN, NAME
+from .coordinator import AdaptiveModbusCoordinator
+from .engine.register_map import RegisterDefinition
+from .engine.registers import DataType, Table, Value
+from .hub import UnitInfo
+
+_UNSET = object()
+
+
+def hub_identifier(entry_id: str) -> tuple[str, str]:
+    """Device registry identifier of the connection (hub) device."""
+    return (DOMAIN, f"{entry_id}_hub")
+
+
+def unit_identifier(entry_id: str, unit_id: int) -> tuple[str, str]:
+    """Device registry identifier of one unit's device."""
+    return (DOMAIN, f"{entry_id}_{unit_id}")
+
+
+def register_unique_id(entry_id: str, unit_id: int, key: str) -> str:
+    """Unique id of a register entity: ``<entry_id>_<unit>_<key>``."""
+    return f"{entry_id}_{unit_id}_{key}"
+
+
+def unit_device_info(entry_id: str, unit: UnitInfo) -> DeviceInfo:
+    """One HA device per unit id, reached via the connection's hub device."""
+    return DeviceInfo(
+        identifiers={unit_identifier(entry_id, unit.unit_id)},
+        name=unit.name,
+        manufacturer=unit.manufacturer,
+        model=unit.model,
+        serial_number=None,
+        via_device=hub_identifier(entry_id),
+    )
+
+
+def hub_device_info(entry_id: str, title: str, connection: str) -> DeviceInfo:
+    """The connection device that carries the diagnostic sensors."""
+    return DeviceInfo(
+        identifiers={hub_identifier(entry_id)},
+        name=title,
+        manufacturer=NAME,
+        model="Demo connection" if connection == CONNECTION_DEMO else f"{connection} connection",
+    )
+
+
+def platform_for(definition: RegisterDefinition) -> Platform:
+    """Which HA platform shows a register."""
+    spec = definition.spec
+    if spec.data_type in (DataType.BOOL, DataType.BIT):
+        if spec.table is Table.COIL and spec.writable:
+            return Platform.SWITCH
+        return Platform.BINARY_SENSOR
+    if spec.writable and spec.is_numeric:
+        return Platform.NUMBER
+    return Platform.SENSOR
+
+
+def entity_category(value: str | None, *, read_only: bool) -> EntityCategory | None:
+    """Map a register's category; sensors cannot be config entities in HA."""
+    if value is None:
+        return None
+    category = EntityCategory(value)
+    if read_only and category is EntityCategory.CONFIG:
+        return None
+    return category
+
+
+class ChangeOnlyEntity(CoordinatorEntity[AdaptiveModbusCoordinator]):
+    """Writes state only when its shown value or availability changed."""
+
+    _attr_has_entity_name = True
+    _last_written: Any = _UNSET
+    _counts_writes = True  # register entities count; the stats sensors do not
+
+    def _shown(self) -> Any:
+        """What the entity shows now (compared between refreshes)."""
+        raise NotImplementedError
+
+    def _token(self) -> tuple[Any, bool]:
+        return (self._shown(), self.available)
+
+    async def async_added_to_hass(self) -> None:
+        """Remember what the initial state write will show."""
+        await super().async_added_to_hass()
+        self._last_written = self._token()
+
+    @callback
+    def async_write_ha_state(self) -> None:
+        """Write state and count it for the writes-per-minute figure."""
+        if self._counts_writes:
+            self.coordinator.count_state_write()
+        super().async_write_ha_state()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        token = self._token()
+        if token == self._last_written and not self.coordinator.write_every_refresh:
+            return
+        self._last_written = token
+        self.async_write_ha_state()
+
+
+class RegisterEntity(ChangeOnlyEntity):
+    """An entity showing one register of one unit."""
+
+    def __init__(
+        self,
+        coordinator: AdaptiveModbusCoordinator,
+        uid: str,
+        unit: UnitInfo,
+        definition: RegisterDefinition,
+        description: EntityDescription,
+    ) -> None:
+        """Bind the entity to its register (``uid`` is the engine key)."""
+        super().__init__(coordinator)
+        self.entity_description = description
+        self.uid = uid
+        self.definition = definition
+        entry_id = coordinator.entry_id
+        self._attr_unique_id = register_unique_id(entry_id, unit.unit_id, definition.key)
+        self._attr_device_info = unit_device_info(entry_id, unit)
+
+    @property
+    def register_value(self) -> Value | None:
+        """The register's current value (None until read)."""
+        data = self.coordinator.data
+        return None if data is None else data.values.get(self.uid)
+
+    @property
+    def available(self) -> bool:
+        """Unavailable after a few failed cycles in a row, or before the first read."""
+        data = self.coordinator.data
+        return (
+            super().available
+            and data is not None
+            and self.uid not in data.unavailable
+            and data.values.get(self.uid) is not None
+        )
+
+    def _shown(self) -> Any:
+        return self.register_value

@@ -1,0 +1,221 @@
+"""Sensors: read-only registers, and the connection's diagnostic figures."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import PERCENTAGE, EntityCategory, Platform, UnitOfTime
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import (
+    STAT_SOURCES,
+    STATE_WRITES_KEY,
+    AdaptiveModbusConfigEntry,
+    AdaptiveModbusCoordinator,
+)
+from .engine.register_map import RegisterDefinition
+from .engine.registers import DataType
+from .entity import ChangeOnlyEntity, RegisterEntity, entity_category, hub_device_info
+
+_LOGGER = logging.getLogger(__name__)
+
+PARALLEL_UPDATES = 0
+
+# how long a connection figure may lag before it is written again (limits state writes)
+STATS_WRITE_INTERVAL = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterSensorEntityDescription(SensorEntityDescription):
+    """A sensor built from a register definition."""
+
+    definition: RegisterDefinition
+
+
+def _enum[E: (SensorDeviceClass, SensorStateClass)](
+    kind: type[E], value: str | None, key: str
+) -> E | None:
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        _LOGGER.warning("Register %s: unknown %s '%s' ignored", key, kind.__name__, value)
+        return None
+
+
+def sensor_description(definition: RegisterDefinition) -> RegisterSensorEntityDescription:
+    """Sensor description from a register definition."""
+    spec = definition.spec
+    numeric = spec.data_type is not DataType.STRING
+    return RegisterSensorEntityDescription(
+        key=definition.key,
+        name=definition.name,
+        definition=definition,
+        device_class=_enum(SensorDeviceClass, definition.device_class, definition.key)
+        if numeric
+        else None,
+        state_class=_enum(SensorStateClass, definition.state_class, definition.key)
+        if numeric
+        else None,
+        native_unit_of_measurement=definition.unit if numeric else None,
+        suggested_display_precision=spec.precision if numeric else None,
+        entity_category=entity_category(definition.entity_category, read_only=True),
+        entity_registry_enabled_default=definition.enabled_by_default,
+        icon=definition.icon,
+    )
+
+
+STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
+    SensorEntityDescription(
+        key="requests_per_minute",
+        translation_key="requests_per_minute",
+        native_unit_of_measurement="req/min",
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+    ),
+    SensorEntityDescription(
+        key="bus_utilisation",
+        translation_key="bus_utilisation",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+    ),
+    SensorEntityDescription(
+        key="mean_latency",
+        translation_key="mean_latency",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+    ),
+    SensorEntityDescription(
+        key="p95_latency",
+        translation_key="p95_latency",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+    ),
+    SensorEntityDescription(
+        key="error_rate",
+        translation_key="error_rate",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+    ),
+    SensorEntityDescription(
+        key="registers_per_request",
+        translation_key="registers_per_request",
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+    ),
+    SensorEntityDescription(
+        key="saving_vs_fixed",
+        translation_key="saving_vs_fixed",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+    ),
+    SensorEntityDescription(
+        key=STATE_WRITES_KEY,
+        translation_key=STATE_WRITES_KEY,
+        native_unit_of_measurement="writes/min",
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+    ),
+)
+assert {d.key for d in STAT_DESCRIPTIONS} == {*STAT_SOURCES, STATE_WRITES_KEY}
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: AdaptiveModbusConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add register sensors and connection diagnostic sensors."""
+    coordinator = entry.runtime_data.coordinator
+    hub = coordinator.hub
+    entities: list[SensorEntity] = [
+        RegisterSensor(coordinator, uid, unit, definition, sensor_description(definition))
+        for uid, unit, definition in entry.runtime_data.registers(Platform.SENSOR)
+    ]
+    entities.extend(
+        ConnectionStatSensor(coordinator, description, hub_device_title=hub.title)
+        for description in STAT_DESCRIPTIONS
+    )
+    async_add_entities(entities)
+
+
+class RegisterSensor(RegisterEntity, SensorEntity):
+    """A read-only register."""
+
+    entity_description: RegisterSensorEntityDescription
+
+    @property
+    def native_value(self) -> Any:
+        """The register's value."""
+        return self.register_value
+
+
+class ConnectionStatSensor(ChangeOnlyEntity, SensorEntity):
+    """One figure of the connection's statistics (requests/min, latency, ...)."""
+
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _counts_writes = False
+
+    def __init__(
+        self,
+        coordinator: AdaptiveModbusCoordinator,
+        description: SensorEntityDescription,
+        *,
+        hub_device_title: str,
+    ) -> None:
+        """Bind the figure to the hub device."""
+        super().__init__(coordinator)
+        self.entity_description = description
+        entry_id = coordinator.entry_id
+        self._attr_unique_id = f"{entry_id}_hub_{description.key}"
+        self._attr_device_info = hub_device_info(
+            entry_id, hub_device_title, coordinator.hub.settings.connection
+        )
+        self._written_at: float | None = None
+
+    @property
+    def native_value(self) -> float | None:
+        """The current figure."""
+        data = self.coordinator.data
+        return None if data is None else data.stats.get(self.entity_description.key)
+
+    def _shown(self) -> Any:
+        return self.native_value
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        # rates move a little on every cycle; write at most once a minute
+        now = self.coordinator.clock()
+        if (
+            self._written_at is not None
+            and now - self._written_at < STATS_WRITE_INTERVAL
+            and self.available == self._last_written[1]
+            and not self.coordinator.write_every_refresh
+        ):
+            return
+        before = self._last_written
+        super()._handle_coordinator_update()
+        if self._last_written is not before:
+            self._written_at = now
+
+    async def async_added_to_hass(self) -> None:
+        """Start the write throttle at the initial write."""
+        await super().async_added_to_hass()
+        self._written_at = self.coordinator.clock()

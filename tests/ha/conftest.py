@@ -1,0 +1,218 @@
+"""Fixtures of the HA tests: custom integrations on, loopback Modbus servers, entries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.adaptive_modbus.const import (
+    CONF_ADAPTIVE,
+    CONF_CONNECTION,
+    CONF_DEVICES,
+    CONF_FIXED_INTERVAL,
+    CONF_HOST,
+    CONF_MAX_INTERVAL,
+    CONF_MIN_INTERVAL,
+    CONF_NAME,
+    CONF_PORT,
+    CONF_PROFILE,
+    CONF_REGISTER_MAP,
+    CONF_SEED,
+    CONF_TIMEOUT,
+    CONF_UNIT_ID,
+    CONNECTION_DEMO,
+    CONNECTION_TCP,
+    DOMAIN,
+    PROFILE_CUSTOM,
+    PROFILE_DEMO,
+)
+from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+
+# short intervals and timeouts: tests run in (frozen, ticked) virtual time
+FAST_OPTIONS: dict[str, Any] = {
+    CONF_MIN_INTERVAL: 2.0,
+    CONF_MAX_INTERVAL: 60.0,
+    CONF_TIMEOUT: 0.5,
+}
+
+LOOPBACK = pytest.mark.allow_hosts(["127.0.0.1"])
+
+
+class VirtualTime:
+    """Virtual time for the integration: real time plus an offset tests advance.
+
+    The engine, the demo device and the transport's backoff read this clock; HA's
+    loop keeps real time and ``async_fire_time_changed`` runs the coordinator's
+    timer early by the same amount, so a minute of polling takes milliseconds.
+    """
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        self.hass = hass
+        self.offset = 0.0
+        self._handle: Any = None  # the coordinator's wake-up timer last seen
+        self._scheduled_at = 0.0  # virtual time it was set
+
+    def time(self) -> float:
+        """Virtual wall time."""
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        """Virtual monotonic time."""
+        return time.monotonic() + self.offset
+
+    async def advance(self, seconds: float, coordinator: Any = None) -> None:
+        """Move virtual time on and fire HA's timers that became due.
+
+        HA's timers live in real loop time, set when they were scheduled. Given the
+        coordinator, fire by the virtual time passed since it last (re)scheduled its
+        wake-up; otherwise by ``seconds``.
+        """
+        # nothing may be in flight: firing would also expire pymodbus' request timers
+        await self.hass.async_block_till_done(wait_background_tasks=True)
+        self.offset += seconds
+        fire_by = seconds
+        if coordinator is not None:
+            handle = coordinator._unsub_refresh
+            if handle is not self._handle:
+                self._handle, self._scheduled_at = handle, self.offset - seconds
+            fire_by = self.offset - self._scheduled_at
+        async_fire_time_changed(self.hass, dt_util.utcnow() + timedelta(seconds=fire_by))
+        await self.settle(coordinator)
+
+    async def settle(self, coordinator: Any = None) -> None:
+        """Wait until nothing runs and the coordinator has its next wake-up set.
+
+        A wake-up due within a few milliseconds fires in real time on its own, maybe
+        just after ``async_block_till_done`` returned: wait for that refresh too.
+        """
+        await self.hass.async_block_till_done(wait_background_tasks=True)
+        for _ in range(200):
+            if (
+                coordinator is None
+                or coordinator._unsub_refresh is not None
+                or coordinator._shutdown_requested
+                or not coordinator._listeners
+            ):
+                return
+            await asyncio.sleep(0.01)
+            await self.hass.async_block_till_done(wait_background_tasks=True)
+        raise AssertionError("the coordinator did not schedule its next wake-up")
+
+    async def run(self, coordinator: Any, seconds: float, max_step: float = 60.0) -> int:
+        """Advance ``seconds`` of virtual time, waking at each due time; return cycles run."""
+        start_cycles = coordinator.cycles
+        end = self.offset + seconds
+        while self.offset < end - 1e-6:
+            step = min(coordinator.seconds_to_next_due(), max_step, end - self.offset)
+            await self.advance(max(step, 0.01), coordinator)
+        return int(coordinator.cycles - start_cycles)
+
+
+@pytest.fixture
+def vtime(hass: HomeAssistant) -> Iterator[VirtualTime]:
+    """Swap the integration's clocks for a virtual one (set up entries after this)."""
+    clock = VirtualTime(hass)
+    with (
+        patch("custom_components.adaptive_modbus.hub.wall_clock", clock.time),
+        patch("custom_components.adaptive_modbus.hub.monotonic_clock", clock.monotonic),
+    ):
+        yield clock
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Load custom_components/adaptive_modbus in every test."""
+    return
+
+
+@pytest.fixture
+def demo_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """The demo connection (simulator served on loopback by the integration)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Demo heat pump",
+        unique_id="demo:42",
+        data={
+            CONF_CONNECTION: CONNECTION_DEMO,
+            CONF_SEED: 42,
+            CONF_DEVICES: [
+                {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Demo heat pump"}
+            ],
+        },
+        options=dict(FAST_OPTIONS),
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def sim_server(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
+    """A simulated demo device served over Modbus TCP on a free loopback port."""
+    device = SimulatedDevice(seed=7, clock=vtime.time)
+    server = SimulatorServer(device, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def tcp_entry_factory(
+    hass: HomeAssistant,
+) -> Callable[..., MockConfigEntry]:
+    """Make TCP entries pointing at a port (profile or custom map)."""
+
+    def make(
+        port: int,
+        *,
+        profile: str = PROFILE_DEMO,
+        register_map: str | None = None,
+        options: dict[str, Any] | None = None,
+        unit_id: int = 1,
+    ) -> MockConfigEntry:
+        device: dict[str, Any] = {CONF_UNIT_ID: unit_id, CONF_PROFILE: profile}
+        if register_map is not None:
+            device = {
+                CONF_UNIT_ID: unit_id,
+                CONF_PROFILE: PROFILE_CUSTOM,
+                CONF_REGISTER_MAP: register_map,
+                CONF_NAME: "Custom device",
+            }
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            title=f"Modbus 127.0.0.1:{port}",
+            unique_id=f"tcp:127.0.0.1:{port}",
+            data={
+                CONF_CONNECTION: CONNECTION_TCP,
+                CONF_HOST: "127.0.0.1",
+                CONF_PORT: port,
+                CONF_DEVICES: [device],
+            },
+            options={**FAST_OPTIONS, **(options or {})},
+        )
+        entry.add_to_hass(hass)
+        return entry
+
+    return make
+
+
+@pytest.fixture
+def tcp_entry(hass: HomeAssistant) -> Callable[..., MockConfigEntry]:
+    """Factory of TCP entries."""
+    return tcp_entry_factory(hass)
+
+
+@pytest.fixture
+def fixed_options() -> dict[str, Any]:
+    """Options of the fixed-interval baseline."""
+    return {CONF_ADAPTIVE: False, CONF_FIXED_INTERVAL: 10.0}

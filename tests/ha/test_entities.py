@@ -1,0 +1,326 @@
+"""Entities from register maps: classes, units, devices, updates, writes with read-back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from homeassistant.components.number import ATTR_VALUE, SERVICE_SET_VALUE
+from homeassistant.const import (
+    ATTR_DEVICE_CLASS,
+    ATTR_ENTITY_ID,
+    ATTR_UNIT_OF_MEASUREMENT,
+    SERVICE_TURN_OFF,
+    SERVICE_TURN_ON,
+    STATE_OFF,
+    STATE_ON,
+    STATE_UNKNOWN,
+    EntityCategory,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.adaptive_modbus.const import (
+    CONF_CONNECTION,
+    CONF_DEVICES,
+    CONF_HOST,
+    CONF_MIN_INTERVAL,
+    CONF_NAME,
+    CONF_PORT,
+    CONF_PROFILE,
+    CONF_TIMEOUT,
+    CONF_UNIT_ID,
+    CONNECTION_TCP,
+    DOMAIN,
+    PROFILE_DEMO,
+)
+from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+
+if TYPE_CHECKING:
+    from conftest import VirtualTime
+
+pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+
+
+def entity_id_of(hass: HomeAssistant, entry: MockConfigEntry, platform: str, key: str) -> str:
+    """Entity id of a register entity of unit 1."""
+    entity_id = er.async_get(hass).async_get_entity_id(
+        platform, DOMAIN, f"{entry.entry_id}_1_{key}"
+    )
+    assert entity_id is not None, key
+    return entity_id
+
+
+async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def _unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_demo_entities_devices_and_classes(
+    hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
+) -> None:
+    """Sensor classes, units and precision come from the register map; devices nest."""
+    await _setup(hass, demo_entry)
+    registry = er.async_get(hass)
+
+    outdoor = entity_id_of(hass, demo_entry, "sensor", "outdoor_temperature")
+    state = hass.states.get(outdoor)
+    assert state.attributes[ATTR_DEVICE_CLASS] == "temperature"
+    assert state.attributes[ATTR_UNIT_OF_MEASUREMENT] == "°C"
+    assert state.attributes["state_class"] == "measurement"
+    assert registry.async_get(outdoor).options["sensor"]["suggested_display_precision"] == 1
+    assert -40 < float(state.state) < 50
+
+    energy = hass.states.get(entity_id_of(hass, demo_entry, "sensor", "energy_import"))
+    assert energy.attributes["state_class"] == "total_increasing"
+    assert energy.attributes[ATTR_UNIT_OF_MEASUREMENT] == "kWh"
+
+    running = hass.states.get(entity_id_of(hass, demo_entry, "binary_sensor", "status_running"))
+    assert running.attributes[ATTR_DEVICE_CLASS] == "running"
+    assert running.state in (STATE_ON, STATE_OFF)
+    alarm = hass.states.get(entity_id_of(hass, demo_entry, "binary_sensor", "alarm_overload"))
+    assert alarm.attributes[ATTR_DEVICE_CLASS] == "problem"
+
+    setpoint = hass.states.get(entity_id_of(hass, demo_entry, "number", "room_setpoint"))
+    assert setpoint.attributes["min"] == 5
+    assert setpoint.attributes["max"] == 30
+    assert setpoint.attributes["step"] == 0.5
+    power_limit = registry.async_get(entity_id_of(hass, demo_entry, "number", "power_limit"))
+    assert power_limit.entity_category is EntityCategory.CONFIG
+    pump = hass.states.get(entity_id_of(hass, demo_entry, "switch", "pump_enable"))
+    assert pump.state in (STATE_ON, STATE_OFF)
+
+    # rarely useful (diagnostic) registers exist but are disabled by default
+    uptime = registry.async_get(entity_id_of(hass, demo_entry, "sensor", "uptime"))
+    assert uptime.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert uptime.entity_category is EntityCategory.DIAGNOSTIC
+
+    # one device per unit, reached via the connection (hub) device
+    devices = dr.async_get(hass)
+    hub = devices.async_get_device(identifiers={(DOMAIN, f"{demo_entry.entry_id}_hub")})
+    unit = devices.async_get_device(identifiers={(DOMAIN, f"{demo_entry.entry_id}_1")})
+    assert hub is not None and unit is not None
+    assert unit.via_device_id == hub.id
+    assert unit.manufacturer == "Adaptive Modbus"
+    assert unit.model == "Simulator"
+    assert registry.async_get(outdoor).device_id == unit.id
+
+    # connection diagnostics on the hub device, translated names, unknown until warmed up
+    stats = [
+        e
+        for e in er.async_entries_for_config_entry(registry, demo_entry.entry_id)
+        if e.device_id == hub.id
+    ]
+    assert {e.translation_key for e in stats} >= {
+        "requests_per_minute",
+        "bus_utilisation",
+        "mean_latency",
+        "p95_latency",
+        "error_rate",
+        "registers_per_request",
+        "saving_vs_fixed",
+    }
+    assert all(e.entity_category is EntityCategory.DIAGNOSTIC for e in stats)
+    rpm = next(e.entity_id for e in stats if e.translation_key == "requests_per_minute")
+    assert hass.states.get(rpm).state == STATE_UNKNOWN
+    await vtime.run(demo_entry.runtime_data.coordinator, 3 * 60)
+    assert float(hass.states.get(rpm).state) > 0
+    saving = next(e.entity_id for e in stats if e.translation_key == "saving_vs_fixed")
+    assert hass.states.get(saving).state != STATE_UNKNOWN
+    await _unload(hass, demo_entry)
+
+
+async def test_values_update_over_refreshes(
+    hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
+) -> None:
+    """Values follow the demo scenario as virtual time passes."""
+    await _setup(hass, demo_entry)
+    coordinator = demo_entry.runtime_data.coordinator
+    power = entity_id_of(hass, demo_entry, "sensor", "active_power")
+    seen = set()
+    for _ in range(20):
+        await vtime.run(coordinator, 60)
+        seen.add(hass.states.get(power).state)
+    assert len(seen) > 5
+    await _unload(hass, demo_entry)
+
+
+CUSTOM_MAP = """
+registers:
+  - name: Mains voltage
+    table: input
+    address: 8
+    data_type: uint16
+    scale: 0.1
+    precision: 1
+    unit: V
+    device_class: voltage
+    state_class: measurement
+  - name: Setpoint
+    table: holding
+    address: 0
+    data_type: int16
+    scale: 0.1
+    precision: 1
+    unit: "°C"
+    device_class: temperature
+    writable: true
+    min: 5
+    max: 30
+    step: 0.5
+  - name: Pump
+    table: coil
+    address: 0
+    writable: true
+  - name: Overload
+    table: discrete
+    address: 1
+    device_class: problem
+"""
+
+
+async def test_custom_map_against_real_server(
+    hass: HomeAssistant, vtime: VirtualTime, sim_server: SimulatorServer, tcp_entry: Any
+) -> None:
+    """A pasted register map polls a real pymodbus server over TCP."""
+    entry = tcp_entry(sim_server.port, register_map=CUSTOM_MAP)
+    await _setup(hass, entry)
+    device = sim_server.device
+    voltage = hass.states.get(entity_id_of(hass, entry, "sensor", "mains_voltage"))
+    assert voltage.attributes[ATTR_UNIT_OF_MEASUREMENT] == "V"
+    assert float(voltage.state) == pytest.approx(device.truth("grid_voltage", vtime.time()), abs=5)
+    setpoint = hass.states.get(entity_id_of(hass, entry, "number", "setpoint"))
+    assert float(setpoint.state) == pytest.approx(device.truth("room_setpoint", vtime.time()))
+    pump = hass.states.get(entity_id_of(hass, entry, "switch", "pump"))
+    assert (pump.state == STATE_ON) == bool(device.truth("pump_enable", vtime.time()))
+    overload = hass.states.get(entity_id_of(hass, entry, "binary_sensor", "overload"))
+    assert overload.state in (STATE_ON, STATE_OFF)
+
+    await vtime.run(entry.runtime_data.coordinator, 5 * 60)
+    voltage = hass.states.get(entity_id_of(hass, entry, "sensor", "mains_voltage"))
+    assert float(voltage.state) == pytest.approx(device.truth("grid_voltage", vtime.time()), abs=5)
+    devices = dr.async_get(hass)
+    unit = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_1")})
+    assert unit is not None and unit.name == "Custom device"
+    await _unload(hass, entry)
+
+
+async def test_number_and_switch_write_then_read_back(
+    hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
+) -> None:
+    """Writes reach the device, the state shows the read-back value at once."""
+    await _setup(hass, demo_entry)
+    coordinator = demo_entry.runtime_data.coordinator
+    device = demo_entry.runtime_data.hub.server.device
+    await vtime.run(coordinator, 10 * 60)  # let the setpoint's interval grow
+    before = coordinator.engine.snapshot().registers["1.room_setpoint"].interval
+
+    setpoint = entity_id_of(hass, demo_entry, "number", "room_setpoint")
+    await hass.services.async_call(
+        "number", SERVICE_SET_VALUE, {ATTR_ENTITY_ID: setpoint, ATTR_VALUE: 23.5}, blocking=True
+    )
+    assert hass.states.get(setpoint).state == "23.5"
+    assert device.truth("room_setpoint", vtime.time()) == pytest.approx(23.5)
+    register = coordinator.engine.snapshot().registers["1.room_setpoint"]
+    assert register.value == pytest.approx(23.5)
+    assert register.reason == "write"
+    assert register.interval <= before
+
+    pump = entity_id_of(hass, demo_entry, "switch", "pump_enable")
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: pump}, blocking=True
+    )
+    assert hass.states.get(pump).state == STATE_OFF
+    assert device.truth("pump_enable", vtime.time()) is False
+    await hass.services.async_call("switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: pump}, blocking=True)
+    assert hass.states.get(pump).state == STATE_ON
+    assert device.truth("pump_enable", vtime.time()) is True
+    await _unload(hass, demo_entry)
+
+
+async def test_failed_write_raises_translated_error(
+    hass: HomeAssistant, vtime: VirtualTime, sim_server: SimulatorServer, tcp_entry: Any
+) -> None:
+    """A write to a device that is gone raises HomeAssistantError with a translation key."""
+    entry = tcp_entry(sim_server.port)
+    await _setup(hass, entry)
+    await sim_server.stop()
+    pump = entity_id_of(hass, entry, "switch", "pump_enable")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: pump}, blocking=True
+        )
+    assert err.value.translation_key == "write_failed"
+    assert err.value.translation_domain == DOMAIN
+    await _unload(hass, entry)
+
+
+class TwoUnits:
+    """Two simulated units behind one server (a gateway with two devices)."""
+
+    def __init__(self, clock: Any) -> None:
+        self.units = {
+            unit: SimulatedDevice(seed=40 + unit, clock=clock, unit_id=unit) for unit in (1, 2)
+        }
+
+    def read(self, unit_id: int, table: Any, address: int, count: int) -> list[int]:
+        return self.units[unit_id].read(unit_id, table, address, count)
+
+    def write_registers(self, unit_id: int, address: int, values: Any) -> None:
+        self.units[unit_id].write_registers(unit_id, address, values)
+
+    def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        self.units[unit_id].write_coil(unit_id, address, value)
+
+
+async def test_two_units_on_one_connection(hass: HomeAssistant, vtime: VirtualTime) -> None:
+    """One HA device per unit id, both via the connection device; keys never collide."""
+    server = SimulatorServer(TwoUnits(vtime.time), host="127.0.0.1", port=0, unit_ids=(1, 2))
+    await server.start()
+    try:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            title="Gateway",
+            unique_id=f"tcp:127.0.0.1:{server.port}",
+            data={
+                CONF_CONNECTION: CONNECTION_TCP,
+                CONF_HOST: "127.0.0.1",
+                CONF_PORT: server.port,
+                CONF_DEVICES: [
+                    {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Heat pump 1"},
+                    {CONF_UNIT_ID: 2, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Heat pump 2"},
+                ],
+            },
+            options={CONF_TIMEOUT: 0.5, CONF_MIN_INTERVAL: 2.0},
+        )
+        entry.add_to_hass(hass)
+        await _setup(hass, entry)
+        await vtime.run(entry.runtime_data.coordinator, 60)
+        devices = dr.async_get(hass)
+        hub = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_hub")})
+        registry = er.async_get(hass)
+        for unit in (1, 2):
+            device = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_{unit}")})
+            assert device is not None and hub is not None
+            assert device.name == f"Heat pump {unit}"
+            assert device.via_device_id == hub.id
+            entity_id = registry.async_get_entity_id(
+                "sensor", DOMAIN, f"{entry.entry_id}_{unit}_outdoor_temperature"
+            )
+            assert entity_id is not None
+            assert registry.async_get(entity_id).device_id == device.id
+            assert hass.states.get(entity_id).state not in ("unavailable", "unknown")
+        registers = entry.runtime_data.coordinator.engine.snapshot().registers
+        assert {"1.outdoor_temperature", "2.outdoor_temperature"} <= set(registers)
+        await _unload(hass, entry)
+    finally:
+        await server.stop()
