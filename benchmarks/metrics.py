@@ -1,0 +1,219 @@
+"""Metrics of one run against ground truth sampled every second of virtual time.
+
+Errors are pooled over all registers with a numeric (or on/off) value and expressed
+in tolerances (``|shown - true| / tolerance``; for tolerance 0 in units of the
+register's resolution, an on/off mismatch counts 1), so registers of different units
+can be pooled. A *miss* is a stretch during which the shown value stays outside the
+tolerance band around the true value; it counts against the target when it lasts
+longer than ``miss_factor`` times the register's min interval. ``misses_trackable``
+leaves out registers whose true value jumps beyond its tolerance from one second to
+the next in more than 1 % of the seconds (noise larger than the tolerance: no poller
+slower than 1 Hz can keep those in band; the demo's grid frequency is built that way).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from custom_components.adaptive_modbus.engine.registers import DataType
+
+from .oracle import thresholds
+from .scenarios import Scenario
+from .simulate import RunRecord
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Per-policy figures for one scenario."""
+
+    policy: str
+    requests: int
+    requests_per_hour: float
+    registers_per_hour: float
+    bus_pct: float
+    err_mean: float
+    err_p95: float
+    out_of_band_pct: float
+    stale_p95: float  # s the shown value had been out of band, p95 over out-of-band samples
+    age_p95: float  # s since the register was last read, p95 over all samples
+    misses: int  # out-of-band stretches longer than miss_factor x min interval
+    misses_trackable: int  # the same, on registers whose noise stays below tolerance
+    noisy_registers: int  # registers left out of misses_trackable
+    worst_miss: float  # longest out-of-band stretch / min interval
+    incident_delay: float | None  # mean s to show the incident's first step (None: never)
+    incident_delay_max: float | None
+    cycles: int
+    cpu_seconds: float
+    errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN and inf become None)."""
+        return {
+            key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in asdict(self).items()
+        }
+
+
+def _scale(scenario: Scenario) -> Array:
+    """Per row: what one unit of normalised error is."""
+    out = []
+    for spec in scenario.specs:
+        if spec.tolerance > 0:
+            out.append(spec.tolerance)
+        elif spec.data_type in (DataType.BOOL, DataType.BIT):
+            out.append(1.0)
+        else:
+            out.append(abs(spec.scale))
+    return np.array(out)
+
+
+def shown_series(times: list[float], values: list[float], samples: Array) -> tuple[Array, Array]:
+    """The value shown and the time of its read at each sample time (NaN before any)."""
+    if not times:
+        nan = np.full(len(samples), np.nan)
+        return nan, nan
+    t = np.asarray(times)
+    v = np.asarray(values)
+    index = np.searchsorted(t, samples, side="right") - 1
+    ok = index >= 0
+    safe = np.where(ok, index, 0)
+    return np.where(ok, v[safe], np.nan), np.where(ok, t[safe], np.nan)
+
+
+def _runs(flags: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Start indices and lengths of the True runs of ``flags``."""
+    padded = np.concatenate(([False], flags, [False])).astype(np.int8)
+    edges = np.diff(padded)
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return starts, ends - starts
+
+
+NOISY_STEP_SHARE = 0.01
+
+
+def noisy_rows(scenario: Scenario) -> set[int]:
+    """Rows whose truth jumps beyond tolerance second to second in > 1 % of seconds."""
+    thr = thresholds(scenario.specs)
+    steps = np.abs(np.diff(scenario.truth, axis=1)) > thr[:, None]
+    share = steps.mean(axis=1)
+    return {int(row) for row in np.flatnonzero(share > NOISY_STEP_SHARE)}
+
+
+def incident_delays(scenario: Scenario, record: RunRecord) -> list[float | None]:
+    """Per incident: seconds from its first step in the truth until a read shows it.
+
+    Registers whose noise exceeds their tolerance (:func:`noisy_rows`) are left out:
+    their noise, not the incident, would be the 'first step'.
+    """
+    truth = scenario.truth
+    thr = thresholds(scenario.specs)
+    noisy = noisy_rows(scenario)
+    delays: list[float | None] = []
+    for incident in scenario.incidents:
+        s0 = max(round(incident - scenario.start), 1)
+        baseline = truth[:, s0 - 1]
+        first: dict[int, int] = {}
+        for row in range(len(scenario.specs)):
+            if math.isnan(baseline[row]) or row in noisy:
+                continue
+            moved = np.flatnonzero(np.abs(truth[row, s0:] - baseline[row]) > thr[row])
+            if moved.size:
+                first[row] = s0 + int(moved[0])
+        if not first:
+            delays.append(None)
+            continue
+        step = min(first.values())
+        # the change happened after sample step - 1 (and not before the incident began)
+        changed_at = max(incident, scenario.start + step - 1)
+        best: float | None = None
+        for row, second in first.items():
+            if second != step:
+                continue
+            times, values = record.reads[row]
+            for when, value in zip(times, values, strict=True):
+                if when >= changed_at and abs(value - baseline[row]) > thr[row]:
+                    delay = when - changed_at
+                    best = delay if best is None else min(best, delay)
+                    break
+        delays.append(best)
+    return delays
+
+
+def compute(
+    scenario: Scenario,
+    record: RunRecord,
+    *,
+    min_interval: float = 5.0,
+    miss_factor: float = 2.0,
+) -> Metrics:
+    """All metrics of one run."""
+    truth = scenario.truth
+    samples = scenario.start + np.arange(truth.shape[1], dtype=np.float64)
+    thr = thresholds(scenario.specs)
+    scale = _scale(scenario)
+    errors: list[Array] = []
+    stale: list[Array] = []
+    ages: list[Array] = []
+    out_count = 0
+    total = 0
+    misses = 0
+    misses_trackable = 0
+    noisy = noisy_rows(scenario)
+    worst = 0.0
+    for row, spec in enumerate(scenario.specs):
+        if np.isnan(truth[row, 0]):
+            continue
+        shown, read_at = shown_series(*record.reads[row], samples)
+        valid = ~np.isnan(shown)
+        diff = np.abs(shown[valid] - truth[row, valid])
+        errors.append(diff / scale[row])
+        ages.append(samples[valid] - read_at[valid])
+        out = diff > thr[row]
+        out_count += int(out.sum())
+        total += int(valid.sum())
+        starts, lengths = _runs(out)
+        if lengths.size:
+            limit = spec.min_interval or min_interval
+            long_runs = int((lengths > miss_factor * limit).sum())
+            misses += long_runs
+            if row not in noisy:
+                misses_trackable += long_runs
+            worst = max(worst, float(lengths.max()) / limit)
+            # staleness inside each run: 1, 2, ... seconds out of band
+            inside = np.flatnonzero(out) - np.repeat(starts, lengths)
+            stale.append(inside.astype(np.float64) + 1.0)
+    pooled = np.concatenate(errors) if errors else np.zeros(1)
+    stale_all = np.concatenate(stale) if stale else np.zeros(1)
+    age_all = np.concatenate(ages) if ages else np.zeros(1)
+    hours = scenario.duration / 3600.0
+    delays = incident_delays(scenario, record)
+    known = [d for d in delays if d is not None]
+    return Metrics(
+        policy=record.policy,
+        requests=record.requests,
+        requests_per_hour=record.requests / hours,
+        registers_per_hour=record.registers / hours,
+        bus_pct=100.0 * record.bus_time / scenario.duration,
+        err_mean=float(pooled.mean()),
+        err_p95=float(np.percentile(pooled, 95)),
+        out_of_band_pct=100.0 * out_count / max(total, 1),
+        stale_p95=float(np.percentile(stale_all, 95)) if stale else 0.0,
+        age_p95=float(np.percentile(age_all, 95)),
+        misses=misses,
+        misses_trackable=misses_trackable,
+        noisy_registers=len(noisy),
+        worst_miss=worst,
+        incident_delay=(sum(known) / len(known)) if known and len(known) == len(delays) else None,
+        incident_delay_max=max(known) if known and len(known) == len(delays) else None,
+        cycles=record.cycles,
+        cpu_seconds=record.cpu_seconds,
+        errors=record.errors,
+    )

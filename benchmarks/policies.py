@@ -1,0 +1,97 @@
+"""The polling policies compared, all on the same scenario, seed and bus.
+
+* ``fixed-per-entity``: HA core's default: every entity its own request at its scan
+  interval (15 s). Engine config: ``adaptive=False, merge_reads=False, piggyback=False``.
+* ``static-blocks``: contiguous block reads of everything on a fixed interval, like
+  Telegraf's request optimisation. Engine config: ``adaptive=False, merge_reads=True``;
+  every register is due at once, so the engine's optimal planner makes the blocks,
+  which is at least as good as Telegraf's best static mode (``max_insert``).
+* ``adaptive`` / ``adaptive-no-patterns``: the engine's defaults, with and without
+  time-of-week activity profiles.
+* ``oracle`` / ``oracle-batched``: see :mod:`benchmarks.oracle` (not engine
+  configurations); the batched one also reads, with a unit's table, what will leave
+  its band within the next 30 s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from custom_components.adaptive_modbus.engine.planner import DeviceLimits
+from custom_components.adaptive_modbus.engine.scheduler import EngineConfig
+
+FIXED = "fixed-per-entity"
+STATIC = "static-blocks"
+ADAPTIVE = "adaptive"
+ADAPTIVE_NO_PATTERNS = "adaptive-no-patterns"
+ORACLE = "oracle"
+ORACLE_BATCHED = "oracle-batched"
+ORACLE_LOOKAHEAD = 30  # s: the batched oracle reads what leaves its band within this
+DEFAULT_INTERVAL = 15.0  # HA core's default scan interval
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named engine configuration (``config`` None: the oracle)."""
+
+    name: str
+    family: str
+    interval: float | None
+    config: EngineConfig | None
+
+
+def fixed(interval: float, limits: Mapping[int, DeviceLimits]) -> Policy:
+    """HA core style: one request per entity every ``interval`` seconds."""
+    config = EngineConfig(
+        adaptive=False,
+        merge_reads=False,
+        piggyback=False,
+        fixed_interval=interval,
+        limits=dict(limits),
+    )
+    return Policy(f"{FIXED}@{interval:g}s", FIXED, interval, config)
+
+
+def static(interval: float, limits: Mapping[int, DeviceLimits]) -> Policy:
+    """Telegraf style: optimal contiguous blocks of everything every ``interval`` seconds."""
+    config = EngineConfig(
+        adaptive=False,
+        merge_reads=True,
+        piggyback=True,
+        fixed_interval=interval,
+        limits=dict(limits),
+    )
+    return Policy(f"{STATIC}@{interval:g}s", STATIC, interval, config)
+
+
+def standard(
+    limits: Mapping[int, DeviceLimits], *, min_interval: float = 5.0, max_interval: float = 300.0
+) -> list[Policy]:
+    """The policies of the main table (adaptive with the given interval bounds)."""
+    adaptive = EngineConfig(
+        min_interval=min_interval, max_interval=max_interval, limits=dict(limits)
+    )
+    return [
+        fixed(DEFAULT_INTERVAL, limits),
+        static(DEFAULT_INTERVAL, limits),
+        Policy(ADAPTIVE, ADAPTIVE, None, adaptive),
+        Policy(
+            ADAPTIVE_NO_PATTERNS,
+            ADAPTIVE_NO_PATTERNS,
+            None,
+            dataclasses.replace(adaptive, patterns=False),
+        ),
+        Policy(ORACLE, ORACLE, None, None),
+        Policy(ORACLE_BATCHED, ORACLE, None, None),
+    ]
+
+
+def sweep(intervals: tuple[float, ...], limits: Mapping[int, DeviceLimits]) -> list[Policy]:
+    """The fixed policies at other intervals (for the equal-freshness comparison)."""
+    out = []
+    for interval in intervals:
+        if interval != DEFAULT_INTERVAL:
+            out += [fixed(interval, limits), static(interval, limits)]
+    return out

@@ -1,0 +1,209 @@
+"""Drive one policy through one scenario in virtual time and record what it shows.
+
+The driver loop is the coordinator's: ``t = engine.next_due()``, move the virtual
+clock to ``t``, ``await engine.poll_due(t)``. The in-process transport advances the
+same clock by each exchange's bus time (from :class:`~benchmarks.bus.BusModel`), so
+a busy serial bus really delays the following reads. After every cycle the value
+the engine exposes for each register just read is recorded with the cycle's end
+time: that is the value an entity would show from then on.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from custom_components.adaptive_modbus.engine.registers import RegisterSpec, Table, Value
+from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
+from custom_components.adaptive_modbus.engine.simulator.inprocess import (
+    InProcessTransport,
+    RequestKind,
+)
+
+from .bus import BusModel
+from .scenarios import Scenario
+from .vclock import VirtualClock
+
+ReadKey = tuple[int, Table]
+
+
+@dataclass
+class RunRecord:
+    """What one policy did on one scenario."""
+
+    policy: str
+    reads: list[tuple[list[float], list[float]]]  # per spec row: read times, values shown
+    requests: int = 0
+    registers: int = 0
+    bus_time: float = 0.0
+    errors: int = 0
+    cycles: int = 0
+    cpu_seconds: float = 0.0
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (cycle end, requests)
+
+
+class RecordingTransport:
+    """Delegates to the in-process transport and remembers the reads of a cycle."""
+
+    def __init__(self, inner: InProcessTransport) -> None:
+        self.inner = inner
+        self.reads: list[tuple[int, Table, int, int]] = []
+
+    @property
+    def connected(self) -> bool:
+        """Whether the wrapped transport is connected."""
+        return self.inner.connected
+
+    async def connect(self) -> None:
+        """Connect the wrapped transport."""
+        await self.inner.connect()
+
+    async def close(self) -> None:
+        """Close the wrapped transport."""
+        await self.inner.close()
+
+    async def end_cycle(self) -> None:
+        """Forward the end of a cycle."""
+        await self.inner.end_cycle()
+
+    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Read and remember the span (successful reads only)."""
+        words = await self.inner.read(unit_id, table, address, count)
+        self.reads.append((unit_id, table, address, count))
+        return words
+
+    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+        """Forward a write."""
+        await self.inner.write_registers(unit_id, address, values)
+
+    async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Forward a coil write."""
+        await self.inner.write_coil(unit_id, address, value)
+
+
+def bus_latency(bus: BusModel) -> Callable[[str, int, int], float]:
+    """The in-process transport's latency hook for ``bus``: (kind, unit, count) -> s."""
+
+    def latency(kind: str, unit_id: int, count: int) -> float:
+        if count == 0 and not str(kind).startswith("write"):
+            return bus.exception_time()
+        return bus.exchange_time(RequestKind(kind).function_code, count)
+
+    return latency
+
+
+class SpanIndex:
+    """Which spec rows lie wholly inside a read span."""
+
+    def __init__(self, specs: Sequence[RegisterSpec]) -> None:
+        groups: dict[ReadKey, list[tuple[int, int, int]]] = {}
+        for row, spec in enumerate(specs):
+            groups.setdefault((spec.unit_id, spec.table), []).append((spec.address, spec.end, row))
+        self._groups = {key: sorted(items) for key, items in groups.items()}
+        self._starts = {key: [a for a, _, _ in items] for key, items in self._groups.items()}
+
+    def rows(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Spec rows read by a span."""
+        items = self._groups.get((unit_id, table))
+        if not items:
+            return []
+        starts = self._starts[(unit_id, table)]
+        end = address + count
+        lo, hi = bisect_left(starts, address), bisect_right(starts, end - 1)
+        return [row for _, stop, row in items[lo:hi] if stop <= end]
+
+
+def as_float(value: Value | None) -> float:
+    """A shown value as a float (bools 0/1; text and missing values NaN)."""
+    if value is None or isinstance(value, str):
+        return math.nan
+    return float(value)
+
+
+class Progress:
+    """A one-line progress indicator on stderr (only when it is a terminal or forced)."""
+
+    def __init__(self, label: str, total: float, enabled: bool) -> None:
+        self.label = label
+        self.total = max(total, 1e-9)
+        self.enabled = enabled
+        self._last = 0.0
+
+    def update(self, done: float) -> None:
+        """Show progress if a quarter second passed since the last update."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.25:
+            return
+        self._last = now
+        sys.stderr.write(f"\r  {self.label}: {min(done / self.total, 1.0):6.1%}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """End the progress line."""
+        if self.enabled:
+            sys.stderr.write(f"\r  {self.label}: done   \n")
+            sys.stderr.flush()
+
+
+async def run_engine(
+    scenario: Scenario,
+    config: EngineConfig,
+    policy: str,
+    *,
+    progress: bool = False,
+    index: SpanIndex | None = None,
+) -> RunRecord:
+    """Run the real ``PollEngine`` over the scenario's duration in virtual time."""
+    clock = VirtualClock(scenario.start)
+    units: list[Any] = scenario.make_units(clock.now)
+    inner = InProcessTransport(
+        units,
+        latency=bus_latency(scenario.bus),
+        clock_advance=clock.advance,
+        timeout=scenario.bus.timeout,
+    )
+    transport = RecordingTransport(inner)
+    engine = PollEngine(list(scenario.specs), transport, clock.now, config)
+    index = index or SpanIndex(scenario.specs)
+    uids = [spec.uid for spec in scenario.specs]
+    record = RunRecord(policy=policy, reads=[([], []) for _ in scenario.specs])
+    end = scenario.start + scenario.duration
+    bar = Progress(f"{scenario.name} / {policy}", scenario.duration, progress)
+    cpu0 = time.process_time()
+    stuck = 0
+    last_due = -math.inf
+    while True:
+        due = engine.next_due()
+        if due >= end:
+            break
+        clock.advance_to(due)
+        result = await engine.poll_due(clock.now())
+        shown_at = clock.now()
+        record.cycles += 1
+        record.timeline.append((shown_at, result.requests))
+        for read in transport.reads:
+            for row in index.rows(*read):
+                times, values = record.reads[row]
+                times.append(shown_at)
+                values.append(as_float(engine.value(uids[row])))
+        transport.reads.clear()
+        stuck = stuck + 1 if due <= last_due and result.requests == 0 else 0
+        if stuck > 10_000:
+            raise RuntimeError(f"{policy}: the engine makes no progress at t={due}")
+        last_due = due
+        bar.update(shown_at - scenario.start)
+    bar.close()
+    counters = inner.counters
+    record.cpu_seconds = time.process_time() - cpu0
+    record.requests = counters.requests
+    record.registers = counters.registers + counters.bits
+    record.bus_time = counters.bus_time
+    record.errors = counters.errors
+    return record
