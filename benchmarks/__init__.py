@@ -2,5 +2,5 @@
 
 Run with ``scripts/bench`` (or ``python -m benchmarks.run``). Every policy polls the
 same simulated devices over the same modelled bus in virtual time; see
-``benchmarks/README_PERFORMANCE.md`` for what is measured and how.
+the Performance section of README.md for what is measured and how.
 """

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 import voluptuous as vol
@@ -102,8 +102,8 @@ from .engine.transport import (
     GATEWAY_NO_ANSWER_CODES,
     PymodbusTransport,
     TransportConfig,
-    TransportKind,
 )
+from .hub import transport_from_entry
 from .profile_catalog import ProfileInfo, custom_template, list_profiles
 
 _LOGGER = logging.getLogger(__name__)
@@ -225,22 +225,8 @@ def title_for(data: Mapping[str, Any]) -> str:
 
 
 def transport_config(data: Mapping[str, Any], timeout: float) -> TransportConfig:
-    """A one-shot transport config for validation (no retries)."""
-    kind = TransportKind(data[CONF_CONNECTION])
-    if kind is TransportKind.SERIAL:
-        return TransportConfig(
-            kind=kind,
-            serial_port=data[CONF_SERIAL_PORT],
-            baudrate=int(data[CONF_BAUDRATE]),
-            bytesize=int(data[CONF_BYTESIZE]),
-            parity=str(data[CONF_PARITY]),
-            stopbits=int(data[CONF_STOPBITS]),
-            timeout=timeout,
-            retries=0,
-        )
-    return TransportConfig(
-        kind=kind, host=data[CONF_HOST], port=int(data[CONF_PORT]), timeout=timeout, retries=0
-    )
+    """A one-shot transport config for validation (the entry's settings, no retries)."""
+    return replace(transport_from_entry(data, {CONF_TIMEOUT: timeout}), retries=0)
 
 
 def serial_port_exists(port: str) -> bool:

@@ -113,8 +113,8 @@ def _float(options: Mapping[str, Any], key: str, default: float) -> float:
     return float(value) if value is not None else default
 
 
-def settings_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) -> HubSettings:
-    """Turn config entry data/options into hub settings (defaults from const.py)."""
+def transport_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) -> TransportConfig:
+    """The connection settings of an entry (the config flow validates with these too)."""
     connection = str(data.get(CONF_CONNECTION, CONNECTION_DEMO))
     timeout = _float(options, CONF_TIMEOUT, DEFAULT_TIMEOUT)
     common: dict[str, Any] = {
@@ -149,6 +149,13 @@ def settings_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) -> 
             port=int(data.get(CONF_PORT, DEFAULT_PORT)),
             **common,
         )
+    return transport
+
+
+def settings_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) -> HubSettings:
+    """Turn config entry data/options into hub settings (defaults from const.py)."""
+    connection = str(data.get(CONF_CONNECTION, CONNECTION_DEMO))
+    transport = transport_from_entry(data, options)
     devices = tuple(data.get(CONF_DEVICES) or ())
     if not devices and connection == CONNECTION_DEMO:
         devices = ({CONF_UNIT_ID: DEFAULT_UNIT_ID, CONF_PROFILE: PROFILE_DEMO},)
