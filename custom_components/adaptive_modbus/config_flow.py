@@ -495,6 +495,15 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         """RTU frames over a TCP socket (serial gateways in transparent mode)."""
         return await self._async_network_step(CONNECTION_RTU_OVER_TCP, user_input)
 
+    async def _async_try_connection(self, data: dict[str, Any]) -> FlowError | None:
+        """Refuse a duplicate endpoint, then really connect; keep the data when it works."""
+        await self.async_set_unique_id(unique_id_for(data))
+        self._abort_if_unique_id_configured()
+        error = await async_check_connection(self.hass, data)
+        if error is None:
+            self._data = data
+        return error
+
     async def _async_network_step(
         self, connection: str, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
@@ -502,12 +511,8 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data, error = _network_data(user_input)
             if data is not None:
-                data = {CONF_CONNECTION: connection, **data}
-                await self.async_set_unique_id(unique_id_for(data))
-                self._abort_if_unique_id_configured()
-                error = await async_check_connection(self.hass, data)
+                error = await self._async_try_connection({CONF_CONNECTION: connection, **data})
                 if error is None:
-                    self._data = data
                     return await self.async_step_device()
         return self._show(connection, network_schema(), user_input, error)
 
@@ -518,11 +523,8 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
             data, error = _serial_data(user_input)
             if data is not None:
                 data = {CONF_CONNECTION: CONNECTION_SERIAL, **data}
-                await self.async_set_unique_id(unique_id_for(data))
-                self._abort_if_unique_id_configured()
-                error = await async_check_connection(self.hass, data)
+                error = await self._async_try_connection(data)
                 if error is None:
-                    self._data = data
                     return await self.async_step_device()
         ports = await self.hass.async_add_executor_job(detect_serial_ports)
         return self._show(CONNECTION_SERIAL, serial_schema(ports), user_input, error)
