@@ -670,3 +670,17 @@ def test_same_key_on_two_units_is_two_registers() -> None:
     """Specs are identified by uid, so one key on two units is planned twice."""
     plan = plan_reads([spec("power", 0, unit=1), spec("power", 0, unit=2)])
     assert [block.keys for block in plan] == [("1.power",), ("2.power",)]
+
+
+def test_no_merge_reads_identical_oversized_specs_separately() -> None:
+    """Found by hypothesis: two identical values larger than the limit, merge=False."""
+    due = [
+        RegisterSpec("d0", 1, Table.HOLDING, 0, DataType.UINT32),
+        RegisterSpec("d1", 1, Table.COIL, 0, DataType.BOOL),
+        RegisterSpec("d2", 1, Table.HOLDING, 0, DataType.UINT32),
+    ]
+    limits = {1: DeviceLimits(max_registers=1, max_bits=1)}
+    plan = plan_reads(due, limits=limits, merge=False)
+    assert sorted(block.keys for block in plan) == [("1.d0",), ("1.d1",), ("1.d2",)]
+    # merged, the two identical values share their one (oversized) read
+    assert len(plan_reads(due, limits=limits)) == 2

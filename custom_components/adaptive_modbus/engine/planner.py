@@ -298,7 +298,8 @@ class _GroupContext:
             spans = [(start, end) for start, end, _ in readable]
             keyed = _assign(spans, riders, first=[[key] for _, _, key in readable])
         if unreadable:
-            keyed.extend(_solo(unreadable))
+            # merged: one read per distinct interval; merge=False: one read per spec
+            keyed.extend(_solo(unreadable) if merge else [(a, b, [k]) for a, b, k in unreadable])
             keyed.sort(key=lambda block: (block[0], block[1]))
         unit_id, table = self.unit_id, self.table
         return [
