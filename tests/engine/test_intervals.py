@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 from custom_components.adaptive_modbus.engine.intervals import (
     GROWTH,
     SAFETY,
+    SETTLED_GROWTH,
+    STEP_BUDGET,
+    STEP_MEMORY,
     IntervalDecision,
     IntervalLimits,
     IntervalModel,
@@ -106,14 +109,81 @@ def test_small_step_shortens_to_matching_interval() -> None:
     assert decision.interval == pytest.approx(SAFETY * 50.0 * 300.0 / 100.0)
 
 
-def test_after_a_step_lengthens_again_slowly() -> None:
+def test_after_a_step_lengthens_again_stepwise() -> None:
+    """A level shift (step, then flat) is left behind read by read, not in one go."""
     model = IntervalModel(50.0, LIMITS)
     t, _ = drive(model, lambda _t: 1000.0, 40)
     model.observe(t, 3000.0, True)
     _, decisions = drive(model, lambda _t: 3000.0, 40, t + model.interval)
     assert model.interval == LIMITS.max_interval
     assert decisions[0].reason is Reason.QUIET
-    assert decisions[0].interval <= LIMITS.min_interval * GROWTH * (1 + 1e-9)
+    for decision in decisions:
+        assert decision.interval <= decision.previous * SETTLED_GROWTH * (1 + 1e-9)
+
+
+def _settled_step(model: IntervalModel) -> tuple[float, list[IntervalDecision]]:
+    """Quiet at 1000 until max interval, a 2000 step, then flat: returns (t, decisions)."""
+    t, _ = drive(model, lambda _t: 1000.0, 40)
+    jump = model.observe(t, 3000.0, True)
+    assert jump is not None and jump.reason is Reason.JUMP
+    return drive(model, lambda _t: 3000.0, 12, t + model.interval)
+
+
+def test_level_shift_is_left_out_of_the_rate_and_recovers_fast() -> None:
+    model = IntervalModel(50.0, LIMITS, unit="W")
+    _, decisions = _settled_step(model)
+    assert model.rate == pytest.approx(0.0, abs=1e-9)  # the step is not a trend
+    assert 0.5 / STEP_MEMORY < model.step_rate <= 1.0 / STEP_MEMORY  # one step, decaying
+    # back from 5 s within log2(300/5) + 1 quiet reads (x1.25 would need ~19)
+    back = next(i for i, d in enumerate(decisions) if d.interval >= 2.0 * STEP_BUDGET * 3000)
+    assert back <= math.ceil(math.log2(60)) + 1
+    assert "a step every" in decisions[-1].detail
+
+
+def test_trend_after_a_jump_keeps_the_short_interval() -> None:
+    """A jump that goes on at its pace (a ramp starting) is not taken for a level shift."""
+    model = IntervalModel(50.0, LIMITS)
+    t, _ = drive(model, lambda _t: 1000.0, 40)
+    start, slope = t, 2.0  # 2 W/s: 600 W in the 300 s interval, then on and on
+    t += LIMITS.max_interval
+    model.observe(t, 1000.0 + slope * (t - start), True)
+    t += model.interval
+    intervals = []
+    for _ in range(30):
+        model.observe(t, 1000.0 + slope * (t - start), True)
+        intervals.append(model.interval)
+        t += model.interval
+    assert model.step_rate == 0.0
+    assert max(intervals) <= 50.0 / slope  # change between reads stays within tolerance
+
+
+def test_frequent_steps_bound_the_interval() -> None:
+    """Steps cannot be foreseen: their rate caps the interval at the stale-time budget."""
+    model = IntervalModel(50.0, LIMITS)
+    t, level, every = START, 1000.0, 600.0
+    next_step = t + every
+    for _ in range(2000):
+        if t >= next_step:
+            level = 4000.0 - level
+            next_step += every
+        model.observe(t, level, True)
+        t += model.interval
+        if t > START + 6 * STEP_MEMORY:
+            break
+    expected_cap = 2.0 * STEP_BUDGET * every
+    assert model.step_rate == pytest.approx(1.0 / every, rel=0.25)
+    assert model.target() == pytest.approx(2.0 * STEP_BUDGET / model.step_rate)
+    assert model.target() <= expected_cap * 1.3
+
+
+def test_level_shift_state_survives_a_round_trip() -> None:
+    model = IntervalModel(50.0, LIMITS)
+    t, _ = drive(model, lambda _t: 1000.0, 40)
+    model.observe(t, 3000.0, True)  # a pending jump, not judged yet
+    restored = IntervalModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    t += model.interval
+    assert restored.observe(t, 3000.0, True) == model.observe(t, 3000.0, True)
+    assert restored.step_rate == model.step_rate > 0
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -22,6 +22,18 @@ interval between ``limits.min_interval`` and ``limits.max_interval``:
   the smaller of the target and the interval at which that change would have
   stayed within the tolerance (:attr:`Reason.JUMP`). A target below the current
   interval is adopted at once (:attr:`Reason.RATE`).
+* **Level shifts.** A jump followed by reads that stay put (drift since the jump
+  below :data:`SETTLE_FRACTION` of what the jump's rate would have added, once
+  that is measurable above the noise) was a step, not a trend: a relay, a load
+  switching on. Its sample is taken out of the rate, and quiet reads lengthen the
+  interval by :data:`SETTLED_GROWTH` instead of :data:`GROWTH` until it is back
+  where it was before the jump, or at the target if that is shorter
+  (:attr:`Reason.QUIET`, "level shift settled"). Reads that keep moving at the
+  jump's pace keep the short interval. Steps cannot be foreseen, only bounded:
+  settled steps are counted into a step rate ``λ`` (steps per second, memory
+  :data:`STEP_MEMORY`), and the target never exceeds ``2·STEP_BUDGET/λ``, the
+  interval at which a step leaves the shown value stale for at most
+  :data:`STEP_BUDGET` of the time on average.
 * **Lengthen slowly.** Otherwise the interval grows by at most :data:`GROWTH` per
   read taken a full interval apart (less for reads taken sooner, e.g. as a rider
   of a block read), never beyond the target (:attr:`Reason.QUIET`).
@@ -70,6 +82,17 @@ NOISY_CLEAR = 0.8
 """The noisy flag clears when noise falls below this fraction of the tolerance (hysteresis)."""
 ZERO_TOLERANCE = 1e-9
 """Smallest step used for a numeric tolerance of 0 (every change matters)."""
+SETTLE_FRACTION = 0.25
+"""A jump settles into a level shift when the drift after it stays below this share of
+the change the jump's rate would have added over the same time."""
+CONTINUE_FRACTION = 0.5
+"""Drift after a jump above this share of the jump's pace is a trend: no level shift."""
+SETTLED_GROWTH = 2.0
+"""Lengthening per quiet read (a full interval apart) after a settled level shift."""
+STEP_BUDGET = 0.02
+"""Average share of time a register may show a stale level after an unforeseeable step."""
+STEP_MEMORY = 3600.0
+"""Time constant (s) of the step-rate estimate."""
 MAX_GAP_RATIO = 4.0
 """Residuals across gaps whose ratio exceeds this are not used for the noise estimate."""
 _HALF_NORMAL_MEDIAN = 0.6744897501960817
@@ -123,6 +146,33 @@ class IntervalDecision:
         if at is None or interval is None or previous is None or not isinstance(detail, str):
             return None
         return cls(at, interval, previous, Reason(reason), detail)
+
+
+@dataclass(slots=True)
+class _PendingShift:
+    """A jump waiting to be judged: a level shift (step) or the start of a trend."""
+
+    pre_interval: float  # interval before the jump
+    excess: float  # the jump's excess in the rate accumulator, decayed along with it
+    pace: float  # |change| per second the jump showed
+    sign: float  # direction of the jump
+    t: float  # the read that showed the jump, and its value
+    value: float
+
+    def to_list(self) -> list[float]:
+        return [self.pre_interval, self.excess, self.pace, self.sign, self.t, self.value]
+
+    @classmethod
+    def from_list(cls, data: object) -> _PendingShift | None:
+        if not isinstance(data, list) or len(data) != 6:
+            return None
+        numbers = [_number(x) for x in data]
+        if any(x is None for x in numbers):
+            return None
+        pre, excess, pace, sign, t, value = (float(x) for x in numbers if x is not None)
+        if pre <= 0 or excess < 0 or pace < 0:
+            return None
+        return cls(pre, excess, pace, sign, t, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +237,9 @@ class IntervalModel:
         self._residuals: list[float] = []
         self._acc_rate = 0.0
         self._acc_weight = 0.0
+        self._shift: _PendingShift | None = None
+        self._recover_to = 0.0  # after a settled level shift: grow fast up to this interval
+        self._steps = 0.0  # settled steps, decayed with time constant STEP_MEMORY
         self.last_decision = IntervalDecision(
             at,
             self.interval,
@@ -202,11 +255,25 @@ class IntervalModel:
         """Smallest change worth tracking: ``max(tolerance, noise)`` (never 0)."""
         return max(self.tolerance, self.noise, ZERO_TOLERANCE)
 
+    @property
+    def step_rate(self) -> float:
+        """Settled level shifts per second: the decayed count over :data:`STEP_MEMORY`.
+
+        Dividing by the whole memory span, not by the time observed so far, keeps one
+        early step from reading as a high rate (a prior of no steps in the unseen part).
+        """
+        return self._steps / STEP_MEMORY
+
     def target(self) -> float:
-        """Rate-based target interval, clamped to the limits (max when nothing changes)."""
-        if not self.numeric or self.rate <= 0:
+        """Rate- and step-based target interval, clamped (max when nothing changes)."""
+        if not self.numeric:
             return self.limits.max_interval
-        return self.limits.clamp(SAFETY * self.resolution / self.rate)
+        target = math.inf
+        if self.rate > 0:
+            target = SAFETY * self.resolution / self.rate
+        if self._steps > 0:
+            target = min(target, 2.0 * STEP_BUDGET / self.step_rate)
+        return self.limits.clamp(target) if math.isfinite(target) else self.limits.max_interval
 
     def observe(self, t: float, value: float | None, changed: bool) -> IntervalDecision | None:
         """Learn from a read at time ``t``; return the decision, ``None`` if nothing changed.
@@ -230,6 +297,8 @@ class IntervalModel:
         For a restart: the value read hours later is not a change of one interval.
         """
         self._last_t, self._last_value, self._last_step = None, None, None
+        self._shift = None
+        self._recover_to = 0.0
 
     def reset(self, t: float, reason: Reason = Reason.WRITE) -> IntervalDecision:
         """Set the interval to the minimum (after a write or an incident).
@@ -258,6 +327,9 @@ class IntervalModel:
             "last_step": None if self._last_step is None else list(self._last_step),
             "residuals": list(self._residuals),
             "acc": [self._acc_rate, self._acc_weight],
+            "shift": None if self._shift is None else self._shift.to_list(),
+            "steps": self._steps,
+            "recover_to": self._recover_to,
             "decision": self.last_decision.to_dict(),
         }
 
@@ -304,11 +376,17 @@ class IntervalModel:
             return None
         dt, delta = t - last_t, value - last_value
         was_noisy = self.noisy
+        self._steps *= math.exp(-dt / STEP_MEMORY)
         self._update_noise(dt, delta)
         self._last_step = (dt, delta)
         signal = math.sqrt(max(0.0, delta * delta - NOISE_MARGIN * self.noise**2))
-        self.rate = self._accumulate(self._weight(dt), signal / dt)
+        weight, before = self._weight(dt), self._mean_rate()
+        self.rate = self._accumulate(weight, signal / dt)
         self.activity = signal / dt / self.resolution
+        if abs(delta) > self._jump_threshold():
+            self._note_jump(t, value, delta / dt, weight * max(0.0, signal / dt - before))
+        elif self._shift is not None:
+            self._settle(t, value)
         return self._decide_numeric(t, dt, delta, force=was_noisy != self.noisy)
 
     def _observe_event(self, t: float, changed: bool) -> IntervalDecision | None:
@@ -343,6 +421,8 @@ class IntervalModel:
     def _accumulate(self, weight: float, rate: float) -> float:
         """Add one rate sample to the weighted, decaying mean; return the new mean."""
         decay = math.pow(RATE_DECAY, weight)
+        if self._shift is not None:
+            self._shift.excess *= decay
         self._acc_rate = self._acc_rate * decay + weight * rate
         self._acc_weight = self._acc_weight * decay + weight
         return self._mean_rate()
@@ -373,15 +453,54 @@ class IntervalModel:
         elif self.noise < NOISY_CLEAR * tolerance:
             self.noisy = False
 
+    # ------------------------------------------------------------------ level shifts
+
+    def _steps_text(self) -> str:
+        return f"a step every {_secs(1.0 / self.step_rate)}" if self.step_rate > 0 else "no steps"
+
+    def _jump_threshold(self) -> float:
+        return max(self.resolution, JUMP_K * self.noise)
+
+    def _note_jump(self, t: float, value: float, pace: float, excess: float) -> None:
+        """Remember a jump until later reads tell a step from a trend."""
+        sign = math.copysign(1.0, pace)
+        shift = self._shift
+        if shift is not None and shift.sign == sign:
+            self._shift = None  # a second jump the same way: a trend, not a step
+            return
+        pre = self.interval if shift is None else shift.pre_interval
+        excess += 0.0 if shift is None else shift.excess
+        self._shift = _PendingShift(pre, excess, abs(pace), sign, t, value)
+
+    def _settle(self, t: float, value: float) -> None:
+        """Judge a pending jump on a quiet read; a settled step leaves the rate."""
+        shift = self._shift
+        assert shift is not None
+        paced = shift.pace * (t - shift.t)  # what the jump's pace would have added since
+        drift = abs(value - shift.value)
+        if paced <= max(JUMP_K * self.noise, ZERO_TOLERANCE):
+            return  # too soon to tell the pace from the noise
+        if drift >= CONTINUE_FRACTION * paced:
+            self._shift = None  # still moving: a trend, keep the short interval
+            return
+        if drift > SETTLE_FRACTION * paced:
+            return
+        self._shift = None
+        self._steps += 1.0
+        self._acc_rate = max(0.0, self._acc_rate - shift.excess)
+        self.rate = self._mean_rate()
+        self._recover_to = shift.pre_interval
+
     # ------------------------------------------------------------------ decisions
 
     def _decide_numeric(
         self, t: float, dt: float, delta: float, *, force: bool
     ) -> IntervalDecision | None:
         resolution = self.resolution
-        threshold = max(resolution, JUMP_K * self.noise)
+        threshold = self._jump_threshold()
         target = self.target()
         if abs(delta) > threshold:
+            self._recover_to = 0.0
             instant = SAFETY * resolution * dt / abs(delta)
             new = self.limits.clamp(min(self.interval, target, instant))
             return self._decide(
@@ -408,6 +527,8 @@ class IntervalModel:
                 f"rate {_num(self.rate)}{self._u}/s, noise {_num(self.noise)}{self._u},"
                 f" tolerance {_num(self.tolerance)}{self._u} -> target {_secs(target)}"
             )
+            if self._steps > 0:
+                text = f"{text} ({self._steps_text()})"
             if growth != 1.0:
                 text = f"{text}; x{growth:.3g} = {_secs(new)}"
             if self.noisy:
@@ -417,8 +538,14 @@ class IntervalModel:
         return self._decide(t, new, reason, detail, force=force)
 
     def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
-        growth = math.pow(GROWTH, self._weight(dt))
-        return self.limits.clamp(min(cap, self.interval * growth)), growth
+        weight = self._weight(dt)
+        new = self.interval * math.pow(GROWTH, weight)
+        if self.interval < self._recover_to:  # after a level shift: back faster
+            new = max(new, min(self._recover_to, self.interval * math.pow(SETTLED_GROWTH, weight)))
+        if new >= self._recover_to:
+            self._recover_to = 0.0
+        new = self.limits.clamp(min(cap, new))
+        return new, new / self.interval
 
     def _decide(
         self,
@@ -457,6 +584,9 @@ class IntervalModel:
         acc = src.get("acc")
         if isinstance(acc, list) and len(acc) == 2:
             self._acc_rate, self._acc_weight = (_non_negative(x) for x in acc)
+        self._shift = _PendingShift.from_list(src.get("shift")) if self.numeric else None
+        self._steps = _non_negative(src.get("steps"))
+        self._recover_to = _non_negative(src.get("recover_to"))
         decision = IntervalDecision.from_dict(src.get("decision"))
         if decision is not None:
             self.last_decision = decision
