@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from homeassistant.components.binary_sensor import (
@@ -16,9 +15,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AdaptiveModbusConfigEntry
 from .engine.register_map import RegisterDefinition
-from .entity import RegisterEntity, entity_category
-
-_LOGGER = logging.getLogger(__name__)
+from .entity import RegisterEntity, entity_category, ha_enum
 
 PARALLEL_UPDATES = 0
 
@@ -30,20 +27,6 @@ class RegisterBinarySensorEntityDescription(BinarySensorEntityDescription):
     definition: RegisterDefinition
 
 
-def _device_class(definition: RegisterDefinition) -> BinarySensorDeviceClass | None:
-    if definition.device_class is None:
-        return None
-    try:
-        return BinarySensorDeviceClass(definition.device_class)
-    except ValueError:
-        _LOGGER.debug(
-            "Register %s: '%s' is no binary sensor device class",
-            definition.key,
-            definition.device_class,
-        )
-        return None
-
-
 def binary_sensor_description(
     definition: RegisterDefinition,
 ) -> RegisterBinarySensorEntityDescription:
@@ -52,7 +35,7 @@ def binary_sensor_description(
         key=definition.key,
         name=definition.name,
         definition=definition,
-        device_class=_device_class(definition),
+        device_class=ha_enum(BinarySensorDeviceClass, definition.device_class, definition.key),
         entity_category=entity_category(definition.entity_category, read_only=True),
         entity_registry_enabled_default=definition.enabled_by_default,
         icon=definition.icon,

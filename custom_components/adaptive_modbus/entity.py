@@ -7,6 +7,8 @@ entity's value and availability with what it wrote last and skips otherwise.
 
 from __future__ import annotations
 
+import logging
+from enum import StrEnum
 from typing import Any
 
 from homeassistant.const import EntityCategory, Platform
@@ -22,6 +24,8 @@ from .engine.registers import DataType, Table, Value
 from .hub import UnitInfo
 
 _UNSET = object()
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def hub_identifier(entry_id: str) -> tuple[str, str]:
@@ -71,6 +75,21 @@ def platform_for(definition: RegisterDefinition) -> Platform:
     if spec.writable and spec.is_numeric:
         return Platform.NUMBER
     return Platform.SENSOR
+
+
+def ha_enum[E: StrEnum](kind: type[E], value: str | None, key: str) -> E | None:
+    """``value`` as one of HA's enums (a device or state class) for register ``key``.
+
+    A class the platform does not know (a sensor class on a switch, a typo) is
+    logged and left out rather than failing the entity.
+    """
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        _LOGGER.warning("Register %s: unknown %s '%s' ignored", key, kind.__name__, value)
+        return None
 
 
 def entity_category(value: str | None, *, read_only: bool) -> EntityCategory | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from homeassistant.components.number import (
@@ -18,9 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .coordinator import AdaptiveModbusConfigEntry
 from .engine.register_map import RegisterDefinition
 from .engine.registers import DataType, RegisterSpec
-from .entity import RegisterEntity, entity_category
-
-_LOGGER = logging.getLogger(__name__)
+from .entity import RegisterEntity, entity_category, ha_enum
 
 PARALLEL_UPDATES = 1
 
@@ -52,20 +49,6 @@ class RegisterNumberEntityDescription(NumberEntityDescription):
     definition: RegisterDefinition
 
 
-def _device_class(definition: RegisterDefinition) -> NumberDeviceClass | None:
-    if definition.device_class is None:
-        return None
-    try:
-        return NumberDeviceClass(definition.device_class)
-    except ValueError:
-        _LOGGER.warning(
-            "Register %s: unknown number device class '%s' ignored",
-            definition.key,
-            definition.device_class,
-        )
-        return None
-
-
 def number_description(definition: RegisterDefinition) -> RegisterNumberEntityDescription:
     """Number description from a register definition."""
     spec = definition.spec
@@ -77,7 +60,7 @@ def number_description(definition: RegisterDefinition) -> RegisterNumberEntityDe
         key=definition.key,
         name=definition.name,
         definition=definition,
-        device_class=_device_class(definition),
+        device_class=ha_enum(NumberDeviceClass, definition.device_class, definition.key),
         native_unit_of_measurement=definition.unit,
         native_min_value=low if definition.native_min is None else definition.native_min,
         native_max_value=high if definition.native_max is None else definition.native_max,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +23,7 @@ from .coordinator import (
 )
 from .engine.register_map import RegisterDefinition
 from .engine.registers import DataType
-from .entity import ChangeOnlyEntity, RegisterEntity, entity_category, hub_device_info
-
-_LOGGER = logging.getLogger(__name__)
+from .entity import ChangeOnlyEntity, RegisterEntity, entity_category, ha_enum, hub_device_info
 
 PARALLEL_UPDATES = 0
 
@@ -41,18 +38,6 @@ class RegisterSensorEntityDescription(SensorEntityDescription):
     definition: RegisterDefinition
 
 
-def _enum[E: (SensorDeviceClass, SensorStateClass)](
-    kind: type[E], value: str | None, key: str
-) -> E | None:
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        _LOGGER.warning("Register %s: unknown %s '%s' ignored", key, kind.__name__, value)
-        return None
-
-
 def sensor_description(definition: RegisterDefinition) -> RegisterSensorEntityDescription:
     """Sensor description from a register definition."""
     spec = definition.spec
@@ -61,10 +46,10 @@ def sensor_description(definition: RegisterDefinition) -> RegisterSensorEntityDe
         key=definition.key,
         name=definition.name,
         definition=definition,
-        device_class=_enum(SensorDeviceClass, definition.device_class, definition.key)
+        device_class=ha_enum(SensorDeviceClass, definition.device_class, definition.key)
         if numeric
         else None,
-        state_class=_enum(SensorStateClass, definition.state_class, definition.key)
+        state_class=ha_enum(SensorStateClass, definition.state_class, definition.key)
         if numeric
         else None,
         native_unit_of_measurement=definition.unit if numeric else None,

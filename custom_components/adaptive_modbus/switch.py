@@ -16,7 +16,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AdaptiveModbusConfigEntry
 from .engine.register_map import RegisterDefinition
-from .entity import RegisterEntity, entity_category
+from .entity import RegisterEntity, entity_category, ha_enum
 
 PARALLEL_UPDATES = 1
 
@@ -28,20 +28,13 @@ class RegisterSwitchEntityDescription(SwitchEntityDescription):
     definition: RegisterDefinition
 
 
-def _device_class(definition: RegisterDefinition) -> SwitchDeviceClass | None:
-    try:
-        return SwitchDeviceClass(definition.device_class) if definition.device_class else None
-    except ValueError:
-        return None
-
-
 def switch_description(definition: RegisterDefinition) -> RegisterSwitchEntityDescription:
     """Switch description from a register definition."""
     return RegisterSwitchEntityDescription(
         key=definition.key,
         name=definition.name,
         definition=definition,
-        device_class=_device_class(definition),
+        device_class=ha_enum(SwitchDeviceClass, definition.device_class, definition.key),
         entity_category=entity_category(definition.entity_category, read_only=False),
         entity_registry_enabled_default=definition.enabled_by_default,
         icon=definition.icon,

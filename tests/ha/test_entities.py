@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from homeassistant.components.number import ATTR_VALUE, SERVICE_SET_VALUE
+from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
+from homeassistant.components.switch import SwitchDeviceClass
 from homeassistant.const import (
     ATTR_DEVICE_CLASS,
     ATTR_ENTITY_ID,
@@ -39,6 +41,7 @@ from custom_components.adaptive_modbus.const import (
 )
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+from custom_components.adaptive_modbus.entity import ha_enum
 
 if TYPE_CHECKING:
     from conftest import VirtualTime
@@ -324,3 +327,13 @@ async def test_two_units_on_one_connection(hass: HomeAssistant, vtime: VirtualTi
         await _unload(hass, entry)
     finally:
         await server.stop()
+
+
+def test_device_and_state_classes_unknown_to_a_platform_are_dropped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert ha_enum(SensorDeviceClass, "power", "p") is SensorDeviceClass.POWER
+    assert ha_enum(SensorStateClass, "total_increasing", "e") is SensorStateClass.TOTAL_INCREASING
+    assert ha_enum(SwitchDeviceClass, None, "s") is None
+    assert ha_enum(SwitchDeviceClass, "temperature", "relay") is None
+    assert "relay" in caplog.text and "SwitchDeviceClass" in caplog.text
