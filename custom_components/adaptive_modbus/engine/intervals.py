@@ -383,11 +383,15 @@ class IntervalModel:
         weight, before = self._weight(dt), self._mean_rate()
         self.rate = self._accumulate(weight, signal / dt)
         self.activity = signal / dt / self.resolution
-        if abs(delta) > self._jump_threshold():
+        threshold = max(self.resolution, JUMP_K * self.noise)
+        jumped = abs(delta) > threshold
+        if jumped:
             self._note_jump(t, value, delta / dt, weight * max(0.0, signal / dt - before))
         elif self._shift is not None:
             self._settle(t, value)
-        return self._decide_numeric(t, dt, delta, force=was_noisy != self.noisy)
+        return self._decide_numeric(
+            t, dt, delta, threshold, jumped=jumped, force=was_noisy != self.noisy
+        )
 
     def _observe_event(self, t: float, changed: bool) -> IntervalDecision | None:
         last_t = self._last_t
@@ -458,11 +462,9 @@ class IntervalModel:
     def _steps_text(self) -> str:
         return f"a step every {_secs(1.0 / self.step_rate)}" if self.step_rate > 0 else "no steps"
 
-    def _jump_threshold(self) -> float:
-        return max(self.resolution, JUMP_K * self.noise)
-
     def _note_jump(self, t: float, value: float, pace: float, excess: float) -> None:
         """Remember a jump until later reads tell a step from a trend."""
+        self._recover_to = 0.0
         sign = math.copysign(1.0, pace)
         shift = self._shift
         if shift is not None and shift.sign == sign:
@@ -494,13 +496,11 @@ class IntervalModel:
     # ------------------------------------------------------------------ decisions
 
     def _decide_numeric(
-        self, t: float, dt: float, delta: float, *, force: bool
+        self, t: float, dt: float, delta: float, threshold: float, *, jumped: bool, force: bool
     ) -> IntervalDecision | None:
         resolution = self.resolution
-        threshold = self._jump_threshold()
         target = self.target()
-        if abs(delta) > threshold:
-            self._recover_to = 0.0
+        if jumped:
             instant = SAFETY * resolution * dt / abs(delta)
             new = self.limits.clamp(min(self.interval, target, instant))
             return self._decide(
