@@ -239,3 +239,18 @@ async def test_unit_that_answers_with_an_exception_is_not_down() -> None:
     assert not engine.snapshot().units_down
     # illegal-address answers blame addresses, not the unit
     assert engine.snapshot().holes
+
+
+async def test_request_read_on_a_down_unit_probes_it_now() -> None:
+    engine, _, transport, clock = scripted_engine()
+    await run_until(engine, clock, 600)
+    transport.fault = ModbusTimeout
+    await run_until(engine, clock, 700)
+    status = engine.snapshot().units_down[1]
+    assert status.next_probe > clock.t
+    transport.fault = None
+    engine.request_read([engine.uids[0]])
+    assert engine.next_due() == clock.t
+    result = await engine.poll_due()
+    assert result.units_back == {1}
+    assert all(r.last_read == clock.t for r in engine.snapshot().registers.values())

@@ -14,6 +14,15 @@ learned as a hole the planner never spans again; a single register that fails on
 its own is quarantined and re-probed with exponential backoff. The rest of the
 cycle's results are applied either way. Holes and quarantines are part of the
 exported state, so a restart does not relearn them.
+
+Units that stop answering: a unit whose reads in a cycle all fail with timeouts or
+connection errors is down. Its registers are parked (not retried one by one) and a
+single probe, its smallest read, runs on a short bounded backoff (UNIT_PROBE_FIRST
+doubling to UNIT_PROBE_MAX); when it answers, every register of the unit is due at
+once. CycleResult.units_down / units_back report each transition once.
+
+Clocks: due times, intervals and backoffs run on an injected monotonic clock; the
+wall clock is used only for time-of-week patterns and for times shown to users.
 """
 
 from __future__ import annotations
@@ -871,7 +880,9 @@ class PollEngine:
 
     def request_read(self, uids: Iterable[str]) -> None:
         """Make these registers due now: the next :meth:`poll_due` reads them, planned
-        together with whatever else is due. Raises ValueError naming unknown uids."""
+        together with whatever else is due (for a unit that is down: its probe is due
+        now, and its answer brings every register back). Raises ValueError naming
+        unknown uids."""
         wanted = list(dict.fromkeys(uids))
         unknown = [uid for uid in wanted if uid not in self._regs]
         if unknown:
@@ -879,6 +890,9 @@ class PollEngine:
         now = self._clock()
         for uid in wanted:
             reg = self._regs[uid]
+            down = self._down.get(reg.spec.unit_id)
+            if down is not None and reg.enabled:
+                down.next_probe = min(down.next_probe, now)
             if reg.enabled and reg.next_due > now:
                 reg.next_due = now
                 self._push(reg)
