@@ -316,7 +316,9 @@ class PymodbusTransport:
 
     def _closed_error(self, unit_id: int | None = None, address: int | None = None) -> ModbusError:
         return TransportClosed(
-            f"{self._describe()}: the connection is closed", unit_id=unit_id, address=address
+            f"{self._describe()}: the transport is closed (unloaded); it opens no new connection",
+            unit_id=unit_id,
+            address=address,
         )
 
     def _new_client(self) -> ModbusBaseClient:
@@ -450,8 +452,10 @@ class PymodbusTransport:
             in_flight.cancel()
         self._drop()
         self._backoff.succeeded()
-        if self._connecting is not None:
+        if self._connecting is not None:  # at most one connect timeout
             await asyncio.shield(self._connecting)
+        if in_flight is not None:  # it ends within a few loop iterations once cancelled
+            await asyncio.wait((in_flight,), timeout=1.0)
         await asyncio.sleep(0)  # let the socket close
 
     async def end_cycle(self) -> None:
@@ -617,8 +621,8 @@ class PymodbusTransport:
                 self.stats.requests += 1
                 try:
                     response = await self._exchange(client, send)
-                    problem = check(response) if check is not None else None
-                    if problem is not None and compat.exception_code(response) is None:
+                    answered = compat.exception_code(response) is None
+                    if answered and check is not None and (problem := check(response)):
                         raise _Mismatch(problem)
                 except (_Mismatch, _Abandoned, ModbusException, TimeoutError, OSError) as err:
                     error, retry = self._failure(err, client, unit_id, address)
