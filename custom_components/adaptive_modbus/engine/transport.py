@@ -3,10 +3,14 @@
 One request is in flight per connection (a serial bus or a gateway is shared by many
 units). Requests queue on a :class:`PriorityLock`, so a write waits at most for the
 request in flight, never behind queued reads. Each request has a timeout, a number of
-retries on timeout, and a pause of silence before it. A timeout drops the connection
-(a late answer must never be taken for the answer to the next request); the next
-request reconnects. Failed connects back off exponentially between ``reconnect_min``
-and ``reconnect_max``. Every failure is raised as a :class:`ModbusError` subclass.
+retries on timeout (reads only: a write that may have gone out is never repeated), and
+a pause of silence before it. A timeout, a cancellation or an answer that does not
+match the request drops the connection (a late answer must never be taken for the
+answer to the next request); the next request reconnects. Failed connects back off
+exponentially between ``reconnect_min`` and ``reconnect_max``; :meth:`probe` tries a
+connect without a request. After ``close()`` nothing reconnects. Every failure is
+raised as a :class:`ModbusError` subclass. :func:`detect_framer` tells Modbus TCP
+from RTU over TCP for a device that answers one of them only.
 """
 
 from __future__ import annotations
