@@ -4,6 +4,8 @@ User flow: a menu (Modbus TCP, RTU over TCP, serial RTU, demo device), a
 connection form that really opens the connection, then one or more device forms
 (unit id, name, profile) whose first register is really read before the device
 is accepted; the custom profile asks for a YAML register map in an extra step.
+Each device becomes a config subentry of the connection entry; the ``device``
+subentry flow adds and edits devices later (removing one is HA's own action).
 Every error is a translation key with placeholders; a refused form comes back
 filled with what the user typed.
 """
@@ -13,18 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 import voluptuous as vol
+import yaml
 from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryData,
+    ConfigSubentryFlow,
     OptionsFlow,
+    SubentryFlowResult,
 )
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import FlowHandler, FlowResult
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -46,7 +56,6 @@ from .const import (
     CONF_CLOSE_AFTER_CYCLE,
     CONF_CONNECTION,
     CONF_DEFAULT_TOLERANCE,
-    CONF_DEVICES,
     CONF_FIXED_INTERVAL,
     CONF_HOST,
     CONF_MAX_INTERVAL,
@@ -61,6 +70,7 @@ from .const import (
     CONF_SEED,
     CONF_SERIAL_PORT,
     CONF_STOPBITS,
+    CONF_SUBENTRY_ID,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
     CONNECTION_DEMO,
@@ -79,9 +89,15 @@ from .const import (
     DEFAULT_TOLERANCE,
     DEFAULT_UNIT_ID,
     DOMAIN,
+    ENTRY_VERSION,
+    MAX_RTU_UNIT_ID,
+    MAX_TCP_UNIT_ID,
+    MIN_RTU_UNIT_ID,
+    MIN_TCP_UNIT_ID,
     NAME,
     PROFILE_CUSTOM,
     PROFILE_DEMO,
+    SUBENTRY_DEVICE,
 )
 from .engine.errors import (
     DeviceFailure,
@@ -92,19 +108,22 @@ from .engine.errors import (
     ModbusTimeout,
 )
 from .engine.register_map import (
+    Profile,
     RegisterDefinition,
     RegisterMapError,
     load_profile,
-    parse_register_map,
+    parse_profile,
 )
-from .engine.registers import MAX_UNIT_ID, Table
+from .engine.registers import Table
 from .engine.transport import (
     GATEWAY_NO_ANSWER_CODES,
     PymodbusTransport,
     TransportConfig,
+    TransportKind,
 )
-from .hub import transport_from_entry
+from .hub import device_profile, entry_devices, transport_from_entry
 from .profile_catalog import ProfileInfo, custom_template, list_profiles
+from .subentries import async_move_unit, device_title, subentry_data
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,7 +139,19 @@ PARITIES: Final = ("N", "E", "O")
 STOPBITS: Final = ("1", "2")
 
 # every placeholder any error string of a form may use, so none shows raw
-_PLACEHOLDER_KEYS: Final = ("unit", "register", "table", "serial_port", "line", "field", "error")
+_PLACEHOLDER_KEYS: Final = (
+    "unit",
+    "register",
+    "table",
+    "serial_port",
+    "line",
+    "column",
+    "field",
+    "error",
+    "entry",
+    "min_unit",
+    "max_unit",
+)
 
 _BOX = NumberSelectorMode.BOX
 
@@ -197,10 +228,35 @@ def parse_port(value: Any) -> int | None:
     return port if port is not None and 1 <= port <= 65535 else None
 
 
-def parse_unit_id(value: Any) -> int | None:
-    """A Modbus unit id 0-247, or None."""
+def unit_range(connection: str) -> tuple[int, int]:
+    """Unit ids a connection can address: 0-255 on Modbus TCP, 1-247 on an RTU line."""
+    if connection == CONNECTION_TCP:
+        return MIN_TCP_UNIT_ID, MAX_TCP_UNIT_ID
+    return MIN_RTU_UNIT_ID, MAX_RTU_UNIT_ID
+
+
+def parse_unit_id(value: Any, connection: str = CONNECTION_TCP) -> int | None:
+    """A Modbus unit id the connection can address, or None."""
     unit = _whole(value)
-    return unit if unit is not None and 0 <= unit <= MAX_UNIT_ID else None
+    low, high = unit_range(connection)
+    return unit if unit is not None and low <= unit <= high else None
+
+
+def check_unit(value: Any, connection: str, taken: set[int]) -> tuple[int, FlowError | None]:
+    """The unit id typed for a device, or the error saying why it cannot be used.
+
+    Unit 0 is the broadcast address on an RTU line: no device answers a read to it.
+    """
+    low, high = unit_range(connection)
+    unit = _whole(value)
+    if unit == 0 and connection != CONNECTION_TCP:
+        return 0, FlowError("broadcast_unit", CONF_UNIT_ID, {"unit": "0"})
+    if unit is None or not low <= unit <= high:
+        bounds = {"min_unit": str(low), "max_unit": str(high)}
+        return -1, FlowError("invalid_unit_id", CONF_UNIT_ID, bounds)
+    if unit in taken:
+        return unit, FlowError("unit_already_added", CONF_UNIT_ID, {"unit": str(unit)})
+    return unit, None
 
 
 def unique_id_for(data: Mapping[str, Any]) -> str:
@@ -229,11 +285,78 @@ def transport_config(data: Mapping[str, Any], timeout: float) -> TransportConfig
     return replace(transport_from_entry(data, {CONF_TIMEOUT: timeout}), retries=0)
 
 
+def serial_port_status(port: str) -> str | None:
+    """None when ``port`` is a character device (a serial port), else the error key.
+
+    pyserial URLs (``socket://``, ``rfc2217://``, ``spy://...?file=``) are refused on
+    purpose: network gateways are set up as Modbus TCP or RTU over TCP, and URL
+    handlers can write files. Blocking (stat).
+    """
+    if "://" in port:
+        return "serial_port_not_device"
+    try:
+        mode = os.stat(port).st_mode  # follows /dev/serial/by-id links
+    except OSError:
+        return "serial_port_missing"
+    return None if stat.S_ISCHR(mode) else "serial_port_not_device"
+
+
 def serial_port_exists(port: str) -> bool:
-    """Whether a serial device path exists. Blocking (stat)."""
-    if "://" in port:  # pyserial URL handlers: socket://, rfc2217://, loop://
-        return True
-    return os.path.exists(port)
+    """Whether ``port`` is a serial device node. Blocking (stat)."""
+    return serial_port_status(port) is None
+
+
+def same_serial_port(port: str, other: str) -> bool:
+    """Whether two paths name one device (/dev/serial/by-id links). Blocking."""
+    return port == other or os.path.realpath(port) == os.path.realpath(other)
+
+
+def yaml_column(text: str) -> int | None:
+    """The 1-based column of ``text``'s YAML syntax error, if it has one."""
+    try:
+        yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        return None if mark is None else mark.column + 1
+    except (yaml.YAMLError, RecursionError):
+        return None
+    return None
+
+
+def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
+    """Parse a custom map for the flow: its profile, or the error naming line and
+    field (line and column for YAML syntax). Blocking (CPU): run in an executor."""
+    try:
+        profile = parse_profile(PROFILE_CUSTOM, text, unit_id)
+    except RegisterMapError as err:
+        line = "-" if err.line is None else str(err.line)
+        if err.field is None:
+            column = yaml_column(text)
+            values = {"line": line, "column": "-" if column is None else str(column)}
+            return FlowError("invalid_yaml", CONF_REGISTER_MAP, {**values, "error": err.message})
+        return FlowError(
+            "invalid_register_map",
+            CONF_REGISTER_MAP,
+            {"line": line, "field": err.field, "error": err.message},
+        )
+    except RecursionError:  # deeply nested brackets
+        return FlowError("invalid_yaml", CONF_REGISTER_MAP, {"error": "nested too deeply"})
+    limit = _map_max_registers(text)
+    if limit is not None and not (isinstance(limit, int) and 1 <= limit <= 125):
+        return FlowError(
+            "invalid_register_map",
+            CONF_REGISTER_MAP,
+            {"field": "max_registers", "error": f"must be a whole number 1-125, got {limit!r}"},
+        )
+    return profile
+
+
+def _map_max_registers(text: str) -> Any:
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    return data.get("max_registers") if isinstance(data, dict) else None
 
 
 def detect_serial_ports() -> list[SelectOptionDict]:
@@ -286,8 +409,9 @@ async def async_check_connection(hass: HomeAssistant, data: Mapping[str, Any]) -
     """Open the connection once (no request). None when it opens."""
     if data[CONF_CONNECTION] == CONNECTION_SERIAL:
         port = str(data[CONF_SERIAL_PORT])
-        if not await hass.async_add_executor_job(serial_port_exists, port):
-            return FlowError("serial_port_missing", CONF_SERIAL_PORT, {"serial_port": port})
+        status = await hass.async_add_executor_job(serial_port_status, port)
+        if status is not None:
+            return FlowError(status, CONF_SERIAL_PORT, {"serial_port": port})
     transport = PymodbusTransport(transport_config(data, VALIDATION_TIMEOUT))
     try:
         await transport.connect()
@@ -311,27 +435,72 @@ async def async_probe_unit(
     first: RegisterDefinition | None,
     *,
     unit_answered: bool = False,
+    live: PymodbusTransport | None = None,
 ) -> FlowError | None:
-    """Read the first register of a device (holding 0 without a map)."""
+    """Read the first register of a device (holding 0 without a map).
+
+    ``live`` is the running entry's own transport: a gateway that takes one client,
+    or a serial port, cannot be opened a second time while the entry polls.
+    """
     table, address, count = (
         (first.spec.table, first.spec.address, first.spec.size) if first else (Table.HOLDING, 0, 1)
     )
     connection = str(data[CONF_CONNECTION])
-    transport = PymodbusTransport(transport_config(data, VALIDATION_TIMEOUT))
+    transport = live or PymodbusTransport(transport_config(data, VALIDATION_TIMEOUT))
     try:
-        await transport.connect()
+        if live is None:
+            await transport.connect()
         await transport.read(unit_id, table, address, count)
     except ModbusError as err:
         _LOGGER.debug("Probe of unit %s at %s failed: %s", unit_id, title_for(data), err)
-        if isinstance(err, ModbusTimeout) and connection == CONNECTION_TCP and not unit_answered:
-            unit_answered = await _async_other_unit_answers(transport, unit_id)
+        silent = isinstance(err, (ModbusTimeout, ModbusConnectionError))
+        silent = silent and getattr(err, "code", None) not in GATEWAY_NO_ANSWER_CODES
+        if silent and not unit_answered and live is None:
+            if connection == CONNECTION_TCP:
+                unit_answered = await _async_other_unit_answers(transport, unit_id)
+            if not unit_answered and connection in (CONNECTION_TCP, CONNECTION_RTU_OVER_TCP):
+                await transport.close()
+                answering = await async_detect_framer(data, unit_id)
+                if answering is not None:
+                    return FlowError(
+                        f"wrong_framer_{answering}", placeholders={"unit": str(unit_id)}
+                    )
         return _probe_error(err, connection, unit_id, table, address, unit_answered=unit_answered)
     except Exception:  # any failure must become a form error
         _LOGGER.exception("Unexpected error reading unit %s at %s", unit_id, title_for(data))
         return FlowError("unknown")
     finally:
-        await transport.close()
+        if live is None:
+            await transport.close()
     return None
+
+
+async def async_detect_framer(data: Mapping[str, Any], unit_id: int) -> str | None:
+    """After silence: does the server answer the *other* framing? "tcp" or "rtu", else None.
+
+    Modbus TCP (MBAP header) and RTU over TCP (CRC frames) share a socket type, and
+    a server that speaks one stays silent (or hangs up) on the other. One read of
+    holding 0 in the other framing tells which one the server speaks; any answer,
+    an exception response included, counts.
+    """
+    connection = str(data[CONF_CONNECTION])
+    other = CONNECTION_RTU_OVER_TCP if connection == CONNECTION_TCP else CONNECTION_TCP
+    kind = TransportKind.RTU_OVER_TCP if other == CONNECTION_RTU_OVER_TCP else TransportKind.TCP
+    config = replace(transport_config(data, VALIDATION_TIMEOUT), kind=kind)
+    transport = PymodbusTransport(config)
+    try:
+        await transport.connect()
+        await transport.read(unit_id or 1, Table.HOLDING, 0, 1)
+    except (ModbusTimeout, ModbusConnectionError):
+        return None
+    except ModbusError:
+        pass  # an exception response is an answer in that framing
+    except Exception:  # a probe must never break the flow
+        _LOGGER.debug("Framer probe of %s failed", title_for(data), exc_info=True)
+        return None
+    finally:
+        await transport.close()
+    return "rtu" if other == CONNECTION_RTU_OVER_TCP else "tcp"
 
 
 async def _async_other_unit_answers(transport: PymodbusTransport, unit_id: int) -> bool:
@@ -383,20 +552,26 @@ def serial_schema(ports: list[SelectOptionDict]) -> vol.Schema:
     )
 
 
-def device_schema(profiles: list[ProfileInfo], default_unit: int) -> vol.Schema:
-    """One device on the connection."""
+def profiles_for(connection: str, profiles: list[ProfileInfo]) -> list[ProfileInfo]:
+    """The profiles a connection offers: the demo profile only on the demo connection."""
+    if connection == CONNECTION_DEMO:
+        return profiles
+    return [info for info in profiles if info.profile_id != PROFILE_DEMO]
+
+
+def device_schema(
+    profiles: list[ProfileInfo], default_unit: int, *, add_another: bool = True
+) -> vol.Schema:
+    """One device on the connection; no profile is preselected (it must be chosen)."""
     options = [SelectOptionDict(value=info.profile_id, label=info.name) for info in profiles]
-    default_profile = profiles[0].profile_id if profiles else PROFILE_CUSTOM
-    return vol.Schema(
-        {
-            vol.Required(CONF_UNIT_ID, default=default_unit): _number(),
-            vol.Required(CONF_PROFILE, default=default_profile): _select(
-                options, translation_key=CONF_PROFILE
-            ),
-            vol.Optional(CONF_NAME): TextSelector(),
-            vol.Required(CONF_ADD_ANOTHER, default=False): BooleanSelector(),
-        }
-    )
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_UNIT_ID, default=default_unit): _number(),
+        vol.Required(CONF_PROFILE): _select(options, translation_key=CONF_PROFILE),
+        vol.Optional(CONF_NAME): TextSelector(),
+    }
+    if add_another:
+        fields[vol.Required(CONF_ADD_ANOTHER, default=False)] = BooleanSelector()
+    return vol.Schema(fields)
 
 
 CUSTOM_MAP_SCHEMA: Final = vol.Schema(
@@ -444,10 +619,131 @@ _BOOL_OPTIONS: Final = (CONF_ADAPTIVE, CONF_CLOSE_AFTER_CYCLE)
 # -- the flows ------------------------------------------------------------------------
 
 
-class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Set up one Modbus connection with its devices."""
+class _DeviceChecks:
+    """Checks of one device shared by the connection flow and the device subentry flow."""
 
-    VERSION = 1
+    hass: HomeAssistant
+    _profiles: list[ProfileInfo] | None = None
+
+    async def _async_profiles(self) -> list[ProfileInfo]:
+        if self._profiles is None:
+            self._profiles = await self.hass.async_add_executor_job(list_profiles)
+        return self._profiles
+
+    async def _async_check_profile_device(
+        self,
+        data: Mapping[str, Any],
+        device: Mapping[str, Any],
+        *,
+        unit_answered: bool = False,
+        live: PymodbusTransport | None = None,
+    ) -> FlowError | None:
+        """Load a shipped profile (executor) and read its first register."""
+        try:
+            profile = await self.hass.async_add_executor_job(
+                load_profile, device[CONF_PROFILE], device[CONF_UNIT_ID]
+            )
+        except RegisterMapError as err:
+            _LOGGER.error("Profile %s is unusable: %s", device[CONF_PROFILE], err)
+            return FlowError("invalid_profile", CONF_PROFILE, {"error": str(err)})
+        first = profile.registers[0] if profile.registers else None
+        return await async_probe_unit(
+            data, int(device[CONF_UNIT_ID]), first, unit_answered=unit_answered, live=live
+        )
+
+    async def _async_check_custom_map(
+        self,
+        data: Mapping[str, Any],
+        unit_id: int,
+        text: str,
+        *,
+        unit_answered: bool = False,
+        live: PymodbusTransport | None = None,
+    ) -> tuple[Profile | None, FlowError | None]:
+        """Parse a custom map (executor, never in the event loop), then read its first
+        register; nothing is sent for a map that does not parse."""
+        parsed = await self.hass.async_add_executor_job(parse_custom_map, text, unit_id)
+        if isinstance(parsed, FlowError):
+            return None, parsed
+        first = parsed.registers[0] if parsed.registers else None
+        error = await async_probe_unit(data, unit_id, first, unit_answered=unit_answered, live=live)
+        return parsed, error
+
+
+def _default_name(
+    device: Mapping[str, Any], profiles: list[ProfileInfo], taken: set[str], map_name: str | None
+) -> str:
+    """A device's name when none was typed: the map's or profile's, unique on the entry."""
+    names = {info.profile_id: info.name for info in profiles}
+    base = map_name or names.get(device[CONF_PROFILE], str(device[CONF_PROFILE]))
+    return base if base not in taken else f"{base} {device[CONF_UNIT_ID]}"
+
+
+def _custom_map_name(profile: Profile | None) -> str | None:
+    """The device name a custom map gives itself (``name:``), if any."""
+    if profile is None or profile.name in (PROFILE_CUSTOM, ""):
+        return None
+    return profile.name
+
+
+def _next_unit(connection: str, used: set[int]) -> int:
+    low, high = unit_range(connection)
+    unit = max(DEFAULT_UNIT_ID, low)
+    while unit in used and unit < high:
+        unit += 1
+    return unit
+
+
+def _form[R: FlowResult[Any, Any]](
+    flow: FlowHandler[Any, R, Any],
+    step_id: str,
+    schema: vol.Schema,
+    suggested: Mapping[str, Any] | None,
+    error: FlowError | None,
+    *,
+    extra: Mapping[str, str] | None = None,
+) -> R:
+    """A form, refilled with what the user typed, with its error if any."""
+    values = placeholders(extra)
+    errors: dict[str, str] = {}
+    if error is not None:
+        errors[error.target] = error.key
+        values.update(error.placeholders)
+    result: R = flow.async_show_form(
+        step_id=step_id,
+        data_schema=flow.add_suggested_values_to_schema(schema, suggested),
+        errors=errors,
+        description_placeholders=values,
+    )
+    return result
+
+
+async def async_serial_port_owner(
+    hass: HomeAssistant, port: str, exclude_entry_id: str | None = None
+) -> ConfigEntry | None:
+    """The entry that already uses serial port ``port`` (any path to the same device)."""
+    for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False):
+        if (
+            entry.entry_id == exclude_entry_id
+            or entry.data.get(CONF_CONNECTION) != CONNECTION_SERIAL
+        ):
+            continue
+        other = str(entry.data.get(CONF_SERIAL_PORT, ""))
+        if await hass.async_add_executor_job(same_serial_port, port, other):
+            return entry
+    return None
+
+
+def _serial_in_use(port: str, owner: ConfigEntry) -> FlowError:
+    return FlowError(
+        "serial_port_in_use", CONF_SERIAL_PORT, {"serial_port": port, "entry": owner.title}
+    )
+
+
+class AdaptiveModbusConfigFlow(_DeviceChecks, ConfigFlow, domain=DOMAIN):
+    """Set up one Modbus connection with its devices (one config subentry each)."""
+
+    VERSION = ENTRY_VERSION
 
     def __init__(self) -> None:
         """Start with nothing chosen."""
@@ -462,10 +758,20 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         """The options flow (polling tuning)."""
         return AdaptiveModbusOptionsFlow()
 
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Devices can be added, edited and removed on real connections (not the demo)."""
+        if config_entry.data.get(CONF_CONNECTION) == CONNECTION_DEMO:
+            return {}
+        return {SUBENTRY_DEVICE: DeviceSubentryFlow}
+
     # -- entry points ---------------------------------------------------------------
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose the kind of connection."""
+        """Choose the kind of connection (the demo is marked as a simulator)."""
         return self.async_show_menu(
             step_id="user",
             menu_options=[
@@ -497,6 +803,15 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def _async_try_connection(self, data: dict[str, Any]) -> FlowError | None:
         """Refuse a duplicate endpoint, then really connect; keep the data when it works."""
+        if data[CONF_CONNECTION] == CONNECTION_SERIAL:
+            port = str(data[CONF_SERIAL_PORT])
+            owner = await async_serial_port_owner(self.hass, port)
+            if owner is not None:
+                return _serial_in_use(port, owner)
+        else:
+            self._async_abort_entries_match(
+                {CONF_HOST: data[CONF_HOST], CONF_PORT: data[CONF_PORT]}
+            )
         await self.async_set_unique_id(unique_id_for(data))
         self._abort_if_unique_id_configured()
         error = await async_check_connection(self.hass, data)
@@ -541,32 +856,32 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         return await self._async_create_demo(seed)
 
     async def _async_create_demo(self, seed: int) -> ConfigFlowResult:
-        data: dict[str, Any] = {
-            CONF_CONNECTION: CONNECTION_DEMO,
-            CONF_SEED: seed,
-            CONF_DEVICES: [
-                {
-                    CONF_UNIT_ID: DEFAULT_UNIT_ID,
-                    CONF_PROFILE: PROFILE_DEMO,
-                    CONF_NAME: DEMO_DEVICE_NAME,
-                }
-            ],
-        }
+        data: dict[str, Any] = {CONF_CONNECTION: CONNECTION_DEMO, CONF_SEED: seed}
+        self._async_abort_entries_match(data)
         await self.async_set_unique_id(unique_id_for(data))
         self._abort_if_unique_id_configured()
-        return self.async_create_entry(title=title_for(data), data=data)
+        device = {
+            CONF_UNIT_ID: DEFAULT_UNIT_ID,
+            CONF_PROFILE: PROFILE_DEMO,
+            CONF_NAME: DEMO_DEVICE_NAME,
+        }
+        return self.async_create_entry(
+            title=title_for(data), data=data, subentries=[_subentry(device)]
+        )
 
     # -- devices --------------------------------------------------------------------
 
     async def async_step_device(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One device: unit id, profile, name; loops while 'add another' is ticked."""
-        profiles = await self._async_profiles()
+        connection = str(self._data[CONF_CONNECTION])
+        profiles = profiles_for(connection, await self._async_profiles())
+        taken = {int(device[CONF_UNIT_ID]) for device in self._devices}
         error: FlowError | None = None
         if user_input is not None:
-            error = self._check_unit(user_input.get(CONF_UNIT_ID))
+            unit_id, error = check_unit(user_input.get(CONF_UNIT_ID), connection, taken)
             if error is None:
                 device = {
-                    CONF_UNIT_ID: parse_unit_id(user_input[CONF_UNIT_ID]),
+                    CONF_UNIT_ID: unit_id,
                     CONF_PROFILE: user_input[CONF_PROFILE],
                     CONF_NAME: str(user_input.get(CONF_NAME) or "").strip(),
                 }
@@ -574,12 +889,12 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
                 if device[CONF_PROFILE] == PROFILE_CUSTOM:
                     self._pending = {**device, CONF_ADD_ANOTHER: add_another}
                     return await self.async_step_custom_map()
-                definitions, error = await self._async_profile_registers(device)
+                error = await self._async_check_profile_device(
+                    self._data, device, unit_answered=bool(self._devices)
+                )
                 if error is None:
-                    error = await self._async_probe(device[CONF_UNIT_ID], definitions)
-                if error is None:
-                    return await self._async_device_done(device, profiles, add_another)
-        schema = device_schema(profiles, self._next_unit())
+                    return await self._async_device_done(device, profiles, add_another, None)
+        schema = device_schema(profiles, _next_unit(connection, taken))
         return self._show("device", schema, user_input, error)
 
     async def async_step_custom_map(
@@ -590,27 +905,16 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         device = self._pending
         if user_input is not None:
             text = str(user_input.get(CONF_REGISTER_MAP) or "")
-            try:
-                definitions = parse_register_map(text, device[CONF_UNIT_ID])
-            except RegisterMapError as err:
-                error = FlowError(
-                    "invalid_register_map",
-                    CONF_REGISTER_MAP,
-                    {
-                        "line": "-" if err.line is None else str(err.line),
-                        "field": err.field or "-",
-                        "error": err.message,
-                    },
+            profile, error = await self._async_check_custom_map(
+                self._data, int(device[CONF_UNIT_ID]), text, unit_answered=bool(self._devices)
+            )
+            if error is None:
+                stored = {k: v for k, v in device.items() if k != CONF_ADD_ANOTHER}
+                stored[CONF_REGISTER_MAP] = text
+                profiles = await self._async_profiles()
+                return await self._async_device_done(
+                    stored, profiles, bool(device.get(CONF_ADD_ANOTHER)), _custom_map_name(profile)
                 )
-            else:
-                error = await self._async_probe(device[CONF_UNIT_ID], definitions)
-                if error is None:
-                    stored = {k: v for k, v in device.items() if k != CONF_ADD_ANOTHER}
-                    stored[CONF_REGISTER_MAP] = text
-                    profiles = await self._async_profiles()
-                    return await self._async_device_done(
-                        stored, profiles, bool(device.get(CONF_ADD_ANOTHER))
-                    )
             suggested = user_input
         else:
             suggested = {CONF_REGISTER_MAP: await self.hass.async_add_executor_job(custom_template)}
@@ -623,64 +927,26 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def _async_device_done(
-        self, device: dict[str, Any], profiles: list[ProfileInfo], add_another: bool
+        self,
+        device: dict[str, Any],
+        profiles: list[ProfileInfo],
+        add_another: bool,
+        map_name: str | None,
     ) -> ConfigFlowResult:
         if not device[CONF_NAME]:
-            device[CONF_NAME] = self._default_name(device, profiles)
+            taken = {existing[CONF_NAME] for existing in self._devices}
+            device[CONF_NAME] = _default_name(device, profiles, taken, map_name)
         self._devices.append(device)
         self._pending = {}
+        connection = str(self._data[CONF_CONNECTION])
         if add_another:
-            return self._show("device", device_schema(profiles, self._next_unit()), None, None)
+            used = {int(existing[CONF_UNIT_ID]) for existing in self._devices}
+            schema = device_schema(profiles_for(connection, profiles), _next_unit(connection, used))
+            return self._show("device", schema, None, None)
         return self.async_create_entry(
-            title=title_for(self._data), data={**self._data, CONF_DEVICES: self._devices}
-        )
-
-    def _check_unit(self, value: Any) -> FlowError | None:
-        unit_id = parse_unit_id(value)
-        if unit_id is None:
-            return FlowError("invalid_unit_id", CONF_UNIT_ID)
-        if any(device[CONF_UNIT_ID] == unit_id for device in self._devices):
-            return FlowError("unit_already_added", CONF_UNIT_ID, {"unit": str(unit_id)})
-        return None
-
-    def _next_unit(self) -> int:
-        used = {int(device[CONF_UNIT_ID]) for device in self._devices}
-        unit = DEFAULT_UNIT_ID
-        while unit in used and unit < MAX_UNIT_ID:
-            unit += 1
-        return unit
-
-    def _default_name(self, device: Mapping[str, Any], profiles: list[ProfileInfo]) -> str:
-        names = {info.profile_id: info.name for info in profiles}
-        base = names.get(device[CONF_PROFILE], str(device[CONF_PROFILE]))
-        taken = {existing[CONF_NAME] for existing in self._devices}
-        return base if base not in taken else f"{base} {device[CONF_UNIT_ID]}"
-
-    async def _async_profiles(self) -> list[ProfileInfo]:
-        if self._profiles is None:
-            self._profiles = await self.hass.async_add_executor_job(list_profiles)
-        return self._profiles
-
-    async def _async_profile_registers(
-        self, device: Mapping[str, Any]
-    ) -> tuple[list[RegisterDefinition], FlowError | None]:
-        try:
-            profile = await self.hass.async_add_executor_job(
-                load_profile, device[CONF_PROFILE], device[CONF_UNIT_ID]
-            )
-        except RegisterMapError as err:
-            _LOGGER.error("Profile %s is unusable: %s", device[CONF_PROFILE], err)
-            return [], FlowError("invalid_profile", CONF_PROFILE, {"error": str(err)})
-        return list(profile.registers), None
-
-    async def _async_probe(
-        self, unit_id: int, definitions: list[RegisterDefinition]
-    ) -> FlowError | None:
-        return await async_probe_unit(
-            self._data,
-            unit_id,
-            definitions[0] if definitions else None,
-            unit_answered=bool(self._devices),
+            title=title_for(self._data),
+            data=self._data,
+            subentries=[_subentry(device) for device in self._devices],
         )
 
     # -- reconfigure ----------------------------------------------------------------
@@ -730,25 +996,25 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         if other is not None and other.entry_id != entry.entry_id:
             return FlowError("already_configured")
+        if candidate[CONF_CONNECTION] == CONNECTION_SERIAL:
+            port = str(candidate[CONF_SERIAL_PORT])
+            owner = await async_serial_port_owner(self.hass, port, entry.entry_id)
+            if owner is not None:
+                return _serial_in_use(port, owner)
         error = await async_check_connection(self.hass, candidate)
         if error is not None:
             return error
-        devices = list(candidate.get(CONF_DEVICES) or [])
+        devices = entry_devices(entry)
         if not devices:
             return None
         device = devices[0]
         unit_id = int(device[CONF_UNIT_ID])
         try:
-            if device[CONF_PROFILE] == PROFILE_CUSTOM:
-                definitions = parse_register_map(str(device.get(CONF_REGISTER_MAP, "")), unit_id)
-            else:
-                profile = await self.hass.async_add_executor_job(
-                    load_profile, device[CONF_PROFILE], unit_id
-                )
-                definitions = list(profile.registers)
-        except RegisterMapError:
-            definitions = []  # the stored map is the setup's problem; probe holding 0
-        return await async_probe_unit(candidate, unit_id, definitions[0] if definitions else None)
+            profile = await self.hass.async_add_executor_job(device_profile, device)
+            first = profile.registers[0] if profile.registers else None
+        except (RegisterMapError, RecursionError):
+            first = None  # the stored map is the setup's problem; probe holding 0
+        return await async_probe_unit(candidate, unit_id, first)
 
     # -- helpers --------------------------------------------------------------------
 
@@ -761,16 +1027,150 @@ class AdaptiveModbusConfigFlow(ConfigFlow, domain=DOMAIN):
         extra: Mapping[str, str] | None = None,
     ) -> ConfigFlowResult:
         """A form, refilled with what the user typed, with its error if any."""
-        values = placeholders(extra)
-        errors: dict[str, str] = {}
-        if error is not None:
-            errors[error.target] = error.key
-            values.update(error.placeholders)
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(schema, suggested),
-            errors=errors,
-            description_placeholders=values,
+        return _form(self, step_id, schema, suggested, error, extra=extra)
+
+
+def _subentry(device: Mapping[str, Any]) -> ConfigSubentryData:
+    """The config subentry of one device; its unique id is the unit id."""
+    return ConfigSubentryData(
+        data=subentry_data(device),
+        subentry_type=SUBENTRY_DEVICE,
+        title=device_title(device),
+        unique_id=str(device[CONF_UNIT_ID]),
+    )
+
+
+class DeviceSubentryFlow(_DeviceChecks, ConfigSubentryFlow):
+    """Add a device to a connection, or edit one (unit id, profile, map, name)."""
+
+    def __init__(self) -> None:
+        """Nothing chosen yet."""
+        self._pending: dict[str, Any] = {}
+        self._profiles: list[ProfileInfo] | None = None
+
+    def _editing(self) -> Any:
+        """The subentry being edited, or None when adding."""
+        return self._get_reconfigure_subentry() if self.source == SOURCE_RECONFIGURE else None
+
+    def _live_transport(self) -> PymodbusTransport | None:
+        """The loaded entry's own connection (a second one may be refused)."""
+        entry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return None
+        hub = getattr(getattr(entry, "runtime_data", None), "hub", None)
+        transport = getattr(hub, "transport", None)
+        return transport if isinstance(transport, PymodbusTransport) else None
+
+    def _taken_units(self) -> set[int]:
+        editing = self._editing()
+        skip = editing.subentry_id if editing is not None else None
+        return {
+            int(device[CONF_UNIT_ID])
+            for device in entry_devices(self._get_entry())
+            if device.get(CONF_SUBENTRY_ID) != skip
+        }
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add a device: unit id, profile, name."""
+        return await self._async_device_step("user", user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Edit a device: the form starts from its current settings."""
+        return await self._async_device_step("reconfigure", user_input)
+
+    async def _async_device_step(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        entry = self._get_entry()
+        connection = str(entry.data[CONF_CONNECTION])
+        profiles = profiles_for(connection, await self._async_profiles())
+        taken = self._taken_units()
+        error: FlowError | None = None
+        suggested: Mapping[str, Any] | None = user_input
+        if user_input is not None:
+            unit_id, error = check_unit(user_input.get(CONF_UNIT_ID), connection, taken)
+            if error is None:
+                device = {
+                    CONF_UNIT_ID: unit_id,
+                    CONF_PROFILE: user_input[CONF_PROFILE],
+                    CONF_NAME: str(user_input.get(CONF_NAME) or "").strip(),
+                }
+                if device[CONF_PROFILE] == PROFILE_CUSTOM:
+                    self._pending = device
+                    return await self.async_step_custom_map()
+                error = await self._async_check_profile_device(
+                    entry.data, device, unit_answered=bool(taken), live=self._live_transport()
+                )
+                if error is None:
+                    return self._async_finish(device, profiles, None)
+        elif (editing := self._editing()) is not None:
+            suggested = {
+                key: editing.data[key]
+                for key in (CONF_UNIT_ID, CONF_PROFILE, CONF_NAME)
+                if key in editing.data
+            }
+        schema = device_schema(profiles, _next_unit(connection, taken), add_another=False)
+        return _form(self, step_id, schema, suggested, error)
+
+    async def async_step_custom_map(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """The device's YAML register map (an edited device shows its map as it is)."""
+        entry = self._get_entry()
+        device = self._pending
+        error: FlowError | None = None
+        if user_input is not None:
+            text = str(user_input.get(CONF_REGISTER_MAP) or "")
+            profile, error = await self._async_check_custom_map(
+                entry.data,
+                int(device[CONF_UNIT_ID]),
+                text,
+                unit_answered=bool(self._taken_units()),
+                live=self._live_transport(),
+            )
+            if error is None:
+                profiles = await self._async_profiles()
+                stored = {**device, CONF_REGISTER_MAP: text}
+                return self._async_finish(stored, profiles, _custom_map_name(profile))
+            suggested: Mapping[str, Any] = user_input
+        else:
+            editing = self._editing()
+            current = editing.data.get(CONF_REGISTER_MAP) if editing is not None else None
+            if current is None:
+                current = await self.hass.async_add_executor_job(custom_template)
+            suggested = {CONF_REGISTER_MAP: current}
+        return _form(
+            self,
+            "custom_map",
+            CUSTOM_MAP_SCHEMA,
+            suggested,
+            error,
+            extra={"unit": str(device.get(CONF_UNIT_ID, "-"))},
+        )
+
+    def _async_finish(
+        self, device: dict[str, Any], profiles: list[ProfileInfo], map_name: str | None
+    ) -> SubentryFlowResult:
+        entry = self._get_entry()
+        editing = self._editing()
+        if not device[CONF_NAME]:
+            taken = {
+                str(sub.title)
+                for sub in entry.subentries.values()
+                if editing is None or sub.subentry_id != editing.subentry_id
+            }
+            device[CONF_NAME] = _default_name(device, profiles, taken, map_name)
+        unit_id = int(device[CONF_UNIT_ID])
+        if editing is None:
+            return self.async_create_entry(
+                title=device_title(device), data=device, unique_id=str(unit_id)
+            )
+        # the unit id moved: entity ids, names and settings move with it
+        async_move_unit(self.hass, entry, int(editing.data[CONF_UNIT_ID]), unit_id)
+        return self.async_update_and_abort(
+            entry, editing, data=device, title=device_title(device), unique_id=str(unit_id)
         )
 
 
