@@ -1163,6 +1163,11 @@ class DeviceSubentryFlow(_DeviceChecks, ConfigSubentryFlow):
             }
             device[CONF_NAME] = _default_name(device, profiles, taken, map_name)
         unit_id = int(device[CONF_UNIT_ID])
+        if entry.state is not ConfigEntryState.LOADED:
+            # a loaded entry reloads through its update listener; one that failed
+            # (a bad map, a silent device) has none: retry it with the new device,
+            # once this step has stored it (call_soon: after the flow finishes)
+            self.hass.loop.call_soon(self.hass.config_entries.async_schedule_reload, entry.entry_id)
         if editing is None:
             return self.async_create_entry(
                 title=device_title(device), data=device, unique_id=str(unit_id)

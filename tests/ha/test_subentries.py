@@ -6,6 +6,7 @@ simulated units, and the real subentry flows through HA's flow manager.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from test_config_flow import GOOD_MAP, MultiUnitDevice, suggested
+from test_config_flow import GOOD_MAP, PACKAGE, MultiUnitDevice, suggested
 
 from custom_components.adaptive_modbus import async_remove_config_entry_device
 from custom_components.adaptive_modbus.const import (
@@ -291,5 +292,61 @@ async def test_custom_map_device_fields_honoured(
     assert unit2
     assert max(r.count for r in unit2) <= 2
     assert max(r.count for r in multi_server.requests if r.unit_id == 1) > 2  # option: 125
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+BAD_MAP = """registers:
+  - name: Outdoor
+    table: input
+    address: 0
+    data_type: float99
+"""
+
+
+async def test_bad_map_fixed_through_the_device(
+    hass: HomeAssistant, vtime: VirtualTime, multi_server: SimulatorServer
+) -> None:
+    """A stored map that no longer parses fails setup with a message pointing to the
+    device's reconfigure; fixing the map there (shown as stored) sets the entry up."""
+    entry = connection_entry(hass, multi_server.port)
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType(
+                {
+                    CONF_UNIT_ID: 2,
+                    CONF_PROFILE: "custom",
+                    CONF_NAME: "Garden",
+                    CONF_REGISTER_MAP: BAD_MAP,
+                }
+            ),
+            subentry_type="device",
+            title="Garden",
+            unique_id="2",
+        ),
+    )
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    # the reason names the device and where to fix it
+    assert entry.reason is not None
+    assert "'Garden' (unit 2)" in entry.reason
+    assert "Reconfigure" in entry.reason
+    strings = json.loads((PACKAGE / "strings.json").read_text(encoding="utf-8"))
+    message = strings["exceptions"]["bad_register_map"]["message"]
+    assert "options" not in message
+    assert "Reconfigure" in message
+    result = await entry.start_subentry_reconfigure_flow(hass, "device", subentry_id(entry, 2))
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Garden"}
+    )
+    assert suggested(result, CONF_REGISTER_MAP) == BAD_MAP
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_REGISTER_MAP: GOOD_MAP}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 2]
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
