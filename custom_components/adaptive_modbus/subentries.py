@@ -27,7 +27,8 @@ from .const import (
     ENTRY_VERSION,
     SUBENTRY_DEVICE,
 )
-from .hub import entry_devices
+from .engine.register_map import RegisterMapError
+from .hub import UnitInfo, entry_devices, load_units, settings_from_entry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -131,6 +132,27 @@ def async_move_unit(hass: HomeAssistant, entry: ConfigEntry, old_unit: int, new_
             )
 
 
+@callback
+def async_remove_stale_entities(
+    hass: HomeAssistant, entry: ConfigEntry, units: list[UnitInfo]
+) -> int:
+    """Remove register entities of configured units whose register left the map
+    (a device switched to another profile or map). Returns how many went."""
+    ent_reg = er.async_get(hass)
+    keep = {
+        f"{entry.entry_id}_{unit.unit_id}_{definition.key}"
+        for unit in units
+        for definition in unit.definitions
+    }
+    prefixes = tuple(f"{entry.entry_id}_{unit.unit_id}_" for unit in units)
+    removed = 0
+    for entity in er.async_entries_for_config_entry(ent_reg, entry.entry_id):
+        if entity.unique_id.startswith(prefixes) and entity.unique_id not in keep:
+            ent_reg.async_remove(entity.entity_id)
+            removed += 1
+    return removed
+
+
 def devices_update_listener(
     entry: ConfigEntry,
 ) -> Callable[[HomeAssistant, ConfigEntry], Coroutine[Any, Any, None]]:
@@ -143,6 +165,12 @@ def devices_update_listener(
         if entry_devices(updated) == at_setup:
             return
         async_remove_stale_devices(hass, updated)
+        settings = settings_from_entry(updated.data, updated.options, entry_devices(updated))
+        try:
+            units = await hass.async_add_executor_job(load_units, settings)
+        except RegisterMapError:
+            units = []  # the reload reports the bad map; remove nothing
+        async_remove_stale_entities(hass, updated, units)
         hass.config_entries.async_schedule_reload(updated.entry_id)
 
     return _async_updated

@@ -190,6 +190,10 @@ async def test_add_edit_remove_device(
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert entry.subentries[sid].data[CONF_REGISTER_MAP] == GOOD_MAP
+    # the SDM120 registers left with the profile: only the map's register remains
+    unit3 = [uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")]
+    assert unit3 == [f"{entry.entry_id}_3_outdoor"]
+    assert {uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before} == before
     result = await entry.start_subentry_reconfigure_flow(hass, "device", sid)
     assert suggested(result, CONF_PROFILE) == "custom"
     result = await hass.config_entries.subentries.async_configure(
