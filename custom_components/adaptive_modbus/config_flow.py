@@ -12,7 +12,6 @@ filled with what the user typed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import stat
@@ -99,14 +98,14 @@ from .const import (
     PROFILE_DEMO,
     SUBENTRY_DEVICE,
 )
-from .engine.errors import (
-    DeviceFailure,
-    IllegalAddress,
-    IllegalFunction,
-    ModbusConnectionError,
-    ModbusError,
-    ModbusTimeout,
+from .engine.device_probe import (
+    ProbeOutcome,
+    ProbeResult,
+    check_connection,
+    classify,
+    probe_unit,
 )
+from .engine.errors import ModbusError
 from .engine.register_map import (
     Profile,
     RegisterDefinition,
@@ -116,7 +115,6 @@ from .engine.register_map import (
 )
 from .engine.registers import Table
 from .engine.transport import (
-    GATEWAY_NO_ANSWER_CODES,
     PymodbusTransport,
     TransportConfig,
     TransportKind,
@@ -154,9 +152,6 @@ _PLACEHOLDER_KEYS: Final = (
 )
 
 _BOX = NumberSelectorMode.BOX
-
-# unit ids that Modbus TCP servers commonly answer, tried after a timeout
-_REFERENCE_UNITS: Final = (1, 255)
 
 
 def _number(
@@ -376,6 +371,32 @@ def detect_serial_ports() -> list[SelectOptionDict]:
     return options
 
 
+_KINDS: Final = {
+    CONNECTION_TCP: TransportKind.TCP,
+    CONNECTION_RTU_OVER_TCP: TransportKind.RTU_OVER_TCP,
+    CONNECTION_SERIAL: TransportKind.SERIAL,
+    CONNECTION_DEMO: TransportKind.TCP,
+}
+
+
+def probe_flow_error(result: ProbeResult) -> FlowError | None:
+    """The form error of a probe's outcome (None when the read worked)."""
+    values = {
+        "unit": str(result.unit_id),
+        "register": str(result.address),
+        "table": str(result.table),
+    }
+    match result.outcome:
+        case ProbeOutcome.OK:
+            return None
+        case ProbeOutcome.NO_ANSWER_FROM_UNIT:
+            return FlowError("no_answer_from_unit", CONF_UNIT_ID, values)
+        case ProbeOutcome.WRONG_FRAMING:
+            rtu = result.answering_framing is TransportKind.RTU_OVER_TCP
+            return FlowError("wrong_framer_rtu" if rtu else "wrong_framer_tcp", placeholders=values)
+    return FlowError(result.outcome.value, placeholders=values)
+
+
 def _probe_error(
     err: ModbusError,
     connection: str,
@@ -385,24 +406,9 @@ def _probe_error(
     *,
     unit_answered: bool,
 ) -> FlowError:
-    values = {"unit": str(unit_id), "register": str(address), "table": str(table)}
-    if isinstance(err, IllegalAddress):
-        return FlowError("illegal_address", placeholders=values)
-    if isinstance(err, IllegalFunction):
-        return FlowError("illegal_function", placeholders=values)
-    if isinstance(err, ModbusTimeout):
-        # on an RTU line silence means this unit did not answer; over plain TCP it
-        # is the device or gateway, unless another unit already answered there or
-        # the gateway said so (exception 10/11: no path to, or no answer from, the unit)
-        gateway_said_so = err.code in GATEWAY_NO_ANSWER_CODES
-        if connection != CONNECTION_TCP or unit_answered or gateway_said_so:
-            return FlowError("no_answer_from_unit", CONF_UNIT_ID, values)
-        return FlowError("timeout", placeholders=values)
-    if isinstance(err, DeviceFailure):
-        return FlowError("device_failure", placeholders=values)
-    if isinstance(err, ModbusConnectionError):
-        return FlowError("cannot_connect", placeholders=values)
-    return FlowError("unknown", placeholders=values)
+    outcome = classify(err, _KINDS[connection], unit_answered=unit_answered)
+    error = probe_flow_error(ProbeResult(outcome, unit_id, table, address, err))
+    return error or FlowError("unknown")
 
 
 async def async_check_connection(hass: HomeAssistant, data: Mapping[str, Any]) -> FlowError | None:
@@ -412,20 +418,14 @@ async def async_check_connection(hass: HomeAssistant, data: Mapping[str, Any]) -
         status = await hass.async_add_executor_job(serial_port_status, port)
         if status is not None:
             return FlowError(status, CONF_SERIAL_PORT, {"serial_port": port})
-    transport = PymodbusTransport(transport_config(data, VALIDATION_TIMEOUT))
     try:
-        await transport.connect()
-        # let pymodbus finish its connection setup (the serial transport schedules it
-        # with call_soon and fails if closed before it ran)
-        await asyncio.sleep(0)
-    except ModbusError as err:
-        _LOGGER.debug("Connection check of %s failed: %s", title_for(data), err)
-        return FlowError("cannot_connect")
+        err = await check_connection(transport_config(data, VALIDATION_TIMEOUT))
     except Exception:  # any failure must become a form error
         _LOGGER.exception("Unexpected error opening %s", title_for(data))
         return FlowError("unknown")
-    finally:
-        await transport.close()
+    if err is not None:
+        _LOGGER.debug("Connection check of %s failed: %s", title_for(data), err)
+        return FlowError("cannot_connect")
     return None
 
 
@@ -445,81 +445,20 @@ async def async_probe_unit(
     table, address, count = (
         (first.spec.table, first.spec.address, first.spec.size) if first else (Table.HOLDING, 0, 1)
     )
-    connection = str(data[CONF_CONNECTION])
-    transport = live or PymodbusTransport(transport_config(data, VALIDATION_TIMEOUT))
     try:
-        if live is None:
-            await transport.connect()
-        await transport.read(unit_id, table, address, count)
-    except ModbusError as err:
-        _LOGGER.debug("Probe of unit %s at %s failed: %s", unit_id, title_for(data), err)
-        silent = isinstance(err, (ModbusTimeout, ModbusConnectionError))
-        silent = silent and getattr(err, "code", None) not in GATEWAY_NO_ANSWER_CODES
-        if silent and not unit_answered and live is None:
-            if connection == CONNECTION_TCP:
-                unit_answered = await _async_other_unit_answers(transport, unit_id)
-            if not unit_answered and connection in (CONNECTION_TCP, CONNECTION_RTU_OVER_TCP):
-                await transport.close()
-                answering = await async_detect_framer(data, unit_id)
-                if answering is not None:
-                    return FlowError(
-                        f"wrong_framer_{answering}", placeholders={"unit": str(unit_id)}
-                    )
-        return _probe_error(err, connection, unit_id, table, address, unit_answered=unit_answered)
+        result = await probe_unit(
+            transport_config(data, VALIDATION_TIMEOUT),
+            unit_id,
+            table,
+            address,
+            count,
+            unit_answered=unit_answered,
+            live=live,
+        )
     except Exception:  # any failure must become a form error
         _LOGGER.exception("Unexpected error reading unit %s at %s", unit_id, title_for(data))
         return FlowError("unknown")
-    finally:
-        if live is None:
-            await transport.close()
-    return None
-
-
-async def async_detect_framer(data: Mapping[str, Any], unit_id: int) -> str | None:
-    """After silence: does the server answer the *other* framing? "tcp" or "rtu", else None.
-
-    Modbus TCP (MBAP header) and RTU over TCP (CRC frames) share a socket type, and
-    a server that speaks one stays silent (or hangs up) on the other. One read of
-    holding 0 in the other framing tells which one the server speaks; any answer,
-    an exception response included, counts.
-    """
-    connection = str(data[CONF_CONNECTION])
-    other = CONNECTION_RTU_OVER_TCP if connection == CONNECTION_TCP else CONNECTION_TCP
-    kind = TransportKind.RTU_OVER_TCP if other == CONNECTION_RTU_OVER_TCP else TransportKind.TCP
-    config = replace(transport_config(data, VALIDATION_TIMEOUT), kind=kind)
-    transport = PymodbusTransport(config)
-    try:
-        await transport.connect()
-        await transport.read(unit_id or 1, Table.HOLDING, 0, 1)
-    except (ModbusTimeout, ModbusConnectionError):
-        return None
-    except ModbusError:
-        pass  # an exception response is an answer in that framing
-    except Exception:  # a probe must never break the flow
-        _LOGGER.debug("Framer probe of %s failed", title_for(data), exc_info=True)
-        return None
-    finally:
-        await transport.close()
-    return "rtu" if other == CONNECTION_RTU_OVER_TCP else "tcp"
-
-
-async def _async_other_unit_answers(transport: PymodbusTransport, unit_id: int) -> bool:
-    """Whether the TCP server answers anything for the usual unit ids (not ``unit_id``).
-
-    Tells "this Modbus server has no unit N" from "the server answers nothing at all"
-    after a timeout; an exception response counts as an answer.
-    """
-    for other in _REFERENCE_UNITS:
-        if other == unit_id:
-            continue
-        try:
-            await transport.read(other, Table.HOLDING, 0, 1)
-        except (ModbusTimeout, ModbusConnectionError):
-            continue
-        except ModbusError:
-            return True
-        return True
-    return False
+    return probe_flow_error(result)
 
 
 # -- schemas --------------------------------------------------------------------------

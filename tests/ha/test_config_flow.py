@@ -56,6 +56,7 @@ from custom_components.adaptive_modbus.const import (
     CONF_UNIT_ID,
     DOMAIN,
 )
+from custom_components.adaptive_modbus.engine.device_probe import ProbeOutcome, ProbeResult
 from custom_components.adaptive_modbus.engine.errors import (
     IllegalFunction,
     ModbusConnectionError,
@@ -66,7 +67,10 @@ from custom_components.adaptive_modbus.engine.register_map import RegisterMapErr
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import classify_exception_code
+from custom_components.adaptive_modbus.engine.transport import (
+    TransportKind,
+    classify_exception_code,
+)
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
@@ -1090,3 +1094,16 @@ async def test_demo_entry_has_no_device_subentry_flow(hass: HomeAssistant) -> No
     flow = config_flow.AdaptiveModbusConfigFlow
     assert flow.async_get_supported_subentry_types(demo) == {}
     assert set(flow.async_get_supported_subentry_types(real)) == {"device"}
+
+
+def test_every_probe_outcome_is_translated() -> None:
+    """Each engine probe outcome becomes a form error the strings translate."""
+    errors = _load("strings.json")["config"]["error"]
+    for outcome in ProbeOutcome:
+        answering = TransportKind.TCP if outcome is ProbeOutcome.WRONG_FRAMING else None
+        result = ProbeResult(outcome, 3, Table.HOLDING, 40, None, answering)
+        error = config_flow.probe_flow_error(result)
+        if outcome is ProbeOutcome.OK:
+            assert error is None
+            continue
+        assert error is not None and error.key in errors, outcome
