@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import LOOPBACK, SilentServer, StaticDevice
 
 from custom_components.adaptive_modbus.engine.device_probe import (
     ProbeOutcome,
@@ -27,6 +26,11 @@ from custom_components.adaptive_modbus.engine.transport import (
     TransportKind,
     classify_exception_code,
 )
+
+if TYPE_CHECKING:
+    from conftest import SilentServer, StaticDevice
+
+LOOPBACK = "127.0.0.1"
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
@@ -125,6 +129,6 @@ def test_classify(error: ModbusError, kind: TransportKind, expected: ProbeOutcom
     assert classify(error, kind, unit_answered=False) is expected
 
 
-def test_static_device_is_unit_1() -> None:
+def test_static_device_is_unit_1(static_device: type[StaticDevice]) -> None:
     """The tests above rely on the conftest device answering unit 1 only."""
-    assert StaticDevice().unit_id == 1
+    assert static_device().unit_id == 1

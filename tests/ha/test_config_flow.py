@@ -24,12 +24,7 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
     MockConfigEntry,
 )
 
-from custom_components.adaptive_modbus import config_flow
-from custom_components.adaptive_modbus.config_flow import (
-    CONF_ADD_ANOTHER,
-    FlowError,
-    _probe_error,
-)
+from custom_components.adaptive_modbus import config_flow, flow_checks
 from custom_components.adaptive_modbus.const import (
     CONF_ADAPTIVE,
     CONF_BAUDRATE,
@@ -68,8 +63,14 @@ from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.engine.transport import (
+    PymodbusTransport,
     TransportKind,
     classify_exception_code,
+)
+from custom_components.adaptive_modbus.flow_checks import (
+    CONF_ADD_ANOTHER,
+    FlowError,
+    _probe_error,
 )
 
 pytestmark = [
@@ -111,7 +112,7 @@ BAD_MAP = """registers:
 @pytest.fixture(autouse=True)
 def fast_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     """Validation requests time out quickly in tests."""
-    monkeypatch.setattr(config_flow, "VALIDATION_TIMEOUT", 0.4)
+    monkeypatch.setattr(flow_checks, "VALIDATION_TIMEOUT", 0.4)
 
 
 @pytest.fixture(autouse=True)
@@ -886,7 +887,10 @@ def test_translations_complete() -> None:
     strings, english = _load("strings.json"), _load("translations/en.json")
     for section in ("config", "options", "selector"):
         assert strings[section] == english[section], section
-    source = (PACKAGE / "config_flow.py").read_text(encoding="utf-8")
+    source = "\n".join(
+        (PACKAGE / name).read_text(encoding="utf-8")
+        for name in ("config_flow.py", "device_flow.py", "flow_checks.py")
+    )
     used_errors = set(re.findall(r'FlowError\(\s*"([a-z_]+)"', source))
     used_errors |= set(re.findall(r'errors\[[A-Z_]+\] = "([a-z_]+)"', source))
     used_aborts = set(re.findall(r'reason="([a-z_]+)"', source)) | {
@@ -906,7 +910,7 @@ def test_translations_complete() -> None:
         "demo",
     }
     # every placeholder an error string uses is one the flow always provides
-    provided = set(config_flow.placeholders())
+    provided = set(flow_checks.placeholders())
     for message in config["error"].values():
         assert set(re.findall(r"{(\w+)}", message)) <= provided, message
     # every form field has a label
@@ -925,12 +929,12 @@ def test_translations_complete() -> None:
 async def test_unexpected_errors(hass: HomeAssistant, sim: SimulatorServer) -> None:
     """A bug below the flow becomes 'unknown', never a crashed flow."""
     result = await start(hass, "tcp")
-    with patch.object(config_flow.PymodbusTransport, "connect", side_effect=RuntimeError):
+    with patch.object(PymodbusTransport, "connect", side_effect=RuntimeError):
         result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
     assert result["errors"] == {"base": "unknown"}
     result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
     assert result["step_id"] == "device"
-    with patch.object(config_flow.PymodbusTransport, "read", side_effect=RuntimeError):
+    with patch.object(PymodbusTransport, "read", side_effect=RuntimeError):
         result = await configure(hass, result, device_input())
     assert result["errors"] == {"base": "unknown"}
 
@@ -939,7 +943,7 @@ async def test_invalid_shipped_profile(hass: HomeAssistant, sim: SimulatorServer
     """A profile file that does not load is reported on the profile field."""
     result = await tcp_to_device(hass, sim.port)
     broken = RegisterMapError("not valid YAML", None, 3)
-    with patch.object(config_flow, "load_profile", side_effect=broken):
+    with patch.object(flow_checks, "load_profile", side_effect=broken):
         result = await configure(hass, result, device_input(profile="sdm630"))
     assert result["errors"] == {CONF_PROFILE: "invalid_profile"}
     assert "line 3" in result["description_placeholders"]["error"]
@@ -955,13 +959,13 @@ async def test_serial_port_empty(hass: HomeAssistant) -> None:
 def test_serial_port_exists(tmp_path: Path, pty_pair: tuple[str, str]) -> None:
     """Only character devices are serial ports: no directories, files or URLs."""
     _, client_end = pty_pair  # a link to /dev/pts/N, like /dev/serial/by-id/...
-    assert config_flow.serial_port_exists(client_end)
+    assert flow_checks.serial_port_exists(client_end)
     plain = tmp_path / "file"
     plain.write_text("x")
     for port in (str(tmp_path), str(plain), "socket://192.0.2.1:4001", "loop://"):
-        assert not config_flow.serial_port_exists(port), port
-        assert config_flow.serial_port_status(port) == "serial_port_not_device"
-    assert config_flow.serial_port_status(str(tmp_path / "ttyACM9")) == "serial_port_missing"
+        assert not flow_checks.serial_port_exists(port), port
+        assert flow_checks.serial_port_status(port) == "serial_port_not_device"
+    assert flow_checks.serial_port_status(str(tmp_path / "ttyACM9")) == "serial_port_missing"
 
 
 # -- issue fixes: profiles, serial ports, YAML, framing, executor ------------------------
@@ -1043,13 +1047,13 @@ async def test_custom_map_parsed_off_the_event_loop(
 ) -> None:
     """The map is parsed in an executor thread, not in the event loop."""
     threads: list[str] = []
-    original = config_flow.parse_custom_map
+    original = flow_checks.parse_custom_map
 
     def spy(text: str, unit_id: int) -> Any:
         threads.append(threading.current_thread().name)
         return original(text, unit_id)
 
-    monkeypatch.setattr(config_flow, "parse_custom_map", spy)
+    monkeypatch.setattr(flow_checks, "parse_custom_map", spy)
     result = await tcp_to_device(hass, sim.port)
     result = await configure(hass, result, device_input(profile="custom"))
     result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
@@ -1102,7 +1106,7 @@ def test_every_probe_outcome_is_translated() -> None:
     for outcome in ProbeOutcome:
         answering = TransportKind.TCP if outcome is ProbeOutcome.WRONG_FRAMING else None
         result = ProbeResult(outcome, 3, Table.HOLDING, 40, None, answering)
-        error = config_flow.probe_flow_error(result)
+        error = flow_checks.probe_flow_error(result)
         if outcome is ProbeOutcome.OK:
             assert error is None
             continue

@@ -4,7 +4,7 @@ with every unique id (entities and devices) unchanged."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
@@ -32,11 +32,13 @@ from custom_components.adaptive_modbus.engine.simulator.server import SimulatorS
 if TYPE_CHECKING:
     from conftest import VirtualTime
 
-from conftest import FAST_OPTIONS
 
 pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
 
 HOST = "127.0.0.1"
+# short intervals and timeouts as in the HA conftest's FAST_OPTIONS (not imported:
+# a plain "conftest" import may resolve to the engine tests' conftest)
+FAST_OPTIONS: dict[str, Any] = {"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5}
 V1_DEVICES = [
     {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Heat pump"},
     {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Outdoor", CONF_REGISTER_MAP: GOOD_MAP},

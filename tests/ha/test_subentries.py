@@ -39,11 +39,13 @@ from custom_components.adaptive_modbus.storage import LearnedStateStore
 if TYPE_CHECKING:
     from conftest import VirtualTime
 
-from conftest import FAST_OPTIONS
 
 pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
 
 HOST = "127.0.0.1"
+# short intervals and timeouts as in the HA conftest's FAST_OPTIONS (not imported:
+# a plain "conftest" import may resolve to the engine tests' conftest)
+FAST_OPTIONS: dict[str, Any] = {"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5}
 
 
 @pytest.fixture
