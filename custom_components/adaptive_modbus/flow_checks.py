@@ -289,35 +289,54 @@ def yaml_column(text: str) -> int | None:
     return None
 
 
+# a custom map longer than this is refused before parsing (2,000 registers in flow
+# style take ~150 kB); error texts shown in a form are cut to a readable length
+MAX_MAP_CHARS: Final = 1_000_000
+MAX_ERROR_CHARS: Final = 300
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"
+
+
 def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
     """Parse a custom map for the flow: its profile, or the error naming line and
     field (line and column for YAML syntax). Blocking (CPU): run in an executor."""
+    if len(text) > MAX_MAP_CHARS:
+        size = f"{len(text):,} characters, at most {MAX_MAP_CHARS:,}"
+        return FlowError("register_map_too_large", CONF_REGISTER_MAP, {"error": size})
     try:
         profile = parse_profile(PROFILE_CUSTOM, text, unit_id)
     except RegisterMapError as err:
         line = "-" if err.line is None else str(err.line)
+        message = _short(err.message)
         if err.field is None:
             column = yaml_column(text)
             values = {"line": line, "column": "-" if column is None else str(column)}
-            return FlowError("invalid_yaml", CONF_REGISTER_MAP, {**values, "error": err.message})
+            return FlowError("invalid_yaml", CONF_REGISTER_MAP, {**values, "error": message})
         return FlowError(
             "invalid_register_map",
             CONF_REGISTER_MAP,
-            {"line": line, "field": err.field, "error": err.message},
+            {"line": line, "field": err.field, "error": message},
         )
     except RecursionError:  # deeply nested brackets
         return FlowError("invalid_yaml", CONF_REGISTER_MAP, {"error": "nested too deeply"})
-    limit = _map_max_registers(text)
+    limit = _map_max_registers(text) if "max_registers" in text else None
     if limit is not None and not (isinstance(limit, int) and 1 <= limit <= 125):
         return FlowError(
             "invalid_register_map",
             CONF_REGISTER_MAP,
-            {"field": "max_registers", "error": f"must be a whole number 1-125, got {limit!r}"},
+            {
+                "field": "max_registers",
+                "error": _short(f"must be a whole number 1-125, got {limit!r}"),
+            },
         )
     return profile
 
 
 def _map_max_registers(text: str) -> Any:
+    """The map's top-level ``max_registers`` as written (parsed again: the profile
+    keeps only whole numbers)."""
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError):

@@ -1111,3 +1111,23 @@ def test_every_probe_outcome_is_translated() -> None:
             assert error is None
             continue
         assert error is not None and error.key in errors, outcome
+
+
+async def test_custom_map_too_large_or_too_deep(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """An oversized map is refused before parsing; 1,000 nested brackets give an
+    error, not a crashed flow; error texts stay short."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom"))
+    huge = GOOD_MAP + "#" * flow_checks.MAX_MAP_CHARS
+    result = await configure(hass, result, {CONF_REGISTER_MAP: huge})
+    assert result["errors"] == {CONF_REGISTER_MAP: "register_map_too_large"}
+    deep = "registers: " + "[" * 1000 + "]" * 1000 + "\n"
+    result = await configure(hass, result, {CONF_REGISTER_MAP: deep})
+    assert result["type"] is FlowResultType.FORM
+    assert CONF_REGISTER_MAP in result["errors"]
+    long_name = (
+        "registers:\n  - name: A\n    table: input\n    address: 0\n    data_type: " + "x" * 5000
+    )
+    result = await configure(hass, result, {CONF_REGISTER_MAP: long_name})
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    assert len(result["description_placeholders"]["error"]) <= flow_checks.MAX_ERROR_CHARS
