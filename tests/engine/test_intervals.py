@@ -252,6 +252,9 @@ def test_numeric_none_or_nan_breaks_baseline_only() -> None:
     assert model.observe(START + 10, math.nan, True) is None
     assert model.observe(START + 15, 500.0, True) is None  # new baseline, not a jump
     assert model.interval == LIMITS.min_interval
+    assert model.no_value_reads == 2
+    assert model.observe(START + 20, math.inf, True) is None
+    assert model.no_value_reads == 3
 
 
 def test_stale_reads_are_ignored() -> None:

@@ -231,6 +231,7 @@ class IntervalModel:
         self.noise = 0.0
         self.noisy = False
         self.activity = 0.0
+        self.no_value_reads = 0  # numeric reads without a value (NaN, inf): never a change
         self._last_t: float | None = None
         self._last_value: float | None = None
         self._last_step: tuple[float, float] | None = None
@@ -278,16 +279,19 @@ class IntervalModel:
     def observe(self, t: float, value: float | None, changed: bool) -> IntervalDecision | None:
         """Learn from a read at time ``t``; return the decision, ``None`` if nothing changed.
 
-        Numeric models use ``value`` (``None`` or NaN breaks the baseline and is
-        otherwise ignored); non-numeric models use ``changed``. Reads at or
-        before the previous read time are ignored.
+        Numeric models use ``value``: ``None``, NaN or inf ("no value") is counted in
+        ``no_value_reads``, never counts as a change and breaks the baseline, so
+        the next number starts a new one; non-numeric models use ``changed``.
+        Reads at or before the previous read time are ignored.
         """
         if self._last_t is not None and not t > self._last_t:
             return None
         if not self.numeric:
             return self._observe_event(t, changed)
         if value is None or not math.isfinite(value):
+            self.no_value_reads += 1
             self._last_t, self._last_value, self._last_step = t, None, None
+            self._shift = None
             return None
         return self._observe_numeric(t, float(value))
 

@@ -204,8 +204,15 @@ class RegisterSpec:
             chunks.append(chunk if self.byte_order is Order.BIG else chunk[::-1])
         return b"".join(chunks)
 
-    def decode(self, raw: Sequence[int]) -> Value:
-        """Turn raw words (or one 0/1 bit for bit tables) into a value."""
+    def decode(self, raw: Sequence[int]) -> Value | None:
+        """Turn raw words (or one 0/1 bit for bit tables) into a value.
+
+        ``None`` means "no value": a float that is NaN or infinite (SunSpec's "not
+        implemented", an idle inverter) or a scaled value that overflows. Values are
+        never rounded to ``precision`` (a display hint): 172.25 stays 172.25. Only the
+        binary noise of the arithmetic is dropped (0.1 * 3 is 0.3, a float32 0.1 is
+        0.1, not 0.10000000149).
+        """
         if len(raw) != self.size:
             raise DecodeError(f"{self.key}: expected {self.size} values, got {len(raw)}")
         if self.data_type is DataType.BOOL:
@@ -218,19 +225,31 @@ class RegisterSpec:
             return data.rstrip(b"\x00 ").decode("ascii", errors="replace")
         code = _NUMERIC[self.data_type][0]
         number: int | float = struct.unpack(">" + code, data)[0]
+        if self.data_type is DataType.FLOAT32 and math.isfinite(number):
+            number = _shortest_float32(number, data)
         return self._scaled(number)
 
-    def _scaled(self, number: float) -> int | float:
+    def _scaled(self, number: float) -> int | float | None:
         if self.data_type in _FLOATS and not math.isfinite(number):
+            return None
+        if self.scale == 1.0 and self.offset == 0.0:
             return number
-        if self.scale == 1.0 and self.offset == 0.0 and self.data_type not in _FLOATS:
-            return number
+        if self.data_type not in _FLOATS and self._integral:
+            return int(number) * int(self.scale) + int(self.offset)  # exact, even for 64 bits
         value = number * self.scale + self.offset
-        if self.precision is not None:
-            value = round(value, self.precision)
-            if self.precision == 0:
-                return int(value)
-        return value
+        if not math.isfinite(value):
+            return None
+        return float(f"{value:.15g}")  # drop the binary noise of the multiplication
+
+    @property
+    def _integral(self) -> bool:
+        """Whether scale and offset keep whole numbers whole."""
+        return float(self.scale).is_integer() and float(self.offset).is_integer()
+
+    @property
+    def is_float(self) -> bool:
+        """Whether the raw value is a float (NaN and inf decode to ``None``)."""
+        return self.data_type in _FLOATS
 
     # -- encoding ---------------------------------------------------------
 
@@ -263,3 +282,12 @@ class RegisterSpec:
                 chunk = chunk[::-1]
             words.append(int.from_bytes(chunk, "big"))
         return words if self.word_order is Order.BIG else list(reversed(words))
+
+
+def _shortest_float32(number: float, data: bytes) -> float:
+    """The shortest decimal that is the same float32 (0.1, not 0.10000000149011612)."""
+    for digits in (6, 7, 8):
+        candidate = float(f"{number:.{digits}g}")
+        if struct.pack(">f", candidate) == data:
+            return candidate
+    return number

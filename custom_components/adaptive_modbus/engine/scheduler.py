@@ -87,7 +87,7 @@ class CycleResult:
 
     started: float
     duration: float
-    changed: Mapping[str, Value]
+    changed: Mapping[str, Value | None]  # None: the register sent no value (NaN, inf)
     failed: frozenset[str]
     requests: int
     registers_read: int
@@ -121,7 +121,7 @@ class _Register:
 class _Cycle:
     """Accumulates the outcome of one cycle."""
 
-    changed: dict[str, Value] = field(default_factory=dict)
+    changed: dict[str, Value | None] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     errors: list[ErrorRecord] = field(default_factory=list)
     requests: int = 0
@@ -558,9 +558,9 @@ class PollEngine:
                 continue
             self._observe(reg, value, now, cycle)
 
-    def _observe(self, reg: _Register, value: Value, now: float, cycle: _Cycle) -> None:
+    def _observe(self, reg: _Register, value: Value | None, now: float, cycle: _Cycle) -> None:
         previous = reg.value
-        changed = previous is None or value != previous
+        changed = value != previous or reg.last_read is None  # None: no value (NaN, inf)
         reg.reads += 1
         reg.failure_streak = 0
         if changed:
@@ -569,7 +569,7 @@ class PollEngine:
             cycle.changed[reg.spec.uid] = value
         reg.value = value
         reg.last_read = now
-        numeric = _as_float(value) if reg.spec.is_numeric else None
+        numeric = _as_float(value) if reg.spec.is_numeric and value is not None else None
         old_interval = reg.model.interval
         # the first read (after start or restore) is news for entities, not for the model
         decision = reg.model.observe(now, numeric, changed and previous is not None)

@@ -132,7 +132,8 @@ class SimulatedDevice:
         value = self._value(key, t)
         if spec.data_type in (DataType.BOOL, DataType.BIT):
             return bool(value)
-        return spec.decode(spec.encode(value))
+        decoded = spec.decode(spec.encode(value))
+        return value if decoded is None else decoded
 
     def _words(self, spec: RegisterSpec, t: float) -> list[int]:
         value = self._value(spec.key, t)
@@ -231,6 +232,13 @@ class SimulatedDevice:
                 raise DeviceFailure(
                     str(err), unit_id=unit_id, address=position, code=ILLEGAL_DATA_VALUE
                 ) from err
+            if decoded is None:
+                raise DeviceFailure(
+                    f"{spec.key}: not a finite number",
+                    unit_id=unit_id,
+                    address=position,
+                    code=ILLEGAL_DATA_VALUE,
+                )
             updates.append((spec.key, self._checked(spec, decoded)))
             position = spec.end
         for key, value in updates:
