@@ -16,6 +16,9 @@ from custom_components.adaptive_modbus.engine.registers import (
     RegisterSpec,
     RegisterSpecError,
     Table,
+    UnitIdError,
+    unit_id_range,
+    validate_unit_id,
 )
 from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
 
@@ -30,7 +33,7 @@ def spec(**kwargs: object) -> RegisterSpec:
     ("kwargs", "field"),
     [
         ({"key": ""}, "key"),
-        ({"unit_id": 248}, "unit_id"),
+        ({"unit_id": 256}, "unit_id"),
         ({"unit_id": -1}, "unit_id"),
         ({"address": 65536}, "address"),
         ({"address": 65535, "data_type": DataType.UINT32}, "address"),
@@ -230,3 +233,34 @@ async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -
     assert await cycle() == {"1.power": 21.0}
     # the number after NaN starts a new baseline: no jump from 'nothing' to 21
     assert all(c.reason != "jump" for c in engine.snapshot().recent_interval_changes)
+
+
+@pytest.mark.parametrize("framing", ["tcp", "udp"])
+def test_unit_ids_on_modbus_tcp_are_0_to_255(framing: str) -> None:
+    assert unit_id_range(framing) == (0, 255)
+    for unit in (0, 1, 247, 248, 255):
+        assert validate_unit_id(unit, framing) == unit
+    for unit in (-1, 256):
+        with pytest.raises(UnitIdError, match=f"unit id {unit} is outside 0-255") as caught:
+            validate_unit_id(unit, framing)
+        assert caught.value.reason == "range"
+
+
+@pytest.mark.parametrize("framing", ["serial", "rtu_over_tcp"])
+def test_unit_ids_on_rtu_are_1_to_247_and_0_is_broadcast(framing: str) -> None:
+    assert unit_id_range(framing) == (1, 247)
+    for unit in (1, 247):
+        assert validate_unit_id(unit, framing) == unit
+    for unit in (248, 255, -1):
+        with pytest.raises(UnitIdError, match="outside 1-247") as caught:
+            validate_unit_id(unit, framing)
+        assert (caught.value.reason, caught.value.unit_id) == ("range", unit)
+    with pytest.raises(UnitIdError, match="broadcast") as caught:
+        validate_unit_id(0, framing)
+    assert caught.value.reason == "broadcast"
+    with pytest.raises(ValueError, match="unknown framing"):
+        unit_id_range("ascii")
+
+
+def test_a_spec_accepts_tcp_unit_255() -> None:
+    assert spec(unit_id=255).uid == "255.r"

@@ -15,7 +15,63 @@ from enum import StrEnum
 Value = bool | int | float | str
 
 MAX_UNIT_ID = 247
+"""Highest unit id on a serial bus (RTU, and RTU over TCP): 248-255 are reserved."""
+MAX_TCP_UNIT_ID = 255
+"""Highest unit id in a Modbus TCP (MBAP) header; many TCP devices answer only to 255."""
 MAX_ADDRESS = 65535
+BROADCAST_UNIT_ID = 0
+_SERIAL_FRAMINGS = frozenset({"serial", "rtu", "rtu_over_tcp"})
+_TCP_FRAMINGS = frozenset({"tcp", "udp", "socket"})
+
+
+class UnitIdError(ValueError):
+    """A unit id the framing cannot read from.
+
+    ``reason`` is ``"range"`` (outside ``allowed``) or ``"broadcast"`` (unit 0 on an
+    RTU link: every device obeys it and none answers, so it cannot be read).
+    """
+
+    def __init__(self, unit_id: int, framing: str, reason: str, allowed: tuple[int, int]) -> None:
+        self.unit_id = unit_id
+        self.framing = framing
+        self.reason = reason
+        self.allowed = allowed
+        if reason == "broadcast":
+            message = (
+                f"unit id 0 is the broadcast address on {framing}: devices never answer it,"
+                f" so it cannot be read; use the device's own id ({allowed[0]}-{allowed[1]})"
+            )
+        else:
+            message = f"unit id {unit_id} is outside {allowed[0]}-{allowed[1]} allowed on {framing}"
+        super().__init__(message)
+
+
+def unit_id_range(framing: str) -> tuple[int, int]:
+    """Unit ids that can be read on ``framing`` ("tcp", "udp", "rtu_over_tcp", "serial").
+
+    Modbus TCP and UDP (MBAP header): 0-255. RTU, on a serial line or over TCP: 1-247
+    (0 is broadcast, 248-255 are reserved).
+    """
+    kind = str(framing).lower()
+    if kind in _TCP_FRAMINGS:
+        return (0, MAX_TCP_UNIT_ID)
+    if kind in _SERIAL_FRAMINGS:
+        return (1, MAX_UNIT_ID)
+    raise ValueError(f"unknown framing {framing!r}")
+
+
+def validate_unit_id(unit_id: int, framing: str) -> int:
+    """Return ``unit_id`` if a device on ``framing`` can be read at it, else raise
+    :class:`UnitIdError` (see :func:`unit_id_range`; unit 0 on RTU is broadcast)."""
+    low, high = unit_id_range(framing)
+    kind = str(framing).lower()
+    if isinstance(unit_id, bool) or not isinstance(unit_id, int):
+        raise UnitIdError(unit_id, kind, "range", (low, high))
+    if unit_id == BROADCAST_UNIT_ID and kind in _SERIAL_FRAMINGS:
+        raise UnitIdError(unit_id, kind, "broadcast", (low, high))
+    if not low <= unit_id <= high:
+        raise UnitIdError(unit_id, kind, "range", (low, high))
+    return unit_id
 
 
 class Table(StrEnum):
@@ -131,8 +187,8 @@ class RegisterSpec:
     def _validate(self) -> None:
         if not self.key or not isinstance(self.key, str):
             raise self._fail("key", "must be a non-empty string")
-        if not 0 <= self.unit_id <= MAX_UNIT_ID:
-            raise self._fail("unit_id", f"must be 0-{MAX_UNIT_ID}, got {self.unit_id}")
+        if not 0 <= self.unit_id <= MAX_TCP_UNIT_ID:  # the framing's rule: validate_unit_id
+            raise self._fail("unit_id", f"must be 0-{MAX_TCP_UNIT_ID}, got {self.unit_id}")
         if not 0 <= self.address <= MAX_ADDRESS:
             raise self._fail("address", f"must be 0-{MAX_ADDRESS}, got {self.address}")
         if self.table.is_bit and self.data_type is not DataType.BOOL:
