@@ -25,6 +25,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 from .errors import ErrorKind, ModbusError
@@ -71,6 +72,7 @@ class EngineConfig:
     merge_reads: bool = True  # False: one request per register (HA core's way)
     piggyback: bool = True  # registers inside a block's span are refreshed for free
     patterns: bool = True  # time-of-week activity profiles scale intervals
+    tz: tzinfo | None = None  # local time of the patterns' hours (e.g. HA's zone); None: UTC
     limits: Mapping[int, DeviceLimits] = field(default_factory=dict)  # per unit id
     cost: CostModel | None = None  # None: fitted to the measured latency of this connection
 
@@ -206,7 +208,8 @@ class PollEngine:
         numeric = spec.is_numeric
         tolerance = spec.tolerance or (self.config.default_tolerance if numeric else 0.0)
         model = IntervalModel(tolerance, self._limits_for(spec), numeric=numeric)
-        return _Register(spec=spec, model=model, profile=ActivityProfile(), tolerance=tolerance)
+        profile = ActivityProfile(tz=self.config.tz)
+        return _Register(spec=spec, model=model, profile=profile, tolerance=tolerance)
 
     def _build_index(self) -> dict[HoleKey, tuple[list[int], list[str]]]:
         """Per (unit, table): register start addresses (sorted) and their uids."""
@@ -772,7 +775,7 @@ class PollEngine:
             numeric=reg.spec.is_numeric,
         )  # fmt: skip
         reg.model.forget_baseline()
-        reg.profile = ActivityProfile.from_dict(stored.get("profile", {}))
+        reg.profile = ActivityProfile.from_dict(stored.get("profile", {}), tz=self.config.tz)
         until = stored.get("quarantined_until")
         if until is not None:
             reg.quarantined_until = float(until)
