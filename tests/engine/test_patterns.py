@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import zlib
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -182,7 +184,13 @@ def test_restore_keeps_counting_weeks_without_double_counting() -> None:
         "x",
         {},
         {"version": 3},
-        {"version": 2, "tz": "UTC", "week": 1, "scale": 1.0, "mean": 5, "weeks": None},
+        {
+            "version": 2,
+            "tz": "UTC",
+            "week": 1,
+            "scale": 1.0,
+            "buckets": "eJzLSM3JyVcozy/KSQEAGgQEXQ==",
+        },
         {"version": 1, "mean": [1.0] * 10},
         {"version": 1, "tz_offset": "x", "lookahead": math.nan, "enabled": "yes"},
         {"version": 1, "mean": [math.nan] * BUCKETS},
@@ -231,7 +239,9 @@ def test_partially_corrupt_state_resets_all_buckets() -> None:
     state["buckets"][first] = [0.0, -1, 0, 0.0, 0]  # type: ignore[index]
     assert ActivityProfile.from_dict(state).mean_activity() is None
     packed = trained().to_dict()
-    for field, bad in (("mean", "AAAA"), ("weeks", "not base64!"), ("last", [1, 2]),
+    too_long = base64.b64encode(zlib.compress(bytes(10 * BUCKETS))).decode()
+    for field, bad in (("buckets", "AAAA"), ("buckets", "not base64!"), ("buckets", too_long),
+                       ("last", [1, 2]),
                        ("scale", "x"), ("week", -3)):  # fmt: skip
         assert ActivityProfile.from_dict(packed | {field: bad}).mean_activity() is None
 

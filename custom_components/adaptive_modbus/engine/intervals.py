@@ -55,13 +55,17 @@ epoch, so registers that share a block come due together and share a request.
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: compact (short keys, 6 significant digits, residuals packed as float16, no
+decision text: about 300 bytes); version 1 still loads."""
 SAFETY = 0.6
 """Fraction of the tolerance the expected change between two reads may use."""
 GROWTH = 1.25
@@ -315,27 +319,53 @@ class IntervalModel:
         return self._record(t, self.limits.min_interval, reason, detail)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, versioned state (see :meth:`from_dict`)."""
-        return {
+        """JSON-safe, versioned, compact state (see :meth:`from_dict`).
+
+        Numbers keep 6 significant digits (times and the last value 10), the noise
+        residuals travel as float16 fractions of their largest, and the last decision
+        keeps its reason and numbers but not its text.
+        """
+        scale = max(self._residuals, default=0.0)
+        packed = b"".join(struct.pack("<e", r / scale) for r in self._residuals) if scale else b""
+        decision = self.last_decision
+        state: dict[str, Any] = {
             "version": STATE_VERSION,
-            "tolerance": self.tolerance,
-            "min_interval": self.limits.min_interval,
-            "max_interval": self.limits.max_interval,
-            "numeric": self.numeric,
-            "unit": self.unit,
-            "interval": self.interval,
-            "noisy": self.noisy,
-            "activity": self.activity,
-            "last_t": self._last_t,
-            "last_value": self._last_value,
-            "last_step": None if self._last_step is None else list(self._last_step),
-            "residuals": list(self._residuals),
-            "acc": [self._acc_rate, self._acc_weight],
-            "shift": None if self._shift is None else self._shift.to_list(),
-            "steps": self._steps,
-            "recover_to": self._recover_to,
-            "decision": self.last_decision.to_dict(),
+            "tol": _short(self.tolerance),
+            "lim": [self.limits.min_interval, self.limits.max_interval],
+            "i": _short(self.interval),
+            "a": _short(self.activity),
+            "acc": [_short(self._acc_rate), _short(self._acc_weight)],
+            "res": [_short(scale), base64.b64encode(packed).decode("ascii")],
+            "d": [
+                _time(decision.at),
+                _short(decision.interval),
+                _short(decision.previous),
+                decision.reason.value,
+            ],
         }
+        optional: dict[str, Any] = {
+            "num": None if self.numeric else False,
+            "unit": self.unit or None,
+            "noisy": self.noisy or None,
+            "steps": _short(self._steps) or None,
+            "rec": _short(self._recover_to) or None,
+            "last": None
+            if self._last_t is None
+            else [
+                _time(self._last_t),
+                None if self._last_value is None else _fine(self._last_value),
+                *([] if self._last_step is None else [_short(x) for x in self._last_step]),
+            ],
+            "shift": None
+            if self._shift is None
+            else [
+                *(_short(x) for x in self._shift.to_list()[:4]),
+                _time(self._shift.t),
+                _fine(self._shift.value),
+            ],
+        }
+        state.update((key, value) for key, value in optional.items() if value is not None)
+        return state
 
     @classmethod
     def from_dict(
@@ -353,8 +383,10 @@ class IntervalModel:
         unknown-version data falls back field by field to a fresh model.
         """
         src: Mapping[str, Any] = {}
-        if isinstance(data, Mapping) and data.get("version") == STATE_VERSION:
+        if isinstance(data, Mapping) and data.get("version") == 1:
             src = data
+        elif isinstance(data, Mapping) and data.get("version") == STATE_VERSION:
+            src = _unpacked(data)
         if tolerance is None:
             stored = _number(src.get("tolerance"))
             tolerance = stored if stored is not None and stored >= 0 else 0.0
@@ -643,6 +675,69 @@ def aligned_due(last_read: float, interval: float, *, min_fraction: float = 0.0)
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _short(value: float) -> float:
+    """6 significant digits: what a learned rate, noise or interval needs."""
+    return float(f"{value:.6g}")
+
+
+def _fine(value: float) -> float:
+    """10 significant digits, for values whose differences matter (counters)."""
+    return float(f"{value:.10g}")
+
+
+def _time(value: float) -> float:
+    """A clock time to the millisecond."""
+    return round(value, 3)
+
+
+def _unpacked(src: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 2 state in the field names of version 1 (which :meth:`_restore` reads)."""
+    out: dict[str, Any] = {"version": 1, "tolerance": src.get("tol"), "unit": src.get("unit")}
+    limits = src.get("lim")
+    if isinstance(limits, list) and len(limits) == 2:
+        out["min_interval"], out["max_interval"] = limits
+    out["numeric"] = src.get("num", True)
+    out["interval"] = src.get("i")
+    out["noisy"] = src.get("noisy", False)
+    out["activity"] = src.get("a")
+    out["acc"] = src.get("acc")
+    out["steps"] = src.get("steps")
+    out["recover_to"] = src.get("rec")
+    out["shift"] = src.get("shift")
+    out["residuals"] = _residuals(src.get("res"))
+    last = src.get("last")
+    if isinstance(last, list) and len(last) in (2, 4):
+        out["last_t"], out["last_value"] = last[0], last[1]
+        out["last_step"] = last[2:] if len(last) == 4 else None
+    decision = src.get("d")
+    if isinstance(decision, list) and len(decision) == 4:
+        at, interval, previous, reason = decision
+        out["decision"] = {
+            "at": at,
+            "interval": interval,
+            "previous": previous,
+            "reason": reason,
+            "detail": f"{reason}: {_secs(interval) if _number(interval) is not None else '?'}"
+            " (restored)",
+        }
+    return out
+
+
+def _residuals(value: object) -> list[float]:
+    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], str):
+        return []
+    scale = _number(value[0])
+    if scale is None or scale < 0 or len(value[1]) > 4 * NOISE_WINDOW:
+        return []
+    try:
+        packed = base64.b64decode(value[1], validate=True)
+    except ValueError:
+        return []
+    if len(packed) % 2:
+        return []
+    return [x * scale for (x,) in struct.iter_unpack("<e", packed)]
 
 
 def _robust_rms(samples: list[float]) -> float:

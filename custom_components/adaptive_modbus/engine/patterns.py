@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import math
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -251,7 +252,8 @@ class ActivityProfile:
         Visits that are over (every bucket but the one visited last) are folded into
         their bucket's mean here, as the next week's first sample would; bucket means
         are stored log-quantised (:data:`LEVELS_PER_OCTAVE`) relative to the largest,
-        week counts saturate at 15. ``last`` is the visit still in progress.
+        week counts saturate at 15, both packed as one zlib stream in base64.
+        ``last`` is the visit still in progress.
         """
         mean, weeks = list(self._mean), list(self._weeks)
         current = self._current_visit()
@@ -273,20 +275,13 @@ class ActivityProfile:
             | (min(base - self._visit_week[i], _MAX_WEEKS) if self._visit_week[i] >= 0 else 15) << 4
             for i in range(BUCKETS)
         )
-        state: dict[str, Any] = {
-            "version": STATE_VERSION,
-            "tz": self.tz_name,
-            "lookahead": self.lookahead,
-            "enabled": self.enabled,
-        }
+        state: dict[str, Any] = {"version": STATE_VERSION, "tz": self.tz_name}
+        if self.lookahead != DEFAULT_LOOKAHEAD:
+            state["lookahead"] = self.lookahead
+        if not self.enabled:
+            state["enabled"] = False
         if base >= 0:
-            state.update(
-                week=base,
-                scale=_short(scale),
-                mean=_b64(levels),
-                weeks=_b64(ages),
-                last=last,
-            )
+            state.update(week=base, scale=_short(scale), buckets=_pack(levels + ages), last=last)
         return state
 
     def _current_visit(self) -> int | None:
@@ -335,7 +330,8 @@ class ActivityProfile:
     def _restore_packed(self, src: Mapping[str, Any]) -> None:
         base = src.get("week")
         scale = _finite(src.get("scale"), math.nan)
-        levels, ages = _unb64(src.get("mean")), _unb64(src.get("weeks"))
+        packed = _unpack(src.get("buckets"))
+        levels, ages = (None, None) if packed is None else (packed[:BUCKETS], packed[BUCKETS:])
         if (
             not isinstance(base, int)
             or isinstance(base, bool)
@@ -392,19 +388,22 @@ def _dequantise(level: int, scale: float) -> float:
     return _short(scale * math.pow(2.0, (level - 255) / LEVELS_PER_OCTAVE))
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _pack(data: bytes) -> str:
+    """Bytes as base64 text of their zlib stream (week counts repeat: they shrink)."""
+    return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
 
 
-def _unb64(value: object) -> bytes | None:
-    """:data:`BUCKETS` bytes from base64 text, else ``None``."""
-    if not isinstance(value, str) or len(value) > 4 * BUCKETS:
+def _unpack(value: object) -> bytes | None:
+    """The 2 x :data:`BUCKETS` bytes of :func:`_pack` text, else ``None`` (never more)."""
+    if not isinstance(value, str) or len(value) > 8 * BUCKETS:
         return None
     try:
-        data = base64.b64decode(value, validate=True)
-    except ValueError:
+        stream = base64.b64decode(value, validate=True)
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(stream, 2 * BUCKETS + 1)
+    except (ValueError, zlib.error):
         return None
-    return data if len(data) == BUCKETS else None
+    return data if len(data) == 2 * BUCKETS and inflate.eof else None
 
 
 def _finite(value: object, default: float) -> float:
