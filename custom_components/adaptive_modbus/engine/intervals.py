@@ -332,14 +332,14 @@ class IntervalModel:
             "version": STATE_VERSION,
             "tol": _short(self.tolerance),
             "lim": [self.limits.min_interval, self.limits.max_interval],
-            "i": _short(self.interval),
+            "i": _exact(self.interval),
             "a": _short(self.activity),
             "acc": [_short(self._acc_rate), _short(self._acc_weight)],
             "res": [_short(scale), base64.b64encode(packed).decode("ascii")],
             "d": [
                 _time(decision.at),
-                _short(decision.interval),
-                _short(decision.previous),
+                _exact(decision.interval),
+                _exact(decision.previous),
                 decision.reason.value,
             ],
         }
@@ -680,6 +680,11 @@ def aligned_due(last_read: float, interval: float, *, min_fraction: float = 0.0)
 def _short(value: float) -> float:
     """6 significant digits: what a learned rate, noise or interval needs."""
     return float(f"{value:.6g}")
+
+
+def _exact(value: float) -> float:
+    """9 significant digits: an interval restored equal to within 1e-8."""
+    return float(f"{value:.9g}")
 
 
 def _fine(value: float) -> float:
