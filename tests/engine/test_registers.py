@@ -264,3 +264,10 @@ def test_unit_ids_on_rtu_are_1_to_247_and_0_is_broadcast(framing: str) -> None:
 
 def test_a_spec_accepts_tcp_unit_255() -> None:
     assert spec(unit_id=255).uid == "255.r"
+
+
+def test_cleaning_float_noise_never_rounds_past_the_float_range() -> None:
+    """Found by the fuzz test: 15 significant digits of a value at the top of the float
+    range rounded up to infinity."""
+    value = spec(data_type=DataType.INT16, offset=1.7976931348623151e308).decode([0])
+    assert value == 1.7976931348623151e308

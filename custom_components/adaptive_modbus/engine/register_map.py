@@ -146,8 +146,13 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
         raise RegisterMapError(f"not valid YAML: {err.problem or err}", None, line) from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow
+        line = text.count("\n", 0, max(0, err.position)) + 1
+        raise RegisterMapError(
+            f"not valid YAML: {err.reason} (character {err.character!r})", None, line
+        ) from None
     except yaml.YAMLError as err:
-        raise RegisterMapError(f"not valid YAML: {err}") from None
+        raise RegisterMapError(f"not valid YAML: {err}", "registers") from None
     except (RecursionError, MemoryError):  # pragma: no cover - bounded above; belt and braces
         raise RegisterMapError("the register map is nested too deeply", "registers") from None
     except (ValueError, TypeError, OverflowError) as err:  # e.g. a date out of range

@@ -295,12 +295,19 @@ class RegisterSpec:
         value = number * self.scale + self.offset
         if not math.isfinite(value):
             return None
-        return float(f"{value:.15g}")  # drop the binary noise of the multiplication
+        clean = float(f"{value:.15g}")  # drop the binary noise of the multiplication
+        return clean if math.isfinite(clean) else value  # (rounding up past the float range)
 
     @property
     def _integral(self) -> bool:
-        """Whether scale and offset keep whole numbers whole."""
-        return float(self.scale).is_integer() and float(self.offset).is_integer()
+        """Whether scale and offset keep whole numbers whole (and exact as integers)."""
+        scale, offset = float(self.scale), float(self.offset)
+        return (
+            scale.is_integer()
+            and offset.is_integer()
+            and abs(scale) < 2**53
+            and abs(offset) < 2**53
+        )
 
     @property
     def is_float(self) -> bool:
