@@ -334,7 +334,7 @@ def test_round_trip_through_json() -> None:
     model = IntervalModel(1.0, LIMITS, unit="°C")
     t, _ = drive(model, noise(3.0, 4), 80)
     restored = IntervalModel.from_dict(json.loads(json.dumps(model.to_dict())))
-    for name in ("tolerance", "interval", "rate", "activity"):
+    for name in ("tolerance", "interval", "rate"):
         assert getattr(restored, name) == pytest.approx(getattr(model, name), rel=1e-5), name
     assert restored.noise == pytest.approx(model.noise, rel=2e-3)  # float16 residuals
     assert (restored.noisy, restored.unit) == (model.noisy, model.unit)
@@ -350,7 +350,7 @@ def test_stored_state_is_small() -> None:
     t, _ = drive(model, noise(3.0, 4), 80)
     model.observe(t, 500.0, True)
     state = model.to_dict()
-    assert "shift" in state and "last" in state
+    assert "shift" in state and "lt" in state
     assert len(json.dumps(state, separators=(",", ":"))) <= 400
 
 
@@ -394,9 +394,9 @@ def test_from_dict_prefers_current_configuration() -> None:
         [],
         {},
         {"version": 99, "interval": 100.0},
-        {"version": 2, "i": "x", "res": [1, "!!"], "lim": [50, 10], "d": [1, 2, 3, "bogus"]},
-        {"version": 2, "res": [-1, "AAA="], "last": [1], "acc": "x", "shift": [1, 2]},
-        {"version": 2, "res": [10**400, "AAA8"], "last": [10**400, "x", 0, 1], "tol": -1},
+        {"version": 2, "i": "x", "res": "!!", "lo": 50, "hi": 10, "dr": "bogus", "dt": "x"},
+        {"version": 2, "res": "AAAAAAAA8P8AAA==", "lt": [1], "ar": "x", "shift": [1, 2]},
+        {"version": 2, "res": "AAA8", "lt": 10**400, "lv": "x", "lsd": 0, "lsv": 1, "tol": -1},
         {"version": 1, "interval": "x", "residuals": "x", "acc": [1], "decision": 3},
         {"version": 1, "interval": math.inf, "residuals": [1, -2, None, math.nan, True]},
         {"version": 1, "min_interval": 50, "max_interval": 10, "last_step": [0, 1]},

@@ -241,7 +241,7 @@ def test_partially_corrupt_state_resets_all_buckets() -> None:
     packed = trained().to_dict()
     too_long = base64.b64encode(zlib.compress(bytes(10 * BUCKETS))).decode()
     for field, bad in (("buckets", "AAAA"), ("buckets", "not base64!"), ("buckets", too_long),
-                       ("last", [1, 2]),
+                       ("visit", 999), ("visit_n", "x"),
                        ("scale", "x"), ("week", -3)):  # fmt: skip
         assert ActivityProfile.from_dict(packed | {field: bad}).mean_activity() is None
 

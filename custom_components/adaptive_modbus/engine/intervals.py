@@ -323,39 +323,38 @@ class IntervalModel:
 
         Numbers keep 6 significant digits (times and the last value 10), the noise
         residuals travel as float16 fractions of their largest, and the last decision
-        keeps its reason and numbers but not its text.
+        keeps its reason and numbers but not its text. ``activity`` (of the last read,
+        recomputed by the next) is not kept.
         """
         scale = max(self._residuals, default=0.0)
         packed = b"".join(struct.pack("<e", r / scale) for r in self._residuals) if scale else b""
         decision = self.last_decision
+        # flat keys, few lists: Home Assistant's Store indents every list item on a line
         state: dict[str, Any] = {
             "version": STATE_VERSION,
             "tol": _short(self.tolerance),
-            "lim": [self.limits.min_interval, self.limits.max_interval],
+            "lo": self.limits.min_interval,
+            "hi": self.limits.max_interval,
             "i": _exact(self.interval),
-            "a": _short(self.activity),
-            "acc": [_short(self._acc_rate), _short(self._acc_weight)],
-            "res": [_short(scale), base64.b64encode(packed).decode("ascii")],
-            "d": [
-                _time(decision.at),
-                _exact(decision.interval),
-                _exact(decision.previous),
-                decision.reason.value,
-            ],
+            "ar": _short(self._acc_rate),
+            "aw": _short(self._acc_weight),
+            "res": base64.b64encode(struct.pack("<d", scale) + packed).decode("ascii"),
+            "dt": _time(decision.at),
+            "dp": _exact(decision.previous),
+            "dr": decision.reason.value,
         }
+        if decision.interval != self.interval:
+            state["di"] = _exact(decision.interval)
         optional: dict[str, Any] = {
             "num": None if self.numeric else False,
             "unit": self.unit or None,
             "noisy": self.noisy or None,
             "steps": _short(self._steps) or None,
             "rec": _short(self._recover_to) or None,
-            "last": None
-            if self._last_t is None
-            else [
-                _time(self._last_t),
-                None if self._last_value is None else _fine(self._last_value),
-                *([] if self._last_step is None else [_short(x) for x in self._last_step]),
-            ],
+            "lt": None if self._last_t is None else _time(self._last_t),
+            "lv": None if self._last_value is None else _fine(self._last_value),
+            "lsd": None if self._last_step is None else _short(self._last_step[0]),
+            "lsv": None if self._last_step is None else _short(self._last_step[1]),
             "shift": None
             if self._shift is None
             else [
@@ -700,49 +699,41 @@ def _time(value: float) -> float:
 def _unpacked(src: Mapping[str, Any]) -> dict[str, Any]:
     """Version 2 state in the field names of version 1 (which :meth:`_restore` reads)."""
     out: dict[str, Any] = {"version": 1, "tolerance": src.get("tol"), "unit": src.get("unit")}
-    limits = src.get("lim")
-    if isinstance(limits, list) and len(limits) == 2:
-        out["min_interval"], out["max_interval"] = limits
+    out["min_interval"], out["max_interval"] = src.get("lo"), src.get("hi")
     out["numeric"] = src.get("num", True)
     out["interval"] = src.get("i")
     out["noisy"] = src.get("noisy", False)
-    out["activity"] = src.get("a")
-    out["acc"] = src.get("acc")
+    out["acc"] = [src.get("ar"), src.get("aw")]
     out["steps"] = src.get("steps")
     out["recover_to"] = src.get("rec")
     out["shift"] = src.get("shift")
     out["residuals"] = _residuals(src.get("res"))
-    last = src.get("last")
-    if isinstance(last, list) and len(last) in (2, 4):
-        out["last_t"], out["last_value"] = last[0], last[1]
-        out["last_step"] = last[2:] if len(last) == 4 else None
-    decision = src.get("d")
-    if isinstance(decision, list) and len(decision) == 4:
-        at, interval, previous, reason = decision
-        out["decision"] = {
-            "at": at,
-            "interval": interval,
-            "previous": previous,
-            "reason": reason,
-            "detail": f"{reason}: {_secs(interval) if _number(interval) is not None else '?'}"
-            " (restored)",
-        }
+    out["last_t"], out["last_value"] = src.get("lt"), src.get("lv")
+    out["last_step"] = [src.get("lsd"), src.get("lsv")]
+    reason, interval = src.get("dr"), src.get("di", src.get("i"))
+    out["decision"] = {
+        "at": src.get("dt"),
+        "interval": interval,
+        "previous": src.get("dp"),
+        "reason": reason,
+        "detail": f"{reason}: {_secs(interval) if _number(interval) is not None else '?'}"
+        " (restored)",
+    }
     return out
 
 
 def _residuals(value: object) -> list[float]:
-    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], str):
-        return []
-    scale = _number(value[0])
-    if scale is None or scale < 0 or len(value[1]) > 4 * NOISE_WINDOW:
+    """Residuals from base64 text: a float64 scale, then float16 fractions of it."""
+    if not isinstance(value, str) or len(value) > 4 * NOISE_WINDOW + 16:
         return []
     try:
-        packed = base64.b64decode(value[1], validate=True)
+        packed = base64.b64decode(value, validate=True)
     except ValueError:
         return []
-    if len(packed) % 2:
+    if len(packed) < 8 or len(packed) % 2:
         return []
-    return [x * scale for (x,) in struct.iter_unpack("<e", packed)]
+    (scale,) = struct.unpack("<d", packed[:8])
+    return [x * scale for (x,) in struct.iter_unpack("<e", packed[8:])]
 
 
 def _robust_rms(samples: list[float]) -> float:

@@ -253,7 +253,7 @@ class ActivityProfile:
         their bucket's mean here, as the next week's first sample would; bucket means
         are stored log-quantised (:data:`LEVELS_PER_OCTAVE`) relative to the largest,
         week counts saturate at 15, both packed as one zlib stream in base64.
-        ``last`` is the visit still in progress.
+        ``visit``, ``visit_sum`` and ``visit_n`` are the visit still in progress.
         """
         mean, weeks = list(self._mean), list(self._weeks)
         current = self._current_visit()
@@ -263,7 +263,7 @@ class ActivityProfile:
             if self._visit_n[i] <= 0:
                 continue
             if i == current:
-                last = [i, self._visit_week[i], _short(self._visit_sum[i]), self._visit_n[i]]
+                last = [i, _short(self._visit_sum[i]), self._visit_n[i]]
                 continue
             average = self._visit_sum[i] / self._visit_n[i]
             weeks[i] += 1
@@ -281,7 +281,9 @@ class ActivityProfile:
         if not self.enabled:
             state["enabled"] = False
         if base >= 0:
-            state.update(week=base, scale=_short(scale), buckets=_pack(levels + ages), last=last)
+            state.update(week=base, scale=_short(scale), buckets=_pack(levels + ages))
+        if last is not None:  # flat keys: the Store indents every list item on a line
+            state.update(visit=last[0], visit_sum=last[1], visit_n=last[2])
         return state
 
     def _current_visit(self) -> int | None:
@@ -350,13 +352,17 @@ class ActivityProfile:
             "visit_sum": [0.0] * BUCKETS,
             "visit_n": [0.0] * BUCKETS,
         }
-        last = src.get("last")
-        if last is not None:
-            values = [_finite(x, math.nan) for x in last] if isinstance(last, list) else []
-            if len(values) != 4 or any(map(math.isnan, values)) or not 0 <= values[0] < BUCKETS:
+        if "visit" in src:  # the visit in progress, in the latest week
+            values = [base, *(_finite(src.get(k), math.nan) for k in ("visit_sum", "visit_n"))]
+            index = src.get("visit")
+            if (
+                any(map(math.isnan, values))
+                or not isinstance(index, int)
+                or isinstance(index, bool)
+                or not 0 <= index < BUCKETS
+            ):
                 return
-            index = int(values[0])
-            for name, value in zip(("visit_week", "visit_sum", "visit_n"), values[1:], strict=True):
+            for name, value in zip(("visit_week", "visit_sum", "visit_n"), values, strict=True):
                 array = arrays[name]
                 assert array is not None
                 array[index] = value
