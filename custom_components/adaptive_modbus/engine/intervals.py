@@ -340,11 +340,11 @@ class IntervalModel:
             "aw": _short(self._acc_weight),
             "res": base64.b64encode(struct.pack("<d", scale) + packed).decode("ascii"),
             "dt": _time(decision.at),
-            "dp": _exact(decision.previous),
+            "dp": _nine(decision.previous),
             "dr": decision.reason.value,
         }
         if decision.interval != self.interval:
-            state["di"] = _exact(decision.interval)
+            state["di"] = _nine(decision.interval)
         optional: dict[str, Any] = {
             "num": None if self.numeric else False,
             "unit": self.unit or None,
@@ -682,7 +682,12 @@ def _short(value: float) -> float:
 
 
 def _exact(value: float) -> float:
-    """9 significant digits: an interval restored equal to within 1e-8."""
+    """12 significant digits: an interval restored equal to within 1e-11 (relative)."""
+    return float(f"{value:.12g}")
+
+
+def _nine(value: float) -> float:
+    """9 significant digits (the intervals of the last decision, for display)."""
     return float(f"{value:.9g}")
 
 
