@@ -34,6 +34,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 from .errors import ErrorKind, ModbusError
@@ -94,6 +95,7 @@ class EngineConfig:
     merge_reads: bool = True  # False: one request per register (HA core's way)
     piggyback: bool = True  # registers inside a block's span are refreshed for free
     patterns: bool = True  # time-of-week activity profiles scale intervals
+    tz: tzinfo | None = None  # local time of the patterns' hours (e.g. HA's zone); None: UTC
     limits: Mapping[int, DeviceLimits] = field(default_factory=dict)  # per unit id
     cost: CostModel | None = None  # None: fitted to the measured latency of this connection
 
@@ -110,7 +112,7 @@ class CycleResult:
 
     started: float
     duration: float
-    changed: Mapping[str, Value]
+    changed: Mapping[str, Value | None]  # None: the register sent no value (NaN, inf)
     failed: frozenset[str]
     requests: int
     registers_read: int
@@ -169,7 +171,7 @@ class _Register:
 class _Cycle:
     """Accumulates the outcome of one cycle."""
 
-    changed: dict[str, Value] = field(default_factory=dict)
+    changed: dict[str, Value | None] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     errors: list[ErrorRecord] = field(default_factory=list)
     requests: int = 0
@@ -268,7 +270,8 @@ class PollEngine:
         numeric = spec.is_numeric
         tolerance = spec.tolerance or (self.config.default_tolerance if numeric else 0.0)
         model = IntervalModel(tolerance, self._limits_for(spec), numeric=numeric)
-        return _Register(spec=spec, model=model, profile=ActivityProfile(), tolerance=tolerance)
+        profile = ActivityProfile(tz=self.config.tz)
+        return _Register(spec=spec, model=model, profile=profile, tolerance=tolerance)
 
     def _build_index(self) -> dict[HoleKey, tuple[list[int], list[str]]]:
         """Per (unit, table): register start addresses (sorted) and their uids."""
@@ -807,9 +810,9 @@ class PollEngine:
                 continue
             self._observe(reg, value, now, cycle)
 
-    def _observe(self, reg: _Register, value: Value, now: float, cycle: _Cycle) -> None:
+    def _observe(self, reg: _Register, value: Value | None, now: float, cycle: _Cycle) -> None:
         previous = reg.value
-        changed = previous is None or value != previous
+        changed = value != previous or reg.last_read is None  # None: no value (NaN, inf)
         reg.reads += 1
         reg.failure_streak = 0
         if changed:
@@ -818,7 +821,7 @@ class PollEngine:
             cycle.changed[reg.spec.uid] = value
         reg.value = value
         reg.last_read = now
-        numeric = _as_float(value) if reg.spec.is_numeric else None
+        numeric = _as_float(value) if reg.spec.is_numeric and value is not None else None
         old_interval = reg.model.interval
         # the first read (after start or restore) is news for entities, not for the model
         decision = reg.model.observe(now, numeric, changed and previous is not None)
@@ -1090,7 +1093,8 @@ class PollEngine:
                 raise ValueError(f"quarantine {until!r} / backoff {backoff!r} is not finite")
         stored_model = stored.get("model")
         if not (
-            isinstance(stored_model, Mapping) and stored_model.get("version") == MODEL_STATE_VERSION
+            isinstance(stored_model, Mapping)
+            and stored_model.get("version") in (1, MODEL_STATE_VERSION)
         ):
             raise ValueError("its interval model is missing or of another version")
         limits = reg.model.limits
@@ -1100,9 +1104,9 @@ class PollEngine:
         model.forget_baseline()
         stored_profile = stored.get("profile")
         if isinstance(stored_profile, Mapping) and (
-            stored_profile.get("version") == PROFILE_STATE_VERSION
+            stored_profile.get("version") in (1, PROFILE_STATE_VERSION)
         ):
-            profile = ActivityProfile.from_dict(stored_profile)
+            profile = ActivityProfile.from_dict(stored_profile, tz=self.config.tz)
         else:
             profile = ActivityProfile()
             warnings.append(f"{uid}: stored time-of-week pattern set aside")
