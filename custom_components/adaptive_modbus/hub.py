@@ -289,6 +289,7 @@ async def async_build_hub(
             transport,
             clock,
             _limits(settings, units),
+            monotonic=monotonic_clock if clock is wall_clock else clock,
         )
     except BaseException:
         if server is not None:

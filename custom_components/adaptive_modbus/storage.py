@@ -53,7 +53,7 @@ class LearnedStateStore:
             self._set_aside("is not a mapping")
             return False
         try:
-            warnings = self._engine.import_state(data)
+            warnings = self._engine.import_state(data).warnings
         except Exception as err:
             self._set_aside(f"was rejected by the engine: {err!r}")
             return False
