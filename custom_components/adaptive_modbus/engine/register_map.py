@@ -17,7 +17,7 @@ import yaml
 
 from .registers import DataType, Order, RegisterSpec, RegisterSpecError, Table
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"  # package data
 
 _FIELDS = frozenset(
     {
