@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .errors import AdaptiveModbusError
 from .registers import DataType, Order, RegisterSpec, RegisterSpecError, Table
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"  # package data
@@ -30,7 +31,7 @@ _FIELDS = frozenset(
 _ENTITY_CATEGORIES = frozenset({"diagnostic", "config"})
 
 
-class RegisterMapError(ValueError):
+class RegisterMapError(AdaptiveModbusError, ValueError):
     """A register map is invalid at ``line`` (1-based, or None) in ``field``."""
 
     def __init__(self, message: str, field: str | None = None, line: int | None = None) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .errors import AdaptiveModbusError
+
 Value = bool | int | float | str
 
 MAX_UNIT_ID = 255  # Modbus TCP; RTU lines use 1-247 (checked where configured)
@@ -75,7 +77,7 @@ _NUMERIC: dict[DataType, tuple[str, int]] = {
 _FLOATS = (DataType.FLOAT32, DataType.FLOAT64)
 
 
-class RegisterSpecError(ValueError):
+class RegisterSpecError(AdaptiveModbusError, ValueError):
     """A register spec is invalid; ``field`` names the offending field."""
 
     def __init__(self, field: str, message: str, key: str | None = None) -> None:
@@ -85,7 +87,7 @@ class RegisterSpecError(ValueError):
         super().__init__(f"{prefix}{field}: {message}")
 
 
-class DecodeError(ValueError):
+class DecodeError(AdaptiveModbusError, ValueError):
     """Raw data does not fit the spec (wrong length, value out of range)."""
 
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ErrorKind, ModbusError
+from .errors import EngineUsageError, ErrorKind, ModbusError, UnknownRegister
 from .intervals import STATE_VERSION as MODEL_STATE_VERSION
 from .intervals import IntervalLimits, IntervalModel, Reason, aligned_due, quantize
 from .patterns import STATE_VERSION as PROFILE_STATE_VERSION
@@ -99,9 +99,9 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.min_interval <= self.max_interval:
-            raise ValueError("need 0 < min_interval <= max_interval")
+            raise EngineUsageError("need 0 < min_interval <= max_interval")
         if self.fixed_interval <= 0:
-            raise ValueError("fixed_interval must be positive")
+            raise EngineUsageError("fixed_interval must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +240,7 @@ class PollEngine:
         self._regs: dict[str, _Register] = {}
         for spec in registers:
             if spec.uid in self._regs:
-                raise ValueError(f"register {spec.uid} is defined twice")
+                raise EngineUsageError(f"register {spec.uid} is defined twice")
             self._regs[spec.uid] = self._new_register(spec)
         self._index = self._build_index()
         self._heap: list[tuple[float, int, str]] = []
@@ -837,10 +837,10 @@ class PollEngine:
         """Write a value (jumps the read queue), read it back, poll it closely again."""
         reg = self._regs.get(uid)
         if reg is None:
-            raise KeyError(uid)
+            raise UnknownRegister(f"unknown register: {uid}")
         spec = reg.spec
         if not spec.writable:
-            raise ValueError(f"{uid} is not writable")
+            raise EngineUsageError(f"{uid} is not writable")
         words = spec.encode(value)
         block = BlockRead(spec.unit_id, spec.table, spec.address, spec.size, (uid,))
         t0 = self._clock()
@@ -886,7 +886,7 @@ class PollEngine:
         wanted = list(dict.fromkeys(uids))
         unknown = [uid for uid in wanted if uid not in self._regs]
         if unknown:
-            raise ValueError(f"unknown registers: {', '.join(unknown)}")
+            raise UnknownRegister(f"unknown registers: {', '.join(unknown)}")
         now = self._clock()
         for uid in wanted:
             reg = self._regs[uid]
