@@ -10,7 +10,6 @@ from custom_components.adaptive_modbus.engine.device_probe import (
     ProbeOutcome,
     check_connection,
     classify,
-    detect_framing,
     probe_unit,
 )
 from custom_components.adaptive_modbus.engine.errors import (
@@ -25,6 +24,7 @@ from custom_components.adaptive_modbus.engine.transport import (
     TransportConfig,
     TransportKind,
     classify_exception_code,
+    detect_framer,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ async def test_wrong_framing_names_the_one_that_answers(
     result = await probe_unit(config(server.port, client), 1)
     assert result.outcome is ProbeOutcome.WRONG_FRAMING
     assert result.answering_framing is answering
-    assert await detect_framing(config(server.port, answering), 1) is None  # right framing
+    assert await detect_framer(config(server.port, answering), 1) is answering
 
 
 async def test_live_transport_is_used_and_left_open(start_server: Any) -> None:
