@@ -186,7 +186,9 @@ class IntervalLimits:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.min_interval) and self.min_interval > 0):
-            raise EngineUsageError(f"min_interval must be a positive number, got {self.min_interval}")
+            raise EngineUsageError(
+                f"min_interval must be a positive number, got {self.min_interval}"
+            )
         if not (math.isfinite(self.max_interval) and self.max_interval >= self.min_interval):
             raise EngineUsageError(
                 f"max_interval must be a number >= min_interval, got {self.max_interval}"
