@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.errors import IllegalAddress, ModbusTimeout
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.simulator.server import (
+from adaptive_modbus_engine.errors import IllegalAddress, ModbusTimeout
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.simulator.server import (
     SimulatorServer,
 )
 

@@ -6,20 +6,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.device_probe import (
+from adaptive_modbus_engine.device_probe import (
     ProbeOutcome,
     check_connection,
     classify,
     probe_unit,
 )
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     IllegalFunction,
     ModbusConnectionError,
     ModbusError,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
     TransportKind,

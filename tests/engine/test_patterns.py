@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.intervals import IntervalLimits, Reason
-from custom_components.adaptive_modbus.engine.patterns import (
+from adaptive_modbus_engine.intervals import IntervalLimits, Reason
+from adaptive_modbus_engine.patterns import (
     BUCKETS,
     FACTOR_MAX,
     FACTOR_MIN,

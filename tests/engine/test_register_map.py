@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.register_map import (
+from adaptive_modbus_engine.register_map import (
     RegisterMapError,
     available_profiles,
     load_profile,
@@ -12,7 +12,7 @@ from custom_components.adaptive_modbus.engine.register_map import (
     parse_register_map,
     slugify,
 )
-from custom_components.adaptive_modbus.engine.registers import DataType, Table
+from adaptive_modbus_engine.registers import DataType, Table
 
 GOOD = """\
 name: Test meter

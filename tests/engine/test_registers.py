@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custom_components.adaptive_modbus.engine.registers import (
+from adaptive_modbus_engine.registers import (
     DataType,
     DecodeError,
     Order,

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     DeviceFailure,
     IllegalAddress,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.simulator.device import SimulatedDevice
+from adaptive_modbus_engine.simulator.server import SimulatorServer
+from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
     TransportKind,
@@ -39,7 +39,7 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_HA = importlib.util.find_spec("homeassistant") is not None
-CLI_MODULE = "custom_components.adaptive_modbus.engine.simulator"
+CLI_MODULE = "adaptive_modbus_engine.simulator"
 # Without Home Assistant (the pymodbus 3.8.3 venv) the integration's __init__ cannot be
 # imported: register the parent packages as plain packages, then run the module.
 _NO_HA_BOOTSTRAP = f"""
