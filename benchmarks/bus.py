@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from custom_components.adaptive_modbus.engine.errors import ModbusError, ModbusTimeout
-from custom_components.adaptive_modbus.engine.planner import CostModel
-from custom_components.adaptive_modbus.engine.registers import Table
+from adaptive_modbus_engine.errors import ModbusError, ModbusTimeout
+from adaptive_modbus_engine.planner import CostModel
+from adaptive_modbus_engine.registers import Table
 
 #: Bytes of a Modbus TCP MBAP header replacing the RTU address byte and CRC (3 bytes).
 _MBAP_EXTRA = 7 - 3

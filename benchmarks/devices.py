@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     DeviceFailure,
     IllegalAddress,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import DataType, RegisterSpec, Table, Value
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table, Value
 
 MAX_READ_WORDS = 125
 MAX_READ_BITS = 2000

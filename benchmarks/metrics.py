@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from custom_components.adaptive_modbus.engine.registers import DataType
+from adaptive_modbus_engine.registers import DataType
 
 from .oracle import thresholds
 from .scenarios import Scenario

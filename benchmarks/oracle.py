@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from custom_components.adaptive_modbus.engine.planner import plan_reads
-from custom_components.adaptive_modbus.engine.registers import RegisterSpec, Table
+from adaptive_modbus_engine.planner import plan_reads
+from adaptive_modbus_engine.registers import RegisterSpec, Table
 
 from .scenarios import Scenario
 from .simulate import Progress, RunRecord

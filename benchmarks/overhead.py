@@ -26,8 +26,8 @@ import tracemalloc
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from custom_components.adaptive_modbus.engine.registers import DataType, RegisterSpec, Table
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 from .vclock import VirtualClock
 

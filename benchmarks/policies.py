@@ -19,8 +19,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from custom_components.adaptive_modbus.engine.planner import DeviceLimits
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig
+from adaptive_modbus_engine.planner import DeviceLimits
+from adaptive_modbus_engine.scheduler import EngineConfig
 
 FIXED = "fixed-per-entity"
 STATIC = "static-blocks"

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from custom_components.adaptive_modbus.engine.planner import DeviceLimits
-from custom_components.adaptive_modbus.engine.registers import DataType, RegisterSpec, Table
-from custom_components.adaptive_modbus.engine.simulator import signals
-from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
+from adaptive_modbus_engine.planner import DeviceLimits
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.simulator import signals
+from adaptive_modbus_engine.simulator.device import SimulatedDevice
 
 from . import waveforms as wf
 from .bus import BusModel

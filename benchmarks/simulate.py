@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from custom_components.adaptive_modbus.engine.registers import RegisterSpec, Table, Value
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
-from custom_components.adaptive_modbus.engine.simulator.inprocess import (
+from adaptive_modbus_engine.registers import RegisterSpec, Table, Value
+from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.simulator.inprocess import (
     InProcessTransport,
     RequestKind,
 )

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from custom_components.adaptive_modbus.engine.planner import DeviceLimits
-from custom_components.adaptive_modbus.engine.register_map import parse_register_map
+from adaptive_modbus_engine.planner import DeviceLimits
+from adaptive_modbus_engine.register_map import parse_register_map
 
 from . import waveforms as wf
 from .bus import BusModel

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.scheduler import EngineConfig
 from benchmarks import policies as pol
 from benchmarks.bus import BusModel
 from benchmarks.metrics import compute
@@ -23,8 +25,6 @@ from benchmarks.run import main, truncate
 from benchmarks.scenarios import demo, install200, stress2000
 from benchmarks.simulate import run_engine
 from benchmarks.trace import EXAMPLE_MAP, EXAMPLE_TRACE, TraceError, load_trace
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig
 
 
 def _config(policy: pol.Policy) -> EngineConfig:

@@ -25,9 +25,9 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
-from .engine.errors import ModbusError
+from .engine.errors import AdaptiveModbusError, ModbusError
 from .engine.register_map import RegisterDefinition
-from .engine.registers import DecodeError, Value
+from .engine.registers import Value
 from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
 from .storage import LearnedStateStore
@@ -282,7 +282,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         """Write a value, read it back (the engine does both), update entities."""
         try:
             result = await self.engine.write(uid, value)
-        except (ModbusError, DecodeError, ValueError) as err:
+        except AdaptiveModbusError as err:  # unknown, not writable, value misfit, Modbus
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="write_failed",

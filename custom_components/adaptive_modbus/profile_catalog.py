@@ -1,6 +1,6 @@
 """The shipped device profiles, as the config flow offers them.
 
-Thin layer over :mod:`.engine.register_map`: lists the profiles in ``profiles/``
+Thin layer over :mod:`.engine.register_map`: lists the profiles in ``engine/profiles/``
 with their display names and reads the custom-map template. Everything here does
 blocking file I/O; call it from an executor (``hass.async_add_executor_job``).
 """

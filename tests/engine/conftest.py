@@ -1,21 +1,17 @@
 """Shared fixtures of the engine tests: real Modbus servers on loopback and pty pairs.
 
-Also lets the engine be imported where Home Assistant is not installed (the
-``.venv-pymodbus383`` run of ``scripts/test_old_pymodbus``): the integration's
-``__init__`` imports homeassistant, so the two parent packages are registered as
-plain packages first and only the HA-free engine is imported.
+The engine is imported as the package ``adaptive_modbus_engine`` (installed editable by
+scripts/setup, from a built wheel by scripts/test_old_pymodbus, where Home Assistant is
+not installed): nothing here imports the integration or Home Assistant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.machinery
-import importlib.util
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,31 +19,9 @@ from typing import Any
 
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _register_plain_package(name: str, path: Path) -> None:
-    """Put ``name`` into sys.modules as a package at ``path`` without running its __init__."""
-    if name in sys.modules:
-        return
-    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    spec.submodule_search_locations = [str(path)]
-    sys.modules[name] = importlib.util.module_from_spec(spec)
-
-
-try:
-    import homeassistant  # noqa: F401
-except ImportError:  # no HA: import the engine without the integration's HA glue
-    if str(_ROOT) not in sys.path:
-        sys.path.insert(0, str(_ROOT))
-    _register_plain_package("custom_components", _ROOT / "custom_components")
-    _register_plain_package(
-        "custom_components.adaptive_modbus", _ROOT / "custom_components" / "adaptive_modbus"
-    )
-
-from custom_components.adaptive_modbus.engine.errors import IllegalAddress, ModbusTimeout  # noqa: E402
-from custom_components.adaptive_modbus.engine.registers import Table  # noqa: E402
-from custom_components.adaptive_modbus.engine.simulator.server import (  # noqa: E402
+from adaptive_modbus_engine.errors import IllegalAddress, ModbusTimeout
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.simulator.server import (
     SimulatorServer,
 )
 

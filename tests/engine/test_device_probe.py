@@ -6,25 +6,25 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.device_probe import (
+from adaptive_modbus_engine.device_probe import (
     ProbeOutcome,
     check_connection,
     classify,
-    detect_framing,
     probe_unit,
 )
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     IllegalFunction,
     ModbusConnectionError,
     ModbusError,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
     TransportKind,
     classify_exception_code,
+    detect_framer,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ async def test_wrong_framing_names_the_one_that_answers(
     result = await probe_unit(config(server.port, client), 1)
     assert result.outcome is ProbeOutcome.WRONG_FRAMING
     assert result.answering_framing is answering
-    assert await detect_framing(config(server.port, answering), 1) is None  # right framing
+    assert await detect_framer(config(server.port, answering), 1) is answering
 
 
 async def test_live_transport_is_used_and_left_open(start_server: Any) -> None:

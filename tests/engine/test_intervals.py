@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custom_components.adaptive_modbus.engine.intervals import (
+from adaptive_modbus_engine.intervals import (
     GROWTH,
     SAFETY,
     SETTLED_GROWTH,

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.intervals import IntervalLimits, Reason
-from custom_components.adaptive_modbus.engine.patterns import (
+from adaptive_modbus_engine.intervals import IntervalLimits, Reason
+from adaptive_modbus_engine.patterns import (
     BUCKETS,
     FACTOR_MAX,
     FACTOR_MIN,
@@ -20,8 +20,8 @@ from custom_components.adaptive_modbus.engine.patterns import (
     WEEK,
     ActivityProfile,
 )
-from custom_components.adaptive_modbus.engine.registers import RegisterSpec, Table
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.registers import RegisterSpec, Table
+from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 MONDAY = 1_700_438_400.0  # 2023-11-20 00:00 UTC, a Monday
 DAY = 24 * HOUR

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custom_components.adaptive_modbus.engine.planner import (
+from adaptive_modbus_engine.planner import (
     UNBOUNDED_GAP,
     BlockRead,
     CostModel,
@@ -22,7 +22,7 @@ from custom_components.adaptive_modbus.engine.planner import (
     plan_reads,
     proper_intervals,
 )
-from custom_components.adaptive_modbus.engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 
 Holes = Mapping[tuple[int, Table], AbstractSet[int]]
 Span = tuple[int, int]

@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.register_map import (
+from adaptive_modbus_engine.register_map import (
     MAX_MAP_CHARS,
     MAX_MESSAGE_CHARS,
     RegisterMapError,
@@ -17,7 +17,7 @@ from custom_components.adaptive_modbus.engine.register_map import (
     parse_register_map,
     slugify,
 )
-from custom_components.adaptive_modbus.engine.registers import DataType, Table
+from adaptive_modbus_engine.registers import DataType, Table
 
 GOOD = """\
 name: Test meter

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custom_components.adaptive_modbus.engine.registers import (
+from adaptive_modbus_engine.registers import (
     DataType,
     DecodeError,
     Order,
@@ -20,7 +20,7 @@ from custom_components.adaptive_modbus.engine.registers import (
     unit_id_range,
     validate_unit_id,
 )
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 
 def spec(**kwargs: object) -> RegisterSpec:

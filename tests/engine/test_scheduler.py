@@ -7,23 +7,23 @@ from collections.abc import Sequence
 
 import pytest
 
-from custom_components.adaptive_modbus.engine import scheduler
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine import scheduler
+from adaptive_modbus_engine.errors import (
     ErrorKind,
     IllegalAddress,
     ModbusConnectionError,
 )
-from custom_components.adaptive_modbus.engine.planner import CostModel, DeviceLimits
-from custom_components.adaptive_modbus.engine.registers import DataType, RegisterSpec, Table
-from custom_components.adaptive_modbus.engine.scheduler import (
+from adaptive_modbus_engine.planner import CostModel, DeviceLimits
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.scheduler import (
     QUARANTINE_FIRST,
     CycleResult,
     EngineConfig,
     PollEngine,
 )
-from custom_components.adaptive_modbus.engine.simulator import signals
-from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
-from custom_components.adaptive_modbus.engine.simulator.inprocess import InProcessTransport
+from adaptive_modbus_engine.simulator import signals
+from adaptive_modbus_engine.simulator.device import SimulatedDevice
+from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
 
 
 class VirtualClock:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from custom_components.adaptive_modbus.engine import scheduler
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine import scheduler
+from adaptive_modbus_engine.errors import (
     DeviceFailure,
     ErrorKind,
     ModbusConnectionError,
@@ -23,8 +23,8 @@ from custom_components.adaptive_modbus.engine.errors import (
     ModbusTimeout,
     WriteUnconfirmed,
 )
-from custom_components.adaptive_modbus.engine.registers import DataType, RegisterSpec, Table
-from custom_components.adaptive_modbus.engine.scheduler import (
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.scheduler import (
     HOLE_VERIFY_FAILURE,
     HOLE_VERIFY_FIRST,
     LIMIT_RETRY_FIRST,
@@ -32,10 +32,10 @@ from custom_components.adaptive_modbus.engine.scheduler import (
     EngineConfig,
     PollEngine,
 )
-from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
-from custom_components.adaptive_modbus.engine.simulator.inprocess import InProcessTransport
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.simulator.device import SimulatedDevice
+from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
+from adaptive_modbus_engine.simulator.server import SimulatorServer
+from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
     classify_exception_code,

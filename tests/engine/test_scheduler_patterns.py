@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from test_scheduler import VirtualClock
 from test_scheduler_reliability import drive_like_the_coordinator
 
-from custom_components.adaptive_modbus.engine.patterns import HOUR, WEEK
-from custom_components.adaptive_modbus.engine.registers import RegisterSpec, Table
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.patterns import HOUR, WEEK
+from adaptive_modbus_engine.registers import RegisterSpec, Table
+from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 DAY = 24 * HOUR
 THURSDAY = 2 * WEEK  # unix time 0 was a Thursday 00:00 UTC

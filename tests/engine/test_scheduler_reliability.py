@@ -9,20 +9,20 @@ import math
 import pytest
 from test_scheduler import VirtualClock, run_until
 
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     ModbusConnectionError,
     ModbusError,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.scheduler import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.scheduler import (
     UNIT_PROBE_FIRST,
     UNIT_PROBE_MAX,
     CycleResult,
     PollEngine,
 )
-from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
-from custom_components.adaptive_modbus.engine.simulator.inprocess import InProcessTransport
+from adaptive_modbus_engine.simulator.device import SimulatedDevice
+from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
 
 
 class ScriptedTransport(InProcessTransport):

@@ -6,31 +6,31 @@ import math
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     DeviceFailure,
     ErrorKind,
     IllegalAddress,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import DataType, Table
-from custom_components.adaptive_modbus.engine.simulator import signals
-from custom_components.adaptive_modbus.engine.simulator.device import (
+from adaptive_modbus_engine.registers import DataType, Table
+from adaptive_modbus_engine.simulator import signals
+from adaptive_modbus_engine.simulator.device import (
     HOLES,
     SimulatedDevice,
     demo_profile,
 )
-from custom_components.adaptive_modbus.engine.simulator.inprocess import (
+from adaptive_modbus_engine.simulator.inprocess import (
     InProcessTransport,
     RequestKind,
 )
-from custom_components.adaptive_modbus.engine.simulator.signals import (
+from adaptive_modbus_engine.simulator.signals import (
     CYCLE_SECONDS,
     Phase,
     incident_start,
     phase_at,
     phase_start,
 )
-from custom_components.adaptive_modbus.engine.transport import Transport
+from adaptive_modbus_engine.transport import Transport
 
 CYCLE = CYCLE_SECONDS
 

@@ -5,25 +5,23 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
-import os
 import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     DeviceFailure,
     IllegalAddress,
     ModbusError,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.simulator.device import SimulatedDevice
+from adaptive_modbus_engine.simulator.server import SimulatorServer
+from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
     TransportKind,
@@ -39,20 +37,9 @@ pytestmark = [
     pytest.mark.old_pymodbus,
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-HAVE_HA = importlib.util.find_spec("homeassistant") is not None
-CLI_MODULE = "custom_components.adaptive_modbus.engine.simulator"
-# Without Home Assistant (the pymodbus 3.8.3 venv) the integration's __init__ cannot be
-# imported: register the parent packages as plain packages, then run the module.
-_NO_HA_BOOTSTRAP = f"""
-import importlib.machinery, importlib.util, runpy, sys
-for name, path in (("custom_components", "custom_components"),
-                   ("custom_components.adaptive_modbus", "custom_components/adaptive_modbus")):
-    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
-    spec.submodule_search_locations = [path]
-    sys.modules[name] = importlib.util.module_from_spec(spec)
-runpy.run_module("{CLI_MODULE}", run_name="__main__", alter_sys=True)
-"""
+# the installed package (editable in .venv, a built wheel in the pymodbus 3.8.3 venv); -I
+# keeps the repository and PYTHONPATH off the path, so the import comes from the install
+CLI_MODULE = "adaptive_modbus_engine.simulator"
 
 
 class Clock:
@@ -177,17 +164,15 @@ async def test_port_in_use_is_an_error(start_server: ServerFactory) -> None:
 
 
 async def test_cli_serves_until_interrupted() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = ["-m", CLI_MODULE] if HAVE_HA else ["-c", _NO_HA_BOOTSTRAP]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        *command,
+        "-I",
+        "-m",
+        CLI_MODULE,
         "--port",
         "0",
         "--seed",
         "7",
-        cwd=ROOT,
-        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

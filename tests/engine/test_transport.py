@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.adaptive_modbus.engine import pymodbus_compat as compat
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine import pymodbus_compat as compat
+from adaptive_modbus_engine.errors import (
     DeviceFailure,
     ErrorKind,
     IllegalAddress,
@@ -25,9 +25,9 @@ from custom_components.adaptive_modbus.engine.errors import (
     ModbusError,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.simulator.server import SimulatorServer
+from adaptive_modbus_engine.transport import (
     Backoff,
     Priority,
     PriorityLock,

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.adaptive_modbus.engine import pymodbus_compat as compat
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine import pymodbus_compat as compat
+from adaptive_modbus_engine.errors import (
     ErrorKind,
     FramingMismatch,
     ModbusConnectionError,
@@ -26,9 +26,9 @@ from custom_components.adaptive_modbus.engine.errors import (
     ResponseMismatch,
     TransportClosed,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.simulator.server import SimulatorServer
+from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
     TransportKind,
@@ -500,7 +500,7 @@ async def test_down_and_back_are_logged_once_each(
     unused_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = unused_port
-    transport_logger = "custom_components.adaptive_modbus.engine.transport"
+    transport_logger = "adaptive_modbus_engine.transport"
     caplog.set_level(logging.DEBUG, logger=transport_logger)
     async with opened(tcp_config(port, reconnect_min=0.0, reconnect_max=0.0)) as transport:
         for _ in range(3):

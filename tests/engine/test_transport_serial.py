@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from custom_components.adaptive_modbus.engine.errors import (
+from adaptive_modbus_engine.errors import (
     IllegalAddress,
     ModbusConnectionError,
     ModbusTimeout,
 )
-from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import (
+from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.simulator.server import SimulatorServer
+from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
     TransportKind,

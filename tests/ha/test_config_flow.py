@@ -502,7 +502,7 @@ async def test_custom_map_prefilled_and_success(hass: HomeAssistant, sim: Simula
     result = await tcp_to_device(hass, sim.port)
     result = await configure(hass, result, device_input(profile="custom", add_another=False))
     assert result["step_id"] == "custom_map"
-    template = (PACKAGE / "profiles" / "custom.yaml").read_text(encoding="utf-8")
+    template = (PACKAGE / "engine" / "profiles" / "custom.yaml").read_text(encoding="utf-8")
     assert suggested(result, CONF_REGISTER_MAP) == template
     assert result["description_placeholders"]["unit"] == "1"
     result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})

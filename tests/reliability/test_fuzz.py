@@ -18,12 +18,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custom_components.adaptive_modbus.engine.register_map import (
+from adaptive_modbus_engine.register_map import (
     MAX_MESSAGE_CHARS,
     RegisterMapError,
     parse_register_map,
 )
-from custom_components.adaptive_modbus.engine.registers import (
+from adaptive_modbus_engine.registers import (
     DataType,
     Order,
     RegisterSpec,

@@ -10,7 +10,6 @@ address or function, a device failure. The integration's config flow turns a
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,6 +17,7 @@ from typing import Final
 
 from .errors import (
     DeviceFailure,
+    FramingMismatch,
     IllegalAddress,
     IllegalFunction,
     ModbusConnectionError,
@@ -31,6 +31,7 @@ from .transport import (
     Transport,
     TransportConfig,
     TransportKind,
+    verify_framing,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ async def probe_unit(
                 unit_answered = await _other_unit_answers(transport, unit_id)
             if not unit_answered and config.kind in _TCP_FRAMINGS:
                 await transport.close()
-                framing = await detect_framing(config, unit_id)
+                framing = await _other_framing(config, unit_id, table, address, count)
                 if framing is not None:
                     return ProbeResult(
                         ProbeOutcome.WRONG_FRAMING, unit_id, table, address, err, framing
@@ -171,25 +172,15 @@ async def _other_unit_answers(transport: Transport, unit_id: int) -> bool:
     return False
 
 
-async def detect_framing(config: TransportConfig, unit_id: int) -> TransportKind | None:
-    """After silence: the *other* TCP framing if the server answers it, else None.
-
-    Modbus TCP (MBAP header) and RTU over TCP (CRC frames) share a socket type, and
-    a server that speaks one stays silent (or hangs up) on the other. One read of
-    holding 0 in the other framing tells; any answer, an exception response
-    included, counts.
-    """
-    if config.kind not in _TCP_FRAMINGS:
-        return None
-    other = TransportKind.RTU_OVER_TCP if config.kind is TransportKind.TCP else TransportKind.TCP
-    transport = PymodbusTransport(dataclasses.replace(config, kind=other, retries=0))
+async def _other_framing(
+    config: TransportConfig, unit_id: int, table: Table, address: int, count: int
+) -> TransportKind | None:
+    """After silence: the *other* TCP framing if the server answers only that, else None
+    (the transport's :func:`~.transport.verify_framing` does the detection)."""
     try:
-        await transport.connect()
-        await transport.read(unit_id or 1, Table.HOLDING, 0, 1)
-    except (ModbusTimeout, ModbusConnectionError):
-        return None
-    except ModbusError:
-        pass  # an exception response is an answer in that framing
-    finally:
-        await transport.close()
-    return other
+        await verify_framing(config, unit_id or 1, table=table, address=address, count=count)
+    except FramingMismatch as mismatch:
+        return TransportKind(mismatch.answering)
+    except ModbusError as err:  # the server went away meanwhile: not a framing problem
+        _LOGGER.debug("Framing check of unit %s failed: %s", unit_id, err)
+    return None

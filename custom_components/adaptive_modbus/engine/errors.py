@@ -1,4 +1,15 @@
-"""Error classes of a Modbus exchange, shared by transports, simulator and engine.
+"""Error classes of the engine, shared by transports, simulator and engine.
+
+Everything the engine raises on purpose derives from :class:`AdaptiveModbusError`:
+
+- :class:`ModbusError` (and its family below): a failed Modbus request;
+- ``registers.RegisterSpecError`` / ``registers.DecodeError``: a bad register spec,
+  raw data or a value that does not fit the spec;
+- ``register_map.RegisterMapError``: a bad register map (YAML);
+- :class:`EngineUsageError` / :class:`UnknownRegister`: a call the engine cannot do.
+
+The spec, decode, map and usage errors are also ``ValueError`` (``UnknownRegister``
+also ``KeyError``), as they always were.
 
 Every failure a transport reports is a :class:`ModbusError` with a ``kind``, so the
 engine can decide what to do (retry, bisect, quarantine, reconnect) without knowing
@@ -27,7 +38,22 @@ class ErrorKind(StrEnum):
         return self in (ErrorKind.ILLEGAL_ADDRESS, ErrorKind.DEVICE_FAILURE)
 
 
-class ModbusError(Exception):
+class AdaptiveModbusError(Exception):
+    """The root of every error the engine raises on purpose."""
+
+
+class EngineUsageError(AdaptiveModbusError, ValueError):
+    """A call the engine cannot do: bad configuration, a register that is not writable."""
+
+
+class UnknownRegister(EngineUsageError, KeyError):
+    """A register uid the engine does not poll."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModbusError(AdaptiveModbusError):
     """A failed Modbus request."""
 
     kind: ErrorKind = ErrorKind.OTHER

@@ -63,6 +63,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from .errors import EngineUsageError
+
 STATE_VERSION = 2
 """2: compact (short keys, 6 significant digits, residuals packed as float16, no
 decision text: about 300 bytes); version 1 still loads."""
@@ -188,9 +190,11 @@ class IntervalLimits:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.min_interval) and self.min_interval > 0):
-            raise ValueError(f"min_interval must be a positive number, got {self.min_interval}")
+            raise EngineUsageError(
+                f"min_interval must be a positive number, got {self.min_interval}"
+            )
         if not (math.isfinite(self.max_interval) and self.max_interval >= self.min_interval):
-            raise ValueError(
+            raise EngineUsageError(
                 f"max_interval must be a number >= min_interval, got {self.max_interval}"
             )
 
@@ -225,7 +229,7 @@ class IntervalModel:
         at: float = 0.0,
     ) -> None:
         if not (math.isfinite(tolerance) and tolerance >= 0):
-            raise ValueError(f"tolerance must be zero or a positive number, got {tolerance}")
+            raise EngineUsageError(f"tolerance must be zero or a positive number, got {tolerance}")
         self.tolerance = float(tolerance)
         self.limits = limits
         self.numeric = numeric
@@ -645,7 +649,7 @@ def quantize(interval: float, limits: IntervalLimits, *, steps_per_octave: int =
     within each of their interleaved chains. NaN gives ``min``.
     """
     if steps_per_octave < 1:
-        raise ValueError("steps_per_octave must be >= 1")
+        raise EngineUsageError("steps_per_octave must be >= 1")
     low, high = limits.min_interval, limits.max_interval
     if math.isnan(interval) or interval <= low:
         return low
@@ -665,7 +669,7 @@ def aligned_due(last_read: float, interval: float, *, min_fraction: float = 0.0)
     for reads taken off the grid (a write read-back, a retry).
     """
     if not (math.isfinite(interval) and interval > 0):
-        raise ValueError(f"interval must be a positive number, got {interval}")
+        raise EngineUsageError(f"interval must be a positive number, got {interval}")
     earliest = last_read + min(1.0, max(0.0, min_fraction)) * interval
     due = (math.floor(earliest / interval) + 1) * interval
     if due - earliest <= _DUE_EPS * interval:

@@ -24,6 +24,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from .errors import EngineUsageError
 from .registers import MAX_ADDRESS, RegisterSpec, Table
 
 #: Largest read the Modbus protocol allows: 125 words (FC 3/4), 2000 bits (FC 1/2).
@@ -43,7 +44,7 @@ Span = tuple[int, int]  # [start, end) in registers or bits
 def _check_cost(name: str, value: float) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite, non-negative number."""
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise EngineUsageError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class CostModel:
             ("per_bit_s", per_bit_s),
         ):
             if not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+                raise EngineUsageError(f"{name} must be a finite number, got {value!r}")
         return cls(max(overhead_s, 0.0), max(per_register_s, 0.0), max(per_bit_s, 0.0))
 
     def per_unit(self, table: Table) -> float:
@@ -128,11 +129,11 @@ class DeviceLimits:
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_registers <= PROTOCOL_MAX_REGISTERS:
-            raise ValueError(
+            raise EngineUsageError(
                 f"max_registers must be 1-{PROTOCOL_MAX_REGISTERS}, got {self.max_registers}"
             )
         if not 1 <= self.max_bits <= PROTOCOL_MAX_BITS:
-            raise ValueError(f"max_bits must be 1-{PROTOCOL_MAX_BITS}, got {self.max_bits}")
+            raise EngineUsageError(f"max_bits must be 1-{PROTOCOL_MAX_BITS}, got {self.max_bits}")
 
     def for_table(self, table: Table) -> int:
         """The read limit that applies to ``table``."""

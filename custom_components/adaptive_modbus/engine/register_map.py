@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from .errors import AdaptiveModbusError
 from .registers import DataType, Order, RegisterSpec, RegisterSpecError, Table
 
 MAX_MAP_CHARS = 1_000_000
@@ -42,7 +43,7 @@ _BRIEF.maxstring = _BRIEF.maxother = 40
 _BRIEF.maxlist = _BRIEF.maxdict = _BRIEF.maxtuple = 4
 _BRIEF.maxlevel = 2
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"  # package data
 
 _FIELDS = frozenset(
     {
@@ -55,7 +56,7 @@ _FIELDS = frozenset(
 _ENTITY_CATEGORIES = frozenset({"diagnostic", "config"})
 
 
-class RegisterMapError(ValueError):
+class RegisterMapError(AdaptiveModbusError, ValueError):
     """A register map is invalid at ``line`` (1-based, or None) in ``field``."""
 
     def __init__(self, message: str, field: str | None = None, line: int | None = None) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .errors import AdaptiveModbusError
+
 Value = bool | int | float | str
 
 MAX_UNIT_ID = 247
@@ -24,7 +26,7 @@ _SERIAL_FRAMINGS = frozenset({"serial", "rtu", "rtu_over_tcp"})
 _TCP_FRAMINGS = frozenset({"tcp", "udp", "socket"})
 
 
-class UnitIdError(ValueError):
+class UnitIdError(AdaptiveModbusError, ValueError):
     """A unit id the framing cannot read from.
 
     ``reason`` is ``"range"`` (outside ``allowed``) or ``"broadcast"`` (unit 0 on an
@@ -131,7 +133,7 @@ _NUMERIC: dict[DataType, tuple[str, int]] = {
 _FLOATS = (DataType.FLOAT32, DataType.FLOAT64)
 
 
-class RegisterSpecError(ValueError):
+class RegisterSpecError(AdaptiveModbusError, ValueError):
     """A register spec is invalid; ``field`` names the offending field."""
 
     def __init__(self, field: str, message: str, key: str | None = None) -> None:
@@ -141,7 +143,7 @@ class RegisterSpecError(ValueError):
         super().__init__(f"{prefix}{field}: {message}")
 
 
-class DecodeError(ValueError):
+class DecodeError(AdaptiveModbusError, ValueError):
     """Raw data does not fit the spec (wrong length, value out of range)."""
 
 

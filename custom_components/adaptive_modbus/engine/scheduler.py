@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
 
-from .errors import ErrorKind, ModbusError, WriteUnconfirmed
+from .errors import EngineUsageError, ErrorKind, ModbusError, UnknownRegister, WriteUnconfirmed
 from .intervals import STATE_VERSION as MODEL_STATE_VERSION
 from .intervals import IntervalLimits, IntervalModel, Reason, aligned_due, quantize
 from .patterns import STATE_VERSION as PROFILE_STATE_VERSION
@@ -128,12 +128,12 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.min_interval <= self.max_interval:
-            raise ValueError("need 0 < min_interval <= max_interval")
+            raise EngineUsageError("need 0 < min_interval <= max_interval")
         if self.fixed_interval <= 0:
-            raise ValueError("fixed_interval must be positive")
+            raise EngineUsageError("fixed_interval must be positive")
         for unit, count in self.unit_max_registers.items():
             if not 1 <= count <= PROTOCOL_MAX_REGISTERS:
-                raise ValueError(
+                raise EngineUsageError(
                     f"unit {unit}: max registers per read must be 1-{PROTOCOL_MAX_REGISTERS}, "
                     f"got {count}"
                 )
@@ -299,7 +299,7 @@ class PollEngine:
         self._regs: dict[str, _Register] = {}
         for spec in registers:
             if spec.uid in self._regs:
-                raise ValueError(f"register {spec.uid} is defined twice")
+                raise EngineUsageError(f"register {spec.uid} is defined twice")
             self._regs[spec.uid] = self._new_register(spec)
         self._index = self._build_index()
         self._heap: list[tuple[float, int, str]] = []
@@ -1118,10 +1118,10 @@ class PollEngine:
         """
         reg = self._regs.get(uid)
         if reg is None:
-            raise KeyError(uid)
+            raise UnknownRegister(f"unknown register: {uid}")
         spec = reg.spec
         if not spec.writable:
-            raise ValueError(f"{uid} is not writable")
+            raise EngineUsageError(f"{uid} is not writable")
         words = spec.encode(value)
         block = BlockRead(spec.unit_id, spec.table, spec.address, spec.size, (uid,))
         t0 = self._clock()
@@ -1176,7 +1176,7 @@ class PollEngine:
         wanted = list(dict.fromkeys(uids))
         unknown = [uid for uid in wanted if uid not in self._regs]
         if unknown:
-            raise ValueError(f"unknown registers: {', '.join(unknown)}")
+            raise UnknownRegister(f"unknown registers: {', '.join(unknown)}")
         now = self._clock()
         for uid in wanted:
             reg = self._regs[uid]
@@ -1479,15 +1479,15 @@ class PollEngine:
         scope (they are read again at once), the holes learned in their addresses
         (a unit's or all, or those inside the register's span), and the learned block
         limit of the unit (or of all units; not for a single register). Raises
-        ``KeyError`` for an unknown ``uid`` and ``ValueError`` when ``uid`` is not on
-        ``unit_id``.
+        :class:`UnknownRegister` for an unknown ``uid`` and :class:`EngineUsageError`
+        when ``uid`` is not on ``unit_id``.
         """
         if uid is not None:
             if uid not in self._regs:
-                raise KeyError(uid)
+                raise UnknownRegister(f"unknown register: {uid}")
             spec = self._regs[uid].spec
             if unit_id is not None and spec.unit_id != unit_id:
-                raise ValueError(f"{uid} is not on unit {unit_id}")
+                raise EngineUsageError(f"{uid} is not on unit {unit_id}")
             regs = [self._regs[uid]]
         elif unit_id is not None:
             regs = [reg for reg in self._regs.values() if reg.spec.unit_id == unit_id]

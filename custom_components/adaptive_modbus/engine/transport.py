@@ -41,6 +41,7 @@ from pymodbus.pdu import ModbusPDU
 from . import pymodbus_compat as compat
 from .errors import (
     DeviceFailure,
+    EngineUsageError,
     FramingMismatch,
     IllegalAddress,
     IllegalFunction,
@@ -759,7 +760,7 @@ async def detect_framer(
     cannot be opened. Meant for the config flow, when a read gets no answer.
     """
     if config.kind not in _TCP_FRAMINGS:
-        raise ValueError(f"framing detection needs a TCP connection, not {config.kind}")
+        raise EngineUsageError(f"framing detection needs a TCP connection, not {config.kind}")
     order = [config.kind, *(kind for kind in _TCP_FRAMINGS if kind is not config.kind)]
     for kind in order:
         transport = PymodbusTransport(dataclasses.replace(config, kind=kind, retries=0))

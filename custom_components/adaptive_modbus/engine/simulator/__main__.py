@@ -1,6 +1,7 @@
 """Serve the simulated demo device as a real Modbus server until Ctrl-C.
 
-python -m custom_components.adaptive_modbus.engine.simulator --port 5020 --seed 42
+adaptive-modbus-simulator --port 5020 --seed 42     (console script of the package)
+python -m adaptive_modbus_engine.simulator --port 5020 --seed 42
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _LOGGER = logging.getLogger("adaptive_modbus.simulator")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line options."""
     parser = argparse.ArgumentParser(
-        prog="python -m custom_components.adaptive_modbus.engine.simulator",
+        prog="adaptive-modbus-simulator",
         description="Serve the Adaptive Modbus demo device as a Modbus TCP server.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ..errors import ModbusError, ModbusTimeout
+from ..errors import EngineUsageError, ModbusError, ModbusTimeout
 from ..registers import Table
 from .device import SimulatedDevice
 
@@ -109,7 +109,7 @@ class InProcessTransport:
         self.devices: dict[int, SimulatedDevice] = {}
         for item in devices:
             if item.unit_id in self.devices:
-                raise ValueError(f"two simulated devices answer to unit {item.unit_id}")
+                raise EngineUsageError(f"two simulated devices answer to unit {item.unit_id}")
             self.devices[item.unit_id] = item
         self.latency = latency
         self.clock_advance = clock_advance
