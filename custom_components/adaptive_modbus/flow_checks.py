@@ -60,10 +60,6 @@ from .const import (
     DEFAULT_SEED,
     DEFAULT_UNIT_ID,
     DOMAIN,
-    MAX_RTU_UNIT_ID,
-    MAX_TCP_UNIT_ID,
-    MIN_RTU_UNIT_ID,
-    MIN_TCP_UNIT_ID,
     NAME,
     PROFILE_CUSTOM,
     PROFILE_DEMO,
@@ -84,7 +80,7 @@ from .engine.register_map import (
     load_profile,
     parse_profile,
 )
-from .engine.registers import Table
+from .engine.registers import Table, UnitIdError, unit_id_range, validate_unit_id
 from .engine.transport import (
     PymodbusTransport,
     TransportConfig,
@@ -196,9 +192,12 @@ def parse_port(value: Any) -> int | None:
 
 def unit_range(connection: str) -> tuple[int, int]:
     """Unit ids a connection can address: 0-255 on Modbus TCP, 1-247 on an RTU line."""
-    if connection == CONNECTION_TCP:
-        return MIN_TCP_UNIT_ID, MAX_TCP_UNIT_ID
-    return MIN_RTU_UNIT_ID, MAX_RTU_UNIT_ID
+    return unit_id_range(_framing(connection))
+
+
+def _framing(connection: str) -> str:
+    """The engine's framing name of a connection (the demo device speaks Modbus TCP)."""
+    return CONNECTION_TCP if connection == CONNECTION_DEMO else connection
 
 
 def parse_unit_id(value: Any, connection: str = CONNECTION_TCP) -> int | None:
@@ -213,12 +212,13 @@ def check_unit(value: Any, connection: str, taken: set[int]) -> tuple[int, FlowE
 
     Unit 0 is the broadcast address on an RTU line: no device answers a read to it.
     """
-    low, high = unit_range(connection)
-    unit = whole_number(value)
-    if unit == 0 and connection != CONNECTION_TCP:
-        return 0, FlowError("broadcast_unit", CONF_UNIT_ID, {"unit": "0"})
-    if unit is None or not low <= unit <= high:
-        bounds = {"min_unit": str(low), "max_unit": str(high)}
+    typed = whole_number(value)
+    try:
+        unit = validate_unit_id(-1 if typed is None else typed, _framing(connection))
+    except UnitIdError as err:
+        if err.reason == "broadcast":
+            return 0, FlowError("broadcast_unit", CONF_UNIT_ID, {"unit": "0"})
+        bounds = {"min_unit": str(err.allowed[0]), "max_unit": str(err.allowed[1])}
         return -1, FlowError("invalid_unit_id", CONF_UNIT_ID, bounds)
     if unit in taken:
         return unit, FlowError("unit_already_added", CONF_UNIT_ID, {"unit": str(unit)})
