@@ -61,12 +61,14 @@ async def drive(
     *,
     max_cycles: int = 5_000,
     on_cycle: Callable[[CycleResult], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[CycleResult]:
     """Wake the engine at its due times until ``until``, like the coordinator does
-    (never sooner than MIN_DELAY after the previous cycle); stop after ``max_cycles``."""
+    (never sooner than MIN_DELAY after the previous cycle); stop after ``max_cycles``
+    or once ``stop()`` is true (checked between cycles)."""
     results: list[CycleResult] = []
     earliest = clock.t
-    while len(results) < max_cycles:
+    while len(results) < max_cycles and not (stop is not None and stop()):
         due = engine.next_due()
         if not math.isfinite(due):
             break

@@ -97,6 +97,7 @@ class Proxy:
         # address -> Modbus exception code answered for any request touching it
         self.exception_codes: dict[int, int] = {}
         self.exception_units: frozenset[int] | None = None  # None: every unit
+        self.exception_budget: int | None = None  # answers left before they stop (None: all)
         self.one_client = False
         # optional per-request decision; overrides ``fault`` when it returns a Fault
         self.policy: Callable[[Request], Fault | None] | None = None
@@ -155,11 +156,16 @@ class Proxy:
         self.log.clear()
 
     def set_exceptions(
-        self, codes: dict[int, int] | Iterable[tuple[int, int]], units: Iterable[int] | None = None
+        self,
+        codes: dict[int, int] | Iterable[tuple[int, int]],
+        units: Iterable[int] | None = None,
+        times: int | None = None,
     ) -> None:
-        """Answer ``code`` for requests touching ``address`` (``{address: code}``)."""
+        """Answer ``code`` for requests touching ``address`` (``{address: code}``), on
+        ``units`` only (None: all), the first ``times`` such requests only (None: all)."""
         self.exception_codes = dict(codes)
         self.exception_units = None if units is None else frozenset(units)
+        self.exception_budget = times
 
     # ------------------------------------------------------------------ serving
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -214,6 +220,10 @@ class Proxy:
         span = range(request.address, request.address + max(1, request.count or 1))
         for address, code in self.exception_codes.items():
             if address in span:
+                if self.exception_budget is not None:
+                    if self.exception_budget <= 0:
+                        return None
+                    self.exception_budget -= 1
                 return code
         return None
 
