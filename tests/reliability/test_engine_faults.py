@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import ProxiedFactory, VirtualClock, drive, record
+from harness import ProxiedFactory, VirtualClock, drive, record
 from proxy import Fault, Proxy
 
 from custom_components.adaptive_modbus.engine.errors import (

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import ProxiedFactory
+from harness import ProxiedFactory
 from proxy import Fault, Proxy, exception_frame, parse_request, read_frame
 
 from custom_components.adaptive_modbus.engine.errors import (

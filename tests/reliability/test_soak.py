@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from conftest import VirtualClock, drive, record
+from harness import VirtualClock, drive, record
 
 from custom_components.adaptive_modbus.engine.errors import (
     ModbusConnectionError,
