@@ -89,7 +89,7 @@ async def outage(
     returns. Returns what was measured."""
     rig = await make_rig(proxied, timeout=0.1 if silent else TIMEOUT)
     rig.proxy.set_exceptions({UPTIME_ADDRESS: 2}, units=(1,))
-    await drive(rig.engine, rig.clock, rig.clock.t + 1800)
+    await drive(rig.engine, rig.clock, rig.clock.t + 900)
     until = rig.engine.snapshot().registers[QUARANTINED].quarantined_until
     assert until is not None
     # the outage starts a minute before the quarantined register's re-probe is due
@@ -133,7 +133,7 @@ async def outage(
         if recovered is None and all((registers[u].last_read or 0) >= back for u in regular):
             recovered = rig.clock.t - back
 
-    await drive(rig.engine, rig.clock, back + 900, on_cycle=check)
+    await drive(rig.engine, rig.clock, back + 420, on_cycle=check)  # > max interval
     after = learned(rig.engine)
     await rig.transport.close()
     return {
