@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 from unittest.mock import patch
 
@@ -21,9 +22,16 @@ from harness import VirtualTime, record, tcp_entry_factory
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from proxy import Fault, Proxy, Request
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+from proxy import Fault, Proxy, Request, random_policy
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
-from custom_components.adaptive_modbus.const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
+from custom_components.adaptive_modbus.const import (
+    DOMAIN,
+    STORAGE_SAVE_DELAY,
+    UNAVAILABLE_AFTER_FAILURES,
+)
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
@@ -305,3 +313,43 @@ async def test_unload_during_a_write_leaves_no_socket(
     record("ha_write_after_unload", {"connects_after_close": proxy.counters.connects - connects})
     assert proxy.open_sockets == 0, proxy.open_sockets
     assert proxy.counters.connects == connects
+
+
+async def test_store_writes_bounded_under_random_faults(
+    hass: HomeAssistant, vtime: VirtualTime, gateway: tuple[SimulatorServer, Proxy]
+) -> None:
+    """Half an hour of polling with 2 % random answer faults: the learned state is
+    written at most once per save delay, and no task is left behind per cycle."""
+    _server, proxy = gateway
+    policy, injected = random_policy(
+        0.02, [Fault.DROP, Fault.GARBAGE, Fault.TRUNCATE, Fault.WRONG_TID], seed=3
+    )
+    proxy.policy = policy
+    writes: list[str] = []
+    original = Store._async_write_data
+
+    async def counting(self: Store[Any], path: str, data: dict[str, Any]) -> None:
+        if self.key.startswith(DOMAIN):
+            writes.append(self.key)
+        await original(self, path, data)
+
+    with patch.object(Store, "_async_write_data", counting):
+        entry = await setup_entry(hass, proxy.port, options={"min_interval": 5.0})
+        coordinator = entry.runtime_data.coordinator
+        await vtime.run(coordinator, 60)
+        tasks_before = len(asyncio.all_tasks())
+        periods = 3
+        for _ in range(periods):
+            await vtime.run(coordinator, STORAGE_SAVE_DELAY)
+            # HA's store timer runs in real loop time: fire it (virtual time already passed)
+            async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=STORAGE_SAVE_DELAY))
+            await vtime.settle(coordinator)
+        tasks_after = len(asyncio.all_tasks())
+        await unload(hass, entry)
+    record("ha_store_writes", {"virtual_minutes": periods * STORAGE_SAVE_DELAY / 60,
+                               "store_writes": len(writes), "injected": injected,
+                               "tasks_before_after": [tasks_before, tasks_after]})  # fmt: skip
+    assert sum(injected.values()) > 0
+    # one write per save delay while polling, plus the one at unload
+    assert periods <= len(writes) <= periods + 1, writes
+    assert tasks_after <= tasks_before, (tasks_before, tasks_after)
