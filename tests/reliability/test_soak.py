@@ -11,8 +11,10 @@ is the target).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
+import sys
 import time
 import tracemalloc
 from collections.abc import Sequence
@@ -36,7 +38,6 @@ HOURS = 24
 RESTARTS = (6, 12, 18)  # hours at which the engine is rebuilt from its exported state
 FAULT_RATE = 0.01
 SEED = 8
-MEMORY_GROWTH_LIMIT = 256 * 1024  # bytes, hour 12 vs hour 24
 
 
 class FaultyTransport:
@@ -118,7 +119,6 @@ async def _soak() -> dict[str, Any]:
         return PollEngine(device.registers, faulty, clock, EngineConfig())
 
     engine = new_engine()
-    tracemalloc.start()
     wall = time.monotonic()
     cycles = 0
     storm_hours: list[int] = []
@@ -126,25 +126,31 @@ async def _soak() -> dict[str, Any]:
     memory: dict[int, int] = {}
     state_bytes: list[int] = []
     lost: list[str] = []
-    try:
-        for hour in range(1, HOURS + 1):
-            results = await drive(engine, clock, start + hour * 3600, max_cycles=20_000)
-            cycles += len(results)
-            if len(results) >= 20_000:
-                storm_hours.append(hour)
-            tasks.append(len(asyncio.all_tasks()))
-            # both 6 h after a (re)start: the same fill of the bounded buffers
-            if hour in (12, HOURS):
-                memory[hour] = tracemalloc.get_traced_memory()[0]
-            if hour in RESTARTS:
-                saved = json.loads(json.dumps(engine.export_state()))
-                state_bytes.append(len(json.dumps(saved)))
-                engine = new_engine()
-                lost.extend(engine.import_state(saved))
-                if durable(engine.export_state()) != durable(saved):
-                    lost.append(f"hour {hour}: restored state differs from the saved one")
-    finally:
-        tracemalloc.stop()
+    traced_last_hour = 0
+    cycles_at: dict[int, int] = {}
+    for hour in range(1, HOURS + 1):
+        results = await drive(engine, clock, start + hour * 3600, max_cycles=20_000)
+        cycles += len(results)
+        if len(results) >= 20_000:
+            storm_hours.append(hour)
+        tasks.append(len(asyncio.all_tasks()))
+        # both 6 h after a (re)start: the same fill of the bounded buffers
+        if hour in (12, HOURS):
+            gc.collect()
+            memory[hour] = sys.getallocatedblocks()
+            cycles_at[hour] = cycles
+        if hour == HOURS - 1:  # trace the allocations of the last hour
+            tracemalloc.start()
+        if hour == HOURS:
+            traced_last_hour = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+        if hour in RESTARTS:
+            saved = json.loads(json.dumps(engine.export_state()))
+            state_bytes.append(len(json.dumps(saved)))
+            engine = new_engine()
+            lost.extend(engine.import_state(saved))
+            if durable(engine.export_state()) != durable(saved):
+                lost.append(f"hour {hour}: restored state differs from the saved one")
     final = engine.export_state()
     state_bytes.append(len(json.dumps(final)))
     snapshot = engine.snapshot()
@@ -156,6 +162,7 @@ async def _soak() -> dict[str, Any]:
     ]
     return {
         "virtual_hours": HOURS,
+        "registers": len(device.registers),
         "wall_s": round(time.monotonic() - wall, 1),
         "cycles": cycles,
         "storm_hours": storm_hours,
@@ -163,7 +170,9 @@ async def _soak() -> dict[str, Any]:
         "injected_faults": sum(faulty.injected.values()),
         "injected_by_kind": faulty.injected,
         "tasks_min_max": [min(tasks), max(tasks)],
-        "memory_growth_h12_to_h24_bytes": memory[HOURS] - memory[12],
+        "allocated_blocks_h12_to_h24": memory[HOURS] - memory[12],
+        "cycles_h12_to_h24": cycles_at[HOURS] - cycles_at[12],
+        "traced_bytes_kept_from_last_hour": traced_last_hour,
         "state_bytes_at_saves": state_bytes,
         "state_bytes_per_register": round(state_bytes[-1] / len(device.registers)),
         "holes_at_end": snapshot.holes,
@@ -201,9 +210,14 @@ def test_soak_restarts_lose_nothing() -> None:
 
 
 def test_soak_memory_stays_flat() -> None:
-    """Traced memory 6 h after the 2nd restart equals that 6 h after the 3rd (+-256 kB)."""
-    growth = soak()["memory_growth_h12_to_h24_bytes"]
-    assert abs(growth) <= MEMORY_GROWTH_LIMIT, growth
+    """Allocated memory blocks 6 h after the 2nd restart and 6 h after the 3rd (the same
+    fill of the bounded buffers) differ by less than one block per cycle run in between:
+    anything kept per cycle or per request would exceed that. (What the last hour
+    allocated and kept, traced with tracemalloc, is reported: the ring buffers'
+    turnover, bounded by their size.)"""
+    measured = soak()
+    limit = measured["cycles_h12_to_h24"]
+    assert abs(measured["allocated_blocks_h12_to_h24"]) < limit, measured
 
 
 @pytest.mark.xfail(strict=True, reason="issue 8 item 8: learned state about 1.8 kB per register")
