@@ -93,17 +93,16 @@ class FaultyTransport:
         await self.inner.write_coil(unit_id, address, value)
 
 
-def durable(state: dict[str, Any]) -> dict[str, Any]:
-    """The parts of exported state a restart must keep exactly."""
+def durable(engine: PollEngine) -> dict[str, Any]:
+    """What a restart must keep exactly: learned intervals, holes and quarantines (read
+    API), and each register's saved pattern profile (export format, if it has one)."""
+    snapshot = engine.snapshot()
+    exported = engine.export_state().get("registers", {})
     return {
-        "holes": state["holes"],
+        "holes": snapshot.holes,
         "registers": {
-            uid: {
-                "interval": reg["model"].get("interval"),
-                "profile": reg["profile"],
-                "quarantined_until": reg["quarantined_until"],
-            }
-            for uid, reg in state["registers"].items()
+            uid: (reg.interval, reg.quarantined_until, exported.get(uid, {}).get("profile"))
+            for uid, reg in snapshot.registers.items()
         },
     }
 
@@ -145,11 +144,12 @@ async def _soak() -> dict[str, Any]:
             traced_last_hour = tracemalloc.get_traced_memory()[0]
             tracemalloc.stop()
         if hour in RESTARTS:
+            before = durable(engine)
             saved = json.loads(json.dumps(engine.export_state()))
             state_bytes.append(len(json.dumps(saved)))
             engine = new_engine()
             lost.extend(engine.import_state(saved))
-            if durable(engine.export_state()) != durable(saved):
+            if durable(engine) != before:
                 lost.append(f"hour {hour}: restored state differs from the saved one")
     final = engine.export_state()
     state_bytes.append(len(json.dumps(final)))
