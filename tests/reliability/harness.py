@@ -1,0 +1,98 @@
+"""Helpers of the reliability suite: virtual clocks, a driver that wakes the engine like
+the coordinator does, a sink for the measured numbers (``artifacts/measured.json``, read
+into the README table), and the HA test helpers of tests/ha/conftest.py.
+
+A module of its own (not conftest) so test modules import it by a unique name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from custom_components.adaptive_modbus.engine.scheduler import CycleResult, PollEngine
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from proxy import Proxy
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+MEASURED = ARTIFACTS / "measured.json"
+MIN_DELAY = 0.1  # the coordinator never wakes sooner than this after a cycle
+
+
+def _load_ha_conftest() -> Any:
+    """tests/ha/conftest.py as a module (its fixtures are re-exported below)."""
+    path = Path(__file__).parents[1] / "ha" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_reliability_ha_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ha_conftest = _load_ha_conftest()
+VirtualTime = ha_conftest.VirtualTime
+FAST_OPTIONS = ha_conftest.FAST_OPTIONS
+tcp_entry_factory = ha_conftest.tcp_entry_factory
+
+
+class VirtualClock:
+    """A clock the test moves by hand (engine time and transport backoff)."""
+
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def drive(
+    engine: PollEngine,
+    clock: VirtualClock,
+    until: float,
+    *,
+    max_cycles: int = 5_000,
+    on_cycle: Callable[[CycleResult], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> list[CycleResult]:
+    """Wake the engine at its due times until ``until``, like the coordinator does
+    (never sooner than MIN_DELAY after the previous cycle); stop after ``max_cycles``
+    or once ``stop()`` is true (checked between cycles)."""
+    results: list[CycleResult] = []
+    earliest = clock.t
+    while len(results) < max_cycles and not (stop is not None and stop()):
+        due = engine.next_due()
+        if not math.isfinite(due):
+            break
+        wake = max(due, earliest)
+        if wake > until:
+            break
+        clock.t = max(clock.t, wake)
+        result = await engine.poll_due()
+        results.append(result)
+        if on_cycle is not None:
+            on_cycle(result)
+        earliest = clock.t + MIN_DELAY
+    clock.t = max(clock.t, until)
+    return results
+
+
+def record(section: str, values: dict[str, Any]) -> None:
+    """Merge measured numbers into artifacts/measured.json (for the README table)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        data = json.loads(MEASURED.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[section] = values
+    MEASURED.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+ProxiedFactory = Callable[..., Awaitable[tuple[SimulatorServer, Proxy]]]
