@@ -23,7 +23,7 @@ import logging
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -628,6 +628,20 @@ class PollEngine:
         if enabled:
             reg.next_due = self._clock()
             self._push(reg)
+
+    def request_read(self, uids: Iterable[str]) -> None:
+        """Make these registers due now: the next :meth:`poll_due` reads them, planned
+        together with whatever else is due. Raises ValueError naming unknown uids."""
+        wanted = list(dict.fromkeys(uids))
+        unknown = [uid for uid in wanted if uid not in self._regs]
+        if unknown:
+            raise ValueError(f"unknown registers: {', '.join(unknown)}")
+        now = self._clock()
+        for uid in wanted:
+            reg = self._regs[uid]
+            if reg.enabled and reg.next_due > now:
+                reg.next_due = now
+                self._push(reg)
 
     def value(self, uid: str) -> Value | None:
         """Last value read for a register (None before the first read)."""
