@@ -59,7 +59,7 @@ class VirtualTime:
     def __init__(self, hass: HomeAssistant) -> None:
         self.hass = hass
         self.offset = 0.0
-        self._handle: Any = None  # the coordinator's wake-up timer last seen
+        self._wake: float | None = None  # the coordinator's wake-up last seen (loop time)
         self._scheduled_at = 0.0  # virtual time it was set
 
     def time(self) -> float:
@@ -82,9 +82,9 @@ class VirtualTime:
         self.offset += seconds
         fire_by = seconds
         if coordinator is not None:
-            handle = coordinator._unsub_refresh
-            if handle is not self._handle:
-                self._handle, self._scheduled_at = handle, self.offset - seconds
+            wake = coordinator.next_wake
+            if wake != self._wake:
+                self._wake, self._scheduled_at = wake, self.offset - seconds
             fire_by = self.offset - self._scheduled_at
         async_fire_time_changed(self.hass, dt_util.utcnow() + timedelta(seconds=fire_by))
         await self.settle(coordinator)
@@ -97,12 +97,7 @@ class VirtualTime:
         """
         await self.hass.async_block_till_done(wait_background_tasks=True)
         for _ in range(200):
-            if (
-                coordinator is None
-                or coordinator._unsub_refresh is not None
-                or coordinator._shutdown_requested
-                or not coordinator._listeners
-            ):
+            if coordinator is None or coordinator.wake_scheduled or coordinator.stopped:
                 return
             await asyncio.sleep(0.01)
             await self.hass.async_block_till_done(wait_background_tasks=True)

@@ -18,7 +18,7 @@ from custom_components.adaptive_modbus.const import (
     DOMAIN,
     UNAVAILABLE_AFTER_FAILURES,
 )
-from custom_components.adaptive_modbus.coordinator import AdaptiveModbusCoordinator
+from custom_components.adaptive_modbus.coordinator import MIN_DELAY, AdaptiveModbusCoordinator
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ async def test_wakes_at_the_engines_next_due_time(
     delays = set()
     for _ in range(25):
         await vtime.advance(coordinator.seconds_to_next_due(), coordinator)
-        handle = coordinator._unsub_refresh.__self__  # the loop TimerHandle
-        wake_in = handle.when() - hass.loop.time()
+        assert coordinator.wake_scheduled
+        wake_in = coordinator.next_wake - hass.loop.time()
         due_in = coordinator.engine.next_due() - coordinator.clock()
         assert wake_in == pytest.approx(max(due_in, 0.1), abs=0.05)
         delays.add(round(due_in, 1))
@@ -89,11 +89,14 @@ async def _writes_per_minute(
     *,
     every_refresh: bool = False,
 ) -> tuple[float, float, int]:
-    """Run the entry for ``minutes``; return (state writes/min, requests/min, cycles)."""
+    """Run the entry for ``minutes``; return (state writes/min, requests/min, cycles).
+
+    ``every_refresh``: what HA-core-style polling writes, every register entity once
+    per refresh (cycles x entities), instead of the writes counted.
+    """
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     coordinator: AdaptiveModbusCoordinator = entry.runtime_data.coordinator
-    coordinator.write_every_refresh = every_refresh
     registry = er.async_get(hass)
     register_entities = {
         e.entity_id
@@ -106,9 +109,10 @@ async def _writes_per_minute(
     counter.stop()
     requests = coordinator.engine.snapshot().totals.requests - requests_before
     assert coordinator.state_writes.total >= counter.count
+    writes = cycles * len(register_entities) if every_refresh else counter.count
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
-    return counter.count / minutes, requests / minutes, cycles
+    return writes / minutes, requests / minutes, cycles
 
 
 async def test_state_writes_only_on_change_fewer_than_fixed_interval(
@@ -245,17 +249,16 @@ async def test_disabled_entity_leaves_the_plan_and_comes_back(
 async def test_overdue_wake_up_is_still_scheduled(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> None:
-    """Regression: a wake-up at or before HA's rounded base time must not be lost.
-
-    A zero timedelta is falsy and HA's coordinator then schedules nothing at all.
-    """
+    """A due time already past wakes the coordinator after the minimum delay, not never."""
     assert await hass.config_entries.async_setup(demo_entry.entry_id)
     await hass.async_block_till_done()
     coordinator: AdaptiveModbusCoordinator = demo_entry.runtime_data.coordinator
-    with patch.object(AdaptiveModbusCoordinator, "seconds_to_next_due", return_value=-5.0):
-        coordinator._schedule_refresh()
-    assert coordinator._unsub_refresh is not None
-    assert coordinator.update_interval is not None
-    assert coordinator.update_interval.total_seconds() > 0
+    past = coordinator.clock() - 5.0
+    with patch.object(coordinator.engine, "next_due", return_value=past):
+        coordinator.async_reschedule()
+    assert coordinator.wake_scheduled
+    assert coordinator.next_wake is not None
+    assert 0 < coordinator.next_wake - hass.loop.time() <= MIN_DELAY + 0.01
     assert await hass.config_entries.async_unload(demo_entry.entry_id)
     await hass.async_block_till_done()
+    assert not coordinator.wake_scheduled
