@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
@@ -19,6 +20,7 @@ from custom_components.adaptive_modbus.const import (
     UNAVAILABLE_AFTER_FAILURES,
 )
 from custom_components.adaptive_modbus.coordinator import MIN_DELAY, AdaptiveModbusCoordinator
+from custom_components.adaptive_modbus.diagnostics import async_get_config_entry_diagnostics
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 if TYPE_CHECKING:
@@ -165,9 +167,18 @@ async def test_change_only_writes_against_fixed_interval_same_coordinator(
 
 
 async def test_unavailable_after_failed_cycles_and_recovers(
-    hass: HomeAssistant, vtime: VirtualTime, sim_server: SimulatorServer, tcp_entry: Any
+    hass: HomeAssistant,
+    vtime: VirtualTime,
+    sim_server: SimulatorServer,
+    tcp_entry: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A device that stops answering goes unavailable after a few failures, then recovers."""
+    """A device that stops answering goes unavailable after a few failures, then recovers.
+
+    Diagnostics say the refresh fails during the outage; the log says so once when it
+    starts and once when it ends.
+    """
+    caplog.set_level(logging.DEBUG, logger="custom_components.adaptive_modbus")
     entry = tcp_entry(sim_server.port)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -196,6 +207,11 @@ async def test_unavailable_after_failed_cycles_and_recovers(
         coordinator.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
         or streak >= UNAVAILABLE_AFTER_FAILURES
     )
+    await vtime.run(coordinator, 3 * 60)  # a long outage logs nothing more
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["coordinator"]["last_update_success"] is False
+    assert diagnostics["coordinator"]["failed_cycles_in_a_row"] >= UNAVAILABLE_AFTER_FAILURES
+    assert hass.states.get(voltage).state == STATE_UNAVAILABLE
 
     # the device comes back on the same port: entities recover by themselves
     revived = SimulatorServer(sim_server.device, host="127.0.0.1", port=port)
@@ -204,6 +220,18 @@ async def test_unavailable_after_failed_cycles_and_recovers(
         await vtime.run(coordinator, 5 * 60)
         assert hass.states.get(voltage).state != STATE_UNAVAILABLE
         assert float(hass.states.get(voltage).state) > 100
+        diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+        assert diagnostics["coordinator"]["last_update_success"] is True
+        ours = [
+            r
+            for r in caplog.records
+            if r.name.startswith("custom_components.adaptive_modbus") and r.levelno >= logging.INFO
+        ]
+        down = [r for r in ours if r.levelno >= logging.WARNING]
+        back = [r for r in ours if "recovered" in r.getMessage()]
+        assert len(down) == 1, [r.getMessage() for r in down]
+        assert "does not answer" in down[0].getMessage()
+        assert len(back) == 1
     finally:
         assert await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
