@@ -239,13 +239,16 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             self.started_at = now
         for error in result.errors:
             self._remember_error(error)
+        answered = self._count_silent_cycles(result.errors)
         nothing_read = result.registers_read == 0 and bool(result.failed)
-        if nothing_read:
+        down = nothing_read and self._connection_down(result.errors)
+        if down:
             self.failed_cycles += 1
         elif result.registers_read:
             self.failed_cycles = 0
-        # (a cycle with nothing due leaves the count as it is)
-        self._follow_units(result.errors, connection_down=nothing_read)
+        # (a cycle with nothing due, or one that polled only silent units while
+        # others answer, leaves the count as it is)
+        self._log_units(answered, connection_down=self.failed_cycles > 0)
         message = result.errors[-1].message if result.errors else "no answer"
         if not self.first_refresh_done:
             if nothing_read:
@@ -259,21 +262,34 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             raise self._not_answering(message)
         return self._build_data()
 
-    def _follow_units(self, errors: Iterable[Any], *, connection_down: bool) -> None:
-        """Count silent cycles per unit; log a unit going silent / answering once each."""
-        totals = self.engine.snapshot().units
-        silent_now = {
-            e.unit_id for e in errors if e.kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
-        }
+    def _count_silent_cycles(self, errors: Iterable[Any]) -> set[int]:
+        """Per unit: cycles in a row it was asked and did not answer. Returns the
+        units that answered in this cycle (a read, or an exception response)."""
+        errors = list(errors)
         answered: set[int] = set()
-        for unit_id, unit in totals.items():
+        for unit_id, unit in self.engine.snapshot().units.items():
             before = self._unit_totals.get(unit_id, (0, 0))
             self._unit_totals[unit_id] = (unit.registers_read, unit.errors)
             if unit.registers_read > before[0]:
                 answered.add(unit_id)
-        for unit_id in silent_now - answered:
-            streak = self._unit_silent_cycles.get(unit_id, 0) + 1
-            self._unit_silent_cycles[unit_id] = streak
+        silent = {e.unit_id for e in errors if e.kind in _SILENT_KINDS}
+        answered |= {e.unit_id for e in errors if e.kind not in _SILENT_KINDS}
+        for unit_id in silent - answered:
+            self._unit_silent_cycles[unit_id] = self._unit_silent_cycles.get(unit_id, 0) + 1
+        for unit_id in answered:
+            self._unit_silent_cycles[unit_id] = 0
+        return answered
+
+    def _connection_down(self, errors: Iterable[Any]) -> bool:
+        """Nothing answers: the connection fails, or every polled unit is silent."""
+        if any(e.kind is ErrorKind.CONNECTION for e in errors):
+            return True
+        polled = {r.unit_id for r in self.engine.snapshot().registers.values() if r.enabled}
+        return all(self._unit_silent_cycles.get(unit_id, 0) > 0 for unit_id in polled)
+
+    def _log_units(self, answered: set[int], *, connection_down: bool) -> None:
+        """Log a unit going silent (while others answer) once, and its return once."""
+        for unit_id, streak in self._unit_silent_cycles.items():
             if (
                 streak >= UNAVAILABLE_AFTER_FAILURES
                 and unit_id not in self.silent_units
@@ -286,11 +302,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
                     unit_id,
                     self.hub.title,
                 )
-        for unit_id in answered:
-            self._unit_silent_cycles[unit_id] = 0
-            if unit_id in self.silent_units:
-                self.silent_units.discard(unit_id)
-                _LOGGER.info("Modbus unit %s of %s answers again", unit_id, self.hub.title)
+        for unit_id in answered & self.silent_units:
+            self.silent_units.discard(unit_id)
+            _LOGGER.info("Modbus unit %s of %s answers again", unit_id, self.hub.title)
 
     def _not_answering(self, message: str) -> UpdateFailed:
         return UpdateFailed(
@@ -425,6 +439,8 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         """An entity wrote its state (for the writes-per-minute figure)."""
         self.state_writes.add(self.clock())
 
+
+_SILENT_KINDS = (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
 
 # "written, but the read-back failed" (the device may well have taken the value): the
 # engine error for it is looked up by name so this is the one place that maps it

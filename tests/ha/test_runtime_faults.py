@@ -242,13 +242,20 @@ async def test_unchanged_entity_writes_no_state(
 
 
 async def test_silent_units_do_not_keep_the_others_from_loading(
-    hass: HomeAssistant, vtime: VirtualTime, table_device: type[TableDevice]
+    hass: HomeAssistant,
+    vtime: VirtualTime,
+    table_device: type[TableDevice],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Units 1-3 never answer, unit 4 does: the first cycle outlasts the setup bound,
-    the entry loads, unit 4 shows its value and units 1-3 are unavailable."""
+    the entry loads, unit 4 shows its value and units 1-3 are unavailable.
+
+    Each silent unit is logged once; unit 1 coming back is logged once and loads.
+    """
+    caplog.set_level(logging.INFO, logger="custom_components.adaptive_modbus")
     device = table_device(unit_ids=(4,))
     device.words[4][Table.INPUT][0] = 230
-    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(4,))
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2, 3, 4))
     await server.start()
     try:
         entry = custom_entry(
@@ -267,6 +274,25 @@ async def test_silent_units_do_not_keep_the_others_from_loading(
             assert hass.states.get(entity_of(hass, entry, unit, "voltage")).state == (
                 STATE_UNAVAILABLE
             )
+        coordinator = entry.runtime_data.coordinator
+        await vtime.run(coordinator, 10 * 60)
+        assert coordinator.silent_units == {1, 2, 3}
+        assert coordinator.last_update_success  # unit 4 answers: not an outage
+
+        device.words[1] = {table: {} for table in Table}
+        device.words[1][Table.INPUT][0] = 231
+        await vtime.run(coordinator, 10 * 60)
+        assert hass.states.get(entity_of(hass, entry, 1, "voltage")).state == "231"
+        assert coordinator.silent_units == {2, 3}
+        messages = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name.startswith("custom_components.adaptive_modbus")
+        ]
+        for unit in (1, 2, 3):
+            silent = [m for m in messages if f"unit {unit} " in m and "not answering" in m]
+            assert len(silent) == 1, messages
+        assert len([m for m in messages if m.endswith("answers again")]) == 1
         await _unload(hass, entry)
     finally:
         await server.stop()
