@@ -323,3 +323,49 @@ async def test_setup_reaching_its_bound_loads_what_answered(
     outdoor = entity_of(hass, entry, 1, "outdoor_temperature")
     assert hass.states.get(outdoor).state not in (STATE_UNAVAILABLE, STATE_UNKNOWN)
     await _unload(hass, entry)
+
+
+# a Unix time register mapped as a timestamp: HA refuses a number for that class
+BAD_CLASS_MAP = """
+registers:
+  - name: Last boot
+    table: input
+    address: 0
+    data_type: uint16
+    device_class: timestamp
+  - name: Counter
+    table: input
+    address: 2
+    data_type: uint16
+"""
+
+
+async def test_one_entity_failing_does_not_stop_the_others(
+    hass: HomeAssistant,
+    vtime: VirtualTime,
+    table_device: type[TableDevice],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An entity whose state HA refuses (updated first) does not keep the next from updating."""
+    device = table_device()
+    device.words[1][Table.INPUT][0] = 100
+    device.words[1][Table.INPUT][2] = 1
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1,))
+    await server.start()
+    try:
+        entry = custom_entry(hass, server.port, {1: BAD_CLASS_MAP})
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        counter = entity_of(hass, entry, 1, "counter")
+        assert hass.states.get(counter).state == "1"
+        for value in range(2, 5):
+            device.words[1][Table.INPUT][0] = 100 + value  # the refused one changes too
+            device.words[1][Table.INPUT][2] = value
+            await vtime.run(coordinator, 90)  # both read within the 60 s max interval
+            assert hass.states.get(counter).state == str(value)
+        failures = [r for r in caplog.records if "other entities go on" in r.getMessage()]
+        assert len(failures) == 1  # logged once
+        await _unload(hass, entry)
+    finally:
+        await server.stop()
