@@ -288,7 +288,15 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         return all(self._unit_silent_cycles.get(unit_id, 0) > 0 for unit_id in polled)
 
     def _log_units(self, answered: set[int], *, connection_down: bool) -> None:
-        """Log a unit going silent (while others answer) once, and its return once."""
+        """Log a unit going silent (while others answer) once, and its return once.
+
+        An engine that tracks silent units itself (``snapshot.units_down``) also logs
+        their transitions: then its view is taken and nothing is logged twice.
+        """
+        engine_view = getattr(self.engine.snapshot(), "units_down", None)
+        if engine_view is not None:
+            self.silent_units = set(engine_view)
+            return
         for unit_id, streak in self._unit_silent_cycles.items():
             if (
                 streak >= UNAVAILABLE_AFTER_FAILURES
@@ -298,7 +306,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
                 self.silent_units.add(unit_id)
                 _LOGGER.warning(
                     "Modbus unit %s of %s is not answering; its entities are unavailable "
-                    "until it answers again (retried in the background)",
+                    "until it responds (retried in the background)",
                     unit_id,
                     self.hub.title,
                 )
