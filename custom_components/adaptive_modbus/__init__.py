@@ -22,8 +22,10 @@ from .const import CONF_CONNECTION, CONF_SEED, CONNECTION_DEMO, DEFAULT_SEED, DO
 from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusCoordinator, AdaptiveModbusData
 from .engine.register_map import RegisterMapError
 from .entity import hub_device_info, platform_for, register_unique_id
-from .hub import Hub, async_build_hub, load_units, settings_from_entry
+from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
 from .storage import LearnedStateStore, async_remove_learned_state
+from .subentries import async_migrate_entry as _async_migrate_to_subentries
+from .subentries import can_remove_device, devices_update_listener
 
 __all__ = ["AdaptiveModbusConfigEntry", "AdaptiveModbusData"]
 
@@ -75,7 +77,7 @@ def setup_timeout(hub: Hub) -> float:
 
 async def async_setup_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> bool:
     """Connect, run the first cycle (bounded), then add the entities."""
-    settings = settings_from_entry(entry.data, entry.options)
+    settings = settings_from_entry(entry.data, entry.options, entry_devices(entry))
     try:
         units = await hass.async_add_executor_job(load_units, settings)
     except RegisterMapError as err:
@@ -133,6 +135,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntr
             hass.config_entries.async_schedule_reload(entry.entry_id)
 
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
+    # devices (config subentries) added, edited or removed: drop stale ones, reload
+    entry.async_on_unload(entry.add_update_listener(devices_update_listener(entry)))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -265,3 +269,15 @@ async def async_remove_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEnt
     """Entry deleted: forget what was learned."""
     with contextlib.suppress(Exception):
         await async_remove_learned_state(hass, entry.entry_id)
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> bool:
+    """Version 1 entries (devices in data) -> one config subentry per device."""
+    return await _async_migrate_to_subentries(hass, entry)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """The user may delete a unit device that no device subentry configures any more."""
+    return can_remove_device(entry, device)

@@ -32,6 +32,20 @@ CONF_NAME: Final = "name"
 PROFILE_CUSTOM: Final = "custom"
 PROFILE_DEMO: Final = "demo"
 
+# config entry version 2: one config subentry per device (version 1 kept them in
+# data[CONF_DEVICES]); a device subentry's data holds CONF_UNIT_ID, CONF_PROFILE,
+# CONF_NAME and, for custom maps, CONF_REGISTER_MAP; its unique id is the unit id
+ENTRY_VERSION: Final = 2
+SUBENTRY_DEVICE: Final = "device"
+CONF_SUBENTRY_ID: Final = "subentry_id"  # in the hub's device dicts, never stored
+
+# unit ids: Modbus TCP servers accept 0-255 (0 and 255 often mean "this server");
+# on an RTU line (serial, RTU over TCP) 0 is broadcast and 248-255 are reserved
+MIN_TCP_UNIT_ID: Final = 0
+MAX_TCP_UNIT_ID: Final = 255
+MIN_RTU_UNIT_ID: Final = 1
+MAX_RTU_UNIT_ID: Final = 247
+
 # options
 CONF_DEFAULT_TOLERANCE: Final = "default_tolerance"  # absolute, for registers without one
 CONF_MIN_INTERVAL: Final = "min_interval"

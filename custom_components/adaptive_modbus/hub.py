@@ -40,6 +40,7 @@ from .const import (
     CONF_SEED,
     CONF_SERIAL_PORT,
     CONF_STOPBITS,
+    CONF_SUBENTRY_ID,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
     CONNECTION_DEMO,
@@ -59,9 +60,16 @@ from .const import (
     NAME,
     PROFILE_CUSTOM,
     PROFILE_DEMO,
+    SUBENTRY_DEVICE,
 )
 from .engine.planner import DeviceLimits
-from .engine.register_map import RegisterDefinition, load_profile, parse_register_map
+from .engine.register_map import (
+    Profile,
+    RegisterDefinition,
+    RegisterMapError,
+    load_profile,
+    parse_profile,
+)
 from .engine.scheduler import EngineConfig, PollEngine
 from .engine.transport import PymodbusTransport, TransportConfig, TransportKind
 
@@ -90,6 +98,7 @@ class UnitInfo:
     model: str | None
     max_registers: int | None
     definitions: tuple[RegisterDefinition, ...]
+    subentry_id: str | None = None  # the device's config subentry (None before migration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +161,36 @@ def transport_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) ->
     return transport
 
 
-def settings_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) -> HubSettings:
-    """Turn config entry data/options into hub settings (defaults from const.py)."""
+def entry_devices(entry: Any) -> tuple[dict[str, Any], ...]:
+    """The devices of a config entry: one per device subentry, by unit id.
+
+    ``entry`` is a ConfigEntry (duck-typed: ``subentries`` and ``data``). Each device
+    dict is the subentry's data plus its ``subentry_id``. An entry without device
+    subentries (stored before they existed) falls back to ``data[devices]``.
+    """
+    devices = [
+        {**subentry.data, CONF_SUBENTRY_ID: subentry.subentry_id}
+        for subentry in getattr(entry, "subentries", {}).values()
+        if subentry.subentry_type == SUBENTRY_DEVICE
+    ]
+    if not devices:
+        devices = [dict(device) for device in entry.data.get(CONF_DEVICES) or ()]
+    return tuple(sorted(devices, key=lambda device: int(device.get(CONF_UNIT_ID, 0))))
+
+
+def settings_from_entry(
+    data: Mapping[str, Any],
+    options: Mapping[str, Any],
+    devices: tuple[Mapping[str, Any], ...] | None = None,
+) -> HubSettings:
+    """Turn config entry data/options into hub settings (defaults from const.py).
+
+    ``devices`` comes from :func:`entry_devices`; without it, ``data[devices]``.
+    """
     connection = str(data.get(CONF_CONNECTION, CONNECTION_DEMO))
     transport = transport_from_entry(data, options)
-    devices = tuple(data.get(CONF_DEVICES) or ())
+    if devices is None:
+        devices = tuple(data.get(CONF_DEVICES) or ())
     if not devices and connection == CONNECTION_DEMO:
         devices = ({CONF_UNIT_ID: DEFAULT_UNIT_ID, CONF_PROFILE: PROFILE_DEMO},)
     max_registers = int(options.get(CONF_MAX_REGISTERS, DEFAULT_MAX_REGISTERS))
@@ -182,48 +216,62 @@ def settings_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) -> 
     )
 
 
+def device_profile(device: Mapping[str, Any]) -> Profile:
+    """A device's profile: a shipped one, or its custom map with the map's own
+    ``name``, ``manufacturer``, ``model`` and ``max_registers``. Blocking: executor."""
+    unit_id = int(device.get(CONF_UNIT_ID, DEFAULT_UNIT_ID))
+    profile_id = str(device.get(CONF_PROFILE, PROFILE_CUSTOM))
+    if profile_id == PROFILE_CUSTOM:
+        text = str(device.get(CONF_REGISTER_MAP, ""))
+        profile = parse_profile(PROFILE_CUSTOM, text, unit_id)
+        if profile.name == PROFILE_CUSTOM:  # the map names no device
+            profile = dataclasses.replace(profile, name=f"Modbus unit {unit_id}")
+        return profile
+    return load_profile(profile_id, unit_id)
+
+
 def load_units(settings: HubSettings) -> list[UnitInfo]:
     """Read every device's register map. Blocking (profile files): run in an executor."""
     units: list[UnitInfo] = []
     for device in settings.devices:
-        unit_id = int(device.get(CONF_UNIT_ID, DEFAULT_UNIT_ID))
-        profile_id = str(device.get(CONF_PROFILE, PROFILE_CUSTOM))
-        name = device.get(CONF_NAME) or None
-        if profile_id == PROFILE_CUSTOM:
-            definitions = parse_register_map(str(device.get(CONF_REGISTER_MAP, "")), unit_id)
-            units.append(
-                UnitInfo(
-                    unit_id=unit_id,
-                    name=name or f"Modbus unit {unit_id}",
-                    manufacturer=None,
-                    model=None,
-                    max_registers=None,
-                    definitions=tuple(definitions),
-                )
-            )
-            continue
-        profile = load_profile(profile_id, unit_id)
+        try:
+            profile = device_profile(device)
+        except RegisterMapError as err:
+            name = device.get(CONF_NAME) or f"unit {device.get(CONF_UNIT_ID)}"
+            where = f"device '{name}' (unit {device.get(CONF_UNIT_ID)})"
+            raise RegisterMapError(f"{where}: {err.message}", err.field, err.line) from err
+        limit = profile.max_registers
         units.append(
             UnitInfo(
-                unit_id=unit_id,
-                name=name or profile.name,
+                unit_id=int(device.get(CONF_UNIT_ID, DEFAULT_UNIT_ID)),
+                name=str(device.get(CONF_NAME) or profile.name),
                 manufacturer=profile.manufacturer,
                 model=profile.model,
-                max_registers=profile.max_registers,
+                max_registers=limit if limit is not None and limit >= 1 else None,
                 definitions=profile.registers,
+                subentry_id=device.get(CONF_SUBENTRY_ID),
             )
         )
     return units
 
 
 def _limits(settings: HubSettings, units: list[UnitInfo]) -> EngineConfig:
-    """Device limits: the smaller of the option and the profile's own limit."""
+    """Device limits: the smaller of the option and the profile's (or map's) own limit.
+
+    Applied per unit through ``EngineConfig.limits``; where the engine also has a
+    per-unit ``unit_max_registers`` mapping, the same limits are passed there too.
+    """
     limits = dict(settings.engine.limits)
     for unit in units:
         current = limits.get(unit.unit_id, DeviceLimits())
         if unit.max_registers is not None and unit.max_registers < current.max_registers:
             limits[unit.unit_id] = dataclasses.replace(current, max_registers=unit.max_registers)
-    return dataclasses.replace(settings.engine, limits=limits)
+    extra: dict[str, Any] = {}
+    if "unit_max_registers" in {f.name for f in dataclasses.fields(EngineConfig)}:
+        extra["unit_max_registers"] = {
+            unit_id: limit.max_registers for unit_id, limit in limits.items()
+        }
+    return dataclasses.replace(settings.engine, limits=limits, **extra)
 
 
 @dataclass
@@ -289,6 +337,7 @@ async def async_build_hub(
             transport,
             clock,
             _limits(settings, units),
+            monotonic=monotonic_clock if clock is wall_clock else clock,
         )
     except BaseException:
         if server is not None:

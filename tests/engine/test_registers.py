@@ -29,7 +29,7 @@ def spec(**kwargs: object) -> RegisterSpec:
     ("kwargs", "field"),
     [
         ({"key": ""}, "key"),
-        ({"unit_id": 248}, "unit_id"),
+        ({"unit_id": 256}, "unit_id"),
         ({"unit_id": -1}, "unit_id"),
         ({"address": 65536}, "address"),
         ({"address": 65535, "data_type": DataType.UINT32}, "address"),

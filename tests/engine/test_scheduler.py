@@ -266,7 +266,9 @@ async def test_learned_state_survives_export_and_import() -> None:
     state = engine.export_state()
     fresh, _, transport, fresh_clock = make_engine()
     fresh_clock.t = clock.t
-    assert fresh.import_state(state) == []
+    report = fresh.import_state(state)
+    assert report.warnings == []
+    assert report.restored == len(engine.uids)
     before = engine.snapshot().registers
     after = fresh.snapshot().registers
     for uid in before:
@@ -285,22 +287,77 @@ async def test_learned_state_survives_export_and_import() -> None:
     assert len(json.dumps(state)) < 60_000  # stored on SD cards: keep it small
 
 
+WRONG_VERSION = "stored state version {!r} is not 1; starting fresh"
+
+
 @pytest.mark.parametrize(
-    "state",
+    ("state", "warnings"),
     [
-        {},
-        {"version": 99},
-        "garbage",
-        {"version": 1, "registers": {"1.room_setpoint": {"model": "x", "profile": 3}}},
-        {"version": 1, "holes": [{"unit_id": "x"}]},
+        ({}, [WRONG_VERSION.format(None)]),
+        ({"version": 99}, [WRONG_VERSION.format(99)]),
+        ("garbage", [WRONG_VERSION.format(None)]),
+        (
+            {"version": 1, "registers": {"1.room_setpoint": {"model": "x", "profile": 3}}},
+            [
+                "1.room_setpoint: stored state set aside "
+                "(its interval model is missing or of another version)"
+            ],
+        ),
+        (
+            {"version": 1, "registers": {"1.room_setpoint": "x"}},
+            ["1.room_setpoint: stored state set aside (not a mapping)"],
+        ),
+        (
+            {"version": 1, "holes": [{"unit_id": "x"}]},
+            ["a stored hole was set aside (invalid literal for int() with base 10: 'x')"],
+        ),
     ],
 )
-async def test_corrupt_state_is_set_aside_not_fatal(state: object) -> None:
-    engine, _, _, _ = make_engine()
-    warnings = engine.import_state(state)  # type: ignore[arg-type]
-    assert isinstance(warnings, list)
-    result = await engine.poll_due()
-    assert result.changed
+async def test_corrupt_state_is_set_aside_not_fatal(state: object, warnings: list[str]) -> None:
+    engine, _, _, clock = make_engine()
+    report = engine.import_state(state)  # type: ignore[arg-type]
+    # exactly what was set aside, and nothing claimed as restored
+    assert report.warnings == warnings
+    assert report.restored == 0
+    # learning starts clean: the same history gives exactly what a fresh engine learns
+    reference, _, _, ref_clock = make_engine()
+    assert engine.export_state() == reference.export_state()
+    await run_until(engine, clock, 900)
+    await run_until(reference, ref_clock, 900)
+    assert engine.export_state() == reference.export_state()
+    assert engine.snapshot().holes == reference.snapshot().holes == {"1.input": (10,)}
+
+
+async def test_partly_corrupt_state_restores_the_rest_and_caps_quarantines() -> None:
+    engine, _, _, clock = make_engine()
+    await run_until(engine, clock, 2000)
+    state = engine.export_state()
+    state["registers"]["1.room_setpoint"]["model"] = {"version": 7}
+    state["registers"]["1.grid_voltage"]["quarantined_until"] = clock.t + 1e9
+    state["registers"]["1.grid_voltage"]["quarantine_backoff"] = 1e12
+    state["registers"]["1.supply_temperature"]["quarantined_until"] = float("nan")
+    fresh, _, _, fresh_clock = make_engine()
+    fresh_clock.t = clock.t + 60
+    report = fresh.import_state(state)
+    assert report.restored == len(engine.uids) - 2
+    assert sorted(report.warnings) == sorted(
+        [
+            "1.supply_temperature: stored state set aside "
+            "(quarantine nan / backoff 300.0 is not finite)",
+            "1.room_setpoint: stored state set aside "
+            "(its interval model is missing or of another version)",
+            f"1.grid_voltage: stored quarantine backoff 1000000000000 s capped to "
+            f"{scheduler.QUARANTINE_MAX:.0f} s",
+            f"1.grid_voltage: stored quarantine ends {1e9 - 60:.0f} s from now; capped to "
+            f"{scheduler.QUARANTINE_MAX:.0f} s",
+        ]
+    )
+    grid = fresh.snapshot().registers["1.grid_voltage"]
+    assert grid.quarantined_until == fresh_clock.t + scheduler.QUARANTINE_MAX
+    before = engine.snapshot().registers
+    after = fresh.snapshot().registers
+    assert after["1.outdoor_temperature"].interval == before["1.outdoor_temperature"].interval
+    assert after["1.room_setpoint"].interval == scheduler.EngineConfig().min_interval
 
 
 class DeadTransport(InProcessTransport):

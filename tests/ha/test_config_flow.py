@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import AsyncGenerator, Generator, Sequence
 from pathlib import Path
@@ -18,17 +19,12 @@ from unittest.mock import AsyncMock, patch
 import pytest
 from homeassistant.config_entries import SOURCE_IMPORT, SOURCE_USER
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
     MockConfigEntry,
 )
 
-from custom_components.adaptive_modbus import config_flow
-from custom_components.adaptive_modbus.config_flow import (
-    CONF_ADD_ANOTHER,
-    FlowError,
-    _probe_error,
-)
+from custom_components.adaptive_modbus import config_flow, flow_checks
 from custom_components.adaptive_modbus.const import (
     CONF_ADAPTIVE,
     CONF_BAUDRATE,
@@ -55,6 +51,7 @@ from custom_components.adaptive_modbus.const import (
     CONF_UNIT_ID,
     DOMAIN,
 )
+from custom_components.adaptive_modbus.engine.device_probe import ProbeOutcome, ProbeResult
 from custom_components.adaptive_modbus.engine.errors import (
     IllegalFunction,
     ModbusConnectionError,
@@ -65,7 +62,16 @@ from custom_components.adaptive_modbus.engine.register_map import RegisterMapErr
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.engine.transport import classify_exception_code
+from custom_components.adaptive_modbus.engine.transport import (
+    PymodbusTransport,
+    TransportKind,
+    classify_exception_code,
+)
+from custom_components.adaptive_modbus.flow_checks import (
+    CONF_ADD_ANOTHER,
+    FlowError,
+    _probe_error,
+)
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
@@ -106,7 +112,7 @@ BAD_MAP = """registers:
 @pytest.fixture(autouse=True)
 def fast_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     """Validation requests time out quickly in tests."""
-    monkeypatch.setattr(config_flow, "VALIDATION_TIMEOUT", 0.4)
+    monkeypatch.setattr(flow_checks, "VALIDATION_TIMEOUT", 0.4)
 
 
 @pytest.fixture(autouse=True)
@@ -254,9 +260,19 @@ async def tcp_to_device(hass: HomeAssistant, port: int, step: str = "tcp") -> di
     return dict(result)
 
 
-def device_input(unit: int = 1, profile: str = "demo", **extra: Any) -> dict[str, Any]:
-    """A device form submission."""
+def device_input(unit: int = 1, profile: str = "sdm120", **extra: Any) -> dict[str, Any]:
+    """A device form submission (SDM120: its first register is one the demo serves)."""
     return {CONF_UNIT_ID: unit, CONF_PROFILE: profile, CONF_ADD_ANOTHER: False, **extra}
+
+
+def devices(result: Any) -> list[dict[str, Any]]:
+    """The device subentries' data of a created entry, in creation order."""
+    entry = result["result"]
+    subs = list(entry.subentries.values())
+    assert all(sub.subentry_type == "device" for sub in subs)
+    assert [sub.unique_id for sub in subs] == [str(sub.data[CONF_UNIT_ID]) for sub in subs]
+    assert [sub.title for sub in subs] == [sub.data[CONF_NAME] for sub in subs]
+    return [dict(sub.data) for sub in subs]
 
 
 def suggested(result: Any, field: str) -> Any:
@@ -289,12 +305,11 @@ async def test_tcp_success(hass: HomeAssistant, sim: SimulatorServer) -> None:
     result = await configure(hass, result, device_input())
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"{HOST}:{sim.port}"
-    assert result["data"] == {
-        CONF_CONNECTION: "tcp",
-        CONF_HOST: HOST,
-        CONF_PORT: sim.port,
-        CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo heat pump"}],
-    }
+    assert result["data"] == {CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: sim.port}
+    assert devices(result) == [
+        {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Eastron SDM120"}
+    ]
+    assert result["result"].version == 2
     assert result["result"].unique_id == f"tcp:{HOST}:{sim.port}"
     assert [(r.unit_id, r.function_code, r.address) for r in sim.requests] == [(1, 4, 0)]
 
@@ -350,15 +365,46 @@ async def test_tcp_no_answer_from_unit(hass: HomeAssistant, sim: SimulatorServer
     # fixing the unit id finishes the flow
     result = await configure(hass, result, device_input(1, name="Seven"))
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"][CONF_DEVICES][0][CONF_NAME] == "Seven"
+    assert devices(result)[0][CONF_NAME] == "Seven"
 
 
 async def test_invalid_unit_id(hass: HomeAssistant, sim: SimulatorServer) -> None:
-    """Unit ids outside 0-247 are refused before any request."""
+    """On Modbus TCP unit ids outside 0-255 are refused before any request."""
     result = await tcp_to_device(hass, sim.port)
-    for unit in (248, 1.5, -1):
+    sim.requests.clear()
+    for unit in (256, 1.5, -1):
         result = await configure(hass, result, device_input(unit))  # type: ignore[arg-type]
         assert result["errors"] == {CONF_UNIT_ID: "invalid_unit_id"}
+        placeholders = result["description_placeholders"]
+        assert (placeholders["min_unit"], placeholders["max_unit"]) == ("0", "255")
+    assert not sim.requests
+
+
+async def test_tcp_unit_255_accepted(hass: HomeAssistant, socket_enabled: None) -> None:
+    """Modbus TCP devices addressed as unit 255 are accepted and really read."""
+    server = SimulatorServer(MultiUnitDevice([255]), host=HOST, port=0, unit_ids=[255])
+    await server.start()
+    try:
+        result = await tcp_to_device(hass, server.port)
+        result = await configure(hass, result, device_input(255))
+        assert result["type"] is FlowResultType.CREATE_ENTRY, result
+        assert devices(result)[0][CONF_UNIT_ID] == 255
+        assert [r.unit_id for r in server.requests] == [255]
+    finally:
+        await server.stop()
+
+
+async def test_rtu_unit_range(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+    """On an RTU line unit 0 (broadcast) and 248-255 are refused, each with its text."""
+    result = await tcp_to_device(hass, rtu_sim.port, step="rtu_over_tcp")
+    rtu_sim.requests.clear()
+    result = await configure(hass, result, device_input(0))
+    assert result["errors"] == {CONF_UNIT_ID: "broadcast_unit"}
+    result = await configure(hass, result, device_input(248))
+    assert result["errors"] == {CONF_UNIT_ID: "invalid_unit_id"}
+    placeholders = result["description_placeholders"]
+    assert (placeholders["min_unit"], placeholders["max_unit"]) == ("1", "247")
+    assert not rtu_sim.requests
 
 
 async def test_illegal_address(hass: HomeAssistant, sim: SimulatorServer) -> None:
@@ -379,12 +425,17 @@ async def test_illegal_address(hass: HomeAssistant, sim: SimulatorServer) -> Non
     assert suggested(result, CONF_REGISTER_MAP) == HOLE_MAP
 
 
-async def test_duplicate_endpoint_aborts(hass: HomeAssistant, sim: SimulatorServer) -> None:
-    """A second entry for the same host and port is refused."""
+@pytest.mark.parametrize("unique_id", [True, False])
+async def test_duplicate_endpoint_aborts(
+    hass: HomeAssistant, sim: SimulatorServer, unique_id: bool
+) -> None:
+    """A second entry for the same host and port is refused (also when the stored
+    entry has no unique id: matched on its data)."""
     MockConfigEntry(
         domain=DOMAIN,
-        unique_id=f"tcp:{HOST}:{sim.port}",
-        data={CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: sim.port, CONF_DEVICES: []},
+        version=2,
+        unique_id=f"tcp:{HOST}:{sim.port}" if unique_id else None,
+        data={CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: sim.port},
     ).add_to_hass(hass)
     for step in ("tcp", "rtu_over_tcp"):
         result = await start(hass, step)
@@ -399,9 +450,7 @@ async def test_rtu_over_tcp_success(hass: HomeAssistant, rtu_sim: SimulatorServe
     result = await configure(hass, result, device_input(profile="sdm120", name="Meter"))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_CONNECTION] == "rtu_over_tcp"
-    assert result["data"][CONF_DEVICES] == [
-        {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"}
-    ]
+    assert devices(result) == [{CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"}]
     assert result["result"].unique_id == f"tcp:{HOST}:{rtu_sim.port}"
 
 
@@ -429,11 +478,11 @@ async def test_second_device(hass: HomeAssistant, sim2: SimulatorServer) -> None
     # a unit that does not answer after another did: no_answer_from_unit
     result = await configure(hass, result, device_input(5))
     assert result["errors"] == {CONF_UNIT_ID: "no_answer_from_unit"}
-    result = await configure(hass, result, device_input(2, profile="sdm120"))
+    result = await configure(hass, result, device_input(2, profile="sdm630"))
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"][CONF_DEVICES] == [
-        {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo heat pump"},
-        {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", CONF_NAME: "Eastron SDM120"},
+    assert devices(result) == [
+        {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Eastron SDM120"},
+        {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm630", CONF_NAME: "Eastron SDM630"},
     ]
 
 
@@ -444,8 +493,8 @@ async def test_same_profile_twice_gets_distinct_names(
     result = await tcp_to_device(hass, sim2.port)
     result = await configure(hass, result, device_input(1, add_another=True))
     result = await configure(hass, result, device_input(2))
-    names = [device[CONF_NAME] for device in result["data"][CONF_DEVICES]]
-    assert names == ["Demo heat pump", "Demo heat pump 2"]
+    names = [device[CONF_NAME] for device in devices(result)]
+    assert names == ["Eastron SDM120", "Eastron SDM120 2"]
 
 
 async def test_custom_map_prefilled_and_success(hass: HomeAssistant, sim: SimulatorServer) -> None:
@@ -458,7 +507,7 @@ async def test_custom_map_prefilled_and_success(hass: HomeAssistant, sim: Simula
     assert result["description_placeholders"]["unit"] == "1"
     result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"][CONF_DEVICES] == [
+    assert devices(result) == [
         {
             CONF_UNIT_ID: 1,
             CONF_PROFILE: "custom",
@@ -486,8 +535,9 @@ async def test_custom_map_invalid(hass: HomeAssistant, sim: SimulatorServer) -> 
     # broken YAML: the line of the syntax error
     broken = "registers:\n  - name: A\n    table: [input\n"
     result = await configure(hass, result, {CONF_REGISTER_MAP: broken})
-    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_yaml"}
     assert result["description_placeholders"]["line"] not in ("-", "")
+    assert result["description_placeholders"]["column"] not in ("-", "")
     assert suggested(result, CONF_REGISTER_MAP) == broken
     # an empty map
     result = await configure(hass, result, {CONF_REGISTER_MAP: ""})
@@ -495,7 +545,7 @@ async def test_custom_map_invalid(hass: HomeAssistant, sim: SimulatorServer) -> 
     # fixed: the device keeps the name typed on the device step
     result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"][CONF_DEVICES][0][CONF_NAME] == "Mine"
+    assert devices(result)[0][CONF_NAME] == "Mine"
 
 
 async def test_custom_device_then_another(hass: HomeAssistant, sim2: SimulatorServer) -> None:
@@ -507,7 +557,7 @@ async def test_custom_device_then_another(hass: HomeAssistant, sim2: SimulatorSe
     assert result["step_id"] == "device"
     result = await configure(hass, result, device_input(2))
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert [d[CONF_PROFILE] for d in result["data"][CONF_DEVICES]] == ["custom", "demo"]
+    assert [d[CONF_PROFILE] for d in devices(result)] == ["custom", "sdm120"]
 
 
 # -- serial -----------------------------------------------------------------------------
@@ -564,8 +614,10 @@ async def test_serial_success(hass: HomeAssistant, pty_pair: tuple[str, str]) ->
             CONF_BYTESIZE: 8,
             CONF_PARITY: "N",
             CONF_STOPBITS: 1,
-            CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo heat pump"}],
         }
+        assert devices(result) == [
+            {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Eastron SDM120"}
+        ]
     finally:
         await server.stop()
 
@@ -583,11 +635,8 @@ async def test_serial_no_answer(hass: HomeAssistant, pty_pair: tuple[str, str]) 
 # -- demo and import --------------------------------------------------------------------
 
 
-DEMO_DATA = {
-    CONF_CONNECTION: "demo",
-    CONF_SEED: 42,
-    CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"}],
-}
+DEMO_DATA = {CONF_CONNECTION: "demo", CONF_SEED: 42}
+DEMO_DEVICES = [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"}]
 
 
 async def test_demo(hass: HomeAssistant) -> None:
@@ -597,6 +646,7 @@ async def test_demo(hass: HomeAssistant) -> None:
     result = await configure(hass, result, {CONF_SEED: 42})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == DEMO_DATA
+    assert devices(result) == DEMO_DEVICES
     assert result["result"].unique_id == "demo:42"
     # the same seed again is a duplicate
     result = await start(hass, "demo")
@@ -625,6 +675,7 @@ async def test_import_demo(hass: HomeAssistant) -> None:
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == DEMO_DATA
+    assert devices(result) == DEMO_DEVICES
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_IMPORT}, data=data
     )
@@ -683,18 +734,21 @@ async def test_options(hass: HomeAssistant) -> None:
 # -- reconfigure ------------------------------------------------------------------------
 
 
+def device_subentry(unit: int = 1, profile: str = "demo", **device: Any) -> dict[str, Any]:
+    """A stored device subentry."""
+    data = {CONF_UNIT_ID: unit, CONF_PROFILE: profile, CONF_NAME: "D", **device}
+    return {"data": data, "subentry_type": "device", "title": "D", "unique_id": str(unit)}
+
+
 def tcp_entry(port: int, profile: str = "demo", **device: Any) -> MockConfigEntry:
-    """A stored TCP entry."""
+    """A stored TCP entry (version 2: the device is a subentry)."""
     return MockConfigEntry(
         domain=DOMAIN,
+        version=2,
         unique_id=f"tcp:{HOST}:{port}",
         title=f"{HOST}:{port}",
-        data={
-            CONF_CONNECTION: "tcp",
-            CONF_HOST: HOST,
-            CONF_PORT: port,
-            CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: profile, CONF_NAME: "D", **device}],
-        },
+        data={CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: port},
+        subentries_data=[device_subentry(1, profile, **device)],
     )
 
 
@@ -715,7 +769,10 @@ async def test_reconfigure_tcp(hass: HomeAssistant, sim: SimulatorServer, closed
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_PORT] == sim.port
-    assert entry.data[CONF_DEVICES] == [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "D"}]
+    assert CONF_DEVICES not in entry.data
+    assert [dict(sub.data) for sub in entry.subentries.values()] == [
+        {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "D"}
+    ]
     assert entry.unique_id == f"tcp:{HOST}:{sim.port}"
     assert entry.title == f"{HOST}:{sim.port}"
     assert [(r.unit_id, r.address) for r in sim.requests] == [(1, 0)]
@@ -751,6 +808,7 @@ async def test_reconfigure_serial(
     server_end, client_end = pty_pair
     entry = MockConfigEntry(
         domain=DOMAIN,
+        version=2,
         unique_id="serial:/dev/ttyOLD",
         data={
             CONF_CONNECTION: "serial",
@@ -759,8 +817,8 @@ async def test_reconfigure_serial(
             CONF_BYTESIZE: 8,
             CONF_PARITY: "E",
             CONF_STOPBITS: 1,
-            CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "D"}],
         },
+        subentries_data=[device_subentry()],
     )
     entry.add_to_hass(hass)
     result = await entry.start_reconfigure_flow(hass)
@@ -829,7 +887,10 @@ def test_translations_complete() -> None:
     strings, english = _load("strings.json"), _load("translations/en.json")
     for section in ("config", "options", "selector"):
         assert strings[section] == english[section], section
-    source = (PACKAGE / "config_flow.py").read_text(encoding="utf-8")
+    source = "\n".join(
+        (PACKAGE / name).read_text(encoding="utf-8")
+        for name in ("config_flow.py", "device_flow.py", "flow_checks.py")
+    )
     used_errors = set(re.findall(r'FlowError\(\s*"([a-z_]+)"', source))
     used_errors |= set(re.findall(r'errors\[[A-Z_]+\] = "([a-z_]+)"', source))
     used_aborts = set(re.findall(r'reason="([a-z_]+)"', source)) | {
@@ -849,7 +910,7 @@ def test_translations_complete() -> None:
         "demo",
     }
     # every placeholder an error string uses is one the flow always provides
-    provided = set(config_flow.placeholders())
+    provided = set(flow_checks.placeholders())
     for message in config["error"].values():
         assert set(re.findall(r"{(\w+)}", message)) <= provided, message
     # every form field has a label
@@ -868,12 +929,12 @@ def test_translations_complete() -> None:
 async def test_unexpected_errors(hass: HomeAssistant, sim: SimulatorServer) -> None:
     """A bug below the flow becomes 'unknown', never a crashed flow."""
     result = await start(hass, "tcp")
-    with patch.object(config_flow.PymodbusTransport, "connect", side_effect=RuntimeError):
+    with patch.object(PymodbusTransport, "connect", side_effect=RuntimeError):
         result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
     assert result["errors"] == {"base": "unknown"}
     result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: sim.port})
     assert result["step_id"] == "device"
-    with patch.object(config_flow.PymodbusTransport, "read", side_effect=RuntimeError):
+    with patch.object(PymodbusTransport, "read", side_effect=RuntimeError):
         result = await configure(hass, result, device_input())
     assert result["errors"] == {"base": "unknown"}
 
@@ -882,7 +943,7 @@ async def test_invalid_shipped_profile(hass: HomeAssistant, sim: SimulatorServer
     """A profile file that does not load is reported on the profile field."""
     result = await tcp_to_device(hass, sim.port)
     broken = RegisterMapError("not valid YAML", None, 3)
-    with patch.object(config_flow, "load_profile", side_effect=broken):
+    with patch.object(flow_checks, "load_profile", side_effect=broken):
         result = await configure(hass, result, device_input(profile="sdm630"))
     assert result["errors"] == {CONF_PROFILE: "invalid_profile"}
     assert "line 3" in result["description_placeholders"]["error"]
@@ -895,8 +956,178 @@ async def test_serial_port_empty(hass: HomeAssistant) -> None:
     assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_missing"}
 
 
-def test_serial_port_exists(tmp_path: Path) -> None:
-    """pyserial URLs are not file paths; paths are checked on disk."""
-    assert config_flow.serial_port_exists("socket://192.0.2.1:4001")
-    assert config_flow.serial_port_exists(str(tmp_path))
-    assert not config_flow.serial_port_exists(str(tmp_path / "ttyACM9"))
+def test_serial_port_exists(tmp_path: Path, pty_pair: tuple[str, str]) -> None:
+    """Only character devices are serial ports: no directories, files or URLs."""
+    _, client_end = pty_pair  # a link to /dev/pts/N, like /dev/serial/by-id/...
+    assert flow_checks.serial_port_exists(client_end)
+    plain = tmp_path / "file"
+    plain.write_text("x")
+    for port in (str(tmp_path), str(plain), "socket://192.0.2.1:4001", "loop://"):
+        assert not flow_checks.serial_port_exists(port), port
+        assert flow_checks.serial_port_status(port) == "serial_port_not_device"
+    assert flow_checks.serial_port_status(str(tmp_path / "ttyACM9")) == "serial_port_missing"
+
+
+# -- issue fixes: profiles, serial ports, YAML, framing, executor ------------------------
+
+
+async def test_no_profile_preselected_on_real_connections(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
+    """A real connection offers no demo profile and preselects none: defaults alone
+    cannot be submitted."""
+    result = await tcp_to_device(hass, sim.port)
+    assert suggested(result, CONF_PROFILE) is None
+    profile_key = next(key for key in result["data_schema"].schema if key == CONF_PROFILE)
+    offered = [
+        option["value"] for option in result["data_schema"].schema[profile_key].config["options"]
+    ]
+    assert "demo" not in offered
+    assert {"sdm630", "sdm120", "custom"} <= set(offered)
+    with pytest.raises(InvalidData):
+        await configure(hass, result, {CONF_UNIT_ID: 1, CONF_ADD_ANOTHER: False})
+    with pytest.raises(InvalidData):
+        await configure(hass, result, device_input(profile="demo"))
+
+
+async def test_serial_step_refuses_directories_and_urls(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """A directory or a pyserial URL (spy:// would write a log file) is not a port."""
+    log = tmp_path / "spy.log"
+    for port in (str(tmp_path), f"spy://{tmp_path}/x?file={log}", "socket://192.0.2.1:4001"):
+        result = await start(hass, "serial")
+        result = await configure(hass, result, serial_input(port))
+        assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_not_device"}, port
+        assert result["description_placeholders"]["serial_port"] == port
+    assert not log.exists()
+
+
+async def test_serial_port_in_use(
+    hass: HomeAssistant, pty_pair: tuple[str, str], tmp_path: Path
+) -> None:
+    """A port another entry uses (by any path to the device) gets its own text."""
+    _, client_end = pty_pair
+    MockConfigEntry(
+        domain=DOMAIN,
+        version=2,
+        title="Heating bus",
+        unique_id=f"serial:{client_end}",
+        data={CONF_CONNECTION: "serial", CONF_SERIAL_PORT: client_end, CONF_BAUDRATE: 9600},
+    ).add_to_hass(hass)
+    alias = tmp_path / "by-id-link"
+    alias.symlink_to(client_end)
+    for port in (client_end, str(alias)):
+        result = await start(hass, "serial")
+        result = await configure(hass, result, serial_input(port))
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_in_use"}
+        assert result["description_placeholders"]["entry"] == "Heating bus"
+        assert result["description_placeholders"]["serial_port"] == port
+
+
+async def test_yaml_syntax_error_names_line_and_column(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
+    """A YAML syntax error says line and column, never 'field -'."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom"))
+    text = "registers:\n  - name: A\n    table: input\n   address: 3\n"
+    result = await configure(hass, result, {CONF_REGISTER_MAP: text})
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_yaml"}
+    placeholders = result["description_placeholders"]
+    assert (placeholders["line"], placeholders["column"]) == ("4", "4")
+    strings = _load("strings.json")["config"]["error"]
+    assert "{field}" not in strings["invalid_yaml"]
+    assert "{column}" in strings["invalid_yaml"]
+
+
+async def test_custom_map_parsed_off_the_event_loop(
+    hass: HomeAssistant, sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map is parsed in an executor thread, not in the event loop."""
+    threads: list[str] = []
+    original = flow_checks.parse_custom_map
+
+    def spy(text: str, unit_id: int) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(text, unit_id)
+
+    monkeypatch.setattr(flow_checks, "parse_custom_map", spy)
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom"))
+    result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert threads
+    assert threading.main_thread().name not in threads
+
+
+async def test_custom_map_max_registers_checked(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """A map's max_registers must be 1-125; the map's own name names the device."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom"))
+    result = await configure(hass, result, {CONF_REGISTER_MAP: "max_registers: 0\n" + GOOD_MAP})
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    assert result["description_placeholders"]["field"] == "max_registers"
+    named = "name: Boiler meter\nmax_registers: 20\n" + GOOD_MAP
+    result = await configure(hass, result, {CONF_REGISTER_MAP: named})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert devices(result)[0][CONF_NAME] == "Boiler meter"
+
+
+async def test_rtu_over_tcp_against_tcp_server(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """RTU over TCP chosen for a Modbus TCP server: the error says which framing answers."""
+    result = await tcp_to_device(hass, sim.port, step="rtu_over_tcp")
+    result = await configure(hass, result, device_input())
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "wrong_framer_tcp"}
+
+
+async def test_tcp_against_rtu_server(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+    """Modbus TCP chosen for an RTU-over-TCP gateway: the error says RTU answers."""
+    result = await tcp_to_device(hass, rtu_sim.port)
+    result = await configure(hass, result, device_input())
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "wrong_framer_rtu"}
+
+
+async def test_demo_entry_has_no_device_subentry_flow(hass: HomeAssistant) -> None:
+    """Devices are added on real connections; the demo serves only its own device."""
+    demo = MockConfigEntry(domain=DOMAIN, version=2, unique_id="demo:42", data=DEMO_DATA)
+    real = tcp_entry(1502)
+    flow = config_flow.AdaptiveModbusConfigFlow
+    assert flow.async_get_supported_subentry_types(demo) == {}
+    assert set(flow.async_get_supported_subentry_types(real)) == {"device"}
+
+
+def test_every_probe_outcome_is_translated() -> None:
+    """Each engine probe outcome becomes a form error the strings translate."""
+    errors = _load("strings.json")["config"]["error"]
+    for outcome in ProbeOutcome:
+        answering = TransportKind.TCP if outcome is ProbeOutcome.WRONG_FRAMING else None
+        result = ProbeResult(outcome, 3, Table.HOLDING, 40, None, answering)
+        error = flow_checks.probe_flow_error(result)
+        if outcome is ProbeOutcome.OK:
+            assert error is None
+            continue
+        assert error is not None and error.key in errors, outcome
+
+
+async def test_custom_map_too_large_or_too_deep(hass: HomeAssistant, sim: SimulatorServer) -> None:
+    """An oversized map is refused before parsing; 1,000 nested brackets give an
+    error, not a crashed flow; error texts stay short."""
+    result = await tcp_to_device(hass, sim.port)
+    result = await configure(hass, result, device_input(profile="custom"))
+    huge = GOOD_MAP + "#" * flow_checks.MAX_MAP_CHARS
+    result = await configure(hass, result, {CONF_REGISTER_MAP: huge})
+    assert result["errors"] == {CONF_REGISTER_MAP: "register_map_too_large"}
+    deep = "registers: " + "[" * 1000 + "]" * 1000 + "\n"
+    result = await configure(hass, result, {CONF_REGISTER_MAP: deep})
+    assert result["type"] is FlowResultType.FORM
+    assert CONF_REGISTER_MAP in result["errors"]
+    long_name = (
+        "registers:\n  - name: A\n    table: input\n    address: 0\n    data_type: " + "x" * 5000
+    )
+    result = await configure(hass, result, {CONF_REGISTER_MAP: long_name})
+    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    assert len(result["description_placeholders"]["error"]) <= flow_checks.MAX_ERROR_CHARS

@@ -19,6 +19,7 @@ class ErrorKind(StrEnum):
     ILLEGAL_FUNCTION = "illegal_function"
     DEVICE_FAILURE = "device_failure"
     OTHER = "other"
+    MISMATCH = "mismatch"  # an answer for another request (unit, transaction, count)
 
     @property
     def blames_block(self) -> bool:
@@ -30,6 +31,9 @@ class ModbusError(Exception):
     """A failed Modbus request."""
 
     kind: ErrorKind = ErrorKind.OTHER
+    # True when a write failed after it went out: the device may have applied it, so
+    # nothing retries it automatically (a command or pulse register must not run twice)
+    may_have_applied: bool = False
 
     def __init__(
         self,
@@ -73,3 +77,26 @@ class DeviceFailure(ModbusError):
     """Exception code 4 (or another device-side failure such as 3, 5, 6, 10, 11)."""
 
     kind = ErrorKind.DEVICE_FAILURE
+
+
+class TransportClosed(ModbusConnectionError):
+    """The transport was closed (unload, reload): it never reconnects."""
+
+
+class ResponseMismatch(ModbusError):
+    """An answer that is not for the request: wrong unit id, transaction id, function
+    code or count. The connection is dropped (the stream is out of step)."""
+
+    kind = ErrorKind.MISMATCH
+
+
+class FramingMismatch(ModbusConnectionError):
+    """The device answers another framing than the configured one.
+
+    ``configured`` and ``answering`` are transport kinds (``"tcp"``, ``"rtu_over_tcp"``).
+    """
+
+    def __init__(self, message: str, *, configured: str, answering: str) -> None:
+        super().__init__(message)
+        self.configured = configured
+        self.answering = answering

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Sequence
 from typing import Any, Final, Protocol, cast
 
@@ -106,6 +107,29 @@ def unit_kwargs(unit_id: int) -> dict[str, Any]:
 def server_kwargs(*, ignore_missing_units: bool) -> dict[str, Any]:
     """Keyword arguments common to every pymodbus server class."""
     return {SERVER_IGNORE_MISSING_KEYWORD: ignore_missing_units}
+
+
+# ----------------------------------------------------------------------------- logging
+
+# pymodbus logs through "pymodbus.logging" (every version in the range). It logs an
+# ERROR with raw frame dumps (other connections' traffic included) on every timeout,
+# which this engine handles and reports itself.
+PYMODBUS_LOGGERS: Final = ("pymodbus", "pymodbus.logging")
+QUIET_LEVEL: Final = logging.CRITICAL
+
+
+def quiet_pymodbus_logging() -> bool:
+    """Keep pymodbus' own logging out of the user's log at normal levels.
+
+    Sets the ``pymodbus`` logger to CRITICAL unless someone (the user, through HA's
+    ``logger`` settings) has set a level on it or on ``pymodbus.logging``: raising
+    them to DEBUG still shows every frame. Idempotent; True if it changed the level.
+    """
+    parent = logging.getLogger(PYMODBUS_LOGGERS[0])
+    if any(logging.getLogger(name).level != logging.NOTSET for name in PYMODBUS_LOGGERS):
+        return False
+    parent.setLevel(QUIET_LEVEL)
+    return True
 
 
 # ----------------------------------------------------------------------------- client

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 Value = bool | int | float | str
 
-MAX_UNIT_ID = 247
+MAX_UNIT_ID = 255  # Modbus TCP; RTU lines use 1-247 (checked where configured)
 MAX_ADDRESS = 65535
 
 

@@ -14,6 +14,15 @@ learned as a hole the planner never spans again; a single register that fails on
 its own is quarantined and re-probed with exponential backoff. The rest of the
 cycle's results are applied either way. Holes and quarantines are part of the
 exported state, so a restart does not relearn them.
+
+Units that stop answering: a unit whose reads in a cycle all fail with timeouts or
+connection errors is down. Its registers are parked (not retried one by one) and a
+single probe, its smallest read, runs on a short bounded backoff (UNIT_PROBE_FIRST
+doubling to UNIT_PROBE_MAX); when it answers, every register of the unit is due at
+once. CycleResult.units_down / units_back report each transition once.
+
+Clocks: due times, intervals and backoffs run on an injected monotonic clock; the
+wall clock is used only for time-of-week patterns and for times shown to users.
 """
 
 from __future__ import annotations
@@ -23,12 +32,14 @@ import logging
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ErrorKind, ModbusError
+from .intervals import STATE_VERSION as MODEL_STATE_VERSION
 from .intervals import IntervalLimits, IntervalModel, Reason, aligned_due, quantize
+from .patterns import STATE_VERSION as PROFILE_STATE_VERSION
 from .patterns import ActivityProfile
 from .planner import BlockRead, CostModel, DeviceLimits, plan_reads
 from .registers import RegisterSpec, Table, Value
@@ -41,6 +52,7 @@ from .stats import (
     RegisterSnapshot,
     RequestRecord,
     StatsRecorder,
+    UnitStatus,
     sorted_snapshots,
 )
 from .transport import Transport
@@ -54,6 +66,17 @@ BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same c
 EARLY_FRACTION = 0.5  # a neighbour this close to due (share of its interval) is read early
 COST_SAMPLES = 64  # requests kept for fitting the connection's cost model
 COST_MIN_SAMPLES = 8
+# A unit that stops answering (timeouts, connection errors) is "down": its registers are
+# parked and one probe (its smallest read) is sent UNIT_PROBE_FIRST s later, then at
+# doubling intervals up to UNIT_PROBE_MAX s. The moment a probe answers, every register
+# of the unit is due at once: values return at most UNIT_PROBE_MAX s (plus one cycle)
+# after the device does, and a 10 min outage costs about 25 requests per unit.
+UNIT_PROBE_FIRST = 5.0
+UNIT_PROBE_MAX = 30.0
+# restored quarantines never last longer than this from the restart (absurd or future
+# timestamps in a stored state are capped, not trusted)
+RESTORED_QUARANTINE_MAX = QUARANTINE_MAX
+_SILENT_KINDS = frozenset({ErrorKind.TIMEOUT, ErrorKind.CONNECTION})
 
 Clock = Callable[[], float]
 HoleKey = tuple[int, Table]
@@ -92,6 +115,31 @@ class CycleResult:
     requests: int
     registers_read: int
     errors: tuple[ErrorRecord, ...]
+    # units that stopped answering in this cycle / answered a probe again: each unit
+    # appears once per outage in each, so a caller can log "down" and "back" once
+    units_down: frozenset[int] = frozenset()
+    units_back: frozenset[int] = frozenset()
+    # an unexpected (non-Modbus) exception hit this cycle: its repr; the registers it
+    # kept from being read are in ``failed`` and rescheduled like any failed read
+    internal_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What :meth:`PollEngine.import_state` really restored."""
+
+    restored: int  # registers whose learned state was applied
+    warnings: list[str]
+
+
+@dataclass
+class _UnitDown:
+    """A unit that stopped answering (engine time)."""
+
+    since: float
+    next_probe: float
+    backoff: float = UNIT_PROBE_FIRST
+    probes: int = 0
 
 
 @dataclass
@@ -128,6 +176,7 @@ class _Cycle:
     registers_read: int = 0
     dead_units: set[int] = field(default_factory=set)
     connection_lost: bool = False
+    internal_error: str | None = None
 
 
 class _CostEstimator:
@@ -175,10 +224,16 @@ class PollEngine:
         transport: Transport,
         clock: Clock,
         config: EngineConfig | None = None,
+        *,
+        monotonic: Clock | None = None,
     ) -> None:
+        """``clock`` is wall time (time-of-week patterns, times shown to users);
+        ``monotonic`` (default: ``clock``) drives due times, intervals and backoffs,
+        so a wall-clock step (NTP, DST tools, a user) never stalls polling."""
         self.config = config or EngineConfig()
         self._transport = transport
-        self._clock = clock
+        self._wall = clock
+        self._clock = monotonic or clock  # engine time: everything scheduled runs on it
         self._stats = StatsRecorder()
         self._cost = _CostEstimator()
         self._holes: dict[HoleKey, set[int]] = {}
@@ -190,7 +245,14 @@ class PollEngine:
         self._index = self._build_index()
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
-        now = clock()
+        self._unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
+        self._down: dict[int, _UnitDown] = {}
+        self._unit_uids: dict[int, list[str]] = {}
+        for uid, reg in self._regs.items():
+            self._unit_uids.setdefault(reg.spec.unit_id, []).append(uid)
+        self._internal_logged: set[str] = set()
+        self._last_internal_error: str | None = None
+        now = self._clock()
         for reg in self._regs.values():
             reg.next_due = now
             self._push(reg)
@@ -221,9 +283,24 @@ class PollEngine:
             index[key] = ([a for a, _ in items], [u for _, u in items])
         return index
 
+    # -- time -------------------------------------------------------------
+
+    def _to_wall(self, t: float) -> float:
+        """Engine (monotonic) time -> wall time, as of now."""
+        if self._wall is self._clock:
+            return t
+        return t + (self._wall() - self._clock())
+
+    def _from_wall(self, t: float) -> float:
+        """Wall time -> engine (monotonic) time, as of now."""
+        if self._wall is self._clock:
+            return t
+        return t - (self._wall() - self._clock())
+
     # -- scheduling -------------------------------------------------------
 
     def _push(self, reg: _Register) -> None:
+        self._unscheduled.discard(reg.spec.uid)
         self._seq += 1
         heapq.heappush(self._heap, (reg.next_due, self._seq, reg.spec.uid))
         if len(self._heap) > 4 * len(self._regs) + 64:
@@ -242,24 +319,37 @@ class PollEngine:
         return reg.enabled and reg.next_due == entry[0]
 
     def next_due(self) -> float:
-        """Clock time at which the next register is due (inf when none is enabled)."""
+        """Time on ``clock`` (wall) at which the next register or unit probe is due
+        (inf when none is enabled). Scheduled on the monotonic clock, so
+        ``next_due() - clock()`` is the right delay even after a wall-clock step."""
         while self._heap and not self._is_live(self._heap[0]):
             heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else math.inf
+        due = self._heap[0][0] if self._heap else math.inf
+        for down in self._down.values():
+            due = min(due, down.next_probe)
+        return self._to_wall(due) if math.isfinite(due) else due
 
     def _pop_due(self, now: float) -> list[_Register]:
+        """Registers due by ``now`` (+ batch window), each once; those of a unit that
+        is down are parked (its probe brings them back)."""
         due: list[_Register] = []
         horizon = now + BATCH_WINDOW
         while self._heap and self._heap[0][0] <= horizon:
             entry = heapq.heappop(self._heap)
-            if self._is_live(entry):
-                due.append(self._regs[entry[2]])
+            uid = entry[2]
+            if not self._is_live(entry) or uid in self._unscheduled:
+                continue
+            reg = self._regs[uid]
+            if reg.spec.unit_id in self._down:
+                continue
+            self._unscheduled.add(uid)
+            due.append(reg)
         return due
 
     def _interval_for(self, reg: _Register, now: float) -> float:
         if not self.config.adaptive:
             return self.config.fixed_interval
-        factor = reg.profile.factor(now) if self.config.patterns else 1.0
+        factor = reg.profile.factor(self._to_wall(now)) if self.config.patterns else 1.0
         reg.pattern_factor = factor
         return quantize(reg.model.interval * factor, reg.model.limits)
 
@@ -334,23 +424,40 @@ class PollEngine:
         return early
 
     async def poll_due(self, now: float | None = None) -> CycleResult:
-        """Run one cycle: read what is due at ``now`` (default: the clock)."""
-        started = self._clock() if now is None else now
-        due = self._pop_due(started)
-        probes = [reg for reg in due if reg.quarantined_until is not None]
-        regular = [reg for reg in due if reg.quarantined_until is None]
+        """Run one cycle: read what is due at ``now`` (wall time; default: the clock).
+
+        Never leaves a register out of the schedule: whatever happens in the cycle
+        (an unexpected exception, a cancellation), every register it took is
+        rescheduled. An unexpected exception is logged once with its traceback,
+        counted (``Totals.internal_errors``) and reported in the result."""
+        started = self._clock() if now is None else self._from_wall(now)
         cycle = _Cycle()
-        for block in self._plan_with_early(regular, started):
-            if cycle.connection_lost:
-                self._fail_keys(block.keys, cycle, started)
-                continue
-            await self._execute(block, cycle)
-        for reg in probes:
-            if cycle.connection_lost:
-                self._fail_keys((reg.spec.uid,), cycle, started)
-            else:
-                await self._probe(reg, cycle)
+        answered = self._stats.unit_reads()
+        units_back: set[int] = set()
+        try:
+            units_back = await self._probe_down_units(started, cycle)
+            due = self._pop_due(started)
+            probes = [reg for reg in due if reg.quarantined_until is not None]
+            regular = [reg for reg in due if reg.quarantined_until is None]
+            for block in self._plan_with_early(regular, started):
+                if cycle.connection_lost:
+                    self._fail_keys(block.keys, cycle, started)
+                    continue
+                await self._guarded(self._execute(block, cycle), block.keys, cycle)
+            for reg in probes:
+                if cycle.connection_lost:
+                    self._fail_keys((reg.spec.uid,), cycle, started)
+                else:
+                    await self._guarded(self._probe(reg, cycle), (reg.spec.uid,), cycle)
+        except Exception as err:
+            self._internal_error(err, cycle)
+        except BaseException:  # cancelled: what was taken is still due
+            self._reschedule_taken(cycle, failed=False)
+            raise
+        finally:
+            self._reschedule_taken(cycle, failed=True)
         await self._end_cycle()
+        units_down = self._note_silent_units(started, cycle, answered)
         duration = max(0.0, self._clock() - started)
         self._stats.add_cycle(
             CycleRecord(
@@ -370,7 +477,149 @@ class PollEngine:
             requests=cycle.requests,
             registers_read=cycle.registers_read,
             errors=tuple(cycle.errors),
+            units_down=frozenset(units_down),
+            units_back=frozenset(units_back),
+            internal_error=cycle.internal_error,
         )
+
+    async def _guarded(
+        self, step: Coroutine[Any, Any, object], keys: Sequence[str], cycle: _Cycle
+    ) -> None:
+        """Run one step of a cycle; an unexpected exception fails only its keys."""
+        try:
+            await step
+        except Exception as err:
+            self._internal_error(err, cycle)
+            now = self._clock()
+            for uid in keys:
+                if uid in self._unscheduled:
+                    self._fail_keys((uid,), cycle, now)
+
+    def _internal_error(self, err: Exception, cycle: _Cycle) -> None:
+        """Count an unexpected exception; log its traceback the first time only."""
+        text = f"{type(err).__name__}: {err}"
+        cycle.internal_error = text
+        self._last_internal_error = text
+        self._stats.add_internal_error()
+        signature = f"{type(err).__module__}.{type(err).__qualname__}"
+        if signature not in self._internal_logged and len(self._internal_logged) < 32:
+            self._internal_logged.add(signature)
+            _LOGGER.error(
+                "Unexpected error in a poll cycle (polling goes on; logged once): %s",
+                text,
+                exc_info=err,
+            )
+        else:
+            _LOGGER.debug("Unexpected error in a poll cycle again: %s", text)
+
+    def _reschedule_taken(self, cycle: _Cycle, *, failed: bool) -> None:
+        """Put every register taken this cycle and not yet rescheduled back on the heap:
+        as a failed read (retry with backoff) or, when cancelled, due at once."""
+        if not self._unscheduled:
+            return
+        now = self._clock()
+        for uid in list(self._unscheduled):
+            if failed:
+                self._fail_keys((uid,), cycle, now)
+            else:
+                reg = self._regs[uid]
+                reg.next_due = now
+                self._push(reg)
+        self._unscheduled.clear()
+
+    # -- units that stop answering -----------------------------------------
+
+    def _note_silent_units(
+        self, now: float, cycle: _Cycle, answered_before: Mapping[int, int]
+    ) -> set[int]:
+        """Units that failed this cycle only with timeouts / connection errors and
+        read nothing go down: their registers are parked and one probe runs on a
+        short bounded backoff instead (see UNIT_PROBE_FIRST / UNIT_PROBE_MAX)."""
+        if not cycle.failed:
+            return set()
+        answered_after = self._stats.unit_reads()
+        kinds: dict[int, set[ErrorKind]] = {}
+        for error in cycle.errors:
+            kinds.setdefault(error.unit_id, set()).add(error.kind)
+        failed_units = {self._regs[uid].spec.unit_id for uid in cycle.failed}
+        went_down: set[int] = set()
+        for unit in failed_units:
+            if unit in self._down:
+                continue
+            if answered_after.get(unit, 0) > answered_before.get(unit, 0):
+                continue
+            unit_kinds = kinds.get(unit)
+            silent = cycle.connection_lost if unit_kinds is None else unit_kinds <= _SILENT_KINDS
+            if not silent:
+                continue
+            self._down[unit] = _UnitDown(since=now, next_probe=now + UNIT_PROBE_FIRST)
+            went_down.add(unit)
+            _LOGGER.warning(
+                "Modbus unit %s is not answering (%s); probing it every %.0f-%.0f s",
+                unit,
+                ", ".join(sorted(unit_kinds or {ErrorKind.CONNECTION})),
+                UNIT_PROBE_FIRST,
+                UNIT_PROBE_MAX,
+            )
+        return went_down
+
+    def _probe_register(self, unit: int) -> _Register | None:
+        """The cheapest read of a unit: its smallest enabled, not quarantined register."""
+        candidates = [
+            self._regs[uid]
+            for uid in self._unit_uids.get(unit, ())
+            if self._regs[uid].enabled and self._regs[uid].quarantined_until is None
+        ]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda r: (r.spec.size, r.spec.table.value, r.spec.address))
+
+    async def _probe_down_units(self, now: float, cycle: _Cycle) -> set[int]:
+        """Probe the down units whose probe is due; a unit that answers (even with a
+        Modbus exception) is back: all its registers are due at once."""
+        back: set[int] = set()
+        for unit, down in list(self._down.items()):
+            if down.next_probe > now + BATCH_WINDOW:
+                continue
+            reg = self._probe_register(unit)
+            if cycle.connection_lost or reg is None:
+                if reg is None:  # nothing left to read there
+                    del self._down[unit]
+                else:
+                    down.next_probe = now + down.backoff
+                continue
+            spec = reg.spec
+            down.probes += 1
+            block = BlockRead(unit, spec.table, spec.address, spec.size, (spec.uid,))
+            result = await self._read(block, cycle)
+            t = self._clock()
+            if isinstance(result, ModbusError) and result.kind in _SILENT_KINDS:
+                if result.kind is ErrorKind.CONNECTION:
+                    cycle.connection_lost = True
+                down.backoff = min(down.backoff * 2, UNIT_PROBE_MAX)
+                down.next_probe = t + down.backoff
+                for uid in self._unit_uids[unit]:
+                    parked = self._regs[uid]
+                    if parked.enabled:
+                        parked.failure_streak += 1
+                        cycle.failed.add(uid)
+                continue
+            del self._down[unit]
+            back.add(unit)
+            _LOGGER.warning(
+                "Modbus unit %s answers again after %.0f s; reading all its registers",
+                unit,
+                t - down.since,
+            )
+            for uid in self._unit_uids[unit]:
+                parked = self._regs[uid]
+                # the first read after an outage is news for entities, not a rate sample
+                parked.model.forget_baseline()
+                if parked.enabled:
+                    until = parked.quarantined_until
+                    parked.next_due = until if until is not None and until > t else now
+                    self._push(parked)
+        return back
 
     async def _end_cycle(self) -> None:
         try:
@@ -574,7 +823,7 @@ class PollEngine:
         # the first read (after start or restore) is news for entities, not for the model
         decision = reg.model.observe(now, numeric, changed and previous is not None)
         if decision is not None or previous is not None:
-            reg.profile.record(now, reg.model.activity)
+            reg.profile.record(self._to_wall(now), reg.model.activity)
         if decision is not None and decision.interval != old_interval:
             self._stats.add_interval_change(
                 IntervalChange(now, reg.spec.uid, old_interval, decision.interval,
@@ -631,7 +880,9 @@ class PollEngine:
 
     def request_read(self, uids: Iterable[str]) -> None:
         """Make these registers due now: the next :meth:`poll_due` reads them, planned
-        together with whatever else is due. Raises ValueError naming unknown uids."""
+        together with whatever else is due (for a unit that is down: its probe is due
+        now, and its answer brings every register back). Raises ValueError naming
+        unknown uids."""
         wanted = list(dict.fromkeys(uids))
         unknown = [uid for uid in wanted if uid not in self._regs]
         if unknown:
@@ -639,6 +890,9 @@ class PollEngine:
         now = self._clock()
         for uid in wanted:
             reg = self._regs[uid]
+            down = self._down.get(reg.spec.unit_id)
+            if down is not None and reg.enabled:
+                down.next_probe = min(down.next_probe, now)
             if reg.enabled and reg.next_due > now:
                 reg.next_due = now
                 self._push(reg)
@@ -655,11 +909,30 @@ class PollEngine:
     # -- read API ---------------------------------------------------------
 
     def snapshot(self) -> EngineSnapshot:
-        """Immutable view of the engine for sensors, diagnostics and visualization."""
+        """Immutable view of the engine for sensors, diagnostics and visualization.
+
+        ``at`` and the recent records are in engine (monotonic) time, ``wall_at`` is the
+        wall time at ``at``; register times and unit states are wall times (display)."""
         now = self._clock()
-        registers = sorted_snapshots(self._register_snapshot(reg) for reg in self._regs.values())
+        wall = self._wall() if self._wall is not self._clock else now
+        offset = wall - now
+        registers = sorted_snapshots(
+            self._register_snapshot(reg, offset) for reg in self._regs.values()
+        )
         return EngineSnapshot(
             at=now,
+            wall_at=wall,
+            units_down={
+                unit: UnitStatus(
+                    unit_id=unit,
+                    down_since=down.since + offset,
+                    next_probe=down.next_probe + offset,
+                    probe_backoff=down.backoff,
+                    probes=down.probes,
+                )
+                for unit, down in sorted(self._down.items())
+            },
+            last_internal_error=self._last_internal_error,
             adaptive=self.config.adaptive,
             fixed_interval=self.config.fixed_interval,
             registers=registers,
@@ -673,9 +946,12 @@ class PollEngine:
             recent_cycles=tuple(self._stats.cycles),
         )
 
-    def _register_snapshot(self, reg: _Register) -> RegisterSnapshot:
+    def _register_snapshot(self, reg: _Register, offset: float = 0.0) -> RegisterSnapshot:
         spec, model = reg.spec, reg.model
         last = model.last_decision
+        down = self._down.get(spec.unit_id)
+        next_due = reg.next_due if down is None else down.next_probe
+        until = reg.quarantined_until
         return RegisterSnapshot(
             uid=spec.uid,
             key=spec.key,
@@ -685,9 +961,9 @@ class PollEngine:
             size=spec.size,
             enabled=reg.enabled,
             value=reg.value,
-            last_read=reg.last_read,
-            last_change=reg.last_change,
-            next_due=reg.next_due if reg.enabled else None,
+            last_read=None if reg.last_read is None else reg.last_read + offset,
+            last_change=None if reg.last_change is None else reg.last_change + offset,
+            next_due=next_due + offset if reg.enabled else None,
             interval=model.interval,
             effective_interval=reg.effective_interval or model.interval,
             reason=str(last.reason),
@@ -701,7 +977,7 @@ class PollEngine:
             changes=reg.changes,
             errors=reg.errors,
             failure_streak=reg.failure_streak,
-            quarantined_until=reg.quarantined_until,
+            quarantined_until=None if until is None else until + offset,
         )
 
     def _clusters(self) -> tuple[ClusterSnapshot, ...]:
@@ -735,14 +1011,18 @@ class PollEngine:
     # -- persistence ------------------------------------------------------
 
     def export_state(self) -> dict[str, Any]:
-        """Learned state as a JSON-safe, versioned dict."""
+        """Learned state as a JSON-safe, versioned dict (quarantine ends in wall time,
+        so they mean the same after a restart, when the monotonic clock starts over)."""
+        offset = self._to_wall(0.0)
         return {
             "version": STATE_VERSION,
             "registers": {
                 uid: {
                     "model": reg.model.to_dict(),
                     "profile": reg.profile.to_dict(),
-                    "quarantined_until": reg.quarantined_until,
+                    "quarantined_until": (
+                        None if reg.quarantined_until is None else reg.quarantined_until + offset
+                    ),
                     "quarantine_backoff": reg.quarantine_backoff,
                 }
                 for uid, reg in self._regs.items()
@@ -754,22 +1034,34 @@ class PollEngine:
             ],
         }
 
-    def import_state(self, data: Mapping[str, Any]) -> list[str]:
-        """Restore learned state; returns warnings for what had to be set aside."""
+    def import_state(self, data: Mapping[str, Any]) -> ImportReport:
+        """Restore learned state; says how many registers really got theirs back and
+        what had to be set aside or capped."""
         warnings: list[str] = []
         if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
             version = data.get("version") if isinstance(data, Mapping) else None
-            return [f"stored state version {version!r} is not {STATE_VERSION}; starting fresh"]
+            return ImportReport(
+                0, [f"stored state version {version!r} is not {STATE_VERSION}; starting fresh"]
+            )
+        restored = 0
         registers = data.get("registers")
         if isinstance(registers, Mapping):
             for uid, stored in registers.items():
                 reg = self._regs.get(uid)
-                if reg is None or not isinstance(stored, Mapping):
+                if reg is None:
+                    continue
+                if not isinstance(stored, Mapping):
+                    warnings.append(f"{uid}: stored state set aside (not a mapping)")
                     continue
                 try:
-                    self._restore_register(reg, stored)
+                    warnings.extend(self._restore_register(reg, stored))
                 except (TypeError, ValueError, KeyError) as err:
+                    self._reset_register(reg)
                     warnings.append(f"{uid}: stored state set aside ({err})")
+                else:
+                    restored += 1
+        elif registers is not None:
+            warnings.append("stored registers set aside (not a mapping)")
         holes = data.get("holes")
         for item in holes if isinstance(holes, list) else []:
             try:
@@ -777,22 +1069,65 @@ class PollEngine:
                 self._holes.setdefault(key, set()).update(int(a) for a in item["addresses"])
             except (TypeError, ValueError, KeyError) as err:
                 warnings.append(f"a stored hole was set aside ({err})")
-        return warnings
+        return ImportReport(restored, warnings)
 
-    def _restore_register(self, reg: _Register, stored: Mapping[str, Any]) -> None:
-        limits = reg.model.limits
-        reg.model = IntervalModel.from_dict(
-            stored.get("model", {}), tolerance=reg.tolerance, limits=limits,
-            numeric=reg.spec.is_numeric,
-        )  # fmt: skip
-        reg.model.forget_baseline()
-        reg.profile = ActivityProfile.from_dict(stored.get("profile", {}))
+    def _reset_register(self, reg: _Register) -> None:
+        """Learning starts clean for a register whose stored state was set aside."""
+        fresh = self._new_register(reg.spec)
+        reg.model, reg.profile = fresh.model, fresh.profile
+        reg.quarantined_until, reg.quarantine_backoff = None, QUARANTINE_FIRST
+
+    def _restore_register(self, reg: _Register, stored: Mapping[str, Any]) -> list[str]:
+        """Apply one register's stored state; raises on what cannot be used at all,
+        returns warnings for values that were capped."""
+        uid = reg.spec.uid
+        warnings: list[str] = []
         until = stored.get("quarantined_until")
+        backoff = stored.get("quarantine_backoff", QUARANTINE_FIRST)
         if until is not None:
-            reg.quarantined_until = float(until)
-            reg.quarantine_backoff = float(stored.get("quarantine_backoff", QUARANTINE_FIRST))
-            reg.next_due = reg.quarantined_until
-            self._push(reg)
+            until, backoff = float(until), float(backoff)
+            if not (math.isfinite(until) and math.isfinite(backoff)):
+                raise ValueError(f"quarantine {until!r} / backoff {backoff!r} is not finite")
+        stored_model = stored.get("model")
+        if not (
+            isinstance(stored_model, Mapping) and stored_model.get("version") == MODEL_STATE_VERSION
+        ):
+            raise ValueError("its interval model is missing or of another version")
+        limits = reg.model.limits
+        model = IntervalModel.from_dict(
+            stored_model, tolerance=reg.tolerance, limits=limits, numeric=reg.spec.is_numeric
+        )
+        model.forget_baseline()
+        stored_profile = stored.get("profile")
+        if isinstance(stored_profile, Mapping) and (
+            stored_profile.get("version") == PROFILE_STATE_VERSION
+        ):
+            profile = ActivityProfile.from_dict(stored_profile)
+        else:
+            profile = ActivityProfile()
+            warnings.append(f"{uid}: stored time-of-week pattern set aside")
+        reg.model, reg.profile = model, profile
+        if until is None:
+            return warnings
+        if not QUARANTINE_FIRST <= backoff <= QUARANTINE_MAX:
+            capped = min(max(backoff, QUARANTINE_FIRST), QUARANTINE_MAX)
+            warnings.append(
+                f"{uid}: stored quarantine backoff {backoff:.0f} s capped to {capped:.0f} s"
+            )
+            backoff = capped
+        now = self._clock()
+        remaining = until - self._to_wall(now)
+        if remaining > RESTORED_QUARANTINE_MAX:
+            warnings.append(
+                f"{uid}: stored quarantine ends {remaining:.0f} s from now; "
+                f"capped to {RESTORED_QUARANTINE_MAX:.0f} s"
+            )
+            remaining = RESTORED_QUARANTINE_MAX
+        reg.quarantined_until = now + max(remaining, 0.0)
+        reg.quarantine_backoff = backoff
+        reg.next_due = reg.quarantined_until
+        self._push(reg)
+        return warnings
 
 
 def _as_float(value: Value) -> float | None:

@@ -140,6 +140,7 @@ class Totals:
     writes: int = 0
     interval_changes: int = 0
     state_changes: int = 0
+    internal_errors: int = 0  # unexpected (non-Modbus) exceptions in poll cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,19 @@ class UnitTotals:
     bytes: int = 0
     errors: int = 0
     writes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStatus:
+    """A unit that stopped answering: probed alone until it answers again.
+
+    ``down_since`` and ``next_probe`` are wall times (display)."""
+
+    unit_id: int
+    down_since: float
+    next_probe: float
+    probe_backoff: float
+    probes: int
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -177,6 +191,13 @@ class EngineSnapshot:
     recent_errors: tuple[ErrorRecord, ...] = field(default_factory=tuple)
     recent_interval_changes: tuple[IntervalChange, ...] = field(default_factory=tuple)
     recent_cycles: tuple[CycleRecord, ...] = field(default_factory=tuple)
+    wall_at: float | None = None  # wall time at ``at`` (None: same clock)
+    units_down: Mapping[int, UnitStatus] = field(default_factory=dict)
+    last_internal_error: str | None = None
+
+    def to_wall(self, t: float) -> float:
+        """An engine time (``at``, record times) as wall time."""
+        return t if self.wall_at is None else t + (self.wall_at - self.at)
 
     def _window(self, window: float = RATE_WINDOW) -> list[RequestRecord]:
         return [r for r in self.recent_requests if r.at >= self.at - window]
@@ -242,6 +263,7 @@ class EngineSnapshot:
         """JSON-safe view for diagnostics and export."""
         return {
             "at": self.at,
+            "wall_at": self.to_wall(self.at),
             "adaptive": self.adaptive,
             "totals": _plain(self.totals),
             "units": {str(unit): _plain(totals) for unit, totals in self.units.items()},
@@ -257,6 +279,8 @@ class EngineSnapshot:
             "registers": {uid: _plain(r) for uid, r in self.registers.items()},
             "clusters": [_plain(c) for c in self.clusters],
             "holes": {k: list(v) for k, v in self.holes.items()},
+            "units_down": {str(unit): _plain(s) for unit, s in self.units_down.items()},
+            "last_internal_error": self.last_internal_error,
             "recent_errors": [_plain(e) for e in self.recent_errors],
             "recent_interval_changes": [_plain(c) for c in self.recent_interval_changes],
             "recent_cycles": [_plain(c) for c in self.recent_cycles],
@@ -312,6 +336,14 @@ class StatsRecorder:
         )
         for name, delta in deltas.items():
             unit[name] += delta
+
+    def unit_reads(self) -> dict[int, int]:
+        """Registers (or bits) read so far per unit id."""
+        return {unit: c["registers_read"] for unit, c in self._unit_counts.items()}
+
+    def add_internal_error(self) -> None:
+        """Count an unexpected exception in a poll cycle."""
+        self._bump(internal_errors=1)
 
     def add_error(self, record: ErrorRecord) -> None:
         """Keep a failed request for diagnostics."""
