@@ -178,7 +178,7 @@ async def test_update_entity_reads_the_register_now(
         await vtime.run(coordinator, 5 * 60)  # a constant value: its interval grew
         register = coordinator.engine.snapshot().registers["1.counter"]
         assert register.next_due is not None
-        assert register.next_due - coordinator.clock() > 5
+        assert register.next_due - coordinator.clock() > 0  # not due: a refresh skips it
         counter = entity_of(hass, entry, 1, "counter")
         assert hass.states.get(counter).state == "7"
 
@@ -314,7 +314,7 @@ async def test_setup_reaching_its_bound_loads_what_answered(
         1 for r in coordinator.engine.snapshot().registers.values() if r.last_read is not None
     )
     limit = setup_timeout(entry.runtime_data.hub)
-    assert limit <= elapsed < limit + 0.5
+    assert limit <= elapsed < limit + 1.0  # at the bound, not at the end of the cycle
     await hass.async_block_till_done(wait_background_tasks=True)
     registers = coordinator.engine.snapshot().registers.values()
     read_later = sum(1 for r in registers if r.last_read is not None)
