@@ -5,13 +5,21 @@ The engine polls a cheap synthetic device through an instant in-process transpor
 inside the transport and device, so what remains is the engine's own work:
 scheduler, planner, decoding and interval models. Memory is the ``tracemalloc``
 growth from building the engine and running its first cycle, per register.
+
+Learned state: every register's time-of-week profile is filled (all 168 hours seen in
+two weeks plus the visit in progress) and its interval model has a full noise window,
+the worst case for size. Reported: JSON bytes per register, compact and as Home
+Assistant's Store writes it (indent 2), and the CPU time of ``export_state`` plus
+serialisation of the whole engine (what one save costs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import math
+import random
 import statistics
 import time
 import tracemalloc
@@ -147,6 +155,38 @@ class OverheadResult:
     adaptive_sched_plan_ms: float  # scheduler + planner part of a steady-state cycle, median
     full_sched_plan_ms: float  # scheduler + planner part of a full cycle, median
     memory_per_register_bytes: float
+    state_bytes_per_register: float  # learned state as compact JSON, full patterns
+    state_store_bytes_per_register: float  # the same as HA's Store writes it (indent 2)
+    state_save_ms: float  # export_state + json.dumps of the whole engine, CPU
+
+
+def fill_learned_state(engine: PollEngine, seed: int = 7) -> None:
+    """Give every register full time-of-week patterns and a full noise window.
+
+    A measurement probe on the engine's private registers (as :class:`SchedulerTimer`):
+    two weeks of hourly activity plus the hour in progress, and 40 noisy reads.
+    """
+    rng = random.Random(seed)
+    start = 1_795_000_000.0 - 1_795_000_000.0 % (7 * 86400) + 4 * 86400  # a Monday
+    for reg in engine._regs.values():
+        value = 1000.0
+        for k in range(40):
+            value += rng.gauss(0.0, 3.0)
+            reg.model.observe(start - (40 - k) * 30.0, value, True)
+        for hour in range(2 * 168 + 1):
+            reg.profile.record(start + hour * 3600.0, rng.expovariate(1.0))
+
+
+def measure_state(engine: PollEngine, count: int, repeats: int = 3) -> tuple[float, float, float]:
+    """(compact bytes per register, Store bytes per register, save ms) of ``engine``."""
+    fill_learned_state(engine)
+    times = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        text = json.dumps(engine.export_state(), separators=(",", ":"))
+        times.append(time.process_time() - t0)
+    store = json.dumps(engine.export_state(), indent=2)
+    return len(text) / count, len(store) / count, statistics.median(times) * 1e3
 
 
 async def _measure(
@@ -199,6 +239,9 @@ async def _measure(
             reads += result.registers_read
             engine_cpu += spent
     full_median = statistics.median(full)
+    state_bytes, store_bytes, save_ms = measure_state(
+        PollEngine(specs, transport, clock.now, EngineConfig()), count
+    )
     return OverheadResult(
         registers=count,
         full_cycle_ms=full_median * 1e3,
@@ -210,6 +253,9 @@ async def _measure(
         adaptive_sched_plan_ms=_median_ms(splits) if timer.ok else math.nan,
         full_sched_plan_ms=_median_ms(full_split) if fixed_timer.ok else math.nan,
         memory_per_register_bytes=memory,
+        state_bytes_per_register=state_bytes,
+        state_store_bytes_per_register=store_bytes,
+        state_save_ms=save_ms,
     )
 
 

@@ -136,6 +136,9 @@ def scenario_checks(name: str, result: Mapping[str, Any]) -> list[dict[str, Any]
     return checks
 
 
+STATE_BYTES = 1024
+
+
 def overhead_checks(overhead: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Engine CPU per cycle at 1,000 registers and growth vs n log n."""
     checks = []
@@ -152,6 +155,17 @@ def overhead_checks(overhead: Mapping[str, Any]) -> list[dict[str, Any]]:
                 f"planner {row['adaptive_sched_plan_ms']:.2f} ms; full cycle (all due) "
                 f"{row['full_cycle_ms']:.1f} ms, scheduler + planner "
                 f"{row['full_sched_plan_ms']:.2f} ms",
+            }
+        )
+    if 1000 in rows and "state_bytes_per_register" in rows[1000]:
+        row = rows[1000]
+        checks.append(
+            {
+                "name": f"learned state: <= {STATE_BYTES} B per register with full patterns",
+                "ok": row["state_bytes_per_register"] <= STATE_BYTES,
+                "detail": f"{row['state_bytes_per_register']:,.0f} B/register as JSON"
+                f" ({row['state_store_bytes_per_register']:,.0f} in the Store's indented"
+                f" file); one save of 1,000 registers {row['state_save_ms']:.1f} ms CPU",
             }
         )
     growth = overhead.get("growth") or {}
@@ -248,6 +262,20 @@ def table(results: Mapping[str, Any]) -> str:
                 f" | {r['adaptive_per_read_us']:.1f} | {r['memory_per_register_bytes']:,.0f} |"
             )
         lines.append("")
+        if all("state_bytes_per_register" in r for r in overhead["sizes"]):
+            lines.append(
+                "**Learned state** (every register with full time-of-week patterns and noise"
+                " window; save = export + JSON, CPU)"
+            )
+            lines.append("")
+            lines.append("| registers | B/register (JSON) | B/register (Store file) | save ms |")
+            lines.append("|---:|---:|---:|---:|")
+            for r in overhead["sizes"]:
+                lines.append(
+                    f"| {r['registers']:,} | {r['state_bytes_per_register']:,.0f}"
+                    f" | {r['state_store_bytes_per_register']:,.0f} | {r['state_save_ms']:.1f} |"
+                )
+            lines.append("")
     checks = results.get("checks", [])
     if checks:
         lines.append("**Targets**")

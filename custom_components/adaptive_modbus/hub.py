@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from homeassistant.util import dt as dt_util
+
 from .const import (
     CONF_ADAPTIVE,
     CONF_BAUDRATE,
@@ -335,8 +337,8 @@ async def async_build_hub(
         engine = PollEngine(
             [d.spec for unit in units for d in unit.definitions],
             transport,
-            clock,
-            _limits(settings, units),
+            clock,  # time-of-week patterns in HA's time zone (set and kept current by HA):
+            dataclasses.replace(_limits(settings, units), tz=dt_util.get_default_time_zone()),
             monotonic=monotonic_clock if clock is wall_clock else clock,
         )
     except BaseException:

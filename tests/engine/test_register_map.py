@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import tracemalloc
+
 import pytest
 
 from custom_components.adaptive_modbus.engine.register_map import (
+    MAX_MAP_CHARS,
+    MAX_MESSAGE_CHARS,
     RegisterMapError,
     available_profiles,
     load_profile,
@@ -81,7 +86,7 @@ def test_bare_list_is_accepted() -> None:
         (
             "registers:\n  - name: A\n    table: holding\n    address: 1\n"
             "  - name: A\n    table: holding\n    address: 2\n",
-            "key",
+            "name",
             5,
         ),
         ("registers:\n  - table: holding\n    address: 1\n", "name", 2),
@@ -125,3 +130,152 @@ def test_parse_profile_metadata() -> None:
 
 def test_slugify() -> None:
     assert slugify("Outdoor temp. (°C)") == "outdoor_temp_c"
+
+
+def reg(extra: str = "", name: str = "A", address: int = 1, table: str = "holding") -> str:
+    """One register entry of a map (two-space list indent)."""
+    text = f"  - name: {name}\n    table: {table}\n    address: {address}\n"
+    return text + "".join(f"    {line}\n" for line in extra.splitlines())
+
+
+def map_of(*entries: str) -> str:
+    return "registers:\n" + "".join(entries)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "line", "words"),
+    [
+        # duplicate YAML keys: the last one used to win silently
+        (map_of(reg("address: 2")), "address", 5, "twice"),
+        ("registers:\n  - name: A\n    name: B\n    table: holding\n    address: 1\n",
+         "name", 3, "twice"),
+        # min > max, step <= 0, NaN or inf bounds
+        (map_of(reg("writable: true\nmin: 30\nmax: 5")), "max", 7, "below min"),
+        (map_of(reg("writable: true\nstep: 0")), "step", 6, "positive"),
+        (map_of(reg("writable: true\nstep: -0.5")), "step", 6, "positive"),
+        (map_of(reg("min: .nan")), "min", 5, "finite"),
+        (map_of(reg("max: .inf")), "max", 5, "finite"),
+        (map_of(reg("step: -.inf")), "step", 5, "finite"),
+        (map_of(reg("tolerance: .nan")), "tolerance", 5, "finite"),
+        (map_of(reg("scale: .inf")), "scale", 5, "finite"),
+        (map_of(reg("offset: 1.0e+400")), "offset", 5, "finite"),
+        # overlapping registers on the same unit and table
+        (map_of(reg("data_type: int32"), reg(name="B", address=2)), "address", 8, "overlaps"),
+        (map_of(reg(name="B", address=2), reg("data_type: uint64")), "address", 7, "overlaps"),
+        (map_of(reg("data_type: bit\nbit: 3"), reg("data_type: bit\nbit: 3", name="B")),
+         "address", 9, "overlaps"),
+        (map_of(reg(table="coil"), reg(name="B", table="coil")), "address", 7, "overlaps"),
+        # keys with spaces or dots
+        (map_of(reg("key: grid power")), "key", 5, "no spaces or dots"),
+        (map_of(reg("key: grid.power")), "key", 5, "no spaces or dots"),
+        # different unicode names that slug to the same key
+        (map_of(reg(name="Température"), reg(name="Tempårature", address=2)), "name", 5,
+         "derived from the name"),
+    ],
+)  # fmt: skip
+def test_validation_names_field_and_line(text: str, field: str, line: int, words: str) -> None:
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map(text, unit_id=1)
+    assert (err.value.field, err.value.line) == (field, line), str(err.value)
+    assert words in err.value.message
+
+
+def test_what_may_share_addresses() -> None:
+    """Bits of a status word may share it with each other and with the whole word;
+    the same address on another table is not an overlap."""
+    text = map_of(
+        reg("data_type: uint16", name="Status"),
+        reg("data_type: bit\nbit: 0", name="Running"),
+        reg("data_type: bit\nbit: 1", name="Fault"),
+        reg(name="Input one", table="input"),
+        reg("data_type: int32", name="Next", address=2),
+    )
+    assert [r.key for r in parse_register_map(text, unit_id=1)] == [
+        "status", "running", "fault", "input_one", "next",
+    ]  # fmt: skip
+
+
+def test_min_interval_below_the_callers_floor() -> None:
+    text = map_of(reg("min_interval: 1"))
+    assert parse_register_map(text, unit_id=1)[0].spec.min_interval == 1
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map(text, unit_id=1, min_interval_floor=5)
+    assert (err.value.field, err.value.line) == ("min_interval", 5)
+    assert "below the minimum interval allowed here (5 s)" in err.value.message
+    ok = map_of(reg("min_interval: 5\nmax_interval: 60"))
+    assert parse_register_map(ok, unit_id=1, min_interval_floor=5)[0].spec.max_interval == 60
+
+
+def test_negative_scale_never_gives_a_negative_step() -> None:
+    (definition,) = parse_register_map(map_of(reg("scale: -0.5\nwritable: true")), unit_id=1)
+    assert definition.native_step == 0.5
+
+
+ALIAS_BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+registers: [*h]
+"""
+
+
+@pytest.mark.parametrize("target", ["registers: [*h]", "registers:\n  - name: *h"])
+def test_alias_bomb_is_refused_quickly_without_expanding(target: str) -> None:
+    text = ALIAS_BOMB.replace("registers: [*h]", target)
+    assert len(text) < 420
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(RegisterMapError) as err:
+            parse_register_map(text, unit_id=1)
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 1.0
+    assert peak < 5_000_000
+    assert "alias" in err.value.message
+    assert len(str(err.value)) <= MAX_MESSAGE_CHARS + 40
+
+
+def test_a_huge_value_is_never_copied_into_a_message() -> None:
+    blob = "x" * 300_000
+    text = f"big: &big {blob}\nregisters:\n  - name: A\n    table: [*big, *big, *big]\n"
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map(text, unit_id=1)
+    assert err.value.field == "table" and len(str(err.value)) <= MAX_MESSAGE_CHARS + 40
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map(map_of(reg(f"colour: 1\n{blob}: 2")), unit_id=1)
+    assert len(str(err.value)) <= MAX_MESSAGE_CHARS + 40
+
+
+@pytest.mark.parametrize("opening", ["[", "{a: "])
+def test_deep_nesting_is_a_map_error(opening: str) -> None:
+    closing = "]" if opening == "[" else "}"
+    text = "registers: " + opening * 1000 + closing * 1000 + "\n"
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map(text, unit_id=1)
+    assert err.value.line == 1 and "nested" in err.value.message
+    with pytest.raises(RegisterMapError):  # unbalanced too
+        parse_register_map("registers: " + opening * 100_000, unit_id=1)
+
+
+def test_input_size_is_bounded() -> None:
+    entry = reg()
+    text = map_of(*[entry.replace("name: A", f"name: R{i}").replace("address: 1", f"address: {i}")
+                    for i in range(2000)])  # fmt: skip
+    assert len(parse_register_map(text, unit_id=1)) == 2000  # a big map is fine
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map(text + "#" * MAX_MAP_CHARS, unit_id=1)
+    assert err.value.field == "registers" and "at most 1,000,000" in err.value.message
+
+
+def test_recursive_alias_is_a_map_error() -> None:
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map("registers: &r [*r]\n", unit_id=1)
+    assert "alias" in err.value.message

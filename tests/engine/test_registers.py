@@ -16,7 +16,11 @@ from custom_components.adaptive_modbus.engine.registers import (
     RegisterSpec,
     RegisterSpecError,
     Table,
+    UnitIdError,
+    unit_id_range,
+    validate_unit_id,
 )
+from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
 
 
 def spec(**kwargs: object) -> RegisterSpec:
@@ -90,6 +94,37 @@ def test_scale_offset_precision() -> None:
     assert isinstance(spec(scale=2.0, precision=0).decode([3]), int)
 
 
+def test_precision_is_a_display_hint_values_are_not_rounded() -> None:
+    """172.25 W reaches Home Assistant as 172.25 whatever the map's precision says."""
+    centi = spec(data_type=DataType.UINT32, scale=0.01, precision=1)
+    assert centi.decode([0, 17225]) == 172.25
+    whole = spec(data_type=DataType.FLOAT32, precision=0)
+    assert whole.decode(whole.encode(172.25)) == 172.25
+    half = spec(data_type=DataType.INT16, scale=0.5, precision=0)
+    assert half.decode([5]) == 2.5  # half-to-even rounding made this 2
+    # only the binary noise of the arithmetic goes: 3 * 0.1 is 0.3, float32 0.1 is 0.1
+    assert spec(scale=0.1).decode([3]) == 0.3
+    assert whole.decode(whole.encode(0.1)) == 0.1
+    assert spec(data_type=DataType.UINT64, scale=2).decode([0xFFFF] * 4) == 2 * (2**64 - 1)
+
+
+@pytest.mark.parametrize("data_type", [DataType.FLOAT32, DataType.FLOAT64])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_floats_decode_to_no_value(data_type: DataType, bad: float) -> None:
+    """SunSpec's NaN ("not implemented"), an idle SMA inverter's NaN, and inf are no value."""
+    s = spec(data_type=data_type, scale=0.1, offset=5.0)
+    words = spec(data_type=data_type).encode(bad)
+    assert s.decode(words) is None
+    assert spec(data_type=data_type).decode(words) is None
+    # a scaled value that overflows is no value either
+    assert (
+        spec(data_type=DataType.FLOAT64, scale=1e300).decode(
+            spec(data_type=DataType.FLOAT64).encode(1e300)
+        )
+        is None
+    )
+
+
 def test_bits_strings_bools() -> None:
     assert spec(data_type=DataType.BIT, bit=3).decode([0b1000]) is True
     assert spec(data_type=DataType.BIT, bit=2).decode([0b1000]) is False
@@ -141,3 +176,98 @@ def test_encode_decode_round_trip(
     s = spec(data_type=data_type, word_order=word_order, byte_order=byte_order, scale=0.5)
     value = raw * 0.5
     assert s.decode(s.encode(value)) == pytest.approx(value)
+
+
+class FloatDevice:
+    """A scripted transport: one float32 at input address 0, set by the test."""
+
+    def __init__(self) -> None:
+        self.value = 20.0
+        self.connected = True
+
+    async def connect(self) -> None:
+        """Always connected."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def end_cycle(self) -> None:
+        """Nothing to do."""
+
+    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """The float's two words."""
+        hi, lo = struct.unpack(">HH", struct.pack(">f", self.value))
+        return [hi, lo][address : address + count]
+
+    async def write_registers(self, unit_id: int, address: int, values: object) -> None:
+        """Not used."""
+
+    async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Not used."""
+
+
+async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -> None:
+    """A register that sends NaN is 'no value' (None) once; repeats are not changes, and
+    the interval model never sees a change in it (its interval keeps growing)."""
+    power = spec(key="power", table=Table.INPUT, data_type=DataType.FLOAT32, tolerance=1.0)
+    device, now = FloatDevice(), [1000.0]
+    engine = PollEngine([power], device, lambda: now[0], EngineConfig(min_interval=5))
+
+    async def cycle() -> dict[str, object]:
+        now[0] = max(now[0], engine.next_due())
+        return dict((await engine.poll_due()).changed)
+
+    assert await cycle() == {"1.power": 20.0}
+    for _ in range(3):
+        await cycle()
+    quiet = engine.snapshot().registers["1.power"].interval
+    device.value = math.nan
+    assert await cycle() == {"1.power": None}  # shown as unknown, once
+    for _ in range(5):
+        assert await cycle() == {}  # NaN again: no change, nothing to write
+    snapshot = engine.snapshot().registers["1.power"]
+    assert snapshot.value is None
+    assert snapshot.interval >= quiet  # never shortened by NaN
+    assert all(c.reason != "jump" for c in engine.snapshot().recent_interval_changes)
+    device.value = 21.0
+    assert await cycle() == {"1.power": 21.0}
+    # the number after NaN starts a new baseline: no jump from 'nothing' to 21
+    assert all(c.reason != "jump" for c in engine.snapshot().recent_interval_changes)
+
+
+@pytest.mark.parametrize("framing", ["tcp", "udp"])
+def test_unit_ids_on_modbus_tcp_are_0_to_255(framing: str) -> None:
+    assert unit_id_range(framing) == (0, 255)
+    for unit in (0, 1, 247, 248, 255):
+        assert validate_unit_id(unit, framing) == unit
+    for unit in (-1, 256):
+        with pytest.raises(UnitIdError, match=f"unit id {unit} is outside 0-255") as caught:
+            validate_unit_id(unit, framing)
+        assert caught.value.reason == "range"
+
+
+@pytest.mark.parametrize("framing", ["serial", "rtu_over_tcp"])
+def test_unit_ids_on_rtu_are_1_to_247_and_0_is_broadcast(framing: str) -> None:
+    assert unit_id_range(framing) == (1, 247)
+    for unit in (1, 247):
+        assert validate_unit_id(unit, framing) == unit
+    for unit in (248, 255, -1):
+        with pytest.raises(UnitIdError, match="outside 1-247") as caught:
+            validate_unit_id(unit, framing)
+        assert (caught.value.reason, caught.value.unit_id) == ("range", unit)
+    with pytest.raises(UnitIdError, match="broadcast") as caught:
+        validate_unit_id(0, framing)
+    assert caught.value.reason == "broadcast"
+    with pytest.raises(ValueError, match="unknown framing"):
+        unit_id_range("ascii")
+
+
+def test_a_spec_accepts_tcp_unit_255() -> None:
+    assert spec(unit_id=255).uid == "255.r"
+
+
+def test_cleaning_float_noise_never_rounds_past_the_float_range() -> None:
+    """Found by the fuzz test: 15 significant digits of a value at the top of the float
+    range rounded up to infinity."""
+    value = spec(data_type=DataType.INT16, offset=1.7976931348623151e308).decode([0])
+    assert value == 1.7976931348623151e308

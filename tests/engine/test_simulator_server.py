@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.util
 import os
 import re
@@ -16,6 +17,7 @@ import pytest
 from custom_components.adaptive_modbus.engine.errors import (
     DeviceFailure,
     IllegalAddress,
+    ModbusError,
     ModbusTimeout,
 )
 from custom_components.adaptive_modbus.engine.registers import Table
@@ -213,3 +215,29 @@ async def test_cli_serves_until_interrupted() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pymodbus.constants") is None
+    or not hasattr(importlib.import_module("pymodbus.constants"), "ExcCodes"),
+    reason="pymodbus < 3.9 lets a datastore refuse a write only as exception 2 or 4",
+)
+async def test_out_of_range_write_answers_illegal_data_value(start_server: ServerFactory) -> None:
+    """A written value outside the map's min/max is exception 3 (illegal data value), not 4."""
+    device = SimulatedDevice(seed=42)
+    server = await start_server(device)
+    setpoint = device.spec("room_setpoint")  # min 5, max 30
+    transport = transport_for(server)
+    try:
+        with pytest.raises(ModbusError) as caught:
+            await transport.write_registers(1, setpoint.address, setpoint.encode(45.0))
+        assert caught.value.code == 3
+        assert not isinstance(caught.value, DeviceFailure)
+        assert device.truth("room_setpoint", device.now()) != 45.0
+        # more registers in one read than the device accepts is exception 3 as well
+        device.max_read_words = 2
+        with pytest.raises(ModbusError) as caught:
+            await transport.read(1, Table.HOLDING, 0, 3)
+        assert caught.value.code == 3
+    finally:
+        await transport.close()

@@ -79,6 +79,29 @@ class DeviceFailure(ModbusError):
     kind = ErrorKind.DEVICE_FAILURE
 
 
+class WriteUnconfirmed(ModbusError):
+    """The device took a write, but reading the value back failed.
+
+    Not a failed write: the value was most likely written and must not be sent
+    again for this. ``value`` is what was written, ``read_error`` why the read-back
+    failed (its ``kind`` says whether the device was silent, busy or refused).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        value: bool | float | str,
+        read_error: ModbusError | None = None,
+        unit_id: int | None = None,
+        address: int | None = None,
+        code: int | None = None,
+    ) -> None:
+        super().__init__(message, unit_id=unit_id, address=address, code=code)
+        self.value = value
+        self.read_error = read_error
+
+
 class TransportClosed(ModbusConnectionError):
     """The transport was closed (unload, reload): it never reconnects."""
 

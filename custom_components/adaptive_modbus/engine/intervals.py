@@ -55,13 +55,17 @@ epoch, so registers that share a block come due together and share a request.
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: compact (short keys, 6 significant digits, residuals packed as float16, no
+decision text: about 300 bytes); version 1 still loads."""
 SAFETY = 0.6
 """Fraction of the tolerance the expected change between two reads may use."""
 GROWTH = 1.25
@@ -231,6 +235,7 @@ class IntervalModel:
         self.noise = 0.0
         self.noisy = False
         self.activity = 0.0
+        self.no_value_reads = 0  # numeric reads without a value (NaN, inf): never a change
         self._last_t: float | None = None
         self._last_value: float | None = None
         self._last_step: tuple[float, float] | None = None
@@ -278,16 +283,19 @@ class IntervalModel:
     def observe(self, t: float, value: float | None, changed: bool) -> IntervalDecision | None:
         """Learn from a read at time ``t``; return the decision, ``None`` if nothing changed.
 
-        Numeric models use ``value`` (``None`` or NaN breaks the baseline and is
-        otherwise ignored); non-numeric models use ``changed``. Reads at or
-        before the previous read time are ignored.
+        Numeric models use ``value``: ``None``, NaN or inf ("no value") is counted in
+        ``no_value_reads``, never counts as a change and breaks the baseline, so
+        the next number starts a new one; non-numeric models use ``changed``.
+        Reads at or before the previous read time are ignored.
         """
         if self._last_t is not None and not t > self._last_t:
             return None
         if not self.numeric:
             return self._observe_event(t, changed)
         if value is None or not math.isfinite(value):
+            self.no_value_reads += 1
             self._last_t, self._last_value, self._last_step = t, None, None
+            self._shift = None
             return None
         return self._observe_numeric(t, float(value))
 
@@ -311,27 +319,52 @@ class IntervalModel:
         return self._record(t, self.limits.min_interval, reason, detail)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, versioned state (see :meth:`from_dict`)."""
-        return {
+        """JSON-safe, versioned, compact state (see :meth:`from_dict`).
+
+        Numbers keep 6 significant digits (times and the last value 10), the noise
+        residuals travel as float16 fractions of their largest, and the last decision
+        keeps its reason and numbers but not its text. ``activity`` (of the last read,
+        recomputed by the next) is not kept.
+        """
+        scale = max(self._residuals, default=0.0)
+        packed = b"".join(struct.pack("<e", r / scale) for r in self._residuals) if scale else b""
+        decision = self.last_decision
+        # flat keys, few lists: Home Assistant's Store indents every list item on a line
+        state: dict[str, Any] = {
             "version": STATE_VERSION,
-            "tolerance": self.tolerance,
-            "min_interval": self.limits.min_interval,
-            "max_interval": self.limits.max_interval,
-            "numeric": self.numeric,
-            "unit": self.unit,
-            "interval": self.interval,
-            "noisy": self.noisy,
-            "activity": self.activity,
-            "last_t": self._last_t,
-            "last_value": self._last_value,
-            "last_step": None if self._last_step is None else list(self._last_step),
-            "residuals": list(self._residuals),
-            "acc": [self._acc_rate, self._acc_weight],
-            "shift": None if self._shift is None else self._shift.to_list(),
-            "steps": self._steps,
-            "recover_to": self._recover_to,
-            "decision": self.last_decision.to_dict(),
+            "tol": _short(self.tolerance),
+            "lo": self.limits.min_interval,
+            "hi": self.limits.max_interval,
+            "i": _exact(self.interval),
+            "ar": _short(self._acc_rate),
+            "aw": _short(self._acc_weight),
+            "res": base64.b64encode(struct.pack("<d", scale) + packed).decode("ascii"),
+            "dt": _time(decision.at),
+            "dp": _nine(decision.previous),
+            "dr": decision.reason.value,
         }
+        if decision.interval != self.interval:
+            state["di"] = _nine(decision.interval)
+        optional: dict[str, Any] = {
+            "num": None if self.numeric else False,
+            "unit": self.unit or None,
+            "noisy": self.noisy or None,
+            "steps": _short(self._steps) or None,
+            "rec": _short(self._recover_to) or None,
+            "lt": None if self._last_t is None else _time(self._last_t),
+            "lv": None if self._last_value is None else _fine(self._last_value),
+            "lsd": None if self._last_step is None else _short(self._last_step[0]),
+            "lsv": None if self._last_step is None else _short(self._last_step[1]),
+            "shift": None
+            if self._shift is None
+            else [
+                *(_short(x) for x in self._shift.to_list()[:4]),
+                _time(self._shift.t),
+                _fine(self._shift.value),
+            ],
+        }
+        state.update((key, value) for key, value in optional.items() if value is not None)
+        return state
 
     @classmethod
     def from_dict(
@@ -349,8 +382,10 @@ class IntervalModel:
         unknown-version data falls back field by field to a fresh model.
         """
         src: Mapping[str, Any] = {}
-        if isinstance(data, Mapping) and data.get("version") == STATE_VERSION:
+        if isinstance(data, Mapping) and data.get("version") == 1:
             src = data
+        elif isinstance(data, Mapping) and data.get("version") == STATE_VERSION:
+            src = _unpacked(data)
         if tolerance is None:
             stored = _number(src.get("tolerance"))
             tolerance = stored if stored is not None and stored >= 0 else 0.0
@@ -639,6 +674,71 @@ def aligned_due(last_read: float, interval: float, *, min_fraction: float = 0.0)
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _short(value: float) -> float:
+    """6 significant digits: what a learned rate, noise or interval needs."""
+    return float(f"{value:.6g}")
+
+
+def _exact(value: float) -> float:
+    """12 significant digits: an interval restored equal to within 1e-11 (relative)."""
+    return float(f"{value:.12g}")
+
+
+def _nine(value: float) -> float:
+    """9 significant digits (the intervals of the last decision, for display)."""
+    return float(f"{value:.9g}")
+
+
+def _fine(value: float) -> float:
+    """10 significant digits, for values whose differences matter (counters)."""
+    return float(f"{value:.10g}")
+
+
+def _time(value: float) -> float:
+    """A clock time to the millisecond."""
+    return round(value, 3)
+
+
+def _unpacked(src: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 2 state in the field names of version 1 (which :meth:`_restore` reads)."""
+    out: dict[str, Any] = {"version": 1, "tolerance": src.get("tol"), "unit": src.get("unit")}
+    out["min_interval"], out["max_interval"] = src.get("lo"), src.get("hi")
+    out["numeric"] = src.get("num", True)
+    out["interval"] = src.get("i")
+    out["noisy"] = src.get("noisy", False)
+    out["acc"] = [src.get("ar"), src.get("aw")]
+    out["steps"] = src.get("steps")
+    out["recover_to"] = src.get("rec")
+    out["shift"] = src.get("shift")
+    out["residuals"] = _residuals(src.get("res"))
+    out["last_t"], out["last_value"] = src.get("lt"), src.get("lv")
+    out["last_step"] = [src.get("lsd"), src.get("lsv")]
+    reason, interval = src.get("dr"), src.get("di", src.get("i"))
+    out["decision"] = {
+        "at": src.get("dt"),
+        "interval": interval,
+        "previous": src.get("dp"),
+        "reason": reason,
+        "detail": f"{reason}: {_secs(interval) if _number(interval) is not None else '?'}"
+        " (restored)",
+    }
+    return out
+
+
+def _residuals(value: object) -> list[float]:
+    """Residuals from base64 text: a float64 scale, then float16 fractions of it."""
+    if not isinstance(value, str) or len(value) > 4 * NOISE_WINDOW + 16:
+        return []
+    try:
+        packed = base64.b64decode(value, validate=True)
+    except ValueError:
+        return []
+    if len(packed) < 8 or len(packed) % 2:
+        return []
+    (scale,) = struct.unpack("<d", packed[:8])
+    return [x * scale for (x,) in struct.iter_unpack("<e", packed[8:])]
 
 
 def _robust_rms(samples: list[float]) -> float:

@@ -1,7 +1,12 @@
 """Time-of-week activity profile: poll more often ahead of historically busy hours.
 
 An :class:`ActivityProfile` keeps one bucket per hour of the week (168, Monday
-00:00 local time is bucket 0). Each bucket holds the mean activity of its hour
+00:00 local time is bucket 0). Local time is that of the time zone the caller
+injects (``tz``: a :class:`zoneinfo.ZoneInfo` such as Home Assistant's, or any
+``tzinfo``; UTC by default), so buckets follow the wall clock through daylight
+saving time: on a 23-hour spring day the skipped hour's bucket gets no sample that
+week, on a 25-hour autumn day the repeated hour's samples fall into one visit of its
+bucket (never two weeks). Each bucket holds the mean activity of its hour
 across weeks: the samples of one visit (the hour in one week) are averaged, and
 each finished visit is folded into the bucket's mean with weight
 ``max(WEEK_ALPHA, 1/weeks)`` (a plain mean for the first weeks, then an
@@ -26,13 +31,18 @@ second, noise excluded) or ``|Δ| / tolerance``; only ratios matter.
 
 from __future__ import annotations
 
+import base64
 import math
+import zlib
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from .intervals import IntervalDecision, IntervalLimits, Reason
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: packed, quantised buckets (about 500 bytes when all 168 are learned); 1 (sparse
+or dense float lists, UTC buckets) still loads."""
 BUCKETS = 168
 HOUR = 3600.0
 WEEK = BUCKETS * HOUR
@@ -47,24 +57,38 @@ FACTOR_MAX = 2.0
 DEFAULT_LOOKAHEAD = 900.0
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _ARRAYS = ("mean", "weeks", "visit_week", "visit_sum", "visit_n")
+_EPOCH_MONDAY = date(1969, 12, 29).toordinal()  # week 0 starts on this Monday
+_SLOT = 900.0  # every time zone's offset is a multiple of 15 minutes (since 1972)
+LEVELS_PER_OCTAVE = 8
+"""Quantisation of stored bucket means: 8 levels per octave (at most 4.4 % off)."""
+_MAX_WEEKS = 15  # stored week counts saturate here (the mean weighs like WEEK_ALPHA long before)
 
 
 class ActivityProfile:
     """Bounded time-of-week activity profile of one register (see the module docstring).
 
-    ``tz_offset`` (seconds east of UTC) maps unix time to local hours;
-    ``lookahead`` (seconds) is how far ahead :meth:`factor` looks; ``enabled``
-    False makes :meth:`factor` 1.0 while :meth:`record` keeps learning.
+    ``tz`` maps unix time to local hours (default UTC; ``tz_offset``, seconds east
+    of UTC, gives a fixed zone instead); ``lookahead`` (seconds) is how far ahead
+    :meth:`factor` looks; ``enabled`` False makes :meth:`factor` 1.0 while
+    :meth:`record` keeps learning.
     """
 
     def __init__(
         self,
         *,
+        tz: tzinfo | None = None,
         tz_offset: float = 0.0,
         lookahead: float = DEFAULT_LOOKAHEAD,
         enabled: bool = True,
     ) -> None:
-        self.tz_offset = float(tz_offset)
+        if tz is None:
+            tz = UTC if tz_offset == 0 else timezone(timedelta(seconds=float(tz_offset)))
+        self.tz = tz
+        # a fixed offset maps time arithmetically; a zone with DST goes through datetime
+        fixed = tz.utcoffset(None) if isinstance(tz, timezone) else None
+        self._fixed_offset = None if fixed is None else fixed.total_seconds()
+        self.tz_offset = self._fixed_offset or 0.0
+        self._slot_cache: tuple[int, int, int] = (-(2**62), 0, 0)
         self.lookahead = float(lookahead)
         self.enabled = enabled
         self._mean = [0.0] * BUCKETS  # mean of finished weeks
@@ -80,16 +104,33 @@ class ActivityProfile:
 
     # ------------------------------------------------------------------ time
 
-    def _hours(self, t: float) -> int:
-        return math.floor((t + self.tz_offset) / HOUR) + EPOCH_HOUR_OF_WEEK
+    @property
+    def tz_name(self) -> str:
+        """Name of the time zone (``Europe/Berlin``, ``UTC``, ``UTC+01:00``)."""
+        return str(getattr(self.tz, "key", None) or self.tz.tzname(None) or self.tz)
+
+    def _locate(self, t: float) -> tuple[int, int]:
+        """(hour of the week, week index) of unix time ``t`` in local time."""
+        if self._fixed_offset is not None:
+            hours = math.floor((t + self._fixed_offset) / HOUR) + EPOCH_HOUR_OF_WEEK
+            return hours % BUCKETS, hours // BUCKETS
+        slot = math.floor(t / _SLOT)
+        cached_slot, bucket, week = self._slot_cache
+        if slot == cached_slot:
+            return bucket, week
+        local = datetime.fromtimestamp(slot * _SLOT, self.tz)
+        days = local.toordinal() - _EPOCH_MONDAY
+        bucket, week = (days % 7) * 24 + local.hour, days // 7
+        self._slot_cache = (slot, bucket, week)
+        return bucket, week
 
     def bucket(self, t: float) -> int:
         """Hour of the week of unix time ``t`` in local time (0 = Monday 00:00-01:00)."""
-        return self._hours(t) % BUCKETS
+        return self._locate(t)[0]
 
     def week(self, t: float) -> int:
         """Index of the (Monday-based, local) week of ``t`` since the epoch."""
-        return self._hours(t) // BUCKETS
+        return self._locate(t)[1]
 
     # ------------------------------------------------------------------ learning
 
@@ -101,7 +142,10 @@ class ActivityProfile:
         """
         if not (math.isfinite(t) and math.isfinite(activity)) or activity < 0:
             return
-        index, week = self.bucket(t), self.week(t)
+        try:
+            index, week = self._locate(t)
+        except (OverflowError, ValueError, OSError):  # beyond what datetime can represent
+            return
         if week < self._visit_week[index]:
             return
         if week > self._visit_week[index]:
@@ -169,7 +213,10 @@ class ActivityProfile:
         """
         if not self.enabled or not self._any_learned:
             return 1.0
-        ahead = self._busiest(t)
+        try:
+            ahead = self._busiest(t)
+        except (OverflowError, ValueError, OSError):
+            return 1.0
         mean = self.mean_activity()
         if ahead is None or mean is None or mean <= 0:
             return 1.0
@@ -199,39 +246,80 @@ class ActivityProfile:
     # ------------------------------------------------------------------ state
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, versioned state: only the buckets that ever saw a sample, as
-        ``{hour: [mean, weeks, visit_week, visit_sum, visit_n]}`` with 6 significant
-        digits (a learned week of one register is a few kB, not 168 x 5 full floats)."""
-        buckets = {
-            str(i): [_short(self._mean[i]), self._weeks[i], self._visit_week[i],
-                     _short(self._visit_sum[i]), self._visit_n[i]]
+        """JSON-safe, versioned, compact state (about 500 bytes when every bucket is
+        learned).
+
+        Visits that are over (every bucket but the one visited last) are folded into
+        their bucket's mean here, as the next week's first sample would; bucket means
+        are stored log-quantised (:data:`LEVELS_PER_OCTAVE`) relative to the largest,
+        week counts saturate at 15, both packed as one zlib stream in base64.
+        ``visit``, ``visit_sum`` and ``visit_n`` are the visit still in progress.
+        """
+        mean, weeks = list(self._mean), list(self._weeks)
+        current = self._current_visit()
+        last: list[float] | None = None
+        base = max(self._visit_week)
+        for i in range(BUCKETS):
+            if self._visit_n[i] <= 0:
+                continue
+            if i == current:
+                last = [i, _short(self._visit_sum[i]), self._visit_n[i]]
+                continue
+            average = self._visit_sum[i] / self._visit_n[i]
+            weeks[i] += 1
+            mean[i] += max(WEEK_ALPHA, 1.0 / weeks[i]) * (average - mean[i])
+        scale = max(mean)
+        levels = bytes(_quantise(m, scale) if weeks[i] else 0 for i, m in enumerate(mean))
+        ages = bytes(
+            min(weeks[i], _MAX_WEEKS)
+            | (min(base - self._visit_week[i], _MAX_WEEKS) if self._visit_week[i] >= 0 else 15) << 4
             for i in range(BUCKETS)
-            if self._weeks[i] or self._visit_n[i] or self._visit_week[i] >= 0
-        }  # fmt: skip
-        return {
-            "version": STATE_VERSION,
-            "tz_offset": self.tz_offset,
-            "lookahead": self.lookahead,
-            "enabled": self.enabled,
-            "buckets": buckets,
-        }
+        )
+        state: dict[str, Any] = {"version": STATE_VERSION, "tz": self.tz_name}
+        if self.lookahead != DEFAULT_LOOKAHEAD:
+            state["lookahead"] = self.lookahead
+        if not self.enabled:
+            state["enabled"] = False
+        if base >= 0:
+            state.update(week=base, scale=_short(scale), buckets=_pack(levels + ages))
+        if last is not None:  # flat keys: the Store indents every list item on a line
+            state.update(visit=last[0], visit_sum=last[1], visit_n=last[2])
+        return state
+
+    def _current_visit(self) -> int | None:
+        """The bucket whose visit is still in progress: the last one visited."""
+        visited = [i for i in range(BUCKETS) if self._visit_n[i] > 0]
+        return max(visited, key=lambda i: (self._visit_week[i], i)) if visited else None
 
     @classmethod
-    def from_dict(cls, data: object) -> ActivityProfile:
+    def from_dict(
+        cls, data: object, *, tz: tzinfo | None = None, tz_offset: float | None = None
+    ) -> ActivityProfile:
         """Restore :meth:`to_dict` output; never raises.
 
-        Unknown versions and bad settings fall back to defaults; if any bucket
-        array is missing or corrupt, all buckets start empty (they belong together).
+        ``tz`` (or ``tz_offset``) is the caller's time zone. Buckets learned in
+        another zone (including version 1 state, which bucketed by a fixed offset,
+        UTC by default) are set aside: the profile starts learning again. Unknown
+        versions and bad settings fall back to defaults; if any bucket is corrupt,
+        all buckets start empty (they belong together).
         """
         src: Mapping[str, Any] = {}
-        if isinstance(data, Mapping) and data.get("version") == STATE_VERSION:
+        if isinstance(data, Mapping) and data.get("version") in (1, STATE_VERSION):
             src = data
         enabled = src.get("enabled")
+        stored_offset = _finite(src.get("tz_offset"), 0.0)
         profile = cls(
-            tz_offset=_finite(src.get("tz_offset"), 0.0),
+            tz=tz,
+            tz_offset=stored_offset if tz_offset is None and tz is None else (tz_offset or 0.0),
             lookahead=_finite(src.get("lookahead"), DEFAULT_LOOKAHEAD),
             enabled=enabled if isinstance(enabled, bool) else True,
         )
+        if src.get("version") == STATE_VERSION:
+            if src.get("tz") == profile.tz_name:
+                profile._restore_packed(src)
+            return profile
+        if src and profile._fixed_offset != stored_offset:
+            return profile  # version 1 buckets are in another zone: set aside
         sparse = src.get("buckets")
         if isinstance(sparse, Mapping):
             arrays = _arrays_from_buckets(sparse)
@@ -240,6 +328,45 @@ class ActivityProfile:
         if all(array is not None for array in arrays.values()):
             profile._restore_arrays(arrays)
         return profile
+
+    def _restore_packed(self, src: Mapping[str, Any]) -> None:
+        base = src.get("week")
+        scale = _finite(src.get("scale"), math.nan)
+        packed = _unpack(src.get("buckets"))
+        levels, ages = (None, None) if packed is None else (packed[:BUCKETS], packed[BUCKETS:])
+        if (
+            not isinstance(base, int)
+            or isinstance(base, bool)
+            or base < 0
+            or not scale >= 0
+            or levels is None
+            or ages is None
+        ):
+            return
+        arrays: dict[str, list[float] | None] = {
+            "mean": [_dequantise(q, scale) for q in levels],
+            "weeks": [float(a & 0x0F) for a in ages],
+            "visit_week": [
+                float(base - (a >> 4)) if (a & 0x0F or a >> 4 < 15) else -1.0 for a in ages
+            ],
+            "visit_sum": [0.0] * BUCKETS,
+            "visit_n": [0.0] * BUCKETS,
+        }
+        if "visit" in src:  # the visit in progress, in the latest week
+            values = [base, *(_finite(src.get(k), math.nan) for k in ("visit_sum", "visit_n"))]
+            index = src.get("visit")
+            if (
+                any(map(math.isnan, values))
+                or not isinstance(index, int)
+                or isinstance(index, bool)
+                or not 0 <= index < BUCKETS
+            ):
+                return
+            for name, value in zip(("visit_week", "visit_sum", "visit_n"), values, strict=True):
+                array = arrays[name]
+                assert array is not None
+                array[index] = value
+        self._restore_arrays(arrays)
 
     def _restore_arrays(self, arrays: Mapping[str, list[float] | None]) -> None:
         mean, weeks, visit_week, visit_sum, visit_n = (arrays[name] or [] for name in _ARRAYS)
@@ -251,6 +378,38 @@ class ActivityProfile:
         self._visit_sum = list(visit_sum)
         self._visit_n = [int(x) for x in visit_n]
         self._rebuild_caches()
+
+
+def _quantise(value: float, scale: float) -> int:
+    """1-255 on a log scale below ``scale`` (0 only for 0)."""
+    if value <= 0 or scale <= 0:
+        return 0
+    level = round(255 + LEVELS_PER_OCTAVE * math.log2(value / scale))
+    return min(255, max(1, level))
+
+
+def _dequantise(level: int, scale: float) -> float:
+    if level == 0:
+        return 0.0
+    return _short(scale * math.pow(2.0, (level - 255) / LEVELS_PER_OCTAVE))
+
+
+def _pack(data: bytes) -> str:
+    """Bytes as base64 text of their zlib stream (week counts repeat: they shrink)."""
+    return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+
+
+def _unpack(value: object) -> bytes | None:
+    """The 2 x :data:`BUCKETS` bytes of :func:`_pack` text, else ``None`` (never more)."""
+    if not isinstance(value, str) or len(value) > 8 * BUCKETS:
+        return None
+    try:
+        stream = base64.b64decode(value, validate=True)
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(stream, 2 * BUCKETS + 1)
+    except (ValueError, zlib.error):
+        return None
+    return data if len(data) == 2 * BUCKETS and inflate.eof else None
 
 
 def _finite(value: object, default: float) -> float:

@@ -3,11 +3,21 @@
 ``parse_register_map`` turns YAML text into validated :class:`RegisterDefinition`
 objects. Every error is a :class:`RegisterMapError` naming the field and the
 1-based line, so a config flow can point the user at what to fix.
+
+Parsing is bounded, so pasted text cannot hang or exhaust the host: at most
+:data:`MAX_MAP_CHARS` characters, :data:`MAX_DEPTH` levels of nesting and
+:data:`MAX_NODES` values with every alias expanded (a YAML "billion laughs" alias
+bomb is refused before anything is expanded); messages are cut to
+:data:`MAX_MESSAGE_CHARS`. The parse functions are plain, blocking functions of
+their arguments (CPU only, no I/O, no shared state), made to be run in an
+executor: ``await hass.async_add_executor_job(parse_register_map, text, unit_id)``.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +26,21 @@ from typing import Any
 import yaml
 
 from .registers import DataType, Order, RegisterSpec, RegisterSpecError, Table
+
+MAX_MAP_CHARS = 1_000_000
+"""Longest register map accepted (characters; a 2,000-register map is about 400,000)."""
+MAX_DEPTH = 20
+"""Deepest nesting of lists and mappings (a register map needs 4)."""
+MAX_NODES = 200_000
+"""Most values (scalars, lists, mappings) a map may hold with every alias expanded."""
+MAX_MESSAGE_CHARS = 400
+"""Longest error message; values quoted in messages are cut much shorter."""
+_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 40
+_BRIEF.maxlist = _BRIEF.maxdict = _BRIEF.maxtuple = 4
+_BRIEF.maxlevel = 2
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
@@ -34,9 +59,10 @@ class RegisterMapError(ValueError):
     """A register map is invalid at ``line`` (1-based, or None) in ``field``."""
 
     def __init__(self, message: str, field: str | None = None, line: int | None = None) -> None:
-        self.message = message
-        self.field = field
+        self.message = _cut(str(message), MAX_MESSAGE_CHARS)
+        self.field = None if field is None else _cut(str(field), 60)
         self.line = line
+        message, field = self.message, self.field
         where = []
         if line is not None:
             where.append(f"line {line}")
@@ -84,22 +110,129 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _brief(value: object) -> str:
+    """A short repr for messages (never expands a large or aliased structure)."""
+    return _cut(_BRIEF.repr(value), 80)
+
+
 def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML, keeping the node tree for line numbers."""
+    """Parse YAML within the size, depth and alias-expansion bounds, keeping the node
+    tree for line numbers."""
+    if not isinstance(text, str):
+        raise RegisterMapError("the register map must be text", "registers")
+    if len(text) > MAX_MAP_CHARS:
+        raise RegisterMapError(
+            f"the register map has {len(text):,} characters; at most {MAX_MAP_CHARS:,}"
+            " are accepted",
+            "registers",
+        )
     try:
-        loader = yaml.SafeLoader(text)
+        _check_nesting(text)
+        loader = _LOADER(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                _check_nodes(node)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except RegisterMapError:
+        raise
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise RegisterMapError(f"not valid YAML: {err.problem or err}", None, line) from err
+        raise RegisterMapError(f"not valid YAML: {err.problem or err}", None, line) from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow
+        line = text.count("\n", 0, max(0, err.position)) + 1
+        raise RegisterMapError(
+            f"not valid YAML: {err.reason} (character {err.character!r})", None, line
+        ) from None
     except yaml.YAMLError as err:
-        raise RegisterMapError(f"not valid YAML: {err}") from err
+        raise RegisterMapError(f"not valid YAML: {err}", "registers") from None
+    except (RecursionError, MemoryError):  # pragma: no cover - bounded above; belt and braces
+        raise RegisterMapError("the register map is nested too deeply", "registers") from None
+    except (ValueError, TypeError, OverflowError) as err:  # e.g. a date out of range
+        raise RegisterMapError(f"not valid YAML: {err}") from None
     return data, node
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse deep nesting from the event stream (the parser is not recursive; the
+    composer is, so this runs first)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RegisterMapError(
+                    f"nested more than {MAX_DEPTH} levels deep", "registers", _mark_line(event)
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _mark_line(item: yaml.Event | yaml.Node) -> int | None:
+    mark = item.start_mark
+    return mark.line + 1 if mark is not None else None
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Count values with aliases expanded (without expanding them), refuse recursive
+    aliases and duplicate keys in one mapping."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in active:
+            raise RegisterMapError("an alias refers to itself", "registers", _mark_line(node))
+        active.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+                _bound(total, node)
+        elif isinstance(node, yaml.MappingNode):
+            _check_duplicates(node)
+            for key_node, value_node in node.value:
+                total += size(key_node) + size(value_node)
+                _bound(total, node)
+        active.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def _bound(total: int, node: yaml.Node) -> None:
+    if total > MAX_NODES:
+        raise RegisterMapError(
+            f"more than {MAX_NODES:,} values once aliases are expanded (an alias bomb?)",
+            "registers",
+            _mark_line(node),
+        )
+
+
+def _check_duplicates(node: yaml.MappingNode) -> None:
+    first: dict[str, int | None] = {}
+    for key_node, _value in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+            continue
+        key = str(key_node.value)
+        if key in first:
+            raise RegisterMapError(
+                f"'{_cut(key, 40)}' appears twice in one mapping (first on line"
+                f" {first[key]}); remove one",
+                key,
+                _mark_line(key_node),
+            )
+        first[key] = _mark_line(key_node)
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
@@ -137,20 +270,35 @@ class _Item:
         if value is None or value is default:
             return value
         if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-            raise self.error(field_name, f"expected {_kind_name(kind)}, got {value!r}")
+            raise self.error(field_name, f"expected {_kind_name(kind)}, got {_brief(value)}")
         if not isinstance(value, kind):
-            raise self.error(field_name, f"expected {_kind_name(kind)}, got {value!r}")
+            raise self.error(field_name, f"expected {_kind_name(kind)}, got {_brief(value)}")
         return value
+
+    def number(self, field_name: str, default: float | None = None) -> float | None:
+        """A finite number (NaN and inf are refused), or ``default`` when absent."""
+        value = self.get(field_name, _NUMBER)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.error(field_name, f"must be a finite number, got {_brief(value)}")
+        return number
 
     def choice(self, field_name: str, enum: type[Table | DataType | Order], default: Any) -> Any:
         value = self.data.get(field_name)
         if value is None:
             return default
+        allowed = ", ".join(member.value for member in enum)
+        if not isinstance(value, str):
+            raise self.error(field_name, f"expected one of: {allowed}; got {_brief(value)}")
         try:
-            return enum(str(value).lower())
+            return enum(value.lower())
         except ValueError:
-            allowed = ", ".join(member.value for member in enum)
-            raise self.error(field_name, f"'{value}' is not one of: {allowed}") from None
+            raise self.error(field_name, f"'{_cut(value, 40)}' is not one of: {allowed}") from None
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -165,8 +313,8 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 _NUMBER = (int, float)
 
 
-def _definition(item: _Item, unit_id: int) -> RegisterDefinition:
-    unknown = sorted(set(item.data) - _FIELDS)
+def _definition(item: _Item, unit_id: int, min_interval_floor: float | None) -> RegisterDefinition:
+    unknown = sorted(str(k) for k in item.data if k not in _FIELDS)
     if unknown:
         raise item.error(unknown[0], f"unknown field; allowed: {', '.join(sorted(_FIELDS))}")
     name = item.get("name", str)
@@ -175,6 +323,11 @@ def _definition(item: _Item, unit_id: int) -> RegisterDefinition:
     key = item.get("key", str) or slugify(name)
     if not key:
         raise item.error("key", "could not derive a key from the name; set key")
+    if not _KEY.fullmatch(key):
+        raise item.error(
+            "key",
+            f"'{_cut(key, 40)}' may hold only letters, digits, _ and - (no spaces or dots)",
+        )
     table = item.choice("table", Table, None)
     if table is None:
         raise item.error("table", "missing; one of: holding, input, coil, discrete")
@@ -196,16 +349,25 @@ def _definition(item: _Item, unit_id: int) -> RegisterDefinition:
             bit=item.get("bit", int),
             word_order=item.choice("word_order", Order, Order.BIG),
             byte_order=item.choice("byte_order", Order, Order.BIG),
-            scale=float(item.get("scale", _NUMBER, 1.0)),
-            offset=float(item.get("offset", _NUMBER, 0.0)),
+            scale=item.number("scale", 1.0) or 0.0,
+            offset=item.number("offset", 0.0) or 0.0,
             precision=item.get("precision", int),
             writable=item.get("writable", bool, False),
-            tolerance=float(item.get("tolerance", _NUMBER, 0.0)),
-            min_interval=_opt_float(item.get("min_interval", _NUMBER)),
-            max_interval=_opt_float(item.get("max_interval", _NUMBER)),
+            tolerance=item.number("tolerance", 0.0) or 0.0,
+            min_interval=item.number("min_interval"),
+            max_interval=item.number("max_interval"),
         )
     except RegisterSpecError as err:
         raise item.error(err.field, str(err).split(": ", 2)[-1]) from err
+    _check_floor(item, spec, min_interval_floor)
+    native_min, native_max = item.number("min"), item.number("max")
+    if native_min is not None and native_max is not None and native_min > native_max:
+        raise item.error("max", f"max {native_max:g} is below min {native_min:g}")
+    step = item.number("step")
+    if step is not None and step <= 0:
+        raise item.error("step", f"must be a positive number, got {step:g}")
+    if step is None and spec.writable and spec.scale < 0 and spec.is_numeric:
+        step = abs(spec.scale)  # a negative scale must not become a negative step
     return RegisterDefinition(
         spec=spec,
         name=name.strip(),
@@ -215,10 +377,22 @@ def _definition(item: _Item, unit_id: int) -> RegisterDefinition:
         entity_category=category,
         enabled_by_default=item.get("enabled_by_default", bool, True),
         icon=item.get("icon", str),
-        native_min=_opt_float(item.get("min", _NUMBER)),
-        native_max=_opt_float(item.get("max", _NUMBER)),
-        native_step=_opt_float(item.get("step", _NUMBER)),
+        native_min=native_min,
+        native_max=native_max,
+        native_step=step,
     )
+
+
+def _check_floor(item: _Item, spec: RegisterSpec, floor: float | None) -> None:
+    """Per-register intervals below the caller's floor (the fastest it allows)."""
+    if floor is None:
+        return
+    for name in ("min_interval", "max_interval"):
+        value = getattr(spec, name)
+        if value is not None and value < floor:
+            raise item.error(
+                name, f"{value:g} s is below the minimum interval allowed here ({floor:g} s)"
+            )
 
 
 def _opt_float(value: float | None) -> float | None:
@@ -226,7 +400,11 @@ def _opt_float(value: float | None) -> float | None:
 
 
 def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    if not isinstance(value, str | int | float):
+        raise RegisterMapError(f"expected text, got {_brief(value)}")
+    return str(value)
 
 
 def _register_items(data: Any, node: yaml.Node | None) -> list[_Item]:
@@ -258,23 +436,76 @@ def _register_items(data: Any, node: yaml.Node | None) -> list[_Item]:
     return result
 
 
-def parse_register_map(text: str, unit_id: int) -> list[RegisterDefinition]:
-    """Parse a YAML register map (a profile, or a bare list of registers)."""
-    return _definitions(*_load_yaml(text), unit_id)
+def parse_register_map(
+    text: str, unit_id: int, *, min_interval_floor: float | None = None
+) -> list[RegisterDefinition]:
+    """Parse a YAML register map (a profile, or a bare list of registers).
+
+    ``min_interval_floor``: the fastest interval the caller allows (the integration's
+    min interval option); a register's ``min_interval``/``max_interval`` below it is an
+    error. Blocking CPU work: run it in an executor.
+    """
+    return _definitions(*_load_yaml(text), unit_id, min_interval_floor)
 
 
-def _definitions(data: Any, node: yaml.Node | None, unit_id: int) -> list[RegisterDefinition]:
+def _definitions(
+    data: Any, node: yaml.Node | None, unit_id: int, min_interval_floor: float | None = None
+) -> list[RegisterDefinition]:
     definitions: list[RegisterDefinition] = []
-    seen: dict[str, int | None] = {}
+    items: list[_Item] = []
+    seen: dict[str, tuple[int | None, str]] = {}
     for item in _register_items(data, node):
-        definition = _definition(item, unit_id)
+        definition = _definition(item, unit_id, min_interval_floor)
         if definition.key in seen:
-            raise item.error(
-                "key", f"'{definition.key}' is used twice (first on line {seen[definition.key]})"
+            line, name = seen[definition.key]
+            field_name = "key" if "key" in item.data else "name"
+            why = (
+                ""
+                if "key" in item.data
+                else f" (derived from the name '{_cut(definition.name, 40)}')"
             )
-        seen[definition.key] = item.line()
+            raise item.error(
+                field_name,
+                f"key '{definition.key}'{why} is already used by '{_cut(name, 40)}' on line"
+                f" {line}; set a different key",
+            )
+        seen[definition.key] = (item.line(), definition.name)
         definitions.append(definition)
+        items.append(item)
+    _check_overlaps(definitions, items)
     return definitions
+
+
+def _check_overlaps(definitions: list[RegisterDefinition], items: list[_Item]) -> None:
+    """Two values may not read the same addresses of one table; bits of a word
+    (``data_type: bit``) may share it with each other (not the same bit) and the word."""
+    order = sorted(
+        range(len(definitions)),
+        key=lambda i: (definitions[i].spec.table, definitions[i].spec.address, items[i].line()),
+    )
+    widest: dict[Table, int] = {}  # per table: index of the value reaching furthest so far
+    bits: dict[tuple[Table, int, int | None], int] = {}
+    for i in order:
+        spec = definitions[i].spec
+        if spec.data_type is DataType.BIT:
+            other = bits.setdefault((spec.table, spec.address, spec.bit), i)
+        else:
+            other = widest.get(spec.table, i)
+            if other == i or definitions[other].spec.end <= spec.address:
+                widest[spec.table] = i
+                continue
+            if spec.end > definitions[other].spec.end:
+                widest[spec.table] = i
+        if other == i:
+            continue
+        first, later = sorted((other, i), key=lambda j: (items[j].line() or 0, j))
+        theirs = definitions[first].spec
+        raise items[later].error(
+            "address",
+            f"{spec.table} {definitions[later].spec.address}-{definitions[later].spec.end - 1}"
+            f" overlaps '{_cut(definitions[first].key, 40)}' ({theirs.address}-{theirs.end - 1},"
+            f" line {items[first].line()}) on the same unit and table",
+        )
 
 
 def available_profiles() -> list[str]:

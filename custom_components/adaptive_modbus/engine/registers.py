@@ -14,8 +14,64 @@ from enum import StrEnum
 
 Value = bool | int | float | str
 
-MAX_UNIT_ID = 255  # Modbus TCP; RTU lines use 1-247 (checked where configured)
+MAX_UNIT_ID = 247
+"""Highest unit id on a serial bus (RTU, and RTU over TCP): 248-255 are reserved."""
+MAX_TCP_UNIT_ID = 255
+"""Highest unit id in a Modbus TCP (MBAP) header; many TCP devices answer only to 255."""
 MAX_ADDRESS = 65535
+BROADCAST_UNIT_ID = 0
+_SERIAL_FRAMINGS = frozenset({"serial", "rtu", "rtu_over_tcp"})
+_TCP_FRAMINGS = frozenset({"tcp", "udp", "socket"})
+
+
+class UnitIdError(ValueError):
+    """A unit id the framing cannot read from.
+
+    ``reason`` is ``"range"`` (outside ``allowed``) or ``"broadcast"`` (unit 0 on an
+    RTU link: every device obeys it and none answers, so it cannot be read).
+    """
+
+    def __init__(self, unit_id: int, framing: str, reason: str, allowed: tuple[int, int]) -> None:
+        self.unit_id = unit_id
+        self.framing = framing
+        self.reason = reason
+        self.allowed = allowed
+        if reason == "broadcast":
+            message = (
+                f"unit id 0 is the broadcast address on {framing}: devices never answer it,"
+                f" so it cannot be read; use the device's own id ({allowed[0]}-{allowed[1]})"
+            )
+        else:
+            message = f"unit id {unit_id} is outside {allowed[0]}-{allowed[1]} allowed on {framing}"
+        super().__init__(message)
+
+
+def unit_id_range(framing: str) -> tuple[int, int]:
+    """Unit ids that can be read on ``framing`` ("tcp", "udp", "rtu_over_tcp", "serial").
+
+    Modbus TCP and UDP (MBAP header): 0-255. RTU, on a serial line or over TCP: 1-247
+    (0 is broadcast, 248-255 are reserved).
+    """
+    kind = str(framing).lower()
+    if kind in _TCP_FRAMINGS:
+        return (0, MAX_TCP_UNIT_ID)
+    if kind in _SERIAL_FRAMINGS:
+        return (1, MAX_UNIT_ID)
+    raise ValueError(f"unknown framing {framing!r}")
+
+
+def validate_unit_id(unit_id: int, framing: str) -> int:
+    """Return ``unit_id`` if a device on ``framing`` can be read at it, else raise
+    :class:`UnitIdError` (see :func:`unit_id_range`; unit 0 on RTU is broadcast)."""
+    low, high = unit_id_range(framing)
+    kind = str(framing).lower()
+    if isinstance(unit_id, bool) or not isinstance(unit_id, int):
+        raise UnitIdError(unit_id, kind, "range", (low, high))
+    if unit_id == BROADCAST_UNIT_ID and kind in _SERIAL_FRAMINGS:
+        raise UnitIdError(unit_id, kind, "broadcast", (low, high))
+    if not low <= unit_id <= high:
+        raise UnitIdError(unit_id, kind, "range", (low, high))
+    return unit_id
 
 
 class Table(StrEnum):
@@ -131,8 +187,8 @@ class RegisterSpec:
     def _validate(self) -> None:
         if not self.key or not isinstance(self.key, str):
             raise self._fail("key", "must be a non-empty string")
-        if not 0 <= self.unit_id <= MAX_UNIT_ID:
-            raise self._fail("unit_id", f"must be 0-{MAX_UNIT_ID}, got {self.unit_id}")
+        if not 0 <= self.unit_id <= MAX_TCP_UNIT_ID:  # the framing's rule: validate_unit_id
+            raise self._fail("unit_id", f"must be 0-{MAX_TCP_UNIT_ID}, got {self.unit_id}")
         if not 0 <= self.address <= MAX_ADDRESS:
             raise self._fail("address", f"must be 0-{MAX_ADDRESS}, got {self.address}")
         if self.table.is_bit and self.data_type is not DataType.BOOL:
@@ -204,8 +260,15 @@ class RegisterSpec:
             chunks.append(chunk if self.byte_order is Order.BIG else chunk[::-1])
         return b"".join(chunks)
 
-    def decode(self, raw: Sequence[int]) -> Value:
-        """Turn raw words (or one 0/1 bit for bit tables) into a value."""
+    def decode(self, raw: Sequence[int]) -> Value | None:
+        """Turn raw words (or one 0/1 bit for bit tables) into a value.
+
+        ``None`` means "no value": a float that is NaN or infinite (SunSpec's "not
+        implemented", an idle inverter) or a scaled value that overflows. Values are
+        never rounded to ``precision`` (a display hint): 172.25 stays 172.25. Only the
+        binary noise of the arithmetic is dropped (0.1 * 3 is 0.3, a float32 0.1 is
+        0.1, not 0.10000000149).
+        """
         if len(raw) != self.size:
             raise DecodeError(f"{self.key}: expected {self.size} values, got {len(raw)}")
         if self.data_type is DataType.BOOL:
@@ -218,19 +281,38 @@ class RegisterSpec:
             return data.rstrip(b"\x00 ").decode("ascii", errors="replace")
         code = _NUMERIC[self.data_type][0]
         number: int | float = struct.unpack(">" + code, data)[0]
+        if self.data_type is DataType.FLOAT32 and math.isfinite(number):
+            number = _shortest_float32(number, data)
         return self._scaled(number)
 
-    def _scaled(self, number: float) -> int | float:
+    def _scaled(self, number: float) -> int | float | None:
         if self.data_type in _FLOATS and not math.isfinite(number):
+            return None
+        if self.scale == 1.0 and self.offset == 0.0:
             return number
-        if self.scale == 1.0 and self.offset == 0.0 and self.data_type not in _FLOATS:
-            return number
+        if self.data_type not in _FLOATS and self._integral:
+            return int(number) * int(self.scale) + int(self.offset)  # exact, even for 64 bits
         value = number * self.scale + self.offset
-        if self.precision is not None:
-            value = round(value, self.precision)
-            if self.precision == 0:
-                return int(value)
-        return value
+        if not math.isfinite(value):
+            return None
+        clean = float(f"{value:.15g}")  # drop the binary noise of the multiplication
+        return clean if math.isfinite(clean) else value  # (rounding up past the float range)
+
+    @property
+    def _integral(self) -> bool:
+        """Whether scale and offset keep whole numbers whole (and exact as integers)."""
+        scale, offset = float(self.scale), float(self.offset)
+        return (
+            scale.is_integer()
+            and offset.is_integer()
+            and abs(scale) < 2**53
+            and abs(offset) < 2**53
+        )
+
+    @property
+    def is_float(self) -> bool:
+        """Whether the raw value is a float (NaN and inf decode to ``None``)."""
+        return self.data_type in _FLOATS
 
     # -- encoding ---------------------------------------------------------
 
@@ -263,3 +345,12 @@ class RegisterSpec:
                 chunk = chunk[::-1]
             words.append(int.from_bytes(chunk, "big"))
         return words if self.word_order is Order.BIG else list(reversed(words))
+
+
+def _shortest_float32(number: float, data: bytes) -> float:
+    """The shortest decimal that is the same float32 (0.1, not 0.10000000149011612)."""
+    for digits in (6, 7, 8):
+        candidate = float(f"{number:.{digits}g}")
+        if struct.pack(">f", candidate) == data:
+            return candidate
+    return number

@@ -10,10 +10,22 @@ devices with the same profile can share a connection.
 
 Failing blocks: an illegal-address or device-failure answer bisects the block at
 once. When the halves succeed, the addresses the failing block read through are
-learned as a hole the planner never spans again; a single register that fails on
-its own is quarantined and re-probed with exponential backoff. The rest of the
-cycle's results are applied either way. Holes and quarantines are part of the
-exported state, so a restart does not relearn them.
+learned as a hole the planner does not span; a single register that fails on its
+own is quarantined and re-probed with exponential backoff. The rest of the cycle's
+results are applied either way. Nothing learned from a fault is permanent: a hole
+is read alone again after a backoff (``HOLE_VERIFY_*``: long for an illegal
+address, short for a device failure) and forgotten when the device answers; a
+quarantined register is released when its probe answers. A probe or check that
+gets no verdict (timeout, lost connection, busy) is asked again later, never at
+a time already past.
+
+Block limits: a read refused with exception 3 (illegal data value) or left
+unanswered while smaller reads of the same unit answer halves that unit's largest
+read (``EngineConfig.unit_max_registers`` and ``limits`` cap it from the start); a
+larger size is tried again after a backoff (``LIMIT_RETRY_*``).
+
+Holes, quarantines and learned limits are part of the exported state, so a restart
+does not relearn them; :meth:`PollEngine.reset_learning` forgets them on demand.
 
 Units that stop answering: a unit whose reads in a cycle all fail with timeouts or
 connection errors is down. Its registers are parked (not retried one by one) and a
@@ -34,14 +46,22 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
-from .errors import ErrorKind, ModbusError
+from .errors import ErrorKind, ModbusError, WriteUnconfirmed
 from .intervals import STATE_VERSION as MODEL_STATE_VERSION
 from .intervals import IntervalLimits, IntervalModel, Reason, aligned_due, quantize
 from .patterns import STATE_VERSION as PROFILE_STATE_VERSION
 from .patterns import ActivityProfile
-from .planner import BlockRead, CostModel, DeviceLimits, plan_reads
+from .planner import (
+    DEFAULT_LIMITS,
+    PROTOCOL_MAX_REGISTERS,
+    BlockRead,
+    CostModel,
+    DeviceLimits,
+    plan_reads,
+)
 from .registers import RegisterSpec, Table, Value
 from .stats import (
     ClusterSnapshot,
@@ -62,6 +82,13 @@ _LOGGER = logging.getLogger(__name__)
 STATE_VERSION = 1
 QUARANTINE_FIRST = 300.0  # seconds before a quarantined register is probed again
 QUARANTINE_MAX = 6 * 3600.0
+HOLE_VERIFY_FIRST = 6 * 3600.0  # an address refused as illegal is read alone again after this
+HOLE_VERIFY_FAILURE = QUARANTINE_FIRST  # ... and one learned from a device failure (code 4)
+HOLE_VERIFY_MAX = 24 * 3600.0
+NO_VERDICT_RETRY = QUARANTINE_FIRST  # a hole check that got no answer is asked again after this
+LIMIT_RETRY_FIRST = 3600.0  # a larger read than the learned limit is tried again after this
+LIMIT_RETRY_MAX = 24 * 3600.0
+EXC_ILLEGAL_VALUE = 3  # for reads: the quantity (or range) was refused
 BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same cycle
 EARLY_FRACTION = 0.5  # a neighbour this close to due (share of its interval) is read early
 COST_SAMPLES = 64  # requests kept for fitting the connection's cost model
@@ -94,7 +121,9 @@ class EngineConfig:
     merge_reads: bool = True  # False: one request per register (HA core's way)
     piggyback: bool = True  # registers inside a block's span are refreshed for free
     patterns: bool = True  # time-of-week activity profiles scale intervals
+    tz: tzinfo | None = None  # local time of the patterns' hours (e.g. HA's zone); None: UTC
     limits: Mapping[int, DeviceLimits] = field(default_factory=dict)  # per unit id
+    unit_max_registers: Mapping[int, int] = field(default_factory=dict)  # per unit id, 1-125
     cost: CostModel | None = None  # None: fitted to the measured latency of this connection
 
     def __post_init__(self) -> None:
@@ -102,6 +131,12 @@ class EngineConfig:
             raise ValueError("need 0 < min_interval <= max_interval")
         if self.fixed_interval <= 0:
             raise ValueError("fixed_interval must be positive")
+        for unit, count in self.unit_max_registers.items():
+            if not 1 <= count <= PROTOCOL_MAX_REGISTERS:
+                raise ValueError(
+                    f"unit {unit}: max registers per read must be 1-{PROTOCOL_MAX_REGISTERS}, "
+                    f"got {count}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +145,7 @@ class CycleResult:
 
     started: float
     duration: float
-    changed: Mapping[str, Value]
+    changed: Mapping[str, Value | None]  # None: the register sent no value (NaN, inf)
     failed: frozenset[str]
     requests: int
     registers_read: int
@@ -163,19 +198,40 @@ class _Register:
     failure_streak: int = 0
     quarantined_until: float | None = None
     quarantine_backoff: float = QUARANTINE_FIRST
+    heap_seq: int = 0  # sequence number of the one live heap entry
+
+
+@dataclass
+class _HoleCheck:
+    """When a learned hole (a run of addresses) is read alone again."""
+
+    kind: ErrorKind  # what taught it: ILLEGAL_ADDRESS (strong) or DEVICE_FAILURE
+    verify_at: float
+    backoff: float
+
+
+@dataclass
+class _UnitLimit:
+    """A unit's learned largest read (registers) and when a larger one is tried."""
+
+    max_registers: int
+    retry_at: float
+    backoff: float = LIMIT_RETRY_FIRST
 
 
 @dataclass
 class _Cycle:
     """Accumulates the outcome of one cycle."""
 
-    changed: dict[str, Value] = field(default_factory=dict)
+    changed: dict[str, Value | None] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     errors: list[ErrorRecord] = field(default_factory=list)
     requests: int = 0
     registers_read: int = 0
     dead_units: set[int] = field(default_factory=set)
     connection_lost: bool = False
+    answered: dict[int, int] = field(default_factory=dict)  # unit -> largest read that answered
+    halved: set[int] = field(default_factory=set)  # units whose limit a timeout halved
     internal_error: str | None = None
 
 
@@ -237,6 +293,9 @@ class PollEngine:
         self._stats = StatsRecorder()
         self._cost = _CostEstimator()
         self._holes: dict[HoleKey, set[int]] = {}
+        self._hole_checks: dict[tuple[int, Table, int, int], _HoleCheck] = {}
+        self._hole_backoffs: dict[tuple[int, Table, int, int], float] = {}  # of expired holes
+        self._unit_limits: dict[int, _UnitLimit] = {}
         self._regs: dict[str, _Register] = {}
         for spec in registers:
             if spec.uid in self._regs:
@@ -268,7 +327,8 @@ class PollEngine:
         numeric = spec.is_numeric
         tolerance = spec.tolerance or (self.config.default_tolerance if numeric else 0.0)
         model = IntervalModel(tolerance, self._limits_for(spec), numeric=numeric)
-        return _Register(spec=spec, model=model, profile=ActivityProfile(), tolerance=tolerance)
+        profile = ActivityProfile(tz=self.config.tz)
+        return _Register(spec=spec, model=model, profile=profile, tolerance=tolerance)
 
     def _build_index(self) -> dict[HoleKey, tuple[list[int], list[str]]]:
         """Per (unit, table): register start addresses (sorted) and their uids."""
@@ -302,6 +362,7 @@ class PollEngine:
     def _push(self, reg: _Register) -> None:
         self._unscheduled.discard(reg.spec.uid)
         self._seq += 1
+        reg.heap_seq = self._seq  # older entries of this register are dead from now on
         heapq.heappush(self._heap, (reg.next_due, self._seq, reg.spec.uid))
         if len(self._heap) > 4 * len(self._regs) + 64:
             self._rebuild_heap()
@@ -311,12 +372,13 @@ class PollEngine:
         for reg in self._regs.values():
             if reg.enabled:
                 self._seq += 1
+                reg.heap_seq = self._seq
                 self._heap.append((reg.next_due, self._seq, reg.spec.uid))
         heapq.heapify(self._heap)
 
     def _is_live(self, entry: tuple[float, int, str]) -> bool:
         reg = self._regs[entry[2]]
-        return reg.enabled and reg.next_due == entry[0]
+        return reg.enabled and reg.next_due == entry[0] and reg.heap_seq == entry[1]
 
     def next_due(self) -> float:
         """Time on ``clock`` (wall) at which the next register or unit probe is due
@@ -372,11 +434,13 @@ class PollEngine:
         """The cost model the planner uses now (configured, fitted, or default)."""
         return self.config.cost or self._cost.model() or CostModel()
 
-    def _plan(self, due: Sequence[_Register]) -> list[BlockRead]:
+    def _plan(
+        self, due: Sequence[_Register], limits: Mapping[int, DeviceLimits] | None = None
+    ) -> list[BlockRead]:
         return plan_reads(
             [reg.spec for reg in due],
             cost=self.cost_model(),
-            limits=self.config.limits,
+            limits=self._effective_limits() if limits is None else limits,
             holes=self._holes,
             merge=self.config.merge_reads,
         )
@@ -384,14 +448,16 @@ class PollEngine:
     def _plan_with_early(self, due: list[_Register], now: float) -> list[BlockRead]:
         """Plan the due registers, pulling in neighbours that are due soon when that
         adds no request (they would cost a request of their own later)."""
-        blocks = self._plan(due)
+        trial = self._trial_limits(due, now)
+        limits = self._effective_limits(trial)
+        blocks = self._plan(due, limits)
         if not (self.config.adaptive and self.config.merge_reads and blocks):
-            return blocks
+            return self._settle_trials(trial, blocks, now)
         early = self._early_neighbours(blocks, now, {reg.spec.uid for reg in due})
         if not early:
-            return blocks
-        merged = self._plan([*due, *early])
-        return merged if len(merged) <= len(blocks) else blocks
+            return self._settle_trials(trial, blocks, now)
+        merged = self._plan([*due, *early], limits)
+        return self._settle_trials(trial, merged if len(merged) <= len(blocks) else blocks, now)
 
     def _early_neighbours(
         self, blocks: Sequence[BlockRead], now: float, due: set[str]
@@ -404,7 +470,7 @@ class PollEngine:
             index = self._index.get((block.unit_id, block.table))
             if index is None:
                 continue
-            limits = self.config.limits.get(block.unit_id, DeviceLimits())
+            limits = self._effective_limits().get(block.unit_id, DEFAULT_LIMITS)
             limit = limits.max_bits if block.table.is_bit else limits.max_registers
             gap = cost.break_even_gap(bits=block.table.is_bit)
             low = max(block.address - gap, block.end - limit)
@@ -449,6 +515,7 @@ class PollEngine:
                     self._fail_keys((reg.spec.uid,), cycle, started)
                 else:
                     await self._guarded(self._probe(reg, cycle), (reg.spec.uid,), cycle)
+            await self._guarded(self._check_holes(cycle), (), cycle)
         except Exception as err:
             self._internal_error(err, cycle)
         except BaseException:  # cancelled: what was taken is still due
@@ -565,11 +632,10 @@ class PollEngine:
 
     def _probe_register(self, unit: int) -> _Register | None:
         """The cheapest read of a unit: its smallest enabled, not quarantined register."""
-        candidates = [
-            self._regs[uid]
-            for uid in self._unit_uids.get(unit, ())
-            if self._regs[uid].enabled and self._regs[uid].quarantined_until is None
-        ]
+        enabled = [self._regs[uid] for uid in self._unit_uids.get(unit, ())]
+        enabled = [reg for reg in enabled if reg.enabled]
+        # only quarantined registers left: probe one of them (else they stay parked)
+        candidates = [reg for reg in enabled if reg.quarantined_until is None] or enabled
         if not candidates:
             return None
         return min(candidates, key=lambda r: (r.spec.size, r.spec.table.value, r.spec.address))
@@ -660,11 +726,12 @@ class PollEngine:
             return err
         self._cost.add(block.count, self._clock() - t0)
         self._record(block, t0)
+        self._note_answer(block, cycle)
         cycle.registers_read += block.count
         return raw
 
     async def _execute(self, block: BlockRead, cycle: _Cycle) -> bool:
-        """Read one block; bisect it if the device blames its addresses."""
+        """Read one block; split it if the device blames its addresses or its size."""
         if block.unit_id in cycle.dead_units:
             self._fail_keys(block.keys, cycle, self._clock())
             return False
@@ -673,8 +740,12 @@ class PollEngine:
         if not isinstance(result, ModbusError):
             self._apply(block, result, now, cycle)
             return True
+        if self._refused_size(block, result):
+            return await self._split_by_size(block, cycle, result)
+        if result.kind is ErrorKind.TIMEOUT and await self._silent_on_size(block, cycle):
+            return await self._split_by_size(block, cycle, result)
         if result.kind.blames_block and len(self._distinct_starts(block)) > 1:
-            await self._bisect(block, cycle)
+            await self._bisect(block, cycle, result.kind)
             return False
         if result.kind.blames_block:
             for uid in block.keys:
@@ -689,7 +760,7 @@ class PollEngine:
     def _distinct_starts(self, block: BlockRead) -> list[int]:
         return sorted({self._regs[uid].spec.address for uid in block.keys})
 
-    async def _bisect(self, block: BlockRead, cycle: _Cycle) -> None:
+    async def _bisect(self, block: BlockRead, cycle: _Cycle, kind: ErrorKind) -> None:
         """Split a blamed block in two halves by address and read each."""
         starts = self._distinct_starts(block)
         pivot = starts[len(starts) // 2]
@@ -706,7 +777,7 @@ class PollEngine:
             else:
                 all_ok = False
         if all_ok:
-            self._learn_hole(block, covered)
+            self._learn_hole(block, covered, kind, self._clock())
 
     def _block_of(self, block: BlockRead, keys: Sequence[str]) -> BlockRead:
         specs = [self._regs[uid].spec for uid in keys]
@@ -714,20 +785,212 @@ class PollEngine:
         end = max(s.end for s in specs)
         return BlockRead(block.unit_id, block.table, start, end - start, tuple(keys))
 
-    def _learn_hole(self, block: BlockRead, covered: Sequence[tuple[int, int]]) -> None:
-        """Both halves read fine: the addresses only the whole block read are illegal."""
+    # -- holes ---------------------------------------------------------------
+
+    def _learn_hole(
+        self, block: BlockRead, covered: Sequence[tuple[int, int]], kind: ErrorKind, now: float
+    ) -> None:
+        """Both halves read fine: the addresses only the whole block read are refused.
+
+        The hole is read alone again after a backoff: long when the device called the
+        address illegal, short when it reported a failure (often transient). A hole
+        learned again after it expired continues its backoff instead of restarting it.
+        """
         gap = set(range(block.address, block.address + block.count))
         for start, end in covered:
             gap -= set(range(start, end))
-        if gap:
-            self._holes.setdefault((block.unit_id, block.table), set()).update(gap)
+        first = HOLE_VERIFY_FIRST if kind is ErrorKind.ILLEGAL_ADDRESS else HOLE_VERIFY_FAILURE
+        for start, end in _runs(gap):
+            key = (block.unit_id, block.table, start, end)
+            previous = self._hole_backoffs.pop(key, None)
+            backoff = first if previous is None else min(max(previous * 2, first), HOLE_VERIFY_MAX)
+            self._hole_checks[key] = _HoleCheck(kind, now + backoff, backoff)
             _LOGGER.info(
-                "unit %s %s: learned illegal addresses %s-%s",
-                block.unit_id,
-                block.table,
-                min(gap),
-                max(gap),
+                "unit %s %s: learned refused addresses %s-%s (%s), checked again in %.0f s",
+                block.unit_id, block.table, start, end - 1, kind, backoff,
+            )  # fmt: skip
+        self._rebuild_holes()
+
+    def _rebuild_holes(self) -> None:
+        holes: dict[HoleKey, set[int]] = {}
+        for unit, table, start, end in self._hole_checks:
+            holes.setdefault((unit, table), set()).update(range(start, end))
+        self._holes = holes
+
+    async def _check_holes(self, cycle: _Cycle) -> None:
+        """Read holes whose check is due alone, on units that answered this cycle.
+
+        An answer forgets the hole (the planner spans it again); a refusal keeps it
+        and doubles its backoff; no verdict (timeout, busy) asks again later.
+        """
+        now = self._clock()
+        for key, check in list(self._hole_checks.items()):
+            unit, table, start, end = key
+            if check.verify_at > now or cycle.connection_lost or unit not in cycle.answered:
+                continue
+            if unit in cycle.dead_units:
+                continue
+            scratch = _Cycle()  # a refusal confirms what is known: not an error of this cycle
+            result = await self._read(BlockRead(unit, table, start, end - start), scratch)
+            cycle.requests += scratch.requests
+            now = self._clock()
+            if not isinstance(result, ModbusError):
+                del self._hole_checks[key]
+                self._hole_backoffs[key] = check.backoff
+                self._rebuild_holes()
+                _LOGGER.info(
+                    "unit %s %s: addresses %s-%s answer again", unit, table, start, end - 1
+                )
+            elif result.kind.blames_block:
+                if result.kind is ErrorKind.ILLEGAL_ADDRESS:
+                    check.kind = ErrorKind.ILLEGAL_ADDRESS
+                first = (
+                    HOLE_VERIFY_FIRST
+                    if check.kind is ErrorKind.ILLEGAL_ADDRESS
+                    else HOLE_VERIFY_FAILURE
+                )
+                check.backoff = min(max(check.backoff * 2, first), HOLE_VERIFY_MAX)
+                check.verify_at = now + check.backoff
+            else:
+                check.verify_at = now + NO_VERDICT_RETRY
+                if result.kind is ErrorKind.CONNECTION:
+                    cycle.connection_lost = True
+
+    # -- block limits ----------------------------------------------------------
+
+    def _unit_cap(self, unit: int) -> int:
+        """The configured largest read of a unit (registers)."""
+        configured = self.config.limits.get(unit, DEFAULT_LIMITS).max_registers
+        return min(configured, self.config.unit_max_registers.get(unit, PROTOCOL_MAX_REGISTERS))
+
+    def _unit_limit(self, unit: int) -> int:
+        """The largest read of a unit in force: configured, or learned when smaller."""
+        learned = self._unit_limits.get(unit)
+        cap = self._unit_cap(unit)
+        return cap if learned is None else min(cap, learned.max_registers)
+
+    def _effective_limits(self, trial: Mapping[int, int] | None = None) -> dict[int, DeviceLimits]:
+        """Per unit limits for the planner; ``trial`` overrides some units' registers."""
+        units = {*self.config.limits, *self.config.unit_max_registers, *self._unit_limits}
+        limits: dict[int, DeviceLimits] = {}
+        for unit in units:
+            base = self.config.limits.get(unit, DEFAULT_LIMITS)
+            count = trial[unit] if trial and unit in trial else self._unit_limit(unit)
+            limits[unit] = (
+                base if count == base.max_registers else DeviceLimits(count, base.max_bits)
             )
+        return limits
+
+    def _trial_limits(self, due: Sequence[_Register], now: float) -> dict[int, int]:
+        """Units whose retry is due try twice their learned limit in this cycle."""
+        trial: dict[int, int] = {}
+        units = {reg.spec.unit_id for reg in due if not reg.spec.table.is_bit}
+        for unit in units & self._unit_limits.keys():
+            learned = self._unit_limits[unit]
+            if learned.retry_at <= now:
+                trial[unit] = min(self._unit_cap(unit), learned.max_registers * 2)
+        return trial
+
+    def _settle_trials(
+        self, trial: Mapping[int, int], blocks: list[BlockRead], now: float
+    ) -> list[BlockRead]:
+        """A trial counts (and backs off) only when the plan reads more than the limit."""
+        for unit in trial:
+            learned = self._unit_limits[unit]
+            if any(
+                b.unit_id == unit and not b.table.is_bit and b.count > learned.max_registers
+                for b in blocks
+            ):
+                learned.retry_at = now + learned.backoff
+                learned.backoff = min(learned.backoff * 2, LIMIT_RETRY_MAX)
+        return blocks
+
+    def _note_answer(self, block: BlockRead, cycle: _Cycle) -> None:
+        """A read answered: the unit is alive, and a learned limit may grow."""
+        unit = block.unit_id
+        size = 1 if block.table.is_bit else block.count
+        cycle.answered[unit] = max(cycle.answered.get(unit, 0), size)
+        learned = self._unit_limits.get(unit)
+        if learned is None or size <= learned.max_registers:
+            return
+        if size >= self._unit_cap(unit):
+            del self._unit_limits[unit]
+        else:
+            learned.max_registers = size
+        _LOGGER.info("unit %s: reads of %s registers answer again", unit, size)
+
+    def _learn_limit(self, unit: int, limit: int, why: str) -> None:
+        """Remember a smaller largest read for a unit (never a larger one here)."""
+        if limit >= self._unit_limit(unit):
+            return
+        learned = self._unit_limits.get(unit)
+        if learned is None:
+            self._unit_limits[unit] = _UnitLimit(limit, self._clock() + LIMIT_RETRY_FIRST)
+        else:
+            learned.max_registers = limit
+        _LOGGER.info("unit %s: %s; reading at most %s registers at once", unit, why, limit)
+
+    def _refused_size(self, block: BlockRead, error: ModbusError) -> bool:
+        """Exception 3 on a read of several registers: the quantity may be too large."""
+        return (
+            error.code == EXC_ILLEGAL_VALUE
+            and not block.table.is_bit
+            and len(self._distinct_starts(block)) > 1
+        )
+
+    async def _silent_on_size(self, block: BlockRead, cycle: _Cycle) -> bool:
+        """No answer to a read larger than one that answered this cycle: halve the limit.
+
+        When the unit has not answered yet this cycle, one small read (the block's
+        first register) tells a silent unit from one that ignores large reads. A
+        unit's limit is halved at most once per cycle this way.
+        """
+        unit = block.unit_id
+        if block.table.is_bit or unit in cycle.halved or len(self._distinct_starts(block)) < 2:
+            return False
+        if unit not in cycle.answered:
+            spec = self._regs[block.keys[0]].spec
+            small = BlockRead(unit, block.table, spec.address, spec.size, (spec.uid,))
+            if small.count >= block.count:
+                return False
+            result = await self._read(small, cycle)
+            if isinstance(result, ModbusError):
+                return False
+            self._apply(small, result, self._clock(), cycle)
+        answered = cycle.answered.get(unit, 0)
+        if answered >= block.count:
+            return False
+        cycle.halved.add(unit)
+        limit = max(block.count // 2, answered, 1)
+        self._learn_limit(unit, limit, f"no answer to a read of {block.count} registers")
+        return True
+
+    async def _split_by_size(self, block: BlockRead, cycle: _Cycle, error: ModbusError) -> bool:
+        """Read a block refused for its size again in reads of at most half its size.
+
+        After exception 3 the smaller limit is learned only when every smaller read
+        answers: an address the device refuses with code 3 is found (and quarantined
+        or learned as a hole) instead of shrinking the limit.
+        """
+        unit = block.unit_id
+        current = self._unit_limit(unit)
+        limit = max(block.count // 2, current if current < block.count else 1, 1)
+        specs = [self._regs[uid].spec for uid in block.keys]
+        base = self.config.limits.get(unit, DEFAULT_LIMITS)
+        subs = plan_reads(
+            specs,
+            cost=self.cost_model(),
+            limits={unit: DeviceLimits(limit, base.max_bits)},
+            holes=self._holes,
+        )
+        all_ok = True
+        for sub in subs:
+            all_ok = await self._execute(sub, cycle) and all_ok
+        if all_ok and error.kind is not ErrorKind.TIMEOUT:
+            self._learn_limit(unit, limit, f"a read of {block.count} registers was refused")
+        return all_ok
+
+    # -- quarantine ------------------------------------------------------------
 
     def _quarantine(self, reg: _Register, now: float) -> None:
         """A register the device rejects on its own: stop reading it for a while."""
@@ -737,24 +1000,33 @@ class PollEngine:
         _LOGGER.info("%s quarantined for %.0f s", reg.spec.uid, reg.quarantine_backoff)
 
     async def _probe(self, reg: _Register, cycle: _Cycle) -> None:
-        """Re-read a quarantined register alone; release it if the device answers."""
+        """Re-read a quarantined register alone; release it if the device answers.
+
+        A refusal doubles the quarantine; no verdict (timeout, lost connection, busy)
+        leaves it as it is and asks again after the register's retry backoff.
+        """
         spec = reg.spec
+        if spec.unit_id in cycle.dead_units:
+            self._fail_keys((spec.uid,), cycle, self._clock())
+            return
         block = BlockRead(spec.unit_id, spec.table, spec.address, spec.size, (spec.uid,))
         result = await self._read(block, cycle)
         now = self._clock()
         if isinstance(result, ModbusError):
             if result.kind.blames_block:
                 self._quarantine(reg, now)
+            elif result.kind is ErrorKind.CONNECTION:
+                cycle.connection_lost = True
+            elif result.kind is ErrorKind.TIMEOUT:
+                cycle.dead_units.add(spec.unit_id)
             self._fail_keys(block.keys, cycle, now)
-            if reg.quarantined_until is not None:
-                reg.next_due = reg.quarantined_until
-                self._push(reg)
             return
         reg.quarantined_until = None
         reg.quarantine_backoff = QUARANTINE_FIRST
         self._apply(block, result, now, cycle)
 
     def _fail_keys(self, keys: Sequence[str], cycle: _Cycle, now: float) -> None:
+        """Count a failed read and schedule the next one (always after ``now``)."""
         for uid in keys:
             if uid in cycle.failed:
                 continue
@@ -762,9 +1034,13 @@ class PollEngine:
             reg.errors += 1
             reg.failure_streak += 1
             cycle.failed.add(uid)
-            if reg.quarantined_until is not None:
+            if reg.quarantined_until is not None and reg.quarantined_until > now:
                 reg.next_due = reg.quarantined_until
                 self._push(reg)
+            elif reg.quarantined_until is not None:
+                # a due probe without a verdict: probe again after the retry backoff
+                self._schedule_retry(reg, now)
+                reg.quarantined_until = reg.next_due
             else:
                 self._schedule_retry(reg, now)
 
@@ -807,9 +1083,9 @@ class PollEngine:
                 continue
             self._observe(reg, value, now, cycle)
 
-    def _observe(self, reg: _Register, value: Value, now: float, cycle: _Cycle) -> None:
+    def _observe(self, reg: _Register, value: Value | None, now: float, cycle: _Cycle) -> None:
         previous = reg.value
-        changed = previous is None or value != previous
+        changed = value != previous or reg.last_read is None  # None: no value (NaN, inf)
         reg.reads += 1
         reg.failure_streak = 0
         if changed:
@@ -818,7 +1094,7 @@ class PollEngine:
             cycle.changed[reg.spec.uid] = value
         reg.value = value
         reg.last_read = now
-        numeric = _as_float(value) if reg.spec.is_numeric else None
+        numeric = _as_float(value) if reg.spec.is_numeric and value is not None else None
         old_interval = reg.model.interval
         # the first read (after start or restore) is news for entities, not for the model
         decision = reg.model.observe(now, numeric, changed and previous is not None)
@@ -834,7 +1110,12 @@ class PollEngine:
     # -- writes -----------------------------------------------------------
 
     async def write(self, uid: str, value: Value) -> Value:
-        """Write a value (jumps the read queue), read it back, poll it closely again."""
+        """Write a value (jumps the read queue), read it back, poll it closely again.
+
+        Raises the transport's :class:`ModbusError` when the write failed, and
+        :class:`WriteUnconfirmed` (carrying ``value``) when the device took the write
+        but reading it back failed: the write must not be repeated for that.
+        """
         reg = self._regs.get(uid)
         if reg is None:
             raise KeyError(uid)
@@ -862,7 +1143,16 @@ class PollEngine:
         cycle = _Cycle()
         result = await self._read(block, cycle)
         if isinstance(result, ModbusError):
-            raise result
+            # the device took the write: say so, and read the register again soon
+            self._fail_keys(block.keys, cycle, self._clock())
+            raise WriteUnconfirmed(
+                f"{uid}: wrote {value!r} but reading it back failed: {result}",
+                value=value,
+                read_error=result,
+                unit_id=spec.unit_id,
+                address=spec.address,
+                code=result.code,
+            ) from result
         self._apply(block, result, self._clock(), cycle)
         return reg.value if reg.value is not None else value
 
@@ -1028,9 +1318,24 @@ class PollEngine:
                 for uid, reg in self._regs.items()
             },
             "holes": [
-                {"unit_id": unit, "table": table.value, "addresses": sorted(addresses)}
-                for (unit, table), addresses in self._holes.items()
-                if addresses
+                {
+                    "unit_id": unit,
+                    "table": table.value,
+                    "addresses": list(range(start, end)),
+                    "kind": str(check.kind),
+                    "verify_at": check.verify_at + offset,
+                    "backoff": check.backoff,
+                }
+                for (unit, table, start, end), check in sorted(self._hole_checks.items())
+            ],
+            "unit_limits": [
+                {
+                    "unit_id": unit,
+                    "max_registers": learned.max_registers,
+                    "retry_at": learned.retry_at + offset,
+                    "backoff": learned.backoff,
+                }
+                for unit, learned in sorted(self._unit_limits.items())
             ],
         }
 
@@ -1065,11 +1370,46 @@ class PollEngine:
         holes = data.get("holes")
         for item in holes if isinstance(holes, list) else []:
             try:
-                key = (int(item["unit_id"]), Table(item["table"]))
-                self._holes.setdefault(key, set()).update(int(a) for a in item["addresses"])
+                self._restore_hole(item)
             except (TypeError, ValueError, KeyError) as err:
                 warnings.append(f"a stored hole was set aside ({err})")
+        self._rebuild_holes()
+        limits = data.get("unit_limits")
+        for item in limits if isinstance(limits, list) else []:
+            try:
+                self._restore_limit(item)
+            except (TypeError, ValueError, KeyError) as err:
+                warnings.append(f"a stored block limit was set aside ({err})")
         return ImportReport(restored, warnings)
+
+    def _restore_hole(self, item: Mapping[str, Any]) -> None:
+        """One stored hole; one without a check (older state) is checked again soon."""
+        unit, table = int(item["unit_id"]), Table(item["table"])
+        addresses = {int(a) for a in item["addresses"]}
+        kind = ErrorKind(item.get("kind", ErrorKind.DEVICE_FAILURE))
+        backoff = _finite(item.get("backoff", HOLE_VERIFY_FAILURE), "backoff")
+        backoff = min(max(backoff, HOLE_VERIFY_FAILURE), HOLE_VERIFY_MAX)
+        now = self._clock()
+        stored = item.get("verify_at")
+        verify_at = now + HOLE_VERIFY_FAILURE
+        if stored is not None:  # stored in wall time
+            verify_at = self._from_wall(_finite(stored, "verify_at"))
+        for start, end in _runs(addresses):
+            check = _HoleCheck(kind, min(verify_at, now + backoff), backoff)
+            self._hole_checks[(unit, table, start, end)] = check
+
+    def _restore_limit(self, item: Mapping[str, Any]) -> None:
+        unit, count = int(item["unit_id"]), int(item["max_registers"])
+        if not 1 <= count <= PROTOCOL_MAX_REGISTERS:
+            raise ValueError(f"max_registers {count} outside 1-{PROTOCOL_MAX_REGISTERS}")
+        backoff = _finite(item.get("backoff", LIMIT_RETRY_FIRST), "backoff")
+        backoff = min(max(backoff, LIMIT_RETRY_FIRST), LIMIT_RETRY_MAX)
+        now = self._clock()
+        stored = item.get("retry_at")
+        retry_at = now if stored is None else self._from_wall(_finite(stored, "retry_at"))
+        retry_at = min(retry_at, now + backoff)
+        if count < self._unit_cap(unit):
+            self._unit_limits[unit] = _UnitLimit(count, retry_at, backoff)
 
     def _reset_register(self, reg: _Register) -> None:
         """Learning starts clean for a register whose stored state was set aside."""
@@ -1090,7 +1430,8 @@ class PollEngine:
                 raise ValueError(f"quarantine {until!r} / backoff {backoff!r} is not finite")
         stored_model = stored.get("model")
         if not (
-            isinstance(stored_model, Mapping) and stored_model.get("version") == MODEL_STATE_VERSION
+            isinstance(stored_model, Mapping)
+            and stored_model.get("version") in (1, MODEL_STATE_VERSION)
         ):
             raise ValueError("its interval model is missing or of another version")
         limits = reg.model.limits
@@ -1100,9 +1441,9 @@ class PollEngine:
         model.forget_baseline()
         stored_profile = stored.get("profile")
         if isinstance(stored_profile, Mapping) and (
-            stored_profile.get("version") == PROFILE_STATE_VERSION
+            stored_profile.get("version") in (1, PROFILE_STATE_VERSION)
         ):
-            profile = ActivityProfile.from_dict(stored_profile)
+            profile = ActivityProfile.from_dict(stored_profile, tz=self.config.tz)
         else:
             profile = ActivityProfile()
             warnings.append(f"{uid}: stored time-of-week pattern set aside")
@@ -1128,6 +1469,82 @@ class PollEngine:
         reg.next_due = reg.quarantined_until
         self._push(reg)
         return warnings
+
+    # -- forgetting -------------------------------------------------------
+
+    def reset_learning(self, *, unit_id: int | None = None, uid: str | None = None) -> None:
+        """Forget what was learned, for one register (``uid``), one unit, or everything.
+
+        Resets interval models, activity patterns and quarantines of the registers in
+        scope (they are read again at once), the holes learned in their addresses
+        (a unit's or all, or those inside the register's span), and the learned block
+        limit of the unit (or of all units; not for a single register). Raises
+        ``KeyError`` for an unknown ``uid`` and ``ValueError`` when ``uid`` is not on
+        ``unit_id``.
+        """
+        if uid is not None:
+            if uid not in self._regs:
+                raise KeyError(uid)
+            spec = self._regs[uid].spec
+            if unit_id is not None and spec.unit_id != unit_id:
+                raise ValueError(f"{uid} is not on unit {unit_id}")
+            regs = [self._regs[uid]]
+        elif unit_id is not None:
+            regs = [reg for reg in self._regs.values() if reg.spec.unit_id == unit_id]
+        else:
+            regs = list(self._regs.values())
+        now = self._clock()
+        for reg in regs:
+            fresh = self._new_register(reg.spec)
+            reg.model, reg.profile = fresh.model, fresh.profile
+            reg.quarantined_until = None
+            reg.quarantine_backoff = QUARANTINE_FIRST
+            reg.failure_streak = 0
+            reg.effective_interval = 0.0
+            reg.pattern_factor = 1.0
+            if reg.enabled:
+                reg.next_due = now
+                self._push(reg)
+        for key in list(self._hole_checks):
+            unit, table, start, end = key
+            if uid is not None:
+                spec = self._regs[uid].spec
+                hit = (unit, table) == (spec.unit_id, spec.table) and start < spec.end
+                hit = hit and end > spec.address
+            else:
+                hit = unit_id is None or unit == unit_id
+            if hit:
+                del self._hole_checks[key]
+        if uid is None:
+            for key in [k for k in self._hole_backoffs if unit_id is None or k[0] == unit_id]:
+                del self._hole_backoffs[key]
+        self._rebuild_holes()
+        if uid is None:
+            for unit in [u for u in self._unit_limits if unit_id is None or u == unit_id]:
+                del self._unit_limits[unit]
+        _LOGGER.info(
+            "learning reset for %s",
+            uid if uid is not None else f"unit {unit_id}" if unit_id is not None else "all",
+        )
+
+
+def _runs(addresses: set[int]) -> list[tuple[int, int]]:
+    """Contiguous runs ``[start, end)`` of a set of addresses, in order."""
+    runs: list[tuple[int, int]] = []
+    for address in sorted(addresses):
+        if runs and runs[-1][1] == address:
+            runs[-1] = (runs[-1][0], address + 1)
+        else:
+            runs.append((address, address + 1))
+    return runs
+
+
+def _finite(value: Any, name: str) -> float:
+    """A stored number, or ``ValueError`` when it is not a finite one."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} {value!r} is not a finite number")
+    return number
 
 
 def _as_float(value: Value) -> float | None:

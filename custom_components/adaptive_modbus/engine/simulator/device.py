@@ -41,6 +41,8 @@ HOLES: Final[Mapping[Table, frozenset[int]]] = {
 MAX_READ_WORDS: Final = 125
 MAX_READ_BITS: Final = 2000
 MAX_WRITE_WORDS: Final = 123
+ILLEGAL_DATA_VALUE: Final = 3
+"""Modbus exception code of a request for too many values or a value out of range."""
 
 
 @lru_cache(maxsize=32)
@@ -130,7 +132,8 @@ class SimulatedDevice:
         value = self._value(key, t)
         if spec.data_type in (DataType.BOOL, DataType.BIT):
             return bool(value)
-        return spec.decode(spec.encode(value))
+        decoded = spec.decode(spec.encode(value))
+        return value if decoded is None else decoded
 
     def _words(self, spec: RegisterSpec, t: float) -> list[int]:
         value = self._value(spec.key, t)
@@ -151,6 +154,7 @@ class SimulatedDevice:
                 f"{table} request for {count} values (1-{limit} allowed)",
                 unit_id=self.unit_id,
                 address=address,
+                code=ILLEGAL_DATA_VALUE,
             )
         space = self.address_space(table)
         if address < 0 or address + count > space.stop:
@@ -198,6 +202,7 @@ class SimulatedDevice:
                     f"{spec.key}: {value} outside {low}-{high}",
                     unit_id=self.unit_id,
                     address=spec.address,
+                    code=ILLEGAL_DATA_VALUE,
                 )
         return value
 
@@ -224,7 +229,16 @@ class SimulatedDevice:
             try:
                 decoded = spec.decode(words)
             except DecodeError as err:
-                raise DeviceFailure(str(err), unit_id=unit_id, address=position) from err
+                raise DeviceFailure(
+                    str(err), unit_id=unit_id, address=position, code=ILLEGAL_DATA_VALUE
+                ) from err
+            if decoded is None:
+                raise DeviceFailure(
+                    f"{spec.key}: not a finite number",
+                    unit_id=unit_id,
+                    address=position,
+                    code=ILLEGAL_DATA_VALUE,
+                )
             updates.append((spec.key, self._checked(spec, decoded)))
             position = spec.end
         for key, value in updates:

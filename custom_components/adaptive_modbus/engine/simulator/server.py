@@ -80,6 +80,8 @@ class RequestRecord:
 
 
 def _code_for(err: ModbusError) -> int:
+    if err.code is not None:  # the device chose the code (e.g. 3: illegal data value)
+        return err.code
     if isinstance(err, IllegalAddress):
         return compat.EXC_ILLEGAL_ADDRESS
     if isinstance(err, IllegalFunction):
