@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import Any
 
 import voluptuous as vol
@@ -95,16 +96,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntr
         ) from err
     store = LearnedStateStore(hass, entry.entry_id, hub.engine)
     coordinator = AdaptiveModbusCoordinator(hass, entry, hub, store)
-    try:
-        await store.async_restore()
-        _apply_registry_enabled(hass, entry, coordinator)
-        await _async_first_refresh(coordinator, hub)
-    except BaseException:
-        await coordinator.async_stop()
-        await hub.async_close()
-        raise
+    data = AdaptiveModbusData(hub=hub, coordinator=coordinator, store=store)
+    # teardown on every way out (unload, setup failure, not ready): stop polling,
+    # save once loaded, close the connection and the demo server
+    entry.async_on_unload(partial(_async_shutdown, data))
+    await store.async_restore()
+    _apply_registry_enabled(hass, entry, coordinator)
+    await _async_first_refresh(hass, entry, coordinator, hub)
 
-    entry.runtime_data = AdaptiveModbusData(hub=hub, coordinator=coordinator, store=store)
+    entry.runtime_data = data
+    data.loaded = True
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         **hub_device_info(entry.entry_id, hub.title, settings.connection),
@@ -116,7 +117,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntr
         """HA stops: save what was learned and close the connection."""
         nonlocal unsub_stop
         unsub_stop = None  # a fired once-listener must not be removed again
-        await _async_shutdown(entry.runtime_data)
+        await _async_shutdown(data)
 
     @callback
     def _remove_stop_listener() -> None:
@@ -140,19 +141,48 @@ async def async_setup_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntr
     return True
 
 
-async def _async_first_refresh(coordinator: AdaptiveModbusCoordinator, hub: Hub) -> None:
-    """First refresh, never longer than the connect timeout: a slow device must not
-    hold up HA's start. Failure -> ConfigEntryNotReady (HA retries in the background)."""
+async def _async_first_refresh(
+    hass: HomeAssistant,
+    entry: AdaptiveModbusConfigEntry,
+    coordinator: AdaptiveModbusCoordinator,
+    hub: Hub,
+) -> None:
+    """Run the first cycle; load once anything answered, never wait without end.
+
+    The bound (``setup_timeout``) is one silent unit's worth of timeouts plus a grace
+    second. When it passes and some unit has answered, the entry loads and the cycle
+    goes on in the background (entities of registers not read yet are unavailable
+    until they are). While nothing has answered and units are still untried, setup
+    waits one more silent unit's worth each time, so silent units at the front of the
+    bus do not keep the others from loading. Nothing answered from any unit:
+    ConfigEntryNotReady (HA retries in the background).
+    """
     limit = setup_timeout(hub)
-    try:
-        async with asyncio.timeout(limit):
-            await coordinator.async_config_entry_first_refresh()
-    except TimeoutError as err:
+    per_unit = max(limit - SETUP_GRACE, 0.1)
+    task = entry.async_create_background_task(
+        hass, coordinator.async_config_entry_first_refresh(), f"{DOMAIN} first cycle"
+    )
+    done, _ = await asyncio.wait([task], timeout=limit)
+    waited = limit
+    for _ in hub.units:
+        if done or coordinator.anything_read or not coordinator.untried_units:
+            break
+        done, _ = await asyncio.wait([task], timeout=per_unit)
+        waited += per_unit
+    if not done:
+        if coordinator.anything_read:
+            _LOGGER.debug("%s: first cycle goes on after setup (%.1f s)", hub.title, waited)
+            task.add_done_callback(_ignore_late_failure)
+            return
+        task.cancel()
+        await asyncio.wait([task])
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="setup_timeout",
-            translation_placeholders={"title": hub.title, "seconds": f"{limit:g}"},
-        ) from err
+            translation_placeholders={"title": hub.title, "seconds": f"{waited:g}"},
+        )
+    try:
+        task.result()
     except ConfigEntryNotReady as err:
         cause = err.__cause__ or coordinator.last_exception
         raise ConfigEntryNotReady(
@@ -160,6 +190,12 @@ async def _async_first_refresh(coordinator: AdaptiveModbusCoordinator, hub: Hub)
             translation_key="cannot_connect",
             translation_placeholders={"title": hub.title, "error": str(cause or err)},
         ) from cause
+
+
+def _ignore_late_failure(task: asyncio.Task[None]) -> None:
+    """A first cycle that goes on after setup may still fail: the coordinator saw it."""
+    if not task.cancelled() and task.exception() is not None:
+        _LOGGER.debug("First cycle failed after setup: %s", task.exception())
 
 
 def _apply_registry_enabled(
@@ -206,21 +242,27 @@ def _listen_registry_updates(
 
 
 async def _async_shutdown(data: AdaptiveModbusData) -> None:
-    """Stop polling, save the learned state, close the connection (and demo server)."""
+    """Stop polling, save the learned state once loaded, close the connection.
+
+    Runs at unload (``entry.async_on_unload``), after a failed setup and at HA stop;
+    a second call does nothing.
+    """
+    if data.shut_down:
+        return
+    data.shut_down = True
+    data.store.async_cancel()
     await data.coordinator.async_stop()
-    try:
-        await data.store.async_save()
-    except Exception:
-        _LOGGER.exception("Saving the learned polling state failed")
+    if data.loaded:
+        try:
+            await data.store.async_save()
+        except Exception:
+            _LOGGER.exception("Saving the learned polling state failed")
     await data.hub.async_close()
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> bool:
-    """Unload platforms, save learned state, close everything."""
-    unload_ok = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
-    if unload_ok:
-        await _async_shutdown(entry.runtime_data)
-    return unload_ok
+    """Unload platforms; the teardown registered with ``async_on_unload`` does the rest."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> None:

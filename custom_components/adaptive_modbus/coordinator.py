@@ -1,10 +1,17 @@
 """The coordinator: wakes when the engine says something is due, not on a fixed tick.
 
-Each refresh runs the engine's due cycle, then sets ``update_interval`` so the next
-wake-up lands on the engine's next due time. Listeners (entities) are told about
-every new data set, but an entity only writes state when its own value or
-availability changed (see :mod:`.entity`); the coordinator counts those writes
-for the state-writes-per-minute figure.
+The coordinator has no ``update_interval``: it owns one timer
+(:func:`homeassistant.helpers.event.async_call_later`), set after every cycle to the
+engine's next due time, and refreshes through the public ``async_refresh``. Listeners
+(entities) are told about every new data set, but an entity only writes state when
+its own value or availability changed (see :mod:`.entity`); the coordinator counts
+those writes for the state-writes-per-minute figure.
+
+Outages: after ``UNAVAILABLE_AFTER_FAILURES`` cycles in a row in which nothing could
+be read, a refresh fails (``UpdateFailed``): every entity is unavailable,
+``last_update_success`` is false, and HA logs the failure once and the recovery once.
+A single silent unit on a connection whose other units answer is logged once when it
+goes silent and once when it answers again; its entities go unavailable on their own.
 """
 
 from __future__ import annotations
@@ -13,19 +20,20 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
-from .engine.errors import AdaptiveModbusError, ModbusError
+from .engine.errors import AdaptiveModbusError, ErrorKind, ModbusError, WriteUnconfirmed
 from .engine.register_map import RegisterDefinition
 from .engine.registers import Value
 from .engine.stats import EngineSnapshot
@@ -107,6 +115,8 @@ class AdaptiveModbusData:
     hub: Hub
     coordinator: AdaptiveModbusCoordinator
     store: LearnedStateStore
+    loaded: bool = False  # setup finished: learned state is worth saving
+    shut_down: bool = False
 
     def registers(self, platform: Platform) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
         """(engine key, unit, definition) of every register a platform shows."""
@@ -144,35 +154,73 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             _LOGGER,
             config_entry=entry,
             name=f"{DOMAIN} {hub.title}",
-            update_interval=timedelta(seconds=hub.settings.engine.min_interval),
+            update_interval=None,  # we own the timer: see _async_schedule_wake
             always_update=False,
         )
         self.state_writes = StateWriteCounter()
-        # True makes every entity write on every refresh: the fixed-interval baseline
-        self.write_every_refresh = False
         self.recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
         self.cycles = 0
         self.failed_cycles = 0  # cycles in a row in which nothing could be read
         self.first_refresh_done = False
         self.started_at: float | None = None  # clock time of the first cycle
         self.snapshot: EngineSnapshot = self.engine.snapshot()
+        self.next_wake: float | None = None  # loop time of the next wake-up, if set
+        self.silent_units: set[int] = set()  # units silent while others answer
+        self._unit_silent_cycles: dict[int, int] = {}
+        self._unit_totals: dict[int, tuple[int, int]] = {}  # unit -> (registers read, errors)
+        self._stopped = False
+        self._unsub_wake: CALLBACK_TYPE | None = None
+        # one lock for cycles and the learned-state export (which runs in a thread)
+        self._poll_lock = store.lock if store is not None else asyncio.Lock()
         self._poll_task: asyncio.Task[Any] | None = None
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
-        self._poll_task = asyncio.current_task()
-        try:
-            return await self._async_poll()
-        finally:
-            self._poll_task = None
+        async with self._poll_lock:
+            if self._stopped:  # a read-now request that waited for an unload
+                return self._build_data()
+            self._poll_task = asyncio.current_task()
+            try:
+                return await self._async_poll()
+            finally:
+                self._poll_task = None
+                self._async_schedule_wake()
 
     async def async_stop(self) -> None:
         """No more refreshes; cancel one in flight (it must not reconnect after close)."""
+        self._stopped = True
+        self._async_cancel_wake()
         await self.async_shutdown()
         task = self._poll_task
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
             await asyncio.wait([task])
+
+    async def async_shutdown(self) -> None:
+        """Cancel the wake-up timer as well as HA's own (entry unload)."""
+        self._stopped = True
+        self._async_cancel_wake()
+        await super().async_shutdown()
+
+    async def async_read_now(self, uids: Iterable[str]) -> None:
+        """Read these registers now (``homeassistant.update_entity``), then refresh."""
+        self.engine.request_read(list(uids))
+        await self.async_refresh()
+
+    @property
+    def anything_read(self) -> bool:
+        """Whether any unit has answered a read since the engine started."""
+        return any(unit.registers_read for unit in self.engine.snapshot().units.values())
+
+    @property
+    def untried_units(self) -> set[int]:
+        """Units no request has been sent to yet."""
+        units = self.engine.snapshot().units
+        return {
+            unit.unit_id
+            for unit in self.hub.units
+            if unit.unit_id not in units or units[unit.unit_id].requests == 0
+        }
 
     async def _async_poll(self) -> PollData:
         now = self.clock()
@@ -182,7 +230,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             # the engine normally reports failures in the result; be safe anyway
             self.failed_cycles += 1
             self._remember_error({"at": now, "kind": err.kind.value, "message": str(err)})
-            if not self.first_refresh_done:
+            if not self.first_refresh_done or self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES:
                 raise self._not_answering(str(err)) from err
             return self._build_data()
         self.cycles += 1
@@ -190,20 +238,80 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             self.started_at = now
         for error in result.errors:
             self._remember_error(error)
+        answered = self._count_silent_cycles(result.errors)
         nothing_read = result.registers_read == 0 and bool(result.failed)
-        if nothing_read:
+        down = nothing_read and self._connection_down(result.errors)
+        if down:
             self.failed_cycles += 1
         elif result.registers_read:
             self.failed_cycles = 0
-        # (a cycle with nothing due leaves the count as it is)
+        # (a cycle with nothing due, or one that polled only silent units while
+        # others answer, leaves the count as it is)
+        self._log_units(answered, connection_down=self.failed_cycles > 0)
+        message = result.errors[-1].message if result.errors else "no answer"
         if not self.first_refresh_done:
             if nothing_read:
-                message = result.errors[-1].message if result.errors else "no answer"
                 raise self._not_answering(message)
             self.first_refresh_done = True
         if self.store is not None and (result.changed or result.requests):
             self.store.async_schedule_save()
+        if self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES:
+            # every entity unavailable, last_update_success false; HA logs this once
+            # and "recovered" once when a cycle reads again
+            raise self._not_answering(message)
         return self._build_data()
+
+    def _count_silent_cycles(self, errors: Iterable[Any]) -> set[int]:
+        """Per unit: cycles in a row it was asked and did not answer. Returns the
+        units that answered in this cycle (a read, or an exception response)."""
+        errors = list(errors)
+        answered: set[int] = set()
+        for unit_id, unit in self.engine.snapshot().units.items():
+            before = self._unit_totals.get(unit_id, (0, 0))
+            self._unit_totals[unit_id] = (unit.registers_read, unit.errors)
+            if unit.registers_read > before[0]:
+                answered.add(unit_id)
+        silent = {e.unit_id for e in errors if e.kind in _SILENT_KINDS}
+        answered |= {e.unit_id for e in errors if e.kind not in _SILENT_KINDS}
+        for unit_id in silent - answered:
+            self._unit_silent_cycles[unit_id] = self._unit_silent_cycles.get(unit_id, 0) + 1
+        for unit_id in answered:
+            self._unit_silent_cycles[unit_id] = 0
+        return answered
+
+    def _connection_down(self, errors: Iterable[Any]) -> bool:
+        """Nothing answers: the connection fails, or every polled unit is silent."""
+        if any(e.kind is ErrorKind.CONNECTION for e in errors):
+            return True
+        polled = {r.unit_id for r in self.engine.snapshot().registers.values() if r.enabled}
+        return all(self._unit_silent_cycles.get(unit_id, 0) > 0 for unit_id in polled)
+
+    def _log_units(self, answered: set[int], *, connection_down: bool) -> None:
+        """Log a unit going silent (while others answer) once, and its return once.
+
+        An engine that tracks silent units itself (``snapshot.units_down``) also logs
+        their transitions: then its view is taken and nothing is logged twice.
+        """
+        engine_view = getattr(self.engine.snapshot(), "units_down", None)
+        if engine_view is not None:
+            self.silent_units = set(engine_view)
+            return
+        for unit_id, streak in self._unit_silent_cycles.items():
+            if (
+                streak >= UNAVAILABLE_AFTER_FAILURES
+                and unit_id not in self.silent_units
+                and not connection_down  # the whole connection: HA logs that once
+            ):
+                self.silent_units.add(unit_id)
+                _LOGGER.warning(
+                    "Modbus unit %s of %s is not answering; its entities are unavailable "
+                    "until it responds (retried in the background)",
+                    unit_id,
+                    self.hub.title,
+                )
+        for unit_id in answered & self.silent_units:
+            self.silent_units.discard(unit_id)
+            _LOGGER.info("Modbus unit %s of %s answers again", unit_id, self.hub.title)
 
     def _not_answering(self, message: str) -> UpdateFailed:
         return UpdateFailed(
@@ -236,7 +344,11 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         unavailable: set[str] = set()
         for uid, register in snapshot.registers.items():
             values[uid] = register.value
-            if all_down or register.failure_streak >= UNAVAILABLE_AFTER_FAILURES:
+            if (
+                all_down
+                or register.last_read is None  # never read: nothing to show yet
+                or register.failure_streak >= UNAVAILABLE_AFTER_FAILURES
+            ):
                 unavailable.add(uid)
         now = self.clock()
         stats: dict[str, float | None]
@@ -256,26 +368,48 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             return ceiling
         return min(max(due - self.clock(), MIN_DELAY), ceiling)
 
-    @callback
-    def _schedule_refresh(self) -> None:
-        """Wake at the engine's next due time.
+    @property
+    def stopped(self) -> bool:
+        """Whether the coordinator was stopped (unload, HA stop): no more cycles."""
+        return self._stopped
 
-        HA schedules at ``int(loop.time()) + jitter + update_interval``; we set the
-        interval so that sum lands on the due time instead of up to a second off.
-        """
-        if self.update_interval is not None:
-            loop_now = self.hass.loop.time()
-            base = int(loop_now) + float(getattr(self, "_microsecond", 0.0))
-            target = loop_now + self.seconds_to_next_due()
-            # never zero: a zero timedelta is falsy and HA would stop scheduling at all
-            self.update_interval = timedelta(seconds=max(0.001, target - base))
-        super()._schedule_refresh()
+    @property
+    def wake_scheduled(self) -> bool:
+        """Whether the next wake-up is set (False while a cycle runs or once stopped)."""
+        return self._unsub_wake is not None
+
+    @callback
+    def _async_cancel_wake(self) -> None:
+        if self._unsub_wake is not None:
+            self._unsub_wake()
+            self._unsub_wake = None
+        self.next_wake = None
+
+    @callback
+    def _async_schedule_wake(self) -> None:
+        """Wake at the engine's next due time (replaces a wake-up already set)."""
+        self._async_cancel_wake()
+        if self._stopped or self.hass.is_stopping:
+            return
+        delay = self.seconds_to_next_due()
+        self.next_wake = self.hass.loop.time() + delay
+        self._unsub_wake = async_call_later(
+            self.hass, delay, HassJob(self._async_wake, cancel_on_shutdown=True)
+        )
+
+    async def _async_wake(self, _now: datetime) -> None:
+        self._unsub_wake = None
+        self.next_wake = None
+        await self.async_refresh()
 
     @callback
     def async_reschedule(self) -> None:
-        """The plan changed (write, enable/disable): wake at the new due time."""
-        if self._listeners and self._unsub_refresh is not None:
-            self._schedule_refresh()
+        """The plan changed (write, enable/disable): wake at the new due time.
+
+        While a cycle runs nothing is set: the cycle sets the wake-up when it ends.
+        """
+        if self._unsub_wake is not None:
+            self._async_schedule_wake()
 
     # ------------------------------------------------------------------ commands
     async def async_write(self, uid: str, value: Value, entity_name: str) -> Value:
@@ -285,7 +419,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         except AdaptiveModbusError as err:  # unknown, not writable, value misfit, Modbus
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
-                translation_key="write_failed",
+                translation_key=write_error_key(err),
                 translation_placeholders={
                     "entity": entity_name,
                     "value": str(value),
@@ -293,6 +427,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
                 },
             ) from err
         self.async_set_updated_data(self._build_data())
+        self.async_reschedule()
         if self.store is not None:
             self.store.async_schedule_save()
         return result
@@ -310,3 +445,13 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
     def count_state_write(self) -> None:
         """An entity wrote its state (for the writes-per-minute figure)."""
         self.state_writes.add(self.clock())
+
+
+_SILENT_KINDS = (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
+
+
+def write_error_key(err: Exception) -> str:
+    """Translation key of a failed write: failed, or written but unconfirmed."""
+    if isinstance(err, WriteUnconfirmed):  # written; the read-back failed
+        return "write_unconfirmed"
+    return "write_failed"

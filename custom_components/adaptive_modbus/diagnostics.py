@@ -1,16 +1,53 @@
-"""Config entry diagnostics: configuration (redacted), engine snapshot, recent errors."""
+"""Config entry diagnostics: configuration, engine snapshot, recent errors, redacted.
+
+Redacted everywhere, not only in the entry section: the host, the serial device path
+and the entry title wherever they appear in any string (error messages name the
+connection), and the values of text registers (serial numbers, names) with every
+place those values appear.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_HOST, CONF_SERIAL_PORT
 from .coordinator import AdaptiveModbusConfigEntry
+from .engine.registers import DataType
+from .hub import Hub
 
 TO_REDACT = {CONF_HOST, CONF_SERIAL_PORT, "unique_id", "title"}
+SHORTEST_SECRET = 3  # shorter strings would redact unrelated text
+
+
+def _private_registers(hub: Hub) -> set[str]:
+    """Registers whose values identify a device: text registers and serial numbers."""
+    return {
+        uid
+        for uid, (_, definition) in hub.definitions.items()
+        if definition.spec.data_type is DataType.STRING or "serial" in definition.key.lower()
+    }
+
+
+def redact_strings(data: Any, secrets: Iterable[str]) -> Any:
+    """``data`` with every occurrence of a secret in any string (key or value) redacted."""
+    ordered = sorted({s for s in secrets if len(s) >= SHORTEST_SECRET}, key=len, reverse=True)
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in ordered:
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {scrub(k): scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [scrub(v) for v in value]
+        return value
+
+    return scrub(data)
 
 
 async def async_get_config_entry_diagnostics(
@@ -22,8 +59,23 @@ async def async_get_config_entry_diagnostics(
     hub = data.hub
     snapshot = coordinator.engine.snapshot()
     now = coordinator.clock()
-    interval = coordinator.update_interval
-    return {
+    engine = snapshot.as_dict()
+    secrets = [
+        str(entry.data.get(CONF_HOST) or ""),
+        str(entry.data.get(CONF_SERIAL_PORT) or ""),
+        hub.settings.transport.host,
+        hub.settings.transport.serial_port,
+        entry.title,
+        str(entry.unique_id or ""),
+    ]
+    registers = engine.get("registers", {})
+    for uid in _private_registers(hub):
+        register = registers.get(uid)
+        if isinstance(register, dict) and register.get("value") is not None:
+            secrets.append(str(register["value"]).strip("\0 "))
+            register["value"] = REDACTED
+    next_wake = coordinator.next_wake
+    diagnostics = {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "connection": {
             "kind": hub.settings.connection,
@@ -43,12 +95,17 @@ async def async_get_config_entry_diagnostics(
             "cycles": coordinator.cycles,
             "failed_cycles_in_a_row": coordinator.failed_cycles,
             "last_update_success": coordinator.last_update_success,
-            "next_wake_in_seconds": None if interval is None else interval.total_seconds(),
+            "silent_units": sorted(coordinator.silent_units),
+            "next_wake_in_seconds": None
+            if next_wake is None
+            else round(next_wake - hass.loop.time(), 3),
             "next_due_in_seconds": round(coordinator.seconds_to_next_due(), 3),
             "state_writes_total": coordinator.state_writes.total,
             "state_writes_per_minute": round(coordinator.state_writes.per_minute(now), 2),
             "learned_state_restored": data.store.restored,
+            "learned_registers_restored": data.store.restored_registers,
         },
-        "engine": snapshot.as_dict(),
+        "engine": engine,
         "recent_errors": list(coordinator.recent_errors),
     }
+    return dict(redact_strings(diagnostics, secrets))

@@ -8,6 +8,7 @@ entity's value and availability with what it wrote last and skips otherwise.
 from __future__ import annotations
 
 import logging
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -130,11 +131,20 @@ class ChangeOnlyEntity(CoordinatorEntity[AdaptiveModbusCoordinator]):
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        token = self._token()
-        if token == self._last_written and not self.coordinator.write_every_refresh:
-            return
-        self._last_written = token
-        self.async_write_ha_state()
+        # HA calls every listener in one loop: an exception here would keep the
+        # entities after this one from their update, so it stops here (logged once)
+        try:
+            token = self._token()
+            if token == self._last_written:
+                return
+            self._last_written = token
+            self.async_write_ha_state()
+        except Exception:
+            if not self._update_error_logged:
+                self._update_error_logged = True
+                _LOGGER.exception("Updating %s failed; other entities go on", self.entity_id)
+
+    _update_error_logged = False
 
 
 class RegisterEntity(ChangeOnlyEntity):
@@ -157,22 +167,40 @@ class RegisterEntity(ChangeOnlyEntity):
         self._attr_unique_id = register_unique_id(entry_id, unit.unit_id, definition.key)
         self._attr_device_info = unit_device_info(entry_id, unit)
 
+    _non_finite_logged = False
+
     @property
     def register_value(self) -> Value | None:
-        """The register's current value (None until read)."""
+        """The register's current value (None until read, or when not a finite number).
+
+        A NaN or infinity (SunSpec's "not implemented", an idle inverter) shows as
+        unknown for this entity alone; HA would refuse it as a state.
+        """
         data = self.coordinator.data
-        return None if data is None else data.values.get(self.uid)
+        value = None if data is None else data.values.get(self.uid)
+        if isinstance(value, float) and not math.isfinite(value):
+            if not self._non_finite_logged:
+                self._non_finite_logged = True
+                _LOGGER.warning(
+                    "%s (register %s) reads %s, which is not a number; shown as unknown",
+                    self.entity_id,
+                    self.uid,
+                    value,
+                )
+            return None
+        return value
 
     @property
     def available(self) -> bool:
         """Unavailable after a few failed cycles in a row, or before the first read."""
         data = self.coordinator.data
-        return (
-            super().available
-            and data is not None
-            and self.uid not in data.unavailable
-            and data.values.get(self.uid) is not None
-        )
+        return super().available and data is not None and self.uid not in data.unavailable
+
+    async def async_update(self) -> None:
+        """``homeassistant.update_entity``: read this register now, not when due."""
+        if not self.enabled:
+            return
+        await self.coordinator.async_read_now((self.uid,))
 
     def _shown(self) -> Any:
         return self.register_value

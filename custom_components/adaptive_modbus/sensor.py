@@ -16,7 +16,6 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import (
-    STAT_SOURCES,
     STATE_WRITES_KEY,
     AdaptiveModbusConfigEntry,
     AdaptiveModbusCoordinator,
@@ -60,6 +59,8 @@ def sensor_description(definition: RegisterDefinition) -> RegisterSensorEntityDe
     )
 
 
+# a user looks at requests per minute and the saving against fixed polling; the
+# other connection figures are there for troubleshooting, disabled by default
 STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
     SensorEntityDescription(
         key="requests_per_minute",
@@ -71,6 +72,7 @@ STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
     SensorEntityDescription(
         key="bus_utilisation",
         translation_key="bus_utilisation",
+        entity_registry_enabled_default=False,
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=2,
@@ -78,6 +80,7 @@ STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
     SensorEntityDescription(
         key="mean_latency",
         translation_key="mean_latency",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MILLISECONDS,
         state_class=SensorStateClass.MEASUREMENT,
@@ -86,6 +89,7 @@ STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
     SensorEntityDescription(
         key="p95_latency",
         translation_key="p95_latency",
+        entity_registry_enabled_default=False,
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MILLISECONDS,
         state_class=SensorStateClass.MEASUREMENT,
@@ -94,6 +98,7 @@ STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
     SensorEntityDescription(
         key="error_rate",
         translation_key="error_rate",
+        entity_registry_enabled_default=False,
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
@@ -101,6 +106,7 @@ STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
     SensorEntityDescription(
         key="registers_per_request",
         translation_key="registers_per_request",
+        entity_registry_enabled_default=False,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
     ),
@@ -114,12 +120,12 @@ STAT_DESCRIPTIONS: tuple[SensorEntityDescription, ...] = (
     SensorEntityDescription(
         key=STATE_WRITES_KEY,
         translation_key=STATE_WRITES_KEY,
+        entity_registry_enabled_default=False,
         native_unit_of_measurement="writes/min",
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
     ),
 )
-assert {d.key for d in STAT_DESCRIPTIONS} == {*STAT_SOURCES, STATE_WRITES_KEY}
 
 
 async def async_setup_entry(
@@ -192,7 +198,6 @@ class ConnectionStatSensor(ChangeOnlyEntity, SensorEntity):
             self._written_at is not None
             and now - self._written_at < STATS_WRITE_INTERVAL
             and self.available == self._last_written[1]
-            and not self.coordinator.write_every_refresh
         ):
             return
         before = self._last_written

@@ -8,12 +8,14 @@ warning and the engine starts fresh: learning is a cache, never a reason to fail
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_SAVE_DELAY, STORAGE_VERSION
@@ -30,18 +32,34 @@ def storage_key(entry_id: str) -> str:
 
 
 class LearnedStateStore:
-    """Save and restore one entry's learned engine state."""
+    """Save and restore one entry's learned engine state.
+
+    Export and import run in an executor thread: for a few hundred registers with
+    full time-of-week patterns they take ~0.1 s, too long for the event loop. The
+    export holds ``lock``, which the coordinator holds while a cycle runs, so the
+    engine does not change under the thread (a write may, for the register it
+    writes: learning is a cache, the next save has it right).
+    """
 
     def __init__(self, hass: HomeAssistant, entry_id: str, engine: PollEngine) -> None:
         self._hass = hass
         self._entry_id = entry_id
-        self._engine = engine
+        self.engine = engine
         self._store: Store[StateDict] = Store(hass, STORAGE_VERSION, storage_key(entry_id))
-        self.restored = False
-        self._save_pending = False
+        self.lock = asyncio.Lock()
+        self.restored = False  # some learned state was imported
+        self.restored_registers = 0
+        self.restore_warnings: list[str] = []
+        self._unsub_save: CALLBACK_TYPE | None = None
 
     async def async_restore(self) -> bool:
-        """Import the saved state into the engine; False (and a warning) if unusable."""
+        """Import the saved state into the engine; False (and a warning) if unusable.
+
+        Learned state is a cache the user cannot repair: what cannot be used is set
+        aside with a warning in the log (no repair issue) and relearned.
+        """
+        # an earlier version raised a repair issue for this; nothing to act on
+        ir.async_delete_issue(self._hass, DOMAIN, f"learned_state_reset_{self._entry_id}")
         try:
             data = await self._store.async_load()
         except Exception as err:
@@ -53,13 +71,20 @@ class LearnedStateStore:
             self._set_aside("is not a mapping")
             return False
         try:
-            warnings = self._engine.import_state(data).warnings
+            # nothing polls yet: the engine is not touched by the loop meanwhile
+            result = await self._hass.async_add_executor_job(self.engine.import_state, data)
         except Exception as err:
             self._set_aside(f"was rejected by the engine: {err!r}")
             return False
+        restored, warnings = result.restored, list(result.warnings)
+        self.restored_registers = restored
+        self.restore_warnings = warnings
+        self.restored = restored > 0
+        if not self.restored:
+            self._set_aside("; ".join(warnings) or "held no register the entry still has")
+            return False
         for warning in warnings:
             _LOGGER.warning("Learned polling state of entry %s: %s", self._entry_id, warning)
-        self.restored = not warnings or len(warnings) < len(data.get("registers") or {})
         return True
 
     def _set_aside(self, why: str) -> None:
@@ -68,38 +93,40 @@ class LearnedStateStore:
             self._entry_id,
             why,
         )
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            f"learned_state_reset_{self._entry_id}",
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="learned_state_reset",
-            translation_placeholders={"reason": why},
-        )
 
-    def _export(self) -> StateDict:
-        self._save_pending = False
-        return dict(self._engine.export_state())
+    async def _async_export(self) -> StateDict:
+        async with self.lock:
+            return dict(await self._hass.async_add_executor_job(self.engine.export_state))
 
     def async_schedule_save(self, delay: float = STORAGE_SAVE_DELAY) -> None:
         """Save within ``delay`` seconds: at most one write per delay while polling.
 
-        HA's ``async_delay_save`` moves the write on with every call; called after
-        every cycle it would never write before HA stops (and a crash would lose
-        everything learned). So only the first call of a period schedules the write.
-        HA also flushes a pending write at its final write.
+        Only the first call of a period sets the timer (moving it on with every
+        cycle would never write before HA stops). Unload and HA stop save at once.
         """
-        if self._save_pending:
+        if self._unsub_save is not None:
             return
-        self._save_pending = True
-        data_func: Callable[[], StateDict] = self._export
-        self._store.async_delay_save(data_func, delay)
+        self._unsub_save = async_call_later(
+            self._hass, delay, HassJob(self._async_save_later, cancel_on_shutdown=True)
+        )
+
+    async def _async_save_later(self, _now: datetime) -> None:
+        self._unsub_save = None
+        try:
+            await self.async_save()
+        except Exception:
+            _LOGGER.exception("Saving the learned polling state failed")
+
+    def async_cancel(self) -> None:
+        """Drop a pending delayed save (unload saves at once instead)."""
+        if self._unsub_save is not None:
+            self._unsub_save()
+            self._unsub_save = None
 
     async def async_save(self) -> None:
-        """Save now (unload, HA stop)."""
-        await self._store.async_save(self._export())
+        """Save now (unload, HA stop, the delayed save)."""
+        self.async_cancel()
+        await self._store.async_save(await self._async_export())
 
     async def async_remove(self) -> None:
         """Delete the stored state (entry removed)."""

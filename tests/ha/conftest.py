@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import struct
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -35,6 +39,8 @@ from custom_components.adaptive_modbus.const import (
     PROFILE_CUSTOM,
     PROFILE_DEMO,
 )
+from custom_components.adaptive_modbus.engine.errors import ModbusTimeout
+from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
@@ -59,7 +65,7 @@ class VirtualTime:
     def __init__(self, hass: HomeAssistant) -> None:
         self.hass = hass
         self.offset = 0.0
-        self._handle: Any = None  # the coordinator's wake-up timer last seen
+        self._wake: float | None = None  # the coordinator's wake-up last seen (loop time)
         self._scheduled_at = 0.0  # virtual time it was set
 
     def time(self) -> float:
@@ -82,9 +88,9 @@ class VirtualTime:
         self.offset += seconds
         fire_by = seconds
         if coordinator is not None:
-            handle = coordinator._unsub_refresh
-            if handle is not self._handle:
-                self._handle, self._scheduled_at = handle, self.offset - seconds
+            wake = coordinator.next_wake
+            if wake != self._wake:
+                self._wake, self._scheduled_at = wake, self.offset - seconds
             fire_by = self.offset - self._scheduled_at
         async_fire_time_changed(self.hass, dt_util.utcnow() + timedelta(seconds=fire_by))
         await self.settle(coordinator)
@@ -97,12 +103,7 @@ class VirtualTime:
         """
         await self.hass.async_block_till_done(wait_background_tasks=True)
         for _ in range(200):
-            if (
-                coordinator is None
-                or coordinator._unsub_refresh is not None
-                or coordinator._shutdown_requested
-                or not coordinator._listeners
-            ):
+            if coordinator is None or coordinator.wake_scheduled or coordinator.stopped:
                 return
             await asyncio.sleep(0.01)
             await self.hass.async_block_till_done(wait_background_tasks=True)
@@ -216,3 +217,77 @@ def tcp_entry(hass: HomeAssistant) -> Callable[..., MockConfigEntry]:
 def fixed_options() -> dict[str, Any]:
     """Options of the fixed-interval baseline."""
     return {CONF_ADAPTIVE: False, CONF_FIXED_INTERVAL: 10.0}
+
+
+class TableDevice:
+    """A device whose words a test sets: ``words[unit][table][address] = word``.
+
+    Addresses never set read 0; units not given never answer (a silent unit).
+    """
+
+    def __init__(self, unit_ids: tuple[int, ...] = (1,)) -> None:
+        self.words: dict[int, dict[Table, dict[int, int]]] = {
+            unit: {table: {} for table in Table} for unit in unit_ids
+        }
+
+    def set_float32(self, unit_id: int, table: Table, address: int, value: float) -> None:
+        """Store a big-endian float32 (two words)."""
+        high, low = struct.unpack(">HH", struct.pack(">f", value))
+        self.words[unit_id][table].update({address: high, address + 1: low})
+
+    def set_string(self, unit_id: int, table: Table, address: int, text: str) -> None:
+        """Store ASCII text, two characters per word."""
+        raw = text.encode("ascii")
+        raw += b"\0" * (len(raw) % 2)
+        for i in range(0, len(raw), 2):
+            self.words[unit_id][table][address + i // 2] = raw[i] << 8 | raw[i + 1]
+
+    def _unit(self, unit_id: int) -> dict[Table, dict[int, int]]:
+        if unit_id not in self.words:
+            raise ModbusTimeout(f"no unit {unit_id}", unit_id=unit_id)
+        return self.words[unit_id]
+
+    def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """The stored words (0 where nothing was set)."""
+        words = self._unit(unit_id)[table]
+        return [words.get(a, 0) for a in range(address, address + count)]
+
+    def write_registers(self, unit_id: int, address: int, values: Any) -> None:
+        """Store holding registers."""
+        self._unit(unit_id)[Table.HOLDING].update(
+            {address + i: int(v) for i, v in enumerate(values)}
+        )
+
+    def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Store one coil."""
+        self._unit(unit_id)[Table.COIL][address] = int(value)
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two linked pseudo terminals made by socat: (server end, client end)."""
+    socat = shutil.which("socat")
+    if socat is None:
+        pytest.skip("socat is not installed (scripts/setup installs it with apt-get)")
+    end_a, end_b = tmp_path / "ttyA", tmp_path / "ttyB"
+    proc = subprocess.Popen(
+        [socat, f"pty,raw,echo=0,link={end_a}", f"pty,raw,echo=0,link={end_b}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while not (end_a.exists() and end_b.exists()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("socat did not create the pty pair")
+            time.sleep(0.01)
+        yield str(end_a), str(end_b)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(name="table_device")
+def table_device_fixture() -> type[TableDevice]:
+    """The :class:`TableDevice` class (test modules cannot import conftest)."""
+    return TableDevice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
@@ -18,7 +19,8 @@ from custom_components.adaptive_modbus.const import (
     DOMAIN,
     UNAVAILABLE_AFTER_FAILURES,
 )
-from custom_components.adaptive_modbus.coordinator import AdaptiveModbusCoordinator
+from custom_components.adaptive_modbus.coordinator import MIN_DELAY, AdaptiveModbusCoordinator
+from custom_components.adaptive_modbus.diagnostics import async_get_config_entry_diagnostics
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 if TYPE_CHECKING:
@@ -46,8 +48,8 @@ async def test_wakes_at_the_engines_next_due_time(
     delays = set()
     for _ in range(25):
         await vtime.advance(coordinator.seconds_to_next_due(), coordinator)
-        handle = coordinator._unsub_refresh.__self__  # the loop TimerHandle
-        wake_in = handle.when() - hass.loop.time()
+        assert coordinator.wake_scheduled
+        wake_in = coordinator.next_wake - hass.loop.time()
         due_in = coordinator.engine.next_due() - coordinator.clock()
         assert wake_in == pytest.approx(max(due_in, 0.1), abs=0.05)
         delays.add(round(due_in, 1))
@@ -89,11 +91,14 @@ async def _writes_per_minute(
     *,
     every_refresh: bool = False,
 ) -> tuple[float, float, int]:
-    """Run the entry for ``minutes``; return (state writes/min, requests/min, cycles)."""
+    """Run the entry for ``minutes``; return (state writes/min, requests/min, cycles).
+
+    ``every_refresh``: what HA-core-style polling writes, every register entity once
+    per refresh (cycles x entities), instead of the writes counted.
+    """
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     coordinator: AdaptiveModbusCoordinator = entry.runtime_data.coordinator
-    coordinator.write_every_refresh = every_refresh
     registry = er.async_get(hass)
     register_entities = {
         e.entity_id
@@ -106,9 +111,10 @@ async def _writes_per_minute(
     counter.stop()
     requests = coordinator.engine.snapshot().totals.requests - requests_before
     assert coordinator.state_writes.total >= counter.count
+    writes = cycles * len(register_entities) if every_refresh else counter.count
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
-    return counter.count / minutes, requests / minutes, cycles
+    return writes / minutes, requests / minutes, cycles
 
 
 async def test_state_writes_only_on_change_fewer_than_fixed_interval(
@@ -161,9 +167,18 @@ async def test_change_only_writes_against_fixed_interval_same_coordinator(
 
 
 async def test_unavailable_after_failed_cycles_and_recovers(
-    hass: HomeAssistant, vtime: VirtualTime, sim_server: SimulatorServer, tcp_entry: Any
+    hass: HomeAssistant,
+    vtime: VirtualTime,
+    sim_server: SimulatorServer,
+    tcp_entry: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A device that stops answering goes unavailable after a few failures, then recovers."""
+    """A device that stops answering goes unavailable after a few failures, then recovers.
+
+    Diagnostics say the refresh fails during the outage; the log says so once when it
+    starts and once when it ends.
+    """
+    caplog.set_level(logging.DEBUG, logger="custom_components.adaptive_modbus")
     entry = tcp_entry(sim_server.port)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -192,6 +207,11 @@ async def test_unavailable_after_failed_cycles_and_recovers(
         coordinator.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
         or streak >= UNAVAILABLE_AFTER_FAILURES
     )
+    await vtime.run(coordinator, 3 * 60)  # a long outage logs nothing more
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["coordinator"]["last_update_success"] is False
+    assert diagnostics["coordinator"]["failed_cycles_in_a_row"] >= UNAVAILABLE_AFTER_FAILURES
+    assert hass.states.get(voltage).state == STATE_UNAVAILABLE
 
     # the device comes back on the same port: entities recover by themselves
     revived = SimulatorServer(sim_server.device, host="127.0.0.1", port=port)
@@ -200,6 +220,25 @@ async def test_unavailable_after_failed_cycles_and_recovers(
         await vtime.run(coordinator, 5 * 60)
         assert hass.states.get(voltage).state != STATE_UNAVAILABLE
         assert float(hass.states.get(voltage).state) > 100
+        diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+        assert diagnostics["coordinator"]["last_update_success"] is True
+        # once down, once back: per logger (HA's refresh failure on the coordinator's
+        # logger; an engine that tracks units may add its own line for the unit)
+        ours = [
+            r
+            for r in caplog.records
+            if r.name.startswith("custom_components.adaptive_modbus") and r.levelno >= logging.INFO
+        ]
+        for name in {r.name for r in ours}:
+            lines = [r.getMessage() for r in ours if r.name == name]
+            assert len([m for m in lines if "not answer" in m]) <= 1, lines
+            assert len([m for m in lines if "answers again" in m or "recovered" in m]) <= 1
+        coordinator_log = [r for r in ours if r.name.endswith(".coordinator")]
+        down = [r for r in coordinator_log if r.levelno >= logging.WARNING]
+        back = [r for r in coordinator_log if "recovered" in r.getMessage()]
+        assert len(down) == 1, [r.getMessage() for r in down]
+        assert "does not answer" in down[0].getMessage()
+        assert len(back) == 1
     finally:
         assert await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
@@ -245,17 +284,16 @@ async def test_disabled_entity_leaves_the_plan_and_comes_back(
 async def test_overdue_wake_up_is_still_scheduled(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> None:
-    """Regression: a wake-up at or before HA's rounded base time must not be lost.
-
-    A zero timedelta is falsy and HA's coordinator then schedules nothing at all.
-    """
+    """A due time already past wakes the coordinator after the minimum delay, not never."""
     assert await hass.config_entries.async_setup(demo_entry.entry_id)
     await hass.async_block_till_done()
     coordinator: AdaptiveModbusCoordinator = demo_entry.runtime_data.coordinator
-    with patch.object(AdaptiveModbusCoordinator, "seconds_to_next_due", return_value=-5.0):
-        coordinator._schedule_refresh()
-    assert coordinator._unsub_refresh is not None
-    assert coordinator.update_interval is not None
-    assert coordinator.update_interval.total_seconds() > 0
+    past = coordinator.clock() - 5.0
+    with patch.object(coordinator.engine, "next_due", return_value=past):
+        coordinator.async_reschedule()
+    assert coordinator.wake_scheduled
+    assert coordinator.next_wake is not None
+    assert 0 < coordinator.next_wake - hass.loop.time() <= MIN_DELAY + 0.01
     assert await hass.config_entries.async_unload(demo_entry.entry_id)
     await hass.async_block_till_done()
+    assert not coordinator.wake_scheduled

@@ -6,11 +6,28 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.adaptive_modbus.const import (
+    CONF_BAUDRATE,
+    CONF_CONNECTION,
+    CONF_DEVICES,
+    CONF_HOST,
+    CONF_PORT,
+    CONF_PROFILE,
+    CONF_REGISTER_MAP,
+    CONF_SERIAL_PORT,
+    CONF_UNIT_ID,
+    CONNECTION_SERIAL,
+    CONNECTION_TCP,
+    DOMAIN,
+    PROFILE_CUSTOM,
+)
+from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 if TYPE_CHECKING:
@@ -79,3 +96,127 @@ async def test_diagnostics_of_the_demo_connection(
     assert diagnostics["entry"]["data"]["connection"] == "demo"
     assert await hass.config_entries.async_unload(demo_entry.entry_id)
     await hass.async_block_till_done()
+
+
+SERIAL_MAP = """
+registers:
+  - name: Voltage
+    table: input
+    address: 0
+    data_type: uint16
+  - name: Serial number
+    table: input
+    address: 10
+    data_type: string
+    count: 8
+"""
+SERIAL_NUMBER = "SN-4711-SECRET"
+
+
+def strings_in(data: Any) -> list[str]:
+    """Every string in a JSON-like structure, keys included."""
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for k, v in data.items() for s in (*strings_in(k), *strings_in(v))]
+    if isinstance(data, list | tuple):
+        return [s for v in data for s in strings_in(v)]
+    return []
+
+
+async def test_diagnostics_redacted_in_every_section(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    vtime: VirtualTime,
+    table_device: Any,
+) -> None:
+    """Host and serial number appear nowhere, errors that named the connection included."""
+    device = table_device()
+    device.words[1][Table.INPUT][0] = 230
+    device.set_string(1, Table.INPUT, 10, SERIAL_NUMBER)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1,))
+    await server.start()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Meter at 127.0.0.1:{server.port}",
+        unique_id=f"tcp:127.0.0.1:{server.port}",
+        data={
+            CONF_CONNECTION: CONNECTION_TCP,
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: server.port,
+            CONF_DEVICES: [
+                {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_CUSTOM, CONF_REGISTER_MAP: SERIAL_MAP}
+            ],
+        },
+        options={"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5},
+    )
+    entry.add_to_hass(hass)
+    port = server.port
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        assert coordinator.engine.value("1.serial_number") == SERIAL_NUMBER
+        await server.stop()  # an outage: errors that name the connection
+        await vtime.run(coordinator, 60)
+        server = SimulatorServer(device, host="127.0.0.1", port=port, unit_ids=(1,))
+        await server.start()
+        await vtime.run(coordinator, 60)
+        raw = [e["message"] for e in coordinator.recent_errors]
+        assert any("127.0.0.1" in m for m in raw), raw  # there was something to redact
+
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        texts = strings_in(diagnostics)
+        assert not [t for t in texts if "127.0.0.1" in t]
+        assert not [t for t in texts if "SN-4711" in t or "SECRET" in t]
+        assert diagnostics["recent_errors"], "the outage's errors are kept, redacted"
+        assert diagnostics["engine"]["registers"]["1.serial_number"]["value"] == REDACTED
+        assert diagnostics["engine"]["registers"]["1.voltage"]["value"] == 230
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await server.stop()
+
+
+async def test_diagnostics_redact_the_serial_port_path(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    vtime: VirtualTime,
+    table_device: Any,
+    pty_pair: tuple[str, str],
+) -> None:
+    """A serial connection: the device path appears nowhere in the diagnostics."""
+    server_end, client_end = pty_pair
+    device = table_device()
+    device.words[1][Table.INPUT][0] = 230
+    server = SimulatorServer(
+        device, kind="serial", serial_port=server_end, baudrate=19200, unit_ids=(1,)
+    )
+    await server.start()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Serial meter",
+        unique_id=f"serial:{client_end}",
+        data={
+            CONF_CONNECTION: CONNECTION_SERIAL,
+            CONF_SERIAL_PORT: client_end,
+            CONF_BAUDRATE: 19200,
+            CONF_DEVICES: [
+                {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_CUSTOM, CONF_REGISTER_MAP: SERIAL_MAP}
+            ],
+        },
+        options={"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5},
+    )
+    entry.add_to_hass(hass)
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        await vtime.run(entry.runtime_data.coordinator, 30)
+        diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+        texts = strings_in(diagnostics)
+        assert not [t for t in texts if client_end in t or "ttyB" in t]
+        assert diagnostics["entry"]["data"]["serial_port"] == REDACTED
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -39,9 +41,14 @@ from custom_components.adaptive_modbus.const import (
     DOMAIN,
     PROFILE_DEMO,
 )
+from custom_components.adaptive_modbus.coordinator import STAT_SOURCES, STATE_WRITES_KEY
+from custom_components.adaptive_modbus.engine import errors as engine_errors
+from custom_components.adaptive_modbus.engine.errors import DeviceFailure
+from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.entity import ha_enum
+from custom_components.adaptive_modbus.sensor import STAT_DESCRIPTIONS
 
 if TYPE_CHECKING:
     from conftest import VirtualTime
@@ -337,3 +344,107 @@ def test_device_and_state_classes_unknown_to_a_platform_are_dropped_and_logged(
     assert ha_enum(SwitchDeviceClass, None, "s") is None
     assert ha_enum(SwitchDeviceClass, "temperature", "relay") is None
     assert "relay" in caplog.text and "SwitchDeviceClass" in caplog.text
+
+
+def test_every_connection_figure_has_a_sensor_and_only_two_are_enabled() -> None:
+    """Each figure the coordinator computes has a description; a user sees two of them."""
+    keys = {d.key for d in STAT_DESCRIPTIONS}
+    assert keys == {*STAT_SOURCES, STATE_WRITES_KEY}
+    enabled = {d.key for d in STAT_DESCRIPTIONS if d.entity_registry_enabled_default}
+    assert enabled == {"requests_per_minute", "saving_vs_fixed"}
+
+
+def test_manifest_loggers_are_libraries_only() -> None:
+    """``loggers`` names the libraries we use, not the integration itself."""
+    manifest = json.loads(
+        (Path(__file__).parents[2] / "custom_components" / DOMAIN / "manifest.json").read_text()
+    )
+    assert manifest["loggers"] == ["pymodbus"]
+
+
+PRECISION_MAP = """
+registers:
+  - name: Power
+    table: input
+    address: 0
+    data_type: float32
+    precision: 1
+    unit: W
+    device_class: power
+    state_class: measurement
+"""
+
+
+async def test_precision_is_a_display_hint(
+    hass: HomeAssistant, vtime: VirtualTime, table_device: Any, tcp_entry: Any
+) -> None:
+    """The map's precision becomes suggested_display_precision; the glue rounds nothing."""
+    device = table_device()
+    device.set_float32(1, Table.INPUT, 0, 172.25)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1,))
+    await server.start()
+    try:
+        entry = tcp_entry(server.port, register_map=PRECISION_MAP)
+        await _setup(hass, entry)
+        power = entity_id_of(hass, entry, "sensor", "power")
+        options = er.async_get(hass).async_get(power).options
+        assert options["sensor"]["suggested_display_precision"] == 1
+        # the state is the engine's value as it is (172.25 once the engine keeps it whole)
+        engine_value = entry.runtime_data.coordinator.engine.value("1.power")
+        assert float(hass.states.get(power).state) == engine_value
+        assert engine_value == pytest.approx(172.25, abs=0.06)
+        await _unload(hass, entry)
+    finally:
+        await server.stop()
+
+
+UNCONFIRMED = getattr(engine_errors, "WriteUnconfirmed", None)
+
+
+class ReadBackFails:
+    """Takes writes; reading the holding register back fails (device busy)."""
+
+    def __init__(self, table_device: Any) -> None:
+        self.inner = table_device()
+        self.writes = 0
+        self.refuse_reads = False
+
+    def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        if self.refuse_reads and table is Table.HOLDING:
+            raise DeviceFailure("busy", unit_id=unit_id, address=address)
+        return self.inner.read(unit_id, table, address, count)
+
+    def write_registers(self, unit_id: int, address: int, values: Any) -> None:
+        self.writes += 1
+        self.inner.write_registers(unit_id, address, values)
+
+    def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        self.inner.write_coil(unit_id, address, value)
+
+
+@pytest.mark.skipif(UNCONFIRMED is None, reason="the engine has no WriteUnconfirmed yet")
+async def test_write_with_failed_read_back_is_unconfirmed_not_failed(
+    hass: HomeAssistant, vtime: VirtualTime, table_device: Any, tcp_entry: Any
+) -> None:
+    """Written, but the read-back failed: a translated 'unconfirmed', not 'write failed'."""
+    device = ReadBackFails(table_device)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1,))
+    await server.start()
+    try:
+        entry = tcp_entry(server.port, register_map=CUSTOM_MAP)
+        await _setup(hass, entry)
+        device.refuse_reads = True
+        setpoint = entity_id_of(hass, entry, "number", "setpoint")
+        with pytest.raises(HomeAssistantError) as err:
+            await hass.services.async_call(
+                "number",
+                SERVICE_SET_VALUE,
+                {ATTR_ENTITY_ID: setpoint, ATTR_VALUE: 21.5},
+                blocking=True,
+            )
+        assert err.value.translation_key == "write_unconfirmed"
+        assert device.writes == 1
+        assert device.inner.words[1][Table.HOLDING][0] == 215
+        await _unload(hass, entry)
+    finally:
+        await server.stop()

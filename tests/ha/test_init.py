@@ -184,7 +184,7 @@ async def test_learning_survives_restart(
 
     async def spy(store: LearnedStateStore) -> bool:
         result = await original(store)
-        snapshot = store._engine.snapshot()
+        snapshot = store.engine.snapshot()
         imported.update({uid: r.interval for uid, r in snapshot.registers.items()})
         return result
 
@@ -193,6 +193,7 @@ async def test_learning_survives_restart(
         await hass.async_block_till_done()
     data = demo_entry.runtime_data
     assert data.store.restored
+    assert data.store.restored_registers == len(learned)
     assert imported == pytest.approx(learned)
     snapshot = data.coordinator.engine.snapshot()
     # the first cycle after the restart (run by the setup) keeps what was learned: the
@@ -214,7 +215,10 @@ async def test_corrupt_learned_state_starts_fresh(
     hass_storage: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Unusable stored state: a warning and a repair note, never a failed setup."""
+    """Unusable stored state: a warning in the log, never a failed setup.
+
+    No repair issue: the user can do nothing about it, the engine relearns.
+    """
     hass_storage[storage_key(demo_entry.entry_id)] = {
         "version": 1,
         "minor_version": 1,
@@ -227,8 +231,38 @@ async def test_corrupt_learned_state_starts_fresh(
     assert demo_entry.state is ConfigEntryState.LOADED
     assert not demo_entry.runtime_data.store.restored
     assert "starting fresh" in caplog.text
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"learned_state_reset_{demo_entry.entry_id}")
-    assert issue is not None
+    assert not ir.async_get(hass).issues
+    assert await hass.config_entries.async_unload(demo_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_wrong_version_learned_state_is_not_reported_restored(
+    hass: HomeAssistant,
+    vtime: VirtualTime,
+    demo_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A state of another engine version restores nothing, and says so (diagnostics too)."""
+    hass_storage[storage_key(demo_entry.entry_id)] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": storage_key(demo_entry.entry_id),
+        "data": {
+            "version": 999,
+            "registers": {"1.outdoor_temperature": {"model": {}}, "1.active_power": {}},
+            "holes": [],
+        },
+    }
+    with caplog.at_level(logging.WARNING):
+        assert await hass.config_entries.async_setup(demo_entry.entry_id)
+        await hass.async_block_till_done()
+    assert demo_entry.state is ConfigEntryState.LOADED
+    store = demo_entry.runtime_data.store
+    assert not store.restored
+    assert store.restored_registers == 0
+    assert "starting fresh" in caplog.text
+    assert not ir.async_get(hass).issues
     assert await hass.config_entries.async_unload(demo_entry.entry_id)
     await hass.async_block_till_done()
 

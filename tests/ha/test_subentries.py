@@ -130,7 +130,7 @@ async def test_add_edit_remove_device(
 
     async def spy(store: LearnedStateStore) -> bool:
         result = await original(store)
-        imported.update({u: r.interval for u, r in store._engine.snapshot().registers.items()})
+        imported.update({u: r.interval for u, r in store.engine.snapshot().registers.items()})
         return result
 
     result = await add_device(hass, entry, {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120"})
