@@ -7,8 +7,11 @@ path; importing ours here, before anything else, makes HA find the integration.
 
 import custom_components  # noqa: F401  (must stay the first import)
 
+import asyncio
 import os
+from collections.abc import Generator
 
+import pytest
 from hypothesis import settings
 
 # CI runs the property tests on a fixed sequence of examples (a gate must be
@@ -16,3 +19,29 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def _current_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop set for this thread, or None when a test unset it."""
+    try:
+        return asyncio.get_event_loop()
+    except RuntimeError:
+        return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Give the thread its event loop back when a test's ``asyncio.run()`` unset it.
+
+    ``asyncio.run()`` (the benchmark CLI, the synchronous benchmark smoke tests) ends
+    with ``set_event_loop(None)``. Newer HA test plugins (0.13.316 for HA 2026.2) no
+    longer hand every test a fresh loop: their autouse fixtures call
+    ``asyncio.get_event_loop()`` in every test, sync ones too, and without this every
+    later synchronous test failed in setup ("There is no current event loop").
+    """
+    before = _current_event_loop()
+    try:
+        return (yield)
+    finally:
+        if before is not None and not before.is_closed() and _current_event_loop() is None:
+            asyncio.set_event_loop(before)
