@@ -9,6 +9,7 @@ import custom_components  # noqa: F401  (must stay the first import)
 
 import asyncio
 import os
+import warnings
 from collections.abc import Generator
 
 import pytest
@@ -22,11 +23,15 @@ if os.environ.get("CI"):
 
 
 def _current_event_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop set for this thread, or None when a test unset it."""
-    try:
-        return asyncio.get_event_loop()
-    except RuntimeError:
-        return None
+    """The event loop set for this thread, or None (never makes one on the side)."""
+    with warnings.catch_warnings():
+        # Python 3.13 would create a loop here, after a DeprecationWarning, when none
+        # was ever set; as an error, that warning stops it before it does
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return asyncio.get_event_loop()
+        except (RuntimeError, DeprecationWarning):
+            return None
 
 
 @pytest.hookimpl(wrapper=True)
