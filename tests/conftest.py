@@ -7,8 +7,12 @@ path; importing ours here, before anything else, makes HA find the integration.
 
 import custom_components  # noqa: F401  (must stay the first import)
 
+import asyncio
 import os
+import warnings
+from collections.abc import Generator
 
+import pytest
 from hypothesis import settings
 
 # CI runs the property tests on a fixed sequence of examples (a gate must be
@@ -16,3 +20,33 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def _current_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop set for this thread, or None (never makes one on the side)."""
+    with warnings.catch_warnings():
+        # Python 3.13 would create a loop here, after a DeprecationWarning, when none
+        # was ever set; as an error, that warning stops it before it does
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return asyncio.get_event_loop()
+        except (RuntimeError, DeprecationWarning):
+            return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Give the thread its event loop back when a test's ``asyncio.run()`` unset it.
+
+    ``asyncio.run()`` (the benchmark CLI, the synchronous benchmark smoke tests) ends
+    with ``set_event_loop(None)``. Newer HA test plugins (0.13.316 for HA 2026.2) no
+    longer hand every test a fresh loop: their autouse fixtures call
+    ``asyncio.get_event_loop()`` in every test, sync ones too, and without this every
+    later synchronous test failed in setup ("There is no current event loop").
+    """
+    before = _current_event_loop()
+    try:
+        return (yield)
+    finally:
+        if before is not None and not before.is_closed() and _current_event_loop() is None:
+            asyncio.set_event_loop(before)
