@@ -73,6 +73,57 @@ def equal_freshness(
     }
 
 
+def frontier(points: Sequence[Mapping[str, Any]], cost: str) -> list[Mapping[str, Any]]:
+    """The Pareto frontier of ``points`` in (``tot_pct``, ``cost``): sorted by time out
+    of tolerance, each point cheaper than every fresher one."""
+    out: list[Mapping[str, Any]] = []
+    for point in sorted(
+        (p for p in points if p.get("tot_pct") is not None and p.get(cost) is not None),
+        key=lambda p: (p["tot_pct"], p[cost]),
+    ):
+        if not out or point[cost] < out[-1][cost]:
+            out.append(point)
+    return out
+
+
+def at_equal_tot(
+    points: Sequence[Mapping[str, Any]], target: float, cost: str = "requests_per_hour"
+) -> dict[str, Any]:
+    """``cost`` of a swept family at time out of tolerance ``target`` (%).
+
+    Interpolated on the family's frontier (:func:`frontier`): log(cost) and
+    log(interval) linear in time out of tolerance between the two frontier points
+    that bracket ``target``. Outside the frontier the nearest end is returned with
+    ``bound``: "higher" (even the freshest point is less fresh than the target, the
+    true cost is higher) or "lower".
+    """
+    front = frontier(points, cost)
+    if not front:
+        return {}
+    tie = 1e-9
+    if target < front[0]["tot_pct"] - tie:
+        p = front[0]
+        return {
+            "interval": p["interval"],
+            cost: p[cost],
+            "tot_pct": p["tot_pct"],
+            "bound": "higher",
+        }
+    if target >= front[-1]["tot_pct"] - tie:
+        p = front[-1]
+        bound = None if abs(target - p["tot_pct"]) <= tie else "lower"
+        return {"interval": p["interval"], cost: p[cost], "tot_pct": p["tot_pct"], "bound": bound}
+    hi_i = next(i for i, p in enumerate(front) if p["tot_pct"] > target)
+    lo, hi = front[hi_i - 1], front[hi_i]
+    w = (target - lo["tot_pct"]) / (hi["tot_pct"] - lo["tot_pct"])
+
+    def mix(key: str) -> float:
+        a, b = max(lo[key], 1e-12), max(hi[key], 1e-12)
+        return math.exp((1 - w) * math.log(a) + w * math.log(b))
+
+    return {"interval": mix("interval"), cost: mix(cost), "tot_pct": target, "bound": None}
+
+
 def scenario_checks(name: str, result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Targets for one scenario: request ratios (default and equal freshness), oracle, misses."""
     policies = result["policies"]
