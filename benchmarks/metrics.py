@@ -178,6 +178,9 @@ def noisy_rows(scenario: Scenario) -> set[int]:
 def incident_delays(scenario: Scenario, record: RunRecord) -> list[float | None]:
     """Per incident: seconds from its first step in the truth until a read shows it.
 
+    With ``scenario.incident_key`` only that register is timed (a PV plant's sunrise:
+    the AC power stepping up from 0 when the inverter starts).
+
     Registers whose noise exceeds their tolerance (:func:`noisy_rows`) are left out:
     their noise, not the incident, would be the 'first step'.
     """
@@ -185,11 +188,18 @@ def incident_delays(scenario: Scenario, record: RunRecord) -> list[float | None]
     thr = thresholds(scenario.specs)
     noisy = noisy_rows(scenario)
     delays: list[float | None] = []
+    watched = range(len(scenario.specs))
+    if scenario.incident_key is not None:
+        watched = range(0)
+        keys = [spec.key for spec in scenario.specs]
+        if scenario.incident_key in keys:
+            row_of = keys.index(scenario.incident_key)
+            watched = range(row_of, row_of + 1)
     for incident in scenario.incidents:
         s0 = max(round(incident - scenario.start), 1)
         baseline = truth[:, s0 - 1]
         first: dict[int, int] = {}
-        for row in range(len(scenario.specs)):
+        for row in watched:
             if math.isnan(baseline[row]) or row in noisy:
                 continue
             moved = np.flatnonzero(np.abs(truth[row, s0:] - baseline[row]) > thr[row])

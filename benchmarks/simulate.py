@@ -159,9 +159,16 @@ async def run_engine(
     *,
     progress: bool = False,
     index: SpanIndex | None = None,
+    phase: float = 0.0,
 ) -> RunRecord:
-    """Run the real ``PollEngine`` over the scenario's duration in virtual time."""
-    clock = VirtualClock(scenario.start)
+    """Run the real ``PollEngine`` over the scenario's duration in virtual time.
+
+    ``phase`` starts the engine that many seconds before the scenario, so its polling
+    ticks fall off the round times a log may change on. Traffic and cycles before the
+    scenario start are not counted; the reads are kept (the value shown at the start
+    comes from one).
+    """
+    clock = VirtualClock(scenario.start - phase)
     units: list[Any] = scenario.make_units(clock.now)
     inner = InProcessTransport(
         units,
@@ -179,15 +186,27 @@ async def run_engine(
     cpu0 = time.process_time()
     stuck = 0
     last_due = -math.inf
+    counters = inner.counters
+    before = (0, 0, 0.0, 0)  # requests, registers + bits, bus time, errors before the start
+    counting = phase <= 0
     while True:
         due = engine.next_due()
         if due >= end:
             break
+        if not counting and due >= scenario.start:
+            counting = True
+            before = (
+                counters.requests,
+                counters.registers + counters.bits,
+                counters.bus_time,
+                counters.errors,
+            )
         clock.advance_to(due)
         result = await engine.poll_due(clock.now())
         shown_at = clock.now()
-        record.cycles += 1
-        record.timeline.append((shown_at, result.requests))
+        if counting:
+            record.cycles += 1
+            record.timeline.append((shown_at, result.requests))
         for read in transport.reads:
             for row in index.rows(*read):
                 times, values = record.reads[row]
@@ -198,12 +217,11 @@ async def run_engine(
         if stuck > 10_000:
             raise RuntimeError(f"{policy}: the engine makes no progress at t={due}")
         last_due = due
-        bar.update(shown_at - scenario.start)
+        bar.update(max(shown_at - scenario.start, 0.0))
     bar.close()
-    counters = inner.counters
     record.cpu_seconds = time.process_time() - cpu0
-    record.requests = counters.requests
-    record.registers = counters.registers + counters.bits
-    record.bus_time = counters.bus_time
-    record.errors = counters.errors
+    record.requests = counters.requests - before[0]
+    record.registers = counters.registers + counters.bits - before[1]
+    record.bus_time = counters.bus_time - before[2]
+    record.errors = counters.errors - before[3]
     return record
