@@ -163,12 +163,12 @@ async def run_engine(
 ) -> RunRecord:
     """Run the real ``PollEngine`` over the scenario's duration in virtual time.
 
-    ``phase`` starts the engine that many seconds before the scenario, so its polling
-    ticks fall off the round times a log may change on. Traffic and cycles before the
-    scenario start are not counted; the reads are kept (the value shown at the start
-    comes from one).
+    ``phase`` shifts the engine's clock ahead of the scenario's by that many seconds.
+    The engine aligns its reads to multiples of their interval on its own clock, so
+    its ticks fall ``phase`` seconds off the round times a log may change on (the
+    devices and the metrics keep the scenario's clock).
     """
-    clock = VirtualClock(scenario.start - phase)
+    clock = VirtualClock(scenario.start)
     units: list[Any] = scenario.make_units(clock.now)
     inner = InProcessTransport(
         units,
@@ -177,7 +177,7 @@ async def run_engine(
         timeout=scenario.bus.timeout,
     )
     transport = RecordingTransport(inner)
-    engine = PollEngine(list(scenario.specs), transport, clock.now, config)
+    engine = PollEngine(list(scenario.specs), transport, lambda: clock.now() + phase, config)
     index = index or SpanIndex(scenario.specs)
     uids = [spec.uid for spec in scenario.specs]
     record = RunRecord(policy=policy, reads=[([], []) for _ in scenario.specs])
@@ -187,26 +187,15 @@ async def run_engine(
     stuck = 0
     last_due = -math.inf
     counters = inner.counters
-    before = (0, 0, 0.0, 0)  # requests, registers + bits, bus time, errors before the start
-    counting = phase <= 0
     while True:
-        due = engine.next_due()
+        due = engine.next_due() - phase
         if due >= end:
             break
-        if not counting and due >= scenario.start:
-            counting = True
-            before = (
-                counters.requests,
-                counters.registers + counters.bits,
-                counters.bus_time,
-                counters.errors,
-            )
         clock.advance_to(due)
-        result = await engine.poll_due(clock.now())
+        result = await engine.poll_due(clock.now() + phase)
         shown_at = clock.now()
-        if counting:
-            record.cycles += 1
-            record.timeline.append((shown_at, result.requests))
+        record.cycles += 1
+        record.timeline.append((shown_at, result.requests))
         for read in transport.reads:
             for row in index.rows(*read):
                 times, values = record.reads[row]
@@ -217,11 +206,11 @@ async def run_engine(
         if stuck > 10_000:
             raise RuntimeError(f"{policy}: the engine makes no progress at t={due}")
         last_due = due
-        bar.update(max(shown_at - scenario.start, 0.0))
+        bar.update(shown_at - scenario.start)
     bar.close()
     record.cpu_seconds = time.process_time() - cpu0
-    record.requests = counters.requests - before[0]
-    record.registers = counters.registers + counters.bits - before[1]
-    record.bus_time = counters.bus_time - before[2]
-    record.errors = counters.errors - before[3]
+    record.requests = counters.requests
+    record.registers = counters.registers + counters.bits
+    record.bus_time = counters.bus_time
+    record.errors = counters.errors
     return record
