@@ -318,6 +318,41 @@ def timeline(scenario: Scenario, records: dict[str, RunRecord]) -> dict[str, Any
     return data
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_START = "<!-- bench:results -->"
+README_END = "<!-- /bench:results -->"
+
+
+def readme_results(results: dict[str, Any], text: str) -> str:
+    """The README's results block: where the figures come from, the plots, the tables."""
+    meta = results["meta"]
+    return (
+        f"From `{meta['command']}` on the 2-core development machine (Python "
+        f"{meta['python']}, seed {meta['seed']}, {meta['phases']} phases per policy; the run "
+        f"took {meta['wall_seconds']:.0f} s wall on a machine shared with other jobs). The "
+        "scenario figures are deterministic (same seed, same numbers on every machine); "
+        "only the overhead table depends on the machine.\n\n"
+        "![Requests vs time out of tolerance](benchmarks/results/README-frontier_requests.png)"
+        "\n\n![Bus time vs time out of tolerance](benchmarks/results/README-frontier_bus.png)"
+        "\n\n*Cost against time out of tolerance for every policy; the fixed policies are "
+        "swept from 5 s to 300 s (medians over phases, bars: min-max). Lower-left is "
+        "better.*\n\n" + text
+    )
+
+
+def update_readme(path: Path, block: str) -> bool:
+    """Replace the text between the README's results markers; False without markers."""
+    if not path.exists():
+        return False
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    head = text[: start + len(README_START)]
+    path.write_text(f"{head}\n{block.rstrip()}\n{text[end:]}", encoding="utf-8")
+    return True
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
@@ -449,6 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.readme:
         (out / "README-results.json").write_text(json.dumps(results, indent=1) + "\n")
         (out / "README-table.md").write_text(text + "\n")
+        if out.resolve() == RESULTS_DIR.resolve() and update_readme(
+            README, readme_results(results, text)
+        ):
+            _log(f"updated {README}")
     if not args.no_plots:
         for path in plots(results, extras, out):
             _log(f"wrote {path}")
