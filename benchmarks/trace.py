@@ -184,12 +184,16 @@ def load_trace(
     duration = max(math.ceil(last - first), 60)
     grid = first + np.arange(duration + 1, dtype=np.float64)
     values: dict[str, Any] = {}
-    for spec in specs:
-        times, data = series[spec.key]
-        index = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, None)
+    truth = np.empty((len(specs), duration + 1))  # filled row by row: no stacked copy
+    for row, spec in enumerate(specs):
+        times, data = series.pop(spec.key)
+        index = np.searchsorted(times, grid, side="right") - 1
+        np.clip(index, 0, None, out=index)
         values[spec.key] = clamp_to_type(spec, data[index])
+        del index
+        truth[row] = quantize(spec, values[spec.key])
+    del grid
     start = EPOCH
-    truth = np.vstack([quantize(spec, values[spec.key]) for spec in specs])
     gaps = [] if hold else find_gaps(samples, first, max_gap)
     for gap_start, gap_end in gaps:
         truth[:, gap_start:gap_end] = np.nan
