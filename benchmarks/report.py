@@ -163,7 +163,7 @@ def scenario_checks(name: str, result: Mapping[str, Any]) -> list[dict[str, Any]
                 + f") vs adaptive {adaptive[key]:,.1f}: {got:.2f}x, need >= {ratio:g}x"
             )
             oracles = [m for o in (ORACLE, ORACLE_BATCHED) if (m := _ok(policies, o))]
-            if oracles:
+            if oracles and got < ratio:
                 cheapest = min(oracles, key=lambda m: m[key])
                 best = eq[key] / max(cheapest[key], 1e-9)
                 if best < ratio:
