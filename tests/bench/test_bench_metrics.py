@@ -10,6 +10,8 @@ import pytest
 from benchmarks.metrics import band_exits, compute
 from benchmarks.oracle import run_oracle
 from benchmarks.report import at_equal_tot, frontier
+from benchmarks.run import truncate
+from benchmarks.scenarios import install200
 from benchmarks.simulate import RunRecord
 from benchmarks.trace import load_trace
 
@@ -78,3 +80,13 @@ def test_equal_tot_interpolates_on_the_frontier() -> None:
     assert at_equal_tot(points, 4.0)["requests_per_hour"] == pytest.approx(500.0)
     assert at_equal_tot(points, 0.5)["bound"] == "higher"
     assert at_equal_tot(points, 9.0)["bound"] == "lower"
+
+
+def test_oracle_detects_every_change_of_the_truth_at_once() -> None:
+    """Even where a rider read left the shown value inside its band, every change of
+    the truth beyond tolerance is read the second it happens."""
+    scenario = truncate(install200(hours=0.25), 900)
+    m = compute(scenario, run_oracle(scenario, lookahead=30))
+    assert m.tot_pct == 0.0
+    assert m.changes > 100
+    assert m.delay_p95 == 0.0
