@@ -13,14 +13,13 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .bus import Bus, CycleState
+from .bus import CycleState
+from .core import EngineCore
 from .execute import Executor
 from .observe import Observer
 from .planning import Planning
 from .registers import Value
-from .registry import Registry
-from .schedule import EngineClock, Schedule
-from .stats import CycleRecord, ErrorRecord, StatsRecorder
+from .stats import CycleRecord, ErrorRecord
 from .unit_recovery import UnitRecovery
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,38 +50,31 @@ class CycleRunner:
 
     def __init__(
         self,
+        core: EngineCore,
         *,
-        registry: Registry,
-        schedule: Schedule,
         recovery: UnitRecovery,
         planning: Planning,
         executor: Executor,
         observer: Observer,
-        bus: Bus,
-        stats: StatsRecorder,
-        clock: EngineClock,
     ) -> None:
-        self._regs = registry.regs
-        self._schedule = schedule
+        self._core = core
+        self._regs = core.registry.regs
         self._recovery = recovery
         self._planning = planning
         self._executor = executor
         self._observer = observer
-        self._bus = bus
-        self._stats = stats
-        self._clock = clock
         self._internal_logged: set[str] = set()
         self.last_internal_error: str | None = None
 
     async def run(self, started: float) -> CycleResult:
         """One cycle at engine time ``started``."""
         cycle = CycleState()
-        answered = self._stats.unit_reads()
+        answered = self._core.stats.unit_reads()
         units_back: set[int] = set()
         executor = self._executor
         try:
             units_back = await self._recovery.probe_due(started, cycle)
-            due = self._schedule.pop_due(started, self._recovery.down)
+            due = self._core.schedule.pop_due(started, self._recovery.down)
             probes = [reg for reg in due if reg.quarantined_until is not None]
             regular = [reg for reg in due if reg.quarantined_until is None]
             for block in self._planning.plan_with_early(regular, started):
@@ -103,10 +95,10 @@ class CycleRunner:
             raise
         finally:
             self._reschedule_taken(cycle, failed=True)
-        await self._bus.end_cycle()
+        await self._core.bus.end_cycle()
         units_down = self._recovery.note_silent(started, cycle, answered)
-        duration = max(0.0, self._clock.now() - started)
-        self._stats.add_cycle(
+        duration = max(0.0, self._core.clock.now() - started)
+        self._core.stats.add_cycle(
             CycleRecord(
                 started=started,
                 duration=duration,
@@ -137,9 +129,9 @@ class CycleRunner:
             await step
         except Exception as err:
             self._internal_error(err, cycle)
-            now = self._clock.now()
+            now = self._core.clock.now()
             for uid in keys:
-                if uid in self._schedule.unscheduled:
+                if uid in self._core.schedule.unscheduled:
                     self._observer.fail((uid,), cycle, now)
 
     def _internal_error(self, err: Exception, cycle: CycleState) -> None:
@@ -147,7 +139,7 @@ class CycleRunner:
         text = f"{type(err).__name__}: {err}"
         cycle.internal_error = text
         self.last_internal_error = text
-        self._stats.add_internal_error()
+        self._core.stats.add_internal_error()
         signature = f"{type(err).__module__}.{type(err).__qualname__}"
         if signature not in self._internal_logged and len(self._internal_logged) < 32:
             self._internal_logged.add(signature)
@@ -162,13 +154,13 @@ class CycleRunner:
     def _reschedule_taken(self, cycle: CycleState, *, failed: bool) -> None:
         """Put every register taken this cycle and not yet rescheduled back on the heap:
         as a failed read (retry with backoff) or, when cancelled, due at once."""
-        unscheduled = self._schedule.unscheduled
+        unscheduled = self._core.schedule.unscheduled
         if not unscheduled:
             return
-        now = self._clock.now()
+        now = self._core.clock.now()
         for uid in list(unscheduled):
             if failed:
                 self._observer.fail((uid,), cycle, now)
             else:
-                self._schedule.due_at(self._regs[uid], now)
+                self._core.schedule.due_at(self._regs[uid], now)
         unscheduled.clear()

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import logging
 
-from .bus import Bus, CycleState
-from .config import EngineConfig
+from .bus import CycleState
+from .core import EngineCore
 from .errors import ErrorKind, ModbusError
-from .faults import BlockLimits, Holes
 from .observe import Observer
 from .planner import DEFAULT_LIMITS, BlockRead, DeviceLimits, plan_reads
 from .planning import Planning
-from .registry import QUARANTINE_FIRST, QUARANTINE_MAX, RegisterState, Registry, single_read
-from .schedule import EngineClock
+from .registry import QUARANTINE_FIRST, QUARANTINE_MAX, RegisterState, single_read
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,35 +30,19 @@ EXC_ILLEGAL_VALUE = 3  # for reads: the quantity (or range) was refused
 class Executor:
     """Runs the reads of one cycle's plan, quarantine probes and hole checks."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        bus: Bus,
-        observer: Observer,
-        planning: Planning,
-        holes: Holes,
-        limits: BlockLimits,
-        config: EngineConfig,
-        clock: EngineClock,
-    ) -> None:
-        self._registry = registry
-        self._regs = registry.regs
-        self._bus = bus
+    def __init__(self, core: EngineCore, *, observer: Observer, planning: Planning) -> None:
+        self._core = core
+        self._regs = core.registry.regs
         self._observer = observer
         self._planning = planning
-        self._holes = holes
-        self._limits = limits
-        self._config = config
-        self._clock = clock
 
     async def execute(self, block: BlockRead, cycle: CycleState) -> bool:
         """Read one block; split it if the device blames its addresses or its size."""
         if block.unit_id in cycle.dead_units:
-            self._observer.fail(block.keys, cycle, self._clock.now())
+            self._observer.fail(block.keys, cycle, self._core.clock.now())
             return False
-        result = await self._bus.read(block, cycle)
-        now = self._clock.now()
+        result = await self._core.bus.read(block, cycle)
+        now = self._core.clock.now()
         if not isinstance(result, ModbusError):
             self._observer.apply(block, result, now, cycle)
             return True
@@ -68,7 +50,7 @@ class Executor:
             return await self._split_by_size(block, cycle, result)
         if result.kind is ErrorKind.TIMEOUT and await self._silent_on_size(block, cycle):
             return await self._split_by_size(block, cycle, result)
-        if result.kind.blames_block and len(self._registry.distinct_starts(block.keys)) > 1:
+        if result.kind.blames_block and len(self._core.registry.distinct_starts(block.keys)) > 1:
             await self._bisect(block, cycle, result.kind)
             return False
         if result.kind.blames_block:
@@ -83,7 +65,7 @@ class Executor:
 
     async def _bisect(self, block: BlockRead, cycle: CycleState, kind: ErrorKind) -> None:
         """Split a blamed block in two halves by address and read each."""
-        starts = self._registry.distinct_starts(block.keys)
+        starts = self._core.registry.distinct_starts(block.keys)
         pivot = starts[len(starts) // 2]
         halves = [
             [uid for uid in block.keys if self._regs[uid].spec.address < pivot],
@@ -92,13 +74,13 @@ class Executor:
         covered: list[tuple[int, int]] = []
         all_ok = True
         for keys in halves:
-            sub = self._registry.block_of(block, keys)
+            sub = self._core.registry.block_of(block, keys)
             if await self.execute(sub, cycle):
                 covered.append((sub.address, sub.address + sub.count))
             else:
                 all_ok = False
         if all_ok:
-            self._holes.learn(block, covered, kind, self._clock.now())
+            self._core.holes.learn(block, covered, kind, self._core.clock.now())
 
     # -- block limits ----------------------------------------------------------
 
@@ -107,7 +89,7 @@ class Executor:
         return (
             error.code == EXC_ILLEGAL_VALUE
             and not block.table.is_bit
-            and len(self._registry.distinct_starts(block.keys)) > 1
+            and len(self._core.registry.distinct_starts(block.keys)) > 1
         )
 
     async def _silent_on_size(self, block: BlockRead, cycle: CycleState) -> bool:
@@ -121,24 +103,24 @@ class Executor:
         if (
             block.table.is_bit
             or unit in cycle.halved
-            or len(self._registry.distinct_starts(block.keys)) < 2
+            or len(self._core.registry.distinct_starts(block.keys)) < 2
         ):
             return False
         if unit not in cycle.answered:
             small = single_read(self._regs[block.keys[0]].spec)
             if small.count >= block.count:
                 return False
-            result = await self._bus.read(small, cycle)
+            result = await self._core.bus.read(small, cycle)
             if isinstance(result, ModbusError):
                 return False
-            self._observer.apply(small, result, self._clock.now(), cycle)
+            self._observer.apply(small, result, self._core.clock.now(), cycle)
         answered = cycle.answered.get(unit, 0)
         if answered >= block.count:
             return False
         cycle.halved.add(unit)
         limit = max(block.count // 2, answered, 1)
         why = f"no answer to a read of {block.count} registers"
-        self._limits.learn(unit, limit, why, self._clock.now())
+        self._core.limits.learn(unit, limit, why, self._core.clock.now())
         return True
 
     async def _split_by_size(self, block: BlockRead, cycle: CycleState, error: ModbusError) -> bool:
@@ -149,22 +131,22 @@ class Executor:
         or learned as a hole) instead of shrinking the limit.
         """
         unit = block.unit_id
-        current = self._limits.limit(unit)
+        current = self._core.limits.limit(unit)
         limit = max(block.count // 2, current if current < block.count else 1, 1)
         specs = [self._regs[uid].spec for uid in block.keys]
-        base = self._config.limits.get(unit, DEFAULT_LIMITS)
+        base = self._core.config.limits.get(unit, DEFAULT_LIMITS)
         subs = plan_reads(
             specs,
             cost=self._planning.cost_model(),
             limits={unit: DeviceLimits(limit, base.max_bits)},
-            holes=self._holes.by_table,
+            holes=self._core.holes.by_table,
         )
         all_ok = True
         for sub in subs:
             all_ok = await self.execute(sub, cycle) and all_ok
         if all_ok and error.kind is not ErrorKind.TIMEOUT:
             why = f"a read of {block.count} registers was refused"
-            self._limits.learn(unit, limit, why, self._clock.now())
+            self._core.limits.learn(unit, limit, why, self._core.clock.now())
         return all_ok
 
     # -- quarantine and hole checks ------------------------------------------------
@@ -184,11 +166,11 @@ class Executor:
         """
         spec = reg.spec
         if spec.unit_id in cycle.dead_units:
-            self._observer.fail((spec.uid,), cycle, self._clock.now())
+            self._observer.fail((spec.uid,), cycle, self._core.clock.now())
             return
         block = single_read(spec)
-        result = await self._bus.read(block, cycle)
-        now = self._clock.now()
+        result = await self._core.bus.read(block, cycle)
+        now = self._core.clock.now()
         if isinstance(result, ModbusError):
             if result.kind.blames_block:
                 self._quarantine(reg, now)
@@ -208,22 +190,22 @@ class Executor:
         An answer forgets the hole (the planner spans it again); a refusal keeps it
         and doubles its backoff; no verdict (timeout, busy) asks again later.
         """
-        now = self._clock.now()
-        for key, check in list(self._holes.checks.items()):
+        now = self._core.clock.now()
+        for key, check in list(self._core.holes.checks.items()):
             unit, table, start, end = key
             if check.verify_at > now or cycle.connection_lost or unit not in cycle.answered:
                 continue
             if unit in cycle.dead_units:
                 continue
             scratch = CycleState()  # a refusal confirms what is known: not an error of this cycle
-            result = await self._bus.read(BlockRead(unit, table, start, end - start), scratch)
+            result = await self._core.bus.read(BlockRead(unit, table, start, end - start), scratch)
             cycle.requests += scratch.requests
-            now = self._clock.now()
+            now = self._core.clock.now()
             if not isinstance(result, ModbusError):
-                self._holes.answered(key)
+                self._core.holes.answered(key)
             elif result.kind.blames_block:
-                self._holes.refused(key, result.kind, now)
+                self._core.holes.refused(key, result.kind, now)
             else:
-                self._holes.no_verdict(key, now)
+                self._core.holes.no_verdict(key, now)
                 if result.kind is ErrorKind.CONNECTION:
                     cycle.connection_lost = True

@@ -12,33 +12,20 @@ import math
 from collections.abc import Sequence
 
 from .bus import CycleState
-from .config import EngineConfig
+from .core import EngineCore
 from .errors import ErrorKind
 from .planner import BlockRead
 from .registers import Value
-from .registry import RegisterState, Registry
-from .schedule import EngineClock, Schedule
-from .stats import ErrorRecord, IntervalChange, StatsRecorder
+from .registry import RegisterState
+from .stats import ErrorRecord, IntervalChange
 
 
 class Observer:
     """Applies read results and failures to the registers' state and schedule."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        schedule: Schedule,
-        stats: StatsRecorder,
-        clock: EngineClock,
-        config: EngineConfig,
-    ) -> None:
-        self._registry = registry
-        self._regs = registry.regs
-        self._schedule = schedule
-        self._stats = stats
-        self._clock = clock
-        self._config = config
+    def __init__(self, core: EngineCore) -> None:
+        self._core = core
+        self._regs = core.registry.regs
 
     def fail(self, keys: Sequence[str], cycle: CycleState, now: float) -> None:
         """Count a failed read and schedule the next one (always after ``now``)."""
@@ -50,18 +37,18 @@ class Observer:
             reg.failure_streak += 1
             cycle.failed.add(uid)
             if reg.quarantined_until is not None and reg.quarantined_until > now:
-                self._schedule.due_at(reg, reg.quarantined_until)
+                self._core.schedule.due_at(reg, reg.quarantined_until)
             elif reg.quarantined_until is not None:
                 # a due probe without a verdict: probe again after the retry backoff
-                self._schedule.retry(reg, now)
+                self._core.schedule.retry(reg, now)
                 reg.quarantined_until = reg.next_due
             else:
-                self._schedule.retry(reg, now)
+                self._core.schedule.retry(reg, now)
 
     def _riders(self, block: BlockRead) -> list[str]:
         """Enabled registers wholly inside the block's span (refreshed for free)."""
         end = block.address + block.count
-        uids = self._registry.starting_in(block.unit_id, block.table, block.address, end)
+        uids = self._core.registry.starting_in(block.unit_id, block.table, block.address, end)
         if uids is None:
             return list(block.keys)
         inside = []
@@ -73,7 +60,7 @@ class Observer:
 
     def apply(self, block: BlockRead, raw: Sequence[int], now: float, cycle: CycleState) -> None:
         """Decode the block's data into its registers (and its riders)."""
-        keys = self._riders(block) if self._config.piggyback else list(block.keys)
+        keys = self._riders(block) if self._core.config.piggyback else list(block.keys)
         due = frozenset(block.keys) if len(keys) != len(block.keys) else None
         for uid in keys:
             reg = self._regs[uid]
@@ -83,7 +70,7 @@ class Observer:
             except ValueError as err:
                 record = ErrorRecord(now, ErrorKind.OTHER, reg.spec.unit_id, reg.spec.table,
                                      reg.spec.address, reg.spec.size, str(err))  # fmt: skip
-                self._stats.add_error(record)
+                self._core.stats.add_error(record)
                 cycle.errors.append(record)
                 self.fail((uid,), cycle, now)
                 continue
@@ -113,13 +100,13 @@ class Observer:
         # the first read (after start or restore) is news for entities, not for the model
         decision = reg.model.observe(now, numeric, changed and previous is not None)
         if decision is not None or previous is not None:
-            reg.profile.record(self._clock.to_wall(now), reg.model.activity)
+            reg.profile.record(self._core.clock.to_wall(now), reg.model.activity)
         if decision is not None and decision.interval != old_interval:
-            self._stats.add_interval_change(
+            self._core.stats.add_interval_change(
                 IntervalChange(now, reg.spec.uid, old_interval, decision.interval,
                                str(decision.reason), decision.detail)
             )  # fmt: skip
-        self._schedule.next_read(reg, now)
+        self._core.schedule.next_read(reg, now)
 
 
 def _as_float(value: Value) -> float | None:

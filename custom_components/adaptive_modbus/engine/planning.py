@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .bus import CostEstimator
-from .config import EngineConfig
-from .faults import BlockLimits, Holes
+from .core import EngineCore
 from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
-from .registry import RegisterState, Registry
+from .registry import RegisterState
 
 EARLY_FRACTION = 0.5  # a neighbour this close to due (share of its interval) is read early
 
@@ -23,27 +21,15 @@ EARLY_FRACTION = 0.5  # a neighbour this close to due (share of its interval) is
 class Planning:
     """Plans block reads for a set of due registers."""
 
-    def __init__(
-        self,
-        registry: Registry,
-        limits: BlockLimits,
-        holes: Holes,
-        cost: CostEstimator,
-        config: EngineConfig,
-        *,
-        early_fraction: float = EARLY_FRACTION,
-    ) -> None:
-        self._registry = registry
-        self._regs = registry.regs
-        self._limits = limits
-        self._holes = holes
-        self._cost = cost
-        self._config = config
+    def __init__(self, core: EngineCore, *, early_fraction: float = EARLY_FRACTION) -> None:
+        self._core = core
+        self._regs = core.registry.regs
+        self._cost = core.bus.cost
         self._early_fraction = early_fraction
 
     def cost_model(self) -> CostModel:
         """The cost model the planner uses now (configured, fitted, or default)."""
-        return self._config.cost or self._cost.model() or CostModel()
+        return self._core.config.cost or self._cost.model() or CostModel()
 
     def plan(
         self, due: Sequence[RegisterState], limits: Mapping[int, DeviceLimits] | None = None
@@ -52,24 +38,26 @@ class Planning:
         return plan_reads(
             [reg.spec for reg in due],
             cost=self.cost_model(),
-            limits=self._limits.effective() if limits is None else limits,
-            holes=self._holes.by_table,
-            merge=self._config.merge_reads,
+            limits=self._core.limits.effective() if limits is None else limits,
+            holes=self._core.holes.by_table,
+            merge=self._core.config.merge_reads,
         )
 
     def plan_with_early(self, due: list[RegisterState], now: float) -> list[BlockRead]:
         """Plan the due registers, pulling in neighbours that are due soon when that
         adds no request (they would cost a request of their own later)."""
-        trial = self._limits.trial((reg.spec for reg in due), now)
-        limits = self._limits.effective(trial)
+        trial = self._core.limits.trial((reg.spec for reg in due), now)
+        limits = self._core.limits.effective(trial)
         blocks = self.plan(due, limits)
-        if not (self._config.adaptive and self._config.merge_reads and blocks):
-            return self._limits.settle(trial, blocks, now)
+        if not (self._core.config.adaptive and self._core.config.merge_reads and blocks):
+            return self._core.limits.settle(trial, blocks, now)
         early = self._early_neighbours(blocks, now, {reg.spec.uid for reg in due})
         if not early:
-            return self._limits.settle(trial, blocks, now)
+            return self._core.limits.settle(trial, blocks, now)
         merged = self.plan([*due, *early], limits)
-        return self._limits.settle(trial, merged if len(merged) <= len(blocks) else blocks, now)
+        return self._core.limits.settle(
+            trial, merged if len(merged) <= len(blocks) else blocks, now
+        )
 
     def _early_neighbours(
         self, blocks: Sequence[BlockRead], now: float, due: set[str]
@@ -79,12 +67,12 @@ class Planning:
         cost = self.cost_model()
         early: list[RegisterState] = []
         for block in blocks:
-            limits = self._limits.effective().get(block.unit_id, DEFAULT_LIMITS)
+            limits = self._core.limits.effective().get(block.unit_id, DEFAULT_LIMITS)
             limit = limits.max_bits if block.table.is_bit else limits.max_registers
             gap = cost.break_even_gap(bits=block.table.is_bit)
             low = max(block.address - gap, block.end - limit)
             high = min(block.end + gap, block.address + limit)
-            uids = self._registry.starting_in(block.unit_id, block.table, low, high)
+            uids = self._core.registry.starting_in(block.unit_id, block.table, low, high)
             for uid in uids or ():
                 reg = self._regs[uid]
                 if (

@@ -18,6 +18,7 @@ PollEngine is the public face; each job is done by a part of its own:
 - ``write``: writes that jump the queue and are read back
 - ``cycle``: one poll cycle that never loses a register
 - ``snapshot``: the immutable read API; ``state``: learned state export/import/reset
+- ``config``: EngineConfig; ``core``: the shared parts, bundled for the others
 
 Registers are identified by ``RegisterSpec.uid`` (``"<unit_id>.<key>"``), so two
 devices with the same profile can share a connection.
@@ -31,6 +32,7 @@ from typing import Any
 
 from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
 from .config import EngineConfig
+from .core import EngineCore
 from .cycle import CycleResult, CycleRunner
 from .errors import UnknownRegister
 from .execute import EXC_ILLEGAL_VALUE, Executor
@@ -109,61 +111,29 @@ class PollEngine:
         self._clock = times = EngineClock(clock, monotonic)
         self._registry = registry = Registry(registers, config)
         stats = StatsRecorder()
-        holes = Holes()
         self._limits = limits = BlockLimits(config)
         self._schedule = schedule = Schedule(registry.regs, times, config)
-        bus = Bus(transport, times, stats, limits)
-        self._recovery = recovery = UnitRecovery(
-            registry=registry, schedule=schedule, bus=bus, stats=stats, clock=times
+        core = EngineCore(
+            config=config,
+            clock=times,
+            registry=registry,
+            stats=stats,
+            schedule=schedule,
+            holes=Holes(),
+            limits=limits,
+            bus=Bus(transport, times, stats, limits),
         )
+        self._recovery = recovery = UnitRecovery(core)
         # EARLY_FRACTION is read here, so a test can tune it per engine
-        self._planning = planning = Planning(
-            registry, limits, holes, bus.cost, config, early_fraction=EARLY_FRACTION
-        )
-        observer = Observer(
-            registry=registry, schedule=schedule, stats=stats, clock=times, config=config
-        )
-        executor = Executor(
-            registry=registry,
-            bus=bus,
-            observer=observer,
-            planning=planning,
-            holes=holes,
-            limits=limits,
-            config=config,
-            clock=times,
-        )
+        self._planning = planning = Planning(core, early_fraction=EARLY_FRACTION)
+        observer = Observer(core)
+        executor = Executor(core, observer=observer, planning=planning)
         self._cycles = CycleRunner(
-            registry=registry,
-            schedule=schedule,
-            recovery=recovery,
-            planning=planning,
-            executor=executor,
-            observer=observer,
-            bus=bus,
-            stats=stats,
-            clock=times,
+            core, recovery=recovery, planning=planning, executor=executor, observer=observer
         )
-        self._writer = Writer(
-            registry=registry, bus=bus, observer=observer, stats=stats, clock=times
-        )
-        self._snapshots = Snapshots(
-            registry=registry,
-            down=recovery.down,
-            planning=planning,
-            holes=holes,
-            stats=stats,
-            config=config,
-            clock=times,
-        )
-        self._state = LearnedState(
-            registry=registry,
-            schedule=schedule,
-            holes=holes,
-            limits=limits,
-            config=config,
-            clock=times,
-        )
+        self._writer = Writer(core, observer=observer)
+        self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
+        self._state = LearnedState(core)
         now = self._clock.now()
         for reg in registry.regs.values():
             schedule.due_at(reg, now)

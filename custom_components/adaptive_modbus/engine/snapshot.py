@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .config import EngineConfig
-from .faults import Holes
+from .core import EngineCore
 from .planning import Planning
 from .registers import Table
-from .registry import RegisterState, Registry
-from .schedule import EngineClock
+from .registry import RegisterState
 from .stats import (
     ClusterSnapshot,
     EngineSnapshot,
     RegisterSnapshot,
-    StatsRecorder,
     UnitStatus,
     sorted_snapshots,
 )
@@ -29,27 +26,16 @@ class Snapshots:
     """Builds snapshots of one engine's parts."""
 
     def __init__(
-        self,
-        *,
-        registry: Registry,
-        down: Mapping[int, UnitDown],
-        planning: Planning,
-        holes: Holes,
-        stats: StatsRecorder,
-        config: EngineConfig,
-        clock: EngineClock,
+        self, core: EngineCore, *, down: Mapping[int, UnitDown], planning: Planning
     ) -> None:
-        self._regs = registry.regs
+        self._core = core
+        self._regs = core.registry.regs
         self._down = down
         self._planning = planning
-        self._holes = holes
-        self._stats = stats
-        self._config = config
-        self._clock = clock
 
     def build(self, last_internal_error: str | None) -> EngineSnapshot:
         """A snapshot as of now."""
-        clock = self._clock
+        clock = self._core.clock
         now = clock.now()
         wall = clock.wall() if clock.wall is not clock.now else now
         offset = wall - now
@@ -68,17 +54,19 @@ class Snapshots:
                 for unit, down in sorted(self._down.items())
             },
             last_internal_error=last_internal_error,
-            adaptive=self._config.adaptive,
-            fixed_interval=self._config.fixed_interval,
+            adaptive=self._core.config.adaptive,
+            fixed_interval=self._core.config.fixed_interval,
             registers=registers,
             clusters=self._clusters(),
-            totals=self._stats.totals,
-            holes={f"{u}.{t}": tuple(sorted(a)) for (u, t), a in self._holes.by_table.items() if a},
-            units=self._stats.units,
-            recent_requests=tuple(self._stats.requests),
-            recent_errors=tuple(self._stats.errors),
-            recent_interval_changes=tuple(self._stats.interval_changes),
-            recent_cycles=tuple(self._stats.cycles),
+            totals=self._core.stats.totals,
+            holes={
+                f"{u}.{t}": tuple(sorted(a)) for (u, t), a in self._core.holes.by_table.items() if a
+            },
+            units=self._core.stats.units,
+            recent_requests=tuple(self._core.stats.requests),
+            recent_errors=tuple(self._core.stats.errors),
+            recent_interval_changes=tuple(self._core.stats.interval_changes),
+            recent_cycles=tuple(self._core.stats.cycles),
         )
 
     def _register(self, reg: RegisterState, offset: float = 0.0) -> RegisterSnapshot:
@@ -119,7 +107,7 @@ class Snapshots:
         """Blocks the planner makes when every enabled register is due."""
         enabled = [r for r in self._regs.values() if r.enabled and r.quarantined_until is None]
         counts: dict[tuple[int, Table, int, int], int] = {}
-        for request in self._stats.requests:
+        for request in self._core.stats.requests:
             if request.ok and not request.write:
                 key = (request.unit_id, request.table, request.address, request.count)
                 counts[key] = counts.get(key, 0) + 1

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .config import EngineConfig
+from .core import EngineCore
 from .errors import EngineUsageError, ErrorKind, UnknownRegister
 from .faults import (
     HOLE_VERIFY_FAILURE,
     HOLE_VERIFY_MAX,
     LIMIT_RETRY_FIRST,
     LIMIT_RETRY_MAX,
-    BlockLimits,
     HoleCheck,
-    Holes,
     UnitLimit,
     runs,
 )
@@ -34,8 +32,7 @@ from .patterns import STATE_VERSION as PROFILE_STATE_VERSION
 from .patterns import ActivityProfile
 from .planner import PROTOCOL_MAX_REGISTERS
 from .registers import Table
-from .registry import QUARANTINE_FIRST, QUARANTINE_MAX, RegisterState, Registry
-from .schedule import EngineClock, Schedule
+from .registry import QUARANTINE_FIRST, QUARANTINE_MAX, RegisterState
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,29 +53,15 @@ class ImportReport:
 class LearnedState:
     """Exports, restores and forgets what the engine learned."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        schedule: Schedule,
-        holes: Holes,
-        limits: BlockLimits,
-        config: EngineConfig,
-        clock: EngineClock,
-    ) -> None:
-        self._registry = registry
-        self._regs = registry.regs
-        self._schedule = schedule
-        self._holes = holes
-        self._limits = limits
-        self._config = config
-        self._clock = clock
+    def __init__(self, core: EngineCore) -> None:
+        self._core = core
+        self._regs = core.registry.regs
 
     # -- export -------------------------------------------------------------
 
     def export(self) -> dict[str, Any]:
         """Learned state as a JSON-safe, versioned dict (times in wall time)."""
-        offset = self._clock.to_wall(0.0)
+        offset = self._core.clock.to_wall(0.0)
         return {
             "version": STATE_VERSION,
             "registers": {
@@ -101,7 +84,7 @@ class LearnedState:
                     "verify_at": check.verify_at + offset,
                     "backoff": check.backoff,
                 }
-                for (unit, table, start, end), check in sorted(self._holes.checks.items())
+                for (unit, table, start, end), check in sorted(self._core.holes.checks.items())
             ],
             "unit_limits": [
                 {
@@ -110,7 +93,7 @@ class LearnedState:
                     "retry_at": learned.retry_at + offset,
                     "backoff": learned.backoff,
                 }
-                for unit, learned in sorted(self._limits.learned.items())
+                for unit, learned in sorted(self._core.limits.learned.items())
             ],
         }
 
@@ -144,19 +127,10 @@ class LearnedState:
                     restored += 1
         elif registers is not None:
             warnings.append("stored registers set aside (not a mapping)")
-        holes = data.get("holes")
-        for item in holes if isinstance(holes, list) else []:
-            try:
-                self._restore_hole(item)
-            except (TypeError, ValueError, KeyError) as err:
-                warnings.append(f"a stored hole was set aside ({err})")
-        self._holes.rebuild()
+        _restore_each(data.get("holes"), self._restore_hole, "a stored hole", warnings)
+        self._core.holes.rebuild()
         limits = data.get("unit_limits")
-        for item in limits if isinstance(limits, list) else []:
-            try:
-                self._restore_limit(item)
-            except (TypeError, ValueError, KeyError) as err:
-                warnings.append(f"a stored block limit was set aside ({err})")
+        _restore_each(limits, self._restore_limit, "a stored block limit", warnings)
         return ImportReport(restored, warnings)
 
     def _restore_hole(self, item: Mapping[str, Any]) -> None:
@@ -166,14 +140,14 @@ class LearnedState:
         kind = ErrorKind(item.get("kind", ErrorKind.DEVICE_FAILURE))
         backoff = _finite(item.get("backoff", HOLE_VERIFY_FAILURE), "backoff")
         backoff = min(max(backoff, HOLE_VERIFY_FAILURE), HOLE_VERIFY_MAX)
-        now = self._clock.now()
+        now = self._core.clock.now()
         stored = item.get("verify_at")
         verify_at = now + HOLE_VERIFY_FAILURE
         if stored is not None:  # stored in wall time
-            verify_at = self._clock.from_wall(_finite(stored, "verify_at"))
+            verify_at = self._core.clock.from_wall(_finite(stored, "verify_at"))
         for start, end in runs(addresses):
             check = HoleCheck(kind, min(verify_at, now + backoff), backoff)
-            self._holes.checks[(unit, table, start, end)] = check
+            self._core.holes.checks[(unit, table, start, end)] = check
 
     def _restore_limit(self, item: Mapping[str, Any]) -> None:
         unit, count = int(item["unit_id"]), int(item["max_registers"])
@@ -181,16 +155,18 @@ class LearnedState:
             raise ValueError(f"max_registers {count} outside 1-{PROTOCOL_MAX_REGISTERS}")
         backoff = _finite(item.get("backoff", LIMIT_RETRY_FIRST), "backoff")
         backoff = min(max(backoff, LIMIT_RETRY_FIRST), LIMIT_RETRY_MAX)
-        now = self._clock.now()
+        now = self._core.clock.now()
         stored = item.get("retry_at")
-        retry_at = now if stored is None else self._clock.from_wall(_finite(stored, "retry_at"))
+        retry_at = (
+            now if stored is None else self._core.clock.from_wall(_finite(stored, "retry_at"))
+        )
         retry_at = min(retry_at, now + backoff)
-        if count < self._limits.cap(unit):
-            self._limits.learned[unit] = UnitLimit(count, retry_at, backoff)
+        if count < self._core.limits.cap(unit):
+            self._core.limits.learned[unit] = UnitLimit(count, retry_at, backoff)
 
     def _reset_register(self, reg: RegisterState) -> None:
         """Learning starts clean for a register whose stored state was set aside."""
-        self._registry.relearn(reg)
+        self._core.registry.relearn(reg)
         reg.quarantined_until, reg.quarantine_backoff = None, QUARANTINE_FIRST
 
     def _restore_register(self, reg: RegisterState, stored: Mapping[str, Any]) -> list[str]:
@@ -219,7 +195,7 @@ class LearnedState:
         if isinstance(stored_profile, Mapping) and (
             stored_profile.get("version") in (1, PROFILE_STATE_VERSION)
         ):
-            profile = ActivityProfile.from_dict(stored_profile, tz=self._config.tz)
+            profile = ActivityProfile.from_dict(stored_profile, tz=self._core.config.tz)
         else:
             profile = ActivityProfile()
             warnings.append(f"{uid}: stored time-of-week pattern set aside")
@@ -232,8 +208,8 @@ class LearnedState:
                 f"{uid}: stored quarantine backoff {backoff:.0f} s capped to {capped:.0f} s"
             )
             backoff = capped
-        now = self._clock.now()
-        remaining = until - self._clock.to_wall(now)
+        now = self._core.clock.now()
+        remaining = until - self._core.clock.to_wall(now)
         if remaining > RESTORED_QUARANTINE_MAX:
             warnings.append(
                 f"{uid}: stored quarantine ends {remaining:.0f} s from now; "
@@ -242,7 +218,7 @@ class LearnedState:
             remaining = RESTORED_QUARANTINE_MAX
         reg.quarantined_until = now + max(remaining, 0.0)
         reg.quarantine_backoff = backoff
-        self._schedule.due_at(reg, reg.quarantined_until)
+        self._core.schedule.due_at(reg, reg.quarantined_until)
         return warnings
 
     # -- forgetting ---------------------------------------------------------
@@ -261,23 +237,34 @@ class LearnedState:
             regs = [reg for reg in self._regs.values() if reg.spec.unit_id == unit_id]
         else:
             regs = list(self._regs.values())
-        now = self._clock.now()
+        now = self._core.clock.now()
         for reg in regs:
-            self._registry.relearn(reg)
+            self._core.registry.relearn(reg)
             reg.quarantined_until = None
             reg.quarantine_backoff = QUARANTINE_FIRST
             reg.failure_streak = 0
             reg.effective_interval = 0.0
             reg.pattern_factor = 1.0
             if reg.enabled:
-                self._schedule.due_at(reg, now)
-        self._holes.reset(unit_id, None if uid is None else self._regs[uid].spec)
+                self._core.schedule.due_at(reg, now)
+        self._core.holes.reset(unit_id, None if uid is None else self._regs[uid].spec)
         if uid is None:
-            self._limits.reset(unit_id)
+            self._core.limits.reset(unit_id)
         _LOGGER.info(
             "learning reset for %s",
             uid if uid is not None else f"unit {unit_id}" if unit_id is not None else "all",
         )
+
+
+def _restore_each(
+    items: Any, restore: Callable[[Mapping[str, Any]], None], what: str, warnings: list[str]
+) -> None:
+    """Restore each stored item of a list; one that cannot be used is set aside."""
+    for item in items if isinstance(items, list) else []:
+        try:
+            restore(item)
+        except (TypeError, ValueError, KeyError) as err:
+            warnings.append(f"{what} was set aside ({err})")
 
 
 def _finite(value: Any, name: str) -> float:

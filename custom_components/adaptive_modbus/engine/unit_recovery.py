@@ -17,11 +17,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .bus import Bus, CycleState
+from .bus import CycleState
+from .core import EngineCore
 from .errors import ErrorKind, ModbusError
-from .registry import RegisterState, Registry, single_read
-from .schedule import BATCH_WINDOW, EngineClock, Schedule
-from .stats import StatsRecorder
+from .registry import RegisterState, single_read
+from .schedule import BATCH_WINDOW
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,21 +43,9 @@ class UnitDown:
 class UnitRecovery:
     """The units that are down (``down``), their probes and their return."""
 
-    def __init__(
-        self,
-        *,
-        registry: Registry,
-        schedule: Schedule,
-        bus: Bus,
-        stats: StatsRecorder,
-        clock: EngineClock,
-    ) -> None:
-        self._registry = registry
-        self._regs = registry.regs
-        self._schedule = schedule
-        self._bus = bus
-        self._stats = stats
-        self._clock = clock
+    def __init__(self, core: EngineCore) -> None:
+        self._core = core
+        self._regs = core.registry.regs
         self.down: dict[int, UnitDown] = {}
 
     def next_probe(self) -> float:
@@ -82,7 +70,7 @@ class UnitRecovery:
         short bounded backoff instead."""
         if not cycle.failed:
             return set()
-        answered_after = self._stats.unit_reads()
+        answered_after = self._core.stats.unit_reads()
         kinds: dict[int, set[ErrorKind]] = {}
         for error in cycle.errors:
             kinds.setdefault(error.unit_id, set()).add(error.kind)
@@ -110,7 +98,7 @@ class UnitRecovery:
 
     def _probe_register(self, unit: int) -> RegisterState | None:
         """The cheapest read of a unit: its smallest enabled, not quarantined register."""
-        enabled = [self._regs[uid] for uid in self._registry.unit_uids.get(unit, ())]
+        enabled = [self._regs[uid] for uid in self._core.registry.unit_uids.get(unit, ())]
         enabled = [reg for reg in enabled if reg.enabled]
         # only quarantined registers left: probe one of them (else they stay parked)
         candidates = [reg for reg in enabled if reg.quarantined_until is None] or enabled
@@ -133,14 +121,14 @@ class UnitRecovery:
                     down.next_probe = now + down.backoff
                 continue
             down.probes += 1
-            result = await self._bus.read(single_read(reg.spec), cycle)
-            t = self._clock.now()
+            result = await self._core.bus.read(single_read(reg.spec), cycle)
+            t = self._core.clock.now()
             if isinstance(result, ModbusError) and result.kind in SILENT_KINDS:
                 if result.kind is ErrorKind.CONNECTION:
                     cycle.connection_lost = True
                 down.backoff = min(down.backoff * 2, UNIT_PROBE_MAX)
                 down.next_probe = t + down.backoff
-                for uid in self._registry.unit_uids[unit]:
+                for uid in self._core.registry.unit_uids[unit]:
                     parked = self._regs[uid]
                     if parked.enabled:
                         parked.failure_streak += 1
@@ -153,11 +141,13 @@ class UnitRecovery:
                 unit,
                 t - down.since,
             )
-            for uid in self._registry.unit_uids[unit]:
+            for uid in self._core.registry.unit_uids[unit]:
                 parked = self._regs[uid]
                 # the first read after an outage is news for entities, not a rate sample
                 parked.model.forget_baseline()
                 if parked.enabled:
                     until = parked.quarantined_until
-                    self._schedule.due_at(parked, until if until is not None and until > t else now)
+                    self._core.schedule.due_at(
+                        parked, until if until is not None and until > t else now
+                    )
         return back
