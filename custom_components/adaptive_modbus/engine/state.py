@@ -197,7 +197,7 @@ class LearnedState:
         ):
             profile = ActivityProfile.from_dict(stored_profile, tz=self._core.config.tz)
         else:
-            profile = ActivityProfile()
+            profile = ActivityProfile(tz=self._core.config.tz)
             warnings.append(f"{uid}: stored time-of-week pattern set aside")
         reg.model, reg.profile = model, profile
         if until is None:
