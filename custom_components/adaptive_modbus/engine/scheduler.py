@@ -380,6 +380,10 @@ class PollEngine:
         reg = self._regs[entry[2]]
         return reg.enabled and reg.next_due == entry[0] and reg.heap_seq == entry[1]
 
+    def _wakes(self, entry: tuple[float, int, str]) -> bool:
+        """A live entry whose unit is not down (parked registers wait for its probe)."""
+        return self._is_live(entry) and self._regs[entry[2]].spec.unit_id not in self._down
+
     def next_due(self) -> float:
         """Time on ``clock`` (wall) at which the next register or unit probe is due
         (inf when none is enabled). Scheduled on the monotonic clock, so
@@ -387,6 +391,8 @@ class PollEngine:
         while self._heap and not self._is_live(self._heap[0]):
             heapq.heappop(self._heap)
         due = self._heap[0][0] if self._heap else math.inf
+        if self._down:  # registers of a down unit are parked: no wake-up for them
+            due = min((e[0] for e in self._heap if self._wakes(e)), default=math.inf)
         for down in self._down.values():
             due = min(due, down.next_probe)
         return self._to_wall(due) if math.isfinite(due) else due
@@ -657,6 +663,7 @@ class PollEngine:
             spec = reg.spec
             down.probes += 1
             block = BlockRead(unit, spec.table, spec.address, spec.size, (spec.uid,))
+            await self._connect_for_probe()
             result = await self._read(block, cycle)
             t = self._clock()
             if isinstance(result, ModbusError) and result.kind in _SILENT_KINDS:
@@ -686,6 +693,14 @@ class PollEngine:
                     parked.next_due = until if until is not None and until > t else now
                     self._push(parked)
         return back
+
+    async def _connect_for_probe(self) -> None:
+        """Open the connection for a unit probe despite the transport's reconnect
+        backoff (which grows to a minute), so a probe really tries every
+        UNIT_PROBE_MAX s at most; a transport without ``probe()`` just reads."""
+        probe = getattr(self._transport, "probe", None)
+        if probe is not None and not self._transport.connected:
+            await probe()  # False: the read below fails with the connection error
 
     async def _end_cycle(self) -> None:
         try:
