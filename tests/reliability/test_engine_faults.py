@@ -157,8 +157,8 @@ async def outage(
 
 
 async def test_outage_connect_attempts_are_bounded(proxied: ProxiedFactory) -> None:
-    """10 minutes of connection refused with a quarantined register: connect attempts
-    stay within the reconnect backoff."""
+    """10 minutes of connection refused with a quarantined register: at most one
+    connect attempt per wake-up of the down unit's probe schedule, never a loop."""
     measured = await outage(proxied)
     record("outage_refused", {k: v for k, v in measured.items() if k in ("during", "recovery_s")})
     assert measured["during"]["connect_attempts"] <= OUTAGE_CONNECTS, measured["during"]
