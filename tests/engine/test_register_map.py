@@ -319,7 +319,9 @@ def test_deep_nesting_is_a_map_error(opening: str) -> None:
     text = "registers: " + opening * 1000 + closing * 1000 + "\n"
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(text, unit_id=1)
-    assert err.value.line == 1 and "nested" in err.value.message
+    # ours ("nested more than 20 levels"), or libyaml's own limit, which newer PyYAML
+    # wheels hit first while scanning ("exceeded maximum nesting depth")
+    assert err.value.line == 1 and "nest" in err.value.message
     with pytest.raises(RegisterMapError):  # unbalanced too
         parse_register_map("registers: " + opening * 100_000, unit_id=1)
 
