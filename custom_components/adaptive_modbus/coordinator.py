@@ -34,8 +34,10 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
 from .engine.errors import AdaptiveModbusError, ErrorKind, ModbusError, WriteUnconfirmed
+from .engine.history import History
 from .engine.register_map import RegisterDefinition
 from .engine.registers import Value
+from .engine.scheduler import CycleResult
 from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
 from .storage import LearnedStateStore
@@ -173,6 +175,11 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         # one lock for cycles and the learned-state export (which runs in a thread)
         self._poll_lock = store.lock if store is not None else asyncio.Lock()
         self._poll_task: asyncio.Task[Any] | None = None
+        # visualization history, fed after every cycle (persisted sparsely by the store)
+        self.history = History()
+        self._unobserved: list[CycleResult] = []
+        if store is not None:
+            store.history = self.history
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
@@ -226,6 +233,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         now = self.clock()
         try:
             result = await self.engine.poll_due(now)
+            self._unobserved.append(result)  # to the history with the next snapshot
         except ModbusError as err:
             # the engine normally reports failures in the result; be safe anyway
             self.failed_cycles += 1
@@ -339,6 +347,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
     def _build_data(self) -> PollData:
         snapshot = self.engine.snapshot()
         self.snapshot = snapshot
+        for result in self._unobserved:
+            self.history.observe(result, snapshot, self.engine.cost_model())
+        self._unobserved.clear()
         all_down = self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
         values: dict[str, Value | None] = {}
         unavailable: set[str] = set()
