@@ -13,6 +13,7 @@ from adaptive_modbus_engine.history import (
     HOURS_KEPT,
     MAX_GAP,
     History,
+    ReadRing,
 )
 from adaptive_modbus_engine.registers import Table
 from adaptive_modbus_engine.scheduler import CycleResult
@@ -96,13 +97,29 @@ def test_requests_and_interval_changes_are_taken_once() -> None:
     assert sum(h.bus_time for h in history.hours()) == pytest.approx(0.05)
 
 
+def test_small_adjustments_are_left_out_of_the_timeline() -> None:
+    history = History()
+    steps = [(60.0, 55.0, "rate"), (55.0, 52.0, "rate"), (52.0, 20.0, "rate"), (20.0, 19.0, "jump")]
+    changes = tuple(
+        IntervalChange(at=10.0 * i, uid="1.r0", previous=old, interval=new, reason=why, detail="")
+        for i, (old, new, why) in enumerate(steps, start=1)
+    )
+    for n in range(1, len(changes) + 1):
+        snap = _snapshot(10.0 * n, changes=changes[:n], total_changes=n)
+        history.observe(_cycle(10.0 * n), snap)
+    kept = [(c.old, c.new, c.reason) for c in history.interval_changes("1.r0")]
+    # 60 -> 55 kept (first), 55 -> 52 is 8 %: left out; 52 -> 20 kept and chained from
+    # 55 (the last kept); a new reason is always kept
+    assert kept == [(60.0, 55.0, "rate"), (55.0, 20.0, "rate"), (20.0, 19.0, "jump")]
+
+
 async def test_demo_history_holds_every_change_and_read() -> None:
-    demo = Demo(History(changes_kept=100_000))
+    demo = Demo(History(changes_kept=100_000, min_step=0))
     await demo.run_until(T0 + signals.incident_start(0) + 600)
     snap = demo.engine.snapshot()
     assert sum(len(r) for r in demo.history.changes.values()) == snap.totals.interval_changes
     # the default ring keeps the last CHANGES_KEPT per register: the newest ones
-    bounded = Demo()
+    bounded = Demo(History(min_step=0))
     await bounded.run_until(T0 + signals.incident_start(0) + 600)
     for uid, ring in bounded.history.changes.items():
         assert len(ring) <= CHANGES_KEPT
@@ -136,8 +153,8 @@ async def test_persisted_state_round_trips_and_stays_small() -> None:
         kept = list(ring)[-CHANGES_PERSISTED:]
         back = restored.interval_changes(uid)
         assert [c.reason for c in back] == [c.reason for c in kept]
-        assert [c.new for c in back] == pytest.approx([c.new for c in kept], abs=0.01)
-        assert [c.at for c in back] == pytest.approx([c.at for c in kept], abs=0.1)
+        assert [c.new for c in back] == pytest.approx([c.new for c in kept], abs=0.05)
+        assert [c.at for c in back] == pytest.approx([c.at for c in kept], abs=0.5)
     assert restored.reads == {}  # reads stay in memory
     per_register = [len(json.dumps(rows)) for rows in stored["changes"].values()]
     assert max(per_register) <= PERSISTED_BYTES_PER_REGISTER
@@ -176,3 +193,17 @@ def test_corrupt_state_is_set_aside_with_a_warning(data: object, warned: str) ->
     warnings = history.import_state(data)
     assert any(warned in w for w in warnings)
     assert history.hours() == []
+
+
+def test_read_ring_keeps_types_and_the_newest_reads() -> None:
+    ring = ReadRing(3)
+    for i, value in enumerate([True, False, None, True]):
+        ring.append(float(i), value)
+    assert [(s.at, s.value) for s in ring] == [(1.0, False), (2.0, None), (3.0, True)]
+    assert all(isinstance(s.value, bool | None) for s in ring)
+    texts = ReadRing(2)
+    texts.append(0.0, 7)
+    texts.append(1.0, "SN-1")
+    texts.append(2.0, 8)
+    assert [s.value for s in texts] == ["SN-1", 8]
+    assert isinstance(list(texts)[1].value, int)

@@ -17,8 +17,8 @@ charts can bucket them in any time zone.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +33,10 @@ HOURS_KEPT = 30 * 24  # hourly aggregates kept (and persisted): 30 days
 CHANGES_KEPT = 64  # interval changes per register in memory
 CHANGES_PERSISTED = 8  # of which persisted with the learned state
 READS_KEPT = 256  # reads per register, in memory only
+# an interval change is kept when the interval moved by at least this many doublings
+# (0.25: ~19 %) from the last one kept, or its reason changed: the engine adjusts
+# intervals by a few percent many times an hour, a timeline needs the steps
+MIN_STEP = 0.25
 # a gap between two cycles longer than this is downtime (HA stopped, connection
 # paused): fixed polling would not have run either, so it is not counted
 MAX_GAP = 15 * 60.0
@@ -71,6 +75,123 @@ class HourStats:
     fixed_bus_time: float = 0.0  # its bus time, priced with the cost model in force
 
 
+class FloatRing:
+    """A ring of fixed-width float rows in one ``array('d')`` (16-32 bytes a row)."""
+
+    __slots__ = ("_cap", "_data", "_start", "_width")
+
+    def __init__(self, capacity: int, width: int) -> None:
+        """Keep the last ``capacity`` rows of ``width`` floats."""
+        self._cap = max(1, capacity)
+        self._width = width
+        self._data = array("d")
+        self._start = 0  # index of the oldest row once full
+
+    def __len__(self) -> int:
+        return len(self._data) // self._width
+
+    def append(self, row: Sequence[float]) -> int:
+        """Add a row, dropping the oldest when full; returns the slot it went to."""
+        if len(self) < self._cap:
+            self._data.extend(row)
+            return len(self) - 1
+        slot = self._start
+        self._data[slot * self._width : (slot + 1) * self._width] = array("d", row)
+        self._start = (self._start + 1) % self._cap
+        return slot
+
+    def slots(self) -> Iterator[int]:
+        """Slots oldest first."""
+        n = len(self)
+        first = self._start if n == self._cap else 0
+        return ((first + i) % self._cap for i in range(n))
+
+    def row(self, slot: int) -> tuple[float, ...]:
+        """The row in ``slot``."""
+        return tuple(self._data[slot * self._width : (slot + 1) * self._width])
+
+
+class ChangeRing:
+    """Interval changes of one register: floats in a ring, reasons by slot."""
+
+    __slots__ = ("_floats", "_last", "_reasons")
+
+    def __init__(self, capacity: int) -> None:
+        """Keep the last ``capacity`` changes."""
+        self._floats = FloatRing(capacity, 3)
+        self._reasons: list[str] = []
+        self._last: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._floats)
+
+    def append(self, event: IntervalEvent) -> None:
+        """Keep one change (the oldest goes when full)."""
+        slot = self._floats.append((event.at, event.old, event.new))
+        self._last = slot
+        if slot == len(self._reasons):
+            self._reasons.append(event.reason)
+        else:
+            self._reasons[slot] = event.reason
+
+    def __iter__(self) -> Iterator[IntervalEvent]:
+        for slot in self._floats.slots():
+            at, old, new = self._floats.row(slot)
+            yield IntervalEvent(at, old, new, self._reasons[slot])
+
+    def last(self) -> IntervalEvent | None:
+        """The newest change."""
+        if self._last is None:
+            return None
+        at, old, new = self._floats.row(self._last)
+        return IntervalEvent(at, old, new, self._reasons[self._last])
+
+
+class ReadRing:
+    """Reads of one register: (time, value) as two floats a read (NaN: no value).
+
+    Booleans and integers come back as such; a register that ever reads a string
+    keeps its values in a plain list beside the times."""
+
+    __slots__ = ("_floats", "_kind", "_texts")
+
+    def __init__(self, capacity: int) -> None:
+        """Keep the last ``capacity`` reads."""
+        self._floats = FloatRing(capacity, 2)
+        self._kind: type = float
+        self._texts: list[str | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._floats)
+
+    def append(self, at: float, value: Value | None) -> None:
+        """Keep one read."""
+        if isinstance(value, str) and self._texts is None:
+            self._texts = [None] * len(self._floats)
+        if isinstance(value, bool | int) and len(self._floats) == 0:
+            self._kind = type(value)
+        number = math.nan
+        if value is not None and not isinstance(value, str):
+            number = float(value)
+        slot = self._floats.append((at, number))
+        if self._texts is not None:
+            text = value if isinstance(value, str) else None
+            if slot == len(self._texts):
+                self._texts.append(text)
+            else:
+                self._texts[slot] = text
+
+    def __iter__(self) -> Iterator[ReadSample]:
+        for slot in self._floats.slots():
+            at, number = self._floats.row(slot)
+            value: Value | None = None
+            if self._texts is not None and self._texts[slot] is not None:
+                value = self._texts[slot]
+            elif not math.isnan(number):
+                value = self._kind(number)
+            yield ReadSample(at, value)
+
+
 class History:
     """Bounded visualization history of one connection."""
 
@@ -80,13 +201,15 @@ class History:
         changes_kept: int = CHANGES_KEPT,
         reads_kept: int = READS_KEPT,
         hours_kept: int = HOURS_KEPT,
+        min_step: float = MIN_STEP,
     ) -> None:
-        """Set the ring sizes (per register for changes and reads)."""
+        """Set the ring sizes (per register for changes and reads) and the change filter."""
+        self._min_step = min_step
         self._changes_kept = changes_kept
         self._reads_kept = reads_kept
         self._hours_kept = hours_kept
-        self.changes: dict[str, deque[IntervalEvent]] = {}
-        self.reads: dict[str, deque[ReadSample]] = {}
+        self.changes: dict[str, ChangeRing] = {}
+        self.reads: dict[str, ReadRing] = {}
         self._hours: dict[float, HourStats] = {}
         self._seen_changes: int | None = None  # Totals.interval_changes already taken
         self._seen_requests: int | None = None  # Totals.requests already taken
@@ -126,23 +249,35 @@ class History:
         self._seen_changes = total
         recent = snapshot.recent_interval_changes
         for change in recent[len(recent) - min(new, len(recent)) :] if new > 0 else ():
-            ring = self.changes.setdefault(change.uid, deque(maxlen=self._changes_kept))
+            ring = self.changes.get(change.uid)
+            if ring is None:
+                ring = self.changes[change.uid] = ChangeRing(self._changes_kept)
+            last = ring.last()
+            if self._small_step(last, change.interval, change.reason):
+                continue  # a small adjustment: the timeline keeps the steps
             ring.append(
                 IntervalEvent(
                     at=snapshot.to_wall(change.at),
-                    old=change.previous,
+                    old=change.previous if last is None else last.new,
                     new=change.interval,
                     reason=change.reason,
                 )
             )
+
+    def _small_step(self, last: IntervalEvent | None, interval: float, reason: str) -> bool:
+        if last is None or last.reason != reason or interval <= 0 or last.new <= 0:
+            return False
+        return abs(math.log2(interval / last.new)) < self._min_step
 
     def _take_reads(self, snapshot: EngineSnapshot) -> None:
         for uid, reg in snapshot.registers.items():
             if reg.last_read is None or self._last_read.get(uid) == reg.last_read:
                 continue
             self._last_read[uid] = reg.last_read
-            ring = self.reads.setdefault(uid, deque(maxlen=self._reads_kept))
-            ring.append(ReadSample(at=reg.last_read, value=reg.value))
+            ring = self.reads.get(uid)
+            if ring is None:
+                ring = self.reads[uid] = ReadRing(self._reads_kept)
+            ring.append(reg.last_read, reg.value)
 
     def _take_bus_time(self, snapshot: EngineSnapshot) -> float:
         total = snapshot.totals.requests
@@ -228,11 +363,11 @@ class History:
             ],
             "changes": {
                 uid: [
-                    [round(c.at, 1), round(c.old, 2), round(c.new, 2), c.reason]
+                    [round(c.at), round(c.old, 1), round(c.new, 1), c.reason]
                     for c in list(ring)[-changes:]
                 ]
                 for uid, ring in self.changes.items()
-                if ring and changes > 0
+                if len(ring) and changes > 0
             },
         }
 
@@ -269,7 +404,7 @@ class History:
         for uid, rows in changes.items() if isinstance(changes, Mapping) else ():
             if (keep is not None and uid not in keep) or not isinstance(rows, list):
                 continue
-            ring = self.changes.setdefault(str(uid), deque(maxlen=self._changes_kept))
+            ring = self.changes.setdefault(str(uid), ChangeRing(self._changes_kept))
             for row in rows:
                 try:
                     at, old, new, reason = row
