@@ -234,6 +234,8 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         try:
             result = await self.engine.poll_due(now)
             self._unobserved.append(result)  # to the history with the next snapshot
+            if len(self._unobserved) > UNAVAILABLE_AFTER_FAILURES:  # failing: no snapshots
+                self._feed_history(self.engine.snapshot())
         except ModbusError as err:
             # the engine normally reports failures in the result; be safe anyway
             self.failed_cycles += 1
@@ -347,9 +349,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
     def _build_data(self) -> PollData:
         snapshot = self.engine.snapshot()
         self.snapshot = snapshot
-        for result in self._unobserved:
-            self.history.observe(result, snapshot, self.engine.cost_model())
-        self._unobserved.clear()
+        self._feed_history(snapshot)
         all_down = self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
         values: dict[str, Value | None] = {}
         unavailable: set[str] = set()
@@ -369,6 +369,12 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         else:  # rates over a few seconds are noise: unknown until a minute has passed
             stats = dict.fromkeys((*STAT_SOURCES, STATE_WRITES_KEY))
         return PollData(values=values, unavailable=frozenset(unavailable), stats=stats)
+
+    def _feed_history(self, snapshot: EngineSnapshot) -> None:
+        """Give the cycles run since the last snapshot to the visualization history."""
+        for result in self._unobserved:
+            self.history.observe(result, snapshot, self.engine.cost_model())
+        self._unobserved.clear()
 
     # ------------------------------------------------------------------ scheduling
     def seconds_to_next_due(self) -> float:

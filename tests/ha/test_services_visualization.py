@@ -15,7 +15,8 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from visualization_schema import validate
 
-from custom_components.adaptive_modbus.const import DOMAIN
+from custom_components.adaptive_modbus.const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.entity import unit_identifier
 from custom_components.adaptive_modbus.services import (
     DEFAULT_EXPORT_PATH,
@@ -169,3 +170,25 @@ async def test_history_is_saved_with_the_learned_state(
     restored = demo.runtime_data.coordinator.history.hours()
     assert sum(h.requests for h in restored) > sum(row[1] for row in hours) - 1
     assert [h.start for h in restored][: len(hours)] == [row[0] for row in hours]
+
+
+async def test_history_counts_an_outage_while_every_cycle_fails(
+    hass: HomeAssistant, vtime: VirtualTime, sim_server: SimulatorServer, tcp_entry: Any
+) -> None:
+    """Failing cycles raise before the entities get data: the history still gets them."""
+    entry = tcp_entry(sim_server.port)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    await vtime.run(coordinator, 60)
+    await sim_server.stop()
+    await vtime.run(coordinator, 15 * 60)
+    assert coordinator.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
+    snap = coordinator.engine.snapshot()
+    hours = coordinator.history.hours()
+    pending = coordinator._unobserved  # cycles not yet handed over: at most a few
+    assert len(pending) <= UNAVAILABLE_AFTER_FAILURES
+    errors = sum(h.errors for h in hours) + sum(len(r.errors) for r in pending)
+    assert errors == snap.totals.errors > UNAVAILABLE_AFTER_FAILURES
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
