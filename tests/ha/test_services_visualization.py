@@ -192,3 +192,15 @@ async def test_history_counts_an_outage_while_every_cycle_fails(
     assert errors == snap.totals.errors > UNAVAILABLE_AFTER_FAILURES
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_no_loaded_connection_is_said_so(hass: HomeAssistant, demo: MockConfigEntry) -> None:
+    assert await hass.config_entries.async_unload(demo.entry_id)
+    await hass.async_block_till_done()
+    with pytest.raises(ServiceValidationError) as info:
+        await _get(hass, view="system")
+    assert info.value.translation_key == "no_connections"
+    hass.config.allowlist_external_dirs = {hass.config.path("www")}
+    with pytest.raises(ServiceValidationError) as info:
+        await _export(hass)
+    assert info.value.translation_key == "no_connections"
