@@ -27,6 +27,8 @@ DEFAULT_PERIOD = 24 * 3600.0
 VIEWS = ("system", "device", "register", "cluster")
 # health: an error rate above this (percent of requests in the rate window) degrades
 ERROR_RATE_DEGRADED = 5.0
+# a block member whose interval is at least this many times the block's fastest rides along
+RIDER_FACTOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +328,15 @@ def cluster_view(source: Source) -> dict[str, Any]:
     for block in snap.clusters:
         end = block.address + block.count
         members = [snap.registers[u] for u in block.uids if u in snap.registers]
+        intervals = [m.effective_interval for m in members]
+        fastest = min(intervals, default=0.0)
+        # riders: registers refreshed for free when the block is read for its fastest
+        # member: members with an interval at least RIDER_FACTOR longer, and enabled
+        # registers inside the span that are not members
         riders = [
+            m.uid for m in members if fastest > 0 and m.effective_interval >= RIDER_FACTOR * fastest
+        ]
+        riders += [
             r.uid
             for r in snap.registers.values()
             if r.unit_id == block.unit_id
@@ -336,7 +346,6 @@ def cluster_view(source: Source) -> dict[str, Any]:
             and block.address <= r.address
             and r.address + r.size <= end
         ]
-        intervals = [m.effective_interval for m in members]
         due = [m.next_due for m in members if m.next_due is not None]
         lo, hi = (min(intervals), max(intervals)) if intervals else (0.0, 0.0)
         groups.setdefault((block.unit_id, str(block.table)), []).append(
