@@ -20,8 +20,9 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_CONNECTION, CONF_SEED, CONNECTION_DEMO, DEFAULT_SEED, DOMAIN
 from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusCoordinator, AdaptiveModbusData
+from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
-from .entity import hub_device_info, platform_for, register_unique_id
+from .entity import hub_device_info, register_unique_id
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
 from .services import async_setup_services
 from .storage import LearnedStateStore, async_remove_learned_state
