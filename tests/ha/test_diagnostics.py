@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# imported before any test freezes time: the download adds system info, which imports
+# hassio, whose models are compiled at import and break under a frozen datetime
+import homeassistant.components.hassio  # noqa: F401
 import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -11,6 +14,8 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
 
 from custom_components.adaptive_modbus.const import (
     CONF_BAUDRATE,
@@ -220,3 +225,16 @@ async def test_diagnostics_redact_the_serial_port_path(
         await hass.async_block_till_done()
     finally:
         await server.stop()
+
+
+@pytest.mark.freeze_time("2025-06-02 10:00:00+00:00")
+@pytest.mark.usefixtures("frozen_wall_clock")
+async def test_diagnostics_snapshot(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    snapshot: SnapshotAssertion,
+    init_integration: MockConfigEntry,
+) -> None:
+    """The whole download after the first cycle of the seeded demo, time frozen."""
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics == snapshot(exclude=props("created_at", "modified_at"))
