@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
 import pytest
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigSubentry
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntryState,
+    ConfigSubentry,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
@@ -154,7 +159,7 @@ async def test_add_edit_remove_device(
 
     # -- edit unit 2: new unit id 3 and name; entity ids move along ---------------------
     sid = subentry_id(entry, 2)
-    result = await entry.start_subentry_reconfigure_flow(hass, "device", sid)
+    result = await reconfigure_device(hass, entry, sid)
     assert result["step_id"] == "reconfigure"
     assert suggested(result, CONF_UNIT_ID) == 2
     assert suggested(result, CONF_PROFILE) == "sdm120"
@@ -181,7 +186,7 @@ async def test_add_edit_remove_device(
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 3]
 
     # -- switch it to a custom map; editing again shows the map as it is now ------------
-    result = await entry.start_subentry_reconfigure_flow(hass, "device", sid)
+    result = await reconfigure_device(hass, entry, sid)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"}
     )
@@ -196,7 +201,7 @@ async def test_add_edit_remove_device(
     unit3 = [uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")]
     assert unit3 == [f"{entry.entry_id}_3_outdoor"]
     assert {uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before} == before
-    result = await entry.start_subentry_reconfigure_flow(hass, "device", sid)
+    result = await reconfigure_device(hass, entry, sid)
     assert suggested(result, CONF_PROFILE) == "custom"
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"}
@@ -342,7 +347,7 @@ async def test_bad_map_fixed_through_the_device(
     message = strings["exceptions"]["bad_register_map"]["message"]
     assert "options" not in message
     assert "Reconfigure" in message
-    result = await entry.start_subentry_reconfigure_flow(hass, "device", subentry_id(entry, 2))
+    result = await reconfigure_device(hass, entry, subentry_id(entry, 2))
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Garden"}
     )
@@ -356,3 +361,12 @@ async def test_bad_map_fixed_through_the_device(
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 2]
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def reconfigure_device(hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str) -> Any:
+    """Open a device sub-entry's reconfigure flow (the flow manager's public API:
+    MockConfigEntry's helper for it changed its signature in HA 2025.x)."""
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "device"),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )

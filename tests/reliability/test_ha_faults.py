@@ -330,10 +330,11 @@ async def test_store_writes_bounded_under_random_faults(
     writes: list[str] = []
     original = Store._async_write_data
 
-    async def counting(self: Store[Any], path: str, data: dict[str, Any]) -> None:
+    async def counting(self: Store[Any], *args: Any, **kwargs: Any) -> None:
+        # (its arguments differ between HA versions: pass them on as they come)
         if self.key.startswith(DOMAIN):
             writes.append(self.key)
-        await original(self, path, data)
+        await original(self, *args, **kwargs)
 
     with patch.object(Store, "_async_write_data", counting):
         entry = await setup_entry(hass, proxy.port, options={"min_interval": 5.0})
