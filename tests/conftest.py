@@ -48,5 +48,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         return (yield)
     finally:
-        if before is not None and not before.is_closed() and _current_event_loop() is None:
+        if (
+            before is not None
+            and not before.is_closed()
+            and _current_event_loop() is None
+        ):
             asyncio.set_event_loop(before)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from pathlib import Path
+import re
 from typing import Any
 
-import pytest
-import yaml
 from awesomeversion import AwesomeVersion
 from packaging.requirements import Requirement
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = ROOT / "custom_components" / "adaptive_modbus"
@@ -25,7 +25,15 @@ STRINGS = json.loads((INTEGRATION / "strings.json").read_text())
 IOT_CLASSES = {
     "assumed_state", "cloud_polling", "cloud_push", "local_polling", "local_push", "calculated",
 }  # fmt: skip
-INTEGRATION_TYPES = {"device", "entity", "hardware", "helper", "hub", "service", "system"}
+INTEGRATION_TYPES = {
+    "device",
+    "entity",
+    "hardware",
+    "helper",
+    "hub",
+    "service",
+    "system",
+}
 HACS_KEYS = {
     "name", "content_in_root", "zip_release", "filename", "hide_default_branch", "country",
     "homeassistant", "persistent_directory", "render_readme", "hacs",
@@ -36,9 +44,13 @@ def test_manifest_keys_and_values() -> None:
     assert MANIFEST["domain"] == INTEGRATION.name
     assert MANIFEST["name"] == "Adaptive Modbus"
     assert MANIFEST["config_flow"] is True
-    assert MANIFEST["iot_class"] == "local_polling" and MANIFEST["iot_class"] in IOT_CLASSES
     assert (
-        MANIFEST["integration_type"] == "hub" and MANIFEST["integration_type"] in INTEGRATION_TYPES
+        MANIFEST["iot_class"] == "local_polling"
+        and MANIFEST["iot_class"] in IOT_CLASSES
+    )
+    assert (
+        MANIFEST["integration_type"] == "hub"
+        and MANIFEST["integration_type"] in INTEGRATION_TYPES
     )
     assert AwesomeVersion(MANIFEST["version"]).valid
     assert all(owner.startswith("@") for owner in MANIFEST["codeowners"])
@@ -50,7 +62,9 @@ def test_manifest_keys_and_values() -> None:
 
 @pytest.mark.parametrize("version", ["3.8.3", "3.11.2", "3.13.1", "3.16.1"])
 def test_pymodbus_requirement_admits_supported_range(version: str) -> None:
-    requirements = {Requirement(r).name: Requirement(r) for r in MANIFEST["requirements"]}
+    requirements = {
+        Requirement(r).name: Requirement(r) for r in MANIFEST["requirements"]
+    }
     assert requirements["pymodbus"].specifier.contains(version)
     assert not requirements["pymodbus"].specifier.contains("3.8.2")
 
@@ -70,7 +84,11 @@ def test_translations_match_strings() -> None:
 
 def _leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
     if isinstance(node, dict):
-        return [leaf for k, v in node.items() for leaf in _leaves(v, f"{path}.{k}".lstrip("."))]
+        return [
+            leaf
+            for k, v in node.items()
+            for leaf in _leaves(v, f"{path}.{k}".lstrip("."))
+        ]
     return [(path, node)]
 
 
@@ -99,12 +117,17 @@ def _literal_keywords(name: str) -> set[str]:
 
 def test_exception_translation_keys_exist() -> None:
     exceptions = STRINGS.get("exceptions", {})
-    entity_keys = {k for platform in STRINGS.get("entity", {}).values() for k in platform}
+    entity_keys = {
+        k for platform in STRINGS.get("entity", {}).values() for k in platform
+    }
     selector_keys = set(STRINGS.get("selector", {}))
     issue_keys = set(STRINGS.get("issues", {}))
     for key in _literal_keywords("translation_key"):
         assert (
-            key in exceptions or key in entity_keys or key in selector_keys or key in issue_keys
+            key in exceptions
+            or key in entity_keys
+            or key in selector_keys
+            or key in issue_keys
         ), f"translation_key {key!r} has no string"
     for key in exceptions:
         assert "message" in exceptions[key]
@@ -114,10 +137,14 @@ def test_icons_refer_to_translated_entities() -> None:
     icons = json.loads((INTEGRATION / "icons.json").read_text())
     for platform, entries in icons.get("entity", {}).items():
         for key, icon in entries.items():
-            assert key in STRINGS["entity"][platform], f"icon for unknown {platform}.{key}"
+            assert key in STRINGS["entity"][platform], (
+                f"icon for unknown {platform}.{key}"
+            )
             assert icon["default"].startswith("mdi:")
     services = INTEGRATION / "services.yaml"
-    if services.exists():  # every service needs strings (and an icon) like core integrations
+    if (
+        services.exists()
+    ):  # every service needs strings (and an icon) like core integrations
         for service in yaml.safe_load(services.read_text()) or {}:
             assert service in STRINGS["services"]
             assert service in icons["services"]

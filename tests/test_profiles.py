@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass
 from homeassistant.components.number import NumberDeviceClass
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
-from homeassistant.components.sensor.const import DEVICE_CLASS_STATE_CLASSES, DEVICE_CLASS_UNITS
+from homeassistant.components.sensor.const import (
+    DEVICE_CLASS_STATE_CLASSES,
+    DEVICE_CLASS_UNITS,
+)
 from homeassistant.components.switch import SwitchDeviceClass
+import pytest
+import yaml
 
 from custom_components.adaptive_modbus.engine.register_map import (
     PROFILES_DIR,
@@ -21,7 +24,10 @@ from custom_components.adaptive_modbus.engine.register_map import (
     parse_register_map,
 )
 from custom_components.adaptive_modbus.engine.registers import DataType, Table
-from custom_components.adaptive_modbus.profile_catalog import custom_template, list_profiles
+from custom_components.adaptive_modbus.profile_catalog import (
+    custom_template,
+    list_profiles,
+)
 
 PROFILE_FILES = sorted(PROFILES_DIR.glob("*.yaml"))
 REQUIRED_PROFILES = {"demo", "sdm630", "sdm120", "custom"}
@@ -29,7 +35,9 @@ REQUIRED_PROFILES = {"demo", "sdm630", "sdm120", "custom"}
 
 def _raw_registers(path: Path) -> list[dict[str, Any]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    registers: list[dict[str, Any]] = data["registers"] if isinstance(data, dict) else data
+    registers: list[dict[str, Any]] = (
+        data["registers"] if isinstance(data, dict) else data
+    )
     return registers
 
 
@@ -75,9 +83,13 @@ def test_registers_complete(path: Path) -> None:
     for item, definition in zip(raw, _definitions(path), strict=True):
         assert definition.name.strip(), item
         assert "key" in item, f"{definition.name}: give a stable key"
-        measured = definition.state_class is not None or definition.device_class is not None
+        measured = (
+            definition.state_class is not None or definition.device_class is not None
+        )
         if definition.spec.is_numeric and measured:
-            assert "tolerance" in item, f"{definition.key}: numeric register without tolerance"
+            assert "tolerance" in item, (
+                f"{definition.key}: numeric register without tolerance"
+            )
             assert definition.spec.tolerance >= 0
         if definition.entity_category is not None:
             assert definition.entity_category in ("diagnostic", "config")
@@ -95,12 +107,19 @@ def _check_sensor(definition: RegisterDefinition) -> None:
     sensor_class = SensorDeviceClass(device_class)  # raises when unknown
     units = DEVICE_CLASS_UNITS.get(sensor_class)
     if units is not None:
-        assert definition.unit in units, f"{key}: unit {definition.unit!r} not for {device_class}"
+        assert definition.unit in units, (
+            f"{key}: unit {definition.unit!r} not for {device_class}"
+        )
     allowed = DEVICE_CLASS_STATE_CLASSES.get(sensor_class)
     if allowed is not None and state_class is not None:
-        assert state_class in allowed, f"{key}: {state_class} not allowed for {device_class}"
+        assert state_class in allowed, (
+            f"{key}: {state_class} not allowed for {device_class}"
+        )
     if sensor_class is SensorDeviceClass.ENERGY:
-        assert state_class in (SensorStateClass.TOTAL, SensorStateClass.TOTAL_INCREASING), key
+        assert state_class in (
+            SensorStateClass.TOTAL,
+            SensorStateClass.TOTAL_INCREASING,
+        ), key
 
 
 @pytest.mark.parametrize("path", PROFILE_FILES, ids=lambda path: path.stem)
@@ -121,7 +140,9 @@ def test_device_and_state_classes(path: Path) -> None:
         elif spec.writable:
             if definition.device_class is not None:
                 NumberDeviceClass(definition.device_class)
-                units = DEVICE_CLASS_UNITS.get(SensorDeviceClass(definition.device_class))
+                units = DEVICE_CLASS_UNITS.get(
+                    SensorDeviceClass(definition.device_class)
+                )
                 if units is not None:
                     assert definition.unit in units, definition.key
         else:
@@ -145,8 +166,12 @@ def test_no_overlapping_addresses(path: Path) -> None:
             continue
         for address in range(spec.address, spec.end):
             slot = (spec.table, address)
-            assert slot not in words, f"{definition.key} overlaps {words[slot]} at {address}"
-            assert slot not in bit_words, f"{definition.key} overlaps bit registers at {address}"
+            assert slot not in words, (
+                f"{definition.key} overlaps {words[slot]} at {address}"
+            )
+            assert slot not in bit_words, (
+                f"{definition.key} overlaps bit registers at {address}"
+            )
             words[slot] = definition.key
 
 
@@ -184,7 +209,8 @@ SDM630_ADDRESSES = {
 
 
 @pytest.mark.parametrize(
-    ("profile_id", "addresses"), [("sdm120", SDM120_ADDRESSES), ("sdm630", SDM630_ADDRESSES)]
+    ("profile_id", "addresses"),
+    [("sdm120", SDM120_ADDRESSES), ("sdm630", SDM630_ADDRESSES)],
 )
 def test_eastron_profiles(profile_id: str, addresses: dict[str, int]) -> None:
     """Eastron meters: documented addresses, float32 input registers, 80-register reads."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+import tomllib
 
+from PIL import Image
 import pytest
 import yaml
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 BRAND = ROOT / "custom_components" / "adaptive_modbus" / "brand"
@@ -24,7 +24,9 @@ def test_brand_icon_where_hacs_and_ha_look(name: str, size: int) -> None:
 
 
 def test_validation_workflow_runs_hassfest_and_hacs() -> None:
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "validate.yml").read_text())
+    workflow = yaml.safe_load(
+        (ROOT / ".github" / "workflows" / "validate.yml").read_text()
+    )
     steps = {
         step["uses"].split("@")[0]: step
         for job in workflow["jobs"].values()

@@ -17,12 +17,12 @@ goes silent and once when it answers again; its entities go unavailable on their
 from __future__ import annotations
 
 import asyncio
-import logging
-import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+import logging
+import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -118,7 +118,9 @@ class AdaptiveModbusData:
     loaded: bool = False  # setup finished: learned state is worth saving
     shut_down: bool = False
 
-    def registers(self, platform: Platform) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
+    def registers(
+        self, platform: Platform
+    ) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
         """(engine key, unit, definition) of every register a platform shows."""
         from .entity import platform_for  # noqa: PLC0415 - entity imports this module
 
@@ -167,7 +169,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         self.next_wake: float | None = None  # loop time of the next wake-up, if set
         self.silent_units: set[int] = set()  # units silent while others answer
         self._unit_silent_cycles: dict[int, int] = {}
-        self._unit_totals: dict[int, tuple[int, int]] = {}  # unit -> (registers read, errors)
+        self._unit_totals: dict[
+            int, tuple[int, int]
+        ] = {}  # unit -> (registers read, errors)
         self._stopped = False
         self._unsub_wake: CALLBACK_TYPE | None = None
         # one lock for cycles and the learned-state export (which runs in a thread)
@@ -210,7 +214,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
     @property
     def anything_read(self) -> bool:
         """Whether any unit has answered a read since the engine started."""
-        return any(unit.registers_read for unit in self.engine.snapshot().units.values())
+        return any(
+            unit.registers_read for unit in self.engine.snapshot().units.values()
+        )
 
     @property
     def untried_units(self) -> set[int]:
@@ -229,8 +235,13 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         except ModbusError as err:
             # the engine normally reports failures in the result; be safe anyway
             self.failed_cycles += 1
-            self._remember_error({"at": now, "kind": err.kind.value, "message": str(err)})
-            if not self.first_refresh_done or self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES:
+            self._remember_error(
+                {"at": now, "kind": err.kind.value, "message": str(err)}
+            )
+            if (
+                not self.first_refresh_done
+                or self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
+            ):
                 raise self._not_answering(str(err)) from err
             return self._build_data()
         self.cycles += 1
@@ -263,7 +274,8 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     def _count_silent_cycles(self, errors: Iterable[Any]) -> set[int]:
         """Per unit: cycles in a row it was asked and did not answer. Returns the
-        units that answered in this cycle (a read, or an exception response)."""
+        units that answered in this cycle (a read, or an exception response).
+        """
         errors = list(errors)
         answered: set[int] = set()
         for unit_id, unit in self.engine.snapshot().units.items():
@@ -274,7 +286,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         silent = {e.unit_id for e in errors if e.kind in _SILENT_KINDS}
         answered |= {e.unit_id for e in errors if e.kind not in _SILENT_KINDS}
         for unit_id in silent - answered:
-            self._unit_silent_cycles[unit_id] = self._unit_silent_cycles.get(unit_id, 0) + 1
+            self._unit_silent_cycles[unit_id] = (
+                self._unit_silent_cycles.get(unit_id, 0) + 1
+            )
         for unit_id in answered:
             self._unit_silent_cycles[unit_id] = 0
         return answered
@@ -283,7 +297,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         """Nothing answers: the connection fails, or every polled unit is silent."""
         if any(e.kind is ErrorKind.CONNECTION for e in errors):
             return True
-        polled = {r.unit_id for r in self.engine.snapshot().registers.values() if r.enabled}
+        polled = {
+            r.unit_id for r in self.engine.snapshot().registers.values() if r.enabled
+        }
         return all(self._unit_silent_cycles.get(unit_id, 0) > 0 for unit_id in polled)
 
     def _log_units(self, answered: set[int], *, connection_down: bool) -> None:
@@ -416,7 +432,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         """Write a value, read it back (the engine does both), update entities."""
         try:
             result = await self.engine.write(uid, value)
-        except AdaptiveModbusError as err:  # unknown, not writable, value misfit, Modbus
+        except (
+            AdaptiveModbusError
+        ) as err:  # unknown, not writable, value misfit, Modbus
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key=write_error_key(err),

@@ -7,19 +7,15 @@ form schemas, and the device checks both flows run.
 
 from __future__ import annotations
 
-import logging
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+import logging
+import os
+from pathlib import Path
+import stat
 from typing import Any, Final, Literal
 
-import voluptuous as vol
-import yaml
-from homeassistant.config_entries import (
-    ConfigEntry,
-    ConfigSubentryData,
-)
+from homeassistant.config_entries import ConfigEntry, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowHandler, FlowResult
 from homeassistant.helpers.selector import (
@@ -35,6 +31,8 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+import voluptuous as vol
+import yaml
 
 from .const import (
     CONF_BAUDRATE,
@@ -81,11 +79,7 @@ from .engine.register_map import (
     parse_profile,
 )
 from .engine.registers import Table, UnitIdError, unit_id_range, validate_unit_id
-from .engine.transport import (
-    PymodbusTransport,
-    TransportConfig,
-    TransportKind,
-)
+from .engine.transport import PymodbusTransport, TransportConfig, TransportKind
 from .hub import transport_from_entry
 from .profile_catalog import ProfileInfo, list_profiles
 from .subentries import device_title, subentry_data
@@ -207,7 +201,9 @@ def parse_unit_id(value: Any, connection: str = CONNECTION_TCP) -> int | None:
     return unit if unit is not None and low <= unit <= high else None
 
 
-def check_unit(value: Any, connection: str, taken: set[int]) -> tuple[int, FlowError | None]:
+def check_unit(
+    value: Any, connection: str, taken: set[int]
+) -> tuple[int, FlowError | None]:
     """The unit id typed for a device, or the error saying why it cannot be used.
 
     Unit 0 is the broadcast address on an RTU line: no device answers a read to it.
@@ -261,7 +257,7 @@ def serial_port_status(port: str) -> str | None:
     if "://" in port:
         return "serial_port_not_device"
     try:
-        mode = os.stat(port).st_mode  # follows /dev/serial/by-id links
+        mode = Path(port).stat().st_mode  # follows /dev/serial/by-id links
     except OSError:
         return "serial_port_missing"
     return None if stat.S_ISCHR(mode) else "serial_port_not_device"
@@ -296,12 +292,17 @@ MAX_ERROR_CHARS: Final = 300
 
 
 def _short(message: str) -> str:
-    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"
+    return (
+        message
+        if len(message) <= MAX_ERROR_CHARS
+        else message[: MAX_ERROR_CHARS - 1] + "…"
+    )
 
 
 def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
     """Parse a custom map for the flow: its profile, or the error naming line and
-    field (line and column for YAML syntax). Blocking (CPU): run in an executor."""
+    field (line and column for YAML syntax). Blocking (CPU): run in an executor.
+    """
     if len(text) > MAX_MAP_CHARS:
         size = f"{len(text):,} characters, at most {MAX_MAP_CHARS:,}"
         return FlowError("register_map_too_large", CONF_REGISTER_MAP, {"error": size})
@@ -313,14 +314,18 @@ def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
         if err.field is None:
             column = yaml_column(text)
             values = {"line": line, "column": "-" if column is None else str(column)}
-            return FlowError("invalid_yaml", CONF_REGISTER_MAP, {**values, "error": message})
+            return FlowError(
+                "invalid_yaml", CONF_REGISTER_MAP, {**values, "error": message}
+            )
         return FlowError(
             "invalid_register_map",
             CONF_REGISTER_MAP,
             {"line": line, "field": err.field, "error": message},
         )
     except RecursionError:  # deeply nested brackets
-        return FlowError("invalid_yaml", CONF_REGISTER_MAP, {"error": "nested too deeply"})
+        return FlowError(
+            "invalid_yaml", CONF_REGISTER_MAP, {"error": "nested too deeply"}
+        )
     limit = _map_max_registers(text) if "max_registers" in text else None
     if limit is not None and not (isinstance(limit, int) and 1 <= limit <= 125):
         return FlowError(
@@ -336,7 +341,8 @@ def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
 
 def _map_max_registers(text: str) -> Any:
     """The map's top-level ``max_registers`` as written (parsed again: the profile
-    keeps only whole numbers)."""
+    keeps only whole numbers).
+    """
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError):
@@ -347,16 +353,18 @@ def _map_max_registers(text: str) -> Any:
 def detect_serial_ports() -> list[SelectOptionDict]:
     """Serial ports found on this machine. Blocking (scans /sys or the registry)."""
     try:
-        from serial.tools import (  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
-            list_ports,
-        )
+        from serial.tools import list_ports  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
     except ImportError:
         return []
     options: list[SelectOptionDict] = []
     for port in sorted(list_ports.comports(), key=lambda info: str(info.device)):
         device = str(port.device)
         description = str(port.description or "")
-        label = f"{device} - {description}" if description and description != "n/a" else device
+        label = (
+            f"{device} - {description}"
+            if description and description != "n/a"
+            else device
+        )
         options.append(SelectOptionDict(value=device, label=label))
     return options
 
@@ -383,7 +391,9 @@ def probe_flow_error(result: ProbeResult) -> FlowError | None:
             return FlowError("no_answer_from_unit", CONF_UNIT_ID, values)
         case ProbeOutcome.WRONG_FRAMING:
             rtu = result.answering_framing is TransportKind.RTU_OVER_TCP
-            return FlowError("wrong_framer_rtu" if rtu else "wrong_framer_tcp", placeholders=values)
+            return FlowError(
+                "wrong_framer_rtu" if rtu else "wrong_framer_tcp", placeholders=values
+            )
     return FlowError(result.outcome.value, placeholders=values)
 
 
@@ -401,7 +411,9 @@ def _probe_error(
     return error or FlowError("unknown")
 
 
-async def async_check_connection(hass: HomeAssistant, data: Mapping[str, Any]) -> FlowError | None:
+async def async_check_connection(
+    hass: HomeAssistant, data: Mapping[str, Any]
+) -> FlowError | None:
     """Open the connection once (no request). None when it opens."""
     if data[CONF_CONNECTION] == CONNECTION_SERIAL:
         port = str(data[CONF_SERIAL_PORT])
@@ -433,7 +445,9 @@ async def async_probe_unit(
     or a serial port, cannot be opened a second time while the entry polls.
     """
     table, address, count = (
-        (first.spec.table, first.spec.address, first.spec.size) if first else (Table.HOLDING, 0, 1)
+        (first.spec.table, first.spec.address, first.spec.size)
+        if first
+        else (Table.HOLDING, 0, 1)
     )
     try:
         result = await probe_unit(
@@ -446,7 +460,9 @@ async def async_probe_unit(
             live=live,
         )
     except Exception:  # any failure must become a form error
-        _LOGGER.exception("Unexpected error reading unit %s at %s", unit_id, title_for(data))
+        _LOGGER.exception(
+            "Unexpected error reading unit %s at %s", unit_id, title_for(data)
+        )
         return FlowError("unknown")
     return probe_flow_error(result)
 
@@ -492,10 +508,14 @@ def device_schema(
     profiles: list[ProfileInfo], default_unit: int, *, add_another: bool = True
 ) -> vol.Schema:
     """One device on the connection; no profile is preselected (it must be chosen)."""
-    options = [SelectOptionDict(value=info.profile_id, label=info.name) for info in profiles]
+    options = [
+        SelectOptionDict(value=info.profile_id, label=info.name) for info in profiles
+    ]
     fields: dict[Any, Any] = {
         vol.Required(CONF_UNIT_ID, default=default_unit): number_selector(),
-        vol.Required(CONF_PROFILE): select_selector(options, translation_key=CONF_PROFILE),
+        vol.Required(CONF_PROFILE): select_selector(
+            options, translation_key=CONF_PROFILE
+        ),
         vol.Optional(CONF_NAME): TextSelector(),
     }
     if add_another:
@@ -545,7 +565,11 @@ class DeviceChecks:
             return FlowError("invalid_profile", CONF_PROFILE, {"error": str(err)})
         first = profile.registers[0] if profile.registers else None
         return await async_probe_unit(
-            data, int(device[CONF_UNIT_ID]), first, unit_answered=unit_answered, live=live
+            data,
+            int(device[CONF_UNIT_ID]),
+            first,
+            unit_answered=unit_answered,
+            live=live,
         )
 
     async def _async_check_custom_map(
@@ -558,17 +582,23 @@ class DeviceChecks:
         live: PymodbusTransport | None = None,
     ) -> tuple[Profile | None, FlowError | None]:
         """Parse a custom map (executor, never in the event loop), then read its first
-        register; nothing is sent for a map that does not parse."""
+        register; nothing is sent for a map that does not parse.
+        """
         parsed = await self.hass.async_add_executor_job(parse_custom_map, text, unit_id)
         if isinstance(parsed, FlowError):
             return None, parsed
         first = parsed.registers[0] if parsed.registers else None
-        error = await async_probe_unit(data, unit_id, first, unit_answered=unit_answered, live=live)
+        error = await async_probe_unit(
+            data, unit_id, first, unit_answered=unit_answered, live=live
+        )
         return parsed, error
 
 
 def default_device_name(
-    device: Mapping[str, Any], profiles: list[ProfileInfo], taken: set[str], map_name: str | None
+    device: Mapping[str, Any],
+    profiles: list[ProfileInfo],
+    taken: set[str],
+    map_name: str | None,
 ) -> str:
     """A device's name when none was typed: the map's or profile's, unique on the entry."""
     names = {info.profile_id: info.name for info in profiles}
@@ -633,7 +663,9 @@ async def async_serial_port_owner(
 
 def serial_in_use_error(port: str, owner: ConfigEntry) -> FlowError:
     return FlowError(
-        "serial_port_in_use", CONF_SERIAL_PORT, {"serial_port": port, "entry": owner.title}
+        "serial_port_in_use",
+        CONF_SERIAL_PORT,
+        {"serial_port": port, "entry": owner.title},
     )
 
 
@@ -647,7 +679,9 @@ def device_subentry(device: Mapping[str, Any]) -> ConfigSubentryData:
     )
 
 
-def network_data(user_input: Mapping[str, Any]) -> tuple[dict[str, Any] | None, FlowError | None]:
+def network_data(
+    user_input: Mapping[str, Any],
+) -> tuple[dict[str, Any] | None, FlowError | None]:
     host = str(user_input.get(CONF_HOST) or "").strip()
     if not host or any(char.isspace() for char in host):
         return None, FlowError("invalid_host", CONF_HOST)
@@ -657,10 +691,14 @@ def network_data(user_input: Mapping[str, Any]) -> tuple[dict[str, Any] | None, 
     return {CONF_HOST: host, CONF_PORT: port}, None
 
 
-def serial_data(user_input: Mapping[str, Any]) -> tuple[dict[str, Any] | None, FlowError | None]:
+def serial_data(
+    user_input: Mapping[str, Any],
+) -> tuple[dict[str, Any] | None, FlowError | None]:
     port = str(user_input.get(CONF_SERIAL_PORT) or "").strip()
     if not port:
-        return None, FlowError("serial_port_missing", CONF_SERIAL_PORT, {"serial_port": "-"})
+        return None, FlowError(
+            "serial_port_missing", CONF_SERIAL_PORT, {"serial_port": "-"}
+        )
     baudrate = whole_number(user_input.get(CONF_BAUDRATE))
     if baudrate is None or not 50 <= baudrate <= 4_000_000:
         return None, FlowError("invalid_baudrate", CONF_BAUDRATE)

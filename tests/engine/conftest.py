@@ -8,22 +8,20 @@ not installed): nothing here imports the integration or Home Assistant.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 import contextlib
+from pathlib import Path
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adaptive_modbus_engine.errors import IllegalAddress, ModbusTimeout
 from adaptive_modbus_engine.registers import Table
-from adaptive_modbus_engine.simulator.server import (
-    SimulatorServer,
-)
+from adaptive_modbus_engine.simulator.server import SimulatorServer
 
 LOOPBACK = "127.0.0.1"
 
@@ -36,7 +34,9 @@ class StaticDevice:
     IllegalAddress, as does anything past the end. Other unit ids never answer.
     """
 
-    def __init__(self, unit_id: int = 1, size: int = 20, holes: Sequence[int] = (7,)) -> None:
+    def __init__(
+        self, unit_id: int = 1, size: int = 20, holes: Sequence[int] = (7,)
+    ) -> None:
         self.unit_id = unit_id
         self.size = size
         self.holes = frozenset(holes)
@@ -51,16 +51,24 @@ class StaticDevice:
         if unit_id != self.unit_id:
             raise ModbusTimeout(f"no unit {unit_id}", unit_id=unit_id)
         if address < 0 or count < 1 or address + count > self.size:
-            raise IllegalAddress(f"{table} {address}+{count}", unit_id=unit_id, address=address)
-        if table is Table.INPUT and any(address <= h < address + count for h in self.holes):
-            raise IllegalAddress(f"hole in {address}+{count}", unit_id=unit_id, address=address)
+            raise IllegalAddress(
+                f"{table} {address}+{count}", unit_id=unit_id, address=address
+            )
+        if table is Table.INPUT and any(
+            address <= h < address + count for h in self.holes
+        ):
+            raise IllegalAddress(
+                f"hole in {address}+{count}", unit_id=unit_id, address=address
+            )
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
         """Stored values."""
         self._check(unit_id, table, address, count)
         return self.tables[table][address : address + count]
 
-    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Store holding registers."""
         self._check(unit_id, Table.HOLDING, address, len(values))
         self.tables[Table.HOLDING][address : address + len(values)] = list(values)
@@ -112,11 +120,16 @@ def unused_port() -> int:
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[ServerFactory]:
-    """Factory: ``await start_server(device=None, **SimulatorServer kwargs)``; stops them all."""
+    """Start simulator servers on loopback and stop them all after the test.
+
+    Use: ``await start_server(device=None, **SimulatorServer kwargs)``.
+    """
     servers: list[SimulatorServer] = []
 
     async def factory(device: Any = None, **kwargs: Any) -> SimulatorServer:
-        server = SimulatorServer(device if device is not None else StaticDevice(), **kwargs)
+        server = SimulatorServer(
+            device if device is not None else StaticDevice(), **kwargs
+        )
         await server.start()
         servers.append(server)
         return server
@@ -137,7 +150,9 @@ class SilentServer:
         self.port = 0
 
     async def start(self) -> int:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             self.accepted += 1
             self._writers.append(writer)
             with contextlib.suppress(ConnectionError):
@@ -173,7 +188,13 @@ def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
         pytest.skip("socat is not installed (scripts/setup installs it with apt-get)")
     end_a, end_b = tmp_path / "ttyA", tmp_path / "ttyB"
     proc = subprocess.Popen(
-        [socat, "-d", "-d", f"pty,raw,echo=0,link={end_a}", f"pty,raw,echo=0,link={end_b}"],
+        [
+            socat,
+            "-d",
+            "-d",
+            f"pty,raw,echo=0,link={end_a}",
+            f"pty,raw,echo=0,link={end_b}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import itertools
 import json
 import math
 import random
-from collections.abc import Callable
 
+from hypothesis import given, strategies as st
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from adaptive_modbus_engine.intervals import (
     GROWTH,
@@ -133,9 +132,13 @@ def test_level_shift_is_left_out_of_the_rate_and_recovers_fast() -> None:
     model = IntervalModel(50.0, LIMITS, unit="W")
     _, decisions = _settled_step(model)
     assert model.rate == pytest.approx(0.0, abs=1e-9)  # the step is not a trend
-    assert 0.5 / STEP_MEMORY < model.step_rate <= 1.0 / STEP_MEMORY  # one step, decaying
+    assert (
+        0.5 / STEP_MEMORY < model.step_rate <= 1.0 / STEP_MEMORY
+    )  # one step, decaying
     # back from 5 s within log2(300/5) + 1 quiet reads (x1.25 would need ~19)
-    back = next(i for i, d in enumerate(decisions) if d.interval >= 2.0 * STEP_BUDGET * 3000)
+    back = next(
+        i for i, d in enumerate(decisions) if d.interval >= 2.0 * STEP_BUDGET * 3000
+    )
     assert back <= math.ceil(math.log2(60)) + 1
     assert "a step every" in decisions[-1].detail
 
@@ -182,7 +185,9 @@ def test_level_shift_state_survives_a_round_trip() -> None:
     model.observe(t, 3000.0, True)  # a pending jump, not judged yet
     restored = IntervalModel.from_dict(json.loads(json.dumps(model.to_dict())))
     t += model.interval
-    assert same_decision(restored.observe(t, 3000.0, True), model.observe(t, 3000.0, True))
+    assert same_decision(
+        restored.observe(t, 3000.0, True), model.observe(t, 3000.0, True)
+    )
     assert restored.step_rate == pytest.approx(model.step_rate, rel=1e-5)
     assert model.step_rate > 0
 
@@ -278,7 +283,9 @@ def test_rider_reads_lengthen_in_proportion_to_elapsed_time() -> None:
     model.reset(START + 10_000.0)
     model.observe(START + 10_000.0, 1.0, True)
     model.interval = 100.0
-    decision = model.observe(START + 10_010.0, 1.0, True)  # a tenth of an interval later
+    decision = model.observe(
+        START + 10_010.0, 1.0, True
+    )  # a tenth of an interval later
     assert decision is not None
     assert decision.interval == pytest.approx(100.0 * GROWTH**0.1)
 
@@ -335,13 +342,17 @@ def test_round_trip_through_json() -> None:
     t, _ = drive(model, noise(3.0, 4), 80)
     restored = IntervalModel.from_dict(json.loads(json.dumps(model.to_dict())))
     for name in ("tolerance", "interval", "rate"):
-        assert getattr(restored, name) == pytest.approx(getattr(model, name), rel=1e-5), name
+        assert getattr(restored, name) == pytest.approx(
+            getattr(model, name), rel=1e-5
+        ), name
     assert restored.noise == pytest.approx(model.noise, rel=2e-3)  # float16 residuals
     assert (restored.noisy, restored.unit) == (model.noisy, model.unit)
     assert restored.limits == model.limits
     assert same_decision(restored.last_decision, model.last_decision)
     assert restored.last_decision.at == pytest.approx(model.last_decision.at, abs=1e-3)
-    assert same_decision(restored.observe(t, 100.0, True), model.observe(t, 100.0, True))
+    assert same_decision(
+        restored.observe(t, 100.0, True), model.observe(t, 100.0, True)
+    )
 
 
 def test_stored_state_is_small() -> None:
@@ -382,7 +393,11 @@ def test_from_dict_prefers_current_configuration() -> None:
     restored = IntervalModel.from_dict(
         model.to_dict(), tolerance=2.0, limits=new_limits, numeric=False
     )
-    assert (restored.tolerance, restored.limits, restored.numeric) == (2.0, new_limits, False)
+    assert (restored.tolerance, restored.limits, restored.numeric) == (
+        2.0,
+        new_limits,
+        False,
+    )
     assert restored.interval == 60.0  # clamped to the new limits
 
 
@@ -394,11 +409,37 @@ def test_from_dict_prefers_current_configuration() -> None:
         [],
         {},
         {"version": 99, "interval": 100.0},
-        {"version": 2, "i": "x", "res": "!!", "lo": 50, "hi": 10, "dr": "bogus", "dt": "x"},
-        {"version": 2, "res": "AAAAAAAA8P8AAA==", "lt": [1], "ar": "x", "shift": [1, 2]},
-        {"version": 2, "res": "AAA8", "lt": 10**400, "lv": "x", "lsd": 0, "lsv": 1, "tol": -1},
+        {
+            "version": 2,
+            "i": "x",
+            "res": "!!",
+            "lo": 50,
+            "hi": 10,
+            "dr": "bogus",
+            "dt": "x",
+        },
+        {
+            "version": 2,
+            "res": "AAAAAAAA8P8AAA==",
+            "lt": [1],
+            "ar": "x",
+            "shift": [1, 2],
+        },
+        {
+            "version": 2,
+            "res": "AAA8",
+            "lt": 10**400,
+            "lv": "x",
+            "lsd": 0,
+            "lsv": 1,
+            "tol": -1,
+        },
         {"version": 1, "interval": "x", "residuals": "x", "acc": [1], "decision": 3},
-        {"version": 1, "interval": math.inf, "residuals": [1, -2, None, math.nan, True]},
+        {
+            "version": 1,
+            "interval": math.inf,
+            "residuals": [1, -2, None, math.nan, True],
+        },
         {"version": 1, "min_interval": 50, "max_interval": 10, "last_step": [0, 1]},
         {"version": 1, "decision": {"reason": "bogus", "at": 1, "interval": 1}},
         {"version": 1, "decision": {"reason": ["x"], "detail": "x"}, "tolerance": -3},
@@ -427,7 +468,8 @@ def test_decision_from_dict_rejects_bad_data() -> None:
 
 intervals = st.floats(min_value=0.01, max_value=1e6, allow_nan=False)
 limit_pairs = st.tuples(
-    st.floats(min_value=0.5, max_value=100.0), st.floats(min_value=1.0, max_value=1000.0)
+    st.floats(min_value=0.5, max_value=100.0),
+    st.floats(min_value=1.0, max_value=1000.0),
 ).map(lambda p: IntervalLimits(p[0], p[0] * p[1]))
 
 
@@ -438,11 +480,15 @@ def test_quantize_stays_within_limits_and_never_lengthens(
     snapped = quantize(interval, limits)
     assert limits.min_interval <= snapped <= limits.max_interval
     assert snapped <= max(interval, limits.min_interval) * (1 + 1e-9)
-    assert snapped > min(interval, limits.max_interval) / 2 * (1 - 1e-9)  # within an octave
+    assert snapped > min(interval, limits.max_interval) / 2 * (
+        1 - 1e-9
+    )  # within an octave
 
 
 @given(intervals, intervals, limit_pairs)
-def test_quantized_intervals_are_harmonic(a: float, b: float, limits: IntervalLimits) -> None:
+def test_quantized_intervals_are_harmonic(
+    a: float, b: float, limits: IntervalLimits
+) -> None:
     qa, qb = sorted((quantize(a, limits), quantize(b, limits)))
     if qb == limits.max_interval and qa != qb:
         return  # max is its own rung
@@ -472,7 +518,9 @@ def test_quantize_ladder_examples() -> None:
     st.floats(min_value=0.5, max_value=1e4),
     st.floats(min_value=0.0, max_value=1.0),
 )
-def test_aligned_due_is_next_multiple(last_read: float, interval: float, fraction: float) -> None:
+def test_aligned_due_is_next_multiple(
+    last_read: float, interval: float, fraction: float
+) -> None:
     due = aligned_due(last_read, interval, min_fraction=fraction)
     earliest = last_read + fraction * interval
     assert due > earliest

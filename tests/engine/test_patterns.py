@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
+from datetime import date, datetime, timedelta
 import json
 import math
 import zlib
-from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,7 +36,9 @@ def busy_late_morning(t: float, tz_offset: float = 0.0) -> float:
     return 0.5 if 7 <= hour < 20 else 0.0
 
 
-def trained(weeks: int = 3, tz_offset: float = 0.0, step: float = 300.0) -> ActivityProfile:
+def trained(
+    weeks: int = 3, tz_offset: float = 0.0, step: float = 300.0
+) -> ActivityProfile:
     profile = ActivityProfile(tz_offset=tz_offset)
     t = MONDAY - tz_offset
     while t < MONDAY - tz_offset + weeks * WEEK:
@@ -75,11 +77,17 @@ def test_factor_is_one_until_learned() -> None:
 
 
 @pytest.mark.parametrize("tz_offset", [0.0, 3600.0, -5 * 3600.0])
-def test_busy_hours_shorten_ahead_and_during_quiet_nights_lengthen(tz_offset: float) -> None:
+def test_busy_hours_shorten_ahead_and_during_quiet_nights_lengthen(
+    tz_offset: float,
+) -> None:
     profile = trained(tz_offset=tz_offset)
     for day in range(7):
-        assert profile.factor(at(day, 9.0, tz_offset=tz_offset)) >= 1.0  # quiet-ish morning
-        assert profile.factor(at(day, 9.8, tz_offset=tz_offset)) < 1.0  # just before: look ahead
+        assert (
+            profile.factor(at(day, 9.0, tz_offset=tz_offset)) >= 1.0
+        )  # quiet-ish morning
+        assert (
+            profile.factor(at(day, 9.8, tz_offset=tz_offset)) < 1.0
+        )  # just before: look ahead
         assert profile.factor(at(day, 10.5, tz_offset=tz_offset)) < 1.0
         assert profile.factor(at(day, 11.9, tz_offset=tz_offset)) < 1.0
         assert profile.factor(at(day, 3.0, tz_offset=tz_offset)) > 1.0
@@ -115,7 +123,9 @@ def test_apply_returns_pattern_decision_clamped_to_limits() -> None:
     night = profile.apply(at(1, 3.0), 200.0, LIMITS)
     assert night is not None
     assert night.interval == LIMITS.max_interval
-    assert profile.apply(at(1, 3.0), 300.0, LIMITS) is None  # already at max: no influence
+    assert (
+        profile.apply(at(1, 3.0), 300.0, LIMITS) is None
+    )  # already at max: no influence
 
 
 def test_memory_is_bounded() -> None:
@@ -164,7 +174,8 @@ def test_serialization_round_trip() -> None:
 
 def test_restore_keeps_counting_weeks_without_double_counting() -> None:
     """A save folds finished visits early; the next week's samples must not fold them
-    again, and the visit in progress carries on."""
+    again, and the visit in progress carries on.
+    """
     profile = trained(weeks=2)
     restored = ActivityProfile.from_dict(json.loads(json.dumps(profile.to_dict())))
     t = MONDAY + 2 * WEEK  # the next week starts: every bucket gets its third week
@@ -173,8 +184,10 @@ def test_restore_keeps_counting_weeks_without_double_counting() -> None:
         restored.record(t, busy_late_morning(t))
         t += 300.0
     for index in range(BUCKETS):
-        assert restored._weeks[index] == profile._weeks[index]
-        assert restored.activity(index) == pytest.approx(profile.activity(index), rel=0.06)
+        assert restored.counts(index).weeks == profile.counts(index).weeks
+        assert restored.activity(index) == pytest.approx(
+            profile.activity(index), rel=0.06
+        )
 
 
 @pytest.mark.parametrize(
@@ -207,12 +220,10 @@ def test_corrupt_state_falls_back(data: object) -> None:
 
 def v1_state(profile: ActivityProfile, dense: bool = False) -> dict[str, object]:
     """The version 1 state of ``profile`` (what earlier releases stored)."""
+    counts = [profile.counts(index) for index in range(BUCKETS)]
     arrays = {
-        "mean": list(profile._mean),
-        "weeks": list(profile._weeks),
-        "visit_week": list(profile._visit_week),
-        "visit_sum": list(profile._visit_sum),
-        "visit_n": list(profile._visit_n),
+        name: [getattr(bucket, name) for bucket in counts]
+        for name in ("mean", "weeks", "visit_week", "visit_sum", "visit_n")
     }
     state: dict[str, object] = {"version": 1, "tz_offset": 0.0, "lookahead": 900.0}
     if dense:
@@ -220,7 +231,7 @@ def v1_state(profile: ActivityProfile, dense: bool = False) -> dict[str, object]
     state["buckets"] = {
         str(i): [arrays[name][i] for name in arrays]
         for i in range(BUCKETS)
-        if profile._weeks[i] or profile._visit_n[i] or profile._visit_week[i] >= 0
+        if counts[i].weeks or counts[i].visit_n or counts[i].visit_week >= 0
     }
     return state
 
@@ -260,7 +271,10 @@ def test_version_1_state_migrates(dense: bool) -> None:
     packed = restored.to_dict()
     assert ActivityProfile.from_dict(packed).mean_activity() is not None
     assert (
-        ActivityProfile.from_dict(packed, tz=ZoneInfo("America/New_York")).mean_activity() is None
+        ActivityProfile.from_dict(
+            packed, tz=ZoneInfo("America/New_York")
+        ).mean_activity()
+        is None
     )
 
 
@@ -289,7 +303,8 @@ def test_buckets_are_local_hours_through_dst(
         # the day before: 08:30 local is hour 8 of Saturday whatever the UTC offset
         before = date(*day) - timedelta(days=1)
         assert (
-            profile.bucket(local(zone, before.year, before.month, before.day, 8, 30)) == 5 * 24 + 8
+            profile.bucket(local(zone, before.year, before.month, before.day, 8, 30))
+            == 5 * 24 + 8
         )
     # winter and summer 08:30 are different UTC hours but the same bucket
     winter, summer = local(zone, 2026, 1, 5, 8, 30), local(zone, 2026, 7, 6, 8, 30)
@@ -310,7 +325,8 @@ def test_a_23_or_25_hour_day_neither_crashes_nor_double_counts(
     zone: str, sunday: tuple[int, int, int], hours: int
 ) -> None:
     """Three weeks of samples every 10 min around a DST change: every bucket holds one
-    visit per week; the skipped hour has one fewer, the repeated one is one visit."""
+    visit per week; the skipped hour has one fewer, the repeated one is one visit.
+    """
     tz = ZoneInfo(zone)
     profile = ActivityProfile(tz=tz)
     day = date(*sunday)
@@ -328,7 +344,8 @@ def test_a_23_or_25_hour_day_neither_crashes_nor_double_counts(
     # Sunday 02:00 local is skipped in spring; autumn repeats 02:00 in Berlin, 01:00 in New York
     odd_hour = 6 * 24 + (1 if zone == "America/New_York" and hours == 25 else 2)
     for index in range(BUCKETS):
-        visits = profile._weeks[index] + (1 if profile._visit_n[index] else 0)
+        bucket = profile.counts(index)
+        visits = bucket.weeks + (1 if bucket.visit_n else 0)
         assert visits == (2 if index == odd_hour and hours == 23 else 3), index
     assert samples[odd_hour] == (12 if hours == 23 else 24 if hours == 25 else 18)
     state = json.loads(json.dumps(profile.to_dict()))

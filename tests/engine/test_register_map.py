@@ -72,7 +72,11 @@ def test_bare_list_is_accepted() -> None:
         ("registers:\n  - name: A\n    table: holdin\n    address: 1\n", "table", 3),
         ("registers:\n  - name: A\n    table: holding\n", "address", 2),
         ("registers:\n  - name: A\n    table: holding\n    address: x\n", "address", 4),
-        ("registers:\n  - name: A\n    table: holding\n    address: 70000\n", "address", 4),
+        (
+            "registers:\n  - name: A\n    table: holding\n    address: 70000\n",
+            "address",
+            4,
+        ),
         (
             "registers:\n  - name: A\n    table: holding\n    address: 1\n    colour: red\n",
             "colour",
@@ -84,8 +88,10 @@ def test_bare_list_is_accepted() -> None:
             5,
         ),
         (
-            "registers:\n  - name: A\n    table: holding\n    address: 1\n"
-            "  - name: A\n    table: holding\n    address: 2\n",
+            (
+                "registers:\n  - name: A\n    table: holding\n    address: 1\n"
+                "  - name: A\n    table: holding\n    address: 2\n"
+            ),
             "name",
             5,
         ),
@@ -132,7 +138,9 @@ def test_slugify() -> None:
     assert slugify("Outdoor temp. (°C)") == "outdoor_temp_c"
 
 
-def reg(extra: str = "", name: str = "A", address: int = 1, table: str = "holding") -> str:
+def reg(
+    extra: str = "", name: str = "A", address: int = 1, table: str = "holding"
+) -> str:
     """One register entry of a map (two-space list indent)."""
     text = f"  - name: {name}\n    table: {table}\n    address: {address}\n"
     return text + "".join(f"    {line}\n" for line in extra.splitlines())
@@ -173,7 +181,9 @@ def map_of(*entries: str) -> str:
          "derived from the name"),
     ],
 )  # fmt: skip
-def test_validation_names_field_and_line(text: str, field: str, line: int, words: str) -> None:
+def test_validation_names_field_and_line(
+    text: str, field: str, line: int, words: str
+) -> None:
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(text, unit_id=1)
     assert (err.value.field, err.value.line) == (field, line), str(err.value)
@@ -182,7 +192,8 @@ def test_validation_names_field_and_line(text: str, field: str, line: int, words
 
 def test_what_may_share_addresses() -> None:
     """Bits of a status word may share it with each other and with the whole word;
-    the same address on another table is not an overlap."""
+    the same address on another table is not an overlap.
+    """
     text = map_of(
         reg("data_type: uint16", name="Status"),
         reg("data_type: bit\nbit: 0", name="Running"),
@@ -203,11 +214,16 @@ def test_min_interval_below_the_callers_floor() -> None:
     assert (err.value.field, err.value.line) == ("min_interval", 5)
     assert "below the minimum interval allowed here (5 s)" in err.value.message
     ok = map_of(reg("min_interval: 5\nmax_interval: 60"))
-    assert parse_register_map(ok, unit_id=1, min_interval_floor=5)[0].spec.max_interval == 60
+    assert (
+        parse_register_map(ok, unit_id=1, min_interval_floor=5)[0].spec.max_interval
+        == 60
+    )
 
 
 def test_negative_scale_never_gives_a_negative_step() -> None:
-    (definition,) = parse_register_map(map_of(reg("scale: -0.5\nwritable: true")), unit_id=1)
+    (definition,) = parse_register_map(
+        map_of(reg("scale: -0.5\nwritable: true")), unit_id=1
+    )
     assert definition.native_step == 0.5
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import struct
 
+from hypothesis import given, strategies as st
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from adaptive_modbus_engine.registers import (
     DataType,
@@ -24,7 +23,12 @@ from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 
 def spec(**kwargs: object) -> RegisterSpec:
-    base: dict[str, object] = {"key": "r", "unit_id": 1, "table": Table.HOLDING, "address": 0}
+    base: dict[str, object] = {
+        "key": "r",
+        "unit_id": 1,
+        "table": Table.HOLDING,
+        "address": 0,
+    }
     base.update(kwargs)
     return RegisterSpec(**base)  # type: ignore[arg-type]
 
@@ -71,7 +75,11 @@ def test_invalid_spec_names_the_field(kwargs: dict[str, object], field: str) -> 
         (DataType.INT64, [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF], -1),
         (DataType.UINT64, [0, 0, 1, 0], 65536),
         (DataType.FLOAT32, list(struct.unpack(">HH", struct.pack(">f", 1.5))), 1.5),
-        (DataType.FLOAT64, list(struct.unpack(">HHHH", struct.pack(">d", -2.25))), -2.25),
+        (
+            DataType.FLOAT64,
+            list(struct.unpack(">HHHH", struct.pack(">d", -2.25))),
+            -2.25,
+        ),
     ],
 )
 def test_decode_numeric(data_type: DataType, words: list[int], expected: float) -> None:
@@ -105,7 +113,9 @@ def test_precision_is_a_display_hint_values_are_not_rounded() -> None:
     # only the binary noise of the arithmetic goes: 3 * 0.1 is 0.3, float32 0.1 is 0.1
     assert spec(scale=0.1).decode([3]) == 0.3
     assert whole.decode(whole.encode(0.1)) == 0.1
-    assert spec(data_type=DataType.UINT64, scale=2).decode([0xFFFF] * 4) == 2 * (2**64 - 1)
+    assert spec(data_type=DataType.UINT64, scale=2).decode([0xFFFF] * 4) == 2 * (
+        2**64 - 1
+    )
 
 
 @pytest.mark.parametrize("data_type", [DataType.FLOAT32, DataType.FLOAT64])
@@ -159,7 +169,9 @@ def test_uid_and_sizes() -> None:
     assert not spec(data_type=DataType.BIT, bit=0).is_numeric
 
 
-NUMERIC = [t for t in DataType if t not in (DataType.BOOL, DataType.BIT, DataType.STRING)]
+NUMERIC = [
+    t for t in DataType if t not in (DataType.BOOL, DataType.BIT, DataType.STRING)
+]
 
 
 @given(
@@ -173,7 +185,9 @@ def test_encode_decode_round_trip(
 ) -> None:
     if data_type.value.startswith("uint"):
         raw = abs(raw)
-    s = spec(data_type=data_type, word_order=word_order, byte_order=byte_order, scale=0.5)
+    s = spec(
+        data_type=data_type, word_order=word_order, byte_order=byte_order, scale=0.5
+    )
     value = raw * 0.5
     assert s.decode(s.encode(value)) == pytest.approx(value)
 
@@ -194,7 +208,9 @@ class FloatDevice:
     async def end_cycle(self) -> None:
         """Nothing to do."""
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         """The float's two words."""
         hi, lo = struct.unpack(">HH", struct.pack(">f", self.value))
         return [hi, lo][address : address + count]
@@ -208,8 +224,11 @@ class FloatDevice:
 
 async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -> None:
     """A register that sends NaN is 'no value' (None) once; repeats are not changes, and
-    the interval model never sees a change in it (its interval keeps growing)."""
-    power = spec(key="power", table=Table.INPUT, data_type=DataType.FLOAT32, tolerance=1.0)
+    the interval model never sees a change in it (its interval keeps growing).
+    """
+    power = spec(
+        key="power", table=Table.INPUT, data_type=DataType.FLOAT32, tolerance=1.0
+    )
     device, now = FloatDevice(), [1000.0]
     engine = PollEngine([power], device, lambda: now[0], EngineConfig(min_interval=5))
 
@@ -241,7 +260,9 @@ def test_unit_ids_on_modbus_tcp_are_0_to_255(framing: str) -> None:
     for unit in (0, 1, 247, 248, 255):
         assert validate_unit_id(unit, framing) == unit
     for unit in (-1, 256):
-        with pytest.raises(UnitIdError, match=f"unit id {unit} is outside 0-255") as caught:
+        with pytest.raises(
+            UnitIdError, match=f"unit id {unit} is outside 0-255"
+        ) as caught:
             validate_unit_id(unit, framing)
         assert caught.value.reason == "range"
 
@@ -268,6 +289,7 @@ def test_a_spec_accepts_tcp_unit_255() -> None:
 
 def test_cleaning_float_noise_never_rounds_past_the_float_range() -> None:
     """Found by the fuzz test: 15 significant digits of a value at the top of the float
-    range rounded up to infinity."""
+    range rounded up to infinity.
+    """
     value = spec(data_type=DataType.INT16, offset=1.7976931348623151e308).decode([0])
     assert value == 1.7976931348623151e308

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+import json
 
 import pytest
 
@@ -45,12 +45,17 @@ def make_engine(
     device = SimulatedDevice(seed=seed, clock=clock, start=0.0)
     transport = InProcessTransport(device)
     engine = PollEngine(
-        registers if registers is not None else device.registers, transport, clock, config
+        registers if registers is not None else device.registers,
+        transport,
+        clock,
+        config,
     )
     return engine, device, transport, clock
 
 
-async def run_until(engine: PollEngine, clock: VirtualClock, until: float) -> list[CycleResult]:
+async def run_until(
+    engine: PollEngine, clock: VirtualClock, until: float
+) -> list[CycleResult]:
     results = []
     while (due := engine.next_due()) <= until:
         clock.t = max(clock.t, due)
@@ -179,7 +184,9 @@ async def test_adaptive_needs_far_fewer_requests_than_fixed() -> None:
     fixed_engine, _, fixed_transport, fixed_clock = make_engine(
         EngineConfig(adaptive=False, fixed_interval=15, merge_reads=False)
     )
-    engine, _, transport, clock = make_engine(EngineConfig(min_interval=5, max_interval=300))
+    engine, _, transport, clock = make_engine(
+        EngineConfig(min_interval=5, max_interval=300)
+    )
     await run_until(fixed_engine, fixed_clock, signals.CYCLE_SECONDS)
     await run_until(engine, clock, signals.CYCLE_SECONDS)
     # the demo's alarms are polled at least every 10 s whatever they do (profile max_interval):
@@ -282,7 +289,9 @@ async def test_learned_state_survives_export_and_import() -> None:
     # minimum interval: quiet registers keep what they learned
     assert result.changed
     restored = fresh.snapshot().registers
-    assert restored["1.room_setpoint"].interval == pytest.approx(before["1.room_setpoint"].interval)
+    assert restored["1.room_setpoint"].interval == pytest.approx(
+        before["1.room_setpoint"].interval
+    )
     assert restored["1.pump_enable"].interval >= before["1.pump_enable"].interval
     assert len(json.dumps(state)) < 60_000  # stored on SD cards: keep it small
 
@@ -297,10 +306,15 @@ WRONG_VERSION = "stored state version {!r} is not 1; starting fresh"
         ({"version": 99}, [WRONG_VERSION.format(99)]),
         ("garbage", [WRONG_VERSION.format(None)]),
         (
-            {"version": 1, "registers": {"1.room_setpoint": {"model": "x", "profile": 3}}},
+            {
+                "version": 1,
+                "registers": {"1.room_setpoint": {"model": "x", "profile": 3}},
+            },
             [
-                "1.room_setpoint: stored state set aside "
-                "(its interval model is missing or of another version)"
+                (
+                    "1.room_setpoint: stored state set aside "
+                    "(its interval model is missing or of another version)"
+                )
             ],
         ),
         (
@@ -309,11 +323,15 @@ WRONG_VERSION = "stored state version {!r} is not 1; starting fresh"
         ),
         (
             {"version": 1, "holes": [{"unit_id": "x"}]},
-            ["a stored hole was set aside (invalid literal for int() with base 10: 'x')"],
+            [
+                "a stored hole was set aside (invalid literal for int() with base 10: 'x')"
+            ],
         ),
     ],
 )
-async def test_corrupt_state_is_set_aside_not_fatal(state: object, warnings: list[str]) -> None:
+async def test_corrupt_state_is_set_aside_not_fatal(
+    state: object, warnings: list[str]
+) -> None:
     engine, _, _, clock = make_engine()
     report = engine.import_state(state)  # type: ignore[arg-type]
     # exactly what was set aside, and nothing claimed as restored
@@ -342,28 +360,41 @@ async def test_partly_corrupt_state_restores_the_rest_and_caps_quarantines() -> 
     assert report.restored == len(engine.uids) - 2
     assert sorted(report.warnings) == sorted(
         [
-            "1.supply_temperature: stored state set aside "
-            "(quarantine nan / backoff 300.0 is not finite)",
-            "1.room_setpoint: stored state set aside "
-            "(its interval model is missing or of another version)",
-            f"1.grid_voltage: stored quarantine backoff 1000000000000 s capped to "
-            f"{scheduler.QUARANTINE_MAX:.0f} s",
-            f"1.grid_voltage: stored quarantine ends {1e9 - 60:.0f} s from now; capped to "
-            f"{scheduler.QUARANTINE_MAX:.0f} s",
+            (
+                "1.supply_temperature: stored state set aside "
+                "(quarantine nan / backoff 300.0 is not finite)"
+            ),
+            (
+                "1.room_setpoint: stored state set aside "
+                "(its interval model is missing or of another version)"
+            ),
+            (
+                f"1.grid_voltage: stored quarantine backoff 1000000000000 s capped to "
+                f"{scheduler.QUARANTINE_MAX:.0f} s"
+            ),
+            (
+                f"1.grid_voltage: stored quarantine ends {1e9 - 60:.0f} s from now; capped to "
+                f"{scheduler.QUARANTINE_MAX:.0f} s"
+            ),
         ]
     )
     grid = fresh.snapshot().registers["1.grid_voltage"]
     assert grid.quarantined_until == fresh_clock.t + scheduler.QUARANTINE_MAX
     before = engine.snapshot().registers
     after = fresh.snapshot().registers
-    assert after["1.outdoor_temperature"].interval == before["1.outdoor_temperature"].interval
+    assert (
+        after["1.outdoor_temperature"].interval
+        == before["1.outdoor_temperature"].interval
+    )
     assert after["1.room_setpoint"].interval == scheduler.EngineConfig().min_interval
 
 
 class DeadTransport(InProcessTransport):
     """The gateway is gone."""
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         raise ModbusConnectionError("refused")
 
 
@@ -386,7 +417,10 @@ async def test_connection_loss_fails_the_cycle_and_retries_with_backoff() -> Non
 async def test_unknown_unit_times_out_without_blocking_others() -> None:
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock, start=0.0)
-    other = [RegisterSpec("x", 9, Table.HOLDING, 0), RegisterSpec("y", 9, Table.INPUT, 0)]
+    other = [
+        RegisterSpec("x", 9, Table.HOLDING, 0),
+        RegisterSpec("y", 9, Table.INPUT, 0),
+    ]
     engine = PollEngine([*device.registers, *other], InProcessTransport(device), clock)
     result = await engine.poll_due()
     assert {"9.x", "9.y"} <= result.failed
@@ -404,7 +438,9 @@ async def test_snapshot_rates_and_export() -> None:
     assert 0 < snap.saving_vs_fixed < 100
     assert snap.error_rate >= 0
     data = snap.as_dict()
-    assert data["rates"]["requests_per_minute"] == pytest.approx(snap.requests_per_minute, 1e-3)
+    assert data["rates"]["requests_per_minute"] == pytest.approx(
+        snap.requests_per_minute, 1e-3
+    )
     assert data["holes"] == {"1.input": [10]}
     assert data["registers"]["1.room_setpoint"]["table"] == "holding"
     assert snap.totals.cycles == len(snap.recent_cycles)
@@ -424,7 +460,9 @@ async def test_per_unit_limits_and_fixed_cost_model() -> None:
         if not request.table.is_bit and request.address != 40:
             assert request.count <= 4
     # a value larger than the limit (the 8-register serial number) is still read, alone
-    assert any(r.address == 40 and r.count == 8 for r in engine.snapshot().recent_requests)
+    assert any(
+        r.address == 40 and r.count == 8 for r in engine.snapshot().recent_requests
+    )
     assert engine.cost_model() == config.cost
 
 
@@ -432,7 +470,9 @@ def test_duplicate_and_invalid_config() -> None:
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock)
     with pytest.raises(ValueError, match="twice"):
-        PollEngine([*device.registers, device.registers[0]], InProcessTransport(device), clock)
+        PollEngine(
+            [*device.registers, device.registers[0]], InProcessTransport(device), clock
+        )
     with pytest.raises(ValueError):
         EngineConfig(min_interval=10, max_interval=5)
     with pytest.raises(ValueError):
@@ -448,7 +488,8 @@ async def test_neighbours_due_soon_ride_in_the_same_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Reading neighbours early when it adds no request: more data per request, no more
-    requests (the change that closes most of the gap to static block polling)."""
+    requests (the change that closes most of the gap to static block polling).
+    """
 
     async def run(early: float) -> tuple[int, float]:
         monkeypatch.setattr(scheduler, "EARLY_FRACTION", early)

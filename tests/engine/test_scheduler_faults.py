@@ -64,7 +64,9 @@ def _busy(unit_id: int, address: int) -> ModbusError:
 
 
 FAULTS: dict[str, Callable[[int, int], ModbusError]] = {
-    "timeout": lambda unit, address: ModbusTimeout("no answer", unit_id=unit, address=address),
+    "timeout": lambda unit, address: ModbusTimeout(
+        "no answer", unit_id=unit, address=address
+    ),
     "connection": lambda unit, address: ModbusConnectionError("refused", unit_id=unit),
     "busy": _busy,
 }
@@ -93,7 +95,9 @@ class FaultyTransport(InProcessTransport):
         self.fail_once: set[int] = set()
         self.log: list[tuple[Table, int, int, str]] = []
 
-    def _injected(self, unit_id: int, table: Table, address: int, count: int) -> ModbusError | None:
+    def _injected(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> ModbusError | None:
         if self.fault is not None:
             return FAULTS[self.fault](unit_id, address)
         if self.max_read is not None and count > self.max_read and not table.is_bit:
@@ -106,14 +110,18 @@ class FaultyTransport(InProcessTransport):
             return DeviceFailure("device failure (code 4)", unit_id=unit_id, code=4)
         return None
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         error = self._injected(unit_id, table, address, count)
         if error is None and self.reads_fail:
             error = ModbusTimeout("no answer", unit_id=unit_id, address=address)
         if error is not None:
             self.counters.requests += 1
             self.counters.errors += 1
-            self.clock.advance(TIMEOUT if error.kind is ErrorKind.TIMEOUT else REQUEST_TIME)
+            self.clock.advance(
+                TIMEOUT if error.kind is ErrorKind.TIMEOUT else REQUEST_TIME
+            )
             self.log.append((table, address, count, str(error.kind)))
             raise error
         try:
@@ -144,7 +152,8 @@ def make(
 async def drive(engine: PollEngine, clock: VirtualClock, until: float) -> list[float]:
     """Run cycles as the coordinator does (wake at the next due time, at least 0.1 s
     apart, so a schedule stuck in the past still ends); returns the wake-up times.
-    More than 3,000 wake-ups in one call ends it (no test here needs that many)."""
+    More than 3,000 wake-ups in one call ends it (no test here needs that many).
+    """
     wakeups: list[float] = []
     while (due := engine.next_due()) <= until:
         clock.t = max(due, clock.t + 0.1) if wakeups else max(due, clock.t)
@@ -165,14 +174,18 @@ def everything_due(engine: PollEngine) -> None:
 def live_entries(engine: PollEngine) -> Counter[str]:
     """How many live heap entries each register has (the invariant is at most one)."""
     heap = engine._heap
-    return Counter(uid for entry in heap if engine._is_live(entry) for uid in [entry[2]])
+    return Counter(
+        uid for entry in heap if engine._is_live(entry) for uid in [entry[2]]
+    )
 
 
 # -- item: quarantine re-probes without a verdict -----------------------------------------
 
 
 @pytest.mark.parametrize("fault", ["timeout", "connection", "busy"])
-async def test_offline_device_with_a_quarantined_register_does_not_storm(fault: str) -> None:
+async def test_offline_device_with_a_quarantined_register_does_not_storm(
+    fault: str,
+) -> None:
     engine, _device, transport, clock = make([*SimulatedDevice().registers, ghost()])
     first = await engine.poll_due()
     assert "1.ghost" in first.failed
@@ -194,7 +207,10 @@ async def test_offline_device_with_a_quarantined_register_does_not_storm(fault: 
     snap = engine.snapshot().registers["1.ghost"]
     # still quarantined: no verdict is no release, and no doubling either
     assert snap.quarantined_until is not None
-    assert engine.export_state()["registers"]["1.ghost"]["quarantine_backoff"] == QUARANTINE_FIRST
+    assert (
+        engine.export_state()["registers"]["1.ghost"]["quarantine_backoff"]
+        == QUARANTINE_FIRST
+    )
     # the device comes back: everything is read again, the ghost is refused again on
     # its next probe and only then does its quarantine double
     transport.fault = None
@@ -213,7 +229,9 @@ async def test_offline_device_with_a_quarantined_register_does_not_storm(fault: 
 
 
 @pytest.mark.parametrize("fault", ["timeout", "connection", "busy"])
-async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(fault: str) -> None:
+async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(
+    fault: str,
+) -> None:
     engine, _, transport, clock = make([*SimulatedDevice().registers, ghost()])
     await engine.poll_due()
     probe_at = engine.snapshot().registers["1.ghost"].quarantined_until
@@ -301,7 +319,10 @@ async def test_real_illegal_address_stays_learned_and_is_checked_rarely() -> Non
 
 async def test_holes_without_checks_from_older_state_are_checked_soon() -> None:
     engine, _, _transport, clock = make()
-    old = {"version": 1, "holes": [{"unit_id": 1, "table": "input", "addresses": [3, 4, 10]}]}
+    old = {
+        "version": 1,
+        "holes": [{"unit_id": 1, "table": "input", "addresses": [3, 4, 10]}],
+    }
     assert engine.import_state(old).warnings == []
     assert engine.snapshot().holes == {"1.input": (3, 4, 10)}
     await drive(engine, clock, HOLE_VERIFY_FAILURE + 60)
@@ -315,7 +336,10 @@ async def test_reset_learning_scopes() -> None:
     bad = ghost()
     other_unit = SimulatedDevice(unit_id=2).registers
     clock = VirtualClock()
-    devices = [SimulatedDevice(clock=clock, start=0.0), SimulatedDevice(clock=clock, unit_id=2)]
+    devices = [
+        SimulatedDevice(clock=clock, start=0.0),
+        SimulatedDevice(clock=clock, unit_id=2),
+    ]
     transport = InProcessTransport(devices)
     registers = [*devices[0].registers, bad, *other_unit]
     engine = PollEngine(registers, transport, clock)
@@ -379,7 +403,9 @@ async def test_reset_learning_scopes() -> None:
 
 def wide_registers() -> list[RegisterSpec]:
     """60 holding registers on addresses 0-59: one 60-register block."""
-    return [RegisterSpec(f"r{i}", 1, Table.HOLDING, i, DataType.UINT16) for i in range(60)]
+    return [
+        RegisterSpec(f"r{i}", 1, Table.HOLDING, i, DataType.UINT16) for i in range(60)
+    ]
 
 
 def small_inputs() -> list[RegisterSpec]:
@@ -446,7 +472,9 @@ async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
     assert learned <= 20
     transport.log.clear()
     await drive(engine, clock, LIMIT_RETRY_FIRST - 60)
-    assert all(outcome == "ok" for *_, outcome in transport.log)  # no retry before the backoff
+    assert all(
+        outcome == "ok" for *_, outcome in transport.log
+    )  # no retry before the backoff
     transport.log.clear()
     await drive(engine, clock, 3 * LIMIT_RETRY_FIRST + 60)
     refused = [t for t in transport.log if t[3] != "ok"]
@@ -474,11 +502,14 @@ async def test_configured_unit_limit_is_honoured_from_the_first_cycle() -> None:
 
 async def test_code3_on_one_address_is_not_taken_for_a_limit() -> None:
     """A device that answers exception 3 for an address it lacks: that address is
-    quarantined, the limit is left alone."""
+    quarantined, the limit is left alone.
+    """
     engine, transport, _clock = make_wide()
     original = transport._injected
 
-    def injected(unit_id: int, table: Table, address: int, count: int) -> ModbusError | None:
+    def injected(
+        unit_id: int, table: Table, address: int, count: int
+    ) -> ModbusError | None:
         if table is Table.HOLDING and address <= 37 < address + count:
             return classify_exception_code(3, unit_id, address)
         return original(unit_id, table, address, count)
@@ -507,13 +538,17 @@ async def test_silent_on_large_reads_real_server() -> None:
     server = SimulatorServer(device)
     port = await server.start()
     transport = PymodbusTransport(
-        TransportConfig(host=LOOPBACK, port=port, timeout=0.3, retries=0, reconnect_min=0.0)
+        TransportConfig(
+            host=LOOPBACK, port=port, timeout=0.3, retries=0, reconnect_min=0.0
+        )
     )
     registers = [*wide_registers(), *small_inputs()]
     loop = asyncio.get_running_loop()
     engine = PollEngine(registers, transport, loop.time)
     try:
-        for _ in range(4):  # 60 -> 30 -> 15: one halving per cycle, each after a timeout
+        for _ in range(
+            4
+        ):  # 60 -> 30 -> 15: one halving per cycle, each after a timeout
             everything_due(engine)
             await engine.poll_due(loop.time())
         state = engine.export_state()["unit_limits"]
@@ -538,7 +573,10 @@ async def test_write_with_failed_read_back_is_unconfirmed_not_failed() -> None:
     with pytest.raises(WriteUnconfirmed) as err:
         await engine.write("1.room_setpoint", 23.5)
     assert err.value.value == 23.5
-    assert err.value.read_error is not None and err.value.read_error.kind is ErrorKind.TIMEOUT
+    assert (
+        err.value.read_error is not None
+        and err.value.read_error.kind is ErrorKind.TIMEOUT
+    )
     assert isinstance(err.value, ModbusError)
     assert device.truth("room_setpoint", clock.t) == 23.5  # it was written
     snap = engine.snapshot()

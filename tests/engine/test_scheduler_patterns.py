@@ -20,7 +20,8 @@ MONO_OFFSET = -THURSDAY + 12_345.0  # the monotonic clock is nowhere near wall t
 
 class WeeklyMeter:
     """One holding register that ramps for an hour every Wednesday at 12:00 (wall
-    time) and stays put otherwise."""
+    time) and stays put otherwise.
+    """
 
     def __init__(self, wall: VirtualClock) -> None:
         self.wall = wall
@@ -40,11 +41,15 @@ class WeeklyMeter:
     async def end_cycle(self) -> None:
         return None
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         self.requests += 1
         return [self.value()] * count
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         raise NotImplementedError
 
     async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
@@ -54,7 +59,9 @@ class WeeklyMeter:
 SPEC = RegisterSpec("energy", 1, Table.HOLDING, 0, tolerance=1.0)
 
 
-async def run_two_weeks_and_a_bit(patterns: bool) -> tuple[PollEngine, VirtualClock, list[float]]:
+async def run_two_weeks_and_a_bit(
+    patterns: bool,
+) -> tuple[PollEngine, VirtualClock, list[float]]:
     wall = VirtualClock(THURSDAY)
     mono = VirtualClock(THURSDAY + MONO_OFFSET)
     meter = WeeklyMeter(wall)
@@ -69,9 +76,15 @@ async def run_two_weeks_and_a_bit(patterns: bool) -> tuple[PollEngine, VirtualCl
     return engine, wall, [factor, interval, seen - BUSY[2]]
 
 
-async def test_time_of_week_patterns_shorten_the_interval_ahead_of_a_busy_hour() -> None:
-    _, _, (factor_on, interval_on, seen_on) = await run_two_weeks_and_a_bit(patterns=True)
-    _, _, (factor_off, interval_off, seen_off) = await run_two_weeks_and_a_bit(patterns=False)
+async def test_time_of_week_patterns_shorten_the_interval_ahead_of_a_busy_hour() -> (
+    None
+):
+    _, _, (factor_on, interval_on, seen_on) = await run_two_weeks_and_a_bit(
+        patterns=True
+    )
+    _, _, (factor_off, interval_off, seen_off) = await run_two_weeks_and_a_bit(
+        patterns=False
+    )
     # two Wednesdays of history: ten minutes before the third busy hour the pattern
     # (bucketed by wall time, not by the monotonic clock) cuts the quiet interval
     assert factor_off == 1.0
@@ -83,7 +96,9 @@ async def test_time_of_week_patterns_shorten_the_interval_ahead_of_a_busy_hour()
     assert seen_on < seen_off
 
 
-async def test_one_busy_week_is_not_yet_a_pattern_and_quiet_hours_stay_at_the_max() -> None:
+async def test_one_busy_week_is_not_yet_a_pattern_and_quiet_hours_stay_at_the_max() -> (
+    None
+):
     wall = VirtualClock(THURSDAY)
     mono = VirtualClock(THURSDAY + MONO_OFFSET)
     config = EngineConfig(min_interval=5, max_interval=300, patterns=True)

@@ -35,7 +35,9 @@ class ScriptedTransport(InProcessTransport):
         self.block: asyncio.Event | None = None  # reads wait for this event
         self.attempts = 0  # reads asked for, including failed ones
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         self.attempts += 1
         if self.block is not None:
             await self.block.wait()
@@ -214,7 +216,9 @@ async def test_outage_is_probed_on_a_bounded_backoff_and_recovers_within_one_ste
     # the device returns: fresh values within one probe step, all in one cycle
     back_at = clock.t
     transport.fault = None
-    while not (result := await engine.poll_due(max(clock.t, engine.next_due()))).units_back:
+    while not (
+        result := await engine.poll_due(max(clock.t, engine.next_due()))
+    ).units_back:
         clock.t = max(clock.t, engine.next_due())
         assert clock.t <= back_at + UNIT_PROBE_MAX
     assert result.units_back == {1}
@@ -225,7 +229,9 @@ async def test_outage_is_probed_on_a_bounded_backoff_and_recovers_within_one_ste
         assert back_at <= reg.last_read <= back_at + UNIT_PROBE_MAX, uid
         assert reg.failure_streak == 0
     # learned intervals intact: the outage and the gap taught the models nothing
-    assert {uid: r.interval for uid, r in fresh.registers.items()} == pytest.approx(learned)
+    assert {uid: r.interval for uid, r in fresh.registers.items()} == pytest.approx(
+        learned
+    )
     later = await run_until(engine, clock, clock.t + 120)
     assert not any(r.units_down or r.units_back for r in later)
 

@@ -32,7 +32,11 @@ async def test_request_read_plans_with_what_is_due() -> None:
     await run_until(engine, clock, 300)
     snapshot = engine.snapshot()
     later = sorted(
-        (r for r in snapshot.registers.values() if r.next_due and r.next_due > clock.t + 5),
+        (
+            r
+            for r in snapshot.registers.values()
+            if r.next_due and r.next_due > clock.t + 5
+        ),
         key=lambda r: r.address,
     )
     wanted = [r.uid for r in later[:3]]

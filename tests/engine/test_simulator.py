@@ -14,15 +14,8 @@ from adaptive_modbus_engine.errors import (
 )
 from adaptive_modbus_engine.registers import DataType, Table
 from adaptive_modbus_engine.simulator import signals
-from adaptive_modbus_engine.simulator.device import (
-    HOLES,
-    SimulatedDevice,
-    demo_profile,
-)
-from adaptive_modbus_engine.simulator.inprocess import (
-    InProcessTransport,
-    RequestKind,
-)
+from adaptive_modbus_engine.simulator.device import HOLES, SimulatedDevice, demo_profile
+from adaptive_modbus_engine.simulator.inprocess import InProcessTransport, RequestKind
 from adaptive_modbus_engine.simulator.signals import (
     CYCLE_SECONDS,
     Phase,
@@ -106,7 +99,9 @@ def test_same_seed_same_values_different_seed_different_values() -> None:
     other = [signals.value(43, k, t) for k in keys for t in times]
     assert first == again
     assert first != other
-    assert signals.value(42, "active_power", 5.0) != signals.value(43, "active_power", 5.0)
+    assert signals.value(42, "active_power", 5.0) != signals.value(
+        43, "active_power", 5.0
+    )
 
 
 def test_devices_with_the_same_seed_read_the_same() -> None:
@@ -133,11 +128,18 @@ def test_phases_follow_the_cycle_and_repeat() -> None:
     for phase in order:
         assert phase_at(phase_start(phase, 4)) is phase
         assert phase_at(phase_start(phase, 4) - 0.001) is not phase
-    assert signals.value(1, "active_power", 123.0) == signals.value(1, "active_power", 123.0)
+    assert signals.value(1, "active_power", 123.0) == signals.value(
+        1, "active_power", 123.0
+    )
 
 
 def test_values_repeat_with_the_cycle_where_there_is_no_drift() -> None:
-    for key in ("status_warning", "status_fault", "alarm_overtemperature", "status_defrost"):
+    for key in (
+        "status_warning",
+        "status_fault",
+        "alarm_overtemperature",
+        "status_defrost",
+    ):
         for t in _times(0.0, CYCLE, 15.0):
             assert signals.value(5, key, t) == signals.value(5, key, t + 2 * CYCLE)
 
@@ -158,7 +160,9 @@ def test_energy_counters_are_monotonic_over_a_long_run(device: SimulatedDevice) 
 def test_energy_counter_is_the_integral_of_power() -> None:
     """Counter growth over an hour matches the numerically integrated smooth power."""
     t0, t1, step = 100.0, 100.0 + CYCLE, 1.0
-    area = sum(signals.smooth(3, "active_power", t0 + (i + 0.5) * step) for i in range(3600))
+    area = sum(
+        signals.smooth(3, "active_power", t0 + (i + 0.5) * step) for i in range(3600)
+    )
     kwh = num(3, "energy_import", t1) - num(3, "energy_import", t0)
     assert kwh == pytest.approx(area * step / signals.JOULES_PER_KWH, rel=1e-4)
 
@@ -207,7 +211,12 @@ def test_alarms_flip_in_the_incident_and_clear_after(cycle: int) -> None:
     peak = phase_start(Phase.PEAK, cycle)
     recovery = phase_start(Phase.RECOVERY, cycle)
     next_cycle = phase_start(Phase.STABLE, cycle + 1)
-    for key in ("status_warning", "status_fault", "alarm_overtemperature", "alarm_overload"):
+    for key in (
+        "status_warning",
+        "status_fault",
+        "alarm_overtemperature",
+        "alarm_overload",
+    ):
         assert not flag(key, escalation - 1.0), key
         assert flag(key, peak + 1.0), key
         assert not flag(key, next_cycle - 1.0), key
@@ -217,13 +226,17 @@ def test_alarms_flip_in_the_incident_and_clear_after(cycle: int) -> None:
     assert not flag("status_warning", recovery)
     assert flag("alarm_overtemperature", recovery)  # clears halfway through recovery
     stable = _times(phase_start(Phase.STABLE, cycle), escalation, 10.0)
-    assert not any(flag("status_warning", t) or flag("alarm_overload", t) for t in stable)
+    assert not any(
+        flag("status_warning", t) or flag("alarm_overload", t) for t in stable
+    )
     assert not any(flag("alarm_low_pressure", t) for t in _times(0.0, CYCLE, 60.0))
 
 
 def test_scenario_wraps_the_signal_functions() -> None:
     scenario = signals.Scenario(seed=11)
-    assert scenario.value("grid_voltage", 77.0) == signals.value(11, "grid_voltage", 77.0)
+    assert scenario.value("grid_voltage", 77.0) == signals.value(
+        11, "grid_voltage", 77.0
+    )
     assert scenario.phase(incident_start(2)) is Phase.ESCALATION
     with pytest.raises(TypeError):
         signals.smooth(11, "status_fault", 0.0)
@@ -261,7 +274,9 @@ def test_block_reads_hold_the_same_words_as_single_reads(
     assert device.read(1, Table.INPUT, 3, 1) == [0]  # gap reads 0
 
 
-def test_values_change_with_the_clock(device: SimulatedDevice, clock: FakeClock) -> None:
+def test_values_change_with_the_clock(
+    device: SimulatedDevice, clock: FakeClock
+) -> None:
     first = device.read(1, Table.INPUT, 4, 2)
     clock.advance(30.0)
     assert device.read(1, Table.INPUT, 4, 2) != first
@@ -275,7 +290,9 @@ def test_start_offsets_the_scenario(clock: FakeClock) -> None:
     assert fresh.phase() is Phase.STABLE
 
 
-def test_reading_across_the_hole_fails_but_each_side_reads(device: SimulatedDevice) -> None:
+def test_reading_across_the_hole_fails_but_each_side_reads(
+    device: SimulatedDevice,
+) -> None:
     assert HOLES[Table.INPUT] == device.holes(Table.INPUT) == frozenset({10})
     assert len(device.read(1, Table.INPUT, 0, 10)) == 10
     assert len(device.read(1, Table.INPUT, 11, 7)) == 7
@@ -314,7 +331,9 @@ def test_unknown_unit_times_out(device: SimulatedDevice) -> None:
 # -- device: writes --------------------------------------------------------------------------
 
 
-def test_setpoint_is_constant_until_written(device: SimulatedDevice, clock: FakeClock) -> None:
+def test_setpoint_is_constant_until_written(
+    device: SimulatedDevice, clock: FakeClock
+) -> None:
     spec = device.spec("room_setpoint")
     readings = set()
     for _ in range(100):
@@ -386,7 +405,8 @@ async def test_inprocess_transport_reads_and_writes(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
     transport = InProcessTransport(device)
-    protocol: Transport = transport  # mypy checks the in-process transport fits the protocol
+    # mypy checks the in-process transport fits the protocol
+    protocol: Transport = transport
     assert not protocol.connected
     await transport.connect()
     assert transport.connected
@@ -431,7 +451,11 @@ async def test_inprocess_latency_advances_virtual_time(
         return 0.01 + 0.001 * count
 
     transport = InProcessTransport(
-        device, latency=latency, clock_advance=clock.advance, timeout=2.0, close_after_cycle=True
+        device,
+        latency=latency,
+        clock_advance=clock.advance,
+        timeout=2.0,
+        close_after_cycle=True,
     )
     before = clock.now
     await transport.read(1, Table.INPUT, 0, 10)
@@ -457,7 +481,9 @@ async def test_inprocess_latency_advances_virtual_time(
 
 async def test_inprocess_transport_routes_several_units() -> None:
     clock = FakeClock()
-    devices = [SimulatedDevice(seed=u, clock=clock, unit_id=u, start=0.0) for u in (1, 2)]
+    devices = [
+        SimulatedDevice(seed=u, clock=clock, unit_id=u, start=0.0) for u in (1, 2)
+    ]
     transport = InProcessTransport(devices)
     one = await transport.read(1, Table.INPUT, 0, 10)
     two = await transport.read(2, Table.INPUT, 0, 10)

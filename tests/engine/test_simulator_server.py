@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import importlib
 import importlib.util
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -56,7 +56,9 @@ def transport_for(
     server: SimulatorServer, kind: TransportKind = TransportKind.TCP
 ) -> PymodbusTransport:
     return PymodbusTransport(
-        TransportConfig(kind=kind, host=LOOPBACK, port=server.port, timeout=0.3, retries=0)
+        TransportConfig(
+            kind=kind, host=LOOPBACK, port=server.port, timeout=0.3, retries=0
+        )
     )
 
 
@@ -115,7 +117,10 @@ async def test_writes_reach_the_device(start_server: ServerFactory) -> None:
     try:
         words = setpoint.encode(23.5)
         await transport.write_registers(1, setpoint.address, words)
-        assert await transport.read(1, Table.HOLDING, setpoint.address, len(words)) == words
+        assert (
+            await transport.read(1, Table.HOLDING, setpoint.address, len(words))
+            == words
+        )
         assert device.truth("room_setpoint", device.now()) == 23.5
         for value in (True, False):
             await transport.write_coil(1, coil.address, value)
@@ -189,7 +194,9 @@ async def test_cli_serves_until_interrupted() -> None:
         text = "".join(lines)
         assert "seed 7" in text
         assert "input" in text and "illegal address" in text
-        transport = PymodbusTransport(TransportConfig(host=LOOPBACK, port=port, timeout=1.0))
+        transport = PymodbusTransport(
+            TransportConfig(host=LOOPBACK, port=port, timeout=1.0)
+        )
         try:
             assert len(await transport.read(1, Table.INPUT, 0, 4)) == 4
         finally:
@@ -207,7 +214,9 @@ async def test_cli_serves_until_interrupted() -> None:
     or not hasattr(importlib.import_module("pymodbus.constants"), "ExcCodes"),
     reason="pymodbus < 3.9 lets a datastore refuse a write only as exception 2 or 4",
 )
-async def test_out_of_range_write_answers_illegal_data_value(start_server: ServerFactory) -> None:
+async def test_out_of_range_write_answers_illegal_data_value(
+    start_server: ServerFactory,
+) -> None:
     """A written value outside the map's min/max is exception 3 (illegal data value), not 4."""
     device = SimulatedDevice(seed=42)
     server = await start_server(device)

@@ -6,11 +6,11 @@ Runs on the pymodbus HA pins (3.8.3) and the newest release: scripts/test_old_py
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 import itertools
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -55,7 +55,13 @@ def tcp_config(
     port: int, kind: TransportKind = TransportKind.TCP, **kwargs: Any
 ) -> TransportConfig:
     """A loopback config with short timeouts."""
-    values: dict[str, Any] = {"kind": kind, "host": LOOPBACK, "port": port, **FAST, **kwargs}
+    values: dict[str, Any] = {
+        "kind": kind,
+        "host": LOOPBACK,
+        "port": port,
+        **FAST,
+        **kwargs,
+    }
     return TransportConfig(**values)
 
 
@@ -91,7 +97,9 @@ def test_pymodbus_transport_implements_protocol() -> None:
         (12, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
     ],
 )
-def test_classify_exception_code(code: int, write: bool, error: type, kind: ErrorKind) -> None:
+def test_classify_exception_code(
+    code: int, write: bool, error: type, kind: ErrorKind
+) -> None:
     err = classify_exception_code(code, 3, 40, write=write)
     assert type(err) is error
     assert err.kind is kind
@@ -155,7 +163,9 @@ async def test_priority_lock_cancelled_waiter_is_skipped() -> None:
 
 
 async def test_requests_the_protocol_cannot_carry_are_refused_before_sending() -> None:
-    transport = PymodbusTransport(tcp_config(1))  # nothing listens there: nothing is sent
+    transport = PymodbusTransport(
+        tcp_config(1)
+    )  # nothing listens there: nothing is sent
     with pytest.raises(ModbusError, match="1-125"):
         await transport.read(1, Table.HOLDING, 0, 126)
     with pytest.raises(ModbusError):
@@ -176,7 +186,9 @@ async def test_requests_the_protocol_cannot_carry_are_refused_before_sending() -
 
 
 @pytest.mark.parametrize("kind", [TransportKind.TCP, TransportKind.RTU_OVER_TCP])
-async def test_read_every_table(start_server: ServerFactory, kind: TransportKind) -> None:
+async def test_read_every_table(
+    start_server: ServerFactory, kind: TransportKind
+) -> None:
     framer = "rtu" if kind is TransportKind.RTU_OVER_TCP else "socket"
     server = await start_server(framer=framer)
     async with opened(tcp_config(server.port, kind)) as transport:
@@ -209,7 +221,9 @@ async def test_write_then_read_back(
 
 
 @pytest.mark.parametrize("kind", [TransportKind.TCP, TransportKind.RTU_OVER_TCP])
-async def test_illegal_address(start_server: ServerFactory, kind: TransportKind) -> None:
+async def test_illegal_address(
+    start_server: ServerFactory, kind: TransportKind
+) -> None:
     framer = "rtu" if kind is TransportKind.RTU_OVER_TCP else "socket"
     server = await start_server(framer=framer)
     async with opened(tcp_config(server.port, kind)) as transport:
@@ -239,7 +253,9 @@ async def test_unknown_unit_times_out(start_server: ServerFactory) -> None:
 
 async def test_connection_refused_then_backoff(unused_port: int) -> None:
     port = unused_port
-    async with opened(tcp_config(port, reconnect_min=0.3, reconnect_max=1.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=0.3, reconnect_max=1.0)
+    ) as transport:
         with pytest.raises(ModbusConnectionError):
             await transport.connect()
         assert not transport.connected
@@ -273,7 +289,9 @@ async def test_reconnect_after_server_restart(
         assert transport.backoff_remaining == 0
 
 
-async def test_close_after_cycle(start_server: ServerFactory, wait_until: WaitUntil) -> None:
+async def test_close_after_cycle(
+    start_server: ServerFactory, wait_until: WaitUntil
+) -> None:
     server = await start_server()
     async with opened(tcp_config(server.port, close_after_cycle=True)) as transport:
         for cycle in range(3):
@@ -323,10 +341,13 @@ async def test_write_jumps_the_queue_of_reads(
     async with opened(tcp_config(server.port, timeout=2.0)) as transport:
         await transport.connect()
         reads = [
-            asyncio.create_task(transport.read(1, Table.HOLDING, i % 10, 1)) for i in range(20)
+            asyncio.create_task(transport.read(1, Table.HOLDING, i % 10, 1))
+            for i in range(20)
         ]
         try:
-            assert await wait_until(lambda: len(server.requests) == 1)  # first read in flight
+            assert await wait_until(
+                lambda: len(server.requests) == 1
+            )  # first read in flight
             done_before = sum(task.done() for task in reads)
             assert done_before <= 1
             await transport.write_registers(1, 15, [4242])
@@ -386,7 +407,9 @@ class ScriptedServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
                 while True:
                     header = await reader.readexactly(7)
@@ -398,9 +421,13 @@ class ScriptedServer:
                     if isinstance(answer, tuple):
                         delay, answer = answer
                     if answer is not None:
-                        frame = struct.pack(">HHHB", tid, 0, len(answer) + 1, unit) + answer
+                        frame = (
+                            struct.pack(">HHHB", tid, 0, len(answer) + 1, unit) + answer
+                        )
                         if delay:
-                            asyncio.get_running_loop().call_later(delay, writer.write, frame)
+                            asyncio.get_running_loop().call_later(
+                                delay, writer.write, frame
+                            )
                         else:
                             writer.write(frame)
                             await writer.drain()
@@ -443,7 +470,9 @@ def registers_answer(pdu: bytes) -> bytes:
         (11, ModbusTimeout),
     ],
 )
-async def test_exception_codes_from_the_wire(code: int, error: type[ModbusError]) -> None:
+async def test_exception_codes_from_the_wire(
+    code: int, error: type[ModbusError]
+) -> None:
     async with (
         scripted(lambda n, fc, pdu: bytes([fc | 0x80, code])) as server,
         opened(tcp_config(server.port)) as transport,
@@ -495,7 +524,9 @@ async def test_late_answer_is_not_taken_for_the_next_request() -> None:
 async def test_connection_lost_mid_request() -> None:
     """The server closes the socket instead of answering: an error at once, then recovery."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await reader.read(100)
         writer.close()
 

@@ -8,11 +8,11 @@ that misbehave on purpose). Runs on pymodbus 3.8.3 too: scripts/test_old_pymodbu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import contextlib
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -53,7 +53,13 @@ def tcp_config(
     port: int, kind: TransportKind = TransportKind.TCP, **kwargs: Any
 ) -> TransportConfig:
     """A loopback config with short timeouts."""
-    values: dict[str, Any] = {"kind": kind, "host": LOOPBACK, "port": port, **FAST, **kwargs}
+    values: dict[str, Any] = {
+        "kind": kind,
+        "host": LOOPBACK,
+        "port": port,
+        **FAST,
+        **kwargs,
+    }
     return TransportConfig(**values)
 
 
@@ -98,8 +104,12 @@ class RawServer:
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
-        if self.rtu:  # requests of the functions used here: 3/4/5/6 are 8 bytes, 16 has a count
+    async def _read_request(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[int, int, bytes]:
+        if (
+            self.rtu
+        ):  # requests of the functions used here: 3/4/5/6 are 8 bytes, 16 has a count
             head = await reader.readexactly(2)
             if head[1] in (15, 16):
                 more = await reader.readexactly(5)
@@ -113,7 +123,9 @@ class RawServer:
         return unit, tid, await reader.readexactly(length - 1)
 
     async def start(self) -> int:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             self.accepted += 1
             self.open += 1
             self._writers.append(writer)
@@ -168,7 +180,9 @@ def read_answer_pdu(pdu: bytes, *, count_delta: int = 0) -> bytes:
     """The answer PDU of a register read: word = address + index (count may be off)."""
     address, count = struct.unpack(">HH", pdu[1:5])
     count += count_delta
-    return bytes([pdu[0], 2 * count]) + struct.pack(f">{count}H", *range(address, address + count))
+    return bytes([pdu[0], 2 * count]) + struct.pack(
+        f">{count}H", *range(address, address + count)
+    )
 
 
 def honest(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
@@ -188,7 +202,7 @@ def silent(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
 async def test_cancel_propagates_at_once_without_retry_and_closes_the_connection(
     wait_until: WaitUntil,
 ) -> None:
-    """pymodbus 3.9-3.15 turn a cancellation into an I/O error; it must stay a cancellation."""
+    """Pymodbus 3.9-3.15 turn a cancellation into an I/O error; it must stay a cancellation."""
     async with (
         raw_server(silent) as server,
         opened(tcp_config(server.port, timeout=2.0, retries=2)) as transport,
@@ -242,7 +256,9 @@ async def test_timeout_bounds_one_request_not_the_cycle() -> None:
 # --------------------------------------------------------------------------- 2 writes
 
 
-async def test_a_write_that_may_have_been_sent_is_never_retried(wait_until: WaitUntil) -> None:
+async def test_a_write_that_may_have_been_sent_is_never_retried(
+    wait_until: WaitUntil,
+) -> None:
     async with (
         raw_server(silent) as server,
         opened(tcp_config(server.port, retries=2)) as transport,
@@ -265,7 +281,9 @@ async def test_a_write_that_may_have_been_sent_is_never_retried(wait_until: Wait
 
 async def test_a_write_tries_one_connect_during_the_backoff(unused_port: int) -> None:
     port = unused_port
-    async with opened(tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)
+    ) as transport:
         with pytest.raises(ModbusConnectionError):
             await transport.read(1, Table.HOLDING, 0, 1)
         assert transport.backoff_remaining > 20
@@ -299,16 +317,28 @@ async def test_close_during_a_cycle_and_a_write_leaves_no_socket(
 ) -> None:
     server = await start_server(response_delay=0.2)
     transport = PymodbusTransport(tcp_config(server.port, timeout=2.0, retries=1))
-    reads = [asyncio.create_task(transport.read(1, Table.HOLDING, i, 1)) for i in range(5)]
-    assert await wait_until(lambda: transport.stats.bytes_sent > 0)  # the first read in flight
+    reads = [
+        asyncio.create_task(transport.read(1, Table.HOLDING, i, 1)) for i in range(5)
+    ]
+    assert await wait_until(
+        lambda: transport.stats.bytes_sent > 0
+    )  # the first read in flight
     write = asyncio.create_task(transport.write_registers(1, 10, [7]))
     await asyncio.sleep(0.01)
     await transport.close()
-    results = await asyncio.wait_for(asyncio.gather(*reads, write, return_exceptions=True), 3.0)
+    results = await asyncio.wait_for(
+        asyncio.gather(*reads, write, return_exceptions=True), 3.0
+    )
     assert all(isinstance(r, TransportClosed) for r in results), results
-    assert all(r.kind is ErrorKind.CONNECTION for r in results if isinstance(r, TransportClosed))
+    assert all(
+        r.kind is ErrorKind.CONNECTION
+        for r in results
+        if isinstance(r, TransportClosed)
+    )
     assert await wait_until(lambda: server.active_connections == 0)
-    await asyncio.sleep(0.3)  # anything that would reconnect has done so (and the server
+    await asyncio.sleep(
+        0.3
+    )  # anything that would reconnect has done so (and the server
     # has finished the abandoned request)
     assert server.active_connections == 0
     assert server.accepted_connections == 1
@@ -383,7 +413,11 @@ async def test_an_answer_for_someone_else_is_refused_and_the_connection_dropped(
     honest_now = False
 
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
-        return honest(unit, function, tid, pdu) if honest_now else reply(unit, function, tid, pdu)
+        return (
+            honest(unit, function, tid, pdu)
+            if honest_now
+            else reply(unit, function, tid, pdu)
+        )
 
     async with (
         raw_server(behaviour) as server,
@@ -418,7 +452,9 @@ async def test_rtu_over_tcp_answer_for_someone_else(lie: str, what: str) -> None
 
     async with (
         raw_server(behaviour, rtu=True) as server,
-        opened(tcp_config(server.port, TransportKind.RTU_OVER_TCP, timeout=1.0)) as transport,
+        opened(
+            tcp_config(server.port, TransportKind.RTU_OVER_TCP, timeout=1.0)
+        ) as transport,
     ):
         start = time.monotonic()
         with pytest.raises(ResponseMismatch, match=what):
@@ -471,9 +507,13 @@ async def test_probe_connects_without_a_request_and_ignores_the_backoff(
     unused_port: int,
 ) -> None:
     port = unused_port
-    async with opened(tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)
+    ) as transport:
         assert not await transport.probe()
-        assert not await transport.probe()  # tried again at once: the probe ignores backoff
+        assert (
+            not await transport.probe()
+        )  # tried again at once: the probe ignores backoff
         assert transport.stats.connect_failures == 2
         server = RawServer(honest)
         server.port = port
@@ -502,7 +542,9 @@ async def test_down_and_back_are_logged_once_each(
     port = unused_port
     transport_logger = "adaptive_modbus_engine.transport"
     caplog.set_level(logging.DEBUG, logger=transport_logger)
-    async with opened(tcp_config(port, reconnect_min=0.0, reconnect_max=0.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=0.0, reconnect_max=0.0)
+    ) as transport:
         for _ in range(3):
             assert not await transport.probe()
             with pytest.raises(ModbusConnectionError):
@@ -516,7 +558,11 @@ async def test_down_and_back_are_logged_once_each(
                 await transport.end_cycle()
         finally:
             await server.stop()
-    mine = [r for r in caplog.records if r.levelno >= logging.INFO and r.name == transport_logger]
+    mine = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.INFO and r.name == transport_logger
+    ]
     assert [r.levelno for r in mine] == [logging.WARNING, logging.INFO], mine
     assert f"{LOOPBACK}:{port}" in mine[0].getMessage()
     assert f"{LOOPBACK}:{port}" in mine[1].getMessage()
@@ -587,13 +633,19 @@ async def test_detect_framer_against_the_simulator(
     config = tcp_config(server.port, configured)
     assert await detect_framer(config, 1) is answering
     # an exception response proves the framing as well as data does
-    assert await detect_framer(config, 1, table=Table.HOLDING, address=19, count=5) is answering
+    assert (
+        await detect_framer(config, 1, table=Table.HOLDING, address=19, count=5)
+        is answering
+    )
     if answering is configured:
         await verify_framing(config, 1)
         return
     with pytest.raises(FramingMismatch) as info:
         await verify_framing(config, 1)
-    assert (info.value.configured, info.value.answering) == (configured.value, answering.value)
+    assert (info.value.configured, info.value.answering) == (
+        configured.value,
+        answering.value,
+    )
     assert info.value.kind is ErrorKind.CONNECTION
     assert str(server.port) in str(info.value)
     # the wrong framer alone gets no answer (what the user saw before: a timeout)
@@ -606,7 +658,9 @@ async def test_detect_framer_when_nothing_answers(unused_port: int) -> None:
     async with raw_server(silent) as server:
         assert await detect_framer(tcp_config(server.port), 1) is None
         assert server.accepted == 2  # both framings tried
-        await verify_framing(tcp_config(server.port), 1)  # silence is not a framing problem
+        await verify_framing(
+            tcp_config(server.port), 1
+        )  # silence is not a framing problem
     with pytest.raises(ModbusConnectionError):
         await detect_framer(tcp_config(unused_port), 1)
     with pytest.raises(ValueError, match="serial"):

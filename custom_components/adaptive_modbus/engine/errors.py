@@ -134,7 +134,8 @@ class TransportClosed(ModbusConnectionError):
 
 class ResponseMismatch(ModbusError):
     """An answer that is not for the request: wrong unit id, transaction id, function
-    code or count. The connection is dropped (the stream is out of step)."""
+    code or count. The connection is dropped (the stream is out of step).
+    """
 
     kind = ErrorKind.MISMATCH
 

@@ -18,9 +18,9 @@ a real device where that matters to a poller:
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+import time
 from typing import Final
 
 from ..errors import DeviceFailure, IllegalAddress, ModbusTimeout
@@ -70,12 +70,17 @@ class SimulatedDevice:
         self.unit_id = unit_id
         self.profile = demo_profile(unit_id)
         self.definitions: tuple[RegisterDefinition, ...] = self.profile.registers
-        self.registers: tuple[RegisterSpec, ...] = tuple(d.spec for d in self.definitions)
+        self.registers: tuple[RegisterSpec, ...] = tuple(
+            d.spec for d in self.definitions
+        )
         self._clock = clock
         self.start = clock() if start is None else start
-        self._by_key: dict[str, RegisterDefinition] = {d.key: d for d in self.definitions}
+        self._by_key: dict[str, RegisterDefinition] = {
+            d.key: d for d in self.definitions
+        }
         self._by_table: dict[Table, tuple[RegisterSpec, ...]] = {
-            table: tuple(s for s in self.registers if s.table is table) for table in Table
+            table: tuple(s for s in self.registers if s.table is table)
+            for table in Table
         }
         self._spaces: dict[Table, range] = {
             table: range(max((s.end for s in specs), default=0))
@@ -163,10 +168,14 @@ class SimulatedDevice:
                 unit_id=self.unit_id,
                 address=address,
             )
-        hole = next((a for a in sorted(HOLES[table]) if address <= a < address + count), None)
+        hole = next(
+            (a for a in sorted(HOLES[table]) if address <= a < address + count), None
+        )
         if hole is not None:
             raise IllegalAddress(
-                f"{table} address {hole} does not exist", unit_id=self.unit_id, address=hole
+                f"{table} address {hole} does not exist",
+                unit_id=self.unit_id,
+                address=hole,
             )
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
@@ -190,7 +199,9 @@ class SimulatedDevice:
             if spec.address == address and spec.writable:
                 return spec
         raise IllegalAddress(
-            f"{table} address {address} is not writable", unit_id=self.unit_id, address=address
+            f"{table} address {address} is not writable",
+            unit_id=self.unit_id,
+            address=address,
         )
 
     def _checked(self, spec: RegisterSpec, value: Value) -> Value:
@@ -211,7 +222,9 @@ class SimulatedDevice:
         entry = (self._clock(), value)
         bisect.insort_right(history, entry, key=lambda item: item[0])
 
-    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write whole writable holding registers starting at ``address``; all or nothing."""
         self._check_unit(unit_id)
         self._check_range(Table.HOLDING, address, len(values), MAX_WRITE_WORDS)

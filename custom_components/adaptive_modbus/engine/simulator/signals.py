@@ -22,12 +22,12 @@ monotonic for any ``t``, also when time goes backwards.
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+import hashlib
+import math
 from typing import Final
 
 from ..registers import Value
@@ -156,7 +156,9 @@ def envelope_integral(t: float) -> float:
 
 def unit_hash(seed: int, key: str, salt: str, index: int) -> float:
     """A reproducible pseudo-random number in [0, 1) for ``(seed, key, salt, index)``."""
-    digest = hashlib.blake2b(f"{seed}|{key}|{salt}|{index}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(
+        f"{seed}|{key}|{salt}|{index}".encode(), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") / 2.0**64
 
 
@@ -199,16 +201,22 @@ class Analog:
     def smooth(self, seed: int, key: str, t: float) -> float:
         """The noise-free part of the signal."""
         total = self.base + self.incident_gain * envelope(t)
-        for wave, phi in zip(self.waves, _wave_phases(seed, key, len(self.waves)), strict=True):
+        for wave, phi in zip(
+            self.waves, _wave_phases(seed, key, len(self.waves)), strict=True
+        ):
             total += wave.amplitude * math.sin(2.0 * math.pi * t / wave.period + phi)
         return total
 
     def integral(self, seed: int, key: str, t: float) -> float:
         """Integral of :meth:`smooth` from 0 to ``t`` (closed form)."""
         total = self.base * t + self.incident_gain * envelope_integral(t)
-        for wave, phi in zip(self.waves, _wave_phases(seed, key, len(self.waves)), strict=True):
+        for wave, phi in zip(
+            self.waves, _wave_phases(seed, key, len(self.waves)), strict=True
+        ):
             omega = 2.0 * math.pi / wave.period
-            total += wave.amplitude / omega * (math.cos(phi) - math.cos(omega * t + phi))
+            total += (
+                wave.amplitude / omega * (math.cos(phi) - math.cos(omega * t + phi))
+            )
         return total
 
     def noise_amplitude(self, t: float) -> float:
@@ -218,7 +226,9 @@ class Analog:
     def value(self, seed: int, key: str, t: float) -> Value:
         """Signal value at ``t``."""
         step = math.floor(t / self.noise_step)
-        return self.smooth(seed, key, t) + self.noise_amplitude(t) * unit_noise(seed, key, step)
+        return self.smooth(seed, key, t) + self.noise_amplitude(t) * unit_noise(
+            seed, key, step
+        )
 
 
 @dataclass(frozen=True, slots=True)
