@@ -22,7 +22,7 @@ AMBER = (255, 196, 0, 255)
 
 
 def draw(size: int) -> Image.Image:
-    """The icon at ``size`` x ``size`` pixels (drawn on a 256 grid)."""
+    """Draw the icon at ``size`` x ``size`` pixels (on a 256 grid)."""
     s = size / 256
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)

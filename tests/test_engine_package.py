@@ -43,14 +43,18 @@ def _engine_modules() -> list[str]:
 
 
 def test_import_name_is_this_checkouts_engine_folder() -> None:
-    """The editable install points at this repository's engine folder (a venv shared
-    with another checkout would test that checkout's code: run scripts/setup).
+    """Test that the editable install points at this repository's engine folder.
+
+    A venv shared with another checkout would test that checkout's code: run
+    scripts/setup.
     """
     assert Path(adaptive_modbus_engine.__file__).resolve().parent == ENGINE.resolve()
 
 
 def test_importing_the_engine_imports_nothing_of_home_assistant(tmp_path: Path) -> None:
-    """A fresh interpreter imports every engine module and not one HA module (nor the
+    """Test that importing the engine imports nothing of Home Assistant.
+
+    A fresh interpreter imports every engine module and not one HA module (nor the
     integration's package, whose ``__init__`` imports HA).
     """
     code = (
@@ -110,8 +114,10 @@ def _third_party_imports() -> set[str]:
 
 
 def test_declared_dependencies_are_what_the_engine_imports() -> None:
-    """Every third-party import is declared, nothing more; the integration's manifest
-    asks for the same pymodbus and pyserial ranges (HA itself ships PyYAML).
+    """Test that the declared dependencies are exactly what the engine imports.
+
+    The integration's manifest asks for the same pymodbus and pyserial ranges
+    (HA itself ships PyYAML).
     """
     imported = _third_party_imports()
     assert imported <= set(DISTRIBUTIONS), (

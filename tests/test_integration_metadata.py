@@ -41,6 +41,7 @@ HACS_KEYS = {
 
 
 def test_manifest_keys_and_values() -> None:
+    """Test the manifest's keys and values."""
     assert MANIFEST["domain"] == INTEGRATION.name
     assert MANIFEST["name"] == "Adaptive Modbus"
     assert MANIFEST["config_flow"] is True
@@ -62,6 +63,7 @@ def test_manifest_keys_and_values() -> None:
 
 @pytest.mark.parametrize("version", ["3.8.3", "3.11.2", "3.13.1", "3.16.1"])
 def test_pymodbus_requirement_admits_supported_range(version: str) -> None:
+    """Test that the pymodbus requirement admits every supported version."""
     requirements = {
         Requirement(r).name: Requirement(r) for r in MANIFEST["requirements"]
     }
@@ -70,6 +72,7 @@ def test_pymodbus_requirement_admits_supported_range(version: str) -> None:
 
 
 def test_hacs_json() -> None:
+    """Test that hacs.json holds only known keys, the name and HA 2025.4 or newer."""
     hacs = json.loads((ROOT / "hacs.json").read_text())
     assert set(hacs) <= HACS_KEYS
     assert hacs["name"] == MANIFEST["name"]
@@ -78,6 +81,7 @@ def test_hacs_json() -> None:
 
 
 def test_translations_match_strings() -> None:
+    """Test that the English translations equal strings.json."""
     english = json.loads((INTEGRATION / "translations" / "en.json").read_text())
     assert english == STRINGS
 
@@ -93,6 +97,7 @@ def _leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
 
 
 def test_strings_are_non_empty_and_placeholders_are_well_formed() -> None:
+    """Test that strings are non-empty and their placeholders well formed."""
     for path, text in _leaves(STRINGS):
         assert isinstance(text, str) and text.strip(), path
         assert text.count("{") == text.count("}"), path
@@ -116,6 +121,7 @@ def _literal_keywords(name: str) -> set[str]:
 
 
 def test_exception_translation_keys_exist() -> None:
+    """Test that every translation key used in code exists in strings.json."""
     exceptions = STRINGS.get("exceptions", {})
     entity_keys = {
         k for platform in STRINGS.get("entity", {}).values() for k in platform
@@ -134,6 +140,7 @@ def test_exception_translation_keys_exist() -> None:
 
 
 def test_icons_refer_to_translated_entities() -> None:
+    """Test that icons refer to translated entities and services have strings."""
     icons = json.loads((INTEGRATION / "icons.json").read_text())
     for platform, entries in icons.get("entity", {}).items():
         for key, icon in entries.items():
@@ -142,9 +149,8 @@ def test_icons_refer_to_translated_entities() -> None:
             )
             assert icon["default"].startswith("mdi:")
     services = INTEGRATION / "services.yaml"
-    if (
-        services.exists()
-    ):  # every service needs strings (and an icon) like core integrations
+    # every service needs strings (and an icon) like core integrations
+    if services.exists():
         for service in yaml.safe_load(services.read_text()) or {}:
             assert service in STRINGS["services"]
             assert service in icons["services"]
@@ -161,6 +167,7 @@ def test_no_forbidden_ha_patterns() -> None:
 
 
 def test_engine_imports_nothing_from_home_assistant() -> None:
+    """Test that no engine module imports Home Assistant."""
     engine = INTEGRATION / "engine"
     for path in engine.rglob("*.py"):
         depth = len(path.relative_to(engine).parts) - 1  # packages below engine/

@@ -208,7 +208,7 @@ async def _async_first_refresh(
 
 
 def _ignore_late_failure(task: asyncio.Task[None]) -> None:
-    """A first cycle that goes on after setup may still fail: the coordinator saw it."""
+    """Retrieve the failure of a first cycle that outlived setup (the coordinator logged it)."""
     if not task.cancelled() and task.exception() is not None:
         _LOGGER.debug("First cycle failed after setup: %s", task.exception())
 
@@ -218,7 +218,7 @@ def _apply_registry_enabled(
     entry: AdaptiveModbusConfigEntry,
     coordinator: AdaptiveModbusCoordinator,
 ) -> None:
-    """Registers of disabled entities (or disabled-by-default new ones) leave the plan."""
+    """Take registers of disabled entities (or disabled-by-default new ones) out of the plan."""
     ent_reg = er.async_get(hass)
     for uid, (unit_id, definition) in coordinator.hub.definitions.items():
         unique_id = register_unique_id(entry.entry_id, unit_id, definition.key)
@@ -312,5 +312,5 @@ async def async_migrate_entry(
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: AdaptiveModbusConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """The user may delete a unit device that no device subentry configures any more."""
+    """Allow deleting a unit device only when no device subentry configures it any more."""
     return can_remove_device(entry, device)

@@ -156,7 +156,7 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
-        """The options flow (polling tuning)."""
+        """Return the options flow (polling tuning)."""
         return AdaptiveModbusOptionsFlow()
 
     @classmethod
@@ -241,7 +241,7 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
     async def async_step_serial(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Serial RTU: port and line settings."""
+        """Ask for a serial RTU port and its line settings."""
         error: FlowError | None = None
         if user_input is not None:
             data, error = serial_data(user_input)
@@ -256,7 +256,7 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
     async def async_step_demo(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The built-in simulated device: only a seed to choose."""
+        """Set up the built-in simulated device: only a seed to choose."""
         if user_input is None:
             return self.async_show_form(
                 step_id=CONNECTION_DEMO, data_schema=DEMO_SCHEMA
@@ -320,7 +320,7 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
     async def async_step_custom_map(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The YAML register map of a custom device."""
+        """Ask for the YAML register map of a custom device."""
         error: FlowError | None = None
         device = self._pending
         if user_input is not None:
@@ -464,7 +464,7 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
         error: FlowError | None,
         extra: Mapping[str, str] | None = None,
     ) -> ConfigFlowResult:
-        """A form, refilled with what the user typed, with its error if any."""
+        """Show a form, refilled with what the user typed, with its error if any."""
         return show_form(self, step_id, schema, suggested, error, extra=extra)
 
 

@@ -61,7 +61,7 @@ STATE_WRITES_KEY = "state_writes_per_minute"
 
 
 def connection_stats(snapshot: EngineSnapshot) -> dict[str, float]:
-    """The connection diagnostic figures, rounded (so noise does not write state)."""
+    """Return the connection diagnostic figures, rounded (noise must not write state)."""
     stats: dict[str, float] = {}
     for key, (attr, scale, decimals) in STAT_SOURCES.items():
         value = float(getattr(snapshot, attr)) * scale
@@ -82,6 +82,7 @@ class StateWriteCounter:
     """Counts entity state writes over a sliding window (per minute)."""
 
     def __init__(self, window: float = WRITE_RATE_WINDOW) -> None:
+        """Count writes over the last ``window`` seconds."""
         self.window = window
         self.total = 0
         self._times: deque[float] = deque()
@@ -100,7 +101,7 @@ class StateWriteCounter:
             self._times.popleft()
 
     def per_minute(self, now: float) -> float:
-        """Writes per minute over the window (or since the first write, if shorter)."""
+        """Return writes per minute over the window (or since the first write, if shorter)."""
         self._trim(now)
         if self._started is None:
             return 0.0
@@ -273,8 +274,10 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         return self._build_data()
 
     def _count_silent_cycles(self, errors: Iterable[Any]) -> set[int]:
-        """Per unit: cycles in a row it was asked and did not answer. Returns the
-        units that answered in this cycle (a read, or an exception response).
+        """Count, per unit, the cycles in a row it was asked and did not answer.
+
+        Returns the units that answered in this cycle (a read, or an exception
+        response).
         """
         errors = list(errors)
         answered: set[int] = set()
@@ -420,7 +423,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     @callback
     def async_reschedule(self) -> None:
-        """The plan changed (write, enable/disable): wake at the new due time.
+        """Wake at the new due time after the plan changed (write, enable/disable).
 
         While a cycle runs nothing is set: the cycle sets the wake-up when it ends.
         """
@@ -461,7 +464,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     @callback
     def count_state_write(self) -> None:
-        """An entity wrote its state (for the writes-per-minute figure)."""
+        """Count one state write of an entity (for the writes-per-minute figure)."""
         self.state_writes.add(self.clock())
 
 
@@ -469,7 +472,7 @@ _SILENT_KINDS = (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
 
 
 def write_error_key(err: Exception) -> str:
-    """Translation key of a failed write: failed, or written but unconfirmed."""
+    """Return the translation key of a failed write: failed, or written but unconfirmed."""
     if isinstance(err, WriteUnconfirmed):  # written; the read-back failed
         return "write_unconfirmed"
     return "write_failed"

@@ -52,7 +52,7 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
         self._profiles: list[ProfileInfo] | None = None
 
     def _editing(self) -> Any:
-        """The subentry being edited, or None when adding."""
+        """Return the subentry being edited, or None when adding."""
         return (
             self._get_reconfigure_subentry()
             if self.source == SOURCE_RECONFIGURE
@@ -60,7 +60,7 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
         )
 
     def _live_transport(self) -> PymodbusTransport | None:
-        """The loaded entry's own connection (a second one may be refused)."""
+        """Return the loaded entry's own connection (a second one may be refused)."""
         entry = self._get_entry()
         if entry.state is not ConfigEntryState.LOADED:
             return None
@@ -131,7 +131,7 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
     async def async_step_custom_map(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """The device's YAML register map (an edited device shows its map as it is)."""
+        """Ask for the device's YAML register map (an edited device shows its map as it is)."""
         entry = self._get_entry()
         device = self._pending
         error: FlowError | None = None

@@ -24,7 +24,7 @@ SHORTEST_SECRET = 3  # shorter strings would redact unrelated text
 
 
 def _private_registers(hub: Hub) -> set[str]:
-    """Registers whose values identify a device: text registers and serial numbers."""
+    """Return registers whose values identify a device: text registers, serial numbers."""
     return {
         uid
         for uid, (_, definition) in hub.definitions.items()
@@ -34,7 +34,7 @@ def _private_registers(hub: Hub) -> set[str]:
 
 
 def redact_strings(data: Any, secrets: Iterable[str]) -> Any:
-    """``data`` with every occurrence of a secret in any string (key or value) redacted."""
+    """Return ``data`` with every secret redacted from every string, key or value."""
     ordered = sorted(
         {s for s in secrets if len(s) >= SHORTEST_SECRET}, key=len, reverse=True
     )

@@ -121,6 +121,7 @@ def number_selector(
     step: float | Literal["any"] = 1,
     unit: str | None = None,
 ) -> NumberSelector:
+    """Build a number box selector, optionally bounded and stepped."""
     config = NumberSelectorConfig(mode=_BOX, step=step)
     if minimum is not None:
         config["min"] = minimum
@@ -137,6 +138,7 @@ def select_selector(
     translation_key: str | None = None,
     custom_value: bool = False,
 ) -> SelectSelector:
+    """Build a dropdown selector of ``options``, translated when a key is given."""
     config = SelectSelectorConfig(
         options=options, mode=SelectSelectorMode.DROPDOWN, custom_value=custom_value
     )
@@ -179,23 +181,23 @@ def whole_number(value: Any) -> int | None:
 
 
 def parse_port(value: Any) -> int | None:
-    """A TCP port 1-65535, or None."""
+    """Return the TCP port 1-65535 typed, or None."""
     port = whole_number(value)
     return port if port is not None and 1 <= port <= 65535 else None
 
 
 def unit_range(connection: str) -> tuple[int, int]:
-    """Unit ids a connection can address: 0-255 on Modbus TCP, 1-247 on an RTU line."""
+    """Return the unit ids a connection can address (0-255 on TCP, 1-247 on RTU)."""
     return unit_id_range(_framing(connection))
 
 
 def _framing(connection: str) -> str:
-    """The engine's framing name of a connection (the demo device speaks Modbus TCP)."""
+    """Return the engine's framing name of a connection (the demo speaks Modbus TCP)."""
     return CONNECTION_TCP if connection == CONNECTION_DEMO else connection
 
 
 def parse_unit_id(value: Any, connection: str = CONNECTION_TCP) -> int | None:
-    """A Modbus unit id the connection can address, or None."""
+    """Return the Modbus unit id typed if the connection can address it, else None."""
     unit = whole_number(value)
     low, high = unit_range(connection)
     return unit if unit is not None and low <= unit <= high else None
@@ -204,7 +206,7 @@ def parse_unit_id(value: Any, connection: str = CONNECTION_TCP) -> int | None:
 def check_unit(
     value: Any, connection: str, taken: set[int]
 ) -> tuple[int, FlowError | None]:
-    """The unit id typed for a device, or the error saying why it cannot be used.
+    """Return the unit id typed for a device, or the error saying why it cannot be used.
 
     Unit 0 is the broadcast address on an RTU line: no device answers a read to it.
     """
@@ -222,7 +224,7 @@ def check_unit(
 
 
 def unique_id_for(data: Mapping[str, Any]) -> str:
-    """The entry's unique id: one entry per endpoint."""
+    """Return the entry's unique id: one entry per endpoint."""
     connection = data[CONF_CONNECTION]
     if connection == CONNECTION_DEMO:
         return f"demo:{data.get(CONF_SEED, DEFAULT_SEED)}"
@@ -232,7 +234,7 @@ def unique_id_for(data: Mapping[str, Any]) -> str:
 
 
 def title_for(data: Mapping[str, Any]) -> str:
-    """The entry title: the endpoint (not translated: it is an address)."""
+    """Return the entry title: the endpoint (not translated: it is an address)."""
     connection = data[CONF_CONNECTION]
     if connection == CONNECTION_DEMO:
         seed = data.get(CONF_SEED, DEFAULT_SEED)
@@ -243,7 +245,7 @@ def title_for(data: Mapping[str, Any]) -> str:
 
 
 def transport_config(data: Mapping[str, Any], timeout: float) -> TransportConfig:
-    """A one-shot transport config for validation (the entry's settings, no retries)."""
+    """Return a one-shot transport config for validation (entry settings, no retries)."""
     return replace(transport_from_entry(data, {CONF_TIMEOUT: timeout}), retries=0)
 
 
@@ -274,7 +276,7 @@ def same_serial_port(port: str, other: str) -> bool:
 
 
 def yaml_column(text: str) -> int | None:
-    """The 1-based column of ``text``'s YAML syntax error, if it has one."""
+    """Return the 1-based column of ``text``'s YAML syntax error, if it has one."""
     try:
         yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
@@ -300,8 +302,10 @@ def _short(message: str) -> str:
 
 
 def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
-    """Parse a custom map for the flow: its profile, or the error naming line and
-    field (line and column for YAML syntax). Blocking (CPU): run in an executor.
+    """Parse a custom map for the flow: its profile, or the error naming the line.
+
+    The error names line and field (line and column for YAML syntax). Blocking
+    (CPU): run it in an executor.
     """
     if len(text) > MAX_MAP_CHARS:
         size = f"{len(text):,} characters, at most {MAX_MAP_CHARS:,}"
@@ -340,8 +344,9 @@ def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
 
 
 def _map_max_registers(text: str) -> Any:
-    """The map's top-level ``max_registers`` as written (parsed again: the profile
-    keeps only whole numbers).
+    """Return the map's top-level ``max_registers`` as written.
+
+    The text is parsed again: the profile keeps only whole numbers.
     """
     try:
         data = yaml.safe_load(text)
@@ -351,7 +356,7 @@ def _map_max_registers(text: str) -> Any:
 
 
 def detect_serial_ports() -> list[SelectOptionDict]:
-    """Serial ports found on this machine. Blocking (scans /sys or the registry)."""
+    """List the serial ports of this machine. Blocking (scans /sys or the registry)."""
     try:
         from serial.tools import list_ports  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
     except ImportError:
@@ -378,7 +383,7 @@ _KINDS: Final = {
 
 
 def probe_flow_error(result: ProbeResult) -> FlowError | None:
-    """The form error of a probe's outcome (None when the read worked)."""
+    """Return the form error of a probe's outcome (None when the read worked)."""
     values = {
         "unit": str(result.unit_id),
         "register": str(result.address),
@@ -481,7 +486,7 @@ def network_schema() -> vol.Schema:
 
 
 def serial_schema(ports: list[SelectOptionDict]) -> vol.Schema:
-    """Serial line settings; detected ports offered, any path accepted."""
+    """Build the serial line form: detected ports offered, any path accepted."""
     return vol.Schema(
         {
             vol.Required(CONF_SERIAL_PORT): select_selector(ports, custom_value=True),
@@ -498,7 +503,7 @@ def serial_schema(ports: list[SelectOptionDict]) -> vol.Schema:
 
 
 def profiles_for(connection: str, profiles: list[ProfileInfo]) -> list[ProfileInfo]:
-    """The profiles a connection offers: the demo profile only on the demo connection."""
+    """Return the profiles a connection offers (the demo profile only on the demo)."""
     if connection == CONNECTION_DEMO:
         return profiles
     return [info for info in profiles if info.profile_id != PROFILE_DEMO]
@@ -581,8 +586,9 @@ class DeviceChecks:
         unit_answered: bool = False,
         live: PymodbusTransport | None = None,
     ) -> tuple[Profile | None, FlowError | None]:
-        """Parse a custom map (executor, never in the event loop), then read its first
-        register; nothing is sent for a map that does not parse.
+        """Parse a custom map in the executor, then read its first register.
+
+        Nothing is sent for a map that does not parse.
         """
         parsed = await self.hass.async_add_executor_job(parse_custom_map, text, unit_id)
         if isinstance(parsed, FlowError):
@@ -600,20 +606,21 @@ def default_device_name(
     taken: set[str],
     map_name: str | None,
 ) -> str:
-    """A device's name when none was typed: the map's or profile's, unique on the entry."""
+    """Name a device when none was typed: the map's or profile's, unique on the entry."""
     names = {info.profile_id: info.name for info in profiles}
     base = map_name or names.get(device[CONF_PROFILE], str(device[CONF_PROFILE]))
     return base if base not in taken else f"{base} {device[CONF_UNIT_ID]}"
 
 
 def custom_map_name(profile: Profile | None) -> str | None:
-    """The device name a custom map gives itself (``name:``), if any."""
+    """Return the device name a custom map gives itself (``name:``), if any."""
     if profile is None or profile.name in (PROFILE_CUSTOM, ""):
         return None
     return profile.name
 
 
 def next_free_unit(connection: str, used: set[int]) -> int:
+    """Return the first unit id the connection can address that ``used`` lacks."""
     low, high = unit_range(connection)
     unit = max(DEFAULT_UNIT_ID, low)
     while unit in used and unit < high:
@@ -630,7 +637,7 @@ def show_form[R: FlowResult[Any, Any]](
     *,
     extra: Mapping[str, str] | None = None,
 ) -> R:
-    """A form, refilled with what the user typed, with its error if any."""
+    """Show a form, refilled with what the user typed, with its error if any."""
     values = placeholders(extra)
     errors: dict[str, str] = {}
     if error is not None:
@@ -648,7 +655,7 @@ def show_form[R: FlowResult[Any, Any]](
 async def async_serial_port_owner(
     hass: HomeAssistant, port: str, exclude_entry_id: str | None = None
 ) -> ConfigEntry | None:
-    """The entry that already uses serial port ``port`` (any path to the same device)."""
+    """Return the entry that already uses serial port ``port`` (any path to it)."""
     for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False):
         if (
             entry.entry_id == exclude_entry_id
@@ -662,6 +669,7 @@ async def async_serial_port_owner(
 
 
 def serial_in_use_error(port: str, owner: ConfigEntry) -> FlowError:
+    """Return the error naming the entry that already uses serial port ``port``."""
     return FlowError(
         "serial_port_in_use",
         CONF_SERIAL_PORT,
@@ -670,7 +678,7 @@ def serial_in_use_error(port: str, owner: ConfigEntry) -> FlowError:
 
 
 def device_subentry(device: Mapping[str, Any]) -> ConfigSubentryData:
-    """The config subentry of one device; its unique id is the unit id."""
+    """Build the config subentry of one device; its unique id is the unit id."""
     return ConfigSubentryData(
         data=subentry_data(device),
         subentry_type=SUBENTRY_DEVICE,
@@ -682,6 +690,7 @@ def device_subentry(device: Mapping[str, Any]) -> ConfigSubentryData:
 def network_data(
     user_input: Mapping[str, Any],
 ) -> tuple[dict[str, Any] | None, FlowError | None]:
+    """Check host and port typed for a network connection: entry data or the error."""
     host = str(user_input.get(CONF_HOST) or "").strip()
     if not host or any(char.isspace() for char in host):
         return None, FlowError("invalid_host", CONF_HOST)
@@ -694,6 +703,7 @@ def network_data(
 def serial_data(
     user_input: Mapping[str, Any],
 ) -> tuple[dict[str, Any] | None, FlowError | None]:
+    """Check the serial port and line settings typed: entry data or the error."""
     port = str(user_input.get(CONF_SERIAL_PORT) or "").strip()
     if not port:
         return None, FlowError(

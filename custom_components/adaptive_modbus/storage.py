@@ -44,6 +44,7 @@ class LearnedStateStore:
     """
 
     def __init__(self, hass: HomeAssistant, entry_id: str, engine: PollEngine) -> None:
+        """Keep ``engine``'s learned state in the store of ``entry_id``."""
         self._hass = hass
         self._entry_id = entry_id
         self.engine = engine

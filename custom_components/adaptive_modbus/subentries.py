@@ -33,17 +33,17 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def device_title(device: Mapping[str, Any]) -> str:
-    """A device subentry's title: its name, else its unit."""
+    """Return a device subentry's title: its name, else its unit."""
     return str(device.get(CONF_NAME) or f"Unit {device[CONF_UNIT_ID]}")
 
 
 def subentry_data(device: Mapping[str, Any]) -> dict[str, Any]:
-    """What a device subentry stores (flow-only and hub-only keys left out)."""
+    """Return what a device subentry stores (flow-only and hub-only keys left out)."""
     return {key: value for key, value in device.items() if key != CONF_SUBENTRY_ID}
 
 
 def _unit_of(entry_id: str, identifier: tuple[str, str]) -> int | None:
-    """The unit id of one of our unit device identifiers, None for others (the hub)."""
+    """Return the unit id of one of our unit device identifiers, None for the hub."""
     domain, value = identifier
     prefix = f"{entry_id}_"
     if domain != DOMAIN or not value.startswith(prefix):
@@ -53,7 +53,7 @@ def _unit_of(entry_id: str, identifier: tuple[str, str]) -> int | None:
 
 
 def configured_units(entry: ConfigEntry) -> set[int]:
-    """Unit ids the entry has a device for."""
+    """Return the unit ids the entry has a device for."""
     return {int(device[CONF_UNIT_ID]) for device in entry_devices(entry)}
 
 
@@ -115,8 +115,9 @@ def can_remove_device(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
 def async_move_unit(
     hass: HomeAssistant, entry: ConfigEntry, old_unit: int, new_unit: int
 ) -> None:
-    """A device's unit id changed: move its device identifier and entity unique ids,
-    so entity ids, names and customisations stay.
+    """Move a device's identifier and entity unique ids to its new unit id.
+
+    Entity ids, names and customisations stay.
     """
     if old_unit == new_unit:
         return
@@ -142,8 +143,10 @@ def async_move_unit(
 def async_remove_stale_entities(
     hass: HomeAssistant, entry: ConfigEntry, units: list[UnitInfo]
 ) -> int:
-    """Remove register entities of configured units whose register left the map
-    (a device switched to another profile or map). Returns how many went.
+    """Remove entities of configured units whose register left the map.
+
+    That happens when a device switched to another profile or map. Returns how
+    many went.
     """
     ent_reg = er.async_get(hass)
     keep = {
@@ -163,9 +166,10 @@ def async_remove_stale_entities(
 def devices_update_listener(
     entry: ConfigEntry,
 ) -> Callable[[HomeAssistant, ConfigEntry], Coroutine[Any, Any, None]]:
-    """An update listener: when devices were added, edited or removed, drop the
-    removed units' devices and reload (learned state of the others is saved on
-    unload and restored on setup).
+    """Drop removed units' devices and reload when devices changed.
+
+    An update listener, for devices added, edited or removed; the learned state
+    of the others is saved on unload and restored on setup.
     """
     at_setup = entry_devices(entry)
 

@@ -37,6 +37,7 @@ class StaticDevice:
     def __init__(
         self, unit_id: int = 1, size: int = 20, holes: Sequence[int] = (7,)
     ) -> None:
+        """Fill the tables of ``unit_id`` with ``size`` known values."""
         self.unit_id = unit_id
         self.size = size
         self.holes = frozenset(holes)
@@ -62,7 +63,7 @@ class StaticDevice:
             )
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
-        """Stored values."""
+        """Return the stored values."""
         self._check(unit_id, table, address, count)
         return self.tables[table][address : address + count]
 
@@ -80,7 +81,7 @@ class StaticDevice:
 
 
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
+    """Return a loopback TCP port that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
@@ -102,19 +103,19 @@ WaitUntil = Callable[..., Awaitable[bool]]
 
 @pytest.fixture(name="static_device")
 def static_device_fixture() -> type[StaticDevice]:
-    """The :class:`StaticDevice` class (test modules cannot import conftest)."""
+    """Provide the :class:`StaticDevice` class to test modules."""
     return StaticDevice
 
 
 @pytest.fixture(name="wait_until")
 def wait_until_fixture() -> WaitUntil:
-    """The :func:`wait_until` helper."""
+    """Provide the :func:`wait_until` helper."""
     return wait_until
 
 
 @pytest.fixture
 def unused_port() -> int:
-    """A loopback TCP port nobody listens on."""
+    """Provide a loopback TCP port nobody listens on."""
     return free_port()
 
 
@@ -143,6 +144,7 @@ class SilentServer:
     """A TCP server that accepts connections and never answers."""
 
     def __init__(self) -> None:
+        """Prepare a server that accepts connections and never answers."""
         self.accepted = 0
         self.received = 0
         self._server: asyncio.Server | None = None
@@ -150,6 +152,8 @@ class SilentServer:
         self.port = 0
 
     async def start(self) -> int:
+        """Listen on a free loopback port and return it."""
+
         async def handle(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         ) -> None:
@@ -164,6 +168,7 @@ class SilentServer:
         return self.port
 
     async def stop(self) -> None:
+        """Close every connection and the server."""
         for writer in self._writers:
             writer.close()
         if self._server is not None:
@@ -173,7 +178,7 @@ class SilentServer:
 
 @pytest.fixture
 async def silent_server() -> AsyncIterator[SilentServer]:
-    """A started :class:`SilentServer`."""
+    """Provide a started :class:`SilentServer`."""
     server = SilentServer()
     await server.start()
     yield server

@@ -40,7 +40,7 @@ pytestmark = [
 
 
 def config(port: int, kind: TransportKind = TransportKind.TCP) -> TransportConfig:
-    """A one-shot loopback config with short timeouts."""
+    """Return a one-shot loopback config with short timeouts."""
     return TransportConfig(kind=kind, host=LOOPBACK, port=port, timeout=0.3, retries=0)
 
 
@@ -60,7 +60,9 @@ async def test_ok_and_illegal_address(start_server: Any) -> None:
 async def test_missing_unit_on_tcp_is_told_from_silence(
     start_server: Any, silent_server: SilentServer
 ) -> None:
-    """Unit 5 missing where unit 1 answers: no answer from that unit; a server that
+    """Test that a missing unit is told apart from a silent server.
+
+    Unit 5 missing where unit 1 answers: no answer from that unit; a server that
     answers nothing at all: timeout.
     """
     server = await start_server(host=LOOPBACK, port=0)
@@ -97,9 +99,8 @@ async def test_live_transport_is_used_and_left_open(start_server: Any) -> None:
     live = PymodbusTransport(config(server.port))
     await live.connect()
     try:
-        result = await probe_unit(
-            config(1), 1, Table.HOLDING, 0, 1, live=live
-        )  # port 1: unused
+        # port 1: unused
+        result = await probe_unit(config(1), 1, Table.HOLDING, 0, 1, live=live)
         assert result.ok
         assert live.connected
         server.requests.clear()

@@ -35,7 +35,7 @@ def spec(
     table: Table = Table.HOLDING,
     bit: int | None = None,
 ) -> RegisterSpec:
-    """A spec of ``size`` registers (bits for bit tables) at ``address``."""
+    """Return a spec of ``size`` registers (bits for bit tables) at ``address``."""
     if table.is_bit:
         assert size == 1
         return RegisterSpec(key, unit, table, address, DataType.BOOL)
@@ -338,7 +338,7 @@ def quadratic_reference(
     overhead: float,
     per: float,
 ) -> float:
-    """The textbook O(n^2) DP over proper intervals, without the sliding window."""
+    """Return the cost of the textbook O(n^2) DP (no sliding window)."""
     best = [0.0] + [math.inf] * len(intervals)
     for j, (_, end) in enumerate(intervals):
         for i in range(j + 1):

@@ -51,6 +51,7 @@ registers:
 
 
 def test_parse_good_map() -> None:
+    """Test that a valid map parses into the specs it describes."""
     regs = parse_register_map(GOOD, unit_id=7)
     assert [r.key for r in regs] == ["grid_power", "pump", "setpoint"]
     power, pump, setpoint = regs
@@ -62,6 +63,7 @@ def test_parse_good_map() -> None:
 
 
 def test_bare_list_is_accepted() -> None:
+    """Test that a bare list of registers is accepted as a map."""
     regs = parse_register_map("- name: A\n  table: holding\n  address: 1\n", unit_id=1)
     assert regs[0].spec.address == 1
 
@@ -107,6 +109,7 @@ def test_bare_list_is_accepted() -> None:
     ],
 )
 def test_errors_name_field_and_line(text: str, field: str, line: int) -> None:
+    """Test that a map error names the field and the line."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(text, unit_id=1)
     assert err.value.field == field
@@ -115,12 +118,14 @@ def test_errors_name_field_and_line(text: str, field: str, line: int) -> None:
 
 
 def test_invalid_yaml_reports_line() -> None:
+    """Test that a YAML syntax error reports its line."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map("registers:\n  - name: A\n   table: [\n", unit_id=1)
     assert err.value.line is not None
 
 
 def test_profiles_ship_and_load() -> None:
+    """Test that the shipped profiles are found and load."""
     assert "demo" in available_profiles()
     profile = load_profile("demo", unit_id=1)
     assert profile.registers and profile.name
@@ -129,12 +134,14 @@ def test_profiles_ship_and_load() -> None:
 
 
 def test_parse_profile_metadata() -> None:
+    """Test that a profile keeps its name, manufacturer and read limit."""
     profile = parse_profile("test", GOOD, unit_id=2)
     assert profile.name == "Test meter" and profile.manufacturer == "ACME"
     assert profile.max_registers == 40 and len(profile.registers) == 3
 
 
 def test_slugify() -> None:
+    """Test that names become lower-case keys without punctuation."""
     assert slugify("Outdoor temp. (°C)") == "outdoor_temp_c"
 
 
@@ -147,6 +154,7 @@ def reg(
 
 
 def map_of(*entries: str) -> str:
+    """Return a map text holding ``entries``."""
     return "registers:\n" + "".join(entries)
 
 
@@ -184,6 +192,7 @@ def map_of(*entries: str) -> str:
 def test_validation_names_field_and_line(
     text: str, field: str, line: int, words: str
 ) -> None:
+    """Test that a value the validation refuses names its field and line."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(text, unit_id=1)
     assert (err.value.field, err.value.line) == (field, line), str(err.value)
@@ -191,7 +200,9 @@ def test_validation_names_field_and_line(
 
 
 def test_what_may_share_addresses() -> None:
-    """Bits of a status word may share it with each other and with the whole word;
+    """Test which registers may share an address.
+
+    Bits of a status word may share it with each other and with the whole word;
     the same address on another table is not an overlap.
     """
     text = map_of(
@@ -207,6 +218,7 @@ def test_what_may_share_addresses() -> None:
 
 
 def test_min_interval_below_the_callers_floor() -> None:
+    """Test that a register's own min_interval below the caller's floor is kept as written."""
     text = map_of(reg("min_interval: 1"))
     assert parse_register_map(text, unit_id=1)[0].spec.min_interval == 1
     with pytest.raises(RegisterMapError) as err:
@@ -221,6 +233,7 @@ def test_min_interval_below_the_callers_floor() -> None:
 
 
 def test_negative_scale_never_gives_a_negative_step() -> None:
+    """Test that a negative scale never gives a writable number a negative step."""
     (definition,) = parse_register_map(
         map_of(reg("scale: -0.5\nwritable: true")), unit_id=1
     )
@@ -242,6 +255,7 @@ registers: [*h]
 
 @pytest.mark.parametrize("target", ["registers: [*h]", "registers:\n  - name: *h"])
 def test_alias_bomb_is_refused_quickly_without_expanding(target: str) -> None:
+    """Test that a YAML alias bomb is refused quickly, never expanded."""
     text = ALIAS_BOMB.replace("registers: [*h]", target)
     assert len(text) < 420
     tracemalloc.start()
@@ -260,6 +274,7 @@ def test_alias_bomb_is_refused_quickly_without_expanding(target: str) -> None:
 
 
 def test_a_huge_value_is_never_copied_into_a_message() -> None:
+    """Test that a huge value never ends up in an error message."""
     blob = "x" * 300_000
     text = f"big: &big {blob}\nregisters:\n  - name: A\n    table: [*big, *big, *big]\n"
     with pytest.raises(RegisterMapError) as err:
@@ -272,6 +287,7 @@ def test_a_huge_value_is_never_copied_into_a_message() -> None:
 
 @pytest.mark.parametrize("opening", ["[", "{a: "])
 def test_deep_nesting_is_a_map_error(opening: str) -> None:
+    """Test that deeply nested brackets are a map error, not a crash."""
     closing = "]" if opening == "[" else "}"
     text = "registers: " + opening * 1000 + closing * 1000 + "\n"
     with pytest.raises(RegisterMapError) as err:
@@ -282,6 +298,7 @@ def test_deep_nesting_is_a_map_error(opening: str) -> None:
 
 
 def test_input_size_is_bounded() -> None:
+    """Test that 2,000 registers parse but a text over the size limit is refused."""
     entry = reg()
     text = map_of(*[entry.replace("name: A", f"name: R{i}").replace("address: 1", f"address: {i}")
                     for i in range(2000)])  # fmt: skip
@@ -292,6 +309,7 @@ def test_input_size_is_bounded() -> None:
 
 
 def test_recursive_alias_is_a_map_error() -> None:
+    """Test that a recursive alias is a map error."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map("registers: &r [*r]\n", unit_id=1)
     assert "alias" in err.value.message

@@ -23,6 +23,7 @@ from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 
 def spec(**kwargs: object) -> RegisterSpec:
+    """Return a register spec with test defaults overridden by ``kwargs``."""
     base: dict[str, object] = {
         "key": "r",
         "unit_id": 1,
@@ -59,6 +60,7 @@ def spec(**kwargs: object) -> RegisterSpec:
     ],
 )
 def test_invalid_spec_names_the_field(kwargs: dict[str, object], field: str) -> None:
+    """Test that an invalid spec names the field that is wrong."""
     with pytest.raises(RegisterSpecError) as err:
         spec(**kwargs)
     assert err.value.field == field
@@ -83,10 +85,12 @@ def test_invalid_spec_names_the_field(kwargs: dict[str, object], field: str) -> 
     ],
 )
 def test_decode_numeric(data_type: DataType, words: list[int], expected: float) -> None:
+    """Test decoding every numeric data type."""
     assert spec(data_type=data_type).decode(words) == expected
 
 
 def test_word_and_byte_order() -> None:
+    """Test that word and byte order are applied when decoding."""
     big = spec(data_type=DataType.UINT32)
     little_words = spec(data_type=DataType.UINT32, word_order=Order.LITTLE)
     little_bytes = spec(data_type=DataType.UINT16, byte_order=Order.LITTLE)
@@ -96,6 +100,7 @@ def test_word_and_byte_order() -> None:
 
 
 def test_scale_offset_precision() -> None:
+    """Test that scale, offset and precision apply to decoded values."""
     temperature = spec(data_type=DataType.INT16, scale=0.1, precision=1)
     assert temperature.decode([0xFF38]) == -20.0
     assert spec(scale=2.0, offset=-10.0, precision=0).decode([10]) == 10
@@ -136,6 +141,7 @@ def test_non_finite_floats_decode_to_no_value(data_type: DataType, bad: float) -
 
 
 def test_bits_strings_bools() -> None:
+    """Test decoding bits, strings and booleans."""
     assert spec(data_type=DataType.BIT, bit=3).decode([0b1000]) is True
     assert spec(data_type=DataType.BIT, bit=2).decode([0b1000]) is False
     assert spec(table=Table.COIL, data_type=DataType.BOOL).decode([1]) is True
@@ -145,6 +151,7 @@ def test_bits_strings_bools() -> None:
 
 
 def test_decode_rejects_wrong_length_and_non_16bit() -> None:
+    """Test that decoding refuses the wrong word count and values over 16 bits."""
     with pytest.raises(DecodeError):
         spec(data_type=DataType.UINT32).decode([1])
     with pytest.raises(DecodeError):
@@ -152,6 +159,7 @@ def test_decode_rejects_wrong_length_and_non_16bit() -> None:
 
 
 def test_encode_errors() -> None:
+    """Test that values that cannot be written are refused when encoding."""
     with pytest.raises(DecodeError):
         spec(data_type=DataType.BIT, bit=1).encode(True)
     with pytest.raises(DecodeError):
@@ -163,6 +171,7 @@ def test_encode_errors() -> None:
 
 
 def test_uid_and_sizes() -> None:
+    """Test the uid and the register counts of specs."""
     assert spec(key="power", unit_id=3).uid == "3.power"
     assert spec(data_type=DataType.FLOAT64).end == 4
     assert spec(data_type=DataType.FLOAT32).is_numeric
@@ -183,6 +192,7 @@ NUMERIC = [
 def test_encode_decode_round_trip(
     data_type: DataType, word_order: Order, byte_order: Order, raw: int
 ) -> None:
+    """Test that encoding then decoding gives the value back."""
     if data_type.value.startswith("uint"):
         raw = abs(raw)
     s = spec(
@@ -196,11 +206,12 @@ class FloatDevice:
     """A scripted transport: one float32 at input address 0, set by the test."""
 
     def __init__(self) -> None:
+        """Serve a float of 20.0 until a test changes it."""
         self.value = 20.0
         self.connected = True
 
     async def connect(self) -> None:
-        """Always connected."""
+        """Do nothing: always connected."""
 
     async def close(self) -> None:
         """Nothing to close."""
@@ -211,7 +222,7 @@ class FloatDevice:
     async def read(
         self, unit_id: int, table: Table, address: int, count: int
     ) -> list[int]:
-        """The float's two words."""
+        """Return the float's two words."""
         hi, lo = struct.unpack(">HH", struct.pack(">f", self.value))
         return [hi, lo][address : address + count]
 
@@ -223,8 +234,10 @@ class FloatDevice:
 
 
 async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -> None:
-    """A register that sends NaN is 'no value' (None) once; repeats are not changes, and
-    the interval model never sees a change in it (its interval keeps growing).
+    """Test that NaN reaches the engine as no value, once, and never as a change.
+
+    A register that sends NaN is 'no value' (None) once; repeats are not changes,
+    and the interval model never sees a change in it (its interval keeps growing).
     """
     power = spec(
         key="power", table=Table.INPUT, data_type=DataType.FLOAT32, tolerance=1.0
@@ -256,6 +269,7 @@ async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -
 
 @pytest.mark.parametrize("framing", ["tcp", "udp"])
 def test_unit_ids_on_modbus_tcp_are_0_to_255(framing: str) -> None:
+    """Test that Modbus TCP addresses units 0-255."""
     assert unit_id_range(framing) == (0, 255)
     for unit in (0, 1, 247, 248, 255):
         assert validate_unit_id(unit, framing) == unit
@@ -269,6 +283,7 @@ def test_unit_ids_on_modbus_tcp_are_0_to_255(framing: str) -> None:
 
 @pytest.mark.parametrize("framing", ["serial", "rtu_over_tcp"])
 def test_unit_ids_on_rtu_are_1_to_247_and_0_is_broadcast(framing: str) -> None:
+    """Test that an RTU line addresses units 1-247 and refuses 0 as broadcast."""
     assert unit_id_range(framing) == (1, 247)
     for unit in (1, 247):
         assert validate_unit_id(unit, framing) == unit
@@ -284,12 +299,15 @@ def test_unit_ids_on_rtu_are_1_to_247_and_0_is_broadcast(framing: str) -> None:
 
 
 def test_a_spec_accepts_tcp_unit_255() -> None:
+    """Test that a spec accepts unit 255 (Modbus TCP)."""
     assert spec(unit_id=255).uid == "255.r"
 
 
 def test_cleaning_float_noise_never_rounds_past_the_float_range() -> None:
-    """Found by the fuzz test: 15 significant digits of a value at the top of the float
-    range rounded up to infinity.
+    """Test that cleaning float noise never rounds past the float range.
+
+    Found by the fuzz test: 15 significant digits of a value at the top of the
+    float range rounded up to infinity.
     """
     value = spec(data_type=DataType.INT16, offset=1.7976931348623151e308).decode([0])
     assert value == 1.7976931348623151e308

@@ -1,5 +1,7 @@
-"""PollEngine under faults: quarantine re-probes without a verdict, transient device
-failures, learned block limits, resets, writes whose read-back fails.
+"""PollEngine under faults.
+
+Quarantine re-probes without a verdict, transient device failures, learned block
+limits, resets, writes whose read-back fails.
 
 Scripted transports on a virtual clock (the simulated demo device behind a switch
 that injects the fault), and one real pymodbus server on loopback for a device that
@@ -50,12 +52,15 @@ class VirtualClock:
     """A clock the test (and the scripted bus) moves."""
 
     def __init__(self, t: float = 0.0) -> None:
+        """Start the clock at ``t``."""
         self.t = t
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.t
 
     def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
         self.t += seconds
 
 
@@ -81,6 +86,7 @@ class FaultyTransport(InProcessTransport):
     """
 
     def __init__(self, device: SimulatedDevice, clock: VirtualClock) -> None:
+        """Serve ``device`` with every request taking REQUEST_TIME on ``clock``."""
         super().__init__(
             device,
             latency=lambda kind, unit, count: REQUEST_TIME,
@@ -95,9 +101,10 @@ class FaultyTransport(InProcessTransport):
         self.fail_once: set[int] = set()
         self.log: list[tuple[Table, int, int, str]] = []
 
-    def _injected(
+    def injected(
         self, unit_id: int, table: Table, address: int, count: int
     ) -> ModbusError | None:
+        """Return the fault the test set up for this read, if any."""
         if self.fault is not None:
             return FAULTS[self.fault](unit_id, address)
         if self.max_read is not None and count > self.max_read and not table.is_bit:
@@ -113,7 +120,8 @@ class FaultyTransport(InProcessTransport):
     async def read(
         self, unit_id: int, table: Table, address: int, count: int
     ) -> list[int]:
-        error = self._injected(unit_id, table, address, count)
+        """Read, unless an injected fault or ``reads_fail`` says otherwise."""
+        error = self.injected(unit_id, table, address, count)
         if error is None and self.reads_fail:
             error = ModbusTimeout("no answer", unit_id=unit_id, address=address)
         if error is not None:
@@ -134,13 +142,14 @@ class FaultyTransport(InProcessTransport):
 
 
 def ghost() -> RegisterSpec:
-    """A register on the demo's illegal input address 10: quarantined on the first cycle."""
+    """Return a register on the demo's illegal input address 10 (quarantined at once)."""
     return RegisterSpec("ghost", 1, Table.INPUT, 10, DataType.UINT16)
 
 
 def make(
     registers: Sequence[RegisterSpec] | None = None, config: EngineConfig | None = None
 ) -> tuple[PollEngine, SimulatedDevice, FaultyTransport, VirtualClock]:
+    """Return an engine on the fault-injecting demo transport, with its parts."""
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock, start=0.0)
     transport = FaultyTransport(device, clock)
@@ -150,9 +159,11 @@ def make(
 
 
 async def drive(engine: PollEngine, clock: VirtualClock, until: float) -> list[float]:
-    """Run cycles as the coordinator does (wake at the next due time, at least 0.1 s
-    apart, so a schedule stuck in the past still ends); returns the wake-up times.
-    More than 3,000 wake-ups in one call ends it (no test here needs that many).
+    """Run cycles as the coordinator does; return the wake-up times.
+
+    Wake at the next due time, at least 0.1 s apart, so a schedule stuck in the
+    past still ends. More than 3,000 wake-ups in one call ends it (no test here
+    needs that many).
     """
     wakeups: list[float] = []
     while (due := engine.next_due()) <= until:
@@ -166,6 +177,7 @@ async def drive(engine: PollEngine, clock: VirtualClock, until: float) -> list[f
 
 
 def everything_due(engine: PollEngine) -> None:
+    """Make every register due now (disable and enable each)."""
     for uid in engine.uids:
         engine.set_enabled(uid, False)
         engine.set_enabled(uid, True)
@@ -186,6 +198,7 @@ def live_entries(engine: PollEngine) -> Counter[str]:
 async def test_offline_device_with_a_quarantined_register_does_not_storm(
     fault: str,
 ) -> None:
+    """Test that an offline device with a quarantined register is not flooded with probes."""
     engine, _device, transport, clock = make([*SimulatedDevice().registers, ghost()])
     first = await engine.poll_due()
     assert "1.ghost" in first.failed
@@ -232,6 +245,7 @@ async def test_offline_device_with_a_quarantined_register_does_not_storm(
 async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(
     fault: str,
 ) -> None:
+    """Test that a re-probe without an answer keeps the quarantine and tries later."""
     engine, _, transport, clock = make([*SimulatedDevice().registers, ghost()])
     await engine.poll_due()
     probe_at = engine.snapshot().registers["1.ghost"].quarantined_until
@@ -269,6 +283,7 @@ async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(
 
 
 async def test_transient_device_failure_hole_expires() -> None:
+    """Test that a hole learned from a transient device failure expires."""
     engine, device, transport, clock = make()
     await engine.poll_due()
     assert engine.snapshot().holes == {"1.input": (10,)}
@@ -302,6 +317,7 @@ async def test_transient_device_failure_hole_expires() -> None:
 
 
 async def test_real_illegal_address_stays_learned_and_is_checked_rarely() -> None:
+    """Test that a real illegal address stays a hole and is checked rarely."""
     near = [RegisterSpec(f"n{a}", 1, Table.INPUT, a, DataType.UINT16) for a in (9, 11)]
     engine, _, transport, clock = make(near)
     await engine.poll_due()
@@ -318,6 +334,7 @@ async def test_real_illegal_address_stays_learned_and_is_checked_rarely() -> Non
 
 
 async def test_holes_without_checks_from_older_state_are_checked_soon() -> None:
+    """Test that holes stored without a check time are checked soon."""
     engine, _, _transport, clock = make()
     old = {
         "version": 1,
@@ -333,6 +350,7 @@ async def test_holes_without_checks_from_older_state_are_checked_soon() -> None:
 
 
 async def test_reset_learning_scopes() -> None:
+    """Test that reset_learning resets only what its scope names."""
     bad = ghost()
     other_unit = SimulatedDevice(unit_id=2).registers
     clock = VirtualClock()
@@ -417,6 +435,7 @@ class WideDevice(SimulatedDevice):
     """The demo device with 60 plain holding registers (word i reads i)."""
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Return the address as the value of every holding register."""
         self._check_unit(unit_id)
         if table is Table.HOLDING:
             return list(range(address, address + count))
@@ -426,6 +445,7 @@ class WideDevice(SimulatedDevice):
 def make_wide(
     config: EngineConfig | None = None,
 ) -> tuple[PollEngine, FaultyTransport, VirtualClock]:
+    """Return an engine on a wide device whose largest read the test sets."""
     clock = VirtualClock()
     device = WideDevice(clock=clock, start=0.0)
     transport = FaultyTransport(device, clock)
@@ -438,6 +458,7 @@ def make_wide(
 
 @pytest.mark.parametrize("refuse", ["code3", "silent"])
 async def test_device_limit_is_learned_and_kept(refuse: str) -> None:
+    """Test that a device's largest read is learned and kept."""
     engine, transport, clock = make_wide()
     transport.max_read = 20
     transport.refuse = refuse
@@ -465,6 +486,7 @@ async def test_device_limit_is_learned_and_kept(refuse: str) -> None:
 
 
 async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
+    """Test that a refused read size is tried again rarely and grows back."""
     engine, transport, clock = make_wide()
     transport.max_read = 20
     await drive(engine, clock, 60)
@@ -472,9 +494,8 @@ async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
     assert learned <= 20
     transport.log.clear()
     await drive(engine, clock, LIMIT_RETRY_FIRST - 60)
-    assert all(
-        outcome == "ok" for *_, outcome in transport.log
-    )  # no retry before the backoff
+    # no retry before the backoff
+    assert all(outcome == "ok" for *_, outcome in transport.log)
     transport.log.clear()
     await drive(engine, clock, 3 * LIMIT_RETRY_FIRST + 60)
     refused = [t for t in transport.log if t[3] != "ok"]
@@ -491,6 +512,7 @@ async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
 
 
 async def test_configured_unit_limit_is_honoured_from_the_first_cycle() -> None:
+    """Test that a configured unit limit holds from the first cycle."""
     engine, transport, _ = make_wide(EngineConfig(unit_max_registers={1: 16}))
     transport.max_read = 16
     result = await engine.poll_due()
@@ -501,11 +523,13 @@ async def test_configured_unit_limit_is_honoured_from_the_first_cycle() -> None:
 
 
 async def test_code3_on_one_address_is_not_taken_for_a_limit() -> None:
-    """A device that answers exception 3 for an address it lacks: that address is
+    """Test that exception 3 on one address is not taken for a block limit.
+
+    A device that answers exception 3 for an address it lacks: that address is
     quarantined, the limit is left alone.
     """
     engine, transport, _clock = make_wide()
-    original = transport._injected
+    original = transport.injected
 
     def injected(
         unit_id: int, table: Table, address: int, count: int
@@ -514,7 +538,7 @@ async def test_code3_on_one_address_is_not_taken_for_a_limit() -> None:
             return classify_exception_code(3, unit_id, address)
         return original(unit_id, table, address, count)
 
-    transport._injected = injected  # type: ignore[method-assign]
+    transport.injected = injected  # type: ignore[method-assign]
     result = await engine.poll_due()
     assert result.failed == {"1.r37"}
     assert engine.export_state()["unit_limits"] == []
@@ -526,6 +550,7 @@ class SilentAboveDevice(WideDevice):
     """Served by a real server: reads larger than 20 registers get no answer at all."""
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Stay silent on register reads of more than 20."""
         if count > 20 and not table.is_bit:
             raise ModbusTimeout("too large", unit_id=unit_id)
         return super().read(unit_id, table, address, count)
@@ -534,6 +559,7 @@ class SilentAboveDevice(WideDevice):
 @pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.allow_hosts([LOOPBACK])
 async def test_silent_on_large_reads_real_server() -> None:
+    """Test that a real server silent on large reads halves the block size."""
     device = SilentAboveDevice(start=0.0)
     server = SimulatorServer(device)
     port = await server.start()
@@ -546,9 +572,8 @@ async def test_silent_on_large_reads_real_server() -> None:
     loop = asyncio.get_running_loop()
     engine = PollEngine(registers, transport, loop.time)
     try:
-        for _ in range(
-            4
-        ):  # 60 -> 30 -> 15: one halving per cycle, each after a timeout
+        # 60 -> 30 -> 15: one halving per cycle, each after a timeout
+        for _ in range(4):
             everything_due(engine)
             await engine.poll_due(loop.time())
         state = engine.export_state()["unit_limits"]
@@ -566,6 +591,7 @@ async def test_silent_on_large_reads_real_server() -> None:
 
 
 async def test_write_with_failed_read_back_is_unconfirmed_not_failed() -> None:
+    """Test that a write whose read-back fails is unconfirmed, not failed."""
     engine, device, transport, clock = make()
     await engine.poll_due()
     clock.t = 100.0

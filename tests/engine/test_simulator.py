@@ -32,27 +32,32 @@ class FakeClock:
     """A virtual clock the tests move by hand."""
 
     def __init__(self, now: float = 0.0) -> None:
+        """Start the clock at ``now``."""
         self.now = now
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.now
 
     def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
         self.now += seconds
 
 
 @pytest.fixture
 def clock() -> FakeClock:
+    """Provide a virtual clock at t = 1000 s."""
     return FakeClock(1_000.0)
 
 
 @pytest.fixture
 def device(clock: FakeClock) -> SimulatedDevice:
+    """Provide the demo device on the virtual clock, its scenario starting now."""
     return SimulatedDevice(seed=42, clock=clock, unit_id=1, start=1_000.0)
 
 
 def num(seed: int, key: str, t: float) -> float:
-    """A numeric signal value."""
+    """Return a numeric signal value."""
     value = signals.value(seed, key, t)
     assert isinstance(value, int | float)
     return float(value)
@@ -66,6 +71,7 @@ def _times(start: float, stop: float, step: float) -> list[float]:
 
 
 def test_demo_profile_is_a_rich_map() -> None:
+    """Test that the demo profile covers every table, the main data types and a hole."""
     profile = demo_profile(1)
     specs = [d.spec for d in profile.registers]
     assert 16 <= len(specs) <= 24
@@ -84,6 +90,7 @@ def test_demo_profile_is_a_rich_map() -> None:
 
 
 def test_specs_carry_the_unit_id() -> None:
+    """Test that a device's specs carry its unit id."""
     device = SimulatedDevice(unit_id=7, clock=lambda: 0.0)
     assert {s.unit_id for s in device.registers} == {7}
 
@@ -92,6 +99,7 @@ def test_specs_carry_the_unit_id() -> None:
 
 
 def test_same_seed_same_values_different_seed_different_values() -> None:
+    """Test that signals depend on the seed and on nothing else."""
     keys = list(signals.SIGNALS)
     times = [-500.0, 0.0, 12.3, 1_799.0, 2_500.5, 10 * CYCLE + 7.0]
     first = [signals.value(42, k, t) for k in keys for t in times]
@@ -105,6 +113,7 @@ def test_same_seed_same_values_different_seed_different_values() -> None:
 
 
 def test_devices_with_the_same_seed_read_the_same() -> None:
+    """Test that two devices with the same seed read the same at the same scenario time."""
     clocks = [FakeClock(), FakeClock(500.0)]
     devices = [SimulatedDevice(seed=9, clock=c, start=c.now) for c in clocks]
     for step in range(50):
@@ -116,6 +125,7 @@ def test_devices_with_the_same_seed_read_the_same() -> None:
 
 
 def test_phases_follow_the_cycle_and_repeat() -> None:
+    """Test that the scenario's phases follow in order and repeat every cycle."""
     order = [Phase.STABLE, Phase.ESCALATION, Phase.PEAK, Phase.RECOVERY]
     starts = [phase_start(p) for p in order]
     assert starts[0] == 0.0
@@ -134,6 +144,7 @@ def test_phases_follow_the_cycle_and_repeat() -> None:
 
 
 def test_values_repeat_with_the_cycle_where_there_is_no_drift() -> None:
+    """Test that values without drift repeat with the cycle."""
     for key in (
         "status_warning",
         "status_fault",
@@ -145,6 +156,7 @@ def test_values_repeat_with_the_cycle_where_there_is_no_drift() -> None:
 
 
 def test_energy_counters_are_monotonic_over_a_long_run(device: SimulatedDevice) -> None:
+    """Test that the energy counters never go down over a long run."""
     for key in ("energy_import", "compressor_energy", "uptime"):
         previous = -math.inf
         for t in _times(-CYCLE, 5 * CYCLE, 7.0):
@@ -168,6 +180,7 @@ def test_energy_counter_is_the_integral_of_power() -> None:
 
 
 def test_counters_are_exact_going_back_in_time() -> None:
+    """Test that a counter read at an earlier time gives that time's value."""
     late = signals.value(8, "energy_import", 50 * CYCLE)
     early = signals.value(8, "energy_import", 3.0)
     assert signals.value(8, "energy_import", 3.0) == early
@@ -175,6 +188,7 @@ def test_counters_are_exact_going_back_in_time() -> None:
 
 
 def test_stable_power_noise_stays_below_tolerance(device: SimulatedDevice) -> None:
+    """Test that power noise in the stable phase stays below its tolerance."""
     tolerance = device.spec("active_power").tolerance
     stable = [t for t in _times(0.0, 3 * CYCLE, 1.0) if phase_at(t) is Phase.STABLE]
     assert len(stable) > 1_000
@@ -187,6 +201,7 @@ def test_stable_power_noise_stays_below_tolerance(device: SimulatedDevice) -> No
 
 
 def test_incident_moves_power_and_temperature_beyond_tolerance() -> None:
+    """Test that the incident moves power and temperature beyond their tolerance."""
     calm = num(42, "active_power", incident_start(0) - 1.0)
     peak = num(42, "active_power", phase_start(Phase.PEAK) + 10.0)
     assert peak - calm > 1_000
@@ -196,6 +211,7 @@ def test_incident_moves_power_and_temperature_beyond_tolerance() -> None:
 
 
 def test_analog_signals_stay_positive_where_it_matters() -> None:
+    """Test that power readings never go negative."""
     for key in ("active_power", "compressor_power"):
         signal = signals.SIGNALS[key]
         assert isinstance(signal, signals.Analog)
@@ -204,6 +220,8 @@ def test_analog_signals_stay_positive_where_it_matters() -> None:
 
 @pytest.mark.parametrize("cycle", [0, 3])
 def test_alarms_flip_in_the_incident_and_clear_after(cycle: int) -> None:
+    """Test that the alarm bits set during the incident and clear after it."""
+
     def flag(key: str, t: float) -> bool:
         return bool(signals.value(42, key, t))
 
@@ -233,6 +251,7 @@ def test_alarms_flip_in_the_incident_and_clear_after(cycle: int) -> None:
 
 
 def test_scenario_wraps_the_signal_functions() -> None:
+    """Test that a Scenario gives the same values as the signal functions."""
     scenario = signals.Scenario(seed=11)
     assert scenario.value("grid_voltage", 77.0) == signals.value(
         11, "grid_voltage", 77.0
@@ -245,6 +264,7 @@ def test_scenario_wraps_the_signal_functions() -> None:
 
 
 def test_defrost_bit_is_a_regular_pattern() -> None:
+    """Test that the defrost bit is on three times two minutes an hour."""
     on = [t for t in _times(0.0, CYCLE, 10.0) if signals.value(42, "status_defrost", t)]
     assert 30 <= len(on) <= 40  # 3 x 120 s per hour
 
@@ -253,6 +273,7 @@ def test_defrost_bit_is_a_regular_pattern() -> None:
 
 
 def test_decoded_reads_equal_truth(device: SimulatedDevice, clock: FakeClock) -> None:
+    """Test that decoded reads equal the signal values."""
     for t in _times(device.start, device.start + CYCLE, 97.0):
         clock.now = t
         for spec in device.registers:
@@ -263,6 +284,7 @@ def test_decoded_reads_equal_truth(device: SimulatedDevice, clock: FakeClock) ->
 def test_block_reads_hold_the_same_words_as_single_reads(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that a block read holds the same words as single reads."""
     clock.now = device.start + phase_start(Phase.PEAK) + 60.0
     block = device.read(1, Table.INPUT, 0, 10)
     for spec in device.registers:
@@ -277,12 +299,14 @@ def test_block_reads_hold_the_same_words_as_single_reads(
 def test_values_change_with_the_clock(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that values change as the clock moves on."""
     first = device.read(1, Table.INPUT, 4, 2)
     clock.advance(30.0)
     assert device.read(1, Table.INPUT, 4, 2) != first
 
 
 def test_start_offsets_the_scenario(clock: FakeClock) -> None:
+    """Test that ``start`` offsets the scenario's phases."""
     device = SimulatedDevice(seed=1, clock=clock, start=clock.now - incident_start(0))
     assert device.phase() is Phase.ESCALATION
     fresh = SimulatedDevice(seed=1, clock=clock)
@@ -293,6 +317,7 @@ def test_start_offsets_the_scenario(clock: FakeClock) -> None:
 def test_reading_across_the_hole_fails_but_each_side_reads(
     device: SimulatedDevice,
 ) -> None:
+    """Test that a read across the hole fails while each side reads."""
     assert HOLES[Table.INPUT] == device.holes(Table.INPUT) == frozenset({10})
     assert len(device.read(1, Table.INPUT, 0, 10)) == 10
     assert len(device.read(1, Table.INPUT, 11, 7)) == 7
@@ -304,6 +329,7 @@ def test_reading_across_the_hole_fails_but_each_side_reads(
 
 
 def test_reading_past_the_address_space_fails(device: SimulatedDevice) -> None:
+    """Test that a read past the address space fails with an illegal address."""
     for table in Table:
         space = device.address_space(table)
         assert len(space) > 0
@@ -319,6 +345,7 @@ def test_reading_past_the_address_space_fails(device: SimulatedDevice) -> None:
 
 
 def test_unknown_unit_times_out(device: SimulatedDevice) -> None:
+    """Test that a read of another unit times out."""
     with pytest.raises(ModbusTimeout) as err:
         device.read(2, Table.INPUT, 0, 1)
     assert err.value.kind is ErrorKind.TIMEOUT
@@ -334,6 +361,7 @@ def test_unknown_unit_times_out(device: SimulatedDevice) -> None:
 def test_setpoint_is_constant_until_written(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that the setpoint keeps its value until written."""
     spec = device.spec("room_setpoint")
     readings = set()
     for _ in range(100):
@@ -350,6 +378,7 @@ def test_setpoint_is_constant_until_written(
 
 
 def test_multi_register_write_is_all_or_nothing(device: SimulatedDevice) -> None:
+    """Test that a multi-register write applies all of it or nothing."""
     setpoint, limit = device.spec("room_setpoint"), device.spec("power_limit")
     device.write_registers(1, 0, setpoint.encode(19.0) + limit.encode(5_000))
     assert device.truth("room_setpoint", device.now()) == 19.0
@@ -363,6 +392,7 @@ def test_multi_register_write_is_all_or_nothing(device: SimulatedDevice) -> None
 
 
 def test_writes_to_read_only_areas_fail(device: SimulatedDevice) -> None:
+    """Test that writes to read-only registers fail."""
     with pytest.raises(IllegalAddress):
         device.write_registers(1, 2, [0, 0])  # flow_rate is read-only
     with pytest.raises(IllegalAddress):
@@ -374,6 +404,7 @@ def test_writes_to_read_only_areas_fail(device: SimulatedDevice) -> None:
 
 
 def test_bad_words_are_refused(device: SimulatedDevice) -> None:
+    """Test that words out of range are refused with a device failure."""
     with pytest.raises(DeviceFailure):
         device.write_registers(1, 0, [70_000])
     with pytest.raises(DeviceFailure):
@@ -382,6 +413,7 @@ def test_bad_words_are_refused(device: SimulatedDevice) -> None:
 
 
 def test_coil_write_persists(device: SimulatedDevice, clock: FakeClock) -> None:
+    """Test that a written coil keeps its value."""
     assert device.read(1, Table.COIL, 0, 2) == [1, 0]
     device.write_coil(1, 0, False)
     device.write_coil(1, 1, True)
@@ -391,6 +423,7 @@ def test_coil_write_persists(device: SimulatedDevice, clock: FakeClock) -> None:
 
 
 def test_devices_are_independent() -> None:
+    """Test that writing to one device leaves another alone."""
     clock = FakeClock()
     one, two = (SimulatedDevice(clock=clock, unit_id=u, start=0.0) for u in (1, 2))
     one.write_coil(1, 0, False)
@@ -404,6 +437,7 @@ def test_devices_are_independent() -> None:
 async def test_inprocess_transport_reads_and_writes(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that the in-process transport reads and writes the device."""
     transport = InProcessTransport(device)
     # mypy checks the in-process transport fits the protocol
     protocol: Transport = transport
@@ -430,6 +464,7 @@ async def test_inprocess_transport_reads_and_writes(
 
 
 async def test_inprocess_transport_errors(device: SimulatedDevice) -> None:
+    """Test that the in-process transport raises the device's errors."""
     transport = InProcessTransport(device)
     with pytest.raises(IllegalAddress):
         await transport.read(1, Table.INPUT, 8, 4)
@@ -444,6 +479,7 @@ async def test_inprocess_transport_errors(device: SimulatedDevice) -> None:
 async def test_inprocess_latency_advances_virtual_time(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that the latency model advances the virtual clock per request."""
     calls: list[tuple[str, int, int]] = []
 
     def latency(kind: str, unit_id: int, count: int) -> float:
@@ -480,6 +516,7 @@ async def test_inprocess_latency_advances_virtual_time(
 
 
 async def test_inprocess_transport_routes_several_units() -> None:
+    """Test that the in-process transport routes requests to several units."""
     clock = FakeClock()
     devices = [
         SimulatedDevice(seed=u, clock=clock, unit_id=u, start=0.0) for u in (1, 2)

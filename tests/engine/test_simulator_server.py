@@ -46,15 +46,18 @@ class Clock:
     """A settable clock."""
 
     def __init__(self, now: float = 1_000_000.0) -> None:
+        """Start the clock at ``now``."""
         self.now = now
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.now
 
 
 def transport_for(
     server: SimulatorServer, kind: TransportKind = TransportKind.TCP
 ) -> PymodbusTransport:
+    """Return a transport to ``server`` with short timeouts."""
     return PymodbusTransport(
         TransportConfig(
             kind=kind, host=LOOPBACK, port=server.port, timeout=0.3, retries=0
@@ -66,6 +69,7 @@ def transport_for(
 async def test_values_are_computed_live_from_the_device(
     start_server: ServerFactory, framer: str
 ) -> None:
+    """Test that the server computes values live from the device."""
     clock = Clock()
     device = SimulatedDevice(seed=42, clock=clock)
     server = await start_server(device, framer=framer)
@@ -89,6 +93,7 @@ async def test_values_are_computed_live_from_the_device(
 
 
 async def test_hole_answers_illegal_address(start_server: ServerFactory) -> None:
+    """Test that a read of the hole answers illegal address."""
     device = SimulatedDevice(seed=1)
     server = await start_server(device)
     transport = transport_for(server)
@@ -109,6 +114,7 @@ async def test_hole_answers_illegal_address(start_server: ServerFactory) -> None
 
 
 async def test_writes_reach_the_device(start_server: ServerFactory) -> None:
+    """Test that writes over Modbus reach the device."""
     device = SimulatedDevice(seed=42)
     server = await start_server(device)
     setpoint = device.spec("room_setpoint")
@@ -132,6 +138,7 @@ async def test_writes_reach_the_device(start_server: ServerFactory) -> None:
 
 
 async def test_other_unit_ids_get_no_answer(start_server: ServerFactory) -> None:
+    """Test that other unit ids get no answer."""
     server = await start_server(SimulatedDevice(unit_id=3))
     transport = transport_for(server)
     try:
@@ -145,6 +152,7 @@ async def test_other_unit_ids_get_no_answer(start_server: ServerFactory) -> None
 async def test_stop_closes_connections_and_restart_keeps_port(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that stop closes connections and a restart keeps the port."""
     server = await start_server(SimulatedDevice())
     port = server.port
     transport = transport_for(server)
@@ -163,12 +171,14 @@ async def test_stop_closes_connections_and_restart_keeps_port(
 
 
 async def test_port_in_use_is_an_error(start_server: ServerFactory) -> None:
+    """Test that a port in use is an error."""
     first = await start_server(SimulatedDevice())
     with pytest.raises(OSError):
         await start_server(SimulatedDevice(), port=first.port)
 
 
 async def test_cli_serves_until_interrupted() -> None:
+    """Test that the simulator command serves until interrupted."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-I",

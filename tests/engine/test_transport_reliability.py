@@ -1,5 +1,7 @@
-"""PymodbusTransport under faults: cancellation, writes, the closed state, answers for
-someone else, the connect probe, logging, and framing detection.
+"""PymodbusTransport under faults.
+
+Cancellation, writes, the closed state, answers for someone else, the connect
+probe, logging, and framing detection.
 
 Real servers on loopback (pymodbus' own through the simulator, and raw asyncio servers
 that misbehave on purpose). Runs on pymodbus 3.8.3 too: scripts/test_old_pymodbus.
@@ -52,7 +54,7 @@ FAST = {"timeout": 0.3, "retries": 0, "reconnect_min": 0.05, "reconnect_max": 0.
 def tcp_config(
     port: int, kind: TransportKind = TransportKind.TCP, **kwargs: Any
 ) -> TransportConfig:
-    """A loopback config with short timeouts."""
+    """Return a loopback config with short timeouts."""
     values: dict[str, Any] = {
         "kind": kind,
         "host": LOOPBACK,
@@ -65,7 +67,7 @@ def tcp_config(
 
 @contextlib.asynccontextmanager
 async def opened(config: TransportConfig) -> AsyncIterator[PymodbusTransport]:
-    """A transport closed at the end."""
+    """Open a transport and close it at the end."""
     transport = PymodbusTransport(config)
     try:
         yield transport
@@ -95,6 +97,7 @@ class RawServer:
     """
 
     def __init__(self, reply: Reply, *, rtu: bool = False) -> None:
+        """Prepare a server that answers every request with ``reply``."""
         self.reply = reply
         self.rtu = rtu
         self.accepted = 0
@@ -107,9 +110,8 @@ class RawServer:
     async def _read_request(
         self, reader: asyncio.StreamReader
     ) -> tuple[int, int, bytes]:
-        if (
-            self.rtu
-        ):  # requests of the functions used here: 3/4/5/6 are 8 bytes, 16 has a count
+        # requests of the functions used here: 3/4/5/6 are 8 bytes, 16 has a count
+        if self.rtu:
             head = await reader.readexactly(2)
             if head[1] in (15, 16):
                 more = await reader.readexactly(5)
@@ -123,6 +125,8 @@ class RawServer:
         return unit, tid, await reader.readexactly(length - 1)
 
     async def start(self) -> int:
+        """Listen on a free loopback port and return it."""
+
         async def handle(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         ) -> None:
@@ -149,6 +153,7 @@ class RawServer:
         return self.port
 
     async def stop(self) -> None:
+        """Close every connection and the server."""
         for writer in self._writers:
             writer.close()
         if self._server is not None:
@@ -159,6 +164,7 @@ class RawServer:
 
 @contextlib.asynccontextmanager
 async def raw_server(reply: Reply, *, rtu: bool = False) -> AsyncIterator[RawServer]:
+    """Run a raw server that answers every request with ``reply``."""
     server = RawServer(reply, rtu=rtu)
     await server.start()
     try:
@@ -168,16 +174,18 @@ async def raw_server(reply: Reply, *, rtu: bool = False) -> AsyncIterator[RawSer
 
 
 def mbap(tid: int, unit: int, pdu: bytes) -> bytes:
+    """Return a Modbus TCP frame: MBAP header and ``pdu``."""
     return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
 
 
 def rtu(unit: int, pdu: bytes) -> bytes:
+    """Return an RTU frame: unit, ``pdu`` and CRC."""
     frame = bytes([unit]) + pdu
     return frame + crc16(frame)
 
 
 def read_answer_pdu(pdu: bytes, *, count_delta: int = 0) -> bytes:
-    """The answer PDU of a register read: word = address + index (count may be off)."""
+    """Return the answer PDU of a register read: word = address + index."""
     address, count = struct.unpack(">HH", pdu[1:5])
     count += count_delta
     return bytes([pdu[0], 2 * count]) + struct.pack(
@@ -259,6 +267,7 @@ async def test_timeout_bounds_one_request_not_the_cycle() -> None:
 async def test_a_write_that_may_have_been_sent_is_never_retried(
     wait_until: WaitUntil,
 ) -> None:
+    """Test that a write that may have gone out is never retried."""
     async with (
         raw_server(silent) as server,
         opened(tcp_config(server.port, retries=2)) as transport,
@@ -280,6 +289,7 @@ async def test_a_write_that_may_have_been_sent_is_never_retried(
 
 
 async def test_a_write_tries_one_connect_during_the_backoff(unused_port: int) -> None:
+    """Test that a write tries one connect even during the backoff."""
     port = unused_port
     async with opened(
         tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)
@@ -315,14 +325,14 @@ async def test_a_write_tries_one_connect_during_the_backoff(unused_port: int) ->
 async def test_close_during_a_cycle_and_a_write_leaves_no_socket(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that closing during a cycle and a write leaves no socket open."""
     server = await start_server(response_delay=0.2)
     transport = PymodbusTransport(tcp_config(server.port, timeout=2.0, retries=1))
     reads = [
         asyncio.create_task(transport.read(1, Table.HOLDING, i, 1)) for i in range(5)
     ]
-    assert await wait_until(
-        lambda: transport.stats.bytes_sent > 0
-    )  # the first read in flight
+    # the first read in flight
+    assert await wait_until(lambda: transport.stats.bytes_sent > 0)
     write = asyncio.create_task(transport.write_registers(1, 10, [7]))
     await asyncio.sleep(0.01)
     await transport.close()
@@ -336,10 +346,9 @@ async def test_close_during_a_cycle_and_a_write_leaves_no_socket(
         if isinstance(r, TransportClosed)
     )
     assert await wait_until(lambda: server.active_connections == 0)
-    await asyncio.sleep(
-        0.3
-    )  # anything that would reconnect has done so (and the server
+    # anything that would reconnect has done so (and the server
     # has finished the abandoned request)
+    await asyncio.sleep(0.3)
     assert server.active_connections == 0
     assert server.accepted_connections == 1
     # requests after close raise a clear error and never connect
@@ -359,6 +368,7 @@ async def test_close_during_a_cycle_and_a_write_leaves_no_socket(
 async def test_close_waits_for_nothing_and_the_write_in_flight_reports_uncertainty(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that close does not wait and the write in flight reports it may have applied."""
     server = await start_server(response_delay=0.5)
     transport = PymodbusTransport(tcp_config(server.port, timeout=3.0))
     write = asyncio.create_task(transport.write_registers(1, 10, [7]))
@@ -377,22 +387,27 @@ async def test_close_waits_for_nothing_and_the_write_in_flight_reports_uncertain
 
 
 def wrong_unit(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer for another unit."""
     return mbap(tid, unit + 1, read_answer_pdu(pdu))
 
 
 def wrong_tid(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with another transaction id."""
     return mbap(tid + 7, unit, read_answer_pdu(pdu))
 
 
 def short_count(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with one register too few."""
     return mbap(tid, unit, read_answer_pdu(pdu, count_delta=-1))
 
 
 def long_count(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with one register too many."""
     return mbap(tid, unit, read_answer_pdu(pdu, count_delta=1))
 
 
 def wrong_function(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with another function code."""
     other = 4 if function == 3 else 3
     return mbap(tid, unit, read_answer_pdu(bytes([other]) + pdu[1:]))
 
@@ -410,6 +425,7 @@ def wrong_function(unit: int, function: int, tid: int, pdu: bytes) -> bytes | No
 async def test_an_answer_for_someone_else_is_refused_and_the_connection_dropped(
     reply: Reply, what: str, wait_until: WaitUntil
 ) -> None:
+    """Test that an answer for another request is refused and the connection dropped."""
     honest_now = False
 
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
@@ -443,6 +459,8 @@ async def test_an_answer_for_someone_else_is_refused_and_the_connection_dropped(
     [("unit", "unit 2"), ("count", "has 1"), ("function", "function")],
 )
 async def test_rtu_over_tcp_answer_for_someone_else(lie: str, what: str) -> None:
+    """Test that RTU over TCP refuses an answer with the wrong unit, count or function."""
+
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
         if lie == "unit":
             return rtu(unit + 1, read_answer_pdu(pdu))
@@ -464,6 +482,8 @@ async def test_rtu_over_tcp_answer_for_someone_else(lie: str, what: str) -> None
 
 
 async def test_wrong_bit_count_is_a_mismatch() -> None:
+    """Test that a bit read answered with the wrong byte count is a mismatch."""
+
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
         return mbap(tid, unit, bytes([function, 1, 0b101]))  # one byte: at most 8 bits
 
@@ -477,6 +497,8 @@ async def test_wrong_bit_count_is_a_mismatch() -> None:
 
 
 async def test_a_write_answered_for_someone_else_is_not_retried() -> None:
+    """Test that a write answered for another unit is not retried."""
+
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
         return mbap(tid, unit + 1, pdu[:5])
 
@@ -506,14 +528,14 @@ async def test_unit_zero_is_answered() -> None:
 async def test_probe_connects_without_a_request_and_ignores_the_backoff(
     unused_port: int,
 ) -> None:
+    """Test that probe connects without sending a request and ignores the backoff."""
     port = unused_port
     async with opened(
         tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)
     ) as transport:
         assert not await transport.probe()
-        assert (
-            not await transport.probe()
-        )  # tried again at once: the probe ignores backoff
+        # tried again at once: the probe ignores backoff
+        assert not await transport.probe()
         assert transport.stats.connect_failures == 2
         server = RawServer(honest)
         server.port = port
@@ -539,6 +561,7 @@ async def test_probe_connects_without_a_request_and_ignores_the_backoff(
 async def test_down_and_back_are_logged_once_each(
     unused_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Test that a connection going down and coming back is logged once each."""
     port = unused_port
     transport_logger = "adaptive_modbus_engine.transport"
     caplog.set_level(logging.DEBUG, logger=transport_logger)
@@ -584,6 +607,7 @@ def pymodbus_log_levels() -> Iterator[None]:
 async def test_pymodbus_logs_stay_out_of_the_log_at_normal_levels(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Test that pymodbus' own logs stay out of a log at normal levels."""
     caplog.set_level(logging.WARNING)  # the root level of a normal HA log
     async with (
         raw_server(silent) as server,
@@ -597,6 +621,7 @@ async def test_pymodbus_logs_stay_out_of_the_log_at_normal_levels(
 
 @pytest.mark.usefixtures("pymodbus_log_levels")
 def test_a_level_the_user_set_on_pymodbus_is_kept() -> None:
+    """Test that a log level the user set on pymodbus is kept."""
     logging.getLogger("pymodbus").setLevel(logging.DEBUG)
     assert not compat.quiet_pymodbus_logging()
     PymodbusTransport(TransportConfig())
@@ -629,6 +654,7 @@ async def test_detect_framer_against_the_simulator(
     configured: TransportKind,
     answering: TransportKind,
 ) -> None:
+    """Test framing detection against the simulator for each framing pair."""
     server = await start_server(framer=server_framer)
     config = tcp_config(server.port, configured)
     assert await detect_framer(config, 1) is answering
@@ -655,12 +681,12 @@ async def test_detect_framer_against_the_simulator(
 
 
 async def test_detect_framer_when_nothing_answers(unused_port: int) -> None:
+    """Test that framing detection gives None when nothing answers."""
     async with raw_server(silent) as server:
         assert await detect_framer(tcp_config(server.port), 1) is None
         assert server.accepted == 2  # both framings tried
-        await verify_framing(
-            tcp_config(server.port), 1
-        )  # silence is not a framing problem
+        # silence is not a framing problem
+        await verify_framing(tcp_config(server.port), 1)
     with pytest.raises(ModbusConnectionError):
         await detect_framer(tcp_config(unused_port), 1)
     with pytest.raises(ValueError, match="serial"):

@@ -75,7 +75,7 @@ class ProbeResult:
 def classify(
     err: ModbusError, kind: TransportKind, *, unit_answered: bool
 ) -> ProbeOutcome:
-    """The outcome an engine error means on a connection of ``kind``.
+    """Return the outcome an engine error means on a connection of ``kind``.
 
     On an RTU line silence means this unit did not answer; over Modbus TCP it is
     the device or gateway, unless another unit already answered there or the
@@ -164,8 +164,9 @@ async def probe_unit(
 
 
 async def _other_unit_answers(transport: Transport, unit_id: int) -> bool:
-    """Whether the TCP server answers anything for the usual unit ids (not ``unit_id``);
-    an exception response counts as an answer.
+    """Tell whether the TCP server answers the usual unit ids (not ``unit_id``).
+
+    An exception response counts as an answer.
     """
     for other in REFERENCE_UNITS:
         if other == unit_id:
@@ -183,8 +184,10 @@ async def _other_unit_answers(transport: Transport, unit_id: int) -> bool:
 async def _other_framing(
     config: TransportConfig, unit_id: int, table: Table, address: int, count: int
 ) -> TransportKind | None:
-    """After silence: the *other* TCP framing if the server answers only that, else None
-    (the transport's :func:`~.transport.verify_framing` does the detection).
+    """Return the *other* TCP framing after silence if the server answers only that.
+
+    None otherwise; the transport's :func:`~.transport.verify_framing` does the
+    detection.
     """
     try:
         await verify_framing(

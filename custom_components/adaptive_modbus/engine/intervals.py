@@ -203,6 +203,7 @@ class IntervalLimits:
     max_interval: float
 
     def __post_init__(self) -> None:
+        """Refuse bounds that are not positive, finite and ordered."""
         if not (math.isfinite(self.min_interval) and self.min_interval > 0):
             raise EngineUsageError(
                 f"min_interval must be a positive number, got {self.min_interval}"
@@ -244,6 +245,7 @@ class IntervalModel:
         unit: str = "",
         at: float = 0.0,
     ) -> None:
+        """Start the model of a register with tolerance within limits, no reads yet."""
         if not (math.isfinite(tolerance) and tolerance >= 0):
             raise EngineUsageError(
                 f"tolerance must be zero or a positive number, got {tolerance}"
@@ -555,9 +557,8 @@ class IntervalModel:
         """Judge a pending jump on a quiet read; a settled step leaves the rate."""
         shift = self._shift
         assert shift is not None
-        paced = shift.pace * (
-            t - shift.t
-        )  # what the jump's pace would have added since
+        # what the jump's pace would have added since
+        paced = shift.pace * (t - shift.t)
         drift = abs(value - shift.value)
         if paced <= max(JUMP_K * self.noise, ZERO_TOLERANCE):
             return  # too soon to tell the pace from the noise
@@ -761,7 +762,7 @@ def _fine(value: float) -> float:
 
 
 def _time(value: float) -> float:
-    """A clock time to the millisecond."""
+    """Round a clock time to the millisecond."""
     return round(value, 3)
 
 
@@ -826,7 +827,7 @@ def _robust_rms(samples: list[float]) -> float:
 
 
 def _number(value: object) -> float | None:
-    """A finite float from stored data, else ``None`` (bools are not numbers here)."""
+    """Return a finite float from stored data, else ``None`` (bools are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:

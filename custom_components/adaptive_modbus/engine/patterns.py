@@ -94,6 +94,7 @@ class ActivityProfile:
         lookahead: float = DEFAULT_LOOKAHEAD,
         enabled: bool = True,
     ) -> None:
+        """Start an empty profile in time zone ``tz`` (or a fixed ``tz_offset``)."""
         if tz is None:
             tz = (
                 UTC if tz_offset == 0 else timezone(timedelta(seconds=float(tz_offset)))
@@ -161,11 +162,12 @@ class ActivityProfile:
             return
         try:
             index, week = self._locate(t)
+        # beyond what datetime can represent
         except (
             OverflowError,
             ValueError,
             OSError,
-        ):  # beyond what datetime can represent
+        ):
             return
         if week < self._visit_week[index]:
             return
@@ -279,8 +281,9 @@ class ActivityProfile:
     # ------------------------------------------------------------------ state
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, versioned, compact state (about 500 bytes when every bucket is
-        learned).
+        """Return the JSON-safe, versioned, compact state.
+
+        About 500 bytes when every bucket is learned.
 
         Visits that are over (every bucket but the one visited last) are folded into
         their bucket's mean here, as the next week's first sample would; bucket means
@@ -327,7 +330,7 @@ class ActivityProfile:
         return state
 
     def _current_visit(self) -> int | None:
-        """The bucket whose visit is still in progress: the last one visited."""
+        """Return the bucket whose visit is still in progress: the last one visited."""
         visited = [i for i in range(BUCKETS) if self._visit_n[i] > 0]
         return max(visited, key=lambda i: (self._visit_week[i], i)) if visited else None
 
@@ -452,7 +455,7 @@ def _pack(data: bytes) -> str:
 
 
 def _unpack(value: object) -> bytes | None:
-    """The 2 x :data:`BUCKETS` bytes of :func:`_pack` text, else ``None`` (never more)."""
+    """Return the 2 x :data:`BUCKETS` bytes of :func:`_pack` text, else ``None``."""
     if not isinstance(value, str) or len(value) > 8 * BUCKETS:
         return None
     try:
@@ -501,7 +504,7 @@ def _arrays_from_buckets(buckets: Mapping[str, Any]) -> dict[str, list[float] | 
 
 
 def _array(value: object) -> list[float] | None:
-    """A list of :data:`BUCKETS` finite numbers, else ``None``."""
+    """Return ``value`` as a list of :data:`BUCKETS` finite numbers, else ``None``."""
     if not isinstance(value, list) or len(value) != BUCKETS:
         return None
     numbers = [_finite(x, math.nan) for x in value]

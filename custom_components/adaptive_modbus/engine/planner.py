@@ -60,6 +60,7 @@ class CostModel:
     per_bit: float = 0.0015
 
     def __post_init__(self) -> None:
+        """Refuse costs that are negative or not finite."""
         _check_cost("request_overhead", self.request_overhead)
         _check_cost("per_register", self.per_register)
         _check_cost("per_bit", self.per_bit)
@@ -127,6 +128,7 @@ class DeviceLimits:
     max_bits: int = PROTOCOL_MAX_BITS
 
     def __post_init__(self) -> None:
+        """Refuse limits outside what the Modbus protocol allows."""
         if not 1 <= self.max_registers <= PROTOCOL_MAX_REGISTERS:
             raise EngineUsageError(
                 f"max_registers must be 1-{PROTOCOL_MAX_REGISTERS}, got {self.max_registers}"
@@ -137,7 +139,7 @@ class DeviceLimits:
             )
 
     def for_table(self, table: Table) -> int:
-        """The read limit that applies to ``table``."""
+        """Return the read limit that applies to ``table``."""
         return self.max_bits if table.is_bit else self.max_registers
 
 
@@ -374,7 +376,7 @@ def _assign(
 
 
 def proper_intervals(spans: Iterable[Span]) -> list[Span]:
-    """The spans not contained in another one, sorted; starts and ends strictly rise.
+    """Return the spans not contained in another one, sorted (starts and ends rise).
 
     Reading a span reads everything inside it, so contained spans never change
     the optimum. Linear after the sort (and the sort is linear on sorted input).
@@ -445,7 +447,7 @@ def _dp(
     overhead: float,
     per_unit: float,
 ) -> list[Span]:
-    """The dynamic programme over proper intervals, with a sliding-window minimum.
+    """Solve the dynamic programme over proper intervals with a sliding-window minimum.
 
     ``best[j + 1] = min_i value[i] + overhead + per_unit * end[j]`` where
     ``value[i] = best[i] - per_unit * start[i]`` and ``i`` runs over the window of

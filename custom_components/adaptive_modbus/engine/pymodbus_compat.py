@@ -94,10 +94,11 @@ UNIT_KEYWORD: Final = _keyword(
 SERVER_IGNORE_MISSING_KEYWORD: Final = _keyword(
     ModbusTcpServer.__init__, "ignore_missing_devices", "ignore_missing_slaves"
 )
+# new, old name
 _NO_SUCH_UNIT_NAMES: Final = (
     "NoSuchIdException",
     "NoSuchSlaveException",
-)  # new, old name
+)
 NoSuchUnitException: Final[type[Exception]] = cast(
     "type[Exception]",
     next(
@@ -180,7 +181,7 @@ async def client_write_coil(
 
 
 def exception_code(response: ModbusPDU) -> int | None:
-    """The Modbus exception code of an exception response, else None."""
+    """Return the Modbus exception code of an exception response, else None."""
     if not response.isError():
         return None
     return int(getattr(response, "exception_code", 0) or 0)
@@ -208,7 +209,7 @@ class DatastoreBackend(Protocol):
     """
 
     def unit_ids(self) -> list[int]:
-        """Unit ids that answer."""
+        """Return the unit ids that answer."""
 
     def get(
         self,
@@ -236,7 +237,7 @@ class DatastoreBackend(Protocol):
 
 
 def no_such_unit(unit_id: int) -> Exception:
-    """The exception that makes a pymodbus server ignore a request (no answer)."""
+    """Return the exception that makes a pymodbus server ignore a request."""
     return NoSuchUnitException(f"no unit {unit_id}")
 
 
@@ -271,9 +272,8 @@ class _UnitContext:
         table = FUNCTION_TABLE.get(func_code)
         if table is None:
             return False
-        if (
-            READ_FUNCTION[table] != func_code
-        ):  # a write: pymodbus 3.8 cannot refuse it later
+        # a write: pymodbus 3.8 cannot refuse it later
+        if READ_FUNCTION[table] != func_code:
             return (
                 self._backend.check_write(self._unit_id, func_code, address, count)
                 is None
@@ -341,11 +341,11 @@ class _LiveServerContext(ModbusServerContext):
         return unit_id in self._backend.unit_ids()
 
     def slaves(self) -> list[int]:
-        """Unit ids (pymodbus <= 3.9 name)."""
+        """Return the unit ids (pymodbus <= 3.9 name)."""
         return self._backend.unit_ids()
 
     def device_ids(self) -> list[int]:
-        """Unit ids (pymodbus >= 3.10 name)."""
+        """Return the unit ids (pymodbus >= 3.10 name)."""
         return self._backend.unit_ids()
 
     # --- pymodbus >= 3.13: the server context answers for every unit
@@ -363,7 +363,7 @@ class _LiveServerContext(ModbusServerContext):
 
 
 def make_server_context(backend: DatastoreBackend) -> ModbusServerContext:
-    """A pymodbus server context whose values are computed live by ``backend``."""
+    """Build a pymodbus server context whose values ``backend`` computes live."""
     return _LiveServerContext(backend)
 
 

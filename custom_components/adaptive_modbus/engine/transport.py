@@ -113,7 +113,7 @@ class Transport(Protocol):
         """Write one coil."""
 
     async def end_cycle(self) -> None:
-        """Called after each poll cycle; closes the connection if so configured."""
+        """End a poll cycle: close the connection if so configured."""
 
 
 class Priority(IntEnum):
@@ -131,6 +131,7 @@ class PriorityLock:
     """
 
     def __init__(self) -> None:
+        """Start unlocked, with nobody waiting."""
         self._locked = False
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -205,6 +206,7 @@ class Backoff:
     def __init__(
         self, minimum: float, maximum: float, clock: Callable[[], float]
     ) -> None:
+        """Start at ``minimum``, never above ``maximum``."""
         self.minimum = max(0.0, minimum)
         self.maximum = max(self.minimum, maximum)
         self._clock = clock
@@ -233,9 +235,8 @@ _TIMEOUT_MARGIN = 0.5  # seconds added to our own guard around pymodbus' timeout
 
 # Modbus protocol limits of one request
 MAX_READ_REGISTERS = 125
-GATEWAY_NO_ANSWER_CODES = frozenset(
-    {10, 11}
-)  # gateway path unavailable / target silent
+# gateway path unavailable / target silent
+GATEWAY_NO_ANSWER_CODES = frozenset({10, 11})
 BUSY_CODES = frozenset({5, 6})  # acknowledge (still working) / device busy
 MAX_READ_BITS = 2000
 MAX_WRITE_REGISTERS = 123
@@ -279,6 +280,7 @@ class PymodbusTransport:
     def __init__(
         self, config: TransportConfig, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        """Prepare a transport for ``config``; nothing is opened before the first use."""
         self.config = config
         self.stats = TransportStats()
         self._clock = clock
@@ -603,8 +605,9 @@ class PymodbusTransport:
     def _failure(
         self, err: BaseException, client: ModbusBaseClient, unit_id: int, address: int
     ) -> tuple[ModbusError, bool]:
-        """The error for a failed exchange (the connection is dropped) and whether a
-        read may be retried on a fresh connection.
+        """Return the error for a failed exchange and whether a read may be retried.
+
+        The connection is dropped; a retry goes out on a fresh one.
         """
         lost = not client.connected
         self._drop()  # a late answer must not meet the next request
@@ -728,7 +731,7 @@ class _Expected:
 
 
 def _expected(frame: bytes, *, rtu: bool) -> _Expected | None:
-    """Unit, function and transaction id of a request frame we sent."""
+    """Return unit, function and transaction id of a request frame we sent."""
     if rtu:
         if len(frame) < 2:
             return None
@@ -763,7 +766,7 @@ def _crc16(data: bytes) -> int:
 
 
 def _frame_mismatch(buffer: bytes, expect: _Expected, *, rtu: bool) -> str | None:
-    """What is wrong with the first complete answer frame in ``buffer``, if anything.
+    """Say what is wrong with the first complete answer frame in ``buffer``, if anything.
 
     Only complete, well-formed frames are judged (an incomplete one waits for more
     bytes, garbage is left to pymodbus and the timeout). Like pymodbus, a request to
@@ -823,9 +826,8 @@ async def detect_framer(
         try:
             await transport.read(unit_id, table, address, count)
         except ModbusError as err:
-            if (
-                err.code is not None
-            ):  # an exception response: this framing was understood
+            # an exception response: this framing was understood
+            if err.code is not None:
                 return kind
             if isinstance(err, ModbusConnectionError) and transport.stats.connects == 0:
                 raise
@@ -872,7 +874,7 @@ _FRAMING_NAMES: dict[TransportKind, str] = {
 def classify_exception_code(
     code: int, unit_id: int, address: int, *, write: bool = False
 ) -> ModbusError:
-    """The :class:`ModbusError` for a Modbus exception response code.
+    """Return the :class:`ModbusError` for a Modbus exception response code.
 
     1 -> IllegalFunction; 2 -> IllegalAddress; 3 (illegal data value) -> IllegalAddress
     for reads (the quantity or range was refused: blame the block) and a plain

@@ -47,7 +47,7 @@ ILLEGAL_DATA_VALUE: Final = 3
 
 @lru_cache(maxsize=32)
 def demo_profile(unit_id: int = 1) -> Profile:
-    """The parsed demo profile for ``unit_id`` (cached: it is immutable)."""
+    """Return the parsed demo profile for ``unit_id`` (cached: it is immutable)."""
     return load_profile(PROFILE_ID, unit_id)
 
 
@@ -66,6 +66,7 @@ class SimulatedDevice:
         unit_id: int = 1,
         start: float | None = None,
     ) -> None:
+        """Build the demo device for ``unit_id``; ``seed`` fixes its signals."""
         self.seed = seed
         self.unit_id = unit_id
         self.profile = demo_profile(unit_id)
@@ -93,7 +94,7 @@ class SimulatedDevice:
     # -- introspection -------------------------------------------------------
 
     def now(self) -> float:
-        """Current time on the device clock."""
+        """Return the current time on the device clock."""
         return self._clock()
 
     def scenario_time(self, t: float | None = None) -> float:
@@ -109,7 +110,7 @@ class SimulatedDevice:
         return self.start + signals.incident_start(cycle)
 
     def spec(self, key: str) -> RegisterSpec:
-        """The register spec of ``key`` (``KeyError`` if unknown)."""
+        """Return the register spec of ``key`` (``KeyError`` if unknown)."""
         return self._by_key[key].spec
 
     def address_space(self, table: Table) -> range:

@@ -52,7 +52,7 @@ class RequestKind(StrEnum):
 
     @classmethod
     def read(cls, table: Table) -> RequestKind:
-        """The read request kind for ``table``."""
+        """Return the read request kind for ``table``."""
         return _READ_KINDS[table]
 
 
@@ -105,6 +105,7 @@ class InProcessTransport:
         timeout: float = 3.0,
         close_after_cycle: bool = False,
     ) -> None:
+        """Serve ``device`` (one or several units) in this process."""
         devices = [device] if isinstance(device, SimulatedDevice) else list(device)
         self.devices: dict[int, SimulatedDevice] = {}
         for item in devices:

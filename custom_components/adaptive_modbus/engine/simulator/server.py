@@ -123,9 +123,8 @@ class _DeviceBackend:
         table = compat.FUNCTION_TABLE.get(func_code)
         if table is None:
             return compat.EXC_ILLEGAL_FUNCTION
-        if (
-            record and compat.READ_FUNCTION[table] == func_code
-        ):  # not a write's read-back
+        # not a write's read-back
+        if record and compat.READ_FUNCTION[table] == func_code:
             self._record(unit_id, func_code, address, count)
         try:
             return self._device.read(unit_id, table, address, count)
@@ -215,6 +214,7 @@ class SimulatorServer:
         unit_ids: Iterable[int] | None = None,
         response_delay: float = 0.0,
     ) -> None:
+        """Prepare a server for ``device`` on ``host``:``port`` (not started yet)."""
         self.device = device
         self.host = host
         self.port = port
@@ -308,6 +308,7 @@ class SimulatorServer:
             await compat.wait_closed(server)
 
     async def __aenter__(self) -> Self:
+        """Start the server."""
         await self.start()
         return self
 
@@ -317,4 +318,5 @@ class SimulatorServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Stop the server."""
         await self.stop()

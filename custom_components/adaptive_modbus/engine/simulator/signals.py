@@ -98,7 +98,7 @@ def incident_start(cycle: int = 0) -> float:
 
 
 def phase_at(t: float) -> Phase:
-    """The phase the scenario is in at time ``t``."""
+    """Return the phase the scenario is in at time ``t``."""
     position = cycle_position(t)
     for phase in Phase:
         start, length = _OFFSETS[phase]
@@ -155,7 +155,7 @@ def envelope_integral(t: float) -> float:
 
 
 def unit_hash(seed: int, key: str, salt: str, index: int) -> float:
-    """A reproducible pseudo-random number in [0, 1) for ``(seed, key, salt, index)``."""
+    """Return a reproducible pseudo-random number in [0, 1) for the arguments."""
     digest = hashlib.blake2b(
         f"{seed}|{key}|{salt}|{index}".encode(), digest_size=8
     ).digest()
@@ -199,7 +199,7 @@ class Analog:
     noise_step: float = 1.0
 
     def smooth(self, seed: int, key: str, t: float) -> float:
-        """The noise-free part of the signal."""
+        """Return the noise-free part of the signal."""
         total = self.base + self.incident_gain * envelope(t)
         for wave, phi in zip(
             self.waves, _wave_phases(seed, key, len(self.waves)), strict=True
@@ -288,7 +288,7 @@ class Constant:
     constant: Value
 
     def value(self, seed: int, key: str, t: float) -> Value:
-        """The constant."""
+        """Return the constant."""
         return self.constant
 
 
@@ -311,7 +311,7 @@ class SerialNumber:
     prefix: str
 
     def value(self, seed: int, key: str, t: float) -> Value:
-        """The serial number (at most 16 characters)."""
+        """Return the serial number (at most 16 characters)."""
         return f"{self.prefix}{seed % 10**8:08d}"
 
 
