@@ -9,6 +9,21 @@ longer than ``miss_factor`` times the register's min interval. ``misses_trackabl
 leaves out registers whose true value jumps beyond its tolerance from one second to
 the next in more than 1 % of the seconds (noise larger than the tolerance: no poller
 slower than 1 Hz can keep those in band; the demo's grid frequency is built that way).
+
+Freshness as users feel it, per register then pooled:
+
+* **time out of tolerance** (``tot_pct``): share of the seconds with known truth during
+  which the shown value lies outside the tolerance band around the true value, per
+  register; pooled as the mean over registers (each register counts the same).
+* **detection delay** of every change beyond tolerance: a change is a *band exit* of
+  the truth (the true value leaves the band around its value at the previous change,
+  the way the oracle would see it); its delay is the time until the next read of that
+  register. Median and p95 over the changes of all registers whose noise stays below
+  tolerance (noisier ones change every second and would swamp the figure).
+* **staleness p95**: how long a shown value had been out of band, p95 over the
+  out-of-band seconds.
+
+Seconds whose truth is ``NaN`` (gaps of a replayed log) count nowhere.
 """
 
 from __future__ import annotations
@@ -52,13 +67,66 @@ class Metrics:
     cycles: int
     cpu_seconds: float
     errors: int
+    tot_pct: float = 0.0  # time out of tolerance, % (mean over registers)
+    delay_median: float = 0.0  # s from a change beyond tolerance to its next read
+    delay_p95: float = 0.0
+    changes: int = 0  # changes beyond tolerance timed (trackable registers)
+    bus_s_per_hour: float = 0.0
+    tot_per_register: tuple[float | None, ...] = ()  # % per spec row (None: no truth)
+    incident_delays: tuple[float | None, ...] = ()  # s per incident (None: never shown)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN and inf become None)."""
-        return {
-            key: (None if isinstance(value, float) and not math.isfinite(value) else value)
-            for key, value in asdict(self).items()
-        }
+        return {key: _finite(value) for key, value in asdict(self).items()}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (tuple, list)):
+        return [_finite(item) for item in value]
+    return value
+
+
+_EXITS: dict[int, tuple[Array, list[NDArray[np.int64]]]] = {}
+
+
+def band_exits(values: Array, tol: float) -> NDArray[np.int64]:
+    """Indices where ``values`` leaves the band of ``tol`` around its value at the
+    previous exit (the first known value to start with); NaN never exits."""
+    known = np.flatnonzero(~np.isnan(values))
+    if not known.size:
+        return np.zeros(0, dtype=np.int64)
+    out: list[int] = []
+    i = int(known[0])
+    ref = values[i]
+    i += 1
+    n = len(values)
+    chunk = 64
+    while i < n:
+        hit = np.flatnonzero(np.abs(values[i : i + chunk] - ref) > tol)
+        if not hit.size:
+            i += chunk
+            chunk = min(chunk * 4, 1 << 16)
+            continue
+        j = i + int(hit[0])
+        out.append(j)
+        ref = values[j]
+        i = j + 1
+        chunk = 64
+    return np.array(out, dtype=np.int64)
+
+
+def scenario_exits(scenario: Scenario) -> list[NDArray[np.int64]]:
+    """:func:`band_exits` per row of the scenario's truth (computed once per truth)."""
+    cached = _EXITS.get(id(scenario))
+    if cached is not None and cached[0] is scenario.truth:
+        return cached[1]
+    thr = thresholds(scenario.specs)
+    exits = [band_exits(scenario.truth[row], float(thr[row])) for row in range(len(thr))]
+    _EXITS.clear()
+    _EXITS[id(scenario)] = (scenario.truth, exits)
+    return exits
 
 
 def _scale(scenario: Scenario) -> Array:
@@ -110,6 +178,9 @@ def noisy_rows(scenario: Scenario) -> set[int]:
 def incident_delays(scenario: Scenario, record: RunRecord) -> list[float | None]:
     """Per incident: seconds from its first step in the truth until a read shows it.
 
+    With ``scenario.incident_key`` only that register is timed (a PV plant's sunrise:
+    the AC power stepping up from 0 when the inverter starts).
+
     Registers whose noise exceeds their tolerance (:func:`noisy_rows`) are left out:
     their noise, not the incident, would be the 'first step'.
     """
@@ -117,11 +188,18 @@ def incident_delays(scenario: Scenario, record: RunRecord) -> list[float | None]
     thr = thresholds(scenario.specs)
     noisy = noisy_rows(scenario)
     delays: list[float | None] = []
+    watched = range(len(scenario.specs))
+    if scenario.incident_key is not None:
+        watched = range(0)
+        keys = [spec.key for spec in scenario.specs]
+        if scenario.incident_key in keys:
+            row_of = keys.index(scenario.incident_key)
+            watched = range(row_of, row_of + 1)
     for incident in scenario.incidents:
         s0 = max(round(incident - scenario.start), 1)
         baseline = truth[:, s0 - 1]
         first: dict[int, int] = {}
-        for row in range(len(scenario.specs)):
+        for row in watched:
             if math.isnan(baseline[row]) or row in noisy:
                 continue
             moved = np.flatnonzero(np.abs(truth[row, s0:] - baseline[row]) > thr[row])
@@ -168,17 +246,30 @@ def compute(
     misses_trackable = 0
     noisy = noisy_rows(scenario)
     worst = 0.0
+    tot: list[float | None] = []
+    delays: list[Array] = []
+    exits = scenario_exits(scenario)
     for row, spec in enumerate(scenario.specs):
-        if np.isnan(truth[row, 0]):
+        known = ~np.isnan(truth[row])
+        if not known.any():
+            tot.append(None)
             continue
+        times = np.asarray(record.reads[row][0], dtype=np.float64)
+        if row not in noisy and exits[row].size:
+            changed = samples[exits[row]]
+            nxt = np.searchsorted(times, changed, side="left")
+            end = scenario.start + scenario.duration
+            later = np.append(times, end)[nxt]  # never read again: censored at the end
+            delays.append(later - changed)
         shown, read_at = shown_series(*record.reads[row], samples)
-        valid = ~np.isnan(shown)
+        valid = ~np.isnan(shown) & known
         diff = np.abs(shown[valid] - truth[row, valid])
         errors.append(diff / scale[row])
         ages.append(samples[valid] - read_at[valid])
         out = diff > thr[row]
         out_count += int(out.sum())
         total += int(valid.sum())
+        tot.append(100.0 * float(out.sum()) / max(int(known.sum()), 1))
         starts, lengths = _runs(out)
         if lengths.size:
             limit = spec.min_interval or min_interval
@@ -194,8 +285,11 @@ def compute(
     stale_all = np.concatenate(stale) if stale else np.zeros(1)
     age_all = np.concatenate(ages) if ages else np.zeros(1)
     hours = scenario.duration / 3600.0
-    delays = incident_delays(scenario, record)
-    known = [d for d in delays if d is not None]
+    incidents = incident_delays(scenario, record)
+    known = [d for d in incidents if d is not None]
+    delay_all = np.concatenate(delays) if delays else np.zeros(0)
+    shares = [x for x in tot if x is not None]
+    complete = bool(known) and len(known) == len(incidents)
     return Metrics(
         policy=record.policy,
         requests=record.requests,
@@ -211,9 +305,16 @@ def compute(
         misses_trackable=misses_trackable,
         noisy_registers=len(noisy),
         worst_miss=worst,
-        incident_delay=(sum(known) / len(known)) if known and len(known) == len(delays) else None,
-        incident_delay_max=max(known) if known and len(known) == len(delays) else None,
+        incident_delay=(sum(known) / len(known)) if complete else None,
+        incident_delay_max=max(known) if complete else None,
         cycles=record.cycles,
         cpu_seconds=record.cpu_seconds,
         errors=record.errors,
+        tot_pct=float(np.mean(shares)) if shares else 0.0,
+        delay_median=float(np.median(delay_all)) if delay_all.size else 0.0,
+        delay_p95=float(np.percentile(delay_all, 95)) if delay_all.size else 0.0,
+        changes=int(delay_all.size),
+        bus_s_per_hour=record.bus_time / hours,
+        tot_per_register=tuple(tot),
+        incident_delays=tuple(incidents),
     )

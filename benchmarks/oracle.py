@@ -4,8 +4,12 @@ At every second it reads exactly the registers whose true value has just left th
 tolerance band around the value it last read (for tolerance 0: any change), with
 the optimal blocks of the real planner (``engine.planner.plan_reads``, cost model
 exact for the bus). Registers lying inside a chosen block are refreshed for free
-(riders). It starts with one read of everything, knows the device's holes and
-never re-reads a value that stays in its band (no heartbeat).
+(riders). It also reads every change of the truth beyond tolerance at once (the
+truth leaving the band around its value at the previous change, as the detection
+delay counts them), so it follows the truth, not only its own band: its time out of
+tolerance and its detection delay are both 0. It starts with one read of
+everything, knows the device's holes and never re-reads a value that stays in its
+band (no heartbeat).
 
 Reading each register at the very second it leaves its band minimises staleness but
 not requests: independent drifts each cost a request of their own. ``lookahead``
@@ -24,6 +28,14 @@ from adaptive_modbus_engine.registers import RegisterSpec, Table
 
 from .scenarios import Scenario
 from .simulate import Progress, RunRecord
+
+
+def scenario_exits(scenario: Scenario) -> list[NDArray[np.int64]]:
+    """The truth's changes beyond tolerance per row (see :mod:`benchmarks.metrics`)."""
+    from .metrics import scenario_exits as exits  # noqa: PLC0415 - metrics imports oracle
+
+    return exits(scenario)
+
 
 GroupKey = tuple[int, Table]
 
@@ -91,10 +103,18 @@ def run_oracle(
         record.cycles += 1
         record.timeline.append((when, requests))
 
+    # every change of the truth beyond tolerance (the metrics' band exits) is read at
+    # once too, even when a rider read left the shown value within its band
+    exits_at: dict[int, list[int]] = {}
+    for row, seconds in enumerate(scenario_exits(scenario)):
+        for second in seconds.tolist():
+            exits_at.setdefault(second, []).append(row)
     read(0, list(range(len(specs))))
     for second in range(1, scenario.duration + 1):
         column = truth[:, second]
         moved = np.abs(column - last) > tol
+        if second in exits_at:
+            moved[exits_at[second]] = True
         moved &= valid
         if moved.any():
             read(second, [int(row) for row in np.flatnonzero(moved)])

@@ -111,34 +111,36 @@ def make_specs(count: int) -> list[RegisterSpec]:
 class SchedulerTimer:
     """CPU spent in the engine's due-set selection and planning (scheduler + planner).
 
-    Wraps the engine instance's ``_pop_due`` and ``_plan`` (private, so this is a
-    measurement probe: when the engine renames them the split reads NaN and the
-    totals still stand). Counts the registers due per cycle too.
+    Wraps the engine instance's ``_schedule.pop_due`` and ``_planning.plan`` (private,
+    so this is a measurement probe: when the engine renames them the split reads NaN
+    and the totals still stand). Counts the registers due per cycle too.
     """
 
     def __init__(self, engine: PollEngine) -> None:
         self.spent = 0.0
         self.due = 0
-        self.ok = all(hasattr(engine, name) for name in ("_pop_due", "_plan"))
+        schedule: Any = getattr(engine, "_schedule", None)
+        planning: Any = getattr(engine, "_planning", None)
+        self.ok = hasattr(schedule, "pop_due") and hasattr(planning, "plan")
         if not self.ok:
             return
-        pop, plan = engine._pop_due, engine._plan
+        pop, plan = schedule.pop_due, planning.plan
 
-        def timed_pop(now: float) -> Any:
+        def timed_pop(*args: Any) -> Any:
             t0 = time.process_time()
-            due = pop(now)
+            due = pop(*args)
             self.spent += time.process_time() - t0
             self.due += len(due)
             return due
 
-        def timed_plan(due: Any) -> Any:
+        def timed_plan(*args: Any) -> Any:
             t0 = time.process_time()
-            blocks = plan(due)
+            blocks = plan(*args)
             self.spent += time.process_time() - t0
             return blocks
 
-        engine._pop_due = timed_pop  # type: ignore[method-assign]
-        engine._plan = timed_plan  # type: ignore[method-assign]
+        schedule.pop_due = timed_pop
+        planning.plan = timed_plan
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def fill_learned_state(engine: PollEngine, seed: int = 7) -> None:
     """
     rng = random.Random(seed)
     start = 1_795_000_000.0 - 1_795_000_000.0 % (7 * 86400) + 4 * 86400  # a Monday
-    for reg in engine._regs.values():
+    for reg in engine._registry.regs.values():
         value = 1000.0
         for k in range(40):
             value += rng.gauss(0.0, 3.0)

@@ -11,6 +11,8 @@
 * ``oracle`` / ``oracle-batched``: see :mod:`benchmarks.oracle` (not engine
   configurations); the batched one also reads, with a unit's table, what will leave
   its band within the next 30 s.
+* ``expert-static``: per-register fixed intervals picked with hindsight, read in the
+  planner's optimal blocks (:mod:`benchmarks.expert`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ ADAPTIVE = "adaptive"
 ADAPTIVE_NO_PATTERNS = "adaptive-no-patterns"
 ORACLE = "oracle"
 ORACLE_BATCHED = "oracle-batched"
+EXPERT = "expert-static"  # see benchmarks.expert (not an engine configuration)
 ORACLE_LOOKAHEAD = 30  # s: the batched oracle reads what leaves its band within this
 DEFAULT_INTERVAL = 15.0  # HA core's default scan interval
 

@@ -57,6 +57,8 @@ class Scenario:
     limits: Mapping[int, DeviceLimits] = field(default_factory=dict)
     sweep: tuple[float, ...] = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
     notes: str = ""
+    day: NDArray[np.bool_] | None = None  # per second: daylight (day/night scenarios)
+    incident_key: str | None = None  # time incidents on this register only
 
     @property
     def registers(self) -> int:
@@ -530,8 +532,94 @@ def stress2000(hours: float = 1.0, seed: int = 42, bus: BusModel | None = None) 
     )
 
 
+#: PV day/night scenario: sunrise and sunset (hours UTC) on every day.
+PV_SUNRISE = 7.22
+PV_SUNSET = 16.85
+
+
+def pv(hours: float = 52.0, seed: int = 42, bus: BusModel | None = None) -> Scenario:
+    """A PV inverter on RTU over several days: clear-sky shape with clouds, flat at night.
+
+    The run starts at 06:00 UTC, so the default 52 h hold three sunrises (07:13 UTC
+    each day) and two whole days and nights. Every sunrise is an incident, timed on
+    the AC power from half an hour before it: the inverter starts feeding in at
+    100 W (a step beyond the 50 W tolerance), and the delay runs from that second
+    until a read shows it. ``day`` marks daylight.
+    """
+    rng = np.random.default_rng(seed + 7)
+    duration = round(hours * 3600)
+    n = duration + 1
+    start_hour = (EPOCH % 86400) / 3600
+    shape = wf.daylight(n, start_hour, sunrise=PV_SUNRISE, sunset=PV_SUNSET)
+    pv_dc = 6000.0 * shape * wf.clouds(n, rng)
+    day = shape > 0
+    # the inverter starts feeding in once the strings give 100 W: a step at sunrise
+    ac = np.where(pv_dc > 100, pv_dc * 0.97, 0.0)
+    b = MapBuilder(1, "pv", n)
+    volts = np.where(day, 350 + 60 * shape + wf.noise(n, rng, 0.4), 0.0)
+    b.add("string_voltage", volts, scale=0.1, precision=1, tolerance=2.0)
+    b.add(
+        "string_current",
+        np.where(volts > 0, pv_dc / np.maximum(volts, 1), 0),
+        scale=0.01,
+        precision=2,
+        tolerance=0.1,
+    )
+    b.add("dc_power", pv_dc, data_type=DataType.UINT32, tolerance=50.0)
+    b.add("ac_power", ac, data_type=DataType.INT32, tolerance=50.0)
+    grid_v = 230 + wf.smooth_walk(n, rng, sigma=0.3) + wf.noise(n, rng, 0.1)
+    b.add("ac_voltage", grid_v, scale=0.1, precision=1, tolerance=2.0)
+    b.add("ac_current", ac / grid_v, scale=0.01, precision=2, tolerance=0.2)
+    b.add(
+        "ac_frequency",
+        50 + wf.smooth_walk(n, rng, sigma=0.003, knot_s=30),
+        scale=0.01,
+        precision=2,
+        tolerance=0.05,
+    )
+    heatsink = 12 + wf.first_order(ac / 6000 * 30, 900) + wf.noise(n, rng, 0.05)
+    b.add(
+        "heatsink_temperature",
+        heatsink,
+        data_type=DataType.INT16,
+        scale=0.1,
+        precision=1,
+        tolerance=0.5,
+    )
+    hour_of_day = (start_hour + np.arange(n) / 3600.0) % 24
+    midnight = np.concatenate(([False], np.diff(hour_of_day) < 0))
+    energy = np.cumsum(ac) / 3.6e6
+    daily = energy - np.maximum.accumulate(np.where(midnight, energy, 0.0))
+    b.add("daily_yield", daily, data_type=DataType.UINT32, scale=0.01, precision=2, tolerance=0.1)
+    b.add(
+        "total_yield",
+        9120.0 + energy,
+        data_type=DataType.UINT32,
+        scale=0.1,
+        precision=1,
+        tolerance=0.5,
+    )
+    b.add("state", np.where(day & (pv_dc > 10), 4, 2))
+    b.bits("flags", [(pv_dc > 10).astype(float), (ac > 5000).astype(float)])
+    b.add("power_limit", 100, table=Table.HOLDING, writable=True)
+    sunrises = [int(i) + 1 for i in np.flatnonzero(np.diff(day.astype(np.int8)) == 1)]
+    scenario = _assemble(
+        "pv",
+        f"PV inverter day/night, {hours / 24:g} days on RTU 9600 (clear sky with clouds)",
+        [b],
+        duration=duration,
+        bus=bus or BusModel.rtu(9600),
+        incidents=[max(s_ - 1800, 1) for s_ in sunrises],
+        sweep=(5.0, 15.0, 30.0, 60.0, 120.0, 300.0),
+    )
+    scenario.day = day
+    scenario.incident_key = "pv_ac_power"
+    return scenario
+
+
 SCENARIOS: dict[str, Callable[..., Scenario]] = {
     "demo": demo,
     "install200": install200,
     "stress2000": stress2000,
+    "pv": pv,
 }

@@ -1,10 +1,25 @@
 """Trace replay: any recorded data as a benchmark scenario.
 
-A trace is a long-format CSV ``timestamp,key,value`` (timestamps as Unix seconds or
-ISO 8601; values numeric, or true/false/on/off) plus a YAML register map in the
-profile format (``engine.register_map``). Every register of the map must appear in
-the trace. The replay device serves, at time t, the last recorded value at or before
-t (1-second resolution); before a register's first sample its first value holds.
+A trace is a long-format CSV ``timestamp,key,value`` (timestamps as Unix seconds,
+Unix milliseconds or ISO 8601; values numeric, or true/false/on/off) plus a YAML
+register map in the profile format (``engine.register_map``). Every register of the
+map must appear in the trace. The replay device serves, at time t, the last recorded
+value at or before t (1-second resolution); before a register's first sample its
+first value holds.
+
+Rules (each one a bug found replaying real logs):
+
+* Rows with the same timestamp and key: the **last row** of the file wins (a bool
+  logged on then off in the same second replays as off).
+* Numeric timestamps above 1e11 are **Unix milliseconds** (1e11 s is the year 5138)
+  and are converted to seconds; a log mixing seconds and milliseconds is refused
+  with the line that switches.
+* A stretch longer than ``max_gap`` seconds without any row (all keys silent) is a
+  **gap**: missing truth, left out of every error metric (the device keeps serving
+  the last value). ``hold=True`` treats gaps as a flat signal instead.
+* A change-only log keeps its **flat tail**: the replay runs to the log's stated end
+  (a comment line ``# end <timestamp>`` or the ``end`` argument, in the log's
+  timestamp format), else to its last row; every key holds its last value till then.
 """
 
 from __future__ import annotations
@@ -12,6 +27,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,24 +47,47 @@ EXAMPLE_TRACE = DATA_DIR / "example_trace.csv"
 EXAMPLE_MAP = DATA_DIR / "example_map.yaml"
 
 _BOOLS = {"true": 1.0, "on": 1.0, "false": 0.0, "off": 0.0}
+#: Numeric timestamps above this are Unix milliseconds (as seconds: year 5138).
+MILLISECONDS_ABOVE = 1e11
+#: Default longest silence of the whole log that still counts as a flat signal (s).
+MAX_GAP = 3600.0
 
 
 class TraceError(ValueError):
     """The trace or its map cannot be replayed (names the line)."""
 
 
-def _timestamp(text: str, line: int) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(text.strip())
-    except ValueError as err:
-        raise TraceError(f"line {line}: bad timestamp {text!r}") from err
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
+class _Clock:
+    """Parses timestamps, deciding once per file between Unix seconds and milliseconds."""
+
+    def __init__(self) -> None:
+        self.millis: bool | None = None
+
+    def __call__(self, text: str, line: int) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            if not math.isfinite(number):
+                raise TraceError(f"line {line}: bad timestamp {text!r}")
+            millis = number > MILLISECONDS_ABOVE
+            if self.millis is None:
+                self.millis = millis
+            elif millis != self.millis:
+                raise TraceError(
+                    f"line {line}: timestamp {text!r} looks like Unix "
+                    f"{'milliseconds' if millis else 'seconds'}, earlier rows were "
+                    f"{'milliseconds' if self.millis else 'seconds'}"
+                )
+            return number / 1000.0 if millis else number
+        try:
+            parsed = dt.datetime.fromisoformat(text.strip())
+        except ValueError as err:
+            raise TraceError(f"line {line}: bad timestamp {text!r}") from err
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
 
 
 def _value(text: str, line: int) -> float:
@@ -64,24 +103,51 @@ def _value(text: str, line: int) -> float:
     return value
 
 
-def read_trace(path: Path) -> dict[str, list[tuple[float, float]]]:
-    """Samples per key, sorted by time."""
-    samples: dict[str, list[tuple[float, float]]] = {}
+class TraceSamples:
+    """What a trace file holds: per key (times, values) in compact arrays, sorted by
+    time with the file order kept among equal times; the stated end, if any; and
+    every row time (for gap detection)."""
+
+    def __init__(self) -> None:
+        self.series: dict[str, tuple[array[float], array[float]]] = {}
+        self.row_times: array[float] = array("d")
+        self.end: float | None = None
+
+    def sorted(self, key: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Times and values of ``key``, stably sorted by time."""
+        times, values = self.series[key]
+        t = np.frombuffer(times, dtype=np.float64)
+        v = np.frombuffer(values, dtype=np.float64)
+        order = np.argsort(t, kind="stable")
+        return t[order], v[order]
+
+
+def read_trace(path: Path) -> TraceSamples:
+    """Parse ``path`` (see the module docstring for the rules)."""
+    out = TraceSamples()
+    stamp = _Clock()
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         for line, row in enumerate(reader, start=1):
-            if not row or row[0].startswith("#") or (line == 1 and row[0] == "timestamp"):
+            if not row:
+                continue
+            if row[0].startswith("#"):
+                words = ",".join(row).lstrip("#").split(None, 1)
+                if len(words) == 2 and words[0].lower().rstrip(":") == "end":
+                    out.end = stamp(words[1].strip(), line)
+                continue
+            if line == 1 and row[0] == "timestamp":
                 continue
             if len(row) != 3:
                 raise TraceError(f"line {line}: expected timestamp,key,value")
-            samples.setdefault(row[1].strip(), []).append(
-                (_timestamp(row[0], line), _value(row[2], line))
-            )
-    for series in samples.values():
-        series.sort()
-    if not samples:
+            when = stamp(row[0], line)
+            times, values = out.series.setdefault(row[1].strip(), (array("d"), array("d")))
+            times.append(when)
+            values.append(_value(row[2], line))
+            out.row_times.append(when)
+    if not out.series:
         raise TraceError(f"{path}: no samples")
-    return samples
+    return out
 
 
 def load_trace(
@@ -91,36 +157,57 @@ def load_trace(
     unit_id: int = 1,
     bus: BusModel | None = None,
     incidents: tuple[float, ...] = (),
+    max_gap: float = MAX_GAP,
+    hold: bool = False,
+    end: str | None = None,
 ) -> Scenario:
     """A scenario replaying ``trace_path`` with the registers of ``map_path``.
 
-    ``incidents`` are seconds from the trace start whose first step is timed.
+    ``incidents`` are seconds from the trace start whose first step is timed;
+    ``max_gap``, ``hold`` and ``end`` as in the module docstring.
     """
     definitions = parse_register_map(map_path.read_text(encoding="utf-8"), unit_id)
     specs = tuple(d.spec for d in definitions)
     samples = read_trace(trace_path)
-    missing = [spec.key for spec in specs if spec.key not in samples]
+    if end is not None:
+        samples.end = _Clock()(end, 0)
+    missing = [spec.key for spec in specs if spec.key not in samples.series]
     if missing:
         raise TraceError(f"registers without samples in the trace: {', '.join(missing)}")
-    first = min(series[0][0] for key, series in samples.items() if key in {s.key for s in specs})
-    last = max(series[-1][0] for key, series in samples.items() if key in {s.key for s in specs})
+    series = {spec.key: samples.sorted(spec.key) for spec in specs}
+    first = min(float(t[0]) for t, _ in series.values())
+    last = max(float(t[-1]) for t, _ in series.values())
+    if samples.end is not None:
+        if samples.end < last:
+            raise TraceError(f"the stated end {samples.end} lies before the last row {last}")
+        last = samples.end
     duration = max(math.ceil(last - first), 60)
     grid = first + np.arange(duration + 1, dtype=np.float64)
     values: dict[str, Any] = {}
-    for spec in specs:
-        times = np.array([t for t, _ in samples[spec.key]])
-        series = np.array([v for _, v in samples[spec.key]])
-        index = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, None)
-        values[spec.key] = clamp_to_type(spec, series[index])
+    truth = np.empty((len(specs), duration + 1))  # filled row by row: no stacked copy
+    for row, spec in enumerate(specs):
+        times, data = series.pop(spec.key)
+        index = np.searchsorted(times, grid, side="right") - 1
+        np.clip(index, 0, None, out=index)
+        values[spec.key] = clamp_to_type(spec, data[index])
+        del index
+        truth[row] = quantize(spec, values[spec.key])
+    del grid
     start = EPOCH
-    truth = np.vstack([quantize(spec, values[spec.key]) for spec in specs])
+    gaps = [] if hold else find_gaps(samples, first, max_gap)
+    for gap_start, gap_end in gaps:
+        truth[:, gap_start:gap_end] = np.nan
+    del samples
 
     def make_units(clock: Callable[[], float]) -> list[Any]:
         return [SyntheticUnit(unit_id, specs, values, start=start, clock=clock)]
 
+    missing_s = sum(b - a for a, b in gaps)
     return Scenario(
         name="trace",
-        title=f"Trace replay of {trace_path.name} ({len(specs)} values, {duration / 3600:.1f} h)",
+        title=f"Trace replay of {trace_path.name} ({len(specs)} values, {duration / 3600:.1f} h"
+        + (f", {missing_s / 3600:.1f} h in {len(gaps)} gap(s) left out" if gaps else "")
+        + ")",
         specs=specs,
         truth=truth,
         start=start,
@@ -129,7 +216,22 @@ def load_trace(
         make_units=make_units,
         incidents=tuple(start + s for s in incidents),
         limits={unit_id: DeviceLimits()},
+        notes=f"gaps: {gaps}" if gaps else "",
     )
+
+
+def find_gaps(samples: TraceSamples, first: float, max_gap: float) -> list[tuple[int, int]]:
+    """Grid index ranges ``[a, b)`` lying strictly between two rows more than
+    ``max_gap`` seconds apart (the whole log silent: missing truth). The tail up to a
+    stated end is not a gap: the log says it covers it."""
+    times = np.unique(np.frombuffer(samples.row_times, dtype=np.float64))
+    out = []
+    for index in np.flatnonzero(np.diff(times) > max_gap):
+        lo = math.floor(times[index] - first) + 1
+        hi = math.ceil(times[index + 1] - first)
+        if hi > lo:
+            out.append((lo, hi))
+    return out
 
 
 def write_example(trace_path: Path = EXAMPLE_TRACE, seed: int = 7, hours: float = 3.0) -> None:

@@ -148,6 +148,7 @@ def test_quick_run_writes_table_json_and_plots(
     assert {c["name"].split(":")[0] for c in data["checks"]} >= {"demo", "trace", "overhead"}
     assert data["overhead"]["sizes"][0]["memory_per_register_bytes"] > 0
     assert 0 < data["overhead"]["sizes"][0]["state_bytes_per_register"] <= 1024
-    assert (tmp_path / "requests_vs_error.png").stat().st_size > 10_000
+    assert (tmp_path / "frontier_requests.png").stat().st_size > 10_000
+    assert (tmp_path / "frontier_bus.png").stat().st_size > 10_000
     assert (tmp_path / "demo_timeline.png").exists()
     assert (tmp_path / "README-table.md").exists()

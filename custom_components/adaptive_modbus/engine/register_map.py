@@ -146,6 +146,10 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
+        if "nesting depth" in str(err.problem):  # PyYAML >= 6.0.3 has a limit of its own
+            raise RegisterMapError(
+                f"nested more than {MAX_DEPTH} levels deep", "registers", line
+            ) from None
         raise RegisterMapError(f"not valid YAML: {err.problem or err}", None, line) from None
     except yaml.reader.ReaderError as err:  # a character YAML does not allow
         line = text.count("\n", 0, max(0, err.position)) + 1

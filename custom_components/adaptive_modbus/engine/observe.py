@@ -1,0 +1,115 @@
+"""A read's outcome applied to the registers: decode, learn, reschedule.
+
+Data: every register inside the block's span is decoded (riders refresh for free);
+a value feeds the register's interval model and time-of-week profile, and the
+register is scheduled on its new interval. Failure: the register counts an error
+and is retried with backoff (a quarantined one waits for its probe).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .bus import CycleState
+from .core import EngineCore
+from .errors import ErrorKind
+from .planner import BlockRead
+from .registers import Value
+from .registry import RegisterState
+from .stats import ErrorRecord, IntervalChange
+
+
+class Observer:
+    """Applies read results and failures to the registers' state and schedule."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self._core = core
+        self._regs = core.registry.regs
+
+    def fail(self, keys: Sequence[str], cycle: CycleState, now: float) -> None:
+        """Count a failed read and schedule the next one (always after ``now``)."""
+        for uid in keys:
+            if uid in cycle.failed:
+                continue
+            reg = self._regs[uid]
+            reg.errors += 1
+            reg.failure_streak += 1
+            cycle.failed.add(uid)
+            if reg.quarantined_until is not None and reg.quarantined_until > now:
+                self._core.schedule.due_at(reg, reg.quarantined_until)
+            elif reg.quarantined_until is not None:
+                # a due probe without a verdict: probe again after the retry backoff
+                self._core.schedule.retry(reg, now)
+                reg.quarantined_until = reg.next_due
+            else:
+                self._core.schedule.retry(reg, now)
+
+    def _riders(self, block: BlockRead) -> list[str]:
+        """Enabled registers wholly inside the block's span (refreshed for free)."""
+        end = block.address + block.count
+        uids = self._core.registry.starting_in(block.unit_id, block.table, block.address, end)
+        if uids is None:
+            return list(block.keys)
+        inside = []
+        for uid in uids:
+            reg = self._regs[uid]
+            if reg.enabled and reg.quarantined_until is None and reg.spec.end <= end:
+                inside.append(uid)
+        return inside
+
+    def apply(self, block: BlockRead, raw: Sequence[int], now: float, cycle: CycleState) -> None:
+        """Decode the block's data into its registers (and its riders)."""
+        keys = self._riders(block) if self._core.config.piggyback else list(block.keys)
+        due = frozenset(block.keys) if len(keys) != len(block.keys) else None
+        for uid in keys:
+            reg = self._regs[uid]
+            offset = reg.spec.address - block.address
+            try:
+                value = reg.spec.decode(raw[offset : offset + reg.spec.size])
+            except ValueError as err:
+                record = ErrorRecord(now, ErrorKind.OTHER, reg.spec.unit_id, reg.spec.table,
+                                     reg.spec.address, reg.spec.size, str(err))  # fmt: skip
+                self._core.stats.add_error(record)
+                cycle.errors.append(record)
+                self.fail((uid,), cycle, now)
+                continue
+            if due is not None and uid not in due and value == reg.value:
+                # a rider that did not move: fresh for free, nothing new to learn
+                reg.reads += 1
+                reg.last_read = now
+                reg.failure_streak = 0
+                continue
+            self._observe(reg, value, now, cycle)
+
+    def _observe(
+        self, reg: RegisterState, value: Value | None, now: float, cycle: CycleState
+    ) -> None:
+        previous = reg.value
+        changed = value != previous or reg.last_read is None  # None: no value (NaN, inf)
+        reg.reads += 1
+        reg.failure_streak = 0
+        if changed:
+            reg.changes += 1
+            reg.last_change = now
+            cycle.changed[reg.spec.uid] = value
+        reg.value = value
+        reg.last_read = now
+        numeric = _as_float(value) if reg.spec.is_numeric and value is not None else None
+        old_interval = reg.model.interval
+        # the first read (after start or restore) is news for entities, not for the model
+        decision = reg.model.observe(now, numeric, changed and previous is not None)
+        if decision is not None or previous is not None:
+            reg.profile.record(self._core.clock.to_wall(now), reg.model.activity)
+        if decision is not None and decision.interval != old_interval:
+            self._core.stats.add_interval_change(
+                IntervalChange(now, reg.spec.uid, old_interval, decision.interval,
+                               str(decision.reason), decision.detail)
+            )  # fmt: skip
+        self._core.schedule.next_read(reg, now)
+
+
+def _as_float(value: Value) -> float | None:
+    if isinstance(value, bool | str):
+        return None
+    return float(value) if math.isfinite(value) else None

@@ -1,0 +1,87 @@
+"""A cycle's plan: the due registers as block reads, plus neighbours due soon.
+
+The optimal planner (``planner.plan_reads``) runs with the connection's cost model
+(configured, or fitted to measured latencies), the units' block limits in force
+(a unit whose retry is due tries a larger read) and the learned holes. When
+merging, registers near the planned blocks that are close to due are pulled into
+the plan if that adds no request: they would cost a request of their own later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .core import EngineCore
+from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
+from .registry import RegisterState
+
+EARLY_FRACTION = 0.5  # a neighbour this close to due (share of its interval) is read early
+
+
+class Planning:
+    """Plans block reads for a set of due registers."""
+
+    def __init__(self, core: EngineCore, *, early_fraction: float = EARLY_FRACTION) -> None:
+        self._core = core
+        self._regs = core.registry.regs
+        self._cost = core.bus.cost
+        self._early_fraction = early_fraction
+
+    def cost_model(self) -> CostModel:
+        """The cost model the planner uses now (configured, fitted, or default)."""
+        return self._core.config.cost or self._cost.model() or CostModel()
+
+    def plan(
+        self, due: Sequence[RegisterState], limits: Mapping[int, DeviceLimits] | None = None
+    ) -> list[BlockRead]:
+        """Block reads of ``due`` (``limits``: per unit; default: those in force)."""
+        return plan_reads(
+            [reg.spec for reg in due],
+            cost=self.cost_model(),
+            limits=self._core.limits.effective() if limits is None else limits,
+            holes=self._core.holes.by_table,
+            merge=self._core.config.merge_reads,
+        )
+
+    def plan_with_early(self, due: list[RegisterState], now: float) -> list[BlockRead]:
+        """Plan the due registers, pulling in neighbours that are due soon when that
+        adds no request (they would cost a request of their own later)."""
+        trial = self._core.limits.trial((reg.spec for reg in due), now)
+        limits = self._core.limits.effective(trial)
+        blocks = self.plan(due, limits)
+        if not (self._core.config.adaptive and self._core.config.merge_reads and blocks):
+            return self._core.limits.settle(trial, blocks, now)
+        early = self._early_neighbours(blocks, now, {reg.spec.uid for reg in due})
+        if not early:
+            return self._core.limits.settle(trial, blocks, now)
+        merged = self.plan([*due, *early], limits)
+        return self._core.limits.settle(
+            trial, merged if len(merged) <= len(blocks) else blocks, now
+        )
+
+    def _early_neighbours(
+        self, blocks: Sequence[BlockRead], now: float, due: set[str]
+    ) -> list[RegisterState]:
+        """Registers near the planned blocks with at most the early fraction of their
+        interval left before they are due."""
+        cost = self.cost_model()
+        early: list[RegisterState] = []
+        for block in blocks:
+            limits = self._core.limits.effective().get(block.unit_id, DEFAULT_LIMITS)
+            limit = limits.max_bits if block.table.is_bit else limits.max_registers
+            gap = cost.break_even_gap(bits=block.table.is_bit)
+            low = max(block.address - gap, block.end - limit)
+            high = min(block.end + gap, block.address + limit)
+            uids = self._core.registry.starting_in(block.unit_id, block.table, low, high)
+            for uid in uids or ():
+                reg = self._regs[uid]
+                if (
+                    uid not in due
+                    and reg.enabled
+                    and reg.quarantined_until is None
+                    and reg.spec.end <= high
+                    and reg.next_due - now <= self._early_fraction * reg.effective_interval
+                ):
+                    due.add(uid)
+                    early.append(reg)
+        return early

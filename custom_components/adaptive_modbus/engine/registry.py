@@ -1,0 +1,115 @@
+"""Each register's mutable state, and the indexes that find registers by address.
+
+Registers are identified by ``RegisterSpec.uid`` (``"<unit_id>.<key>"``), so two
+devices with the same profile can share a connection.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .config import EngineConfig
+from .errors import EngineUsageError
+from .intervals import IntervalLimits, IntervalModel
+from .patterns import ActivityProfile
+from .planner import BlockRead
+from .registers import RegisterSpec, Table, Value
+
+QUARANTINE_FIRST = 300.0  # seconds before a quarantined register is probed again
+QUARANTINE_MAX = 6 * 3600.0
+
+
+@dataclass
+class RegisterState:
+    """Mutable per-register state (private to the engine)."""
+
+    spec: RegisterSpec
+    model: IntervalModel
+    profile: ActivityProfile
+    tolerance: float
+    enabled: bool = True
+    value: Value | None = None
+    last_read: float | None = None
+    last_change: float | None = None
+    next_due: float = 0.0
+    effective_interval: float = 0.0
+    pattern_factor: float = 1.0
+    reads: int = 0
+    changes: int = 0
+    errors: int = 0
+    failure_streak: int = 0
+    quarantined_until: float | None = None
+    quarantine_backoff: float = QUARANTINE_FIRST
+    heap_seq: int = 0  # sequence number of the one live heap entry
+
+
+class Registry:
+    """The registers of one engine: their state by uid, by (unit, table) address and
+    by unit. The set of registers is fixed at construction."""
+
+    def __init__(self, specs: Iterable[RegisterSpec], config: EngineConfig) -> None:
+        self._config = config
+        self.regs: dict[str, RegisterState] = {}
+        for spec in specs:
+            if spec.uid in self.regs:
+                raise EngineUsageError(f"register {spec.uid} is defined twice")
+            self.regs[spec.uid] = self.new_state(spec)
+        # per (unit, table): register start addresses (sorted) and their uids
+        groups: dict[tuple[int, Table], list[tuple[int, str]]] = {}
+        for uid, reg in self.regs.items():
+            groups.setdefault((reg.spec.unit_id, reg.spec.table), []).append(
+                (reg.spec.address, uid)
+            )
+        self._index: dict[tuple[int, Table], tuple[list[int], list[str]]] = {}
+        for key, items in groups.items():
+            items.sort()
+            self._index[key] = ([a for a, _ in items], [u for _, u in items])
+        self.unit_uids: dict[int, list[str]] = {}
+        for uid, reg in self.regs.items():
+            self.unit_uids.setdefault(reg.spec.unit_id, []).append(uid)
+
+    def limits_for(self, spec: RegisterSpec) -> IntervalLimits:
+        """A register's interval bounds: its own, else the engine's."""
+        low = spec.min_interval or self._config.min_interval
+        high = spec.max_interval or max(self._config.max_interval, low)
+        return IntervalLimits(min_interval=low, max_interval=max(high, low))
+
+    def new_state(self, spec: RegisterSpec) -> RegisterState:
+        """A register as it starts: nothing read, nothing learned."""
+        numeric = spec.is_numeric
+        tolerance = spec.tolerance or (self._config.default_tolerance if numeric else 0.0)
+        model = IntervalModel(tolerance, self.limits_for(spec), numeric=numeric)
+        profile = ActivityProfile(tz=self._config.tz)
+        return RegisterState(spec=spec, model=model, profile=profile, tolerance=tolerance)
+
+    def relearn(self, reg: RegisterState) -> None:
+        """Give a register a fresh interval model and activity profile."""
+        fresh = self.new_state(reg.spec)
+        reg.model, reg.profile = fresh.model, fresh.profile
+
+    def starting_in(self, unit: int, table: Table, low: float, high: float) -> list[str] | None:
+        """Uids of the registers of ``(unit, table)`` that start in ``[low, high)``,
+        by address (None: no register in that table)."""
+        index = self._index.get((unit, table))
+        if index is None:
+            return None
+        starts, uids = index
+        return uids[bisect_left(starts, low) : bisect_left(starts, high)]
+
+    def distinct_starts(self, keys: Iterable[str]) -> list[int]:
+        """The distinct start addresses of these registers, sorted."""
+        return sorted({self.regs[uid].spec.address for uid in keys})
+
+    def block_of(self, block: BlockRead, keys: Sequence[str]) -> BlockRead:
+        """The read of ``block``'s unit and table that spans exactly these registers."""
+        specs = [self.regs[uid].spec for uid in keys]
+        start = min(s.address for s in specs)
+        end = max(s.end for s in specs)
+        return BlockRead(block.unit_id, block.table, start, end - start, tuple(keys))
+
+
+def single_read(spec: RegisterSpec) -> BlockRead:
+    """The read of one register alone."""
+    return BlockRead(spec.unit_id, spec.table, spec.address, spec.size, (spec.uid,))

@@ -1,0 +1,92 @@
+"""Freshness metrics as users feel them: time out of tolerance, detection delay, frontier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.metrics import band_exits, compute
+from benchmarks.oracle import run_oracle
+from benchmarks.report import at_equal_tot, frontier
+from benchmarks.run import truncate
+from benchmarks.scenarios import install200
+from benchmarks.simulate import RunRecord
+from benchmarks.trace import load_trace
+
+
+def _scenario(tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "m.yaml").write_text(
+        "registers:\n  - key: power\n    name: Power\n    table: input\n    address: 0\n"
+        "    data_type: int16\n    tolerance: 10\n"
+    )
+    (tmp_path / "t.csv").write_text(
+        "timestamp,key,value\n0,power,0\n100,power,50\n200,power,55\n300,power,0\n# end 1000\n"
+    )
+    return load_trace(tmp_path / "t.csv", tmp_path / "m.yaml")
+
+
+def test_time_out_of_tolerance_and_detection_delay(tmp_path: Path) -> None:
+    """Reads at 0, 130 and 310 s: 30 + 10 s out of band, changes seen after 30 and 10 s."""
+    scenario = _scenario(tmp_path)
+    t0 = scenario.start
+    record = RunRecord("scripted", reads=[([t0, t0 + 130, t0 + 310], [0.0, 50.0, 0.0])])
+    m = compute(scenario, record)
+    assert m.tot_per_register[0] == pytest.approx(100 * 40 / 1001)
+    assert m.tot_pct == pytest.approx(100 * 40 / 1001)
+    # changes beyond tolerance: 0 -> 50 at 100 s and 55 -> 0 at 300 s (55 is within 10 of 50)
+    assert m.changes == 2
+    assert m.delay_median == pytest.approx(20.0)
+    assert m.delay_p95 == pytest.approx(29.0)
+    assert m.stale_p95 == pytest.approx(28.5, abs=1.0)
+
+
+def test_a_change_never_read_counts_until_the_end(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path)
+    record = RunRecord("slow", reads=[([scenario.start], [0.0])])
+    m = compute(scenario, record)
+    assert m.changes == 2
+    assert m.delay_p95 > 800  # the 0 -> 50 change at 100 s is never shown
+
+
+def test_band_exits_follow_the_reference_not_every_step() -> None:
+    values = np.array([0, 5, 9, 11, 12, 20, 22, np.nan, 40, 35], dtype=np.float64)
+    assert band_exits(values, 10.0).tolist() == [3, 6, 8]  # refs 0, 11, 22, 40
+
+
+def test_oracle_follows_the_truth(tmp_path: Path) -> None:
+    """The oracle is never out of tolerance and sees every change at once; its rare
+    requests keep their decimals."""
+    scenario = _scenario(tmp_path)
+    m = compute(scenario, run_oracle(scenario))
+    assert m.tot_pct == 0.0 and m.delay_p95 == 0.0
+    assert m.requests == 3  # start, 100 s, 300 s
+    assert m.requests_per_hour == pytest.approx(3 / (1000 / 3600))
+
+
+def test_equal_tot_interpolates_on_the_frontier() -> None:
+    """A dominated point (more requests, less fresh) is off the frontier."""
+    points = [
+        {"interval": 5.0, "tot_pct": 1.0, "requests_per_hour": 4000.0},
+        {"interval": 10.0, "tot_pct": 3.0, "requests_per_hour": 1000.0},
+        {"interval": 20.0, "tot_pct": 3.5, "requests_per_hour": 1500.0},  # dominated
+        {"interval": 40.0, "tot_pct": 5.0, "requests_per_hour": 250.0},
+    ]
+    assert [p["interval"] for p in frontier(points, "requests_per_hour")] == [5.0, 10.0, 40.0]
+    eq = at_equal_tot(points, 2.0)
+    assert eq["requests_per_hour"] == pytest.approx(2000.0)
+    assert eq["bound"] is None
+    assert at_equal_tot(points, 4.0)["requests_per_hour"] == pytest.approx(500.0)
+    assert at_equal_tot(points, 0.5)["bound"] == "higher"
+    assert at_equal_tot(points, 9.0)["bound"] == "lower"
+
+
+def test_oracle_detects_every_change_of_the_truth_at_once() -> None:
+    """Even where a rider read left the shown value inside its band, every change of
+    the truth beyond tolerance is read the second it happens."""
+    scenario = truncate(install200(hours=0.25), 900)
+    m = compute(scenario, run_oracle(scenario, lookahead=30))
+    assert m.tot_pct == 0.0
+    assert m.changes > 100
+    assert m.delay_p95 == 0.0

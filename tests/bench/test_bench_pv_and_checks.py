@@ -1,0 +1,119 @@
+"""The PV day/night scenario, its sunrise delay, and the issue's targets in --check."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchmarks import policies as pol
+from benchmarks.metrics import compute
+from benchmarks.oracle import run_oracle
+from benchmarks.report import scenario_checks
+from benchmarks.run import day_night
+from benchmarks.scenarios import pv
+from benchmarks.simulate import run_engine
+
+
+def test_pv_is_flat_at_night_and_steps_at_sunrise() -> None:
+    scenario = pv(hours=26)
+    assert scenario.bus.name.startswith("rtu")
+    assert scenario.day is not None
+    row = [spec.key for spec in scenario.specs].index("pv_ac_power")
+    power = scenario.truth[row]
+    assert len(scenario.incidents) == 2  # 07:13 on both days
+    assert (power[~scenario.day[: len(power)]] == 0).all()
+    first = int(np.flatnonzero(power > 0)[0])
+    assert power[first] >= 100  # the inverter starts at 100 W: a step beyond tolerance
+    assert 0 < first - (scenario.incidents[0] - scenario.start) <= 3600
+
+
+def test_sunrise_delay_and_night_share_are_measured() -> None:
+    """Fixed 15 s sees each sunrise within 15 s; the oracle at once; night traffic of
+    a fixed poller equals its day traffic."""
+    scenario = pv(hours=26)
+    policy = pol.static(15, scenario.limits)
+    assert policy.config is not None
+    record = asyncio.run(run_engine(scenario, policy.config, policy.name, phase=7.0))
+    m = compute(scenario, record)
+    assert len(m.incident_delays) == 2
+    assert all(d is not None and 0 <= d <= 15.5 for d in m.incident_delays)
+    split = day_night(scenario, record)
+    assert split["night_requests_per_hour"] == pytest.approx(
+        split["day_requests_per_hour"], rel=0.02
+    )
+    oracle = compute(scenario, run_oracle(scenario))
+    assert all(d is not None and d <= 1.0 for d in oracle.incident_delays)
+
+
+def _m(**kw: Any) -> dict[str, Any]:
+    base = {
+        "policy": "x",
+        "requests_per_hour": 100.0,
+        "bus_s_per_hour": 10.0,
+        "tot_pct": 1.0,
+        "delay_median": 5.0,
+        "delay_p95": 10.0,
+    }
+    return {**base, **kw}
+
+
+def test_checks_flag_targets_the_oracle_itself_cannot_meet() -> None:
+    """Static blocks need 1.2x adaptive at equal freshness: a miss, and impossible,
+    because even the oracle needs more than static blocks do there."""
+    result = {
+        "policies": {
+            pol.ADAPTIVE: _m(),
+            f"{pol.STATIC}@15s": _m(delay_p95=8.0),
+            pol.ORACLE_BATCHED: _m(
+                policy="oracle-batched", requests_per_hour=130.0, bus_s_per_hour=13.0, tot_pct=0.0
+            ),
+            pol.EXPERT: _m(requests_per_hour=90.0, bus_s_per_hour=12.0),
+        },
+        "equal_tot": {
+            pol.STATIC: {
+                "interval": 20.0,
+                "requests_per_hour": 120.0,
+                "bus_s_per_hour": 20.0,
+                "bound": None,
+                "bound_bus": None,
+                "tot_pct": 1.0,
+            },
+        },
+    }
+    checks = {c["name"]: c for c in scenario_checks("demo", result)}
+    req = checks[
+        "demo: static-blocks needs >= 1.5x adaptive's requests at equal time out of tolerance"
+    ]
+    assert not req["ok"] and "PHYSICALLY IMPOSSIBLE" in req["detail"]
+    bus = checks[
+        "demo: static-blocks needs >= 1.5x adaptive's bus time at equal time out of tolerance"
+    ]
+    assert bus["ok"] and "IMPOSSIBLE" not in bus["detail"]
+    assert not checks["demo: expert-tuned static needs more requests than adaptive"]["ok"]
+    assert checks["demo: expert-tuned static needs more bus time than adaptive"]["ok"]
+    assert not checks["demo: adaptive's p95 detection delay no worse than static-blocks@15s"]["ok"]
+    assert checks["demo: adaptive <= 2x the batched oracle's requests"]["ok"]
+
+
+def test_pv_checks_sunrise_from_day_three_and_night_share() -> None:
+    result = {
+        "policies": {
+            pol.ADAPTIVE: _m(
+                incident_delays=[200.0, 100.0, 20.0],
+                night_requests_per_hour=5.0,
+                day_requests_per_hour=100.0,
+            ),
+            f"{pol.FIXED}@15s": _m(incident_delays=[7.0, 7.0, 12.0]),
+        },
+    }
+    checks = {
+        c["name"].split(" within")[0].split(" <")[0]: c for c in scenario_checks("pv", result)
+    }
+    assert checks["pv: sunrise seen"]["ok"]  # day 3: 20 <= 2 x 12
+    assert checks["pv: night requests"]["ok"]
+    result["policies"][pol.ADAPTIVE]["incident_delays"] = [5.0, 5.0, 30.0]
+    checks = {c["name"].split(" within")[0]: c for c in scenario_checks("pv", result)}
+    assert not checks["pv: sunrise seen"]["ok"]
