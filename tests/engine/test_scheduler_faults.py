@@ -184,10 +184,16 @@ def everything_due(engine: PollEngine) -> None:
 
 
 def live_entries(engine: PollEngine) -> Counter[str]:
-    """How many live heap entries each register has (the invariant is at most one)."""
-    heap = engine._heap
+    """Count the live heap entries of each register (the invariant is at most one).
+
+    The invariant is the schedule's own: no public API shows the heap.
+    """
+    heap = engine._heap  # noqa: SLF001
     return Counter(
-        uid for entry in heap if engine._is_live(entry) for uid in [entry[2]]
+        uid
+        for entry in heap
+        if engine._is_live(entry)  # noqa: SLF001
+        for uid in [entry[2]]
     )
 
 
@@ -367,8 +373,14 @@ async def test_reset_learning_scopes() -> None:
     assert snap.holes == {"1.input": (10,), "2.input": (10,)}
     assert snap.registers["1.room_setpoint"].interval > 5
     assert snap.registers["1.ghost"].quarantined_until is not None
-    engine._unit_limits[1] = scheduler._UnitLimit(20, clock.t + 100)
-    engine._unit_limits[2] = scheduler._UnitLimit(30, clock.t + 100)
+    # learned block limits on both units, through the public state API
+    state = engine.export_state()
+    state["unit_limits"] = [
+        {"unit_id": unit, "max_registers": size, "retry_at": clock.t + 100}
+        for unit, size in ((1, 20), (2, 30))
+    ]
+    assert not engine.import_state(state).warnings
+    assert len(engine.export_state()["unit_limits"]) == 2
 
     # one register: its interval, quarantine and the holes in its span, nothing else
     engine.reset_learning(uid="1.room_setpoint")
