@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import json
 from pathlib import Path
 from typing import Any
 
-from homeassistant.components.binary_sensor import BinarySensorDeviceClass
-from homeassistant.components.number import NumberDeviceClass
-from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
-from homeassistant.components.sensor.const import (
-    DEVICE_CLASS_STATE_CLASSES,
-    DEVICE_CLASS_UNITS,
-)
-from homeassistant.components.switch import SwitchDeviceClass
+from homeassistant.components.sensor import SensorDeviceClass
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.typing import UNDEFINED
 import pytest
 import yaml
 
+from custom_components.adaptive_modbus.const import PROFILE_CUSTOM
+from custom_components.adaptive_modbus.descriptions import (
+    binary_sensor_description,
+    check_presentation,
+    number_description,
+    platform_for,
+    sensor_description,
+    switch_description,
+)
 from custom_components.adaptive_modbus.engine.register_map import (
     PROFILES_DIR,
     RegisterDefinition,
@@ -29,7 +35,16 @@ from custom_components.adaptive_modbus.profile_catalog import (
     list_profiles,
 )
 
+INTEGRATION = (
+    Path(__file__).resolve().parent.parent / "custom_components" / "adaptive_modbus"
+)
 PROFILE_FILES = sorted(PROFILES_DIR.glob("*.yaml"))
+DESCRIBE: dict[str, Callable[[RegisterDefinition], EntityDescription]] = {
+    "sensor": sensor_description,
+    "binary_sensor": binary_sensor_description,
+    "number": number_description,
+    "switch": switch_description,
+}
 REQUIRED_PROFILES = {"demo", "sdm630", "sdm120", "custom"}
 
 
@@ -83,70 +98,67 @@ def test_registers_complete(path: Path) -> None:
     for item, definition in zip(raw, _definitions(path), strict=True):
         assert definition.name.strip(), item
         assert "key" in item, f"{definition.name}: give a stable key"
-        measured = (
-            definition.state_class is not None or definition.device_class is not None
-        )
+        shown = definition.presentation
+        measured = "state_class" in shown or "device_class" in shown
         if definition.spec.is_numeric and measured:
             assert "tolerance" in item, (
                 f"{definition.key}: numeric register without tolerance"
             )
             assert definition.spec.tolerance >= 0
-        if definition.entity_category is not None:
-            assert definition.entity_category in ("diagnostic", "config")
-
-
-def _check_sensor(definition: RegisterDefinition) -> None:
-    key = definition.key
-    device_class = definition.device_class
-    if definition.state_class is not None:
-        state_class = SensorStateClass(definition.state_class)  # raises when unknown
-    else:
-        state_class = None
-    if device_class is None:
-        return
-    sensor_class = SensorDeviceClass(device_class)  # raises when unknown
-    units = DEVICE_CLASS_UNITS.get(sensor_class)
-    if units is not None:
-        assert definition.unit in units, (
-            f"{key}: unit {definition.unit!r} not for {device_class}"
-        )
-    allowed = DEVICE_CLASS_STATE_CLASSES.get(sensor_class)
-    if allowed is not None and state_class is not None:
-        assert state_class in allowed, (
-            f"{key}: {state_class} not allowed for {device_class}"
-        )
-    if sensor_class is SensorDeviceClass.ENERGY:
-        assert state_class in (
-            SensorStateClass.TOTAL,
-            SensorStateClass.TOTAL_INCREASING,
-        ), key
 
 
 @pytest.mark.parametrize("path", PROFILE_FILES, ids=lambda path: path.stem)
 def test_device_and_state_classes(path: Path) -> None:
-    """Device class, state class and unit are ones HA accepts together."""
-    for definition in _definitions(path):
-        spec = definition.spec
-        is_bool = spec.data_type in (DataType.BOOL, DataType.BIT)
-        if is_bool:
+    """Device class, state class, unit, category and ranges are ones HA accepts
+    together (the config flow's own check of a pasted map); energy is a total.
+    """
+    definitions = _definitions(path)
+    check_presentation(definitions, custom=path.stem == PROFILE_CUSTOM)
+    for definition in definitions:
+        if definition.presentation.get("device_class") == SensorDeviceClass.ENERGY:
+            state_class = definition.presentation.get("state_class")
+            assert state_class in ("total", "total_increasing"), definition.key
+        if definition.spec.data_type in (DataType.BOOL, DataType.BIT):
             assert definition.unit is None, definition.key
-            assert definition.state_class is None, definition.key
-            if definition.device_class is not None:
-                kind = SwitchDeviceClass if spec.writable else BinarySensorDeviceClass
-                kind(definition.device_class)
-        elif spec.data_type is DataType.STRING:
-            assert definition.device_class is None, definition.key
-            assert definition.state_class is None, definition.key
-        elif spec.writable:
-            if definition.device_class is not None:
-                NumberDeviceClass(definition.device_class)
-                units = DEVICE_CLASS_UNITS.get(
-                    SensorDeviceClass(definition.device_class)
-                )
-                if units is not None:
-                    assert definition.unit in units, definition.key
-        else:
-            _check_sensor(definition)
+
+
+STRINGS = json.loads((INTEGRATION / "strings.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in PROFILE_FILES if p.stem != PROFILE_CUSTOM],
+    ids=lambda path: path.stem,
+)
+def test_shipped_registers_have_translated_names(path: Path) -> None:
+    """Every register of a shipped profile names its entity by a translation key with
+    a string (strings.json ``entity.<platform>.<key>.name``, en.json the same) equal to
+    its ``name``, so entity ids and names stay what the profile's names gave.
+    """
+    english = json.loads(
+        (INTEGRATION / "translations" / "en.json").read_text(encoding="utf-8")
+    )
+    for definition in _definitions(path):
+        key = definition.presentation.get("translation_key")
+        assert isinstance(key, str), (
+            f"{path.stem}: {definition.key} has no translation_key"
+        )
+        platform = platform_for(definition).value
+        strings = STRINGS["entity"].get(platform, {}).get(key)
+        assert strings is not None, (
+            f"{path.stem}: no string entity.{platform}.{key}.name"
+        )
+        assert strings["name"] == definition.name, f"{path.stem}: {key}"
+        assert english["entity"][platform][key] == strings
+        description = DESCRIBE[platform](definition)
+        assert description.translation_key == key and description.name is UNDEFINED
+
+
+def test_custom_template_names_entities_by_name() -> None:
+    """The custom-map template is a user's map: names, no translation keys."""
+    definitions = _definitions(PROFILES_DIR / f"{PROFILE_CUSTOM}.yaml")
+    assert all("translation_key" not in d.presentation for d in definitions)
+    check_presentation(definitions, custom=True)
 
 
 @pytest.mark.parametrize("path", PROFILE_FILES, ids=lambda path: path.stem)
@@ -225,20 +237,25 @@ def test_eastron_profiles(profile_id: str, addresses: dict[str, int]) -> None:
         assert spec.data_type is DataType.FLOAT32
         assert spec.address % 2 == 0  # every parameter starts on an even register
         assert not spec.writable
-        if definition.device_class == "voltage":
+        device_class = definition.presentation.get("device_class")
+        if device_class == "voltage":
             assert spec.tolerance == 0.5
-        if definition.device_class == "current":
+        if device_class == "current":
             assert spec.tolerance == 0.05
-        if definition.device_class == "power":
+        if device_class == "power":
             assert spec.tolerance == 10
-        if definition.device_class == "energy":
+        if device_class == "energy":
             assert spec.tolerance == 0.01
             assert definition.unit == "kWh"
         # rarely useful values stay out of the way
         if "thd" in definition.key or "demand" in definition.key:
-            assert definition.entity_category == "diagnostic", definition.key
+            assert definition.presentation.get("entity_category") == "diagnostic", (
+                definition.key
+            )
             assert definition.enabled_by_default is False, definition.key
-    assert by_key["import_active_energy"].state_class == "total_increasing"
+    assert (
+        by_key["import_active_energy"].presentation["state_class"] == "total_increasing"
+    )
 
 
 def test_catalog() -> None:

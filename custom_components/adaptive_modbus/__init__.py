@@ -26,8 +26,9 @@ from .coordinator import (
     AdaptiveModbusCoordinator,
     AdaptiveModbusData,
 )
+from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
-from .entity import hub_device_info, platform_for, register_unique_id
+from .entity import hub_device_info, register_unique_id
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
 from .storage import LearnedStateStore, async_remove_learned_state
 from .subentries import (

@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from homeassistant.components.binary_sensor import (
-    BinarySensorDeviceClass,
-    BinarySensorEntity,
-    BinarySensorEntityDescription,
-)
+from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AdaptiveModbusConfigEntry
-from .engine.register_map import RegisterDefinition
-from .entity import RegisterEntity, entity_category, ha_enum
+from .descriptions import RegisterBinarySensorEntityDescription, binary_sensor_description
+from .entity import RegisterEntity, async_add_register_entities
 
 PARALLEL_UPDATES = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegisterBinarySensorEntityDescription(BinarySensorEntityDescription):
-    """A binary sensor built from a register definition."""
-
-    definition: RegisterDefinition
-
-
-def binary_sensor_description(
-    definition: RegisterDefinition,
-) -> RegisterBinarySensorEntityDescription:
-    """Binary sensor description from a register definition."""
-    return RegisterBinarySensorEntityDescription(
-        key=definition.key,
-        name=definition.name,
-        definition=definition,
-        device_class=ha_enum(BinarySensorDeviceClass, definition.device_class, definition.key),
-        entity_category=entity_category(definition.entity_category, read_only=True),
-        entity_registry_enabled_default=definition.enabled_by_default,
-        icon=definition.icon,
-    )
 
 
 async def async_setup_entry(
@@ -49,11 +21,13 @@ async def async_setup_entry(
 ) -> None:
     """Add a binary sensor per bit register."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(
-        RegisterBinarySensor(
+    async_add_register_entities(
+        entry,
+        async_add_entities,
+        Platform.BINARY_SENSOR,
+        lambda uid, unit, definition: RegisterBinarySensor(
             coordinator, uid, unit, definition, binary_sensor_description(definition)
-        )
-        for uid, unit, definition in entry.runtime_data.registers(Platform.BINARY_SENSOR)
+        ),
     )
 
 
@@ -66,4 +40,4 @@ class RegisterBinarySensor(RegisterEntity, BinarySensorEntity):
     def is_on(self) -> bool | None:
         """Whether the bit is set."""
         value = self.register_value
-        return None if value is None else bool(value)
+        return None if value is None else self.entity_description.value_fn(value)

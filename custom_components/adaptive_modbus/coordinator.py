@@ -123,7 +123,7 @@ class AdaptiveModbusData:
         self, platform: Platform
     ) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
         """(engine key, unit, definition) of every register a platform shows."""
-        from .entity import platform_for  # noqa: PLC0415 - entity imports this module
+        from .descriptions import platform_for  # noqa: PLC0415 - HA platforms load late
 
         units = {unit.unit_id: unit for unit in self.hub.units}
         return [

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import logging
 import math
-from enum import StrEnum
+from collections.abc import Callable
 from typing import Any
 
-from homeassistant.const import EntityCategory, Platform
+from homeassistant.const import Platform
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.entity import Entity, EntityDescription
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import CONNECTION_DEMO, DOMAIN, NAME
-from .coordinator import AdaptiveModbusCoordinator
+from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusCoordinator
 from .engine.register_map import RegisterDefinition
-from .engine.registers import DataType, Table, Value
+from .engine.registers import Value
 from .hub import UnitInfo
 
 _UNSET = object()
@@ -66,41 +67,20 @@ def hub_device_info(entry_id: str, title: str, connection: str) -> DeviceInfo:
     )
 
 
-def platform_for(definition: RegisterDefinition) -> Platform:
-    """Which HA platform shows a register."""
-    spec = definition.spec
-    if spec.data_type in (DataType.BOOL, DataType.BIT):
-        if spec.table is Table.COIL and spec.writable:
-            return Platform.SWITCH
-        return Platform.BINARY_SENSOR
-    if spec.writable and spec.is_numeric:
-        return Platform.NUMBER
-    return Platform.SENSOR
-
-
-def ha_enum[E: StrEnum](kind: type[E], value: str | None, key: str) -> E | None:
-    """``value`` as one of HA's enums (a device or state class) for register ``key``.
-
-    A class the platform does not know (a sensor class on a switch, a typo) is
-    logged and left out rather than failing the entity.
-    """
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        _LOGGER.warning("Register %s: unknown %s '%s' ignored", key, kind.__name__, value)
-        return None
-
-
-def entity_category(value: str | None, *, read_only: bool) -> EntityCategory | None:
-    """Map a register's category; sensors cannot be config entities in HA."""
-    if value is None:
-        return None
-    category = EntityCategory(value)
-    if read_only and category is EntityCategory.CONFIG:
-        return None
-    return category
+def async_add_register_entities(
+    entry: AdaptiveModbusConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    platform: Platform,
+    make: Callable[[str, UnitInfo, RegisterDefinition], Entity],
+) -> None:
+    """Add an entity per register ``platform`` shows, each device's entities with its
+    config subentry (entries not yet migrated to subentries add them without)."""
+    by_subentry: dict[str | None, list[Entity]] = {}
+    for uid, unit, definition in entry.runtime_data.registers(platform):
+        subentry_id = unit.subentry_id if unit.subentry_id in entry.subentries else None
+        by_subentry.setdefault(subentry_id, []).append(make(uid, unit, definition))
+    for subentry_id, entities in by_subentry.items():
+        async_add_entities(entities, config_subentry_id=subentry_id)
 
 
 class ChangeOnlyEntity(CoordinatorEntity[AdaptiveModbusCoordinator]):

@@ -63,6 +63,7 @@ from .const import (
     PROFILE_DEMO,
     SUBENTRY_DEVICE,
 )
+from .descriptions import check_presentation
 from .engine.device_probe import (
     ProbeOutcome,
     ProbeResult,
@@ -312,6 +313,7 @@ def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
         return FlowError("register_map_too_large", CONF_REGISTER_MAP, {"error": size})
     try:
         profile = parse_profile(PROFILE_CUSTOM, text, unit_id)
+        check_presentation(profile.registers, custom=True)  # HA meaning, field and line
     except RegisterMapError as err:
         line = "-" if err.line is None else str(err.line)
         message = _short(err.message)

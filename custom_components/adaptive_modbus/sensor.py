@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -14,49 +13,25 @@ from homeassistant.components.sensor import (
 from homeassistant.const import PERCENTAGE, EntityCategory, Platform, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
 
 from .coordinator import (
     STATE_WRITES_KEY,
     AdaptiveModbusConfigEntry,
     AdaptiveModbusCoordinator,
 )
-from .engine.register_map import RegisterDefinition
-from .engine.registers import DataType
-from .entity import ChangeOnlyEntity, RegisterEntity, entity_category, ha_enum, hub_device_info
+from .descriptions import RegisterSensorEntityDescription, sensor_description
+from .entity import (
+    ChangeOnlyEntity,
+    RegisterEntity,
+    async_add_register_entities,
+    hub_device_info,
+)
 
 PARALLEL_UPDATES = 0
 
 # how long a connection figure may lag before it is written again (limits state writes)
 STATS_WRITE_INTERVAL = 60.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegisterSensorEntityDescription(SensorEntityDescription):
-    """A sensor built from a register definition."""
-
-    definition: RegisterDefinition
-
-
-def sensor_description(definition: RegisterDefinition) -> RegisterSensorEntityDescription:
-    """Sensor description from a register definition."""
-    spec = definition.spec
-    numeric = spec.data_type is not DataType.STRING
-    return RegisterSensorEntityDescription(
-        key=definition.key,
-        name=definition.name,
-        definition=definition,
-        device_class=ha_enum(SensorDeviceClass, definition.device_class, definition.key)
-        if numeric
-        else None,
-        state_class=ha_enum(SensorStateClass, definition.state_class, definition.key)
-        if numeric
-        else None,
-        native_unit_of_measurement=definition.unit if numeric else None,
-        suggested_display_precision=spec.precision if numeric else None,
-        entity_category=entity_category(definition.entity_category, read_only=True),
-        entity_registry_enabled_default=definition.enabled_by_default,
-        icon=definition.icon,
-    )
 
 
 # a user looks at requests per minute and the saving against fixed polling; the
@@ -135,16 +110,18 @@ async def async_setup_entry(
 ) -> None:
     """Add register sensors and connection diagnostic sensors."""
     coordinator = entry.runtime_data.coordinator
-    hub = coordinator.hub
-    entities: list[SensorEntity] = [
-        RegisterSensor(coordinator, uid, unit, definition, sensor_description(definition))
-        for uid, unit, definition in entry.runtime_data.registers(Platform.SENSOR)
-    ]
-    entities.extend(
-        ConnectionStatSensor(coordinator, description, hub_device_title=hub.title)
+    async_add_register_entities(
+        entry,
+        async_add_entities,
+        Platform.SENSOR,
+        lambda uid, unit, definition: RegisterSensor(
+            coordinator, uid, unit, definition, sensor_description(definition)
+        ),
+    )
+    async_add_entities(
+        ConnectionStatSensor(coordinator, description, hub_device_title=coordinator.hub.title)
         for description in STAT_DESCRIPTIONS
     )
-    async_add_entities(entities)
 
 
 class RegisterSensor(RegisterEntity, SensorEntity):
@@ -153,9 +130,10 @@ class RegisterSensor(RegisterEntity, SensorEntity):
     entity_description: RegisterSensorEntityDescription
 
     @property
-    def native_value(self) -> Any:
-        """The register's value."""
-        return self.register_value
+    def native_value(self) -> StateType:
+        """The register's value (a number, or text for a text register)."""
+        value = self.register_value
+        return None if value is None else self.entity_description.value_fn(value)
 
 
 class ConnectionStatSensor(ChangeOnlyEntity, SensorEntity):

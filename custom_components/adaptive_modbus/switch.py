@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.components.switch import (
-    SwitchDeviceClass,
-    SwitchEntity,
-    SwitchEntityDescription,
-)
+from homeassistant.components.switch import SwitchEntity
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AdaptiveModbusConfigEntry
-from .engine.register_map import RegisterDefinition
-from .entity import RegisterEntity, entity_category, ha_enum
+from .descriptions import RegisterSwitchEntityDescription, switch_description
+from .entity import RegisterEntity, async_add_register_entities
 
 PARALLEL_UPDATES = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegisterSwitchEntityDescription(SwitchEntityDescription):
-    """A switch built from a register definition."""
-
-    definition: RegisterDefinition
-
-
-def switch_description(definition: RegisterDefinition) -> RegisterSwitchEntityDescription:
-    """Switch description from a register definition."""
-    return RegisterSwitchEntityDescription(
-        key=definition.key,
-        name=definition.name,
-        definition=definition,
-        device_class=ha_enum(SwitchDeviceClass, definition.device_class, definition.key),
-        entity_category=entity_category(definition.entity_category, read_only=False),
-        entity_registry_enabled_default=definition.enabled_by_default,
-        icon=definition.icon,
-    )
 
 
 async def async_setup_entry(
@@ -48,9 +23,13 @@ async def async_setup_entry(
 ) -> None:
     """Add a switch per writable coil."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(
-        RegisterSwitch(coordinator, uid, unit, definition, switch_description(definition))
-        for uid, unit, definition in entry.runtime_data.registers(Platform.SWITCH)
+    async_add_register_entities(
+        entry,
+        async_add_entities,
+        Platform.SWITCH,
+        lambda uid, unit, definition: RegisterSwitch(
+            coordinator, uid, unit, definition, switch_description(definition)
+        ),
     )
 
 
@@ -63,7 +42,7 @@ class RegisterSwitch(RegisterEntity, SwitchEntity):
     def is_on(self) -> bool | None:
         """Whether the coil is on."""
         value = self.register_value
-        return None if value is None else bool(value)
+        return None if value is None else self.entity_description.value_fn(value)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Set the coil."""

@@ -57,9 +57,24 @@ def test_parse_good_map() -> None:
     power, pump, setpoint = regs
     assert power.spec.uid == "7.grid_power"
     assert power.spec.data_type is DataType.FLOAT32
-    assert power.unit == "W" and power.device_class == "power"
+    assert power.unit == "W" and power.spec.tolerance == 10
     assert pump.spec.table is Table.COIL and pump.spec.data_type is DataType.BOOL
-    assert setpoint.native_step == 0.5 and setpoint.entity_category == "config"
+    # what the engine does not read is kept as it is, with the line of each field
+    assert power.presentation == {"device_class": "power", "state_class": "measurement"}
+    assert pump.presentation == {}
+    assert setpoint.presentation == {
+        "min": 5,
+        "max": 30,
+        "step": 0.5,
+        "entity_category": "config",
+    }
+    assert (power.line, power.line_of("device_class"), power.line_of("unit")) == (
+        5,
+        10,
+        9,
+    )
+    assert setpoint.line_of("step") == 26
+    assert setpoint.line_of("icon") == setpoint.line == 18  # absent: the entry's line
 
 
 def test_bare_list_is_accepted() -> None:
@@ -80,7 +95,7 @@ def test_bare_list_is_accepted() -> None:
             4,
         ),
         (
-            "registers:\n  - name: A\n    table: holding\n    address: 1\n    colour: red\n",
+            "registers:\n  - name: A\n    table: holding\n    address: 1\n    colour: [red]\n",
             "colour",
             5,
         ),
@@ -165,10 +180,7 @@ def map_of(*entries: str) -> str:
         (map_of(reg("address: 2")), "address", 5, "twice"),
         ("registers:\n  - name: A\n    name: B\n    table: holding\n    address: 1\n",
          "name", 3, "twice"),
-        # min > max, step <= 0, NaN or inf bounds
-        (map_of(reg("writable: true\nmin: 30\nmax: 5")), "max", 7, "below min"),
-        (map_of(reg("writable: true\nstep: 0")), "step", 6, "positive"),
-        (map_of(reg("writable: true\nstep: -0.5")), "step", 6, "positive"),
+        # NaN or inf, in the engine's fields and in presentation fields alike
         (map_of(reg("min: .nan")), "min", 5, "finite"),
         (map_of(reg("max: .inf")), "max", 5, "finite"),
         (map_of(reg("step: -.inf")), "step", 5, "finite"),
@@ -232,12 +244,78 @@ def test_min_interval_below_the_callers_floor() -> None:
     )
 
 
-def test_negative_scale_never_gives_a_negative_step() -> None:
-    """Test that a negative scale never gives a writable number a negative step."""
+@pytest.mark.parametrize(
+    ("extra", "field", "words"),
+    [
+        ("icon: [mdi:flash]", "icon", "expected text, a number or true/false"),
+        (
+            "device_class: {a: 1}",
+            "device_class",
+            "expected text, a number or true/false",
+        ),
+        ("installed: 2024-01-31", "installed", "expected text, a number or true/false"),
+        ("step: .inf", "step", "finite"),
+        ("'max value': 3", "max value", "letters, digits"),
+        ("7: seven", "7", "field name is text"),
+    ],
+)
+def test_presentation_fields_are_checked_for_shape_only(
+    extra: str, field: str, words: str
+) -> None:
+    """Fields the engine does not read must be text, a finite number or true/false;
+    their meaning is the application's (an unknown name is no error here).
+    """
+    with pytest.raises(RegisterMapError) as err:
+        parse_register_map(map_of(reg(extra)), unit_id=1)
+    assert (err.value.field, err.value.line) == (field, 5), str(err.value)
+    assert words in err.value.message
     (definition,) = parse_register_map(
-        map_of(reg("scale: -0.5\nwritable: true")), unit_id=1
+        map_of(reg("colour: red\nicon:\nblink: true\nlevel: 3")), unit_id=1
     )
-    assert definition.native_step == 0.5
+    assert definition.presentation == {"colour": "red", "blink": True, "level": 3}
+
+
+HA_VOCABULARY = frozenset(
+    {
+        "device_class", "state_class", "entity_category", "icon", "translation_key",
+        "native_min", "native_max", "native_step", "min", "max", "step",
+        "native_unit_of_measurement", "suggested_display_precision",
+    }
+)  # fmt: skip
+
+
+def test_engine_has_no_home_assistant_vocabulary() -> None:
+    """No dataclass of the engine has a field named after HA's entity vocabulary, and
+    no engine module spells those names: presentation stays opaque to the engine.
+    """
+    import dataclasses  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    import adaptive_modbus_engine  # noqa: PLC0415
+
+    checked = 0
+    for info in pkgutil.walk_packages(
+        adaptive_modbus_engine.__path__, "adaptive_modbus_engine."
+    ):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if dataclasses.is_dataclass(value) and value.__module__ == info.name:
+                names = {f.name for f in dataclasses.fields(value)}
+                assert not names & HA_VOCABULARY, (
+                    value.__qualname__,
+                    names & HA_VOCABULARY,
+                )
+                checked += 1
+    assert checked > 10  # the walk really found the engine's dataclasses
+    root = Path(adaptive_modbus_engine.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for word in ("device_class", "state_class", "entity_category", "homeassistant"):
+            assert word not in text, f"{path.relative_to(root)} mentions {word}"
 
 
 ALIAS_BOMB = """\
@@ -292,7 +370,9 @@ def test_deep_nesting_is_a_map_error(opening: str) -> None:
     text = "registers: " + opening * 1000 + closing * 1000 + "\n"
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(text, unit_id=1)
-    assert err.value.line == 1 and "nested" in err.value.message
+    # ours ("nested more than 20 levels"), or libyaml's own limit, which newer PyYAML
+    # wheels hit first while scanning ("exceeded maximum nesting depth")
+    assert err.value.line == 1 and "nest" in err.value.message
     with pytest.raises(RegisterMapError):  # unbalanced too
         parse_register_map("registers: " + opening * 100_000, unit_id=1)
 

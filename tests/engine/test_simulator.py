@@ -80,7 +80,11 @@ def test_demo_profile_is_a_rich_map() -> None:
     assert {DataType.INT16, DataType.UINT32, DataType.UINT64, DataType.FLOAT32} <= types
     assert {DataType.BIT, DataType.STRING, DataType.BOOL} <= types
     assert all(key in signals.SIGNALS for key in (s.key for s in specs))
-    diagnostics = [d for d in profile.registers if d.entity_category == "diagnostic"]
+    diagnostics = [
+        d
+        for d in profile.registers
+        if d.presentation.get("entity_category") == "diagnostic"
+    ]
     assert diagnostics
     assert not any(d.enabled_by_default for d in diagnostics)
     # the hole is not in the map, but its neighbours are

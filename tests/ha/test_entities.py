@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from homeassistant.components.number import ATTR_VALUE, SERVICE_SET_VALUE
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
-from homeassistant.components.switch import SwitchDeviceClass
 from homeassistant.const import (
     ATTR_DEVICE_CLASS,
     ATTR_ENTITY_ID,
@@ -25,6 +24,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.typing import UNDEFINED
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.adaptive_modbus.const import (
@@ -42,12 +42,25 @@ from custom_components.adaptive_modbus.const import (
     PROFILE_DEMO,
 )
 from custom_components.adaptive_modbus.coordinator import STAT_SOURCES, STATE_WRITES_KEY
+from custom_components.adaptive_modbus.descriptions import (
+    binary_sensor_description,
+    check_presentation,
+    number_description,
+    sensor_description,
+    switch_description,
+)
 from custom_components.adaptive_modbus.engine import errors as engine_errors
 from custom_components.adaptive_modbus.engine.errors import DeviceFailure
+from custom_components.adaptive_modbus.engine.register_map import (
+    RegisterDefinition,
+    RegisterMapError,
+    load_profile,
+    parse_register_map,
+)
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-from custom_components.adaptive_modbus.entity import ha_enum
+from custom_components.adaptive_modbus.flow_checks import FlowError, parse_custom_map
 from custom_components.adaptive_modbus.sensor import STAT_DESCRIPTIONS
 
 if TYPE_CHECKING:
@@ -336,14 +349,200 @@ async def test_two_units_on_one_connection(hass: HomeAssistant, vtime: VirtualTi
         await server.stop()
 
 
-def test_device_and_state_classes_unknown_to_a_platform_are_dropped_and_logged(
+# the demo entry's entities as they were before entity names came from translation keys:
+# (entity id, unique id after "<entry_id>_", enabled)
+DEMO_ENTITIES = [
+    ("binary_sensor.demo_heat_pump_defrost", "1_status_defrost", True),
+    ("binary_sensor.demo_heat_pump_fault", "1_status_fault", True),
+    ("binary_sensor.demo_heat_pump_low_pressure_alarm", "1_alarm_low_pressure", True),
+    ("binary_sensor.demo_heat_pump_overload_alarm", "1_alarm_overload", True),
+    ("binary_sensor.demo_heat_pump_overtemperature_alarm", "1_alarm_overtemperature", True),
+    ("binary_sensor.demo_heat_pump_running", "1_status_running", True),
+    ("binary_sensor.demo_heat_pump_warning", "1_status_warning", True),
+    ("number.demo_heat_pump_power_limit", "1_power_limit", True),
+    ("number.demo_heat_pump_room_setpoint", "1_room_setpoint", True),
+    ("sensor.demo_heat_pump_95th_percentile_latency", "hub_p95_latency", False),
+    ("sensor.demo_heat_pump_active_power", "1_active_power", True),
+    ("sensor.demo_heat_pump_bus_utilisation", "hub_bus_utilisation", False),
+    ("sensor.demo_heat_pump_compressor_energy", "1_compressor_energy", True),
+    ("sensor.demo_heat_pump_compressor_power", "1_compressor_power", True),
+    ("sensor.demo_heat_pump_energy_import", "1_energy_import", True),
+    ("sensor.demo_heat_pump_error_rate", "hub_error_rate", False),
+    ("sensor.demo_heat_pump_firmware_version", "1_firmware_version", False),
+    ("sensor.demo_heat_pump_flow_rate", "1_flow_rate", True),
+    ("sensor.demo_heat_pump_grid_frequency", "1_grid_frequency", True),
+    ("sensor.demo_heat_pump_grid_voltage", "1_grid_voltage", True),
+    ("sensor.demo_heat_pump_mean_latency", "hub_mean_latency", False),
+    ("sensor.demo_heat_pump_outdoor_temperature", "1_outdoor_temperature", True),
+    ("sensor.demo_heat_pump_registers_per_request", "hub_registers_per_request", False),
+    ("sensor.demo_heat_pump_requests_per_minute", "hub_requests_per_minute", True),
+    ("sensor.demo_heat_pump_return_temperature", "1_return_temperature", True),
+    ("sensor.demo_heat_pump_saving_against_fixed_polling", "hub_saving_vs_fixed", True),
+    ("sensor.demo_heat_pump_serial_number", "1_serial_number", False),
+    ("sensor.demo_heat_pump_state_writes_per_minute", "hub_state_writes_per_minute", False),
+    ("sensor.demo_heat_pump_supply_temperature", "1_supply_temperature", True),
+    ("sensor.demo_heat_pump_uptime", "1_uptime", False),
+    ("switch.demo_heat_pump_boost_mode", "1_boost_mode", True),
+    ("switch.demo_heat_pump_pump_enable", "1_pump_enable", True),
+]
+
+
+async def test_demo_entity_ids_unique_ids_and_names_are_unchanged(
+    hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
+) -> None:
+    """Names from translation keys give the entity ids, unique ids and names the
+    profile's names gave; each device's entities belong to its config subentry."""
+    await _setup(hass, demo_entry)
+    registry = er.async_get(hass)
+    entries = er.async_entries_for_config_entry(registry, demo_entry.entry_id)
+    prefix = f"{demo_entry.entry_id}_"
+    assert sorted(
+        (e.entity_id, e.unique_id.removeprefix(prefix), e.disabled_by is None) for e in entries
+    ) == sorted(DEMO_ENTITIES)
+    (subentry,) = demo_entry.subentries.values()  # the demo's one device
+    names = {d.key: d.name for d in load_profile(PROFILE_DEMO, 1).registers}
+    for entity in entries:
+        key = entity.unique_id.removeprefix(f"{prefix}1_")
+        if entity.unique_id.startswith(f"{prefix}hub_"):
+            assert entity.config_subentry_id is None  # the connection's own figures
+            continue
+        assert entity.translation_key == key
+        assert entity.config_subentry_id == subentry.subentry_id
+        state = hass.states.get(entity.entity_id)
+        if state is not None:
+            assert state.attributes["friendly_name"] == f"Demo heat pump {names[key]}"
+    await _unload(hass, demo_entry)
+
+
+def _one(extra: str, table: str = "input", data_type: str = "uint16") -> RegisterDefinition:
+    """One register of a custom map (line 2 is its entry, line 6 its first extra field)."""
+    text = (
+        f"registers:\n  - name: Thing\n    table: {table}\n    address: 0\n"
+        f"    data_type: {data_type}\n" + "".join(f"    {line}\n" for line in extra.splitlines())
+    )
+    (definition,) = parse_register_map(text, 1)
+    return definition
+
+
+@pytest.mark.parametrize(
+    ("extra", "table", "data_type", "field", "line", "words"),
+    [
+        ("colour: red", "input", "uint16", "colour", 6, "unknown field; allowed:"),
+        ("device_class: temprature", "input", "uint16", "device_class", 6,
+         "'temprature' is not a device class of a sensor"),
+        ("unit: W\ndevice_class: temperature", "input", "uint16", "unit", 6,
+         "unit 'W' does not fit device class 'temperature'"),
+        ("device_class: temperature", "input", "uint16", "device_class", 6,
+         "unit None does not fit"),
+        ("unit: kWh\ndevice_class: energy\nstate_class: measurement", "input", "uint32",
+         "state_class", 8, "'measurement' does not fit device class 'energy'"),
+        ("state_class: average", "input", "uint16", "state_class", 6, "is not one of"),
+        ("device_class: timestamp", "input", "uint32", "device_class", 6, "needs a date"),
+        ("device_class: temperature", "coil", "bool", "device_class", 6,
+         "'temperature' is not a device class of a binary_sensor"),
+        ("writable: true\ndevice_class: temperature", "coil", "bool", "device_class", 7,
+         "'temperature' is not a device class of a switch"),
+        ("state_class: measurement", "coil", "bool", "state_class", 6,
+         "only read-only numeric registers"),
+        ("count: 4\ndevice_class: power", "input", "string", "device_class", 7,
+         "a text register has no device class"),
+        ("entity_category: config", "input", "uint16", "entity_category", 6,
+         "only for writable registers"),
+        ("entity_category: hidden", "input", "uint16", "entity_category", 6, "not one of"),
+        ("icon: flash", "input", "uint16", "icon", 6, "not an icon name"),
+        ("icon: 3", "input", "uint16", "icon", 6, "expected text"),
+        ("writable: true\nmin: 30\nmax: 5", "holding", "uint16", "max", 8, "below min"),
+        ("writable: true\nstep: 0", "holding", "uint16", "step", 7, "positive"),
+        ("writable: true\nstep: fine", "holding", "uint16", "step", 7, "expected a number"),
+        ("translation_key: outdoor_temperature", "input", "uint16", "translation_key", 6,
+         "only shipped profiles"),
+    ],
+)  # fmt: skip
+def test_map_check_names_field_and_line(
+    extra: str, table: str, data_type: str, field: str, line: int, words: str
+) -> None:
+    """The flow's check of what a map asks of HA: each problem names field and line."""
+    definition = _one(extra, table, data_type)
+    with pytest.raises(RegisterMapError) as err:
+        check_presentation([definition], custom=True)
+    assert (err.value.field, err.value.line) == (field, line), str(err.value)
+    assert words in err.value.message
+
+
+def test_map_check_accepts_what_ha_accepts() -> None:
+    """Fitting classes, units and ranges pass, a shipped profile may name a translation key."""
+    good = [
+        _one("unit: °C\ndevice_class: temperature\nstate_class: measurement\nicon: mdi:fire"),
+        _one("unit: kWh\ndevice_class: energy\nstate_class: total_increasing", data_type="uint32"),
+        _one("device_class: power_factor\nentity_category: diagnostic"),
+        _one("device_class: problem", table="discrete", data_type="bool"),
+        _one("writable: true\ndevice_class: outlet\nentity_category: config", "coil", "bool"),
+        _one("writable: true\nunit: °C\ndevice_class: temperature\nmin: 5\nmax: 30\nstep: 0.5",
+             "holding"),
+    ]  # fmt: skip
+    check_presentation(good, custom=True)
+    check_presentation([_one("translation_key: outdoor_temperature")], custom=False)
+
+
+def test_custom_map_with_a_bad_class_is_refused_in_the_flow_with_field_and_line() -> None:
+    """The flow's parse of a pasted map refuses what HA cannot show, translated."""
+    text = CUSTOM_MAP.replace("device_class: problem", "device_class: problme")
+    error = parse_custom_map(text, 1)
+    assert isinstance(error, FlowError)
+    assert error.key == "invalid_register_map"
+    line = text.splitlines().index("    device_class: problme") + 1
+    assert error.placeholders["field"] == "device_class"
+    assert error.placeholders["line"] == str(line)
+    assert "not a device class of a binary_sensor" in error.placeholders["error"]
+    assert not isinstance(parse_custom_map(CUSTOM_MAP, 1), FlowError)
+
+
+def test_setup_leaves_out_what_ha_cannot_use_and_logs_field_and_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert ha_enum(SensorDeviceClass, "power", "p") is SensorDeviceClass.POWER
-    assert ha_enum(SensorStateClass, "total_increasing", "e") is SensorStateClass.TOTAL_INCREASING
-    assert ha_enum(SwitchDeviceClass, None, "s") is None
-    assert ha_enum(SwitchDeviceClass, "temperature", "relay") is None
-    assert "relay" in caplog.text and "SwitchDeviceClass" in caplog.text
+    """A stored map from an older version never fails its entities: a class the platform
+    does not know is left out and logged with its field and line."""
+    relay = _one("writable: true\ndevice_class: temperature\nicon: mdi:power", "coil", "bool")
+    switch = switch_description(relay)
+    assert switch.device_class is None and switch.icon == "mdi:power"
+    assert "Register thing: line 7, field 'device_class'" in caplog.text
+    assert "not a device class of a switch; left out" in caplog.text
+    sensor = sensor_description(_one("unit: W\ndevice_class: power\nstate_class: total"))
+    assert sensor.device_class is SensorDeviceClass.POWER
+    assert sensor.state_class is SensorStateClass.TOTAL  # HA itself only warns about it
+    assert sensor.native_unit_of_measurement == "W"
+    caplog.clear()
+    odd = sensor_description(_one("state_class: average\nentity_category: config\nnoise: 1"))
+    assert odd.state_class is None and odd.entity_category is None
+    assert [r.getMessage().split(": ")[1] for r in caplog.records] == [
+        "line 8, field 'noise'",
+        "line 6, field 'state_class'",
+        "line 7, field 'entity_category'",
+    ]
+
+
+def test_descriptions_name_and_value_functions() -> None:
+    """Custom maps are named by their name, shipped profiles by their translation key;
+    each platform's value function turns the engine's value into its state."""
+    custom = sensor_description(_one("unit: W"))
+    assert (custom.name, custom.translation_key) == ("Thing", None)
+    assert custom.value_fn(12) == 12 and custom.value_fn("x") is None
+    shipped = sensor_description(_one("translation_key: outdoor_temperature"))
+    assert shipped.name is UNDEFINED and shipped.translation_key == "outdoor_temperature"
+    text = sensor_description(_one("count: 2", data_type="string"))
+    assert text.value_fn("ab") == "ab" and text.device_class is None
+    bit = binary_sensor_description(_one("", table="discrete", data_type="bool"))
+    assert bit.value_fn(1) is True and bit.value_fn(0) is False
+    number = number_description(_one("writable: true\nscale: 0.5", table="holding"))
+    assert number.value_fn(3) == 3.0 and number.value_fn("x") is None
+    assert (number.native_min_value, number.native_max_value) == (0, 32767.5)
+    assert switch_description(_one("writable: true", "coil", "bool")).value_fn(True) is True
+
+
+def test_negative_scale_never_gives_a_negative_step() -> None:
+    number = number_description(_one("scale: -0.5\nwritable: true", table="holding"))
+    assert number.native_step == 0.5
+    assert (number.native_min_value, number.native_max_value) == (-32767.5, 0)
 
 
 def test_every_connection_figure_has_a_sensor_and_only_two_are_enabled() -> None:

@@ -15,7 +15,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from custom_components.adaptive_modbus.engine.scheduler import CycleResult, PollEngine
+from custom_components.adaptive_modbus.engine.scheduler import (
+    UNIT_PROBE_FIRST,
+    UNIT_PROBE_MAX,
+    CycleResult,
+    PollEngine,
+)
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -82,6 +87,18 @@ async def drive(
         earliest = clock.t + MIN_DELAY
     clock.t = max(clock.t, until)
     return results
+
+
+def unit_probes_within(span: float) -> int:
+    """How many probes the documented schedule of a down unit sends within ``span``
+    seconds of the cycle that found it silent: UNIT_PROBE_FIRST s later, then at
+    doubling intervals up to UNIT_PROBE_MAX s (5, 15, 35, 65, 95, ... s)."""
+    probes, step, t = 0, UNIT_PROBE_FIRST, UNIT_PROBE_FIRST
+    while t <= span:
+        probes += 1
+        step = min(step * 2, UNIT_PROBE_MAX)
+        t += step
+    return probes
 
 
 def record(section: str, values: dict[str, Any]) -> None:

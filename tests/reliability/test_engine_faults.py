@@ -6,12 +6,19 @@ outage takes well under a second); request timeouts are real but scaled down.
 Documented bounds the assertions use (defaults of the options: min interval 5 s,
 max interval 300 s; reconnect backoff 1 s doubling to 60 s):
 
-* during an outage a register is retried with backoff doubling from the min interval,
-  a quarantined one at its quarantine time: at most ``OUTAGE_CYCLES`` wake-ups and
-  ``OUTAGE_CONNECTS`` connect attempts in 10 minutes;
+* a unit whose reads all fail with timeouts or connection errors is down: its
+  registers are parked and one probe (its smallest read) is sent UNIT_PROBE_FIRST (5 s)
+  later, then at doubling intervals up to UNIT_PROBE_MAX (30 s); a probe connects
+  despite the transport's reconnect backoff. In 10 minutes: the cycle that finds the
+  unit silent plus its probes (``OUTAGE_CYCLES`` = 22 wake-ups), at most one connect
+  attempt each, and for a silent device a request plus its one retry each (and
+  one small read in the failing cycle);
 * once the device is back, every register that is not quarantined has a fresh value
-  within ``RECOVERY_BOUND`` seconds (one reconnect backoff step at its cap, plus the
-  min interval).
+  within ``RECOVERY_BOUND``: one probe step at its cap (the probe that answers reads
+  the whole unit in the same cycle).
+
+The engine before issue 8's fixes broke these: a re-probe storm (more than 400 cycles
+in 10 minutes), and values back 155 s after the device returned.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import time
 from typing import Any
 
 import pytest
-from harness import ProxiedFactory, VirtualClock, drive, record
+from harness import ProxiedFactory, VirtualClock, drive, record, unit_probes_within
 from proxy import Fault, Proxy
 
 from custom_components.adaptive_modbus.engine.errors import (
@@ -29,7 +36,11 @@ from custom_components.adaptive_modbus.engine.errors import (
     ModbusTimeout,
 )
 from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
+from custom_components.adaptive_modbus.engine.scheduler import (
+    UNIT_PROBE_MAX,
+    EngineConfig,
+    PollEngine,
+)
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.transport import PymodbusTransport, TransportConfig
 
@@ -37,9 +48,9 @@ pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts
 
 TIMEOUT = 0.2  # real seconds per request (scaled down from the 3 s default)
 OUTAGE = 600.0
-OUTAGE_CYCLES = 20
-OUTAGE_CONNECTS = 20
-RECOVERY_BOUND = 65.0
+OUTAGE_CYCLES = 1 + unit_probes_within(OUTAGE)  # the failing cycle, then the probes
+OUTAGE_CONNECTS = OUTAGE_CYCLES  # at most one connect attempt per wake-up
+RECOVERY_BOUND = UNIT_PROBE_MAX + 1.0  # one probe step (+ the cycle that reads it all)
 QUARANTINED = "1.uptime"  # input 30: the proxy answers exception 2 for it alone
 UPTIME_ADDRESS = 30
 
@@ -146,33 +157,31 @@ async def outage(
 
 
 async def test_outage_connect_attempts_are_bounded(proxied: ProxiedFactory) -> None:
-    """10 minutes of connection refused with a quarantined register: connect attempts
-    stay within the reconnect backoff."""
+    """10 minutes of connection refused with a quarantined register: at most one
+    connect attempt per wake-up of the down unit's probe schedule, never a loop."""
     measured = await outage(proxied)
     record("outage_refused", {k: v for k, v in measured.items() if k in ("during", "recovery_s")})
     assert measured["during"]["connect_attempts"] <= OUTAGE_CONNECTS, measured["during"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 items 1, 19: re-probe storm, no unit-down state")
 async def test_outage_wakeups_are_bounded(proxied: ProxiedFactory) -> None:
-    """10 minutes of connection refused: the engine wakes on the backoff schedule of a
-    down unit (5 s doubling to 300 s: 7 steps in 10 minutes), not for every register's
-    own retry, and never in a storm."""
+    """10 minutes of connection refused: the engine wakes on the probe schedule of a
+    down unit (5 s doubling to 30 s), not for every register's own retry, and never in
+    a storm."""
     measured = await outage(proxied)
     assert measured["during"]["cycles"] <= OUTAGE_CYCLES, measured["during"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 items 1, 19: re-probe storm, no unit-down state")
 async def test_silent_device_requests_are_bounded(proxied: ProxiedFactory) -> None:
     """10 minutes of a gateway that accepts but never answers: requests stay bounded."""
     measured = await outage(proxied, silent=True)
     record("outage_silent", {k: v for k, v in measured.items() if k in ("during", "recovery_s")})
     assert measured["during"]["cycles"] <= OUTAGE_CYCLES, measured["during"]
-    # each wake-up tries the connection: a request and its one retry at most
-    assert measured["during"]["requests_at_proxy"] <= 2 * OUTAGE_CYCLES, measured["during"]
+    # each wake-up: a request and its one retry at most; the cycle that finds the unit
+    # silent adds one small read (to tell a silent unit from one refusing large reads)
+    assert measured["during"]["requests_at_proxy"] <= 2 * OUTAGE_CYCLES + 2, measured["during"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 19: recovery waits for the retry backoff")
 async def test_values_back_within_one_backoff_step(proxied: ProxiedFactory) -> None:
     """After the device returns, every register has a fresh value within the bound
     (the outage starts just after the quarantined register's re-probe, so no re-probe
@@ -210,7 +219,6 @@ async def _cycle_until_touched(rig: Rig, address: int) -> None:
     raise AssertionError(f"no request touched {address}")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 5: one transient exception 4 is permanent")
 async def test_transient_device_failure_is_forgotten(proxied: ProxiedFactory) -> None:
     """One exception 4 on a block read must not leave a hole or a quarantine for good:
     within two hours the plan and the request rate are as before the fault."""
@@ -237,7 +245,6 @@ async def test_transient_device_failure_is_forgotten(proxied: ProxiedFactory) ->
 
 
 @pytest.mark.parametrize("fault", [Fault.WRONG_UNIT, Fault.WRONG_TID])
-@pytest.mark.xfail(strict=True, reason="issue 8 item 15: answers for someone else")
 async def test_answer_for_someone_else_is_its_own_error(
     proxied: ProxiedFactory, fault: Fault
 ) -> None:

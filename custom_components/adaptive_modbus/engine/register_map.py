@@ -21,6 +21,7 @@ import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -45,15 +46,20 @@ _BRIEF.maxlevel = 2
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"  # package data
 
-_FIELDS = frozenset(
+ENGINE_FIELDS = frozenset(
     {
         "key", "name", "table", "address", "data_type", "count", "bit", "word_order",
-        "byte_order", "scale", "offset", "precision", "unit", "device_class", "state_class",
-        "tolerance", "writable", "entity_category", "enabled_by_default", "icon", "min", "max",
-        "step", "min_interval", "max_interval",
+        "byte_order", "scale", "offset", "precision", "unit", "tolerance", "writable",
+        "enabled_by_default", "min_interval", "max_interval",
     }
 )  # fmt: skip
-_ENTITY_CATEGORIES = frozenset({"diagnostic", "config"})
+"""The fields the engine reads. Any other field of a register is *presentation*: kept
+as it is (text, a number or true/false) for the application to interpret."""
+
+type PresentationValue = str | int | float | bool
+"""One presentation field's value: YAML scalars only (no lists, mappings or null)."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class RegisterMapError(AdaptiveModbusError, ValueError):
@@ -74,24 +80,38 @@ class RegisterMapError(AdaptiveModbusError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RegisterDefinition:
-    """A register spec plus how it is presented (strings only; no HA imports)."""
+    """A register spec, its name and unit, and the map's other fields as they are.
+
+    The engine reads ``spec`` (protocol, decoding, tolerance), ``name``, ``unit`` and
+    ``enabled_by_default`` (polled from the start or not). Every other field of the
+    register's entry is in ``presentation``, unread by the engine: the application
+    gives it meaning (and validates it, naming the field and :meth:`line_of` it).
+    """
 
     spec: RegisterSpec
     name: str
     unit: str | None = None
-    device_class: str | None = None
-    state_class: str | None = None
-    entity_category: str | None = None
     enabled_by_default: bool = True
-    icon: str | None = None
-    native_min: float | None = None
-    native_max: float | None = None
-    native_step: float | None = None
+    presentation: Mapping[str, PresentationValue] = field(default=_EMPTY, hash=False)
+    line: int | None = field(default=None, compare=False)
+    """1-based line of the register's entry in its map (None when built in code)."""
+    field_lines: Mapping[str, int] = field(default=_EMPTY, compare=False, hash=False)
+    """1-based line of each field of the entry, by field name."""
 
     @property
     def key(self) -> str:
         """The register's key, unique within its unit."""
         return self.spec.key
+
+    def line_of(self, field_name: str | None = None) -> int | None:
+        """The line of ``field_name`` in the map (the entry's line when it is absent)."""
+        if field_name is not None and field_name in self.field_lines:
+            return self.field_lines[field_name]
+        return self.line
+
+    def error(self, field_name: str, message: str) -> RegisterMapError:
+        """A map error about ``field_name`` of this register, at its line."""
+        return RegisterMapError(message, field_name, self.line_of(field_name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +166,12 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
-        if "nesting depth" in str(err.problem):  # PyYAML >= 6.0.3 has a limit of its own
+        problem = str(err.problem or err)
+        if "nesting depth" in problem:  # PyYAML >= 6.0.4 has a nesting limit of its own
             raise RegisterMapError(
                 f"nested more than {MAX_DEPTH} levels deep", "registers", line
             ) from None
-        raise RegisterMapError(f"not valid YAML: {err.problem or err}", None, line) from None
+        raise RegisterMapError(f"not valid YAML: {problem}", None, line) from None
     except yaml.reader.ReaderError as err:  # a character YAML does not allow
         line = text.count("\n", 0, max(0, err.position)) + 1
         raise RegisterMapError(
@@ -319,9 +340,7 @@ _NUMBER = (int, float)
 
 
 def _definition(item: _Item, unit_id: int, min_interval_floor: float | None) -> RegisterDefinition:
-    unknown = sorted(str(k) for k in item.data if k not in _FIELDS)
-    if unknown:
-        raise item.error(unknown[0], f"unknown field; allowed: {', '.join(sorted(_FIELDS))}")
+    presentation = _presentation(item)
     name = item.get("name", str)
     if not name or not name.strip():
         raise item.error("name", "every register needs a name")
@@ -340,9 +359,6 @@ def _definition(item: _Item, unit_id: int, min_interval_floor: float | None) -> 
     if address is None:
         raise item.error("address", "missing register address")
     default_type = DataType.BOOL if table.is_bit else DataType.UINT16
-    category = item.get("entity_category", str)
-    if category is not None and category not in _ENTITY_CATEGORIES:
-        raise item.error("entity_category", "must be diagnostic or config")
     try:
         spec = RegisterSpec(
             key=key,
@@ -365,27 +381,41 @@ def _definition(item: _Item, unit_id: int, min_interval_floor: float | None) -> 
     except RegisterSpecError as err:
         raise item.error(err.field, str(err).split(": ", 2)[-1]) from err
     _check_floor(item, spec, min_interval_floor)
-    native_min, native_max = item.number("min"), item.number("max")
-    if native_min is not None and native_max is not None and native_min > native_max:
-        raise item.error("max", f"max {native_max:g} is below min {native_min:g}")
-    step = item.number("step")
-    if step is not None and step <= 0:
-        raise item.error("step", f"must be a positive number, got {step:g}")
-    if step is None and spec.writable and spec.scale < 0 and spec.is_numeric:
-        step = abs(spec.scale)  # a negative scale must not become a negative step
+    lines = {str(k): line for k in item.data if (line := item.line(str(k))) is not None}
     return RegisterDefinition(
         spec=spec,
         name=name.strip(),
         unit=_opt_str(item.get("unit", (str, int, float))),
-        device_class=item.get("device_class", str),
-        state_class=item.get("state_class", str),
-        entity_category=category,
         enabled_by_default=item.get("enabled_by_default", bool, True),
-        icon=item.get("icon", str),
-        native_min=native_min,
-        native_max=native_max,
-        native_step=step,
+        presentation=MappingProxyType(presentation) if presentation else _EMPTY,
+        line=item.line(),
+        field_lines=MappingProxyType(lines),
     )
+
+
+def _presentation(item: _Item) -> dict[str, PresentationValue]:
+    """The entry's fields the engine does not read, checked for shape only: a name of
+    letters, digits, _ and -, and a value that is text, a finite number or true/false
+    (an empty value counts as absent, as for the engine's own fields)."""
+    result: dict[str, PresentationValue] = {}
+    for raw_name, value in item.data.items():
+        if raw_name in ENGINE_FIELDS:
+            continue
+        name = str(raw_name)
+        if not isinstance(raw_name, str) or not _KEY.fullmatch(raw_name):
+            raise item.error(
+                name, "a field name is text of letters, digits, _ and - (no spaces or dots)"
+            )
+        if value is None:
+            continue
+        if isinstance(value, str | bool):
+            result[name] = value
+        elif isinstance(value, int | float):
+            item.number(name)  # refuses NaN and infinities
+            result[name] = value
+        else:
+            raise item.error(name, f"expected text, a number or true/false; got {_brief(value)}")
+    return result
 
 
 def _check_floor(item: _Item, spec: RegisterSpec, floor: float | None) -> None:

@@ -6,7 +6,7 @@ the wall clock is used only for time-of-week patterns and for times shown to use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Collection, Container
 import heapq
 import math
 
@@ -89,11 +89,25 @@ class Schedule:
         reg = self._regs[entry[2]]
         return reg.enabled and reg.next_due == entry[0] and reg.heap_seq == entry[1]
 
-    def first_due(self) -> float:
-        """Engine time of the earliest live entry (inf when there is none)."""
+    def first_due(self, parked_units: Collection[int] = ()) -> float:
+        """Engine time of the earliest live entry (inf when there is none).
+
+        Registers of a parked unit (one that is down) wait for its probe: they wake
+        nothing.
+        """
         while self.heap and not self.is_live(self.heap[0]):
             heapq.heappop(self.heap)
-        return self.heap[0][0] if self.heap else math.inf
+        if not parked_units:
+            return self.heap[0][0] if self.heap else math.inf
+        return min(
+            (
+                entry[0]
+                for entry in self.heap
+                if self.is_live(entry)
+                and self._regs[entry[2]].spec.unit_id not in parked_units
+            ),
+            default=math.inf,
+        )
 
     def pop_due(self, now: float, parked_units: Container[int]) -> list[RegisterState]:
         """Take the registers due by ``now`` (+ batch window) off the heap, each once.

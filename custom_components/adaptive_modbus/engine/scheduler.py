@@ -151,7 +151,9 @@ class PollEngine:
         inf when none is enabled. Scheduled on the monotonic clock, so
         ``next_due() - clock()`` is the right delay even after a wall-clock step.
         """
-        due = min(self._schedule.first_due(), self._recovery.next_probe())
+        due = min(
+            self._schedule.first_due(self._recovery.down), self._recovery.next_probe()
+        )
         return self._clock.to_wall(due) if math.isfinite(due) else due
 
     def cost_model(self) -> CostModel:

@@ -137,6 +137,7 @@ class UnitRecovery:
                     down.next_probe = now + down.backoff
                 continue
             down.probes += 1
+            await self._core.bus.connect_for_probe()
             result = await self._core.bus.read(single_read(reg.spec), cycle)
             t = self._core.clock.now()
             if isinstance(result, ModbusError) and result.kind in SILENT_KINDS:

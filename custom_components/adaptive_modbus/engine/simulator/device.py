@@ -51,6 +51,15 @@ def demo_profile(unit_id: int = 1) -> Profile:
     return load_profile(PROFILE_ID, unit_id)
 
 
+def _bound(definition: RegisterDefinition, name: str) -> float | None:
+    value = definition.presentation.get(name)
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else None
+    )
+
+
 class SimulatedDevice:
     """One simulated Modbus unit running the seeded demo scenario.
 
@@ -208,7 +217,8 @@ class SimulatedDevice:
     def _checked(self, spec: RegisterSpec, value: Value) -> Value:
         definition = self._by_key[spec.key]
         if isinstance(value, int | float) and not isinstance(value, bool):
-            low, high = definition.native_min, definition.native_max
+            # the profile's min/max (presentation fields) are what this device accepts
+            low, high = _bound(definition, "min"), _bound(definition, "max")
             if (low is not None and value < low) or (high is not None and value > high):
                 raise DeviceFailure(
                     f"{spec.key}: {value} outside {low}-{high}",
