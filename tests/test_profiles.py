@@ -109,8 +109,10 @@ def test_registers_complete(path: Path) -> None:
 
 @pytest.mark.parametrize("path", PROFILE_FILES, ids=lambda path: path.stem)
 def test_device_and_state_classes(path: Path) -> None:
-    """Device class, state class, unit, category and ranges are ones HA accepts
-    together (the config flow's own check of a pasted map); energy is a total.
+    """Test that device class, state class, unit, category and ranges fit together.
+
+    They are ones HA accepts together (the config flow's own check of a pasted map);
+    energy is a total.
     """
     definitions = _definitions(path)
     check_presentation(definitions, custom=path.stem == PROFILE_CUSTOM)
@@ -131,8 +133,10 @@ STRINGS = json.loads((INTEGRATION / "strings.json").read_text(encoding="utf-8"))
     ids=lambda path: path.stem,
 )
 def test_shipped_registers_have_translated_names(path: Path) -> None:
-    """Every register of a shipped profile names its entity by a translation key with
-    a string (strings.json ``entity.<platform>.<key>.name``, en.json the same) equal to
+    """Test that shipped registers have translated names equal to their ``name``.
+
+    Every register of a shipped profile names its entity by a translation key with a
+    string (strings.json ``entity.<platform>.<key>.name``, en.json the same) equal to
     its ``name``, so entity ids and names stay what the profile's names gave.
     """
     english = json.loads(

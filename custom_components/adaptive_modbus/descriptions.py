@@ -1,5 +1,6 @@
-"""Entity descriptions from register maps: the one place a map's presentation fields
-get their Home Assistant meaning.
+"""Entity descriptions from register maps.
+
+The one place a map's presentation fields get their Home Assistant meaning.
 
 The engine parses a map into :class:`RegisterDefinition` objects and keeps every field
 it does not read (``device_class``, ``state_class``, ``entity_category``, ``icon``,
@@ -114,7 +115,7 @@ def platform_for(definition: RegisterDefinition) -> Platform:
 
 
 def value_range(spec: RegisterSpec) -> tuple[float, float]:
-    """What a register can hold, in engineering units."""
+    """Return what a register can hold, in engineering units."""
     low, high = INTEGER_RANGES.get(spec.data_type, _FLOAT_RANGE)
     if spec.data_type in INTEGER_RANGES:
         ends = (low * spec.scale + spec.offset, high * spec.scale + spec.offset)
@@ -152,9 +153,11 @@ def _allowed_fields() -> str:
 def _resolve(
     definition: RegisterDefinition, *, custom: bool, strict: bool
 ) -> _Presentation:
-    """Read and check ``definition.presentation``: every problem is recorded (field and
-    line) and its value left out. ``strict`` adds the checks HA itself would only warn
-    about at runtime (units and state classes per device class, icon format).
+    """Read and check ``definition.presentation``.
+
+    Every problem is recorded (field and line) and its value left out. ``strict``
+    adds the checks HA itself would only warn about at runtime (units and state
+    classes per device class, icon format).
     """
     platform = platform_for(definition)
     shown = _Presentation(definition, platform)
@@ -302,9 +305,10 @@ def _range(
 def check_presentation(
     definitions: Iterable[RegisterDefinition], *, custom: bool
 ) -> None:
-    """Refuse a map whose presentation fields HA cannot use: the first problem (in
-    map order) as a :class:`RegisterMapError` naming field and line. ``custom``: a
-    user's map (no translation keys).
+    """Refuse a map whose presentation fields HA cannot use.
+
+    The first problem (in map order) is raised as a :class:`RegisterMapError` naming
+    field and line. ``custom``: a user's map (no translation keys).
     """
     for definition in definitions:
         problems = _resolve(definition, custom=custom, strict=True).problems
@@ -416,8 +420,10 @@ def _float_state(value: Value) -> float | None:
 def number_description(
     definition: RegisterDefinition,
 ) -> RegisterNumberEntityDescription:
-    """Number description of a writable register: the map's min/max/step, else what
-    the data type holds and a step of one raw count (never negative).
+    """Describe a writable register as a number entity.
+
+    The map's min/max/step, else what the data type holds and a step of one raw
+    count (never negative).
     """
     shown = _lenient(definition)
     spec = definition.spec

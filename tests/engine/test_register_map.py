@@ -262,7 +262,9 @@ def test_min_interval_below_the_callers_floor() -> None:
 def test_presentation_fields_are_checked_for_shape_only(
     extra: str, field: str, words: str
 ) -> None:
-    """Fields the engine does not read must be text, a finite number or true/false;
+    """Test that presentation fields are checked for shape only.
+
+    Fields the engine does not read must be text, a finite number or true/false;
     their meaning is the application's (an unknown name is no error here).
     """
     with pytest.raises(RegisterMapError) as err:
@@ -285,7 +287,9 @@ HA_VOCABULARY = frozenset(
 
 
 def test_engine_has_no_home_assistant_vocabulary() -> None:
-    """No dataclass of the engine has a field named after HA's entity vocabulary, and
+    """Test that the engine has no Home Assistant vocabulary.
+
+    No dataclass of the engine has a field named after HA's entity vocabulary, and
     no engine module spells those names: presentation stays opaque to the engine.
     """
     import dataclasses  # noqa: PLC0415

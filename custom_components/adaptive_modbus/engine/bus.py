@@ -169,15 +169,16 @@ class Bus:
         self._record(block, t0, write=True)
 
     async def connect_for_probe(self) -> None:
-        """Open the connection for a unit probe despite the transport's reconnect
-        backoff (which grows to a minute), so a down unit really is tried every
-        UNIT_PROBE_MAX s at most; a transport without ``probe()`` just reads.
+        """Open the connection for a unit probe despite the reconnect backoff.
+
+        The transport's backoff grows to a minute; this way a down unit really is
+        tried every UNIT_PROBE_MAX s at most. A transport without ``probe()`` just
+        reads.
         """
         probe = getattr(self._transport, "probe", None)
         if probe is not None and not self._transport.connected:
-            await (
-                probe()
-            )  # False: the read that follows fails with the connection error
+            # False: the read that follows fails with the connection error
+            await probe()
 
     async def end_cycle(self) -> None:
         """Tell the transport a cycle is over (it may close an idle connection)."""

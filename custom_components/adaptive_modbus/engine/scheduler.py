@@ -108,7 +108,6 @@ class PollEngine:
         so a wall-clock step (NTP, DST tools, a user) never stalls polling.
         """
         self.config = config = config or EngineConfig()
-        self._transport = transport  # the engine's own; tests reach for it
         self._clock = times = EngineClock(clock, monotonic)
         self._registry = registry = Registry(registers, config)
         stats = StatsRecorder()

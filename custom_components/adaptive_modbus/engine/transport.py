@@ -427,10 +427,8 @@ class PymodbusTransport:
         self._connecting = done
         try:
             ok = await client.connect()
-        except (
-            OSError,
-            ModbusException,
-        ) as err:  # pragma: no cover - pymodbus catches these
+        # pymodbus catches these itself
+        except (OSError, ModbusException) as err:  # pragma: no cover
             _LOGGER.debug("connect to %s raised %r", self._describe(), err)
             ok = False
         except BaseException:  # cancelled while connecting: leave no socket behind
