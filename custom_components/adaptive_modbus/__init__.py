@@ -30,6 +30,7 @@ from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
 from .entity import hub_device_info, register_unique_id
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
+from .services import async_setup_services
 from .storage import LearnedStateStore, async_remove_learned_state
 from .subentries import (
     async_migrate_entry as _async_migrate_to_subentries,
@@ -65,7 +66,8 @@ CONFIG_SCHEMA = vol.Schema(
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """YAML: ``adaptive_modbus: {demo: true}`` imports the demo device as a config entry."""
+    """Register the services; YAML ``adaptive_modbus: {demo: true}`` imports the demo."""
+    async_setup_services(hass)
     conf = config.get(DOMAIN)
     if conf and conf.get(CONF_DEMO):
         hass.async_create_task(

@@ -34,8 +34,10 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
 from .engine.errors import AdaptiveModbusError, ErrorKind, ModbusError, WriteUnconfirmed
+from .engine.history import History
 from .engine.register_map import RegisterDefinition
 from .engine.registers import Value
+from .engine.scheduler import CycleResult
 from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
 from .storage import LearnedStateStore
@@ -178,6 +180,11 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         # one lock for cycles and the learned-state export (which runs in a thread)
         self._poll_lock = store.lock if store is not None else asyncio.Lock()
         self._poll_task: asyncio.Task[Any] | None = None
+        # visualization history, fed after every cycle (persisted sparsely by the store)
+        self.history = History()
+        self._unobserved: list[CycleResult] = []
+        if store is not None:
+            store.history = self.history
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
@@ -233,6 +240,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         now = self.clock()
         try:
             result = await self.engine.poll_due(now)
+            self._unobserved.append(result)  # to the history with the next snapshot
+            if len(self._unobserved) > UNAVAILABLE_AFTER_FAILURES:  # failing: no snapshots
+                self._feed_history(self.engine.snapshot())
         except ModbusError as err:
             # the engine normally reports failures in the result; be safe anyway
             self.failed_cycles += 1
@@ -358,6 +368,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
     def _build_data(self) -> PollData:
         snapshot = self.engine.snapshot()
         self.snapshot = snapshot
+        self._feed_history(snapshot)
         all_down = self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
         values: dict[str, Value | None] = {}
         unavailable: set[str] = set()
@@ -377,6 +388,12 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         else:  # rates over a few seconds are noise: unknown until a minute has passed
             stats = dict.fromkeys((*STAT_SOURCES, STATE_WRITES_KEY))
         return PollData(values=values, unavailable=frozenset(unavailable), stats=stats)
+
+    def _feed_history(self, snapshot: EngineSnapshot) -> None:
+        """Give the cycles run since the last snapshot to the visualization history."""
+        for result in self._unobserved:
+            self.history.observe(result, snapshot, self.engine.cost_model())
+        self._unobserved.clear()
 
     # ------------------------------------------------------------------ scheduling
     def seconds_to_next_due(self) -> float:

@@ -21,6 +21,7 @@ from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_SAVE_DELAY, STORAGE_VERSION
 from .engine.errors import AdaptiveModbusError
+from .engine.history import History
 from .engine.scheduler import PollEngine
 
 _LOGGER = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class LearnedStateStore:
         self.restored_registers = 0
         self.restore_warnings: list[str] = []
         self._unsub_save: CALLBACK_TYPE | None = None
+        self.history: History | None = None  # visualization history, saved alongside
 
     async def async_restore(self) -> bool:
         """Import the saved state into the engine; False (and a warning) if unusable.
@@ -79,6 +81,11 @@ class LearnedStateStore:
         if not isinstance(data, dict):
             self._set_aside("is not a mapping")
             return False
+        if self.history is not None and "history" in data:
+            for warning in self.history.import_state(data["history"], self.engine.uids):
+                _LOGGER.warning(
+                    "Learned polling state of entry %s: %s", self._entry_id, warning
+                )
         try:
             # nothing polls yet: the engine is not touched by the loop meanwhile
             result = await self._hass.async_add_executor_job(
@@ -111,9 +118,12 @@ class LearnedStateStore:
 
     async def _async_export(self) -> StateDict:
         async with self.lock:
-            return dict(
+            data = dict(
                 await self._hass.async_add_executor_job(self.engine.export_state)
             )
+            if self.history is not None:
+                data["history"] = self.history.export_state()
+            return data
 
     def async_schedule_save(self, delay: float = STORAGE_SAVE_DELAY) -> None:
         """Save within ``delay`` seconds: at most one write per delay while polling.

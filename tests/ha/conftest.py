@@ -8,16 +8,20 @@ import struct
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
 import pytest
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
+from custom_components.adaptive_modbus import PLATFORMS
 from custom_components.adaptive_modbus.const import (
     CONF_ADAPTIVE,
     CONF_CONNECTION,
@@ -137,6 +141,12 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 
 
 @pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Snapshots in HA's format (ids and timestamps left out), kept in ``snapshots/``."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
 def demo_entry(hass: HomeAssistant) -> MockConfigEntry:
     """The demo connection (simulator served on loopback by the integration)."""
     entry = MockConfigEntry(
@@ -154,6 +164,85 @@ def demo_entry(hass: HomeAssistant) -> MockConfigEntry:
     )
     entry.add_to_hass(hass)
     return entry
+
+
+# fixed ids: unique ids and snapshots name them
+DEMO_ENTRY_ID = "01JDEMOENTRY0000000000000"
+DEMO_SUBENTRY_ID = "01JDEMODEVICE000000000001"
+
+
+@pytest.fixture
+def mock_config_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """The demo connection as the config flow creates it: one device subentry."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        version=2,
+        entry_id=DEMO_ENTRY_ID,
+        title="Demo heat pump",
+        unique_id="demo:42",
+        data={CONF_CONNECTION: CONNECTION_DEMO, CONF_SEED: 42},
+        options=dict(FAST_OPTIONS),
+        subentries_data=[
+            {
+                "data": {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Demo heat pump"},
+                "subentry_id": DEMO_SUBENTRY_ID,
+                "subentry_type": "device",
+                "title": "Demo heat pump",
+                "unique_id": "1",
+            }
+        ],
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms ``init_integration`` loads (all; parametrise to load one)."""
+    return list(PLATFORMS)
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, platforms: list[Platform]
+) -> AsyncIterator[MockConfigEntry]:
+    """``mock_config_entry`` set up with only ``platforms`` loaded, unloaded at the end.
+
+    The unload runs inside the patch, so it unloads the platforms that were loaded.
+    """
+    with patch("custom_components.adaptive_modbus.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        yield mock_config_entry
+        assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+
+
+@pytest.fixture
+def frozen_wall_clock(freezer: Any) -> Iterator[None]:
+    """The integration's wall clock reads ``freezer``'s time in every thread.
+
+    freezegun hands real time to code called from a thread (it ignores ``threading``
+    frames), and the demo device is built in an executor thread: without this its
+    start time is real while its reads are frozen, and values drift between runs.
+    """
+
+    def frozen() -> float:
+        return float(freezer().replace(tzinfo=UTC).timestamp())
+
+    with patch("custom_components.adaptive_modbus.hub.wall_clock", frozen):
+        yield
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Entities disabled by default are enabled (as in core's fixture of that name)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
 
 
 @pytest.fixture

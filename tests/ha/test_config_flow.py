@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -51,8 +52,13 @@ from custom_components.adaptive_modbus.const import (
     CONF_UNIT_ID,
     DOMAIN,
 )
-from custom_components.adaptive_modbus.engine.device_probe import ProbeOutcome, ProbeResult
+from custom_components.adaptive_modbus.engine.device_probe import (
+    ProbeOutcome,
+    ProbeResult,
+    classify,
+)
 from custom_components.adaptive_modbus.engine.errors import (
+    DeviceFailure,
     IllegalFunction,
     ModbusConnectionError,
     ModbusError,
@@ -67,11 +73,7 @@ from custom_components.adaptive_modbus.engine.transport import (
     TransportKind,
     classify_exception_code,
 )
-from custom_components.adaptive_modbus.flow_checks import (
-    CONF_ADD_ANOTHER,
-    FlowError,
-    _probe_error,
-)
+from custom_components.adaptive_modbus.flow_checks import CONF_ADD_ANOTHER
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
@@ -855,25 +857,24 @@ async def test_reconfigure_demo_aborts(hass: HomeAssistant) -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "connection", "expected"),
+    ("error", "kind", "expected"),
     [
-        (IllegalFunction("x"), "tcp", FlowError("illegal_function")),
-        (classify_exception_code(4, 1, 0), "tcp", "device_failure"),
-        (classify_exception_code(11, 1, 0), "tcp", "no_answer_from_unit"),
-        (classify_exception_code(10, 1, 0), "rtu_over_tcp", "no_answer_from_unit"),
-        (ModbusConnectionError("lost"), "tcp", "cannot_connect"),
-        (ModbusTimeout("t"), "tcp", "timeout"),
-        (ModbusTimeout("t"), "serial", "no_answer_from_unit"),
-        (ModbusError("odd"), "tcp", "unknown"),
+        (IllegalFunction("x"), TransportKind.TCP, "illegal_function"),
+        (classify_exception_code(4, 1, 0), TransportKind.TCP, "device_failure"),
+        (classify_exception_code(11, 1, 0), TransportKind.TCP, "no_answer_from_unit"),
+        (classify_exception_code(10, 1, 0), TransportKind.RTU_OVER_TCP, "no_answer_from_unit"),
+        (ModbusConnectionError("lost"), TransportKind.TCP, "cannot_connect"),
+        (ModbusTimeout("t"), TransportKind.TCP, "timeout"),
+        (ModbusTimeout("t"), TransportKind.SERIAL, "no_answer_from_unit"),
+        (ModbusError("odd"), TransportKind.TCP, "unknown"),
     ],
 )
-def test_probe_error_mapping(
-    error: ModbusError, connection: str, expected: FlowError | str
-) -> None:
+def test_probe_error_mapping(error: ModbusError, kind: TransportKind, expected: str) -> None:
     """Every engine error class becomes a specific, translated form error."""
-    result = _probe_error(error, connection, 3, Table.HOLDING, 40, unit_answered=False)
-    key = expected.key if isinstance(expected, FlowError) else expected
-    assert result.key == key
+    outcome = classify(error, kind, unit_answered=False)
+    result = flow_checks.probe_flow_error(ProbeResult(outcome, 3, Table.HOLDING, 40, error))
+    assert result is not None
+    assert result.key == expected
     assert result.placeholders == {"unit": "3", "register": "40", "table": "holding"}
 
 
@@ -1131,3 +1132,276 @@ async def test_custom_map_too_large_or_too_deep(hass: HomeAssistant, sim: Simula
     result = await configure(hass, result, {CONF_REGISTER_MAP: long_name})
     assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
     assert len(result["description_placeholders"]["error"]) <= flow_checks.MAX_ERROR_CHARS
+
+
+# -- every error recovers to a created entry ---------------------------------------------
+
+
+class FaultyDevice(MultiUnitDevice):
+    """Demo units whose reads fail with ``fault`` (a Modbus exception) while it is set."""
+
+    def __init__(self, unit_ids: Sequence[int]) -> None:
+        super().__init__(unit_ids)
+        self.fault: ModbusError | None = None
+
+    def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        if self.fault is not None and unit_id in self.units:
+            raise self.fault
+        return super().read(unit_id, table, address, count)
+
+
+@pytest.fixture
+async def faulty(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
+    """Units 1 and 2 behind one Modbus TCP server; ``server.device.fault`` breaks reads."""
+    server = SimulatorServer(FaultyDevice([1, 2]), host=HOST, port=0, unit_ids=[1, 2])
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("bad", "errors"),
+    [
+        ({CONF_HOST: "my host"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_PORT: 70000}, {CONF_PORT: "invalid_port"}),
+        ({CONF_PORT: "closed"}, {"base": "cannot_connect"}),
+        ({"crash": True}, {"base": "unknown"}),
+    ],
+    ids=["invalid_host", "invalid_port", "cannot_connect", "unknown"],
+)
+async def test_connection_error_then_entry(
+    hass: HomeAssistant,
+    sim: SimulatorServer,
+    closed_port: int,
+    bad: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """Each error of the connection step: shown, then the corrected input creates the entry."""
+    good = {CONF_HOST: HOST, CONF_PORT: sim.port}
+    typed = {**good, **{k: v for k, v in bad.items() if k != "crash"}}
+    if typed[CONF_PORT] == "closed":
+        typed[CONF_PORT] = closed_port
+    result = await start(hass, "tcp")
+    crash = patch.object(PymodbusTransport, "connect", side_effect=RuntimeError)
+    with crash if "crash" in bad else contextlib.nullcontext():
+        result = await configure(hass, result, typed)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "tcp"
+    assert result["errors"] == errors
+    result = await configure(hass, result, good)
+    assert result["step_id"] == "device"
+    result = await configure(hass, result, device_input())
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == f"tcp:{HOST}:{sim.port}"
+
+
+# (form submission overrides, fault set on the device, errors shown)
+DEVICE_ERRORS: list[Any] = [
+    pytest.param({CONF_UNIT_ID: 256}, None, {CONF_UNIT_ID: "invalid_unit_id"}, id="unit_id"),
+    pytest.param({CONF_UNIT_ID: 7}, None, {CONF_UNIT_ID: "no_answer_from_unit"}, id="no_answer"),
+    pytest.param({}, IllegalFunction("off"), {"base": "illegal_function"}, id="illegal_function"),
+    pytest.param({}, DeviceFailure("busy"), {"base": "device_failure"}, id="device_failure"),
+    pytest.param({}, "bad_profile", {CONF_PROFILE: "invalid_profile"}, id="invalid_profile"),
+    pytest.param({}, "crash", {"base": "unknown"}, id="unknown"),
+]
+
+
+@contextlib.contextmanager
+def broken(server: SimulatorServer, fault: Any) -> Generator[None]:
+    """The device (or the code below the flow) fails as ``fault`` says, until exit."""
+    device = server.device
+    assert isinstance(device, FaultyDevice)
+    with contextlib.ExitStack() as stack:
+        if isinstance(fault, ModbusError):
+            device.fault = fault
+            stack.callback(setattr, device, "fault", None)
+        elif fault == "bad_profile":
+            error = RegisterMapError("not valid YAML", None, 3)
+            stack.enter_context(patch.object(flow_checks, "load_profile", side_effect=error))
+        elif fault == "crash":
+            stack.enter_context(patch.object(PymodbusTransport, "read", side_effect=RuntimeError))
+        yield
+
+
+@pytest.mark.parametrize(("bad", "fault", "errors"), DEVICE_ERRORS)
+async def test_device_error_then_entry(
+    hass: HomeAssistant,
+    faulty: SimulatorServer,
+    bad: dict[str, Any],
+    fault: Any,
+    errors: dict[str, str],
+) -> None:
+    """Each device-step error of the user flow: shown, then fixed, and the entry is made."""
+    result = await tcp_to_device(hass, faulty.port)
+    with broken(faulty, fault):
+        result = await configure(hass, result, device_input(**bad))
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "device"
+    assert result["errors"] == errors
+    result = await configure(hass, result, device_input())
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert devices(result)[0][CONF_UNIT_ID] == 1
+
+
+# (map typed, errors shown); GOOD_MAP fixes each
+MAP_ERRORS: list[Any] = [
+    pytest.param(HOLE_MAP, {"base": "illegal_address"}, id="illegal_address"),
+    pytest.param(BAD_MAP, {CONF_REGISTER_MAP: "invalid_register_map"}, id="invalid_map"),
+    pytest.param("registers: [\n", {CONF_REGISTER_MAP: "invalid_yaml"}, id="invalid_yaml"),
+    pytest.param(
+        GOOD_MAP + "#" * flow_checks.MAX_MAP_CHARS,
+        {CONF_REGISTER_MAP: "register_map_too_large"},
+        id="too_large",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "errors"), MAP_ERRORS)
+async def test_custom_map_error_then_entry(
+    hass: HomeAssistant, faulty: SimulatorServer, text: str, errors: dict[str, str]
+) -> None:
+    """Each error of the custom map step: shown, then the fixed map creates the entry."""
+    result = await tcp_to_device(hass, faulty.port)
+    result = await configure(hass, result, device_input(profile="custom"))
+    result = await configure(hass, result, {CONF_REGISTER_MAP: text})
+    assert result["step_id"] == "custom_map"
+    assert result["errors"] == errors
+    result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert devices(result)[0][CONF_REGISTER_MAP] == GOOD_MAP
+
+
+async def test_rtu_unit_errors_then_entry(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+    """Broadcast unit 0 and a unit out of the RTU range: shown, then unit 1 is created."""
+    result = await tcp_to_device(hass, rtu_sim.port, step="rtu_over_tcp")
+    result = await configure(hass, result, device_input(0))
+    assert result["errors"] == {CONF_UNIT_ID: "broadcast_unit"}
+    result = await configure(hass, result, device_input(248))
+    assert result["errors"] == {CONF_UNIT_ID: "invalid_unit_id"}
+    result = await configure(hass, result, device_input(1))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_demo_seed_error_then_entry(hass: HomeAssistant) -> None:
+    """A seed that is not whole: shown, then a whole seed creates the demo."""
+    result = await start(hass, "demo")
+    result = await configure(hass, result, {CONF_SEED: 4.5})
+    assert result["errors"] == {CONF_SEED: "invalid_seed"}
+    result = await configure(hass, result, {CONF_SEED: 4})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_SEED] == 4
+
+
+async def test_serial_errors_then_entry(
+    hass: HomeAssistant, pty_pair: tuple[str, str], tmp_path: Path
+) -> None:
+    """Each serial-step error: shown, then the right port creates the entry."""
+    server_end, client_end = pty_pair
+    MockConfigEntry(
+        domain=DOMAIN,
+        version=2,
+        title="Heating bus",
+        unique_id=f"serial:{server_end}",
+        data={CONF_CONNECTION: "serial", CONF_SERIAL_PORT: server_end, CONF_BAUDRATE: 9600},
+    ).add_to_hass(hass)
+    result = await start(hass, "serial")
+    for typed, errors in (
+        (serial_input(str(tmp_path / "ttyUSB9")), {CONF_SERIAL_PORT: "serial_port_missing"}),
+        (serial_input(str(tmp_path)), {CONF_SERIAL_PORT: "serial_port_not_device"}),
+        (serial_input(server_end), {CONF_SERIAL_PORT: "serial_port_in_use"}),
+        (serial_input(client_end, baudrate="fast"), {CONF_BAUDRATE: "invalid_baudrate"}),
+    ):
+        result = await configure(hass, result, typed)
+        assert result["step_id"] == "serial"
+        assert result["errors"] == errors
+    # the simulator answers on the other end of the line (not an entry's port here)
+    server = SimulatorServer(SimulatedDevice(seed=42), kind="serial", serial_port=server_end)
+    await server.start()
+    try:
+        result = await configure(hass, result, serial_input(client_end))
+        assert result["step_id"] == "device"
+        result = await configure(hass, result, device_input())
+    finally:
+        await server.stop()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_SERIAL_PORT] == client_end
+
+
+# -- the device subentry flow: every error recovers to a created subentry ------------------
+
+
+def unloaded_connection(port: int) -> MockConfigEntry:
+    """A stored TCP connection with unit 1 (not set up: the flow opens its own connection)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        version=2,
+        unique_id=f"tcp:{HOST}:{port}",
+        title=f"{HOST}:{port}",
+        data={CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: port},
+        subentries_data=[device_subentry(1, "sdm120")],
+    )
+
+
+async def start_add_device(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """Open the 'add device' subentry flow."""
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "device"), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    return result
+
+
+async def configure_sub(hass: HomeAssistant, result: Any, data: dict[str, Any]) -> Any:
+    """Submit a subentry form."""
+    return await hass.config_entries.subentries.async_configure(result["flow_id"], data)
+
+
+def unit2(**extra: Any) -> dict[str, Any]:
+    """The add-device form for unit 2 (no 'add another' on a subentry)."""
+    return {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", **extra}
+
+
+@pytest.mark.parametrize(
+    ("bad", "fault", "errors"),
+    [
+        *DEVICE_ERRORS,
+        pytest.param({CONF_UNIT_ID: 1}, None, {CONF_UNIT_ID: "unit_already_added"}, id="taken"),
+    ],
+)
+async def test_subentry_device_error_then_subentry(
+    hass: HomeAssistant,
+    faulty: SimulatorServer,
+    bad: dict[str, Any],
+    fault: Any,
+    errors: dict[str, str],
+) -> None:
+    """Each error of the add-device form: shown, then fixed, and the device is added."""
+    entry = unloaded_connection(faulty.port)
+    entry.add_to_hass(hass)
+    result = await start_add_device(hass, entry)
+    with broken(faulty, fault):
+        result = await configure_sub(hass, result, unit2(**bad))
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == errors
+    result = await configure_sub(hass, result, unit2())
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert sorted(sub.unique_id for sub in entry.subentries.values()) == ["1", "2"]
+
+
+@pytest.mark.parametrize(("text", "errors"), MAP_ERRORS)
+async def test_subentry_custom_map_error_then_subentry(
+    hass: HomeAssistant, faulty: SimulatorServer, text: str, errors: dict[str, str]
+) -> None:
+    """Each error of the device's custom map: shown, then the fixed map adds the device."""
+    entry = unloaded_connection(faulty.port)
+    entry.add_to_hass(hass)
+    result = await start_add_device(hass, entry)
+    result = await configure_sub(hass, result, unit2(profile="custom"))
+    assert result["step_id"] == "custom_map"
+    result = await configure_sub(hass, result, {CONF_REGISTER_MAP: text})
+    assert result["errors"] == errors
+    result = await configure_sub(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    added = next(sub for sub in entry.subentries.values() if sub.unique_id == "2")
+    assert added.data[CONF_REGISTER_MAP] == GOOD_MAP

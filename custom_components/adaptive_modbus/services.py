@@ -1,0 +1,233 @@
+"""Visualization services: ``get_visualization`` and ``export_visualization``.
+
+Registered once in ``async_setup`` (they exist whether or not an entry is loaded and
+say so when none is). The views themselves are built by the engine library from the
+public snapshot API and the coordinator's history; this module only resolves targets,
+checks arguments and writes the export file in the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+
+from .const import DOMAIN
+from .coordinator import AdaptiveModbusConfigEntry
+from .engine.views import (
+    VIEWS,
+    Source,
+    cluster_view,
+    device_view,
+    export_dataset,
+    register_view,
+    system_view,
+)
+from .entity import register_unique_id, unit_identifier
+
+SERVICE_GET_VISUALIZATION = "get_visualization"
+SERVICE_EXPORT_VISUALIZATION = "export_visualization"
+ATTR_CONFIG_ENTRY_ID = "config_entry_id"
+ATTR_VIEW = "view"
+ATTR_PERIOD = "period"
+ATTR_PATH = "path"
+DEFAULT_PERIOD_HOURS = 24.0
+MAX_PERIOD_HOURS = 30 * 24.0
+DEFAULT_EXPORT_PATH = "www/adaptive_modbus/visualization.json"
+
+_TARGET: dict[vol.Marker, Any] = {
+    vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+    vol.Optional(ATTR_DEVICE_ID): cv.string,
+    vol.Optional(ATTR_ENTITY_ID): cv.entity_id,
+    vol.Optional(ATTR_PERIOD, default=DEFAULT_PERIOD_HOURS): vol.All(
+        vol.Coerce(float), vol.Range(min=0.1, max=MAX_PERIOD_HOURS)
+    ),
+}
+GET_SCHEMA = vol.Schema({vol.Required(ATTR_VIEW): vol.In(VIEWS), **_TARGET})
+EXPORT_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_PERIOD, default=DEFAULT_PERIOD_HOURS): vol.All(
+            vol.Coerce(float), vol.Range(min=0.1, max=MAX_PERIOD_HOURS)
+        ),
+        vol.Optional(ATTR_PATH, default=DEFAULT_EXPORT_PATH): cv.string,
+    }
+)
+
+
+def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+def _loaded(hass: HomeAssistant) -> list[AdaptiveModbusConfigEntry]:
+    return [
+        entry
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        if entry.state is ConfigEntryState.LOADED
+    ]
+
+
+def _entry(hass: HomeAssistant, entry_id: str) -> AdaptiveModbusConfigEntry:
+    entry = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+        raise _invalid("entry_not_loaded", entry=entry_id)
+    return entry
+
+
+def _source(entry: AdaptiveModbusConfigEntry) -> Source:
+    coordinator = entry.runtime_data.coordinator
+    engine = coordinator.engine
+    return Source(
+        snapshot=engine.snapshot(),
+        history=coordinator.history,
+        cost=engine.cost_model(),
+        name=entry.title,
+    )
+
+
+def _from_entity(
+    hass: HomeAssistant, entity_id: str
+) -> tuple[AdaptiveModbusConfigEntry, str | None]:
+    """The entry of an entity and the engine uid of its register (None: not a register)."""
+    item = er.async_get(hass).async_get(entity_id)
+    if item is None or item.platform != DOMAIN or item.config_entry_id is None:
+        raise _invalid("unknown_entity", entity=entity_id)
+    entry = _entry(hass, item.config_entry_id)
+    for uid, (unit_id, definition) in entry.runtime_data.hub.definitions.items():
+        if register_unique_id(entry.entry_id, unit_id, definition.spec.key) == item.unique_id:
+            return entry, uid
+    return entry, None
+
+
+def _from_device(hass: HomeAssistant, device_id: str) -> tuple[AdaptiveModbusConfigEntry, int]:
+    """The entry and unit id of a unit device."""
+    device = dr.async_get(hass).async_get(device_id)
+    if device is not None:
+        for entry in _loaded(hass):
+            for unit in entry.runtime_data.hub.units:
+                if unit_identifier(entry.entry_id, unit.unit_id) in device.identifiers:
+                    return entry, unit.unit_id
+    raise _invalid("unknown_device", device=device_id)
+
+
+def _view(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, Any]:
+    view: str = data[ATTR_VIEW]
+    period = 3600.0 * data[ATTR_PERIOD]
+    entry: AdaptiveModbusConfigEntry | None = None
+    uid: str | None = None
+    unit: int | None = None
+    if ATTR_ENTITY_ID in data:
+        entry, uid = _from_entity(hass, data[ATTR_ENTITY_ID])
+        if uid is not None:
+            unit = entry.runtime_data.hub.definitions[uid][0]
+    if ATTR_DEVICE_ID in data:
+        entry, unit = _from_device(hass, data[ATTR_DEVICE_ID])
+    if ATTR_CONFIG_ENTRY_ID in data and entry is None:
+        entry = _entry(hass, data[ATTR_CONFIG_ENTRY_ID])
+    if entry is None:
+        loaded = _loaded(hass)
+        if not loaded:
+            raise _invalid("no_connections")
+        if len(loaded) > 1:
+            raise _invalid("target_needed", view=view)
+        entry = loaded[0]
+    source = _source(entry)
+    if view == "register":
+        if uid is None:
+            raise _invalid("register_needs_entity")
+        return register_view(source, uid, period)
+    if view == "device":
+        if unit is None:
+            raise _invalid("device_needs_target")
+        return device_view(source, unit, period)
+    if view == "cluster":
+        return cluster_view(source)
+    return system_view(source, period)
+
+
+async def _async_export_path(hass: HomeAssistant, raw: str) -> Path:
+    """The export file's absolute path; refuses traversal, other suffixes, disallowed dirs.
+
+    HA's ``is_allowed_path`` resolves symlinks (file system access): in the executor."""
+    path = Path(raw)
+    if ".." in path.parts:
+        raise _invalid("path_traversal", path=raw)
+    if path.suffix.lower() != ".json":
+        raise _invalid("path_not_json", path=raw)
+    full = path if path.is_absolute() else Path(hass.config.path(raw))
+    if not await hass.async_add_executor_job(hass.config.is_allowed_path, str(full)):
+        raise _invalid("path_not_allowed", path=raw)
+    return full
+
+
+def _write(path: Path, data: dict[str, Any]) -> int:
+    """Write ``data`` as JSON atomically (executor); returns the size in bytes."""
+    text = json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(text)
+    os.replace(tmp, path)
+    return len(text)
+
+
+async def _async_get(call: ServiceCall) -> ServiceResponse:
+    try:
+        return _view(call.hass, dict(call.data))
+    except KeyError as err:  # a register or unit the engine does not have (any longer)
+        raise _invalid("unknown_target", target=str(err)) from err
+
+
+async def _async_export(call: ServiceCall) -> ServiceResponse:
+    hass = call.hass
+    path = await _async_export_path(hass, call.data[ATTR_PATH])
+    if ATTR_CONFIG_ENTRY_ID in call.data:
+        entries = [_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])]
+    else:
+        entries = _loaded(hass)
+    if not entries:
+        raise _invalid("no_connections")
+    data = export_dataset([_source(e) for e in entries], 3600.0 * call.data[ATTR_PERIOD])
+    try:
+        size = await hass.async_add_executor_job(_write, path, data)
+    except OSError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="export_failed",
+            translation_placeholders={"path": str(path), "error": str(err)},
+        ) from err
+    return {
+        "path": str(path),
+        "size": size,
+        "schema_version": data["schema_version"],
+        "connections": len(entries),
+    }
+
+
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the visualization services (from ``async_setup``)."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_GET_VISUALIZATION,
+        _async_get,
+        schema=GET_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_EXPORT_VISUALIZATION,
+        _async_export,
+        schema=EXPORT_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
