@@ -56,9 +56,8 @@ class Metrics:
     err_mean: float
     err_p95: float
     out_of_band_pct: float
-    stale_p95: (
-        float  # s the shown value had been out of band, p95 over out-of-band samples
-    )
+    # s the shown value had been out of band, p95 over out-of-band samples
+    stale_p95: float
     age_p95: float  # s since the register was last read, p95 over all samples
     misses: int  # out-of-band stretches longer than miss_factor x min interval
     misses_trackable: int  # the same, on registers whose noise stays below tolerance

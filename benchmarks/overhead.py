@@ -162,9 +162,8 @@ class OverheadResult:
     adaptive_per_read_us: float  # engine CPU per register read in steady state
     adaptive_cycles: int
     adaptive_due_per_cycle: float  # registers due per steady-state cycle (mean)
-    adaptive_sched_plan_ms: (
-        float  # scheduler + planner part of a steady-state cycle, median
-    )
+    # scheduler + planner part of a steady-state cycle, median
+    adaptive_sched_plan_ms: float
     full_sched_plan_ms: float  # scheduler + planner part of a full cycle, median
     memory_per_register_bytes: float
     state_bytes_per_register: float  # learned state as compact JSON, full patterns

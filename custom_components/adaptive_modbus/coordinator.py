@@ -241,7 +241,8 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         try:
             result = await self.engine.poll_due(now)
             self._unobserved.append(result)  # to the history with the next snapshot
-            if len(self._unobserved) > UNAVAILABLE_AFTER_FAILURES:  # failing: no snapshots
+            # failing: no snapshots
+            if len(self._unobserved) > UNAVAILABLE_AFTER_FAILURES:
                 self._feed_history(self.engine.snapshot())
         except ModbusError as err:
             # the engine normally reports failures in the result; be safe anyway

@@ -100,9 +100,8 @@ class UnitInfo:
     model: str | None
     max_registers: int | None
     definitions: tuple[RegisterDefinition, ...]
-    subentry_id: str | None = (
-        None  # the device's config subentry (None before migration)
-    )
+    # the device's config subentry (None before migration)
+    subentry_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

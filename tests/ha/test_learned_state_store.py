@@ -14,7 +14,7 @@ from custom_components.adaptive_modbus.const import STORAGE_VERSION
 from custom_components.adaptive_modbus.storage import storage_key
 
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),

@@ -6,20 +6,18 @@ simulated units, and the real subentry flows through HA's flow manager.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
+import json
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
-import pytest
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from test_config_flow import GOOD_MAP, PACKAGE, MultiUnitDevice, suggested
 
 from custom_components.adaptive_modbus import async_remove_config_entry_device
 from custom_components.adaptive_modbus.const import (
@@ -36,22 +34,33 @@ from custom_components.adaptive_modbus.const import (
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.storage import LearnedStateStore
 
+from .test_config_flow import GOOD_MAP, PACKAGE, MultiUnitDevice, suggested
+
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 HOST = "127.0.0.1"
 # short intervals and timeouts as in the HA conftest's FAST_OPTIONS (not imported:
 # a plain "conftest" import may resolve to the engine tests' conftest)
-FAST_OPTIONS: dict[str, Any] = {"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5}
+FAST_OPTIONS: dict[str, Any] = {
+    "min_interval": 2.0,
+    "max_interval": 60.0,
+    "timeout": 0.5,
+}
 
 
 @pytest.fixture
 async def multi_server(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
     """Units 1, 2 and 3 (demo devices) behind one Modbus TCP server."""
-    server = SimulatorServer(MultiUnitDevice([1, 2, 3]), host=HOST, port=0, unit_ids=[1, 2, 3])
+    server = SimulatorServer(
+        MultiUnitDevice([1, 2, 3]), host=HOST, port=0, unit_ids=[1, 2, 3]
+    )
     await server.start()
     try:
         yield server
@@ -60,7 +69,7 @@ async def multi_server(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
 
 
 def connection_entry(hass: HomeAssistant, port: int) -> MockConfigEntry:
-    """A version 2 TCP entry with one device subentry: unit 1, demo profile."""
+    """Return a version 2 TCP entry with one device subentry: unit 1, demo profile."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         version=2,
@@ -82,19 +91,24 @@ def connection_entry(hass: HomeAssistant, port: int) -> MockConfigEntry:
 
 
 def entity_ids(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
-    """unique id -> entity id of the entry's register entities."""
+    """Map unique id -> entity id of the entry's register entities."""
     ent_reg = er.async_get(hass)
     return {
-        e.unique_id: e.entity_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)
+        e.unique_id: e.entity_id
+        for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)
     }
 
 
 def subentry_id(entry: MockConfigEntry, unit: int) -> str:
-    """The subentry of a unit."""
-    return next(s.subentry_id for s in entry.subentries.values() if s.unique_id == str(unit))
+    """Return the subentry id of a unit."""
+    return next(
+        s.subentry_id for s in entry.subentries.values() if s.unique_id == str(unit)
+    )
 
 
-async def add_device(hass: HomeAssistant, entry: MockConfigEntry, data: dict[str, Any]) -> Any:
+async def add_device(
+    hass: HomeAssistant, entry: MockConfigEntry, data: dict[str, Any]
+) -> Any:
     """Run the 'add device' subentry flow with one form submission."""
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "device"), context={"source": SOURCE_USER}
@@ -107,8 +121,11 @@ async def add_device(hass: HomeAssistant, entry: MockConfigEntry, data: dict[str
 async def test_add_edit_remove_device(
     hass: HomeAssistant, vtime: VirtualTime, multi_server: SimulatorServer
 ) -> None:
-    """Add, edit (unit id, name, profile, map) and remove a device on a loaded entry:
-    the other device keeps its entity ids and its learned state."""
+    """Test adding, editing and removing a device on a loaded entry.
+
+    Edits change unit id, name, profile and map; the other device keeps its entity
+    ids and its learned state.
+    """
     entry = connection_entry(hass, multi_server.port)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -130,14 +147,17 @@ async def test_add_edit_remove_device(
 
     async def spy(store: LearnedStateStore) -> bool:
         result = await original(store)
-        imported.update({u: r.interval for u, r in store.engine.snapshot().registers.items()})
+        imported.update(
+            {u: r.interval for u, r in store.engine.snapshot().registers.items()}
+        )
         return result
 
     result = await add_device(hass, entry, {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120"})
     assert result["errors"] == {CONF_UNIT_ID: "unit_already_added"}
     with patch.object(LearnedStateStore, "async_restore", spy):
         result = await hass.config_entries.subentries.async_configure(
-            result["flow_id"], {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"}
+            result["flow_id"],
+            {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"},
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY, result
         await hass.async_block_till_done()
@@ -145,7 +165,11 @@ async def test_add_edit_remove_device(
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 2]
     after_add = entity_ids(hass, entry)
     assert {uid: after_add[uid] for uid in before} == before  # entity ids unchanged
-    unit2 = {uid: eid for uid, eid in after_add.items() if uid.startswith(f"{entry.entry_id}_2_")}
+    unit2 = {
+        uid: eid
+        for uid, eid in after_add.items()
+        if uid.startswith(f"{entry.entry_id}_2_")
+    }
     assert unit2
     # the reload restored unit 1's learning (intervals and holes) before its first cycle
     assert {uid: imported[uid] for uid in learned} == pytest.approx(learned)
@@ -160,7 +184,8 @@ async def test_add_edit_remove_device(
     assert suggested(result, CONF_PROFILE) == "sdm120"
     assert suggested(result, CONF_NAME) == "Meter"
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "sdm120", CONF_NAME: "Meter B"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 3, CONF_PROFILE: "sdm120", CONF_NAME: "Meter B"},
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
@@ -177,13 +202,16 @@ async def test_add_edit_remove_device(
     dev_reg = dr.async_get(hass)
     device3 = dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_3")})
     assert device3 is not None and device3.name == "Meter B"
-    assert dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_2")}) is None
+    assert (
+        dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_2")}) is None
+    )
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 3]
 
     # -- switch it to a custom map; editing again shows the map as it is now ------------
     result = await entry.start_subentry_reconfigure_flow(hass, "device", sid)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"},
     )
     assert result["step_id"] == "custom_map"
     result = await hass.config_entries.subentries.async_configure(
@@ -193,13 +221,18 @@ async def test_add_edit_remove_device(
     await hass.async_block_till_done()
     assert entry.subentries[sid].data[CONF_REGISTER_MAP] == GOOD_MAP
     # the SDM120 registers left with the profile: only the map's register remains
-    unit3 = [uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")]
+    unit3 = [
+        uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")
+    ]
     assert unit3 == [f"{entry.entry_id}_3_outdoor"]
-    assert {uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before} == before
+    assert {
+        uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before
+    } == before
     result = await entry.start_subentry_reconfigure_flow(hass, "device", sid)
     assert suggested(result, CONF_PROFILE) == "custom"
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"},
     )
     assert suggested(result, CONF_REGISTER_MAP) == GOOD_MAP
     hass.config_entries.subentries.async_abort(result["flow_id"])
@@ -209,7 +242,9 @@ async def test_add_edit_remove_device(
     assert hass.config_entries.async_remove_subentry(entry, sid)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_3")}) is None
+    assert (
+        dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_3")}) is None
+    )
     assert entity_ids(hass, entry) == before
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1]
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -268,8 +303,11 @@ registers:
 async def test_custom_map_device_fields_honoured(
     hass: HomeAssistant, vtime: VirtualTime, multi_server: SimulatorServer
 ) -> None:
-    """A custom map's name, manufacturer, model and max_registers reach the device
-    registry and the engine: no read of that unit is longer than the map allows."""
+    """Test that a custom map's device fields are honoured.
+
+    Its name, manufacturer, model and max_registers reach the device registry and
+    the engine: no read of that unit is longer than the map allows.
+    """
     entry = connection_entry(hass, multi_server.port)
     hass.config_entries.async_add_subentry(
         entry,
@@ -291,13 +329,20 @@ async def test_custom_map_device_fields_honoured(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     await vtime.run(entry.runtime_data.coordinator, 120)
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_2")})
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}_2")}
+    )
     assert device is not None
-    assert (device.name, device.manufacturer, device.model) == ("Garden meter", "Acme", "GM-1")
+    assert (device.name, device.manufacturer, device.model) == (
+        "Garden meter",
+        "Acme",
+        "GM-1",
+    )
     unit2 = [r for r in multi_server.requests if r.unit_id == 2]
     assert unit2
     assert max(r.count for r in unit2) <= 2
-    assert max(r.count for r in multi_server.requests if r.unit_id == 1) > 2  # option: 125
+    # option: 125
+    assert max(r.count for r in multi_server.requests if r.unit_id == 1) > 2
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 
@@ -313,8 +358,11 @@ BAD_MAP = """registers:
 async def test_bad_map_fixed_through_the_device(
     hass: HomeAssistant, vtime: VirtualTime, multi_server: SimulatorServer
 ) -> None:
-    """A stored map that no longer parses fails setup with a message pointing to the
-    device's reconfigure; fixing the map there (shown as stored) sets the entry up."""
+    """Test that a bad stored map is fixed through the device's reconfigure.
+
+    A stored map that no longer parses fails setup with a message pointing to the
+    device's reconfigure; fixing the map there (shown as stored) sets the entry up.
+    """
     entry = connection_entry(hass, multi_server.port)
     hass.config_entries.async_add_subentry(
         entry,
@@ -342,9 +390,12 @@ async def test_bad_map_fixed_through_the_device(
     message = strings["exceptions"]["bad_register_map"]["message"]
     assert "options" not in message
     assert "Reconfigure" in message
-    result = await entry.start_subentry_reconfigure_flow(hass, "device", subentry_id(entry, 2))
+    result = await entry.start_subentry_reconfigure_flow(
+        hass, "device", subentry_id(entry, 2)
+    )
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Garden"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Garden"},
     )
     assert suggested(result, CONF_REGISTER_MAP) == BAD_MAP
     result = await hass.config_entries.subentries.async_configure(

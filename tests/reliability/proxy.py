@@ -98,9 +98,8 @@ class Proxy:
         # address -> Modbus exception code answered for any request touching it
         self.exception_codes: dict[int, int] = {}
         self.exception_units: frozenset[int] | None = None  # None: every unit
-        self.exception_budget: int | None = (
-            None  # answers left before they stop (None: all)
-        )
+        # answers left before they stop (None: all)
+        self.exception_budget: int | None = None
         self.one_client = False
         # optional per-request decision; overrides ``fault`` when it returns a Fault
         self.policy: Callable[[Request], Fault | None] | None = None

@@ -30,16 +30,13 @@ _LOGGER = logging.getLogger(__name__)
 
 # an address refused as illegal is read alone again after this
 HOLE_VERIFY_FIRST = 6 * 3600.0
-HOLE_VERIFY_FAILURE = (
-    QUARANTINE_FIRST  # ... and one learned from a device failure (code 4)
-)
+# ... and one learned from a device failure (code 4)
+HOLE_VERIFY_FAILURE = QUARANTINE_FIRST
 HOLE_VERIFY_MAX = 24 * 3600.0
-NO_VERDICT_RETRY = (
-    QUARANTINE_FIRST  # a hole check that got no answer is asked again after this
-)
-LIMIT_RETRY_FIRST = (
-    3600.0  # a larger read than the learned limit is tried again after this
-)
+# a hole check that got no answer is asked again after this
+NO_VERDICT_RETRY = QUARANTINE_FIRST
+# a larger read than the learned limit is tried again after this
+LIMIT_RETRY_FIRST = 3600.0
 LIMIT_RETRY_MAX = 24 * 3600.0
 
 HoleKey = tuple[int, Table]

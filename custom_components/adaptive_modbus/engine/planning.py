@@ -15,9 +15,8 @@ from .core import EngineCore
 from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
 from .registry import RegisterState
 
-EARLY_FRACTION = (
-    0.5  # a neighbour this close to due (share of its interval) is read early
-)
+# a neighbour this close to due (share of its interval) is read early
+EARLY_FRACTION = 0.5
 
 
 class Planning:

@@ -20,9 +20,8 @@ RECENT_REQUESTS = 512
 RECENT_ERRORS = 100
 RECENT_INTERVAL_CHANGES = 200
 RECENT_CYCLES = 120
-RATE_WINDOW = (
-    600.0  # seconds over which per-minute rates and latency figures are computed
-)
+# seconds over which per-minute rates and latency figures are computed
+RATE_WINDOW = 600.0
 
 # Modbus TCP: 7-byte MBAP header + function code + fields
 _TCP_REQUEST_BYTES = 12
