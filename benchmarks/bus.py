@@ -11,10 +11,10 @@ requests, registers and bus time.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+import math
 from typing import Any
 
 from adaptive_modbus_engine.errors import ModbusError, ModbusTimeout
@@ -75,15 +75,22 @@ class BusModel:
 
     @classmethod
     def rtu(cls, baudrate: int, turnaround: float = 0.0) -> BusModel:
-        """Serial RTU at ``baudrate`` (11 bits per character)."""
+        """Return the model of serial RTU at ``baudrate`` (11 bits per character)."""
         return cls(
-            name=f"rtu{baudrate}", kind=BusKind.RTU, baudrate=baudrate, turnaround=turnaround
+            name=f"rtu{baudrate}",
+            kind=BusKind.RTU,
+            baudrate=baudrate,
+            turnaround=turnaround,
         )
 
     @classmethod
     def tcp(cls, turnaround: float = 0.010) -> BusModel:
         """Modbus TCP with a device/gateway turnaround per request."""
-        return cls(name=f"tcp{round(turnaround * 1000)}ms", kind=BusKind.TCP, turnaround=turnaround)
+        return cls(
+            name=f"tcp{round(turnaround * 1000)}ms",
+            kind=BusKind.TCP,
+            turnaround=turnaround,
+        )
 
     @classmethod
     def parse(cls, text: str) -> BusModel:
@@ -116,7 +123,11 @@ class BusModel:
     def split(self, function_code: int, count: int) -> tuple[float, float]:
         """Bus time before the device samples its data, and after (the response)."""
         request, response = rtu_frame_sizes(function_code, count)
-        before = self.silence + self._bytes_time(request) + max(self.silence, self.turnaround)
+        before = (
+            self.silence
+            + self._bytes_time(request)
+            + max(self.silence, self.turnaround)
+        )
         return before, self._bytes_time(response)
 
     def exchange_time(self, function_code: int, count: int) -> float:
@@ -154,10 +165,11 @@ class BusCounters:
     registers: int = 0  # words of holding/input plus bits of coil/discrete transferred
     bus_time: float = 0.0
     errors: int = 0
-    reads: list[tuple[int, Table, int, int]] = field(default_factory=list)  # since last drain
+    # since last drain
+    reads: list[tuple[int, Table, int, int]] = field(default_factory=list)
 
     def drain(self) -> list[tuple[int, Table, int, int]]:
-        """The reads since the last drain (and forget them)."""
+        """Return the reads since the last drain and forget them."""
         reads, self.reads = self.reads, []
         return reads
 
@@ -170,7 +182,10 @@ class MeteredTransport:
     so the device answers with its value at the moment it samples the request.
     """
 
-    def __init__(self, inner: Any, bus: BusModel, advance: Callable[[float], None]) -> None:
+    def __init__(
+        self, inner: Any, bus: BusModel, advance: Callable[[float], None]
+    ) -> None:
+        """Wrap ``inner``, charging each request's bus time through ``advance``."""
         self._inner = inner
         self.bus = bus
         self._advance = advance
@@ -215,7 +230,9 @@ class MeteredTransport:
         self._charge(after)
         return result
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         """Read through the wrapped transport, charging the bus time."""
         words: list[int] = await self._exchange(
             _READ_FC[table], count, self._inner.read(unit_id, table, address, count)
@@ -224,12 +241,18 @@ class MeteredTransport:
         self.counters.reads.append((unit_id, table, address, count))
         return words
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write through the wrapped transport, charging the bus time."""
         await self._exchange(
-            FC_WRITE_REGISTERS, len(values), self._inner.write_registers(unit_id, address, values)
+            FC_WRITE_REGISTERS,
+            len(values),
+            self._inner.write_registers(unit_id, address, values),
         )
 
     async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
         """Write one coil through the wrapped transport, charging the bus time."""
-        await self._exchange(FC_WRITE_COIL, 1, self._inner.write_coil(unit_id, address, value))
+        await self._exchange(
+            FC_WRITE_COIL, 1, self._inner.write_coil(unit_id, address, value)
+        )

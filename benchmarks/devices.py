@@ -10,18 +10,14 @@ map or through a hole raise ``IllegalAddress``, oversized reads ``DeviceFailure`
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
+import math
 
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_modbus_engine.errors import (
-    DeviceFailure,
-    IllegalAddress,
-    ModbusTimeout,
-)
+from adaptive_modbus_engine.errors import DeviceFailure, IllegalAddress, ModbusTimeout
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table, Value
 
 MAX_READ_WORDS = 125
@@ -38,7 +34,7 @@ _INT_TYPES = {
 
 
 def quantize(spec: RegisterSpec, values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """What a perfect read of ``spec`` decodes for each raw value (vectorised)."""
+    """Return what a perfect read of ``spec`` decodes for each raw value (vectorised)."""
     if spec.data_type in (DataType.BOOL, DataType.BIT):
         return np.asarray(values != 0, dtype=np.float64)
     raw = (values - spec.offset) / spec.scale
@@ -53,7 +49,9 @@ def quantize(spec: RegisterSpec, values: NDArray[np.float64]) -> NDArray[np.floa
     return np.asarray(out, dtype=np.float64)
 
 
-def clamp_to_type(spec: RegisterSpec, values: NDArray[np.float64]) -> NDArray[np.float64]:
+def clamp_to_type(
+    spec: RegisterSpec, values: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Clip raw engineering values into what the data type can hold."""
     if spec.data_type in _INT_TYPES:
         low, high = _INT_TYPES[spec.data_type]
@@ -81,17 +79,22 @@ class SyntheticUnit:
         holes: Mapping[Table, frozenset[int]] | None = None,
         max_read_words: int = MAX_READ_WORDS,
     ) -> None:
+        """Serve ``specs`` of ``unit_id`` from ``values`` sampled from ``start``."""
         self.unit_id = unit_id
         self.registers = tuple(specs)
         self.start = start
         self._clock = clock
         self._holes = dict(holes or {})
         self.max_read_words = max_read_words
-        self._values = {spec.key: np.asarray(values[spec.key], dtype=np.float64) for spec in specs}
+        self._values = {
+            spec.key: np.asarray(values[spec.key], dtype=np.float64) for spec in specs
+        }
         self._by_table: dict[Table, tuple[list[int], list[RegisterSpec]]] = {}
         self._space: dict[Table, int] = {}
         for table in Table:
-            items = sorted((s for s in specs if s.table is table), key=lambda s: s.address)
+            items = sorted(
+                (s for s in specs if s.table is table), key=lambda s: s.address
+            )
             self._by_table[table] = ([s.address for s in items], items)
             self._space[table] = max((s.end for s in items), default=0)
         self._writes: dict[str, Value] = {}
@@ -133,10 +136,14 @@ class SyntheticUnit:
         if not 1 <= count <= limit:
             raise DeviceFailure(f"{table} request for {count} values", unit_id=unit_id)
         if address < 0 or address + count > self._space[table]:
-            raise IllegalAddress(f"{table} {address}+{count} outside the map", unit_id=unit_id)
+            raise IllegalAddress(
+                f"{table} {address}+{count} outside the map", unit_id=unit_id
+            )
         for hole in self.holes(table):
             if address <= hole < address + count:
-                raise IllegalAddress(f"{table} address {hole} does not exist", unit_id=unit_id)
+                raise IllegalAddress(
+                    f"{table} address {hole} does not exist", unit_id=unit_id
+                )
         t = self._clock()
         starts, specs = self._by_table[table]
         out = [0] * count
@@ -152,7 +159,9 @@ class SyntheticUnit:
                     out[position] |= word
         return out
 
-    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write a whole holding value starting at ``address`` (kept until the end)."""
         for spec in self._by_table[Table.HOLDING][1]:
             if spec.address == address and spec.writable and spec.size == len(values):

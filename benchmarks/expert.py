@@ -28,9 +28,12 @@ def pick_intervals(
     sweep: Mapping[float, Sequence[float | None]],
     target: Sequence[float | None],
 ) -> list[float]:
-    """Per row: the longest interval of ``sweep`` (interval -> time out of tolerance
-    per row, %) whose figure stays within ``target[row]``; the shortest when none
-    does; the longest for rows without a figure."""
+    """Pick per row the longest interval of ``sweep`` that stays within its target.
+
+    ``sweep`` maps interval -> time out of tolerance per row (%); a row keeps the
+    longest interval whose figure stays within ``target[row]``, the shortest when
+    none does, the longest when it has no figure.
+    """
     intervals = sorted(sweep)
     out = []
     for row, goal in enumerate(target):
@@ -47,7 +50,11 @@ def pick_intervals(
 
 
 def run_expert(
-    scenario: Scenario, intervals: Sequence[float], *, phase: float = 0.0, name: str = "expert"
+    scenario: Scenario,
+    intervals: Sequence[float],
+    *,
+    phase: float = 0.0,
+    name: str = "expert",
 ) -> RunRecord:
     """Simulate per-register fixed timers (ticks at ``start - phase + k * interval``)."""
     specs = scenario.specs
@@ -67,7 +74,9 @@ def run_expert(
     offset = round(phase)
     for second in range(scenario.duration + 1):
         due_intervals = tuple(
-            interval for interval in by_interval if second == 0 or (second + offset) % interval == 0
+            interval
+            for interval in by_interval
+            if second == 0 or (second + offset) % interval == 0
         )
         if not due_intervals:
             continue
@@ -76,7 +85,9 @@ def run_expert(
             due = [specs[row] for i in due_intervals for row in by_interval[i]]
             touched = {(spec.unit_id, spec.table) for spec in due}
             riders = [spec for key in touched for spec in groups[key]]
-            blocks = plan_reads(due, riders=riders, cost=cost, limits=limits, holes=holes)
+            blocks = plan_reads(
+                due, riders=riders, cost=cost, limits=limits, holes=holes
+            )
             plans[due_intervals] = blocks
         when = scenario.start + second
         for block in blocks:

@@ -28,8 +28,8 @@ Seconds whose truth is ``NaN`` (gaps of a replayed log) count nowhere.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
+import math
 from typing import Any
 
 import numpy as np
@@ -56,13 +56,15 @@ class Metrics:
     err_mean: float
     err_p95: float
     out_of_band_pct: float
-    stale_p95: float  # s the shown value had been out of band, p95 over out-of-band samples
+    # s the shown value had been out of band, p95 over out-of-band samples
+    stale_p95: float
     age_p95: float  # s since the register was last read, p95 over all samples
     misses: int  # out-of-band stretches longer than miss_factor x min interval
     misses_trackable: int  # the same, on registers whose noise stays below tolerance
     noisy_registers: int  # registers left out of misses_trackable
     worst_miss: float  # longest out-of-band stretch / min interval
-    incident_delay: float | None  # mean s to show the incident's first step (None: never)
+    # mean s to show the incident's first step (None: never)
+    incident_delay: float | None
     incident_delay_max: float | None
     cycles: int
     cpu_seconds: float
@@ -92,8 +94,11 @@ _EXITS: dict[int, tuple[Array, list[NDArray[np.int64]]]] = {}
 
 
 def band_exits(values: Array, tol: float) -> NDArray[np.int64]:
-    """Indices where ``values`` leaves the band of ``tol`` around its value at the
-    previous exit (the first known value to start with); NaN never exits."""
+    """Return the indices where ``values`` leaves its band of ``tol``.
+
+    The band is centred on the value at the previous exit (the first known value to
+    start with); NaN never exits.
+    """
     known = np.flatnonzero(~np.isnan(values))
     if not known.size:
         return np.zeros(0, dtype=np.int64)
@@ -123,7 +128,9 @@ def scenario_exits(scenario: Scenario) -> list[NDArray[np.int64]]:
     if cached is not None and cached[0] is scenario.truth:
         return cached[1]
     thr = thresholds(scenario.specs)
-    exits = [band_exits(scenario.truth[row], float(thr[row])) for row in range(len(thr))]
+    exits = [
+        band_exits(scenario.truth[row], float(thr[row])) for row in range(len(thr))
+    ]
     _EXITS.clear()
     _EXITS[id(scenario)] = (scenario.truth, exits)
     return exits
@@ -142,8 +149,10 @@ def _scale(scenario: Scenario) -> Array:
     return np.array(out)
 
 
-def shown_series(times: list[float], values: list[float], samples: Array) -> tuple[Array, Array]:
-    """The value shown and the time of its read at each sample time (NaN before any)."""
+def shown_series(
+    times: list[float], values: list[float], samples: Array
+) -> tuple[Array, Array]:
+    """Return the value shown and its read time at each sample time (NaN before any)."""
     if not times:
         nan = np.full(len(samples), np.nan)
         return nan, nan

@@ -31,7 +31,7 @@ from .simulate import Progress, RunRecord
 
 
 def scenario_exits(scenario: Scenario) -> list[NDArray[np.int64]]:
-    """The truth's changes beyond tolerance per row (see :mod:`benchmarks.metrics`)."""
+    """Return the truth's changes beyond tolerance per row (see :mod:`benchmarks.metrics`)."""
     from .metrics import scenario_exits as exits  # noqa: PLC0415 - metrics imports oracle
 
     return exits(scenario)
@@ -46,7 +46,11 @@ def thresholds(specs: tuple[RegisterSpec, ...]) -> NDArray[np.float64]:
 
 
 def run_oracle(
-    scenario: Scenario, *, progress: bool = False, lookahead: int = 0, name: str = "oracle"
+    scenario: Scenario,
+    *,
+    progress: bool = False,
+    lookahead: int = 0,
+    name: str = "oracle",
 ) -> RunRecord:
     """Simulate the oracle on the scenario's ground truth at 1-second resolution."""
     specs = scenario.specs

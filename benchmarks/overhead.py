@@ -16,6 +16,7 @@ serialisation of the whole engine (what one save costs).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict, dataclass
 import gc
 import json
 import math
@@ -23,7 +24,6 @@ import random
 import statistics
 import time
 import tracemalloc
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
@@ -36,10 +36,14 @@ _RATES = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.002, 0.002, 0.05, 0.5)
 
 
 class CheapDevice:
-    """Words derived from the time, a realistic mix: 60 % constant, 20 % slow, 10 % medium
-    and 10 % fast registers (by address), so a steady-state cycle reads a fraction."""
+    """Words derived from the time, in a realistic mix of rates.
+
+    60 % constant, 20 % slow, 10 % medium and 10 % fast registers (by address), so a
+    steady-state cycle reads a fraction.
+    """
 
     def __init__(self, clock: VirtualClock) -> None:
+        """Derive the words from the time on ``clock``."""
         self._clock = clock
 
     def words(self, address: int, count: int) -> list[int]:
@@ -56,6 +60,7 @@ class TimedTransport:
     """An instant transport that measures the CPU time spent inside it."""
 
     def __init__(self, device: CheapDevice) -> None:
+        """Serve ``device``, counting requests and the CPU spent inside."""
         self.device = device
         self.inside = 0.0
         self.requests = 0
@@ -74,7 +79,9 @@ class TimedTransport:
     async def end_cycle(self) -> None:
         """Nothing to do at the end of a cycle."""
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         """Instant read."""
         t0 = time.process_time()
         words = self.device.words(address, count)
@@ -83,10 +90,10 @@ class TimedTransport:
         return words
 
     async def write_registers(self, unit_id: int, address: int, values: Any) -> None:
-        """Writes are not used here."""
+        """Do nothing: the overhead runs never write."""
 
     async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
-        """Writes are not used here."""
+        """Do nothing: the overhead runs never write."""
 
 
 def make_specs(count: int) -> list[RegisterSpec]:
@@ -117,6 +124,7 @@ class SchedulerTimer:
     """
 
     def __init__(self, engine: PollEngine) -> None:
+        """Wrap the engine's due-set selection and planning with timers."""
         self.spent = 0.0
         self.due = 0
         schedule: Any = getattr(engine, "_schedule", None)
@@ -154,7 +162,8 @@ class OverheadResult:
     adaptive_per_read_us: float  # engine CPU per register read in steady state
     adaptive_cycles: int
     adaptive_due_per_cycle: float  # registers due per steady-state cycle (mean)
-    adaptive_sched_plan_ms: float  # scheduler + planner part of a steady-state cycle, median
+    # scheduler + planner part of a steady-state cycle, median
+    adaptive_sched_plan_ms: float
     full_sched_plan_ms: float  # scheduler + planner part of a full cycle, median
     memory_per_register_bytes: float
     state_bytes_per_register: float  # learned state as compact JSON, full patterns
@@ -170,7 +179,8 @@ def fill_learned_state(engine: PollEngine, seed: int = 7) -> None:
     """
     rng = random.Random(seed)
     start = 1_795_000_000.0 - 1_795_000_000.0 % (7 * 86400) + 4 * 86400  # a Monday
-    for reg in engine._registry.regs.values():
+    # a measurement probe (as SchedulerTimer): no public API fills learned state
+    for reg in engine._registry.regs.values():  # noqa: SLF001
         value = 1000.0
         for k in range(40):
             value += rng.gauss(0.0, 3.0)
@@ -179,7 +189,9 @@ def fill_learned_state(engine: PollEngine, seed: int = 7) -> None:
             reg.profile.record(start + hour * 3600.0, rng.expovariate(1.0))
 
 
-def measure_state(engine: PollEngine, count: int, repeats: int = 3) -> tuple[float, float, float]:
+def measure_state(
+    engine: PollEngine, count: int, repeats: int = 3
+) -> tuple[float, float, float]:
     """(compact bytes per register, Store bytes per register, save ms) of ``engine``."""
     fill_learned_state(engine)
     times = []
@@ -206,7 +218,9 @@ async def _measure(
     memory = (tracemalloc.get_traced_memory()[0] - before) / count
     tracemalloc.stop()
 
-    fixed = PollEngine(specs, transport, clock.now, EngineConfig(adaptive=False, fixed_interval=10))
+    fixed = PollEngine(
+        specs, transport, clock.now, EngineConfig(adaptive=False, fixed_interval=10)
+    )
     fixed_timer = SchedulerTimer(fixed)
     full: list[float] = []
     full_split: list[float] = []
@@ -279,14 +293,20 @@ def measure(
     return results
 
 
-def growth(results: list[dict[str, Any]], small: int = 1000, large: int = 10_000) -> dict[str, Any]:
+def growth(
+    results: list[dict[str, Any]], small: int = 1000, large: int = 10_000
+) -> dict[str, Any]:
     """Per-register cost ratio large/small against the n log n bound log(large)/log(small)."""
     by_size = {r["registers"]: r for r in results}
     if small not in by_size or large not in by_size:
         return {}
     bound = math.log(large) / math.log(small)
-    full = by_size[large]["full_per_register_us"] / by_size[small]["full_per_register_us"]
-    steady = by_size[large]["adaptive_per_read_us"] / by_size[small]["adaptive_per_read_us"]
+    full = (
+        by_size[large]["full_per_register_us"] / by_size[small]["full_per_register_us"]
+    )
+    steady = (
+        by_size[large]["adaptive_per_read_us"] / by_size[small]["adaptive_per_read_us"]
+    )
     split = (by_size[large]["full_sched_plan_ms"] / large) / (
         by_size[small]["full_sched_plan_ms"] / small
     )

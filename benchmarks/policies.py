@@ -17,8 +17,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass
 
 from adaptive_modbus_engine.planner import DeviceLimits
@@ -70,9 +70,12 @@ def static(interval: float, limits: Mapping[int, DeviceLimits]) -> Policy:
 
 
 def standard(
-    limits: Mapping[int, DeviceLimits], *, min_interval: float = 5.0, max_interval: float = 300.0
+    limits: Mapping[int, DeviceLimits],
+    *,
+    min_interval: float = 5.0,
+    max_interval: float = 300.0,
 ) -> list[Policy]:
-    """The policies of the main table (adaptive with the given interval bounds)."""
+    """Return the policies of the main table (adaptive with the given interval bounds)."""
     adaptive = EngineConfig(
         min_interval=min_interval, max_interval=max_interval, limits=dict(limits)
     )
@@ -91,8 +94,10 @@ def standard(
     ]
 
 
-def sweep(intervals: tuple[float, ...], limits: Mapping[int, DeviceLimits]) -> list[Policy]:
-    """The fixed policies at other intervals (for the equal-freshness comparison)."""
+def sweep(
+    intervals: tuple[float, ...], limits: Mapping[int, DeviceLimits]
+) -> list[Policy]:
+    """Return the fixed policies at other intervals (for the equal-freshness comparison)."""
     out = []
     for interval in intervals:
         if interval != DEFAULT_INTERVAL:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,21 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FIXED_RATIO = 5.0  # fixed-per-entity needs >= 5x adaptive's requests and bus time ...
 STATIC_RATIO = 1.5  # ... static blocks >= 1.5x, at adaptive's time out of tolerance
 ORACLE_RATIO = 2.0  # adaptive <= 2x the batched oracle's requests ...
-ORACLE_SCENARIOS = ("demo", "install200", "pv")  # ... on these (reported for the others)
+# ... on these (reported for the others)
+ORACLE_SCENARIOS = (
+    "demo",
+    "install200",
+    "pv",
+)
 SUNRISE_FACTOR = 2.0  # pv: sunrise seen within 2x fixed-15 s's delay from the third day
 SUNRISE_FROM_DAY = 3
 NIGHT_SHARE = 0.10  # pv: night requests per hour below 10 % of day requests per hour
 CYCLE_MS_1000 = 0.2  # engine CPU per cycle at 1,000 registers
 PER_READ_US = 5.0  # engine CPU per register read in all (decode and models included)
-COSTS = (("requests_per_hour", "requests", "req/h"), ("bus_s_per_hour", "bus time", "bus s/h"))
+COSTS = (
+    ("requests_per_hour", "requests", "req/h"),
+    ("bus_s_per_hour", "bus time", "bus s/h"),
+)
 
 
 def equal_freshness(
@@ -41,7 +49,8 @@ def equal_freshness(
     )
     if not pts:
         return {}
-    tie = target_err + 1e-6  # p95 of quantised errors ties: float noise must not break it
+    # p95 of quantised errors ties: float noise must not break it
+    tie = target_err + 1e-6
     below = [p for p in pts if p["err_p95"] <= tie]
     above = [p for p in pts if p["err_p95"] > tie]
     if not below:
@@ -66,7 +75,9 @@ def equal_freshness(
     hi = min(later, key=lambda p: p["interval"])
     span = hi["err_p95"] - lo["err_p95"]
     w = min(max((target_err - lo["err_p95"]) / span, 0.0), 1.0) if span > 0 else 0.0
-    interval = math.exp((1 - w) * math.log(lo["interval"]) + w * math.log(hi["interval"]))
+    interval = math.exp(
+        (1 - w) * math.log(lo["interval"]) + w * math.log(hi["interval"])
+    )
     requests = math.exp(
         (1 - w) * math.log(max(lo["requests_per_hour"], 1e-9))
         + w * math.log(max(hi["requests_per_hour"], 1e-9))
@@ -80,8 +91,10 @@ def equal_freshness(
 
 
 def frontier(points: Sequence[Mapping[str, Any]], cost: str) -> list[Mapping[str, Any]]:
-    """The Pareto frontier of ``points`` in (``tot_pct``, ``cost``): sorted by time out
-    of tolerance, each point cheaper than every fresher one."""
+    """Return the Pareto frontier of ``points`` in (``tot_pct``, ``cost``).
+
+    Sorted by time out of tolerance, each point cheaper than every fresher one.
+    """
     out: list[Mapping[str, Any]] = []
     for point in sorted(
         (p for p in points if p.get("tot_pct") is not None and p.get(cost) is not None),
@@ -118,7 +131,12 @@ def at_equal_tot(
     if target >= front[-1]["tot_pct"] - tie:
         p = front[-1]
         bound = None if abs(target - p["tot_pct"]) <= tie else "lower"
-        return {"interval": p["interval"], cost: p[cost], "tot_pct": p["tot_pct"], "bound": bound}
+        return {
+            "interval": p["interval"],
+            cost: p[cost],
+            "tot_pct": p["tot_pct"],
+            "bound": bound,
+        }
     hi_i = next(i for i, p in enumerate(front) if p["tot_pct"] > target)
     lo, hi = front[hi_i - 1], front[hi_i]
     w = (target - lo["tot_pct"]) / (hi["tot_pct"] - lo["tot_pct"])
@@ -127,7 +145,12 @@ def at_equal_tot(
         a, b = max(lo[key], 1e-12), max(hi[key], 1e-12)
         return math.exp((1 - w) * math.log(a) + w * math.log(b))
 
-    return {"interval": mix("interval"), cost: mix(cost), "tot_pct": target, "bound": None}
+    return {
+        "interval": mix("interval"),
+        cost: mix(cost),
+        "tot_pct": target,
+        "bound": None,
+    }
 
 
 def _ok(policies: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
@@ -136,12 +159,21 @@ def _ok(policies: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 
 def scenario_checks(name: str, result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets for one scenario. Where the oracle itself cannot meet a
-    ratio target, the check says so with the oracle's figure."""
+    """Check the issue's targets for one scenario.
+
+    Where the oracle itself cannot meet a ratio target, the check says so with the
+    oracle's figure.
+    """
     policies = result["policies"]
     adaptive = _ok(policies, ADAPTIVE)
     if adaptive is None:
-        return [{"name": f"{name}: adaptive ran", "ok": False, "detail": "adaptive run failed"}]
+        return [
+            {
+                "name": f"{name}: adaptive ran",
+                "ok": False,
+                "detail": "adaptive run failed",
+            }
+        ]
     checks: list[dict[str, Any]] = []
     batched = _ok(policies, ORACLE_BATCHED)
     tot = adaptive["tot_pct"]
@@ -230,7 +262,8 @@ def scenario_checks(name: str, result: Mapping[str, Any]) -> list[dict[str, Any]
             or mine[d] > SUNRISE_FACTOR * max(theirs[d], 1.0)
         ]
         shown = ", ".join(
-            f"day {d + 1}: {_fmt(mine[d])} vs {_fmt(theirs[d])} s" for d in range(len(mine))
+            f"day {d + 1}: {_fmt(mine[d])} vs {_fmt(theirs[d])} s"
+            for d in range(len(mine))
         )
         checks.append(
             {
@@ -324,7 +357,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def _rate(value: float) -> str:
-    """Requests per hour: decimals where they matter (slow traces, oracles)."""
+    """Format requests per hour: decimals where they matter (slow traces, oracles)."""
     return _fmt(value, 0 if value >= 100 else 1 if value >= 10 else 2)
 
 
@@ -336,8 +369,11 @@ def _spread(m: Mapping[str, Any], key: str, digits: int) -> str:
 
 
 def table(results: Mapping[str, Any]) -> str:
-    """Markdown tables per scenario (medians over phases, spread in brackets), the
-    equal-freshness view, overhead and checks."""
+    """Render the results as Markdown tables.
+
+    One per scenario (medians over phases, spread in brackets), the equal-freshness
+    view, overhead and checks.
+    """
     lines: list[str] = []
     phases = results.get("meta", {}).get("phases", 1)
     for name, result in results["scenarios"].items():
@@ -379,7 +415,8 @@ def table(results: Mapping[str, Any]) -> str:
                 f"({v['requests_per_hour'] / max(adaptive['requests_per_hour'], 1e-9):.2f}x), "
                 f"{v['bus_s_per_hour']:,.1f} bus s/h "
                 f"({v['bus_s_per_hour'] / max(adaptive['bus_s_per_hour'], 1e-9):.2f}x) at "
-                f"{v['interval']:.1f} s" + (f" (bound: {v['bound']})" if v.get("bound") else "")
+                f"{v['interval']:.1f} s"
+                + (f" (bound: {v['bound']})" if v.get("bound") else "")
                 for family, v in eq.items()
             ]
             lines.append("")
@@ -407,13 +444,13 @@ def table(results: Mapping[str, Any]) -> str:
             "| memory B/register |"
         )
         lines.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in overhead["sizes"]:
-            lines.append(
-                f"| {r['registers']:,} | {r['full_cycle_ms']:.2f} | {r['full_per_register_us']:.1f}"
-                f" | {r['full_sched_plan_ms']:.2f} | {r['adaptive_cycle_ms']:.2f}"
-                f" | {r['adaptive_due_per_cycle']:.0f} | {r['adaptive_sched_plan_ms']:.2f}"
-                f" | {r['adaptive_per_read_us']:.1f} | {r['memory_per_register_bytes']:,.0f} |"
-            )
+        lines.extend(
+            f"| {r['registers']:,} | {r['full_cycle_ms']:.2f} | {r['full_per_register_us']:.1f}"
+            f" | {r['full_sched_plan_ms']:.2f} | {r['adaptive_cycle_ms']:.2f}"
+            f" | {r['adaptive_due_per_cycle']:.0f} | {r['adaptive_sched_plan_ms']:.2f}"
+            f" | {r['adaptive_per_read_us']:.1f} | {r['memory_per_register_bytes']:,.0f} |"
+            for r in overhead["sizes"]
+        )
         lines.append("")
         if all("state_bytes_per_register" in r for r in overhead["sizes"]):
             lines.append(
@@ -421,31 +458,35 @@ def table(results: Mapping[str, Any]) -> str:
                 " window; save = export + JSON, CPU)"
             )
             lines.append("")
-            lines.append("| registers | B/register (JSON) | B/register (Store file) | save ms |")
+            lines.append(
+                "| registers | B/register (JSON) | B/register (Store file) | save ms |"
+            )
             lines.append("|---:|---:|---:|---:|")
-            for r in overhead["sizes"]:
-                lines.append(
-                    f"| {r['registers']:,} | {r['state_bytes_per_register']:,.0f}"
-                    f" | {r['state_store_bytes_per_register']:,.0f} | {r['state_save_ms']:.1f} |"
-                )
+            lines.extend(
+                f"| {r['registers']:,} | {r['state_bytes_per_register']:,.0f}"
+                f" | {r['state_store_bytes_per_register']:,.0f} | {r['state_save_ms']:.1f} |"
+                for r in overhead["sizes"]
+            )
             lines.append("")
     checks = results.get("checks", [])
     if checks:
         lines.append("**Targets**")
         lines.append("")
-        for check in checks:
-            lines.append(
-                f"- {'PASS' if check['ok'] else 'MISS'} {check['name']}: {check['detail']}"
-            )
+        lines.extend(
+            f"- {'PASS' if check['ok'] else 'MISS'} {check['name']}: {check['detail']}"
+            for check in checks
+        )
         lines.append("")
     return "\n".join(lines)
 
 
-def plots(results: Mapping[str, Any], extras: Mapping[str, Any], out: Path) -> list[Path]:
+def plots(
+    results: Mapping[str, Any], extras: Mapping[str, Any], out: Path
+) -> list[Path]:
     """Write the PNG plots; returns their paths."""
-    import matplotlib  # noqa: PLC0415 - optional until plotting
+    import matplotlib as mpl  # noqa: PLC0415 - optional until plotting
 
-    matplotlib.use("Agg")
+    mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     written = []
@@ -504,7 +545,9 @@ def plots(results: Mapping[str, Any], extras: Mapping[str, Any], out: Path) -> l
             ax.set_title(name)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=6)
-        fig.suptitle(f"{label.capitalize()} vs time out of tolerance (lower-left is better)")
+        fig.suptitle(
+            f"{label.capitalize()} vs time out of tolerance (lower-left is better)"
+        )
         fig.tight_layout()
         path = out / filename
         fig.savefig(path, dpi=100)
@@ -517,12 +560,18 @@ def plots(results: Mapping[str, Any], extras: Mapping[str, Any], out: Path) -> l
         hours = timeline["hours"]
         top.plot(hours, timeline["truth"], lw=0.6, color="grey", label="true value")
         top.step(
-            timeline["shown_hours"], timeline["shown"], where="post", lw=1.0, label="adaptive shows"
+            timeline["shown_hours"],
+            timeline["shown"],
+            where="post",
+            lw=1.0,
+            label="adaptive shows",
         )
         top.set_ylabel(timeline["label"])
         top.legend(fontsize=8)
         for policy, series in timeline["rates"].items():
-            bottom.stairs(series["requests"], series["edges"], label=policy, lw=1, baseline=None)
+            bottom.stairs(
+                series["requests"], series["edges"], label=policy, lw=1, baseline=None
+            )
         bottom.set_yscale("log")
         bottom.set_ylabel("requests per 5 min")
         bottom.set_xlabel("virtual hours")

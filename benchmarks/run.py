@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 import platform
 import shutil
 import statistics
 import sys
 import time
-import zlib
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
+import zlib
 
 import numpy as np
 
-from . import overhead as overhead_mod
-from . import policies as pol
+from . import overhead as overhead_mod, policies as pol
 from .bus import BusModel
 from .expert import pick_intervals, run_expert
 from .metrics import compute, shown_series
@@ -49,11 +48,17 @@ QUICK_SWEEP = (5.0, 15.0, 60.0)
 DEFAULT_PHASES = 3
 QUICK_PHASES = 2
 MAX_PHASE = 300.0  # s: phases are drawn from [0, 300), the replay's round-time grid
-SPREAD_KEYS = ("requests_per_hour", "bus_s_per_hour", "tot_pct", "delay_median", "delay_p95")
+SPREAD_KEYS = (
+    "requests_per_hour",
+    "bus_s_per_hour",
+    "tot_pct",
+    "delay_median",
+    "delay_p95",
+)
 
 
 def truncate(scenario: Scenario, seconds: int) -> Scenario:
-    """The scenario cut to its first ``seconds`` (for quick runs)."""
+    """Return the scenario cut to its first ``seconds`` (for quick runs)."""
     if scenario.duration <= seconds:
         return scenario
     end = scenario.start + seconds
@@ -66,10 +71,12 @@ def truncate(scenario: Scenario, seconds: int) -> Scenario:
 
 
 def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
-    """The scenarios asked for on the command line."""
+    """Build the scenarios asked for on the command line."""
     bus = BusModel.parse(args.bus) if args.bus else None
     out = []
-    names = args.scenarios or ",".join(QUICK_SCENARIOS if args.quick else DEFAULT_SCENARIOS)
+    names = args.scenarios or ",".join(
+        QUICK_SCENARIOS if args.quick else DEFAULT_SCENARIOS
+    )
     for name in (part.strip() for part in names.split(",")):
         if name == "trace":
             scenario = load_trace(
@@ -89,14 +96,18 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
                 "pv": args.pv_hours,
             }.get(name, args.hours)
             if args.quick:
-                hours = min(hours, (QUICK_SECONDS_PV if name == "pv" else QUICK_SECONDS) / 3600)
+                hours = min(
+                    hours, (QUICK_SECONDS_PV if name == "pv" else QUICK_SECONDS) / 3600
+                )
             scenario = SCENARIOS[name](hours=hours, seed=args.seed, bus=bus)
         else:
             raise SystemExit(
                 f"unknown scenario {name!r}: choose from {', '.join([*SCENARIOS, 'trace'])}"
             )
         if args.quick:
-            scenario = truncate(scenario, QUICK_SECONDS_PV if name == "pv" else QUICK_SECONDS)
+            scenario = truncate(
+                scenario, QUICK_SECONDS_PV if name == "pv" else QUICK_SECONDS
+            )
             scenario = dataclasses.replace(scenario, sweep=QUICK_SWEEP)
         out.append(scenario)
     return out
@@ -108,7 +119,7 @@ def _log(message: str) -> None:
 
 
 def phases_of(seed: int, policy: str, count: int) -> list[float]:
-    """The seeded polling phases (s) of one policy: ``count`` draws from [0, 300)."""
+    """Return the seeded polling phases (s) of one policy: ``count`` draws from [0, 300)."""
     rng = np.random.default_rng([seed, zlib.crc32(policy.encode())])
     return [float(x) for x in rng.uniform(0.0, MAX_PHASE, count)]
 
@@ -119,8 +130,11 @@ def _median(values: list[Any]) -> Any:
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Metrics over phases: medians (element-wise for per-register and per-incident
-    lists) and the spread [min, median, max] of the main figures."""
+    """Combine the metrics of several phases.
+
+    Medians (element-wise for per-register and per-incident lists) and the spread
+    [min, median, max] of the main figures.
+    """
     out = dict(runs[0])
     for key, first in runs[0].items():
         values = [run[key] for run in runs]
@@ -130,7 +144,9 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
             if all(v is None or isinstance(v, (int, float)) for v in values):
                 out[key] = _median(values)
         elif isinstance(first, list):
-            out[key] = [_median([run[key][i] for run in runs]) for i in range(len(first))]
+            out[key] = [
+                _median([run[key][i] for run in runs]) for i in range(len(first))
+            ]
     out["phases"] = [run.get("phase", 0.0) for run in runs]
     out["spread"] = {
         key: [min(v), _median(v), max(v)]
@@ -141,7 +157,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def day_night(scenario: Scenario, record: RunRecord) -> dict[str, float]:
-    """Requests per hour by day and by night (scenarios with a ``day`` mask)."""
+    """Return requests per hour by day and by night (scenarios with a ``day`` mask)."""
     if scenario.day is None:
         return {}
     day = scenario.day
@@ -176,8 +192,11 @@ def run_scenario(
     phases: int = DEFAULT_PHASES,
     seed: int = 42,
 ) -> tuple[dict[str, Any], dict[str, RunRecord]]:
-    """Every policy on one scenario over ``phases`` seeded phases: metrics per policy
-    (medians and spread), sweeps, expert-tuned static, equal time out of tolerance."""
+    """Run every policy on one scenario over ``phases`` seeded phases.
+
+    Metrics per policy (medians and spread), sweeps, expert-tuned static, equal
+    time out of tolerance.
+    """
     result: dict[str, Any] = {
         "title": scenario.title,
         "values": len(scenario.specs),
@@ -192,7 +211,9 @@ def run_scenario(
     }
     records: dict[str, RunRecord] = {}
     index = SpanIndex(scenario.specs)
-    todo = pol.standard(scenario.limits, min_interval=min_interval, max_interval=max_interval)
+    todo = pol.standard(
+        scenario.limits, min_interval=min_interval, max_interval=max_interval
+    )
     if sweep:
         todo += pol.sweep(scenario.sweep, scenario.limits)
     by_interval: dict[float, list[float | None]] = {}
@@ -202,7 +223,9 @@ def run_scenario(
         runs = []
         try:
             if policy.config is None:  # the oracle reads every second: no phase
-                lookahead = pol.ORACLE_LOOKAHEAD if policy.name == pol.ORACLE_BATCHED else 0
+                lookahead = (
+                    pol.ORACLE_LOOKAHEAD if policy.name == pol.ORACLE_BATCHED else 0
+                )
                 record = run_oracle(
                     scenario, progress=progress, lookahead=lookahead, name=policy.name
                 )
@@ -222,7 +245,8 @@ def run_scenario(
                     runs.append(_measure(scenario, record, min_interval, phase))
                     if k == 0 and scenario.name == "demo":
                         keep = record
-        except Exception as err:
+        # one policy failing is reported in the results; the others still run
+        except Exception as err:  # noqa: BLE001
             _log(f"  {scenario.name} / {policy.name}: FAILED: {err!r}")
             result["policies"][policy.name] = {"error": repr(err)}
             continue
@@ -236,7 +260,9 @@ def run_scenario(
         if policy.interval is None or policy.interval == pol.DEFAULT_INTERVAL:
             result["policies"][policy.name] = metrics
         if policy.family in (pol.FIXED, pol.STATIC):
-            result["sweep"][policy.family].append({"interval": policy.interval, **metrics})
+            result["sweep"][policy.family].append(
+                {"interval": policy.interval, **metrics}
+            )
         if policy.family == pol.FIXED and policy.interval is not None:
             by_interval[policy.interval] = metrics["tot_per_register"]
         if (
@@ -257,11 +283,18 @@ def run_scenario(
         started = time.monotonic()
         intervals = pick_intervals(by_interval, adaptive["tot_per_register"])
         runs = [
-            _measure(scenario, run_expert(scenario, intervals, phase=phase), min_interval, phase)
+            _measure(
+                scenario,
+                run_expert(scenario, intervals, phase=phase),
+                min_interval,
+                phase,
+            )
             for phase in phases_of(seed, pol.EXPERT, phases)
         ]
         expert = combine(runs)
-        expert["intervals"] = {f"{i:g}": intervals.count(i) for i in sorted(set(intervals))}
+        expert["intervals"] = {
+            f"{i:g}": intervals.count(i) for i in sorted(set(intervals))
+        }
         result["policies"][pol.EXPERT] = expert
         _log(
             f"  {scenario.name} / {pol.EXPERT}: {expert['requests_per_hour']:,.1f} req/h, "
@@ -287,7 +320,7 @@ def run_scenario(
 
 
 def timeline(scenario: Scenario, records: dict[str, RunRecord]) -> dict[str, Any]:
-    """Data of the demo timeline plot."""
+    """Return the data of the demo timeline plot."""
     keys = [spec.key for spec in scenario.specs]
     row = keys.index("active_power") if "active_power" in keys else 0
     samples = scenario.start + np.arange(scenario.truth.shape[1], dtype=np.float64)
@@ -324,7 +357,7 @@ README_END = "<!-- /bench:results -->"
 
 
 def readme_results(results: dict[str, Any], text: str) -> str:
-    """The README's results block: where the figures come from, the plots, the tables."""
+    """Render the README's results block: the figures' source, the plots, the tables."""
     meta = results["meta"]
     return (
         f"From `{meta['command']}` on the 2-core development machine (Python "
@@ -356,11 +389,21 @@ def update_readme(path: Path, block: str) -> bool:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smoke run: minutes of virtual time")
-    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--hours", type=float, default=4.0, help="virtual hours of the demo")
-    parser.add_argument("--install-hours", type=float, default=2.0, help="hours of install200")
-    parser.add_argument("--stress-hours", type=float, default=0.5, help="hours of stress2000")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: minutes of virtual time"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when a target is missed"
+    )
+    parser.add_argument(
+        "--hours", type=float, default=4.0, help="virtual hours of the demo"
+    )
+    parser.add_argument(
+        "--install-hours", type=float, default=2.0, help="hours of install200"
+    )
+    parser.add_argument(
+        "--stress-hours", type=float, default=0.5, help="hours of stress2000"
+    )
     parser.add_argument(
         "--pv-hours", type=float, default=52.0, help="hours of pv (3 sunrises in 52 h)"
     )
@@ -378,13 +421,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"(default {','.join(DEFAULT_SCENARIOS)}; --quick: "
         f"{','.join(QUICK_SCENARIOS)})",
     )
-    parser.add_argument("--bus", help="override the bus: rtu9600, rtu19200, tcp10ms, tcp25ms ...")
+    parser.add_argument(
+        "--bus", help="override the bus: rtu9600, rtu19200, tcp10ms, tcp25ms ..."
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--trace", default=str(EXAMPLE_TRACE), help="trace CSV: timestamp,key,value"
     )
-    parser.add_argument("--map", default=str(EXAMPLE_MAP), help="YAML register map of the trace")
-    parser.add_argument("--trace-unit", type=int, default=1, help="unit id of the trace's map")
+    parser.add_argument(
+        "--map", default=str(EXAMPLE_MAP), help="YAML register map of the trace"
+    )
+    parser.add_argument(
+        "--trace-unit", type=int, default=1, help="unit id of the trace's map"
+    )
     parser.add_argument(
         "--trace-gap",
         type=float,
@@ -392,10 +441,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a trace silent this long (s, all keys) has a gap: missing truth",
     )
     parser.add_argument(
-        "--trace-hold", action="store_true", help="replay trace gaps as a flat signal instead"
+        "--trace-hold",
+        action="store_true",
+        help="replay trace gaps as a flat signal instead",
     )
     parser.add_argument(
-        "--trace-end", default=None, help="where a change-only trace ends (its timestamp format)"
+        "--trace-end",
+        default=None,
+        help="where a change-only trace ends (its timestamp format)",
     )
     parser.add_argument(
         "--incident",
@@ -405,13 +458,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="seconds from the trace start of an incident to time (repeatable)",
     )
     parser.add_argument(
-        "--min-interval", type=float, default=5.0, help="adaptive engine's min interval (s)"
+        "--min-interval",
+        type=float,
+        default=5.0,
+        help="adaptive engine's min interval (s)",
     )
     parser.add_argument(
-        "--max-interval", type=float, default=300.0, help="adaptive engine's max interval (s)"
+        "--max-interval",
+        type=float,
+        default=300.0,
+        help="adaptive engine's max interval (s)",
     )
-    parser.add_argument("--no-sweep", action="store_true", help="skip the fixed-interval sweep")
-    parser.add_argument("--no-overhead", action="store_true", help="skip the overhead measurement")
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="skip the fixed-interval sweep"
+    )
+    parser.add_argument(
+        "--no-overhead", action="store_true", help="skip the overhead measurement"
+    )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="results directory")
     parser.add_argument(
@@ -440,7 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {
         "meta": {
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "command": " ".join(["scripts/bench", *(argv if argv is not None else sys.argv[1:])]),
+            "command": " ".join(
+                ["scripts/bench", *(argv if argv is not None else sys.argv[1:])]
+            ),
             "seed": args.seed,
             "quick": args.quick,
             "phases": phases,
@@ -470,7 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log("overhead: engine CPU and memory at 100 / 1,000 / 10,000 registers")
         sizes = (100, 1000) if args.quick else (100, 1000, 10_000)
         measured = overhead_mod.measure(sizes, quick=args.quick)
-        results["overhead"] = {"sizes": measured, "growth": overhead_mod.growth(measured)}
+        results["overhead"] = {
+            "sizes": measured,
+            "growth": overhead_mod.growth(measured),
+        }
         results["checks"] += overhead_checks(results["overhead"])
     results["meta"]["wall_seconds"] = round(time.monotonic() - started, 1)
     results["meta"]["cpu_seconds"] = round(time.process_time() - cpu0, 1)
@@ -480,7 +548,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(run took {results['meta']['wall_seconds']} s wall, "
         f"{results['meta']['cpu_seconds']} s CPU)"
     )
-    (out / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
+    (out / "results.json").write_text(
+        json.dumps(results, indent=1, allow_nan=False) + "\n"
+    )
     if args.readme:
         (out / "README-results.json").write_text(json.dumps(results, indent=1) + "\n")
         (out / "README-table.md").write_text(text + "\n")

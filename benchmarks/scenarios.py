@@ -13,9 +13,9 @@ value, which the metrics skip).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -79,16 +79,20 @@ def _is_metric(spec: RegisterSpec) -> bool:
 
 
 def demo(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) -> Scenario:
-    """The demo device through ``hours`` of its repeating scenario (1 cycle per hour)."""
+    """Build the demo device's scenario for ``hours`` (one cycle per hour)."""
     start = EPOCH
     duration = round(hours * 3600)
     device_start = start - OFF_TICK  # the scenario began OFF_TICK s before the run
-    probe = SimulatedDevice(seed=seed, clock=lambda: start, unit_id=1, start=device_start)
+    probe = SimulatedDevice(
+        seed=seed, clock=lambda: start, unit_id=1, start=device_start
+    )
     specs = tuple(d.spec for d in probe.definitions if d.enabled_by_default)
     truth = np.full((len(specs), duration + 1), np.nan)
     for row, spec in enumerate(specs):
         if _is_metric(spec):
-            truth[row] = [float(probe.truth(spec.key, start + s)) for s in range(duration + 1)]
+            truth[row] = [
+                float(probe.truth(spec.key, start + s)) for s in range(duration + 1)
+            ]
     cycles = int(duration // signals.CYCLE_SECONDS) + 1
     incidents = tuple(
         probe.incident_start(c)
@@ -121,12 +125,17 @@ class MapBuilder:
     """Collects specs and their value arrays for one unit, assigning addresses."""
 
     def __init__(self, unit_id: int, prefix: str, samples: int) -> None:
+        """Start an empty map for ``unit_id``, keys prefixed ``prefix``."""
         self.unit_id = unit_id
         self.prefix = prefix
         self.samples = samples
         self.specs: list[RegisterSpec] = []
         self.values: dict[str, Array] = {}
         self._next: dict[Table, int] = dict.fromkeys(Table, 0)
+
+    def next_address(self, table: Table) -> int:
+        """Return the address the next register of ``table`` gets."""
+        return self._next[table]
 
     def gap(self, table: Table, count: int) -> None:
         """Leave ``count`` unmapped addresses (they read as 0)."""
@@ -163,13 +172,17 @@ class MapBuilder:
         )
         if data_type is not DataType.BIT:
             self._next[table] = spec.end
-        array = values if isinstance(values, np.ndarray) else np.full(self.samples, float(values))
+        array = (
+            values
+            if isinstance(values, np.ndarray)
+            else np.full(self.samples, float(values))
+        )
         self.values[spec.key] = clamp_to_type(spec, np.asarray(array, dtype=np.float64))
         self.specs.append(spec)
         return spec
 
     def bits(self, name: str, flags: Sequence[Array]) -> None:
-        """A status word with one BIT spec per flag array."""
+        """Add a status word with one BIT spec per flag array."""
         for index, flag in enumerate(flags):
             self.add(f"{name}_{index}", flag, data_type=DataType.BIT, bit=index)
         self._next[Table.INPUT] += 1
@@ -189,11 +202,14 @@ def _assemble(
     start = EPOCH
     specs = tuple(spec for b in builders for spec in b.specs)
     values = {key: array for b in builders for key, array in b.values.items()}
-    truth = np.vstack([quantize(spec, values[spec.key][: duration + 1]) for spec in specs])
+    truth = np.vstack(
+        [quantize(spec, values[spec.key][: duration + 1]) for spec in specs]
+    )
 
     def make_units(clock: Callable[[], float]) -> list[Any]:
         return [
-            SyntheticUnit(b.unit_id, b.specs, b.values, start=start, clock=clock) for b in builders
+            SyntheticUnit(b.unit_id, b.specs, b.values, start=start, clock=clock)
+            for b in builders
         ]
 
     return Scenario(
@@ -211,8 +227,10 @@ def _assemble(
     )
 
 
-def _meter(b: MapBuilder, load: Array, rng: np.random.Generator, export: Array | None) -> None:
-    """An SDM630-style three-phase meter: float32 pairs with the usual gaps."""
+def _meter(
+    b: MapBuilder, load: Array, rng: np.random.Generator, export: Array | None
+) -> None:
+    """Add an SDM630-style three-phase meter: float32 pairs with the usual gaps."""
     n = b.samples
     shares = (0.45, 0.33, 0.22)
     volts = [
@@ -229,7 +247,10 @@ def _meter(b: MapBuilder, load: Array, rng: np.random.Generator, export: Array |
         b.add(f"power_l{i + 1}", p, tolerance=50.0, **f32)  # type: ignore[arg-type]
     for i, p in enumerate(power):
         b.add(f"apparent_l{i + 1}", np.abs(p) * 1.04, tolerance=50.0, **f32)  # type: ignore[arg-type]
-    pf = [np.clip(0.96 + wf.smooth_walk(n, rng, sigma=0.003, knot_s=120), 0.8, 1.0) for _ in shares]
+    pf = [
+        np.clip(0.96 + wf.smooth_walk(n, rng, sigma=0.003, knot_s=120), 0.8, 1.0)
+        for _ in shares
+    ]
     for i, value in enumerate(pf):
         b.add(f"power_factor_l{i + 1}", value, tolerance=0.02, **f32)  # type: ignore[arg-type]
     b.gap(Table.INPUT, 16)
@@ -246,14 +267,20 @@ def _meter(b: MapBuilder, load: Array, rng: np.random.Generator, export: Array |
     b.add("total_energy", wf.energy_kwh(np.abs(total), 10334.1), tolerance=0.1, **f32)  # type: ignore[arg-type]
     b.gap(Table.INPUT, 10)
     for i, v in enumerate(volts):
-        thd = 2.0 + wf.smooth_walk(n, rng, sigma=0.05, knot_s=300) + np.abs(v - 230) * 0.02
+        thd = (
+            2.0
+            + wf.smooth_walk(n, rng, sigma=0.05, knot_s=300)
+            + np.abs(v - 230) * 0.02
+        )
         b.add(f"thd_voltage_l{i + 1}", thd, tolerance=0.2, **f32)  # type: ignore[arg-type]
     demand = wf.first_order(np.abs(total), 900)
     b.add("demand", demand, tolerance=50.0, **f32)  # type: ignore[arg-type]
     b.add("max_demand", np.maximum.accumulate(demand) + 4200, tolerance=50.0, **f32)  # type: ignore[arg-type]
 
 
-def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) -> Scenario:
+def install200(
+    hours: float = 4.0, seed: int = 42, bus: BusModel | None = None
+) -> Scenario:
     """Hybrid inverter, grid meter, battery and heat-pump sub-meter on one RTU bus."""
     rng = np.random.default_rng(seed)
     duration = round(hours * 3600)
@@ -261,14 +288,20 @@ def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) 
     fault_at = int(duration * 0.4) + round(OFF_TICK)
     fault_end = fault_at + 600
     start_hour = 10.0
-    pv = 8000.0 * wf.daylight(n, start_hour, sunrise=6.0, sunset=20.0) * wf.clouds(n, rng)
+    pv = (
+        8000.0
+        * wf.daylight(n, start_hour, sunrise=6.0, sunset=20.0)
+        * wf.clouds(n, rng)
+    )
     trip = np.zeros(n)
     trip[fault_at:fault_end] = 1.0
     pv_ac = np.where(trip > 0, 0.0, pv * 0.97)
     heat_pump = 1600 * wf.telegraph(n, rng, mean_on_s=1200, mean_off_s=1800)
     heat_pump = wf.first_order(heat_pump, 30) + wf.noise(n, rng, 3.0)
     kettle = 2000 * wf.telegraph(n, rng, mean_on_s=180, mean_off_s=2400)
-    house = 350 + np.abs(wf.smooth_walk(n, rng, sigma=15, knot_s=60)) + kettle + heat_pump
+    house = (
+        350 + np.abs(wf.smooth_walk(n, rng, sigma=15, knot_s=60)) + kettle + heat_pump
+    )
     surplus = pv_ac - house
     battery = np.clip(surplus, -3000, 3000)  # + charging, - discharging
     soc = np.clip(55 + np.cumsum(battery) / 3.6e6 / 10 * 100, 10, 100)
@@ -289,11 +322,20 @@ def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) 
         inverter.add(f"pv{s}_power", power, data_type=DataType.UINT32, tolerance=50.0)
     inverter.add("dc_power", pv, data_type=DataType.UINT32, tolerance=50.0)
     inverter.gap(Table.INPUT, 2)
-    ac_volts = [230 + wf.smooth_walk(n, rng, sigma=0.4) + wf.noise(n, rng, 0.15) for _ in range(3)]
+    ac_volts = [
+        230 + wf.smooth_walk(n, rng, sigma=0.4) + wf.noise(n, rng, 0.15)
+        for _ in range(3)
+    ]
     for i, v in enumerate(ac_volts):
         inverter.add(f"ac_voltage_l{i + 1}", v, scale=0.1, precision=1, tolerance=1.0)
     for i, v in enumerate(ac_volts):
-        inverter.add(f"ac_current_l{i + 1}", pv_ac / 3 / v, scale=0.01, precision=2, tolerance=0.2)
+        inverter.add(
+            f"ac_current_l{i + 1}",
+            pv_ac / 3 / v,
+            scale=0.01,
+            precision=2,
+            tolerance=0.2,
+        )
     for i in range(3):
         inverter.add(
             f"ac_power_l{i + 1}",
@@ -302,8 +344,12 @@ def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) 
             tolerance=50.0,
         )
     inverter.add("ac_power", pv_ac, data_type=DataType.INT32, tolerance=50.0)
-    inverter.add("reactive_power", pv_ac * 0.05, data_type=DataType.INT32, tolerance=50.0)
-    inverter.add("apparent_power", pv_ac * 1.01, data_type=DataType.UINT32, tolerance=50.0)
+    inverter.add(
+        "reactive_power", pv_ac * 0.05, data_type=DataType.INT32, tolerance=50.0
+    )
+    inverter.add(
+        "apparent_power", pv_ac * 1.01, data_type=DataType.UINT32, tolerance=50.0
+    )
     inverter.add(
         "power_factor",
         np.where(pv_ac > 0, 0.99, 1.0),
@@ -360,7 +406,9 @@ def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) 
         tolerance=1.0,
     )
     inverter.add(
-        "insulation_resistance", 2400 + wf.smooth_walk(n, rng, sigma=3, knot_s=600), tolerance=50.0
+        "insulation_resistance",
+        2400 + wf.smooth_walk(n, rng, sigma=3, knot_s=600),
+        tolerance=50.0,
     )
     inverter.gap(Table.INPUT, 1)
     inverter.add("state", np.where(trip > 0, 7, np.where(pv > 10, 4, 2)))
@@ -394,13 +442,34 @@ def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) 
     volts = 48 + soc / 100 * 6 + battery / 3000 * 0.8 + wf.noise(n, rng, 0.02)
     batt.add("voltage", volts, scale=0.1, precision=1, tolerance=0.5)
     batt.add(
-        "current", battery / volts, data_type=DataType.INT16, scale=0.1, precision=1, tolerance=0.5
+        "current",
+        battery / volts,
+        data_type=DataType.INT16,
+        scale=0.1,
+        precision=1,
+        tolerance=0.5,
     )
-    batt.add("power", battery + wf.noise(n, rng, 3.0), data_type=DataType.INT32, tolerance=50.0)
+    batt.add(
+        "power",
+        battery + wf.noise(n, rng, 3.0),
+        data_type=DataType.INT32,
+        tolerance=50.0,
+    )
     temp = 22 + wf.first_order(np.abs(battery) / 3000 * 8, 900) + wf.noise(n, rng, 0.05)
-    batt.add("temperature", temp, data_type=DataType.INT16, scale=0.1, precision=1, tolerance=0.5)
-    batt.add("cell_voltage_min", volts / 16 - 0.01, scale=0.001, precision=3, tolerance=0.01)
-    batt.add("cell_voltage_max", volts / 16 + 0.01, scale=0.001, precision=3, tolerance=0.01)
+    batt.add(
+        "temperature",
+        temp,
+        data_type=DataType.INT16,
+        scale=0.1,
+        precision=1,
+        tolerance=0.5,
+    )
+    batt.add(
+        "cell_voltage_min", volts / 16 - 0.01, scale=0.001, precision=3, tolerance=0.01
+    )
+    batt.add(
+        "cell_voltage_max", volts / 16 + 0.01, scale=0.001, precision=3, tolerance=0.01
+    )
     batt.add("cycles", 412.0)
     for module in range(1, 5):
         batt.add(
@@ -435,7 +504,9 @@ def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) 
         tolerance=0.1,
     )
     batt.add("state", np.where(battery > 50, 1, np.where(battery < -50, 2, 0)))
-    batt.bits("alarms", [np.zeros(n), np.zeros(n), (temp > 28).astype(float), np.zeros(n)])
+    batt.bits(
+        "alarms", [np.zeros(n), np.zeros(n), (temp > 28).astype(float), np.zeros(n)]
+    )
     for name, value in (
         ("max_charge_current", 60),
         ("max_discharge_current", 60),
@@ -458,7 +529,9 @@ def install200(hours: float = 4.0, seed: int = 42, bus: BusModel | None = None) 
     )
 
 
-def stress2000(hours: float = 1.0, seed: int = 42, bus: BusModel | None = None) -> Scenario:
+def stress2000(
+    hours: float = 1.0, seed: int = 42, bus: BusModel | None = None
+) -> Scenario:
     """16 units x 125 input registers of mixed signals behind a TCP gateway."""
     rng = np.random.default_rng(seed + 2000)
     duration = round(hours * 3600)
@@ -472,7 +545,7 @@ def stress2000(hours: float = 1.0, seed: int = 42, bus: BusModel | None = None) 
     for unit in range(1, 17):
         b = MapBuilder(unit, f"u{unit}", n)
         index = 0
-        while b._next[Table.INPUT] < 124:
+        while b.next_address(Table.INPUT) < 124:
             kind = rng.choice(
                 ["const", "temp", "power", "counter", "volt", "state"],
                 p=[0.3, 0.25, 0.2, 0.1, 0.1, 0.05],
@@ -482,7 +555,11 @@ def stress2000(hours: float = 1.0, seed: int = 42, bus: BusModel | None = None) 
             if kind == "const":
                 b.add(name, float(rng.integers(0, 1000)))
             elif kind == "temp":
-                value = 25 + wf.smooth_walk(n, rng, sigma=0.15, knot_s=300) + wf.noise(n, rng, 0.03)
+                value = (
+                    25
+                    + wf.smooth_walk(n, rng, sigma=0.15, knot_s=300)
+                    + wf.noise(n, rng, 0.03)
+                )
                 b.add(
                     name,
                     value + (4 * envelope if unit <= 4 else 0),
@@ -493,7 +570,11 @@ def stress2000(hours: float = 1.0, seed: int = 42, bus: BusModel | None = None) 
                 )
             elif kind == "power":
                 base = 500 + 1500 * wf.telegraph(n, rng, mean_on_s=900, mean_off_s=1800)
-                value = base + np.abs(wf.smooth_walk(n, rng, sigma=10)) + wf.noise(n, rng, 4.0)
+                value = (
+                    base
+                    + np.abs(wf.smooth_walk(n, rng, sigma=10))
+                    + wf.noise(n, rng, 4.0)
+                )
                 if unit <= 4:
                     value = value * (1 + 0.8 * envelope)
                 b.add(name, value, data_type=DataType.INT32, tolerance=50.0)
@@ -538,7 +619,7 @@ PV_SUNSET = 16.85
 
 
 def pv(hours: float = 52.0, seed: int = 42, bus: BusModel | None = None) -> Scenario:
-    """A PV inverter on RTU over several days: clear-sky shape with clouds, flat at night.
+    """Build a PV inverter on RTU over days: clear-sky shape with clouds, flat at night.
 
     The run starts at 06:00 UTC, so the default 52 h hold three sunrises (07:13 UTC
     each day) and two whole days and nights. Every sunrise is an incident, timed on
@@ -590,7 +671,14 @@ def pv(hours: float = 52.0, seed: int = 42, bus: BusModel | None = None) -> Scen
     midnight = np.concatenate(([False], np.diff(hour_of_day) < 0))
     energy = np.cumsum(ac) / 3.6e6
     daily = energy - np.maximum.accumulate(np.where(midnight, energy, 0.0))
-    b.add("daily_yield", daily, data_type=DataType.UINT32, scale=0.01, precision=2, tolerance=0.1)
+    b.add(
+        "daily_yield",
+        daily,
+        data_type=DataType.UINT32,
+        scale=0.01,
+        precision=2,
+        tolerance=0.1,
+    )
     b.add(
         "total_yield",
         9120.0 + energy,

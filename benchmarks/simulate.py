@@ -10,20 +10,17 @@ time: that is the value an entity would show from then on.
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+import math
+import sys
+import time
 from typing import Any
 
 from adaptive_modbus_engine.registers import RegisterSpec, Table, Value
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
-from adaptive_modbus_engine.simulator.inprocess import (
-    InProcessTransport,
-    RequestKind,
-)
+from adaptive_modbus_engine.simulator.inprocess import InProcessTransport, RequestKind
 
 from .bus import BusModel
 from .scenarios import Scenario
@@ -37,20 +34,23 @@ class RunRecord:
     """What one policy did on one scenario."""
 
     policy: str
-    reads: list[tuple[list[float], list[float]]]  # per spec row: read times, values shown
+    # per spec row: read times, values shown
+    reads: list[tuple[list[float], list[float]]]
     requests: int = 0
     registers: int = 0
     bus_time: float = 0.0
     errors: int = 0
     cycles: int = 0
     cpu_seconds: float = 0.0
-    timeline: list[tuple[float, int]] = field(default_factory=list)  # (cycle end, requests)
+    # (cycle end, requests)
+    timeline: list[tuple[float, int]] = field(default_factory=list)
 
 
 class RecordingTransport:
     """Delegates to the in-process transport and remembers the reads of a cycle."""
 
     def __init__(self, inner: InProcessTransport) -> None:
+        """Wrap ``inner`` with an empty read log."""
         self.inner = inner
         self.reads: list[tuple[int, Table, int, int]] = []
 
@@ -71,13 +71,17 @@ class RecordingTransport:
         """Forward the end of a cycle."""
         await self.inner.end_cycle()
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         """Read and remember the span (successful reads only)."""
         words = await self.inner.read(unit_id, table, address, count)
         self.reads.append((unit_id, table, address, count))
         return words
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Forward a write."""
         await self.inner.write_registers(unit_id, address, values)
 
@@ -87,7 +91,7 @@ class RecordingTransport:
 
 
 def bus_latency(bus: BusModel) -> Callable[[str, int, int], float]:
-    """The in-process transport's latency hook for ``bus``: (kind, unit, count) -> s."""
+    """Return the in-process transport's latency hook for ``bus``."""
 
     def latency(kind: str, unit_id: int, count: int) -> float:
         if count == 0 and not str(kind).startswith("write"):
@@ -101,11 +105,16 @@ class SpanIndex:
     """Which spec rows lie wholly inside a read span."""
 
     def __init__(self, specs: Sequence[RegisterSpec]) -> None:
+        """Index the spec rows by unit, table and address."""
         groups: dict[ReadKey, list[tuple[int, int, int]]] = {}
         for row, spec in enumerate(specs):
-            groups.setdefault((spec.unit_id, spec.table), []).append((spec.address, spec.end, row))
+            groups.setdefault((spec.unit_id, spec.table), []).append(
+                (spec.address, spec.end, row)
+            )
         self._groups = {key: sorted(items) for key, items in groups.items()}
-        self._starts = {key: [a for a, _, _ in items] for key, items in self._groups.items()}
+        self._starts = {
+            key: [a for a, _, _ in items] for key, items in self._groups.items()
+        }
 
     def rows(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
         """Spec rows read by a span."""
@@ -119,7 +128,7 @@ class SpanIndex:
 
 
 def as_float(value: Value | None) -> float:
-    """A shown value as a float (bools 0/1; text and missing values NaN)."""
+    """Return a shown value as a float (bools 0/1; text and missing values NaN)."""
     if value is None or isinstance(value, str):
         return math.nan
     return float(value)
@@ -129,6 +138,7 @@ class Progress:
     """A one-line progress indicator on stderr (only when it is a terminal or forced)."""
 
     def __init__(self, label: str, total: float, enabled: bool) -> None:
+        """Show progress of ``label`` towards ``total`` when ``enabled``."""
         self.label = label
         self.total = max(total, 1e-9)
         self.enabled = enabled
@@ -177,7 +187,9 @@ async def run_engine(
         timeout=scenario.bus.timeout,
     )
     transport = RecordingTransport(inner)
-    engine = PollEngine(list(scenario.specs), transport, lambda: clock.now() + phase, config)
+    engine = PollEngine(
+        list(scenario.specs), transport, lambda: clock.now() + phase, config
+    )
     index = index or SpanIndex(scenario.specs)
     uids = [spec.uid for spec in scenario.specs]
     record = RunRecord(policy=policy, reads=[([], []) for _ in scenario.specs])

@@ -24,11 +24,11 @@ Rules (each one a bug found replaying real logs):
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Callable
 import csv
 import datetime as dt
 import math
-from array import array
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,17 +104,21 @@ def _value(text: str, line: int) -> float:
 
 
 class TraceSamples:
-    """What a trace file holds: per key (times, values) in compact arrays, sorted by
-    time with the file order kept among equal times; the stated end, if any; and
-    every row time (for gap detection)."""
+    """What a trace file holds.
+
+    Per key (times, values) in compact arrays, sorted by time with the file order
+    kept among equal times; the stated end, if any; and every row time (for gap
+    detection).
+    """
 
     def __init__(self) -> None:
+        """Start with no series, no rows and no stated end."""
         self.series: dict[str, tuple[array[float], array[float]]] = {}
         self.row_times: array[float] = array("d")
         self.end: float | None = None
 
     def sorted(self, key: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Times and values of ``key``, stably sorted by time."""
+        """Return times and values of ``key``, stably sorted by time."""
         times, values = self.series[key]
         t = np.frombuffer(times, dtype=np.float64)
         v = np.frombuffer(values, dtype=np.float64)
@@ -141,7 +145,9 @@ def read_trace(path: Path) -> TraceSamples:
             if len(row) != 3:
                 raise TraceError(f"line {line}: expected timestamp,key,value")
             when = stamp(row[0], line)
-            times, values = out.series.setdefault(row[1].strip(), (array("d"), array("d")))
+            times, values = out.series.setdefault(
+                row[1].strip(), (array("d"), array("d"))
+            )
             times.append(when)
             values.append(_value(row[2], line))
             out.row_times.append(when)
@@ -161,7 +167,7 @@ def load_trace(
     hold: bool = False,
     end: str | None = None,
 ) -> Scenario:
-    """A scenario replaying ``trace_path`` with the registers of ``map_path``.
+    """Build a scenario replaying ``trace_path`` with the registers of ``map_path``.
 
     ``incidents`` are seconds from the trace start whose first step is timed;
     ``max_gap``, ``hold`` and ``end`` as in the module docstring.
@@ -173,13 +179,17 @@ def load_trace(
         samples.end = _Clock()(end, 0)
     missing = [spec.key for spec in specs if spec.key not in samples.series]
     if missing:
-        raise TraceError(f"registers without samples in the trace: {', '.join(missing)}")
+        raise TraceError(
+            f"registers without samples in the trace: {', '.join(missing)}"
+        )
     series = {spec.key: samples.sorted(spec.key) for spec in specs}
     first = min(float(t[0]) for t, _ in series.values())
     last = max(float(t[-1]) for t, _ in series.values())
     if samples.end is not None:
         if samples.end < last:
-            raise TraceError(f"the stated end {samples.end} lies before the last row {last}")
+            raise TraceError(
+                f"the stated end {samples.end} lies before the last row {last}"
+            )
         last = samples.end
     duration = max(math.ceil(last - first), 60)
     grid = first + np.arange(duration + 1, dtype=np.float64)
@@ -220,10 +230,15 @@ def load_trace(
     )
 
 
-def find_gaps(samples: TraceSamples, first: float, max_gap: float) -> list[tuple[int, int]]:
-    """Grid index ranges ``[a, b)`` lying strictly between two rows more than
-    ``max_gap`` seconds apart (the whole log silent: missing truth). The tail up to a
-    stated end is not a gap: the log says it covers it."""
+def find_gaps(
+    samples: TraceSamples, first: float, max_gap: float
+) -> list[tuple[int, int]]:
+    """Return the grid index ranges ``[a, b)`` where the log is silent too long.
+
+    A gap lies strictly between two rows more than ``max_gap`` seconds apart (the
+    whole log silent: missing truth). The tail up to a stated end is not a gap: the
+    log says it covers it.
+    """
     times = np.unique(np.frombuffer(samples.row_times, dtype=np.float64))
     out = []
     for index in np.flatnonzero(np.diff(times) > max_gap):
@@ -234,19 +249,29 @@ def find_gaps(samples: TraceSamples, first: float, max_gap: float) -> list[tuple
     return out
 
 
-def write_example(trace_path: Path = EXAMPLE_TRACE, seed: int = 7, hours: float = 3.0) -> None:
+def write_example(
+    trace_path: Path = EXAMPLE_TRACE, seed: int = 7, hours: float = 3.0
+) -> None:
     """Write the example trace: a heat-pump meter logged as value changes every 10 s."""
     rng = np.random.default_rng(seed)
     n = int(hours * 3600) + 1
-    compressor = wf.first_order(1800 * wf.telegraph(n, rng, mean_on_s=1500, mean_off_s=1200), 40)
+    compressor = wf.first_order(
+        1800 * wf.telegraph(n, rng, mean_on_s=1500, mean_off_s=1200), 40
+    )
     power = 60 + compressor + wf.noise(n, rng, 6.0)
     series = {
         "power": np.round(power),
-        "voltage": np.round(231 + wf.smooth_walk(n, rng, sigma=0.4) + wf.noise(n, rng, 0.2), 1),
+        "voltage": np.round(
+            231 + wf.smooth_walk(n, rng, sigma=0.4) + wf.noise(n, rng, 0.2), 1
+        ),
         "current": np.round(power / 231, 2),
         "energy": np.round(wf.energy_kwh(power, 5231.0), 2),
-        "flow_temperature": np.round(30 + wf.first_order(compressor / 1800 * 15, 400), 1),
-        "return_temperature": np.round(27 + wf.first_order(compressor / 1800 * 9, 500), 1),
+        "flow_temperature": np.round(
+            30 + wf.first_order(compressor / 1800 * 15, 400), 1
+        ),
+        "return_temperature": np.round(
+            27 + wf.first_order(compressor / 1800 * 9, 500), 1
+        ),
         "compressor_running": (compressor > 900).astype(float),
     }
     start = dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC)
@@ -255,7 +280,11 @@ def write_example(trace_path: Path = EXAMPLE_TRACE, seed: int = 7, hours: float 
         writer.writerow(["timestamp", "key", "value"])
         last: dict[str, float] = {}
         for second in range(0, n, 10):
-            stamp = (start + dt.timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+            stamp = (
+                (start + dt.timedelta(seconds=second))
+                .isoformat()
+                .replace("+00:00", "Z")
+            )
             for key, values in series.items():
                 value = float(values[second])
                 if last.get(key) != value:

@@ -7,10 +7,11 @@ class VirtualClock:
     """Monotonic virtual time in seconds; only moves when told to."""
 
     def __init__(self, start: float = 0.0) -> None:
+        """Start the clock at ``start``."""
         self._now = float(start)
 
     def now(self) -> float:
-        """Current virtual time (the engine's ``clock``)."""
+        """Return the current virtual time (the engine's ``clock``)."""
         return self._now
 
     def advance(self, seconds: float) -> None:

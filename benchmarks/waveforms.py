@@ -14,14 +14,19 @@ Array = NDArray[np.float64]
 
 
 def constant(n: int, value: float) -> Array:
-    """A value that never changes (configuration, identity)."""
+    """Return a value that never changes (configuration, identity)."""
     return np.full(n, float(value))
 
 
 def smooth_walk(
-    n: int, rng: np.random.Generator, *, sigma: float, knot_s: float = 60.0, mean: float = 0.0
+    n: int,
+    rng: np.random.Generator,
+    *,
+    sigma: float,
+    knot_s: float = 60.0,
+    mean: float = 0.0,
 ) -> Array:
-    """A smooth random walk: Gaussian steps of ``sigma`` every ``knot_s`` s, interpolated."""
+    """Return a smooth random walk: Gaussian steps every ``knot_s`` s, interpolated."""
     knots = int(n / knot_s) + 2
     path = mean + np.cumsum(rng.normal(0.0, sigma, knots))
     path -= path.mean() - mean
@@ -33,11 +38,15 @@ def noise(n: int, rng: np.random.Generator, sd: float) -> Array:
     return rng.normal(0.0, sd, n) if sd > 0 else np.zeros(n)
 
 
-def daylight(n: int, start_hour: float, *, sunrise: float = 7.0, sunset: float = 17.0) -> Array:
+def daylight(
+    n: int, start_hour: float, *, sunrise: float = 7.0, sunset: float = 17.0
+) -> Array:
     """Clear-sky production factor 0..1 by hour of day (half sine between sunrise and sunset)."""
     hours = (start_hour + np.arange(n) / 3600.0) % 24.0
     phase = (hours - sunrise) / (sunset - sunrise)
-    return np.where((phase > 0) & (phase < 1), np.sin(np.pi * np.clip(phase, 0, 1)), 0.0)
+    return np.where(
+        (phase > 0) & (phase < 1), np.sin(np.pi * np.clip(phase, 0, 1)), 0.0
+    )
 
 
 def clouds(n: int, rng: np.random.Generator, *, mean_dwell_s: float = 600.0) -> Array:
@@ -48,9 +57,14 @@ def clouds(n: int, rng: np.random.Generator, *, mean_dwell_s: float = 600.0) -> 
 
 
 def telegraph(
-    n: int, rng: np.random.Generator, *, mean_on_s: float, mean_off_s: float, start_on: bool = False
+    n: int,
+    rng: np.random.Generator,
+    *,
+    mean_on_s: float,
+    mean_off_s: float,
+    start_on: bool = False,
 ) -> Array:
-    """A random on/off signal (1.0/0.0) with exponential dwell times."""
+    """Return a random on/off signal (1.0/0.0) with exponential dwell times."""
     out = np.zeros(n)
     t, on = 0, start_on
     while t < n:
@@ -72,7 +86,7 @@ def steps(n: int, initial: float, changes: list[tuple[int, float]]) -> Array:
 
 
 def first_order(signal: Array, tau_s: float) -> Array:
-    """A first-order lag (thermal mass) of ``signal`` with time constant ``tau_s``."""
+    """Return a first-order lag (thermal mass) of ``signal``, time constant ``tau_s``."""
     alpha = 1.0 / max(tau_s, 1.0)
     length = min(len(signal), int(8 * max(tau_s, 1.0)) + 1)
     kernel = alpha * (1.0 - alpha) ** np.arange(length)
@@ -82,5 +96,5 @@ def first_order(signal: Array, tau_s: float) -> Array:
 
 
 def energy_kwh(power_w: Array, start_kwh: float) -> Array:
-    """A kWh counter integrating ``power_w`` (positive part) second by second."""
+    """Return a kWh counter integrating ``power_w`` (positive part) second by second."""
     return start_kwh + np.cumsum(np.clip(power_w, 0, None)) / 3.6e6

@@ -10,14 +10,19 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-BRAND = Path(__file__).resolve().parent.parent / "custom_components" / "adaptive_modbus" / "brand"
+BRAND = (
+    Path(__file__).resolve().parent.parent
+    / "custom_components"
+    / "adaptive_modbus"
+    / "brand"
+)
 BLUE = (16, 74, 120, 255)
 WHITE = (255, 255, 255, 255)
 AMBER = (255, 196, 0, 255)
 
 
 def draw(size: int) -> Image.Image:
-    """The icon at ``size`` x ``size`` pixels (drawn on a 256 grid)."""
+    """Draw the icon at ``size`` x ``size`` pixels (on a 256 grid)."""
     s = size / 256
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
@@ -28,8 +33,21 @@ def draw(size: int) -> Image.Image:
         d.line((x * s, bus_y, x * s, 208 * s), fill=WHITE, width=round(8 * s))
         box = ((x - 16) * s, 200 * s, (x + 16) * s, 226 * s)
         d.rounded_rectangle(box, radius=5 * s, fill=WHITE)
-    pulse = [(36, 120), (80, 120), (100, 70), (122, 140), (142, 56), (160, 120), (220, 120)]
-    d.line([(x * s, y * s) for x, y in pulse], fill=AMBER, width=round(12 * s), joint="curve")
+    pulse = [
+        (36, 120),
+        (80, 120),
+        (100, 70),
+        (122, 140),
+        (142, 56),
+        (160, 120),
+        (220, 120),
+    ]
+    d.line(
+        [(x * s, y * s) for x, y in pulse],
+        fill=AMBER,
+        width=round(12 * s),
+        joint="curve",
+    )
     for x in (44, 92, 108, 124, 140, 156, 204):
         d.ellipse(((x - 5) * s, 34 * s, (x + 5) * s, 44 * s), fill=AMBER)
     return img

@@ -23,7 +23,7 @@ if os.environ.get("CI"):
 
 
 def _current_event_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop set for this thread, or None (never makes one on the side)."""
+    """Return the event loop set for this thread, or None (never makes one)."""
     with warnings.catch_warnings():
         # Python 3.13 would create a loop here, after a DeprecationWarning, when none
         # was ever set; as an error, that warning stops it before it does
@@ -48,5 +48,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     try:
         return (yield)
     finally:
-        if before is not None and not before.is_closed() and _current_event_loop() is None:
+        if (
+            before is not None
+            and not before.is_closed()
+            and _current_event_loop() is None
+        ):
             asyncio.set_event_loop(before)

@@ -38,8 +38,12 @@ def test_bus_timing_follows_the_modbus_frames() -> None:
     char = 11 / 9600
     expected = (3.5 + 8 + 3.5 + 5 + 2 * 10) * char
     assert bus.read_time(Table.HOLDING, 10) == pytest.approx(expected)
-    assert BusModel.rtu(19200).read_time(Table.HOLDING, 10) == pytest.approx(expected / 2)
-    assert bus.read_time(Table.COIL, 16) == pytest.approx((3.5 + 8 + 3.5 + 5 + 2) * char)
+    assert BusModel.rtu(19200).read_time(Table.HOLDING, 10) == pytest.approx(
+        expected / 2
+    )
+    assert bus.read_time(Table.COIL, 16) == pytest.approx(
+        (3.5 + 8 + 3.5 + 5 + 2) * char
+    )
     tcp = BusModel.parse("tcp10ms")
     assert 0.010 < tcp.read_time(Table.INPUT, 125) < 0.0105
     assert BusModel.parse("rtu19200").baudrate == 19200
@@ -48,7 +52,9 @@ def test_bus_timing_follows_the_modbus_frames() -> None:
 def test_engine_run_accounts_bus_time_and_tracks_truth() -> None:
     """Fixed-per-entity on the demo: one request per entity per 15 s, bus time adds up."""
     scenario = truncate(demo(hours=0.25), 300)
-    record = asyncio.run(run_engine(scenario, _config(pol.fixed(15, scenario.limits)), "fixed"))
+    record = asyncio.run(
+        run_engine(scenario, _config(pol.fixed(15, scenario.limits)), "fixed")
+    )
     cycles = 300 / 15
     assert record.requests == pytest.approx(len(scenario.specs) * cycles, rel=0.1)
     per_request = record.bus_time / record.requests
@@ -61,7 +67,10 @@ def test_engine_run_accounts_bus_time_and_tracks_truth() -> None:
     times, values = record.reads[row]
     for when, value in zip(times, values, strict=True):
         second = int(when - scenario.start)
-        assert min(abs(value - scenario.truth[row, s]) for s in (second - 1, second)) <= 0.2
+        assert (
+            min(abs(value - scenario.truth[row, s]) for s in (second - 1, second))
+            <= 0.2
+        )
 
 
 def test_oracle_never_leaves_the_band_and_adaptive_reads_less_than_fixed() -> None:
@@ -72,11 +81,15 @@ def test_oracle_never_leaves_the_band_and_adaptive_reads_less_than_fixed() -> No
     assert oracle.misses == 0
     fixed = compute(
         scenario,
-        asyncio.run(run_engine(scenario, _config(pol.fixed(15, scenario.limits)), "fixed")),
+        asyncio.run(
+            run_engine(scenario, _config(pol.fixed(15, scenario.limits)), "fixed")
+        ),
     )
     static = compute(
         scenario,
-        asyncio.run(run_engine(scenario, _config(pol.static(15, scenario.limits)), "static")),
+        asyncio.run(
+            run_engine(scenario, _config(pol.static(15, scenario.limits)), "static")
+        ),
     )
     assert static.requests < fixed.requests
     assert oracle.requests < fixed.requests
@@ -87,7 +100,9 @@ def test_stress_map_fills_16_units_and_the_batched_oracle_never_misses() -> None
     scenario = stress2000(hours=0.05)
     assert scenario.units == 16
     assert 1900 <= scenario.registers <= 2000
-    batched = compute(scenario, run_oracle(scenario, lookahead=30, name="oracle-batched"))
+    batched = compute(
+        scenario, run_oracle(scenario, lookahead=30, name="oracle-batched")
+    )
     assert batched.misses == 0 and batched.out_of_band_pct == 0.0
 
 
@@ -145,7 +160,11 @@ def test_quick_run_writes_table_json_and_plots(
     demo_result = data["scenarios"]["demo"]
     for name in (pol.ADAPTIVE, pol.ORACLE, f"{pol.FIXED}@15s", f"{pol.STATIC}@15s"):
         assert "requests_per_hour" in demo_result["policies"][name]
-    assert {c["name"].split(":")[0] for c in data["checks"]} >= {"demo", "trace", "overhead"}
+    assert {c["name"].split(":")[0] for c in data["checks"]} >= {
+        "demo",
+        "trace",
+        "overhead",
+    }
     assert data["overhead"]["sizes"][0]["memory_per_register_bytes"] > 0
     assert 0 < data["overhead"]["sizes"][0]["state_bytes_per_register"] <= 1024
     assert (tmp_path / "frontier_requests.png").stat().st_size > 10_000

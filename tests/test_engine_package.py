@@ -12,14 +12,14 @@ import importlib
 import importlib.metadata
 import inspect
 import json
+from pathlib import Path
 import pkgutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
+import pytest
 
 import adaptive_modbus_engine
 from adaptive_modbus_engine import AdaptiveModbusError
@@ -36,21 +36,27 @@ DISTRIBUTIONS = {"pymodbus": "pymodbus", "serial": "pyserial", "yaml": "PyYAML"}
 
 def _engine_modules() -> list[str]:
     """Every module of the package (the simulator's ``__main__`` included)."""
-    names = ["adaptive_modbus_engine"]
-    for info in pkgutil.walk_packages(adaptive_modbus_engine.__path__, "adaptive_modbus_engine."):
-        names.append(info.name)
-    return names
+    packages = pkgutil.walk_packages(
+        adaptive_modbus_engine.__path__, "adaptive_modbus_engine."
+    )
+    return ["adaptive_modbus_engine", *(info.name for info in packages)]
 
 
 def test_import_name_is_this_checkouts_engine_folder() -> None:
-    """The editable install points at this repository's engine folder (a venv shared
-    with another checkout would test that checkout's code: run scripts/setup)."""
+    """Test that the editable install points at this repository's engine folder.
+
+    A venv shared with another checkout would test that checkout's code: run
+    scripts/setup.
+    """
     assert Path(adaptive_modbus_engine.__file__).resolve().parent == ENGINE.resolve()
 
 
 def test_importing_the_engine_imports_nothing_of_home_assistant(tmp_path: Path) -> None:
-    """A fresh interpreter imports every engine module and not one HA module (nor the
-    integration's package, whose ``__init__`` imports HA)."""
+    """Test that importing the engine imports nothing of Home Assistant.
+
+    A fresh interpreter imports every engine module and not one HA module (nor the
+    integration's package, whose ``__init__`` imports HA).
+    """
     code = (
         "import importlib, sys\n"
         f"for name in {_engine_modules()!r}:\n"
@@ -69,20 +75,24 @@ def test_importing_the_engine_imports_nothing_of_home_assistant(tmp_path: Path) 
     assert "adaptive_modbus_engine.scheduler" in modules
     assert "adaptive_modbus_engine.simulator.server" in modules
     leaked = [
-        name for name in modules if name.split(".")[0] in {"homeassistant", "custom_components"}
+        name
+        for name in modules
+        if name.split(".")[0] in {"homeassistant", "custom_components"}
     ]
     assert leaked == []
 
 
 def test_one_version_in_package_metadata_and_manifest() -> None:
-    """pyproject reads the version from the package; the manifest carries the same."""
+    """Pyproject reads the version from the package; the manifest carries the same."""
     assert PYPROJECT["project"]["dynamic"] == ["version"]
     assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {
         "attr": "adaptive_modbus_engine.__version__"
     }
     assert MANIFEST["version"] == adaptive_modbus_engine.__version__
     # the installed metadata (re-run scripts/setup after changing the version)
-    assert importlib.metadata.version(DISTRIBUTION) == adaptive_modbus_engine.__version__
+    assert (
+        importlib.metadata.version(DISTRIBUTION) == adaptive_modbus_engine.__version__
+    )
 
 
 def _third_party_imports() -> set[str]:
@@ -104,19 +114,29 @@ def _third_party_imports() -> set[str]:
 
 
 def test_declared_dependencies_are_what_the_engine_imports() -> None:
-    """Every third-party import is declared, nothing more; the integration's manifest
-    asks for the same pymodbus and pyserial ranges (HA itself ships PyYAML)."""
+    """Test that the declared dependencies are exactly what the engine imports.
+
+    The integration's manifest asks for the same pymodbus and pyserial ranges
+    (HA itself ships PyYAML).
+    """
     imported = _third_party_imports()
-    assert imported <= set(DISTRIBUTIONS), f"undeclared import(s): {imported - set(DISTRIBUTIONS)}"
+    assert imported <= set(DISTRIBUTIONS), (
+        f"undeclared import(s): {imported - set(DISTRIBUTIONS)}"
+    )
     declared = {
-        Requirement(req).name: Requirement(req) for req in PYPROJECT["project"]["dependencies"]
+        Requirement(req).name: Requirement(req)
+        for req in PYPROJECT["project"]["dependencies"]
     }
     assert set(declared) == {DISTRIBUTIONS[name] for name in imported} | {"pyserial"}
-    manifest = {Requirement(req).name: Requirement(req) for req in MANIFEST["requirements"]}
+    manifest = {
+        Requirement(req).name: Requirement(req) for req in MANIFEST["requirements"]
+    }
     for name, requirement in manifest.items():
         assert declared[name].specifier == requirement.specifier, name
     # installed metadata says the same
-    metadata = {Requirement(req).name for req in importlib.metadata.requires(DISTRIBUTION) or []}
+    metadata = {
+        Requirement(req).name for req in importlib.metadata.requires(DISTRIBUTION) or []
+    }
     assert set(declared) <= metadata
 
 

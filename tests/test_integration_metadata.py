@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from pathlib import Path
+import re
 from typing import Any
 
-import pytest
-import yaml
 from awesomeversion import AwesomeVersion
 from packaging.requirements import Requirement
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEGRATION = ROOT / "custom_components" / "adaptive_modbus"
@@ -25,7 +25,15 @@ STRINGS = json.loads((INTEGRATION / "strings.json").read_text())
 IOT_CLASSES = {
     "assumed_state", "cloud_polling", "cloud_push", "local_polling", "local_push", "calculated",
 }  # fmt: skip
-INTEGRATION_TYPES = {"device", "entity", "hardware", "helper", "hub", "service", "system"}
+INTEGRATION_TYPES = {
+    "device",
+    "entity",
+    "hardware",
+    "helper",
+    "hub",
+    "service",
+    "system",
+}
 HACS_KEYS = {
     "name", "content_in_root", "zip_release", "filename", "hide_default_branch", "country",
     "homeassistant", "persistent_directory", "render_readme", "hacs",
@@ -33,12 +41,17 @@ HACS_KEYS = {
 
 
 def test_manifest_keys_and_values() -> None:
+    """Test the manifest's keys and values."""
     assert MANIFEST["domain"] == INTEGRATION.name
     assert MANIFEST["name"] == "Adaptive Modbus"
     assert MANIFEST["config_flow"] is True
-    assert MANIFEST["iot_class"] == "local_polling" and MANIFEST["iot_class"] in IOT_CLASSES
     assert (
-        MANIFEST["integration_type"] == "hub" and MANIFEST["integration_type"] in INTEGRATION_TYPES
+        MANIFEST["iot_class"] == "local_polling"
+        and MANIFEST["iot_class"] in IOT_CLASSES
+    )
+    assert (
+        MANIFEST["integration_type"] == "hub"
+        and MANIFEST["integration_type"] in INTEGRATION_TYPES
     )
     assert AwesomeVersion(MANIFEST["version"]).valid
     assert all(owner.startswith("@") for owner in MANIFEST["codeowners"])
@@ -50,12 +63,16 @@ def test_manifest_keys_and_values() -> None:
 
 @pytest.mark.parametrize("version", ["3.8.3", "3.11.2", "3.13.1", "3.16.1"])
 def test_pymodbus_requirement_admits_supported_range(version: str) -> None:
-    requirements = {Requirement(r).name: Requirement(r) for r in MANIFEST["requirements"]}
+    """Test that the pymodbus requirement admits every supported version."""
+    requirements = {
+        Requirement(r).name: Requirement(r) for r in MANIFEST["requirements"]
+    }
     assert requirements["pymodbus"].specifier.contains(version)
     assert not requirements["pymodbus"].specifier.contains("3.8.2")
 
 
 def test_hacs_json() -> None:
+    """Test that hacs.json holds only known keys, the name and HA 2025.4 or newer."""
     hacs = json.loads((ROOT / "hacs.json").read_text())
     assert set(hacs) <= HACS_KEYS
     assert hacs["name"] == MANIFEST["name"]
@@ -64,17 +81,23 @@ def test_hacs_json() -> None:
 
 
 def test_translations_match_strings() -> None:
+    """Test that the English translations equal strings.json."""
     english = json.loads((INTEGRATION / "translations" / "en.json").read_text())
     assert english == STRINGS
 
 
 def _leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
     if isinstance(node, dict):
-        return [leaf for k, v in node.items() for leaf in _leaves(v, f"{path}.{k}".lstrip("."))]
+        return [
+            leaf
+            for k, v in node.items()
+            for leaf in _leaves(v, f"{path}.{k}".lstrip("."))
+        ]
     return [(path, node)]
 
 
 def test_strings_are_non_empty_and_placeholders_are_well_formed() -> None:
+    """Test that strings are non-empty and their placeholders well formed."""
     for path, text in _leaves(STRINGS):
         assert isinstance(text, str) and text.strip(), path
         assert text.count("{") == text.count("}"), path
@@ -98,26 +121,36 @@ def _literal_keywords(name: str) -> set[str]:
 
 
 def test_exception_translation_keys_exist() -> None:
+    """Test that every translation key used in code exists in strings.json."""
     exceptions = STRINGS.get("exceptions", {})
-    entity_keys = {k for platform in STRINGS.get("entity", {}).values() for k in platform}
+    entity_keys = {
+        k for platform in STRINGS.get("entity", {}).values() for k in platform
+    }
     selector_keys = set(STRINGS.get("selector", {}))
     issue_keys = set(STRINGS.get("issues", {}))
     for key in _literal_keywords("translation_key"):
         assert (
-            key in exceptions or key in entity_keys or key in selector_keys or key in issue_keys
+            key in exceptions
+            or key in entity_keys
+            or key in selector_keys
+            or key in issue_keys
         ), f"translation_key {key!r} has no string"
     for key in exceptions:
         assert "message" in exceptions[key]
 
 
 def test_icons_refer_to_translated_entities() -> None:
+    """Test that icons refer to translated entities and services have strings."""
     icons = json.loads((INTEGRATION / "icons.json").read_text())
     for platform, entries in icons.get("entity", {}).items():
         for key, icon in entries.items():
-            assert key in STRINGS["entity"][platform], f"icon for unknown {platform}.{key}"
+            assert key in STRINGS["entity"][platform], (
+                f"icon for unknown {platform}.{key}"
+            )
             assert icon["default"].startswith("mdi:")
     services = INTEGRATION / "services.yaml"
-    if services.exists():  # every service needs strings (and an icon) like core integrations
+    # every service needs strings (and an icon) like core integrations
+    if services.exists():
         for service in yaml.safe_load(services.read_text()) or {}:
             assert service in STRINGS["services"]
             assert service in icons["services"]
@@ -134,6 +167,7 @@ def test_no_forbidden_ha_patterns() -> None:
 
 
 def test_engine_imports_nothing_from_home_assistant() -> None:
+    """Test that no engine module imports Home Assistant."""
     engine = INTEGRATION / "engine"
     for path in engine.rglob("*.py"):
         depth = len(path.relative_to(engine).parts) - 1  # packages below engine/

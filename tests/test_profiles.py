@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
 from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.typing import UNDEFINED
+import pytest
+import yaml
 
 from custom_components.adaptive_modbus.const import PROFILE_CUSTOM
 from custom_components.adaptive_modbus.descriptions import (
@@ -30,9 +30,14 @@ from custom_components.adaptive_modbus.engine.register_map import (
     parse_register_map,
 )
 from custom_components.adaptive_modbus.engine.registers import DataType, Table
-from custom_components.adaptive_modbus.profile_catalog import custom_template, list_profiles
+from custom_components.adaptive_modbus.profile_catalog import (
+    custom_template,
+    list_profiles,
+)
 
-INTEGRATION = Path(__file__).resolve().parent.parent / "custom_components" / "adaptive_modbus"
+INTEGRATION = (
+    Path(__file__).resolve().parent.parent / "custom_components" / "adaptive_modbus"
+)
 PROFILE_FILES = sorted(PROFILES_DIR.glob("*.yaml"))
 DESCRIBE: dict[str, Callable[[RegisterDefinition], EntityDescription]] = {
     "sensor": sensor_description,
@@ -45,7 +50,9 @@ REQUIRED_PROFILES = {"demo", "sdm630", "sdm120", "custom"}
 
 def _raw_registers(path: Path) -> list[dict[str, Any]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    registers: list[dict[str, Any]] = data["registers"] if isinstance(data, dict) else data
+    registers: list[dict[str, Any]] = (
+        data["registers"] if isinstance(data, dict) else data
+    )
     return registers
 
 
@@ -94,14 +101,19 @@ def test_registers_complete(path: Path) -> None:
         shown = definition.presentation
         measured = "state_class" in shown or "device_class" in shown
         if definition.spec.is_numeric and measured:
-            assert "tolerance" in item, f"{definition.key}: numeric register without tolerance"
+            assert "tolerance" in item, (
+                f"{definition.key}: numeric register without tolerance"
+            )
             assert definition.spec.tolerance >= 0
 
 
 @pytest.mark.parametrize("path", PROFILE_FILES, ids=lambda path: path.stem)
 def test_device_and_state_classes(path: Path) -> None:
-    """Device class, state class, unit, category and ranges are ones HA accepts
-    together (the config flow's own check of a pasted map); energy is a total."""
+    """Test that device class, state class, unit, category and ranges fit together.
+
+    They are ones HA accepts together (the config flow's own check of a pasted map);
+    energy is a total.
+    """
     definitions = _definitions(path)
     check_presentation(definitions, custom=path.stem == PROFILE_CUSTOM)
     for definition in definitions:
@@ -116,19 +128,30 @@ STRINGS = json.loads((INTEGRATION / "strings.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in PROFILE_FILES if p.stem != PROFILE_CUSTOM], ids=lambda path: path.stem
+    "path",
+    [p for p in PROFILE_FILES if p.stem != PROFILE_CUSTOM],
+    ids=lambda path: path.stem,
 )
 def test_shipped_registers_have_translated_names(path: Path) -> None:
-    """Every register of a shipped profile names its entity by a translation key with
-    a string (strings.json ``entity.<platform>.<key>.name``, en.json the same) equal to
-    its ``name``, so entity ids and names stay what the profile's names gave."""
-    english = json.loads((INTEGRATION / "translations" / "en.json").read_text(encoding="utf-8"))
+    """Test that shipped registers have translated names equal to their ``name``.
+
+    Every register of a shipped profile names its entity by a translation key with a
+    string (strings.json ``entity.<platform>.<key>.name``, en.json the same) equal to
+    its ``name``, so entity ids and names stay what the profile's names gave.
+    """
+    english = json.loads(
+        (INTEGRATION / "translations" / "en.json").read_text(encoding="utf-8")
+    )
     for definition in _definitions(path):
         key = definition.presentation.get("translation_key")
-        assert isinstance(key, str), f"{path.stem}: {definition.key} has no translation_key"
+        assert isinstance(key, str), (
+            f"{path.stem}: {definition.key} has no translation_key"
+        )
         platform = platform_for(definition).value
         strings = STRINGS["entity"].get(platform, {}).get(key)
-        assert strings is not None, f"{path.stem}: no string entity.{platform}.{key}.name"
+        assert strings is not None, (
+            f"{path.stem}: no string entity.{platform}.{key}.name"
+        )
         assert strings["name"] == definition.name, f"{path.stem}: {key}"
         assert english["entity"][platform][key] == strings
         description = DESCRIBE[platform](definition)
@@ -159,8 +182,12 @@ def test_no_overlapping_addresses(path: Path) -> None:
             continue
         for address in range(spec.address, spec.end):
             slot = (spec.table, address)
-            assert slot not in words, f"{definition.key} overlaps {words[slot]} at {address}"
-            assert slot not in bit_words, f"{definition.key} overlaps bit registers at {address}"
+            assert slot not in words, (
+                f"{definition.key} overlaps {words[slot]} at {address}"
+            )
+            assert slot not in bit_words, (
+                f"{definition.key} overlaps bit registers at {address}"
+            )
             words[slot] = definition.key
 
 
@@ -198,7 +225,8 @@ SDM630_ADDRESSES = {
 
 
 @pytest.mark.parametrize(
-    ("profile_id", "addresses"), [("sdm120", SDM120_ADDRESSES), ("sdm630", SDM630_ADDRESSES)]
+    ("profile_id", "addresses"),
+    [("sdm120", SDM120_ADDRESSES), ("sdm630", SDM630_ADDRESSES)],
 )
 def test_eastron_profiles(profile_id: str, addresses: dict[str, int]) -> None:
     """Eastron meters: documented addresses, float32 input registers, 80-register reads."""
@@ -225,9 +253,13 @@ def test_eastron_profiles(profile_id: str, addresses: dict[str, int]) -> None:
             assert definition.unit == "kWh"
         # rarely useful values stay out of the way
         if "thd" in definition.key or "demand" in definition.key:
-            assert definition.presentation.get("entity_category") == "diagnostic", definition.key
+            assert definition.presentation.get("entity_category") == "diagnostic", (
+                definition.key
+            )
             assert definition.enabled_by_default is False, definition.key
-    assert by_key["import_active_energy"].presentation["state_class"] == "total_increasing"
+    assert (
+        by_key["import_active_energy"].presentation["state_class"] == "total_increasing"
+    )
 
 
 def test_catalog() -> None:

@@ -80,7 +80,9 @@ def test_done_claims_that_the_source_shows() -> None:
     """Claims checkable from the source: runtime data, typing, flows, brands, actions."""
     init = source("__init__.py")
     assert "runtime_data" in init and status("runtime-data") == "done"
-    assert "async_remove_config_entry_device" in init and status("stale-devices") == "done"
+    assert (
+        "async_remove_config_entry_device" in init and status("stale-devices") == "done"
+    )
     assert "async_step_reconfigure" in source("config_flow.py")
     assert (INTEGRATION / "diagnostics.py").is_file()
     assert "_attr_has_entity_name = True" in source("entity.py")

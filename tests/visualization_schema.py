@@ -32,7 +32,7 @@ _KNOWN = {
 
 
 def load_schema() -> dict[str, Any]:
-    """The export schema as written in the repository."""
+    """Return the export schema as written in the repository."""
     return dict(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
@@ -63,7 +63,9 @@ def errors(instance: Any, schema: dict[str, Any], root: dict[str, Any] | None = 
         found.append(f"{path}: {instance!r} not in {schema['enum']}")
     if "const" in schema and instance != schema["const"]:
         found.append(f"{path}: {instance!r} != {schema['const']!r}")
-    if "anyOf" in schema and all(errors(instance, s, root, path) for s in schema["anyOf"]):
+    if "anyOf" in schema and all(
+        errors(instance, s, root, path) for s in schema["anyOf"]
+    ):
         found.append(f"{path}: matches none of anyOf")
     if isinstance(instance, int | float) and not isinstance(instance, bool):
         if "minimum" in schema and instance < schema["minimum"]:
@@ -71,9 +73,11 @@ def errors(instance: Any, schema: dict[str, Any], root: dict[str, Any] | None = 
         if "maximum" in schema and instance > schema["maximum"]:
             found.append(f"{path}: {instance} > {schema['maximum']}")
     if isinstance(instance, dict):
-        for key in schema.get("required", ()):
-            if key not in instance:
-                found.append(f"{path}: missing {key!r}")
+        found.extend(
+            f"{path}: missing {key!r}"
+            for key in schema.get("required", ())
+            if key not in instance
+        )
         props = schema.get("properties", {})
         extra = schema.get("additionalProperties", True)
         for key, value in instance.items():
@@ -92,7 +96,9 @@ def errors(instance: Any, schema: dict[str, Any], root: dict[str, Any] | None = 
     return found
 
 
-def validate(instance: Any, schema: dict[str, Any] | None = None, ref: str | None = None) -> None:
+def validate(
+    instance: Any, schema: dict[str, Any] | None = None, ref: str | None = None
+) -> None:
     """Raise AssertionError listing the violations (``ref``: a ``$defs`` name to check)."""
     root = load_schema() if schema is None else schema
     target = root if ref is None else {"$ref": f"#/$defs/{ref}"}

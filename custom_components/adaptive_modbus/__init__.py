@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from functools import partial
+import logging
 from typing import Any
 
-import voluptuous as vol
 from homeassistant.config_entries import SOURCE_IMPORT
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
 from homeassistant.helpers.typing import ConfigType
+import voluptuous as vol
 
 from .const import CONF_CONNECTION, CONF_SEED, CONNECTION_DEMO, DEFAULT_SEED, DOMAIN
-from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusCoordinator, AdaptiveModbusData
+from .coordinator import (
+    AdaptiveModbusConfigEntry,
+    AdaptiveModbusCoordinator,
+    AdaptiveModbusData,
+)
 from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
 from .entity import hub_device_info, register_unique_id
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
 from .services import async_setup_services
 from .storage import LearnedStateStore, async_remove_learned_state
-from .subentries import async_migrate_entry as _async_migrate_to_subentries
-from .subentries import can_remove_device, devices_update_listener
+from .subentries import (
+    async_migrate_entry as _async_migrate_to_subentries,
+    can_remove_device,
+    devices_update_listener,
+)
 
 __all__ = ["AdaptiveModbusConfigEntry", "AdaptiveModbusData"]
 
@@ -78,7 +87,9 @@ def setup_timeout(hub: Hub) -> float:
     return transport.timeout * (1 + max(0, transport.retries)) + SETUP_GRACE
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> bool:
+async def async_setup_entry(
+    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry
+) -> bool:
     """Connect, run the first cycle (bounded), then add the entities."""
     settings = settings_from_entry(entry.data, entry.options, entry_devices(entry))
     try:
@@ -132,7 +143,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntr
     entry.async_on_unload(_listen_registry_updates(hass, entry, coordinator))
     options_at_setup = dict(entry.options)
 
-    async def _async_entry_updated(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> None:
+    async def _async_entry_updated(
+        hass: HomeAssistant, entry: AdaptiveModbusConfigEntry
+    ) -> None:
         """Options changed: reload with the new settings (data changes reload themselves)."""
         if dict(entry.options) != options_at_setup:
             hass.config_entries.async_schedule_reload(entry.entry_id)
@@ -174,7 +187,9 @@ async def _async_first_refresh(
         waited += per_unit
     if not done:
         if coordinator.anything_read:
-            _LOGGER.debug("%s: first cycle goes on after setup (%.1f s)", hub.title, waited)
+            _LOGGER.debug(
+                "%s: first cycle goes on after setup (%.1f s)", hub.title, waited
+            )
             task.add_done_callback(_ignore_late_failure)
             return
         task.cancel()
@@ -196,30 +211,38 @@ async def _async_first_refresh(
 
 
 def _ignore_late_failure(task: asyncio.Task[None]) -> None:
-    """A first cycle that goes on after setup may still fail: the coordinator saw it."""
+    """Retrieve the failure of a first cycle that outlived setup (the coordinator logged it)."""
     if not task.cancelled() and task.exception() is not None:
         _LOGGER.debug("First cycle failed after setup: %s", task.exception())
 
 
 def _apply_registry_enabled(
-    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry, coordinator: AdaptiveModbusCoordinator
+    hass: HomeAssistant,
+    entry: AdaptiveModbusConfigEntry,
+    coordinator: AdaptiveModbusCoordinator,
 ) -> None:
-    """Registers of disabled entities (or disabled-by-default new ones) leave the plan."""
+    """Take registers of disabled entities (or disabled-by-default new ones) out of the plan."""
     ent_reg = er.async_get(hass)
     for uid, (unit_id, definition) in coordinator.hub.definitions.items():
         unique_id = register_unique_id(entry.entry_id, unit_id, definition.key)
-        entity_id = ent_reg.async_get_entity_id(platform_for(definition), DOMAIN, unique_id)
+        entity_id = ent_reg.async_get_entity_id(
+            platform_for(definition), DOMAIN, unique_id
+        )
         registry_entry = ent_reg.async_get(entity_id) if entity_id else None
         if registry_entry is not None:
             enabled = registry_entry.disabled_by is None
         else:
-            enabled = definition.enabled_by_default and not entry.pref_disable_new_entities
+            enabled = (
+                definition.enabled_by_default and not entry.pref_disable_new_entities
+            )
         if not enabled:
             coordinator.engine.set_enabled(uid, False)
 
 
 def _listen_registry_updates(
-    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry, coordinator: AdaptiveModbusCoordinator
+    hass: HomeAssistant,
+    entry: AdaptiveModbusConfigEntry,
+    coordinator: AdaptiveModbusCoordinator,
 ) -> Any:
     """Follow the user enabling/disabling entities: their registers leave/rejoin the plan."""
     ent_reg = er.async_get(hass)
@@ -230,7 +253,9 @@ def _listen_registry_updates(
 
     @callback
     def _filter(event_data: er.EventEntityRegistryUpdatedData) -> bool:
-        return event_data["action"] == "update" and "disabled_by" in event_data["changes"]
+        return (
+            event_data["action"] == "update" and "disabled_by" in event_data["changes"]
+        )
 
     @callback
     def _updated(event: Event[er.EventEntityRegistryUpdatedData]) -> None:
@@ -241,7 +266,9 @@ def _listen_registry_updates(
         if uid is not None:
             coordinator.async_set_enabled(uid, registry_entry.disabled_by is None)
 
-    return hass.bus.async_listen(er.EVENT_ENTITY_REGISTRY_UPDATED, _updated, event_filter=_filter)
+    return hass.bus.async_listen(
+        er.EVENT_ENTITY_REGISTRY_UPDATED, _updated, event_filter=_filter
+    )
 
 
 async def _async_shutdown(data: AdaptiveModbusData) -> None:
@@ -263,18 +290,24 @@ async def _async_shutdown(data: AdaptiveModbusData) -> None:
     await data.hub.async_close()
 
 
-async def async_unload_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> bool:
+async def async_unload_entry(
+    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry
+) -> bool:
     """Unload platforms; the teardown registered with ``async_on_unload`` does the rest."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
-async def async_remove_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> None:
+async def async_remove_entry(
+    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry
+) -> None:
     """Entry deleted: forget what was learned."""
     with contextlib.suppress(Exception):
         await async_remove_learned_state(hass, entry.entry_id)
 
 
-async def async_migrate_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> bool:
+async def async_migrate_entry(
+    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry
+) -> bool:
     """Version 1 entries (devices in data) -> one config subentry per device."""
     return await _async_migrate_to_subentries(hass, entry)
 
@@ -282,5 +315,5 @@ async def async_migrate_entry(hass: HomeAssistant, entry: AdaptiveModbusConfigEn
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: AdaptiveModbusConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """The user may delete a unit device that no device subentry configures any more."""
+    """Allow deleting a unit device only when no device subentry configures it any more."""
     return can_remove_device(entry, device)

@@ -8,7 +8,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AdaptiveModbusConfigEntry
-from .descriptions import RegisterBinarySensorEntityDescription, binary_sensor_description
+from .descriptions import (
+    RegisterBinarySensorEntityDescription,
+    binary_sensor_description,
+)
 from .entity import RegisterEntity, async_add_register_entities
 
 PARALLEL_UPDATES = 0

@@ -12,11 +12,10 @@ placeholders; a refused form comes back filled with what the user typed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
+import logging
 from typing import Any, Final
 
-import voluptuous as vol
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -26,6 +25,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import callback
 from homeassistant.helpers.selector import BooleanSelector
+import voluptuous as vol
 
 from .const import (
     CONF_ADAPTIVE,
@@ -156,7 +156,7 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
-        """The options flow (polling tuning)."""
+        """Return the options flow (polling tuning)."""
         return AdaptiveModbusOptionsFlow()
 
     @classmethod
@@ -171,7 +171,9 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
 
     # -- entry points ---------------------------------------------------------------
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Choose the kind of connection (the demo is marked as a simulator)."""
         return self.async_show_menu(
             step_id="user",
@@ -192,7 +194,9 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
 
     # -- connections ----------------------------------------------------------------
 
-    async def async_step_tcp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+    async def async_step_tcp(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Modbus TCP: host and port."""
         return await self._async_network_step(CONNECTION_TCP, user_input)
 
@@ -227,13 +231,17 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data, error = network_data(user_input)
             if data is not None:
-                error = await self._async_try_connection({CONF_CONNECTION: connection, **data})
+                error = await self._async_try_connection(
+                    {CONF_CONNECTION: connection, **data}
+                )
                 if error is None:
                     return await self.async_step_device()
         return self._show(connection, network_schema(), user_input, error)
 
-    async def async_step_serial(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Serial RTU: port and line settings."""
+    async def async_step_serial(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a serial RTU port and its line settings."""
         error: FlowError | None = None
         if user_input is not None:
             data, error = serial_data(user_input)
@@ -245,14 +253,21 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
         ports = await self.hass.async_add_executor_job(detect_serial_ports)
         return self._show(CONNECTION_SERIAL, serial_schema(ports), user_input, error)
 
-    async def async_step_demo(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """The built-in simulated device: only a seed to choose."""
+    async def async_step_demo(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Set up the built-in simulated device: only a seed to choose."""
         if user_input is None:
-            return self.async_show_form(step_id=CONNECTION_DEMO, data_schema=DEMO_SCHEMA)
+            return self.async_show_form(
+                step_id=CONNECTION_DEMO, data_schema=DEMO_SCHEMA
+            )
         seed = whole_number(user_input.get(CONF_SEED))
         if seed is None:
             return self._show(
-                CONNECTION_DEMO, DEMO_SCHEMA, user_input, FlowError("invalid_seed", CONF_SEED)
+                CONNECTION_DEMO,
+                DEMO_SCHEMA,
+                user_input,
+                FlowError("invalid_seed", CONF_SEED),
             )
         return await self._async_create_demo(seed)
 
@@ -272,7 +287,9 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
 
     # -- devices --------------------------------------------------------------------
 
-    async def async_step_device(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+    async def async_step_device(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """One device: unit id, profile, name; loops while 'add another' is ticked."""
         connection = str(self._data[CONF_CONNECTION])
         profiles = profiles_for(connection, await self._async_profiles())
@@ -294,31 +311,43 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
                     self._data, device, unit_answered=bool(self._devices)
                 )
                 if error is None:
-                    return await self._async_device_done(device, profiles, add_another, None)
+                    return await self._async_device_done(
+                        device, profiles, add_another, None
+                    )
         schema = device_schema(profiles, next_free_unit(connection, taken))
         return self._show("device", schema, user_input, error)
 
     async def async_step_custom_map(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The YAML register map of a custom device."""
+        """Ask for the YAML register map of a custom device."""
         error: FlowError | None = None
         device = self._pending
         if user_input is not None:
             text = str(user_input.get(CONF_REGISTER_MAP) or "")
             profile, error = await self._async_check_custom_map(
-                self._data, int(device[CONF_UNIT_ID]), text, unit_answered=bool(self._devices)
+                self._data,
+                int(device[CONF_UNIT_ID]),
+                text,
+                unit_answered=bool(self._devices),
             )
             if error is None:
                 stored = {k: v for k, v in device.items() if k != CONF_ADD_ANOTHER}
                 stored[CONF_REGISTER_MAP] = text
                 profiles = await self._async_profiles()
                 return await self._async_device_done(
-                    stored, profiles, bool(device.get(CONF_ADD_ANOTHER)), custom_map_name(profile)
+                    stored,
+                    profiles,
+                    bool(device.get(CONF_ADD_ANOTHER)),
+                    custom_map_name(profile),
                 )
             suggested = user_input
         else:
-            suggested = {CONF_REGISTER_MAP: await self.hass.async_add_executor_job(custom_template)}
+            suggested = {
+                CONF_REGISTER_MAP: await self.hass.async_add_executor_job(
+                    custom_template
+                )
+            }
         return self._show(
             "custom_map",
             CUSTOM_MAP_SCHEMA,
@@ -365,7 +394,9 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
         serial = connection == CONNECTION_SERIAL
         error: FlowError | None = None
         if user_input is not None:
-            data, error = serial_data(user_input) if serial else network_data(user_input)
+            data, error = (
+                serial_data(user_input) if serial else network_data(user_input)
+            )
             if data is not None:
                 candidate = {**entry.data, **data}
                 error = await self._async_validate_reconfigure(entry, candidate)
@@ -388,7 +419,11 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
                 current[CONF_STOPBITS] = str(entry.data[CONF_STOPBITS])
         else:
             schema = network_schema()
-            current = {key: entry.data[key] for key in (CONF_HOST, CONF_PORT) if key in entry.data}
+            current = {
+                key: entry.data[key]
+                for key in (CONF_HOST, CONF_PORT)
+                if key in entry.data
+            }
         return self._show("reconfigure", schema, user_input or current, error)
 
     async def _async_validate_reconfigure(
@@ -429,14 +464,16 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
         error: FlowError | None,
         extra: Mapping[str, str] | None = None,
     ) -> ConfigFlowResult:
-        """A form, refilled with what the user typed, with its error if any."""
+        """Show a form, refilled with what the user typed, with its error if any."""
         return show_form(self, step_id, schema, suggested, error, extra=extra)
 
 
 class AdaptiveModbusOptionsFlow(OptionsFlow):
     """Polling tuning; the integration reloads when options change."""
 
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """One form with every option."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -445,7 +482,11 @@ class AdaptiveModbusOptionsFlow(OptionsFlow):
                 errors[CONF_MAX_INTERVAL] = "interval_range"
             else:
                 return self.async_create_entry(data=options)
-        current = {**OPTIONS_DEFAULTS, **self.config_entry.options, **(user_input or {})}
+        current = {
+            **OPTIONS_DEFAULTS,
+            **self.config_entry.options,
+            **(user_input or {}),
+        }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(OPTIONS_SCHEMA, current),

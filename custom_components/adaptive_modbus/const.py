@@ -13,7 +13,12 @@ CONNECTION_TCP: Final = "tcp"
 CONNECTION_RTU_OVER_TCP: Final = "rtu_over_tcp"
 CONNECTION_SERIAL: Final = "serial"
 CONNECTION_DEMO: Final = "demo"
-CONNECTIONS: Final = (CONNECTION_TCP, CONNECTION_RTU_OVER_TCP, CONNECTION_SERIAL, CONNECTION_DEMO)
+CONNECTIONS: Final = (
+    CONNECTION_TCP,
+    CONNECTION_RTU_OVER_TCP,
+    CONNECTION_SERIAL,
+    CONNECTION_DEMO,
+)
 
 CONF_HOST: Final = "host"
 CONF_PORT: Final = "port"
@@ -40,7 +45,8 @@ SUBENTRY_DEVICE: Final = "device"
 CONF_SUBENTRY_ID: Final = "subentry_id"  # in the hub's device dicts, never stored
 
 # options
-CONF_DEFAULT_TOLERANCE: Final = "default_tolerance"  # absolute, for registers without one
+# absolute, for registers without one
+CONF_DEFAULT_TOLERANCE: Final = "default_tolerance"
 CONF_MIN_INTERVAL: Final = "min_interval"
 CONF_MAX_INTERVAL: Final = "max_interval"
 CONF_MAX_REGISTERS: Final = "max_registers"
@@ -66,4 +72,5 @@ DEFAULT_FIXED_INTERVAL: Final = 30.0
 UNAVAILABLE_AFTER_FAILURES: Final = 3
 
 STORAGE_VERSION: Final = 1
-STORAGE_SAVE_DELAY: Final = 600.0  # s: learned state saved at most every 10 min (and on stop)
+# s: learned state saved at most every 10 min (and on stop)
+STORAGE_SAVE_DELAY: Final = 600.0

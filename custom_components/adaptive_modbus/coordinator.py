@@ -17,12 +17,12 @@ goes silent and once when it answers again; its entities go unavailable on their
 from __future__ import annotations
 
 import asyncio
-import logging
-import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+import logging
+import math
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -63,7 +63,7 @@ STATE_WRITES_KEY = "state_writes_per_minute"
 
 
 def connection_stats(snapshot: EngineSnapshot) -> dict[str, float]:
-    """The connection diagnostic figures, rounded (so noise does not write state)."""
+    """Return the connection diagnostic figures, rounded (noise must not write state)."""
     stats: dict[str, float] = {}
     for key, (attr, scale, decimals) in STAT_SOURCES.items():
         value = float(getattr(snapshot, attr)) * scale
@@ -84,6 +84,7 @@ class StateWriteCounter:
     """Counts entity state writes over a sliding window (per minute)."""
 
     def __init__(self, window: float = WRITE_RATE_WINDOW) -> None:
+        """Count writes over the last ``window`` seconds."""
         self.window = window
         self.total = 0
         self._times: deque[float] = deque()
@@ -102,7 +103,7 @@ class StateWriteCounter:
             self._times.popleft()
 
     def per_minute(self, now: float) -> float:
-        """Writes per minute over the window (or since the first write, if shorter)."""
+        """Return writes per minute over the window (or since the first write, if shorter)."""
         self._trim(now)
         if self._started is None:
             return 0.0
@@ -120,7 +121,9 @@ class AdaptiveModbusData:
     loaded: bool = False  # setup finished: learned state is worth saving
     shut_down: bool = False
 
-    def registers(self, platform: Platform) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
+    def registers(
+        self, platform: Platform
+    ) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
         """(engine key, unit, definition) of every register a platform shows."""
         from .descriptions import platform_for  # noqa: PLC0415 - HA platforms load late
 
@@ -169,7 +172,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         self.next_wake: float | None = None  # loop time of the next wake-up, if set
         self.silent_units: set[int] = set()  # units silent while others answer
         self._unit_silent_cycles: dict[int, int] = {}
-        self._unit_totals: dict[int, tuple[int, int]] = {}  # unit -> (registers read, errors)
+        self._unit_totals: dict[
+            int, tuple[int, int]
+        ] = {}  # unit -> (registers read, errors)
         self._stopped = False
         self._unsub_wake: CALLBACK_TYPE | None = None
         # one lock for cycles and the learned-state export (which runs in a thread)
@@ -217,7 +222,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
     @property
     def anything_read(self) -> bool:
         """Whether any unit has answered a read since the engine started."""
-        return any(unit.registers_read for unit in self.engine.snapshot().units.values())
+        return any(
+            unit.registers_read for unit in self.engine.snapshot().units.values()
+        )
 
     @property
     def untried_units(self) -> set[int]:
@@ -234,13 +241,19 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         try:
             result = await self.engine.poll_due(now)
             self._unobserved.append(result)  # to the history with the next snapshot
-            if len(self._unobserved) > UNAVAILABLE_AFTER_FAILURES:  # failing: no snapshots
+            # failing: no snapshots
+            if len(self._unobserved) > UNAVAILABLE_AFTER_FAILURES:
                 self._feed_history(self.engine.snapshot())
         except ModbusError as err:
             # the engine normally reports failures in the result; be safe anyway
             self.failed_cycles += 1
-            self._remember_error({"at": now, "kind": err.kind.value, "message": str(err)})
-            if not self.first_refresh_done or self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES:
+            self._remember_error(
+                {"at": now, "kind": err.kind.value, "message": str(err)}
+            )
+            if (
+                not self.first_refresh_done
+                or self.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
+            ):
                 raise self._not_answering(str(err)) from err
             return self._build_data()
         self.cycles += 1
@@ -272,8 +285,11 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         return self._build_data()
 
     def _count_silent_cycles(self, errors: Iterable[Any]) -> set[int]:
-        """Per unit: cycles in a row it was asked and did not answer. Returns the
-        units that answered in this cycle (a read, or an exception response)."""
+        """Count, per unit, the cycles in a row it was asked and did not answer.
+
+        Returns the units that answered in this cycle (a read, or an exception
+        response).
+        """
         errors = list(errors)
         answered: set[int] = set()
         for unit_id, unit in self.engine.snapshot().units.items():
@@ -284,7 +300,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         silent = {e.unit_id for e in errors if e.kind in _SILENT_KINDS}
         answered |= {e.unit_id for e in errors if e.kind not in _SILENT_KINDS}
         for unit_id in silent - answered:
-            self._unit_silent_cycles[unit_id] = self._unit_silent_cycles.get(unit_id, 0) + 1
+            self._unit_silent_cycles[unit_id] = (
+                self._unit_silent_cycles.get(unit_id, 0) + 1
+            )
         for unit_id in answered:
             self._unit_silent_cycles[unit_id] = 0
         return answered
@@ -293,7 +311,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         """Nothing answers: the connection fails, or every polled unit is silent."""
         if any(e.kind is ErrorKind.CONNECTION for e in errors):
             return True
-        polled = {r.unit_id for r in self.engine.snapshot().registers.values() if r.enabled}
+        polled = {
+            r.unit_id for r in self.engine.snapshot().registers.values() if r.enabled
+        }
         return all(self._unit_silent_cycles.get(unit_id, 0) > 0 for unit_id in polled)
 
     def _log_units(self, answered: set[int], *, connection_down: bool) -> None:
@@ -421,7 +441,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     @callback
     def async_reschedule(self) -> None:
-        """The plan changed (write, enable/disable): wake at the new due time.
+        """Wake at the new due time after the plan changed (write, enable/disable).
 
         While a cycle runs nothing is set: the cycle sets the wake-up when it ends.
         """
@@ -433,7 +453,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         """Write a value, read it back (the engine does both), update entities."""
         try:
             result = await self.engine.write(uid, value)
-        except AdaptiveModbusError as err:  # unknown, not writable, value misfit, Modbus
+        except (
+            AdaptiveModbusError
+        ) as err:  # unknown, not writable, value misfit, Modbus
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key=write_error_key(err),
@@ -460,7 +482,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     @callback
     def count_state_write(self) -> None:
-        """An entity wrote its state (for the writes-per-minute figure)."""
+        """Count one state write of an entity (for the writes-per-minute figure)."""
         self.state_writes.add(self.clock())
 
 
@@ -468,7 +490,7 @@ _SILENT_KINDS = (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
 
 
 def write_error_key(err: Exception) -> str:
-    """Translation key of a failed write: failed, or written but unconfirmed."""
+    """Return the translation key of a failed write: failed, or written but unconfirmed."""
     if isinstance(err, WriteUnconfirmed):  # written; the read-back failed
         return "write_unconfirmed"
     return "write_failed"

@@ -1,5 +1,6 @@
-"""Entity descriptions from register maps: the one place a map's presentation fields
-get their Home Assistant meaning.
+"""Entity descriptions from register maps.
+
+The one place a map's presentation fields get their Home Assistant meaning.
 
 The engine parses a map into :class:`RegisterDefinition` objects and keeps every field
 it does not read (``device_class``, ``state_class``, ``entity_category``, ``icon``,
@@ -24,11 +25,11 @@ Shipped profiles name their entities by ``translation_key`` (strings.json
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+import logging
+import re
 from typing import Any
 
 from homeassistant.components.binary_sensor import (
@@ -48,8 +49,6 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.components.sensor.const import (
     DEVICE_CLASS_STATE_CLASSES,
-)
-from homeassistant.components.sensor.const import (
     DEVICE_CLASS_UNITS as SENSOR_UNITS,
 )
 from homeassistant.components.switch import SwitchDeviceClass, SwitchEntityDescription
@@ -69,7 +68,13 @@ PRESENTATION_FIELDS = frozenset(
 )  # fmt: skip
 """The presentation fields this integration reads; any other non-engine field is an error."""
 
-_TEXT_FIELDS = ("device_class", "state_class", "entity_category", "icon", "translation_key")
+_TEXT_FIELDS = (
+    "device_class",
+    "state_class",
+    "entity_category",
+    "icon",
+    "translation_key",
+)
 _NUMBER_FIELDS = ("min", "max", "step")
 _TRANSLATION_KEY = re.compile(r"[a-z0-9_]+")
 _ICON = re.compile(r"[a-z0-9_-]+:[a-z0-9_-]+")
@@ -110,7 +115,7 @@ def platform_for(definition: RegisterDefinition) -> Platform:
 
 
 def value_range(spec: RegisterSpec) -> tuple[float, float]:
-    """What a register can hold, in engineering units."""
+    """Return what a register can hold, in engineering units."""
     low, high = INTEGER_RANGES.get(spec.data_type, _FLOAT_RANGE)
     if spec.data_type in INTEGER_RANGES:
         ends = (low * spec.scale + spec.offset, high * spec.scale + spec.offset)
@@ -145,10 +150,15 @@ def _allowed_fields() -> str:
     return ", ".join(sorted(ENGINE_FIELDS | PRESENTATION_FIELDS))
 
 
-def _resolve(definition: RegisterDefinition, *, custom: bool, strict: bool) -> _Presentation:
-    """Read and check ``definition.presentation``: every problem is recorded (field and
-    line) and its value left out. ``strict`` adds the checks HA itself would only warn
-    about at runtime (units and state classes per device class, icon format)."""
+def _resolve(
+    definition: RegisterDefinition, *, custom: bool, strict: bool
+) -> _Presentation:
+    """Read and check ``definition.presentation``.
+
+    Every problem is recorded (field and line) and its value left out. ``strict``
+    adds the checks HA itself would only warn about at runtime (units and state
+    classes per device class, icon format).
+    """
     platform = platform_for(definition)
     shown = _Presentation(definition, platform)
     fields = definition.presentation
@@ -156,11 +166,15 @@ def _resolve(definition: RegisterDefinition, *, custom: bool, strict: bool) -> _
         shown.problem(name, f"unknown field; allowed: {_allowed_fields()}")
     text = {name: _text(shown, fields, name) for name in _TEXT_FIELDS}
     numbers = {name: _number(shown, fields, name) for name in _NUMBER_FIELDS}
-    _device_and_state_class(shown, text["device_class"], text["state_class"], strict=strict)
+    _device_and_state_class(
+        shown, text["device_class"], text["state_class"], strict=strict
+    )
     category = text["entity_category"]
     if category is not None:
         if category not in (EntityCategory.DIAGNOSTIC, EntityCategory.CONFIG):
-            shown.problem("entity_category", f"'{category}' is not one of: diagnostic, config")
+            shown.problem(
+                "entity_category", f"'{category}' is not one of: diagnostic, config"
+            )
         elif category == EntityCategory.CONFIG and platform not in (
             Platform.NUMBER,
             Platform.SWITCH,
@@ -178,7 +192,8 @@ def _resolve(definition: RegisterDefinition, *, custom: bool, strict: bool) -> _
     if key is not None:
         if custom:
             shown.problem(
-                "translation_key", "only shipped profiles have translation keys; use name"
+                "translation_key",
+                "only shipped profiles have translation keys; use name",
             )
         elif not _TRANSLATION_KEY.fullmatch(key):
             shown.problem("translation_key", "may hold only a-z, 0-9 and _")
@@ -206,7 +221,11 @@ def _number(shown: _Presentation, fields: Mapping[str, Any], name: str) -> float
 
 
 def _device_and_state_class(
-    shown: _Presentation, device_class: str | None, state_class: str | None, *, strict: bool
+    shown: _Presentation,
+    device_class: str | None,
+    state_class: str | None,
+    *,
+    strict: bool,
 ) -> None:
     definition, platform = shown.definition, shown.platform
     is_text = definition.spec.data_type is DataType.STRING
@@ -217,10 +236,13 @@ def _device_and_state_class(
             shown.problem("device_class", "a text register has no device class")
         elif device_class not in {member.value for member in kind}:
             shown.problem(
-                "device_class", f"'{device_class}' is not a device class of a {platform.value}"
+                "device_class",
+                f"'{device_class}' is not a device class of a {platform.value}",
             )
         elif strict and platform is Platform.SENSOR and device_class in _NOT_NUMERIC:
-            shown.problem("device_class", f"'{device_class}' needs a date or a list of options")
+            shown.problem(
+                "device_class", f"'{device_class}' needs a date or a list of options"
+            )
         elif strict and not _unit_fits(platform, device_class, definition.unit):
             shown.problem(
                 "unit" if definition.unit is not None else "device_class",
@@ -233,17 +255,21 @@ def _device_and_state_class(
     if state_class is None:
         return
     if platform is not Platform.SENSOR or is_text:
-        shown.problem("state_class", "only read-only numeric registers have a state class")
+        shown.problem(
+            "state_class", "only read-only numeric registers have a state class"
+        )
     elif state_class not in {member.value for member in SensorStateClass}:
         allowed = ", ".join(member.value for member in SensorStateClass)
         shown.problem("state_class", f"'{state_class}' is not one of: {allowed}")
     elif (
         strict
         and sensor_class is not None
-        and state_class not in DEVICE_CLASS_STATE_CLASSES.get(sensor_class, set(SensorStateClass))
+        and state_class
+        not in DEVICE_CLASS_STATE_CLASSES.get(sensor_class, set(SensorStateClass))
     ):
         shown.problem(
-            "state_class", f"'{state_class}' does not fit device class '{sensor_class.value}'"
+            "state_class",
+            f"'{state_class}' does not fit device class '{sensor_class.value}'",
         )
     else:
         shown.state_class = SensorStateClass(state_class)
@@ -261,7 +287,10 @@ def _unit_fits(platform: Platform, device_class: str, unit: str | None) -> bool:
 
 
 def _range(
-    shown: _Presentation, minimum: float | None, maximum: float | None, step: float | None
+    shown: _Presentation,
+    minimum: float | None,
+    maximum: float | None,
+    step: float | None,
 ) -> None:
     if minimum is not None and maximum is not None and minimum > maximum:
         shown.problem("max", f"max {maximum:g} is below min {minimum:g}")
@@ -273,10 +302,14 @@ def _range(
         shown.step = step
 
 
-def check_presentation(definitions: Iterable[RegisterDefinition], *, custom: bool) -> None:
-    """Refuse a map whose presentation fields HA cannot use: the first problem (in
-    map order) as a :class:`RegisterMapError` naming field and line. ``custom``: a
-    user's map (no translation keys)."""
+def check_presentation(
+    definitions: Iterable[RegisterDefinition], *, custom: bool
+) -> None:
+    """Refuse a map whose presentation fields HA cannot use.
+
+    The first problem (in map order) is raised as a :class:`RegisterMapError` naming
+    field and line. ``custom``: a user's map (no translation keys).
+    """
     for definition in definitions:
         problems = _resolve(definition, custom=custom, strict=True).problems
         if problems:
@@ -296,7 +329,9 @@ def _lenient(definition: RegisterDefinition) -> _Presentation:
 
 def _names(definition: RegisterDefinition, shown: _Presentation) -> dict[str, Any]:
     """Name or translation key, category, default enablement and icon: all platforms."""
-    name: str | UndefinedType = definition.name if shown.translation_key is None else UNDEFINED
+    name: str | UndefinedType = (
+        definition.name if shown.translation_key is None else UNDEFINED
+    )
     return {
         "key": definition.key,
         "name": name,
@@ -308,7 +343,11 @@ def _names(definition: RegisterDefinition, shown: _Presentation) -> dict[str, An
 
 
 def _number_state(value: Value) -> StateType:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return (
+        value
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else None
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,15 +378,21 @@ class RegisterSwitchEntityDescription(SwitchEntityDescription):
     value_fn: Callable[[Value], bool]
 
 
-def sensor_description(definition: RegisterDefinition) -> RegisterSensorEntityDescription:
+def sensor_description(
+    definition: RegisterDefinition,
+) -> RegisterSensorEntityDescription:
     """Sensor description of a read-only register (text registers show as text)."""
     shown = _lenient(definition)
     spec = definition.spec
     if spec.data_type is DataType.STRING:
-        return RegisterSensorEntityDescription(**_names(definition, shown), value_fn=str)
+        return RegisterSensorEntityDescription(
+            **_names(definition, shown), value_fn=str
+        )
     return RegisterSensorEntityDescription(
         **_names(definition, shown),
-        device_class=SensorDeviceClass(shown.device_class) if shown.device_class else None,
+        device_class=SensorDeviceClass(shown.device_class)
+        if shown.device_class
+        else None,
         state_class=shown.state_class,
         native_unit_of_measurement=definition.unit,
         suggested_display_precision=spec.precision,
@@ -372,9 +417,14 @@ def _float_state(value: Value) -> float | None:
     return None if isinstance(value, str) else float(value)
 
 
-def number_description(definition: RegisterDefinition) -> RegisterNumberEntityDescription:
-    """Number description of a writable register: the map's min/max/step, else what
-    the data type holds and a step of one raw count (never negative)."""
+def number_description(
+    definition: RegisterDefinition,
+) -> RegisterNumberEntityDescription:
+    """Describe a writable register as a number entity.
+
+    The map's min/max/step, else what the data type holds and a step of one raw
+    count (never negative).
+    """
     shown = _lenient(definition)
     spec = definition.spec
     low, high = value_range(spec)
@@ -383,7 +433,9 @@ def number_description(definition: RegisterDefinition) -> RegisterNumberEntityDe
         step = abs(spec.scale) if spec.data_type in INTEGER_RANGES else 0.1
     return RegisterNumberEntityDescription(
         **_names(definition, shown),
-        device_class=NumberDeviceClass(shown.device_class) if shown.device_class else None,
+        device_class=NumberDeviceClass(shown.device_class)
+        if shown.device_class
+        else None,
         native_unit_of_measurement=definition.unit,
         native_min_value=low if shown.minimum is None else shown.minimum,
         native_max_value=high if shown.maximum is None else shown.maximum,
@@ -393,7 +445,9 @@ def number_description(definition: RegisterDefinition) -> RegisterNumberEntityDe
     )
 
 
-def switch_description(definition: RegisterDefinition) -> RegisterSwitchEntityDescription:
+def switch_description(
+    definition: RegisterDefinition,
+) -> RegisterSwitchEntityDescription:
     """Switch description of a writable coil."""
     shown = _lenient(definition)
     device_class = shown.device_class

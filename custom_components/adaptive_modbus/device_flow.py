@@ -52,11 +52,15 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
         self._profiles: list[ProfileInfo] | None = None
 
     def _editing(self) -> Any:
-        """The subentry being edited, or None when adding."""
-        return self._get_reconfigure_subentry() if self.source == SOURCE_RECONFIGURE else None
+        """Return the subentry being edited, or None when adding."""
+        return (
+            self._get_reconfigure_subentry()
+            if self.source == SOURCE_RECONFIGURE
+            else None
+        )
 
     def _live_transport(self) -> PymodbusTransport | None:
-        """The loaded entry's own connection (a second one may be refused)."""
+        """Return the loaded entry's own connection (a second one may be refused)."""
         entry = self._get_entry()
         if entry.state is not ConfigEntryState.LOADED:
             return None
@@ -73,7 +77,9 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
             if device.get(CONF_SUBENTRY_ID) != skip
         }
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
         """Add a device: unit id, profile, name."""
         return await self._async_device_step("user", user_input)
 
@@ -104,7 +110,10 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
                     self._pending = device
                     return await self.async_step_custom_map()
                 error = await self._async_check_profile_device(
-                    entry.data, device, unit_answered=bool(taken), live=self._live_transport()
+                    entry.data,
+                    device,
+                    unit_answered=bool(taken),
+                    live=self._live_transport(),
                 )
                 if error is None:
                     return self._async_finish(device, profiles, None)
@@ -114,13 +123,15 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
                 for key in (CONF_UNIT_ID, CONF_PROFILE, CONF_NAME)
                 if key in editing.data
             }
-        schema = device_schema(profiles, next_free_unit(connection, taken), add_another=False)
+        schema = device_schema(
+            profiles, next_free_unit(connection, taken), add_another=False
+        )
         return show_form(self, step_id, schema, suggested, error)
 
     async def async_step_custom_map(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """The device's YAML register map (an edited device shows its map as it is)."""
+        """Ask for the device's YAML register map (an edited device shows its map as it is)."""
         entry = self._get_entry()
         device = self._pending
         error: FlowError | None = None
@@ -140,7 +151,9 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
             suggested: Mapping[str, Any] = user_input
         else:
             editing = self._editing()
-            current = editing.data.get(CONF_REGISTER_MAP) if editing is not None else None
+            current = (
+                editing.data.get(CONF_REGISTER_MAP) if editing is not None else None
+            )
             if current is None:
                 current = await self.hass.async_add_executor_job(custom_template)
             suggested = {CONF_REGISTER_MAP: current}
@@ -170,7 +183,9 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
             # a loaded entry reloads through its update listener; one that failed
             # (a bad map, a silent device) has none: retry it with the new device,
             # once this step has stored it (call_soon: after the flow finishes)
-            self.hass.loop.call_soon(self.hass.config_entries.async_schedule_reload, entry.entry_id)
+            self.hass.loop.call_soon(
+                self.hass.config_entries.async_schedule_reload, entry.entry_id
+            )
         if editing is None:
             return self.async_create_entry(
                 title=device_title(device), data=device, unique_id=str(unit_id)
@@ -178,5 +193,9 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
         # the unit id moved: entity ids, names and settings move with it
         async_move_unit(self.hass, entry, int(editing.data[CONF_UNIT_ID]), unit_id)
         return self.async_update_and_abort(
-            entry, editing, data=device, title=device_title(device), unique_id=str(unit_id)
+            entry,
+            editing,
+            data=device,
+            title=device_title(device),
+            unique_id=str(unit_id),
         )

@@ -24,17 +24,20 @@ SHORTEST_SECRET = 3  # shorter strings would redact unrelated text
 
 
 def _private_registers(hub: Hub) -> set[str]:
-    """Registers whose values identify a device: text registers and serial numbers."""
+    """Return registers whose values identify a device: text registers, serial numbers."""
     return {
         uid
         for uid, (_, definition) in hub.definitions.items()
-        if definition.spec.data_type is DataType.STRING or "serial" in definition.key.lower()
+        if definition.spec.data_type is DataType.STRING
+        or "serial" in definition.key.lower()
     }
 
 
 def redact_strings(data: Any, secrets: Iterable[str]) -> Any:
-    """``data`` with every occurrence of a secret in any string (key or value) redacted."""
-    ordered = sorted({s for s in secrets if len(s) >= SHORTEST_SECRET}, key=len, reverse=True)
+    """Return ``data`` with every secret redacted from every string, key or value."""
+    ordered = sorted(
+        {s for s in secrets if len(s) >= SHORTEST_SECRET}, key=len, reverse=True
+    )
 
     def scrub(value: Any) -> Any:
         if isinstance(value, str):
@@ -101,7 +104,9 @@ async def async_get_config_entry_diagnostics(
             else round(next_wake - hass.loop.time(), 3),
             "next_due_in_seconds": round(coordinator.seconds_to_next_due(), 3),
             "state_writes_total": coordinator.state_writes.total,
-            "state_writes_per_minute": round(coordinator.state_writes.per_minute(now), 2),
+            "state_writes_per_minute": round(
+                coordinator.state_writes.per_minute(now), 2
+            ),
             "learned_state_restored": data.store.restored,
             "learned_registers_restored": data.store.restored_registers,
         },

@@ -7,9 +7,9 @@ entity's value and availability with what it wrote last and skips otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import logging
 import math
-from collections.abc import Callable
 from typing import Any
 
 from homeassistant.const import Platform
@@ -41,7 +41,7 @@ def unit_identifier(entry_id: str, unit_id: int) -> tuple[str, str]:
 
 
 def register_unique_id(entry_id: str, unit_id: int, key: str) -> str:
-    """Unique id of a register entity: ``<entry_id>_<unit>_<key>``."""
+    """Return the unique id of a register entity: ``<entry_id>_<unit>_<key>``."""
     return f"{entry_id}_{unit_id}_{key}"
 
 
@@ -58,12 +58,14 @@ def unit_device_info(entry_id: str, unit: UnitInfo) -> DeviceInfo:
 
 
 def hub_device_info(entry_id: str, title: str, connection: str) -> DeviceInfo:
-    """The connection device that carries the diagnostic sensors."""
+    """Return the connection device that carries the diagnostic sensors."""
     return DeviceInfo(
         identifiers={hub_identifier(entry_id)},
         name=title,
         manufacturer=NAME,
-        model="Demo connection" if connection == CONNECTION_DEMO else f"{connection} connection",
+        model="Demo connection"
+        if connection == CONNECTION_DEMO
+        else f"{connection} connection",
     )
 
 
@@ -73,8 +75,11 @@ def async_add_register_entities(
     platform: Platform,
     make: Callable[[str, UnitInfo, RegisterDefinition], Entity],
 ) -> None:
-    """Add an entity per register ``platform`` shows, each device's entities with its
-    config subentry (entries not yet migrated to subentries add them without)."""
+    """Add an entity for each register ``platform`` shows.
+
+    Each device's entities go with its config subentry (entries not yet migrated to
+    subentries add them without).
+    """
     by_subentry: dict[str | None, list[Entity]] = {}
     for uid, unit, definition in entry.runtime_data.registers(platform):
         subentry_id = unit.subentry_id if unit.subentry_id in entry.subentries else None
@@ -91,7 +96,7 @@ class ChangeOnlyEntity(CoordinatorEntity[AdaptiveModbusCoordinator]):
     _counts_writes = True  # register entities count; the stats sensors do not
 
     def _shown(self) -> Any:
-        """What the entity shows now (compared between refreshes)."""
+        """Return what the entity shows now (compared between refreshes)."""
         raise NotImplementedError
 
     def _token(self) -> tuple[Any, bool]:
@@ -122,7 +127,9 @@ class ChangeOnlyEntity(CoordinatorEntity[AdaptiveModbusCoordinator]):
         except Exception:
             if not self._update_error_logged:
                 self._update_error_logged = True
-                _LOGGER.exception("Updating %s failed; other entities go on", self.entity_id)
+                _LOGGER.exception(
+                    "Updating %s failed; other entities go on", self.entity_id
+                )
 
     _update_error_logged = False
 
@@ -144,7 +151,9 @@ class RegisterEntity(ChangeOnlyEntity):
         self.uid = uid
         self.definition = definition
         entry_id = coordinator.entry_id
-        self._attr_unique_id = register_unique_id(entry_id, unit.unit_id, definition.key)
+        self._attr_unique_id = register_unique_id(
+            entry_id, unit.unit_id, definition.key
+        )
         self._attr_device_info = unit_device_info(entry_id, unit)
 
     _non_finite_logged = False
@@ -174,7 +183,9 @@ class RegisterEntity(ChangeOnlyEntity):
     def available(self) -> bool:
         """Unavailable after a few failed cycles in a row, or before the first read."""
         data = self.coordinator.data
-        return super().available and data is not None and self.uid not in data.unavailable
+        return (
+            super().available and data is not None and self.uid not in data.unavailable
+        )
 
     async def async_update(self) -> None:
         """``homeassistant.update_entity``: read this register now, not when due."""

@@ -7,19 +7,15 @@ form schemas, and the device checks both flows run.
 
 from __future__ import annotations
 
-import logging
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+import logging
+import os
+from pathlib import Path
+import stat
 from typing import Any, Final, Literal
 
-import voluptuous as vol
-import yaml
-from homeassistant.config_entries import (
-    ConfigEntry,
-    ConfigSubentryData,
-)
+from homeassistant.config_entries import ConfigEntry, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowHandler, FlowResult
 from homeassistant.helpers.selector import (
@@ -35,6 +31,8 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+import voluptuous as vol
+import yaml
 
 from .const import (
     CONF_BAUDRATE,
@@ -82,11 +80,7 @@ from .engine.register_map import (
     parse_profile,
 )
 from .engine.registers import Table, UnitIdError, unit_id_range, validate_unit_id
-from .engine.transport import (
-    PymodbusTransport,
-    TransportConfig,
-    TransportKind,
-)
+from .engine.transport import PymodbusTransport, TransportConfig, TransportKind
 from .hub import transport_from_entry
 from .profile_catalog import ProfileInfo, list_profiles
 from .subentries import device_title, subentry_data
@@ -128,6 +122,7 @@ def number_selector(
     step: float | Literal["any"] = 1,
     unit: str | None = None,
 ) -> NumberSelector:
+    """Build a number box selector, optionally bounded and stepped."""
     config = NumberSelectorConfig(mode=_BOX, step=step)
     if minimum is not None:
         config["min"] = minimum
@@ -144,6 +139,7 @@ def select_selector(
     translation_key: str | None = None,
     custom_value: bool = False,
 ) -> SelectSelector:
+    """Build a dropdown selector of ``options``, translated when a key is given."""
     config = SelectSelectorConfig(
         options=options, mode=SelectSelectorMode.DROPDOWN, custom_value=custom_value
     )
@@ -186,30 +182,32 @@ def whole_number(value: Any) -> int | None:
 
 
 def parse_port(value: Any) -> int | None:
-    """A TCP port 1-65535, or None."""
+    """Return the TCP port 1-65535 typed, or None."""
     port = whole_number(value)
     return port if port is not None and 1 <= port <= 65535 else None
 
 
 def unit_range(connection: str) -> tuple[int, int]:
-    """Unit ids a connection can address: 0-255 on Modbus TCP, 1-247 on an RTU line."""
+    """Return the unit ids a connection can address (0-255 on TCP, 1-247 on RTU)."""
     return unit_id_range(_framing(connection))
 
 
 def _framing(connection: str) -> str:
-    """The engine's framing name of a connection (the demo device speaks Modbus TCP)."""
+    """Return the engine's framing name of a connection (the demo speaks Modbus TCP)."""
     return CONNECTION_TCP if connection == CONNECTION_DEMO else connection
 
 
 def parse_unit_id(value: Any, connection: str = CONNECTION_TCP) -> int | None:
-    """A Modbus unit id the connection can address, or None."""
+    """Return the Modbus unit id typed if the connection can address it, else None."""
     unit = whole_number(value)
     low, high = unit_range(connection)
     return unit if unit is not None and low <= unit <= high else None
 
 
-def check_unit(value: Any, connection: str, taken: set[int]) -> tuple[int, FlowError | None]:
-    """The unit id typed for a device, or the error saying why it cannot be used.
+def check_unit(
+    value: Any, connection: str, taken: set[int]
+) -> tuple[int, FlowError | None]:
+    """Return the unit id typed for a device, or the error saying why it cannot be used.
 
     Unit 0 is the broadcast address on an RTU line: no device answers a read to it.
     """
@@ -227,7 +225,7 @@ def check_unit(value: Any, connection: str, taken: set[int]) -> tuple[int, FlowE
 
 
 def unique_id_for(data: Mapping[str, Any]) -> str:
-    """The entry's unique id: one entry per endpoint."""
+    """Return the entry's unique id: one entry per endpoint."""
     connection = data[CONF_CONNECTION]
     if connection == CONNECTION_DEMO:
         return f"demo:{data.get(CONF_SEED, DEFAULT_SEED)}"
@@ -237,7 +235,7 @@ def unique_id_for(data: Mapping[str, Any]) -> str:
 
 
 def title_for(data: Mapping[str, Any]) -> str:
-    """The entry title: the endpoint (not translated: it is an address)."""
+    """Return the entry title: the endpoint (not translated: it is an address)."""
     connection = data[CONF_CONNECTION]
     if connection == CONNECTION_DEMO:
         seed = data.get(CONF_SEED, DEFAULT_SEED)
@@ -248,7 +246,7 @@ def title_for(data: Mapping[str, Any]) -> str:
 
 
 def transport_config(data: Mapping[str, Any], timeout: float) -> TransportConfig:
-    """A one-shot transport config for validation (the entry's settings, no retries)."""
+    """Return a one-shot transport config for validation (entry settings, no retries)."""
     return replace(transport_from_entry(data, {CONF_TIMEOUT: timeout}), retries=0)
 
 
@@ -262,7 +260,7 @@ def serial_port_status(port: str) -> str | None:
     if "://" in port:
         return "serial_port_not_device"
     try:
-        mode = os.stat(port).st_mode  # follows /dev/serial/by-id links
+        mode = Path(port).stat().st_mode  # follows /dev/serial/by-id links
     except OSError:
         return "serial_port_missing"
     return None if stat.S_ISCHR(mode) else "serial_port_not_device"
@@ -279,7 +277,7 @@ def same_serial_port(port: str, other: str) -> bool:
 
 
 def yaml_column(text: str) -> int | None:
-    """The 1-based column of ``text``'s YAML syntax error, if it has one."""
+    """Return the 1-based column of ``text``'s YAML syntax error, if it has one."""
     try:
         yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
@@ -297,12 +295,19 @@ MAX_ERROR_CHARS: Final = 300
 
 
 def _short(message: str) -> str:
-    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 1] + "…"
+    return (
+        message
+        if len(message) <= MAX_ERROR_CHARS
+        else message[: MAX_ERROR_CHARS - 1] + "…"
+    )
 
 
 def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
-    """Parse a custom map for the flow: its profile, or the error naming line and
-    field (line and column for YAML syntax). Blocking (CPU): run in an executor."""
+    """Parse a custom map for the flow: its profile, or the error naming the line.
+
+    The error names line and field (line and column for YAML syntax). Blocking
+    (CPU): run it in an executor.
+    """
     if len(text) > MAX_MAP_CHARS:
         size = f"{len(text):,} characters, at most {MAX_MAP_CHARS:,}"
         return FlowError("register_map_too_large", CONF_REGISTER_MAP, {"error": size})
@@ -315,14 +320,18 @@ def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
         if err.field is None:
             column = yaml_column(text)
             values = {"line": line, "column": "-" if column is None else str(column)}
-            return FlowError("invalid_yaml", CONF_REGISTER_MAP, {**values, "error": message})
+            return FlowError(
+                "invalid_yaml", CONF_REGISTER_MAP, {**values, "error": message}
+            )
         return FlowError(
             "invalid_register_map",
             CONF_REGISTER_MAP,
             {"line": line, "field": err.field, "error": message},
         )
     except RecursionError:  # deeply nested brackets
-        return FlowError("invalid_yaml", CONF_REGISTER_MAP, {"error": "nested too deeply"})
+        return FlowError(
+            "invalid_yaml", CONF_REGISTER_MAP, {"error": "nested too deeply"}
+        )
     limit = _map_max_registers(text) if "max_registers" in text else None
     if limit is not None and not (isinstance(limit, int) and 1 <= limit <= 125):
         return FlowError(
@@ -337,8 +346,10 @@ def parse_custom_map(text: str, unit_id: int) -> Profile | FlowError:
 
 
 def _map_max_registers(text: str) -> Any:
-    """The map's top-level ``max_registers`` as written (parsed again: the profile
-    keeps only whole numbers)."""
+    """Return the map's top-level ``max_registers`` as written.
+
+    The text is parsed again: the profile keeps only whole numbers.
+    """
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError):
@@ -347,18 +358,20 @@ def _map_max_registers(text: str) -> Any:
 
 
 def detect_serial_ports() -> list[SelectOptionDict]:
-    """Serial ports found on this machine. Blocking (scans /sys or the registry)."""
+    """List the serial ports of this machine. Blocking (scans /sys or the registry)."""
     try:
-        from serial.tools import (  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
-            list_ports,
-        )
+        from serial.tools import list_ports  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
     except ImportError:
         return []
     options: list[SelectOptionDict] = []
     for port in sorted(list_ports.comports(), key=lambda info: str(info.device)):
         device = str(port.device)
         description = str(port.description or "")
-        label = f"{device} - {description}" if description and description != "n/a" else device
+        label = (
+            f"{device} - {description}"
+            if description and description != "n/a"
+            else device
+        )
         options.append(SelectOptionDict(value=device, label=label))
     return options
 
@@ -372,7 +385,7 @@ _KINDS: Final = {
 
 
 def probe_flow_error(result: ProbeResult) -> FlowError | None:
-    """The form error of a probe's outcome (None when the read worked)."""
+    """Return the form error of a probe's outcome (None when the read worked)."""
     values = {
         "unit": str(result.unit_id),
         "register": str(result.address),
@@ -385,7 +398,9 @@ def probe_flow_error(result: ProbeResult) -> FlowError | None:
             return FlowError("no_answer_from_unit", CONF_UNIT_ID, values)
         case ProbeOutcome.WRONG_FRAMING:
             rtu = result.answering_framing is TransportKind.RTU_OVER_TCP
-            return FlowError("wrong_framer_rtu" if rtu else "wrong_framer_tcp", placeholders=values)
+            return FlowError(
+                "wrong_framer_rtu" if rtu else "wrong_framer_tcp", placeholders=values
+            )
     return FlowError(result.outcome.value, placeholders=values)
 
 
@@ -403,7 +418,9 @@ def _probe_error(
     return error or FlowError("unknown")
 
 
-async def async_check_connection(hass: HomeAssistant, data: Mapping[str, Any]) -> FlowError | None:
+async def async_check_connection(
+    hass: HomeAssistant, data: Mapping[str, Any]
+) -> FlowError | None:
     """Open the connection once (no request). None when it opens."""
     if data[CONF_CONNECTION] == CONNECTION_SERIAL:
         port = str(data[CONF_SERIAL_PORT])
@@ -435,7 +452,9 @@ async def async_probe_unit(
     or a serial port, cannot be opened a second time while the entry polls.
     """
     table, address, count = (
-        (first.spec.table, first.spec.address, first.spec.size) if first else (Table.HOLDING, 0, 1)
+        (first.spec.table, first.spec.address, first.spec.size)
+        if first
+        else (Table.HOLDING, 0, 1)
     )
     try:
         result = await probe_unit(
@@ -448,7 +467,9 @@ async def async_probe_unit(
             live=live,
         )
     except Exception:  # any failure must become a form error
-        _LOGGER.exception("Unexpected error reading unit %s at %s", unit_id, title_for(data))
+        _LOGGER.exception(
+            "Unexpected error reading unit %s at %s", unit_id, title_for(data)
+        )
         return FlowError("unknown")
     return probe_flow_error(result)
 
@@ -467,7 +488,7 @@ def network_schema() -> vol.Schema:
 
 
 def serial_schema(ports: list[SelectOptionDict]) -> vol.Schema:
-    """Serial line settings; detected ports offered, any path accepted."""
+    """Build the serial line form: detected ports offered, any path accepted."""
     return vol.Schema(
         {
             vol.Required(CONF_SERIAL_PORT): select_selector(ports, custom_value=True),
@@ -484,7 +505,7 @@ def serial_schema(ports: list[SelectOptionDict]) -> vol.Schema:
 
 
 def profiles_for(connection: str, profiles: list[ProfileInfo]) -> list[ProfileInfo]:
-    """The profiles a connection offers: the demo profile only on the demo connection."""
+    """Return the profiles a connection offers (the demo profile only on the demo)."""
     if connection == CONNECTION_DEMO:
         return profiles
     return [info for info in profiles if info.profile_id != PROFILE_DEMO]
@@ -494,10 +515,14 @@ def device_schema(
     profiles: list[ProfileInfo], default_unit: int, *, add_another: bool = True
 ) -> vol.Schema:
     """One device on the connection; no profile is preselected (it must be chosen)."""
-    options = [SelectOptionDict(value=info.profile_id, label=info.name) for info in profiles]
+    options = [
+        SelectOptionDict(value=info.profile_id, label=info.name) for info in profiles
+    ]
     fields: dict[Any, Any] = {
         vol.Required(CONF_UNIT_ID, default=default_unit): number_selector(),
-        vol.Required(CONF_PROFILE): select_selector(options, translation_key=CONF_PROFILE),
+        vol.Required(CONF_PROFILE): select_selector(
+            options, translation_key=CONF_PROFILE
+        ),
         vol.Optional(CONF_NAME): TextSelector(),
     }
     if add_another:
@@ -547,7 +572,11 @@ class DeviceChecks:
             return FlowError("invalid_profile", CONF_PROFILE, {"error": str(err)})
         first = profile.registers[0] if profile.registers else None
         return await async_probe_unit(
-            data, int(device[CONF_UNIT_ID]), first, unit_answered=unit_answered, live=live
+            data,
+            int(device[CONF_UNIT_ID]),
+            first,
+            unit_answered=unit_answered,
+            live=live,
         )
 
     async def _async_check_custom_map(
@@ -559,33 +588,41 @@ class DeviceChecks:
         unit_answered: bool = False,
         live: PymodbusTransport | None = None,
     ) -> tuple[Profile | None, FlowError | None]:
-        """Parse a custom map (executor, never in the event loop), then read its first
-        register; nothing is sent for a map that does not parse."""
+        """Parse a custom map in the executor, then read its first register.
+
+        Nothing is sent for a map that does not parse.
+        """
         parsed = await self.hass.async_add_executor_job(parse_custom_map, text, unit_id)
         if isinstance(parsed, FlowError):
             return None, parsed
         first = parsed.registers[0] if parsed.registers else None
-        error = await async_probe_unit(data, unit_id, first, unit_answered=unit_answered, live=live)
+        error = await async_probe_unit(
+            data, unit_id, first, unit_answered=unit_answered, live=live
+        )
         return parsed, error
 
 
 def default_device_name(
-    device: Mapping[str, Any], profiles: list[ProfileInfo], taken: set[str], map_name: str | None
+    device: Mapping[str, Any],
+    profiles: list[ProfileInfo],
+    taken: set[str],
+    map_name: str | None,
 ) -> str:
-    """A device's name when none was typed: the map's or profile's, unique on the entry."""
+    """Name a device when none was typed: the map's or profile's, unique on the entry."""
     names = {info.profile_id: info.name for info in profiles}
     base = map_name or names.get(device[CONF_PROFILE], str(device[CONF_PROFILE]))
     return base if base not in taken else f"{base} {device[CONF_UNIT_ID]}"
 
 
 def custom_map_name(profile: Profile | None) -> str | None:
-    """The device name a custom map gives itself (``name:``), if any."""
+    """Return the device name a custom map gives itself (``name:``), if any."""
     if profile is None or profile.name in (PROFILE_CUSTOM, ""):
         return None
     return profile.name
 
 
 def next_free_unit(connection: str, used: set[int]) -> int:
+    """Return the first unit id the connection can address that ``used`` lacks."""
     low, high = unit_range(connection)
     unit = max(DEFAULT_UNIT_ID, low)
     while unit in used and unit < high:
@@ -602,7 +639,7 @@ def show_form[R: FlowResult[Any, Any]](
     *,
     extra: Mapping[str, str] | None = None,
 ) -> R:
-    """A form, refilled with what the user typed, with its error if any."""
+    """Show a form, refilled with what the user typed, with its error if any."""
     values = placeholders(extra)
     errors: dict[str, str] = {}
     if error is not None:
@@ -620,7 +657,7 @@ def show_form[R: FlowResult[Any, Any]](
 async def async_serial_port_owner(
     hass: HomeAssistant, port: str, exclude_entry_id: str | None = None
 ) -> ConfigEntry | None:
-    """The entry that already uses serial port ``port`` (any path to the same device)."""
+    """Return the entry that already uses serial port ``port`` (any path to it)."""
     for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False):
         if (
             entry.entry_id == exclude_entry_id
@@ -634,13 +671,16 @@ async def async_serial_port_owner(
 
 
 def serial_in_use_error(port: str, owner: ConfigEntry) -> FlowError:
+    """Return the error naming the entry that already uses serial port ``port``."""
     return FlowError(
-        "serial_port_in_use", CONF_SERIAL_PORT, {"serial_port": port, "entry": owner.title}
+        "serial_port_in_use",
+        CONF_SERIAL_PORT,
+        {"serial_port": port, "entry": owner.title},
     )
 
 
 def device_subentry(device: Mapping[str, Any]) -> ConfigSubentryData:
-    """The config subentry of one device; its unique id is the unit id."""
+    """Build the config subentry of one device; its unique id is the unit id."""
     return ConfigSubentryData(
         data=subentry_data(device),
         subentry_type=SUBENTRY_DEVICE,
@@ -649,7 +689,10 @@ def device_subentry(device: Mapping[str, Any]) -> ConfigSubentryData:
     )
 
 
-def network_data(user_input: Mapping[str, Any]) -> tuple[dict[str, Any] | None, FlowError | None]:
+def network_data(
+    user_input: Mapping[str, Any],
+) -> tuple[dict[str, Any] | None, FlowError | None]:
+    """Check host and port typed for a network connection: entry data or the error."""
     host = str(user_input.get(CONF_HOST) or "").strip()
     if not host or any(char.isspace() for char in host):
         return None, FlowError("invalid_host", CONF_HOST)
@@ -659,10 +702,15 @@ def network_data(user_input: Mapping[str, Any]) -> tuple[dict[str, Any] | None, 
     return {CONF_HOST: host, CONF_PORT: port}, None
 
 
-def serial_data(user_input: Mapping[str, Any]) -> tuple[dict[str, Any] | None, FlowError | None]:
+def serial_data(
+    user_input: Mapping[str, Any],
+) -> tuple[dict[str, Any] | None, FlowError | None]:
+    """Check the serial port and line settings typed: entry data or the error."""
     port = str(user_input.get(CONF_SERIAL_PORT) or "").strip()
     if not port:
-        return None, FlowError("serial_port_missing", CONF_SERIAL_PORT, {"serial_port": "-"})
+        return None, FlowError(
+            "serial_port_missing", CONF_SERIAL_PORT, {"serial_port": "-"}
+        )
     baudrate = whole_number(user_input.get(CONF_BAUDRATE))
     if baudrate is None or not 50 <= baudrate <= 4_000_000:
         return None, FlowError("invalid_baudrate", CONF_BAUDRATE)

@@ -9,13 +9,13 @@ HA talks to over real Modbus TCP on loopback.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 import contextlib
 import dataclasses
-import logging
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+import logging
+import time
 from typing import Any
 
 from homeassistant.util import dt as dt_util
@@ -81,12 +81,12 @@ LOOPBACK = "127.0.0.1"
 
 
 def wall_clock() -> float:
-    """The engine's clock: wall time, looked up on each call (tests freeze it)."""
+    """Return wall time, the engine's clock (looked up on each call: tests freeze it)."""
     return time.time()
 
 
 def monotonic_clock() -> float:
-    """The transport's backoff clock, looked up on each call (tests freeze it)."""
+    """Return the transport's backoff clock (looked up on each call: tests freeze it)."""
     return time.monotonic()
 
 
@@ -100,7 +100,8 @@ class UnitInfo:
     model: str | None
     max_registers: int | None
     definitions: tuple[RegisterDefinition, ...]
-    subentry_id: str | None = None  # the device's config subentry (None before migration)
+    # the device's config subentry (None before migration)
+    subentry_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +125,10 @@ def _float(options: Mapping[str, Any], key: str, default: float) -> float:
     return float(value) if value is not None else default
 
 
-def transport_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) -> TransportConfig:
-    """The connection settings of an entry (the config flow validates with these too)."""
+def transport_from_entry(
+    data: Mapping[str, Any], options: Mapping[str, Any]
+) -> TransportConfig:
+    """Return the connection settings of an entry (the config flow validates with them)."""
     connection = str(data.get(CONF_CONNECTION, CONNECTION_DEMO))
     timeout = _float(options, CONF_TIMEOUT, DEFAULT_TIMEOUT)
     common: dict[str, Any] = {
@@ -147,7 +150,9 @@ def transport_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) ->
         )
     elif connection == CONNECTION_DEMO:
         # the port is only known once the simulator server listens
-        transport = TransportConfig(kind=TransportKind.TCP, host=LOOPBACK, port=0, **common)
+        transport = TransportConfig(
+            kind=TransportKind.TCP, host=LOOPBACK, port=0, **common
+        )
     else:
         kind = (
             TransportKind.RTU_OVER_TCP
@@ -164,7 +169,7 @@ def transport_from_entry(data: Mapping[str, Any], options: Mapping[str, Any]) ->
 
 
 def entry_devices(entry: Any) -> tuple[dict[str, Any], ...]:
-    """The devices of a config entry: one per device subentry, by unit id.
+    """Return the devices of a config entry: one per device subentry, by unit id.
 
     ``entry`` is a ConfigEntry (duck-typed: ``subentries`` and ``data``). Each device
     dict is the subentry's data plus its ``subentry_id``. An entry without device
@@ -197,7 +202,9 @@ def settings_from_entry(
         devices = ({CONF_UNIT_ID: DEFAULT_UNIT_ID, CONF_PROFILE: PROFILE_DEMO},)
     max_registers = int(options.get(CONF_MAX_REGISTERS, DEFAULT_MAX_REGISTERS))
     min_interval = _float(options, CONF_MIN_INTERVAL, DEFAULT_MIN_INTERVAL)
-    max_interval = max(min_interval, _float(options, CONF_MAX_INTERVAL, DEFAULT_MAX_INTERVAL))
+    max_interval = max(
+        min_interval, _float(options, CONF_MAX_INTERVAL, DEFAULT_MAX_INTERVAL)
+    )
     engine = EngineConfig(
         min_interval=min_interval,
         max_interval=max_interval,
@@ -205,7 +212,9 @@ def settings_from_entry(
         adaptive=bool(options.get(CONF_ADAPTIVE, True)),
         fixed_interval=_float(options, CONF_FIXED_INTERVAL, DEFAULT_FIXED_INTERVAL),
         limits={
-            int(dev.get(CONF_UNIT_ID, DEFAULT_UNIT_ID)): DeviceLimits(max_registers=max_registers)
+            int(dev.get(CONF_UNIT_ID, DEFAULT_UNIT_ID)): DeviceLimits(
+                max_registers=max_registers
+            )
             for dev in devices
         },
     )
@@ -219,8 +228,11 @@ def settings_from_entry(
 
 
 def device_profile(device: Mapping[str, Any]) -> Profile:
-    """A device's profile: a shipped one, or its custom map with the map's own
-    ``name``, ``manufacturer``, ``model`` and ``max_registers``. Blocking: executor."""
+    """Return a device's profile: a shipped one, or its custom map.
+
+    A custom map keeps its own ``name``, ``manufacturer``, ``model`` and
+    ``max_registers``. Blocking: run it in the executor.
+    """
     unit_id = int(device.get(CONF_UNIT_ID, DEFAULT_UNIT_ID))
     profile_id = str(device.get(CONF_PROFILE, PROFILE_CUSTOM))
     if profile_id == PROFILE_CUSTOM:
@@ -241,7 +253,9 @@ def load_units(settings: HubSettings) -> list[UnitInfo]:
         except RegisterMapError as err:
             name = device.get(CONF_NAME) or f"unit {device.get(CONF_UNIT_ID)}"
             where = f"device '{name}' (unit {device.get(CONF_UNIT_ID)})"
-            raise RegisterMapError(f"{where}: {err.message}", err.field, err.line) from err
+            raise RegisterMapError(
+                f"{where}: {err.message}", err.field, err.line
+            ) from err
         limit = profile.max_registers
         units.append(
             UnitInfo(
@@ -266,8 +280,13 @@ def _limits(settings: HubSettings, units: list[UnitInfo]) -> EngineConfig:
     limits = dict(settings.engine.limits)
     for unit in units:
         current = limits.get(unit.unit_id, DeviceLimits())
-        if unit.max_registers is not None and unit.max_registers < current.max_registers:
-            limits[unit.unit_id] = dataclasses.replace(current, max_registers=unit.max_registers)
+        if (
+            unit.max_registers is not None
+            and unit.max_registers < current.max_registers
+        ):
+            limits[unit.unit_id] = dataclasses.replace(
+                current, max_registers=unit.max_registers
+            )
     extra: dict[str, Any] = {}
     if "unit_max_registers" in {f.name for f in dataclasses.fields(EngineConfig)}:
         extra["unit_max_registers"] = {
@@ -309,7 +328,9 @@ async def _start_demo_server(seed: int, clock: Callable[[], float]) -> Any:
 
     # the device reads its profile file: not in the event loop
     loop = asyncio.get_running_loop()
-    device = await loop.run_in_executor(None, partial(SimulatedDevice, seed=seed, clock=clock))
+    device = await loop.run_in_executor(
+        None, partial(SimulatedDevice, seed=seed, clock=clock)
+    )
     server = SimulatorServer(device, host=LOOPBACK, port=0, unit_ids=(device.unit_id,))
     await server.start()
     return server
@@ -338,14 +359,18 @@ async def async_build_hub(
             [d.spec for unit in units for d in unit.definitions],
             transport,
             clock,  # time-of-week patterns in HA's time zone (set and kept current by HA):
-            dataclasses.replace(_limits(settings, units), tz=dt_util.get_default_time_zone()),
+            dataclasses.replace(
+                _limits(settings, units), tz=dt_util.get_default_time_zone()
+            ),
             monotonic=monotonic_clock if clock is wall_clock else clock,
         )
     except BaseException:
         if server is not None:
             await asyncio.shield(server.stop())
         raise
-    definitions = {d.spec.uid: (unit.unit_id, d) for unit in units for d in unit.definitions}
+    definitions = {
+        d.spec.uid: (unit.unit_id, d) for unit in units for d in unit.definitions
+    }
     return Hub(
         title=title or NAME,
         settings=settings,

@@ -8,7 +8,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import AdaptiveModbusConfigEntry
-from .descriptions import INTEGER_RANGES, RegisterNumberEntityDescription, number_description
+from .descriptions import (
+    INTEGER_RANGES,
+    RegisterNumberEntityDescription,
+    number_description,
+)
 from .entity import RegisterEntity, async_add_register_entities
 
 PARALLEL_UPDATES = 1
@@ -46,6 +50,10 @@ class RegisterNumber(RegisterEntity, NumberEntity):
         """Write the register; the engine reads it back at once."""
         spec = self.definition.spec
         to_write: float | int = value
-        if spec.data_type in INTEGER_RANGES and spec.scale == 1.0 and spec.offset == 0.0:
+        if (
+            spec.data_type in INTEGER_RANGES
+            and spec.scale == 1.0
+            and spec.offset == 0.0
+        ):
             to_write = round(value)
         await self.coordinator.async_write(self.uid, to_write, self.entity_id)

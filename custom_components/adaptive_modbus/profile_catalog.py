@@ -52,7 +52,7 @@ def list_profiles() -> list[ProfileInfo]:
 
 
 def custom_template() -> str:
-    """The example register map the custom-map field starts with. Blocking."""
+    """Return the example register map the custom-map field starts with. Blocking."""
     path = PROFILES_DIR / f"{PROFILE_CUSTOM}.yaml"
     try:
         return path.read_text(encoding="utf-8")

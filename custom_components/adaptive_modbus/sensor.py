@@ -119,7 +119,9 @@ async def async_setup_entry(
         ),
     )
     async_add_entities(
-        ConnectionStatSensor(coordinator, description, hub_device_title=coordinator.hub.title)
+        ConnectionStatSensor(
+            coordinator, description, hub_device_title=coordinator.hub.title
+        )
         for description in STAT_DESCRIPTIONS
     )
 

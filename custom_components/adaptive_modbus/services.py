@@ -9,18 +9,24 @@ checks arguments and writes the export file in the executor.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
-from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
+import voluptuous as vol
 
 from .const import DOMAIN
 from .coordinator import AdaptiveModbusConfigEntry
@@ -67,7 +73,9 @@ EXPORT_SCHEMA = vol.Schema(
 
 def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
     return ServiceValidationError(
-        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders=placeholders,
     )
 
 
@@ -81,7 +89,11 @@ def _loaded(hass: HomeAssistant) -> list[AdaptiveModbusConfigEntry]:
 
 def _entry(hass: HomeAssistant, entry_id: str) -> AdaptiveModbusConfigEntry:
     entry = hass.config_entries.async_get_entry(entry_id)
-    if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+    if (
+        entry is None
+        or entry.domain != DOMAIN
+        or entry.state is not ConfigEntryState.LOADED
+    ):
         raise _invalid("entry_not_loaded", entry=entry_id)
     return entry
 
@@ -100,19 +112,24 @@ def _source(entry: AdaptiveModbusConfigEntry) -> Source:
 def _from_entity(
     hass: HomeAssistant, entity_id: str
 ) -> tuple[AdaptiveModbusConfigEntry, str | None]:
-    """The entry of an entity and the engine uid of its register (None: not a register)."""
+    """Return the entry of an entity and its register's uid (None: not a register)."""
     item = er.async_get(hass).async_get(entity_id)
     if item is None or item.platform != DOMAIN or item.config_entry_id is None:
         raise _invalid("unknown_entity", entity=entity_id)
     entry = _entry(hass, item.config_entry_id)
     for uid, (unit_id, definition) in entry.runtime_data.hub.definitions.items():
-        if register_unique_id(entry.entry_id, unit_id, definition.spec.key) == item.unique_id:
+        if (
+            register_unique_id(entry.entry_id, unit_id, definition.spec.key)
+            == item.unique_id
+        ):
             return entry, uid
     return entry, None
 
 
-def _from_device(hass: HomeAssistant, device_id: str) -> tuple[AdaptiveModbusConfigEntry, int]:
-    """The entry and unit id of a unit device."""
+def _from_device(
+    hass: HomeAssistant, device_id: str
+) -> tuple[AdaptiveModbusConfigEntry, int]:
+    """Return the entry and unit id of a unit device."""
     device = dr.async_get(hass).async_get(device_id)
     if device is not None:
         for entry in _loaded(hass):
@@ -158,9 +175,12 @@ def _view(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _async_export_path(hass: HomeAssistant, raw: str) -> Path:
-    """The export file's absolute path; refuses traversal, other suffixes, disallowed dirs.
+    """Return the export file's absolute path, refusing traversal and disallowed paths.
 
-    HA's ``is_allowed_path`` resolves symlinks (file system access): in the executor."""
+    Other suffixes and directories HA does not allow are refused too.
+
+    HA's ``is_allowed_path`` resolves symlinks (file system access): in the executor.
+    """
     path = Path(raw)
     if ".." in path.parts:
         raise _invalid("path_traversal", path=raw)
@@ -178,7 +198,7 @@ def _write(path: Path, data: dict[str, Any]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(text)
-    os.replace(tmp, path)
+    tmp.replace(path)
     return len(text)
 
 
@@ -198,7 +218,9 @@ async def _async_export(call: ServiceCall) -> ServiceResponse:
         entries = _loaded(hass)
     if not entries:
         raise _invalid("no_connections")
-    data = export_dataset([_source(e) for e in entries], 3600.0 * call.data[ATTR_PERIOD])
+    data = export_dataset(
+        [_source(e) for e in entries], 3600.0 * call.data[ATTR_PERIOD]
+    )
     try:
         size = await hass.async_add_executor_job(_write, path, data)
     except OSError as err:

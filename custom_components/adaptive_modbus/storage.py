@@ -9,16 +9,18 @@ warning and the engine starts fresh: learning is a cache, never a reason to fail
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime
+import logging
 from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_SAVE_DELAY, STORAGE_VERSION
+from .engine.errors import AdaptiveModbusError
 from .engine.history import History
 from .engine.scheduler import PollEngine
 
@@ -43,10 +45,13 @@ class LearnedStateStore:
     """
 
     def __init__(self, hass: HomeAssistant, entry_id: str, engine: PollEngine) -> None:
+        """Keep ``engine``'s learned state in the store of ``entry_id``."""
         self._hass = hass
         self._entry_id = entry_id
         self.engine = engine
-        self._store: Store[StateDict] = Store(hass, STORAGE_VERSION, storage_key(entry_id))
+        self._store: Store[StateDict] = Store(
+            hass, STORAGE_VERSION, storage_key(entry_id)
+        )
         self.lock = asyncio.Lock()
         self.restored = False  # some learned state was imported
         self.restored_registers = 0
@@ -61,10 +66,14 @@ class LearnedStateStore:
         aside with a warning in the log (no repair issue) and relearned.
         """
         # an earlier version raised a repair issue for this; nothing to act on
-        ir.async_delete_issue(self._hass, DOMAIN, f"learned_state_reset_{self._entry_id}")
+        ir.async_delete_issue(
+            self._hass, DOMAIN, f"learned_state_reset_{self._entry_id}"
+        )
         try:
             data = await self._store.async_load()
-        except Exception as err:
+        except (HomeAssistantError, KeyError, TypeError, NotImplementedError) as err:
+            # unreadable file, a store that is not HA's layout, or a newer store
+            # version this code cannot migrate
             self._set_aside(f"could not be read: {err}")
             return False
         if data is None:
@@ -74,11 +83,15 @@ class LearnedStateStore:
             return False
         if self.history is not None and "history" in data:
             for warning in self.history.import_state(data["history"], self.engine.uids):
-                _LOGGER.warning("Learned polling state of entry %s: %s", self._entry_id, warning)
+                _LOGGER.warning(
+                    "Learned polling state of entry %s: %s", self._entry_id, warning
+                )
         try:
             # nothing polls yet: the engine is not touched by the loop meanwhile
-            result = await self._hass.async_add_executor_job(self.engine.import_state, data)
-        except Exception as err:
+            result = await self._hass.async_add_executor_job(
+                self.engine.import_state, data
+            )
+        except (AdaptiveModbusError, TypeError, ValueError, KeyError) as err:
             self._set_aside(f"was rejected by the engine: {err!r}")
             return False
         restored, warnings = result.restored, list(result.warnings)
@@ -86,10 +99,14 @@ class LearnedStateStore:
         self.restore_warnings = warnings
         self.restored = restored > 0
         if not self.restored:
-            self._set_aside("; ".join(warnings) or "held no register the entry still has")
+            self._set_aside(
+                "; ".join(warnings) or "held no register the entry still has"
+            )
             return False
         for warning in warnings:
-            _LOGGER.warning("Learned polling state of entry %s: %s", self._entry_id, warning)
+            _LOGGER.warning(
+                "Learned polling state of entry %s: %s", self._entry_id, warning
+            )
         return True
 
     def _set_aside(self, why: str) -> None:
@@ -101,7 +118,9 @@ class LearnedStateStore:
 
     async def _async_export(self) -> StateDict:
         async with self.lock:
-            data = dict(await self._hass.async_add_executor_job(self.engine.export_state))
+            data = dict(
+                await self._hass.async_add_executor_job(self.engine.export_state)
+            )
             if self.history is not None:
                 data["history"] = self.history.export_state()
             return data

@@ -8,15 +8,14 @@ one device leaves every other device's entities, ids and learned state alone.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine, Mapping
+import logging
 from types import MappingProxyType
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 
 from .const import (
     CONF_DEVICES,
@@ -34,17 +33,17 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def device_title(device: Mapping[str, Any]) -> str:
-    """A device subentry's title: its name, else its unit."""
+    """Return a device subentry's title: its name, else its unit."""
     return str(device.get(CONF_NAME) or f"Unit {device[CONF_UNIT_ID]}")
 
 
 def subentry_data(device: Mapping[str, Any]) -> dict[str, Any]:
-    """What a device subentry stores (flow-only and hub-only keys left out)."""
+    """Return what a device subentry stores (flow-only and hub-only keys left out)."""
     return {key: value for key, value in device.items() if key != CONF_SUBENTRY_ID}
 
 
 def _unit_of(entry_id: str, identifier: tuple[str, str]) -> int | None:
-    """The unit id of one of our unit device identifiers, None for others (the hub)."""
+    """Return the unit id of one of our unit device identifiers, None for the hub."""
     domain, value = identifier
     prefix = f"{entry_id}_"
     if domain != DOMAIN or not value.startswith(prefix):
@@ -54,7 +53,7 @@ def _unit_of(entry_id: str, identifier: tuple[str, str]) -> int | None:
 
 
 def configured_units(entry: ConfigEntry) -> set[int]:
-    """Unit ids the entry has a device for."""
+    """Return the unit ids the entry has a device for."""
     return {int(device[CONF_UNIT_ID]) for device in entry_devices(entry)}
 
 
@@ -81,7 +80,9 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
             )
             taken.add(unique_id)
         hass.config_entries.async_update_entry(entry, data=data, version=ENTRY_VERSION)
-        _LOGGER.debug("Entry %s: %d device(s) moved to subentries", entry.entry_id, len(devices))
+        _LOGGER.debug(
+            "Entry %s: %d device(s) moved to subentries", entry.entry_id, len(devices)
+        )
     return True
 
 
@@ -95,7 +96,9 @@ def async_remove_stale_devices(hass: HomeAssistant, entry: ConfigEntry) -> list[
         unit_ids = {_unit_of(entry.entry_id, ident) for ident in device.identifiers}
         unit_ids.discard(None)
         if unit_ids and not unit_ids & units:
-            dev_reg.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+            dev_reg.async_update_device(
+                device.id, remove_config_entry_id=entry.entry_id
+            )
             removed.append(device.id)
     return removed
 
@@ -109,9 +112,13 @@ def can_remove_device(entry: ConfigEntry, device: dr.DeviceEntry) -> bool:
 
 
 @callback
-def async_move_unit(hass: HomeAssistant, entry: ConfigEntry, old_unit: int, new_unit: int) -> None:
-    """A device's unit id changed: move its device identifier and entity unique ids,
-    so entity ids, names and customisations stay."""
+def async_move_unit(
+    hass: HomeAssistant, entry: ConfigEntry, old_unit: int, new_unit: int
+) -> None:
+    """Move a device's identifier and entity unique ids to its new unit id.
+
+    Entity ids, names and customisations stay.
+    """
     if old_unit == new_unit:
         return
     dev_reg = dr.async_get(hass)
@@ -136,8 +143,11 @@ def async_move_unit(hass: HomeAssistant, entry: ConfigEntry, old_unit: int, new_
 def async_remove_stale_entities(
     hass: HomeAssistant, entry: ConfigEntry, units: list[UnitInfo]
 ) -> int:
-    """Remove register entities of configured units whose register left the map
-    (a device switched to another profile or map). Returns how many went."""
+    """Remove entities of configured units whose register left the map.
+
+    That happens when a device switched to another profile or map. Returns how
+    many went.
+    """
     ent_reg = er.async_get(hass)
     keep = {
         f"{entry.entry_id}_{unit.unit_id}_{definition.key}"
@@ -156,16 +166,20 @@ def async_remove_stale_entities(
 def devices_update_listener(
     entry: ConfigEntry,
 ) -> Callable[[HomeAssistant, ConfigEntry], Coroutine[Any, Any, None]]:
-    """An update listener: when devices were added, edited or removed, drop the
-    removed units' devices and reload (learned state of the others is saved on
-    unload and restored on setup)."""
+    """Drop removed units' devices and reload when devices changed.
+
+    An update listener, for devices added, edited or removed; the learned state
+    of the others is saved on unload and restored on setup.
+    """
     at_setup = entry_devices(entry)
 
     async def _async_updated(hass: HomeAssistant, updated: ConfigEntry) -> None:
         if entry_devices(updated) == at_setup:
             return
         async_remove_stale_devices(hass, updated)
-        settings = settings_from_entry(updated.data, updated.options, entry_devices(updated))
+        settings = settings_from_entry(
+            updated.data, updated.options, entry_devices(updated)
+        )
         try:
             units = await hass.async_add_executor_job(load_units, settings)
         except RegisterMapError:

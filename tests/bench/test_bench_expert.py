@@ -15,6 +15,7 @@ from benchmarks.simulate import run_engine
 
 
 def test_pick_the_longest_interval_within_adaptives_time_out_of_tolerance() -> None:
+    """Test that each row gets the longest interval within adaptive's time out of tolerance."""
     sweep = {
         5.0: [0.0, 1.0, 0.5, None],
         15.0: [0.0, 2.0, 3.0, None],
@@ -29,12 +30,16 @@ def test_expert_with_one_interval_reads_like_static_blocks() -> None:
     expert = compute(scenario, run_expert(scenario, [15.0] * len(scenario.specs)))
     policy = pol.static(15, scenario.limits)
     assert policy.config is not None
-    static = compute(scenario, asyncio.run(run_engine(scenario, policy.config, "static")))
+    static = compute(
+        scenario, asyncio.run(run_engine(scenario, policy.config, "static"))
+    )
     assert expert.requests == pytest.approx(static.requests, rel=0.05)
-    assert expert.requests < len(scenario.specs) * 41  # blocks, not one read per register
+    # blocks, not one read per register
+    assert expert.requests < len(scenario.specs) * 41
 
 
 def test_slow_registers_cost_less_and_stay_fresh_where_fast() -> None:
+    """Test that per-register intervals cost less and stay fresh where they are fast."""
     scenario = truncate(install200(hours=0.25), 600)
     keys = [spec.key for spec in scenario.specs]
     fast = keys.index("inverter_ac_power")

@@ -43,6 +43,7 @@ def test_time_out_of_tolerance_and_detection_delay(tmp_path: Path) -> None:
 
 
 def test_a_change_never_read_counts_until_the_end(tmp_path: Path) -> None:
+    """Test that a change never read counts as late until the end of the run."""
     scenario = _scenario(tmp_path)
     record = RunRecord("slow", reads=[([scenario.start], [0.0])])
     m = compute(scenario, record)
@@ -51,13 +52,17 @@ def test_a_change_never_read_counts_until_the_end(tmp_path: Path) -> None:
 
 
 def test_band_exits_follow_the_reference_not_every_step() -> None:
+    """Test that band exits follow the reference value, not every step."""
     values = np.array([0, 5, 9, 11, 12, 20, 22, np.nan, 40, 35], dtype=np.float64)
     assert band_exits(values, 10.0).tolist() == [3, 6, 8]  # refs 0, 11, 22, 40
 
 
 def test_oracle_follows_the_truth(tmp_path: Path) -> None:
-    """The oracle is never out of tolerance and sees every change at once; its rare
-    requests keep their decimals."""
+    """Test that the oracle follows the truth.
+
+    It is never out of tolerance and sees every change at once; its rare requests
+    keep their decimals.
+    """
     scenario = _scenario(tmp_path)
     m = compute(scenario, run_oracle(scenario))
     assert m.tot_pct == 0.0 and m.delay_p95 == 0.0
@@ -73,7 +78,11 @@ def test_equal_tot_interpolates_on_the_frontier() -> None:
         {"interval": 20.0, "tot_pct": 3.5, "requests_per_hour": 1500.0},  # dominated
         {"interval": 40.0, "tot_pct": 5.0, "requests_per_hour": 250.0},
     ]
-    assert [p["interval"] for p in frontier(points, "requests_per_hour")] == [5.0, 10.0, 40.0]
+    assert [p["interval"] for p in frontier(points, "requests_per_hour")] == [
+        5.0,
+        10.0,
+        40.0,
+    ]
     eq = at_equal_tot(points, 2.0)
     assert eq["requests_per_hour"] == pytest.approx(2000.0)
     assert eq["bound"] is None
@@ -83,8 +92,10 @@ def test_equal_tot_interpolates_on_the_frontier() -> None:
 
 
 def test_oracle_detects_every_change_of_the_truth_at_once() -> None:
-    """Even where a rider read left the shown value inside its band, every change of
-    the truth beyond tolerance is read the second it happens."""
+    """Test that the oracle reads every change of the truth the second it happens.
+
+    Even where a rider read left the shown value inside its band.
+    """
     scenario = truncate(install200(hours=0.25), 900)
     m = compute(scenario, run_oracle(scenario, lookahead=30))
     assert m.tot_pct == 0.0

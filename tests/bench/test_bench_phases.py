@@ -25,8 +25,11 @@ def _round_time_log(tmp_path: Path) -> Path:
 
 
 def test_a_phase_moves_polls_off_the_round_times(tmp_path: Path) -> None:
-    """Polling every 60 s from the log's first second reads each 300 s step the very
-    second it happens; shifted by a phase it shows each step late."""
+    """Test that a phase moves polls off the round times.
+
+    Polling every 60 s from the log's first second reads each 300 s step the very
+    second it happens; shifted by a phase it shows each step late.
+    """
     folder = _round_time_log(tmp_path)
     scenario = load_trace(folder / "t.csv", folder / "m.yaml")
     policy = pol.static(60, scenario.limits)
@@ -42,6 +45,7 @@ def test_a_phase_moves_polls_off_the_round_times(tmp_path: Path) -> None:
 
 
 def test_phases_are_seeded_per_policy_and_combined_as_medians() -> None:
+    """Test that phases are seeded per policy and combined as medians."""
     assert phases_of(42, "adaptive", 3) == phases_of(42, "adaptive", 3)
     assert phases_of(42, "adaptive", 3) != phases_of(42, "static-blocks@15s", 3)
     assert phases_of(43, "adaptive", 3) != phases_of(42, "adaptive", 3)

@@ -18,6 +18,7 @@ from benchmarks.simulate import run_engine
 
 
 def test_pv_is_flat_at_night_and_steps_at_sunrise() -> None:
+    """Test that the PV scenario is flat at night and steps at sunrise."""
     scenario = pv(hours=26)
     assert scenario.bus.name.startswith("rtu")
     assert scenario.day is not None
@@ -31,8 +32,11 @@ def test_pv_is_flat_at_night_and_steps_at_sunrise() -> None:
 
 
 def test_sunrise_delay_and_night_share_are_measured() -> None:
-    """Fixed 15 s sees each sunrise within 15 s; the oracle at once; night traffic of
-    a fixed poller equals its day traffic."""
+    """Test that the sunrise delay and the night share of requests are measured.
+
+    Fixed 15 s sees each sunrise within 15 s; the oracle at once; night traffic of
+    a fixed poller equals its day traffic.
+    """
     scenario = pv(hours=26)
     policy = pol.static(15, scenario.limits)
     assert policy.config is not None
@@ -61,14 +65,20 @@ def _m(**kw: Any) -> dict[str, Any]:
 
 
 def test_checks_flag_targets_the_oracle_itself_cannot_meet() -> None:
-    """Static blocks need 1.2x adaptive at equal freshness: a miss, and impossible,
-    because even the oracle needs more than static blocks do there."""
+    """Test that checks flag targets the oracle itself cannot meet.
+
+    Static blocks need 1.2x adaptive at equal freshness: a miss, and impossible,
+    because even the oracle needs more than static blocks do there.
+    """
     result = {
         "policies": {
             pol.ADAPTIVE: _m(),
             f"{pol.STATIC}@15s": _m(delay_p95=8.0),
             pol.ORACLE_BATCHED: _m(
-                policy="oracle-batched", requests_per_hour=130.0, bus_s_per_hour=13.0, tot_pct=0.0
+                policy="oracle-batched",
+                requests_per_hour=130.0,
+                bus_s_per_hour=13.0,
+                tot_pct=0.0,
             ),
             pol.EXPERT: _m(requests_per_hour=90.0, bus_s_per_hour=12.0),
         },
@@ -92,13 +102,18 @@ def test_checks_flag_targets_the_oracle_itself_cannot_meet() -> None:
         "demo: static-blocks needs >= 1.5x adaptive's bus time at equal time out of tolerance"
     ]
     assert bus["ok"] and "IMPOSSIBLE" not in bus["detail"]
-    assert not checks["demo: expert-tuned static needs more requests than adaptive"]["ok"]
+    assert not checks["demo: expert-tuned static needs more requests than adaptive"][
+        "ok"
+    ]
     assert checks["demo: expert-tuned static needs more bus time than adaptive"]["ok"]
-    assert not checks["demo: adaptive's p95 detection delay no worse than static-blocks@15s"]["ok"]
+    assert not checks[
+        "demo: adaptive's p95 detection delay no worse than static-blocks@15s"
+    ]["ok"]
     assert checks["demo: adaptive <= 2x the batched oracle's requests"]["ok"]
 
 
 def test_pv_checks_sunrise_from_day_three_and_night_share() -> None:
+    """Test the PV checks: sunrise delay from day three and the night share."""
     result = {
         "policies": {
             pol.ADAPTIVE: _m(
@@ -110,7 +125,8 @@ def test_pv_checks_sunrise_from_day_three_and_night_share() -> None:
         },
     }
     checks = {
-        c["name"].split(" within")[0].split(" <")[0]: c for c in scenario_checks("pv", result)
+        c["name"].split(" within")[0].split(" <")[0]: c
+        for c in scenario_checks("pv", result)
     }
     assert checks["pv: sunrise seen"]["ok"]  # day 3: 20 <= 2 x 12
     assert checks["pv: night requests"]["ok"]

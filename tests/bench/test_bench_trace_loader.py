@@ -23,6 +23,7 @@ MAP = (
 
 @pytest.fixture
 def map_path(tmp_path: Path) -> Path:
+    """Provide a register map file for the trace."""
     path = tmp_path / "map.yaml"
     path.write_text(MAP)
     return path
@@ -35,8 +36,11 @@ def _trace(tmp_path: Path, text: str) -> Path:
 
 
 def test_same_timestamp_keeps_the_last_row(tmp_path: Path, map_path: Path) -> None:
-    """A bool logged on then off in the same second replays as off; a value logged
-    high then low keeps the low one."""
+    """Test that rows with the same timestamp keep the last one.
+
+    A bool logged on then off in the same second replays as off; a value logged
+    high then low keeps the low one.
+    """
     path = _trace(
         tmp_path,
         "100,power,5\n100,running,false\n160,running,true\n160,running,false\n"
@@ -60,9 +64,13 @@ def test_unix_milliseconds_are_converted(tmp_path: Path, map_path: Path) -> None
     assert scenario.truth[0, 120] == 2.0
 
 
-def test_mixed_seconds_and_milliseconds_are_refused(tmp_path: Path, map_path: Path) -> None:
+def test_mixed_seconds_and_milliseconds_are_refused(
+    tmp_path: Path, map_path: Path
+) -> None:
     """A log that switches units names the line that switches."""
-    path = _trace(tmp_path, "1700000000,power,1\n1700000000,running,on\n1700000060000,power,2\n")
+    path = _trace(
+        tmp_path, "1700000000,power,1\n1700000000,running,on\n1700000060000,power,2\n"
+    )
     with pytest.raises(TraceError, match=r"line 4.*milliseconds"):
         load_trace(path, map_path)
 

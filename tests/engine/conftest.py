@@ -8,22 +8,20 @@ not installed): nothing here imports the integration or Home Assistant.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 import contextlib
+from pathlib import Path
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adaptive_modbus_engine.errors import IllegalAddress, ModbusTimeout
 from adaptive_modbus_engine.registers import Table
-from adaptive_modbus_engine.simulator.server import (
-    SimulatorServer,
-)
+from adaptive_modbus_engine.simulator.server import SimulatorServer
 
 LOOPBACK = "127.0.0.1"
 
@@ -36,7 +34,10 @@ class StaticDevice:
     IllegalAddress, as does anything past the end. Other unit ids never answer.
     """
 
-    def __init__(self, unit_id: int = 1, size: int = 20, holes: Sequence[int] = (7,)) -> None:
+    def __init__(
+        self, unit_id: int = 1, size: int = 20, holes: Sequence[int] = (7,)
+    ) -> None:
+        """Fill the tables of ``unit_id`` with ``size`` known values."""
         self.unit_id = unit_id
         self.size = size
         self.holes = frozenset(holes)
@@ -51,16 +52,24 @@ class StaticDevice:
         if unit_id != self.unit_id:
             raise ModbusTimeout(f"no unit {unit_id}", unit_id=unit_id)
         if address < 0 or count < 1 or address + count > self.size:
-            raise IllegalAddress(f"{table} {address}+{count}", unit_id=unit_id, address=address)
-        if table is Table.INPUT and any(address <= h < address + count for h in self.holes):
-            raise IllegalAddress(f"hole in {address}+{count}", unit_id=unit_id, address=address)
+            raise IllegalAddress(
+                f"{table} {address}+{count}", unit_id=unit_id, address=address
+            )
+        if table is Table.INPUT and any(
+            address <= h < address + count for h in self.holes
+        ):
+            raise IllegalAddress(
+                f"hole in {address}+{count}", unit_id=unit_id, address=address
+            )
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
-        """Stored values."""
+        """Return the stored values."""
         self._check(unit_id, table, address, count)
         return self.tables[table][address : address + count]
 
-    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Store holding registers."""
         self._check(unit_id, Table.HOLDING, address, len(values))
         self.tables[Table.HOLDING][address : address + len(values)] = list(values)
@@ -72,7 +81,7 @@ class StaticDevice:
 
 
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
+    """Return a loopback TCP port that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
@@ -94,29 +103,34 @@ WaitUntil = Callable[..., Awaitable[bool]]
 
 @pytest.fixture(name="static_device")
 def static_device_fixture() -> type[StaticDevice]:
-    """The :class:`StaticDevice` class (test modules cannot import conftest)."""
+    """Provide the :class:`StaticDevice` class to test modules."""
     return StaticDevice
 
 
 @pytest.fixture(name="wait_until")
 def wait_until_fixture() -> WaitUntil:
-    """The :func:`wait_until` helper."""
+    """Provide the :func:`wait_until` helper."""
     return wait_until
 
 
 @pytest.fixture
 def unused_port() -> int:
-    """A loopback TCP port nobody listens on."""
+    """Provide a loopback TCP port nobody listens on."""
     return free_port()
 
 
 @pytest.fixture
 async def start_server() -> AsyncIterator[ServerFactory]:
-    """Factory: ``await start_server(device=None, **SimulatorServer kwargs)``; stops them all."""
+    """Start simulator servers on loopback and stop them all after the test.
+
+    Use: ``await start_server(device=None, **SimulatorServer kwargs)``.
+    """
     servers: list[SimulatorServer] = []
 
     async def factory(device: Any = None, **kwargs: Any) -> SimulatorServer:
-        server = SimulatorServer(device if device is not None else StaticDevice(), **kwargs)
+        server = SimulatorServer(
+            device if device is not None else StaticDevice(), **kwargs
+        )
         await server.start()
         servers.append(server)
         return server
@@ -130,6 +144,7 @@ class SilentServer:
     """A TCP server that accepts connections and never answers."""
 
     def __init__(self) -> None:
+        """Prepare a server that accepts connections and never answers."""
         self.accepted = 0
         self.received = 0
         self._server: asyncio.Server | None = None
@@ -137,7 +152,11 @@ class SilentServer:
         self.port = 0
 
     async def start(self) -> int:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Listen on a free loopback port and return it."""
+
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             self.accepted += 1
             self._writers.append(writer)
             with contextlib.suppress(ConnectionError):
@@ -149,6 +168,7 @@ class SilentServer:
         return self.port
 
     async def stop(self) -> None:
+        """Close every connection and the server."""
         for writer in self._writers:
             writer.close()
         if self._server is not None:
@@ -158,7 +178,7 @@ class SilentServer:
 
 @pytest.fixture
 async def silent_server() -> AsyncIterator[SilentServer]:
-    """A started :class:`SilentServer`."""
+    """Provide a started :class:`SilentServer`."""
     server = SilentServer()
     await server.start()
     yield server
@@ -173,7 +193,13 @@ def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
         pytest.skip("socat is not installed (scripts/setup installs it with apt-get)")
     end_a, end_b = tmp_path / "ttyA", tmp_path / "ttyB"
     proc = subprocess.Popen(
-        [socat, "-d", "-d", f"pty,raw,echo=0,link={end_a}", f"pty,raw,echo=0,link={end_b}"],
+        [
+            socat,
+            "-d",
+            "-d",
+            f"pty,raw,echo=0,link={end_a}",
+            f"pty,raw,echo=0,link={end_b}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

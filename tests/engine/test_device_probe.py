@@ -28,7 +28,7 @@ from adaptive_modbus_engine.transport import (
 )
 
 if TYPE_CHECKING:
-    from conftest import SilentServer, StaticDevice
+    from .conftest import SilentServer, StaticDevice
 
 LOOPBACK = "127.0.0.1"
 
@@ -40,7 +40,7 @@ pytestmark = [
 
 
 def config(port: int, kind: TransportKind = TransportKind.TCP) -> TransportConfig:
-    """A one-shot loopback config with short timeouts."""
+    """Return a one-shot loopback config with short timeouts."""
     return TransportConfig(kind=kind, host=LOOPBACK, port=port, timeout=0.3, retries=0)
 
 
@@ -60,8 +60,11 @@ async def test_ok_and_illegal_address(start_server: Any) -> None:
 async def test_missing_unit_on_tcp_is_told_from_silence(
     start_server: Any, silent_server: SilentServer
 ) -> None:
-    """Unit 5 missing where unit 1 answers: no answer from that unit; a server that
-    answers nothing at all: timeout."""
+    """Test that a missing unit is told apart from a silent server.
+
+    Unit 5 missing where unit 1 answers: no answer from that unit; a server that
+    answers nothing at all: timeout.
+    """
     server = await start_server(host=LOOPBACK, port=0)
     result = await probe_unit(config(server.port), 5)
     assert result.outcome is ProbeOutcome.NO_ANSWER_FROM_UNIT
@@ -77,7 +80,10 @@ async def test_missing_unit_on_tcp_is_told_from_silence(
     ],
 )
 async def test_wrong_framing_names_the_one_that_answers(
-    start_server: Any, server_framer: str, client: TransportKind, answering: TransportKind
+    start_server: Any,
+    server_framer: str,
+    client: TransportKind,
+    answering: TransportKind,
 ) -> None:
     """Modbus TCP against an RTU-over-TCP server and the other way round."""
     server = await start_server(host=LOOPBACK, port=0, framer=server_framer)
@@ -93,7 +99,8 @@ async def test_live_transport_is_used_and_left_open(start_server: Any) -> None:
     live = PymodbusTransport(config(server.port))
     await live.connect()
     try:
-        result = await probe_unit(config(1), 1, Table.HOLDING, 0, 1, live=live)  # port 1: unused
+        # port 1: unused
+        result = await probe_unit(config(1), 1, Table.HOLDING, 0, 1, live=live)
         assert result.ok
         assert live.connected
         server.requests.clear()
@@ -109,22 +116,34 @@ async def test_check_connection(start_server: Any, unused_port: int) -> None:
     """Opening works against a server and fails where nothing listens."""
     server = await start_server(host=LOOPBACK, port=0)
     assert await check_connection(config(server.port)) is None
-    assert isinstance(await check_connection(config(unused_port)), ModbusConnectionError)
+    assert isinstance(
+        await check_connection(config(unused_port)), ModbusConnectionError
+    )
 
 
 @pytest.mark.parametrize(
     ("error", "kind", "expected"),
     [
         (IllegalFunction("x"), TransportKind.TCP, ProbeOutcome.ILLEGAL_FUNCTION),
-        (classify_exception_code(4, 1, 0), TransportKind.TCP, ProbeOutcome.DEVICE_FAILURE),
-        (classify_exception_code(11, 1, 0), TransportKind.TCP, ProbeOutcome.NO_ANSWER_FROM_UNIT),
+        (
+            classify_exception_code(4, 1, 0),
+            TransportKind.TCP,
+            ProbeOutcome.DEVICE_FAILURE,
+        ),
+        (
+            classify_exception_code(11, 1, 0),
+            TransportKind.TCP,
+            ProbeOutcome.NO_ANSWER_FROM_UNIT,
+        ),
         (ModbusTimeout("t"), TransportKind.TCP, ProbeOutcome.TIMEOUT),
         (ModbusTimeout("t"), TransportKind.SERIAL, ProbeOutcome.NO_ANSWER_FROM_UNIT),
         (ModbusConnectionError("x"), TransportKind.TCP, ProbeOutcome.CANNOT_CONNECT),
         (ModbusError("odd"), TransportKind.TCP, ProbeOutcome.UNKNOWN),
     ],
 )
-def test_classify(error: ModbusError, kind: TransportKind, expected: ProbeOutcome) -> None:
+def test_classify(
+    error: ModbusError, kind: TransportKind, expected: ProbeOutcome
+) -> None:
     """Every engine error class has an outcome a user can act on."""
     assert classify(error, kind, unit_answered=False) is expected
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_views import T0, Demo
 
 from adaptive_modbus_engine.history import (
     CHANGES_KEPT,
@@ -25,6 +24,8 @@ from adaptive_modbus_engine.stats import (
     RequestRecord,
     Totals,
 )
+
+from .test_views import T0, Demo
 
 # the learned-state budget of a register in the Store (reliability issue): the
 # history's persisted share must leave most of it to the engine's own state
@@ -66,6 +67,7 @@ def _cycle(at: float, requests: int = 1, registers_read: int = 4) -> CycleResult
 
 
 def test_elapsed_time_is_split_at_hour_boundaries_and_gaps_are_not_counted() -> None:
+    """Test that elapsed time is split at hour boundaries and gaps are not counted."""
     history = History()
     start = T0 + 3600 - 30  # 30 s before an hour boundary
     history.observe(_cycle(start), _snapshot(start))
@@ -74,7 +76,9 @@ def test_elapsed_time_is_split_at_hour_boundaries_and_gaps_are_not_counted() -> 
     assert first.start == T0 and second.start == T0 + 3600
     assert first.seconds == pytest.approx(30) and second.seconds == pytest.approx(30)
     # 4 registers every 10 s: 0.4 requests per second of fixed polling
-    assert first.fixed_requests == pytest.approx(12) and second.fixed_requests == pytest.approx(12)
+    assert first.fixed_requests == pytest.approx(
+        12
+    ) and second.fixed_requests == pytest.approx(12)
     assert first.requests == 1 and second.requests == 1
     # HA was stopped for longer than MAX_GAP: fixed polling would not have run either
     later = start + 60 + MAX_GAP + 1
@@ -83,25 +87,38 @@ def test_elapsed_time_is_split_at_hour_boundaries_and_gaps_are_not_counted() -> 
 
 
 def test_requests_and_interval_changes_are_taken_once() -> None:
+    """Test that requests and interval changes are taken into the history once."""
     history = History()
     req = RequestRecord(at=10.0, unit_id=1, table=Table.HOLDING, address=0, count=4,
                         latency=0.05, ok=True)  # fmt: skip
     change = IntervalChange(at=10.0, uid="1.r0", previous=60.0, interval=30.0, reason="rate",
                             detail="")  # fmt: skip
-    snap = _snapshot(10.0, requests=(req,), total_requests=1, changes=(change,), total_changes=1)
+    snap = _snapshot(
+        10.0, requests=(req,), total_requests=1, changes=(change,), total_changes=1
+    )
     history.observe(_cycle(10.0), snap)
     # the next cycle's snapshot still holds the same records in its recent buffers
-    snap2 = _snapshot(20.0, requests=(req,), total_requests=1, changes=(change,), total_changes=1)
+    snap2 = _snapshot(
+        20.0, requests=(req,), total_requests=1, changes=(change,), total_changes=1
+    )
     history.observe(_cycle(20.0, requests=0), snap2)
     assert len(history.interval_changes("1.r0")) == 1
     assert sum(h.bus_time for h in history.hours()) == pytest.approx(0.05)
 
 
 def test_small_adjustments_are_left_out_of_the_timeline() -> None:
+    """Test that small interval adjustments are left out of the timeline."""
     history = History()
-    steps = [(60.0, 55.0, "rate"), (55.0, 52.0, "rate"), (52.0, 20.0, "rate"), (20.0, 19.0, "jump")]
+    steps = [
+        (60.0, 55.0, "rate"),
+        (55.0, 52.0, "rate"),
+        (52.0, 20.0, "rate"),
+        (20.0, 19.0, "jump"),
+    ]
     changes = tuple(
-        IntervalChange(at=10.0 * i, uid="1.r0", previous=old, interval=new, reason=why, detail="")
+        IntervalChange(
+            at=10.0 * i, uid="1.r0", previous=old, interval=new, reason=why, detail=""
+        )
         for i, (old, new, why) in enumerate(steps, start=1)
     )
     for n in range(1, len(changes) + 1):
@@ -114,10 +131,14 @@ def test_small_adjustments_are_left_out_of_the_timeline() -> None:
 
 
 async def test_demo_history_holds_every_change_and_read() -> None:
+    """Test that the demo's history holds every interval change and read."""
     demo = Demo(History(changes_kept=100_000, min_step=0))
     await demo.run_until(T0 + signals.incident_start(0) + 600)
     snap = demo.engine.snapshot()
-    assert sum(len(r) for r in demo.history.changes.values()) == snap.totals.interval_changes
+    assert (
+        sum(len(r) for r in demo.history.changes.values())
+        == snap.totals.interval_changes
+    )
     # the default ring keeps the last CHANGES_KEPT per register: the newest ones
     bounded = Demo(History(min_step=0))
     await bounded.run_until(T0 + signals.incident_start(0) + 600)
@@ -133,13 +154,20 @@ async def test_demo_history_holds_every_change_and_read() -> None:
 
 
 async def test_persisted_state_round_trips_and_stays_small() -> None:
+    """Test that the persisted history round-trips and stays small."""
     demo = Demo()
     await demo.run_until(T0 + signals.incident_start(0) + 600)
     stored = json.loads(json.dumps(demo.history.export_state()))
     restored = History()
     assert restored.import_state(stored, uids=demo.engine.uids) == []
     for back, kept in zip(restored.hours(), demo.history.hours(), strict=True):
-        assert (back.start, back.requests, back.registers_read, back.errors, back.cycles) == (
+        assert (
+            back.start,
+            back.requests,
+            back.registers_read,
+            back.errors,
+            back.cycles,
+        ) == (
             kept.start,
             kept.requests,
             kept.registers_read,
@@ -165,6 +193,7 @@ async def test_persisted_state_round_trips_and_stays_small() -> None:
 
 
 def test_thirty_days_of_hours_are_kept_and_their_size_is_bounded() -> None:
+    """Test that thirty days of hours are kept and their size is bounded."""
     history = History()
     t = T0
     for _ in range(HOURS_KEPT + 48):
@@ -176,7 +205,8 @@ def test_thirty_days_of_hours_are_kept_and_their_size_is_bounded() -> None:
     assert len(hours) == HOURS_KEPT
     assert hours[-1].start == T0 + (HOURS_KEPT + 47) * 3600
     size = len(json.dumps(history.export_state()["hours"]))
-    assert size <= 60 * HOURS_KEPT  # ~60 bytes an hour: ~43 kB for 30 days per connection
+    # ~60 bytes an hour: ~43 kB for 30 days per connection
+    assert size <= 60 * HOURS_KEPT
 
 
 @pytest.mark.parametrize(
@@ -185,10 +215,14 @@ def test_thirty_days_of_hours_are_kept_and_their_size_is_bounded() -> None:
         (None, "unknown format"),
         ({"version": 99}, "unknown format"),
         ({"version": 1, "hours": [[1, 2]], "changes": {}}, "hour row"),
-        ({"version": 1, "hours": [], "changes": {"1.r0": [["x", 1, 2, "rate"]]}}, "change of 1.r0"),
+        (
+            {"version": 1, "hours": [], "changes": {"1.r0": [["x", 1, 2, "rate"]]}},
+            "change of 1.r0",
+        ),
     ],
 )
 def test_corrupt_state_is_set_aside_with_a_warning(data: object, warned: str) -> None:
+    """Test that corrupt stored history is set aside with a warning."""
     history = History()
     warnings = history.import_state(data)
     assert any(warned in w for w in warnings)
@@ -196,6 +230,7 @@ def test_corrupt_state_is_set_aside_with_a_warning(data: object, warned: str) ->
 
 
 def test_read_ring_keeps_types_and_the_newest_reads() -> None:
+    """Test that the read ring keeps value types and the newest reads."""
     ring = ReadRing(3)
     for i, value in enumerate([True, False, None, True]):
         ring.append(float(i), value)

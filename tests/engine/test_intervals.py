@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import itertools
 import json
 import math
 import random
-from collections.abc import Callable
 
+from hypothesis import given, strategies as st
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from adaptive_modbus_engine.intervals import (
     GROWTH,
@@ -44,6 +43,7 @@ def drive(
 
 
 def noise(sigma: float, seed: int) -> Callable[[float], float]:
+    """Return a signal of Gaussian noise with ``sigma`` around 100."""
     rnd = random.Random(seed)
     return lambda _t: 100.0 + rnd.gauss(0.0, sigma)
 
@@ -52,6 +52,7 @@ def noise(sigma: float, seed: int) -> Callable[[float], float]:
 
 
 def test_starts_at_min_with_initial_reason() -> None:
+    """Test that a new model starts at the minimum interval, reason INITIAL."""
     model = IntervalModel(1.0, LIMITS, at=12.0)
     assert model.interval == LIMITS.min_interval
     assert model.last_decision.reason is Reason.INITIAL
@@ -60,6 +61,7 @@ def test_starts_at_min_with_initial_reason() -> None:
 
 
 def test_quiet_register_grows_slowly_to_max() -> None:
+    """Test that a value that never moves grows its interval step by step to the maximum."""
     model = IntervalModel(1.0, LIMITS)
     _, decisions = drive(model, lambda _t: 42.0, 40)
     assert model.interval == LIMITS.max_interval
@@ -70,6 +72,7 @@ def test_quiet_register_grows_slowly_to_max() -> None:
 
 
 def test_ramp_settles_near_tolerance_over_slope() -> None:
+    """Test that a steady ramp settles at about tolerance / slope."""
     slope, tolerance = 0.02, 1.0
     model = IntervalModel(tolerance, LIMITS, unit="W")
     drive(model, lambda t: slope * (t - START), 60)
@@ -81,6 +84,7 @@ def test_ramp_settles_near_tolerance_over_slope() -> None:
 
 
 def test_ramp_with_small_noise_still_tracks_slope() -> None:
+    """Test that noise well below tolerance does not hide a ramp's slope."""
     slope, tolerance = 0.02, 1.0
     rnd = random.Random(3)
     model = IntervalModel(tolerance, LIMITS)
@@ -90,6 +94,7 @@ def test_ramp_with_small_noise_still_tracks_slope() -> None:
 
 
 def test_step_beyond_tolerance_shortens_within_one_read() -> None:
+    """Test that a jump of more than the tolerance shortens the interval at the next read."""
     model = IntervalModel(50.0, LIMITS, unit="W")
     t, _ = drive(model, lambda _t: 1000.0, 40)
     assert model.interval == LIMITS.max_interval
@@ -102,6 +107,7 @@ def test_step_beyond_tolerance_shortens_within_one_read() -> None:
 
 
 def test_small_step_shortens_to_matching_interval() -> None:
+    """Test that a small step shortens the interval only as far as its rate needs."""
     model = IntervalModel(50.0, LIMITS)
     t, _ = drive(model, lambda _t: 1000.0, 40)
     decision = model.observe(t, 1100.0, True)  # 2 tolerances in 300 s
@@ -130,12 +136,16 @@ def _settled_step(model: IntervalModel) -> tuple[float, list[IntervalDecision]]:
 
 
 def test_level_shift_is_left_out_of_the_rate_and_recovers_fast() -> None:
+    """Test that a settled level shift leaves the rate and the interval grows back fast."""
     model = IntervalModel(50.0, LIMITS, unit="W")
     _, decisions = _settled_step(model)
     assert model.rate == pytest.approx(0.0, abs=1e-9)  # the step is not a trend
-    assert 0.5 / STEP_MEMORY < model.step_rate <= 1.0 / STEP_MEMORY  # one step, decaying
+    # one step, decaying
+    assert 0.5 / STEP_MEMORY < model.step_rate <= 1.0 / STEP_MEMORY
     # back from 5 s within log2(300/5) + 1 quiet reads (x1.25 would need ~19)
-    back = next(i for i, d in enumerate(decisions) if d.interval >= 2.0 * STEP_BUDGET * 3000)
+    back = next(
+        i for i, d in enumerate(decisions) if d.interval >= 2.0 * STEP_BUDGET * 3000
+    )
     assert back <= math.ceil(math.log2(60)) + 1
     assert "a step every" in decisions[-1].detail
 
@@ -177,12 +187,15 @@ def test_frequent_steps_bound_the_interval() -> None:
 
 
 def test_level_shift_state_survives_a_round_trip() -> None:
+    """Test that a pending jump survives export and import."""
     model = IntervalModel(50.0, LIMITS)
     t, _ = drive(model, lambda _t: 1000.0, 40)
     model.observe(t, 3000.0, True)  # a pending jump, not judged yet
     restored = IntervalModel.from_dict(json.loads(json.dumps(model.to_dict())))
     t += model.interval
-    assert same_decision(restored.observe(t, 3000.0, True), model.observe(t, 3000.0, True))
+    assert same_decision(
+        restored.observe(t, 3000.0, True), model.observe(t, 3000.0, True)
+    )
     assert restored.step_rate == pytest.approx(model.step_rate, rel=1e-5)
     assert model.step_rate > 0
 
@@ -196,6 +209,7 @@ def same_decision(a: IntervalDecision | None, b: IntervalDecision | None) -> boo
 
 @pytest.mark.parametrize("seed", range(5))
 def test_noise_below_tolerance_does_not_drive_interval_down(seed: int) -> None:
+    """Test that noise below the tolerance never drives the interval down."""
     model = IntervalModel(1.0, LIMITS)
     signal = noise(0.3, seed)  # noise RMS difference ~0.42 tolerances
     t, _ = drive(model, signal, 60)
@@ -211,6 +225,7 @@ def test_noise_below_tolerance_does_not_drive_interval_down(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_noise_above_tolerance_is_flagged_not_pinned_to_min(seed: int) -> None:
+    """Test that noise above the tolerance flags the register instead of pinning it to the minimum."""
     model = IntervalModel(1.0, LIMITS)
     _, decisions = drive(model, noise(3.0, seed), 200)
     assert model.noisy
@@ -221,6 +236,7 @@ def test_noise_above_tolerance_is_flagged_not_pinned_to_min(seed: int) -> None:
 
 
 def test_noisy_flag_clears_when_noise_drops() -> None:
+    """Test that the noisy flag clears once the noise drops."""
     model = IntervalModel(1.0, LIMITS)
     t, _ = drive(model, noise(3.0, 1), 100)
     assert model.noisy
@@ -229,6 +245,7 @@ def test_noisy_flag_clears_when_noise_drops() -> None:
 
 
 def test_zero_tolerance_every_change_is_a_jump() -> None:
+    """Test that with zero tolerance every change counts as a jump."""
     model = IntervalModel(0.0, LIMITS)
     t, _ = drive(model, lambda _t: 7.0, 40)
     assert model.interval == LIMITS.max_interval
@@ -239,6 +256,7 @@ def test_zero_tolerance_every_change_is_a_jump() -> None:
 
 
 def test_non_numeric_change_shortens_quiet_lengthens() -> None:
+    """Test that a non-numeric value shortens on change and lengthens while quiet."""
     model = IntervalModel(0.0, LIMITS, numeric=False)
     t = START
     assert model.observe(t, None, False) is None
@@ -254,6 +272,7 @@ def test_non_numeric_change_shortens_quiet_lengthens() -> None:
 
 
 def test_numeric_none_or_nan_breaks_baseline_only() -> None:
+    """Test that a missing or NaN value only breaks the baseline, never counts as change."""
     model = IntervalModel(1.0, LIMITS)
     model.observe(START, 10.0, True)
     assert model.observe(START + 5, None, True) is None
@@ -266,6 +285,7 @@ def test_numeric_none_or_nan_breaks_baseline_only() -> None:
 
 
 def test_stale_reads_are_ignored() -> None:
+    """Test that a read not newer than the last one is ignored."""
     model = IntervalModel(1.0, LIMITS)
     model.observe(START, 1.0, True)
     assert model.observe(START, 100.0, True) is None
@@ -273,17 +293,20 @@ def test_stale_reads_are_ignored() -> None:
 
 
 def test_rider_reads_lengthen_in_proportion_to_elapsed_time() -> None:
+    """Test that early reads (riders) lengthen the interval in proportion to the time elapsed."""
     model = IntervalModel(1.0, LIMITS)
     drive(model, lambda _t: 1.0, 40)
     model.reset(START + 10_000.0)
     model.observe(START + 10_000.0, 1.0, True)
     model.interval = 100.0
-    decision = model.observe(START + 10_010.0, 1.0, True)  # a tenth of an interval later
+    # a tenth of an interval later
+    decision = model.observe(START + 10_010.0, 1.0, True)
     assert decision is not None
     assert decision.interval == pytest.approx(100.0 * GROWTH**0.1)
 
 
 def test_reset_goes_to_min_and_records_reason() -> None:
+    """Test that a reset returns to the minimum interval and records why."""
     model = IntervalModel(1.0, LIMITS)
     t, _ = drive(model, lambda _t: 1.0, 40)
     decision = model.reset(t, Reason.ERROR)
@@ -299,6 +322,7 @@ def test_reset_goes_to_min_and_records_reason() -> None:
 
 
 def test_every_decision_has_reason_detail_and_consistent_history() -> None:
+    """Test that every decision carries a reason and detail and the history is consistent."""
     model = IntervalModel(1.0, LIMITS)
     rnd = random.Random(9)
     _, decisions = drive(
@@ -319,6 +343,7 @@ def test_every_decision_has_reason_detail_and_consistent_history() -> None:
 
 
 def test_limits_validation_and_clamp() -> None:
+    """Test that bad limits are refused and good ones clamp intervals."""
     with pytest.raises(ValueError, match="min_interval"):
         IntervalLimits(0.0, 10.0)
     with pytest.raises(ValueError, match="max_interval"):
@@ -331,17 +356,22 @@ def test_limits_validation_and_clamp() -> None:
 
 
 def test_round_trip_through_json() -> None:
+    """Test that a model survives a JSON round trip unchanged."""
     model = IntervalModel(1.0, LIMITS, unit="°C")
     t, _ = drive(model, noise(3.0, 4), 80)
     restored = IntervalModel.from_dict(json.loads(json.dumps(model.to_dict())))
     for name in ("tolerance", "interval", "rate"):
-        assert getattr(restored, name) == pytest.approx(getattr(model, name), rel=1e-5), name
+        assert getattr(restored, name) == pytest.approx(
+            getattr(model, name), rel=1e-5
+        ), name
     assert restored.noise == pytest.approx(model.noise, rel=2e-3)  # float16 residuals
     assert (restored.noisy, restored.unit) == (model.noisy, model.unit)
     assert restored.limits == model.limits
     assert same_decision(restored.last_decision, model.last_decision)
     assert restored.last_decision.at == pytest.approx(model.last_decision.at, abs=1e-3)
-    assert same_decision(restored.observe(t, 100.0, True), model.observe(t, 100.0, True))
+    assert same_decision(
+        restored.observe(t, 100.0, True), model.observe(t, 100.0, True)
+    )
 
 
 def test_stored_state_is_small() -> None:
@@ -376,13 +406,18 @@ def test_version_1_state_still_loads() -> None:
 
 
 def test_from_dict_prefers_current_configuration() -> None:
+    """Test that restored state gives way to the current tolerance and limits."""
     model = IntervalModel(1.0, LIMITS)
     drive(model, lambda _t: 1.0, 40)
     new_limits = IntervalLimits(10.0, 60.0)
     restored = IntervalModel.from_dict(
         model.to_dict(), tolerance=2.0, limits=new_limits, numeric=False
     )
-    assert (restored.tolerance, restored.limits, restored.numeric) == (2.0, new_limits, False)
+    assert (restored.tolerance, restored.limits, restored.numeric) == (
+        2.0,
+        new_limits,
+        False,
+    )
     assert restored.interval == 60.0  # clamped to the new limits
 
 
@@ -394,11 +429,37 @@ def test_from_dict_prefers_current_configuration() -> None:
         [],
         {},
         {"version": 99, "interval": 100.0},
-        {"version": 2, "i": "x", "res": "!!", "lo": 50, "hi": 10, "dr": "bogus", "dt": "x"},
-        {"version": 2, "res": "AAAAAAAA8P8AAA==", "lt": [1], "ar": "x", "shift": [1, 2]},
-        {"version": 2, "res": "AAA8", "lt": 10**400, "lv": "x", "lsd": 0, "lsv": 1, "tol": -1},
+        {
+            "version": 2,
+            "i": "x",
+            "res": "!!",
+            "lo": 50,
+            "hi": 10,
+            "dr": "bogus",
+            "dt": "x",
+        },
+        {
+            "version": 2,
+            "res": "AAAAAAAA8P8AAA==",
+            "lt": [1],
+            "ar": "x",
+            "shift": [1, 2],
+        },
+        {
+            "version": 2,
+            "res": "AAA8",
+            "lt": 10**400,
+            "lv": "x",
+            "lsd": 0,
+            "lsv": 1,
+            "tol": -1,
+        },
         {"version": 1, "interval": "x", "residuals": "x", "acc": [1], "decision": 3},
-        {"version": 1, "interval": math.inf, "residuals": [1, -2, None, math.nan, True]},
+        {
+            "version": 1,
+            "interval": math.inf,
+            "residuals": [1, -2, None, math.nan, True],
+        },
         {"version": 1, "min_interval": 50, "max_interval": 10, "last_step": [0, 1]},
         {"version": 1, "decision": {"reason": "bogus", "at": 1, "interval": 1}},
         {"version": 1, "decision": {"reason": ["x"], "detail": "x"}, "tolerance": -3},
@@ -406,6 +467,7 @@ def test_from_dict_prefers_current_configuration() -> None:
     ],
 )
 def test_corrupt_state_falls_back_without_crashing(data: object) -> None:
+    """Test that corrupt stored state gives a fresh, valid model."""
     model = IntervalModel.from_dict(data)
     assert model.limits.min_interval <= model.interval <= model.limits.max_interval
     assert model.tolerance >= 0
@@ -416,6 +478,7 @@ def test_corrupt_state_falls_back_without_crashing(data: object) -> None:
 
 
 def test_decision_from_dict_rejects_bad_data() -> None:
+    """Test that a stored decision with bad fields is rejected."""
     good = IntervalDecision(1.0, 5.0, 10.0, Reason.RATE, "x")
     assert IntervalDecision.from_dict(good.to_dict()) == good
     assert IntervalDecision.from_dict({**good.to_dict(), "detail": 3}) is None
@@ -427,7 +490,8 @@ def test_decision_from_dict_rejects_bad_data() -> None:
 
 intervals = st.floats(min_value=0.01, max_value=1e6, allow_nan=False)
 limit_pairs = st.tuples(
-    st.floats(min_value=0.5, max_value=100.0), st.floats(min_value=1.0, max_value=1000.0)
+    st.floats(min_value=0.5, max_value=100.0),
+    st.floats(min_value=1.0, max_value=1000.0),
 ).map(lambda p: IntervalLimits(p[0], p[0] * p[1]))
 
 
@@ -435,14 +499,19 @@ limit_pairs = st.tuples(
 def test_quantize_stays_within_limits_and_never_lengthens(
     interval: float, limits: IntervalLimits
 ) -> None:
+    """Test that quantising stays within the limits and never lengthens an interval."""
     snapped = quantize(interval, limits)
     assert limits.min_interval <= snapped <= limits.max_interval
     assert snapped <= max(interval, limits.min_interval) * (1 + 1e-9)
-    assert snapped > min(interval, limits.max_interval) / 2 * (1 - 1e-9)  # within an octave
+    # within an octave
+    assert snapped > min(interval, limits.max_interval) / 2 * (1 - 1e-9)
 
 
 @given(intervals, intervals, limit_pairs)
-def test_quantized_intervals_are_harmonic(a: float, b: float, limits: IntervalLimits) -> None:
+def test_quantized_intervals_are_harmonic(
+    a: float, b: float, limits: IntervalLimits
+) -> None:
+    """Test that any two quantised intervals divide one another."""
     qa, qb = sorted((quantize(a, limits), quantize(b, limits)))
     if qb == limits.max_interval and qa != qb:
         return  # max is its own rung
@@ -451,6 +520,7 @@ def test_quantized_intervals_are_harmonic(a: float, b: float, limits: IntervalLi
 
 
 def test_quantize_ladder_examples() -> None:
+    """Test the quantisation ladder on known intervals."""
     assert [quantize(x, LIMITS) for x in (1, 5, 9.9, 10, 39, 299, 300, 500)] == [
         5,
         5,
@@ -472,7 +542,10 @@ def test_quantize_ladder_examples() -> None:
     st.floats(min_value=0.5, max_value=1e4),
     st.floats(min_value=0.0, max_value=1.0),
 )
-def test_aligned_due_is_next_multiple(last_read: float, interval: float, fraction: float) -> None:
+def test_aligned_due_is_next_multiple(
+    last_read: float, interval: float, fraction: float
+) -> None:
+    """Test that the aligned due time is the next multiple of the interval."""
     due = aligned_due(last_read, interval, min_fraction=fraction)
     earliest = last_read + fraction * interval
     assert due > earliest
@@ -482,6 +555,7 @@ def test_aligned_due_is_next_multiple(last_read: float, interval: float, fractio
 
 
 def test_aligned_due_makes_harmonic_registers_coincide() -> None:
+    """Test that registers on harmonic intervals come due together."""
     fast = [aligned_due(START + k * 10.0, 10.0) for k in range(12)]
     slow = [aligned_due(START + k * 40.0, 40.0) for k in range(3)]
     assert set(slow) <= set(fast)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
+from datetime import date, datetime, timedelta
 import json
 import math
 import zlib
-from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,7 +36,10 @@ def busy_late_morning(t: float, tz_offset: float = 0.0) -> float:
     return 0.5 if 7 <= hour < 20 else 0.0
 
 
-def trained(weeks: int = 3, tz_offset: float = 0.0, step: float = 300.0) -> ActivityProfile:
+def trained(
+    weeks: int = 3, tz_offset: float = 0.0, step: float = 300.0
+) -> ActivityProfile:
+    """Return a profile trained on ``weeks`` of busy late mornings."""
     profile = ActivityProfile(tz_offset=tz_offset)
     t = MONDAY - tz_offset
     while t < MONDAY - tz_offset + weeks * WEEK:
@@ -46,10 +49,12 @@ def trained(weeks: int = 3, tz_offset: float = 0.0, step: float = 300.0) -> Acti
 
 
 def at(day: int, hour: float, weeks: int = 3, tz_offset: float = 0.0) -> float:
+    """Return the time of ``day`` and ``hour`` in the week after training."""
     return MONDAY - tz_offset + weeks * WEEK + day * DAY + hour * HOUR
 
 
 def test_bucket_is_local_hour_of_week() -> None:
+    """Test that a time falls into the bucket of its local hour of the week."""
     profile = ActivityProfile()
     assert profile.bucket(MONDAY) == 0
     assert profile.bucket(MONDAY + 10.5 * HOUR) == 10
@@ -62,6 +67,7 @@ def test_bucket_is_local_hour_of_week() -> None:
 
 
 def test_factor_is_one_until_learned() -> None:
+    """Test that the factor stays 1.0 until a bucket has two weeks of data."""
     profile = ActivityProfile()
     t = MONDAY
     while t < MONDAY + WEEK:  # one week only: no bucket seen in two weeks
@@ -75,11 +81,16 @@ def test_factor_is_one_until_learned() -> None:
 
 
 @pytest.mark.parametrize("tz_offset", [0.0, 3600.0, -5 * 3600.0])
-def test_busy_hours_shorten_ahead_and_during_quiet_nights_lengthen(tz_offset: float) -> None:
+def test_busy_hours_shorten_ahead_and_during_quiet_nights_lengthen(
+    tz_offset: float,
+) -> None:
+    """Test that intervals shorten ahead of and during busy hours and lengthen at night."""
     profile = trained(tz_offset=tz_offset)
     for day in range(7):
-        assert profile.factor(at(day, 9.0, tz_offset=tz_offset)) >= 1.0  # quiet-ish morning
-        assert profile.factor(at(day, 9.8, tz_offset=tz_offset)) < 1.0  # just before: look ahead
+        # quiet-ish morning
+        assert profile.factor(at(day, 9.0, tz_offset=tz_offset)) >= 1.0
+        # just before: look ahead
+        assert profile.factor(at(day, 9.8, tz_offset=tz_offset)) < 1.0
         assert profile.factor(at(day, 10.5, tz_offset=tz_offset)) < 1.0
         assert profile.factor(at(day, 11.9, tz_offset=tz_offset)) < 1.0
         assert profile.factor(at(day, 3.0, tz_offset=tz_offset)) > 1.0
@@ -87,6 +98,7 @@ def test_busy_hours_shorten_ahead_and_during_quiet_nights_lengthen(tz_offset: fl
 
 
 def test_factor_is_clipped() -> None:
+    """Test that the factor stays within its bounds."""
     profile = trained()
     factors = [profile.factor(MONDAY + k * 600.0) for k in range(int(WEEK // 600))]
     assert min(factors) >= FACTOR_MIN
@@ -95,6 +107,7 @@ def test_factor_is_clipped() -> None:
 
 
 def test_disabled_profile_is_neutral_but_keeps_learning() -> None:
+    """Test that a disabled profile has factor 1.0 but keeps learning."""
     profile = trained()
     profile.enabled = False
     assert profile.factor(at(0, 10.5)) == 1.0
@@ -105,6 +118,7 @@ def test_disabled_profile_is_neutral_but_keeps_learning() -> None:
 
 
 def test_apply_returns_pattern_decision_clamped_to_limits() -> None:
+    """Test that apply gives a PATTERN decision within the limits."""
     profile = trained()
     decision = profile.apply(at(1, 10.5), 100.0, LIMITS)
     assert decision is not None
@@ -115,10 +129,12 @@ def test_apply_returns_pattern_decision_clamped_to_limits() -> None:
     night = profile.apply(at(1, 3.0), 200.0, LIMITS)
     assert night is not None
     assert night.interval == LIMITS.max_interval
-    assert profile.apply(at(1, 3.0), 300.0, LIMITS) is None  # already at max: no influence
+    # already at max: no influence
+    assert profile.apply(at(1, 3.0), 300.0, LIMITS) is None
 
 
 def test_memory_is_bounded() -> None:
+    """Test that the stored state stays the same size however long it learns."""
     profile = trained(weeks=2)
     size = len(json.dumps(trained(weeks=2).to_dict()))
     t = MONDAY + 2 * WEEK
@@ -138,6 +154,7 @@ def test_stored_state_is_small_with_every_bucket_learned() -> None:
 
 
 def test_bad_samples_and_clock_going_back_are_ignored() -> None:
+    """Test that negative samples and a clock going back change nothing."""
     profile = trained()
     before = profile.to_dict()
     profile.record(at(0, 10.5), -1.0)
@@ -148,6 +165,7 @@ def test_bad_samples_and_clock_going_back_are_ignored() -> None:
 
 
 def test_serialization_round_trip() -> None:
+    """Test that a profile survives a JSON round trip."""
     profile = trained(tz_offset=3600.0)
     profile.enabled = False
     state = json.loads(json.dumps(profile.to_dict()))
@@ -163,8 +181,11 @@ def test_serialization_round_trip() -> None:
 
 
 def test_restore_keeps_counting_weeks_without_double_counting() -> None:
-    """A save folds finished visits early; the next week's samples must not fold them
-    again, and the visit in progress carries on."""
+    """Test that a restored profile counts the next week's visits once.
+
+    A save folds finished visits early; the next week's samples must not fold them
+    again, and the visit in progress carries on.
+    """
     profile = trained(weeks=2)
     restored = ActivityProfile.from_dict(json.loads(json.dumps(profile.to_dict())))
     t = MONDAY + 2 * WEEK  # the next week starts: every bucket gets its third week
@@ -173,8 +194,10 @@ def test_restore_keeps_counting_weeks_without_double_counting() -> None:
         restored.record(t, busy_late_morning(t))
         t += 300.0
     for index in range(BUCKETS):
-        assert restored._weeks[index] == profile._weeks[index]
-        assert restored.activity(index) == pytest.approx(profile.activity(index), rel=0.06)
+        assert restored.counts(index).weeks == profile.counts(index).weeks
+        assert restored.activity(index) == pytest.approx(
+            profile.activity(index), rel=0.06
+        )
 
 
 @pytest.mark.parametrize(
@@ -198,6 +221,7 @@ def test_restore_keeps_counting_weeks_without_double_counting() -> None:
     ],
 )
 def test_corrupt_state_falls_back(data: object) -> None:
+    """Test that corrupt stored state gives a neutral, working profile."""
     profile = ActivityProfile.from_dict(data)
     assert profile.factor(MONDAY) == 1.0
     assert profile.enabled is True
@@ -206,13 +230,11 @@ def test_corrupt_state_falls_back(data: object) -> None:
 
 
 def v1_state(profile: ActivityProfile, dense: bool = False) -> dict[str, object]:
-    """The version 1 state of ``profile`` (what earlier releases stored)."""
+    """Return the version 1 state of ``profile`` (what earlier releases stored)."""
+    counts = [profile.counts(index) for index in range(BUCKETS)]
     arrays = {
-        "mean": list(profile._mean),
-        "weeks": list(profile._weeks),
-        "visit_week": list(profile._visit_week),
-        "visit_sum": list(profile._visit_sum),
-        "visit_n": list(profile._visit_n),
+        name: [getattr(bucket, name) for bucket in counts]
+        for name in ("mean", "weeks", "visit_week", "visit_sum", "visit_n")
     }
     state: dict[str, object] = {"version": 1, "tz_offset": 0.0, "lookahead": 900.0}
     if dense:
@@ -220,12 +242,13 @@ def v1_state(profile: ActivityProfile, dense: bool = False) -> dict[str, object]
     state["buckets"] = {
         str(i): [arrays[name][i] for name in arrays]
         for i in range(BUCKETS)
-        if profile._weeks[i] or profile._visit_n[i] or profile._visit_week[i] >= 0
+        if counts[i].weeks or counts[i].visit_n or counts[i].visit_week >= 0
     }
     return state
 
 
 def test_partially_corrupt_state_resets_all_buckets() -> None:
+    """Test that one bad bucket in stored state resets them all."""
     state = v1_state(trained())
     buckets = state["buckets"]
     assert isinstance(buckets, dict)
@@ -260,11 +283,15 @@ def test_version_1_state_migrates(dense: bool) -> None:
     packed = restored.to_dict()
     assert ActivityProfile.from_dict(packed).mean_activity() is not None
     assert (
-        ActivityProfile.from_dict(packed, tz=ZoneInfo("America/New_York")).mean_activity() is None
+        ActivityProfile.from_dict(
+            packed, tz=ZoneInfo("America/New_York")
+        ).mean_activity()
+        is None
     )
 
 
 def local(zone: str, *fields: int) -> float:
+    """Return the timestamp of a wall-clock time in ``zone``."""
     return datetime(*fields, tzinfo=ZoneInfo(zone)).timestamp()  # type: ignore[misc]
 
 
@@ -278,6 +305,7 @@ def local(zone: str, *fields: int) -> float:
 def test_buckets_are_local_hours_through_dst(
     zone: str, spring: tuple[int, int, int], fall: tuple[int, int, int]
 ) -> None:
+    """Test that buckets follow local hours across both DST changes."""
     tz = ZoneInfo(zone)
     profile = ActivityProfile(tz=tz)
     for day in (spring, fall):
@@ -289,7 +317,8 @@ def test_buckets_are_local_hours_through_dst(
         # the day before: 08:30 local is hour 8 of Saturday whatever the UTC offset
         before = date(*day) - timedelta(days=1)
         assert (
-            profile.bucket(local(zone, before.year, before.month, before.day, 8, 30)) == 5 * 24 + 8
+            profile.bucket(local(zone, before.year, before.month, before.day, 8, 30))
+            == 5 * 24 + 8
         )
     # winter and summer 08:30 are different UTC hours but the same bucket
     winter, summer = local(zone, 2026, 1, 5, 8, 30), local(zone, 2026, 7, 6, 8, 30)
@@ -309,8 +338,11 @@ def test_buckets_are_local_hours_through_dst(
 def test_a_23_or_25_hour_day_neither_crashes_nor_double_counts(
     zone: str, sunday: tuple[int, int, int], hours: int
 ) -> None:
-    """Three weeks of samples every 10 min around a DST change: every bucket holds one
-    visit per week; the skipped hour has one fewer, the repeated one is one visit."""
+    """Test that a DST change day neither crashes nor counts an hour twice.
+
+    Three weeks of samples every 10 min around a DST change: every bucket holds one
+    visit per week; the skipped hour has one fewer, the repeated one is one visit.
+    """
     tz = ZoneInfo(zone)
     profile = ActivityProfile(tz=tz)
     day = date(*sunday)
@@ -328,7 +360,8 @@ def test_a_23_or_25_hour_day_neither_crashes_nor_double_counts(
     # Sunday 02:00 local is skipped in spring; autumn repeats 02:00 in Berlin, 01:00 in New York
     odd_hour = 6 * 24 + (1 if zone == "America/New_York" and hours == 25 else 2)
     for index in range(BUCKETS):
-        visits = profile._weeks[index] + (1 if profile._visit_n[index] else 0)
+        bucket = profile.counts(index)
+        visits = bucket.weeks + (1 if bucket.visit_n else 0)
         assert visits == (2 if index == odd_hour and hours == 23 else 3), index
     assert samples[odd_hour] == (12 if hours == 23 else 24 if hours == 25 else 18)
     state = json.loads(json.dumps(profile.to_dict()))
@@ -336,6 +369,7 @@ def test_a_23_or_25_hour_day_neither_crashes_nor_double_counts(
 
 
 def test_engine_passes_its_time_zone_to_the_patterns() -> None:
+    """Test that the engine's configured time zone reaches the register patterns."""
     spec = RegisterSpec(key="p", unit_id=1, table=Table.INPUT, address=0)
     tz = ZoneInfo("Europe/Berlin")
     engine = PollEngine([spec], None, lambda: 0.0, EngineConfig(tz=tz))  # type: ignore[arg-type]

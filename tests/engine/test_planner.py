@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence, Set as AbstractSet
+from itertools import combinations, pairwise
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
-from itertools import combinations, pairwise
 
+from hypothesis import given, settings, strategies as st
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from adaptive_modbus_engine.planner import (
     UNBOUNDED_GAP,
@@ -37,7 +35,7 @@ def spec(
     table: Table = Table.HOLDING,
     bit: int | None = None,
 ) -> RegisterSpec:
-    """A spec of ``size`` registers (bits for bit tables) at ``address``."""
+    """Return a spec of ``size`` registers (bits for bit tables) at ``address``."""
     if table.is_bit:
         assert size == 1
         return RegisterSpec(key, unit, table, address, DataType.BOOL)
@@ -62,7 +60,11 @@ def _hull(group: Sequence[Span]) -> Span:
 
 
 def _group_cost(
-    group: Sequence[Span], limit: int, holes: AbstractSet[int], overhead: float, per: float
+    group: Sequence[Span],
+    limit: int,
+    holes: AbstractSet[int],
+    overhead: float,
+    per: float,
 ) -> float:
     """Cost of reading a group of intervals in one request; inf when not allowed."""
     start, end = _hull(group)
@@ -89,7 +91,11 @@ def _set_partitions(items: list[Span]) -> Iterator[list[list[Span]]]:
     for partition in _set_partitions(rest):
         yield [[first], *partition]
         for index in range(len(partition)):
-            yield [*partition[:index], [first, *partition[index]], *partition[index + 1 :]]
+            yield [
+                *partition[:index],
+                [first, *partition[index]],
+                *partition[index + 1 :],
+            ]
 
 
 def brute_force_cost(
@@ -107,7 +113,9 @@ def brute_force_cost(
     """
     groups: dict[tuple[int, Table], set[Span]] = {}
     for item in {s.uid: s for s in due}.values():
-        groups.setdefault((item.unit_id, item.table), set()).add((item.address, item.end))
+        groups.setdefault((item.unit_id, item.table), set()).add(
+            (item.address, item.end)
+        )
     total = 0.0
     for (unit, table), intervals in groups.items():
         limit = limits.get(unit, DeviceLimits()).for_table(table)
@@ -121,9 +129,14 @@ def brute_force_cost(
                 readable.append(interval)
         if not readable:
             continue
-        candidates = _compositions(readable) if contiguous else _set_partitions(readable)
+        candidates = (
+            _compositions(readable) if contiguous else _set_partitions(readable)
+        )
         total += min(
-            sum(_group_cost(g, limit, group_holes, cost.request_overhead, per) for g in p)
+            sum(
+                _group_cost(g, limit, group_holes, cost.request_overhead, per)
+                for g in p
+            )
             for p in candidates
         )
     return total
@@ -144,7 +157,8 @@ def _inside(item: RegisterSpec, block: BlockRead) -> bool:
 def _is_solo(block: BlockRead, specs: Mapping[str, RegisterSpec]) -> bool:
     """Whether the block is exactly the interval of each of its (due) keys."""
     return all(
-        specs[key].address == block.address and specs[key].end == block.end for key in block.keys
+        specs[key].address == block.address and specs[key].end == block.end
+        for key in block.keys
     )
 
 
@@ -168,19 +182,25 @@ def check_plan(
     normal: list[BlockRead] = []
     for block in plan:
         assert block.count >= 1
-        assert any(key in due_by_key for key in block.keys), "no block without a due key"
+        assert any(key in due_by_key for key in block.keys), (
+            "no block without a due key"
+        )
         for key in block.keys:
             assert _inside(everything[key], block), f"{key} not wholly inside {block}"
         limit = limits.get(block.unit_id, DeviceLimits()).for_table(block.table)
         group_holes = holes.get((block.unit_id, block.table), set())
-        if block.count > limit or any(block.address <= h < block.end for h in group_holes):
+        if block.count > limit or any(
+            block.address <= h < block.end for h in group_holes
+        ):
             # Only an unreadable due spec is read on its own, and nothing rides along.
             assert _is_solo(block, due_by_key)
         else:
             normal.append(block)
     for key, rider in rider_by_key.items():
         fits = any(_inside(rider, block) for block in normal)
-        assert (key in listed) == fits, f"rider {key} listed={key in listed}, fits={fits}"
+        assert (key in listed) == fits, (
+            f"rider {key} listed={key in listed}, fits={fits}"
+        )
 
 
 # -- strategies ---------------------------------------------------------------------
@@ -199,7 +219,9 @@ def specs_strategy(draw: st.DrawFn, prefix: str, max_size: int) -> list[Register
         if table.is_bit:
             result.append(spec(key, address, unit=unit, table=table))
         elif draw(st.booleans()) and draw(st.booleans()):
-            result.append(spec(key, address, unit=unit, table=table, bit=draw(st.integers(0, 15))))
+            result.append(
+                spec(key, address, unit=unit, table=table, bit=draw(st.integers(0, 15)))
+            )
         else:
             size = draw(st.sampled_from([1, 1, 2, 2, 3, 4, 6]))
             result.append(spec(key, address, size, unit=unit, table=table))
@@ -214,10 +236,15 @@ costs = st.builds(
 )
 limits_strategy = st.dictionaries(
     st.sampled_from([1, 2]),
-    st.builds(DeviceLimits, max_registers=st.integers(1, 12), max_bits=st.integers(1, 12)),
+    st.builds(
+        DeviceLimits, max_registers=st.integers(1, 12), max_bits=st.integers(1, 12)
+    ),
 )
 holes_strategy = st.dictionaries(
-    st.tuples(st.sampled_from([1, 2]), st.sampled_from([Table.HOLDING, Table.INPUT, Table.COIL])),
+    st.tuples(
+        st.sampled_from([1, 2]),
+        st.sampled_from([Table.HOLDING, Table.INPUT, Table.COIL]),
+    ),
     st.frozensets(st.integers(0, 30), max_size=4),
 )
 
@@ -295,7 +322,9 @@ def test_no_merge_is_one_read_per_due_spec(
 
 @settings(max_examples=100, deadline=None)
 @given(due=specs_strategy("d", 9), seed=st.integers(0, 1000))
-def test_output_is_independent_of_input_order(due: list[RegisterSpec], seed: int) -> None:
+def test_output_is_independent_of_input_order(
+    due: list[RegisterSpec], seed: int
+) -> None:
     """Shuffling the input never changes the plan."""
     shuffled = list(due)
     random.Random(seed).shuffle(shuffled)
@@ -303,9 +332,13 @@ def test_output_is_independent_of_input_order(due: list[RegisterSpec], seed: int
 
 
 def quadratic_reference(
-    intervals: list[Span], limit: int, holes: AbstractSet[int], overhead: float, per: float
+    intervals: list[Span],
+    limit: int,
+    holes: AbstractSet[int],
+    overhead: float,
+    per: float,
 ) -> float:
-    """The textbook O(n^2) DP over proper intervals, without the sliding window."""
+    """Return the cost of the textbook O(n^2) DP (no sliding window)."""
     best = [0.0] + [math.inf] * len(intervals)
     for j, (_, end) in enumerate(intervals):
         for i in range(j + 1):
@@ -325,6 +358,7 @@ def quadratic_reference(
     per=st.floats(0, 0.5, allow_nan=False),
 )
 def test_sliding_window_matches_quadratic_dp(
+    *,
     starts: list[int],
     sizes: list[int],
     holes: frozenset[int],
@@ -391,7 +425,9 @@ def test_break_even_gap_is_the_exact_threshold() -> None:
 @pytest.mark.parametrize(
     ("overhead", "per_register"), [(1.0, 0.02), (0.3, 0.1), (0.05, 0.0023), (7.0, 0.7)]
 )
-def test_break_even_gap_agrees_with_planner(overhead: float, per_register: float) -> None:
+def test_break_even_gap_agrees_with_planner(
+    overhead: float, per_register: float
+) -> None:
     """Whatever the float rounding, the gap the model names is where the planner splits."""
     cost = CostModel(request_overhead=overhead, per_register=per_register)
     gap = cost.break_even_gap()
@@ -445,7 +481,9 @@ def test_cost_model_rejects_bad_numbers(kwargs: dict[str, float]) -> None:
         ({"max_bits": 2001}, "max_bits"),
     ],
 )
-def test_device_limits_rejects_out_of_protocol(kwargs: dict[str, int], field: str) -> None:
+def test_device_limits_rejects_out_of_protocol(
+    kwargs: dict[str, int], field: str
+) -> None:
     """Limits outside what Modbus allows are rejected with the field named."""
     with pytest.raises(ValueError, match=field):
         DeviceLimits(**kwargs)
@@ -504,7 +542,11 @@ def test_per_device_limits() -> None:
     due.append(spec("b2", 15, unit=2))
     limits = {1: DeviceLimits(max_registers=10)}
     plan = plan_reads(due, cost=CostModel(1.0, 0.0), limits=limits)
-    assert [(b.unit_id, b.address, b.count) for b in plan] == [(1, 0, 1), (1, 15, 1), (2, 0, 16)]
+    assert [(b.unit_id, b.address, b.count) for b in plan] == [
+        (1, 0, 1),
+        (1, 15, 1),
+        (2, 0, 16),
+    ]
 
 
 def test_limit_is_respected_even_when_transfer_is_free() -> None:
@@ -513,7 +555,9 @@ def test_limit_is_respected_even_when_transfer_is_free() -> None:
     plan = plan_reads(due, cost=CostModel(1.0, 0.0))
     assert len(plan) == 2
     assert all(block.count <= 125 for block in plan)
-    assert sorted(key for block in plan for key in block.keys) == sorted(s.uid for s in due)
+    assert sorted(key for block in plan for key in block.keys) == sorted(
+        s.uid for s in due
+    )
 
 
 def test_bit_tables_use_max_bits_and_per_bit() -> None:
@@ -661,7 +705,10 @@ def test_empty_input_plans_nothing() -> None:
 def test_plan_cost_sums_requests_and_transfer() -> None:
     """plan_cost prices words and bits with their own rates."""
     cost = CostModel(1.0, 0.5, 0.25)
-    blocks = [BlockRead(1, Table.HOLDING, 0, 4, ("1.a",)), BlockRead(1, Table.COIL, 0, 4, ("1.c",))]
+    blocks = [
+        BlockRead(1, Table.HOLDING, 0, 4, ("1.a",)),
+        BlockRead(1, Table.COIL, 0, 4, ("1.c",)),
+    ]
     assert plan_cost(blocks, cost) == (1.0 + 2.0) + (1.0 + 1.0)
     assert BlockRead(1, Table.INPUT, 10, 5).end == 15
 

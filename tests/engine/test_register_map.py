@@ -51,6 +51,7 @@ registers:
 
 
 def test_parse_good_map() -> None:
+    """Test that a valid map parses into the specs it describes."""
     regs = parse_register_map(GOOD, unit_id=7)
     assert [r.key for r in regs] == ["grid_power", "pump", "setpoint"]
     power, pump, setpoint = regs
@@ -61,13 +62,23 @@ def test_parse_good_map() -> None:
     # what the engine does not read is kept as it is, with the line of each field
     assert power.presentation == {"device_class": "power", "state_class": "measurement"}
     assert pump.presentation == {}
-    assert setpoint.presentation == {"min": 5, "max": 30, "step": 0.5, "entity_category": "config"}
-    assert (power.line, power.line_of("device_class"), power.line_of("unit")) == (5, 10, 9)
+    assert setpoint.presentation == {
+        "min": 5,
+        "max": 30,
+        "step": 0.5,
+        "entity_category": "config",
+    }
+    assert (power.line, power.line_of("device_class"), power.line_of("unit")) == (
+        5,
+        10,
+        9,
+    )
     assert setpoint.line_of("step") == 26
     assert setpoint.line_of("icon") == setpoint.line == 18  # absent: the entry's line
 
 
 def test_bare_list_is_accepted() -> None:
+    """Test that a bare list of registers is accepted as a map."""
     regs = parse_register_map("- name: A\n  table: holding\n  address: 1\n", unit_id=1)
     assert regs[0].spec.address == 1
 
@@ -78,7 +89,11 @@ def test_bare_list_is_accepted() -> None:
         ("registers:\n  - name: A\n    table: holdin\n    address: 1\n", "table", 3),
         ("registers:\n  - name: A\n    table: holding\n", "address", 2),
         ("registers:\n  - name: A\n    table: holding\n    address: x\n", "address", 4),
-        ("registers:\n  - name: A\n    table: holding\n    address: 70000\n", "address", 4),
+        (
+            "registers:\n  - name: A\n    table: holding\n    address: 70000\n",
+            "address",
+            4,
+        ),
         (
             "registers:\n  - name: A\n    table: holding\n    address: 1\n    colour: [red]\n",
             "colour",
@@ -90,8 +105,10 @@ def test_bare_list_is_accepted() -> None:
             5,
         ),
         (
-            "registers:\n  - name: A\n    table: holding\n    address: 1\n"
-            "  - name: A\n    table: holding\n    address: 2\n",
+            (
+                "registers:\n  - name: A\n    table: holding\n    address: 1\n"
+                "  - name: A\n    table: holding\n    address: 2\n"
+            ),
             "name",
             5,
         ),
@@ -107,6 +124,7 @@ def test_bare_list_is_accepted() -> None:
     ],
 )
 def test_errors_name_field_and_line(text: str, field: str, line: int) -> None:
+    """Test that a map error names the field and the line."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(text, unit_id=1)
     assert err.value.field == field
@@ -115,12 +133,14 @@ def test_errors_name_field_and_line(text: str, field: str, line: int) -> None:
 
 
 def test_invalid_yaml_reports_line() -> None:
+    """Test that a YAML syntax error reports its line."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map("registers:\n  - name: A\n   table: [\n", unit_id=1)
     assert err.value.line is not None
 
 
 def test_profiles_ship_and_load() -> None:
+    """Test that the shipped profiles are found and load."""
     assert "demo" in available_profiles()
     profile = load_profile("demo", unit_id=1)
     assert profile.registers and profile.name
@@ -129,22 +149,27 @@ def test_profiles_ship_and_load() -> None:
 
 
 def test_parse_profile_metadata() -> None:
+    """Test that a profile keeps its name, manufacturer and read limit."""
     profile = parse_profile("test", GOOD, unit_id=2)
     assert profile.name == "Test meter" and profile.manufacturer == "ACME"
     assert profile.max_registers == 40 and len(profile.registers) == 3
 
 
 def test_slugify() -> None:
+    """Test that names become lower-case keys without punctuation."""
     assert slugify("Outdoor temp. (°C)") == "outdoor_temp_c"
 
 
-def reg(extra: str = "", name: str = "A", address: int = 1, table: str = "holding") -> str:
+def reg(
+    extra: str = "", name: str = "A", address: int = 1, table: str = "holding"
+) -> str:
     """One register entry of a map (two-space list indent)."""
     text = f"  - name: {name}\n    table: {table}\n    address: {address}\n"
     return text + "".join(f"    {line}\n" for line in extra.splitlines())
 
 
 def map_of(*entries: str) -> str:
+    """Return a map text holding ``entries``."""
     return "registers:\n" + "".join(entries)
 
 
@@ -176,7 +201,10 @@ def map_of(*entries: str) -> str:
          "derived from the name"),
     ],
 )  # fmt: skip
-def test_validation_names_field_and_line(text: str, field: str, line: int, words: str) -> None:
+def test_validation_names_field_and_line(
+    text: str, field: str, line: int, words: str
+) -> None:
+    """Test that a value the validation refuses names its field and line."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(text, unit_id=1)
     assert (err.value.field, err.value.line) == (field, line), str(err.value)
@@ -184,8 +212,11 @@ def test_validation_names_field_and_line(text: str, field: str, line: int, words
 
 
 def test_what_may_share_addresses() -> None:
-    """Bits of a status word may share it with each other and with the whole word;
-    the same address on another table is not an overlap."""
+    """Test which registers may share an address.
+
+    Bits of a status word may share it with each other and with the whole word;
+    the same address on another table is not an overlap.
+    """
     text = map_of(
         reg("data_type: uint16", name="Status"),
         reg("data_type: bit\nbit: 0", name="Running"),
@@ -199,6 +230,7 @@ def test_what_may_share_addresses() -> None:
 
 
 def test_min_interval_below_the_callers_floor() -> None:
+    """Test that a register's own min_interval below the caller's floor is kept as written."""
     text = map_of(reg("min_interval: 1"))
     assert parse_register_map(text, unit_id=1)[0].spec.min_interval == 1
     with pytest.raises(RegisterMapError) as err:
@@ -206,23 +238,35 @@ def test_min_interval_below_the_callers_floor() -> None:
     assert (err.value.field, err.value.line) == ("min_interval", 5)
     assert "below the minimum interval allowed here (5 s)" in err.value.message
     ok = map_of(reg("min_interval: 5\nmax_interval: 60"))
-    assert parse_register_map(ok, unit_id=1, min_interval_floor=5)[0].spec.max_interval == 60
+    assert (
+        parse_register_map(ok, unit_id=1, min_interval_floor=5)[0].spec.max_interval
+        == 60
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "field", "words"),
     [
         ("icon: [mdi:flash]", "icon", "expected text, a number or true/false"),
-        ("device_class: {a: 1}", "device_class", "expected text, a number or true/false"),
+        (
+            "device_class: {a: 1}",
+            "device_class",
+            "expected text, a number or true/false",
+        ),
         ("installed: 2024-01-31", "installed", "expected text, a number or true/false"),
         ("step: .inf", "step", "finite"),
         ("'max value': 3", "max value", "letters, digits"),
         ("7: seven", "7", "field name is text"),
     ],
 )
-def test_presentation_fields_are_checked_for_shape_only(extra: str, field: str, words: str) -> None:
-    """Fields the engine does not read must be text, a finite number or true/false;
-    their meaning is the application's (an unknown name is no error here)."""
+def test_presentation_fields_are_checked_for_shape_only(
+    extra: str, field: str, words: str
+) -> None:
+    """Test that presentation fields are checked for shape only.
+
+    Fields the engine does not read must be text, a finite number or true/false;
+    their meaning is the application's (an unknown name is no error here).
+    """
     with pytest.raises(RegisterMapError) as err:
         parse_register_map(map_of(reg(extra)), unit_id=1)
     assert (err.value.field, err.value.line) == (field, 5), str(err.value)
@@ -243,24 +287,32 @@ HA_VOCABULARY = frozenset(
 
 
 def test_engine_has_no_home_assistant_vocabulary() -> None:
-    """No dataclass of the engine has a field named after HA's entity vocabulary, and
-    no engine module spells those names: presentation stays opaque to the engine."""
+    """Test that the engine has no Home Assistant vocabulary.
+
+    No dataclass of the engine has a field named after HA's entity vocabulary, and
+    no engine module spells those names: presentation stays opaque to the engine.
+    """
     import dataclasses  # noqa: PLC0415
     import importlib  # noqa: PLC0415
-    import pkgutil  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
 
     import adaptive_modbus_engine  # noqa: PLC0415
 
     checked = 0
-    for info in pkgutil.walk_packages(adaptive_modbus_engine.__path__, "adaptive_modbus_engine."):
+    for info in pkgutil.walk_packages(
+        adaptive_modbus_engine.__path__, "adaptive_modbus_engine."
+    ):
         if info.name.endswith("__main__"):
             continue
         module = importlib.import_module(info.name)
         for value in vars(module).values():
             if dataclasses.is_dataclass(value) and value.__module__ == info.name:
                 names = {f.name for f in dataclasses.fields(value)}
-                assert not names & HA_VOCABULARY, (value.__qualname__, names & HA_VOCABULARY)
+                assert not names & HA_VOCABULARY, (
+                    value.__qualname__,
+                    names & HA_VOCABULARY,
+                )
                 checked += 1
     assert checked > 10  # the walk really found the engine's dataclasses
     root = Path(adaptive_modbus_engine.__file__).parent
@@ -285,6 +337,7 @@ registers: [*h]
 
 @pytest.mark.parametrize("target", ["registers: [*h]", "registers:\n  - name: *h"])
 def test_alias_bomb_is_refused_quickly_without_expanding(target: str) -> None:
+    """Test that a YAML alias bomb is refused quickly, never expanded."""
     text = ALIAS_BOMB.replace("registers: [*h]", target)
     assert len(text) < 420
     tracemalloc.start()
@@ -303,6 +356,7 @@ def test_alias_bomb_is_refused_quickly_without_expanding(target: str) -> None:
 
 
 def test_a_huge_value_is_never_copied_into_a_message() -> None:
+    """Test that a huge value never ends up in an error message."""
     blob = "x" * 300_000
     text = f"big: &big {blob}\nregisters:\n  - name: A\n    table: [*big, *big, *big]\n"
     with pytest.raises(RegisterMapError) as err:
@@ -315,6 +369,7 @@ def test_a_huge_value_is_never_copied_into_a_message() -> None:
 
 @pytest.mark.parametrize("opening", ["[", "{a: "])
 def test_deep_nesting_is_a_map_error(opening: str) -> None:
+    """Test that deeply nested brackets are a map error, not a crash."""
     closing = "]" if opening == "[" else "}"
     text = "registers: " + opening * 1000 + closing * 1000 + "\n"
     with pytest.raises(RegisterMapError) as err:
@@ -327,6 +382,7 @@ def test_deep_nesting_is_a_map_error(opening: str) -> None:
 
 
 def test_input_size_is_bounded() -> None:
+    """Test that 2,000 registers parse but a text over the size limit is refused."""
     entry = reg()
     text = map_of(*[entry.replace("name: A", f"name: R{i}").replace("address: 1", f"address: {i}")
                     for i in range(2000)])  # fmt: skip
@@ -337,6 +393,7 @@ def test_input_size_is_bounded() -> None:
 
 
 def test_recursive_alias_is_a_map_error() -> None:
+    """Test that a recursive alias is a map error."""
     with pytest.raises(RegisterMapError) as err:
         parse_register_map("registers: &r [*r]\n", unit_id=1)
     assert "alias" in err.value.message

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import struct
 
+from hypothesis import given, strategies as st
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from adaptive_modbus_engine.registers import (
     DataType,
@@ -24,7 +23,13 @@ from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 
 def spec(**kwargs: object) -> RegisterSpec:
-    base: dict[str, object] = {"key": "r", "unit_id": 1, "table": Table.HOLDING, "address": 0}
+    """Return a register spec with test defaults overridden by ``kwargs``."""
+    base: dict[str, object] = {
+        "key": "r",
+        "unit_id": 1,
+        "table": Table.HOLDING,
+        "address": 0,
+    }
     base.update(kwargs)
     return RegisterSpec(**base)  # type: ignore[arg-type]
 
@@ -55,6 +60,7 @@ def spec(**kwargs: object) -> RegisterSpec:
     ],
 )
 def test_invalid_spec_names_the_field(kwargs: dict[str, object], field: str) -> None:
+    """Test that an invalid spec names the field that is wrong."""
     with pytest.raises(RegisterSpecError) as err:
         spec(**kwargs)
     assert err.value.field == field
@@ -71,14 +77,20 @@ def test_invalid_spec_names_the_field(kwargs: dict[str, object], field: str) -> 
         (DataType.INT64, [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF], -1),
         (DataType.UINT64, [0, 0, 1, 0], 65536),
         (DataType.FLOAT32, list(struct.unpack(">HH", struct.pack(">f", 1.5))), 1.5),
-        (DataType.FLOAT64, list(struct.unpack(">HHHH", struct.pack(">d", -2.25))), -2.25),
+        (
+            DataType.FLOAT64,
+            list(struct.unpack(">HHHH", struct.pack(">d", -2.25))),
+            -2.25,
+        ),
     ],
 )
 def test_decode_numeric(data_type: DataType, words: list[int], expected: float) -> None:
+    """Test decoding every numeric data type."""
     assert spec(data_type=data_type).decode(words) == expected
 
 
 def test_word_and_byte_order() -> None:
+    """Test that word and byte order are applied when decoding."""
     big = spec(data_type=DataType.UINT32)
     little_words = spec(data_type=DataType.UINT32, word_order=Order.LITTLE)
     little_bytes = spec(data_type=DataType.UINT16, byte_order=Order.LITTLE)
@@ -88,6 +100,7 @@ def test_word_and_byte_order() -> None:
 
 
 def test_scale_offset_precision() -> None:
+    """Test that scale, offset and precision apply to decoded values."""
     temperature = spec(data_type=DataType.INT16, scale=0.1, precision=1)
     assert temperature.decode([0xFF38]) == -20.0
     assert spec(scale=2.0, offset=-10.0, precision=0).decode([10]) == 10
@@ -105,7 +118,9 @@ def test_precision_is_a_display_hint_values_are_not_rounded() -> None:
     # only the binary noise of the arithmetic goes: 3 * 0.1 is 0.3, float32 0.1 is 0.1
     assert spec(scale=0.1).decode([3]) == 0.3
     assert whole.decode(whole.encode(0.1)) == 0.1
-    assert spec(data_type=DataType.UINT64, scale=2).decode([0xFFFF] * 4) == 2 * (2**64 - 1)
+    assert spec(data_type=DataType.UINT64, scale=2).decode([0xFFFF] * 4) == 2 * (
+        2**64 - 1
+    )
 
 
 @pytest.mark.parametrize("data_type", [DataType.FLOAT32, DataType.FLOAT64])
@@ -126,6 +141,7 @@ def test_non_finite_floats_decode_to_no_value(data_type: DataType, bad: float) -
 
 
 def test_bits_strings_bools() -> None:
+    """Test decoding bits, strings and booleans."""
     assert spec(data_type=DataType.BIT, bit=3).decode([0b1000]) is True
     assert spec(data_type=DataType.BIT, bit=2).decode([0b1000]) is False
     assert spec(table=Table.COIL, data_type=DataType.BOOL).decode([1]) is True
@@ -135,6 +151,7 @@ def test_bits_strings_bools() -> None:
 
 
 def test_decode_rejects_wrong_length_and_non_16bit() -> None:
+    """Test that decoding refuses the wrong word count and values over 16 bits."""
     with pytest.raises(DecodeError):
         spec(data_type=DataType.UINT32).decode([1])
     with pytest.raises(DecodeError):
@@ -142,6 +159,7 @@ def test_decode_rejects_wrong_length_and_non_16bit() -> None:
 
 
 def test_encode_errors() -> None:
+    """Test that values that cannot be written are refused when encoding."""
     with pytest.raises(DecodeError):
         spec(data_type=DataType.BIT, bit=1).encode(True)
     with pytest.raises(DecodeError):
@@ -153,13 +171,16 @@ def test_encode_errors() -> None:
 
 
 def test_uid_and_sizes() -> None:
+    """Test the uid and the register counts of specs."""
     assert spec(key="power", unit_id=3).uid == "3.power"
     assert spec(data_type=DataType.FLOAT64).end == 4
     assert spec(data_type=DataType.FLOAT32).is_numeric
     assert not spec(data_type=DataType.BIT, bit=0).is_numeric
 
 
-NUMERIC = [t for t in DataType if t not in (DataType.BOOL, DataType.BIT, DataType.STRING)]
+NUMERIC = [
+    t for t in DataType if t not in (DataType.BOOL, DataType.BIT, DataType.STRING)
+]
 
 
 @given(
@@ -171,9 +192,12 @@ NUMERIC = [t for t in DataType if t not in (DataType.BOOL, DataType.BIT, DataTyp
 def test_encode_decode_round_trip(
     data_type: DataType, word_order: Order, byte_order: Order, raw: int
 ) -> None:
+    """Test that encoding then decoding gives the value back."""
     if data_type.value.startswith("uint"):
         raw = abs(raw)
-    s = spec(data_type=data_type, word_order=word_order, byte_order=byte_order, scale=0.5)
+    s = spec(
+        data_type=data_type, word_order=word_order, byte_order=byte_order, scale=0.5
+    )
     value = raw * 0.5
     assert s.decode(s.encode(value)) == pytest.approx(value)
 
@@ -182,11 +206,12 @@ class FloatDevice:
     """A scripted transport: one float32 at input address 0, set by the test."""
 
     def __init__(self) -> None:
+        """Serve a float of 20.0 until a test changes it."""
         self.value = 20.0
         self.connected = True
 
     async def connect(self) -> None:
-        """Always connected."""
+        """Do nothing: always connected."""
 
     async def close(self) -> None:
         """Nothing to close."""
@@ -194,8 +219,10 @@ class FloatDevice:
     async def end_cycle(self) -> None:
         """Nothing to do."""
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
-        """The float's two words."""
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
+        """Return the float's two words."""
         hi, lo = struct.unpack(">HH", struct.pack(">f", self.value))
         return [hi, lo][address : address + count]
 
@@ -207,9 +234,14 @@ class FloatDevice:
 
 
 async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -> None:
-    """A register that sends NaN is 'no value' (None) once; repeats are not changes, and
-    the interval model never sees a change in it (its interval keeps growing)."""
-    power = spec(key="power", table=Table.INPUT, data_type=DataType.FLOAT32, tolerance=1.0)
+    """Test that NaN reaches the engine as no value, once, and never as a change.
+
+    A register that sends NaN is 'no value' (None) once; repeats are not changes,
+    and the interval model never sees a change in it (its interval keeps growing).
+    """
+    power = spec(
+        key="power", table=Table.INPUT, data_type=DataType.FLOAT32, tolerance=1.0
+    )
     device, now = FloatDevice(), [1000.0]
     engine = PollEngine([power], device, lambda: now[0], EngineConfig(min_interval=5))
 
@@ -237,17 +269,21 @@ async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -
 
 @pytest.mark.parametrize("framing", ["tcp", "udp"])
 def test_unit_ids_on_modbus_tcp_are_0_to_255(framing: str) -> None:
+    """Test that Modbus TCP addresses units 0-255."""
     assert unit_id_range(framing) == (0, 255)
     for unit in (0, 1, 247, 248, 255):
         assert validate_unit_id(unit, framing) == unit
     for unit in (-1, 256):
-        with pytest.raises(UnitIdError, match=f"unit id {unit} is outside 0-255") as caught:
+        with pytest.raises(
+            UnitIdError, match=f"unit id {unit} is outside 0-255"
+        ) as caught:
             validate_unit_id(unit, framing)
         assert caught.value.reason == "range"
 
 
 @pytest.mark.parametrize("framing", ["serial", "rtu_over_tcp"])
 def test_unit_ids_on_rtu_are_1_to_247_and_0_is_broadcast(framing: str) -> None:
+    """Test that an RTU line addresses units 1-247 and refuses 0 as broadcast."""
     assert unit_id_range(framing) == (1, 247)
     for unit in (1, 247):
         assert validate_unit_id(unit, framing) == unit
@@ -263,11 +299,15 @@ def test_unit_ids_on_rtu_are_1_to_247_and_0_is_broadcast(framing: str) -> None:
 
 
 def test_a_spec_accepts_tcp_unit_255() -> None:
+    """Test that a spec accepts unit 255 (Modbus TCP)."""
     assert spec(unit_id=255).uid == "255.r"
 
 
 def test_cleaning_float_noise_never_rounds_past_the_float_range() -> None:
-    """Found by the fuzz test: 15 significant digits of a value at the top of the float
-    range rounded up to infinity."""
+    """Test that cleaning float noise never rounds past the float range.
+
+    Found by the fuzz test: 15 significant digits of a value at the top of the
+    float range rounded up to infinity.
+    """
     value = spec(data_type=DataType.INT16, offset=1.7976931348623151e308).decode([0])
     assert value == 1.7976931348623151e308

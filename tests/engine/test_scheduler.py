@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+import json
 
 import pytest
 
@@ -30,9 +30,11 @@ class VirtualClock:
     """A clock the test moves by hand."""
 
     def __init__(self, t: float = 0.0) -> None:
+        """Start the clock at ``t``."""
         self.t = t
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.t
 
 
@@ -41,16 +43,23 @@ def make_engine(
     registers: Sequence[RegisterSpec] | None = None,
     seed: int = 42,
 ) -> tuple[PollEngine, SimulatedDevice, InProcessTransport, VirtualClock]:
+    """Return an engine polling the demo device in virtual time, with its parts."""
     clock = VirtualClock()
     device = SimulatedDevice(seed=seed, clock=clock, start=0.0)
     transport = InProcessTransport(device)
     engine = PollEngine(
-        registers if registers is not None else device.registers, transport, clock, config
+        registers if registers is not None else device.registers,
+        transport,
+        clock,
+        config,
     )
     return engine, device, transport, clock
 
 
-async def run_until(engine: PollEngine, clock: VirtualClock, until: float) -> list[CycleResult]:
+async def run_until(
+    engine: PollEngine, clock: VirtualClock, until: float
+) -> list[CycleResult]:
+    """Run every cycle due up to ``until`` on the virtual clock; return the results."""
     results = []
     while (due := engine.next_due()) <= until:
         clock.t = max(clock.t, due)
@@ -60,10 +69,12 @@ async def run_until(engine: PollEngine, clock: VirtualClock, until: float) -> li
 
 
 def interval(engine: PollEngine, uid: str) -> float:
+    """Return the current interval of register ``uid``."""
     return engine.snapshot().registers[uid].interval
 
 
 async def test_first_cycle_reads_everything_and_learns_the_hole() -> None:
+    """Test that the first cycle reads every register and learns the demo's hole."""
     engine, device, transport, clock = make_engine()
     result = await engine.poll_due()
     # every register got a value although one block spanned the illegal address 10
@@ -82,6 +93,7 @@ async def test_first_cycle_reads_everything_and_learns_the_hole() -> None:
 
 
 async def test_values_match_the_device() -> None:
+    """Test that the values the engine shows are the device's."""
     engine, device, _, clock = make_engine()
     await run_until(engine, clock, 300)
     for spec in device.registers:
@@ -91,6 +103,7 @@ async def test_values_match_the_device() -> None:
 
 
 async def test_registers_sharing_a_block_are_read_by_one_request() -> None:
+    """Test that registers due together in one block are read by one request."""
     engine, device, transport, clock = make_engine()
     await engine.poll_due()  # learn the hole
     transport.reset_counters()
@@ -107,6 +120,7 @@ async def test_registers_sharing_a_block_are_read_by_one_request() -> None:
 
 
 async def test_quiet_register_grows_to_max_busy_one_shrinks_to_min() -> None:
+    """Test that a quiet register grows to the maximum and a busy one shrinks to the minimum."""
     config = EngineConfig(min_interval=5, max_interval=300)
     engine, _, _, clock = make_engine(config)
     await run_until(engine, clock, signals.incident_start(0) - 60)
@@ -120,6 +134,7 @@ async def test_quiet_register_grows_to_max_busy_one_shrinks_to_min() -> None:
 
 
 async def test_incident_shortens_intervals_within_a_few_cycles() -> None:
+    """Test that the demo's incident shortens the intervals within a few cycles."""
     engine, _, _, clock = make_engine(EngineConfig(min_interval=5, max_interval=300))
     start = signals.incident_start(0)
     await run_until(engine, clock, start - 1)
@@ -146,6 +161,7 @@ async def test_incident_shortens_intervals_within_a_few_cycles() -> None:
 
 
 async def test_noise_below_tolerance_does_not_drive_polling() -> None:
+    """Test that noise below the tolerance does not drive polling."""
     # the outdoor temperature is read every cycle it rides along; its reads are noisy in
     # the last digit but the interval stays far from the minimum
     engine, _, _, clock = make_engine(EngineConfig(min_interval=5, max_interval=300))
@@ -155,6 +171,7 @@ async def test_noise_below_tolerance_does_not_drive_polling() -> None:
 
 
 async def test_noisy_register_is_flagged_not_pinned_to_min() -> None:
+    """Test that a register noisier than its tolerance is flagged, not pinned to the minimum."""
     engine, _, _, clock = make_engine(EngineConfig(min_interval=5, max_interval=300))
     await run_until(engine, clock, 1500)
     freq = engine.snapshot().registers["1.grid_frequency"]
@@ -164,6 +181,7 @@ async def test_noisy_register_is_flagged_not_pinned_to_min() -> None:
 
 
 async def test_adaptive_off_polls_every_register_at_the_fixed_interval() -> None:
+    """Test that with adaptive polling off every register is read at the fixed interval."""
     config = EngineConfig(adaptive=False, fixed_interval=30, merge_reads=False)
     engine, device, transport, clock = make_engine(config)
     await engine.poll_due()
@@ -176,10 +194,13 @@ async def test_adaptive_off_polls_every_register_at_the_fixed_interval() -> None
 
 
 async def test_adaptive_needs_far_fewer_requests_than_fixed() -> None:
+    """Test that adaptive polling needs far fewer requests than fixed polling."""
     fixed_engine, _, fixed_transport, fixed_clock = make_engine(
         EngineConfig(adaptive=False, fixed_interval=15, merge_reads=False)
     )
-    engine, _, transport, clock = make_engine(EngineConfig(min_interval=5, max_interval=300))
+    engine, _, transport, clock = make_engine(
+        EngineConfig(min_interval=5, max_interval=300)
+    )
     await run_until(fixed_engine, fixed_clock, signals.CYCLE_SECONDS)
     await run_until(engine, clock, signals.CYCLE_SECONDS)
     # the demo's alarms are polled at least every 10 s whatever they do (profile max_interval):
@@ -188,6 +209,7 @@ async def test_adaptive_needs_far_fewer_requests_than_fixed() -> None:
 
 
 async def test_disabled_registers_are_not_read() -> None:
+    """Test that disabled registers are not read."""
     engine, _, _, clock = make_engine()
     await engine.poll_due()
     engine.set_enabled("1.room_setpoint", False)
@@ -206,6 +228,7 @@ async def test_disabled_registers_are_not_read() -> None:
 
 
 async def test_disabling_everything_means_nothing_is_due() -> None:
+    """Test that with every register disabled nothing is ever due."""
     engine, device, _, _ = make_engine()
     for spec in device.registers:
         engine.set_enabled(spec.uid, False)
@@ -213,6 +236,7 @@ async def test_disabling_everything_means_nothing_is_due() -> None:
 
 
 async def test_write_reads_back_and_resets_interval() -> None:
+    """Test that a write is read back and resets the register's interval."""
     engine, device, _, clock = make_engine()
     await run_until(engine, clock, 3000)
     assert interval(engine, "1.room_setpoint") > 5
@@ -232,6 +256,7 @@ async def test_write_reads_back_and_resets_interval() -> None:
 
 
 async def test_failed_write_raises_and_is_counted() -> None:
+    """Test that a failed write raises and is counted."""
     engine, _, _, _ = make_engine()
     with pytest.raises(Exception) as err:
         await engine.write("1.room_setpoint", 99)  # above the device's max: refused
@@ -240,6 +265,7 @@ async def test_failed_write_raises_and_is_counted() -> None:
 
 
 async def test_register_on_an_illegal_address_is_quarantined_and_reprobed() -> None:
+    """Test that a register on an illegal address is quarantined and probed again later."""
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock, start=0.0)
     bad = RegisterSpec("ghost", 1, Table.INPUT, 10, DataType.UINT16)
@@ -261,6 +287,7 @@ async def test_register_on_an_illegal_address_is_quarantined_and_reprobed() -> N
 
 
 async def test_learned_state_survives_export_and_import() -> None:
+    """Test that learned state survives export and import."""
     engine, _, _, clock = make_engine()
     await run_until(engine, clock, 2000)
     state = engine.export_state()
@@ -282,7 +309,9 @@ async def test_learned_state_survives_export_and_import() -> None:
     # minimum interval: quiet registers keep what they learned
     assert result.changed
     restored = fresh.snapshot().registers
-    assert restored["1.room_setpoint"].interval == pytest.approx(before["1.room_setpoint"].interval)
+    assert restored["1.room_setpoint"].interval == pytest.approx(
+        before["1.room_setpoint"].interval
+    )
     assert restored["1.pump_enable"].interval >= before["1.pump_enable"].interval
     assert len(json.dumps(state)) < 60_000  # stored on SD cards: keep it small
 
@@ -297,10 +326,15 @@ WRONG_VERSION = "stored state version {!r} is not 1; starting fresh"
         ({"version": 99}, [WRONG_VERSION.format(99)]),
         ("garbage", [WRONG_VERSION.format(None)]),
         (
-            {"version": 1, "registers": {"1.room_setpoint": {"model": "x", "profile": 3}}},
+            {
+                "version": 1,
+                "registers": {"1.room_setpoint": {"model": "x", "profile": 3}},
+            },
             [
-                "1.room_setpoint: stored state set aside "
-                "(its interval model is missing or of another version)"
+                (
+                    "1.room_setpoint: stored state set aside "
+                    "(its interval model is missing or of another version)"
+                )
             ],
         ),
         (
@@ -309,11 +343,16 @@ WRONG_VERSION = "stored state version {!r} is not 1; starting fresh"
         ),
         (
             {"version": 1, "holes": [{"unit_id": "x"}]},
-            ["a stored hole was set aside (invalid literal for int() with base 10: 'x')"],
+            [
+                "a stored hole was set aside (invalid literal for int() with base 10: 'x')"
+            ],
         ),
     ],
 )
-async def test_corrupt_state_is_set_aside_not_fatal(state: object, warnings: list[str]) -> None:
+async def test_corrupt_state_is_set_aside_not_fatal(
+    state: object, warnings: list[str]
+) -> None:
+    """Test that corrupt stored state is set aside with a warning, never fatal."""
     engine, _, _, clock = make_engine()
     report = engine.import_state(state)  # type: ignore[arg-type]
     # exactly what was set aside, and nothing claimed as restored
@@ -329,6 +368,7 @@ async def test_corrupt_state_is_set_aside_not_fatal(state: object, warnings: lis
 
 
 async def test_partly_corrupt_state_restores_the_rest_and_caps_quarantines() -> None:
+    """Test that partly corrupt state restores the rest and caps stored quarantines."""
     engine, _, _, clock = make_engine()
     await run_until(engine, clock, 2000)
     state = engine.export_state()
@@ -342,32 +382,47 @@ async def test_partly_corrupt_state_restores_the_rest_and_caps_quarantines() -> 
     assert report.restored == len(engine.uids) - 2
     assert sorted(report.warnings) == sorted(
         [
-            "1.supply_temperature: stored state set aside "
-            "(quarantine nan / backoff 300.0 is not finite)",
-            "1.room_setpoint: stored state set aside "
-            "(its interval model is missing or of another version)",
-            f"1.grid_voltage: stored quarantine backoff 1000000000000 s capped to "
-            f"{scheduler.QUARANTINE_MAX:.0f} s",
-            f"1.grid_voltage: stored quarantine ends {1e9 - 60:.0f} s from now; capped to "
-            f"{scheduler.QUARANTINE_MAX:.0f} s",
+            (
+                "1.supply_temperature: stored state set aside "
+                "(quarantine nan / backoff 300.0 is not finite)"
+            ),
+            (
+                "1.room_setpoint: stored state set aside "
+                "(its interval model is missing or of another version)"
+            ),
+            (
+                f"1.grid_voltage: stored quarantine backoff 1000000000000 s capped to "
+                f"{scheduler.QUARANTINE_MAX:.0f} s"
+            ),
+            (
+                f"1.grid_voltage: stored quarantine ends {1e9 - 60:.0f} s from now; capped to "
+                f"{scheduler.QUARANTINE_MAX:.0f} s"
+            ),
         ]
     )
     grid = fresh.snapshot().registers["1.grid_voltage"]
     assert grid.quarantined_until == fresh_clock.t + scheduler.QUARANTINE_MAX
     before = engine.snapshot().registers
     after = fresh.snapshot().registers
-    assert after["1.outdoor_temperature"].interval == before["1.outdoor_temperature"].interval
+    assert (
+        after["1.outdoor_temperature"].interval
+        == before["1.outdoor_temperature"].interval
+    )
     assert after["1.room_setpoint"].interval == scheduler.EngineConfig().min_interval
 
 
 class DeadTransport(InProcessTransport):
     """The gateway is gone."""
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
+        """Refuse every read as a lost connection."""
         raise ModbusConnectionError("refused")
 
 
 async def test_connection_loss_fails_the_cycle_and_retries_with_backoff() -> None:
+    """Test that a lost connection fails the cycle and is retried with backoff."""
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock, start=0.0)
     engine = PollEngine(device.registers, DeadTransport(device), clock)
@@ -384,9 +439,13 @@ async def test_connection_loss_fails_the_cycle_and_retries_with_backoff() -> Non
 
 
 async def test_unknown_unit_times_out_without_blocking_others() -> None:
+    """Test that an absent unit times out without holding up the others."""
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock, start=0.0)
-    other = [RegisterSpec("x", 9, Table.HOLDING, 0), RegisterSpec("y", 9, Table.INPUT, 0)]
+    other = [
+        RegisterSpec("x", 9, Table.HOLDING, 0),
+        RegisterSpec("y", 9, Table.INPUT, 0),
+    ]
     engine = PollEngine([*device.registers, *other], InProcessTransport(device), clock)
     result = await engine.poll_due()
     assert {"9.x", "9.y"} <= result.failed
@@ -396,6 +455,7 @@ async def test_unknown_unit_times_out_without_blocking_others() -> None:
 
 
 async def test_snapshot_rates_and_export() -> None:
+    """Test the snapshot's rates and the state export."""
     engine, _, _, clock = make_engine()
     await run_until(engine, clock, 900)
     snap = engine.snapshot()
@@ -404,7 +464,9 @@ async def test_snapshot_rates_and_export() -> None:
     assert 0 < snap.saving_vs_fixed < 100
     assert snap.error_rate >= 0
     data = snap.as_dict()
-    assert data["rates"]["requests_per_minute"] == pytest.approx(snap.requests_per_minute, 1e-3)
+    assert data["rates"]["requests_per_minute"] == pytest.approx(
+        snap.requests_per_minute, 1e-3
+    )
     assert data["holes"] == {"1.input": [10]}
     assert data["registers"]["1.room_setpoint"]["table"] == "holding"
     assert snap.totals.cycles == len(snap.recent_cycles)
@@ -414,6 +476,7 @@ async def test_snapshot_rates_and_export() -> None:
 
 
 async def test_per_unit_limits_and_fixed_cost_model() -> None:
+    """Test per-unit read limits and a fixed cost model."""
     config = EngineConfig(
         limits={1: DeviceLimits(max_registers=4)},
         cost=CostModel(request_overhead=1.0, per_register=0.5),
@@ -424,15 +487,20 @@ async def test_per_unit_limits_and_fixed_cost_model() -> None:
         if not request.table.is_bit and request.address != 40:
             assert request.count <= 4
     # a value larger than the limit (the 8-register serial number) is still read, alone
-    assert any(r.address == 40 and r.count == 8 for r in engine.snapshot().recent_requests)
+    assert any(
+        r.address == 40 and r.count == 8 for r in engine.snapshot().recent_requests
+    )
     assert engine.cost_model() == config.cost
 
 
 def test_duplicate_and_invalid_config() -> None:
+    """Test that duplicate registers and invalid settings are refused."""
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock)
     with pytest.raises(ValueError, match="twice"):
-        PollEngine([*device.registers, device.registers[0]], InProcessTransport(device), clock)
+        PollEngine(
+            [*device.registers, device.registers[0]], InProcessTransport(device), clock
+        )
     with pytest.raises(ValueError):
         EngineConfig(min_interval=10, max_interval=5)
     with pytest.raises(ValueError):
@@ -440,6 +508,7 @@ def test_duplicate_and_invalid_config() -> None:
 
 
 async def test_illegal_address_error_class() -> None:
+    """Test which error kinds blame the block."""
     assert IllegalAddress("x").kind.blames_block
     assert not ModbusConnectionError("x").kind.blames_block
 
@@ -447,8 +516,11 @@ async def test_illegal_address_error_class() -> None:
 async def test_neighbours_due_soon_ride_in_the_same_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Reading neighbours early when it adds no request: more data per request, no more
-    requests (the change that closes most of the gap to static block polling)."""
+    """Test that neighbours due soon ride in a request that goes out anyway.
+
+    More data per request, no more requests (the change that closes most of the
+    gap to static block polling).
+    """
 
     async def run(early: float) -> tuple[int, float]:
         monkeypatch.setattr(scheduler, "EARLY_FRACTION", early)
@@ -463,6 +535,7 @@ async def test_neighbours_due_soon_ride_in_the_same_request(
 
 
 async def test_unchanged_riders_are_refreshed_without_relearning() -> None:
+    """Test that registers riding along are refreshed without relearning their interval."""
     engine, _, _, clock = make_engine()
     await run_until(engine, clock, 600)
     before = engine.snapshot().registers["1.firmware_version"]

@@ -1,5 +1,7 @@
-"""PollEngine under faults: quarantine re-probes without a verdict, transient device
-failures, learned block limits, resets, writes whose read-back fails.
+"""PollEngine under faults.
+
+Quarantine re-probes without a verdict, transient device failures, learned block
+limits, resets, writes whose read-back fails.
 
 Scripted transports on a virtual clock (the simulated demo device behind a switch
 that injects the fault), and one real pymodbus server on loopback for a device that
@@ -50,12 +52,15 @@ class VirtualClock:
     """A clock the test (and the scripted bus) moves."""
 
     def __init__(self, t: float = 0.0) -> None:
+        """Start the clock at ``t``."""
         self.t = t
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.t
 
     def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
         self.t += seconds
 
 
@@ -64,7 +69,9 @@ def _busy(unit_id: int, address: int) -> ModbusError:
 
 
 FAULTS: dict[str, Callable[[int, int], ModbusError]] = {
-    "timeout": lambda unit, address: ModbusTimeout("no answer", unit_id=unit, address=address),
+    "timeout": lambda unit, address: ModbusTimeout(
+        "no answer", unit_id=unit, address=address
+    ),
     "connection": lambda unit, address: ModbusConnectionError("refused", unit_id=unit),
     "busy": _busy,
 }
@@ -79,6 +86,7 @@ class FaultyTransport(InProcessTransport):
     """
 
     def __init__(self, device: SimulatedDevice, clock: VirtualClock) -> None:
+        """Serve ``device`` with every request taking REQUEST_TIME on ``clock``."""
         super().__init__(
             device,
             latency=lambda kind, unit, count: REQUEST_TIME,
@@ -93,7 +101,10 @@ class FaultyTransport(InProcessTransport):
         self.fail_once: set[int] = set()
         self.log: list[tuple[Table, int, int, str]] = []
 
-    def _injected(self, unit_id: int, table: Table, address: int, count: int) -> ModbusError | None:
+    def injected(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> ModbusError | None:
+        """Return the fault the test set up for this read, if any."""
         if self.fault is not None:
             return FAULTS[self.fault](unit_id, address)
         if self.max_read is not None and count > self.max_read and not table.is_bit:
@@ -106,14 +117,19 @@ class FaultyTransport(InProcessTransport):
             return DeviceFailure("device failure (code 4)", unit_id=unit_id, code=4)
         return None
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
-        error = self._injected(unit_id, table, address, count)
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
+        """Read, unless an injected fault or ``reads_fail`` says otherwise."""
+        error = self.injected(unit_id, table, address, count)
         if error is None and self.reads_fail:
             error = ModbusTimeout("no answer", unit_id=unit_id, address=address)
         if error is not None:
             self.counters.requests += 1
             self.counters.errors += 1
-            self.clock.advance(TIMEOUT if error.kind is ErrorKind.TIMEOUT else REQUEST_TIME)
+            self.clock.advance(
+                TIMEOUT if error.kind is ErrorKind.TIMEOUT else REQUEST_TIME
+            )
             self.log.append((table, address, count, str(error.kind)))
             raise error
         try:
@@ -126,13 +142,14 @@ class FaultyTransport(InProcessTransport):
 
 
 def ghost() -> RegisterSpec:
-    """A register on the demo's illegal input address 10: quarantined on the first cycle."""
+    """Return a register on the demo's illegal input address 10 (quarantined at once)."""
     return RegisterSpec("ghost", 1, Table.INPUT, 10, DataType.UINT16)
 
 
 def make(
     registers: Sequence[RegisterSpec] | None = None, config: EngineConfig | None = None
 ) -> tuple[PollEngine, SimulatedDevice, FaultyTransport, VirtualClock]:
+    """Return an engine on the fault-injecting demo transport, with its parts."""
     clock = VirtualClock()
     device = SimulatedDevice(clock=clock, start=0.0)
     transport = FaultyTransport(device, clock)
@@ -142,9 +159,12 @@ def make(
 
 
 async def drive(engine: PollEngine, clock: VirtualClock, until: float) -> list[float]:
-    """Run cycles as the coordinator does (wake at the next due time, at least 0.1 s
-    apart, so a schedule stuck in the past still ends); returns the wake-up times.
-    More than 3,000 wake-ups in one call ends it (no test here needs that many)."""
+    """Run cycles as the coordinator does; return the wake-up times.
+
+    Wake at the next due time, at least 0.1 s apart, so a schedule stuck in the
+    past still ends. More than 3,000 wake-ups in one call ends it (no test here
+    needs that many).
+    """
     wakeups: list[float] = []
     while (due := engine.next_due()) <= until:
         clock.t = max(due, clock.t + 0.1) if wakeups else max(due, clock.t)
@@ -157,22 +177,34 @@ async def drive(engine: PollEngine, clock: VirtualClock, until: float) -> list[f
 
 
 def everything_due(engine: PollEngine) -> None:
+    """Make every register due now (disable and enable each)."""
     for uid in engine.uids:
         engine.set_enabled(uid, False)
         engine.set_enabled(uid, True)
 
 
 def live_entries(engine: PollEngine) -> Counter[str]:
-    """How many live heap entries each register has (the invariant is at most one)."""
-    heap = engine._heap
-    return Counter(uid for entry in heap if engine._is_live(entry) for uid in [entry[2]])
+    """Count the live heap entries of each register (the invariant is at most one).
+
+    The invariant is the schedule's own: no public API shows the heap.
+    """
+    heap = engine._heap  # noqa: SLF001
+    return Counter(
+        uid
+        for entry in heap
+        if engine._is_live(entry)  # noqa: SLF001
+        for uid in [entry[2]]
+    )
 
 
 # -- item: quarantine re-probes without a verdict -----------------------------------------
 
 
 @pytest.mark.parametrize("fault", ["timeout", "connection", "busy"])
-async def test_offline_device_with_a_quarantined_register_does_not_storm(fault: str) -> None:
+async def test_offline_device_with_a_quarantined_register_does_not_storm(
+    fault: str,
+) -> None:
+    """Test that an offline device with a quarantined register is not flooded with probes."""
     engine, _device, transport, clock = make([*SimulatedDevice().registers, ghost()])
     first = await engine.poll_due()
     assert "1.ghost" in first.failed
@@ -194,7 +226,10 @@ async def test_offline_device_with_a_quarantined_register_does_not_storm(fault: 
     snap = engine.snapshot().registers["1.ghost"]
     # still quarantined: no verdict is no release, and no doubling either
     assert snap.quarantined_until is not None
-    assert engine.export_state()["registers"]["1.ghost"]["quarantine_backoff"] == QUARANTINE_FIRST
+    assert (
+        engine.export_state()["registers"]["1.ghost"]["quarantine_backoff"]
+        == QUARANTINE_FIRST
+    )
     # the device comes back: everything is read again, the ghost is refused again on
     # its next probe and only then does its quarantine double
     transport.fault = None
@@ -213,7 +248,10 @@ async def test_offline_device_with_a_quarantined_register_does_not_storm(fault: 
 
 
 @pytest.mark.parametrize("fault", ["timeout", "connection", "busy"])
-async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(fault: str) -> None:
+async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(
+    fault: str,
+) -> None:
+    """Test that a re-probe without an answer keeps the quarantine and tries later."""
     engine, _, transport, clock = make([*SimulatedDevice().registers, ghost()])
     await engine.poll_due()
     probe_at = engine.snapshot().registers["1.ghost"].quarantined_until
@@ -251,6 +289,7 @@ async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(fault:
 
 
 async def test_transient_device_failure_hole_expires() -> None:
+    """Test that a hole learned from a transient device failure expires."""
     engine, device, transport, clock = make()
     await engine.poll_due()
     assert engine.snapshot().holes == {"1.input": (10,)}
@@ -284,6 +323,7 @@ async def test_transient_device_failure_hole_expires() -> None:
 
 
 async def test_real_illegal_address_stays_learned_and_is_checked_rarely() -> None:
+    """Test that a real illegal address stays a hole and is checked rarely."""
     near = [RegisterSpec(f"n{a}", 1, Table.INPUT, a, DataType.UINT16) for a in (9, 11)]
     engine, _, transport, clock = make(near)
     await engine.poll_due()
@@ -300,8 +340,12 @@ async def test_real_illegal_address_stays_learned_and_is_checked_rarely() -> Non
 
 
 async def test_holes_without_checks_from_older_state_are_checked_soon() -> None:
+    """Test that holes stored without a check time are checked soon."""
     engine, _, _transport, clock = make()
-    old = {"version": 1, "holes": [{"unit_id": 1, "table": "input", "addresses": [3, 4, 10]}]}
+    old = {
+        "version": 1,
+        "holes": [{"unit_id": 1, "table": "input", "addresses": [3, 4, 10]}],
+    }
     assert engine.import_state(old).warnings == []
     assert engine.snapshot().holes == {"1.input": (3, 4, 10)}
     await drive(engine, clock, HOLE_VERIFY_FAILURE + 60)
@@ -312,10 +356,14 @@ async def test_holes_without_checks_from_older_state_are_checked_soon() -> None:
 
 
 async def test_reset_learning_scopes() -> None:
+    """Test that reset_learning resets only what its scope names."""
     bad = ghost()
     other_unit = SimulatedDevice(unit_id=2).registers
     clock = VirtualClock()
-    devices = [SimulatedDevice(clock=clock, start=0.0), SimulatedDevice(clock=clock, unit_id=2)]
+    devices = [
+        SimulatedDevice(clock=clock, start=0.0),
+        SimulatedDevice(clock=clock, unit_id=2),
+    ]
     transport = InProcessTransport(devices)
     registers = [*devices[0].registers, bad, *other_unit]
     engine = PollEngine(registers, transport, clock)
@@ -325,8 +373,14 @@ async def test_reset_learning_scopes() -> None:
     assert snap.holes == {"1.input": (10,), "2.input": (10,)}
     assert snap.registers["1.room_setpoint"].interval > 5
     assert snap.registers["1.ghost"].quarantined_until is not None
-    engine._unit_limits[1] = scheduler._UnitLimit(20, clock.t + 100)
-    engine._unit_limits[2] = scheduler._UnitLimit(30, clock.t + 100)
+    # learned block limits on both units, through the public state API
+    state = engine.export_state()
+    state["unit_limits"] = [
+        {"unit_id": unit, "max_registers": size, "retry_at": clock.t + 100}
+        for unit, size in ((1, 20), (2, 30))
+    ]
+    assert not engine.import_state(state).warnings
+    assert len(engine.export_state()["unit_limits"]) == 2
 
     # one register: its interval, quarantine and the holes in its span, nothing else
     engine.reset_learning(uid="1.room_setpoint")
@@ -379,7 +433,9 @@ async def test_reset_learning_scopes() -> None:
 
 def wide_registers() -> list[RegisterSpec]:
     """60 holding registers on addresses 0-59: one 60-register block."""
-    return [RegisterSpec(f"r{i}", 1, Table.HOLDING, i, DataType.UINT16) for i in range(60)]
+    return [
+        RegisterSpec(f"r{i}", 1, Table.HOLDING, i, DataType.UINT16) for i in range(60)
+    ]
 
 
 def small_inputs() -> list[RegisterSpec]:
@@ -391,6 +447,7 @@ class WideDevice(SimulatedDevice):
     """The demo device with 60 plain holding registers (word i reads i)."""
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Return the address as the value of every holding register."""
         self._check_unit(unit_id)
         if table is Table.HOLDING:
             return list(range(address, address + count))
@@ -400,6 +457,7 @@ class WideDevice(SimulatedDevice):
 def make_wide(
     config: EngineConfig | None = None,
 ) -> tuple[PollEngine, FaultyTransport, VirtualClock]:
+    """Return an engine on a wide device whose largest read the test sets."""
     clock = VirtualClock()
     device = WideDevice(clock=clock, start=0.0)
     transport = FaultyTransport(device, clock)
@@ -412,6 +470,7 @@ def make_wide(
 
 @pytest.mark.parametrize("refuse", ["code3", "silent"])
 async def test_device_limit_is_learned_and_kept(refuse: str) -> None:
+    """Test that a device's largest read is learned and kept."""
     engine, transport, clock = make_wide()
     transport.max_read = 20
     transport.refuse = refuse
@@ -439,6 +498,7 @@ async def test_device_limit_is_learned_and_kept(refuse: str) -> None:
 
 
 async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
+    """Test that a refused read size is tried again rarely and grows back."""
     engine, transport, clock = make_wide()
     transport.max_read = 20
     await drive(engine, clock, 60)
@@ -446,7 +506,8 @@ async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
     assert learned <= 20
     transport.log.clear()
     await drive(engine, clock, LIMIT_RETRY_FIRST - 60)
-    assert all(outcome == "ok" for *_, outcome in transport.log)  # no retry before the backoff
+    # no retry before the backoff
+    assert all(outcome == "ok" for *_, outcome in transport.log)
     transport.log.clear()
     await drive(engine, clock, 3 * LIMIT_RETRY_FIRST + 60)
     refused = [t for t in transport.log if t[3] != "ok"]
@@ -463,6 +524,7 @@ async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
 
 
 async def test_configured_unit_limit_is_honoured_from_the_first_cycle() -> None:
+    """Test that a configured unit limit holds from the first cycle."""
     engine, transport, _ = make_wide(EngineConfig(unit_max_registers={1: 16}))
     transport.max_read = 16
     result = await engine.poll_due()
@@ -473,17 +535,22 @@ async def test_configured_unit_limit_is_honoured_from_the_first_cycle() -> None:
 
 
 async def test_code3_on_one_address_is_not_taken_for_a_limit() -> None:
-    """A device that answers exception 3 for an address it lacks: that address is
-    quarantined, the limit is left alone."""
-    engine, transport, _clock = make_wide()
-    original = transport._injected
+    """Test that exception 3 on one address is not taken for a block limit.
 
-    def injected(unit_id: int, table: Table, address: int, count: int) -> ModbusError | None:
+    A device that answers exception 3 for an address it lacks: that address is
+    quarantined, the limit is left alone.
+    """
+    engine, transport, _clock = make_wide()
+    original = transport.injected
+
+    def injected(
+        unit_id: int, table: Table, address: int, count: int
+    ) -> ModbusError | None:
         if table is Table.HOLDING and address <= 37 < address + count:
             return classify_exception_code(3, unit_id, address)
         return original(unit_id, table, address, count)
 
-    transport._injected = injected  # type: ignore[method-assign]
+    transport.injected = injected  # type: ignore[method-assign]
     result = await engine.poll_due()
     assert result.failed == {"1.r37"}
     assert engine.export_state()["unit_limits"] == []
@@ -495,6 +562,7 @@ class SilentAboveDevice(WideDevice):
     """Served by a real server: reads larger than 20 registers get no answer at all."""
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Stay silent on register reads of more than 20."""
         if count > 20 and not table.is_bit:
             raise ModbusTimeout("too large", unit_id=unit_id)
         return super().read(unit_id, table, address, count)
@@ -503,17 +571,21 @@ class SilentAboveDevice(WideDevice):
 @pytest.mark.usefixtures("socket_enabled")
 @pytest.mark.allow_hosts([LOOPBACK])
 async def test_silent_on_large_reads_real_server() -> None:
+    """Test that a real server silent on large reads halves the block size."""
     device = SilentAboveDevice(start=0.0)
     server = SimulatorServer(device)
     port = await server.start()
     transport = PymodbusTransport(
-        TransportConfig(host=LOOPBACK, port=port, timeout=0.3, retries=0, reconnect_min=0.0)
+        TransportConfig(
+            host=LOOPBACK, port=port, timeout=0.3, retries=0, reconnect_min=0.0
+        )
     )
     registers = [*wide_registers(), *small_inputs()]
     loop = asyncio.get_running_loop()
     engine = PollEngine(registers, transport, loop.time)
     try:
-        for _ in range(4):  # 60 -> 30 -> 15: one halving per cycle, each after a timeout
+        # 60 -> 30 -> 15: one halving per cycle, each after a timeout
+        for _ in range(4):
             everything_due(engine)
             await engine.poll_due(loop.time())
         state = engine.export_state()["unit_limits"]
@@ -531,6 +603,7 @@ async def test_silent_on_large_reads_real_server() -> None:
 
 
 async def test_write_with_failed_read_back_is_unconfirmed_not_failed() -> None:
+    """Test that a write whose read-back fails is unconfirmed, not failed."""
     engine, device, transport, clock = make()
     await engine.poll_due()
     clock.t = 100.0
@@ -538,7 +611,10 @@ async def test_write_with_failed_read_back_is_unconfirmed_not_failed() -> None:
     with pytest.raises(WriteUnconfirmed) as err:
         await engine.write("1.room_setpoint", 23.5)
     assert err.value.value == 23.5
-    assert err.value.read_error is not None and err.value.read_error.kind is ErrorKind.TIMEOUT
+    assert (
+        err.value.read_error is not None
+        and err.value.read_error.kind is ErrorKind.TIMEOUT
+    )
     assert isinstance(err.value, ModbusError)
     assert device.truth("room_setpoint", clock.t) == 23.5  # it was written
     snap = engine.snapshot()

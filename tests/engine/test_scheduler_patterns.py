@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from test_scheduler import VirtualClock
-from test_scheduler_reliability import drive_like_the_coordinator
-
 from adaptive_modbus_engine.patterns import HOUR, WEEK
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
+
+from .test_scheduler import VirtualClock
+from .test_scheduler_reliability import drive_like_the_coordinator
 
 DAY = 24 * HOUR
 THURSDAY = 2 * WEEK  # unix time 0 was a Thursday 00:00 UTC
@@ -19,42 +19,60 @@ MONO_OFFSET = -THURSDAY + 12_345.0  # the monotonic clock is nowhere near wall t
 
 
 class WeeklyMeter:
-    """One holding register that ramps for an hour every Wednesday at 12:00 (wall
-    time) and stays put otherwise."""
+    """A meter that is busy for an hour every week.
+
+    One holding register that ramps for an hour every Wednesday at 12:00 (wall
+    time) and stays put otherwise.
+    """
 
     def __init__(self, wall: VirtualClock) -> None:
+        """Read the meter's wall time from ``wall``."""
         self.wall = wall
         self.connected = True
         self.requests = 0
 
     def value(self) -> int:
+        """Return the energy counted so far (it only grows in busy hours)."""
         t = self.wall()
         return int(sum(min(max(t - start, 0.0), HOUR) * RAMP for start in BUSY))
 
     async def connect(self) -> None:
-        return None
+        """Do nothing: always connected."""
+        return
 
     async def close(self) -> None:
-        return None
+        """Do nothing: there is no connection."""
+        return
 
     async def end_cycle(self) -> None:
-        return None
+        """Do nothing at the end of a cycle."""
+        return
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
+        """Return the meter value in every register read."""
         self.requests += 1
         return [self.value()] * count
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
+        """Refuse: the meter is read-only."""
         raise NotImplementedError
 
     async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Refuse: the meter is read-only."""
         raise NotImplementedError
 
 
 SPEC = RegisterSpec("energy", 1, Table.HOLDING, 0, tolerance=1.0)
 
 
-async def run_two_weeks_and_a_bit(patterns: bool) -> tuple[PollEngine, VirtualClock, list[float]]:
+async def run_two_weeks_and_a_bit(
+    patterns: bool,
+) -> tuple[PollEngine, VirtualClock, list[float]]:
+    """Run the weekly meter for two weeks and a bit; return what the engine saw."""
     wall = VirtualClock(THURSDAY)
     mono = VirtualClock(THURSDAY + MONO_OFFSET)
     meter = WeeklyMeter(wall)
@@ -69,9 +87,16 @@ async def run_two_weeks_and_a_bit(patterns: bool) -> tuple[PollEngine, VirtualCl
     return engine, wall, [factor, interval, seen - BUSY[2]]
 
 
-async def test_time_of_week_patterns_shorten_the_interval_ahead_of_a_busy_hour() -> None:
-    _, _, (factor_on, interval_on, seen_on) = await run_two_weeks_and_a_bit(patterns=True)
-    _, _, (factor_off, interval_off, seen_off) = await run_two_weeks_and_a_bit(patterns=False)
+async def test_time_of_week_patterns_shorten_the_interval_ahead_of_a_busy_hour() -> (
+    None
+):
+    """Test that time-of-week patterns shorten the interval ahead of a busy hour."""
+    _, _, (factor_on, interval_on, seen_on) = await run_two_weeks_and_a_bit(
+        patterns=True
+    )
+    _, _, (factor_off, interval_off, seen_off) = await run_two_weeks_and_a_bit(
+        patterns=False
+    )
     # two Wednesdays of history: ten minutes before the third busy hour the pattern
     # (bucketed by wall time, not by the monotonic clock) cuts the quiet interval
     assert factor_off == 1.0
@@ -83,7 +108,10 @@ async def test_time_of_week_patterns_shorten_the_interval_ahead_of_a_busy_hour()
     assert seen_on < seen_off
 
 
-async def test_one_busy_week_is_not_yet_a_pattern_and_quiet_hours_stay_at_the_max() -> None:
+async def test_one_busy_week_is_not_yet_a_pattern_and_quiet_hours_stay_at_the_max() -> (
+    None
+):
+    """Test that one busy week is no pattern yet and quiet hours stay at the maximum."""
     wall = VirtualClock(THURSDAY)
     mono = VirtualClock(THURSDAY + MONO_OFFSET)
     config = EngineConfig(min_interval=5, max_interval=300, patterns=True)

@@ -7,7 +7,6 @@ import logging
 import math
 
 import pytest
-from test_scheduler import VirtualClock, run_until
 
 from adaptive_modbus_engine.errors import (
     ModbusConnectionError,
@@ -24,18 +23,24 @@ from adaptive_modbus_engine.scheduler import (
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
 
+from .test_scheduler import VirtualClock, run_until
+
 
 class ScriptedTransport(InProcessTransport):
     """The simulated device behind a transport whose faults the test scripts."""
 
     def __init__(self, device: SimulatedDevice) -> None:
+        """Serve ``device`` with no fault armed."""
         super().__init__(device)
         self.raise_next: list[BaseException] = []  # raised by the next reads, in order
         self.fault: type[ModbusError] | None = None  # every read fails this way
         self.block: asyncio.Event | None = None  # reads wait for this event
         self.attempts = 0  # reads asked for, including failed ones
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
+        """Read, waiting for ``block`` and raising the armed faults first."""
         self.attempts += 1
         if self.block is not None:
             await self.block.wait()
@@ -49,6 +54,7 @@ class ScriptedTransport(InProcessTransport):
 def scripted_engine(
     *, monotonic: VirtualClock | None = None, wall: VirtualClock | None = None
 ) -> tuple[PollEngine, SimulatedDevice, ScriptedTransport, VirtualClock]:
+    """Return an engine on a scripted transport, with its parts and clock."""
     clock = wall or VirtualClock()
     device = SimulatedDevice(seed=42, clock=monotonic or clock, start=0.0)
     transport = ScriptedTransport(device)
@@ -57,6 +63,7 @@ def scripted_engine(
 
 
 def reads(engine: PollEngine) -> dict[str, int]:
+    """Return how often each register was read."""
     return {uid: r.reads for uid, r in engine.snapshot().registers.items()}
 
 
@@ -66,6 +73,7 @@ def reads(engine: PollEngine) -> dict[str, int]:
 async def test_runtime_error_in_a_cycle_keeps_every_register_scheduled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Test that an unexpected error in a cycle keeps every register scheduled."""
     engine, _, transport, clock = scripted_engine()
     await run_until(engine, clock, 600)
     before = reads(engine)
@@ -95,6 +103,7 @@ async def test_runtime_error_in_a_cycle_keeps_every_register_scheduled(
 async def test_repeated_runtime_errors_are_logged_once_and_counted_every_time(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Test that repeated unexpected errors are logged once and counted every time."""
     engine, _, transport, clock = scripted_engine()
     await engine.poll_due()
     transport.raise_next = [RuntimeError(f"bug {i}") for i in range(5)]
@@ -108,6 +117,7 @@ async def test_repeated_runtime_errors_are_logged_once_and_counted_every_time(
 
 
 async def test_cancelled_cycle_leaves_its_registers_due() -> None:
+    """Test that a cancelled cycle leaves its registers due."""
     engine, _, transport, clock = scripted_engine()
     transport.block = asyncio.Event()
     task = asyncio.ensure_future(engine.poll_due())
@@ -144,6 +154,7 @@ async def drive_like_the_coordinator(
 
 
 async def test_backward_wall_clock_step_does_not_stop_polling() -> None:
+    """Test that the wall clock stepping back does not stop polling."""
     wall, mono = VirtualClock(1_700_000_000.0), VirtualClock(5_000.0)
     engine, _, _, _ = scripted_engine(monotonic=mono, wall=wall)
     await drive_like_the_coordinator(engine, wall, mono, 1800)
@@ -167,6 +178,7 @@ async def test_backward_wall_clock_step_does_not_stop_polling() -> None:
 
 
 async def test_forward_wall_clock_step_does_not_make_everything_due() -> None:
+    """Test that the wall clock jumping forward does not make everything due."""
     wall, mono = VirtualClock(1_700_000_000.0), VirtualClock(5_000.0)
     engine, _, transport, _ = scripted_engine(monotonic=mono, wall=wall)
     await drive_like_the_coordinator(engine, wall, mono, 1800)
@@ -186,6 +198,7 @@ async def test_forward_wall_clock_step_does_not_make_everything_due() -> None:
 async def test_outage_is_probed_on_a_bounded_backoff_and_recovers_within_one_step(
     fault: type[ModbusError],
 ) -> None:
+    """Test that an outage is probed on a bounded backoff and polling recovers at once."""
     engine, _, transport, clock = scripted_engine()
     await run_until(engine, clock, 3600)
     learned = {uid: r.interval for uid, r in engine.snapshot().registers.items()}
@@ -214,7 +227,9 @@ async def test_outage_is_probed_on_a_bounded_backoff_and_recovers_within_one_ste
     # the device returns: fresh values within one probe step, all in one cycle
     back_at = clock.t
     transport.fault = None
-    while not (result := await engine.poll_due(max(clock.t, engine.next_due()))).units_back:
+    while not (
+        result := await engine.poll_due(max(clock.t, engine.next_due()))
+    ).units_back:
         clock.t = max(clock.t, engine.next_due())
         assert clock.t <= back_at + UNIT_PROBE_MAX
     assert result.units_back == {1}
@@ -225,12 +240,15 @@ async def test_outage_is_probed_on_a_bounded_backoff_and_recovers_within_one_ste
         assert back_at <= reg.last_read <= back_at + UNIT_PROBE_MAX, uid
         assert reg.failure_streak == 0
     # learned intervals intact: the outage and the gap taught the models nothing
-    assert {uid: r.interval for uid, r in fresh.registers.items()} == pytest.approx(learned)
+    assert {uid: r.interval for uid, r in fresh.registers.items()} == pytest.approx(
+        learned
+    )
     later = await run_until(engine, clock, clock.t + 120)
     assert not any(r.units_down or r.units_back for r in later)
 
 
 async def test_unit_that_answers_with_an_exception_is_not_down() -> None:
+    """Test that a unit answering with an exception is not taken for down."""
     clock = VirtualClock()
     device = SimulatedDevice(seed=42, clock=clock, start=0.0)
     transport = ScriptedTransport(device)
@@ -242,6 +260,7 @@ async def test_unit_that_answers_with_an_exception_is_not_down() -> None:
 
 
 async def test_request_read_on_a_down_unit_probes_it_now() -> None:
+    """Test that request_read on a down unit probes it now."""
     engine, _, transport, clock = scripted_engine()
     await run_until(engine, clock, 600)
     transport.fault = ModbusTimeout

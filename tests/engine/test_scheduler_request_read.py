@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_scheduler import make_engine, run_until
+
+from .test_scheduler import make_engine, run_until
 
 
 async def test_request_read_makes_registers_due_now() -> None:
+    """Test that request_read makes the registers due now."""
     engine, _device, _transport, clock = make_engine()
     await run_until(engine, clock, 300)
     snapshot = engine.snapshot()
@@ -28,11 +30,16 @@ async def test_request_read_makes_registers_due_now() -> None:
 
 
 async def test_request_read_plans_with_what_is_due() -> None:
+    """Test that requested registers are read together with what is due."""
     engine, _device, _transport, clock = make_engine()
     await run_until(engine, clock, 300)
     snapshot = engine.snapshot()
     later = sorted(
-        (r for r in snapshot.registers.values() if r.next_due and r.next_due > clock.t + 5),
+        (
+            r
+            for r in snapshot.registers.values()
+            if r.next_due and r.next_due > clock.t + 5
+        ),
         key=lambda r: r.address,
     )
     wanted = [r.uid for r in later[:3]]
@@ -47,6 +54,7 @@ async def test_request_read_plans_with_what_is_due() -> None:
 
 
 async def test_request_read_unknown_uid_names_it() -> None:
+    """Test that request_read of an unknown uid names it."""
     engine, _, _, _clock = make_engine()
     due = engine.next_due()
     with pytest.raises(ValueError, match=r"9\.nope.*9\.other"):

@@ -14,15 +14,8 @@ from adaptive_modbus_engine.errors import (
 )
 from adaptive_modbus_engine.registers import DataType, Table
 from adaptive_modbus_engine.simulator import signals
-from adaptive_modbus_engine.simulator.device import (
-    HOLES,
-    SimulatedDevice,
-    demo_profile,
-)
-from adaptive_modbus_engine.simulator.inprocess import (
-    InProcessTransport,
-    RequestKind,
-)
+from adaptive_modbus_engine.simulator.device import HOLES, SimulatedDevice, demo_profile
+from adaptive_modbus_engine.simulator.inprocess import InProcessTransport, RequestKind
 from adaptive_modbus_engine.simulator.signals import (
     CYCLE_SECONDS,
     Phase,
@@ -39,27 +32,32 @@ class FakeClock:
     """A virtual clock the tests move by hand."""
 
     def __init__(self, now: float = 0.0) -> None:
+        """Start the clock at ``now``."""
         self.now = now
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.now
 
     def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
         self.now += seconds
 
 
 @pytest.fixture
 def clock() -> FakeClock:
+    """Provide a virtual clock at t = 1000 s."""
     return FakeClock(1_000.0)
 
 
 @pytest.fixture
 def device(clock: FakeClock) -> SimulatedDevice:
+    """Provide the demo device on the virtual clock, its scenario starting now."""
     return SimulatedDevice(seed=42, clock=clock, unit_id=1, start=1_000.0)
 
 
 def num(seed: int, key: str, t: float) -> float:
-    """A numeric signal value."""
+    """Return a numeric signal value."""
     value = signals.value(seed, key, t)
     assert isinstance(value, int | float)
     return float(value)
@@ -73,6 +71,7 @@ def _times(start: float, stop: float, step: float) -> list[float]:
 
 
 def test_demo_profile_is_a_rich_map() -> None:
+    """Test that the demo profile covers every table, the main data types and a hole."""
     profile = demo_profile(1)
     specs = [d.spec for d in profile.registers]
     assert 16 <= len(specs) <= 24
@@ -82,7 +81,9 @@ def test_demo_profile_is_a_rich_map() -> None:
     assert {DataType.BIT, DataType.STRING, DataType.BOOL} <= types
     assert all(key in signals.SIGNALS for key in (s.key for s in specs))
     diagnostics = [
-        d for d in profile.registers if d.presentation.get("entity_category") == "diagnostic"
+        d
+        for d in profile.registers
+        if d.presentation.get("entity_category") == "diagnostic"
     ]
     assert diagnostics
     assert not any(d.enabled_by_default for d in diagnostics)
@@ -93,6 +94,7 @@ def test_demo_profile_is_a_rich_map() -> None:
 
 
 def test_specs_carry_the_unit_id() -> None:
+    """Test that a device's specs carry its unit id."""
     device = SimulatedDevice(unit_id=7, clock=lambda: 0.0)
     assert {s.unit_id for s in device.registers} == {7}
 
@@ -101,6 +103,7 @@ def test_specs_carry_the_unit_id() -> None:
 
 
 def test_same_seed_same_values_different_seed_different_values() -> None:
+    """Test that signals depend on the seed and on nothing else."""
     keys = list(signals.SIGNALS)
     times = [-500.0, 0.0, 12.3, 1_799.0, 2_500.5, 10 * CYCLE + 7.0]
     first = [signals.value(42, k, t) for k in keys for t in times]
@@ -108,10 +111,13 @@ def test_same_seed_same_values_different_seed_different_values() -> None:
     other = [signals.value(43, k, t) for k in keys for t in times]
     assert first == again
     assert first != other
-    assert signals.value(42, "active_power", 5.0) != signals.value(43, "active_power", 5.0)
+    assert signals.value(42, "active_power", 5.0) != signals.value(
+        43, "active_power", 5.0
+    )
 
 
 def test_devices_with_the_same_seed_read_the_same() -> None:
+    """Test that two devices with the same seed read the same at the same scenario time."""
     clocks = [FakeClock(), FakeClock(500.0)]
     devices = [SimulatedDevice(seed=9, clock=c, start=c.now) for c in clocks]
     for step in range(50):
@@ -123,6 +129,7 @@ def test_devices_with_the_same_seed_read_the_same() -> None:
 
 
 def test_phases_follow_the_cycle_and_repeat() -> None:
+    """Test that the scenario's phases follow in order and repeat every cycle."""
     order = [Phase.STABLE, Phase.ESCALATION, Phase.PEAK, Phase.RECOVERY]
     starts = [phase_start(p) for p in order]
     assert starts[0] == 0.0
@@ -135,16 +142,25 @@ def test_phases_follow_the_cycle_and_repeat() -> None:
     for phase in order:
         assert phase_at(phase_start(phase, 4)) is phase
         assert phase_at(phase_start(phase, 4) - 0.001) is not phase
-    assert signals.value(1, "active_power", 123.0) == signals.value(1, "active_power", 123.0)
+    assert signals.value(1, "active_power", 123.0) == signals.value(
+        1, "active_power", 123.0
+    )
 
 
 def test_values_repeat_with_the_cycle_where_there_is_no_drift() -> None:
-    for key in ("status_warning", "status_fault", "alarm_overtemperature", "status_defrost"):
+    """Test that values without drift repeat with the cycle."""
+    for key in (
+        "status_warning",
+        "status_fault",
+        "alarm_overtemperature",
+        "status_defrost",
+    ):
         for t in _times(0.0, CYCLE, 15.0):
             assert signals.value(5, key, t) == signals.value(5, key, t + 2 * CYCLE)
 
 
 def test_energy_counters_are_monotonic_over_a_long_run(device: SimulatedDevice) -> None:
+    """Test that the energy counters never go down over a long run."""
     for key in ("energy_import", "compressor_energy", "uptime"):
         previous = -math.inf
         for t in _times(-CYCLE, 5 * CYCLE, 7.0):
@@ -160,12 +176,15 @@ def test_energy_counters_are_monotonic_over_a_long_run(device: SimulatedDevice) 
 def test_energy_counter_is_the_integral_of_power() -> None:
     """Counter growth over an hour matches the numerically integrated smooth power."""
     t0, t1, step = 100.0, 100.0 + CYCLE, 1.0
-    area = sum(signals.smooth(3, "active_power", t0 + (i + 0.5) * step) for i in range(3600))
+    area = sum(
+        signals.smooth(3, "active_power", t0 + (i + 0.5) * step) for i in range(3600)
+    )
     kwh = num(3, "energy_import", t1) - num(3, "energy_import", t0)
     assert kwh == pytest.approx(area * step / signals.JOULES_PER_KWH, rel=1e-4)
 
 
 def test_counters_are_exact_going_back_in_time() -> None:
+    """Test that a counter read at an earlier time gives that time's value."""
     late = signals.value(8, "energy_import", 50 * CYCLE)
     early = signals.value(8, "energy_import", 3.0)
     assert signals.value(8, "energy_import", 3.0) == early
@@ -173,6 +192,7 @@ def test_counters_are_exact_going_back_in_time() -> None:
 
 
 def test_stable_power_noise_stays_below_tolerance(device: SimulatedDevice) -> None:
+    """Test that power noise in the stable phase stays below its tolerance."""
     tolerance = device.spec("active_power").tolerance
     stable = [t for t in _times(0.0, 3 * CYCLE, 1.0) if phase_at(t) is Phase.STABLE]
     assert len(stable) > 1_000
@@ -185,6 +205,7 @@ def test_stable_power_noise_stays_below_tolerance(device: SimulatedDevice) -> No
 
 
 def test_incident_moves_power_and_temperature_beyond_tolerance() -> None:
+    """Test that the incident moves power and temperature beyond their tolerance."""
     calm = num(42, "active_power", incident_start(0) - 1.0)
     peak = num(42, "active_power", phase_start(Phase.PEAK) + 10.0)
     assert peak - calm > 1_000
@@ -194,6 +215,7 @@ def test_incident_moves_power_and_temperature_beyond_tolerance() -> None:
 
 
 def test_analog_signals_stay_positive_where_it_matters() -> None:
+    """Test that power readings never go negative."""
     for key in ("active_power", "compressor_power"):
         signal = signals.SIGNALS[key]
         assert isinstance(signal, signals.Analog)
@@ -202,6 +224,8 @@ def test_analog_signals_stay_positive_where_it_matters() -> None:
 
 @pytest.mark.parametrize("cycle", [0, 3])
 def test_alarms_flip_in_the_incident_and_clear_after(cycle: int) -> None:
+    """Test that the alarm bits set during the incident and clear after it."""
+
     def flag(key: str, t: float) -> bool:
         return bool(signals.value(42, key, t))
 
@@ -209,7 +233,12 @@ def test_alarms_flip_in_the_incident_and_clear_after(cycle: int) -> None:
     peak = phase_start(Phase.PEAK, cycle)
     recovery = phase_start(Phase.RECOVERY, cycle)
     next_cycle = phase_start(Phase.STABLE, cycle + 1)
-    for key in ("status_warning", "status_fault", "alarm_overtemperature", "alarm_overload"):
+    for key in (
+        "status_warning",
+        "status_fault",
+        "alarm_overtemperature",
+        "alarm_overload",
+    ):
         assert not flag(key, escalation - 1.0), key
         assert flag(key, peak + 1.0), key
         assert not flag(key, next_cycle - 1.0), key
@@ -219,13 +248,18 @@ def test_alarms_flip_in_the_incident_and_clear_after(cycle: int) -> None:
     assert not flag("status_warning", recovery)
     assert flag("alarm_overtemperature", recovery)  # clears halfway through recovery
     stable = _times(phase_start(Phase.STABLE, cycle), escalation, 10.0)
-    assert not any(flag("status_warning", t) or flag("alarm_overload", t) for t in stable)
+    assert not any(
+        flag("status_warning", t) or flag("alarm_overload", t) for t in stable
+    )
     assert not any(flag("alarm_low_pressure", t) for t in _times(0.0, CYCLE, 60.0))
 
 
 def test_scenario_wraps_the_signal_functions() -> None:
+    """Test that a Scenario gives the same values as the signal functions."""
     scenario = signals.Scenario(seed=11)
-    assert scenario.value("grid_voltage", 77.0) == signals.value(11, "grid_voltage", 77.0)
+    assert scenario.value("grid_voltage", 77.0) == signals.value(
+        11, "grid_voltage", 77.0
+    )
     assert scenario.phase(incident_start(2)) is Phase.ESCALATION
     with pytest.raises(TypeError):
         signals.smooth(11, "status_fault", 0.0)
@@ -234,6 +268,7 @@ def test_scenario_wraps_the_signal_functions() -> None:
 
 
 def test_defrost_bit_is_a_regular_pattern() -> None:
+    """Test that the defrost bit is on three times two minutes an hour."""
     on = [t for t in _times(0.0, CYCLE, 10.0) if signals.value(42, "status_defrost", t)]
     assert 30 <= len(on) <= 40  # 3 x 120 s per hour
 
@@ -242,6 +277,7 @@ def test_defrost_bit_is_a_regular_pattern() -> None:
 
 
 def test_decoded_reads_equal_truth(device: SimulatedDevice, clock: FakeClock) -> None:
+    """Test that decoded reads equal the signal values."""
     for t in _times(device.start, device.start + CYCLE, 97.0):
         clock.now = t
         for spec in device.registers:
@@ -252,6 +288,7 @@ def test_decoded_reads_equal_truth(device: SimulatedDevice, clock: FakeClock) ->
 def test_block_reads_hold_the_same_words_as_single_reads(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that a block read holds the same words as single reads."""
     clock.now = device.start + phase_start(Phase.PEAK) + 60.0
     block = device.read(1, Table.INPUT, 0, 10)
     for spec in device.registers:
@@ -263,13 +300,17 @@ def test_block_reads_hold_the_same_words_as_single_reads(
     assert device.read(1, Table.INPUT, 3, 1) == [0]  # gap reads 0
 
 
-def test_values_change_with_the_clock(device: SimulatedDevice, clock: FakeClock) -> None:
+def test_values_change_with_the_clock(
+    device: SimulatedDevice, clock: FakeClock
+) -> None:
+    """Test that values change as the clock moves on."""
     first = device.read(1, Table.INPUT, 4, 2)
     clock.advance(30.0)
     assert device.read(1, Table.INPUT, 4, 2) != first
 
 
 def test_start_offsets_the_scenario(clock: FakeClock) -> None:
+    """Test that ``start`` offsets the scenario's phases."""
     device = SimulatedDevice(seed=1, clock=clock, start=clock.now - incident_start(0))
     assert device.phase() is Phase.ESCALATION
     fresh = SimulatedDevice(seed=1, clock=clock)
@@ -277,7 +318,10 @@ def test_start_offsets_the_scenario(clock: FakeClock) -> None:
     assert fresh.phase() is Phase.STABLE
 
 
-def test_reading_across_the_hole_fails_but_each_side_reads(device: SimulatedDevice) -> None:
+def test_reading_across_the_hole_fails_but_each_side_reads(
+    device: SimulatedDevice,
+) -> None:
+    """Test that a read across the hole fails while each side reads."""
     assert HOLES[Table.INPUT] == device.holes(Table.INPUT) == frozenset({10})
     assert len(device.read(1, Table.INPUT, 0, 10)) == 10
     assert len(device.read(1, Table.INPUT, 11, 7)) == 7
@@ -289,6 +333,7 @@ def test_reading_across_the_hole_fails_but_each_side_reads(device: SimulatedDevi
 
 
 def test_reading_past_the_address_space_fails(device: SimulatedDevice) -> None:
+    """Test that a read past the address space fails with an illegal address."""
     for table in Table:
         space = device.address_space(table)
         assert len(space) > 0
@@ -304,6 +349,7 @@ def test_reading_past_the_address_space_fails(device: SimulatedDevice) -> None:
 
 
 def test_unknown_unit_times_out(device: SimulatedDevice) -> None:
+    """Test that a read of another unit times out."""
     with pytest.raises(ModbusTimeout) as err:
         device.read(2, Table.INPUT, 0, 1)
     assert err.value.kind is ErrorKind.TIMEOUT
@@ -316,7 +362,10 @@ def test_unknown_unit_times_out(device: SimulatedDevice) -> None:
 # -- device: writes --------------------------------------------------------------------------
 
 
-def test_setpoint_is_constant_until_written(device: SimulatedDevice, clock: FakeClock) -> None:
+def test_setpoint_is_constant_until_written(
+    device: SimulatedDevice, clock: FakeClock
+) -> None:
+    """Test that the setpoint keeps its value until written."""
     spec = device.spec("room_setpoint")
     readings = set()
     for _ in range(100):
@@ -333,6 +382,7 @@ def test_setpoint_is_constant_until_written(device: SimulatedDevice, clock: Fake
 
 
 def test_multi_register_write_is_all_or_nothing(device: SimulatedDevice) -> None:
+    """Test that a multi-register write applies all of it or nothing."""
     setpoint, limit = device.spec("room_setpoint"), device.spec("power_limit")
     device.write_registers(1, 0, setpoint.encode(19.0) + limit.encode(5_000))
     assert device.truth("room_setpoint", device.now()) == 19.0
@@ -346,6 +396,7 @@ def test_multi_register_write_is_all_or_nothing(device: SimulatedDevice) -> None
 
 
 def test_writes_to_read_only_areas_fail(device: SimulatedDevice) -> None:
+    """Test that writes to read-only registers fail."""
     with pytest.raises(IllegalAddress):
         device.write_registers(1, 2, [0, 0])  # flow_rate is read-only
     with pytest.raises(IllegalAddress):
@@ -357,6 +408,7 @@ def test_writes_to_read_only_areas_fail(device: SimulatedDevice) -> None:
 
 
 def test_bad_words_are_refused(device: SimulatedDevice) -> None:
+    """Test that words out of range are refused with a device failure."""
     with pytest.raises(DeviceFailure):
         device.write_registers(1, 0, [70_000])
     with pytest.raises(DeviceFailure):
@@ -365,6 +417,7 @@ def test_bad_words_are_refused(device: SimulatedDevice) -> None:
 
 
 def test_coil_write_persists(device: SimulatedDevice, clock: FakeClock) -> None:
+    """Test that a written coil keeps its value."""
     assert device.read(1, Table.COIL, 0, 2) == [1, 0]
     device.write_coil(1, 0, False)
     device.write_coil(1, 1, True)
@@ -374,6 +427,7 @@ def test_coil_write_persists(device: SimulatedDevice, clock: FakeClock) -> None:
 
 
 def test_devices_are_independent() -> None:
+    """Test that writing to one device leaves another alone."""
     clock = FakeClock()
     one, two = (SimulatedDevice(clock=clock, unit_id=u, start=0.0) for u in (1, 2))
     one.write_coil(1, 0, False)
@@ -387,8 +441,10 @@ def test_devices_are_independent() -> None:
 async def test_inprocess_transport_reads_and_writes(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that the in-process transport reads and writes the device."""
     transport = InProcessTransport(device)
-    protocol: Transport = transport  # mypy checks the in-process transport fits the protocol
+    # mypy checks the in-process transport fits the protocol
+    protocol: Transport = transport
     assert not protocol.connected
     await transport.connect()
     assert transport.connected
@@ -412,6 +468,7 @@ async def test_inprocess_transport_reads_and_writes(
 
 
 async def test_inprocess_transport_errors(device: SimulatedDevice) -> None:
+    """Test that the in-process transport raises the device's errors."""
     transport = InProcessTransport(device)
     with pytest.raises(IllegalAddress):
         await transport.read(1, Table.INPUT, 8, 4)
@@ -426,6 +483,7 @@ async def test_inprocess_transport_errors(device: SimulatedDevice) -> None:
 async def test_inprocess_latency_advances_virtual_time(
     device: SimulatedDevice, clock: FakeClock
 ) -> None:
+    """Test that the latency model advances the virtual clock per request."""
     calls: list[tuple[str, int, int]] = []
 
     def latency(kind: str, unit_id: int, count: int) -> float:
@@ -433,7 +491,11 @@ async def test_inprocess_latency_advances_virtual_time(
         return 0.01 + 0.001 * count
 
     transport = InProcessTransport(
-        device, latency=latency, clock_advance=clock.advance, timeout=2.0, close_after_cycle=True
+        device,
+        latency=latency,
+        clock_advance=clock.advance,
+        timeout=2.0,
+        close_after_cycle=True,
     )
     before = clock.now
     await transport.read(1, Table.INPUT, 0, 10)
@@ -458,8 +520,11 @@ async def test_inprocess_latency_advances_virtual_time(
 
 
 async def test_inprocess_transport_routes_several_units() -> None:
+    """Test that the in-process transport routes requests to several units."""
     clock = FakeClock()
-    devices = [SimulatedDevice(seed=u, clock=clock, unit_id=u, start=0.0) for u in (1, 2)]
+    devices = [
+        SimulatedDevice(seed=u, clock=clock, unit_id=u, start=0.0) for u in (1, 2)
+    ]
     transport = InProcessTransport(devices)
     one = await transport.read(1, Table.INPUT, 0, 10)
     two = await transport.read(2, Table.INPUT, 0, 10)

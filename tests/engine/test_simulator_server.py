@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import importlib
 import importlib.util
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -46,17 +46,22 @@ class Clock:
     """A settable clock."""
 
     def __init__(self, now: float = 1_000_000.0) -> None:
+        """Start the clock at ``now``."""
         self.now = now
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.now
 
 
 def transport_for(
     server: SimulatorServer, kind: TransportKind = TransportKind.TCP
 ) -> PymodbusTransport:
+    """Return a transport to ``server`` with short timeouts."""
     return PymodbusTransport(
-        TransportConfig(kind=kind, host=LOOPBACK, port=server.port, timeout=0.3, retries=0)
+        TransportConfig(
+            kind=kind, host=LOOPBACK, port=server.port, timeout=0.3, retries=0
+        )
     )
 
 
@@ -64,6 +69,7 @@ def transport_for(
 async def test_values_are_computed_live_from_the_device(
     start_server: ServerFactory, framer: str
 ) -> None:
+    """Test that the server computes values live from the device."""
     clock = Clock()
     device = SimulatedDevice(seed=42, clock=clock)
     server = await start_server(device, framer=framer)
@@ -87,6 +93,7 @@ async def test_values_are_computed_live_from_the_device(
 
 
 async def test_hole_answers_illegal_address(start_server: ServerFactory) -> None:
+    """Test that a read of the hole answers illegal address."""
     device = SimulatedDevice(seed=1)
     server = await start_server(device)
     transport = transport_for(server)
@@ -107,6 +114,7 @@ async def test_hole_answers_illegal_address(start_server: ServerFactory) -> None
 
 
 async def test_writes_reach_the_device(start_server: ServerFactory) -> None:
+    """Test that writes over Modbus reach the device."""
     device = SimulatedDevice(seed=42)
     server = await start_server(device)
     setpoint = device.spec("room_setpoint")
@@ -115,7 +123,10 @@ async def test_writes_reach_the_device(start_server: ServerFactory) -> None:
     try:
         words = setpoint.encode(23.5)
         await transport.write_registers(1, setpoint.address, words)
-        assert await transport.read(1, Table.HOLDING, setpoint.address, len(words)) == words
+        assert (
+            await transport.read(1, Table.HOLDING, setpoint.address, len(words))
+            == words
+        )
         assert device.truth("room_setpoint", device.now()) == 23.5
         for value in (True, False):
             await transport.write_coil(1, coil.address, value)
@@ -127,6 +138,7 @@ async def test_writes_reach_the_device(start_server: ServerFactory) -> None:
 
 
 async def test_other_unit_ids_get_no_answer(start_server: ServerFactory) -> None:
+    """Test that other unit ids get no answer."""
     server = await start_server(SimulatedDevice(unit_id=3))
     transport = transport_for(server)
     try:
@@ -140,6 +152,7 @@ async def test_other_unit_ids_get_no_answer(start_server: ServerFactory) -> None
 async def test_stop_closes_connections_and_restart_keeps_port(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that stop closes connections and a restart keeps the port."""
     server = await start_server(SimulatedDevice())
     port = server.port
     transport = transport_for(server)
@@ -158,12 +171,14 @@ async def test_stop_closes_connections_and_restart_keeps_port(
 
 
 async def test_port_in_use_is_an_error(start_server: ServerFactory) -> None:
+    """Test that a port in use is an error."""
     first = await start_server(SimulatedDevice())
     with pytest.raises(OSError):
         await start_server(SimulatedDevice(), port=first.port)
 
 
 async def test_cli_serves_until_interrupted() -> None:
+    """Test that the simulator command serves until interrupted."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-I",
@@ -189,7 +204,9 @@ async def test_cli_serves_until_interrupted() -> None:
         text = "".join(lines)
         assert "seed 7" in text
         assert "input" in text and "illegal address" in text
-        transport = PymodbusTransport(TransportConfig(host=LOOPBACK, port=port, timeout=1.0))
+        transport = PymodbusTransport(
+            TransportConfig(host=LOOPBACK, port=port, timeout=1.0)
+        )
         try:
             assert len(await transport.read(1, Table.INPUT, 0, 4)) == 4
         finally:
@@ -207,7 +224,9 @@ async def test_cli_serves_until_interrupted() -> None:
     or not hasattr(importlib.import_module("pymodbus.constants"), "ExcCodes"),
     reason="pymodbus < 3.9 lets a datastore refuse a write only as exception 2 or 4",
 )
-async def test_out_of_range_write_answers_illegal_data_value(start_server: ServerFactory) -> None:
+async def test_out_of_range_write_answers_illegal_data_value(
+    start_server: ServerFactory,
+) -> None:
     """A written value outside the map's min/max is exception 3 (illegal data value), not 4."""
     device = SimulatedDevice(seed=42)
     server = await start_server(device)

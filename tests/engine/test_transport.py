@@ -6,11 +6,11 @@ Runs on the pymodbus HA pins (3.8.3) and the newest release: scripts/test_old_py
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 import itertools
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -54,14 +54,20 @@ FAST = {"timeout": 0.3, "retries": 0, "reconnect_min": 0.05, "reconnect_max": 0.
 def tcp_config(
     port: int, kind: TransportKind = TransportKind.TCP, **kwargs: Any
 ) -> TransportConfig:
-    """A loopback config with short timeouts."""
-    values: dict[str, Any] = {"kind": kind, "host": LOOPBACK, "port": port, **FAST, **kwargs}
+    """Return a loopback config with short timeouts."""
+    values: dict[str, Any] = {
+        "kind": kind,
+        "host": LOOPBACK,
+        "port": port,
+        **FAST,
+        **kwargs,
+    }
     return TransportConfig(**values)
 
 
 @contextlib.asynccontextmanager
 async def opened(config: TransportConfig) -> AsyncIterator[PymodbusTransport]:
-    """A transport closed at the end."""
+    """Open a transport and close it at the end."""
     transport = PymodbusTransport(config)
     try:
         yield transport
@@ -73,6 +79,7 @@ async def opened(config: TransportConfig) -> AsyncIterator[PymodbusTransport]:
 
 
 def test_pymodbus_transport_implements_protocol() -> None:
+    """Test that PymodbusTransport implements the Transport protocol."""
     assert isinstance(PymodbusTransport(TransportConfig()), Transport)
 
 
@@ -91,7 +98,10 @@ def test_pymodbus_transport_implements_protocol() -> None:
         (12, False, DeviceFailure, ErrorKind.DEVICE_FAILURE),
     ],
 )
-def test_classify_exception_code(code: int, write: bool, error: type, kind: ErrorKind) -> None:
+def test_classify_exception_code(
+    code: int, write: bool, error: type, kind: ErrorKind
+) -> None:
+    """Test the error class of each Modbus exception code."""
     err = classify_exception_code(code, 3, 40, write=write)
     assert type(err) is error
     assert err.kind is kind
@@ -99,6 +109,7 @@ def test_classify_exception_code(code: int, write: bool, error: type, kind: Erro
 
 
 def test_backoff_doubles_caps_and_resets() -> None:
+    """Test that the backoff doubles, stops at its cap and resets."""
     now = [100.0]
     backoff = Backoff(0.5, 3.0, lambda: now[0])
     assert backoff.remaining() == 0
@@ -112,6 +123,7 @@ def test_backoff_doubles_caps_and_resets() -> None:
 
 
 async def test_priority_lock_serves_writes_first_then_fifo() -> None:
+    """Test that the lock serves writes first, then in arrival order."""
     lock = PriorityLock()
     order: list[str] = []
 
@@ -137,6 +149,7 @@ async def test_priority_lock_serves_writes_first_then_fifo() -> None:
 
 
 async def test_priority_lock_cancelled_waiter_is_skipped() -> None:
+    """Test that a cancelled waiter is skipped by the lock."""
     lock = PriorityLock()
     await lock.acquire()
     cancelled = asyncio.create_task(lock.acquire(Priority.WRITE))
@@ -155,7 +168,9 @@ async def test_priority_lock_cancelled_waiter_is_skipped() -> None:
 
 
 async def test_requests_the_protocol_cannot_carry_are_refused_before_sending() -> None:
-    transport = PymodbusTransport(tcp_config(1))  # nothing listens there: nothing is sent
+    """Test that requests the protocol cannot carry are refused before sending."""
+    # nothing listens there: nothing is sent
+    transport = PymodbusTransport(tcp_config(1))
     with pytest.raises(ModbusError, match="1-125"):
         await transport.read(1, Table.HOLDING, 0, 126)
     with pytest.raises(ModbusError):
@@ -176,7 +191,10 @@ async def test_requests_the_protocol_cannot_carry_are_refused_before_sending() -
 
 
 @pytest.mark.parametrize("kind", [TransportKind.TCP, TransportKind.RTU_OVER_TCP])
-async def test_read_every_table(start_server: ServerFactory, kind: TransportKind) -> None:
+async def test_read_every_table(
+    start_server: ServerFactory, kind: TransportKind
+) -> None:
+    """Test reading every table over each framing."""
     framer = "rtu" if kind is TransportKind.RTU_OVER_TCP else "socket"
     server = await start_server(framer=framer)
     async with opened(tcp_config(server.port, kind)) as transport:
@@ -193,6 +211,7 @@ async def test_read_every_table(start_server: ServerFactory, kind: TransportKind
 async def test_write_then_read_back(
     start_server: ServerFactory, static_device: Any, kind: TransportKind
 ) -> None:
+    """Test writing registers and a coil, then reading them back."""
     device = static_device()
     framer = "rtu" if kind is TransportKind.RTU_OVER_TCP else "socket"
     server = await start_server(device, framer=framer)
@@ -209,7 +228,10 @@ async def test_write_then_read_back(
 
 
 @pytest.mark.parametrize("kind", [TransportKind.TCP, TransportKind.RTU_OVER_TCP])
-async def test_illegal_address(start_server: ServerFactory, kind: TransportKind) -> None:
+async def test_illegal_address(
+    start_server: ServerFactory, kind: TransportKind
+) -> None:
+    """Test that an illegal address comes back as IllegalAddress."""
     framer = "rtu" if kind is TransportKind.RTU_OVER_TCP else "socket"
     server = await start_server(framer=framer)
     async with opened(tcp_config(server.port, kind)) as transport:
@@ -227,6 +249,7 @@ async def test_illegal_address(start_server: ServerFactory, kind: TransportKind)
 
 
 async def test_unknown_unit_times_out(start_server: ServerFactory) -> None:
+    """Test that an unknown unit times out."""
     server = await start_server()
     async with opened(tcp_config(server.port)) as transport:
         start = time.monotonic()
@@ -238,8 +261,11 @@ async def test_unknown_unit_times_out(start_server: ServerFactory) -> None:
 
 
 async def test_connection_refused_then_backoff(unused_port: int) -> None:
+    """Test that a refused connection is retried only after the backoff."""
     port = unused_port
-    async with opened(tcp_config(port, reconnect_min=0.3, reconnect_max=1.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=0.3, reconnect_max=1.0)
+    ) as transport:
         with pytest.raises(ModbusConnectionError):
             await transport.connect()
         assert not transport.connected
@@ -259,6 +285,7 @@ async def test_connection_refused_then_backoff(unused_port: int) -> None:
 async def test_reconnect_after_server_restart(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that the transport reconnects after the server restarts."""
     server = await start_server()
     async with opened(tcp_config(server.port)) as transport:
         assert await transport.read(1, Table.HOLDING, 0, 1) == [100]
@@ -273,7 +300,10 @@ async def test_reconnect_after_server_restart(
         assert transport.backoff_remaining == 0
 
 
-async def test_close_after_cycle(start_server: ServerFactory, wait_until: WaitUntil) -> None:
+async def test_close_after_cycle(
+    start_server: ServerFactory, wait_until: WaitUntil
+) -> None:
+    """Test that close_after_cycle closes the connection after each cycle."""
     server = await start_server()
     async with opened(tcp_config(server.port, close_after_cycle=True)) as transport:
         for cycle in range(3):
@@ -290,6 +320,7 @@ async def test_close_after_cycle(start_server: ServerFactory, wait_until: WaitUn
 async def test_keeps_connection_without_close_after_cycle(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that the connection stays open between cycles by default."""
     server = await start_server()
     async with opened(tcp_config(server.port)) as transport:
         for _ in range(3):
@@ -303,6 +334,7 @@ async def test_keeps_connection_without_close_after_cycle(
 
 
 async def test_pause_between_requests(start_server: ServerFactory) -> None:
+    """Test that the configured pause separates requests."""
     server = await start_server()
     pause = 0.1
     async with opened(tcp_config(server.port, pause=pause)) as transport:
@@ -319,14 +351,17 @@ async def test_pause_between_requests(start_server: ServerFactory) -> None:
 async def test_write_jumps_the_queue_of_reads(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that a write goes before reads that are waiting."""
     server = await start_server(response_delay=0.03)
     async with opened(tcp_config(server.port, timeout=2.0)) as transport:
         await transport.connect()
         reads = [
-            asyncio.create_task(transport.read(1, Table.HOLDING, i % 10, 1)) for i in range(20)
+            asyncio.create_task(transport.read(1, Table.HOLDING, i % 10, 1))
+            for i in range(20)
         ]
         try:
-            assert await wait_until(lambda: len(server.requests) == 1)  # first read in flight
+            # first read in flight
+            assert await wait_until(lambda: len(server.requests) == 1)
             done_before = sum(task.done() for task in reads)
             assert done_before <= 1
             await transport.write_registers(1, 15, [4242])
@@ -341,6 +376,7 @@ async def test_write_jumps_the_queue_of_reads(
 
 
 async def test_udp(start_server: ServerFactory) -> None:
+    """Test reading over Modbus UDP."""
     server = await start_server(kind="udp")
     async with opened(tcp_config(server.port, TransportKind.UDP)) as transport:
         assert await transport.read(1, Table.HOLDING, 0, 2) == [100, 101]
@@ -354,6 +390,7 @@ async def test_udp(start_server: ServerFactory) -> None:
 
 
 async def test_timeout_when_server_never_answers(silent_server: Any) -> None:
+    """Test that a server that never answers gives a timeout after the retries."""
     async with opened(tcp_config(silent_server.port, retries=1)) as transport:
         start = time.monotonic()
         with pytest.raises(ModbusTimeout) as info:
@@ -380,13 +417,18 @@ class ScriptedServer:
     """
 
     def __init__(self, behaviour: Behaviour) -> None:
+        """Prepare a server that answers as ``behaviour`` says."""
         self.behaviour = behaviour
         self.count = 0
         self.port = 0
         self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Listen on a free loopback port and return it."""
+
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
                 while True:
                     header = await reader.readexactly(7)
@@ -398,9 +440,13 @@ class ScriptedServer:
                     if isinstance(answer, tuple):
                         delay, answer = answer
                     if answer is not None:
-                        frame = struct.pack(">HHHB", tid, 0, len(answer) + 1, unit) + answer
+                        frame = (
+                            struct.pack(">HHHB", tid, 0, len(answer) + 1, unit) + answer
+                        )
                         if delay:
-                            asyncio.get_running_loop().call_later(delay, writer.write, frame)
+                            asyncio.get_running_loop().call_later(
+                                delay, writer.write, frame
+                            )
                         else:
                             writer.write(frame)
                             await writer.drain()
@@ -411,12 +457,14 @@ class ScriptedServer:
         return self.port
 
     async def stop(self) -> None:
+        """Close the server."""
         if self._server is not None:
             self._server.close()
 
 
 @contextlib.asynccontextmanager
 async def scripted(behaviour: Behaviour) -> AsyncIterator[ScriptedServer]:
+    """Run a server that answers as ``behaviour`` says."""
     server = ScriptedServer(behaviour)
     await server.start()
     try:
@@ -443,7 +491,10 @@ def registers_answer(pdu: bytes) -> bytes:
         (11, ModbusTimeout),
     ],
 )
-async def test_exception_codes_from_the_wire(code: int, error: type[ModbusError]) -> None:
+async def test_exception_codes_from_the_wire(
+    code: int, error: type[ModbusError]
+) -> None:
+    """Test that exception codes on the wire become the right errors."""
     async with (
         scripted(lambda n, fc, pdu: bytes([fc | 0x80, code])) as server,
         opened(tcp_config(server.port)) as transport,
@@ -460,6 +511,8 @@ async def test_exception_codes_from_the_wire(code: int, error: type[ModbusError]
 
 
 async def test_retry_succeeds_after_a_timeout() -> None:
+    """Test that a read retried after a timeout succeeds."""
+
     def behaviour(n: int, fc: int, pdu: bytes) -> Answer:
         return None if n == 0 else registers_answer(pdu)
 
@@ -495,7 +548,9 @@ async def test_late_answer_is_not_taken_for_the_next_request() -> None:
 async def test_connection_lost_mid_request() -> None:
     """The server closes the socket instead of answering: an error at once, then recovery."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         await reader.read(100)
         writer.close()
 

@@ -1,5 +1,7 @@
-"""PymodbusTransport under faults: cancellation, writes, the closed state, answers for
-someone else, the connect probe, logging, and framing detection.
+"""PymodbusTransport under faults.
+
+Cancellation, writes, the closed state, answers for someone else, the connect
+probe, logging, and framing detection.
 
 Real servers on loopback (pymodbus' own through the simulator, and raw asyncio servers
 that misbehave on purpose). Runs on pymodbus 3.8.3 too: scripts/test_old_pymodbus.
@@ -8,11 +10,11 @@ that misbehave on purpose). Runs on pymodbus 3.8.3 too: scripts/test_old_pymodbu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import contextlib
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -52,14 +54,20 @@ FAST = {"timeout": 0.3, "retries": 0, "reconnect_min": 0.05, "reconnect_max": 0.
 def tcp_config(
     port: int, kind: TransportKind = TransportKind.TCP, **kwargs: Any
 ) -> TransportConfig:
-    """A loopback config with short timeouts."""
-    values: dict[str, Any] = {"kind": kind, "host": LOOPBACK, "port": port, **FAST, **kwargs}
+    """Return a loopback config with short timeouts."""
+    values: dict[str, Any] = {
+        "kind": kind,
+        "host": LOOPBACK,
+        "port": port,
+        **FAST,
+        **kwargs,
+    }
     return TransportConfig(**values)
 
 
 @contextlib.asynccontextmanager
 async def opened(config: TransportConfig) -> AsyncIterator[PymodbusTransport]:
-    """A transport closed at the end."""
+    """Open a transport and close it at the end."""
     transport = PymodbusTransport(config)
     try:
         yield transport
@@ -89,6 +97,7 @@ class RawServer:
     """
 
     def __init__(self, reply: Reply, *, rtu: bool = False) -> None:
+        """Prepare a server that answers every request with ``reply``."""
         self.reply = reply
         self.rtu = rtu
         self.accepted = 0
@@ -98,8 +107,11 @@ class RawServer:
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
-        if self.rtu:  # requests of the functions used here: 3/4/5/6 are 8 bytes, 16 has a count
+    async def _read_request(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[int, int, bytes]:
+        # requests of the functions used here: 3/4/5/6 are 8 bytes, 16 has a count
+        if self.rtu:
             head = await reader.readexactly(2)
             if head[1] in (15, 16):
                 more = await reader.readexactly(5)
@@ -113,7 +125,11 @@ class RawServer:
         return unit, tid, await reader.readexactly(length - 1)
 
     async def start(self) -> int:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Listen on a free loopback port and return it."""
+
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             self.accepted += 1
             self.open += 1
             self._writers.append(writer)
@@ -137,6 +153,7 @@ class RawServer:
         return self.port
 
     async def stop(self) -> None:
+        """Close every connection and the server."""
         for writer in self._writers:
             writer.close()
         if self._server is not None:
@@ -147,6 +164,7 @@ class RawServer:
 
 @contextlib.asynccontextmanager
 async def raw_server(reply: Reply, *, rtu: bool = False) -> AsyncIterator[RawServer]:
+    """Run a raw server that answers every request with ``reply``."""
     server = RawServer(reply, rtu=rtu)
     await server.start()
     try:
@@ -156,19 +174,23 @@ async def raw_server(reply: Reply, *, rtu: bool = False) -> AsyncIterator[RawSer
 
 
 def mbap(tid: int, unit: int, pdu: bytes) -> bytes:
+    """Return a Modbus TCP frame: MBAP header and ``pdu``."""
     return struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
 
 
 def rtu(unit: int, pdu: bytes) -> bytes:
+    """Return an RTU frame: unit, ``pdu`` and CRC."""
     frame = bytes([unit]) + pdu
     return frame + crc16(frame)
 
 
 def read_answer_pdu(pdu: bytes, *, count_delta: int = 0) -> bytes:
-    """The answer PDU of a register read: word = address + index (count may be off)."""
+    """Return the answer PDU of a register read: word = address + index."""
     address, count = struct.unpack(">HH", pdu[1:5])
     count += count_delta
-    return bytes([pdu[0], 2 * count]) + struct.pack(f">{count}H", *range(address, address + count))
+    return bytes([pdu[0], 2 * count]) + struct.pack(
+        f">{count}H", *range(address, address + count)
+    )
 
 
 def honest(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
@@ -188,7 +210,7 @@ def silent(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
 async def test_cancel_propagates_at_once_without_retry_and_closes_the_connection(
     wait_until: WaitUntil,
 ) -> None:
-    """pymodbus 3.9-3.15 turn a cancellation into an I/O error; it must stay a cancellation."""
+    """Pymodbus 3.9-3.15 turn a cancellation into an I/O error; it must stay a cancellation."""
     async with (
         raw_server(silent) as server,
         opened(tcp_config(server.port, timeout=2.0, retries=2)) as transport,
@@ -242,7 +264,10 @@ async def test_timeout_bounds_one_request_not_the_cycle() -> None:
 # --------------------------------------------------------------------------- 2 writes
 
 
-async def test_a_write_that_may_have_been_sent_is_never_retried(wait_until: WaitUntil) -> None:
+async def test_a_write_that_may_have_been_sent_is_never_retried(
+    wait_until: WaitUntil,
+) -> None:
+    """Test that a write that may have gone out is never retried."""
     async with (
         raw_server(silent) as server,
         opened(tcp_config(server.port, retries=2)) as transport,
@@ -264,8 +289,11 @@ async def test_a_write_that_may_have_been_sent_is_never_retried(wait_until: Wait
 
 
 async def test_a_write_tries_one_connect_during_the_backoff(unused_port: int) -> None:
+    """Test that a write tries one connect even during the backoff."""
     port = unused_port
-    async with opened(tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)
+    ) as transport:
         with pytest.raises(ModbusConnectionError):
             await transport.read(1, Table.HOLDING, 0, 1)
         assert transport.backoff_remaining > 20
@@ -297,19 +325,30 @@ async def test_a_write_tries_one_connect_during_the_backoff(unused_port: int) ->
 async def test_close_during_a_cycle_and_a_write_leaves_no_socket(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that closing during a cycle and a write leaves no socket open."""
     server = await start_server(response_delay=0.2)
     transport = PymodbusTransport(tcp_config(server.port, timeout=2.0, retries=1))
-    reads = [asyncio.create_task(transport.read(1, Table.HOLDING, i, 1)) for i in range(5)]
-    assert await wait_until(lambda: transport.stats.bytes_sent > 0)  # the first read in flight
+    reads = [
+        asyncio.create_task(transport.read(1, Table.HOLDING, i, 1)) for i in range(5)
+    ]
+    # the first read in flight
+    assert await wait_until(lambda: transport.stats.bytes_sent > 0)
     write = asyncio.create_task(transport.write_registers(1, 10, [7]))
     await asyncio.sleep(0.01)
     await transport.close()
-    results = await asyncio.wait_for(asyncio.gather(*reads, write, return_exceptions=True), 3.0)
+    results = await asyncio.wait_for(
+        asyncio.gather(*reads, write, return_exceptions=True), 3.0
+    )
     assert all(isinstance(r, TransportClosed) for r in results), results
-    assert all(r.kind is ErrorKind.CONNECTION for r in results if isinstance(r, TransportClosed))
+    assert all(
+        r.kind is ErrorKind.CONNECTION
+        for r in results
+        if isinstance(r, TransportClosed)
+    )
     assert await wait_until(lambda: server.active_connections == 0)
-    await asyncio.sleep(0.3)  # anything that would reconnect has done so (and the server
+    # anything that would reconnect has done so (and the server
     # has finished the abandoned request)
+    await asyncio.sleep(0.3)
     assert server.active_connections == 0
     assert server.accepted_connections == 1
     # requests after close raise a clear error and never connect
@@ -329,6 +368,7 @@ async def test_close_during_a_cycle_and_a_write_leaves_no_socket(
 async def test_close_waits_for_nothing_and_the_write_in_flight_reports_uncertainty(
     start_server: ServerFactory, wait_until: WaitUntil
 ) -> None:
+    """Test that close does not wait and the write in flight reports it may have applied."""
     server = await start_server(response_delay=0.5)
     transport = PymodbusTransport(tcp_config(server.port, timeout=3.0))
     write = asyncio.create_task(transport.write_registers(1, 10, [7]))
@@ -347,22 +387,27 @@ async def test_close_waits_for_nothing_and_the_write_in_flight_reports_uncertain
 
 
 def wrong_unit(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer for another unit."""
     return mbap(tid, unit + 1, read_answer_pdu(pdu))
 
 
 def wrong_tid(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with another transaction id."""
     return mbap(tid + 7, unit, read_answer_pdu(pdu))
 
 
 def short_count(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with one register too few."""
     return mbap(tid, unit, read_answer_pdu(pdu, count_delta=-1))
 
 
 def long_count(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with one register too many."""
     return mbap(tid, unit, read_answer_pdu(pdu, count_delta=1))
 
 
 def wrong_function(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
+    """Answer with another function code."""
     other = 4 if function == 3 else 3
     return mbap(tid, unit, read_answer_pdu(bytes([other]) + pdu[1:]))
 
@@ -380,10 +425,15 @@ def wrong_function(unit: int, function: int, tid: int, pdu: bytes) -> bytes | No
 async def test_an_answer_for_someone_else_is_refused_and_the_connection_dropped(
     reply: Reply, what: str, wait_until: WaitUntil
 ) -> None:
+    """Test that an answer for another request is refused and the connection dropped."""
     honest_now = False
 
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
-        return honest(unit, function, tid, pdu) if honest_now else reply(unit, function, tid, pdu)
+        return (
+            honest(unit, function, tid, pdu)
+            if honest_now
+            else reply(unit, function, tid, pdu)
+        )
 
     async with (
         raw_server(behaviour) as server,
@@ -409,6 +459,8 @@ async def test_an_answer_for_someone_else_is_refused_and_the_connection_dropped(
     [("unit", "unit 2"), ("count", "has 1"), ("function", "function")],
 )
 async def test_rtu_over_tcp_answer_for_someone_else(lie: str, what: str) -> None:
+    """Test that RTU over TCP refuses an answer with the wrong unit, count or function."""
+
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
         if lie == "unit":
             return rtu(unit + 1, read_answer_pdu(pdu))
@@ -418,7 +470,9 @@ async def test_rtu_over_tcp_answer_for_someone_else(lie: str, what: str) -> None
 
     async with (
         raw_server(behaviour, rtu=True) as server,
-        opened(tcp_config(server.port, TransportKind.RTU_OVER_TCP, timeout=1.0)) as transport,
+        opened(
+            tcp_config(server.port, TransportKind.RTU_OVER_TCP, timeout=1.0)
+        ) as transport,
     ):
         start = time.monotonic()
         with pytest.raises(ResponseMismatch, match=what):
@@ -428,6 +482,8 @@ async def test_rtu_over_tcp_answer_for_someone_else(lie: str, what: str) -> None
 
 
 async def test_wrong_bit_count_is_a_mismatch() -> None:
+    """Test that a bit read answered with the wrong byte count is a mismatch."""
+
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
         return mbap(tid, unit, bytes([function, 1, 0b101]))  # one byte: at most 8 bits
 
@@ -441,6 +497,8 @@ async def test_wrong_bit_count_is_a_mismatch() -> None:
 
 
 async def test_a_write_answered_for_someone_else_is_not_retried() -> None:
+    """Test that a write answered for another unit is not retried."""
+
     def behaviour(unit: int, function: int, tid: int, pdu: bytes) -> bytes | None:
         return mbap(tid, unit + 1, pdu[:5])
 
@@ -470,10 +528,14 @@ async def test_unit_zero_is_answered() -> None:
 async def test_probe_connects_without_a_request_and_ignores_the_backoff(
     unused_port: int,
 ) -> None:
+    """Test that probe connects without sending a request and ignores the backoff."""
     port = unused_port
-    async with opened(tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=30.0, reconnect_max=60.0)
+    ) as transport:
         assert not await transport.probe()
-        assert not await transport.probe()  # tried again at once: the probe ignores backoff
+        # tried again at once: the probe ignores backoff
+        assert not await transport.probe()
         assert transport.stats.connect_failures == 2
         server = RawServer(honest)
         server.port = port
@@ -499,10 +561,13 @@ async def test_probe_connects_without_a_request_and_ignores_the_backoff(
 async def test_down_and_back_are_logged_once_each(
     unused_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Test that a connection going down and coming back is logged once each."""
     port = unused_port
     transport_logger = "adaptive_modbus_engine.transport"
     caplog.set_level(logging.DEBUG, logger=transport_logger)
-    async with opened(tcp_config(port, reconnect_min=0.0, reconnect_max=0.0)) as transport:
+    async with opened(
+        tcp_config(port, reconnect_min=0.0, reconnect_max=0.0)
+    ) as transport:
         for _ in range(3):
             assert not await transport.probe()
             with pytest.raises(ModbusConnectionError):
@@ -516,7 +581,11 @@ async def test_down_and_back_are_logged_once_each(
                 await transport.end_cycle()
         finally:
             await server.stop()
-    mine = [r for r in caplog.records if r.levelno >= logging.INFO and r.name == transport_logger]
+    mine = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.INFO and r.name == transport_logger
+    ]
     assert [r.levelno for r in mine] == [logging.WARNING, logging.INFO], mine
     assert f"{LOOPBACK}:{port}" in mine[0].getMessage()
     assert f"{LOOPBACK}:{port}" in mine[1].getMessage()
@@ -538,6 +607,7 @@ def pymodbus_log_levels() -> Iterator[None]:
 async def test_pymodbus_logs_stay_out_of_the_log_at_normal_levels(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Test that pymodbus' own logs stay out of a log at normal levels."""
     caplog.set_level(logging.WARNING)  # the root level of a normal HA log
     async with (
         raw_server(silent) as server,
@@ -551,6 +621,7 @@ async def test_pymodbus_logs_stay_out_of_the_log_at_normal_levels(
 
 @pytest.mark.usefixtures("pymodbus_log_levels")
 def test_a_level_the_user_set_on_pymodbus_is_kept() -> None:
+    """Test that a log level the user set on pymodbus is kept."""
     logging.getLogger("pymodbus").setLevel(logging.DEBUG)
     assert not compat.quiet_pymodbus_logging()
     PymodbusTransport(TransportConfig())
@@ -583,17 +654,24 @@ async def test_detect_framer_against_the_simulator(
     configured: TransportKind,
     answering: TransportKind,
 ) -> None:
+    """Test framing detection against the simulator for each framing pair."""
     server = await start_server(framer=server_framer)
     config = tcp_config(server.port, configured)
     assert await detect_framer(config, 1) is answering
     # an exception response proves the framing as well as data does
-    assert await detect_framer(config, 1, table=Table.HOLDING, address=19, count=5) is answering
+    assert (
+        await detect_framer(config, 1, table=Table.HOLDING, address=19, count=5)
+        is answering
+    )
     if answering is configured:
         await verify_framing(config, 1)
         return
     with pytest.raises(FramingMismatch) as info:
         await verify_framing(config, 1)
-    assert (info.value.configured, info.value.answering) == (configured.value, answering.value)
+    assert (info.value.configured, info.value.answering) == (
+        configured.value,
+        answering.value,
+    )
     assert info.value.kind is ErrorKind.CONNECTION
     assert str(server.port) in str(info.value)
     # the wrong framer alone gets no answer (what the user saw before: a timeout)
@@ -603,10 +681,12 @@ async def test_detect_framer_against_the_simulator(
 
 
 async def test_detect_framer_when_nothing_answers(unused_port: int) -> None:
+    """Test that framing detection gives None when nothing answers."""
     async with raw_server(silent) as server:
         assert await detect_framer(tcp_config(server.port), 1) is None
         assert server.accepted == 2  # both framings tried
-        await verify_framing(tcp_config(server.port), 1)  # silence is not a framing problem
+        # silence is not a framing problem
+        await verify_framing(tcp_config(server.port), 1)
     with pytest.raises(ModbusConnectionError):
         await detect_framer(tcp_config(unused_port), 1)
     with pytest.raises(ValueError, match="serial"):

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.old_pymodbus
 
 
 def serial_config(port: str, **kwargs: object) -> TransportConfig:
-    """Serial RTU at 19200 baud with short timeouts."""
+    """Return a serial RTU config at 19200 baud with short timeouts."""
     values: dict[str, object] = {
         "kind": TransportKind.SERIAL,
         "serial_port": port,
@@ -43,6 +43,7 @@ def serial_config(port: str, **kwargs: object) -> TransportConfig:
 async def test_serial_rtu_over_pty(
     start_server: ServerFactory, static_device: Any, pty_pair: tuple[str, str]
 ) -> None:
+    """Test reading and writing serial RTU over a pty pair."""
     server_end, client_end = pty_pair
     device = static_device()
     await start_server(device, kind="serial", serial_port=server_end, baudrate=19200)
@@ -74,6 +75,7 @@ async def test_serial_rtu_over_pty(
 async def test_serial_close_after_cycle_reopens(
     start_server: ServerFactory, pty_pair: tuple[str, str]
 ) -> None:
+    """Test that a serial port closed after a cycle reopens for the next."""
     server_end, client_end = pty_pair
     await start_server(kind="serial", serial_port=server_end, baudrate=19200)
     transport = PymodbusTransport(serial_config(client_end, close_after_cycle=True))
@@ -88,6 +90,7 @@ async def test_serial_close_after_cycle_reopens(
 
 
 async def test_serial_port_missing() -> None:
+    """Test that a missing serial port is a connection error."""
     transport = PymodbusTransport(serial_config("/nonexistent/ttyX"))
     with pytest.raises(ModbusConnectionError):
         await transport.connect()

@@ -1,5 +1,7 @@
-"""Views of the demo device after a scenario hour in virtual time, checked against the
-snapshot and the export schema."""
+"""Views of the demo device after a scenario hour in virtual time.
+
+Checked against the snapshot and the export schema.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import json
 import math
 
 import pytest
-from visualization_schema import load_schema, validate
 
 from adaptive_modbus_engine.errors import EngineUsageError
 from adaptive_modbus_engine.history import History
@@ -26,8 +27,10 @@ from adaptive_modbus_engine.views import (
     static_blocks_per_minute,
     system_view,
 )
+from tests.visualization_schema import load_schema, validate
 
-T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC: hour buckets line up with the scenario hour
+# 2026-01-01 00:00 UTC: hour buckets line up with the scenario hour
+T0 = 1_767_225_600.0
 SUPPLY = "1.supply_temperature"
 
 
@@ -35,9 +38,11 @@ class VirtualClock:
     """A clock the test moves by hand."""
 
     def __init__(self, t: float) -> None:
+        """Start the clock at ``t``."""
         self.t = t
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.t
 
 
@@ -45,6 +50,7 @@ class Demo:
     """The demo device polled in virtual time, feeding a History after every cycle."""
 
     def __init__(self, history: History | None = None) -> None:
+        """Poll the demo device in virtual time, feeding ``history``."""
         self.clock = VirtualClock(T0)
         self.device = SimulatedDevice(seed=42, clock=self.clock, start=T0)
         # 2 ms per request plus 0.1 ms per register: bus time shows in the aggregates
@@ -66,13 +72,17 @@ class Demo:
         self.clock.t += seconds
 
     async def run_until(self, until: float) -> None:
+        """Run every cycle due up to ``until``, feeding the history."""
         while (due := self.engine.next_due()) <= until:
             self.clock.t = max(self.clock.t, due)
             result = await self.engine.poll_due()
-            self.history.observe(result, self.engine.snapshot(), self.engine.cost_model())
+            self.history.observe(
+                result, self.engine.snapshot(), self.engine.cost_model()
+            )
         self.clock.t = max(self.clock.t, until)
 
     def source(self, palette: Palette = DEFAULT_PALETTE) -> Source:
+        """Return what the views read: snapshot, history and ``palette``."""
         return Source(
             snapshot=self.engine.snapshot(),
             history=self.history,
@@ -84,6 +94,7 @@ class Demo:
 
 @pytest.fixture(name="demo")
 async def demo_fixture() -> Demo:
+    """Provide the demo six minutes into its incident."""
     demo = Demo()
     await demo.run_until(T0 + signals.incident_start(0) + 360)
     return demo
@@ -92,6 +103,7 @@ async def demo_fixture() -> Demo:
 async def test_incident_shows_as_intervals_shrinking_and_the_trend_says_falling(
     demo: Demo,
 ) -> None:
+    """Test that the incident shows as intervals shrinking and a falling trend."""
     view = register_view(demo.source(), SUPPLY, period=900)
     validate(view, ref="register")
     incident = T0 + signals.incident_start(0)
@@ -108,6 +120,7 @@ async def test_incident_shows_as_intervals_shrinking_and_the_trend_says_falling(
 
 
 async def test_views_after_a_scenario_hour_add_up(demo: Demo) -> None:
+    """Test that the views after a scenario hour add up with the snapshot."""
     await demo.run_until(T0 + 3600)
     source = demo.source()
     snap = source.snapshot
@@ -115,7 +128,11 @@ async def test_views_after_a_scenario_hour_add_up(demo: Demo) -> None:
     validate(system, ref="system")
     enabled = [r for r in snap.registers.values() if r.enabled]
     classes = system["interval_classes"]
-    assert sum(c["count"] for c in classes) == len(enabled) == system["registers"]["enabled"]
+    assert (
+        sum(c["count"] for c in classes)
+        == len(enabled)
+        == system["registers"]["enabled"]
+    )
     assert sum(c["share"] for c in classes) == pytest.approx(1.0, abs=1e-3)
     for reg in enabled:  # each register counted in the class its interval falls in
         name = DEFAULT_PALETTE.classify(reg.effective_interval).name
@@ -126,7 +143,9 @@ async def test_views_after_a_scenario_hour_add_up(demo: Demo) -> None:
     assert totals["registers_read"] == snap.totals.registers_read
     assert totals["errors"] == snap.totals.errors
     assert sum(h["requests"] for h in system["hourly"]) == snap.totals.requests
-    assert totals["bus_time"] == pytest.approx(demo.transport.counters.bus_time, rel=1e-3)
+    assert totals["bus_time"] == pytest.approx(
+        demo.transport.counters.bus_time, rel=1e-3
+    )
     # fixed per-entity polling at 15 s over the time polled
     assert totals["fixed_requests"] == pytest.approx(
         len(enabled) * totals["seconds"] / 15, rel=1e-3
@@ -155,14 +174,18 @@ async def test_views_after_a_scenario_hour_add_up(demo: Demo) -> None:
 
     clusters = cluster_view(source)
     validate(clusters, ref="cluster")
-    members = [uid for t in clusters["tables"] for b in t["blocks"] for uid in b["members"]]
+    members = [
+        uid for t in clusters["tables"] for b in t["blocks"] for uid in b["members"]
+    ]
     # every enabled, not quarantined register is in exactly one block
     live = {r.uid for r in enabled if r.quarantined_until is None}
     assert sorted(members) == sorted(live)
     for table in clusters["tables"]:
         for block in table["blocks"]:
             assert block["end"] - block["address"] + 1 == block["count"]
-            fastest = min(snap.registers[u].effective_interval for u in block["members"])
+            fastest = min(
+                snap.registers[u].effective_interval for u in block["members"]
+            )
             for uid in block["riders"]:
                 reg = snap.registers[uid]
                 inside = block["address"] <= reg.address <= block["end"]
@@ -172,12 +195,15 @@ async def test_views_after_a_scenario_hour_add_up(demo: Demo) -> None:
             assert block["interval_spread"]["min"] <= block["interval_spread"]["max"]
     assert sum(b["reads"] for t in clusters["tables"] for b in t["blocks"]) > 0
     # the demo's setpoint (300 s) shares a block with faster registers: it rides along
-    riders = [uid for t in clusters["tables"] for b in t["blocks"] for uid in b["riders"]]
+    riders = [
+        uid for t in clusters["tables"] for b in t["blocks"] for uid in b["riders"]
+    ]
     assert riders
     assert clusters["cost_model"]["request_overhead"] == source.cost.request_overhead
 
 
 async def test_export_matches_the_schema_and_is_json(demo: Demo) -> None:
+    """Test that the export matches the schema and is plain JSON."""
     data = export_dataset([demo.source()], period=3600, generated_at=T0 + 4000)
     text = json.dumps(data, allow_nan=False)
     assert json.loads(text) == data
@@ -189,6 +215,7 @@ async def test_export_matches_the_schema_and_is_json(demo: Demo) -> None:
 
 
 async def test_schema_check_catches_a_broken_view(demo: Demo) -> None:
+    """Test that the schema check catches a broken view."""
     view = system_view(demo.source())
     del view["health"]
     view["registers"]["total"] = -1
@@ -199,8 +226,12 @@ async def test_schema_check_catches_a_broken_view(demo: Demo) -> None:
 
 
 async def test_palette_is_configurable_and_used_by_the_views(demo: Demo) -> None:
+    """Test that the palette is configurable and the views use it."""
     two = Palette(
-        classes=(IntervalClass("quick", 60.0, "#000000"), IntervalClass("rest", math.inf, "#ff"))
+        classes=(
+            IntervalClass("quick", 60.0, "#000000"),
+            IntervalClass("rest", math.inf, "#ff"),
+        )
     )
     view = system_view(demo.source(two))
     assert [c["name"] for c in view["interval_classes"]] == ["quick", "rest"]
@@ -208,10 +239,13 @@ async def test_palette_is_configurable_and_used_by_the_views(demo: Demo) -> None
     with pytest.raises(EngineUsageError):
         Palette(classes=(IntervalClass("a", 60.0, "#000"),))
     with pytest.raises(EngineUsageError):
-        Palette(classes=(IntervalClass("a", 60.0, "#0"), IntervalClass("b", 30.0, "#1")))
+        Palette(
+            classes=(IntervalClass("a", 60.0, "#0"), IntervalClass("b", 30.0, "#1"))
+        )
 
 
 def test_trend_rules() -> None:
+    """Test the trend rules: direction, too few points, slow change and zig-zags."""
     hour = 3600.0
     falling = [(0.0, 300.0), (0.1 * hour, 60.0), (0.2 * hour, 10.0), (0.3 * hour, 5.0)]
     rising = [(t, 3000.0 / v) for t, v in falling]
@@ -229,6 +263,7 @@ def test_trend_rules() -> None:
 
 
 def test_unknown_register_and_unit_raise_key_error() -> None:
+    """Test that an unknown register or unit raises KeyError."""
     demo = Demo()
     with pytest.raises(KeyError):
         register_view(demo.source(), "9.nothing")

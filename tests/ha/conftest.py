@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, timedelta
+from pathlib import Path
 import shutil
 import struct
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
-import pytest
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
@@ -67,9 +70,11 @@ class VirtualTime:
     """
 
     def __init__(self, hass: HomeAssistant) -> None:
+        """Start at real time, with no wake-up of the coordinator seen yet."""
         self.hass = hass
         self.offset = 0.0
-        self._wake: float | None = None  # the coordinator's wake-up last seen (loop time)
+        # the coordinator's wake-up last seen (loop time)
+        self._wake: float | None = None
         self._scheduled_at = 0.0  # virtual time it was set
 
     def time(self) -> float:
@@ -96,7 +101,9 @@ class VirtualTime:
             if wake != self._wake:
                 self._wake, self._scheduled_at = wake, self.offset - seconds
             fire_by = self.offset - self._scheduled_at
-        async_fire_time_changed(self.hass, dt_util.utcnow() + timedelta(seconds=fire_by))
+        async_fire_time_changed(
+            self.hass, dt_util.utcnow() + timedelta(seconds=fire_by)
+        )
         await self.settle(coordinator)
 
     async def settle(self, coordinator: Any = None) -> None:
@@ -113,7 +120,9 @@ class VirtualTime:
             await self.hass.async_block_till_done(wait_background_tasks=True)
         raise AssertionError("the coordinator did not schedule its next wake-up")
 
-    async def run(self, coordinator: Any, seconds: float, max_step: float = 60.0) -> int:
+    async def run(
+        self, coordinator: Any, seconds: float, max_step: float = 60.0
+    ) -> int:
         """Advance ``seconds`` of virtual time, waking at each due time; return cycles run."""
         start_cycles = coordinator.cycles
         end = self.offset + seconds
@@ -148,7 +157,7 @@ def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 @pytest.fixture
 def demo_entry(hass: HomeAssistant) -> MockConfigEntry:
-    """The demo connection (simulator served on loopback by the integration)."""
+    """Provide the demo connection (simulator served on loopback by the integration)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Demo heat pump",
@@ -157,7 +166,11 @@ def demo_entry(hass: HomeAssistant) -> MockConfigEntry:
             CONF_CONNECTION: CONNECTION_DEMO,
             CONF_SEED: 42,
             CONF_DEVICES: [
-                {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Demo heat pump"}
+                {
+                    CONF_UNIT_ID: 1,
+                    CONF_PROFILE: PROFILE_DEMO,
+                    CONF_NAME: "Demo heat pump",
+                }
             ],
         },
         options=dict(FAST_OPTIONS),
@@ -173,7 +186,7 @@ DEMO_SUBENTRY_ID = "01JDEMODEVICE000000000001"
 
 @pytest.fixture
 def mock_config_entry(hass: HomeAssistant) -> MockConfigEntry:
-    """The demo connection as the config flow creates it: one device subentry."""
+    """Provide the demo connection as the config flow creates it: one device subentry."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         version=2,
@@ -184,7 +197,11 @@ def mock_config_entry(hass: HomeAssistant) -> MockConfigEntry:
         options=dict(FAST_OPTIONS),
         subentries_data=[
             {
-                "data": {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Demo heat pump"},
+                "data": {
+                    CONF_UNIT_ID: 1,
+                    CONF_PROFILE: PROFILE_DEMO,
+                    CONF_NAME: "Demo heat pump",
+                },
                 "subentry_id": DEMO_SUBENTRY_ID,
                 "subentry_type": "device",
                 "title": "Demo heat pump",
@@ -198,7 +215,7 @@ def mock_config_entry(hass: HomeAssistant) -> MockConfigEntry:
 
 @pytest.fixture
 def platforms() -> list[Platform]:
-    """The platforms ``init_integration`` loads (all; parametrise to load one)."""
+    """Provide the platforms ``init_integration`` loads (all; parametrise to load one)."""
     return list(PLATFORMS)
 
 
@@ -220,7 +237,7 @@ async def init_integration(
 
 @pytest.fixture
 def frozen_wall_clock(freezer: Any) -> Iterator[None]:
-    """The integration's wall clock reads ``freezer``'s time in every thread.
+    """Make the integration's wall clock read ``freezer``'s time in every thread.
 
     freezegun hands real time to code called from a thread (it ignores ``threading``
     frames), and the demo device is built in an executor thread: without this its
@@ -247,7 +264,7 @@ def entity_registry_enabled_by_default() -> Iterator[None]:
 
 @pytest.fixture
 async def sim_server(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
-    """A simulated demo device served over Modbus TCP on a free loopback port."""
+    """Serve a simulated demo device over Modbus TCP on a free loopback port."""
     device = SimulatedDevice(seed=7, clock=vtime.time)
     server = SimulatorServer(device, host="127.0.0.1", port=0)
     await server.start()
@@ -298,7 +315,7 @@ def tcp_entry_factory(
 
 @pytest.fixture
 def tcp_entry(hass: HomeAssistant) -> Callable[..., MockConfigEntry]:
-    """Factory of TCP entries."""
+    """Provide a factory of TCP entries."""
     return tcp_entry_factory(hass)
 
 
@@ -315,11 +332,14 @@ class TableDevice:
     """
 
     def __init__(self, unit_ids: tuple[int, ...] = (1,)) -> None:
+        """Start ``unit_ids`` with every table empty (reads give 0)."""
         self.words: dict[int, dict[Table, dict[int, int]]] = {
             unit: {table: {} for table in Table} for unit in unit_ids
         }
 
-    def set_float32(self, unit_id: int, table: Table, address: int, value: float) -> None:
+    def set_float32(
+        self, unit_id: int, table: Table, address: int, value: float
+    ) -> None:
         """Store a big-endian float32 (two words)."""
         high, low = struct.unpack(">HH", struct.pack(">f", value))
         self.words[unit_id][table].update({address: high, address + 1: low})
@@ -337,7 +357,7 @@ class TableDevice:
         return self.words[unit_id]
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
-        """The stored words (0 where nothing was set)."""
+        """Return the stored words (0 where nothing was set)."""
         words = self._unit(unit_id)[table]
         return [words.get(a, 0) for a in range(address, address + count)]
 
@@ -378,5 +398,5 @@ def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(name="table_device")
 def table_device_fixture() -> type[TableDevice]:
-    """The :class:`TableDevice` class (test modules cannot import conftest)."""
+    """Provide the :class:`TableDevice` class to test modules."""
     return TableDevice

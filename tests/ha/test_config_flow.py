@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, Generator, Sequence
 import contextlib
 import json
+from pathlib import Path
 import re
 import shutil
 import signal
@@ -12,18 +14,14 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import AsyncGenerator, Generator, Sequence
-from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, patch
 
-import pytest
 from homeassistant.config_entries import SOURCE_IMPORT, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
-from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
-    MockConfigEntry,
-)
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry  # type: ignore[import-untyped]
 
 from custom_components.adaptive_modbus import config_flow, flow_checks
 from custom_components.adaptive_modbus.const import (
@@ -113,13 +111,13 @@ BAD_MAP = """registers:
 
 @pytest.fixture(autouse=True)
 def fast_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Validation requests time out quickly in tests."""
+    """Make validation requests time out quickly."""
     monkeypatch.setattr(flow_checks, "VALIDATION_TIMEOUT", 0.4)
 
 
 @pytest.fixture(autouse=True)
 def mock_setup_entry(hass: HomeAssistant) -> Generator[AsyncMock]:
-    """Created entries are not set up (the coordinator is tested elsewhere).
+    """Keep created entries from being set up (the coordinator is tested elsewhere).
 
     Depends on ``hass`` so the patches outlive it: entries unload at hass teardown.
     """
@@ -127,7 +125,9 @@ def mock_setup_entry(hass: HomeAssistant) -> Generator[AsyncMock]:
         patch(
             "custom_components.adaptive_modbus.async_setup_entry", return_value=True
         ) as mock_setup,
-        patch("custom_components.adaptive_modbus.async_unload_entry", return_value=True),
+        patch(
+            "custom_components.adaptive_modbus.async_unload_entry", return_value=True
+        ),
     ):
         yield mock_setup
 
@@ -136,6 +136,7 @@ class MultiUnitDevice:
     """Serves several simulated units; unknown units get no answer."""
 
     def __init__(self, unit_ids: Sequence[int]) -> None:
+        """Build a demo device for each of ``unit_ids``."""
         self.units = {unit: SimulatedDevice(seed=42, unit_id=unit) for unit in unit_ids}
 
     def _unit(self, unit_id: int) -> SimulatedDevice:
@@ -144,18 +145,23 @@ class MultiUnitDevice:
         return self.units[unit_id]
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Read from the addressed unit; others never answer."""
         return self._unit(unit_id).read(unit_id, table, address, count)
 
-    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
+        """Write to the addressed unit."""
         self._unit(unit_id).write_registers(unit_id, address, values)
 
     def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Write a coil of the addressed unit."""
         self._unit(unit_id).write_coil(unit_id, address, value)
 
 
 @pytest.fixture
 async def sim(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
-    """The demo device (unit 1) as a Modbus TCP server on loopback."""
+    """Serve the demo device (unit 1) over Modbus TCP on loopback."""
     server = SimulatorServer(SimulatedDevice(seed=42), host=HOST, port=0)
     await server.start()
     yield server
@@ -165,7 +171,9 @@ async def sim(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
 @pytest.fixture
 async def sim2(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
     """Two demo units (1 and 2) behind one Modbus TCP server."""
-    server = SimulatorServer(MultiUnitDevice([1, 2]), host=HOST, port=0, unit_ids=[1, 2])
+    server = SimulatorServer(
+        MultiUnitDevice([1, 2]), host=HOST, port=0, unit_ids=[1, 2]
+    )
     await server.start()
     yield server
     await server.stop()
@@ -173,7 +181,7 @@ async def sim2(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
 
 @pytest.fixture
 async def rtu_sim(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
-    """The demo device speaking RTU frames over TCP."""
+    """Serve the demo device speaking RTU frames over TCP."""
     server = SimulatorServer(SimulatedDevice(seed=42), host=HOST, port=0, framer="rtu")
     await server.start()
     yield server
@@ -182,9 +190,11 @@ async def rtu_sim(socket_enabled: None) -> AsyncGenerator[SimulatorServer]:
 
 @pytest.fixture
 async def silent_port(socket_enabled: None) -> AsyncGenerator[int]:
-    """A TCP server that accepts connections and never answers."""
+    """Run a TCP server that accepts connections and never answers."""
 
-    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def swallow(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while await reader.read(1024):
             pass
         writer.close()
@@ -198,7 +208,7 @@ async def silent_port(socket_enabled: None) -> AsyncGenerator[int]:
 
 @pytest.fixture
 def closed_port(socket_enabled: None) -> int:
-    """A loopback port nothing listens on."""
+    """Provide a loopback port nothing listens on."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
@@ -237,7 +247,9 @@ def pty_pair(tmp_path: Path) -> Generator[tuple[str, str]]:
 
 async def start(hass: HomeAssistant, step: str) -> dict[str, Any]:
     """Open the user flow and pick ``step`` from the menu."""
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
     assert result["type"] is FlowResultType.MENU
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": step}
@@ -247,12 +259,16 @@ async def start(hass: HomeAssistant, step: str) -> dict[str, Any]:
     return dict(result)
 
 
-async def configure(hass: HomeAssistant, result: dict[str, Any], data: dict[str, Any]) -> Any:
+async def configure(
+    hass: HomeAssistant, result: dict[str, Any], data: dict[str, Any]
+) -> Any:
     """Submit a form."""
     return await hass.config_entries.flow.async_configure(result["flow_id"], data)
 
 
-async def tcp_to_device(hass: HomeAssistant, port: int, step: str = "tcp") -> dict[str, Any]:
+async def tcp_to_device(
+    hass: HomeAssistant, port: int, step: str = "tcp"
+) -> dict[str, Any]:
     """Walk the flow to the device form of a network connection."""
     result = await start(hass, step)
     result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: port})
@@ -262,23 +278,27 @@ async def tcp_to_device(hass: HomeAssistant, port: int, step: str = "tcp") -> di
     return dict(result)
 
 
-def device_input(unit: int = 1, profile: str = "sdm120", **extra: Any) -> dict[str, Any]:
-    """A device form submission (SDM120: its first register is one the demo serves)."""
+def device_input(
+    unit: int = 1, profile: str = "sdm120", **extra: Any
+) -> dict[str, Any]:
+    """Return a device form submission (SDM120: the demo serves its first register)."""
     return {CONF_UNIT_ID: unit, CONF_PROFILE: profile, CONF_ADD_ANOTHER: False, **extra}
 
 
 def devices(result: Any) -> list[dict[str, Any]]:
-    """The device subentries' data of a created entry, in creation order."""
+    """Return the device subentries' data of a created entry, in creation order."""
     entry = result["result"]
     subs = list(entry.subentries.values())
     assert all(sub.subentry_type == "device" for sub in subs)
-    assert [sub.unique_id for sub in subs] == [str(sub.data[CONF_UNIT_ID]) for sub in subs]
+    assert [sub.unique_id for sub in subs] == [
+        str(sub.data[CONF_UNIT_ID]) for sub in subs
+    ]
     assert [sub.title for sub in subs] == [sub.data[CONF_NAME] for sub in subs]
     return [dict(sub.data) for sub in subs]
 
 
 def suggested(result: Any, field: str) -> Any:
-    """The value a form shows in ``field`` (suggested, else default)."""
+    """Return the value a form shows in ``field`` (suggested, else default)."""
     for key in result["data_schema"].schema:
         if key == field:
             description = key.description or {}
@@ -293,7 +313,9 @@ def suggested(result: Any, field: str) -> Any:
 
 async def test_menu(hass: HomeAssistant) -> None:
     """The first step offers the four kinds of connection."""
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_USER}
+    )
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "user"
     assert list(result["menu_options"]) == ["tcp", "rtu_over_tcp", "serial", "demo"]  # type: ignore[call-overload]
@@ -307,13 +329,19 @@ async def test_tcp_success(hass: HomeAssistant, sim: SimulatorServer) -> None:
     result = await configure(hass, result, device_input())
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"{HOST}:{sim.port}"
-    assert result["data"] == {CONF_CONNECTION: "tcp", CONF_HOST: HOST, CONF_PORT: sim.port}
+    assert result["data"] == {
+        CONF_CONNECTION: "tcp",
+        CONF_HOST: HOST,
+        CONF_PORT: sim.port,
+    }
     assert devices(result) == [
         {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Eastron SDM120"}
     ]
     assert result["result"].version == 2
     assert result["result"].unique_id == f"tcp:{HOST}:{sim.port}"
-    assert [(r.unit_id, r.function_code, r.address) for r in sim.requests] == [(1, 4, 0)]
+    assert [(r.unit_id, r.function_code, r.address) for r in sim.requests] == [
+        (1, 4, 0)
+    ]
 
 
 async def test_tcp_cannot_connect(hass: HomeAssistant, closed_port: int) -> None:
@@ -354,7 +382,9 @@ async def test_tcp_timeout(hass: HomeAssistant, silent_port: int) -> None:
     assert result["description_placeholders"]["unit"] == "1"
 
 
-async def test_tcp_no_answer_from_unit(hass: HomeAssistant, sim: SimulatorServer) -> None:
+async def test_tcp_no_answer_from_unit(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
     """The server answers unit 1 but not unit 7: no_answer_from_unit naming the unit."""
     result = await tcp_to_device(hass, sim.port)
     result = await configure(hass, result, device_input(7, name="Seven"))
@@ -431,8 +461,10 @@ async def test_illegal_address(hass: HomeAssistant, sim: SimulatorServer) -> Non
 async def test_duplicate_endpoint_aborts(
     hass: HomeAssistant, sim: SimulatorServer, unique_id: bool
 ) -> None:
-    """A second entry for the same host and port is refused (also when the stored
-    entry has no unique id: matched on its data)."""
+    """Test that a second entry for the same host and port is refused.
+
+    Also when the stored entry has no unique id: matched on its data.
+    """
     MockConfigEntry(
         domain=DOMAIN,
         version=2,
@@ -446,17 +478,23 @@ async def test_duplicate_endpoint_aborts(
         assert result["reason"] == "already_configured"
 
 
-async def test_rtu_over_tcp_success(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+async def test_rtu_over_tcp_success(
+    hass: HomeAssistant, rtu_sim: SimulatorServer
+) -> None:
     """RTU framing over TCP is validated with a real RTU-framed server."""
     result = await tcp_to_device(hass, rtu_sim.port, step="rtu_over_tcp")
     result = await configure(hass, result, device_input(profile="sdm120", name="Meter"))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_CONNECTION] == "rtu_over_tcp"
-    assert devices(result) == [{CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"}]
+    assert devices(result) == [
+        {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"}
+    ]
     assert result["result"].unique_id == f"tcp:{HOST}:{rtu_sim.port}"
 
 
-async def test_rtu_over_tcp_no_answer(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+async def test_rtu_over_tcp_no_answer(
+    hass: HomeAssistant, rtu_sim: SimulatorServer
+) -> None:
     """On an RTU line, silence means this unit did not answer."""
     result = await tcp_to_device(hass, rtu_sim.port, step="rtu_over_tcp")
     result = await configure(hass, result, device_input(9))
@@ -499,12 +537,18 @@ async def test_same_profile_twice_gets_distinct_names(
     assert names == ["Eastron SDM120", "Eastron SDM120 2"]
 
 
-async def test_custom_map_prefilled_and_success(hass: HomeAssistant, sim: SimulatorServer) -> None:
+async def test_custom_map_prefilled_and_success(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
     """The custom map starts from profiles/custom.yaml and is stored as typed."""
     result = await tcp_to_device(hass, sim.port)
-    result = await configure(hass, result, device_input(profile="custom", add_another=False))
+    result = await configure(
+        hass, result, device_input(profile="custom", add_another=False)
+    )
     assert result["step_id"] == "custom_map"
-    template = (PACKAGE / "engine" / "profiles" / "custom.yaml").read_text(encoding="utf-8")
+    template = (PACKAGE / "engine" / "profiles" / "custom.yaml").read_text(
+        encoding="utf-8"
+    )
     assert suggested(result, CONF_REGISTER_MAP) == template
     assert result["description_placeholders"]["unit"] == "1"
     result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
@@ -550,10 +594,14 @@ async def test_custom_map_invalid(hass: HomeAssistant, sim: SimulatorServer) -> 
     assert devices(result)[0][CONF_NAME] == "Mine"
 
 
-async def test_custom_device_then_another(hass: HomeAssistant, sim2: SimulatorServer) -> None:
+async def test_custom_device_then_another(
+    hass: HomeAssistant, sim2: SimulatorServer
+) -> None:
     """'Add another' ticked on a custom device returns to the device step."""
     result = await tcp_to_device(hass, sim2.port)
-    result = await configure(hass, result, device_input(1, profile="custom", add_another=True))
+    result = await configure(
+        hass, result, device_input(1, profile="custom", add_another=True)
+    )
     result = await configure(hass, result, {CONF_REGISTER_MAP: GOOD_MAP})
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "device"
@@ -566,7 +614,7 @@ async def test_custom_device_then_another(hass: HomeAssistant, sim2: SimulatorSe
 
 
 def serial_input(port: str, **extra: Any) -> dict[str, Any]:
-    """A serial form submission."""
+    """Return a serial form submission."""
     return {
         CONF_SERIAL_PORT: port,
         CONF_BAUDRATE: "9600",
@@ -598,7 +646,9 @@ async def test_serial_invalid_baudrate(hass: HomeAssistant, tmp_path: Path) -> N
 async def test_serial_success(hass: HomeAssistant, pty_pair: tuple[str, str]) -> None:
     """Serial RTU through a pty pair with the simulator on the other end."""
     server_end, client_end = pty_pair
-    server = SimulatorServer(SimulatedDevice(seed=42), kind="serial", serial_port=server_end)
+    server = SimulatorServer(
+        SimulatedDevice(seed=42), kind="serial", serial_port=server_end
+    )
     await server.start()
     try:
         result = await start(hass, "serial")
@@ -723,7 +773,9 @@ async def test_options(hass: HomeAssistant) -> None:
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_MAX_INTERVAL: "interval_range"}
     assert suggested(result, CONF_MIN_INTERVAL) == 700.0  # what was typed
-    result = await hass.config_entries.options.async_configure(result["flow_id"], OPTIONS)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], OPTIONS
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {**OPTIONS, CONF_MAX_REGISTERS: 40}
     assert isinstance(entry.options[CONF_MAX_REGISTERS], int)
@@ -736,14 +788,21 @@ async def test_options(hass: HomeAssistant) -> None:
 # -- reconfigure ------------------------------------------------------------------------
 
 
-def device_subentry(unit: int = 1, profile: str = "demo", **device: Any) -> dict[str, Any]:
-    """A stored device subentry."""
+def device_subentry(
+    unit: int = 1, profile: str = "demo", **device: Any
+) -> dict[str, Any]:
+    """Return a stored device subentry."""
     data = {CONF_UNIT_ID: unit, CONF_PROFILE: profile, CONF_NAME: "D", **device}
-    return {"data": data, "subentry_type": "device", "title": "D", "unique_id": str(unit)}
+    return {
+        "data": data,
+        "subentry_type": "device",
+        "title": "D",
+        "unique_id": str(unit),
+    }
 
 
 def tcp_entry(port: int, profile: str = "demo", **device: Any) -> MockConfigEntry:
-    """A stored TCP entry (version 2: the device is a subentry)."""
+    """Return a stored TCP entry (version 2: the device is a subentry)."""
     return MockConfigEntry(
         domain=DOMAIN,
         version=2,
@@ -754,7 +813,9 @@ def tcp_entry(port: int, profile: str = "demo", **device: Any) -> MockConfigEntr
     )
 
 
-async def test_reconfigure_tcp(hass: HomeAssistant, sim: SimulatorServer, closed_port: int) -> None:
+async def test_reconfigure_tcp(
+    hass: HomeAssistant, sim: SimulatorServer, closed_port: int
+) -> None:
     """Moving an entry to a new port: errors first, then success updates the entry."""
     entry = tcp_entry(closed_port)
     entry.add_to_hass(hass)
@@ -780,7 +841,9 @@ async def test_reconfigure_tcp(hass: HomeAssistant, sim: SimulatorServer, closed
     assert [(r.unit_id, r.address) for r in sim.requests] == [(1, 0)]
 
 
-async def test_reconfigure_probe_error(hass: HomeAssistant, sim: SimulatorServer) -> None:
+async def test_reconfigure_probe_error(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
     """The first device is really read: a custom map in the hole is refused."""
     entry = tcp_entry(sim.port, profile="custom", register_map=HOLE_MAP)
     entry.add_to_hass(hass)
@@ -830,7 +893,9 @@ async def test_reconfigure_serial(
     missing = str(tmp_path / "nope")
     result = await configure(hass, result, serial_input(missing))
     assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_missing"}
-    server = SimulatorServer(SimulatedDevice(seed=42), kind="serial", serial_port=server_end)
+    server = SimulatorServer(
+        SimulatedDevice(seed=42), kind="serial", serial_port=server_end
+    )
     await server.start()
     try:
         result = await configure(hass, result, serial_input(client_end))
@@ -862,17 +927,25 @@ async def test_reconfigure_demo_aborts(hass: HomeAssistant) -> None:
         (IllegalFunction("x"), TransportKind.TCP, "illegal_function"),
         (classify_exception_code(4, 1, 0), TransportKind.TCP, "device_failure"),
         (classify_exception_code(11, 1, 0), TransportKind.TCP, "no_answer_from_unit"),
-        (classify_exception_code(10, 1, 0), TransportKind.RTU_OVER_TCP, "no_answer_from_unit"),
+        (
+            classify_exception_code(10, 1, 0),
+            TransportKind.RTU_OVER_TCP,
+            "no_answer_from_unit",
+        ),
         (ModbusConnectionError("lost"), TransportKind.TCP, "cannot_connect"),
         (ModbusTimeout("t"), TransportKind.TCP, "timeout"),
         (ModbusTimeout("t"), TransportKind.SERIAL, "no_answer_from_unit"),
         (ModbusError("odd"), TransportKind.TCP, "unknown"),
     ],
 )
-def test_probe_error_mapping(error: ModbusError, kind: TransportKind, expected: str) -> None:
+def test_probe_error_mapping(
+    error: ModbusError, kind: TransportKind, expected: str
+) -> None:
     """Every engine error class becomes a specific, translated form error."""
     outcome = classify(error, kind, unit_answered=False)
-    result = flow_checks.probe_flow_error(ProbeResult(outcome, 3, Table.HOLDING, 40, error))
+    result = flow_checks.probe_flow_error(
+        ProbeResult(outcome, 3, Table.HOLDING, 40, error)
+    )
     assert result is not None
     assert result.key == expected
     assert result.placeholders == {"unit": "3", "register": "40", "table": "holding"}
@@ -917,14 +990,30 @@ def test_translations_complete() -> None:
     # every form field has a label
     for step_id, fields in (
         ("tcp", (CONF_HOST, CONF_PORT)),
-        ("serial", (CONF_SERIAL_PORT, CONF_BAUDRATE, CONF_BYTESIZE, CONF_PARITY, CONF_STOPBITS)),
+        (
+            "serial",
+            (
+                CONF_SERIAL_PORT,
+                CONF_BAUDRATE,
+                CONF_BYTESIZE,
+                CONF_PARITY,
+                CONF_STOPBITS,
+            ),
+        ),
         ("device", (CONF_UNIT_ID, CONF_PROFILE, CONF_NAME, CONF_ADD_ANOTHER)),
         ("custom_map", (CONF_REGISTER_MAP,)),
         ("demo", (CONF_SEED,)),
     ):
         assert set(fields) <= set(config["step"][step_id]["data"]), step_id
-    assert set(config_flow.OPTIONS_DEFAULTS) == set(strings["options"]["step"]["init"]["data"])
-    assert set(strings["selector"]["profile"]["options"]) >= {"demo", "sdm630", "sdm120", "custom"}
+    assert set(config_flow.OPTIONS_DEFAULTS) == set(
+        strings["options"]["step"]["init"]["data"]
+    )
+    assert set(strings["selector"]["profile"]["options"]) >= {
+        "demo",
+        "sdm630",
+        "sdm120",
+        "custom",
+    }
 
 
 async def test_unexpected_errors(hass: HomeAssistant, sim: SimulatorServer) -> None:
@@ -940,7 +1029,9 @@ async def test_unexpected_errors(hass: HomeAssistant, sim: SimulatorServer) -> N
     assert result["errors"] == {"base": "unknown"}
 
 
-async def test_invalid_shipped_profile(hass: HomeAssistant, sim: SimulatorServer) -> None:
+async def test_invalid_shipped_profile(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
     """A profile file that does not load is reported on the profile field."""
     result = await tcp_to_device(hass, sim.port)
     broken = RegisterMapError("not valid YAML", None, 3)
@@ -966,7 +1057,10 @@ def test_serial_port_exists(tmp_path: Path, pty_pair: tuple[str, str]) -> None:
     for port in (str(tmp_path), str(plain), "socket://192.0.2.1:4001", "loop://"):
         assert not flow_checks.serial_port_exists(port), port
         assert flow_checks.serial_port_status(port) == "serial_port_not_device"
-    assert flow_checks.serial_port_status(str(tmp_path / "ttyACM9")) == "serial_port_missing"
+    assert (
+        flow_checks.serial_port_status(str(tmp_path / "ttyACM9"))
+        == "serial_port_missing"
+    )
 
 
 # -- issue fixes: profiles, serial ports, YAML, framing, executor ------------------------
@@ -975,13 +1069,18 @@ def test_serial_port_exists(tmp_path: Path, pty_pair: tuple[str, str]) -> None:
 async def test_no_profile_preselected_on_real_connections(
     hass: HomeAssistant, sim: SimulatorServer
 ) -> None:
-    """A real connection offers no demo profile and preselects none: defaults alone
-    cannot be submitted."""
+    """Test that a real connection offers no demo profile and preselects none.
+
+    Defaults alone cannot be submitted.
+    """
     result = await tcp_to_device(hass, sim.port)
     assert suggested(result, CONF_PROFILE) is None
-    profile_key = next(key for key in result["data_schema"].schema if key == CONF_PROFILE)
+    profile_key = next(
+        key for key in result["data_schema"].schema if key == CONF_PROFILE
+    )
     offered = [
-        option["value"] for option in result["data_schema"].schema[profile_key].config["options"]
+        option["value"]
+        for option in result["data_schema"].schema[profile_key].config["options"]
     ]
     assert "demo" not in offered
     assert {"sdm630", "sdm120", "custom"} <= set(offered)
@@ -996,7 +1095,11 @@ async def test_serial_step_refuses_directories_and_urls(
 ) -> None:
     """A directory or a pyserial URL (spy:// would write a log file) is not a port."""
     log = tmp_path / "spy.log"
-    for port in (str(tmp_path), f"spy://{tmp_path}/x?file={log}", "socket://192.0.2.1:4001"):
+    for port in (
+        str(tmp_path),
+        f"spy://{tmp_path}/x?file={log}",
+        "socket://192.0.2.1:4001",
+    ):
         result = await start(hass, "serial")
         result = await configure(hass, result, serial_input(port))
         assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_not_device"}, port
@@ -1014,7 +1117,11 @@ async def test_serial_port_in_use(
         version=2,
         title="Heating bus",
         unique_id=f"serial:{client_end}",
-        data={CONF_CONNECTION: "serial", CONF_SERIAL_PORT: client_end, CONF_BAUDRATE: 9600},
+        data={
+            CONF_CONNECTION: "serial",
+            CONF_SERIAL_PORT: client_end,
+            CONF_BAUDRATE: 9600,
+        },
     ).add_to_hass(hass)
     alias = tmp_path / "by-id-link"
     alias.symlink_to(client_end)
@@ -1063,11 +1170,15 @@ async def test_custom_map_parsed_off_the_event_loop(
     assert threading.main_thread().name not in threads
 
 
-async def test_custom_map_max_registers_checked(hass: HomeAssistant, sim: SimulatorServer) -> None:
+async def test_custom_map_max_registers_checked(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
     """A map's max_registers must be 1-125; the map's own name names the device."""
     result = await tcp_to_device(hass, sim.port)
     result = await configure(hass, result, device_input(profile="custom"))
-    result = await configure(hass, result, {CONF_REGISTER_MAP: "max_registers: 0\n" + GOOD_MAP})
+    result = await configure(
+        hass, result, {CONF_REGISTER_MAP: "max_registers: 0\n" + GOOD_MAP}
+    )
     assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
     assert result["description_placeholders"]["field"] == "max_registers"
     named = "name: Boiler meter\nmax_registers: 20\n" + GOOD_MAP
@@ -1076,7 +1187,9 @@ async def test_custom_map_max_registers_checked(hass: HomeAssistant, sim: Simula
     assert devices(result)[0][CONF_NAME] == "Boiler meter"
 
 
-async def test_rtu_over_tcp_against_tcp_server(hass: HomeAssistant, sim: SimulatorServer) -> None:
+async def test_rtu_over_tcp_against_tcp_server(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
     """RTU over TCP chosen for a Modbus TCP server: the error says which framing answers."""
     result = await tcp_to_device(hass, sim.port, step="rtu_over_tcp")
     result = await configure(hass, result, device_input())
@@ -1084,7 +1197,9 @@ async def test_rtu_over_tcp_against_tcp_server(hass: HomeAssistant, sim: Simulat
     assert result["errors"] == {"base": "wrong_framer_tcp"}
 
 
-async def test_tcp_against_rtu_server(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+async def test_tcp_against_rtu_server(
+    hass: HomeAssistant, rtu_sim: SimulatorServer
+) -> None:
     """Modbus TCP chosen for an RTU-over-TCP gateway: the error says RTU answers."""
     result = await tcp_to_device(hass, rtu_sim.port)
     result = await configure(hass, result, device_input())
@@ -1094,7 +1209,9 @@ async def test_tcp_against_rtu_server(hass: HomeAssistant, rtu_sim: SimulatorSer
 
 async def test_demo_entry_has_no_device_subentry_flow(hass: HomeAssistant) -> None:
     """Devices are added on real connections; the demo serves only its own device."""
-    demo = MockConfigEntry(domain=DOMAIN, version=2, unique_id="demo:42", data=DEMO_DATA)
+    demo = MockConfigEntry(
+        domain=DOMAIN, version=2, unique_id="demo:42", data=DEMO_DATA
+    )
     real = tcp_entry(1502)
     flow = config_flow.AdaptiveModbusConfigFlow
     assert flow.async_get_supported_subentry_types(demo) == {}
@@ -1114,9 +1231,14 @@ def test_every_probe_outcome_is_translated() -> None:
         assert error is not None and error.key in errors, outcome
 
 
-async def test_custom_map_too_large_or_too_deep(hass: HomeAssistant, sim: SimulatorServer) -> None:
-    """An oversized map is refused before parsing; 1,000 nested brackets give an
-    error, not a crashed flow; error texts stay short."""
+async def test_custom_map_too_large_or_too_deep(
+    hass: HomeAssistant, sim: SimulatorServer
+) -> None:
+    """Test that a map too large or too deep is an error, not a crashed flow.
+
+    An oversized map is refused before parsing; 1,000 nested brackets give an
+    error; error texts stay short.
+    """
     result = await tcp_to_device(hass, sim.port)
     result = await configure(hass, result, device_input(profile="custom"))
     huge = GOOD_MAP + "#" * flow_checks.MAX_MAP_CHARS
@@ -1127,11 +1249,14 @@ async def test_custom_map_too_large_or_too_deep(hass: HomeAssistant, sim: Simula
     assert result["type"] is FlowResultType.FORM
     assert CONF_REGISTER_MAP in result["errors"]
     long_name = (
-        "registers:\n  - name: A\n    table: input\n    address: 0\n    data_type: " + "x" * 5000
+        "registers:\n  - name: A\n    table: input\n    address: 0\n    data_type: "
+        + "x" * 5000
     )
     result = await configure(hass, result, {CONF_REGISTER_MAP: long_name})
     assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
-    assert len(result["description_placeholders"]["error"]) <= flow_checks.MAX_ERROR_CHARS
+    assert (
+        len(result["description_placeholders"]["error"]) <= flow_checks.MAX_ERROR_CHARS
+    )
 
 
 # -- every error recovers to a created entry ---------------------------------------------
@@ -1141,10 +1266,12 @@ class FaultyDevice(MultiUnitDevice):
     """Demo units whose reads fail with ``fault`` (a Modbus exception) while it is set."""
 
     def __init__(self, unit_ids: Sequence[int]) -> None:
+        """Serve ``unit_ids`` with no fault set."""
         super().__init__(unit_ids)
         self.fault: ModbusError | None = None
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Raise the fault if one is set, else read."""
         if self.fault is not None and unit_id in self.units:
             raise self.fault
         return super().read(unit_id, table, address, count)
@@ -1197,18 +1324,28 @@ async def test_connection_error_then_entry(
 
 # (form submission overrides, fault set on the device, errors shown)
 DEVICE_ERRORS: list[Any] = [
-    pytest.param({CONF_UNIT_ID: 256}, None, {CONF_UNIT_ID: "invalid_unit_id"}, id="unit_id"),
-    pytest.param({CONF_UNIT_ID: 7}, None, {CONF_UNIT_ID: "no_answer_from_unit"}, id="no_answer"),
-    pytest.param({}, IllegalFunction("off"), {"base": "illegal_function"}, id="illegal_function"),
-    pytest.param({}, DeviceFailure("busy"), {"base": "device_failure"}, id="device_failure"),
-    pytest.param({}, "bad_profile", {CONF_PROFILE: "invalid_profile"}, id="invalid_profile"),
+    pytest.param(
+        {CONF_UNIT_ID: 256}, None, {CONF_UNIT_ID: "invalid_unit_id"}, id="unit_id"
+    ),
+    pytest.param(
+        {CONF_UNIT_ID: 7}, None, {CONF_UNIT_ID: "no_answer_from_unit"}, id="no_answer"
+    ),
+    pytest.param(
+        {}, IllegalFunction("off"), {"base": "illegal_function"}, id="illegal_function"
+    ),
+    pytest.param(
+        {}, DeviceFailure("busy"), {"base": "device_failure"}, id="device_failure"
+    ),
+    pytest.param(
+        {}, "bad_profile", {CONF_PROFILE: "invalid_profile"}, id="invalid_profile"
+    ),
     pytest.param({}, "crash", {"base": "unknown"}, id="unknown"),
 ]
 
 
 @contextlib.contextmanager
 def broken(server: SimulatorServer, fault: Any) -> Generator[None]:
-    """The device (or the code below the flow) fails as ``fault`` says, until exit."""
+    """Make the device (or the code below the flow) fail as ``fault`` says, until exit."""
     device = server.device
     assert isinstance(device, FaultyDevice)
     with contextlib.ExitStack() as stack:
@@ -1217,9 +1354,13 @@ def broken(server: SimulatorServer, fault: Any) -> Generator[None]:
             stack.callback(setattr, device, "fault", None)
         elif fault == "bad_profile":
             error = RegisterMapError("not valid YAML", None, 3)
-            stack.enter_context(patch.object(flow_checks, "load_profile", side_effect=error))
+            stack.enter_context(
+                patch.object(flow_checks, "load_profile", side_effect=error)
+            )
         elif fault == "crash":
-            stack.enter_context(patch.object(PymodbusTransport, "read", side_effect=RuntimeError))
+            stack.enter_context(
+                patch.object(PymodbusTransport, "read", side_effect=RuntimeError)
+            )
         yield
 
 
@@ -1246,8 +1387,12 @@ async def test_device_error_then_entry(
 # (map typed, errors shown); GOOD_MAP fixes each
 MAP_ERRORS: list[Any] = [
     pytest.param(HOLE_MAP, {"base": "illegal_address"}, id="illegal_address"),
-    pytest.param(BAD_MAP, {CONF_REGISTER_MAP: "invalid_register_map"}, id="invalid_map"),
-    pytest.param("registers: [\n", {CONF_REGISTER_MAP: "invalid_yaml"}, id="invalid_yaml"),
+    pytest.param(
+        BAD_MAP, {CONF_REGISTER_MAP: "invalid_register_map"}, id="invalid_map"
+    ),
+    pytest.param(
+        "registers: [\n", {CONF_REGISTER_MAP: "invalid_yaml"}, id="invalid_yaml"
+    ),
     pytest.param(
         GOOD_MAP + "#" * flow_checks.MAX_MAP_CHARS,
         {CONF_REGISTER_MAP: "register_map_too_large"},
@@ -1271,7 +1416,9 @@ async def test_custom_map_error_then_entry(
     assert devices(result)[0][CONF_REGISTER_MAP] == GOOD_MAP
 
 
-async def test_rtu_unit_errors_then_entry(hass: HomeAssistant, rtu_sim: SimulatorServer) -> None:
+async def test_rtu_unit_errors_then_entry(
+    hass: HomeAssistant, rtu_sim: SimulatorServer
+) -> None:
     """Broadcast unit 0 and a unit out of the RTU range: shown, then unit 1 is created."""
     result = await tcp_to_device(hass, rtu_sim.port, step="rtu_over_tcp")
     result = await configure(hass, result, device_input(0))
@@ -1302,20 +1449,32 @@ async def test_serial_errors_then_entry(
         version=2,
         title="Heating bus",
         unique_id=f"serial:{server_end}",
-        data={CONF_CONNECTION: "serial", CONF_SERIAL_PORT: server_end, CONF_BAUDRATE: 9600},
+        data={
+            CONF_CONNECTION: "serial",
+            CONF_SERIAL_PORT: server_end,
+            CONF_BAUDRATE: 9600,
+        },
     ).add_to_hass(hass)
     result = await start(hass, "serial")
     for typed, errors in (
-        (serial_input(str(tmp_path / "ttyUSB9")), {CONF_SERIAL_PORT: "serial_port_missing"}),
+        (
+            serial_input(str(tmp_path / "ttyUSB9")),
+            {CONF_SERIAL_PORT: "serial_port_missing"},
+        ),
         (serial_input(str(tmp_path)), {CONF_SERIAL_PORT: "serial_port_not_device"}),
         (serial_input(server_end), {CONF_SERIAL_PORT: "serial_port_in_use"}),
-        (serial_input(client_end, baudrate="fast"), {CONF_BAUDRATE: "invalid_baudrate"}),
+        (
+            serial_input(client_end, baudrate="fast"),
+            {CONF_BAUDRATE: "invalid_baudrate"},
+        ),
     ):
         result = await configure(hass, result, typed)
         assert result["step_id"] == "serial"
         assert result["errors"] == errors
     # the simulator answers on the other end of the line (not an entry's port here)
-    server = SimulatorServer(SimulatedDevice(seed=42), kind="serial", serial_port=server_end)
+    server = SimulatorServer(
+        SimulatedDevice(seed=42), kind="serial", serial_port=server_end
+    )
     await server.start()
     try:
         result = await configure(hass, result, serial_input(client_end))
@@ -1331,7 +1490,7 @@ async def test_serial_errors_then_entry(
 
 
 def unloaded_connection(port: int) -> MockConfigEntry:
-    """A stored TCP connection with unit 1 (not set up: the flow opens its own connection)."""
+    """Return a stored TCP connection with unit 1 (not set up: the flow connects itself)."""
     return MockConfigEntry(
         domain=DOMAIN,
         version=2,
@@ -1357,7 +1516,7 @@ async def configure_sub(hass: HomeAssistant, result: Any, data: dict[str, Any]) 
 
 
 def unit2(**extra: Any) -> dict[str, Any]:
-    """The add-device form for unit 2 (no 'add another' on a subentry)."""
+    """Return the add-device form for unit 2 (no 'add another' on a subentry)."""
     return {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", **extra}
 
 
@@ -1365,7 +1524,9 @@ def unit2(**extra: Any) -> dict[str, Any]:
     ("bad", "fault", "errors"),
     [
         *DEVICE_ERRORS,
-        pytest.param({CONF_UNIT_ID: 1}, None, {CONF_UNIT_ID: "unit_already_added"}, id="taken"),
+        pytest.param(
+            {CONF_UNIT_ID: 1}, None, {CONF_UNIT_ID: "unit_already_added"}, id="taken"
+        ),
     ],
 )
 async def test_subentry_device_error_then_subentry(

@@ -6,10 +6,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
-import pytest
-from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, STATE_UNAVAILABLE
+from homeassistant.const import (
+    EVENT_STATE_CHANGED,
+    EVENT_STATE_REPORTED,
+    STATE_UNAVAILABLE,
+)
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.adaptive_modbus.const import (
@@ -19,17 +23,29 @@ from custom_components.adaptive_modbus.const import (
     DOMAIN,
     UNAVAILABLE_AFTER_FAILURES,
 )
-from custom_components.adaptive_modbus.coordinator import MIN_DELAY, AdaptiveModbusCoordinator
-from custom_components.adaptive_modbus.diagnostics import async_get_config_entry_diagnostics
+from custom_components.adaptive_modbus.coordinator import (
+    MIN_DELAY,
+    AdaptiveModbusCoordinator,
+)
+from custom_components.adaptive_modbus.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+_LOGGER = logging.getLogger(__name__)
+
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 
-def entity_id_of(hass: HomeAssistant, entry: MockConfigEntry, platform: str, key: str) -> str:
+def entity_id_of(
+    hass: HomeAssistant, entry: MockConfigEntry, platform: str, key: str
+) -> str:
     """Entity id of a register entity of unit 1."""
     entity_id = er.async_get(hass).async_get_entity_id(
         platform, DOMAIN, f"{entry.entry_id}_1_{key}"
@@ -63,6 +79,7 @@ class WriteCounter:
     """Counts state writes (changed or only re-reported) of a set of entities."""
 
     def __init__(self, hass: HomeAssistant, entity_ids: set[str]) -> None:
+        """Count the state writes of ``entity_ids`` from now on."""
         self.entity_ids = entity_ids
         self.count = 0
         self._unsubs = [
@@ -79,6 +96,7 @@ class WriteCounter:
         self.count += 1
 
     def stop(self) -> None:
+        """Stop counting."""
         for unsub in self._unsubs:
             unsub()
 
@@ -140,12 +158,16 @@ async def test_state_writes_only_on_change_fewer_than_fixed_interval(
         },
     )
     fixed_entry.add_to_hass(hass)
-    fixed = await _writes_per_minute(hass, vtime, fixed_entry, minutes, every_refresh=True)
-    print(
-        f"\nstate writes/min over {minutes} virtual min on the demo device: "
-        f"adaptive+change-only {adaptive[0]:.1f} (requests/min {adaptive[1]:.1f}, "
-        f"cycles {adaptive[2]}) vs fixed 15 s writing every refresh {fixed[0]:.1f} "
-        f"(requests/min {fixed[1]:.1f}, cycles {fixed[2]})"
+    fixed = await _writes_per_minute(
+        hass, vtime, fixed_entry, minutes, every_refresh=True
+    )
+    _LOGGER.info(
+        "state writes/min over %s virtual min on the demo device: adaptive+change-only"
+        " %.1f (requests/min %.1f, cycles %s) vs fixed 15 s writing every refresh %.1f"
+        " (requests/min %.1f, cycles %s)",
+        minutes,
+        *adaptive,
+        *fixed,
     )
     assert adaptive[0] < fixed[0] / 2
 
@@ -155,13 +177,16 @@ async def test_change_only_writes_against_fixed_interval_same_coordinator(
 ) -> None:
     """With polling held fixed, change-only writes alone already save state writes."""
     hass.config_entries.async_update_entry(
-        demo_entry, options={**demo_entry.options, CONF_ADAPTIVE: False, CONF_FIXED_INTERVAL: 15.0}
+        demo_entry,
+        options={**demo_entry.options, CONF_ADAPTIVE: False, CONF_FIXED_INTERVAL: 15.0},
     )
     change_only = await _writes_per_minute(hass, vtime, demo_entry, 20)
     every = await _writes_per_minute(hass, vtime, demo_entry, 20, every_refresh=True)
-    print(
-        f"\nfixed 15 s polling, 20 virtual min: change-only {change_only[0]:.1f} writes/min "
-        f"vs every refresh {every[0]:.1f} writes/min"
+    _LOGGER.info(
+        "fixed 15 s polling, 20 virtual min: change-only %.1f writes/min vs every"
+        " refresh %.1f writes/min",
+        change_only[0],
+        every[0],
     )
     assert change_only[0] < every[0]
 
@@ -195,7 +220,9 @@ async def test_unavailable_after_failed_cycles_and_recovers(
     while hass.states.get(voltage).state != STATE_UNAVAILABLE:
         assert vtime.offset < deadline, "never went unavailable"
         await vtime.advance(coordinator.seconds_to_next_due(), coordinator)
-        streak = coordinator.engine.snapshot().registers["1.grid_voltage"].failure_streak
+        streak = (
+            coordinator.engine.snapshot().registers["1.grid_voltage"].failure_streak
+        )
         failed_seen = failed_seen or coordinator.failed_cycles > 0
         if (
             coordinator.failed_cycles < UNAVAILABLE_AFTER_FAILURES
@@ -210,7 +237,10 @@ async def test_unavailable_after_failed_cycles_and_recovers(
     await vtime.run(coordinator, 3 * 60)  # a long outage logs nothing more
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     assert diagnostics["coordinator"]["last_update_success"] is False
-    assert diagnostics["coordinator"]["failed_cycles_in_a_row"] >= UNAVAILABLE_AFTER_FAILURES
+    assert (
+        diagnostics["coordinator"]["failed_cycles_in_a_row"]
+        >= UNAVAILABLE_AFTER_FAILURES
+    )
     assert hass.states.get(voltage).state == STATE_UNAVAILABLE
 
     # the device comes back on the same port: entities recover by themselves
@@ -227,12 +257,15 @@ async def test_unavailable_after_failed_cycles_and_recovers(
         ours = [
             r
             for r in caplog.records
-            if r.name.startswith("custom_components.adaptive_modbus") and r.levelno >= logging.INFO
+            if r.name.startswith("custom_components.adaptive_modbus")
+            and r.levelno >= logging.INFO
         ]
         for name in {r.name for r in ours}:
             lines = [r.getMessage() for r in ours if r.name == name]
             assert len([m for m in lines if "not answer" in m]) <= 1, lines
-            assert len([m for m in lines if "answers again" in m or "recovered" in m]) <= 1
+            assert (
+                len([m for m in lines if "answers again" in m or "recovered" in m]) <= 1
+            )
         coordinator_log = [r for r in ours if r.name.endswith(".coordinator")]
         down = [r for r in coordinator_log if r.levelno >= logging.WARNING]
         back = [r for r in coordinator_log if "recovered" in r.getMessage()]

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 # imported before any test freezes time: the download adds system info, which imports
 # hassio, whose models are compiled at import and break under a frozen datetime
 import homeassistant.components.hassio  # noqa: F401
-import pytest
 from homeassistant.const import MAJOR_VERSION
 from homeassistant.core import HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -37,9 +37,12 @@ from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 REDACTED = "**REDACTED**"
 
@@ -151,7 +154,11 @@ async def test_diagnostics_redacted_in_every_section(
             CONF_HOST: "127.0.0.1",
             CONF_PORT: server.port,
             CONF_DEVICES: [
-                {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_CUSTOM, CONF_REGISTER_MAP: SERIAL_MAP}
+                {
+                    CONF_UNIT_ID: 1,
+                    CONF_PROFILE: PROFILE_CUSTOM,
+                    CONF_REGISTER_MAP: SERIAL_MAP,
+                }
             ],
         },
         options={"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5},
@@ -176,7 +183,9 @@ async def test_diagnostics_redacted_in_every_section(
         assert not [t for t in texts if "127.0.0.1" in t]
         assert not [t for t in texts if "SN-4711" in t or "SECRET" in t]
         assert diagnostics["recent_errors"], "the outage's errors are kept, redacted"
-        assert diagnostics["engine"]["registers"]["1.serial_number"]["value"] == REDACTED
+        assert (
+            diagnostics["engine"]["registers"]["1.serial_number"]["value"] == REDACTED
+        )
         assert diagnostics["engine"]["registers"]["1.voltage"]["value"] == 230
         assert await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
@@ -208,7 +217,11 @@ async def test_diagnostics_redact_the_serial_port_path(
             CONF_SERIAL_PORT: client_end,
             CONF_BAUDRATE: 19200,
             CONF_DEVICES: [
-                {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_CUSTOM, CONF_REGISTER_MAP: SERIAL_MAP}
+                {
+                    CONF_UNIT_ID: 1,
+                    CONF_PROFILE: PROFILE_CUSTOM,
+                    CONF_REGISTER_MAP: SERIAL_MAP,
+                }
             ],
         },
         options={"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5},
@@ -231,7 +244,8 @@ async def test_diagnostics_redact_the_serial_port_path(
 # Snapshots are HA 2025.4's. On HA 2026.2's test plugin the setup under freeze_time
 # hangs (not yet understood), and its registry entries have other fields.
 ON_NEWER_HA = pytest.mark.skipif(
-    MAJOR_VERSION >= 2026, reason="snapshots recorded on HA 2025.4; frozen setup hangs on 2026.2"
+    MAJOR_VERSION >= 2026,
+    reason="snapshots recorded on HA 2025.4; frozen setup hangs on 2026.2",
 )
 
 
@@ -245,5 +259,7 @@ async def test_diagnostics_snapshot(
     init_integration: MockConfigEntry,
 ) -> None:
     """The whole download after the first cycle of the seeded demo, time frozen."""
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    diagnostics = await get_diagnostics_for_config_entry(
+        hass, hass_client, init_integration
+    )
     assert diagnostics == snapshot(exclude=props("created_at", "modified_at"))

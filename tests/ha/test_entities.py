@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from homeassistant.components.number import ATTR_VALUE, SERVICE_SET_VALUE
 from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
 from homeassistant.const import (
@@ -22,9 +21,9 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.typing import UNDEFINED
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.adaptive_modbus.const import (
@@ -64,12 +63,17 @@ from custom_components.adaptive_modbus.flow_checks import FlowError, parse_custo
 from custom_components.adaptive_modbus.sensor import STAT_DESCRIPTIONS
 
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 
-def entity_id_of(hass: HomeAssistant, entry: MockConfigEntry, platform: str, key: str) -> str:
+def entity_id_of(
+    hass: HomeAssistant, entry: MockConfigEntry, platform: str, key: str
+) -> str:
     """Entity id of a register entity of unit 1."""
     entity_id = er.async_get(hass).async_get_entity_id(
         platform, DOMAIN, f"{entry.entry_id}_1_{key}"
@@ -100,24 +104,35 @@ async def test_demo_entities_devices_and_classes(
     assert state.attributes[ATTR_DEVICE_CLASS] == "temperature"
     assert state.attributes[ATTR_UNIT_OF_MEASUREMENT] == "°C"
     assert state.attributes["state_class"] == "measurement"
-    assert registry.async_get(outdoor).options["sensor"]["suggested_display_precision"] == 1
+    assert (
+        registry.async_get(outdoor).options["sensor"]["suggested_display_precision"]
+        == 1
+    )
     assert -40 < float(state.state) < 50
 
     energy = hass.states.get(entity_id_of(hass, demo_entry, "sensor", "energy_import"))
     assert energy.attributes["state_class"] == "total_increasing"
     assert energy.attributes[ATTR_UNIT_OF_MEASUREMENT] == "kWh"
 
-    running = hass.states.get(entity_id_of(hass, demo_entry, "binary_sensor", "status_running"))
+    running = hass.states.get(
+        entity_id_of(hass, demo_entry, "binary_sensor", "status_running")
+    )
     assert running.attributes[ATTR_DEVICE_CLASS] == "running"
     assert running.state in (STATE_ON, STATE_OFF)
-    alarm = hass.states.get(entity_id_of(hass, demo_entry, "binary_sensor", "alarm_overload"))
+    alarm = hass.states.get(
+        entity_id_of(hass, demo_entry, "binary_sensor", "alarm_overload")
+    )
     assert alarm.attributes[ATTR_DEVICE_CLASS] == "problem"
 
-    setpoint = hass.states.get(entity_id_of(hass, demo_entry, "number", "room_setpoint"))
+    setpoint = hass.states.get(
+        entity_id_of(hass, demo_entry, "number", "room_setpoint")
+    )
     assert setpoint.attributes["min"] == 5
     assert setpoint.attributes["max"] == 30
     assert setpoint.attributes["step"] == 0.5
-    power_limit = registry.async_get(entity_id_of(hass, demo_entry, "number", "power_limit"))
+    power_limit = registry.async_get(
+        entity_id_of(hass, demo_entry, "number", "power_limit")
+    )
     assert power_limit.entity_category is EntityCategory.CONFIG
     pump = hass.states.get(entity_id_of(hass, demo_entry, "switch", "pump_enable"))
     assert pump.state in (STATE_ON, STATE_OFF)
@@ -220,9 +235,13 @@ async def test_custom_map_against_real_server(
     device = sim_server.device
     voltage = hass.states.get(entity_id_of(hass, entry, "sensor", "mains_voltage"))
     assert voltage.attributes[ATTR_UNIT_OF_MEASUREMENT] == "V"
-    assert float(voltage.state) == pytest.approx(device.truth("grid_voltage", vtime.time()), abs=5)
+    assert float(voltage.state) == pytest.approx(
+        device.truth("grid_voltage", vtime.time()), abs=5
+    )
     setpoint = hass.states.get(entity_id_of(hass, entry, "number", "setpoint"))
-    assert float(setpoint.state) == pytest.approx(device.truth("room_setpoint", vtime.time()))
+    assert float(setpoint.state) == pytest.approx(
+        device.truth("room_setpoint", vtime.time())
+    )
     pump = hass.states.get(entity_id_of(hass, entry, "switch", "pump"))
     assert (pump.state == STATE_ON) == bool(device.truth("pump_enable", vtime.time()))
     overload = hass.states.get(entity_id_of(hass, entry, "binary_sensor", "overload"))
@@ -230,7 +249,9 @@ async def test_custom_map_against_real_server(
 
     await vtime.run(entry.runtime_data.coordinator, 5 * 60)
     voltage = hass.states.get(entity_id_of(hass, entry, "sensor", "mains_voltage"))
-    assert float(voltage.state) == pytest.approx(device.truth("grid_voltage", vtime.time()), abs=5)
+    assert float(voltage.state) == pytest.approx(
+        device.truth("grid_voltage", vtime.time()), abs=5
+    )
     devices = dr.async_get(hass)
     unit = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_1")})
     assert unit is not None and unit.name == "Custom device"
@@ -249,7 +270,10 @@ async def test_number_and_switch_write_then_read_back(
 
     setpoint = entity_id_of(hass, demo_entry, "number", "room_setpoint")
     await hass.services.async_call(
-        "number", SERVICE_SET_VALUE, {ATTR_ENTITY_ID: setpoint, ATTR_VALUE: 23.5}, blocking=True
+        "number",
+        SERVICE_SET_VALUE,
+        {ATTR_ENTITY_ID: setpoint, ATTR_VALUE: 23.5},
+        blocking=True,
     )
     assert hass.states.get(setpoint).state == "23.5"
     assert device.truth("room_setpoint", vtime.time()) == pytest.approx(23.5)
@@ -264,7 +288,9 @@ async def test_number_and_switch_write_then_read_back(
     )
     assert hass.states.get(pump).state == STATE_OFF
     assert device.truth("pump_enable", vtime.time()) is False
-    await hass.services.async_call("switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: pump}, blocking=True)
+    await hass.services.async_call(
+        "switch", SERVICE_TURN_ON, {ATTR_ENTITY_ID: pump}, blocking=True
+    )
     assert hass.states.get(pump).state == STATE_ON
     assert device.truth("pump_enable", vtime.time()) is True
     await _unload(hass, demo_entry)
@@ -291,23 +317,32 @@ class TwoUnits:
     """Two simulated units behind one server (a gateway with two devices)."""
 
     def __init__(self, clock: Any) -> None:
+        """Serve two demo units (1 and 2) on ``clock``."""
         self.units = {
-            unit: SimulatedDevice(seed=40 + unit, clock=clock, unit_id=unit) for unit in (1, 2)
+            unit: SimulatedDevice(seed=40 + unit, clock=clock, unit_id=unit)
+            for unit in (1, 2)
         }
 
     def read(self, unit_id: int, table: Any, address: int, count: int) -> list[int]:
+        """Read from the addressed unit."""
         return self.units[unit_id].read(unit_id, table, address, count)
 
     def write_registers(self, unit_id: int, address: int, values: Any) -> None:
+        """Write to the addressed unit."""
         self.units[unit_id].write_registers(unit_id, address, values)
 
     def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Write a coil of the addressed unit."""
         self.units[unit_id].write_coil(unit_id, address, value)
 
 
-async def test_two_units_on_one_connection(hass: HomeAssistant, vtime: VirtualTime) -> None:
+async def test_two_units_on_one_connection(
+    hass: HomeAssistant, vtime: VirtualTime
+) -> None:
     """One HA device per unit id, both via the connection device; keys never collide."""
-    server = SimulatorServer(TwoUnits(vtime.time), host="127.0.0.1", port=0, unit_ids=(1, 2))
+    server = SimulatorServer(
+        TwoUnits(vtime.time), host="127.0.0.1", port=0, unit_ids=(1, 2)
+    )
     await server.start()
     try:
         entry = MockConfigEntry(
@@ -319,8 +354,16 @@ async def test_two_units_on_one_connection(hass: HomeAssistant, vtime: VirtualTi
                 CONF_HOST: "127.0.0.1",
                 CONF_PORT: server.port,
                 CONF_DEVICES: [
-                    {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Heat pump 1"},
-                    {CONF_UNIT_ID: 2, CONF_PROFILE: PROFILE_DEMO, CONF_NAME: "Heat pump 2"},
+                    {
+                        CONF_UNIT_ID: 1,
+                        CONF_PROFILE: PROFILE_DEMO,
+                        CONF_NAME: "Heat pump 1",
+                    },
+                    {
+                        CONF_UNIT_ID: 2,
+                        CONF_PROFILE: PROFILE_DEMO,
+                        CONF_NAME: "Heat pump 2",
+                    },
                 ],
             },
             options={CONF_TIMEOUT: 0.5, CONF_MIN_INTERVAL: 2.0},
@@ -332,7 +375,9 @@ async def test_two_units_on_one_connection(hass: HomeAssistant, vtime: VirtualTi
         hub = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_hub")})
         registry = er.async_get(hass)
         for unit in (1, 2):
-            device = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_{unit}")})
+            device = devices.async_get_device(
+                identifiers={(DOMAIN, f"{entry.entry_id}_{unit}")}
+            )
             assert device is not None and hub is not None
             assert device.name == f"Heat pump {unit}"
             assert device.via_device_id == hub.id
@@ -356,7 +401,11 @@ DEMO_ENTITIES = [
     ("binary_sensor.demo_heat_pump_fault", "1_status_fault", True),
     ("binary_sensor.demo_heat_pump_low_pressure_alarm", "1_alarm_low_pressure", True),
     ("binary_sensor.demo_heat_pump_overload_alarm", "1_alarm_overload", True),
-    ("binary_sensor.demo_heat_pump_overtemperature_alarm", "1_alarm_overtemperature", True),
+    (
+        "binary_sensor.demo_heat_pump_overtemperature_alarm",
+        "1_alarm_overtemperature",
+        True,
+    ),
     ("binary_sensor.demo_heat_pump_running", "1_status_running", True),
     ("binary_sensor.demo_heat_pump_warning", "1_status_warning", True),
     ("number.demo_heat_pump_power_limit", "1_power_limit", True),
@@ -379,7 +428,11 @@ DEMO_ENTITIES = [
     ("sensor.demo_heat_pump_return_temperature", "1_return_temperature", True),
     ("sensor.demo_heat_pump_saving_against_fixed_polling", "hub_saving_vs_fixed", True),
     ("sensor.demo_heat_pump_serial_number", "1_serial_number", False),
-    ("sensor.demo_heat_pump_state_writes_per_minute", "hub_state_writes_per_minute", False),
+    (
+        "sensor.demo_heat_pump_state_writes_per_minute",
+        "hub_state_writes_per_minute",
+        False,
+    ),
     ("sensor.demo_heat_pump_supply_temperature", "1_supply_temperature", True),
     ("sensor.demo_heat_pump_uptime", "1_uptime", False),
     ("switch.demo_heat_pump_boost_mode", "1_boost_mode", True),
@@ -390,14 +443,18 @@ DEMO_ENTITIES = [
 async def test_demo_entity_ids_unique_ids_and_names_are_unchanged(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> None:
-    """Names from translation keys give the entity ids, unique ids and names the
-    profile's names gave; each device's entities belong to its config subentry."""
+    """Test that translated names keep the demo's entity ids, unique ids and names.
+
+    Names from translation keys give the entity ids, unique ids and names the
+    profile's names gave; each device's entities belong to its config subentry.
+    """
     await _setup(hass, demo_entry)
     registry = er.async_get(hass)
     entries = er.async_entries_for_config_entry(registry, demo_entry.entry_id)
     prefix = f"{demo_entry.entry_id}_"
     assert sorted(
-        (e.entity_id, e.unique_id.removeprefix(prefix), e.disabled_by is None) for e in entries
+        (e.entity_id, e.unique_id.removeprefix(prefix), e.disabled_by is None)
+        for e in entries
     ) == sorted(DEMO_ENTITIES)
     (subentry,) = demo_entry.subentries.values()  # the demo's one device
     names = {d.key: d.name for d in load_profile(PROFILE_DEMO, 1).registers}
@@ -414,11 +471,14 @@ async def test_demo_entity_ids_unique_ids_and_names_are_unchanged(
     await _unload(hass, demo_entry)
 
 
-def _one(extra: str, table: str = "input", data_type: str = "uint16") -> RegisterDefinition:
+def _one(
+    extra: str, table: str = "input", data_type: str = "uint16"
+) -> RegisterDefinition:
     """One register of a custom map (line 2 is its entry, line 6 its first extra field)."""
     text = (
         f"registers:\n  - name: Thing\n    table: {table}\n    address: 0\n"
-        f"    data_type: {data_type}\n" + "".join(f"    {line}\n" for line in extra.splitlines())
+        f"    data_type: {data_type}\n"
+        + "".join(f"    {line}\n" for line in extra.splitlines())
     )
     (definition,) = parse_register_map(text, 1)
     return definition
@@ -459,7 +519,7 @@ def _one(extra: str, table: str = "input", data_type: str = "uint16") -> Registe
     ],
 )  # fmt: skip
 def test_map_check_names_field_and_line(
-    extra: str, table: str, data_type: str, field: str, line: int, words: str
+    *, extra: str, table: str, data_type: str, field: str, line: int, words: str
 ) -> None:
     """The flow's check of what a map asks of HA: each problem names field and line."""
     definition = _one(extra, table, data_type)
@@ -484,7 +544,9 @@ def test_map_check_accepts_what_ha_accepts() -> None:
     check_presentation([_one("translation_key: outdoor_temperature")], custom=False)
 
 
-def test_custom_map_with_a_bad_class_is_refused_in_the_flow_with_field_and_line() -> None:
+def test_custom_map_with_a_bad_class_is_refused_in_the_flow_with_field_and_line() -> (
+    None
+):
     """The flow's parse of a pasted map refuses what HA cannot show, translated."""
     text = CUSTOM_MAP.replace("device_class: problem", "device_class: problme")
     error = parse_custom_map(text, 1)
@@ -500,19 +562,28 @@ def test_custom_map_with_a_bad_class_is_refused_in_the_flow_with_field_and_line(
 def test_setup_leaves_out_what_ha_cannot_use_and_logs_field_and_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A stored map from an older version never fails its entities: a class the platform
-    does not know is left out and logged with its field and line."""
-    relay = _one("writable: true\ndevice_class: temperature\nicon: mdi:power", "coil", "bool")
+    """Test that setup leaves out what HA cannot use and logs its field and line.
+
+    A stored map from an older version never fails its entities: a class the
+    platform does not know is left out and logged with its field and line.
+    """
+    relay = _one(
+        "writable: true\ndevice_class: temperature\nicon: mdi:power", "coil", "bool"
+    )
     switch = switch_description(relay)
     assert switch.device_class is None and switch.icon == "mdi:power"
     assert "Register thing: line 7, field 'device_class'" in caplog.text
     assert "not a device class of a switch; left out" in caplog.text
-    sensor = sensor_description(_one("unit: W\ndevice_class: power\nstate_class: total"))
+    sensor = sensor_description(
+        _one("unit: W\ndevice_class: power\nstate_class: total")
+    )
     assert sensor.device_class is SensorDeviceClass.POWER
     assert sensor.state_class is SensorStateClass.TOTAL  # HA itself only warns about it
     assert sensor.native_unit_of_measurement == "W"
     caplog.clear()
-    odd = sensor_description(_one("state_class: average\nentity_category: config\nnoise: 1"))
+    odd = sensor_description(
+        _one("state_class: average\nentity_category: config\nnoise: 1")
+    )
     assert odd.state_class is None and odd.entity_category is None
     assert [r.getMessage().split(": ")[1] for r in caplog.records] == [
         "line 8, field 'noise'",
@@ -522,13 +593,18 @@ def test_setup_leaves_out_what_ha_cannot_use_and_logs_field_and_line(
 
 
 def test_descriptions_name_and_value_functions() -> None:
-    """Custom maps are named by their name, shipped profiles by their translation key;
-    each platform's value function turns the engine's value into its state."""
+    """Test the descriptions' names and value functions.
+
+    Custom maps are named by their name, shipped profiles by their translation key;
+    each platform's value function turns the engine's value into its state.
+    """
     custom = sensor_description(_one("unit: W"))
     assert (custom.name, custom.translation_key) == ("Thing", None)
     assert custom.value_fn(12) == 12 and custom.value_fn("x") is None
     shipped = sensor_description(_one("translation_key: outdoor_temperature"))
-    assert shipped.name is UNDEFINED and shipped.translation_key == "outdoor_temperature"
+    assert (
+        shipped.name is UNDEFINED and shipped.translation_key == "outdoor_temperature"
+    )
     text = sensor_description(_one("count: 2", data_type="string"))
     assert text.value_fn("ab") == "ab" and text.device_class is None
     bit = binary_sensor_description(_one("", table="discrete", data_type="bool"))
@@ -536,10 +612,14 @@ def test_descriptions_name_and_value_functions() -> None:
     number = number_description(_one("writable: true\nscale: 0.5", table="holding"))
     assert number.value_fn(3) == 3.0 and number.value_fn("x") is None
     assert (number.native_min_value, number.native_max_value) == (0, 32767.5)
-    assert switch_description(_one("writable: true", "coil", "bool")).value_fn(True) is True
+    assert (
+        switch_description(_one("writable: true", "coil", "bool")).value_fn(True)
+        is True
+    )
 
 
 def test_negative_scale_never_gives_a_negative_step() -> None:
+    """Test that a negative scale never gives a writable number a negative step."""
     number = number_description(_one("scale: -0.5\nwritable: true", table="holding"))
     assert number.native_step == 0.5
     assert (number.native_min_value, number.native_max_value) == (-32767.5, 0)
@@ -556,7 +636,9 @@ def test_every_connection_figure_has_a_sensor_and_only_two_are_enabled() -> None
 def test_manifest_loggers_are_libraries_only() -> None:
     """``loggers`` names the libraries we use, not the integration itself."""
     manifest = json.loads(
-        (Path(__file__).parents[2] / "custom_components" / DOMAIN / "manifest.json").read_text()
+        (
+            Path(__file__).parents[2] / "custom_components" / DOMAIN / "manifest.json"
+        ).read_text()
     )
     assert manifest["loggers"] == ["pymodbus"]
 
@@ -604,24 +686,30 @@ class ReadBackFails:
     """Takes writes; reading the holding register back fails (device busy)."""
 
     def __init__(self, table_device: Any) -> None:
+        """Wrap a fresh table device that takes writes and reads."""
         self.inner = table_device()
         self.writes = 0
         self.refuse_reads = False
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Read, unless holding reads are refused (device busy)."""
         if self.refuse_reads and table is Table.HOLDING:
             raise DeviceFailure("busy", unit_id=unit_id, address=address)
         return self.inner.read(unit_id, table, address, count)
 
     def write_registers(self, unit_id: int, address: int, values: Any) -> None:
+        """Count and take the write."""
         self.writes += 1
         self.inner.write_registers(unit_id, address, values)
 
     def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Take the coil write."""
         self.inner.write_coil(unit_id, address, value)
 
 
-@pytest.mark.skipif(UNCONFIRMED is None, reason="the engine has no WriteUnconfirmed yet")
+@pytest.mark.skipif(
+    UNCONFIRMED is None, reason="the engine has no WriteUnconfirmed yet"
+)
 async def test_write_with_failed_read_back_is_unconfirmed_not_failed(
     hass: HomeAssistant, vtime: VirtualTime, table_device: Any, tcp_entry: Any
 ) -> None:

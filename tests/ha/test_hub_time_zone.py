@@ -14,10 +14,15 @@ from custom_components.adaptive_modbus.const import (
     CONNECTION_TCP,
     PROFILE_DEMO,
 )
-from custom_components.adaptive_modbus.hub import async_build_hub, load_units, settings_from_entry
+from custom_components.adaptive_modbus.hub import (
+    async_build_hub,
+    load_units,
+    settings_from_entry,
+)
 
 
 async def test_patterns_bucket_by_the_configured_time_zone(hass: HomeAssistant) -> None:
+    """Test that patterns bucket samples by HA's configured time zone."""
     await hass.config.async_set_time_zone("Europe/Berlin")
     data = {
         CONF_CONNECTION: CONNECTION_TCP,

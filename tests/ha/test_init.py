@@ -9,13 +9,12 @@ import time
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
-import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.adaptive_modbus.const import (
@@ -29,13 +28,16 @@ from custom_components.adaptive_modbus.engine.simulator.server import SimulatorS
 from custom_components.adaptive_modbus.storage import LearnedStateStore, storage_key
 
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on."""
+    """Return a loopback port nothing listens on."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -168,7 +170,9 @@ async def test_learning_survives_restart(
     coordinator = demo_entry.runtime_data.coordinator
     assert not demo_entry.runtime_data.store.restored
     await vtime.run(coordinator, 15 * 60)
-    learned = {uid: r.interval for uid, r in coordinator.engine.snapshot().registers.items()}
+    learned = {
+        uid: r.interval for uid, r in coordinator.engine.snapshot().registers.items()
+    }
     holes = dict(coordinator.engine.snapshot().holes)
     assert holes, "the demo device's illegal address should have been learned"
     # learning moved intervals away from the minimum
@@ -311,16 +315,24 @@ async def test_options_change_reloads(
 def test_every_translation_key_is_in_strings() -> None:
     """Exception, issue and entity translation keys used in the code exist in strings.json."""
     import json  # noqa: PLC0415
-    import re  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
+    import re  # noqa: PLC0415
 
     package = Path(__file__).parents[2] / "custom_components" / DOMAIN
     strings = json.loads((package / "strings.json").read_text(encoding="utf-8"))
-    english = json.loads((package / "translations" / "en.json").read_text(encoding="utf-8"))
-    known = set(strings["exceptions"]) | set(strings["issues"]) | set(strings["entity"]["sensor"])
+    english = json.loads(
+        (package / "translations" / "en.json").read_text(encoding="utf-8")
+    )
+    known = (
+        set(strings["exceptions"])
+        | set(strings["issues"])
+        | set(strings["entity"]["sensor"])
+    )
     used: set[str] = set()
     for name in ("__init__.py", "coordinator.py", "storage.py", "sensor.py"):
-        used |= set(re.findall(r'translation_key="(\w+)"', (package / name).read_text()))
+        used |= set(
+            re.findall(r'translation_key="(\w+)"', (package / name).read_text())
+        )
     used |= {"state_writes_per_minute"}
     assert used, "no translation keys found"
     assert used <= known, used - known
@@ -356,7 +368,9 @@ async def test_bad_register_map_is_a_setup_error(
     hass: HomeAssistant, vtime: VirtualTime, tcp_entry: Any
 ) -> None:
     """A stored map that no longer parses: a translated error naming the line, no retry."""
-    entry = tcp_entry(free_port(), register_map="registers:\n  - name: X\n    table: nope\n")
+    entry = tcp_entry(
+        free_port(), register_map="registers:\n  - name: X\n    table: nope\n"
+    )
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_ERROR

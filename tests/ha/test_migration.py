@@ -1,19 +1,19 @@
-"""Entries stored before devices were subentries (version 1) migrate to version 2
-with every unique id (entities and devices) unchanged."""
+"""Migration of entries stored before devices were subentries (version 1).
+
+They migrate to version 2 with every unique id (entities and devices) unchanged.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from test_config_flow import GOOD_MAP, MultiUnitDevice
 
 from custom_components.adaptive_modbus.const import (
     CONF_CONNECTION,
@@ -29,26 +29,42 @@ from custom_components.adaptive_modbus.const import (
 )
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
+from .test_config_flow import GOOD_MAP, MultiUnitDevice
+
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 HOST = "127.0.0.1"
 # short intervals and timeouts as in the HA conftest's FAST_OPTIONS (not imported:
 # a plain "conftest" import may resolve to the engine tests' conftest)
-FAST_OPTIONS: dict[str, Any] = {"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5}
+FAST_OPTIONS: dict[str, Any] = {
+    "min_interval": 2.0,
+    "max_interval": 60.0,
+    "timeout": 0.5,
+}
 V1_DEVICES = [
     {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Heat pump"},
-    {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Outdoor", CONF_REGISTER_MAP: GOOD_MAP},
+    {
+        CONF_UNIT_ID: 2,
+        CONF_PROFILE: "custom",
+        CONF_NAME: "Outdoor",
+        CONF_REGISTER_MAP: GOOD_MAP,
+    },
 ]
 
 
 @pytest.fixture
 async def two_units(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
     """Units 1 and 2 behind one Modbus TCP server."""
-    server = SimulatorServer(MultiUnitDevice([1, 2]), host=HOST, port=0, unit_ids=[1, 2])
+    server = SimulatorServer(
+        MultiUnitDevice([1, 2]), host=HOST, port=0, unit_ids=[1, 2]
+    )
     await server.start()
     try:
         yield server
@@ -59,8 +75,11 @@ async def two_units(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
 async def test_version1_entry_migrates_keeping_unique_ids(
     hass: HomeAssistant, vtime: VirtualTime, two_units: SimulatorServer
 ) -> None:
-    """Devices move from data to subentries; registry entries (renamed by the user)
-    are the ones the migrated entry updates: same entity ids, same devices."""
+    """Test that a version 1 entry migrates keeping every unique id.
+
+    Devices move from data to subentries; registry entries (renamed by the user)
+    are the ones the migrated entry updates: same entity ids, same devices.
+    """
     entry = MockConfigEntry(
         domain=DOMAIN,
         version=1,
@@ -79,7 +98,8 @@ async def test_version1_entry_migrates_keeping_unique_ids(
     dev_reg, ent_reg = dr.async_get(hass), er.async_get(hass)
     old_devices = {
         unit: dev_reg.async_get_or_create(
-            config_entry_id=entry.entry_id, identifiers={(DOMAIN, f"{entry.entry_id}_{unit}")}
+            config_entry_id=entry.entry_id,
+            identifiers={(DOMAIN, f"{entry.entry_id}_{unit}")},
         ).id
         for unit in (1, 2)
     }
@@ -112,18 +132,24 @@ async def test_version1_entry_migrates_keeping_unique_ids(
         assert ent_reg.async_get_entity_id("sensor", DOMAIN, unique_id) == entity_id
         state = hass.states.get(entity_id)
         assert state is not None and state.state != STATE_UNAVAILABLE, entity_id
-    unique_ids = [e.unique_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)]
+    unique_ids = [
+        e.unique_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)
+    ]
     assert len(unique_ids) == len(set(unique_ids))
     assert not [e for e in ent_reg.entities.values() if e.entity_id.endswith("_2")]
     for unit, device_id in old_devices.items():
-        device = dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_{unit}")})
+        device = dev_reg.async_get_device(
+            identifiers={(DOMAIN, f"{entry.entry_id}_{unit}")}
+        )
         assert device is not None and device.id == device_id
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 2]
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 
 
-async def test_version1_demo_entry_migrates(hass: HomeAssistant, vtime: VirtualTime) -> None:
+async def test_version1_demo_entry_migrates(
+    hass: HomeAssistant, vtime: VirtualTime
+) -> None:
     """The demo entry (devices in data) migrates too and still serves its device."""
     entry = MockConfigEntry(
         domain=DOMAIN,
@@ -132,7 +158,9 @@ async def test_version1_demo_entry_migrates(hass: HomeAssistant, vtime: VirtualT
         data={
             CONF_CONNECTION: "demo",
             CONF_SEED: 42,
-            CONF_DEVICES: [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"}],
+            CONF_DEVICES: [
+                {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"}
+            ],
         },
         options=dict(FAST_OPTIONS),
     )

@@ -6,17 +6,21 @@ every register at one instant, so values, latencies and rates are the same each 
 
 from __future__ import annotations
 
-import pytest
 from homeassistant.const import MAJOR_VERSION, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    snapshot_platform,
+)
 from syrupy.assertion import SnapshotAssertion
 
 # Snapshots are HA 2025.4's. On HA 2026.2's test plugin the setup under freeze_time
 # hangs (not yet understood), and its registry entries have other fields.
 ON_NEWER_HA = pytest.mark.skipif(
-    MAJOR_VERSION >= 2026, reason="snapshots recorded on HA 2025.4; frozen setup hangs on 2026.2"
+    MAJOR_VERSION >= 2026,
+    reason="snapshots recorded on HA 2025.4; frozen setup hangs on 2026.2",
 )
 
 

@@ -12,7 +12,6 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     ATTR_ENTITY_ID,
@@ -24,6 +23,7 @@ from homeassistant.const import (
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.adaptive_modbus import setup_timeout
@@ -44,9 +44,12 @@ from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
 if TYPE_CHECKING:
-    from conftest import TableDevice, VirtualTime
+    from .conftest import TableDevice, VirtualTime
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 # a float (first, so its entity is updated first) and a counter next to it
 FLOAT_MAP = """
@@ -75,9 +78,12 @@ registers:
 
 
 def custom_entry(
-    hass: HomeAssistant, port: int, maps: dict[int, str], options: dict[str, Any] | None = None
+    hass: HomeAssistant,
+    port: int,
+    maps: dict[int, str],
+    options: dict[str, Any] | None = None,
 ) -> MockConfigEntry:
-    """A TCP entry with one custom-map device per unit id."""
+    """Return a TCP entry with one custom-map device per unit id."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         title=f"Modbus 127.0.0.1:{port}",
@@ -96,7 +102,12 @@ def custom_entry(
                 for unit, text in maps.items()
             ],
         },
-        options={"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5, **(options or {})},
+        options={
+            "min_interval": 2.0,
+            "max_interval": 60.0,
+            "timeout": 0.5,
+            **(options or {}),
+        },
     )
     entry.add_to_hass(hass)
     return entry
@@ -137,7 +148,10 @@ async def test_nan_is_unknown_for_that_entity_alone(
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         coordinator = entry.runtime_data.coordinator
-        power, counter = entity_of(hass, entry, 1, "power"), entity_of(hass, entry, 1, "counter")
+        power, counter = (
+            entity_of(hass, entry, 1, "power"),
+            entity_of(hass, entry, 1, "counter"),
+        )
         assert float(hass.states.get(power).state) == 172.5
 
         device.set_float32(1, Table.INPUT, 0, math.nan)
@@ -178,7 +192,8 @@ async def test_update_entity_reads_the_register_now(
         await vtime.run(coordinator, 5 * 60)  # a constant value: its interval grew
         register = coordinator.engine.snapshot().registers["1.counter"]
         assert register.next_due is not None
-        assert register.next_due - coordinator.clock() > 0  # not due: a refresh skips it
+        # not due: a refresh skips it
+        assert register.next_due - coordinator.clock() > 0
         counter = entity_of(hass, entry, 1, "counter")
         assert hass.states.get(counter).state == "7"
 
@@ -209,7 +224,10 @@ async def test_unchanged_entity_writes_no_state(
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         coordinator = entry.runtime_data.coordinator
-        power, counter = entity_of(hass, entry, 1, "power"), entity_of(hass, entry, 1, "counter")
+        power, counter = (
+            entity_of(hass, entry, 1, "power"),
+            entity_of(hass, entry, 1, "counter"),
+        )
         events: list[str] = []
 
         @callback
@@ -234,7 +252,8 @@ async def test_unchanged_entity_writes_no_state(
             unsub()
         assert coordinator.engine.snapshot().registers["1.counter"].reads >= reads + 10
         assert counter not in events
-        assert events.count(power) == 10  # the control: a changing value writes each time
+        # the control: a changing value writes each time
+        assert events.count(power) == 10
         assert hass.states.get(counter).state == "3"
         await _unload(hass, entry)
     finally:
@@ -247,7 +266,9 @@ async def test_silent_units_do_not_keep_the_others_from_loading(
     table_device: type[TableDevice],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Units 1-3 never answer, unit 4 does: the first cycle outlasts the setup bound,
+    """Test that silent units do not keep the others from loading.
+
+    Units 1-3 never answer, unit 4 does: the first cycle outlasts the setup bound,
     the entry loads, unit 4 shows its value and units 1-3 are unavailable.
 
     Each silent unit is logged once; unit 1 coming back is logged once and loads.
@@ -290,7 +311,9 @@ async def test_silent_units_do_not_keep_the_others_from_loading(
             if r.name.startswith("custom_components.adaptive_modbus")
         ]
         for unit in (1, 2, 3):
-            silent = [m for m in messages if f"unit {unit} " in m and "not answering" in m]
+            silent = [
+                m for m in messages if f"unit {unit} " in m and "not answering" in m
+            ]
             assert len(silent) == 1, messages
         assert len([m for m in messages if "answers again" in m]) == 1, messages
         await _unload(hass, entry)
@@ -301,8 +324,11 @@ async def test_silent_units_do_not_keep_the_others_from_loading(
 async def test_setup_reaching_its_bound_loads_what_answered(
     hass: HomeAssistant, vtime: VirtualTime, sim_server: SimulatorServer, tcp_entry: Any
 ) -> None:
-    """A slow device whose first cycle takes longer than the bound: setup returns at the
-    bound with what was read, the rest of the cycle completes in the background."""
+    """Test that setup reaching its bound loads what answered.
+
+    A slow device whose first cycle takes longer than the bound: setup returns at
+    the bound with what was read, the rest of the cycle completes in the background.
+    """
     sim_server.response_delay = 0.25
     entry = tcp_entry(sim_server.port, options={"timeout": 0.5})
     started = time.monotonic()
@@ -311,7 +337,9 @@ async def test_setup_reaching_its_bound_loads_what_answered(
     assert entry.state is ConfigEntryState.LOADED
     coordinator = entry.runtime_data.coordinator
     read_at_setup = sum(
-        1 for r in coordinator.engine.snapshot().registers.values() if r.last_read is not None
+        1
+        for r in coordinator.engine.snapshot().registers.values()
+        if r.last_read is not None
     )
     limit = setup_timeout(entry.runtime_data.hub)
     assert limit <= elapsed < limit + 1.0  # at the bound, not at the end of the cycle
@@ -364,7 +392,9 @@ async def test_one_entity_failing_does_not_stop_the_others(
             device.words[1][Table.INPUT][2] = value
             await vtime.run(coordinator, 90)  # both read within the 60 s max interval
             assert hass.states.get(counter).state == str(value)
-        failures = [r for r in caplog.records if "other entities go on" in r.getMessage()]
+        failures = [
+            r for r in caplog.records if "other entities go on" in r.getMessage()
+        ]
         assert len(failures) == 1  # logged once
         await _unload(hass, entry)
     finally:

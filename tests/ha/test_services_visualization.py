@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from visualization_schema import validate
 
 from custom_components.adaptive_modbus.const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
@@ -24,13 +22,19 @@ from custom_components.adaptive_modbus.services import (
     SERVICE_GET_VISUALIZATION,
 )
 from custom_components.adaptive_modbus.storage import LearnedStateStore
+from tests.visualization_schema import validate
 
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
-TRANSLATIONS = Path(__file__).parents[2] / "custom_components/adaptive_modbus/strings.json"
+TRANSLATIONS = (
+    Path(__file__).parents[2] / "custom_components/adaptive_modbus/strings.json"
+)
 
 
 async def _get(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
@@ -53,7 +57,7 @@ async def _export(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
 async def demo_fixture(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> MockConfigEntry:
-    """The demo connection after ten minutes of polling in virtual time."""
+    """Provide the demo connection after ten minutes of polling in virtual time."""
     assert await hass.config_entries.async_setup(demo_entry.entry_id)
     await hass.async_block_till_done()
     await vtime.run(demo_entry.runtime_data.coordinator, 600)
@@ -68,13 +72,18 @@ def _entity(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
     return entity_id
 
 
-async def test_every_view_through_the_service(hass: HomeAssistant, demo: MockConfigEntry) -> None:
+async def test_every_view_through_the_service(
+    hass: HomeAssistant, demo: MockConfigEntry
+) -> None:
+    """Test every view through the service."""
     engine = demo.runtime_data.coordinator.engine
     system = await _get(hass, view="system", period=1)
     validate(system, ref="system")
     snap = engine.snapshot()
     assert system["connection"] == demo.title
-    assert system["registers"]["enabled"] == sum(1 for r in snap.registers.values() if r.enabled)
+    assert system["registers"]["enabled"] == sum(
+        1 for r in snap.registers.values() if r.enabled
+    )
     # the coordinator fed the history: every request of the ten minutes is in the hours
     assert system["period_totals"]["requests"] == snap.totals.requests > 0
 
@@ -85,12 +94,16 @@ async def test_every_view_through_the_service(hass: HomeAssistant, demo: MockCon
     assert register["reads"] == snap.registers["1.outdoor_temperature"].reads
     assert register["value_history"]
 
-    device = dr.async_get(hass).async_get_device(identifiers={unit_identifier(demo.entry_id, 1)})
+    device = dr.async_get(hass).async_get_device(
+        identifiers={unit_identifier(demo.entry_id, 1)}
+    )
     assert device is not None
     by_device = await _get(hass, view="device", device_id=device.id)
     validate(by_device, ref="device")
     by_entity = await _get(hass, view="device", entity_id=entity_id)
-    assert [r["uid"] for r in by_device["registers"]] == [r["uid"] for r in by_entity["registers"]]
+    assert [r["uid"] for r in by_device["registers"]] == [
+        r["uid"] for r in by_entity["registers"]
+    ]
 
     clusters = await _get(hass, view="cluster", config_entry_id=demo.entry_id)
     validate(clusters, ref="cluster")
@@ -103,14 +116,27 @@ async def test_every_view_through_the_service(hass: HomeAssistant, demo: MockCon
     [
         ({"view": "register"}, "register_needs_entity", "entity_id"),
         ({"view": "device"}, "device_needs_target", "device_id"),
-        ({"view": "system", "config_entry_id": "nope"}, "entry_not_loaded", "config_entry_id"),
+        (
+            {"view": "system", "config_entry_id": "nope"},
+            "entry_not_loaded",
+            "config_entry_id",
+        ),
         ({"view": "system", ATTR_DEVICE_ID: "nope"}, "unknown_device", "device_id"),
-        ({"view": "system", ATTR_ENTITY_ID: "sensor.nope"}, "unknown_entity", "entity_id"),
+        (
+            {"view": "system", ATTR_ENTITY_ID: "sensor.nope"},
+            "unknown_entity",
+            "entity_id",
+        ),
     ],
 )
 async def test_bad_arguments_are_named(
-    hass: HomeAssistant, demo: MockConfigEntry, data: dict[str, Any], key: str, argument: str
+    hass: HomeAssistant,
+    demo: MockConfigEntry,
+    data: dict[str, Any],
+    key: str,
+    argument: str,
 ) -> None:
+    """Test that a bad service argument is named in the error."""
     with pytest.raises(ServiceValidationError) as info:
         await _get(hass, **data)
     assert info.value.translation_key == key
@@ -118,7 +144,10 @@ async def test_bad_arguments_are_named(
     assert argument in message
 
 
-async def test_export_writes_the_full_dataset(hass: HomeAssistant, demo: MockConfigEntry) -> None:
+async def test_export_writes_the_full_dataset(
+    hass: HomeAssistant, demo: MockConfigEntry
+) -> None:
+    """Test that the export service writes the full dataset."""
     hass.config.allowlist_external_dirs = {hass.config.path("www")}
     result = await _export(hass, period=1)
     path = Path(result["path"])
@@ -144,18 +173,25 @@ async def test_export_writes_the_full_dataset(hass: HomeAssistant, demo: MockCon
 async def test_export_refuses_outside_paths_and_traversal(
     hass: HomeAssistant, demo: MockConfigEntry, path: str, key: str
 ) -> None:
+    """Test that the export refuses paths outside the allowed ones and traversal."""
     hass.config.allowlist_external_dirs = {hass.config.path("www")}
     with pytest.raises(ServiceValidationError) as info:
         await _export(hass, path=path)
     assert info.value.translation_key == key
     assert info.value.translation_placeholders == {"path": path}
-    written = [Path(hass.config.path("secrets.json")), Path("/etc/adaptive_modbus.json")]
-    assert not any(await hass.async_add_executor_job(lambda: [p.exists() for p in written]))
+    written = [
+        Path(hass.config.path("secrets.json")),
+        Path("/etc/adaptive_modbus.json"),
+    ]
+    assert not any(
+        await hass.async_add_executor_job(lambda: [p.exists() for p in written])
+    )
 
 
 async def test_history_is_saved_with_the_learned_state(
     hass: HomeAssistant, demo: MockConfigEntry, hass_storage: dict[str, Any]
 ) -> None:
+    """Test that the history is saved with the learned state."""
     store: LearnedStateStore = demo.runtime_data.store
     await store.async_save()
     saved = hass_storage[f"{DOMAIN}.{demo.entry_id}"]["data"]
@@ -186,7 +222,9 @@ async def test_history_counts_an_outage_while_every_cycle_fails(
     assert coordinator.failed_cycles >= UNAVAILABLE_AFTER_FAILURES
     snap = coordinator.engine.snapshot()
     hours = coordinator.history.hours()
-    pending = coordinator._unobserved  # cycles not yet handed over: at most a few
+    # cycles not yet handed to the history (at most a few): the coordinator's own
+    # bookkeeping, which no public API shows
+    pending = coordinator._unobserved  # noqa: SLF001
     assert len(pending) <= UNAVAILABLE_AFTER_FAILURES
     errors = sum(h.errors for h in hours) + sum(len(r.errors) for r in pending)
     assert errors == snap.totals.errors > UNAVAILABLE_AFTER_FAILURES
@@ -194,7 +232,10 @@ async def test_history_counts_an_outage_while_every_cycle_fails(
     await hass.async_block_till_done()
 
 
-async def test_no_loaded_connection_is_said_so(hass: HomeAssistant, demo: MockConfigEntry) -> None:
+async def test_no_loaded_connection_is_said_so(
+    hass: HomeAssistant, demo: MockConfigEntry
+) -> None:
+    """Test that the service says so when no connection is loaded."""
     assert await hass.config_entries.async_unload(demo.entry_id)
     await hass.async_block_till_done()
     with pytest.raises(ServiceValidationError) as info:

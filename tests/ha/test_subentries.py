@@ -6,13 +6,12 @@ simulated units, and the real subentry flows through HA's flow manager.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
+import json
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
-import pytest
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     SOURCE_USER,
@@ -21,10 +20,9 @@ from homeassistant.config_entries import (
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from test_config_flow import GOOD_MAP, PACKAGE, MultiUnitDevice, suggested
 
 from custom_components.adaptive_modbus import async_remove_config_entry_device
 from custom_components.adaptive_modbus.const import (
@@ -41,22 +39,33 @@ from custom_components.adaptive_modbus.const import (
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.storage import LearnedStateStore
 
+from .test_config_flow import GOOD_MAP, PACKAGE, MultiUnitDevice, suggested
+
 if TYPE_CHECKING:
-    from conftest import VirtualTime
+    from .conftest import VirtualTime
 
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 HOST = "127.0.0.1"
 # short intervals and timeouts as in the HA conftest's FAST_OPTIONS (not imported:
 # a plain "conftest" import may resolve to the engine tests' conftest)
-FAST_OPTIONS: dict[str, Any] = {"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5}
+FAST_OPTIONS: dict[str, Any] = {
+    "min_interval": 2.0,
+    "max_interval": 60.0,
+    "timeout": 0.5,
+}
 
 
 @pytest.fixture
 async def multi_server(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
     """Units 1, 2 and 3 (demo devices) behind one Modbus TCP server."""
-    server = SimulatorServer(MultiUnitDevice([1, 2, 3]), host=HOST, port=0, unit_ids=[1, 2, 3])
+    server = SimulatorServer(
+        MultiUnitDevice([1, 2, 3]), host=HOST, port=0, unit_ids=[1, 2, 3]
+    )
     await server.start()
     try:
         yield server
@@ -65,7 +74,7 @@ async def multi_server(vtime: VirtualTime) -> AsyncIterator[SimulatorServer]:
 
 
 def connection_entry(hass: HomeAssistant, port: int) -> MockConfigEntry:
-    """A version 2 TCP entry with one device subentry: unit 1, demo profile."""
+    """Return a version 2 TCP entry with one device subentry: unit 1, demo profile."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         version=2,
@@ -87,19 +96,24 @@ def connection_entry(hass: HomeAssistant, port: int) -> MockConfigEntry:
 
 
 def entity_ids(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
-    """unique id -> entity id of the entry's register entities."""
+    """Map unique id -> entity id of the entry's register entities."""
     ent_reg = er.async_get(hass)
     return {
-        e.unique_id: e.entity_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)
+        e.unique_id: e.entity_id
+        for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)
     }
 
 
 def subentry_id(entry: MockConfigEntry, unit: int) -> str:
-    """The subentry of a unit."""
-    return next(s.subentry_id for s in entry.subentries.values() if s.unique_id == str(unit))
+    """Return the subentry id of a unit."""
+    return next(
+        s.subentry_id for s in entry.subentries.values() if s.unique_id == str(unit)
+    )
 
 
-async def add_device(hass: HomeAssistant, entry: MockConfigEntry, data: dict[str, Any]) -> Any:
+async def add_device(
+    hass: HomeAssistant, entry: MockConfigEntry, data: dict[str, Any]
+) -> Any:
     """Run the 'add device' subentry flow with one form submission."""
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "device"), context={"source": SOURCE_USER}
@@ -112,8 +126,11 @@ async def add_device(hass: HomeAssistant, entry: MockConfigEntry, data: dict[str
 async def test_add_edit_remove_device(
     hass: HomeAssistant, vtime: VirtualTime, multi_server: SimulatorServer
 ) -> None:
-    """Add, edit (unit id, name, profile, map) and remove a device on a loaded entry:
-    the other device keeps its entity ids and its learned state."""
+    """Test adding, editing and removing a device on a loaded entry.
+
+    Edits change unit id, name, profile and map; the other device keeps its entity
+    ids and its learned state.
+    """
     entry = connection_entry(hass, multi_server.port)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -135,14 +152,17 @@ async def test_add_edit_remove_device(
 
     async def spy(store: LearnedStateStore) -> bool:
         result = await original(store)
-        imported.update({u: r.interval for u, r in store.engine.snapshot().registers.items()})
+        imported.update(
+            {u: r.interval for u, r in store.engine.snapshot().registers.items()}
+        )
         return result
 
     result = await add_device(hass, entry, {CONF_UNIT_ID: 1, CONF_PROFILE: "sdm120"})
     assert result["errors"] == {CONF_UNIT_ID: "unit_already_added"}
     with patch.object(LearnedStateStore, "async_restore", spy):
         result = await hass.config_entries.subentries.async_configure(
-            result["flow_id"], {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"}
+            result["flow_id"],
+            {CONF_UNIT_ID: 2, CONF_PROFILE: "sdm120", CONF_NAME: "Meter"},
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY, result
         await hass.async_block_till_done()
@@ -150,7 +170,11 @@ async def test_add_edit_remove_device(
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 2]
     after_add = entity_ids(hass, entry)
     assert {uid: after_add[uid] for uid in before} == before  # entity ids unchanged
-    unit2 = {uid: eid for uid, eid in after_add.items() if uid.startswith(f"{entry.entry_id}_2_")}
+    unit2 = {
+        uid: eid
+        for uid, eid in after_add.items()
+        if uid.startswith(f"{entry.entry_id}_2_")
+    }
     assert unit2
     # the reload restored unit 1's learning (intervals and holes) before its first cycle
     assert {uid: imported[uid] for uid in learned} == pytest.approx(learned)
@@ -165,7 +189,8 @@ async def test_add_edit_remove_device(
     assert suggested(result, CONF_PROFILE) == "sdm120"
     assert suggested(result, CONF_NAME) == "Meter"
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "sdm120", CONF_NAME: "Meter B"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 3, CONF_PROFILE: "sdm120", CONF_NAME: "Meter B"},
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
@@ -182,13 +207,16 @@ async def test_add_edit_remove_device(
     dev_reg = dr.async_get(hass)
     device3 = dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_3")})
     assert device3 is not None and device3.name == "Meter B"
-    assert dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_2")}) is None
+    assert (
+        dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_2")}) is None
+    )
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1, 3]
 
     # -- switch it to a custom map; editing again shows the map as it is now ------------
     result = await reconfigure_device(hass, entry, sid)
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"},
     )
     assert result["step_id"] == "custom_map"
     result = await hass.config_entries.subentries.async_configure(
@@ -198,13 +226,18 @@ async def test_add_edit_remove_device(
     await hass.async_block_till_done()
     assert entry.subentries[sid].data[CONF_REGISTER_MAP] == GOOD_MAP
     # the SDM120 registers left with the profile: only the map's register remains
-    unit3 = [uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")]
+    unit3 = [
+        uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")
+    ]
     assert unit3 == [f"{entry.entry_id}_3_outdoor"]
-    assert {uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before} == before
+    assert {
+        uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before
+    } == before
     result = await reconfigure_device(hass, entry, sid)
     assert suggested(result, CONF_PROFILE) == "custom"
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 3, CONF_PROFILE: "custom", CONF_NAME: "Meter B"},
     )
     assert suggested(result, CONF_REGISTER_MAP) == GOOD_MAP
     hass.config_entries.subentries.async_abort(result["flow_id"])
@@ -214,7 +247,9 @@ async def test_add_edit_remove_device(
     assert hass.config_entries.async_remove_subentry(entry, sid)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_3")}) is None
+    assert (
+        dev_reg.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_3")}) is None
+    )
     assert entity_ids(hass, entry) == before
     assert [u.unit_id for u in entry.runtime_data.hub.units] == [1]
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -273,8 +308,11 @@ registers:
 async def test_custom_map_device_fields_honoured(
     hass: HomeAssistant, vtime: VirtualTime, multi_server: SimulatorServer
 ) -> None:
-    """A custom map's name, manufacturer, model and max_registers reach the device
-    registry and the engine: no read of that unit is longer than the map allows."""
+    """Test that a custom map's device fields are honoured.
+
+    Its name, manufacturer, model and max_registers reach the device registry and
+    the engine: no read of that unit is longer than the map allows.
+    """
     entry = connection_entry(hass, multi_server.port)
     hass.config_entries.async_add_subentry(
         entry,
@@ -296,13 +334,20 @@ async def test_custom_map_device_fields_honoured(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     await vtime.run(entry.runtime_data.coordinator, 120)
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_2")})
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}_2")}
+    )
     assert device is not None
-    assert (device.name, device.manufacturer, device.model) == ("Garden meter", "Acme", "GM-1")
+    assert (device.name, device.manufacturer, device.model) == (
+        "Garden meter",
+        "Acme",
+        "GM-1",
+    )
     unit2 = [r for r in multi_server.requests if r.unit_id == 2]
     assert unit2
     assert max(r.count for r in unit2) <= 2
-    assert max(r.count for r in multi_server.requests if r.unit_id == 1) > 2  # option: 125
+    # option: 125
+    assert max(r.count for r in multi_server.requests if r.unit_id == 1) > 2
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
 
@@ -318,8 +363,11 @@ BAD_MAP = """registers:
 async def test_bad_map_fixed_through_the_device(
     hass: HomeAssistant, vtime: VirtualTime, multi_server: SimulatorServer
 ) -> None:
-    """A stored map that no longer parses fails setup with a message pointing to the
-    device's reconfigure; fixing the map there (shown as stored) sets the entry up."""
+    """Test that a bad stored map is fixed through the device's reconfigure.
+
+    A stored map that no longer parses fails setup with a message pointing to the
+    device's reconfigure; fixing the map there (shown as stored) sets the entry up.
+    """
     entry = connection_entry(hass, multi_server.port)
     hass.config_entries.async_add_subentry(
         entry,
@@ -349,7 +397,8 @@ async def test_bad_map_fixed_through_the_device(
     assert "Reconfigure" in message
     result = await reconfigure_device(hass, entry, subentry_id(entry, 2))
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Garden"}
+        result["flow_id"],
+        {CONF_UNIT_ID: 2, CONF_PROFILE: "custom", CONF_NAME: "Garden"},
     )
     assert suggested(result, CONF_REGISTER_MAP) == BAD_MAP
     result = await hass.config_entries.subentries.async_configure(
@@ -363,9 +412,13 @@ async def test_bad_map_fixed_through_the_device(
     await hass.async_block_till_done()
 
 
-async def reconfigure_device(hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str) -> Any:
-    """Open a device sub-entry's reconfigure flow (the flow manager's public API:
-    MockConfigEntry's helper for it changed its signature in HA 2025.x)."""
+async def reconfigure_device(
+    hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str
+) -> Any:
+    """Open a device sub-entry's reconfigure flow through the flow manager.
+
+    MockConfigEntry's helper for it changed its signature between HA versions.
+    """
     return await hass.config_entries.subentries.async_init(
         (entry.entry_id, "device"),
         context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},

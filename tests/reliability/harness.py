@@ -1,18 +1,20 @@
-"""Helpers of the reliability suite: virtual clocks, a driver that wakes the engine like
-the coordinator does, a sink for the measured numbers (``artifacts/measured.json``, read
-into the README table), and the HA test helpers of tests/ha/conftest.py.
+"""Helpers of the reliability suite.
+
+Virtual clocks, a driver that wakes the engine like the coordinator does, a sink for
+the measured numbers (``artifacts/measured.json``, read into the README table), and
+the HA test helpers of tests/ha/conftest.py.
 
 A module of its own (not conftest) so test modules import it by a unique name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 import importlib.util
 import json
 import math
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+import sys
 from typing import Any
 
 from custom_components.adaptive_modbus.engine.scheduler import (
@@ -23,8 +25,7 @@ from custom_components.adaptive_modbus.engine.scheduler import (
 )
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from proxy import Proxy
+from .proxy import Proxy
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 MEASURED = ARTIFACTS / "measured.json"
@@ -52,9 +53,11 @@ class VirtualClock:
     """A clock the test moves by hand (engine time and transport backoff)."""
 
     def __init__(self, t: float = 1_000_000.0) -> None:
+        """Start the clock at ``t``."""
         self.t = t
 
     def __call__(self) -> float:
+        """Return the current virtual time."""
         return self.t
 
 
@@ -67,9 +70,11 @@ async def drive(
     on_cycle: Callable[[CycleResult], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> list[CycleResult]:
-    """Wake the engine at its due times until ``until``, like the coordinator does
-    (never sooner than MIN_DELAY after the previous cycle); stop after ``max_cycles``
-    or once ``stop()`` is true (checked between cycles)."""
+    """Wake the engine at its due times until ``until``, like the coordinator does.
+
+    Never sooner than MIN_DELAY after the previous cycle; stop after ``max_cycles``
+    or once ``stop()`` is true (checked between cycles).
+    """
     results: list[CycleResult] = []
     earliest = clock.t
     while len(results) < max_cycles and not (stop is not None and stop()):
@@ -90,9 +95,12 @@ async def drive(
 
 
 def unit_probes_within(span: float) -> int:
-    """How many probes the documented schedule of a down unit sends within ``span``
-    seconds of the cycle that found it silent: UNIT_PROBE_FIRST s later, then at
-    doubling intervals up to UNIT_PROBE_MAX s (5, 15, 35, 65, 95, ... s)."""
+    """Count the probes a down unit gets within ``span`` s of going silent.
+
+    The documented schedule: UNIT_PROBE_FIRST s after the cycle that found it
+    silent, then at doubling intervals up to UNIT_PROBE_MAX s (5, 15, 35, 65,
+    95, ... s).
+    """
     probes, step, t = 0, UNIT_PROBE_FIRST, UNIT_PROBE_FIRST
     while t <= span:
         probes += 1

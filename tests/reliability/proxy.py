@@ -14,12 +14,12 @@ Frames are Modbus TCP (MBAP): transaction id (2), protocol id (2), length (2), u
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
-import struct
 from collections.abc import Callable, Iterable
+import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+import random
+import struct
 
 LOOPBACK = "127.0.0.1"
 MBAP = 7
@@ -63,7 +63,7 @@ def parse_request(frame: bytes) -> Request:
 
 
 def exception_frame(request: Request, code: int) -> bytes:
-    """An MBAP exception answer to ``request`` with ``code``."""
+    """Return an MBAP exception answer to ``request`` with ``code``."""
     pdu = bytes([(request.function | 0x80) & 0xFF, code & 0xFF])
     return struct.pack(">HHHB", request.tid, 0, len(pdu) + 1, request.unit_id) + pdu
 
@@ -90,6 +90,7 @@ class Proxy:
     """The fault-injecting proxy; ``await start()`` then point a client at ``port``."""
 
     def __init__(self, upstream_port: int, *, seed: int = 0) -> None:
+        """Prepare a proxy to ``upstream_port`` that passes everything through."""
         self.upstream_port = upstream_port
         self.port = 0
         self.fault = Fault.PASS
@@ -97,7 +98,8 @@ class Proxy:
         # address -> Modbus exception code answered for any request touching it
         self.exception_codes: dict[int, int] = {}
         self.exception_units: frozenset[int] | None = None  # None: every unit
-        self.exception_budget: int | None = None  # answers left before they stop (None: all)
+        # answers left before they stop (None: all)
+        self.exception_budget: int | None = None
         self.one_client = False
         # optional per-request decision; overrides ``fault`` when it returns a Fault
         self.policy: Callable[[Request], Fault | None] | None = None
@@ -161,14 +163,19 @@ class Proxy:
         units: Iterable[int] | None = None,
         times: int | None = None,
     ) -> None:
-        """Answer ``code`` for requests touching ``address`` (``{address: code}``), on
-        ``units`` only (None: all), the first ``times`` such requests only (None: all)."""
+        """Answer ``code`` for requests touching ``address`` (``{address: code}``).
+
+        On ``units`` only (None: all), the first ``times`` such requests only (None:
+        all).
+        """
         self.exception_codes = dict(codes)
         self.exception_units = None if units is None else frozenset(units)
         self.exception_budget = times
 
     # ------------------------------------------------------------------ serving
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.counters.connects += 1
         if self.one_client and self.open_sockets >= 1:
             self.counters.refused += 1
@@ -215,7 +222,10 @@ class Proxy:
     def _exception_for(self, request: Request) -> int | None:
         if not self.exception_codes or request.address is None:
             return None
-        if self.exception_units is not None and request.unit_id not in self.exception_units:
+        if (
+            self.exception_units is not None
+            and request.unit_id not in self.exception_units
+        ):
             return None
         span = range(request.address, request.address + max(1, request.count or 1))
         for address, code in self.exception_codes.items():
@@ -232,7 +242,9 @@ class Proxy:
         frame: bytes,
         request: Request,
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
-    ) -> tuple[bytes | None, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, bool]:
+    ) -> tuple[
+        bytes | None, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None, bool
+    ]:
         """(answer or None for none, the upstream connection, keep the client open)."""
         fault = self._decide(request)
         self.counters.faults[fault.value] = self.counters.faults.get(fault.value, 0) + 1
@@ -266,7 +278,7 @@ class Proxy:
 def random_policy(
     rate: float, faults: Iterable[Fault], seed: int
 ) -> tuple[Callable[[Request], Fault | None], dict[str, int]]:
-    """A policy injecting one of ``faults`` into a share ``rate`` of requests (seeded)."""
+    """Return a seeded policy injecting ``faults`` into a share ``rate`` of requests."""
     rng = random.Random(seed)
     choices = list(faults)
     injected: dict[str, int] = {}

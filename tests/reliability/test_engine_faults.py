@@ -27,8 +27,6 @@ import time
 from typing import Any
 
 import pytest
-from harness import ProxiedFactory, VirtualClock, drive, record, unit_probes_within
-from proxy import Fault, Proxy
 
 from custom_components.adaptive_modbus.engine.errors import (
     ModbusConnectionError,
@@ -42,9 +40,18 @@ from custom_components.adaptive_modbus.engine.scheduler import (
     PollEngine,
 )
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
-from custom_components.adaptive_modbus.engine.transport import PymodbusTransport, TransportConfig
+from custom_components.adaptive_modbus.engine.transport import (
+    PymodbusTransport,
+    TransportConfig,
+)
 
-pytestmark = [pytest.mark.usefixtures("socket_enabled"), pytest.mark.allow_hosts(["127.0.0.1"])]
+from .harness import ProxiedFactory, VirtualClock, drive, record, unit_probes_within
+from .proxy import Fault, Proxy
+
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
 
 TIMEOUT = 0.2  # real seconds per request (scaled down from the 3 s default)
 OUTAGE = 600.0
@@ -58,35 +65,45 @@ UPTIME_ADDRESS = 30
 class Rig:
     """The demo device behind the proxy, polled by a real engine on a virtual clock."""
 
-    def __init__(self, proxy: Proxy, clock: VirtualClock, engine: PollEngine) -> None:
+    def __init__(
+        self,
+        proxy: Proxy,
+        clock: VirtualClock,
+        engine: PollEngine,
+        transport: PymodbusTransport,
+    ) -> None:
+        """Keep the rig's parts; ``transport`` is the one ``engine`` polls through."""
         self.proxy = proxy
         self.clock = clock
         self.engine = engine
-        self.transport: PymodbusTransport = engine._transport  # type: ignore[assignment]
+        self.transport = transport
 
     def connect_attempts(self) -> int:
+        """Return the connects tried so far, successful or not."""
         stats = self.transport.stats
         return stats.connects + stats.connect_failures
 
 
 async def make_rig(proxied: ProxiedFactory, **transport: Any) -> Rig:
+    """Build a rig: the demo device behind the proxy, polled on a virtual clock."""
     clock = VirtualClock()
     device = SimulatedDevice(seed=42, clock=clock, start=clock.t)
     _server, proxy = await proxied(device)
     settings: dict[str, Any] = {"timeout": TIMEOUT, "retries": 1, "reconnect_min": 1.0,
                                 "reconnect_max": 60.0, **transport}  # fmt: skip
     config = TransportConfig(host="127.0.0.1", port=proxy.port, **settings)
-    engine = PollEngine(
-        device.registers, PymodbusTransport(config, clock=clock), clock, EngineConfig()
-    )
-    return Rig(proxy, clock, engine)
+    transport = PymodbusTransport(config, clock=clock)
+    engine = PollEngine(device.registers, transport, clock, EngineConfig())
+    return Rig(proxy, clock, engine, transport)
 
 
 def learned(engine: PollEngine) -> dict[str, Any]:
-    """What an outage must not destroy: intervals, holes, patterns."""
+    """Return what an outage must not destroy: intervals, holes, patterns."""
     state = engine.export_state()
     return {
-        "intervals": {uid: reg.interval for uid, reg in engine.snapshot().registers.items()},
+        "intervals": {
+            uid: reg.interval for uid, reg in engine.snapshot().registers.items()
+        },
         "holes": engine.snapshot().holes,
         "profiles": {uid: r["profile"] for uid, r in state["registers"].items()},
     }
@@ -95,9 +112,11 @@ def learned(engine: PollEngine) -> dict[str, Any]:
 async def outage(
     proxied: ProxiedFactory, *, silent: bool = False, quarantine: bool = True
 ) -> dict[str, Any]:
-    """Warm up an hour with one quarantined register, then 10 minutes of outage
-    (connection refused, or ``silent``: connected but never answered), then the device
-    returns. Returns what was measured."""
+    """Run an outage of 10 minutes after an hour's warm-up; return what was measured.
+
+    One register is quarantined; the outage is connection refused, or ``silent``
+    (connected but never answered); then the device returns.
+    """
     rig = await make_rig(proxied, timeout=0.1 if silent else TIMEOUT)
     rig.proxy.set_exceptions({UPTIME_ADDRESS: 2}, units=(1,))
     await drive(rig.engine, rig.clock, rig.clock.t + 900)
@@ -141,7 +160,9 @@ async def outage(
     def check(_result: Any) -> None:
         nonlocal recovered
         registers = rig.engine.snapshot().registers
-        if recovered is None and all((registers[u].last_read or 0) >= back for u in regular):
+        if recovered is None and all(
+            (registers[u].last_read or 0) >= back for u in regular
+        ):
             recovered = rig.clock.t - back
 
     await drive(rig.engine, rig.clock, back + 420, on_cycle=check)  # > max interval
@@ -157,17 +178,26 @@ async def outage(
 
 
 async def test_outage_connect_attempts_are_bounded(proxied: ProxiedFactory) -> None:
-    """10 minutes of connection refused with a quarantined register: at most one
-    connect attempt per wake-up of the down unit's probe schedule, never a loop."""
+    """Test that connect attempts during an outage are bounded.
+
+    10 minutes of connection refused with a quarantined register: at most one
+    connect attempt per wake-up of the down unit's probe schedule, never a loop.
+    """
     measured = await outage(proxied)
-    record("outage_refused", {k: v for k, v in measured.items() if k in ("during", "recovery_s")})
+    record(
+        "outage_refused",
+        {k: v for k, v in measured.items() if k in ("during", "recovery_s")},
+    )
     assert measured["during"]["connect_attempts"] <= OUTAGE_CONNECTS, measured["during"]
 
 
 async def test_outage_wakeups_are_bounded(proxied: ProxiedFactory) -> None:
-    """10 minutes of connection refused: the engine wakes on the probe schedule of a
-    down unit (5 s doubling to 30 s), not for every register's own retry, and never in
-    a storm."""
+    """Test that the engine's wake-ups during an outage are bounded.
+
+    10 minutes of connection refused: the engine wakes on the probe schedule of a
+    down unit (5 s doubling to 30 s), not for every register's own retry, and never
+    in a storm.
+    """
     measured = await outage(proxied)
     assert measured["during"]["cycles"] <= OUTAGE_CYCLES, measured["during"]
 
@@ -175,28 +205,45 @@ async def test_outage_wakeups_are_bounded(proxied: ProxiedFactory) -> None:
 async def test_silent_device_requests_are_bounded(proxied: ProxiedFactory) -> None:
     """10 minutes of a gateway that accepts but never answers: requests stay bounded."""
     measured = await outage(proxied, silent=True)
-    record("outage_silent", {k: v for k, v in measured.items() if k in ("during", "recovery_s")})
+    record(
+        "outage_silent",
+        {k: v for k, v in measured.items() if k in ("during", "recovery_s")},
+    )
     assert measured["during"]["cycles"] <= OUTAGE_CYCLES, measured["during"]
     # each wake-up: a request and its one retry at most; the cycle that finds the unit
     # silent adds one small read (to tell a silent unit from one refusing large reads)
-    assert measured["during"]["requests_at_proxy"] <= 2 * OUTAGE_CYCLES + 2, measured["during"]
+    assert measured["during"]["requests_at_proxy"] <= 2 * OUTAGE_CYCLES + 2, measured[
+        "during"
+    ]
 
 
 async def test_values_back_within_one_backoff_step(proxied: ProxiedFactory) -> None:
-    """After the device returns, every register has a fresh value within the bound
-    (the outage starts just after the quarantined register's re-probe, so no re-probe
-    falls inside it)."""
+    """Test that values are back within one backoff step after an outage.
+
+    After the device returns, every register has a fresh value within the bound (the
+    outage starts just after the quarantined register's re-probe, so no re-probe
+    falls inside it).
+    """
     measured = await outage(proxied, quarantine=False)
-    record("outage_recovery", {"recovery_s": measured["recovery_s"], **measured["during"]})
+    record(
+        "outage_recovery", {"recovery_s": measured["recovery_s"], **measured["during"]}
+    )
     assert measured["recovery_s"] is not None
     assert measured["recovery_s"] <= RECOVERY_BOUND, measured["recovery_s"]
 
 
 async def test_outage_keeps_learned_state(proxied: ProxiedFactory) -> None:
-    """Learned intervals, holes and patterns survive the outage: unchanged when the
-    device returns, and the holes still known after it is read again."""
+    """Test that learned intervals, holes and patterns survive an outage.
+
+    Unchanged when the device returns, and the holes still known after it is read
+    again.
+    """
     measured = await outage(proxied, quarantine=False)
-    before, at_return, after = measured["before"], measured["at_return"], measured["after"]
+    before, at_return, after = (
+        measured["before"],
+        measured["at_return"],
+        measured["after"],
+    )
     assert before["holes"]
     assert at_return == before  # failed reads taught the models nothing
     assert after["holes"] == before["holes"]
@@ -212,7 +259,9 @@ async def _cycle_until_touched(rig: Rig, address: int) -> None:
         await rig.engine.poll_due()
         for request in rig.proxy.log[seen:]:
             start = request.address
-            touched = start is not None and start <= address < start + (request.count or 1)
+            touched = start is not None and start <= address < start + (
+                request.count or 1
+            )
             if touched and request.function == 4:
                 return
         seen = len(rig.proxy.log)
@@ -220,8 +269,11 @@ async def _cycle_until_touched(rig: Rig, address: int) -> None:
 
 
 async def test_transient_device_failure_is_forgotten(proxied: ProxiedFactory) -> None:
-    """One exception 4 on a block read must not leave a hole or a quarantine for good:
-    within two hours the plan and the request rate are as before the fault."""
+    """Test that a transient device failure is forgotten.
+
+    One exception 4 on a block read must not leave a hole or a quarantine for good:
+    within two hours the plan and the request rate are as before the fault.
+    """
     rig = await make_rig(proxied)
     await drive(rig.engine, rig.clock, rig.clock.t + 1200)
     holes_before = rig.engine.snapshot().holes
@@ -240,7 +292,9 @@ async def test_transient_device_failure_is_forgotten(proxied: ProxiedFactory) ->
                                       "holes_after": rig.engine.snapshot().holes})  # fmt: skip
     await rig.transport.close()
     assert rig.engine.snapshot().holes == holes_before
-    assert all(r.quarantined_until is None for r in rig.engine.snapshot().registers.values())
+    assert all(
+        r.quarantined_until is None for r in rig.engine.snapshot().registers.values()
+    )
     assert after <= 1.1 * baseline, (baseline, after)
 
 
@@ -248,8 +302,11 @@ async def test_transient_device_failure_is_forgotten(proxied: ProxiedFactory) ->
 async def test_answer_for_someone_else_is_its_own_error(
     proxied: ProxiedFactory, fault: Fault
 ) -> None:
-    """An answer with another unit or transaction id is refused at once (not waited out
-    as a timeout, not accepted) and the connection is dropped."""
+    """Test that an answer for someone else is an error of its own.
+
+    An answer with another unit or transaction id is refused at once (not waited out
+    as a timeout, not accepted) and the connection is dropped.
+    """
     rig = await make_rig(proxied, retries=0)
     await rig.transport.read(1, Table.HOLDING, 0, 3)
     rig.proxy.fault = fault
@@ -257,34 +314,50 @@ async def test_answer_for_someone_else_is_its_own_error(
     with pytest.raises(ModbusError) as caught:
         await rig.transport.read(1, Table.HOLDING, 0, 3)
     elapsed = time.monotonic() - t0
-    assert not isinstance(caught.value, ModbusTimeout | ModbusConnectionError), caught.value
+    assert not isinstance(caught.value, ModbusTimeout | ModbusConnectionError), (
+        caught.value
+    )
     assert elapsed < TIMEOUT
     assert not rig.transport.connected
     await rig.transport.close()
 
 
-@pytest.mark.parametrize("fault", [Fault.TRUNCATE, Fault.GARBAGE, Fault.DROP, Fault.BLACKHOLE])
+@pytest.mark.parametrize(
+    "fault", [Fault.TRUNCATE, Fault.GARBAGE, Fault.DROP, Fault.BLACKHOLE]
+)
 async def test_broken_answer_fails_one_request_then_reads_again(
     proxied: ProxiedFactory, fault: Fault
 ) -> None:
-    """A truncated, garbled, dropped or missing answer fails that request with a
-    ModbusError, the connection is dropped, and the next request reads fine."""
+    """Test that a broken answer fails one request, then reads work again.
+
+    A truncated, garbled, dropped or missing answer fails that request with a
+    ModbusError, the connection is dropped, and the next request reads fine.
+    """
     rig = await make_rig(proxied, retries=0)
     good = await rig.transport.read(1, Table.HOLDING, 0, 3)
     rig.proxy.fault = fault
     t0 = time.monotonic()
     with pytest.raises(ModbusError):
         await rig.transport.read(1, Table.HOLDING, 0, 3)
-    record(f"broken_answer_{fault.value}", {"failed_after_s": round(time.monotonic() - t0, 3)})
+    record(
+        f"broken_answer_{fault.value}",
+        {"failed_after_s": round(time.monotonic() - t0, 3)},
+    )
     rig.proxy.fault = Fault.PASS
     rig.clock.t += 120  # past any reconnect backoff
-    assert (await rig.transport.read(1, Table.HOLDING, 0, 3))[:2] == good[:2]  # setpoints
+    # setpoints
+    assert (await rig.transport.read(1, Table.HOLDING, 0, 3))[:2] == good[:2]
     await rig.transport.close()
 
 
-async def test_one_client_gateway_refuses_the_second_client(proxied: ProxiedFactory) -> None:
-    """A one-client gateway: the second transport gets a connection error, the first
-    keeps reading, and once the first closes the second connects."""
+async def test_one_client_gateway_refuses_the_second_client(
+    proxied: ProxiedFactory,
+) -> None:
+    """Test that a one-client gateway refuses the second client until the first closes.
+
+    The second transport gets a connection error, the first keeps reading, and once
+    the first closes the second connects.
+    """
     rig = await make_rig(proxied, retries=0)
     rig.proxy.one_client = True
     config = rig.transport.config

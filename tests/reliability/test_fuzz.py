@@ -13,22 +13,16 @@ import time
 import tracemalloc
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from adaptive_modbus_engine.register_map import (
     MAX_MESSAGE_CHARS,
     RegisterMapError,
     parse_register_map,
 )
-from adaptive_modbus_engine.registers import (
-    DataType,
-    Order,
-    RegisterSpec,
-    Table,
-)
+from adaptive_modbus_engine.registers import DataType, Order, RegisterSpec, Table
 
 FIELDS = [
     "key", "name", "table", "address", "data_type", "count", "bit", "word_order",
@@ -46,20 +40,27 @@ scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=30),
-    st.sampled_from(["holding", "input", "coil", "discrete", "float32", "bit", "big", "little"]),
+    st.sampled_from(
+        ["holding", "input", "coil", "discrete", "float32", "bit", "big", "little"]
+    ),
 )
 values = st.recursive(
     scalars,
     lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
     max_leaves=12,
 )
-register = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), values, max_size=8)
+register = st.dictionaries(
+    st.sampled_from(FIELDS) | st.text(max_size=10), values, max_size=8
+)
 document = st.one_of(
     st.lists(register, max_size=5),
     st.fixed_dictionaries({"registers": st.lists(register, max_size=5)}),
-    st.dictionaries(st.sampled_from(["registers", "name", "max_registers"]), values, max_size=3),
+    st.dictionaries(
+        st.sampled_from(["registers", "name", "max_registers"]), values, max_size=3
+    ),
     values,
 )
 YAML_CHARS = "[]{}:,-&*!|>'\"#?%@` \n\t\\.0123456789abcdenrstxyz<=~^"
@@ -68,23 +69,27 @@ YAML_CHARS = "[]{}:,-&*!|>'\"#?%@` \n\t\\.0123456789abcdenrstxyz<=~^"
 def check_parse(text: str) -> None:
     """Parse ``text``: definitions, or a RegisterMapError that says where; nothing else."""
     started = time.perf_counter()
+    error: RegisterMapError | None = None
     try:
         result = parse_register_map(text, unit_id=1)
     except RegisterMapError as err:
-        assert err.line is not None or err.field is not None, str(err)
-        assert err.line is None or err.line >= 1
-        assert err.message
-        assert len(str(err)) <= MAX_MESSAGE_CHARS + WHERE_CHARS
+        error = err
     else:
         assert isinstance(result, list) and result
         for definition in result:
             assert definition.spec.unit_id == 1 and definition.key
+    if error is not None:
+        assert error.line is not None or error.field is not None, str(error)
+        assert error.line is None or error.line >= 1
+        assert error.message
+        assert len(str(error)) <= MAX_MESSAGE_CHARS + WHERE_CHARS
     assert time.perf_counter() - started < SECONDS_PER_PARSE
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document)
 def test_parser_on_random_structures(data: Any) -> None:
+    """Test the map parser on random YAML structures."""
     try:
         text = yaml.safe_dump(data, allow_unicode=True)
     except (yaml.YAMLError, ValueError, OverflowError):
@@ -95,12 +100,14 @@ def test_parser_on_random_structures(data: Any) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=YAML_CHARS, max_size=400))
 def test_parser_on_random_yaml_characters(text: str) -> None:
+    """Test the map parser on random strings of YAML's special characters."""
     check_parse(text)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_parser_on_random_unicode(text: str) -> None:
+    """Test the map parser on random Unicode text."""
     check_parse(text)
 
 
@@ -144,11 +151,14 @@ def test_parser_on_mutated_real_maps() -> None:
 
 NUMERIC = [DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32,
            DataType.INT64, DataType.UINT64, DataType.FLOAT32, DataType.FLOAT64]  # fmt: skip
-finite_nonzero = st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x != 0)
+finite_nonzero = st.floats(allow_nan=False, allow_infinity=False).filter(
+    lambda x: x != 0
+)
 
 
 @st.composite
 def spec_and_words(draw: st.DrawFn) -> tuple[RegisterSpec, list[int]]:
+    """Draw a random register spec and words to decode."""
     data_type = draw(st.sampled_from(list(DataType)))
     kwargs: dict[str, Any] = {
         "key": "r",
@@ -160,8 +170,12 @@ def spec_and_words(draw: st.DrawFn) -> tuple[RegisterSpec, list[int]]:
         "byte_order": draw(st.sampled_from(list(Order))),
     }
     if data_type in NUMERIC:
-        kwargs["scale"] = draw(finite_nonzero | st.sampled_from([1.0, 0.1, 0.01, -1.0, 10.0]))
-        kwargs["offset"] = draw(st.floats(allow_nan=False, allow_infinity=False) | st.just(0.0))
+        kwargs["scale"] = draw(
+            finite_nonzero | st.sampled_from([1.0, 0.1, 0.01, -1.0, 10.0])
+        )
+        kwargs["offset"] = draw(
+            st.floats(allow_nan=False, allow_infinity=False) | st.just(0.0)
+        )
         kwargs["precision"] = draw(st.none() | st.integers(0, 10))
     if data_type is DataType.STRING:
         kwargs["count"] = draw(st.integers(1, 8))
@@ -176,6 +190,7 @@ def spec_and_words(draw: st.DrawFn) -> tuple[RegisterSpec, list[int]]:
 @settings(max_examples=1000, deadline=None)
 @given(spec_and_words())
 def test_decoder_on_random_words(case: tuple[RegisterSpec, list[int]]) -> None:
+    """Test that decoding random words gives a value of the right kind or None."""
     spec, words = case
     value = spec.decode(words)
     if spec.is_numeric:
@@ -210,5 +225,7 @@ def test_every_nan_and_inf_pattern_is_no_value(
     exponent = (1 << (bits - 1 - fraction)) - 1
     raw = (sign << (bits - 1)) | (exponent << fraction) | (mantissa % (1 << fraction))
     words = [(raw >> shift) & 0xFFFF for shift in range(bits - 16, -1, -16)]
-    spec = RegisterSpec(key="f", unit_id=1, table=Table.INPUT, address=0, data_type=data_type)
+    spec = RegisterSpec(
+        key="f", unit_id=1, table=Table.INPUT, address=0, data_type=data_type
+    )
     assert spec.decode(words) is None

@@ -1,5 +1,7 @@
-"""Faults through the real integration: HA (test plugin) -> coordinator -> engine ->
-pymodbus transport -> fault proxy -> simulator, in the integration's virtual time.
+"""Faults through the real integration, in the integration's virtual time.
+
+HA (test plugin) -> coordinator -> engine -> pymodbus transport -> fault proxy ->
+simulator.
 
 Bounds (the options of these tests: min interval 2 s, max interval 60 s, timeout 0.5 s):
 entities turn unavailable after UNAVAILABLE_AFTER_FAILURES failed cycles and not after
@@ -13,21 +15,19 @@ after the gateway returned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
+import contextlib
 from datetime import timedelta
+import time
 from typing import Any
 from unittest.mock import patch
 
-import pytest
-from harness import VirtualTime, record, tcp_entry_factory, unit_probes_within
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
-from proxy import Fault, Proxy, Request, random_policy
+import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.adaptive_modbus.const import (
@@ -36,9 +36,15 @@ from custom_components.adaptive_modbus.const import (
     UNAVAILABLE_AFTER_FAILURES,
 )
 from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.scheduler import UNIT_PROBE_MAX, PollEngine
+from custom_components.adaptive_modbus.engine.scheduler import (
+    UNIT_PROBE_MAX,
+    PollEngine,
+)
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+
+from .harness import VirtualTime, record, tcp_entry_factory, unit_probes_within
+from .proxy import Fault, Proxy, Request, random_policy
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled", "enable_custom_integrations"),
@@ -53,6 +59,7 @@ OUTAGE_WAKEUPS = 1 + unit_probes_within(600)
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 3.0) -> bool:
+    """Wait in real time until ``predicate`` holds; return False after ``within`` s."""
     deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
@@ -62,7 +69,10 @@ async def wait_for(predicate: Callable[[], bool], within: float = 3.0) -> bool:
 
 
 def entity_id(hass: HomeAssistant, entry: Any, platform: str, key: str) -> str:
-    found = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{entry.entry_id}_1_{key}")
+    """Return the entity id of register ``key`` of unit 1."""
+    found = er.async_get(hass).async_get_entity_id(
+        platform, DOMAIN, f"{entry.entry_id}_1_{key}"
+    )
     assert found is not None, key
     return found
 
@@ -73,13 +83,16 @@ class NanDevice:
     unit_id = 1
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+        """Return NaN at input 0-1 and 230 at input 2."""
         words = [0x7FC0, 0x0000, 230, 0]
         return words[address : address + count]
 
     def write_registers(self, unit_id: int, address: int, values: Any) -> None:
+        """Refuse: the device is read-only."""
         raise NotImplementedError
 
     def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Refuse: the device is read-only."""
         raise NotImplementedError
 
 
@@ -104,8 +117,10 @@ registers:
 
 @pytest.fixture
 async def gateway(vtime: VirtualTime) -> AsyncIterator[tuple[SimulatorServer, Proxy]]:
-    """The demo device (virtual clock) served on loopback, the proxy in front."""
-    server = SimulatorServer(SimulatedDevice(seed=7, clock=vtime.time), host="127.0.0.1")
+    """Provide the demo device (virtual clock) on loopback with the proxy in front."""
+    server = SimulatorServer(
+        SimulatedDevice(seed=7, clock=vtime.time), host="127.0.0.1"
+    )
     await server.start()
     proxy = Proxy(server.port)
     await proxy.start()
@@ -115,6 +130,7 @@ async def gateway(vtime: VirtualTime) -> AsyncIterator[tuple[SimulatorServer, Pr
 
 
 async def setup_entry(hass: HomeAssistant, port: int, **kwargs: Any) -> Any:
+    """Set up a Modbus TCP entry to ``port``; return it."""
     entry = tcp_entry_factory(hass)(port, **kwargs)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -122,6 +138,7 @@ async def setup_entry(hass: HomeAssistant, port: int, **kwargs: Any) -> Any:
 
 
 async def unload(hass: HomeAssistant, entry: Any) -> None:
+    """Unload ``entry``, whatever state it is in."""
     with contextlib.suppress(Exception):
         await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
@@ -132,7 +149,9 @@ async def step(vtime: VirtualTime, coordinator: Any) -> None:
     await vtime.advance(max(coordinator.seconds_to_next_due(), 0.01), coordinator)
 
 
-async def outage(hass: HomeAssistant, vtime: VirtualTime, proxy: Proxy) -> dict[str, Any]:
+async def outage(
+    hass: HomeAssistant, vtime: VirtualTime, proxy: Proxy
+) -> dict[str, Any]:
     """Ten minutes of gateway outage through the integration; what was seen."""
     entry = await setup_entry(hass, proxy.port)
     coordinator = entry.runtime_data.coordinator
@@ -142,7 +161,10 @@ async def outage(hass: HomeAssistant, vtime: VirtualTime, proxy: Proxy) -> dict[
     await proxy.offline()
     failed_seen = []
     start = vtime.offset
-    while coordinator.failed_cycles < UNAVAILABLE_AFTER_FAILURES and vtime.offset - start < 900:
+    while (
+        coordinator.failed_cycles < UNAVAILABLE_AFTER_FAILURES
+        and vtime.offset - start < 900
+    ):
         await step(vtime, coordinator)
         failed_seen.append((coordinator.failed_cycles, hass.states.get(power).state))
     assert coordinator.failed_cycles == UNAVAILABLE_AFTER_FAILURES
@@ -154,7 +176,9 @@ async def outage(hass: HomeAssistant, vtime: VirtualTime, proxy: Proxy) -> dict[
     await vtime.run(coordinator, 600 - unavailable_after)
     await proxy.online()
     back = vtime.offset
-    while hass.states.get(power).state == STATE_UNAVAILABLE and vtime.offset - back < 900:
+    while (
+        hass.states.get(power).state == STATE_UNAVAILABLE and vtime.offset - back < 900
+    ):
         await step(vtime, coordinator)
     recovery = vtime.offset - back
     await unload(hass, entry)
@@ -168,8 +192,11 @@ async def outage(hass: HomeAssistant, vtime: VirtualTime, proxy: Proxy) -> dict[
 async def test_outage_unavailable_after_the_stated_failures(
     hass: HomeAssistant, vtime: VirtualTime, gateway: tuple[SimulatorServer, Proxy]
 ) -> None:
-    """Gateway gone: one failed cycle changes nothing, UNAVAILABLE_AFTER_FAILURES failed
-    cycles make every entity unavailable, and they come back."""
+    """Test that entities turn unavailable after the stated failures, and come back.
+
+    Gateway gone: one failed cycle changes nothing, UNAVAILABLE_AFTER_FAILURES failed
+    cycles make every entity unavailable, and they come back.
+    """
     measured = await outage(hass, vtime, gateway[1])
     after_one = [state for failed, state in measured["seen"] if failed == 1]
     assert after_one and STATE_UNAVAILABLE not in after_one, measured["seen"]
@@ -189,8 +216,11 @@ async def test_outage_values_back_within_one_backoff_step(
 async def test_outage_wakeups_are_bounded(
     hass: HomeAssistant, vtime: VirtualTime, gateway: tuple[SimulatorServer, Proxy]
 ) -> None:
-    """10 minutes of outage: the coordinator wakes for the probes of the down unit
-    (5 s doubling to 30 s: OUTAGE_WAKEUPS in 10 minutes), not more."""
+    """Test that the coordinator's wake-ups during an outage are bounded.
+
+    10 minutes of outage: the coordinator wakes for the probes of the down unit (5 s
+    doubling to 30 s: OUTAGE_WAKEUPS in 10 minutes), not more.
+    """
     _server, proxy = gateway
     entry = await setup_entry(hass, proxy.port)
     coordinator = entry.runtime_data.coordinator
@@ -199,7 +229,10 @@ async def test_outage_wakeups_are_bounded(
     wakeups = 0
     start = vtime.offset
     # count the wake-ups within the 10 minutes (a storm is cut short at 200)
-    while vtime.offset + coordinator.seconds_to_next_due() - start <= 600 and wakeups < 200:
+    while (
+        vtime.offset + coordinator.seconds_to_next_due() - start <= 600
+        and wakeups < 200
+    ):
         await step(vtime, coordinator)
         wakeups += 1
     record("ha_outage_wakeups", {"wakeups_in_600s": wakeups})
@@ -210,8 +243,11 @@ async def test_outage_wakeups_are_bounded(
 async def test_nan_shows_unknown_for_that_entity_only(
     hass: HomeAssistant, vtime: VirtualTime
 ) -> None:
-    """A float register answering NaN: its entity is unknown, the neighbour updates,
-    and NaN is not a change on every read."""
+    """Test that NaN shows unknown for that entity only.
+
+    A float register answering NaN: its entity is unknown, the neighbour updates,
+    and NaN is not a change on every read.
+    """
     server = SimulatorServer(NanDevice(), host="127.0.0.1")
     await server.start()
     try:
@@ -235,7 +271,10 @@ async def test_clock_step_backwards_keeps_polling(
     """Wall time steps back an hour (NTP): polling goes on within the max interval."""
     _server, proxy = gateway
     back = [0.0]
-    with patch("custom_components.adaptive_modbus.hub.wall_clock", lambda: vtime.time() - back[0]):
+    with patch(
+        "custom_components.adaptive_modbus.hub.wall_clock",
+        lambda: vtime.time() - back[0],
+    ):
         entry = await setup_entry(hass, proxy.port)
         coordinator = entry.runtime_data.coordinator
         await vtime.run(coordinator, 300)
@@ -252,8 +291,11 @@ async def test_clock_step_backwards_keeps_polling(
 async def test_unload_and_reload_during_an_inflight_cycle_leave_no_socket(
     hass: HomeAssistant, vtime: VirtualTime, gateway: tuple[SimulatorServer, Proxy]
 ) -> None:
-    """Unload (and reload) while a cycle waits for a slow answer: no socket left open
-    at the gateway, and the reloaded entry holds exactly one."""
+    """Test that unload and reload during a cycle in flight leave no socket behind.
+
+    Unload (and reload) while a cycle waits for a slow answer: no socket left open
+    at the gateway, and the reloaded entry holds exactly one.
+    """
     _server, proxy = gateway
     entry = await setup_entry(hass, proxy.port)
     coordinator = entry.runtime_data.coordinator
@@ -285,9 +327,12 @@ async def test_unload_and_reload_during_an_inflight_cycle_leave_no_socket(
 async def test_unload_during_a_write_leaves_no_socket(
     hass: HomeAssistant, vtime: VirtualTime, gateway: tuple[SimulatorServer, Proxy]
 ) -> None:
-    """Unload while a write waits for its answer, then a late write on the unloaded
-    entry (an automation still holding it): nothing reconnects after close, no socket
-    stays open at a one-client gateway."""
+    """Test that unloading during a write leaves no socket behind.
+
+    Unload while a write waits for its answer, then a late write on the unloaded
+    entry (an automation still holding it): nothing reconnects after close, no
+    socket stays open at a one-client gateway.
+    """
     _server, proxy = gateway
     proxy.one_client = True
     entry = await setup_entry(hass, proxy.port)
@@ -299,7 +344,9 @@ async def test_unload_during_a_write_leaves_no_socket(
 
     proxy.policy = writes_unanswered
     requests0 = proxy.counters.requests
-    write = hass.async_create_task(coordinator.async_write("1.room_setpoint", 22.0, "setpoint"))
+    write = hass.async_create_task(
+        coordinator.async_write("1.room_setpoint", 22.0, "setpoint")
+    )
     assert await wait_for(lambda: proxy.counters.requests > requests0)
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
@@ -312,7 +359,10 @@ async def test_unload_during_a_write_leaves_no_socket(
     with contextlib.suppress(Exception):
         await coordinator.async_write("1.room_setpoint", 21.0, "setpoint")
     await asyncio.sleep(0.2)
-    record("ha_write_after_unload", {"connects_after_close": proxy.counters.connects - connects})
+    record(
+        "ha_write_after_unload",
+        {"connects_after_close": proxy.counters.connects - connects},
+    )
     assert proxy.open_sockets == 0, proxy.open_sockets
     assert proxy.counters.connects == connects
 
@@ -320,23 +370,25 @@ async def test_unload_during_a_write_leaves_no_socket(
 async def test_store_writes_bounded_under_random_faults(
     hass: HomeAssistant, vtime: VirtualTime, gateway: tuple[SimulatorServer, Proxy]
 ) -> None:
-    """Half an hour of polling with 2 % random answer faults: the learned state is
-    written at most once per save delay, and no task is left behind per cycle."""
+    """Test that learned-state writes stay bounded under random faults.
+
+    Half an hour of polling with 2 % random answer faults: the learned state is
+    written at most once per save delay, and no task is left behind per cycle.
+    """
     _server, proxy = gateway
     policy, injected = random_policy(
         0.02, [Fault.DROP, Fault.GARBAGE, Fault.TRUNCATE, Fault.WRONG_TID], seed=3
     )
     proxy.policy = policy
     writes: list[str] = []
-    original = Store._async_write_data
+    original = Store.async_save
 
-    async def counting(self: Store[Any], *args: Any, **kwargs: Any) -> None:
-        # (its arguments differ between HA versions: pass them on as they come)
+    async def counting(self: Store[Any], data: Any) -> None:
         if self.key.startswith(DOMAIN):
             writes.append(self.key)
-        await original(self, *args, **kwargs)
+        await original(self, data)
 
-    with patch.object(Store, "_async_write_data", counting):
+    with patch.object(Store, "async_save", counting):
         entry = await setup_entry(hass, proxy.port, options={"min_interval": 5.0})
         coordinator = entry.runtime_data.coordinator
         await vtime.run(coordinator, 60)
@@ -345,7 +397,9 @@ async def test_store_writes_bounded_under_random_faults(
         for _ in range(periods):
             await vtime.run(coordinator, STORAGE_SAVE_DELAY)
             # HA's store timer runs in real loop time: fire it (virtual time already passed)
-            async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=STORAGE_SAVE_DELAY))
+            async_fire_time_changed(
+                hass, dt_util.utcnow() + timedelta(seconds=STORAGE_SAVE_DELAY)
+            )
             await vtime.settle(coordinator)
         tasks_after = len(asyncio.all_tasks())
         await unload(hass, entry)
@@ -369,9 +423,12 @@ def _in_event_loop() -> bool:
 async def test_learned_state_is_exported_and_imported_off_the_event_loop(
     hass: HomeAssistant, vtime: VirtualTime, gateway: tuple[SimulatorServer, Proxy]
 ) -> None:
-    """Saving and restoring the learned state (about 0.1 s for a few hundred registers
-    with full patterns) runs in an executor thread, never in the event loop: a reload
-    saves at unload and restores at setup."""
+    """Test that the learned state is exported and imported off the event loop.
+
+    Saving and restoring it (about 0.1 s for a few hundred registers with full
+    patterns) runs in an executor thread, never in the event loop: a reload saves
+    at unload and restores at setup.
+    """
     _server, proxy = gateway
     calls: list[tuple[str, bool]] = []
     export_state, import_state = PollEngine.export_state, PollEngine.import_state

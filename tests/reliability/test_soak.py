@@ -1,5 +1,7 @@
-"""Soak: the demo device for 24 virtual hours with seeded random faults at 1 % of
-requests and three restarts (export_state -> JSON -> import_state into a new engine).
+"""Soak: the demo device for 24 virtual hours with faults and restarts.
+
+Seeded random faults at 1 % of requests and three restarts (export_state -> JSON ->
+import_state into a new engine).
 
 Socket-free (the in-process transport with a fault-injecting wrapper) so a day of
 polling runs in seconds; the proxy scenarios cover the same faults on real sockets.
@@ -11,6 +13,7 @@ learned from injected faults expire.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 import gc
 import json
 import math
@@ -18,10 +21,7 @@ import random
 import sys
 import time
 import tracemalloc
-from collections.abc import Sequence
 from typing import Any
-
-from harness import VirtualClock, drive, record
 
 from custom_components.adaptive_modbus.engine.errors import (
     ModbusConnectionError,
@@ -31,8 +31,12 @@ from custom_components.adaptive_modbus.engine.errors import (
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.scheduler import EngineConfig, PollEngine
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
-from custom_components.adaptive_modbus.engine.simulator.inprocess import InProcessTransport
+from custom_components.adaptive_modbus.engine.simulator.inprocess import (
+    InProcessTransport,
+)
 from custom_components.adaptive_modbus.engine.transport import classify_exception_code
+
+from .harness import VirtualClock, drive, record
 
 HOURS = 24
 RESTARTS = (6, 12, 18)  # hours at which the engine is rebuilt from its exported state
@@ -41,10 +45,15 @@ SEED = 8
 
 
 class FaultyTransport:
-    """The in-process transport with a seeded share of requests failing: timeouts,
-    lost connections and every Modbus exception code 1-11."""
+    """The in-process transport with a seeded share of requests failing.
 
-    def __init__(self, inner: InProcessTransport, rate: float, rng: random.Random) -> None:
+    Timeouts, lost connections and every Modbus exception code 1-11.
+    """
+
+    def __init__(
+        self, inner: InProcessTransport, rate: float, rng: random.Random
+    ) -> None:
+        """Wrap ``inner``, failing a share ``rate`` of requests drawn from ``rng``."""
         self.inner = inner
         self.rate = rate
         self.rng = rng
@@ -53,15 +62,19 @@ class FaultyTransport:
 
     @property
     def connected(self) -> bool:
+        """Return whether the wrapped transport is connected."""
         return self.inner.connected
 
     async def connect(self) -> None:
+        """Connect the wrapped transport."""
         await self.inner.connect()
 
     async def close(self) -> None:
+        """Close the wrapped transport."""
         await self.inner.close()
 
     async def end_cycle(self) -> None:
+        """End the wrapped transport's cycle."""
         await self.inner.end_cycle()
 
     def _maybe_fail(self, unit_id: int, address: int, write: bool) -> None:
@@ -73,43 +86,62 @@ class FaultyTransport:
         if kind == 11:
             error = ModbusTimeout("injected timeout", unit_id=unit_id, address=address)
         elif kind == 12:
-            error = ModbusConnectionError("injected drop", unit_id=unit_id, address=address)
+            error = ModbusConnectionError(
+                "injected drop", unit_id=unit_id, address=address
+            )
         else:
             error = classify_exception_code(kind + 1, unit_id, address, write=write)
         name = type(error).__name__ + (f"({kind + 1})" if kind < 11 else "")
         self.injected[name] = self.injected.get(name, 0) + 1
         raise error
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
+        """Read through the wrapped transport, unless this request fails."""
         self._maybe_fail(unit_id, address, False)
         return await self.inner.read(unit_id, table, address, count)
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
+        """Write through the wrapped transport, unless this request fails."""
         self._maybe_fail(unit_id, address, True)
         await self.inner.write_registers(unit_id, address, values)
 
     async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Write a coil through the wrapped transport, unless this request fails."""
         self._maybe_fail(unit_id, address, True)
         await self.inner.write_coil(unit_id, address, value)
 
 
 def durable(engine: PollEngine) -> dict[str, Any]:
-    """What a restart must keep exactly: learned intervals, holes and quarantines (read
-    API), and each register's saved pattern profile (export format, if it has one)."""
+    """Return what a restart must keep exactly.
+
+    Learned intervals, holes and quarantines (read API), and each register's saved
+    pattern profile (export format, if it has one).
+    """
     snapshot = engine.snapshot()
     exported = engine.export_state().get("registers", {})
     return {
         "holes": snapshot.holes,
         "registers": {
-            uid: (reg.interval, reg.quarantined_until, exported.get(uid, {}).get("profile"))
+            uid: (
+                reg.interval,
+                reg.quarantined_until,
+                exported.get(uid, {}).get("profile"),
+            )
             for uid, reg in snapshot.registers.items()
         },
     }
 
 
 def differences(saved: dict[str, Any], restored: dict[str, Any]) -> list[str]:
-    """What a restart changed. Intervals are stored with 12 significant digits, so
-    they compare within a relative 1e-9; everything else exactly."""
+    """List what a restart changed.
+
+    Intervals are stored with 12 significant digits, so they compare within a
+    relative 1e-9; everything else exactly.
+    """
     found = []
     if restored["holes"] != saved["holes"]:
         found.append(f"holes {saved['holes']} -> {restored['holes']}")
@@ -117,7 +149,10 @@ def differences(saved: dict[str, Any], restored: dict[str, Any]) -> list[str]:
         got = restored["registers"].get(uid)
         if got is None:
             found.append(f"{uid} missing")
-        elif not math.isclose(got[0], interval, rel_tol=1e-9) or got[1:] != (quarantined, profile):
+        elif not math.isclose(got[0], interval, rel_tol=1e-9) or got[1:] != (
+            quarantined,
+            profile,
+        ):
             found.append(f"{uid}: {(interval, quarantined)} -> {got[:2]}")
     return found
 
@@ -127,7 +162,9 @@ async def _soak() -> dict[str, Any]:
     clock = VirtualClock()
     start = clock.t
     device = SimulatedDevice(seed=SEED, clock=clock, start=start)
-    faulty = FaultyTransport(InProcessTransport(device), FAULT_RATE, random.Random(SEED))
+    faulty = FaultyTransport(
+        InProcessTransport(device), FAULT_RATE, random.Random(SEED)
+    )
 
     def new_engine() -> PollEngine:
         return PollEngine(device.registers, faulty, clock, EngineConfig())
@@ -167,7 +204,9 @@ async def _soak() -> dict[str, Any]:
             lost.extend(report.warnings)
             if report.restored != len(device.registers):
                 lost.append(f"hour {hour}: {report.restored} registers restored")
-            lost.extend(f"hour {hour}: {what}" for what in differences(before, durable(engine)))
+            lost.extend(
+                f"hour {hour}: {what}" for what in differences(before, durable(engine))
+            )
     final = engine.export_state()
     state_bytes.append(len(json.dumps(final)))
     snapshot = engine.snapshot()
@@ -203,7 +242,7 @@ _RESULT: dict[str, Any] = {}
 
 
 def soak() -> dict[str, Any]:
-    """The soak's measurements (run once per session, in its own event loop)."""
+    """Provide the soak's measurements (run once per session, in its own event loop)."""
     if not _RESULT:
         _RESULT.update(asyncio.run(_soak()))
         record("soak", _RESULT)
@@ -211,8 +250,11 @@ def soak() -> dict[str, Any]:
 
 
 def test_soak_keeps_polling_through_faults() -> None:
-    """A day with 1 % faults: every register still read in the last hour, no storm,
-    faults of every kind were injected, no task left behind."""
+    """Test that the soak keeps polling through faults.
+
+    A day with 1 % faults: every register still read in the last hour, no storm,
+    faults of every kind were injected, no task left behind.
+    """
     measured = soak()
     assert measured["injected_faults"] >= 0.5 * FAULT_RATE * measured["requests"]
     assert len(measured["injected_by_kind"]) == 13, measured["injected_by_kind"]
@@ -227,11 +269,14 @@ def test_soak_restarts_lose_nothing() -> None:
 
 
 def test_soak_memory_stays_flat() -> None:
-    """Allocated memory blocks 6 h after the 2nd restart and 6 h after the 3rd (the same
+    """Test that memory stays flat over the soak.
+
+    Allocated memory blocks 6 h after the 2nd restart and 6 h after the 3rd (the same
     fill of the bounded buffers) differ by less than one block per cycle run in between:
     anything kept per cycle or per request would exceed that. (What the last hour
     allocated and kept, traced with tracemalloc, is reported: the ring buffers'
-    turnover, bounded by their size.)"""
+    turnover, bounded by their size.)
+    """
     measured = soak()
     limit = measured["cycles_h12_to_h24"]
     assert abs(measured["allocated_blocks_h12_to_h24"]) < limit, measured
@@ -243,8 +288,11 @@ def test_soak_saved_state_within_1kb_per_register() -> None:
 
 
 def test_soak_false_holes_expire() -> None:
-    """Holes learned from injected faults are re-verified and expire: at the end of the
-    day only the device's real hole and a few recent ones are left."""
+    """Test that holes learned from injected faults expire.
+
+    They are re-verified: at the end of the day only the device's real hole and a
+    few recent ones are left.
+    """
     measured = soak()
     learned = measured["holes_at_end"].get("1.input", ())
     assert len(set(learned) - set(measured["true_holes"])) <= 4, learned

@@ -7,9 +7,9 @@ how large a read the unit took.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from dataclasses import dataclass, field
+import logging
 
 from .errors import ModbusError
 from .faults import BlockLimits
@@ -37,7 +37,8 @@ class CycleState:
     registers_read: int = 0
     dead_units: set[int] = field(default_factory=set)
     connection_lost: bool = False
-    answered: dict[int, int] = field(default_factory=dict)  # unit -> largest read that answered
+    # unit -> largest read that answered
+    answered: dict[int, int] = field(default_factory=dict)
     halved: set[int] = field(default_factory=set)  # units whose limit a timeout halved
     internal_error: str | None = None
 
@@ -46,6 +47,7 @@ class CostEstimator:
     """Fits latency = overhead + per_unit * count over recent successful reads."""
 
     def __init__(self) -> None:
+        """Start with no samples and no fitted model."""
         self.samples: deque[tuple[int, float]] = deque(maxlen=COST_SAMPLES)
         self._fresh = 0  # samples since the last fit
         self._model: CostModel | None = None
@@ -56,7 +58,7 @@ class CostEstimator:
         self._fresh += 1
 
     def model(self) -> CostModel | None:
-        """The fitted model, refitted after every COST_MIN_SAMPLES new samples."""
+        """Return the fitted model, refitted after every COST_MIN_SAMPLES new samples."""
         if self._fresh >= COST_MIN_SAMPLES:
             self._fresh = 0
             self._model = self._fit()
@@ -83,8 +85,13 @@ class Bus:
     """The engine's side of the transport: one request at a time, each recorded."""
 
     def __init__(
-        self, transport: Transport, clock: EngineClock, stats: StatsRecorder, limits: BlockLimits
+        self,
+        transport: Transport,
+        clock: EngineClock,
+        stats: StatsRecorder,
+        limits: BlockLimits,
     ) -> None:
+        """Send requests through ``transport``, recording them in ``stats``."""
         self._transport = transport
         self._clock = clock
         self._stats = stats
@@ -101,9 +108,16 @@ class Bus:
     ) -> ErrorRecord | None:
         """Count one request that started at ``t0``; keep its error, if any."""
         t1 = self._clock.now()
-        unit, table, address, count = where.unit_id, where.table, where.address, where.count
+        unit, table, address, count = (
+            where.unit_id,
+            where.table,
+            where.address,
+            where.count,
+        )
         self._stats.add_request(
-            RequestRecord(t1, unit, table, address, count, t1 - t0, error is None, write)
+            RequestRecord(
+                t1, unit, table, address, count, t1 - t0, error is None, write
+            )
         )
         if error is None:
             return None
@@ -111,12 +125,16 @@ class Bus:
         self._stats.add_error(record)
         return record
 
-    async def read(self, block: BlockRead, cycle: CycleState) -> list[int] | ModbusError:
+    async def read(
+        self, block: BlockRead, cycle: CycleState
+    ) -> list[int] | ModbusError:
         """One request; records it; returns the raw data or the error."""
         t0 = self._clock.now()
         cycle.requests += 1
         try:
-            raw = await self._transport.read(block.unit_id, block.table, block.address, block.count)
+            raw = await self._transport.read(
+                block.unit_id, block.table, block.address, block.count
+            )
         except ModbusError as err:
             record = self._record(block, t0, err)
             assert record is not None
@@ -132,13 +150,17 @@ class Bus:
         return raw
 
     async def write(self, spec: RegisterSpec, words: list[int]) -> None:
-        """Write a register's words (a coil: its first word); records the request.
-        Raises the transport's :class:`ModbusError`."""
+        """Write a register's words (a coil: its first word); record the request.
+
+        Raises the transport's :class:`ModbusError`.
+        """
         block = single_read(spec)
         t0 = self._clock.now()
         try:
             if spec.table is Table.COIL:
-                await self._transport.write_coil(spec.unit_id, spec.address, bool(words[0]))
+                await self._transport.write_coil(
+                    spec.unit_id, spec.address, bool(words[0])
+                )
             else:
                 await self._transport.write_registers(spec.unit_id, spec.address, words)
         except ModbusError as err:
@@ -147,12 +169,16 @@ class Bus:
         self._record(block, t0, write=True)
 
     async def connect_for_probe(self) -> None:
-        """Open the connection for a unit probe despite the transport's reconnect
-        backoff (which grows to a minute), so a down unit really is tried every
-        UNIT_PROBE_MAX s at most; a transport without ``probe()`` just reads."""
+        """Open the connection for a unit probe despite the reconnect backoff.
+
+        The transport's backoff grows to a minute; this way a down unit really is
+        tried every UNIT_PROBE_MAX s at most. A transport without ``probe()`` just
+        reads.
+        """
         probe = getattr(self._transport, "probe", None)
         if probe is not None and not self._transport.connected:
-            await probe()  # False: the read that follows fails with the connection error
+            # False: the read that follows fails with the connection error
+            await probe()
 
     async def end_cycle(self) -> None:
         """Tell the transport a cycle is over (it may close an idle connection)."""

@@ -16,18 +16,23 @@ class EngineConfig:
 
     min_interval: float = 5.0
     max_interval: float = 300.0
-    default_tolerance: float = 0.0  # used for numeric registers whose spec has tolerance 0
+    # used for numeric registers whose spec has tolerance 0
+    default_tolerance: float = 0.0
     adaptive: bool = True
     fixed_interval: float = 30.0  # adaptive off: every register every fixed_interval
     merge_reads: bool = True  # False: one request per register (HA core's way)
     piggyback: bool = True  # registers inside a block's span are refreshed for free
     patterns: bool = True  # time-of-week activity profiles scale intervals
-    tz: tzinfo | None = None  # local time of the patterns' hours (e.g. HA's zone); None: UTC
+    # local time of the patterns' hours (e.g. HA's zone); None: UTC
+    tz: tzinfo | None = None
     limits: Mapping[int, DeviceLimits] = field(default_factory=dict)  # per unit id
-    unit_max_registers: Mapping[int, int] = field(default_factory=dict)  # per unit id, 1-125
-    cost: CostModel | None = None  # None: fitted to the measured latency of this connection
+    # per unit id, 1-125
+    unit_max_registers: Mapping[int, int] = field(default_factory=dict)
+    # None: fitted to the measured latency of this connection
+    cost: CostModel | None = None
 
     def __post_init__(self) -> None:
+        """Refuse intervals and unit limits outside their ranges."""
         if not 0 < self.min_interval <= self.max_interval:
             raise EngineUsageError("need 0 < min_interval <= max_interval")
         if self.fixed_interval <= 0:

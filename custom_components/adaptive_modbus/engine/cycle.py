@@ -8,9 +8,9 @@ unexpected exception is logged once with its traceback, counted
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+import logging
 from typing import Any
 
 from .bus import CycleState
@@ -57,6 +57,7 @@ class CycleRunner:
         executor: Executor,
         observer: Observer,
     ) -> None:
+        """Run cycles over the engine's parts."""
         self._core = core
         self._regs = core.registry.regs
         self._recovery = recovery
@@ -86,9 +87,12 @@ class CycleRunner:
                 if cycle.connection_lost:
                     self._observer.fail((reg.spec.uid,), cycle, started)
                 else:
-                    await self._guarded(executor.probe(reg, cycle), (reg.spec.uid,), cycle)
+                    await self._guarded(
+                        executor.probe(reg, cycle), (reg.spec.uid,), cycle
+                    )
             await self._guarded(executor.check_holes(cycle), (), cycle)
-        except Exception as err:
+        # a bug must not stop polling: it is counted and logged (traceback once)
+        except Exception as err:  # noqa: BLE001
             self._internal_error(err, cycle)
         except BaseException:  # cancelled: what was taken is still due
             self._reschedule_taken(cycle, failed=False)
@@ -127,7 +131,8 @@ class CycleRunner:
         """Run one step of a cycle; an unexpected exception fails only its keys."""
         try:
             await step
-        except Exception as err:
+        # a bug must not stop polling: it is counted and logged (traceback once)
+        except Exception as err:  # noqa: BLE001
             self._internal_error(err, cycle)
             now = self._core.clock.now()
             for uid in keys:
@@ -152,8 +157,10 @@ class CycleRunner:
             _LOGGER.debug("Unexpected error in a poll cycle again: %s", text)
 
     def _reschedule_taken(self, cycle: CycleState, *, failed: bool) -> None:
-        """Put every register taken this cycle and not yet rescheduled back on the heap:
-        as a failed read (retry with backoff) or, when cancelled, due at once."""
+        """Put every register taken this cycle and not yet rescheduled back on the heap.
+
+        As a failed read (retry with backoff) or, when cancelled, due at once.
+        """
         unscheduled = self._core.schedule.unscheduled
         if not unscheduled:
             return

@@ -10,9 +10,9 @@ address or function, a device failure. The integration's config flow turns a
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from enum import StrEnum
+import logging
 from typing import Final
 
 from .errors import (
@@ -72,8 +72,10 @@ class ProbeResult:
         return self.outcome is ProbeOutcome.OK
 
 
-def classify(err: ModbusError, kind: TransportKind, *, unit_answered: bool) -> ProbeOutcome:
-    """The outcome an engine error means on a connection of ``kind``.
+def classify(
+    err: ModbusError, kind: TransportKind, *, unit_answered: bool
+) -> ProbeOutcome:
+    """Return the outcome an engine error means on a connection of ``kind``.
 
     On an RTU line silence means this unit did not answer; over Modbus TCP it is
     the device or gateway, unless another unit already answered there or the
@@ -146,7 +148,12 @@ async def probe_unit(
                 framing = await _other_framing(config, unit_id, table, address, count)
                 if framing is not None:
                     return ProbeResult(
-                        ProbeOutcome.WRONG_FRAMING, unit_id, table, address, err, framing
+                        ProbeOutcome.WRONG_FRAMING,
+                        unit_id,
+                        table,
+                        address,
+                        err,
+                        framing,
                     )
         outcome = classify(err, config.kind, unit_answered=unit_answered)
         return ProbeResult(outcome, unit_id, table, address, err)
@@ -157,8 +164,10 @@ async def probe_unit(
 
 
 async def _other_unit_answers(transport: Transport, unit_id: int) -> bool:
-    """Whether the TCP server answers anything for the usual unit ids (not ``unit_id``);
-    an exception response counts as an answer."""
+    """Tell whether the TCP server answers the usual unit ids (not ``unit_id``).
+
+    An exception response counts as an answer.
+    """
     for other in REFERENCE_UNITS:
         if other == unit_id:
             continue
@@ -175,10 +184,15 @@ async def _other_unit_answers(transport: Transport, unit_id: int) -> bool:
 async def _other_framing(
     config: TransportConfig, unit_id: int, table: Table, address: int, count: int
 ) -> TransportKind | None:
-    """After silence: the *other* TCP framing if the server answers only that, else None
-    (the transport's :func:`~.transport.verify_framing` does the detection)."""
+    """Return the *other* TCP framing after silence if the server answers only that.
+
+    None otherwise; the transport's :func:`~.transport.verify_framing` does the
+    detection.
+    """
     try:
-        await verify_framing(config, unit_id or 1, table=table, address=address, count=count)
+        await verify_framing(
+            config, unit_id or 1, table=table, address=address, count=count
+        )
     except FramingMismatch as mismatch:
         return TransportKind(mismatch.answering)
     except ModbusError as err:  # the server went away meanwhile: not a framing problem

@@ -50,6 +50,7 @@ class UnknownRegister(EngineUsageError, KeyError):
     """A register uid the engine does not poll."""
 
     def __str__(self) -> str:  # KeyError would quote the message
+        """Return the message itself (KeyError would quote it)."""
         return str(self.args[0]) if self.args else ""
 
 
@@ -69,6 +70,7 @@ class ModbusError(AdaptiveModbusError):
         address: int | None = None,
         code: int | None = None,
     ) -> None:
+        """Keep the message and where it happened (unit, address, code)."""
         super().__init__(message)
         self.unit_id = unit_id
         self.address = address
@@ -123,6 +125,7 @@ class WriteUnconfirmed(ModbusError):
         address: int | None = None,
         code: int | None = None,
     ) -> None:
+        """Keep the message, the value written and the value read back."""
         super().__init__(message, unit_id=unit_id, address=address, code=code)
         self.value = value
         self.read_error = read_error
@@ -133,8 +136,11 @@ class TransportClosed(ModbusConnectionError):
 
 
 class ResponseMismatch(ModbusError):
-    """An answer that is not for the request: wrong unit id, transaction id, function
-    code or count. The connection is dropped (the stream is out of step)."""
+    """An answer that is not for the request.
+
+    Wrong unit id, transaction id, function code or count. The connection is
+    dropped (the stream is out of step).
+    """
 
     kind = ErrorKind.MISMATCH
 
@@ -146,6 +152,7 @@ class FramingMismatch(ModbusConnectionError):
     """
 
     def __init__(self, message: str, *, configured: str, answering: str) -> None:
+        """Keep the message, the framing configured and the one that answers."""
         super().__init__(message)
         self.configured = configured
         self.answering = answering

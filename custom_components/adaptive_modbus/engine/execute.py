@@ -30,7 +30,10 @@ EXC_ILLEGAL_VALUE = 3  # for reads: the quantity (or range) was refused
 class Executor:
     """Runs the reads of one cycle's plan, quarantine probes and hole checks."""
 
-    def __init__(self, core: EngineCore, *, observer: Observer, planning: Planning) -> None:
+    def __init__(
+        self, core: EngineCore, *, observer: Observer, planning: Planning
+    ) -> None:
+        """Execute planned reads with the engine's parts."""
         self._core = core
         self._regs = core.registry.regs
         self._observer = observer
@@ -48,9 +51,14 @@ class Executor:
             return True
         if self._refused_size(block, result):
             return await self._split_by_size(block, cycle, result)
-        if result.kind is ErrorKind.TIMEOUT and await self._silent_on_size(block, cycle):
+        if result.kind is ErrorKind.TIMEOUT and await self._silent_on_size(
+            block, cycle
+        ):
             return await self._split_by_size(block, cycle, result)
-        if result.kind.blames_block and len(self._core.registry.distinct_starts(block.keys)) > 1:
+        if (
+            result.kind.blames_block
+            and len(self._core.registry.distinct_starts(block.keys)) > 1
+        ):
             await self._bisect(block, cycle, result.kind)
             return False
         if result.kind.blames_block:
@@ -63,7 +71,9 @@ class Executor:
         self._observer.fail(block.keys, cycle, now)
         return False
 
-    async def _bisect(self, block: BlockRead, cycle: CycleState, kind: ErrorKind) -> None:
+    async def _bisect(
+        self, block: BlockRead, cycle: CycleState, kind: ErrorKind
+    ) -> None:
         """Split a blamed block in two halves by address and read each."""
         starts = self._core.registry.distinct_starts(block.keys)
         pivot = starts[len(starts) // 2]
@@ -123,7 +133,9 @@ class Executor:
         self._core.limits.learn(unit, limit, why, self._core.clock.now())
         return True
 
-    async def _split_by_size(self, block: BlockRead, cycle: CycleState, error: ModbusError) -> bool:
+    async def _split_by_size(
+        self, block: BlockRead, cycle: CycleState, error: ModbusError
+    ) -> bool:
         """Read a block refused for its size again in reads of at most half its size.
 
         After exception 3 the smaller limit is learned only when every smaller read
@@ -152,7 +164,7 @@ class Executor:
     # -- quarantine and hole checks ------------------------------------------------
 
     def _quarantine(self, reg: RegisterState, now: float) -> None:
-        """A register the device rejects on its own: stop reading it for a while."""
+        """Stop reading for a while a register the device rejects on its own."""
         if reg.quarantined_until is not None:
             reg.quarantine_backoff = min(reg.quarantine_backoff * 2, QUARANTINE_MAX)
         reg.quarantined_until = now + reg.quarantine_backoff
@@ -193,12 +205,19 @@ class Executor:
         now = self._core.clock.now()
         for key, check in list(self._core.holes.checks.items()):
             unit, table, start, end = key
-            if check.verify_at > now or cycle.connection_lost or unit not in cycle.answered:
+            if (
+                check.verify_at > now
+                or cycle.connection_lost
+                or unit not in cycle.answered
+            ):
                 continue
             if unit in cycle.dead_units:
                 continue
-            scratch = CycleState()  # a refusal confirms what is known: not an error of this cycle
-            result = await self._core.bus.read(BlockRead(unit, table, start, end - start), scratch)
+            # a refusal confirms what is known: not an error of this cycle
+            scratch = CycleState()
+            result = await self._core.bus.read(
+                BlockRead(unit, table, start, end - start), scratch
+            )
             cycle.requests += scratch.requests
             now = self._core.clock.now()
             if not isinstance(result, ModbusError):

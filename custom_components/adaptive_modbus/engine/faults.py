@@ -16,9 +16,9 @@ Nothing here is permanent:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+import logging
 
 from .config import EngineConfig
 from .errors import ErrorKind
@@ -28,11 +28,15 @@ from .registry import QUARANTINE_FIRST
 
 _LOGGER = logging.getLogger(__name__)
 
-HOLE_VERIFY_FIRST = 6 * 3600.0  # an address refused as illegal is read alone again after this
-HOLE_VERIFY_FAILURE = QUARANTINE_FIRST  # ... and one learned from a device failure (code 4)
+# an address refused as illegal is read alone again after this
+HOLE_VERIFY_FIRST = 6 * 3600.0
+# ... and one learned from a device failure (code 4)
+HOLE_VERIFY_FAILURE = QUARANTINE_FIRST
 HOLE_VERIFY_MAX = 24 * 3600.0
-NO_VERDICT_RETRY = QUARANTINE_FIRST  # a hole check that got no answer is asked again after this
-LIMIT_RETRY_FIRST = 3600.0  # a larger read than the learned limit is tried again after this
+# a hole check that got no answer is asked again after this
+NO_VERDICT_RETRY = QUARANTINE_FIRST
+# a larger read than the learned limit is tried again after this
+LIMIT_RETRY_FIRST = 3600.0
 LIMIT_RETRY_MAX = 24 * 3600.0
 
 HoleKey = tuple[int, Table]
@@ -41,7 +45,9 @@ HoleRun = tuple[int, Table, int, int]  # unit, table, first address, end (exclus
 
 def first_hole_backoff(kind: ErrorKind) -> float:
     """How long a hole taught by ``kind`` is trusted before it is read again."""
-    return HOLE_VERIFY_FIRST if kind is ErrorKind.ILLEGAL_ADDRESS else HOLE_VERIFY_FAILURE
+    return (
+        HOLE_VERIFY_FIRST if kind is ErrorKind.ILLEGAL_ADDRESS else HOLE_VERIFY_FAILURE
+    )
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Holes:
     """Learned holes, each with its check; ``by_table`` is what the planner avoids."""
 
     def __init__(self) -> None:
+        """Start with no holes learned."""
         self.checks: dict[HoleRun, HoleCheck] = {}
         self.backoffs: dict[HoleRun, float] = {}  # of expired holes
         self.by_table: dict[HoleKey, set[int]] = {}
@@ -69,10 +76,16 @@ class Holes:
         self.by_table = holes
 
     def learn(
-        self, block: BlockRead, covered: Sequence[tuple[int, int]], kind: ErrorKind, now: float
+        self,
+        block: BlockRead,
+        covered: Sequence[tuple[int, int]],
+        kind: ErrorKind,
+        now: float,
     ) -> None:
-        """Both halves of ``block`` read fine (``covered``): the addresses only the
-        whole block read are refused.
+        """Learn the holes of ``block``: addresses only the whole block read.
+
+        Both halves of ``block`` read fine (``covered``), so what only the whole
+        block read is refused.
 
         The hole is read alone again after a backoff: long when the device called the
         address illegal, short when it reported a failure (often transient). A hole
@@ -85,7 +98,11 @@ class Holes:
         for start, end in runs(gap):
             key = (block.unit_id, block.table, start, end)
             previous = self.backoffs.pop(key, None)
-            backoff = first if previous is None else min(max(previous * 2, first), HOLE_VERIFY_MAX)
+            backoff = (
+                first
+                if previous is None
+                else min(max(previous * 2, first), HOLE_VERIFY_MAX)
+            )
             self.checks[key] = HoleCheck(kind, now + backoff, backoff)
             _LOGGER.info(
                 "unit %s %s: learned refused addresses %s-%s (%s), checked again in %.0f s",
@@ -94,28 +111,34 @@ class Holes:
         self.rebuild()
 
     def answered(self, key: HoleRun) -> None:
-        """The hole was read fine alone: forget it (its backoff is kept)."""
+        """Forget a hole that was read fine alone (its backoff is kept)."""
         check = self.checks.pop(key)
         self.backoffs[key] = check.backoff
         self.rebuild()
         unit, table, start, end = key
-        _LOGGER.info("unit %s %s: addresses %s-%s answer again", unit, table, start, end - 1)
+        _LOGGER.info(
+            "unit %s %s: addresses %s-%s answer again", unit, table, start, end - 1
+        )
 
     def refused(self, key: HoleRun, kind: ErrorKind, now: float) -> None:
-        """The hole was refused again: keep it, double its backoff."""
+        """Keep a hole that was refused again and double its backoff."""
         check = self.checks[key]
         if kind is ErrorKind.ILLEGAL_ADDRESS:
             check.kind = ErrorKind.ILLEGAL_ADDRESS
-        check.backoff = min(max(check.backoff * 2, first_hole_backoff(check.kind)), HOLE_VERIFY_MAX)
+        check.backoff = min(
+            max(check.backoff * 2, first_hole_backoff(check.kind)), HOLE_VERIFY_MAX
+        )
         check.verify_at = now + check.backoff
 
     def no_verdict(self, key: HoleRun, now: float) -> None:
-        """The check got no answer (timeout, busy): ask again later."""
+        """Ask again later when a hole's check got no answer (timeout, busy)."""
         self.checks[key].verify_at = now + NO_VERDICT_RETRY
 
     def reset(self, unit_id: int | None, spec: RegisterSpec | None) -> None:
-        """Forget the holes inside a register's span (``spec``), of a unit, or all;
-        the backoffs of expired holes too, except for a single register."""
+        """Forget the holes inside a register's span (``spec``), of a unit, or all.
+
+        The backoffs of expired holes go too, except for a single register.
+        """
         for key in list(self.checks):
             unit, table, start, end = key
             if spec is not None:
@@ -144,21 +167,27 @@ class BlockLimits:
     """Each unit's largest read: configured, or learned when smaller (``learned``)."""
 
     def __init__(self, config: EngineConfig) -> None:
+        """Start with the configured limits and none learned."""
         self._config = config
         self.learned: dict[int, UnitLimit] = {}
 
     def cap(self, unit: int) -> int:
-        """The configured largest read of a unit (registers)."""
+        """Return the configured largest read of a unit (registers)."""
         configured = self._config.limits.get(unit, DEFAULT_LIMITS).max_registers
-        return min(configured, self._config.unit_max_registers.get(unit, PROTOCOL_MAX_REGISTERS))
+        return min(
+            configured,
+            self._config.unit_max_registers.get(unit, PROTOCOL_MAX_REGISTERS),
+        )
 
     def limit(self, unit: int) -> int:
-        """The largest read of a unit in force: configured, or learned when smaller."""
+        """Return the largest read of a unit in force: configured, or learned if smaller."""
         learned = self.learned.get(unit)
         cap = self.cap(unit)
         return cap if learned is None else min(cap, learned.max_registers)
 
-    def effective(self, trial: Mapping[int, int] | None = None) -> dict[int, DeviceLimits]:
+    def effective(
+        self, trial: Mapping[int, int] | None = None
+    ) -> dict[int, DeviceLimits]:
         """Per unit limits for the planner; ``trial`` overrides some units' registers."""
         config = self._config
         units = {*config.limits, *config.unit_max_registers, *self.learned}
@@ -167,7 +196,9 @@ class BlockLimits:
             base = config.limits.get(unit, DEFAULT_LIMITS)
             count = trial[unit] if trial and unit in trial else self.limit(unit)
             limits[unit] = (
-                base if count == base.max_registers else DeviceLimits(count, base.max_bits)
+                base
+                if count == base.max_registers
+                else DeviceLimits(count, base.max_bits)
             )
         return limits
 
@@ -184,11 +215,13 @@ class BlockLimits:
     def settle(
         self, trial: Mapping[int, int], blocks: list[BlockRead], now: float
     ) -> list[BlockRead]:
-        """A trial counts (and backs off) only when the plan reads more than the limit."""
+        """Count a trial (and back off) only when the plan reads more than the limit."""
         for unit in trial:
             learned = self.learned[unit]
             if any(
-                b.unit_id == unit and not b.table.is_bit and b.count > learned.max_registers
+                b.unit_id == unit
+                and not b.table.is_bit
+                and b.count > learned.max_registers
                 for b in blocks
             ):
                 learned.retry_at = now + learned.backoff
@@ -196,7 +229,7 @@ class BlockLimits:
         return blocks
 
     def answered(self, unit: int, size: int) -> None:
-        """A read of ``size`` registers answered: a learned limit may grow."""
+        """Note that a read of ``size`` registers answered: a learned limit may grow."""
         learned = self.learned.get(unit)
         if learned is None or size <= learned.max_registers:
             return
@@ -215,7 +248,9 @@ class BlockLimits:
             self.learned[unit] = UnitLimit(limit, now + LIMIT_RETRY_FIRST)
         else:
             learned.max_registers = limit
-        _LOGGER.info("unit %s: %s; reading at most %s registers at once", unit, why, limit)
+        _LOGGER.info(
+            "unit %s: %s; reading at most %s registers at once", unit, why, limit
+        )
 
     def reset(self, unit_id: int | None) -> None:
         """Forget the learned limit of a unit, or of all units."""

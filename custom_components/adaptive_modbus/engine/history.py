@@ -16,10 +16,10 @@ charts can bucket them in any time zone.
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+import math
 from typing import Any
 
 from .planner import CostModel
@@ -88,6 +88,7 @@ class FloatRing:
         self._start = 0  # index of the oldest row once full
 
     def __len__(self) -> int:
+        """Return the number of rows kept."""
         return len(self._data) // self._width
 
     def append(self, row: Sequence[float]) -> int:
@@ -107,7 +108,7 @@ class FloatRing:
         return ((first + i) % self._cap for i in range(n))
 
     def row(self, slot: int) -> tuple[float, ...]:
-        """The row in ``slot``."""
+        """Return the row in ``slot``."""
         return tuple(self._data[slot * self._width : (slot + 1) * self._width])
 
 
@@ -123,6 +124,7 @@ class ChangeRing:
         self._last: int | None = None
 
     def __len__(self) -> int:
+        """Return the number of changes kept."""
         return len(self._floats)
 
     def append(self, event: IntervalEvent) -> None:
@@ -135,12 +137,13 @@ class ChangeRing:
             self._reasons[slot] = event.reason
 
     def __iter__(self) -> Iterator[IntervalEvent]:
+        """Yield the changes kept, oldest first."""
         for slot in self._floats.slots():
             at, old, new = self._floats.row(slot)
             yield IntervalEvent(at, old, new, self._reasons[slot])
 
     def last(self) -> IntervalEvent | None:
-        """The newest change."""
+        """Return the newest change."""
         if self._last is None:
             return None
         at, old, new = self._floats.row(self._last)
@@ -151,7 +154,8 @@ class ReadRing:
     """Reads of one register: (time, value) as two floats a read (NaN: no value).
 
     Booleans and integers come back as such; a register that ever reads a string
-    keeps its values in a plain list beside the times."""
+    keeps its values in a plain list beside the times.
+    """
 
     __slots__ = ("_floats", "_kind", "_texts")
 
@@ -162,6 +166,7 @@ class ReadRing:
         self._texts: list[str | None] | None = None
 
     def __len__(self) -> int:
+        """Return the number of reads kept."""
         return len(self._floats)
 
     def append(self, at: float, value: Value | None) -> None:
@@ -182,6 +187,7 @@ class ReadRing:
                 self._texts[slot] = text
 
     def __iter__(self) -> Iterator[ReadSample]:
+        """Yield the reads kept, oldest first."""
         for slot in self._floats.slots():
             at, number = self._floats.row(slot)
             value: Value | None = None
@@ -219,7 +225,10 @@ class History:
     # -- feeding ----------------------------------------------------------
 
     def observe(
-        self, result: CycleResult, snapshot: EngineSnapshot, cost: CostModel | None = None
+        self,
+        result: CycleResult,
+        snapshot: EngineSnapshot,
+        cost: CostModel | None = None,
     ) -> None:
         """Take what one poll cycle did; ``snapshot`` is taken right after it."""
         wall = snapshot.to_wall(snapshot.at)
@@ -264,7 +273,9 @@ class History:
                 )
             )
 
-    def _small_step(self, last: IntervalEvent | None, interval: float, reason: str) -> bool:
+    def _small_step(
+        self, last: IntervalEvent | None, interval: float, reason: str
+    ) -> bool:
         if last is None or last.reason != reason or interval <= 0 or last.new <= 0:
             return False
         return abs(math.log2(interval / last.new)) < self._min_step
@@ -299,7 +310,9 @@ class History:
     ) -> None:
         """Spread ``begin..end`` over the hours it covers, with fixed polling's cost."""
         enabled = sum(1 for r in snapshot.registers.values() if r.enabled)
-        per_second = enabled / snapshot.fixed_interval if snapshot.fixed_interval > 0 else 0.0
+        per_second = (
+            enabled / snapshot.fixed_interval if snapshot.fixed_interval > 0 else 0.0
+        )
         one_read = single_read_seconds(snapshot, cost)
         t = begin
         while t < end:
@@ -325,22 +338,26 @@ class History:
     def hours(self, since: float | None = None) -> list[HourStats]:
         """Hourly aggregates (oldest first), from the hour containing ``since`` on."""
         first = None if since is None else math.floor(since / HOUR) * HOUR
-        return [self._hours[s] for s in sorted(self._hours) if first is None or s >= first]
+        return [
+            self._hours[s] for s in sorted(self._hours) if first is None or s >= first
+        ]
 
-    def interval_changes(self, uid: str, since: float | None = None) -> list[IntervalEvent]:
-        """A register's interval changes (oldest first) at or after ``since``."""
+    def interval_changes(
+        self, uid: str, since: float | None = None
+    ) -> list[IntervalEvent]:
+        """Return a register's interval changes (oldest first) at or after ``since``."""
         ring = self.changes.get(uid, ())
         return [c for c in ring if since is None or c.at >= since]
 
     def read_samples(self, uid: str, since: float | None = None) -> list[ReadSample]:
-        """A register's reads (oldest first) at or after ``since``."""
+        """Return a register's reads (oldest first) at or after ``since``."""
         ring = self.reads.get(uid, ())
         return [r for r in ring if since is None or r.at >= since]
 
     # -- persistence ------------------------------------------------------
 
     def export_state(self, *, changes: int = CHANGES_PERSISTED) -> dict[str, Any]:
-        """The persisted part, compact: hourly rows and the last ``changes`` per register.
+        """Return the persisted part: hourly rows and the last ``changes`` per register.
 
         Hour rows are ``[start, requests, registers_read, bus_time, errors, cycles,
         seconds, fixed_requests, fixed_bus_time]``; change rows ``[at, old, new, reason]``.
@@ -371,10 +388,13 @@ class History:
             },
         }
 
-    def import_state(self, data: object, uids: Sequence[str] | None = None) -> list[str]:
+    def import_state(
+        self, data: object, uids: Sequence[str] | None = None
+    ) -> list[str]:
         """Restore what :meth:`export_state` wrote; returns warnings for what was set aside.
 
-        ``uids``: the registers the connection has now (others are dropped)."""
+        ``uids``: the registers the connection has now (others are dropped).
+        """
         if not isinstance(data, Mapping) or data.get("version") != HISTORY_VERSION:
             return ["visualization history: unknown format, starting empty"]
         warnings: list[str] = []
@@ -408,7 +428,9 @@ class History:
             for row in rows:
                 try:
                     at, old, new, reason = row
-                    ring.append(IntervalEvent(float(at), float(old), float(new), str(reason)))
+                    ring.append(
+                        IntervalEvent(float(at), float(old), float(new), str(reason))
+                    )
                 except (TypeError, ValueError):
                     warnings.append(f"visualization history: change of {uid} set aside")
         return warnings
@@ -424,7 +446,8 @@ def single_read_seconds(snapshot: EngineSnapshot, cost: CostModel) -> float:
     """Estimated bus seconds of a one-register read on this connection.
 
     The measured mean latency of the recent reads, scaled by the cost model from
-    their mean size down to one register (the model's units cancel out)."""
+    their mean size down to one register (the model's units cancel out).
+    """
     size = snapshot.registers_per_request
     latency = snapshot.mean_latency
     if latency <= 0 or size <= 0:

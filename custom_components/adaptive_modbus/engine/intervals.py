@@ -56,11 +56,11 @@ epoch, so registers that share a block come due together and share a request.
 from __future__ import annotations
 
 import base64
-import math
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+import math
+import struct
 from typing import Any
 
 from .errors import EngineUsageError
@@ -145,11 +145,18 @@ class IntervalDecision:
         """Parse :meth:`to_dict` output; ``None`` when anything is missing or invalid."""
         if not isinstance(data, Mapping):
             return None
-        at, interval, previous = (_number(data.get(k)) for k in ("at", "interval", "previous"))
+        at, interval, previous = (
+            _number(data.get(k)) for k in ("at", "interval", "previous")
+        )
         detail, reason = data.get("detail"), data.get("reason")
         if not isinstance(reason, str) or reason not in {r.value for r in Reason}:
             return None
-        if at is None or interval is None or previous is None or not isinstance(detail, str):
+        if (
+            at is None
+            or interval is None
+            or previous is None
+            or not isinstance(detail, str)
+        ):
             return None
         return cls(at, interval, previous, Reason(reason), detail)
 
@@ -166,7 +173,14 @@ class _PendingShift:
     value: float
 
     def to_list(self) -> list[float]:
-        return [self.pre_interval, self.excess, self.pace, self.sign, self.t, self.value]
+        return [
+            self.pre_interval,
+            self.excess,
+            self.pace,
+            self.sign,
+            self.t,
+            self.value,
+        ]
 
     @classmethod
     def from_list(cls, data: object) -> _PendingShift | None:
@@ -189,11 +203,14 @@ class IntervalLimits:
     max_interval: float
 
     def __post_init__(self) -> None:
+        """Refuse bounds that are not positive, finite and ordered."""
         if not (math.isfinite(self.min_interval) and self.min_interval > 0):
             raise EngineUsageError(
                 f"min_interval must be a positive number, got {self.min_interval}"
             )
-        if not (math.isfinite(self.max_interval) and self.max_interval >= self.min_interval):
+        if not (
+            math.isfinite(self.max_interval) and self.max_interval >= self.min_interval
+        ):
             raise EngineUsageError(
                 f"max_interval must be a number >= min_interval, got {self.max_interval}"
             )
@@ -228,8 +245,11 @@ class IntervalModel:
         unit: str = "",
         at: float = 0.0,
     ) -> None:
+        """Start the model of a register with tolerance within limits, no reads yet."""
         if not (math.isfinite(tolerance) and tolerance >= 0):
-            raise EngineUsageError(f"tolerance must be zero or a positive number, got {tolerance}")
+            raise EngineUsageError(
+                f"tolerance must be zero or a positive number, got {tolerance}"
+            )
         self.tolerance = float(tolerance)
         self.limits = limits
         self.numeric = numeric
@@ -239,7 +259,8 @@ class IntervalModel:
         self.noise = 0.0
         self.noisy = False
         self.activity = 0.0
-        self.no_value_reads = 0  # numeric reads without a value (NaN, inf): never a change
+        # numeric reads without a value (NaN, inf): never a change
+        self.no_value_reads = 0
         self._last_t: float | None = None
         self._last_value: float | None = None
         self._last_step: tuple[float, float] | None = None
@@ -247,7 +268,8 @@ class IntervalModel:
         self._acc_rate = 0.0
         self._acc_weight = 0.0
         self._shift: _PendingShift | None = None
-        self._recover_to = 0.0  # after a settled level shift: grow fast up to this interval
+        # after a settled level shift: grow fast up to this interval
+        self._recover_to = 0.0
         self._steps = 0.0  # settled steps, decayed with time constant STEP_MEMORY
         self.last_decision = IntervalDecision(
             at,
@@ -282,9 +304,15 @@ class IntervalModel:
             target = SAFETY * self.resolution / self.rate
         if self._steps > 0:
             target = min(target, 2.0 * STEP_BUDGET / self.step_rate)
-        return self.limits.clamp(target) if math.isfinite(target) else self.limits.max_interval
+        return (
+            self.limits.clamp(target)
+            if math.isfinite(target)
+            else self.limits.max_interval
+        )
 
-    def observe(self, t: float, value: float | None, changed: bool) -> IntervalDecision | None:
+    def observe(
+        self, t: float, value: float | None, changed: bool
+    ) -> IntervalDecision | None:
         """Learn from a read at time ``t``; return the decision, ``None`` if nothing changed.
 
         Numeric models use ``value``: ``None``, NaN or inf ("no value") is counted in
@@ -331,7 +359,11 @@ class IntervalModel:
         recomputed by the next) is not kept.
         """
         scale = max(self._residuals, default=0.0)
-        packed = b"".join(struct.pack("<e", r / scale) for r in self._residuals) if scale else b""
+        packed = (
+            b"".join(struct.pack("<e", r / scale) for r in self._residuals)
+            if scale
+            else b""
+        )
         decision = self.last_decision
         # flat keys, few lists: Home Assistant's Store indents every list item on a line
         state: dict[str, Any] = {
@@ -367,7 +399,9 @@ class IntervalModel:
                 _fine(self._shift.value),
             ],
         }
-        state.update((key, value) for key, value in optional.items() if value is not None)
+        state.update(
+            (key, value) for key, value in optional.items() if value is not None
+        )
         return state
 
     @classmethod
@@ -425,7 +459,9 @@ class IntervalModel:
         threshold = max(self.resolution, JUMP_K * self.noise)
         jumped = abs(delta) > threshold
         if jumped:
-            self._note_jump(t, value, delta / dt, weight * max(0.0, signal / dt - before))
+            self._note_jump(
+                t, value, delta / dt, weight * max(0.0, signal / dt - before)
+            )
         elif self._shift is not None:
             self._settle(t, value)
         return self._decide_numeric(
@@ -499,7 +535,11 @@ class IntervalModel:
     # ------------------------------------------------------------------ level shifts
 
     def _steps_text(self) -> str:
-        return f"a step every {_secs(1.0 / self.step_rate)}" if self.step_rate > 0 else "no steps"
+        return (
+            f"a step every {_secs(1.0 / self.step_rate)}"
+            if self.step_rate > 0
+            else "no steps"
+        )
 
     def _note_jump(self, t: float, value: float, pace: float, excess: float) -> None:
         """Remember a jump until later reads tell a step from a trend."""
@@ -517,7 +557,8 @@ class IntervalModel:
         """Judge a pending jump on a quiet read; a settled step leaves the rate."""
         shift = self._shift
         assert shift is not None
-        paced = shift.pace * (t - shift.t)  # what the jump's pace would have added since
+        # what the jump's pace would have added since
+        paced = shift.pace * (t - shift.t)
         drift = abs(value - shift.value)
         if paced <= max(JUMP_K * self.noise, ZERO_TOLERANCE):
             return  # too soon to tell the pace from the noise
@@ -535,7 +576,14 @@ class IntervalModel:
     # ------------------------------------------------------------------ decisions
 
     def _decide_numeric(
-        self, t: float, dt: float, delta: float, threshold: float, *, jumped: bool, force: bool
+        self,
+        t: float,
+        dt: float,
+        delta: float,
+        threshold: float,
+        *,
+        jumped: bool,
+        force: bool,
     ) -> IntervalDecision | None:
         resolution = self.resolution
         target = self.target()
@@ -580,7 +628,10 @@ class IntervalModel:
         weight = self._weight(dt)
         new = self.interval * math.pow(GROWTH, weight)
         if self.interval < self._recover_to:  # after a level shift: back faster
-            new = max(new, min(self._recover_to, self.interval * math.pow(SETTLED_GROWTH, weight)))
+            new = max(
+                new,
+                min(self._recover_to, self.interval * math.pow(SETTLED_GROWTH, weight)),
+            )
         if new >= self._recover_to:
             self._recover_to = 0.0
         new = self.limits.clamp(min(cap, new))
@@ -597,9 +648,13 @@ class IntervalModel:
     ) -> IntervalDecision | None:
         if not force and math.isclose(new, self.interval, rel_tol=_REL_EPS):
             return None
-        return self._record(t, new, reason, detail if isinstance(detail, str) else detail())
+        return self._record(
+            t, new, reason, detail if isinstance(detail, str) else detail()
+        )
 
-    def _record(self, t: float, new: float, reason: Reason, detail: str) -> IntervalDecision:
+    def _record(
+        self, t: float, new: float, reason: Reason, detail: str
+    ) -> IntervalDecision:
         decision = IntervalDecision(t, new, self.interval, reason, detail)
         self.interval = new
         self.last_decision = decision
@@ -623,7 +678,9 @@ class IntervalModel:
         acc = src.get("acc")
         if isinstance(acc, list) and len(acc) == 2:
             self._acc_rate, self._acc_weight = (_non_negative(x) for x in acc)
-        self._shift = _PendingShift.from_list(src.get("shift")) if self.numeric else None
+        self._shift = (
+            _PendingShift.from_list(src.get("shift")) if self.numeric else None
+        )
         self._steps = _non_negative(src.get("steps"))
         self._recover_to = _non_negative(src.get("recover_to"))
         decision = IntervalDecision.from_dict(src.get("decision"))
@@ -636,7 +693,9 @@ class IntervalModel:
 # ---------------------------------------------------------------------- cluster coordination
 
 
-def quantize(interval: float, limits: IntervalLimits, *, steps_per_octave: int = 1) -> float:
+def quantize(
+    interval: float, limits: IntervalLimits, *, steps_per_octave: int = 1
+) -> float:
     """Snap ``interval`` down to the ladder ``min·2**(k/steps_per_octave)`` (plus ``max``).
 
     Cluster-coordination helper. With the default one step per octave every rung
@@ -659,7 +718,9 @@ def quantize(interval: float, limits: IntervalLimits, *, steps_per_octave: int =
     return min(high, low * math.pow(2.0, k / steps_per_octave))
 
 
-def aligned_due(last_read: float, interval: float, *, min_fraction: float = 0.0) -> float:
+def aligned_due(
+    last_read: float, interval: float, *, min_fraction: float = 0.0
+) -> float:
     """Next multiple of ``interval`` (on the common epoch t=0) after ``last_read``.
 
     Registers with harmonic intervals (see :func:`quantize`) thus come due at the
@@ -701,13 +762,17 @@ def _fine(value: float) -> float:
 
 
 def _time(value: float) -> float:
-    """A clock time to the millisecond."""
+    """Round a clock time to the millisecond."""
     return round(value, 3)
 
 
 def _unpacked(src: Mapping[str, Any]) -> dict[str, Any]:
     """Version 2 state in the field names of version 1 (which :meth:`_restore` reads)."""
-    out: dict[str, Any] = {"version": 1, "tolerance": src.get("tol"), "unit": src.get("unit")}
+    out: dict[str, Any] = {
+        "version": 1,
+        "tolerance": src.get("tol"),
+        "unit": src.get("unit"),
+    }
     out["min_interval"], out["max_interval"] = src.get("lo"), src.get("hi")
     out["numeric"] = src.get("num", True)
     out["interval"] = src.get("i")
@@ -762,7 +827,7 @@ def _robust_rms(samples: list[float]) -> float:
 
 
 def _number(value: object) -> float | None:
-    """A finite float from stored data, else ``None`` (bools are not numbers here)."""
+    """Return a finite float from stored data, else ``None`` (bools are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:

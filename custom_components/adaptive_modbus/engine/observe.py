@@ -8,8 +8,8 @@ and is retried with backoff (a quarantined one waits for its probe).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+import math
 
 from .bus import CycleState
 from .core import EngineCore
@@ -24,6 +24,7 @@ class Observer:
     """Applies read results and failures to the registers' state and schedule."""
 
     def __init__(self, core: EngineCore) -> None:
+        """Observe reads into the registers of ``core``."""
         self._core = core
         self._regs = core.registry.regs
 
@@ -46,9 +47,11 @@ class Observer:
                 self._core.schedule.retry(reg, now)
 
     def _riders(self, block: BlockRead) -> list[str]:
-        """Enabled registers wholly inside the block's span (refreshed for free)."""
+        """Return the enabled registers wholly inside the block's span (read for free)."""
         end = block.address + block.count
-        uids = self._core.registry.starting_in(block.unit_id, block.table, block.address, end)
+        uids = self._core.registry.starting_in(
+            block.unit_id, block.table, block.address, end
+        )
         if uids is None:
             return list(block.keys)
         inside = []
@@ -58,7 +61,9 @@ class Observer:
                 inside.append(uid)
         return inside
 
-    def apply(self, block: BlockRead, raw: Sequence[int], now: float, cycle: CycleState) -> None:
+    def apply(
+        self, block: BlockRead, raw: Sequence[int], now: float, cycle: CycleState
+    ) -> None:
         """Decode the block's data into its registers (and its riders)."""
         keys = self._riders(block) if self._core.config.piggyback else list(block.keys)
         due = frozenset(block.keys) if len(keys) != len(block.keys) else None
@@ -86,7 +91,8 @@ class Observer:
         self, reg: RegisterState, value: Value | None, now: float, cycle: CycleState
     ) -> None:
         previous = reg.value
-        changed = value != previous or reg.last_read is None  # None: no value (NaN, inf)
+        # None: no value (NaN, inf)
+        changed = value != previous or reg.last_read is None
         reg.reads += 1
         reg.failure_streak = 0
         if changed:
@@ -95,7 +101,9 @@ class Observer:
             cycle.changed[reg.spec.uid] = value
         reg.value = value
         reg.last_read = now
-        numeric = _as_float(value) if reg.spec.is_numeric and value is not None else None
+        numeric = (
+            _as_float(value) if reg.spec.is_numeric and value is not None else None
+        )
         old_interval = reg.model.interval
         # the first read (after start or restore) is news for entities, not for the model
         decision = reg.model.observe(now, numeric, changed and previous is not None)

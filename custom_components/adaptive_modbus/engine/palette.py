@@ -7,9 +7,9 @@ is "fast" and red everywhere, never by a rule copied into one view.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import math
 from typing import Any
 
 from .errors import EngineUsageError
@@ -58,6 +58,7 @@ class Palette:
     trend_min_points: int = 3
 
     def __post_init__(self) -> None:
+        """Refuse classes whose bounds do not strictly ascend."""
         bounds = [c.upper for c in self.classes]
         if not bounds or bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
             raise EngineUsageError("interval classes need strictly ascending bounds")
@@ -67,7 +68,7 @@ class Palette:
             raise EngineUsageError("trend thresholds: slope > 0, confidence in 0..1")
 
     def classify(self, interval: float) -> IntervalClass:
-        """The class of an interval in seconds."""
+        """Return the class of an interval in seconds."""
         for cls in self.classes:
             if interval <= cls.upper:
                 return cls
@@ -75,7 +76,9 @@ class Palette:
 
     def trend(self, points: Sequence[tuple[float, float]]) -> Trend:
         """Trend of ``(time s, interval s)`` points by least squares on log2(interval)."""
-        usable = [(t / 3600.0, math.log2(v)) for t, v in points if v > 0 and math.isfinite(v)]
+        usable = [
+            (t / 3600.0, math.log2(v)) for t, v in points if v > 0 and math.isfinite(v)
+        ]
         n = len(usable)
         if n < self.trend_min_points:
             return Trend("unknown", 0.0, 0.0, n)

@@ -32,11 +32,12 @@ second, noise excluded) or ``|Δ| / tolerance``; only ratios matter.
 from __future__ import annotations
 
 import base64
-import math
-import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+import math
 from typing import Any
+import zlib
 
 from .intervals import IntervalDecision, IntervalLimits, Reason
 
@@ -61,7 +62,19 @@ _EPOCH_MONDAY = date(1969, 12, 29).toordinal()  # week 0 starts on this Monday
 _SLOT = 900.0  # every time zone's offset is a multiple of 15 minutes (since 1972)
 LEVELS_PER_OCTAVE = 8
 """Quantisation of stored bucket means: 8 levels per octave (at most 4.4 % off)."""
-_MAX_WEEKS = 15  # stored week counts saturate here (the mean weighs like WEEK_ALPHA long before)
+# stored week counts saturate here (the mean weighs like WEEK_ALPHA long before)
+_MAX_WEEKS = 15
+
+
+@dataclass(frozen=True, slots=True)
+class BucketCounts:
+    """What one hour-of-week bucket holds: its folded mean and the visit in progress."""
+
+    mean: float
+    weeks: int
+    visit_week: int
+    visit_sum: float
+    visit_n: int
 
 
 class ActivityProfile:
@@ -81,8 +94,11 @@ class ActivityProfile:
         lookahead: float = DEFAULT_LOOKAHEAD,
         enabled: bool = True,
     ) -> None:
+        """Start an empty profile in time zone ``tz`` (or a fixed ``tz_offset``)."""
         if tz is None:
-            tz = UTC if tz_offset == 0 else timezone(timedelta(seconds=float(tz_offset)))
+            tz = (
+                UTC if tz_offset == 0 else timezone(timedelta(seconds=float(tz_offset)))
+            )
         self.tz = tz
         # a fixed offset maps time arithmetically; a zone with DST goes through datetime
         fixed = tz.utcoffset(None) if isinstance(tz, timezone) else None
@@ -93,7 +109,9 @@ class ActivityProfile:
         self.enabled = enabled
         self._mean = [0.0] * BUCKETS  # mean of finished weeks
         self._weeks = [0] * BUCKETS  # finished weeks folded into the mean
-        self._visit_week = [-1] * BUCKETS  # week of the visit being collected (-1: none)
+        self._visit_week = [
+            -1
+        ] * BUCKETS  # week of the visit being collected (-1: none)
         self._visit_sum = [0.0] * BUCKETS
         self._visit_n = [0] * BUCKETS
         # running sum of _known() over all buckets, so mean_activity() is O(1) on the hot path
@@ -144,7 +162,12 @@ class ActivityProfile:
             return
         try:
             index, week = self._locate(t)
-        except (OverflowError, ValueError, OSError):  # beyond what datetime can represent
+        # beyond what datetime can represent
+        except (
+            OverflowError,
+            ValueError,
+            OSError,
+        ):
             return
         if week < self._visit_week[index]:
             return
@@ -190,6 +213,16 @@ class ActivityProfile:
         seen = self._weeks[index] + (1 if self._visit_n[index] > 0 else 0)
         return self._weeks[index] >= 1 and seen >= MIN_WEEKS
 
+    def counts(self, index: int) -> BucketCounts:
+        """Return what bucket ``index`` holds (for diagnostics and tests)."""
+        return BucketCounts(
+            mean=self._mean[index],
+            weeks=self._weeks[index],
+            visit_week=self._visit_week[index],
+            visit_sum=self._visit_sum[index],
+            visit_n=self._visit_n[index],
+        )
+
     def activity(self, index: int) -> float | None:
         """Learned mean activity of bucket ``index``, ``None`` until learned."""
         return self._mean[index] if self.learned(index) else None
@@ -230,7 +263,9 @@ class ActivityProfile:
         values = [v for v in (self.activity(i) for i in indexes) if v is not None]
         return max(values) if values else None
 
-    def apply(self, t: float, interval: float, limits: IntervalLimits) -> IntervalDecision | None:
+    def apply(
+        self, t: float, interval: float, limits: IntervalLimits
+    ) -> IntervalDecision | None:
         """``interval`` scaled by :meth:`factor` as a PATTERN decision; ``None`` if unchanged."""
         factor = self.factor(t)
         new = limits.clamp(interval * factor)
@@ -246,8 +281,9 @@ class ActivityProfile:
     # ------------------------------------------------------------------ state
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe, versioned, compact state (about 500 bytes when every bucket is
-        learned).
+        """Return the JSON-safe, versioned, compact state.
+
+        About 500 bytes when every bucket is learned.
 
         Visits that are over (every bucket but the one visited last) are folded into
         their bucket's mean here, as the next week's first sample would; bucket means
@@ -269,10 +305,17 @@ class ActivityProfile:
             weeks[i] += 1
             mean[i] += max(WEEK_ALPHA, 1.0 / weeks[i]) * (average - mean[i])
         scale = max(mean)
-        levels = bytes(_quantise(m, scale) if weeks[i] else 0 for i, m in enumerate(mean))
+        levels = bytes(
+            _quantise(m, scale) if weeks[i] else 0 for i, m in enumerate(mean)
+        )
         ages = bytes(
             min(weeks[i], _MAX_WEEKS)
-            | (min(base - self._visit_week[i], _MAX_WEEKS) if self._visit_week[i] >= 0 else 15) << 4
+            | (
+                min(base - self._visit_week[i], _MAX_WEEKS)
+                if self._visit_week[i] >= 0
+                else 15
+            )
+            << 4
             for i in range(BUCKETS)
         )
         state: dict[str, Any] = {"version": STATE_VERSION, "tz": self.tz_name}
@@ -287,7 +330,7 @@ class ActivityProfile:
         return state
 
     def _current_visit(self) -> int | None:
-        """The bucket whose visit is still in progress: the last one visited."""
+        """Return the bucket whose visit is still in progress: the last one visited."""
         visited = [i for i in range(BUCKETS) if self._visit_n[i] > 0]
         return max(visited, key=lambda i: (self._visit_week[i], i)) if visited else None
 
@@ -310,7 +353,9 @@ class ActivityProfile:
         stored_offset = _finite(src.get("tz_offset"), 0.0)
         profile = cls(
             tz=tz,
-            tz_offset=stored_offset if tz_offset is None and tz is None else (tz_offset or 0.0),
+            tz_offset=stored_offset
+            if tz_offset is None and tz is None
+            else (tz_offset or 0.0),
             lookahead=_finite(src.get("lookahead"), DEFAULT_LOOKAHEAD),
             enabled=enabled if isinstance(enabled, bool) else True,
         )
@@ -333,7 +378,9 @@ class ActivityProfile:
         base = src.get("week")
         scale = _finite(src.get("scale"), math.nan)
         packed = _unpack(src.get("buckets"))
-        levels, ages = (None, None) if packed is None else (packed[:BUCKETS], packed[BUCKETS:])
+        levels, ages = (
+            (None, None) if packed is None else (packed[:BUCKETS], packed[BUCKETS:])
+        )
         if (
             not isinstance(base, int)
             or isinstance(base, bool)
@@ -347,13 +394,17 @@ class ActivityProfile:
             "mean": [_dequantise(q, scale) for q in levels],
             "weeks": [float(a & 0x0F) for a in ages],
             "visit_week": [
-                float(base - (a >> 4)) if (a & 0x0F or a >> 4 < 15) else -1.0 for a in ages
+                float(base - (a >> 4)) if (a & 0x0F or a >> 4 < 15) else -1.0
+                for a in ages
             ],
             "visit_sum": [0.0] * BUCKETS,
             "visit_n": [0.0] * BUCKETS,
         }
         if "visit" in src:  # the visit in progress, in the latest week
-            values = [base, *(_finite(src.get(k), math.nan) for k in ("visit_sum", "visit_n"))]
+            values = [
+                base,
+                *(_finite(src.get(k), math.nan) for k in ("visit_sum", "visit_n")),
+            ]
             index = src.get("visit")
             if (
                 any(map(math.isnan, values))
@@ -362,14 +413,18 @@ class ActivityProfile:
                 or not 0 <= index < BUCKETS
             ):
                 return
-            for name, value in zip(("visit_week", "visit_sum", "visit_n"), values, strict=True):
+            for name, value in zip(
+                ("visit_week", "visit_sum", "visit_n"), values, strict=True
+            ):
                 array = arrays[name]
                 assert array is not None
                 array[index] = value
         self._restore_arrays(arrays)
 
     def _restore_arrays(self, arrays: Mapping[str, list[float] | None]) -> None:
-        mean, weeks, visit_week, visit_sum, visit_n = (arrays[name] or [] for name in _ARRAYS)
+        mean, weeks, visit_week, visit_sum, visit_n = (
+            arrays[name] or [] for name in _ARRAYS
+        )
         if min(mean + weeks + visit_sum + visit_n) < 0 or min(visit_week) < -1:
             return
         self._mean = list(mean)
@@ -400,7 +455,7 @@ def _pack(data: bytes) -> str:
 
 
 def _unpack(value: object) -> bytes | None:
-    """The 2 x :data:`BUCKETS` bytes of :func:`_pack` text, else ``None`` (never more)."""
+    """Return the 2 x :data:`BUCKETS` bytes of :func:`_pack` text, else ``None``."""
     if not isinstance(value, str) or len(value) > 8 * BUCKETS:
         return None
     try:
@@ -434,8 +489,14 @@ def _arrays_from_buckets(buckets: Mapping[str, Any]) -> dict[str, list[float] | 
     }  # fmt: skip
     for key, entry in buckets.items():
         index = int(key) if isinstance(key, str) and key.isdigit() else -1
-        values = [_finite(x, math.nan) for x in entry] if isinstance(entry, list) else []
-        if not 0 <= index < BUCKETS or len(values) != len(_ARRAYS) or any(map(math.isnan, values)):
+        values = (
+            [_finite(x, math.nan) for x in entry] if isinstance(entry, list) else []
+        )
+        if (
+            not 0 <= index < BUCKETS
+            or len(values) != len(_ARRAYS)
+            or any(map(math.isnan, values))
+        ):
             return dict.fromkeys(_ARRAYS)
         for name, value in zip(_ARRAYS, values, strict=True):
             arrays[name][index] = value
@@ -443,7 +504,7 @@ def _arrays_from_buckets(buckets: Mapping[str, Any]) -> dict[str, list[float] | 
 
 
 def _array(value: object) -> list[float] | None:
-    """A list of :data:`BUCKETS` finite numbers, else ``None``."""
+    """Return ``value`` as a list of :data:`BUCKETS` finite numbers, else ``None``."""
     if not isinstance(value, list) or len(value) != BUCKETS:
         return None
     numbers = [_finite(x, math.nan) for x in value]

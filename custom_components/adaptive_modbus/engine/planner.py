@@ -16,13 +16,12 @@ limits (:class:`DeviceLimits`) and never across addresses learned to be illegal
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Mapping, Sequence, Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import accumulate
+import math
 
 from .errors import EngineUsageError
 from .registers import MAX_ADDRESS, RegisterSpec, Table
@@ -61,6 +60,7 @@ class CostModel:
     per_bit: float = 0.0015
 
     def __post_init__(self) -> None:
+        """Refuse costs that are negative or not finite."""
         _check_cost("request_overhead", self.request_overhead)
         _check_cost("per_register", self.per_register)
         _check_cost("per_bit", self.per_bit)
@@ -128,15 +128,18 @@ class DeviceLimits:
     max_bits: int = PROTOCOL_MAX_BITS
 
     def __post_init__(self) -> None:
+        """Refuse limits outside what the Modbus protocol allows."""
         if not 1 <= self.max_registers <= PROTOCOL_MAX_REGISTERS:
             raise EngineUsageError(
                 f"max_registers must be 1-{PROTOCOL_MAX_REGISTERS}, got {self.max_registers}"
             )
         if not 1 <= self.max_bits <= PROTOCOL_MAX_BITS:
-            raise EngineUsageError(f"max_bits must be 1-{PROTOCOL_MAX_BITS}, got {self.max_bits}")
+            raise EngineUsageError(
+                f"max_bits must be 1-{PROTOCOL_MAX_BITS}, got {self.max_bits}"
+            )
 
     def for_table(self, table: Table) -> int:
-        """The read limit that applies to ``table``."""
+        """Return the read limit that applies to ``table``."""
         return self.max_bits if table.is_bit else self.max_registers
 
 
@@ -232,7 +235,9 @@ def plan_reads(
             overhead=cost.request_overhead,
             per_unit=cost.per_unit(table),
         )
-        planned.extend(context.plan(due_groups[group], rider_groups.get(group, []), merge=merge))
+        planned.extend(
+            context.plan(due_groups[group], rider_groups.get(group, []), merge=merge)
+        )
     return planned
 
 
@@ -243,7 +248,9 @@ def plan_reads(
 Item = tuple[int, int, str]
 
 
-def _unique(specs: Iterable[RegisterSpec], skip: AbstractSet[str]) -> dict[str, RegisterSpec]:
+def _unique(
+    specs: Iterable[RegisterSpec], skip: AbstractSet[str]
+) -> dict[str, RegisterSpec]:
     """Specs by uid, the first of a repeated uid winning; uids in ``skip`` left out."""
     unique = {spec.uid: spec for spec in reversed(list(specs))}
     for key in skip & unique.keys():
@@ -282,7 +289,9 @@ class _GroupContext:
     overhead: float
     per_unit: float
 
-    def plan(self, due: list[Item], riders: list[Item], *, merge: bool) -> list[BlockRead]:
+    def plan(
+        self, due: list[Item], riders: list[Item], *, merge: bool
+    ) -> list[BlockRead]:
         """Blocks for this group (items sorted), ordered by (address, count)."""
         readable, unreadable = self._split(due)
         if merge:
@@ -300,11 +309,14 @@ class _GroupContext:
             keyed = _assign(spans, riders, first=[[key] for _, _, key in readable])
         if unreadable:
             # merged: one read per distinct interval; merge=False: one read per spec
-            keyed.extend(_solo(unreadable) if merge else [(a, b, [k]) for a, b, k in unreadable])
+            keyed.extend(
+                _solo(unreadable) if merge else [(a, b, [k]) for a, b, k in unreadable]
+            )
             keyed.sort(key=lambda block: (block[0], block[1]))
         unit_id, table = self.unit_id, self.table
         return [
-            BlockRead(unit_id, table, start, end - start, tuple(keys)) for start, end, keys in keyed
+            BlockRead(unit_id, table, start, end - start, tuple(keys))
+            for start, end, keys in keyed
         ]
 
     def _split(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
@@ -355,14 +367,16 @@ def _assign(
         index = bisect_left(reach, end)
         if index < count and spans[index][0] <= start:
             keys[index].append(key)
-    return [(start, end, names) for (start, end), names in zip(spans, keys, strict=True)]
+    return [
+        (start, end, names) for (start, end), names in zip(spans, keys, strict=True)
+    ]
 
 
 # -- the exact algorithm --------------------------------------------------------
 
 
 def proper_intervals(spans: Iterable[Span]) -> list[Span]:
-    """The spans not contained in another one, sorted; starts and ends strictly rise.
+    """Return the spans not contained in another one, sorted (starts and ends rise).
 
     Reading a span reads everything inside it, so contained spans never change
     the optimum. Linear after the sort (and the sort is linear on sorted input).
@@ -408,7 +422,9 @@ def optimal_spans(
     return spans
 
 
-def _segments(intervals: Sequence[Span], overhead: float, per_unit: float) -> list[list[Span]]:
+def _segments(
+    intervals: Sequence[Span], overhead: float, per_unit: float
+) -> list[list[Span]]:
     """Split sorted proper intervals at every gap that costs more than a request."""
     segments: list[list[Span]] = []
     current: list[Span] = []
@@ -425,9 +441,13 @@ def _segments(intervals: Sequence[Span], overhead: float, per_unit: float) -> li
 
 
 def _dp(
-    intervals: Sequence[Span], limit: int, holes: Sequence[int], overhead: float, per_unit: float
+    intervals: Sequence[Span],
+    limit: int,
+    holes: Sequence[int],
+    overhead: float,
+    per_unit: float,
 ) -> list[Span]:
-    """The dynamic programme over proper intervals, with a sliding-window minimum.
+    """Solve the dynamic programme over proper intervals with a sliding-window minimum.
 
     ``best[j + 1] = min_i value[i] + overhead + per_unit * end[j]`` where
     ``value[i] = best[i] - per_unit * start[i]`` and ``i`` runs over the window of

@@ -15,24 +15,30 @@ from .core import EngineCore
 from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
 from .registry import RegisterState
 
-EARLY_FRACTION = 0.5  # a neighbour this close to due (share of its interval) is read early
+# a neighbour this close to due (share of its interval) is read early
+EARLY_FRACTION = 0.5
 
 
 class Planning:
     """Plans block reads for a set of due registers."""
 
-    def __init__(self, core: EngineCore, *, early_fraction: float = EARLY_FRACTION) -> None:
+    def __init__(
+        self, core: EngineCore, *, early_fraction: float = EARLY_FRACTION
+    ) -> None:
+        """Plan reads for the registers of ``core``."""
         self._core = core
         self._regs = core.registry.regs
         self._cost = core.bus.cost
         self._early_fraction = early_fraction
 
     def cost_model(self) -> CostModel:
-        """The cost model the planner uses now (configured, fitted, or default)."""
+        """Return the cost model the planner uses now (configured, fitted, or default)."""
         return self._core.config.cost or self._cost.model() or CostModel()
 
     def plan(
-        self, due: Sequence[RegisterState], limits: Mapping[int, DeviceLimits] | None = None
+        self,
+        due: Sequence[RegisterState],
+        limits: Mapping[int, DeviceLimits] | None = None,
     ) -> list[BlockRead]:
         """Block reads of ``due`` (``limits``: per unit; default: those in force)."""
         return plan_reads(
@@ -44,12 +50,17 @@ class Planning:
         )
 
     def plan_with_early(self, due: list[RegisterState], now: float) -> list[BlockRead]:
-        """Plan the due registers, pulling in neighbours that are due soon when that
-        adds no request (they would cost a request of their own later)."""
+        """Plan the due registers, pulling in neighbours due soon when that is free.
+
+        A neighbour joins when it adds no request (it would cost a request of its own
+        later).
+        """
         trial = self._core.limits.trial((reg.spec for reg in due), now)
         limits = self._core.limits.effective(trial)
         blocks = self.plan(due, limits)
-        if not (self._core.config.adaptive and self._core.config.merge_reads and blocks):
+        if not (
+            self._core.config.adaptive and self._core.config.merge_reads and blocks
+        ):
             return self._core.limits.settle(trial, blocks, now)
         early = self._early_neighbours(blocks, now, {reg.spec.uid for reg in due})
         if not early:
@@ -62,8 +73,10 @@ class Planning:
     def _early_neighbours(
         self, blocks: Sequence[BlockRead], now: float, due: set[str]
     ) -> list[RegisterState]:
-        """Registers near the planned blocks with at most the early fraction of their
-        interval left before they are due."""
+        """Return the registers near the planned blocks that are nearly due.
+
+        Nearly due: at most the early fraction of their interval is left.
+        """
         cost = self.cost_model()
         early: list[RegisterState] = []
         for block in blocks:
@@ -72,7 +85,9 @@ class Planning:
             gap = cost.break_even_gap(bits=block.table.is_bit)
             low = max(block.address - gap, block.end - limit)
             high = min(block.end + gap, block.address + limit)
-            uids = self._core.registry.starting_in(block.unit_id, block.table, low, high)
+            uids = self._core.registry.starting_in(
+                block.unit_id, block.table, low, high
+            )
             for uid in uids or ():
                 reg = self._regs[uid]
                 if (
@@ -80,7 +95,8 @@ class Planning:
                     and reg.enabled
                     and reg.quarantined_until is None
                     and reg.spec.end <= high
-                    and reg.next_due - now <= self._early_fraction * reg.effective_interval
+                    and reg.next_due - now
+                    <= self._early_fraction * reg.effective_interval
                 ):
                     due.add(uid)
                     early.append(reg)

@@ -19,14 +19,14 @@ attribute (never by version string), so the rest of the engine codes against one
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 import inspect
 import logging
-from collections.abc import Sequence
 from typing import Any, Final, Protocol, cast
 
-import pymodbus.exceptions as pm_exceptions
 from pymodbus.client import ModbusBaseClient
 from pymodbus.datastore import ModbusServerContext
+import pymodbus.exceptions as pm_exceptions
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 
@@ -88,14 +88,24 @@ def _keyword(func: Any, *candidates: str) -> str:
     raise RuntimeError(f"unsupported pymodbus: {func!r} accepts none of {candidates}")
 
 
-UNIT_KEYWORD: Final = _keyword(ModbusBaseClient.read_holding_registers, "device_id", "slave")
+UNIT_KEYWORD: Final = _keyword(
+    ModbusBaseClient.read_holding_registers, "device_id", "slave"
+)
 SERVER_IGNORE_MISSING_KEYWORD: Final = _keyword(
     ModbusTcpServer.__init__, "ignore_missing_devices", "ignore_missing_slaves"
 )
-_NO_SUCH_UNIT_NAMES: Final = ("NoSuchIdException", "NoSuchSlaveException")  # new, old name
+# new, old name
+_NO_SUCH_UNIT_NAMES: Final = (
+    "NoSuchIdException",
+    "NoSuchSlaveException",
+)
 NoSuchUnitException: Final[type[Exception]] = cast(
     "type[Exception]",
-    next(getattr(pm_exceptions, n) for n in _NO_SUCH_UNIT_NAMES if hasattr(pm_exceptions, n)),
+    next(
+        getattr(pm_exceptions, n)
+        for n in _NO_SUCH_UNIT_NAMES
+        if hasattr(pm_exceptions, n)
+    ),
 )
 
 
@@ -126,7 +136,9 @@ def quiet_pymodbus_logging() -> bool:
     them to DEBUG still shows every frame. Idempotent; True if it changed the level.
     """
     parent = logging.getLogger(PYMODBUS_LOGGERS[0])
-    if any(logging.getLogger(name).level != logging.NOTSET for name in PYMODBUS_LOGGERS):
+    if any(
+        logging.getLogger(name).level != logging.NOTSET for name in PYMODBUS_LOGGERS
+    ):
         return False
     parent.setLevel(QUIET_LEVEL)
     return True
@@ -169,7 +181,7 @@ async def client_write_coil(
 
 
 def exception_code(response: ModbusPDU) -> int | None:
-    """The Modbus exception code of an exception response, else None."""
+    """Return the Modbus exception code of an exception response, else None."""
     if not response.isError():
         return None
     return int(getattr(response, "exception_code", 0) or 0)
@@ -197,17 +209,27 @@ class DatastoreBackend(Protocol):
     """
 
     def unit_ids(self) -> list[int]:
-        """Unit ids that answer."""
+        """Return the unit ids that answer."""
 
     def get(
-        self, unit_id: int, func_code: int, address: int, count: int, *, record: bool = True
+        self,
+        unit_id: int,
+        func_code: int,
+        address: int,
+        count: int,
+        *,
+        record: bool = True,
     ) -> list[int] | int:
         """Values for a read (or the read-back of a write); ``record=False`` for probes."""
 
-    def set(self, unit_id: int, func_code: int, address: int, values: list[int]) -> int | None:
+    def set(
+        self, unit_id: int, func_code: int, address: int, values: list[int]
+    ) -> int | None:
         """Apply a write."""
 
-    def check_write(self, unit_id: int, func_code: int, address: int, count: int) -> int | None:
+    def check_write(
+        self, unit_id: int, func_code: int, address: int, count: int
+    ) -> int | None:
         """Exception code a write to these addresses would get (values unknown yet)."""
 
     async def delay(self) -> None:
@@ -215,7 +237,7 @@ class DatastoreBackend(Protocol):
 
 
 def no_such_unit(unit_id: int) -> Exception:
-    """The exception that makes a pymodbus server ignore a request (no answer)."""
+    """Return the exception that makes a pymodbus server ignore a request."""
     return NoSuchUnitException(f"no unit {unit_id}")
 
 
@@ -250,8 +272,12 @@ class _UnitContext:
         table = FUNCTION_TABLE.get(func_code)
         if table is None:
             return False
-        if READ_FUNCTION[table] != func_code:  # a write: pymodbus 3.8 cannot refuse it later
-            return self._backend.check_write(self._unit_id, func_code, address, count) is None
+        # a write: pymodbus 3.8 cannot refuse it later
+        if READ_FUNCTION[table] != func_code:
+            return (
+                self._backend.check_write(self._unit_id, func_code, address, count)
+                is None
+            )
         result = self._backend.get(
             self._unit_id, READ_FUNCTION[table], address, count, record=False
         )
@@ -268,19 +294,25 @@ class _UnitContext:
 
     def setValues(self, func_code: int, address: int, values: Sequence[Any]) -> Any:
         """Apply a write (pymodbus' synchronous API)."""
-        code = self._backend.set(self._unit_id, func_code, address, [int(v) for v in values])
+        code = self._backend.set(
+            self._unit_id, func_code, address, [int(v) for v in values]
+        )
         if code is None:
             return None
         if _EXC_CODES is None:
             raise ValueError(f"exception code {code}")
         return _exc(code)
 
-    async def async_getValues(self, func_code: int, address: int, count: int = 1) -> Any:
+    async def async_getValues(
+        self, func_code: int, address: int, count: int = 1
+    ) -> Any:
         """Values computed now, after the simulated processing delay."""
         await self._backend.delay()
         return self.getValues(func_code, address, count)
 
-    async def async_setValues(self, func_code: int, address: int, values: Sequence[Any]) -> Any:
+    async def async_setValues(
+        self, func_code: int, address: int, values: Sequence[Any]
+    ) -> Any:
         """Apply a write after the simulated processing delay."""
         await self._backend.delay()
         return self.setValues(func_code, address, values)
@@ -294,7 +326,9 @@ class _LiveServerContext(ModbusServerContext):
         # logs deprecation warnings). These attributes are what the servers look at.
         self._backend = backend
         self.single = False
-        self.simdevices: list[Any] = []  # >= 3.13: no SimDevice, use this object directly
+        self.simdevices: list[
+            Any
+        ] = []  # >= 3.13: no SimDevice, use this object directly
         self.old_simulator = True  # >= 3.15: accept this object as the datastore
 
     # --- pymodbus <= 3.12: per-unit contexts
@@ -307,11 +341,11 @@ class _LiveServerContext(ModbusServerContext):
         return unit_id in self._backend.unit_ids()
 
     def slaves(self) -> list[int]:
-        """Unit ids (pymodbus <= 3.9 name)."""
+        """Return the unit ids (pymodbus <= 3.9 name)."""
         return self._backend.unit_ids()
 
     def device_ids(self) -> list[int]:
-        """Unit ids (pymodbus >= 3.10 name)."""
+        """Return the unit ids (pymodbus >= 3.10 name)."""
         return self._backend.unit_ids()
 
     # --- pymodbus >= 3.13: the server context answers for every unit
@@ -329,7 +363,7 @@ class _LiveServerContext(ModbusServerContext):
 
 
 def make_server_context(backend: DatastoreBackend) -> ModbusServerContext:
-    """A pymodbus server context whose values are computed live by ``backend``."""
+    """Build a pymodbus server context whose values ``backend`` computes live."""
     return _LiveServerContext(backend)
 
 

@@ -15,12 +15,12 @@ executor: ``await hass.async_add_executor_job(parse_register_map, text, unit_id)
 
 from __future__ import annotations
 
-import math
-import re
-import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+import math
 from pathlib import Path
+import re
+import reprlib
 from types import MappingProxyType
 from typing import Any
 
@@ -65,7 +65,10 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 class RegisterMapError(AdaptiveModbusError, ValueError):
     """A register map is invalid at ``line`` (1-based, or None) in ``field``."""
 
-    def __init__(self, message: str, field: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, field: str | None = None, line: int | None = None
+    ) -> None:
+        """Keep the message (cut short), the field and the line it is about."""
         self.message = _cut(str(message), MAX_MESSAGE_CHARS)
         self.field = None if field is None else _cut(str(field), 60)
         self.line = line
@@ -104,13 +107,13 @@ class RegisterDefinition:
         return self.spec.key
 
     def line_of(self, field_name: str | None = None) -> int | None:
-        """The line of ``field_name`` in the map (the entry's line when it is absent)."""
+        """Return the line of ``field_name`` in the map (the entry's line if absent)."""
         if field_name is not None and field_name in self.field_lines:
             return self.field_lines[field_name]
         return self.line
 
     def error(self, field_name: str, message: str) -> RegisterMapError:
-        """A map error about ``field_name`` of this register, at its line."""
+        """Return a map error about ``field_name`` of this register, at its line."""
         return RegisterMapError(message, field_name, self.line_of(field_name))
 
 
@@ -136,13 +139,15 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _brief(value: object) -> str:
-    """A short repr for messages (never expands a large or aliased structure)."""
+    """Return a short repr for messages (never expands a large or aliased value)."""
     return _cut(_BRIEF.repr(value), 80)
 
 
 def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML within the size, depth and alias-expansion bounds, keeping the node
-    tree for line numbers."""
+    """Parse YAML within the size, depth and alias-expansion bounds.
+
+    The node tree is kept for line numbers.
+    """
     if not isinstance(text, str):
         raise RegisterMapError("the register map must be text", "registers")
     if len(text) > MAX_MAP_CHARS:
@@ -179,23 +184,30 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
         ) from None
     except yaml.YAMLError as err:
         raise RegisterMapError(f"not valid YAML: {err}", "registers") from None
-    except (RecursionError, MemoryError):  # pragma: no cover - bounded above; belt and braces
-        raise RegisterMapError("the register map is nested too deeply", "registers") from None
+    # nesting is bounded above; this is belt and braces
+    except (RecursionError, MemoryError):  # pragma: no cover
+        raise RegisterMapError(
+            "the register map is nested too deeply", "registers"
+        ) from None
     except (ValueError, TypeError, OverflowError) as err:  # e.g. a date out of range
         raise RegisterMapError(f"not valid YAML: {err}") from None
     return data, node
 
 
 def _check_nesting(text: str) -> None:
-    """Refuse deep nesting from the event stream (the parser is not recursive; the
-    composer is, so this runs first)."""
+    """Refuse deep nesting from the event stream.
+
+    The parser is not recursive; the composer is, so this runs first.
+    """
     depth = 0
     for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
                 raise RegisterMapError(
-                    f"nested more than {MAX_DEPTH} levels deep", "registers", _mark_line(event)
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    "registers",
+                    _mark_line(event),
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
@@ -207,8 +219,10 @@ def _mark_line(item: yaml.Event | yaml.Node) -> int | None:
 
 
 def _check_nodes(root: yaml.Node) -> None:
-    """Count values with aliases expanded (without expanding them), refuse recursive
-    aliases and duplicate keys in one mapping."""
+    """Count values as if aliases were expanded, without expanding them.
+
+    Recursive aliases and duplicate keys in one mapping are refused.
+    """
     sizes: dict[int, int] = {}
     active: set[int] = set()
 
@@ -217,7 +231,9 @@ def _check_nodes(root: yaml.Node) -> None:
         if known is not None:
             return known
         if id(node) in active:
-            raise RegisterMapError("an alias refers to itself", "registers", _mark_line(node))
+            raise RegisterMapError(
+                "an alias refers to itself", "registers", _mark_line(node)
+            )
         active.add(id(node))
         total = 1
         if isinstance(node, yaml.SequenceNode):
@@ -291,18 +307,24 @@ class _Item:
     def error(self, field_name: str, message: str) -> RegisterMapError:
         return RegisterMapError(message, field_name, self.line(field_name))
 
-    def get(self, field_name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+    def get(
+        self, field_name: str, kind: type | tuple[type, ...], default: Any = None
+    ) -> Any:
         value = self.data.get(field_name, default)
         if value is None or value is default:
             return value
         if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-            raise self.error(field_name, f"expected {_kind_name(kind)}, got {_brief(value)}")
+            raise self.error(
+                field_name, f"expected {_kind_name(kind)}, got {_brief(value)}"
+            )
         if not isinstance(value, kind):
-            raise self.error(field_name, f"expected {_kind_name(kind)}, got {_brief(value)}")
+            raise self.error(
+                field_name, f"expected {_kind_name(kind)}, got {_brief(value)}"
+            )
         return value
 
     def number(self, field_name: str, default: float | None = None) -> float | None:
-        """A finite number (NaN and inf are refused), or ``default`` when absent."""
+        """Return a finite number (NaN and inf are refused), or ``default`` if absent."""
         value = self.get(field_name, _NUMBER)
         if value is None:
             return default
@@ -311,20 +333,28 @@ class _Item:
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
-            raise self.error(field_name, f"must be a finite number, got {_brief(value)}")
+            raise self.error(
+                field_name, f"must be a finite number, got {_brief(value)}"
+            )
         return number
 
-    def choice(self, field_name: str, enum: type[Table | DataType | Order], default: Any) -> Any:
+    def choice(
+        self, field_name: str, enum: type[Table | DataType | Order], default: Any
+    ) -> Any:
         value = self.data.get(field_name)
         if value is None:
             return default
         allowed = ", ".join(member.value for member in enum)
         if not isinstance(value, str):
-            raise self.error(field_name, f"expected one of: {allowed}; got {_brief(value)}")
+            raise self.error(
+                field_name, f"expected one of: {allowed}; got {_brief(value)}"
+            )
         try:
             return enum(value.lower())
         except ValueError:
-            raise self.error(field_name, f"'{_cut(value, 40)}' is not one of: {allowed}") from None
+            raise self.error(
+                field_name, f"'{_cut(value, 40)}' is not one of: {allowed}"
+            ) from None
 
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -332,14 +362,21 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+    names = {
+        int: "a whole number",
+        float: "a number",
+        str: "text",
+        bool: "true or false",
+    }
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in _as_tuple(kind)))
 
 
 _NUMBER = (int, float)
 
 
-def _definition(item: _Item, unit_id: int, min_interval_floor: float | None) -> RegisterDefinition:
+def _definition(
+    item: _Item, unit_id: int, min_interval_floor: float | None
+) -> RegisterDefinition:
     presentation = _presentation(item)
     name = item.get("name", str)
     if not name or not name.strip():
@@ -394,9 +431,11 @@ def _definition(item: _Item, unit_id: int, min_interval_floor: float | None) -> 
 
 
 def _presentation(item: _Item) -> dict[str, PresentationValue]:
-    """The entry's fields the engine does not read, checked for shape only: a name of
-    letters, digits, _ and -, and a value that is text, a finite number or true/false
-    (an empty value counts as absent, as for the engine's own fields)."""
+    """Return the entry's fields the engine does not read, checked for shape only.
+
+    A name of letters, digits, _ and -, and a value that is text, a finite number or
+    true/false (an empty value counts as absent, as for the engine's own fields).
+    """
     result: dict[str, PresentationValue] = {}
     for raw_name, value in item.data.items():
         if raw_name in ENGINE_FIELDS:
@@ -404,7 +443,8 @@ def _presentation(item: _Item) -> dict[str, PresentationValue]:
         name = str(raw_name)
         if not isinstance(raw_name, str) or not _KEY.fullmatch(raw_name):
             raise item.error(
-                name, "a field name is text of letters, digits, _ and - (no spaces or dots)"
+                name,
+                "a field name is text of letters, digits, _ and - (no spaces or dots)",
             )
         if value is None:
             continue
@@ -414,7 +454,9 @@ def _presentation(item: _Item) -> dict[str, PresentationValue]:
             item.number(name)  # refuses NaN and infinities
             result[name] = value
         else:
-            raise item.error(name, f"expected text, a number or true/false; got {_brief(value)}")
+            raise item.error(
+                name, f"expected text, a number or true/false; got {_brief(value)}"
+            )
     return result
 
 
@@ -426,7 +468,8 @@ def _check_floor(item: _Item, spec: RegisterSpec, floor: float | None) -> None:
         value = getattr(spec, name)
         if value is not None and value < floor:
             raise item.error(
-                name, f"{value:g} s is below the minimum interval allowed here ({floor:g} s)"
+                name,
+                f"{value:g} s is below the minimum interval allowed here ({floor:g} s)",
             )
 
 
@@ -459,7 +502,9 @@ def _register_items(data: Any, node: yaml.Node | None) -> list[_Item]:
             "'registers' must be a non-empty list", "registers", _line(items_node)
         )
     nodes: list[yaml.Node | None] = (
-        list(items_node.value) if isinstance(items_node, yaml.SequenceNode) else [None] * len(items)
+        list(items_node.value)
+        if isinstance(items_node, yaml.SequenceNode)
+        else [None] * len(items)
     )
     result = []
     for item, item_node in zip(items, nodes, strict=True):
@@ -484,7 +529,10 @@ def parse_register_map(
 
 
 def _definitions(
-    data: Any, node: yaml.Node | None, unit_id: int, min_interval_floor: float | None = None
+    data: Any,
+    node: yaml.Node | None,
+    unit_id: int,
+    min_interval_floor: float | None = None,
 ) -> list[RegisterDefinition]:
     definitions: list[RegisterDefinition] = []
     items: list[_Item] = []
@@ -512,13 +560,22 @@ def _definitions(
 
 
 def _check_overlaps(definitions: list[RegisterDefinition], items: list[_Item]) -> None:
-    """Two values may not read the same addresses of one table; bits of a word
-    (``data_type: bit``) may share it with each other (not the same bit) and the word."""
+    """Refuse two values that read the same addresses of one table.
+
+    Bits of a word (``data_type: bit``) may share it with each other (not the same
+    bit) and with the word.
+    """
     order = sorted(
         range(len(definitions)),
-        key=lambda i: (definitions[i].spec.table, definitions[i].spec.address, items[i].line()),
+        key=lambda i: (
+            definitions[i].spec.table,
+            definitions[i].spec.address,
+            items[i].line(),
+        ),
     )
-    widest: dict[Table, int] = {}  # per table: index of the value reaching furthest so far
+    widest: dict[
+        Table, int
+    ] = {}  # per table: index of the value reaching furthest so far
     bits: dict[tuple[Table, int, int | None], int] = {}
     for i in order:
         spec = definitions[i].spec

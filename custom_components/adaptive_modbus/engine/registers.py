@@ -6,11 +6,11 @@ raises :class:`RegisterSpecError` naming the field that is wrong.
 
 from __future__ import annotations
 
-import math
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+import math
+import struct
 
 from .errors import AdaptiveModbusError
 
@@ -33,7 +33,10 @@ class UnitIdError(AdaptiveModbusError, ValueError):
     RTU link: every device obeys it and none answers, so it cannot be read).
     """
 
-    def __init__(self, unit_id: int, framing: str, reason: str, allowed: tuple[int, int]) -> None:
+    def __init__(
+        self, unit_id: int, framing: str, reason: str, allowed: tuple[int, int]
+    ) -> None:
+        """Keep the unit, the framing, why it is refused and the range allowed."""
         self.unit_id = unit_id
         self.framing = framing
         self.reason = reason
@@ -49,7 +52,7 @@ class UnitIdError(AdaptiveModbusError, ValueError):
 
 
 def unit_id_range(framing: str) -> tuple[int, int]:
-    """Unit ids that can be read on ``framing`` ("tcp", "udp", "rtu_over_tcp", "serial").
+    """Return the unit ids that can be read on ``framing`` ("tcp", "rtu_over_tcp", ...).
 
     Modbus TCP and UDP (MBAP header): 0-255. RTU, on a serial line or over TCP: 1-247
     (0 is broadcast, 248-255 are reserved).
@@ -63,8 +66,11 @@ def unit_id_range(framing: str) -> tuple[int, int]:
 
 
 def validate_unit_id(unit_id: int, framing: str) -> int:
-    """Return ``unit_id`` if a device on ``framing`` can be read at it, else raise
-    :class:`UnitIdError` (see :func:`unit_id_range`; unit 0 on RTU is broadcast)."""
+    """Return ``unit_id`` if a device on ``framing`` can be read at it.
+
+    Else raise :class:`UnitIdError` (see :func:`unit_id_range`; unit 0 on RTU is
+    broadcast).
+    """
     low, high = unit_id_range(framing)
     kind = str(framing).lower()
     if isinstance(unit_id, bool) or not isinstance(unit_id, int):
@@ -137,6 +143,7 @@ class RegisterSpecError(AdaptiveModbusError, ValueError):
     """A register spec is invalid; ``field`` names the offending field."""
 
     def __init__(self, field: str, message: str, key: str | None = None) -> None:
+        """Name the ``field`` (and the register ``key``) in the message."""
         self.field = field
         self.key = key
         prefix = f"{key}: " if key else ""
@@ -179,6 +186,7 @@ class RegisterSpec:
     size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        """Fill in size and uid; refuse an invalid spec."""
         object.__setattr__(self, "size", self._size())
         self._validate()
         object.__setattr__(self, "uid", f"{self.unit_id}.{self.key}")
@@ -189,19 +197,26 @@ class RegisterSpec:
     def _validate(self) -> None:
         if not self.key or not isinstance(self.key, str):
             raise self._fail("key", "must be a non-empty string")
-        if not 0 <= self.unit_id <= MAX_TCP_UNIT_ID:  # the framing's rule: validate_unit_id
-            raise self._fail("unit_id", f"must be 0-{MAX_TCP_UNIT_ID}, got {self.unit_id}")
+        # the framing's rule: validate_unit_id
+        if not 0 <= self.unit_id <= MAX_TCP_UNIT_ID:
+            raise self._fail(
+                "unit_id", f"must be 0-{MAX_TCP_UNIT_ID}, got {self.unit_id}"
+            )
         if not 0 <= self.address <= MAX_ADDRESS:
             raise self._fail("address", f"must be 0-{MAX_ADDRESS}, got {self.address}")
         if self.table.is_bit and self.data_type is not DataType.BOOL:
-            raise self._fail("data_type", f"{self.table} tables hold single bits: use bool")
+            raise self._fail(
+                "data_type", f"{self.table} tables hold single bits: use bool"
+            )
         if not self.table.is_bit and self.data_type is DataType.BOOL:
             raise self._fail(
                 "data_type", "bool is for coils and discrete inputs; use bit for a word"
             )
         if self.data_type is DataType.STRING:
             if not 1 <= self.count <= 125:
-                raise self._fail("count", f"a string spans 1-125 registers, got {self.count}")
+                raise self._fail(
+                    "count", f"a string spans 1-125 registers, got {self.count}"
+                )
         elif self.count != 1:
             raise self._fail("count", "only strings take a register count")
         if self.data_type is DataType.BIT:
@@ -233,7 +248,7 @@ class RegisterSpec:
             raise self._fail("max_interval", "must not be below min_interval")
 
     def _size(self) -> int:
-        """Number of registers (or bits, for bit tables) the value occupies."""
+        """Return the number of registers (or bits, for bit tables) the value occupies."""
         if self.data_type is DataType.STRING:
             return self.count
         if self.data_type in _NUMERIC:
@@ -272,7 +287,9 @@ class RegisterSpec:
         0.1, not 0.10000000149).
         """
         if len(raw) != self.size:
-            raise DecodeError(f"{self.key}: expected {self.size} values, got {len(raw)}")
+            raise DecodeError(
+                f"{self.key}: expected {self.size} values, got {len(raw)}"
+            )
         if self.data_type is DataType.BOOL:
             return bool(raw[0])
         if self.data_type is DataType.BIT:
@@ -293,12 +310,14 @@ class RegisterSpec:
         if self.scale == 1.0 and self.offset == 0.0:
             return number
         if self.data_type not in _FLOATS and self._integral:
-            return int(number) * int(self.scale) + int(self.offset)  # exact, even for 64 bits
+            # exact, even for 64 bits
+            return int(number) * int(self.scale) + int(self.offset)
         value = number * self.scale + self.offset
         if not math.isfinite(value):
             return None
         clean = float(f"{value:.15g}")  # drop the binary noise of the multiplication
-        return clean if math.isfinite(clean) else value  # (rounding up past the float range)
+        # the unrounded value when rounding went up past the float range
+        return clean if math.isfinite(clean) else value
 
     @property
     def _integral(self) -> bool:
@@ -323,11 +342,15 @@ class RegisterSpec:
         if self.data_type is DataType.BOOL:
             return [1 if value else 0]
         if self.data_type is DataType.BIT:
-            raise DecodeError(f"{self.key}: a single bit of a word cannot be written alone")
+            raise DecodeError(
+                f"{self.key}: a single bit of a word cannot be written alone"
+            )
         if self.data_type is DataType.STRING:
             data = str(value).encode("ascii")
             if len(data) > 2 * self.count:
-                raise DecodeError(f"{self.key}: text longer than {2 * self.count} characters")
+                raise DecodeError(
+                    f"{self.key}: text longer than {2 * self.count} characters"
+                )
             data = data.ljust(2 * self.count, b"\x00")
         else:
             if isinstance(value, str):
@@ -339,7 +362,9 @@ class RegisterSpec:
             try:
                 data = struct.pack(">" + code, raw)
             except struct.error as err:
-                raise DecodeError(f"{self.key}: {value!r} does not fit {self.data_type}") from err
+                raise DecodeError(
+                    f"{self.key}: {value!r} does not fit {self.data_type}"
+                ) from err
         words = []
         for i in range(0, len(data), 2):
             chunk = data[i : i + 2]
@@ -350,7 +375,7 @@ class RegisterSpec:
 
 
 def _shortest_float32(number: float, data: bytes) -> float:
-    """The shortest decimal that is the same float32 (0.1, not 0.10000000149011612)."""
+    """Return the shortest decimal that is the same float32 (0.1, not 0.100000001...)."""
     for digits in (6, 7, 8):
         candidate = float(f"{number:.{digits}g}")
         if struct.pack(">f", candidate) == data:

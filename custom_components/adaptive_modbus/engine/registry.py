@@ -46,10 +46,14 @@ class RegisterState:
 
 
 class Registry:
-    """The registers of one engine: their state by uid, by (unit, table) address and
-    by unit. The set of registers is fixed at construction."""
+    """The registers of one engine: their state by uid, address and unit.
+
+    Addresses are indexed per (unit, table). The set of registers is fixed at
+    construction.
+    """
 
     def __init__(self, specs: Iterable[RegisterSpec], config: EngineConfig) -> None:
+        """Index ``specs``; a uid defined twice is refused."""
         self._config = config
         self.regs: dict[str, RegisterState] = {}
         for spec in specs:
@@ -71,27 +75,35 @@ class Registry:
             self.unit_uids.setdefault(reg.spec.unit_id, []).append(uid)
 
     def limits_for(self, spec: RegisterSpec) -> IntervalLimits:
-        """A register's interval bounds: its own, else the engine's."""
+        """Return a register's interval bounds: its own, else the engine's."""
         low = spec.min_interval or self._config.min_interval
         high = spec.max_interval or max(self._config.max_interval, low)
         return IntervalLimits(min_interval=low, max_interval=max(high, low))
 
     def new_state(self, spec: RegisterSpec) -> RegisterState:
-        """A register as it starts: nothing read, nothing learned."""
+        """Return a register's fresh state: nothing read, nothing learned."""
         numeric = spec.is_numeric
-        tolerance = spec.tolerance or (self._config.default_tolerance if numeric else 0.0)
+        tolerance = spec.tolerance or (
+            self._config.default_tolerance if numeric else 0.0
+        )
         model = IntervalModel(tolerance, self.limits_for(spec), numeric=numeric)
         profile = ActivityProfile(tz=self._config.tz)
-        return RegisterState(spec=spec, model=model, profile=profile, tolerance=tolerance)
+        return RegisterState(
+            spec=spec, model=model, profile=profile, tolerance=tolerance
+        )
 
     def relearn(self, reg: RegisterState) -> None:
         """Give a register a fresh interval model and activity profile."""
         fresh = self.new_state(reg.spec)
         reg.model, reg.profile = fresh.model, fresh.profile
 
-    def starting_in(self, unit: int, table: Table, low: float, high: float) -> list[str] | None:
-        """Uids of the registers of ``(unit, table)`` that start in ``[low, high)``,
-        by address (None: no register in that table)."""
+    def starting_in(
+        self, unit: int, table: Table, low: float, high: float
+    ) -> list[str] | None:
+        """Return the uids of ``(unit, table)`` registers starting in ``[low, high)``.
+
+        By address; None when the table has no register.
+        """
         index = self._index.get((unit, table))
         if index is None:
             return None
@@ -99,11 +111,11 @@ class Registry:
         return uids[bisect_left(starts, low) : bisect_left(starts, high)]
 
     def distinct_starts(self, keys: Iterable[str]) -> list[int]:
-        """The distinct start addresses of these registers, sorted."""
+        """Return the distinct start addresses of these registers, sorted."""
         return sorted({self.regs[uid].spec.address for uid in keys})
 
     def block_of(self, block: BlockRead, keys: Sequence[str]) -> BlockRead:
-        """The read of ``block``'s unit and table that spans exactly these registers."""
+        """Return the read of ``block``'s unit and table spanning exactly these registers."""
         specs = [self.regs[uid].spec for uid in keys]
         start = min(s.address for s in specs)
         end = max(s.end for s in specs)
@@ -111,5 +123,5 @@ class Registry:
 
 
 def single_read(spec: RegisterSpec) -> BlockRead:
-    """The read of one register alone."""
+    """Return the read of one register alone."""
     return BlockRead(spec.unit_id, spec.table, spec.address, spec.size, (spec.uid,))

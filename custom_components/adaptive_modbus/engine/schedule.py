@@ -6,9 +6,9 @@ the wall clock is used only for time-of-week patterns and for times shown to use
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Container
 import heapq
 import math
-from collections.abc import Callable, Collection, Container
 
 from .config import EngineConfig
 from .intervals import aligned_due, quantize
@@ -24,6 +24,7 @@ class EngineClock:
     """Engine (monotonic) time and the wall time it corresponds to."""
 
     def __init__(self, wall: Clock, monotonic: Clock | None = None) -> None:
+        """Keep wall time and the monotonic time that drives scheduling."""
         self.wall = wall
         self.now = monotonic or wall  # engine time: everything scheduled runs on it
 
@@ -52,6 +53,7 @@ class Schedule:
     def __init__(
         self, regs: dict[str, RegisterState], clock: EngineClock, config: EngineConfig
     ) -> None:
+        """Schedule the registers of ``regs`` on ``clock`` (the heap starts empty)."""
         self._regs = regs
         self._clock = clock
         self._config = config
@@ -101,14 +103,18 @@ class Schedule:
             (
                 entry[0]
                 for entry in self.heap
-                if self.is_live(entry) and self._regs[entry[2]].spec.unit_id not in parked_units
+                if self.is_live(entry)
+                and self._regs[entry[2]].spec.unit_id not in parked_units
             ),
             default=math.inf,
         )
 
     def pop_due(self, now: float, parked_units: Container[int]) -> list[RegisterState]:
-        """Registers due by ``now`` (+ batch window), each once; those of a parked unit
-        (one that is down) are dropped from the heap: its probe brings them back."""
+        """Take the registers due by ``now`` (+ batch window) off the heap, each once.
+
+        Those of a parked unit (one that is down) are dropped: its probe brings them
+        back.
+        """
         due: list[RegisterState] = []
         horizon = now + BATCH_WINDOW
         while self.heap and self.heap[0][0] <= horizon:
@@ -126,7 +132,11 @@ class Schedule:
     def _interval_for(self, reg: RegisterState, now: float) -> float:
         if not self._config.adaptive:
             return self._config.fixed_interval
-        factor = reg.profile.factor(self._clock.to_wall(now)) if self._config.patterns else 1.0
+        factor = (
+            reg.profile.factor(self._clock.to_wall(now))
+            if self._config.patterns
+            else 1.0
+        )
         reg.pattern_factor = factor
         return quantize(reg.model.interval * factor, reg.model.limits)
 
@@ -139,5 +149,8 @@ class Schedule:
     def retry(self, reg: RegisterState, now: float) -> None:
         """After a failed read: retry soon, backing off with the failure streak."""
         limits = reg.model.limits
-        delay = min(limits.min_interval * 2 ** min(reg.failure_streak - 1, 10), limits.max_interval)
+        delay = min(
+            limits.min_interval * 2 ** min(reg.failure_streak - 1, 10),
+            limits.max_interval,
+        )
         self.due_at(reg, now + delay)

@@ -26,8 +26,8 @@ devices with the same profile can share a connection.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
+import math
 from typing import Any
 
 from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
@@ -46,7 +46,6 @@ from .faults import (
     BlockLimits,
     HoleKey,
     Holes,
-    UnitLimit,
 )
 from .observe import Observer
 from .patterns import ActivityProfile
@@ -89,8 +88,6 @@ __all__ = [
     "PollEngine",
 ]
 
-_UnitLimit = UnitLimit  # the name tests used before the split
-
 
 class PollEngine:
     """Adaptive Modbus poller for the registers of one connection."""
@@ -104,11 +101,13 @@ class PollEngine:
         *,
         monotonic: Clock | None = None,
     ) -> None:
-        """``clock`` is wall time (time-of-week patterns, times shown to users);
+        """Set up the engine for ``registers`` on ``transport``.
+
+        ``clock`` is wall time (time-of-week patterns, times shown to users);
         ``monotonic`` (default: ``clock``) drives due times, intervals and backoffs,
-        so a wall-clock step (NTP, DST tools, a user) never stalls polling."""
+        so a wall-clock step (NTP, DST tools, a user) never stalls polling.
+        """
         self.config = config = config or EngineConfig()
-        self._transport = transport  # the engine's own; tests reach for it
         self._clock = times = EngineClock(clock, monotonic)
         self._registry = registry = Registry(registers, config)
         stats = StatsRecorder()
@@ -130,7 +129,11 @@ class PollEngine:
         observer = Observer(core)
         executor = Executor(core, observer=observer, planning=planning)
         self._cycles = CycleRunner(
-            core, recovery=recovery, planning=planning, executor=executor, observer=observer
+            core,
+            recovery=recovery,
+            planning=planning,
+            executor=executor,
+            observer=observer,
         )
         self._writer = Writer(core, observer=observer)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
@@ -142,14 +145,18 @@ class PollEngine:
     # -- the poll cycle ---------------------------------------------------
 
     def next_due(self) -> float:
-        """Time on ``clock`` (wall) at which the next register or unit probe is due
-        (inf when none is enabled). Scheduled on the monotonic clock, so
-        ``next_due() - clock()`` is the right delay even after a wall-clock step."""
-        due = min(self._schedule.first_due(self._recovery.down), self._recovery.next_probe())
+        """Return the wall time at which the next register or unit probe is due.
+
+        inf when none is enabled. Scheduled on the monotonic clock, so
+        ``next_due() - clock()`` is the right delay even after a wall-clock step.
+        """
+        due = min(
+            self._schedule.first_due(self._recovery.down), self._recovery.next_probe()
+        )
         return self._clock.to_wall(due) if math.isfinite(due) else due
 
     def cost_model(self) -> CostModel:
-        """The cost model the planner uses now (configured, fitted, or default)."""
+        """Return the cost model the planner uses now (configured, fitted, or default)."""
         return self._planning.cost_model()
 
     async def poll_due(self, now: float | None = None) -> CycleResult:
@@ -158,7 +165,8 @@ class PollEngine:
         Never leaves a register out of the schedule: whatever happens in the cycle
         (an unexpected exception, a cancellation), every register it took is
         rescheduled. An unexpected exception is logged once with its traceback,
-        counted (``Totals.internal_errors``) and reported in the result."""
+        counted (``Totals.internal_errors``) and reported in the result.
+        """
         started = self._clock.now() if now is None else self._clock.from_wall(now)
         return await self._cycles.run(started)
 
@@ -185,10 +193,12 @@ class PollEngine:
             self._schedule.due_at(reg, self._clock.now())
 
     def request_read(self, uids: Iterable[str]) -> None:
-        """Make these registers due now: the next :meth:`poll_due` reads them, planned
-        together with whatever else is due (for a unit that is down: its probe is due
-        now, and its answer brings every register back). Raises ValueError naming
-        unknown uids."""
+        """Make these registers due now.
+
+        The next :meth:`poll_due` reads them, planned together with whatever else is
+        due (for a unit that is down: its probe is due now, and its answer brings
+        every register back). Raises ValueError naming unknown uids.
+        """
         regs = self._registry.regs
         wanted = list(dict.fromkeys(uids))
         unknown = [uid for uid in wanted if uid not in regs]
@@ -217,22 +227,31 @@ class PollEngine:
         """Immutable view of the engine for sensors, diagnostics and visualization.
 
         ``at`` and the recent records are in engine (monotonic) time, ``wall_at`` is the
-        wall time at ``at``; register times and unit states are wall times (display)."""
+        wall time at ``at``; register times and unit states are wall times (display).
+        """
         return self._snapshots.build(self._cycles.last_internal_error)
 
     # -- persistence ------------------------------------------------------
 
     def export_state(self) -> dict[str, Any]:
-        """Learned state as a JSON-safe, versioned dict (quarantine ends in wall time,
-        so they mean the same after a restart, when the monotonic clock starts over)."""
+        """Return the learned state as a JSON-safe, versioned dict.
+
+        Quarantine ends are in wall time, so they mean the same after a restart, when
+        the monotonic clock starts over.
+        """
         return self._state.export()
 
     def import_state(self, data: Mapping[str, Any]) -> ImportReport:
-        """Restore learned state; says how many registers really got theirs back and
-        what had to be set aside or capped."""
+        """Restore learned state.
+
+        The report says how many registers really got theirs back and what had to be
+        set aside or capped.
+        """
         return self._state.restore(data)
 
-    def reset_learning(self, *, unit_id: int | None = None, uid: str | None = None) -> None:
+    def reset_learning(
+        self, *, unit_id: int | None = None, uid: str | None = None
+    ) -> None:
         """Forget what was learned, for one register (``uid``), one unit, or everything.
 
         Resets interval models, activity patterns and quarantines of the registers in
@@ -252,7 +271,3 @@ class PollEngine:
 
     def _is_live(self, entry: HeapEntry) -> bool:
         return self._schedule.is_live(entry)
-
-    @property
-    def _unit_limits(self) -> dict[int, UnitLimit]:
-        return self._limits.learned

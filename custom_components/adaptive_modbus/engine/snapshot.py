@@ -28,18 +28,21 @@ class Snapshots:
     def __init__(
         self, core: EngineCore, *, down: Mapping[int, UnitDown], planning: Planning
     ) -> None:
+        """Build snapshots from the engine's parts."""
         self._core = core
         self._regs = core.registry.regs
         self._down = down
         self._planning = planning
 
     def build(self, last_internal_error: str | None) -> EngineSnapshot:
-        """A snapshot as of now."""
+        """Build a snapshot as of now."""
         clock = self._core.clock
         now = clock.now()
         wall = clock.wall() if clock.wall is not clock.now else now
         offset = wall - now
-        registers = sorted_snapshots(self._register(reg, offset) for reg in self._regs.values())
+        registers = sorted_snapshots(
+            self._register(reg, offset) for reg in self._regs.values()
+        )
         return EngineSnapshot(
             at=now,
             wall_at=wall,
@@ -60,7 +63,9 @@ class Snapshots:
             clusters=self._clusters(),
             totals=self._core.stats.totals,
             holes={
-                f"{u}.{t}": tuple(sorted(a)) for (u, t), a in self._core.holes.by_table.items() if a
+                f"{u}.{t}": tuple(sorted(a))
+                for (u, t), a in self._core.holes.by_table.items()
+                if a
             },
             units=self._core.stats.units,
             recent_requests=tuple(self._core.stats.requests),
@@ -105,7 +110,9 @@ class Snapshots:
 
     def _clusters(self) -> tuple[ClusterSnapshot, ...]:
         """Blocks the planner makes when every enabled register is due."""
-        enabled = [r for r in self._regs.values() if r.enabled and r.quarantined_until is None]
+        enabled = [
+            r for r in self._regs.values() if r.enabled and r.quarantined_until is None
+        ]
         counts: dict[tuple[int, Table, int, int], int] = {}
         for request in self._core.stats.requests:
             if request.ok and not request.write:

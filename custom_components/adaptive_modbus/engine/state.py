@@ -9,10 +9,10 @@ with a warning, never a crash.
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+import logging
+import math
 from typing import Any
 
 from .core import EngineCore
@@ -26,10 +26,8 @@ from .faults import (
     UnitLimit,
     runs,
 )
-from .intervals import STATE_VERSION as MODEL_STATE_VERSION
-from .intervals import IntervalModel
-from .patterns import STATE_VERSION as PROFILE_STATE_VERSION
-from .patterns import ActivityProfile
+from .intervals import STATE_VERSION as MODEL_STATE_VERSION, IntervalModel
+from .patterns import STATE_VERSION as PROFILE_STATE_VERSION, ActivityProfile
 from .planner import PROTOCOL_MAX_REGISTERS
 from .registers import Table
 from .registry import QUARANTINE_FIRST, QUARANTINE_MAX, RegisterState
@@ -54,6 +52,7 @@ class LearnedState:
     """Exports, restores and forgets what the engine learned."""
 
     def __init__(self, core: EngineCore) -> None:
+        """Export and restore the learned state of ``core``'s registers."""
         self._core = core
         self._regs = core.registry.regs
 
@@ -69,7 +68,9 @@ class LearnedState:
                     "model": reg.model.to_dict(),
                     "profile": reg.profile.to_dict(),
                     "quarantined_until": (
-                        None if reg.quarantined_until is None else reg.quarantined_until + offset
+                        None
+                        if reg.quarantined_until is None
+                        else reg.quarantined_until + offset
                     ),
                     "quarantine_backoff": reg.quarantine_backoff,
                 }
@@ -84,7 +85,9 @@ class LearnedState:
                     "verify_at": check.verify_at + offset,
                     "backoff": check.backoff,
                 }
-                for (unit, table, start, end), check in sorted(self._core.holes.checks.items())
+                for (unit, table, start, end), check in sorted(
+                    self._core.holes.checks.items()
+                )
             ],
             "unit_limits": [
                 {
@@ -100,13 +103,19 @@ class LearnedState:
     # -- import -------------------------------------------------------------
 
     def restore(self, data: Mapping[str, Any]) -> ImportReport:
-        """Restore learned state; says how many registers really got theirs back and
-        what had to be set aside or capped."""
+        """Restore learned state.
+
+        The report says how many registers really got theirs back and what had to be
+        set aside or capped.
+        """
         warnings: list[str] = []
         if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
             version = data.get("version") if isinstance(data, Mapping) else None
             return ImportReport(
-                0, [f"stored state version {version!r} is not {STATE_VERSION}; starting fresh"]
+                0,
+                [
+                    f"stored state version {version!r} is not {STATE_VERSION}; starting fresh"
+                ],
             )
         restored = 0
         registers = data.get("registers")
@@ -152,13 +161,17 @@ class LearnedState:
     def _restore_limit(self, item: Mapping[str, Any]) -> None:
         unit, count = int(item["unit_id"]), int(item["max_registers"])
         if not 1 <= count <= PROTOCOL_MAX_REGISTERS:
-            raise ValueError(f"max_registers {count} outside 1-{PROTOCOL_MAX_REGISTERS}")
+            raise ValueError(
+                f"max_registers {count} outside 1-{PROTOCOL_MAX_REGISTERS}"
+            )
         backoff = _finite(item.get("backoff", LIMIT_RETRY_FIRST), "backoff")
         backoff = min(max(backoff, LIMIT_RETRY_FIRST), LIMIT_RETRY_MAX)
         now = self._core.clock.now()
         stored = item.get("retry_at")
         retry_at = (
-            now if stored is None else self._core.clock.from_wall(_finite(stored, "retry_at"))
+            now
+            if stored is None
+            else self._core.clock.from_wall(_finite(stored, "retry_at"))
         )
         retry_at = min(retry_at, now + backoff)
         if count < self._core.limits.cap(unit):
@@ -169,9 +182,14 @@ class LearnedState:
         self._core.registry.relearn(reg)
         reg.quarantined_until, reg.quarantine_backoff = None, QUARANTINE_FIRST
 
-    def _restore_register(self, reg: RegisterState, stored: Mapping[str, Any]) -> list[str]:
-        """Apply one register's stored state; raises on what cannot be used at all,
-        returns warnings for values that were capped."""
+    def _restore_register(
+        self, reg: RegisterState, stored: Mapping[str, Any]
+    ) -> list[str]:
+        """Apply one register's stored state.
+
+        Raises on what cannot be used at all; returns warnings for values that were
+        capped.
+        """
         uid = reg.spec.uid
         warnings: list[str] = []
         until = stored.get("quarantined_until")
@@ -179,7 +197,9 @@ class LearnedState:
         if until is not None:
             until, backoff = float(until), float(backoff)
             if not (math.isfinite(until) and math.isfinite(backoff)):
-                raise ValueError(f"quarantine {until!r} / backoff {backoff!r} is not finite")
+                raise ValueError(
+                    f"quarantine {until!r} / backoff {backoff!r} is not finite"
+                )
         stored_model = stored.get("model")
         if not (
             isinstance(stored_model, Mapping)
@@ -188,7 +208,10 @@ class LearnedState:
             raise ValueError("its interval model is missing or of another version")
         limits = reg.model.limits
         model = IntervalModel.from_dict(
-            stored_model, tolerance=reg.tolerance, limits=limits, numeric=reg.spec.is_numeric
+            stored_model,
+            tolerance=reg.tolerance,
+            limits=limits,
+            numeric=reg.spec.is_numeric,
         )
         model.forget_baseline()
         stored_profile = stored.get("profile")
@@ -224,8 +247,10 @@ class LearnedState:
     # -- forgetting ---------------------------------------------------------
 
     def reset(self, *, unit_id: int | None = None, uid: str | None = None) -> None:
-        """Forget what was learned, for one register, one unit, or everything (see
-        ``PollEngine.reset_learning``)."""
+        """Forget what was learned, for one register, one unit, or everything.
+
+        See ``PollEngine.reset_learning``.
+        """
         if uid is not None:
             if uid not in self._regs:
                 raise UnknownRegister(f"unknown register: {uid}")
@@ -252,12 +277,19 @@ class LearnedState:
             self._core.limits.reset(unit_id)
         _LOGGER.info(
             "learning reset for %s",
-            uid if uid is not None else f"unit {unit_id}" if unit_id is not None else "all",
+            uid
+            if uid is not None
+            else f"unit {unit_id}"
+            if unit_id is not None
+            else "all",
         )
 
 
 def _restore_each(
-    items: Any, restore: Callable[[Mapping[str, Any]], None], what: str, warnings: list[str]
+    items: Any,
+    restore: Callable[[Mapping[str, Any]], None],
+    what: str,
+    warnings: list[str],
 ) -> None:
     """Restore each stored item of a list; one that cannot be used is set aside."""
     for item in items if isinstance(items, list) else []:
@@ -268,7 +300,7 @@ def _restore_each(
 
 
 def _finite(value: Any, name: str) -> float:
-    """A stored number, or ``ValueError`` when it is not a finite one."""
+    """Return a stored number; raise ``ValueError`` when it is not a finite one."""
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{name} {value!r} is not a finite number")

@@ -7,10 +7,10 @@ visualization and the optimizer use. They are frozen and built on demand by
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+import math
 from typing import Any
 
 from .errors import ErrorKind
@@ -20,7 +20,8 @@ RECENT_REQUESTS = 512
 RECENT_ERRORS = 100
 RECENT_INTERVAL_CHANGES = 200
 RECENT_CYCLES = 120
-RATE_WINDOW = 600.0  # seconds over which per-minute rates and latency figures are computed
+# seconds over which per-minute rates and latency figures are computed
+RATE_WINDOW = 600.0
 
 # Modbus TCP: 7-byte MBAP header + function code + fields
 _TCP_REQUEST_BYTES = 12
@@ -158,7 +159,8 @@ class UnitTotals:
 class UnitStatus:
     """A unit that stopped answering: probed alone until it answers again.
 
-    ``down_since`` and ``next_probe`` are wall times (display)."""
+    ``down_since`` and ``next_probe`` are wall times (display).
+    """
 
     unit_id: int
     down_since: float
@@ -196,7 +198,7 @@ class EngineSnapshot:
     last_internal_error: str | None = None
 
     def to_wall(self, t: float) -> float:
-        """An engine time (``at``, record times) as wall time."""
+        """Return an engine time (``at``, record times) as wall time."""
         return t if self.wall_at is None else t + (self.wall_at - self.at)
 
     def _window(self, window: float = RATE_WINDOW) -> list[RequestRecord]:
@@ -282,7 +284,9 @@ class EngineSnapshot:
             "units_down": {str(unit): _plain(s) for unit, s in self.units_down.items()},
             "last_internal_error": self.last_internal_error,
             "recent_errors": [_plain(e) for e in self.recent_errors],
-            "recent_interval_changes": [_plain(c) for c in self.recent_interval_changes],
+            "recent_interval_changes": [
+                _plain(c) for c in self.recent_interval_changes
+            ],
             "recent_cycles": [_plain(c) for c in self.recent_cycles],
         }
 
@@ -302,9 +306,12 @@ class StatsRecorder:
     """Mutable, bounded recorder owned by the engine."""
 
     def __init__(self) -> None:
+        """Start with empty ring buffers and zero counters."""
         self.requests: deque[RequestRecord] = deque(maxlen=RECENT_REQUESTS)
         self.errors: deque[ErrorRecord] = deque(maxlen=RECENT_ERRORS)
-        self.interval_changes: deque[IntervalChange] = deque(maxlen=RECENT_INTERVAL_CHANGES)
+        self.interval_changes: deque[IntervalChange] = deque(
+            maxlen=RECENT_INTERVAL_CHANGES
+        )
         self.cycles: deque[CycleRecord] = deque(maxlen=RECENT_CYCLES)
         self._counts = dict.fromkeys(Totals.__dataclass_fields__, 0)
         self._unit_counts: dict[int, dict[str, int]] = {}
@@ -338,7 +345,7 @@ class StatsRecorder:
             unit[name] += delta
 
     def unit_reads(self) -> dict[int, int]:
-        """Registers (or bits) read so far per unit id."""
+        """Return the registers (or bits) read so far per unit id."""
         return {unit: c["registers_read"] for unit, c in self._unit_counts.items()}
 
     def add_internal_error(self) -> None:

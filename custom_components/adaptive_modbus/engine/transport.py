@@ -16,16 +16,16 @@ from RTU over TCP for a device that answers one of them only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 import dataclasses
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
 import heapq
 import itertools
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from pymodbus.client import (
@@ -99,17 +99,21 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Close the connection (idempotent)."""
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         """Read words (0..65535) or bits (0/1); raise :class:`ModbusError` subclasses."""
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write holding registers."""
 
     async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
         """Write one coil."""
 
     async def end_cycle(self) -> None:
-        """Called after each poll cycle; closes the connection if so configured."""
+        """End a poll cycle: close the connection if so configured."""
 
 
 class Priority(IntEnum):
@@ -127,6 +131,7 @@ class PriorityLock:
     """
 
     def __init__(self) -> None:
+        """Start unlocked, with nobody waiting."""
         self._locked = False
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -198,7 +203,10 @@ class TransportStats:
 class Backoff:
     """Exponential backoff between failed connects (``minimum`` doubling to ``maximum``)."""
 
-    def __init__(self, minimum: float, maximum: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, minimum: float, maximum: float, clock: Callable[[], float]
+    ) -> None:
+        """Start at ``minimum``, never above ``maximum``."""
         self.minimum = max(0.0, minimum)
         self.maximum = max(self.minimum, maximum)
         self._clock = clock
@@ -207,7 +215,9 @@ class Backoff:
 
     def failed(self) -> float:
         """Record a failure; return the delay before the next attempt."""
-        self.delay = self.minimum if self.delay == 0.0 else min(self.delay * 2, self.maximum)
+        self.delay = (
+            self.minimum if self.delay == 0.0 else min(self.delay * 2, self.maximum)
+        )
         self.not_before = self._clock() + self.delay
         return self.delay
 
@@ -225,16 +235,21 @@ _TIMEOUT_MARGIN = 0.5  # seconds added to our own guard around pymodbus' timeout
 
 # Modbus protocol limits of one request
 MAX_READ_REGISTERS = 125
-GATEWAY_NO_ANSWER_CODES = frozenset({10, 11})  # gateway path unavailable / target silent
+# gateway path unavailable / target silent
+GATEWAY_NO_ANSWER_CODES = frozenset({10, 11})
 BUSY_CODES = frozenset({5, 6})  # acknowledge (still working) / device busy
 MAX_READ_BITS = 2000
 MAX_WRITE_REGISTERS = 123
 
 
-def _check_request(unit_id: int, address: int, count: int, limit: int, what: str) -> None:
+def _check_request(
+    unit_id: int, address: int, count: int, limit: int, what: str
+) -> None:
     """Reject a request the protocol cannot carry, before anything is sent."""
     if not 0 <= unit_id <= 255:
-        raise ModbusError(f"unit id {unit_id} outside 0-255", unit_id=unit_id, address=address)
+        raise ModbusError(
+            f"unit id {unit_id} outside 0-255", unit_id=unit_id, address=address
+        )
     if not 1 <= count <= limit or not address >= 0 or address + count > 65536:
         raise ModbusError(
             f"{what}: {count} at address {address} (1-{limit} within 0-65535 allowed)",
@@ -265,6 +280,7 @@ class PymodbusTransport:
     def __init__(
         self, config: TransportConfig, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        """Prepare a transport for ``config``; nothing is opened before the first use."""
         self.config = config
         self.stats = TransportStats()
         self._clock = clock
@@ -319,7 +335,9 @@ class PymodbusTransport:
                     mismatch.set_result(problem)
         return data
 
-    def _closed_error(self, unit_id: int | None = None, address: int | None = None) -> ModbusError:
+    def _closed_error(
+        self, unit_id: int | None = None, address: int | None = None
+    ) -> ModbusError:
         return TransportClosed(
             f"{self._describe()}: the transport is closed (unloaded); it opens no new connection",
             unit_id=unit_id,
@@ -351,7 +369,11 @@ class PymodbusTransport:
                 framer=FramerType.SOCKET,
                 **common,  # type: ignore[arg-type]
             )
-        framer = FramerType.RTU if cfg.kind is TransportKind.RTU_OVER_TCP else FramerType.SOCKET
+        framer = (
+            FramerType.RTU
+            if cfg.kind is TransportKind.RTU_OVER_TCP
+            else FramerType.SOCKET
+        )
         return AsyncModbusTcpClient(
             cfg.host,
             port=cfg.port,
@@ -387,7 +409,9 @@ class PymodbusTransport:
                 return False
         return True
 
-    async def _ensure_connected(self, *, ignore_backoff: bool = False) -> ModbusBaseClient:
+    async def _ensure_connected(
+        self, *, ignore_backoff: bool = False
+    ) -> ModbusBaseClient:
         if self._closed:
             raise self._closed_error()
         if self._client is not None and self._client.connected:
@@ -403,7 +427,8 @@ class PymodbusTransport:
         self._connecting = done
         try:
             ok = await client.connect()
-        except (OSError, ModbusException) as err:  # pragma: no cover - pymodbus catches these
+        # pymodbus catches these itself
+        except (OSError, ModbusException) as err:  # pragma: no cover
             _LOGGER.debug("connect to %s raised %r", self._describe(), err)
             ok = False
         except BaseException:  # cancelled while connecting: leave no socket behind
@@ -470,7 +495,9 @@ class PymodbusTransport:
                 self._drop()
 
     # ------------------------------------------------------------------ requests
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         """Read ``count`` words or bits from ``table`` starting at ``address``."""
         limit = MAX_READ_BITS if table.is_bit else MAX_READ_REGISTERS
         _check_request(unit_id, address, count, limit, f"read {table.value}")
@@ -494,12 +521,18 @@ class PymodbusTransport:
             return compat.response_bits(response, count)
         return compat.response_words(response, count)
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write holding registers (function 16); jumps the queue of reads."""
         words = list(values)
-        _check_request(unit_id, address, len(words), MAX_WRITE_REGISTERS, "write registers")
+        _check_request(
+            unit_id, address, len(words), MAX_WRITE_REGISTERS, "write registers"
+        )
         if any(not 0 <= word <= 0xFFFF for word in words):
-            raise ModbusError(f"register values {words} outside 0-65535", unit_id=unit_id)
+            raise ModbusError(
+                f"register values {words} outside 0-65535", unit_id=unit_id
+            )
 
         def send(client: ModbusBaseClient) -> Awaitable[ModbusPDU]:
             return compat.client_write_registers(client, unit_id, address, words)
@@ -524,7 +557,9 @@ class PymodbusTransport:
             await asyncio.sleep(wait)
 
     async def _exchange(
-        self, client: ModbusBaseClient, send: Callable[[ModbusBaseClient], Awaitable[ModbusPDU]]
+        self,
+        client: ModbusBaseClient,
+        send: Callable[[ModbusBaseClient], Awaitable[ModbusPDU]],
     ) -> ModbusPDU:
         """One request and its answer, bounded by the timeout.
 
@@ -568,8 +603,10 @@ class PymodbusTransport:
     def _failure(
         self, err: BaseException, client: ModbusBaseClient, unit_id: int, address: int
     ) -> tuple[ModbusError, bool]:
-        """The error for a failed exchange (the connection is dropped) and whether a
-        read may be retried on a fresh connection."""
+        """Return the error for a failed exchange and whether a read may be retried.
+
+        The connection is dropped; a retry goes out on a fresh one.
+        """
         lost = not client.connected
         self._drop()  # a late answer must not meet the next request
         where: dict[str, Any] = {"unit_id": unit_id, "address": address}
@@ -588,7 +625,9 @@ class PymodbusTransport:
                 f"{self._describe()}: no answer from unit {unit_id} within {self.config.timeout} s",
                 **where,
             ), True
-        if isinstance(err, (ModbusIOException, TimeoutError, ConnectionException, OSError)):
+        if isinstance(
+            err, (ModbusIOException, TimeoutError, ConnectionException, OSError)
+        ):
             return ModbusConnectionError(
                 f"{self._describe()}: connection lost: {err}", **where
             ), True
@@ -617,29 +656,43 @@ class PymodbusTransport:
                     self.stats.retries += 1
                 try:
                     # a user's write may try one connect even during the backoff
-                    client = await self._ensure_connected(ignore_backoff=write and attempt == 0)
+                    client = await self._ensure_connected(
+                        ignore_backoff=write and attempt == 0
+                    )
                 except TransportClosed:
                     raise self._closed_error(unit_id, address) from None
                 except ModbusConnectionError as err:
-                    raise ModbusConnectionError(str(err), unit_id=unit_id, address=address) from err
+                    raise ModbusConnectionError(
+                        str(err), unit_id=unit_id, address=address
+                    ) from err
                 await self._pace()
                 self.stats.requests += 1
                 try:
                     response = await self._exchange(client, send)
-                    answered = compat.exception_code(response) is None
-                    if answered and check is not None and (problem := check(response)):
-                        raise _Mismatch(problem)
-                except (_Mismatch, _Abandoned, ModbusException, TimeoutError, OSError) as err:
+                except (
+                    _Mismatch,
+                    _Abandoned,
+                    ModbusException,
+                    TimeoutError,
+                    OSError,
+                ) as err:
                     error, retry = self._failure(err, client, unit_id, address)
                 else:
                     code = compat.exception_code(response)
-                    if code is None:
+                    if code is not None:
+                        self.stats.errors += 1
+                        raise classify_exception_code(
+                            code, unit_id, address, write=write
+                        )
+                    problem = check(response) if check is not None else None
+                    if not problem:
                         return response
-                    self.stats.errors += 1
-                    raise classify_exception_code(code, unit_id, address, write=write)
+                    mismatch = _Mismatch(problem)
+                    error, retry = self._failure(mismatch, client, unit_id, address)
                 finally:
                     self._last_done = asyncio.get_running_loop().time()
-                error.may_have_applied = write  # it went out: never retried automatically
+                # a write that went out is never retried automatically
+                error.may_have_applied = write
                 if not retry or write:
                     raise error
                 last_error = error
@@ -676,7 +729,7 @@ class _Expected:
 
 
 def _expected(frame: bytes, *, rtu: bool) -> _Expected | None:
-    """Unit, function and transaction id of a request frame we sent."""
+    """Return unit, function and transaction id of a request frame we sent."""
     if rtu:
         if len(frame) < 2:
             return None
@@ -711,7 +764,7 @@ def _crc16(data: bytes) -> int:
 
 
 def _frame_mismatch(buffer: bytes, expect: _Expected, *, rtu: bool) -> str | None:
-    """What is wrong with the first complete answer frame in ``buffer``, if anything.
+    """Say what is wrong with the first complete answer frame in ``buffer``, if anything.
 
     Only complete, well-formed frames are judged (an incomplete one waits for more
     bytes, garbage is left to pymodbus and the timeout). Like pymodbus, a request to
@@ -737,7 +790,9 @@ def _frame_mismatch(buffer: bytes, expect: _Expected, *, rtu: bool) -> str | Non
     if expect.transaction_id and tid and tid != expect.transaction_id:
         return f"sent transaction {expect.transaction_id}, the answer is for {tid}"
     if function & 0x7F != expect.function_code:
-        return f"sent function {expect.function_code}, the answer is for {function & 0x7F}"
+        return (
+            f"sent function {expect.function_code}, the answer is for {function & 0x7F}"
+        )
     return None
 
 
@@ -760,14 +815,17 @@ async def detect_framer(
     cannot be opened. Meant for the config flow, when a read gets no answer.
     """
     if config.kind not in _TCP_FRAMINGS:
-        raise EngineUsageError(f"framing detection needs a TCP connection, not {config.kind}")
+        raise EngineUsageError(
+            f"framing detection needs a TCP connection, not {config.kind}"
+        )
     order = [config.kind, *(kind for kind in _TCP_FRAMINGS if kind is not config.kind)]
     for kind in order:
         transport = PymodbusTransport(dataclasses.replace(config, kind=kind, retries=0))
         try:
             await transport.read(unit_id, table, address, count)
         except ModbusError as err:
-            if err.code is not None:  # an exception response: this framing was understood
+            # an exception response: this framing was understood
+            if err.code is not None:
                 return kind
             if isinstance(err, ModbusConnectionError) and transport.stats.connects == 0:
                 raise
@@ -791,7 +849,9 @@ async def verify_framing(
     Returns quietly when the configured framing answers or when neither does (that is a
     silent unit, not a framing problem).
     """
-    answering = await detect_framer(config, unit_id, table=table, address=address, count=count)
+    answering = await detect_framer(
+        config, unit_id, table=table, address=address, count=count
+    )
     if answering is not None and answering is not config.kind:
         raise FramingMismatch(
             f"{config.host}:{config.port} answers {_FRAMING_NAMES[answering]}, "
@@ -812,7 +872,7 @@ _FRAMING_NAMES: dict[TransportKind, str] = {
 def classify_exception_code(
     code: int, unit_id: int, address: int, *, write: bool = False
 ) -> ModbusError:
-    """The :class:`ModbusError` for a Modbus exception response code.
+    """Return the :class:`ModbusError` for a Modbus exception response code.
 
     1 -> IllegalFunction; 2 -> IllegalAddress; 3 (illegal data value) -> IllegalAddress
     for reads (the quantity or range was refused: blame the block) and a plain
@@ -825,16 +885,24 @@ def classify_exception_code(
     if code == compat.EXC_ILLEGAL_FUNCTION:
         return IllegalFunction(f"unit {unit_id}: illegal function (code 1)", **where)
     if code == compat.EXC_ILLEGAL_ADDRESS:
-        return IllegalAddress(f"unit {unit_id}: illegal data address {address} (code 2)", **where)
+        return IllegalAddress(
+            f"unit {unit_id}: illegal data address {address} (code 2)", **where
+        )
     if code == compat.EXC_ILLEGAL_VALUE:
         if write:
             return ModbusError(f"unit {unit_id}: illegal data value (code 3)", **where)
-        return IllegalAddress(f"unit {unit_id}: illegal data value at {address} (code 3)", **where)
+        return IllegalAddress(
+            f"unit {unit_id}: illegal data value at {address} (code 3)", **where
+        )
     if code in GATEWAY_NO_ANSWER_CODES:
         return ModbusTimeout(
             f"unit {unit_id}: gateway got no answer from the unit (exception code {code})",
             **where,
         )
     if code in BUSY_CODES:
-        return ModbusError(f"unit {unit_id}: device busy (exception code {code})", **where)
-    return DeviceFailure(f"unit {unit_id}: device failure (exception code {code})", **where)
+        return ModbusError(
+            f"unit {unit_id}: device busy (exception code {code})", **where
+        )
+    return DeviceFailure(
+        f"unit {unit_id}: device failure (exception code {code})", **where
+    )

@@ -12,10 +12,10 @@ can log "down" and "back" once.
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+import logging
+import math
 
 from .bus import CycleState
 from .core import EngineCore
@@ -44,6 +44,7 @@ class UnitRecovery:
     """The units that are down (``down``), their probes and their return."""
 
     def __init__(self, core: EngineCore) -> None:
+        """Start with every unit up."""
         self._core = core
         self._regs = core.registry.regs
         self.down: dict[int, UnitDown] = {}
@@ -56,8 +57,7 @@ class UnitRecovery:
         return due
 
     def probe_soon(self, unit: int, now: float) -> None:
-        """A read of a register of ``unit`` was requested: when the unit is down, its
-        probe is due by ``now``."""
+        """Make a down unit's probe due by ``now`` (a read of its register was asked)."""
         down = self.down.get(unit)
         if down is not None:
             down.next_probe = min(down.next_probe, now)
@@ -65,9 +65,12 @@ class UnitRecovery:
     def note_silent(
         self, now: float, cycle: CycleState, answered_before: Mapping[int, int]
     ) -> set[int]:
-        """Units that failed this cycle only with timeouts / connection errors and
-        read nothing go down: their registers are parked and one probe runs on a
-        short bounded backoff instead."""
+        """Take down the units that were silent this cycle; return them.
+
+        Units that failed only with timeouts / connection errors and read nothing go
+        down: their registers are parked and one probe runs on a short bounded
+        backoff instead.
+        """
         if not cycle.failed:
             return set()
         answered_after = self._core.stats.unit_reads()
@@ -82,7 +85,11 @@ class UnitRecovery:
             if answered_after.get(unit, 0) > answered_before.get(unit, 0):
                 continue
             unit_kinds = kinds.get(unit)
-            silent = cycle.connection_lost if unit_kinds is None else unit_kinds <= SILENT_KINDS
+            silent = (
+                cycle.connection_lost
+                if unit_kinds is None
+                else unit_kinds <= SILENT_KINDS
+            )
             if not silent:
                 continue
             self.down[unit] = UnitDown(since=now, next_probe=now + UNIT_PROBE_FIRST)
@@ -97,18 +104,27 @@ class UnitRecovery:
         return went_down
 
     def _probe_register(self, unit: int) -> RegisterState | None:
-        """The cheapest read of a unit: its smallest enabled, not quarantined register."""
-        enabled = [self._regs[uid] for uid in self._core.registry.unit_uids.get(unit, ())]
+        """Return a unit's cheapest read: its smallest enabled, unquarantined register."""
+        enabled = [
+            self._regs[uid] for uid in self._core.registry.unit_uids.get(unit, ())
+        ]
         enabled = [reg for reg in enabled if reg.enabled]
         # only quarantined registers left: probe one of them (else they stay parked)
-        candidates = [reg for reg in enabled if reg.quarantined_until is None] or enabled
+        candidates = [
+            reg for reg in enabled if reg.quarantined_until is None
+        ] or enabled
         if not candidates:
             return None
-        return min(candidates, key=lambda r: (r.spec.size, r.spec.table.value, r.spec.address))
+        return min(
+            candidates, key=lambda r: (r.spec.size, r.spec.table.value, r.spec.address)
+        )
 
     async def probe_due(self, now: float, cycle: CycleState) -> set[int]:
-        """Probe the down units whose probe is due; a unit that answers (even with a
-        Modbus exception) is back: all its registers are due at once."""
+        """Probe the down units whose probe is due; return the units back up.
+
+        A unit that answers (even with a Modbus exception) is back: all its registers
+        are due at once.
+        """
         back: set[int] = set()
         for unit, down in list(self.down.items()):
             if down.next_probe > now + BATCH_WINDOW:

@@ -8,10 +8,10 @@ wall-clock seconds since the epoch (UTC) unless a field says ``_iso``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+import math
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +65,12 @@ def _enabled(snapshot: EngineSnapshot) -> list[RegisterSnapshot]:
 
 
 def static_blocks_per_minute(snapshot: EngineSnapshot) -> float:
-    """Requests per minute of static block polling at the fixed interval.
+    """Estimate requests per minute of static block polling at the fixed interval.
 
     Estimated from the plan: the blocks the planner makes when every enabled register
     is due (``snapshot.clusters``, with the learned holes and limits), each read once
-    per ``fixed_interval``: the best a hand-written static block list can do."""
+    per ``fixed_interval``: the best a hand-written static block list can do.
+    """
     if snapshot.fixed_interval <= 0:
         return 0.0
     return 60.0 * len(snapshot.clusters) / snapshot.fixed_interval
@@ -81,7 +82,9 @@ def _saving(actual: float, baseline: float) -> float | None:
     return round(max(-1000.0, 100.0 * (1.0 - actual / baseline)), 2)
 
 
-def _classes(source: Source, registers: Sequence[RegisterSnapshot]) -> list[dict[str, Any]]:
+def _classes(
+    source: Source, registers: Sequence[RegisterSnapshot]
+) -> list[dict[str, Any]]:
     total = len(registers)
     counts = dict.fromkeys((c.name for c in source.palette.classes), 0)
     for reg in registers:
@@ -100,7 +103,9 @@ def _classes(source: Source, registers: Sequence[RegisterSnapshot]) -> list[dict
 
 def _health(snapshot: EngineSnapshot) -> dict[str, Any]:
     problems: list[str] = []
-    quarantined = [r.uid for r in snapshot.registers.values() if r.quarantined_until is not None]
+    quarantined = [
+        r.uid for r in snapshot.registers.values() if r.quarantined_until is not None
+    ]
     noisy = [r.uid for r in snapshot.registers.values() if r.noisy]
     if snapshot.units_down:
         problems.append(f"units not answering: {sorted(snapshot.units_down)}")
@@ -169,7 +174,9 @@ def system_view(source: Source, period: float = DEFAULT_PERIOD) -> dict[str, Any
             "fixed_requests": round(fixed, 1),
             "fixed_bus_time": round(sum(h.fixed_bus_time for h in hours), 3),
             "static_blocks_requests": round(static, 1),
-            "bus_utilisation_percent": round(100 * bus / seconds, 3) if seconds else None,
+            "bus_utilisation_percent": round(100 * bus / seconds, 3)
+            if seconds
+            else None,
             "saving_vs_fixed_percent": _saving(requests, fixed),
             "saving_vs_static_blocks_percent": _saving(requests, static),
         },
@@ -178,7 +185,9 @@ def system_view(source: Source, period: float = DEFAULT_PERIOD) -> dict[str, Any
                 "start": h.start,
                 "start_iso": _iso(h.start),
                 "requests": h.requests,
-                "requests_per_minute": round(60 * h.requests / h.seconds, 3) if h.seconds else None,
+                "requests_per_minute": round(60 * h.requests / h.seconds, 3)
+                if h.seconds
+                else None,
                 "registers_read": h.registers_read,
                 "bus_time": round(h.bus_time, 3),
                 "errors": h.errors,
@@ -213,7 +222,9 @@ def system_view(source: Source, period: float = DEFAULT_PERIOD) -> dict[str, Any
     }
 
 
-def _trend(source: Source, reg: RegisterSnapshot, since: float, now: float) -> dict[str, Any]:
+def _trend(
+    source: Source, reg: RegisterSnapshot, since: float, now: float
+) -> dict[str, Any]:
     changes = source.history.interval_changes(reg.uid, since)
     first = changes[0].old if changes else reg.interval
     points = [(since, first), *((c.at, c.new) for c in changes), (now, reg.interval)]
@@ -230,10 +241,13 @@ def _holes_of(snapshot: EngineSnapshot, unit_id: int, table: Table) -> list[int]
     return list(snapshot.holes.get(f"{unit_id}.{table}", ()))
 
 
-def register_view(source: Source, uid: str, period: float = DEFAULT_PERIOD) -> dict[str, Any]:
+def register_view(
+    source: Source, uid: str, period: float = DEFAULT_PERIOD
+) -> dict[str, Any]:
     """One register: value, interval and why, models, pins, faults, histories, trend.
 
-    Raises ``KeyError`` for an unknown uid."""
+    Raises ``KeyError`` for an unknown uid.
+    """
     snap = source.snapshot
     reg = snap.registers[uid]
     now = _now(source)
@@ -264,7 +278,9 @@ def register_view(source: Source, uid: str, period: float = DEFAULT_PERIOD) -> d
         "noisy": reg.noisy,
         "tolerance": _num(reg.tolerance),
         "last_read": reg.last_read,
-        "age": None if reg.last_read is None else round(max(0.0, now - reg.last_read), 3),
+        "age": None
+        if reg.last_read is None
+        else round(max(0.0, now - reg.last_read), 3),
         "last_change": reg.last_change,
         "next_due": reg.next_due,
         "reads": reg.reads,
@@ -272,7 +288,9 @@ def register_view(source: Source, uid: str, period: float = DEFAULT_PERIOD) -> d
         "errors": reg.errors,
         "pins": [],  # no pins yet: the field is here so consumers need not change
         "quarantined_until": reg.quarantined_until,
-        "holes_nearby": [a for a in holes if reg.address - 16 <= a < reg.address + reg.size + 16],
+        "holes_nearby": [
+            a for a in holes if reg.address - 16 <= a < reg.address + reg.size + 16
+        ],
         "pattern": {
             "factor": _num(reg.pattern_factor),
             # percent by which the time-of-week profile shortens (+) or lengthens (-)
@@ -285,15 +303,19 @@ def register_view(source: Source, uid: str, period: float = DEFAULT_PERIOD) -> d
             for c in source.history.interval_changes(uid, since)
         ],
         "value_history": [
-            {"at": s.at, "value": _value(s.value)} for s in source.history.read_samples(uid, since)
+            {"at": s.at, "value": _value(s.value)}
+            for s in source.history.read_samples(uid, since)
         ],
     }
 
 
-def device_view(source: Source, unit_id: int, period: float = DEFAULT_PERIOD) -> dict[str, Any]:
+def device_view(
+    source: Source, unit_id: int, period: float = DEFAULT_PERIOD
+) -> dict[str, Any]:
     """One unit id: its counters, state, holes and the register views of its registers.
 
-    Raises ``KeyError`` when the connection has no register on ``unit_id``."""
+    Raises ``KeyError`` when the connection has no register on ``unit_id``.
+    """
     snap = source.snapshot
     uids = [uid for uid, r in snap.registers.items() if r.unit_id == unit_id]
     if not uids:
@@ -312,7 +334,9 @@ def device_view(source: Source, unit_id: int, period: float = DEFAULT_PERIOD) ->
         "errors": 0 if totals is None else totals.errors,
         "down_since": None if down is None else down.down_since,
         "holes": {
-            str(t): _holes_of(snap, unit_id, t) for t in Table if _holes_of(snap, unit_id, t)
+            str(t): _holes_of(snap, unit_id, t)
+            for t in Table
+            if _holes_of(snap, unit_id, t)
         },
         "interval_classes": _classes(
             source, [snap.registers[u] for u in uids if snap.registers[u].enabled]
@@ -322,7 +346,7 @@ def device_view(source: Source, unit_id: int, period: float = DEFAULT_PERIOD) ->
 
 
 def cluster_view(source: Source) -> dict[str, Any]:
-    """The blocks the planner reads per unit and table, with members, holes and riders."""
+    """Return the blocks the planner reads per unit and table, with their details."""
     snap = source.snapshot
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for block in snap.clusters:
@@ -334,7 +358,9 @@ def cluster_view(source: Source) -> dict[str, Any]:
         # member: members with an interval at least RIDER_FACTOR longer, and enabled
         # registers inside the span that are not members
         riders = [
-            m.uid for m in members if fastest > 0 and m.effective_interval >= RIDER_FACTOR * fastest
+            m.uid
+            for m in members
+            if fastest > 0 and m.effective_interval >= RIDER_FACTOR * fastest
         ]
         riders += [
             r.uid
@@ -390,7 +416,9 @@ def cluster_view(source: Source) -> dict[str, Any]:
     }
 
 
-def connection_dataset(source: Source, period: float = DEFAULT_PERIOD) -> dict[str, Any]:
+def connection_dataset(
+    source: Source, period: float = DEFAULT_PERIOD
+) -> dict[str, Any]:
     """Every view of one connection."""
     units = sorted({r.unit_id for r in source.snapshot.registers.values()})
     return {
@@ -402,10 +430,16 @@ def connection_dataset(source: Source, period: float = DEFAULT_PERIOD) -> dict[s
 
 
 def export_dataset(
-    sources: Sequence[Source], period: float = DEFAULT_PERIOD, generated_at: float | None = None
+    sources: Sequence[Source],
+    period: float = DEFAULT_PERIOD,
+    generated_at: float | None = None,
 ) -> dict[str, Any]:
-    """The full export: schema version, generation time and all views of all connections."""
-    at = generated_at if generated_at is not None else max((_now(s) for s in sources), default=0.0)
+    """Build the full export: schema version, time and every view of every connection."""
+    at = (
+        generated_at
+        if generated_at is not None
+        else max((_now(s) for s in sources), default=0.0)
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": at,

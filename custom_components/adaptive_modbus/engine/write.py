@@ -20,6 +20,7 @@ class Writer:
     """Writes one register value at a time."""
 
     def __init__(self, core: EngineCore, *, observer: Observer) -> None:
+        """Write registers through the engine's parts."""
         self._core = core
         self._regs = core.registry.regs
         self._observer = observer

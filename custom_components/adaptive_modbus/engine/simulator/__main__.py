@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import Counter
 import logging
 import signal
-from collections import Counter
 
 from ..registers import Table
 from .device import SimulatedDevice
@@ -25,10 +25,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="adaptive-modbus-simulator",
         description="Serve the Adaptive Modbus demo device as a Modbus TCP server.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=5020, help="TCP port, 0 = any free port")
-    parser.add_argument("--seed", type=int, default=42, help="scenario seed (default 42)")
-    parser.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (default 1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=5020, help="TCP port, 0 = any free port"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=42, help="scenario seed (default 42)"
+    )
+    parser.add_argument(
+        "--unit-id", type=int, default=1, help="Modbus unit id (default 1)"
+    )
     parser.add_argument(
         "--framer",
         choices=[framer.value for framer in ServerFramer],

@@ -18,9 +18,9 @@ a real device where that matters to a poller:
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+import time
 from typing import Final
 
 from ..errors import DeviceFailure, IllegalAddress, ModbusTimeout
@@ -47,13 +47,17 @@ ILLEGAL_DATA_VALUE: Final = 3
 
 @lru_cache(maxsize=32)
 def demo_profile(unit_id: int = 1) -> Profile:
-    """The parsed demo profile for ``unit_id`` (cached: it is immutable)."""
+    """Return the parsed demo profile for ``unit_id`` (cached: it is immutable)."""
     return load_profile(PROFILE_ID, unit_id)
 
 
 def _bound(definition: RegisterDefinition, name: str) -> float | None:
     value = definition.presentation.get(name)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else None
+    )
 
 
 class SimulatedDevice:
@@ -71,16 +75,22 @@ class SimulatedDevice:
         unit_id: int = 1,
         start: float | None = None,
     ) -> None:
+        """Build the demo device for ``unit_id``; ``seed`` fixes its signals."""
         self.seed = seed
         self.unit_id = unit_id
         self.profile = demo_profile(unit_id)
         self.definitions: tuple[RegisterDefinition, ...] = self.profile.registers
-        self.registers: tuple[RegisterSpec, ...] = tuple(d.spec for d in self.definitions)
+        self.registers: tuple[RegisterSpec, ...] = tuple(
+            d.spec for d in self.definitions
+        )
         self._clock = clock
         self.start = clock() if start is None else start
-        self._by_key: dict[str, RegisterDefinition] = {d.key: d for d in self.definitions}
+        self._by_key: dict[str, RegisterDefinition] = {
+            d.key: d for d in self.definitions
+        }
         self._by_table: dict[Table, tuple[RegisterSpec, ...]] = {
-            table: tuple(s for s in self.registers if s.table is table) for table in Table
+            table: tuple(s for s in self.registers if s.table is table)
+            for table in Table
         }
         self._spaces: dict[Table, range] = {
             table: range(max((s.end for s in specs), default=0))
@@ -93,7 +103,7 @@ class SimulatedDevice:
     # -- introspection -------------------------------------------------------
 
     def now(self) -> float:
-        """Current time on the device clock."""
+        """Return the current time on the device clock."""
         return self._clock()
 
     def scenario_time(self, t: float | None = None) -> float:
@@ -109,7 +119,7 @@ class SimulatedDevice:
         return self.start + signals.incident_start(cycle)
 
     def spec(self, key: str) -> RegisterSpec:
-        """The register spec of ``key`` (``KeyError`` if unknown)."""
+        """Return the register spec of ``key`` (``KeyError`` if unknown)."""
         return self._by_key[key].spec
 
     def address_space(self, table: Table) -> range:
@@ -168,10 +178,14 @@ class SimulatedDevice:
                 unit_id=self.unit_id,
                 address=address,
             )
-        hole = next((a for a in sorted(HOLES[table]) if address <= a < address + count), None)
+        hole = next(
+            (a for a in sorted(HOLES[table]) if address <= a < address + count), None
+        )
         if hole is not None:
             raise IllegalAddress(
-                f"{table} address {hole} does not exist", unit_id=self.unit_id, address=hole
+                f"{table} address {hole} does not exist",
+                unit_id=self.unit_id,
+                address=hole,
             )
 
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
@@ -195,7 +209,9 @@ class SimulatedDevice:
             if spec.address == address and spec.writable:
                 return spec
         raise IllegalAddress(
-            f"{table} address {address} is not writable", unit_id=self.unit_id, address=address
+            f"{table} address {address} is not writable",
+            unit_id=self.unit_id,
+            address=address,
         )
 
     def _checked(self, spec: RegisterSpec, value: Value) -> Value:
@@ -217,7 +233,9 @@ class SimulatedDevice:
         entry = (self._clock(), value)
         bisect.insort_right(history, entry, key=lambda item: item[0])
 
-    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write whole writable holding registers starting at ``address``; all or nothing."""
         self._check_unit(unit_id)
         self._check_range(Table.HOLDING, address, len(values), MAX_WRITE_WORDS)

@@ -52,7 +52,7 @@ class RequestKind(StrEnum):
 
     @classmethod
     def read(cls, table: Table) -> RequestKind:
-        """The read request kind for ``table``."""
+        """Return the read request kind for ``table``."""
         return _READ_KINDS[table]
 
 
@@ -105,11 +105,14 @@ class InProcessTransport:
         timeout: float = 3.0,
         close_after_cycle: bool = False,
     ) -> None:
+        """Serve ``device`` (one or several units) in this process."""
         devices = [device] if isinstance(device, SimulatedDevice) else list(device)
         self.devices: dict[int, SimulatedDevice] = {}
         for item in devices:
             if item.unit_id in self.devices:
-                raise EngineUsageError(f"two simulated devices answer to unit {item.unit_id}")
+                raise EngineUsageError(
+                    f"two simulated devices answer to unit {item.unit_id}"
+                )
             self.devices[item.unit_id] = item
         self.latency = latency
         self.clock_advance = clock_advance
@@ -144,7 +147,9 @@ class InProcessTransport:
 
     # -- requests ------------------------------------------------------------
 
-    async def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
         """Read words (holding/input) or 0/1 bits (coil/discrete)."""
         kind = RequestKind.read(table)
         values = await self._request(
@@ -153,7 +158,9 @@ class InProcessTransport:
         self.counters.reads += 1
         return values
 
-    async def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write holding registers from ``address``."""
         words = list(values)
 
@@ -185,11 +192,8 @@ class InProcessTransport:
         await self.connect()
         self.counters.requests += 1
         self.counters.by_kind[kind] += 1
-        device = self.devices.get(unit_id)
         try:
-            if device is None:
-                raise ModbusTimeout(f"no answer from unit {unit_id}", unit_id=unit_id)
-            result = call(device)
+            result = call(self._device(unit_id))
         except ModbusTimeout:
             self.counters.errors += 1
             self._spend(self.timeout)
@@ -204,6 +208,13 @@ class InProcessTransport:
             self.counters.registers += count
         self._spend(self._bus_time(kind, unit_id, count))
         return result
+
+    def _device(self, unit_id: int) -> SimulatedDevice:
+        """Return the device at ``unit_id``; an absent unit never answers."""
+        device = self.devices.get(unit_id)
+        if device is None:
+            raise ModbusTimeout(f"no answer from unit {unit_id}", unit_id=unit_id)
+        return device
 
     def _bus_time(self, kind: RequestKind, unit_id: int, count: int) -> float:
         return 0.0 if self.latency is None else self.latency(kind, unit_id, count)

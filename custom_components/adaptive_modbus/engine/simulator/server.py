@@ -12,13 +12,13 @@ bus). Port 0 binds any free port; :attr:`SimulatorServer.port` reports the bound
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
+import contextlib
 from dataclasses import dataclass
 from enum import StrEnum
+import logging
+import time
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -46,7 +46,9 @@ class ServedDevice(Protocol):
     def read(self, unit_id: int, table: Table, address: int, count: int) -> list[int]:
         """Words or 0/1 bits; raises IllegalAddress / ModbusTimeout (unknown unit)."""
 
-    def write_registers(self, unit_id: int, address: int, values: Sequence[int]) -> None:
+    def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
         """Write holding registers."""
 
     def write_coil(self, unit_id: int, address: int, value: bool) -> None:
@@ -94,7 +96,9 @@ def _code_for(err: ModbusError) -> int:
 class _DeviceBackend:
     """:class:`pymodbus_compat.DatastoreBackend` answering from a device, live."""
 
-    def __init__(self, device: ServedDevice, unit_ids: list[int], server: SimulatorServer) -> None:
+    def __init__(
+        self, device: ServedDevice, unit_ids: list[int], server: SimulatorServer
+    ) -> None:
         self._device = device
         self._unit_ids = unit_ids
         self._server = server
@@ -108,12 +112,19 @@ class _DeviceBackend:
         )
 
     def get(
-        self, unit_id: int, func_code: int, address: int, count: int, *, record: bool = True
+        self,
+        unit_id: int,
+        func_code: int,
+        address: int,
+        count: int,
+        *,
+        record: bool = True,
     ) -> list[int] | int:
         table = compat.FUNCTION_TABLE.get(func_code)
         if table is None:
             return compat.EXC_ILLEGAL_FUNCTION
-        if record and compat.READ_FUNCTION[table] == func_code:  # not a write's read-back
+        # not a write's read-back
+        if record and compat.READ_FUNCTION[table] == func_code:
             self._record(unit_id, func_code, address, count)
         try:
             return self._device.read(unit_id, table, address, count)
@@ -122,7 +133,9 @@ class _DeviceBackend:
         except ModbusError as err:
             return _code_for(err)
 
-    def set(self, unit_id: int, func_code: int, address: int, values: list[int]) -> int | None:
+    def set(
+        self, unit_id: int, func_code: int, address: int, values: list[int]
+    ) -> int | None:
         self._record(unit_id, func_code, address, len(values))
         try:
             if func_code in (compat.FC_WRITE_COIL, compat.FC_WRITE_COILS):
@@ -142,12 +155,16 @@ class _DeviceBackend:
             return _code_for(err)
         return None
 
-    def check_write(self, unit_id: int, func_code: int, address: int, count: int) -> int | None:
+    def check_write(
+        self, unit_id: int, func_code: int, address: int, count: int
+    ) -> int | None:
         """Exception code a write would get, judged from the device's register map."""
         table = compat.FUNCTION_TABLE.get(func_code)
         if table is None:
             return compat.EXC_ILLEGAL_FUNCTION
-        code = self.get(unit_id, compat.READ_FUNCTION[table], address, count, record=False)
+        code = self.get(
+            unit_id, compat.READ_FUNCTION[table], address, count, record=False
+        )
         if isinstance(code, int):
             return code
         specs = getattr(self._device, "registers", None)
@@ -197,6 +214,7 @@ class SimulatorServer:
         unit_ids: Iterable[int] | None = None,
         response_delay: float = 0.0,
     ) -> None:
+        """Prepare a server for ``device`` on ``host``:``port`` (not started yet)."""
         self.device = device
         self.host = host
         self.port = port
@@ -229,8 +247,12 @@ class SimulatorServer:
         return len(self._server.active_connections)
 
     def _make_server(self) -> Any:
-        context = compat.make_server_context(_DeviceBackend(self.device, self.unit_ids, self))
-        framer = FramerType.RTU if self.framer is ServerFramer.RTU else FramerType.SOCKET
+        context = compat.make_server_context(
+            _DeviceBackend(self.device, self.unit_ids, self)
+        )
+        framer = (
+            FramerType.RTU if self.framer is ServerFramer.RTU else FramerType.SOCKET
+        )
         extra = compat.server_kwargs(ignore_missing_units=True)
         if self.kind is ServerKind.SERIAL:
             return ModbusSerialServer(
@@ -255,7 +277,9 @@ class SimulatorServer:
         if not server.transport:
             await compat.wait_closed(server)
             where = (
-                self.serial_port if self.kind is ServerKind.SERIAL else (f"{self.host}:{self.port}")
+                self.serial_port
+                if self.kind is ServerKind.SERIAL
+                else (f"{self.host}:{self.port}")
             )
             raise OSError(f"Modbus simulator cannot listen on {where}")
         self._server = server
@@ -265,7 +289,9 @@ class SimulatorServer:
             self.port = int(server.transport.get_extra_info("sockname")[1])
         else:
             self.port = 0
-        _LOGGER.debug("Modbus simulator %s/%s on %s", self.kind, self.framer, self.address)
+        _LOGGER.debug(
+            "Modbus simulator %s/%s on %s", self.kind, self.framer, self.address
+        )
         return self.port
 
     @property
@@ -282,6 +308,7 @@ class SimulatorServer:
             await compat.wait_closed(server)
 
     async def __aenter__(self) -> Self:
+        """Start the server."""
         await self.start()
         return self
 
@@ -291,4 +318,5 @@ class SimulatorServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Stop the server."""
         await self.stop()

@@ -22,12 +22,12 @@ monotonic for any ``t``, also when time goes backwards.
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+import hashlib
+import math
 from typing import Final
 
 from ..registers import Value
@@ -98,7 +98,7 @@ def incident_start(cycle: int = 0) -> float:
 
 
 def phase_at(t: float) -> Phase:
-    """The phase the scenario is in at time ``t``."""
+    """Return the phase the scenario is in at time ``t``."""
     position = cycle_position(t)
     for phase in Phase:
         start, length = _OFFSETS[phase]
@@ -155,8 +155,10 @@ def envelope_integral(t: float) -> float:
 
 
 def unit_hash(seed: int, key: str, salt: str, index: int) -> float:
-    """A reproducible pseudo-random number in [0, 1) for ``(seed, key, salt, index)``."""
-    digest = hashlib.blake2b(f"{seed}|{key}|{salt}|{index}".encode(), digest_size=8).digest()
+    """Return a reproducible pseudo-random number in [0, 1) for the arguments."""
+    digest = hashlib.blake2b(
+        f"{seed}|{key}|{salt}|{index}".encode(), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") / 2.0**64
 
 
@@ -197,18 +199,24 @@ class Analog:
     noise_step: float = 1.0
 
     def smooth(self, seed: int, key: str, t: float) -> float:
-        """The noise-free part of the signal."""
+        """Return the noise-free part of the signal."""
         total = self.base + self.incident_gain * envelope(t)
-        for wave, phi in zip(self.waves, _wave_phases(seed, key, len(self.waves)), strict=True):
+        for wave, phi in zip(
+            self.waves, _wave_phases(seed, key, len(self.waves)), strict=True
+        ):
             total += wave.amplitude * math.sin(2.0 * math.pi * t / wave.period + phi)
         return total
 
     def integral(self, seed: int, key: str, t: float) -> float:
         """Integral of :meth:`smooth` from 0 to ``t`` (closed form)."""
         total = self.base * t + self.incident_gain * envelope_integral(t)
-        for wave, phi in zip(self.waves, _wave_phases(seed, key, len(self.waves)), strict=True):
+        for wave, phi in zip(
+            self.waves, _wave_phases(seed, key, len(self.waves)), strict=True
+        ):
             omega = 2.0 * math.pi / wave.period
-            total += wave.amplitude / omega * (math.cos(phi) - math.cos(omega * t + phi))
+            total += (
+                wave.amplitude / omega * (math.cos(phi) - math.cos(omega * t + phi))
+            )
         return total
 
     def noise_amplitude(self, t: float) -> float:
@@ -218,7 +226,9 @@ class Analog:
     def value(self, seed: int, key: str, t: float) -> Value:
         """Signal value at ``t``."""
         step = math.floor(t / self.noise_step)
-        return self.smooth(seed, key, t) + self.noise_amplitude(t) * unit_noise(seed, key, step)
+        return self.smooth(seed, key, t) + self.noise_amplitude(t) * unit_noise(
+            seed, key, step
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +288,7 @@ class Constant:
     constant: Value
 
     def value(self, seed: int, key: str, t: float) -> Value:
-        """The constant."""
+        """Return the constant."""
         return self.constant
 
 
@@ -301,7 +311,7 @@ class SerialNumber:
     prefix: str
 
     def value(self, seed: int, key: str, t: float) -> Value:
-        """The serial number (at most 16 characters)."""
+        """Return the serial number (at most 16 characters)."""
         return f"{self.prefix}{seed % 10**8:08d}"
 
 

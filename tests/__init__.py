@@ -1,0 +1,1 @@
+"""Tests of Adaptive Modbus: the engine, the integration, the benchmark harness."""

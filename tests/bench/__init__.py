@@ -1,0 +1,1 @@
+"""Tests of the benchmark harness (metrics, phases, trace loading, the README table)."""

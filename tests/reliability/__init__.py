@@ -1,0 +1,1 @@
+"""Reliability suite: the engine and the integration under injected faults."""
