@@ -239,7 +239,8 @@ def frozen_wall_clock(hass: HomeAssistant, freezer: Any) -> Iterator[None]:
     HA's loop keeps real time meanwhile (timeouts, sleeps and timers run): HA binds
     ``loop.time`` on the loop itself to a function that reads ``time.monotonic``, so
     freezegun's ``real_asyncio`` (which patches the loop class) does not reach it and
-    every ``asyncio.sleep`` or ``wait(timeout=...)`` would wait for ever.
+    every ``asyncio.sleep`` or ``wait(timeout=...)`` would wait for ever (pymodbus
+    3.11, HA 2026.2's pin, sleeps 0.1 s in ``connect``: the entry setup hung there).
     """
 
     def frozen() -> float:
