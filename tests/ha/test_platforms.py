@@ -6,7 +6,10 @@ every register at one instant, so values, latencies and rates are the same each 
 
 from __future__ import annotations
 
-from homeassistant.const import MAJOR_VERSION, Platform
+import asyncio
+import time
+
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 import pytest
@@ -16,20 +19,13 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-# Snapshots are HA 2025.4's. On HA 2026.2's test plugin the setup under freeze_time
-# hangs (not yet understood), and its registry entries have other fields.
-ON_NEWER_HA = pytest.mark.skipif(
-    MAJOR_VERSION >= 2026,
-    reason="snapshots recorded on HA 2025.4; frozen setup hangs on 2026.2",
-)
-
+from custom_components.adaptive_modbus import hub
 
 pytestmark = [
     pytest.mark.usefixtures(
         "socket_enabled", "entity_registry_enabled_by_default", "frozen_wall_clock"
     ),
     pytest.mark.allow_hosts(["127.0.0.1"]),
-    ON_NEWER_HA,
     pytest.mark.freeze_time("2025-06-02 10:00:00+00:00", real_asyncio=True),
 ]
 
@@ -47,3 +43,21 @@ async def test_entities(
 ) -> None:
     """Every entity of the platform: registry entry and first state."""
     await snapshot_platform(hass, entity_registry, snapshot, init_integration.entry_id)
+
+
+async def test_frozen_time_keeps_loop_time_real(hass: HomeAssistant) -> None:
+    """Under the frozen wall clock HA's loop time still runs, so timers and waits end.
+
+    HA binds ``loop.time`` on the loop to a function reading ``time.monotonic``, which
+    freezegun freezes despite ``real_asyncio``: setting up an entry then waited for
+    ever on the newer test plugin.
+    """
+    frozen_now = hub.wall_clock()
+    start = hass.loop.time()
+    await hass.async_add_executor_job(time.sleep, 0.05)
+    assert hass.loop.time() - start >= 0.05
+    assert hub.wall_clock() == frozen_now
+    sleeper = hass.async_create_task(asyncio.sleep(60))
+    done, _ = await asyncio.wait([sleeper], timeout=0.05)
+    assert not done
+    sleeper.cancel()
