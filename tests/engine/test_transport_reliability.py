@@ -10,12 +10,11 @@ that misbehave on purpose). Runs on pymodbus 3.8.3 too: scripts/test_old_pymodbu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 import contextlib
 import logging
 import struct
 import time
-from typing import Any
 
 import pytest
 
@@ -29,7 +28,6 @@ from adaptive_modbus_engine.errors import (
     TransportClosed,
 )
 from adaptive_modbus_engine.registers import Table
-from adaptive_modbus_engine.simulator.server import SimulatorServer
 from adaptive_modbus_engine.transport import (
     PymodbusTransport,
     TransportConfig,
@@ -38,41 +36,13 @@ from adaptive_modbus_engine.transport import (
     verify_framing,
 )
 
-LOOPBACK = "127.0.0.1"
-ServerFactory = Callable[..., Awaitable[SimulatorServer]]
-WaitUntil = Callable[..., Awaitable[bool]]
+from .test_transport import LOOPBACK, ServerFactory, WaitUntil, opened, tcp_config
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
     pytest.mark.allow_hosts([LOOPBACK]),
     pytest.mark.old_pymodbus,
 ]
-
-FAST = {"timeout": 0.3, "retries": 0, "reconnect_min": 0.05, "reconnect_max": 0.2}
-
-
-def tcp_config(
-    port: int, kind: TransportKind = TransportKind.TCP, **kwargs: Any
-) -> TransportConfig:
-    """Return a loopback config with short timeouts."""
-    values: dict[str, Any] = {
-        "kind": kind,
-        "host": LOOPBACK,
-        "port": port,
-        **FAST,
-        **kwargs,
-    }
-    return TransportConfig(**values)
-
-
-@contextlib.asynccontextmanager
-async def opened(config: TransportConfig) -> AsyncIterator[PymodbusTransport]:
-    """Open a transport and close it at the end."""
-    transport = PymodbusTransport(config)
-    try:
-        yield transport
-    finally:
-        await transport.close()
 
 
 def crc16(data: bytes) -> bytes:
