@@ -9,8 +9,12 @@ import custom_components  # noqa: F401  (must stay the first import)
 
 import asyncio
 import os
+from pathlib import Path
+import shutil
+import subprocess
+import time
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 import pytest
 from hypothesis import settings
@@ -54,3 +58,37 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             and _current_event_loop() is None
         ):
             asyncio.set_event_loop(before)
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two linked pseudo terminals made by socat: (server end, client end)."""
+    socat = shutil.which("socat")
+    if socat is None:
+        pytest.skip("socat is not installed (scripts/setup installs it with apt-get)")
+    end_a, end_b = tmp_path / "ttyA", tmp_path / "ttyB"
+    proc = subprocess.Popen(
+        [
+            socat,
+            "-d",
+            "-d",
+            f"pty,raw,echo=0,link={end_a}",
+            f"pty,raw,echo=0,link={end_b}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while not (end_a.exists() and end_b.exists()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("socat did not create the pty pair")
+            time.sleep(0.01)
+        yield str(end_a), str(end_b)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait()

@@ -8,12 +8,9 @@ not installed): nothing here imports the integration or Home Assistant.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import contextlib
-from pathlib import Path
-import shutil
 import socket
-import subprocess
 import time
 from typing import Any
 
@@ -183,37 +180,3 @@ async def silent_server() -> AsyncIterator[SilentServer]:
     await server.start()
     yield server
     await server.stop()
-
-
-@pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two linked pseudo terminals made by socat: (server end, client end)."""
-    socat = shutil.which("socat")
-    if socat is None:
-        pytest.skip("socat is not installed (scripts/setup installs it with apt-get)")
-    end_a, end_b = tmp_path / "ttyA", tmp_path / "ttyB"
-    proc = subprocess.Popen(
-        [
-            socat,
-            "-d",
-            "-d",
-            f"pty,raw,echo=0,link={end_a}",
-            f"pty,raw,echo=0,link={end_b}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while not (end_a.exists() and end_b.exists()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("socat did not create the pty pair")
-            time.sleep(0.01)
-        yield str(end_a), str(end_b)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait()

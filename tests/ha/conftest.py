@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, timedelta
-from pathlib import Path
-import shutil
 import struct
-import subprocess
 import time
 from typing import Any
 from unittest.mock import PropertyMock, patch
@@ -390,30 +387,6 @@ class TableDevice:
     def write_coil(self, unit_id: int, address: int, value: bool) -> None:
         """Store one coil."""
         self._unit(unit_id)[Table.COIL][address] = int(value)
-
-
-@pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two linked pseudo terminals made by socat: (server end, client end)."""
-    socat = shutil.which("socat")
-    if socat is None:
-        pytest.skip("socat is not installed (scripts/setup installs it with apt-get)")
-    end_a, end_b = tmp_path / "ttyA", tmp_path / "ttyB"
-    proc = subprocess.Popen(
-        [socat, f"pty,raw,echo=0,link={end_a}", f"pty,raw,echo=0,link={end_b}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while not (end_a.exists() and end_b.exists()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("socat did not create the pty pair")
-            time.sleep(0.01)
-        yield str(end_a), str(end_b)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(name="table_device")

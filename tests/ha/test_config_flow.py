@@ -8,12 +8,8 @@ import contextlib
 import json
 from pathlib import Path
 import re
-import shutil
-import signal
 import socket
-import subprocess
 import threading
-import time
 from typing import Any
 from unittest.mock import AsyncMock, patch
 
@@ -213,36 +209,6 @@ def closed_port(socket_enabled: None) -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-@pytest.fixture
-def pty_pair(tmp_path: Path) -> Generator[tuple[str, str]]:
-    """Two linked pseudo-terminals (a null-modem cable) made by socat."""
-    socat = shutil.which("socat")
-    if socat is None:
-        pytest.skip("socat is not installed")
-    left, right = tmp_path / "left", tmp_path / "right"
-    proc = subprocess.Popen(
-        [socat, f"pty,raw,echo=0,link={left}", f"pty,raw,echo=0,link={right}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 5
-    while not (left.exists() and right.exists()):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.skip("socat could not create a pty pair")
-        time.sleep(0.05)
-    yield str(left), str(right)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-# -- helpers ----------------------------------------------------------------------------
 
 
 async def start(hass: HomeAssistant, step: str) -> dict[str, Any]:
