@@ -322,16 +322,15 @@ class Hub:
 
 
 async def _start_demo_server(seed: int, clock: Callable[[], float]) -> Any:
+    """Serve the demo fleet (heat pump, grid meter, PV inverter) on loopback."""
     # imported here: the simulator is only needed for the demo connection
-    from .engine.simulator.device import SimulatedDevice  # noqa: PLC0415
+    from .engine.simulator.fleet import Fleet  # noqa: PLC0415
     from .engine.simulator.server import SimulatorServer  # noqa: PLC0415
 
-    # the device reads its profile file: not in the event loop
+    # the devices read their profile files: not in the event loop
     loop = asyncio.get_running_loop()
-    device = await loop.run_in_executor(
-        None, partial(SimulatedDevice, seed=seed, clock=clock)
-    )
-    server = SimulatorServer(device, host=LOOPBACK, port=0, unit_ids=(device.unit_id,))
+    fleet = await loop.run_in_executor(None, partial(Fleet, seed=seed, clock=clock))
+    server = SimulatorServer(fleet, host=LOOPBACK, port=0, unit_ids=fleet.unit_ids)
     await server.start()
     return server
 
