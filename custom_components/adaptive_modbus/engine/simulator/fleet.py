@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import time
 from typing import Any, Final
 
-from ..errors import ModbusTimeout
+from ..errors import EngineUsageError, ModbusTimeout
 from ..registers import RegisterSpec, Table
 from . import signals
 from .device import GRID_METER, HEAT_PUMP, PV_INVERTER, DeviceModel, SimulatedDevice
@@ -85,7 +85,9 @@ class Fleet:
         self.devices: dict[int, SimulatedDevice] = {}
         for member in self.members:
             if member.unit_id in self.devices:
-                raise ValueError(f"two fleet members answer to unit {member.unit_id}")
+                raise EngineUsageError(
+                    f"two fleet members answer to unit {member.unit_id}"
+                )
             self.devices[member.unit_id] = SimulatedDevice(
                 seed, clock, member.unit_id, self.start, member.model
             )

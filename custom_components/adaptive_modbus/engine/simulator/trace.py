@@ -28,13 +28,15 @@ import math
 from pathlib import Path
 from typing import Final
 
+from ..errors import AdaptiveModbusError
+
 BOOLS: Final[dict[str, float]] = {"true": 1.0, "on": 1.0, "false": 0.0, "off": 0.0}
 MILLISECONDS_ABOVE: Final = 1e11
 """Numeric timestamps above this are Unix milliseconds (as seconds: year 5138)."""
 FIELDS: Final = ("timestamp", "key", "value")
 
 
-class TraceError(ValueError):
+class TraceError(AdaptiveModbusError, ValueError):
     """The trace or its map cannot be replayed; names the line and field if known."""
 
     def __init__(
