@@ -335,6 +335,26 @@ async def _start_demo_server(seed: int, clock: Callable[[], float]) -> Any:
     return server
 
 
+def demo_fleet(hub: Hub) -> dict[str, Any] | None:
+    """Return what the demo fleet does and when (None off the demo connection).
+
+    The fleet's devices and timeline (phases in scenario seconds, see the engine's
+    ``simulator.fleet``), the scenario time now and each member's phase now.
+    """
+    fleet = getattr(hub.server, "device", None)
+    describe = getattr(fleet, "describe", None)
+    if fleet is None or describe is None:
+        return None
+    info: dict[str, Any] = describe()
+    now = hub.clock()
+    info["scenario_time"] = round(now - fleet.start, 3)
+    info["phase_now"] = {
+        str(unit_id): fleet.device(unit_id).phase(now).value
+        for unit_id in fleet.unit_ids
+    }
+    return info
+
+
 async def async_build_hub(
     title: str,
     settings: HubSettings,

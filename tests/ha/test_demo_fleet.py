@@ -8,19 +8,29 @@ inverter (unit 3). All three are served by one simulator on loopback.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
+import yaml
 
 from custom_components.adaptive_modbus.const import DOMAIN, SUBENTRY_DEVICE
 from custom_components.adaptive_modbus.engine.simulator.fleet import Fleet
+from custom_components.adaptive_modbus.hub import demo_fleet
 
 if TYPE_CHECKING:
     from conftest import VirtualTime
+
+DEVELOP_CONFIG = (
+    Path(__file__).resolve().parents[2]
+    / "scripts"
+    / "develop_config"
+    / "configuration.yaml"
+)
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
@@ -31,8 +41,13 @@ pytestmark = [
 async def test_the_demo_shows_the_fleet(
     hass: HomeAssistant, vtime: VirtualTime
 ) -> None:
-    """Three devices with their entities, values from the fleet, the limit learned."""
-    assert await async_setup_component(hass, DOMAIN, {DOMAIN: {"demo": True}})
+    """Three devices with their entities, values from the fleet, the limit learned.
+
+    Set up from the very configuration ``scripts/develop`` runs HA with.
+    """
+    develop: dict[str, Any] = yaml.safe_load(DEVELOP_CONFIG.read_text("utf-8"))
+    assert develop[DOMAIN] == {"demo": True, "seed": 42}
+    assert await async_setup_component(hass, DOMAIN, {DOMAIN: develop[DOMAIN]})
     await hass.async_block_till_done()
     (entry,) = hass.config_entries.async_entries(DOMAIN)
     assert entry.state is ConfigEntryState.LOADED
@@ -73,6 +88,17 @@ async def test_the_demo_shows_the_fleet(
     limits = coordinator.engine.export_state()["unit_limits"]
     assert [(item["unit_id"], item["max_registers"] <= 20) for item in limits] == [
         (2, True)
+    ]
+    # what happens when, as the diagnostics show it
+    info = demo_fleet(entry.runtime_data.hub)
+    assert info is not None
+    assert info["phase_now"] == {"1": "stable", "2": "stable", "3": "stable"}
+    assert 600 <= info["scenario_time"] < 700
+    assert [e["phase"] for e in info["timeline"] if e["unit_id"] == 1] == [
+        "stable",
+        "escalation",
+        "peak",
+        "recovery",
     ]
     meter = entry.runtime_data.hub.server.requests
     recent = [r for r in meter if r.unit_id == 2 and r.function_code == 4]
