@@ -26,7 +26,7 @@ import csv
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from ..errors import AdaptiveModbusError
 
@@ -175,6 +175,9 @@ def read_trace(path: Path) -> TraceSamples:
     """Parse the trace at ``path`` (see the module docstring for the rules)."""
     out = TraceSamples()
     stamp = TimestampParser()
+    # per key: the bound appends of its three arrays (one dict lookup per row)
+    appenders: dict[str, tuple[Any, Any, Any]] = {}
+    add_row_time = out.row_times.append
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as err:
@@ -183,9 +186,9 @@ def read_trace(path: Path) -> TraceSamples:
         reader = csv.reader(handle)
         try:
             for line, row in enumerate(reader, start=1):
-                if not row or not any(cell.strip() for cell in row):
+                if not row:
                     continue
-                if row[0].lstrip().startswith("#"):
+                if row[0][:1] == "#" or row[0].lstrip()[:1] == "#":
                     words = ",".join(row).strip().lstrip("#").split(None, 1)
                     if len(words) == 2 and words[0].lower().rstrip(":") == "end":
                         out.end = stamp(words[1].strip(), line)
@@ -198,9 +201,20 @@ def read_trace(path: Path) -> TraceSamples:
                         line=line,
                     )
                 key = row[1].strip()
-                if not key:
-                    raise TraceError("empty key", line=line, field="key")
-                out.add(key, stamp(row[0], line), parse_value(row[2], line), line)
+                columns = appenders.get(key)
+                if columns is None:
+                    if not key:
+                        raise TraceError("empty key", line=line, field="key")
+                    out.add(key, stamp(row[0], line), parse_value(row[2], line), line)
+                    times, values = out.series[key]
+                    columns = (times.append, values.append, out.lines[key].append)
+                    appenders[key] = columns
+                    continue
+                when = stamp(row[0], line)
+                columns[0](when)
+                columns[1](parse_value(row[2], line))
+                columns[2](line)
+                add_row_time(when)
         except UnicodeDecodeError as err:
             raise TraceError(f"{path}: not UTF-8 text ({err.reason})") from err
         except csv.Error as err:
