@@ -22,7 +22,10 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
-from custom_components.adaptive_modbus.const import DOMAIN
+from custom_components.adaptive_modbus.const import CONF_VIEWED_FACTOR, DOMAIN
+from custom_components.adaptive_modbus.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.adaptive_modbus.entity import unit_identifier
 from custom_components.adaptive_modbus.services import SERVICE_GET_VISUALIZATION
 from custom_components.adaptive_modbus.websocket_api import (
@@ -312,25 +315,52 @@ async def test_pushes_after_changing_cycles_rate_limited(
         )
 
 
-async def test_subscription_follows_a_reload(
+async def test_subscription_follows_a_reload_with_a_new_factor(
     hass: HomeAssistant,
     vtime: VirtualTime,
     demo: MockConfigEntry,
     hass_ws_client: WebSocketGenerator,
 ) -> None:
-    """Test that an options reload keeps the live view and its viewer."""
+    """Test that an options change (a reload) keeps the live view and its viewer."""
     client = await hass_ws_client(hass)
     sub_id, _ = await _subscribe(
         client, view="device", device_id=_device_id(hass, demo)
     )
     old = demo.runtime_data.coordinator.engine
-    assert await hass.config_entries.async_reload(demo.entry_id)
+    assert old.config.viewed_factor == 0.25  # the default
+    hass.config_entries.async_update_entry(
+        demo, options={**demo.options, CONF_VIEWED_FACTOR: 0.5}
+    )
     await hass.async_block_till_done()
-    engine = demo.runtime_data.coordinator.engine
+    coordinator = demo.runtime_data.coordinator
+    engine = coordinator.engine
     assert engine is not old
+    assert engine.config.viewed_factor == 0.5
     assert engine.viewers(1) == 1
     pushed = await _event(client)
     assert pushed["viewers"] == 1
+    await vtime.run(coordinator, 300)
+    intervals = [r.effective_interval for r in engine.snapshot().registers.values()]
+    assert CAP < max(intervals) <= 2 * CAP  # max_interval 60 s x 0.5
     reply = await _command(client, type="unsubscribe_events", subscription=sub_id)
     assert reply["success"]
     assert engine.viewers(1) == 0
+
+
+async def test_diagnostics_show_the_viewers(
+    hass: HomeAssistant,
+    demo: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """Test that diagnostics name the viewed unit and the registers it speeds up."""
+    client = await hass_ws_client(hass)
+    await _subscribe(client, view="device", device_id=_device_id(hass, demo))
+    diagnostics = await async_get_config_entry_diagnostics(hass, demo)
+    engine = diagnostics["engine"]
+    assert engine["viewed"] == {"1": 1}
+    viewed = {uid for uid, r in engine["registers"].items() if r["reason"] == "viewed"}
+    assert viewed
+    assert viewed == set(_viewed(demo))
+    assert all(
+        "viewed (1 live view)" in engine["registers"][uid]["detail"] for uid in viewed
+    )
