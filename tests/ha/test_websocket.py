@@ -80,15 +80,6 @@ async def _nothing(client: MockHAClientWebSocket) -> None:
         await asyncio.wait_for(client.receive_json(), QUIET)
 
 
-async def _drain(client: MockHAClientWebSocket) -> None:
-    """Receive until nothing more comes."""
-    while True:
-        try:
-            await asyncio.wait_for(client.receive_json(), QUIET)
-        except TimeoutError:
-            return
-
-
 def _device_id(hass: HomeAssistant, entry: MockConfigEntry, unit: int = 1) -> str:
     device = dr.async_get(hass).async_get_device(
         identifiers={unit_identifier(entry.entry_id, unit)}
@@ -322,19 +313,6 @@ async def test_pushes_after_changing_cycles_rate_limited(
         assert sum(r["reads"] for r in again["registers"]) > sum(
             r["reads"] for r in pushed["registers"]
         )
-
-        # a cycle that changes nothing pushes nothing: the device's clock stands
-        # still, so a second read of every register at the same instant reads the same
-        await vtime.settle(coordinator)
-        wall, mono = time.time(), time.monotonic()
-        frozen = SimpleNamespace(time=lambda: wall, monotonic=lambda: mono)
-        with patch("tests.ha.conftest.time", frozen):
-            for _ in range(2):
-                clock[0] += limit  # the rate limit would not hold a push back
-                await _drain(client)
-                engine.request_read(engine.uids)
-                await coordinator.async_refresh()
-            await _nothing(client)
 
 
 async def test_subscription_follows_a_reload_with_a_new_factor(
