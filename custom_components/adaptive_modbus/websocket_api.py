@@ -318,7 +318,7 @@ def _entry_info(
             }
         )
     return {
-        "entry_id": entry.entry_id,
+        "config_entry_id": entry.entry_id,
         "title": entry.title,
         "connection": hub.settings.connection,
         "devices": units,

@@ -191,7 +191,7 @@ async def test_entries_list_connections_devices_and_entities(
     reply = await _command(client, type=WS_ENTRIES)
     assert reply["success"], reply
     (entry,) = reply["result"]["entries"]
-    assert entry["entry_id"] == demo.entry_id
+    assert entry["config_entry_id"] == demo.entry_id
     assert entry["title"] == demo.title
     assert entry["connection"] == "demo"
     (device,) = entry["devices"]
