@@ -16,10 +16,12 @@ so the change takes effect at once rather than after each register's next read
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import TracebackType
 
 from .core import EngineCore
 from .errors import EngineUsageError
 from .intervals import viewed_interval
+from .registry import RegisterState
 from .unit_recovery import UnitDown
 
 
@@ -30,6 +32,21 @@ class Demand:
         """Work on the engine's schedule; units in ``down`` wait for their probe."""
         self._core = core
         self._down = down
+        core.schedule.viewed_cap = self.cap
+
+    def cap(self, reg: RegisterState, interval: float) -> float:
+        """Return the register's next interval, shortened if its unit is viewed.
+
+        Marks the register ``viewed`` when the viewers are what shortened it.
+        """
+        reg.viewed = False
+        if not self._core.config.adaptive or not self.viewers(reg.spec.unit_id):
+            return interval
+        shrunk = viewed_interval(
+            interval, reg.model.limits, self._core.config.viewed_factor
+        )
+        reg.viewed = shrunk < interval
+        return shrunk
 
     @property
     def viewed(self) -> Mapping[int, int]:
@@ -74,3 +91,27 @@ class Demand:
             )
             if capped:
                 schedule.rebase(reg, now)
+
+
+class Viewing:
+    """One viewer of a unit while the ``with`` block runs (:meth:`PollEngine.viewing`)."""
+
+    def __init__(self, demand: Demand, unit_id: int) -> None:
+        """Count a viewer of ``unit_id`` on entering, uncount it on leaving."""
+        self._demand = demand
+        self._unit_id = unit_id
+
+    def __enter__(self) -> None:
+        """Add the viewer."""
+        demand, unit = self._demand, self._unit_id
+        demand.set_viewed(unit, demand.viewers(unit) + 1)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Remove the viewer (relaxing the unit when it was the last)."""
+        demand, unit = self._demand, self._unit_id
+        demand.set_viewed(unit, max(0, demand.viewers(unit) - 1))

@@ -11,7 +11,7 @@ import heapq
 import math
 
 from .config import EngineConfig
-from .intervals import aligned_due, quantize, viewed_interval
+from .intervals import aligned_due, quantize
 from .registry import RegisterState
 
 BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same cycle
@@ -60,7 +60,10 @@ class Schedule:
         self.heap: list[HeapEntry] = []
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
-        self.viewed: dict[int, int] = {}  # unit id -> live viewers (demand-driven)
+        # demand-driven polling (see demand.py): live viewers per unit, and the hook
+        # that shortens a viewed unit's intervals
+        self.viewed: dict[int, int] = {}
+        self.viewed_cap: Callable[[RegisterState, float], float] | None = None
 
     def push(self, reg: RegisterState) -> None:
         """Put the register on the heap at its ``next_due``."""
@@ -139,34 +142,13 @@ class Schedule:
             else 1.0
         )
         reg.pattern_factor = factor
-        interval = quantize(reg.model.interval * factor, reg.model.limits)
-        reg.viewed = False
-        if self.viewed.get(reg.spec.unit_id):
-            shrunk = viewed_interval(
-                interval, reg.model.limits, self._config.viewed_factor
-            )
-            reg.viewed = shrunk < interval
-            interval = shrunk
-        return interval
+        return quantize(reg.model.interval * factor, reg.model.limits)
 
     def next_read(self, reg: RegisterState, now: float) -> None:
         """After a read: due again on the register's (aligned) interval."""
-        interval = self._interval_for(reg, now)
+        interval = self._capped_interval(reg, now)
         reg.effective_interval = interval
         self.due_at(reg, aligned_due(now, interval))
-
-    def rebase(self, reg: RegisterState, now: float) -> None:
-        """Recompute a read register's interval and due time (its unit's viewers changed).
-
-        Due on the new interval counted from its last read, or now if that is past.
-        """
-        if reg.last_read is None:
-            return
-        interval = self._interval_for(reg, now)
-        reg.effective_interval = interval
-        due = max(now, aligned_due(reg.last_read, interval))
-        if due != reg.next_due:
-            self.due_at(reg, due)
 
     def retry(self, reg: RegisterState, now: float) -> None:
         """After a failed read: retry soon, backing off with the failure streak."""
@@ -176,3 +158,22 @@ class Schedule:
             limits.max_interval,
         )
         self.due_at(reg, now + delay)
+
+    def _capped_interval(self, reg: RegisterState, now: float) -> float:
+        interval = self._interval_for(reg, now)
+        if self.viewed_cap is not None:
+            interval = self.viewed_cap(reg, interval)
+        return interval
+
+    def rebase(self, reg: RegisterState, now: float) -> None:
+        """Recompute a read register's interval and due time (its unit's viewers changed).
+
+        Due on the new interval counted from its last read, or now if that is past.
+        """
+        if reg.last_read is None:
+            return
+        interval = self._capped_interval(reg, now)
+        reg.effective_interval = interval
+        due = max(now, aligned_due(reg.last_read, interval))
+        if due != reg.next_due:
+            self.due_at(reg, due)

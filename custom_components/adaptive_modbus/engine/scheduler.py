@@ -26,8 +26,7 @@ devices with the same profile can share a connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 import math
 from typing import Any
 
@@ -35,7 +34,7 @@ from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
 from .config import EngineConfig
 from .core import EngineCore
 from .cycle import CycleResult, CycleRunner
-from .demand import Demand
+from .demand import Demand, Viewing
 from .errors import UnknownRegister
 from .execute import EXC_ILLEGAL_VALUE, Executor
 from .faults import (
@@ -138,9 +137,9 @@ class PollEngine:
             observer=observer,
         )
         self._writer = Writer(core, observer=observer)
+        self._demand = Demand(core, down=recovery.down)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
         self._state = LearnedState(core)
-        self._demand = Demand(core, down=recovery.down)
         now = self._clock.now()
         for reg in registry.regs.values():
             schedule.due_at(reg, now)
@@ -215,31 +214,6 @@ class PollEngine:
             if reg.enabled and reg.next_due > now:
                 self._schedule.due_at(reg, now)
 
-    # -- demand-driven polling --------------------------------------------
-
-    def set_viewed(self, unit_id: int, viewers: int) -> None:
-        """Set how many live views watch unit ``unit_id`` (0: none).
-
-        While a unit has viewers, its registers' upper interval bound shrinks to
-        ``config.viewed_factor`` of ``max_interval`` (the reason shows as "viewed");
-        it relaxes when the count drops to 0. Raises :class:`EngineUsageError` for a
-        unit without registers or a negative count.
-        """
-        self._demand.set_viewed(unit_id, viewers)
-
-    def viewers(self, unit_id: int) -> int:
-        """Return the live viewers of a unit (0 when none)."""
-        return self._demand.viewers(unit_id)
-
-    @contextmanager
-    def viewing(self, unit_id: int) -> Iterator[None]:
-        """Count one viewer of ``unit_id`` for the duration of the block."""
-        self.set_viewed(unit_id, self.viewers(unit_id) + 1)
-        try:
-            yield
-        finally:
-            self.set_viewed(unit_id, max(0, self.viewers(unit_id) - 1))
-
     def value(self, uid: str) -> Value | None:
         """Last value read for a register (None before the first read)."""
         return self._registry.regs[uid].value
@@ -258,6 +232,26 @@ class PollEngine:
         wall time at ``at``; register times and unit states are wall times (display).
         """
         return self._snapshots.build(self._cycles.last_internal_error)
+
+    # -- demand-driven polling --------------------------------------------
+
+    def set_viewed(self, unit_id: int, viewers: int) -> None:
+        """Set how many live views watch unit ``unit_id`` (0: none).
+
+        While a unit has viewers, its registers' upper interval bound shrinks to
+        ``config.viewed_factor`` of ``max_interval`` (the reason shows as "viewed");
+        it relaxes when the count drops to 0. Raises :class:`EngineUsageError` for a
+        unit without registers or a negative count.
+        """
+        self._demand.set_viewed(unit_id, viewers)
+
+    def viewers(self, unit_id: int) -> int:
+        """Return the live viewers of a unit (0 when none)."""
+        return self._demand.viewers(unit_id)
+
+    def viewing(self, unit_id: int) -> Viewing:
+        """Count one viewer of ``unit_id`` for a ``with`` block."""
+        return Viewing(self._demand, unit_id)
 
     # -- persistence ------------------------------------------------------
 
