@@ -172,6 +172,26 @@ class PollEngine:
         started = self._clock.now() if now is None else self._clock.from_wall(now)
         return await self._cycles.run(started)
 
+    # -- demand-driven polling --------------------------------------------
+
+    def set_viewed(self, unit_id: int, viewers: int) -> None:
+        """Set how many live views watch unit ``unit_id`` (0: none).
+
+        While a unit has viewers, its registers' upper interval bound shrinks to
+        ``config.viewed_factor`` of ``max_interval`` (the reason shows as "viewed");
+        it relaxes when the count drops to 0. Raises :class:`EngineUsageError` for a
+        unit without registers or a negative count.
+        """
+        self._demand.set_viewed(unit_id, viewers)
+
+    def viewers(self, unit_id: int) -> int:
+        """Return the live viewers of a unit (0 when none)."""
+        return self._demand.viewers(unit_id)
+
+    def viewing(self, unit_id: int) -> Viewing:
+        """Count one viewer of ``unit_id`` for a ``with`` block."""
+        return Viewing(self._demand, unit_id)
+
     # -- writes -----------------------------------------------------------
 
     async def write(self, uid: str, value: Value) -> Value:
@@ -232,26 +252,6 @@ class PollEngine:
         wall time at ``at``; register times and unit states are wall times (display).
         """
         return self._snapshots.build(self._cycles.last_internal_error)
-
-    # -- demand-driven polling --------------------------------------------
-
-    def set_viewed(self, unit_id: int, viewers: int) -> None:
-        """Set how many live views watch unit ``unit_id`` (0: none).
-
-        While a unit has viewers, its registers' upper interval bound shrinks to
-        ``config.viewed_factor`` of ``max_interval`` (the reason shows as "viewed");
-        it relaxes when the count drops to 0. Raises :class:`EngineUsageError` for a
-        unit without registers or a negative count.
-        """
-        self._demand.set_viewed(unit_id, viewers)
-
-    def viewers(self, unit_id: int) -> int:
-        """Return the live viewers of a unit (0 when none)."""
-        return self._demand.viewers(unit_id)
-
-    def viewing(self, unit_id: int) -> Viewing:
-        """Count one viewer of ``unit_id`` for a ``with`` block."""
-        return Viewing(self._demand, unit_id)
 
     # -- persistence ------------------------------------------------------
 
