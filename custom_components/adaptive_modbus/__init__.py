@@ -68,8 +68,8 @@ CONFIG_SCHEMA = vol.Schema(
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the services; YAML ``adaptive_modbus: {demo: true}`` imports the demo."""
-    async_setup_services(hass)
     async_setup_websocket(hass)
+    async_setup_services(hass)
     conf = config.get(DOMAIN)
     if conf and conf.get(CONF_DEMO):
         hass.async_create_task(
