@@ -48,6 +48,7 @@ import voluptuous as vol
 from .const import DOMAIN
 from .coordinator import AdaptiveModbusConfigEntry
 from .descriptions import platform_for
+from .engine.errors import EngineUsageError
 from .entity import register_unique_id, unit_identifier
 from .services import (
     ATTR_PERIOD,
@@ -184,7 +185,10 @@ class LiveView:
         self._unsub_coordinator = coordinator.async_add_listener(self._async_updated)
         if target.unit is not None and self.view in VIEWED_VIEWS:
             engine, unit = coordinator.engine, target.unit
-            engine.set_viewed(unit, engine.viewers(unit) + 1)
+            try:
+                engine.set_viewed(unit, engine.viewers(unit) + 1)
+            except EngineUsageError:  # a unit without registers: nothing to poll
+                return
             coordinator.async_reschedule()  # registers now due sooner: wake sooner
 
             @callback
