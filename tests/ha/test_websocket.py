@@ -364,3 +364,27 @@ async def test_diagnostics_show_the_viewers(
     assert all(
         "viewed (1 live view)" in engine["registers"][uid]["detail"] for uid in viewed
     )
+
+
+async def test_refresh_reads_a_register_or_the_connection(
+    hass: HomeAssistant, demo: MockConfigEntry, hass_ws_client: WebSocketGenerator
+) -> None:
+    """Test that refresh reads exactly the register, or every enabled register."""
+    engine = demo.runtime_data.coordinator.engine
+    client = await hass_ws_client(hass)
+    uid = "1.outdoor_temperature"
+    before = engine.snapshot().registers[uid].reads
+    entity_id = _entity(hass, demo, "outdoor_temperature")
+    reply = await _command(client, type=WS_REFRESH, entity_id=entity_id)
+    assert reply["result"] == {"requested": 1}
+    assert engine.snapshot().registers[uid].reads > before
+
+    reads = {u: r.reads for u, r in engine.snapshot().registers.items()}
+    reply = await _command(client, type=WS_REFRESH, config_entry_id=demo.entry_id)
+    snap = engine.snapshot()
+    enabled = [u for u, r in snap.registers.items() if r.enabled]
+    assert reply["result"] == {"requested": len(enabled)}
+    assert all(snap.registers[u].reads > reads[u] for u in enabled)
+
+    reply = await _command(client, type=WS_REFRESH, config_entry_id="nope")
+    assert reply["error"]["translation_key"] == "entry_not_loaded"
