@@ -50,6 +50,7 @@ from .const import (
     CONF_STOPBITS,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
+    CONF_VIEWED_FACTOR,
     CONNECTION_DEMO,
     CONNECTION_RTU_OVER_TCP,
     CONNECTION_SERIAL,
@@ -63,6 +64,7 @@ from .const import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOLERANCE,
     DEFAULT_UNIT_ID,
+    DEFAULT_VIEWED_FACTOR,
     DOMAIN,
     ENTRY_VERSION,
     PROFILE_CUSTOM,
@@ -115,6 +117,7 @@ OPTIONS_DEFAULTS: Final[dict[str, Any]] = {
     CONF_ADAPTIVE: True,
     CONF_FIXED_INTERVAL: DEFAULT_FIXED_INTERVAL,
     CONF_CLOSE_AFTER_CYCLE: False,
+    CONF_VIEWED_FACTOR: DEFAULT_VIEWED_FACTOR,
 }
 
 OPTIONS_SCHEMA: Final = vol.Schema(
@@ -128,6 +131,7 @@ OPTIONS_SCHEMA: Final = vol.Schema(
         vol.Required(CONF_ADAPTIVE): BooleanSelector(),
         vol.Required(CONF_FIXED_INTERVAL): number_selector(0.1, 86400, "any", "s"),
         vol.Required(CONF_CLOSE_AFTER_CYCLE): BooleanSelector(),
+        vol.Required(CONF_VIEWED_FACTOR): number_selector(0.01, 1, "any"),
     }
 )
 

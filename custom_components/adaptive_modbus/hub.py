@@ -45,6 +45,7 @@ from .const import (
     CONF_SUBENTRY_ID,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
+    CONF_VIEWED_FACTOR,
     CONNECTION_DEMO,
     CONNECTION_RTU_OVER_TCP,
     CONNECTION_SERIAL,
@@ -59,6 +60,7 @@ from .const import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOLERANCE,
     DEFAULT_UNIT_ID,
+    DEFAULT_VIEWED_FACTOR,
     NAME,
     PROFILE_CUSTOM,
     PROFILE_DEMO,
@@ -211,6 +213,10 @@ def settings_from_entry(
         default_tolerance=_float(options, CONF_DEFAULT_TOLERANCE, DEFAULT_TOLERANCE),
         adaptive=bool(options.get(CONF_ADAPTIVE, True)),
         fixed_interval=_float(options, CONF_FIXED_INTERVAL, DEFAULT_FIXED_INTERVAL),
+        viewed_factor=min(
+            1.0,
+            max(0.01, _float(options, CONF_VIEWED_FACTOR, DEFAULT_VIEWED_FACTOR)),
+        ),
         limits={
             int(dev.get(CONF_UNIT_ID, DEFAULT_UNIT_ID)): DeviceLimits(
                 max_registers=max_registers

@@ -44,6 +44,7 @@ from custom_components.adaptive_modbus.const import (
     CONF_STOPBITS,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
+    CONF_VIEWED_FACTOR,
     DOMAIN,
 )
 from custom_components.adaptive_modbus.engine.device_probe import (
@@ -727,6 +728,7 @@ OPTIONS = {
     CONF_ADAPTIVE: False,
     CONF_FIXED_INTERVAL: 15.0,
     CONF_CLOSE_AFTER_CYCLE: True,
+    CONF_VIEWED_FACTOR: 0.5,
 }
 
 
@@ -755,6 +757,7 @@ async def test_options(hass: HomeAssistant) -> None:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert suggested(result, CONF_TIMEOUT) == 1.5
     assert suggested(result, CONF_ADAPTIVE) is False
+    assert suggested(result, CONF_VIEWED_FACTOR) == 0.5
 
 
 # -- reconfigure ------------------------------------------------------------------------
