@@ -1,0 +1,132 @@
+"""Render the four charts of the demo scenario into docs/charts/ (for the README).
+
+The demo heat pump is polled by the real engine in virtual time (an in-process
+transport with the bus time of a 9600-baud RS-485 line), its history and class
+timeline fed after every cycle exactly as the integration feeds them, then the
+charts are drawn by the same code the image entities use. The run starts on
+24 March 2026 in Europe/Berlin so the daily chart holds the 23-hour day of the
+spring-forward change (29 March).
+
+Run: scripts/charts [--days 8] [--theme neutral] [--out docs/charts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import datetime
+from pathlib import Path
+import time
+from zoneinfo import ZoneInfo
+
+from adaptive_modbus_engine import charts
+from adaptive_modbus_engine.history import History
+from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.simulator.device import SimulatedDevice
+from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
+
+ROOT = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("Europe/Berlin")
+START = datetime(2026, 3, 24, 0, 0, tzinfo=TZ).timestamp()
+BAUD = 9600.0
+BITS_PER_BYTE = 11  # start, 8 data, parity, stop
+TURNAROUND = 0.010  # s: the device's answer delay and the line's silent intervals
+
+
+def rs485_latency(_kind: str, _unit: int, count: int) -> float:
+    """Seconds one read of ``count`` registers takes on the line (RTU frames)."""
+    frame_bytes = 8 + 5 + 2 * count  # request, response header + CRC, data
+    return frame_bytes * BITS_PER_BYTE / BAUD + TURNAROUND
+
+
+class Clock:
+    """The virtual wall clock the engine, the device and the transport share."""
+
+    def __init__(self, t: float) -> None:
+        """Start at ``t``."""
+        self.t = t
+
+    def __call__(self) -> float:
+        """Return the virtual time."""
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass (a request on the bus)."""
+        self.t += seconds
+
+
+async def run(days: float) -> tuple[PollEngine, History, charts.ClassTimeline]:
+    """Poll the demo device for ``days`` of virtual time; return what charts read."""
+    clock = Clock(START)
+    device = SimulatedDevice(seed=42, clock=clock, start=START)
+    transport = InProcessTransport(
+        device, latency=rs485_latency, clock_advance=clock.advance
+    )
+    engine = PollEngine(
+        device.registers,
+        transport,
+        clock,
+        EngineConfig(min_interval=5, max_interval=300, fixed_interval=15),
+    )
+    history = History()
+    timeline = charts.ClassTimeline()
+    end = START + days * charts.DAY
+    last_report = START
+    while (due := engine.next_due()) <= end:
+        clock.t = max(clock.t, due)
+        result = await engine.poll_due()
+        snapshot = engine.snapshot()
+        history.observe(result, snapshot, engine.cost_model())
+        timeline.observe(
+            snapshot.to_wall(snapshot.at),
+            {uid: r.effective_interval for uid, r in snapshot.registers.items()},
+        )
+        if clock.t - last_report >= charts.DAY:
+            last_report = clock.t
+            print(f"  day {round((clock.t - START) / charts.DAY)} of {days:g}")
+    return engine, history, timeline
+
+
+def main() -> None:
+    """Run the scenario and write hourly/daily/cumulative/intervals PNGs."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=float, default=8.0)
+    parser.add_argument("--theme", choices=sorted(charts.THEMES), default="neutral")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "charts")
+    args = parser.parse_args()
+    print(f"demo scenario: {args.days:g} days of virtual time from 24 Mar 2026 ...")
+    began = time.process_time()
+    engine, history, timeline = asyncio.run(run(args.days))
+    print(f"  simulated in {time.process_time() - began:.0f} s CPU")
+    snapshot = engine.snapshot()
+    now = snapshot.to_wall(snapshot.at)
+    hours = history.hours()
+    labels = {uid: r.key for uid, r in snapshot.registers.items() if r.enabled}
+    data: list[charts.ChartData] = [
+        charts.hourly_data(hours, now, TZ),
+        charts.daily_data(hours, now, TZ),
+        charts.cumulative_data(hours, TZ),
+        charts.intervals_data(
+            {uid: timeline.steps(uid) for uid in labels},
+            labels,
+            now,
+            TZ,
+            title="Register intervals: Demo heat pump",
+        ),
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for item in data:
+        began = time.perf_counter()
+        png = charts.render(item, args.theme)
+        path = args.out / f"{item.kind}.png"
+        path.write_bytes(png)
+        width, height = charts.png_size(png)
+        print(
+            f"  {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
+            f"{width}x{height} px, {len(png) / 1024:.0f} KiB, "
+            f"rendered in {time.perf_counter() - began:.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
