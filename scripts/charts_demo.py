@@ -77,10 +77,7 @@ async def run(days: float) -> tuple[PollEngine, History, charts.ClassTimeline]:
         result = await engine.poll_due()
         snapshot = engine.snapshot()
         history.observe(result, snapshot, engine.cost_model())
-        timeline.observe(
-            snapshot.to_wall(snapshot.at),
-            {uid: r.effective_interval for uid, r in snapshot.registers.items()},
-        )
+        timeline.take(snapshot)
         if clock.t - last_report >= charts.DAY:
             last_report = clock.t
             print(f"  day {round((clock.t - START) / charts.DAY)} of {days:g}")

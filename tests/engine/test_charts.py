@@ -14,6 +14,7 @@ from adaptive_modbus_engine.charts import (
     ClassTimeline,
     cumulative_data,
     daily_data,
+    history_summary,
     hourly_data,
     intervals_data,
     local_days,
@@ -22,7 +23,10 @@ from adaptive_modbus_engine.charts import (
     rebucket,
     render,
 )
-from adaptive_modbus_engine.history import HOUR, HourStats, IntervalEvent
+from adaptive_modbus_engine.history import HOUR, History, HourStats, IntervalEvent
+from adaptive_modbus_engine.palette import DEFAULT_PALETTE
+from adaptive_modbus_engine.simulator import signals
+from tests.engine.test_views import SUPPLY, T0, Demo
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -152,6 +156,11 @@ def test_class_timeline_keeps_class_steps_only() -> None:
     assert timeline.steps("a") == [(0.0, 300.0), (20.0, 8.0)]
     timeline.observe(20 * HOUR, {"a": 300.0})
     assert timeline.steps("a") == [(20.0, 8.0), (20 * HOUR, 300.0)]
+    capped = ClassTimeline(max_points=3)
+    for i in range(10):
+        capped.observe(float(i), {"a": 5.0 if i % 2 else 300.0})
+    assert capped.steps("a") == [(7.0, 5.0), (8.0, 300.0), (9.0, 5.0)]
+    assert len(capped) == 3
     timeline.drop_except(["a"])
     assert timeline.steps("b") == []
 
@@ -265,3 +274,52 @@ def test_importing_charts_does_not_import_matplotlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_class_timeline_follows_the_engine_through_the_incident() -> None:
+    """Fed from snapshots like the integration does, the incident shows as a class step.
+
+    Each step is a change of class (steps inside a class are not kept).
+    """
+    demo = Demo()
+    timeline = ClassTimeline()
+    incident = T0 + signals.incident_start(0)
+    while (due := demo.engine.next_due()) <= incident + 600:
+        demo.clock.t = max(demo.clock.t, due)
+        result = await demo.engine.poll_due()
+        snapshot = demo.engine.snapshot()
+        demo.history.observe(result, snapshot, demo.engine.cost_model())
+        timeline.take(snapshot)
+    steps = timeline.steps(SUPPLY)
+    assert steps[0][0] == pytest.approx(T0, abs=1)
+    before = [iv for at, iv in steps if at < incident]
+    during = [iv for at, iv in steps if at >= incident]
+    assert DEFAULT_PALETTE.classify(before[-1]).name in {"moderate", "slow", "idle"}
+    assert any(DEFAULT_PALETTE.classify(iv).name == "realtime" for iv in during)
+    classes = [DEFAULT_PALETTE.classify(iv).name for _, iv in steps]
+    assert all(a != b for a, b in zip(classes, classes[1:], strict=False))
+    data = intervals_data(
+        {SUPPLY: steps}, {SUPPLY: "supply"}, demo.clock.t, BERLIN, window=1800
+    )
+    colours = {
+        DEFAULT_PALETTE.classify(s.interval).colour for s in data.rows[0].segments
+    }
+    assert "#d62728" in colours  # the incident is drawn red
+
+
+def test_history_summary_counts_what_is_kept() -> None:
+    """The diagnostics summary counts hours, changes per register and reads."""
+    history = History()
+    history.import_state(
+        {
+            "version": 1,
+            "hours": [[3600 * 10, 5, 9, 0.1, 0, 3, 3600.0, 20.0, 0.3]],
+            "changes": {
+                "1.a": [[36000, 300.0, 10.0, "rate"], [36010, 10.0, 5.0, "rate"]]
+            },
+        }
+    )
+    summary = history_summary(history, ClassTimeline())
+    assert summary["hours_kept"] == 1 and summary["first_hour"] == 36000
+    assert summary["interval_changes_per_register"] == {"1.a": 2}
+    assert summary["requests"] == 5 and summary["class_steps_kept"] == 0

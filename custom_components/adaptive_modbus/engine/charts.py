@@ -21,7 +21,7 @@ background and mid-grey text that reads on light and dark dashboards alike.
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
@@ -30,8 +30,9 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
-from .history import HOUR, HourStats, IntervalEvent
+from .history import HOUR, History, HourStats, IntervalEvent
 from .palette import DEFAULT_PALETTE, Palette
+from .stats import EngineSnapshot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -352,44 +353,51 @@ def cumulative_data(
 class ClassTimeline:
     """Per register, the times its interval moved to another class (bounded).
 
-    :class:`~.history.History` keeps the last interval changes per register, a
-    few hours of a busy register's life; a timeline coloured by class needs only
-    the class steps, which are rarer, over a longer window. Fed with every
-    snapshot's intervals (:meth:`observe`), seeded from the kept changes at start
-    (:meth:`seed`). Each register keeps at most ``max_points`` steps and nothing
-    older than ``keep`` seconds but the step in force at the window's start.
+    :class:`~.history.History` keeps the last 64 interval changes per register,
+    under an hour of a busy register's life; a timeline coloured by class needs
+    only the class steps, which are rarer, over the chart's window. Fed with the
+    engine's interval changes after every cycle (:meth:`take`, from the
+    snapshot's recent changes, like the history), seeded from the history's kept
+    changes at start (:meth:`seed`). A register keeps at most ``max_points``
+    steps (16 bytes each) and nothing older than ``keep`` seconds but the step in
+    force at the window's start.
     """
 
     def __init__(
         self,
         palette: Palette = DEFAULT_PALETTE,
         *,
-        keep: float = 2 * DAY,
-        max_points: int = 512,
+        keep: float = INTERVALS_WINDOW + 2 * HOUR,
+        max_points: int = 256,
     ) -> None:
         """Keep ``keep`` seconds of class steps, at most ``max_points`` a register."""
         self.palette = palette
         self.keep = keep
         self.max_points = max_points
-        self._steps: dict[str, deque[tuple[float, float]]] = {}
+        self._steps: dict[str, array[float]] = {}  # at, interval, at, interval, ...
+        self._seen: int | None = None  # Totals.interval_changes already taken
 
     def __len__(self) -> int:
         """Return the number of steps kept over all registers."""
-        return sum(len(s) for s in self._steps.values())
+        return sum(len(s) // 2 for s in self._steps.values())
 
     def _add(self, uid: str, at: float, interval: float) -> bool:
         steps = self._steps.get(uid)
         if steps is None:
-            steps = self._steps[uid] = deque(maxlen=self.max_points)
-        if steps and at < steps[-1][0]:
+            steps = self._steps[uid] = array("d")
+        if steps and at < steps[-2]:
             return False  # older than what is kept: the seed came too late
-        if steps and self.palette.classify(steps[-1][1]) == self.palette.classify(
+        if steps and self.palette.classify(steps[-1]) == self.palette.classify(
             interval
         ):
             return False
-        steps.append((at, interval))
-        while len(steps) > 1 and steps[1][0] <= at - self.keep:
-            steps.popleft()
+        steps.extend((at, interval))
+        drop = 0
+        while 2 * drop + 2 < len(steps) and steps[2 * drop + 2] <= at - self.keep:
+            drop += 1
+        drop = max(drop, len(steps) // 2 - self.max_points)
+        if drop:
+            del steps[: 2 * drop]
         return True
 
     def seed(self, uid: str, changes: Sequence[IntervalEvent]) -> None:
@@ -406,14 +414,67 @@ class ClassTimeline:
             if interval > 0
         )
 
+    def take(self, snapshot: EngineSnapshot) -> int:
+        """Take the interval changes since the last call; returns the steps added.
+
+        The first call also starts every register without steps at its current
+        interval. Changes are read from the snapshot's recent ones (the last 200 of
+        the connection): call it at least that often.
+        """
+        total = snapshot.totals.interval_changes
+        new = total - (self._seen or 0)
+        if self._seen is None or new < 0:  # first look, or the engine restarted
+            new = total
+        first = self._seen is None
+        self._seen = total
+        added = 0
+        recent = snapshot.recent_interval_changes
+        for change in recent[len(recent) - min(new, len(recent)) :] if new > 0 else ():
+            if change.interval > 0:
+                added += self._add(
+                    change.uid, snapshot.to_wall(change.at), change.interval
+                )
+        if first:
+            now = snapshot.to_wall(snapshot.at)
+            added += self.observe(
+                now,
+                {
+                    uid: reg.effective_interval
+                    for uid, reg in snapshot.registers.items()
+                    if uid not in self._steps
+                },
+            )
+        return added
+
     def steps(self, uid: str) -> list[tuple[float, float]]:
         """Return a register's steps ``(at, interval)``, oldest first."""
-        return list(self._steps.get(uid, ()))
+        steps = self._steps.get(uid, array("d"))
+        return [(steps[i], steps[i + 1]) for i in range(0, len(steps), 2)]
 
     def drop_except(self, uids: Sequence[str]) -> None:
         """Forget registers the connection no longer has."""
         for uid in set(self._steps) - set(uids):
             del self._steps[uid]
+
+
+def history_summary(
+    history: History, timeline: ClassTimeline | None = None
+) -> dict[str, Any]:
+    """Compact summary of what the charts are drawn from (for diagnostics)."""
+    hours = history.hours()
+    changes = {uid: len(ring) for uid, ring in sorted(history.changes.items())}
+    summary: dict[str, Any] = {
+        "hours_kept": len(hours),
+        "first_hour": hours[0].start if hours else None,
+        "last_hour": hours[-1].start if hours else None,
+        "requests": sum(h.requests for h in hours),
+        "fixed_requests": round(sum(h.fixed_requests for h in hours), 1),
+        "interval_changes_per_register": changes,
+        "reads_kept": sum(len(ring) for ring in history.reads.values()),
+    }
+    if timeline is not None:
+        summary["class_steps_kept"] = len(timeline)
+    return summary
 
 
 def _segments(
