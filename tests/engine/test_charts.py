@@ -139,6 +139,7 @@ def test_cumulative_sums_the_saving_in_order() -> None:
     ]
     data = cumulative_data(rows, BERLIN)
     assert data.points == (
+        (t0, 0.0),
         (t0 + HOUR, 15.0),
         (t0 + 2 * HOUR, 30.0),
         (t0 + 3 * HOUR, 45.0),

@@ -333,7 +333,7 @@ def cumulative_data(
     """Sum the requests saved (fixed minus adaptive) over every hour given."""
     rows = sorted(hours, key=lambda h: h.start)
     saved = 0.0
-    points: list[tuple[float, float]] = []
+    points: list[tuple[float, float]] = [(rows[0].start, 0.0)] if rows else []
     for row in rows:
         saved += row.fixed_requests - row.requests
         points.append((row.start + HOUR, round(saved, 3)))
