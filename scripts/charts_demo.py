@@ -7,7 +7,8 @@ charts are drawn by the same code the image entities use. The run starts on
 24 March 2026 in Europe/Berlin so the daily chart holds the 23-hour day of the
 spring-forward change (29 March).
 
-Run: scripts/charts [--days 8] [--theme neutral] [--out docs/charts]
+Run: scripts/charts [--days 7.5] [--theme neutral] [--out docs/charts]
+     scripts/charts --worst-case    time the largest inputs (a month, full timelines)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from adaptive_modbus_engine import charts
-from adaptive_modbus_engine.history import History
+from adaptive_modbus_engine.history import HOUR, HOURS_KEPT, History, HourStats
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
@@ -84,13 +85,58 @@ async def run(days: float) -> tuple[PollEngine, History, charts.ClassTimeline]:
     return engine, history, timeline
 
 
+def worst_case(theme: str) -> None:
+    """Time the largest inputs the charts take: 30 days of hours, full timelines."""
+    now = START + 30 * charts.DAY
+    hours = [
+        HourStats(
+            start=START + i * HOUR,
+            requests=1000 + i % 97,
+            fixed_requests=5000.0,
+            bus_time=10.0,
+            fixed_bus_time=50.0,
+            seconds=HOUR,
+        )
+        for i in range(HOURS_KEPT)
+    ]
+    timeline = charts.ClassTimeline()
+    labels = {f"1.r{i}": f"register_{i}" for i in range(charts.MAX_ROWS)}
+    for step in range(timeline.max_points):  # every register at its step limit
+        at = now - charts.INTERVALS_WINDOW + step * 80.0
+        timeline.observe(at, dict.fromkeys(labels, 5.0 if step % 2 else 300.0))
+    print(f"worst case: {len(hours)} hours, {len(timeline)} class steps")
+    for item in (
+        charts.hourly_data(hours, now, TZ),
+        charts.daily_data(hours, now, TZ),
+        charts.cumulative_data(hours, TZ),
+        charts.intervals_data(
+            {uid: timeline.steps(uid) for uid in labels}, labels, now, TZ
+        ),
+    ):
+        began, cpu = time.perf_counter(), time.process_time()
+        png = charts.render(item, theme)
+        print(
+            f"  {item.kind}: {charts.png_size(png)}, "
+            f"{time.perf_counter() - began:.2f} s wall, "
+            f"{time.process_time() - cpu:.2f} s CPU"
+        )
+
+
 def main() -> None:
     """Run the scenario and write hourly/daily/cumulative/intervals PNGs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, default=8.0)
+    parser.add_argument("--days", type=float, default=7.5)
     parser.add_argument("--theme", choices=sorted(charts.THEMES), default="neutral")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "charts")
+    parser.add_argument(
+        "--worst-case",
+        action="store_true",
+        help="only time the largest inputs (a month of hours, full timelines)",
+    )
     args = parser.parse_args()
+    if args.worst_case:
+        worst_case(args.theme)
+        return
     print(f"demo scenario: {args.days:g} days of virtual time from 24 Mar 2026 ...")
     began = time.process_time()
     engine, history, timeline = asyncio.run(run(args.days))

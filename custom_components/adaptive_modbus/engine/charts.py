@@ -585,6 +585,14 @@ def _human(value: float) -> str:
     return f"{value:.0f}"
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * HOUR:
+        return f"{seconds / HOUR:,.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
 def _png(fig: Figure) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 - optional, lazily
 
@@ -627,13 +635,14 @@ def _draw_hourly(data: HourlyData, theme: Theme) -> Figure:
         ax.stairs(
             fixed,
             [*x[:1], *ends] if x else [0.0],
+            baseline=None,
             color=theme.fixed,
             linewidth=1.2,
             linestyle="--",
             label="fixed per-entity polling",
         )
         ax.set_ylabel(unit)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, 1.3 * max([*values, *fixed, 1e-9]))  # room for the legend
     _legend(top, theme, loc="upper left")
     for at, _label in data.midnights:
         for ax in (top, bottom):
@@ -759,7 +768,7 @@ def _draw_cumulative(data: CumulativeData, theme: Theme) -> Figure:
         data.requests, data.fixed_requests
     )
     if data.bus_saved > 0:
-        subtitle += f", {_human(data.bus_saved)} s bus time saved"
+        subtitle += f", {_duration(data.bus_saved)} of bus time saved"
     _title(fig, ax, theme, data.title, subtitle)
     return fig
 
@@ -780,14 +789,16 @@ def _draw_intervals(data: IntervalsData, theme: Theme) -> Figure:
     ax = fig.subplots()
     _style(ax, theme)
     ax.grid(False)
-    for i, row in enumerate(data.rows):
-        y = rows - 1 - i
-        for seg in row.segments:
+    for i, row in enumerate(data.rows):  # one collection a row: fast at any length
+        if row.segments:
             ax.broken_barh(
-                [(seg.start / HOUR, (seg.end - seg.start) / HOUR)],
-                (y - 0.4, 0.8),
-                facecolors=data.palette.classify(seg.interval).colour,
+                [(s.start / HOUR, (s.end - s.start) / HOUR) for s in row.segments],
+                (rows - 1 - i - 0.4, 0.8),
+                facecolors=[
+                    data.palette.classify(s.interval).colour for s in row.segments
+                ],
                 linewidth=0,
+                antialiased=False,
             )
     ax.set_yticks(range(rows))
     ax.set_yticklabels([row.label for row in reversed(data.rows)], fontsize=6.5)
