@@ -324,3 +324,20 @@ def test_history_summary_counts_what_is_kept() -> None:
     assert summary["hours_kept"] == 1 and summary["first_hour"] == 36000
     assert summary["interval_changes_per_register"] == {"1.a": 2}
     assert summary["requests"] == 5 and summary["class_steps_kept"] == 0
+
+
+def test_intervals_window_shrinks_to_a_young_connections_data() -> None:
+    """Twenty minutes of data fill the chart (not a sliver of 6 h); ten at least."""
+    now = 10 * HOUR
+    young = intervals_data({"a": [(now - 1200, 300.0)]}, {"a": "A"}, now, BERLIN)
+    assert (young.start, young.end) == (now - 1200, now)
+    assert [label for _, label in young.ticks] == [
+        "10:40",
+        "10:45",
+        "10:50",
+        "10:55",
+        "11:00",
+    ]
+    newborn = intervals_data({"a": [(now - 60, 300.0)]}, {"a": "A"}, now, BERLIN)
+    assert newborn.start == now - 600
+    assert png_size(render(young))[0] == 960

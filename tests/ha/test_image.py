@@ -256,3 +256,18 @@ async def test_hourly_schedule_renders(
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(hours=1, seconds=1))
     await hass.async_block_till_done(wait_background_tasks=True)
     assert manager.renders > renders
+
+
+async def test_intervals_chart_has_a_timeline_for_every_register(
+    hass: HomeAssistant, demo: MockConfigEntry
+) -> None:
+    """Every enabled register of the unit has a row, drawn from the first cycle on."""
+    manager = demo.runtime_data.charts
+    data = manager.data("intervals_1")
+    snapshot = demo.runtime_data.coordinator.snapshot
+    enabled = [r for r in snapshot.registers.values() if r.enabled]
+    assert len(data.rows) == len(enabled)
+    assert all(row.segments for row in data.rows), [
+        row.label for row in data.rows if not row.segments
+    ]
+    assert all(row.segments[-1].end == data.end for row in data.rows)

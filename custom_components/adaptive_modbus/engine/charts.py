@@ -45,6 +45,7 @@ HEIGHT_INCHES = 3.6  # 540 px
 HOURLY_SPAN = 48  # hours
 DAILY_SPAN = 30  # days
 INTERVALS_WINDOW = 6 * HOUR
+MIN_WINDOW = 10 * 60.0  # the intervals chart's window on a young connection
 MAX_ROWS = 40  # registers in one intervals chart (the busiest)
 CHARTS = ("hourly", "daily", "cumulative", "intervals")
 
@@ -499,6 +500,14 @@ def time_ticks(
         days = [d for d in local_days(start, end, tz) if start <= d.start <= end]
         step = max(1, math.ceil(len(days) / most))
         return tuple((d.start, d.local.strftime("%d %b")) for d in days[::step])
+    if end - start <= 3 * HOUR:  # minutes: 5, 10, 15 or 30 apart
+        minutes = next(m for m in (5, 10, 15, 30) if (end - start) / 60 / m <= most)
+        first = math.ceil(start / (60 * minutes)) * 60 * minutes
+        return tuple(
+            (t, _local(t, tz).strftime("%H:%M"))
+            for t in (first + i * 60 * minutes for i in range(most + 1))
+            if t <= end
+        )
     hours = [h for h in local_hours(start, end, tz) if start <= h.start <= end]
     step = next((s for s in (1, 2, 3, 4, 6, 12) if len(hours) / s <= most), 24)
     return tuple(
@@ -526,7 +535,9 @@ def intervals_data(
     (uid -> label, in display order). Past the most ``max_rows`` registers, the
     ones with the most steps in the window are shown.
     """
-    start, end = now - window, now
+    earliest = min((steps[uid][0][0] for uid in labels if steps.get(uid)), default=now)
+    # a young connection: the window shrinks to its data (at least MIN_WINDOW)
+    start, end = now - max(MIN_WINDOW, min(window, now - earliest)), now
     rows: list[tuple[int, IntervalRow]] = []
     for uid, label in labels.items():
         reg_steps = steps.get(uid, ())
@@ -821,9 +832,10 @@ def _draw_intervals(data: IntervalsData, theme: Theme) -> Figure:
         handlelength=1.0,
         columnspacing=1.0,
     )
-    hours = (data.end - data.start) / HOUR
+    span = data.end - data.start
+    last = f"{span / HOUR:.3g} h" if span >= HOUR else f"{span / 60:.0f} min"
     subtitle = (
-        f"last {hours:g} h ({data.tz}); an incident turns rows red (shorter intervals)"
+        f"last {last} ({data.tz}); an incident turns rows red (shorter intervals)"
     )
     if data.hidden:
         subtitle += f"; {rows} busiest of {rows + data.hidden} registers"
