@@ -641,7 +641,11 @@ def _draw_hourly(data: HourlyData, theme: Theme) -> Figure:
     ):
         _style(ax, theme)
         values = [getattr(b, attr) for b in data.buckets]
-        fixed = [getattr(b, fixed_attr) for b in data.buckets]
+        # an hour nothing was polled (HA stopped, not installed yet) has no baseline
+        fixed = [
+            getattr(b, fixed_attr) if b.seconds > 0 or b.requests else math.nan
+            for b in data.buckets
+        ]
         ax.bar(x, values, widths, align="edge", color=theme.adaptive, label="adaptive")
         ax.stairs(
             fixed,
@@ -653,7 +657,8 @@ def _draw_hourly(data: HourlyData, theme: Theme) -> Figure:
             label="fixed per-entity polling",
         )
         ax.set_ylabel(unit)
-        ax.set_ylim(0, 1.3 * max([*values, *fixed, 1e-9]))  # room for the legend
+        top_value = max([*values, *(f for f in fixed if not math.isnan(f)), 1e-9])
+        ax.set_ylim(0, 1.3 * top_value)  # room for the legend
     _legend(top, theme, loc="upper left")
     for at, _label in data.midnights:
         for ax in (top, bottom):
