@@ -9,9 +9,9 @@ sensors. A chart is drawn again only when the hash of its data changed, in the
 executor (matplotlib is blocking and CPU-bound), one chart at a time; image entities
 are told when their picture changed, so ``image_last_updated`` moves only then.
 
-Rendered hourly and on demand (``render_charts``); at start the class timeline is
-seeded from the stored interval changes and missing hours are back-filled from the
-recorder, with progress logged.
+Drawn when first asked for (HA's image proxy), every hour and on demand
+(``render_charts``); at start the class timeline is seeded from the stored interval
+changes and missing hours are back-filled from the recorder, with progress logged.
 """
 
 from __future__ import annotations
@@ -169,8 +169,10 @@ class ChartManager:
                 self.hass, self._async_scheduled, RENDER_EVERY, cancel_on_shutdown=True
             )
         )
+        # no drawing at start: a picture is drawn when first asked for (the image
+        # proxy), on the hourly schedule or by render_charts
         self.entry.async_create_background_task(
-            self.hass, self.async_backfill_and_render(), f"{DOMAIN} charts start"
+            self.hass, self._async_backfill(), f"{DOMAIN} charts back-fill"
         )
 
     @callback
@@ -186,13 +188,11 @@ class ChartManager:
     async def _async_scheduled(self, _now: datetime) -> None:
         await self.async_render()
 
-    async def async_backfill_and_render(self) -> None:
-        """Back-fill older hours from the recorder, then draw every chart."""
+    async def _async_backfill(self) -> None:
         try:
             await self.async_backfill()
         except Exception:
             _LOGGER.exception("%s: back-filling the charts failed", self.hub.title)
-        await self.async_render()
 
     # -- listeners ------------------------------------------------------------
     @callback
