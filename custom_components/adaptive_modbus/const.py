@@ -68,6 +68,9 @@ DEFAULT_TIMEOUT: Final = 3.0
 DEFAULT_PAUSE: Final = 0.0
 DEFAULT_FIXED_INTERVAL: Final = 30.0
 
+# unique id of a unit's register-intervals chart: <entry_id>_<unit>_<this> (image.py)
+CHART_INTERVALS_KEY: Final = "chart_intervals"
+
 # failed cycles in a row before a register's entities go unavailable
 UNAVAILABLE_AFTER_FAILURES: Final = 3
 

@@ -15,6 +15,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .chart_runtime import ChartManager, intervals_chart
+from .const import CHART_INTERVALS_KEY
 from .coordinator import AdaptiveModbusConfigEntry
 from .entity import hub_device_info, unit_device_info
 
@@ -39,7 +40,7 @@ CONNECTION_DESCRIPTIONS: tuple[ChartImageEntityDescription, ...] = (
         key="chart_cumulative", translation_key="chart_cumulative", chart="cumulative"
     ),
 )
-INTERVALS_KEY = "chart_intervals"
+INTERVALS_KEY = CHART_INTERVALS_KEY  # under the unit's prefix: moves with its unit id
 
 
 async def async_setup_entry(
