@@ -71,6 +71,9 @@ DEFAULT_PAUSE: Final = 0.0
 DEFAULT_FIXED_INTERVAL: Final = 30.0
 DEFAULT_VIEWED_FACTOR: Final = 0.25
 
+# unique id of a unit's register-intervals chart: <entry_id>_<unit>_<this> (image.py)
+CHART_INTERVALS_KEY: Final = "chart_intervals"
+
 # failed cycles in a row before a register's entities go unavailable
 UNAVAILABLE_AFTER_FAILURES: Final = 3
 

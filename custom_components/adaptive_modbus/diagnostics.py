@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_HOST, CONF_SERIAL_PORT
 from .coordinator import AdaptiveModbusConfigEntry
+from .engine.charts import history_summary
 from .engine.registers import DataType
 from .hub import Hub, demo_fleet
 
@@ -113,5 +114,8 @@ async def async_get_config_entry_diagnostics(
         },
         "engine": engine,
         "recent_errors": list(coordinator.recent_errors),
+        "history": history_summary(
+            coordinator.history, data.charts.timeline if data.charts else None
+        ),
     }
     return dict(redact_strings(diagnostics, secrets))

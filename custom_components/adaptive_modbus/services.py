@@ -30,6 +30,7 @@ from homeassistant.helpers import (
 )
 import voluptuous as vol
 
+from .chart_services import async_setup_chart_services
 from .const import DOMAIN
 from .coordinator import AdaptiveModbusConfigEntry
 from .engine.views import (
@@ -262,6 +263,7 @@ async def _async_export(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the visualization services (from ``async_setup``)."""
+    async_setup_chart_services(hass)
     hass.services.async_register(
         DOMAIN,
         SERVICE_GET_VISUALIZATION,
