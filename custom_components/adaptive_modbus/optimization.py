@@ -1,0 +1,169 @@
+"""Optimization control in Home Assistant: who did it, what the logbook shows.
+
+Every change to how a connection is polled, by the optimization loop or by a user,
+goes to the entry's audit log (``runtime_data.audit``, the engine's
+:class:`~.engine.audit.AuditLog`). This module turns HA users into audit actors,
+fires an ``adaptive_modbus_optimization`` event for every new or updated audit entry
+(the logbook describes them, see :mod:`.logbook`) and runs the loop's tick after
+poll cycles. The loop itself lives in the engine library; what it must offer the
+integration is :class:`OptimizerLike`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from functools import partial
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
+
+from .const import DOMAIN
+from .engine.audit import Actor, AuditEntry, AuditLog
+
+if TYPE_CHECKING:
+    from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusData
+
+_LOGGER = logging.getLogger(__name__)
+
+EVENT_OPTIMIZATION = f"{DOMAIN}_optimization"
+
+# audit actions of the integration's own changes (services and config entities);
+# everything else in the log is the optimization loop's (or a run/rollback of it)
+ACTION_SET_REGISTER_INTERVAL = "set_register_interval"
+ACTION_RESET_LEARNING = "reset_learning"
+ACTION_REFRESH = "refresh"
+ACTION_SET_ENABLED = "set_automatic_optimization"
+ACTION_SET_GOAL = "set_optimization_goal"
+ACTION_SET_STRATEGY_PARAMETERS = "set_strategy_parameters"
+CONTROL_ACTIONS = frozenset(
+    {
+        ACTION_SET_REGISTER_INTERVAL,
+        ACTION_RESET_LEARNING,
+        ACTION_REFRESH,
+        ACTION_SET_ENABLED,
+        ACTION_SET_GOAL,
+        ACTION_SET_STRATEGY_PARAMETERS,
+    }
+)
+
+# the HA context of the service call being handled: its events carry it, so the
+# logbook shows the user who made the change
+CALL_CONTEXT: ContextVar[Context | None] = ContextVar(
+    f"{DOMAIN}_call_context", default=None
+)
+
+
+class OptimizerLike(Protocol):
+    """What the integration needs of the engine's optimization loop."""
+
+    enabled: bool
+    goal: Any
+
+    async def tick(
+        self, now: float, *, run_in_executor: Callable[..., Awaitable[Any]]
+    ) -> Any:
+        """Do what is due (quick or full cycle, evaluation); cheap when nothing is."""
+
+    async def run(
+        self,
+        kind: str,
+        *,
+        strategy: str | None = None,
+        dry_run: bool = False,
+        actor: Actor,
+        run_in_executor: Callable[..., Awaitable[Any]],
+    ) -> Any:
+        """Run a quick or full cycle now; the result has ``as_dict()``."""
+
+    def set_strategy_parameters(
+        self, strategy: str, params: Mapping[str, Any], *, actor: Actor
+    ) -> dict[str, Any]:
+        """Change a strategy's parameters; returns ``{before, after}``."""
+
+    def statistics(self) -> dict[str, Any]:
+        """Per strategy record, parameters in force, savings."""
+
+    def rollback(self, *, actor: Actor, audit_id: int | None = None) -> Any:
+        """Undo the last change, or the one of an audit entry."""
+
+    def export_state(self) -> dict[str, Any]:
+        """Return the loop's state (versioned, JSON-safe)."""
+
+    def import_state(self, data: Any) -> Any:
+        """Restore the loop's state."""
+
+
+async def async_actor(hass: HomeAssistant, context: Context | None) -> Actor:
+    """Return the audit actor of a call: its user (id and name), or none known."""
+    user_id = None if context is None else context.user_id
+    if user_id is None:
+        return Actor.user(None, None)  # an automation, a script, HA itself
+    user = await hass.auth.async_get_user(user_id)
+    return Actor.user(user_id, None if user is None else user.name)
+
+
+def event_data(entry_id: str, title: str, entry: AuditEntry) -> dict[str, Any]:
+    """Return the event data of an audit entry (what the logbook shows)."""
+    return {
+        "config_entry_id": entry_id,
+        "name": title,
+        "audit_id": entry.id,
+        "action": entry.action,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "actor": str(entry.actor.kind),
+        "user_id": entry.actor.user_id,
+        "user_name": entry.actor.name,
+        "entity_id": entry.extra.get("entity_id"),
+    }
+
+
+@callback
+def async_track_audit(
+    hass: HomeAssistant, entry_id: str, title: str, audit: AuditLog
+) -> CALLBACK_TYPE:
+    """Fire an optimization event for each new or updated audit entry.
+
+    An entry recorded while a service call is handled carries that call's context
+    (the logbook then names the user). Entries added from another thread are fired
+    from the event loop.
+    """
+
+    def _fire(entry: AuditEntry) -> None:
+        data = event_data(entry_id, title, entry)
+        context = CALL_CONTEXT.get()
+        if threading.get_ident() == hass.loop_thread_id:
+            hass.bus.async_fire(EVENT_OPTIMIZATION, data, context=context)
+        else:
+            hass.loop.call_soon_threadsafe(
+                partial(hass.bus.async_fire, EVENT_OPTIMIZATION, data, context=context)
+            )
+
+    return audit.add_listener(_fire)
+
+
+def last_optimization(audit: AuditLog) -> AuditEntry | None:
+    """Return the latest audit entry of the optimization loop (or a run/rollback)."""
+    for entry in reversed(audit.tail(audit.maxlen)):
+        if entry.action not in CONTROL_ACTIONS:
+            return entry
+    return None
+
+
+def audit_dict(entry: AuditEntry) -> dict[str, Any]:
+    """Return an audit entry for a service response or diagnostics."""
+    return entry.to_dict()
+
+
+@callback
+def async_setup_control(
+    hass: HomeAssistant, entry: AdaptiveModbusConfigEntry, data: AdaptiveModbusData
+) -> None:
+    """Give an entry its audit log (saved with the learned state) and its events."""
+    data.store.audit = data.audit
+    entry.async_on_unload(
+        async_track_audit(hass, entry.entry_id, entry.title, data.audit)
+    )
