@@ -11,7 +11,8 @@ integration is :class:`OptimizerLike`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
 import logging
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 
 from .const import DOMAIN
-from .engine.audit import Actor, AuditEntry, AuditLog
+from .engine.audit import Actor, AuditEntry, AuditLog, Outcome
 
 if TYPE_CHECKING:
     from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusData
@@ -30,24 +31,19 @@ _LOGGER = logging.getLogger(__name__)
 
 EVENT_OPTIMIZATION = f"{DOMAIN}_optimization"
 
-# audit actions of the integration's own changes (services and config entities);
-# everything else in the log is the optimization loop's (or a run/rollback of it)
+# audit actions of the integration's own changes (the services); the loop records
+# its own: "strategy:<name>" for a change, "rollback", "approve", "set_goal",
+# "set_enabled", "set_strategy_parameters"
 ACTION_SET_REGISTER_INTERVAL = "set_register_interval"
 ACTION_RESET_LEARNING = "reset_learning"
 ACTION_REFRESH = "refresh"
-ACTION_SET_ENABLED = "set_automatic_optimization"
-ACTION_SET_GOAL = "set_optimization_goal"
-ACTION_SET_STRATEGY_PARAMETERS = "set_strategy_parameters"
-CONTROL_ACTIONS = frozenset(
-    {
-        ACTION_SET_REGISTER_INTERVAL,
-        ACTION_RESET_LEARNING,
-        ACTION_REFRESH,
-        ACTION_SET_ENABLED,
-        ACTION_SET_GOAL,
-        ACTION_SET_STRATEGY_PARAMETERS,
-    }
-)
+# audit actions that are optimizations (what the "Last optimization" sensor shows)
+OPTIMIZATION_PREFIX = "strategy:"
+ACTION_ROLLBACK = "rollback"
+
+GOALS = ("min_bus_load", "balanced", "freshest")
+# outcomes an optimization shows (the engine's audit outcomes)
+OUTCOMES = tuple(str(outcome) for outcome in Outcome)
 
 # the HA context of the service call being handled: its events carry it, so the
 # logbook shows the user who made the change
@@ -56,11 +52,30 @@ CALL_CONTEXT: ContextVar[Context | None] = ContextVar(
 )
 
 
+@contextmanager
+def call_context(context: Context | None) -> Iterator[None]:
+    """Give the audit events recorded inside the block this HA context."""
+    token = CALL_CONTEXT.set(context)
+    try:
+        yield
+    finally:
+        CALL_CONTEXT.reset(token)
+
+
 class OptimizerLike(Protocol):
     """What the integration needs of the engine's optimization loop."""
 
     enabled: bool
     goal: Any
+
+    def observe_cycle(self, result: Any) -> None:
+        """Count a poll cycle into the measurement window (cheap, every cycle)."""
+
+    def set_enabled(self, enabled: bool, *, actor: Actor) -> dict[str, Any]:
+        """Turn the automatic loop on or off (audited)."""
+
+    def set_goal(self, goal: str, *, actor: Actor) -> dict[str, Any]:
+        """Change the goal (audited)."""
 
     async def tick(
         self, now: float, *, run_in_executor: Callable[..., Awaitable[Any]]
@@ -146,9 +161,11 @@ def async_track_audit(
 
 
 def last_optimization(audit: AuditLog) -> AuditEntry | None:
-    """Return the latest audit entry of the optimization loop (or a run/rollback)."""
+    """Return the latest optimization in the audit log: a change or a rollback."""
     for entry in reversed(audit.tail(audit.maxlen)):
-        if entry.action not in CONTROL_ACTIONS:
+        if entry.action.startswith(OPTIMIZATION_PREFIX) or entry.action == (
+            ACTION_ROLLBACK
+        ):
             return entry
     return None
 

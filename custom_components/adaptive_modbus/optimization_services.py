@@ -40,10 +40,10 @@ from .optimization import (
     ACTION_REFRESH,
     ACTION_RESET_LEARNING,
     ACTION_SET_REGISTER_INTERVAL,
-    CALL_CONTEXT,
     OptimizerLike,
     async_actor,
     audit_dict,
+    call_context,
 )
 from .services import (
     ATTR_CONFIG_ENTRY_ID,
@@ -222,11 +222,8 @@ def _wrap(
         if admin(call):
             await _async_require_admin(hass, call)
         actor = await async_actor(hass, call.context)
-        token = CALL_CONTEXT.set(call.context)
-        try:
+        with call_context(call.context):
             return await handler(call, actor)
-        finally:
-            CALL_CONTEXT.reset(token)
 
     return _async_handle
 

@@ -149,9 +149,17 @@ class LearnedStateStore:
                 err,
             )
             return
-        for warning in result if isinstance(result, list) else []:
+        report = result if isinstance(result, dict) else {}
+        for warning in report.get("warnings") or []:
             _LOGGER.warning(
                 "Optimization state of entry %s: %s", self._entry_id, warning
+            )
+        if report.get("evaluation") is not None:
+            _LOGGER.info(
+                "Optimization of entry %s: the evaluation interrupted by the restart "
+                "was %s",
+                self._entry_id,
+                report["evaluation"],
             )
 
     async def _async_restore_engine(self, data: StateDict) -> bool:
