@@ -104,6 +104,9 @@ class OptimizerLike(Protocol):
     def rollback(self, *, actor: Actor, audit_id: int | None = None) -> Any:
         """Undo the last change, or the one of an audit entry."""
 
+    def approve(self, proposal_id: str, *, actor: Actor) -> dict[str, Any]:
+        """Apply a proposal that waits for a user's approval (e.g. a tolerance)."""
+
     def export_state(self) -> dict[str, Any]:
         """Return the loop's state (versioned, JSON-safe)."""
 

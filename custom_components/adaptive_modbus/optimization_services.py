@@ -61,6 +61,7 @@ SERVICE_ROLLBACK_OPTIMIZATION = "rollback_optimization"
 SERVICE_RESET_LEARNING = "reset_learning"
 SERVICE_SET_REGISTER_INTERVAL = "set_register_interval"
 SERVICE_REFRESH = "refresh"
+SERVICE_APPROVE_OPTIMIZATION = "approve_optimization"
 
 ATTR_MODE = "mode"
 ATTR_STRATEGY = "strategy"
@@ -72,6 +73,7 @@ ATTR_INTERVAL = "interval"
 ATTR_MIN_INTERVAL = "min_interval"
 ATTR_MAX_INTERVAL = "max_interval"
 ATTR_UNPIN = "unpin"
+ATTR_PROPOSAL_ID = "proposal_id"
 
 MODES = ("quick", "full")
 STRATEGIES = ("interval", "cluster", "pattern")
@@ -123,6 +125,9 @@ SET_REGISTER_INTERVAL_SCHEMA = vol.Schema(
         vol.Optional(ATTR_MAX_INTERVAL): _INTERVAL,
         vol.Optional(ATTR_UNPIN, default=False): cv.boolean,
     }
+)
+APPROVE_SCHEMA = vol.Schema(
+    {**_ENTRY, vol.Required(ATTR_PROPOSAL_ID): vol.All(cv.string, vol.Length(min=1))}
 )
 REFRESH_SCHEMA = vol.Schema({vol.Required(ATTR_ENTITY_ID): cv.entity_ids})
 
@@ -314,6 +319,17 @@ async def _async_rollback(call: ServiceCall, actor: Actor) -> ServiceResponse:
     return {"config_entry_id": entry.entry_id, "rollback": response}
 
 
+async def _async_approve(call: ServiceCall, actor: Actor) -> ServiceResponse:
+    entry = _one_entry(call.hass, call)
+    optimizer = _optimizer(entry)
+    try:
+        result = optimizer.approve(call.data[ATTR_PROPOSAL_ID], actor=actor)
+    except (AdaptiveModbusError, ValueError, KeyError) as err:
+        raise _refused(err, service=SERVICE_APPROVE_OPTIMIZATION) from err
+    await _async_changed(entry.runtime_data)
+    return {"config_entry_id": entry.entry_id, "approved": result}
+
+
 async def _async_reset_learning(call: ServiceCall, actor: Actor) -> ServiceResponse:
     hass = call.hass
     uid: str | None = None
@@ -500,6 +516,13 @@ def async_setup_optimization_services(hass: HomeAssistant) -> None:
             SERVICE_ROLLBACK_OPTIMIZATION,
             _async_rollback,
             ROLLBACK_SCHEMA,
+            _always,
+            SupportsResponse.OPTIONAL,
+        ),
+        (
+            SERVICE_APPROVE_OPTIMIZATION,
+            _async_approve,
+            APPROVE_SCHEMA,
             _always,
             SupportsResponse.OPTIONAL,
         ),

@@ -16,6 +16,7 @@ from custom_components.adaptive_modbus.engine.audit import ActorKind
 from custom_components.adaptive_modbus.engine.intervals import IntervalPin
 from custom_components.adaptive_modbus.entity import unit_identifier
 from custom_components.adaptive_modbus.optimization_services import (
+    SERVICE_APPROVE_OPTIMIZATION,
     SERVICE_GET_OPTIMIZATION_STATISTICS,
     SERVICE_REFRESH,
     SERVICE_RESET_LEARNING,
@@ -206,6 +207,7 @@ async def test_targets_that_are_not_registers_are_named(
         (SERVICE_GET_OPTIMIZATION_STATISTICS, {"audit_entries": 501}),
         (SERVICE_RESET_LEARNING, {"entity_id": "not an entity"}),
         (SERVICE_REFRESH, {}),
+        (SERVICE_APPROVE_OPTIMIZATION, {}),
     ],
 )
 async def test_schema_errors(
@@ -218,6 +220,7 @@ async def test_schema_errors(
 
 CHANGING = [
     (SERVICE_RUN_OPTIMIZATION, {"mode": "quick"}),
+    (SERVICE_APPROVE_OPTIMIZATION, {"proposal_id": "interval-1"}),
     (SERVICE_SET_STRATEGY_PARAMETERS, {"strategy": "interval", "parameters": {"a": 1}}),
     (SERVICE_ROLLBACK_OPTIMIZATION, {}),
     (SERVICE_RESET_LEARNING, {}),
