@@ -13,18 +13,17 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-import math
 import sys
 import time
 from typing import Any
 
-from adaptive_modbus_engine.registers import RegisterSpec, Table, Value
-from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.registers import RegisterSpec, Table
+from adaptive_modbus_engine.replay import VirtualClock, as_float, drive
+from adaptive_modbus_engine.scheduler import CycleResult, EngineConfig, PollEngine
 from adaptive_modbus_engine.simulator.inprocess import InProcessTransport, RequestKind
 
 from .bus import BusModel
 from .scenarios import Scenario
-from .vclock import VirtualClock
 
 ReadKey = tuple[int, Table]
 
@@ -127,13 +126,6 @@ class SpanIndex:
         return [row for _, stop, row in items[lo:hi] if stop <= end]
 
 
-def as_float(value: Value | None) -> float:
-    """Return a shown value as a float (bools 0/1; text and missing values NaN)."""
-    if value is None or isinstance(value, str):
-        return math.nan
-    return float(value)
-
-
 class Progress:
     """A one-line progress indicator on stderr (only when it is a terminal or forced)."""
 
@@ -196,16 +188,9 @@ async def run_engine(
     end = scenario.start + scenario.duration
     bar = Progress(f"{scenario.name} / {policy}", scenario.duration, progress)
     cpu0 = time.process_time()
-    stuck = 0
-    last_due = -math.inf
     counters = inner.counters
-    while True:
-        due = engine.next_due() - phase
-        if due >= end:
-            break
-        clock.advance_to(due)
-        result = await engine.poll_due(clock.now() + phase)
-        shown_at = clock.now()
+
+    def on_cycle(result: CycleResult, shown_at: float) -> None:
         record.cycles += 1
         record.timeline.append((shown_at, result.requests))
         for read in transport.reads:
@@ -214,11 +199,9 @@ async def run_engine(
                 times.append(shown_at)
                 values.append(as_float(engine.value(uids[row])))
         transport.reads.clear()
-        stuck = stuck + 1 if due <= last_due and result.requests == 0 else 0
-        if stuck > 10_000:
-            raise RuntimeError(f"{policy}: the engine makes no progress at t={due}")
-        last_due = due
         bar.update(shown_at - scenario.start)
+
+    await drive(engine, clock, end, phase=phase, on_cycle=on_cycle, label=policy)
     bar.close()
     record.cpu_seconds = time.process_time() - cpu0
     record.requests = counters.requests
