@@ -190,7 +190,7 @@ class SampleHoldUnit:
         raise IllegalAddress(f"coil {address} is not writable", unit_id=unit_id)
 
 
-Series = tuple[Sequence[float], Sequence[float]]
+Series = tuple[Sequence[float], Sequence[Value]]
 
 
 class TraceUnit(SampleHoldUnit):
@@ -227,13 +227,13 @@ class TraceUnit(SampleHoldUnit):
         return sample_at(self._series.get(key), t)
 
 
-def sample_at(series: Series | None, t: float) -> float:
+def sample_at(series: Series | None, t: float) -> Value:
     """Return the sample-and-hold value of ``series`` at ``t`` (0.0 without samples)."""
     if not series or not series[0]:
         return 0.0
     times, values = series
     index = bisect_right(times, t) - 1
-    return float(values[max(index, 0)])
+    return values[max(index, 0)]
 
 
 def as_float(value: Value | None) -> float:
@@ -482,14 +482,14 @@ def staleness(
             if index < 0:
                 continue  # nothing shown yet
             shown = read_values[index]
-            if math.isnan(shown) or abs(shown - sample_at(series, t)) > tol:
+            if math.isnan(shown) or abs(shown - as_float(sample_at(series, t))) > tol:
                 out += nxt - t
         shares.append(out / span)
         for t, value in zip(times, values, strict=True):
             if not trace.start < t < trace.end:
                 continue
             index = bisect_right(read_times, t) - 1
-            if index < 0 or abs(read_values[index] - value) <= tol:
+            if index < 0 or abs(read_values[index] - as_float(value)) <= tol:
                 continue
             later = bisect_left(read_times, t)
             seen = read_times[later] if later < len(read_times) else trace.end

@@ -48,7 +48,7 @@ from .faults import (
     Holes,
 )
 from .observe import Observer
-from .patterns import ActivityProfile
+from .patterns import BUCKETS, ActivityProfile
 from .planner import CostModel
 from .planning import EARLY_FRACTION, Planning
 from .registers import RegisterSpec, Value
@@ -331,6 +331,10 @@ class PollEngine:
         """
         return self._tuning_api.set_noise_margin(self._reg(uid), margin)
 
+    def tolerance(self, uid: str) -> float:
+        """Return a register's tolerance in force."""
+        return self._reg(uid).tolerance
+
     def set_tolerance(self, uid: str, tolerance: float) -> float:
         """Change a register's tolerance (a user's promise: only on approval).
 
@@ -371,6 +375,23 @@ class PollEngine:
         learned). Returns (strength, lead) before.
         """
         return self._tuning_api.set_pattern_params(strength, lead)
+
+    def quiet_hour(self) -> int | None:
+        """Return the local hour of day (0-23) with the least learned activity.
+
+        Summed over every register's time-of-week profile; None while no hour has
+        been learned (profiles need data from two weeks).
+        """
+        totals = [0.0] * 24
+        known = [False] * 24
+        for reg in self._registry.regs.values():
+            for index in range(BUCKETS):
+                activity = reg.profile.activity(index)
+                if activity is not None:
+                    totals[index % 24] += activity
+                    known[index % 24] = True
+        hours = [hour for hour in range(24) if known[hour]]
+        return min(hours, key=lambda hour: totals[hour]) if hours else None
 
     def add_read_listener(self, listener: ReadListener) -> Callable[[], None]:
         """Call ``listener(uid, t, value, previous_read)`` on every register read.
