@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .config import EngineConfig, Tuning
 from .errors import EngineUsageError
-from .intervals import IntervalLimits, IntervalModel
+from .intervals import IntervalLimits, IntervalModel, IntervalPin
 from .patterns import ActivityProfile
 from .planner import BlockRead
 from .registers import RegisterSpec, Table, Value
@@ -43,6 +43,7 @@ class RegisterState:
     quarantined_until: float | None = None
     quarantine_backoff: float = QUARANTINE_FIRST
     heap_seq: int = 0  # sequence number of the one live heap entry
+    pin: IntervalPin | None = None  # a user's pin on the interval (kept on relearn)
 
 
 class Registry:
@@ -89,6 +90,13 @@ class Registry:
         high = spec.max_interval or max(self._config.max_interval, low)
         return IntervalLimits(min_interval=low, max_interval=max(high, low))
 
+    def apply_pin(self, reg: RegisterState) -> None:
+        """Give the register's model the bounds in force (its pin's, else its own)."""
+        base = self.limits_for(reg.spec)
+        limits = base if reg.pin is None else reg.pin.limits(base)
+        reg.model.limits = limits
+        reg.model.interval = limits.clamp(reg.model.interval)
+
     def new_state(self, spec: RegisterSpec) -> RegisterState:
         """Return a register's fresh state: nothing read, nothing learned."""
         numeric = spec.is_numeric
@@ -109,6 +117,8 @@ class Registry:
         """Give a register a fresh interval model and activity profile."""
         fresh = self.new_state(reg.spec)
         reg.model, reg.profile = fresh.model, fresh.profile
+        if reg.pin is not None:
+            self.apply_pin(reg)
 
     def starting_in(
         self, unit: int, table: Table, low: float, high: float

@@ -136,7 +136,8 @@ class Schedule:
 
     def _interval_for(self, reg: RegisterState, now: float) -> float:
         if not self._config.adaptive:
-            return self._config.fixed_interval
+            fixed = self._config.fixed_interval
+            return fixed if reg.pin is None else reg.model.limits.clamp(fixed)
         factor = (
             reg.profile.factor(self._clock.to_wall(now))
             if self._config.patterns

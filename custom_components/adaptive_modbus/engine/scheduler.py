@@ -47,6 +47,7 @@ from .faults import (
     HoleKey,
     Holes,
 )
+from .intervals import IntervalPin, aligned_due
 from .observe import Observer
 from .patterns import BUCKETS, ActivityProfile
 from .planner import CostModel
@@ -86,6 +87,7 @@ __all__ = [
     "EngineConfig",
     "HoleKey",
     "ImportReport",
+    "IntervalPin",
     "PollEngine",
     "ReadListener",
     "Tuning",
@@ -228,6 +230,75 @@ class PollEngine:
                 self._recovery.probe_soon(reg.spec.unit_id, now)
             if reg.enabled and reg.next_due > now:
                 self._schedule.due_at(reg, now)
+
+    # -- pins -------------------------------------------------------------
+
+    def pin_interval(
+        self,
+        uid: str,
+        *,
+        interval: float | None = None,
+        min_interval: float | None = None,
+        max_interval: float | None = None,
+    ) -> IntervalPin:
+        """Pin a register's interval (``interval``) or its bounds; returns the pin.
+
+        Replaces an earlier pin of the register. The interval model (and anything
+        tuning the engine) stays inside the pin; time-of-week patterns too. A
+        register that is now due sooner than its next read is rescheduled at once.
+        Raises :class:`UnknownRegister` for an unknown ``uid`` and
+        :class:`EngineUsageError` for a pin that pins nothing or has bad numbers.
+        """
+        reg = self._registry.regs.get(uid)
+        if reg is None:
+            raise UnknownRegister(f"unknown register: {uid}")
+        pin = IntervalPin(interval, min_interval, max_interval)
+        reg.pin = pin
+        self._repin(reg)
+        return pin
+
+    def unpin(self, uid: str) -> IntervalPin | None:
+        """Remove a register's pin (its configured bounds apply again).
+
+        Returns the pin removed (None when there was none); raises
+        :class:`UnknownRegister` for an unknown ``uid``.
+        """
+        reg = self._registry.regs.get(uid)
+        if reg is None:
+            raise UnknownRegister(f"unknown register: {uid}")
+        pin, reg.pin = reg.pin, None
+        if pin is not None:
+            self._repin(reg)
+        return pin
+
+    def pins(self) -> dict[str, IntervalPin]:
+        """Return the pinned registers' pins by uid."""
+        return {
+            uid: reg.pin
+            for uid, reg in self._registry.regs.items()
+            if reg.pin is not None
+        }
+
+    def _repin(self, reg: RegisterState) -> None:
+        """Apply a changed pin: new bounds, and a sooner read when they ask for one."""
+        self._registry.apply_pin(reg)
+        now = self._clock.now()
+        if (
+            not reg.enabled
+            or reg.quarantined_until is not None
+            or reg.spec.uid in self._schedule.unscheduled
+        ):
+            return  # rescheduled with the new bounds when it is read or released
+        limits = reg.model.limits
+        if not self.config.adaptive:
+            interval = limits.clamp(self.config.fixed_interval)
+        else:
+            interval = limits.clamp(reg.effective_interval or reg.model.interval)
+        reg.effective_interval = interval
+        last = now if reg.last_read is None else reg.last_read
+        due = max(aligned_due(last, interval), now)
+        if due < reg.next_due:
+            self._schedule.due_at(reg, due)
 
     def value(self, uid: str) -> Value | None:
         """Last value read for a register (None before the first read)."""
