@@ -240,6 +240,7 @@ def run_scenario(
                             progress=progress,
                             index=index,
                             phase=phase,
+                            optimizer=policy.optimizer,
                         )
                     )
                     runs.append(_measure(scenario, record, min_interval, phase))

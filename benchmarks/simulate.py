@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from adaptive_modbus_engine.audit import AuditLog
+from adaptive_modbus_engine.optimizer import Optimizer
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 from adaptive_modbus_engine.replay import VirtualClock, as_float, drive
 from adaptive_modbus_engine.scheduler import CycleResult, EngineConfig, PollEngine
@@ -43,6 +45,7 @@ class RunRecord:
     cpu_seconds: float = 0.0
     # (cycle end, requests)
     timeline: list[tuple[float, int]] = field(default_factory=list)
+    optimizer: dict[str, Any] | None = None  # the loop's statistics at the end
 
 
 class RecordingTransport:
@@ -126,6 +129,11 @@ class SpanIndex:
         return [row for _, stop, row in items[lo:hi] if stop <= end]
 
 
+async def inline(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` at once (the optimizer's executor in virtual time)."""
+    return fn(*args)
+
+
 class Progress:
     """A one-line progress indicator on stderr (only when it is a terminal or forced)."""
 
@@ -162,13 +170,16 @@ async def run_engine(
     progress: bool = False,
     index: SpanIndex | None = None,
     phase: float = 0.0,
+    optimizer: bool = False,
 ) -> RunRecord:
     """Run the real ``PollEngine`` over the scenario's duration in virtual time.
 
     ``phase`` shifts the engine's clock ahead of the scenario's by that many seconds.
     The engine aligns its reads to multiples of their interval on its own clock, so
     its ticks fall ``phase`` seconds off the round times a log may change on (the
-    devices and the metrics keep the scenario's clock).
+    devices and the metrics keep the scenario's clock). ``optimizer`` runs the
+    optimization loop beside the engine, ticked after every cycle; its shadow
+    replays run inline (virtual time does not move while they compute).
     """
     clock = VirtualClock(scenario.start)
     units: list[Any] = scenario.make_units(clock.now)
@@ -179,9 +190,11 @@ async def run_engine(
         timeout=scenario.bus.timeout,
     )
     transport = RecordingTransport(inner)
-    engine = PollEngine(
-        list(scenario.specs), transport, lambda: clock.now() + phase, config
-    )
+
+    def engine_clock() -> float:
+        return clock.now() + phase
+
+    engine = PollEngine(list(scenario.specs), transport, engine_clock, config)
     index = index or SpanIndex(scenario.specs)
     uids = [spec.uid for spec in scenario.specs]
     record = RunRecord(policy=policy, reads=[([], []) for _ in scenario.specs])
@@ -190,7 +203,7 @@ async def run_engine(
     cpu0 = time.process_time()
     counters = inner.counters
 
-    def on_cycle(result: CycleResult, shown_at: float) -> None:
+    async def on_cycle(result: CycleResult, shown_at: float) -> None:
         record.cycles += 1
         record.timeline.append((shown_at, result.requests))
         for read in transport.reads:
@@ -200,9 +213,23 @@ async def run_engine(
                 values.append(as_float(engine.value(uids[row])))
         transport.reads.clear()
         bar.update(shown_at - scenario.start)
+        if loop is not None:
+            await loop.tick(shown_at + phase, run_in_executor=inline, cycle=result)
 
+    loop = (
+        Optimizer(
+            engine,
+            audit=AuditLog(wall_clock=engine_clock),
+            clock=engine_clock,
+            wall_clock=engine_clock,
+        )
+        if optimizer
+        else None
+    )
     await drive(engine, clock, end, phase=phase, on_cycle=on_cycle, label=policy)
     bar.close()
+    if loop is not None:
+        record.optimizer = loop.statistics()
     record.cpu_seconds = time.process_time() - cpu0
     record.requests = counters.requests
     record.registers = counters.registers + counters.bits

@@ -304,6 +304,10 @@ class PollEngine:
         """Last value read for a register (None before the first read)."""
         return self._registry.regs[uid].value
 
+    def specs(self) -> tuple[RegisterSpec, ...]:
+        """Return the register specs, in the order they were given."""
+        return tuple(reg.spec for reg in self._registry.regs.values())
+
     @property
     def uids(self) -> tuple[str, ...]:
         """All register uids, in the order they were given."""

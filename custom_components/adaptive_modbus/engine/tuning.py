@@ -71,7 +71,6 @@ class TuningApi:
         uid = reg.spec.uid
         if clear:
             self._tuning.interval_bounds.pop(uid, None)
-            limits = self._core.registry.limits_for(reg.spec)
         else:
             low = before[0] if min_interval is None else min_interval
             high = before[1] if max_interval is None else max_interval
@@ -81,10 +80,9 @@ class TuningApi:
                 raise EngineUsageError(
                     f"{uid}: min_interval {low:g} s must not exceed max_interval {high:g} s"
                 )
-            limits = IntervalLimits(low, high)
             self._tuning.interval_bounds[uid] = (low, high)
-        model.limits = limits
-        model.interval = limits.clamp(model.interval)
+        # a user's pin still wins over tuned bounds
+        self._core.registry.apply_pin(reg)
         self._reschedule(reg)
         return before
 

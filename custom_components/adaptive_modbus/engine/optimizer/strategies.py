@@ -404,7 +404,7 @@ def _round_up(value: float) -> float:
     """Round up to two significant digits."""
     if value <= 0:
         return 0.0
-    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    scale = float(10.0 ** (math.floor(math.log10(value)) - 1))
     return math.ceil(value / scale) * scale
 
 
