@@ -316,6 +316,8 @@ class ReplayTrace:
     latency: tuple[float, float] = (0.01, 0.0005)
     timeout: float = 3.0
     wall_offset: float = 0.0  # wall time minus engine time
+    # left out of the staleness figures: noise beyond tolerance swamps them
+    noisy: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -462,7 +464,13 @@ def staleness(
     delays: list[float] = []
     for spec in trace.specs:
         series = trace.series.get(spec.uid)
-        if not series or not series[0] or not spec.is_numeric or span <= 0:
+        if (
+            not series
+            or not series[0]
+            or not spec.is_numeric
+            or span <= 0
+            or spec.uid in trace.noisy
+        ):
             continue
         tol = max(trace.tolerances.get(spec.uid, spec.tolerance), 1e-9)
         read_times, read_values = reads.get(spec.uid, ([], []))

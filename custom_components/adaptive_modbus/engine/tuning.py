@@ -17,7 +17,7 @@ from typing import Any
 from .config import Tuning
 from .core import EngineCore
 from .errors import EngineUsageError
-from .intervals import NOISE_MARGIN, STEP_BUDGET, IntervalLimits, aligned_due, quantize
+from .intervals import NOISE_MARGIN, STEP_BUDGET, aligned_due, quantize
 from .patterns import DEFAULT_LOOKAHEAD
 from .planner import PROTOCOL_MAX_REGISTERS, CostModel
 from .registry import RegisterState

@@ -169,7 +169,7 @@ class Proposal:
     def from_dict(cls, data: Any) -> Proposal:
         """Rebuild from :meth:`as_dict`; raises ``ValueError`` on bad data."""
         if not isinstance(data, dict):
-            raise ValueError("not a proposal")
+            raise TypeError("not a proposal")
         gain = data.get("predicted_gain")
         return cls(
             id=str(data["id"]),

@@ -49,12 +49,17 @@ class Objective:
     error_margin_abs: float  # error rate may grow by this much
     latency_margin_rel: float  # p95 latency may grow by this share
     min_gain: float = 0.02  # smallest predicted gain worth a change
+    # a measured gain down to -keep_noise still keeps a change: a 15-minute window
+    # measures a change that helps by a few percent with about that much noise
+    keep_noise: float = 0.05
+    # ... and the budgets of a measurement are this many times those of a prediction
+    keep_slack: float = 3.0
 
     def cost(self, figures: Figures, base: Figures) -> float:
         """Return the weighted cost of ``figures``, each relative to ``base``."""
         total = 0.0
         for name, weight in self.weights.items():
-            reference = max(base.get(name, 0.0), _FLOORS[name])
+            reference = max(base.get(name, 0.0), FIGURE_FLOORS[name])
             total += weight * figures.get(name, 0.0) / reference
         return total
 
@@ -65,20 +70,31 @@ class Objective:
             return 0.0
         return (cost_before - self.cost(after, before)) / cost_before
 
-    def judge(self, before: Figures, after: Figures) -> tuple[bool, float, list[str]]:
-        """Return (better and within budgets, gain, reasons against)."""
+    def judge(
+        self, before: Figures, after: Figures, *, keep: bool = False
+    ) -> tuple[bool, float, list[str]]:
+        """Return (better and within budgets, gain, reasons against).
+
+        For a prediction the gain must reach ``min_gain``; for a measurement
+        (``keep``) it must not fall below ``-keep_noise``.
+        """
         gain = self.gain(before, after)
         reasons: list[str] = []
-        if gain < self.min_gain:
-            reasons.append(f"gain {gain:.1%} on {self.goal} below {self.min_gain:.0%}")
+        floor = -self.keep_noise if keep else self.min_gain
+        if gain < floor:
+            reasons.append(f"gain {gain:.1%} on {self.goal} below {floor:.0%}")
+        slack = self.keep_slack if keep else 1.0
         tot_b, tot_a = (f.get("time_out_of_tolerance", 0.0) for f in (before, after))
-        allowed = max(tot_b * self.staleness_budget_rel, self.staleness_budget_abs)
+        allowed = slack * max(
+            tot_b * self.staleness_budget_rel, self.staleness_budget_abs
+        )
         if tot_a > tot_b + allowed:
             reasons.append(
                 f"time out of tolerance {tot_a:.2%} > {tot_b:.2%} + budget {allowed:.2%}"
             )
         bus_b, bus_a = (f.get("bus_utilisation", 0.0) for f in (before, after))
-        if bus_a > bus_b * (1 + self.load_budget_rel) + _FLOORS["bus_utilisation"]:
+        bus_floor = slack * FIGURE_FLOORS["bus_utilisation"]
+        if bus_a > bus_b * (1 + slack * self.load_budget_rel) + bus_floor:
             reasons.append(f"bus utilisation {bus_a:.2%} > {bus_b:.2%} + budget")
         err_b, err_a = (f.get("error_rate", 0.0) for f in (before, after))
         if err_a > err_b + self.error_margin_abs:
@@ -103,11 +119,12 @@ class Objective:
             "error_margin": self.error_margin_abs,
             "latency_margin": self.latency_margin_rel,
             "min_gain": self.min_gain,
+            "keep_noise": self.keep_noise,
         }
 
 
 # figures below these count as these (a relative change of almost nothing is noise)
-_FLOORS = {
+FIGURE_FLOORS = {
     "requests_per_min": 0.1,
     "bus_utilisation": 0.001,
     "time_out_of_tolerance": 0.002,
@@ -119,7 +136,7 @@ _FLOORS = {
 OBJECTIVES = {
     Goal.MIN_BUS_LOAD: Objective(
         Goal.MIN_BUS_LOAD,
-        weights={"bus_utilisation": 0.7, "requests_per_min": 0.3},
+        weights={"bus_utilisation": 0.6, "requests_per_min": 0.3, "error_rate": 0.1},
         staleness_budget_rel=0.5,
         staleness_budget_abs=0.01,
         load_budget_rel=0.0,
@@ -129,19 +146,24 @@ OBJECTIVES = {
     Goal.BALANCED: Objective(
         Goal.BALANCED,
         weights={
-            "bus_utilisation": 0.4,
+            "bus_utilisation": 0.35,
             "requests_per_min": 0.2,
-            "time_out_of_tolerance": 0.4,
+            "time_out_of_tolerance": 0.35,
+            "error_rate": 0.1,
         },
-        staleness_budget_rel=0.1,
-        staleness_budget_abs=0.003,
+        staleness_budget_rel=0.05,
+        staleness_budget_abs=0.001,
         load_budget_rel=0.1,
         error_margin_abs=0.005,
         latency_margin_rel=0.25,
     ),
     Goal.FRESHEST: Objective(
         Goal.FRESHEST,
-        weights={"time_out_of_tolerance": 0.7, "first_change_delay": 0.3},
+        weights={
+            "time_out_of_tolerance": 0.6,
+            "first_change_delay": 0.3,
+            "error_rate": 0.1,
+        },
         staleness_budget_rel=0.0,
         staleness_budget_abs=0.001,
         load_budget_rel=0.5,

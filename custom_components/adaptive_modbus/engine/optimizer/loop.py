@@ -41,12 +41,13 @@ from typing import Any, Literal
 from ..audit import Actor, AuditLog, Outcome
 from ..config import EngineConfig
 from ..errors import EngineUsageError, ErrorKind
+from ..faults import LIMIT_RETRY_MAX
 from ..registers import Value
 from ..replay import ReplayOutcome, ReplayTrace, replay
 from ..scheduler import CycleResult, PollEngine
 from ..stats import EngineSnapshot
-from .changes import Change, Proposal, apply_all
-from .goals import OBJECTIVES, Goal, Objective
+from .changes import Change, Proposal, apply_all, unit_of
+from .goals import FIGURE_FLOORS, OBJECTIVES, Goal, Objective
 from .learning import StrategyRecord
 from .measure import ReadBuffer, WindowMeter, rounded
 from .strategies import STRATEGIES, Context, UnitKnowledge
@@ -56,11 +57,22 @@ _LOGGER = logging.getLogger(__name__)
 OPTIMIZER_VERSION = 1
 MIN_REPLAY_SPAN = 300.0  # s of reads needed before anything is predicted
 MAX_CANDIDATES = {"quick": 3, "full": 8}
+FIRST_FULL_AFTER = 3600.0  # s after start: the first full cycle
 DEFAULT_FULL_HOUR = 3  # local hour of the full cycle before a quiet hour is learned
 RESUME_WITHIN = 2.0  # an evaluation interrupted for less than this many windows resumes
 
 # failures a read's size may cause (exception 3 arrives as OTHER)
 _SIZE_ERRORS = (ErrorKind.TIMEOUT, ErrorKind.DEVICE_FAILURE, ErrorKind.OTHER)
+
+# figures whose change with the workload the shadow replay estimates
+WORKLOAD_FIGURES = (
+    "requests_per_min",
+    "bus_utilisation",
+    "time_out_of_tolerance",
+    "first_change_delay",
+)
+RATIO_MIN, RATIO_MAX = 0.25, 4.0
+MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
 
 RunInExecutor = Callable[..., Awaitable[Any]]
 Kind = Literal["quick", "full"]
@@ -85,7 +97,7 @@ PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "loop": {
         "quick_every": 900.0,
-        "evaluation_window": 900.0,
+        "evaluation_window": 1800.0,
         "replay_horizon": 3600.0,
         "full_hour": -1,
     },
@@ -115,6 +127,10 @@ class Evaluation:
     started: float
     ends: float
     resumed: bool = False
+    # engine (monotonic) times of the window before and of the change; not kept
+    # across a restart (the read buffer is not either)
+    before_from: float | None = None
+    applied_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data."""
@@ -171,6 +187,54 @@ class InForce:
 
     proposal: Proposal
     audit_id: int
+
+
+def workload(  # noqa: PLR0917
+    before: ReplayTrace,
+    after: ReplayTrace,
+    config: EngineConfig,
+    state: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    reverted: Sequence[Change],
+) -> tuple[ReplayOutcome, ReplayOutcome]:
+    """Replay both windows with the parameters before the change (CPU-heavy).
+
+    How the old parameters would have fared on each window's reads: the ratio
+    tells how much the workload itself changed between the windows.
+    """
+
+    def revert(engine: PollEngine) -> None:
+        apply_all(engine, reverted)
+
+    return (
+        replay(before, config, state=state, tuning=tuning, changes=revert),
+        replay(after, config, state=state, tuning=tuning, changes=revert),
+    )
+
+
+def adjusted(
+    before: Mapping[str, float],
+    shadow_before: Mapping[str, float],
+    shadow_after: Mapping[str, float],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Return the window before scaled by the workload's change, and the ratios.
+
+    Each figure the shadow replay models (requests, bus, staleness) is multiplied
+    by how much it changed between the two windows under the old parameters
+    (clamped to [:data:`RATIO_MIN`, :data:`RATIO_MAX`]); error rate and latency
+    are compared as measured.
+    """
+    expected = dict(before)
+    ratios: dict[str, float] = {}
+    for name in WORKLOAD_FIGURES:
+        floor = FIGURE_FLOORS[name]
+        ratio = max(shadow_after.get(name, 0.0), floor) / max(
+            shadow_before.get(name, 0.0), floor
+        )
+        ratio = min(RATIO_MAX, max(RATIO_MIN, ratio))
+        ratios[name] = round(ratio, 4)
+        expected[name] = before.get(name, 0.0) * ratio
+    return expected, ratios
 
 
 def predict(
@@ -232,6 +296,7 @@ class Optimizer:
         self.baseline: dict[str, float] | None = None  # before the first change
         self._ids = itertools.count(1)
         self._running = False
+        self._before_from: float | None = None  # engine time the last window began
         tolerances = {
             spec.uid: engine.tolerance(spec.uid)
             for spec in engine.specs()
@@ -244,7 +309,8 @@ class Optimizer:
         self._remove = engine.add_read_listener(self._on_read)
         wall = wall_clock()
         self.next_quick = wall + self.parameters["loop"]["quick_every"]
-        self.next_full = self._next_full(wall)
+        # the first full cycle as soon as an hour of reads is there, then daily
+        self.next_full = wall + FIRST_FULL_AFTER
 
     # -- public state ---------------------------------------------------------
 
@@ -331,7 +397,11 @@ class Optimizer:
         if self._running or self.engine.writing:
             return None
         if self.evaluation is not None and now >= self.evaluation.ends:
-            self._finish_evaluation(now)
+            self._running = True
+            try:
+                await self._finish_evaluation(now, run_in_executor)
+            finally:
+                self._running = False
         if not self.enabled or self.evaluation is not None:
             return None
         kind: Kind | None = None
@@ -393,12 +463,17 @@ class Optimizer:
             if kind == "full":
                 self.next_full = self._next_full(wall + 3600.0)
             self.next_quick = wall + loop["quick_every"]
-            if self.evaluation is None:
+            window = self._meter.window
+            if self.evaluation is None and self._clock() - window.start >= MIN_WINDOW:
+                self._before_from = window.start
                 self.last_window = self._meter.close(self._clock()).figures(
                     len(self._numeric)
                 )
         snapshot = self.engine.snapshot()
         self._learn_sizes(snapshot)
+        self._meter.noisy = {
+            uid for uid, reg in snapshot.registers.items() if reg.noisy
+        }
         proposals = self._propose(kind, only, snapshot, wall, result)
         if not proposals:
             result.note = result.note or "nothing to propose"
@@ -422,12 +497,13 @@ class Optimizer:
             self.engine.tuning(),
             [p.changes for p in proposals],
         )
-        base = outcomes[0].effect()
+        retries = self._retry_costs(snapshot)
+        base = _with_retries(outcomes[0].effect(), (), retries)
         result.baseline = base
         objective = self.objective
         best: Proposal | None = None
         for proposal, outcome in zip(proposals, outcomes[1:], strict=True):
-            after = outcome.effect()
+            after = _with_retries(outcome.effect(), proposal.changes, retries)
             ok, gain, reasons = objective.judge(base, after)
             proposal.predicted = {"before": base, "after": after}
             proposal.gain = gain
@@ -516,6 +592,31 @@ class Optimizer:
             awaiting=frozenset((p.target, p.parameter) for p in self.awaiting.values()),
         )
 
+    def _retry_costs(self, snapshot: EngineSnapshot) -> dict[int, tuple[float, float]]:
+        """Per unit whose larger reads fail: (retries of a larger read per hour, cost s).
+
+        The engine tries a larger read again after a backoff (1 h, doubling to a
+        day); each try of a size known to fail costs a timeout. A replay of an hour
+        rarely holds one, so the next day's tries are priced in on top.
+        """
+        state = self.engine.export_state().get("unit_limits", [])
+        wall = self._wall()
+        failed = [r.latency for r in snapshot.recent_requests if not r.ok]
+        cost = max(failed, default=3.0)
+        out: dict[int, tuple[float, float]] = {}
+        for item in state:
+            unit = int(item["unit_id"])
+            seen = self.units.get(unit)
+            if seen is None or seen.min_failed is None:
+                continue
+            at, backoff, tries = float(item["retry_at"]), float(item["backoff"]), 0
+            while at < wall + 86400.0 and tries < 48:
+                tries += 1
+                at += backoff
+                backoff = min(backoff * 2, LIMIT_RETRY_MAX)
+            out[unit] = (tries / 24.0, cost)
+        return out
+
     def _new_id(self, strategy: str) -> str:
         return f"{strategy}-{next(self._ids)}"
 
@@ -537,10 +638,23 @@ class Optimizer:
             if seen.min_failed is not None and size >= seen.min_failed:
                 seen.min_failed = None
 
-    def _trace(self, snapshot: EngineSnapshot, horizon: float) -> ReplayTrace | None:
-        """The shadow replay's input: the reads of the last ``horizon`` seconds, copied."""
-        now = self._clock()
-        start = max(now - horizon, self._buffer.covered_from())
+    def _trace(
+        self,
+        snapshot: EngineSnapshot,
+        horizon: float | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> ReplayTrace | None:
+        """Return the shadow replay's input, or None when too short.
+
+        The reads of the last ``horizon`` seconds (or from ``start`` to ``end``,
+        engine time), copied.
+        """
+        now = self._clock() if end is None else end
+        if start is None:
+            start = now - (horizon or 0.0)
+        start = max(start, self._buffer.covered_from())
         if now - start < MIN_REPLAY_SPAN:
             return None
         specs = tuple(self.engine.specs())
@@ -561,14 +675,15 @@ class Optimizer:
         }
         return ReplayTrace(
             specs=specs,
-            series=self._buffer.series(start),
+            series=self._buffer.series(start, now),
             start=start,
             end=now,
             tolerances={uid: reg.tolerance for uid, reg in snapshot.registers.items()},
             timeout_above=timeout_above,
             latency=latency,
             timeout=max(failed, default=3.0),
-            wall_offset=self._wall() - now,
+            wall_offset=self._wall() - self._clock(),
+            noisy=frozenset(self._meter.noisy),
         )
 
     # -- applying, evaluating, rolling back ------------------------------------
@@ -591,27 +706,64 @@ class Optimizer:
         if self.baseline is None:
             self.baseline = dict(before)
         window = self.parameters["loop"]["evaluation_window"]
+        t = self._clock()
         self.evaluation = Evaluation(
-            proposal, entry.id, dict(before), wall, wall + window
+            proposal,
+            entry.id,
+            dict(before),
+            wall,
+            wall + window,
+            before_from=self._before_from,
+            applied_at=t,
         )
-        self._meter.close(self._clock())
+        self._meter.close(t)
         self.in_force.append(InForce(proposal, entry.id))
         _LOGGER.info(
             "optimizer applied %s (%s): evaluating", proposal.id, proposal.target
         )
         return entry.id
 
-    def _finish_evaluation(self, now: float) -> None:
+    async def _finish_evaluation(
+        self, now: float, run_in_executor: RunInExecutor
+    ) -> None:
         evaluation = self.evaluation
         assert evaluation is not None
         self.evaluation = None
-        after = self._meter.close(self._clock()).figures(len(self._numeric))
+        t = self._clock()
+        self._before_from = self._meter.window.start
+        after = self._meter.close(t).figures(self._meter.registers)
         self.last_window = after
-        ok, gain, reasons = self.objective.judge(evaluation.before, after)
+        expected, ratios = dict(evaluation.before), None
+        traces = None
+        if evaluation.before_from is not None and evaluation.applied_at is not None:
+            snapshot = self.engine.snapshot()
+            traces = (
+                self._trace(
+                    snapshot, start=evaluation.before_from, end=evaluation.applied_at
+                ),
+                self._trace(snapshot, start=evaluation.applied_at, end=t),
+            )
+        if traces is not None and traces[0] is not None and traces[1] is not None:
+            reverted = [c.reverted() for c in reversed(evaluation.proposal.changes)]
+            shadow = await run_in_executor(
+                workload,
+                traces[0],
+                traces[1],
+                self.engine.config,
+                self.engine.export_state(),
+                self.engine.tuning(),
+                reverted,
+            )
+            expected, ratios = adjusted(
+                evaluation.before, shadow[0].effect(), shadow[1].effect()
+            )
+        ok, gain, reasons = self.objective.judge(expected, after, keep=True)
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
         measured = {
             "before": rounded(evaluation.before),
+            "expected_without_change": rounded(expected),
+            "workload_ratio": ratios,
             "after": rounded(after),
             "gain": round(gain, 4),
             "reasons": reasons,
@@ -791,7 +943,7 @@ class Optimizer:
     # -- reading ---------------------------------------------------------------
 
     def statistics(self) -> dict[str, Any]:
-        """Records, parameters in force, savings, pending evaluations, audit tail."""
+        """Return records, parameters in force, savings, pending evaluations, audit tail."""
         snapshot = self.engine.snapshot()
         current = self.last_window
         vs_before: dict[str, Any] | None = None
@@ -968,6 +1120,29 @@ class Optimizer:
             extra={"discarded": "the evaluation was interrupted by a restart too long"},
         )
         return "discarded"
+
+
+def _with_retries(
+    effect: dict[str, float],
+    changes: Sequence[Change],
+    retries: Mapping[int, tuple[float, float]],
+) -> dict[str, float]:
+    """Add the cost of failing larger-read tries to ``effect``, unless ``changes`` cap them."""
+    capped = {
+        unit_of(c.target)
+        for c in changes
+        if c.parameter == "unit_max_registers" and c.after is not None
+    }
+    out = dict(effect)
+    for unit, (per_hour, cost) in retries.items():
+        if unit in capped:
+            continue
+        out["bus_utilisation"] = (
+            out.get("bus_utilisation", 0.0) + per_hour * cost / 3600
+        )
+        requests = max(out.get("requests_per_min", 0.0) * 60.0, 1.0)
+        out["error_rate"] = out.get("error_rate", 0.0) + per_hour / requests
+    return out
 
 
 def _check(strategy: str, name: str, value: Any, spec: tuple[str, float, float]) -> Any:

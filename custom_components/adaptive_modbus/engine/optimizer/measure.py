@@ -51,8 +51,8 @@ class ReadBuffer:
                 start = max(start, ring[0][0])
         return start
 
-    def series(self, start: float) -> dict[str, Series]:
-        """Return per register the samples from ``start`` on (with the value at ``start``).
+    def series(self, start: float, end: float | None = None) -> dict[str, Series]:
+        """Return per register the samples from ``start`` to ``end`` (with the value at ``start``).
 
         Copies: the result can go to another thread.
         """
@@ -65,7 +65,7 @@ class ReadBuffer:
                     first = index
                 else:
                     break
-            kept = items[first:]
+            kept = [item for item in items[first:] if end is None or item[0] <= end]
             times = [max(t, start) for t, _ in kept]
             out[uid] = (times, [v for _, v in kept])
         return out
@@ -112,6 +112,7 @@ class WindowMeter:
     def __init__(self, tolerances: Mapping[str, float], now: float) -> None:
         """Measure against the registers' ``tolerances`` (numeric registers only)."""
         self.tolerances = dict(tolerances)
+        self.noisy: set[str] = set()  # noise beyond tolerance: left out of staleness
         self.window = Window(now)
         self._last: dict[str, float] = {}
 
@@ -127,7 +128,11 @@ class WindowMeter:
         self._last[uid] = number
         if last is None or previous is None or math.isnan(number) or math.isnan(last):
             return
-        if abs(number - last) > max(tol, 1e-9) and previous >= self.window.start:
+        if (
+            abs(number - last) > max(tol, 1e-9)
+            and previous >= self.window.start
+            and uid not in self.noisy
+        ):
             self.window.changes += 1
             self.window.stale += 0.5 * (t - previous)
 
@@ -151,7 +156,12 @@ class WindowMeter:
     def figures(self, now: float) -> dict[str, float]:
         """Return the figures of the running window up to ``now``."""
         self.window.end = now
-        return self.window.figures(len(self.tolerances))
+        return self.window.figures(self.registers)
+
+    @property
+    def registers(self) -> int:
+        """Registers whose staleness is measured."""
+        return max(len(self.tolerances) - len(self.noisy), 1)
 
 
 def rounded(figures: Mapping[str, float]) -> dict[str, Any]:

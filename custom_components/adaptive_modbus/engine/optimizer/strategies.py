@@ -110,14 +110,15 @@ class IntervalStrategy(Strategy):
             out += self._faster_floor(ctx, free)
         else:
             out += self._rest_longer(ctx, free)
-        out += self._step_budget(ctx, numeric)
+        if ctx.goal is not Goal.BALANCED:  # a pure trade of load against freshness
+            out += self._step_budget(ctx, numeric)
         out += self._noise(ctx, free)
         return out
 
     def _rest_longer(
         self, ctx: Context, regs: list[RegisterSnapshot]
     ) -> list[Proposal]:
-        """Registers resting at their maximum with nothing moving: a longer maximum."""
+        """Propose a longer maximum for registers resting at theirs with nothing moving."""
         changes = []
         for reg in regs:
             low, high = ctx.bounds[reg.uid]
@@ -187,7 +188,7 @@ class IntervalStrategy(Strategy):
     def _step_budget(
         self, ctx: Context, regs: list[RegisterSnapshot]
     ) -> list[Proposal]:
-        """The share of time a step may go unseen: larger for load, smaller for freshness."""
+        """Propose the step budget larger (for load) or smaller (for freshness)."""
         current = ctx.tuning.get("step_budget", {})
         changes = []
         for reg in regs:
@@ -285,9 +286,11 @@ class ClusterStrategy(Strategy):
                     f"reads of {seen.min_failed} registers failed, "
                     f"{seen.max_ok} answered"
                 )
-                for after in sorted({seen.max_ok, halfway}):
-                    if after != cap:
-                        out.append(self._cap(ctx, unit, limit, cap, after, reason))
+                out.extend(
+                    self._cap(ctx, unit, limit, cap, after, reason)
+                    for after in sorted({seen.max_ok, halfway})
+                    if after != cap
+                )
             elif cap is not None and cap < PROTOCOL_MAX_REGISTERS:
                 bigger = min(
                     PROTOCOL_MAX_REGISTERS, max(cap + 1, math.floor(cap * ctx.step))
@@ -297,25 +300,23 @@ class ClusterStrategy(Strategy):
             gap = ctx.tuning.get("unit_max_gap", {}).get(str(unit))
             current = gap if gap is not None else ctx.cost.break_even_gap()
             if 0 < current < PROTOCOL_MAX_REGISTERS:
-                for after in sorted(
-                    {
-                        max(0, math.floor(current / ctx.step)),
-                        min(PROTOCOL_MAX_REGISTERS, math.ceil(current * ctx.step)),
-                    }
-                ):
-                    if after != current:
-                        out.append(
-                            Proposal(
-                                id=ctx.new_id(self.name),
-                                strategy=self.name,
-                                target=target,
-                                parameter="max_gap",
-                                changes=(Change("unit_max_gap", target, gap, after),),
-                                before=current,
-                                after=after,
-                                reason="read through more (or fewer) unwanted registers",
-                            )
-                        )
+                gaps = {
+                    max(0, math.floor(current / ctx.step)),
+                    min(PROTOCOL_MAX_REGISTERS, math.ceil(current * ctx.step)),
+                }
+                out.extend(
+                    Proposal(
+                        id=ctx.new_id(self.name),
+                        strategy=self.name,
+                        target=target,
+                        parameter="max_gap",
+                        changes=(Change("unit_max_gap", target, gap, after),),
+                        before=current,
+                        after=after,
+                        reason="read through more (or fewer) unwanted registers",
+                    )
+                    for after in sorted(gaps - {current})
+                )
         fitted = ctx.fitted
         tuned = ctx.tuning.get("cost")
         if fitted is not None and tuned is not None:
@@ -339,7 +340,7 @@ class ClusterStrategy(Strategy):
                 )
         return out
 
-    def _cap(
+    def _cap(  # noqa: PLR0917
         self,
         ctx: Context,
         unit: int,
