@@ -331,6 +331,9 @@ class IntervalModel:
         self.numeric = numeric
         self.unit = unit
         self.interval = limits.min_interval
+        # tunable per register (PollEngine.set_step_budget / set_noise_margin)
+        self.step_budget = STEP_BUDGET
+        self.noise_margin = NOISE_MARGIN
         self.rate = 0.0
         self.noise = 0.0
         self.noisy = False
@@ -379,7 +382,7 @@ class IntervalModel:
         if self.rate > 0:
             target = SAFETY * self.resolution / self.rate
         if self._steps > 0:
-            target = min(target, 2.0 * STEP_BUDGET / self.step_rate)
+            target = min(target, 2.0 * self.step_budget / self.step_rate)
         return (
             self.limits.clamp(target)
             if math.isfinite(target)
@@ -528,7 +531,7 @@ class IntervalModel:
         self._steps *= math.exp(-dt / STEP_MEMORY)
         self._update_noise(dt, delta)
         self._last_step = (dt, delta)
-        signal = math.sqrt(max(0.0, delta * delta - NOISE_MARGIN * self.noise**2))
+        signal = math.sqrt(max(0.0, delta * delta - self.noise_margin * self.noise**2))
         weight, before = self._weight(dt), self._mean_rate()
         self.rate = self._accumulate(weight, signal / dt)
         self.activity = signal / dt / self.resolution

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Container
 import heapq
 import math
 
-from .config import EngineConfig
+from .config import EngineConfig, Tuning
 from .intervals import aligned_due, quantize
 from .registry import RegisterState
 
@@ -51,12 +51,17 @@ class Schedule:
     """
 
     def __init__(
-        self, regs: dict[str, RegisterState], clock: EngineClock, config: EngineConfig
+        self,
+        regs: dict[str, RegisterState],
+        clock: EngineClock,
+        config: EngineConfig,
+        tuning: Tuning | None = None,
     ) -> None:
         """Schedule the registers of ``regs`` on ``clock`` (the heap starts empty)."""
         self._regs = regs
         self._clock = clock
         self._config = config
+        self._tuning = tuning or Tuning()
         self.heap: list[HeapEntry] = []
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
@@ -138,6 +143,9 @@ class Schedule:
             if self._config.patterns
             else 1.0
         )
+        strength = self._tuning.pattern_strength
+        if strength != 1.0 and factor != 1.0:
+            factor **= strength
         reg.pattern_factor = factor
         return quantize(reg.model.interval * factor, reg.model.limits)
 
