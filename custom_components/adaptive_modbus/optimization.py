@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 
+from . import hub as hub_module
 from .const import DOMAIN
 from .engine.audit import Actor, AuditEntry, AuditLog, Outcome
+from .engine.optimizer import Goal, Optimizer
 
 if TYPE_CHECKING:
     from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusData
@@ -41,7 +43,7 @@ ACTION_REFRESH = "refresh"
 OPTIMIZATION_PREFIX = "strategy:"
 ACTION_ROLLBACK = "rollback"
 
-GOALS = ("min_bus_load", "balanced", "freshest")
+GOALS = tuple(str(goal) for goal in Goal)
 # outcomes an optimization shows (the engine's audit outcomes)
 OUTCOMES = tuple(str(outcome) for outcome in Outcome)
 
@@ -182,8 +184,22 @@ def audit_dict(entry: AuditEntry) -> dict[str, Any]:
 def async_setup_control(
     hass: HomeAssistant, entry: AdaptiveModbusConfigEntry, data: AdaptiveModbusData
 ) -> None:
-    """Give an entry its audit log (saved with the learned state) and its events."""
-    data.store.audit = data.audit
+    """Give an entry its audit log and optimization loop, events for each change.
+
+    Both are saved with the learned state.
+    """
+    hub = data.hub
+    # the engine's clocks: wall time, and the monotonic time that drives its schedule
+    monotonic = (
+        hub_module.monotonic_clock if hub.clock is hub_module.wall_clock else hub.clock
+    )
+    data.audit = AuditLog(wall_clock=hub.clock)
+    optimizer = Optimizer(
+        hub.engine, audit=data.audit, clock=monotonic, wall_clock=hub.clock
+    )
+    entry.async_on_unload(optimizer.close)
+    data.optimizer = data.coordinator.optimizer = optimizer
+    data.store.audit, data.store.optimizer = data.audit, optimizer
     entry.async_on_unload(
         async_track_audit(hass, entry.entry_id, entry.title, data.audit)
     )
