@@ -484,7 +484,7 @@ class Optimizer:
             for proposal in proposals:
                 proposal.verdict = "not enough reads to predict yet"
             result.proposals = proposals
-            result.note = "not enough reads to predict yet"
+            result.note = _joined(result.note, "not enough reads to predict yet")
             self.last_run = result
             return result
         limit = MAX_CANDIDATES["full" if kind == "full" or only else "quick"]
@@ -519,7 +519,7 @@ class Optimizer:
             if proposal.needs_approval and not dry_run:
                 self._await_approval(proposal, actor)
         if best is None:
-            result.note = "no proposal is predicted to help"
+            result.note = _joined(result.note, "no proposal is predicted to help")
         elif dry_run:
             best.verdict = "would apply"
         elif self.evaluation is not None:
@@ -1143,6 +1143,10 @@ def _with_retries(
         requests = max(out.get("requests_per_min", 0.0) * 60.0, 1.0)
         out["error_rate"] = out.get("error_rate", 0.0) + per_hour / requests
     return out
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def _check(strategy: str, name: str, value: Any, spec: tuple[str, float, float]) -> Any:
