@@ -91,6 +91,9 @@ class Rig:
             wall_clock=self.clock.now,
             enabled=enabled,
         )
+        # registers quiet for 20 minutes may rest longer (a day by default): the
+        # tests run hours, not days
+        self.optimizer.set_parameters_quietly("interval", {"quiet_for": 1200.0})
         self.results: list[Any] = []
 
     @property

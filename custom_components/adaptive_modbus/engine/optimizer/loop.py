@@ -57,6 +57,7 @@ _LOGGER = logging.getLogger(__name__)
 OPTIMIZER_VERSION = 1
 MIN_REPLAY_SPAN = 300.0  # s of reads needed before anything is predicted
 MAX_CANDIDATES = {"quick": 3, "full": 8}
+FOLLOW_UPS = 3  # full cycles at most run again when more proposals passed
 FIRST_FULL_AFTER = 3600.0  # s after start: the first full cycle
 DEFAULT_FULL_HOUR = 3  # local hour of the full cycle before a quiet hour is learned
 RESUME_WITHIN = 2.0  # an evaluation interrupted for less than this many windows resumes
@@ -94,6 +95,8 @@ PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
         for name in STRATEGIES
     },
 }
+# how long a register must not have changed before it may rest longer
+PARAMETER_SPECS["interval"]["quiet_for"] = ("seconds", 600.0, 30 * 86400.0)
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "loop": {
         "quick_every": 900.0,
@@ -101,7 +104,12 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
         "replay_horizon": 3600.0,
         "full_hour": -1,
     },
-    "interval": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
+    "interval": {
+        "enabled": True,
+        "max_step": 2.0,
+        "cooldown": 3600.0,
+        "quiet_for": 86400.0,
+    },
     "cluster": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
     "pattern": {"enabled": True, "max_step": 1.5, "cooldown": 3600.0},
 }
@@ -297,6 +305,7 @@ class Optimizer:
         self._ids = itertools.count(1)
         self._running = False
         self._before_from: float | None = None  # engine time the last window began
+        self._follow_ups = 0  # full cycles run again after the daily one
         tolerances = {
             spec.uid: engine.tolerance(spec.uid)
             for spec in engine.specs()
@@ -518,6 +527,7 @@ class Optimizer:
         for proposal in proposals:
             if proposal.needs_approval and not dry_run:
                 self._await_approval(proposal, actor)
+        passed = [p for p in proposals if p is not best and not p.verdict]
         if best is None:
             result.note = _joined(result.note, "no proposal is predicted to help")
         elif dry_run:
@@ -525,11 +535,17 @@ class Optimizer:
         elif self.evaluation is not None:
             best.verdict = "not applied: an evaluation is running"
         else:
-            for proposal in proposals:
-                if proposal is not best and not proposal.verdict:
-                    proposal.verdict = "a better proposal was applied"
+            for proposal in passed:
+                proposal.verdict = "a better proposal was applied"
             self._apply(best, actor, wall)
             result.applied.append(best.id)
+            if kind == "full" and passed and self._follow_ups < FOLLOW_UPS:
+                # more passed: the full cycle runs again once this change is judged
+                self._follow_ups += 1
+                self.next_full = wall
+                passed = []
+        if kind == "full" and not dry_run and not result.applied:
+            self._follow_ups = 0
         self.last_run = result
         return result
 
@@ -556,12 +572,18 @@ class Optimizer:
             if only is None and record.cooling(wall):
                 notes.append(f"{name}: cooling down after a rollback")
                 continue
-            ctx = self._context(snapshot, kind, record.step(params["max_step"]))
+            ctx = self._context(snapshot, kind, record.step(params["max_step"]), params)
             proposals += strategy.propose(ctx)
         result.note = "; ".join(notes)
         return proposals
 
-    def _context(self, snapshot: EngineSnapshot, kind: str, step: float) -> Context:
+    def _context(
+        self,
+        snapshot: EngineSnapshot,
+        kind: str,
+        step: float,
+        params: Mapping[str, Any],
+    ) -> Context:
         engine = self.engine
         registers = snapshot.registers
         state_limits = {
@@ -588,6 +610,8 @@ class Optimizer:
             fitted=engine.fitted_cost_model(),
             patterns_learned=engine.quiet_hour() is not None,
             step=step,
+            now=self._wall(),
+            params=params,
             new_id=self._new_id,
             awaiting=frozenset((p.target, p.parameter) for p in self.awaiting.values()),
         )

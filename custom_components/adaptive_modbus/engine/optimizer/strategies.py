@@ -64,6 +64,8 @@ class Context:
     fitted: CostModel | None
     patterns_learned: bool
     step: float  # this strategy's step factor (from its boldness)
+    now: float  # wall time (register times in snapshots are wall times)
+    params: Mapping[str, Any]  # the strategy's parameters
     new_id: Callable[[str], str]
     awaiting: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
@@ -122,7 +124,13 @@ class IntervalStrategy(Strategy):
         changes = []
         for reg in regs:
             low, high = ctx.bounds[reg.uid]
-            still = reg.rate * high <= 0.2 * max(reg.tolerance, 1e-9) and not reg.noisy
+            still = (
+                reg.rate * high <= 0.2 * max(reg.tolerance, 1e-9)
+                and not reg.noisy
+                and _unchanged(
+                    reg, ctx.now, float(ctx.params.get("quiet_for", QUIET_FOR))
+                )
+            )
             if reg.interval >= 0.95 * high and still and high < MAX_INTERVAL_CEILING:
                 new_high = min(round(high * ctx.step), MAX_INTERVAL_CEILING)
                 changes.append(
@@ -399,6 +407,19 @@ class PatternStrategy(Strategy):
                 )
             )
         return out
+
+
+QUIET_FOR = 86400.0  # s without a change before a register may rest longer
+
+
+def _unchanged(reg: RegisterSnapshot, now: float, quiet_for: float) -> bool:
+    """Whether a register has not changed for ``quiet_for`` seconds.
+
+    Strong evidence only: a register that moves now and then (a setpoint in an
+    incident) keeps its maximum, however still it is at the moment. Never changed
+    counts from its first read.
+    """
+    return reg.last_change is not None and now - reg.last_change >= quiet_for
 
 
 def _round_up(value: float) -> float:
