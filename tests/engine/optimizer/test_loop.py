@@ -64,9 +64,7 @@ async def test_a_change_that_helps_is_kept() -> None:
     low, high = rig.engine.interval_bounds("1.flat0")
     assert high > 300.0
     assert rig.engine.snapshot().registers["1.flat0"].interval > 300.0
-    record = rig.optimizer.records["interval"]
-    assert record.kept >= 1
-    assert record.rolled_back == 0
+    assert rig.optimizer.records["interval"].kept >= 1
 
 
 def moving_device(count: int = 40) -> tuple[list, dict]:

@@ -73,6 +73,13 @@ WORKLOAD_FIGURES = (
     "first_change_delay",
 )
 RATIO_MIN, RATIO_MAX = 0.25, 4.0
+# requests (or changes) each shadow replay must count before its ratio is trusted
+MIN_COUNTS = {
+    "requests_per_min": 30,
+    "bus_utilisation": 30,
+    "time_out_of_tolerance": 5,
+    "first_change_delay": 5,
+}
 MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
 
 RunInExecutor = Callable[..., Awaitable[Any]]
@@ -222,22 +229,31 @@ def workload(  # noqa: PLR0917
 
 def adjusted(
     before: Mapping[str, float],
-    shadow_before: Mapping[str, float],
-    shadow_after: Mapping[str, float],
+    shadow_before: ReplayOutcome,
+    shadow_after: ReplayOutcome,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Return the window before scaled by the workload's change, and the ratios.
 
     Each figure the shadow replay models (requests, bus, staleness) is multiplied
     by how much it changed between the two windows under the old parameters
-    (clamped to [:data:`RATIO_MIN`, :data:`RATIO_MAX`]); error rate and latency
-    are compared as measured.
+    (clamped to [:data:`RATIO_MIN`, :data:`RATIO_MAX`]), when both replays counted
+    enough to tell (:data:`MIN_COUNTS`); error rate and latency are compared as
+    measured.
     """
     expected = dict(before)
     ratios: dict[str, float] = {}
+    effect_before, effect_after = shadow_before.effect(), shadow_after.effect()
     for name in WORKLOAD_FIGURES:
+        counts = (
+            (shadow_before.requests, shadow_after.requests)
+            if name in ("requests_per_min", "bus_utilisation")
+            else (shadow_before.changes, shadow_after.changes)
+        )
+        if min(counts) < MIN_COUNTS[name]:
+            continue
         floor = FIGURE_FLOORS[name]
-        ratio = max(shadow_after.get(name, 0.0), floor) / max(
-            shadow_before.get(name, 0.0), floor
+        ratio = max(effect_after.get(name, 0.0), floor) / max(
+            effect_before.get(name, 0.0), floor
         )
         ratio = min(RATIO_MAX, max(RATIO_MIN, ratio))
         ratios[name] = round(ratio, 4)
@@ -304,7 +320,6 @@ class Optimizer:
         self.baseline: dict[str, float] | None = None  # before the first change
         self._ids = itertools.count(1)
         self._running = False
-        self._before_from: float | None = None  # engine time the last window began
         self._follow_ups = 0  # full cycles run again after the daily one
         tolerances = {
             spec.uid: engine.tolerance(spec.uid)
@@ -378,7 +393,7 @@ class Optimizer:
 
     def observe_cycle(self, result: CycleResult) -> None:
         """Count a poll cycle into the window and learn from its failed reads."""
-        self._meter.on_cycle(result)
+        self._meter.on_cycle(result, self._clock())
         for error in result.errors:
             if error.count > 1 and error.table is not None and not error.table.is_bit:
                 if error.kind in _SIZE_ERRORS:
@@ -472,12 +487,6 @@ class Optimizer:
             if kind == "full":
                 self.next_full = self._next_full(wall + 3600.0)
             self.next_quick = wall + loop["quick_every"]
-            window = self._meter.window
-            if self.evaluation is None and self._clock() - window.start >= MIN_WINDOW:
-                self._before_from = window.start
-                self.last_window = self._meter.close(self._clock()).figures(
-                    len(self._numeric)
-                )
         snapshot = self.engine.snapshot()
         self._learn_sizes(snapshot)
         self._meter.noisy = {
@@ -726,21 +735,21 @@ class Optimizer:
             extra={"proposal": proposal.id, "parameter": proposal.parameter},
         )
         self.records[proposal.strategy].applied += 1
-        before = self.last_window or self._meter.figures(self._clock())
+        t = self._clock()
+        window = self.parameters["loop"]["evaluation_window"]
+        before_from = max(t - window, self._meter.started)
+        before = self._meter.figures(before_from, t)
         if self.baseline is None:
             self.baseline = dict(before)
-        window = self.parameters["loop"]["evaluation_window"]
-        t = self._clock()
         self.evaluation = Evaluation(
             proposal,
             entry.id,
             dict(before),
             wall,
             wall + window,
-            before_from=self._before_from,
+            before_from=before_from,
             applied_at=t,
         )
-        self._meter.close(t)
         self.in_force.append(InForce(proposal, entry.id))
         _LOGGER.info(
             "optimizer applied %s (%s): evaluating", proposal.id, proposal.target
@@ -754,8 +763,10 @@ class Optimizer:
         assert evaluation is not None
         self.evaluation = None
         t = self._clock()
-        self._before_from = self._meter.window.start
-        after = self._meter.close(t).figures(self._meter.registers)
+        applied_at = t - (now - evaluation.started)
+        if evaluation.applied_at is not None:
+            applied_at = evaluation.applied_at
+        after = self._meter.figures(applied_at, t)
         self.last_window = after
         expected, ratios = dict(evaluation.before), None
         traces = None
@@ -778,9 +789,7 @@ class Optimizer:
                 self.engine.tuning(),
                 reverted,
             )
-            expected, ratios = adjusted(
-                evaluation.before, shadow[0].effect(), shadow[1].effect()
-            )
+            expected, ratios = adjusted(evaluation.before, *shadow)
         ok, gain, reasons = self.objective.judge(expected, after, keep=True)
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
@@ -969,7 +978,11 @@ class Optimizer:
     def statistics(self) -> dict[str, Any]:
         """Return records, parameters in force, savings, pending evaluations, audit tail."""
         snapshot = self.engine.snapshot()
-        current = self.last_window
+        t = self._clock()
+        window = float(self.parameters["loop"]["evaluation_window"])
+        current: dict[str, float] | None = None
+        if t - self._meter.started >= MIN_WINDOW:
+            current = self._meter.figures(t - window, t)
         vs_before: dict[str, Any] | None = None
         if self.baseline is not None and current is not None:
             vs_before = {
@@ -1132,7 +1145,6 @@ class Optimizer:
             evaluation.ends = wall + window
             evaluation.resumed = True
             self.evaluation = evaluation
-            self._meter.close(self._clock())
             self.audit.update(evaluation.audit_id, extra={"resumed_at": wall})
             return "resumed"
         apply_all(self.engine, evaluation.proposal.changes, revert=True)
