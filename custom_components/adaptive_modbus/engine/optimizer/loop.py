@@ -146,6 +146,9 @@ class Evaluation:
     # across a restart (the read buffer is not either)
     before_from: float | None = None
     applied_at: float | None = None
+    # the engine's learned state when the change was applied (for the shadow
+    # replays of both windows; not kept across a restart)
+    state: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data."""
@@ -701,10 +704,12 @@ class Optimizer:
         else:
             latency = (0.01, 0.0005)
         failed = [r.latency for r in snapshot.recent_requests if not r.ok]
+        # a unit whose larger reads failed answers, as far as anyone knows, only
+        # the sizes seen answering
         timeout_above = {
-            unit: seen.min_failed - 1
+            unit: seen.max_ok
             for unit, seen in self.units.items()
-            if seen.min_failed is not None and seen.min_failed > 1
+            if seen.min_failed is not None and seen.max_ok > 0
         }
         return ReplayTrace(
             specs=specs,
@@ -722,6 +727,7 @@ class Optimizer:
     # -- applying, evaluating, rolling back ------------------------------------
 
     def _apply(self, proposal: Proposal, actor: Actor, wall: float) -> int:
+        state = self.engine.export_state()  # as learned before the change
         apply_all(self.engine, proposal.changes)
         proposal.verdict = "applied: evaluating"
         entry = self.audit.add(
@@ -749,6 +755,7 @@ class Optimizer:
             wall + window,
             before_from=before_from,
             applied_at=t,
+            state=state,
         )
         self.in_force.append(InForce(proposal, entry.id))
         _LOGGER.info(
@@ -785,7 +792,7 @@ class Optimizer:
                 traces[0],
                 traces[1],
                 self.engine.config,
-                self.engine.export_state(),
+                evaluation.state or self.engine.export_state(),
                 self.engine.tuning(),
                 reverted,
             )

@@ -288,17 +288,13 @@ class ClusterStrategy(Strategy):
             cap = caps.get(str(unit))
             target = f"unit {unit}"
             if seen.min_failed is not None and 0 < seen.max_ok < seen.min_failed:
-                # larger reads fail: read at most what answered, or try halfway
-                halfway = (seen.max_ok + seen.min_failed) // 2
-                reason = (
-                    f"reads of {seen.min_failed} registers failed, "
-                    f"{seen.max_ok} answered"
-                )
-                out.extend(
-                    self._cap(ctx, unit, limit, cap, after, reason)
-                    for after in sorted({seen.max_ok, halfway})
-                    if after != cap
-                )
+                # larger reads fail: read at most what answered (no retries of more)
+                if cap != seen.max_ok:
+                    reason = (
+                        f"reads of {seen.min_failed} registers failed, "
+                        f"{seen.max_ok} answered"
+                    )
+                    out.append(self._cap(ctx, unit, limit, cap, seen.max_ok, reason))
             elif cap is not None and cap < PROTOCOL_MAX_REGISTERS:
                 bigger = min(
                     PROTOCOL_MAX_REGISTERS, max(cap + 1, math.floor(cap * ctx.step))
