@@ -136,10 +136,8 @@ class TuningApi:
             raise EngineUsageError(
                 f"unit {unit_id} max_registers must be a whole number, got {count!r}"
             )
+        # a learned limit stays: retried at the cap, it answers and is forgotten
         self._tuning.unit_max_registers[unit_id] = int(value)
-        learned = limits.learned.get(unit_id)
-        if learned is not None and learned.max_registers >= int(value):
-            del limits.learned[unit_id]  # the cap is smaller: nothing to retry
         return before
 
     def set_unit_max_gap(self, unit_id: int, gap: int | None) -> int | None:

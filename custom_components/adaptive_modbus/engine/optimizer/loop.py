@@ -57,6 +57,7 @@ _LOGGER = logging.getLogger(__name__)
 OPTIMIZER_VERSION = 1
 MIN_REPLAY_SPAN = 300.0  # s of reads needed before anything is predicted
 MAX_CANDIDATES = {"quick": 3, "full": 8}
+FOLLOW_UPS = 3  # full cycles at most run again when more proposals passed
 FIRST_FULL_AFTER = 3600.0  # s after start: the first full cycle
 DEFAULT_FULL_HOUR = 3  # local hour of the full cycle before a quiet hour is learned
 RESUME_WITHIN = 2.0  # an evaluation interrupted for less than this many windows resumes
@@ -72,6 +73,13 @@ WORKLOAD_FIGURES = (
     "first_change_delay",
 )
 RATIO_MIN, RATIO_MAX = 0.25, 4.0
+# requests (or changes) each shadow replay must count before its ratio is trusted
+MIN_COUNTS = {
+    "requests_per_min": 30,
+    "bus_utilisation": 30,
+    "time_out_of_tolerance": 5,
+    "first_change_delay": 5,
+}
 MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
 
 RunInExecutor = Callable[..., Awaitable[Any]]
@@ -94,6 +102,8 @@ PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
         for name in STRATEGIES
     },
 }
+# how long a register must not have changed before it may rest longer
+PARAMETER_SPECS["interval"]["quiet_for"] = ("seconds", 600.0, 30 * 86400.0)
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "loop": {
         "quick_every": 900.0,
@@ -101,7 +111,12 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
         "replay_horizon": 3600.0,
         "full_hour": -1,
     },
-    "interval": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
+    "interval": {
+        "enabled": True,
+        "max_step": 2.0,
+        "cooldown": 3600.0,
+        "quiet_for": 86400.0,
+    },
     "cluster": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
     "pattern": {"enabled": True, "max_step": 1.5, "cooldown": 3600.0},
 }
@@ -131,6 +146,9 @@ class Evaluation:
     # across a restart (the read buffer is not either)
     before_from: float | None = None
     applied_at: float | None = None
+    # the engine's learned state when the change was applied (for the shadow
+    # replays of both windows; not kept across a restart)
+    state: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data."""
@@ -214,22 +232,31 @@ def workload(  # noqa: PLR0917
 
 def adjusted(
     before: Mapping[str, float],
-    shadow_before: Mapping[str, float],
-    shadow_after: Mapping[str, float],
+    shadow_before: ReplayOutcome,
+    shadow_after: ReplayOutcome,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Return the window before scaled by the workload's change, and the ratios.
 
     Each figure the shadow replay models (requests, bus, staleness) is multiplied
     by how much it changed between the two windows under the old parameters
-    (clamped to [:data:`RATIO_MIN`, :data:`RATIO_MAX`]); error rate and latency
-    are compared as measured.
+    (clamped to [:data:`RATIO_MIN`, :data:`RATIO_MAX`]), when both replays counted
+    enough to tell (:data:`MIN_COUNTS`); error rate and latency are compared as
+    measured.
     """
     expected = dict(before)
     ratios: dict[str, float] = {}
+    effect_before, effect_after = shadow_before.effect(), shadow_after.effect()
     for name in WORKLOAD_FIGURES:
+        counts = (
+            (shadow_before.requests, shadow_after.requests)
+            if name in ("requests_per_min", "bus_utilisation")
+            else (shadow_before.changes, shadow_after.changes)
+        )
+        if min(counts) < MIN_COUNTS[name]:
+            continue
         floor = FIGURE_FLOORS[name]
-        ratio = max(shadow_after.get(name, 0.0), floor) / max(
-            shadow_before.get(name, 0.0), floor
+        ratio = max(effect_after.get(name, 0.0), floor) / max(
+            effect_before.get(name, 0.0), floor
         )
         ratio = min(RATIO_MAX, max(RATIO_MIN, ratio))
         ratios[name] = round(ratio, 4)
@@ -296,7 +323,7 @@ class Optimizer:
         self.baseline: dict[str, float] | None = None  # before the first change
         self._ids = itertools.count(1)
         self._running = False
-        self._before_from: float | None = None  # engine time the last window began
+        self._follow_ups = 0  # full cycles run again after the daily one
         tolerances = {
             spec.uid: engine.tolerance(spec.uid)
             for spec in engine.specs()
@@ -369,7 +396,7 @@ class Optimizer:
 
     def observe_cycle(self, result: CycleResult) -> None:
         """Count a poll cycle into the window and learn from its failed reads."""
-        self._meter.on_cycle(result)
+        self._meter.on_cycle(result, self._clock())
         for error in result.errors:
             if error.count > 1 and error.table is not None and not error.table.is_bit:
                 if error.kind in _SIZE_ERRORS:
@@ -463,12 +490,6 @@ class Optimizer:
             if kind == "full":
                 self.next_full = self._next_full(wall + 3600.0)
             self.next_quick = wall + loop["quick_every"]
-            window = self._meter.window
-            if self.evaluation is None and self._clock() - window.start >= MIN_WINDOW:
-                self._before_from = window.start
-                self.last_window = self._meter.close(self._clock()).figures(
-                    len(self._numeric)
-                )
         snapshot = self.engine.snapshot()
         self._learn_sizes(snapshot)
         self._meter.noisy = {
@@ -484,7 +505,7 @@ class Optimizer:
             for proposal in proposals:
                 proposal.verdict = "not enough reads to predict yet"
             result.proposals = proposals
-            result.note = "not enough reads to predict yet"
+            result.note = _joined(result.note, "not enough reads to predict yet")
             self.last_run = result
             return result
         limit = MAX_CANDIDATES["full" if kind == "full" or only else "quick"]
@@ -518,18 +539,25 @@ class Optimizer:
         for proposal in proposals:
             if proposal.needs_approval and not dry_run:
                 self._await_approval(proposal, actor)
+        passed = [p for p in proposals if p is not best and not p.verdict]
         if best is None:
-            result.note = "no proposal is predicted to help"
+            result.note = _joined(result.note, "no proposal is predicted to help")
         elif dry_run:
             best.verdict = "would apply"
         elif self.evaluation is not None:
             best.verdict = "not applied: an evaluation is running"
         else:
-            for proposal in proposals:
-                if proposal is not best and not proposal.verdict:
-                    proposal.verdict = "a better proposal was applied"
+            for proposal in passed:
+                proposal.verdict = "a better proposal was applied"
             self._apply(best, actor, wall)
             result.applied.append(best.id)
+            if kind == "full" and passed and self._follow_ups < FOLLOW_UPS:
+                # more passed: the full cycle runs again once this change is judged
+                self._follow_ups += 1
+                self.next_full = wall
+                passed = []
+        if kind == "full" and not dry_run and not result.applied:
+            self._follow_ups = 0
         self.last_run = result
         return result
 
@@ -556,12 +584,18 @@ class Optimizer:
             if only is None and record.cooling(wall):
                 notes.append(f"{name}: cooling down after a rollback")
                 continue
-            ctx = self._context(snapshot, kind, record.step(params["max_step"]))
+            ctx = self._context(snapshot, kind, record.step(params["max_step"]), params)
             proposals += strategy.propose(ctx)
         result.note = "; ".join(notes)
         return proposals
 
-    def _context(self, snapshot: EngineSnapshot, kind: str, step: float) -> Context:
+    def _context(
+        self,
+        snapshot: EngineSnapshot,
+        kind: str,
+        step: float,
+        params: Mapping[str, Any],
+    ) -> Context:
         engine = self.engine
         registers = snapshot.registers
         state_limits = {
@@ -588,6 +622,8 @@ class Optimizer:
             fitted=engine.fitted_cost_model(),
             patterns_learned=engine.quiet_hour() is not None,
             step=step,
+            now=self._wall(),
+            params=params,
             new_id=self._new_id,
             awaiting=frozenset((p.target, p.parameter) for p in self.awaiting.values()),
         )
@@ -668,10 +704,12 @@ class Optimizer:
         else:
             latency = (0.01, 0.0005)
         failed = [r.latency for r in snapshot.recent_requests if not r.ok]
+        # a unit whose larger reads failed answers, as far as anyone knows, only
+        # the sizes seen answering
         timeout_above = {
-            unit: seen.min_failed - 1
+            unit: seen.max_ok
             for unit, seen in self.units.items()
-            if seen.min_failed is not None and seen.min_failed > 1
+            if seen.min_failed is not None and seen.max_ok > 0
         }
         return ReplayTrace(
             specs=specs,
@@ -689,6 +727,7 @@ class Optimizer:
     # -- applying, evaluating, rolling back ------------------------------------
 
     def _apply(self, proposal: Proposal, actor: Actor, wall: float) -> int:
+        state = self.engine.export_state()  # as learned before the change
         apply_all(self.engine, proposal.changes)
         proposal.verdict = "applied: evaluating"
         entry = self.audit.add(
@@ -702,21 +741,22 @@ class Optimizer:
             extra={"proposal": proposal.id, "parameter": proposal.parameter},
         )
         self.records[proposal.strategy].applied += 1
-        before = self.last_window or self._meter.figures(self._clock())
+        t = self._clock()
+        window = self.parameters["loop"]["evaluation_window"]
+        before_from = max(t - window, self._meter.started)
+        before = self._meter.figures(before_from, t)
         if self.baseline is None:
             self.baseline = dict(before)
-        window = self.parameters["loop"]["evaluation_window"]
-        t = self._clock()
         self.evaluation = Evaluation(
             proposal,
             entry.id,
             dict(before),
             wall,
             wall + window,
-            before_from=self._before_from,
+            before_from=before_from,
             applied_at=t,
+            state=state,
         )
-        self._meter.close(t)
         self.in_force.append(InForce(proposal, entry.id))
         _LOGGER.info(
             "optimizer applied %s (%s): evaluating", proposal.id, proposal.target
@@ -730,8 +770,10 @@ class Optimizer:
         assert evaluation is not None
         self.evaluation = None
         t = self._clock()
-        self._before_from = self._meter.window.start
-        after = self._meter.close(t).figures(self._meter.registers)
+        applied_at = t - (now - evaluation.started)
+        if evaluation.applied_at is not None:
+            applied_at = evaluation.applied_at
+        after = self._meter.figures(applied_at, t)
         self.last_window = after
         expected, ratios = dict(evaluation.before), None
         traces = None
@@ -750,13 +792,11 @@ class Optimizer:
                 traces[0],
                 traces[1],
                 self.engine.config,
-                self.engine.export_state(),
+                evaluation.state or self.engine.export_state(),
                 self.engine.tuning(),
                 reverted,
             )
-            expected, ratios = adjusted(
-                evaluation.before, shadow[0].effect(), shadow[1].effect()
-            )
+            expected, ratios = adjusted(evaluation.before, *shadow)
         ok, gain, reasons = self.objective.judge(expected, after, keep=True)
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
@@ -945,7 +985,11 @@ class Optimizer:
     def statistics(self) -> dict[str, Any]:
         """Return records, parameters in force, savings, pending evaluations, audit tail."""
         snapshot = self.engine.snapshot()
-        current = self.last_window
+        t = self._clock()
+        window = float(self.parameters["loop"]["evaluation_window"])
+        current: dict[str, float] | None = None
+        if t - self._meter.started >= MIN_WINDOW:
+            current = self._meter.figures(t - window, t)
         vs_before: dict[str, Any] | None = None
         if self.baseline is not None and current is not None:
             vs_before = {
@@ -1108,7 +1152,6 @@ class Optimizer:
             evaluation.ends = wall + window
             evaluation.resumed = True
             self.evaluation = evaluation
-            self._meter.close(self._clock())
             self.audit.update(evaluation.audit_id, extra={"resumed_at": wall})
             return "resumed"
         apply_all(self.engine, evaluation.proposal.changes, revert=True)
@@ -1143,6 +1186,10 @@ def _with_retries(
         requests = max(out.get("requests_per_min", 0.0) * 60.0, 1.0)
         out["error_rate"] = out.get("error_rate", 0.0) + per_hour / requests
     return out
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
 
 
 def _check(strategy: str, name: str, value: Any, spec: tuple[str, float, float]) -> Any:

@@ -71,9 +71,13 @@ class ReadBuffer:
         return out
 
 
+BUCKET = 60.0  # s per bucket of the meter
+BUCKETS_KEPT = 6 * 60  # six hours of buckets
+
+
 @dataclass
 class Window:
-    """One measurement window's running totals (engine time)."""
+    """Totals of a stretch of time (engine time): one bucket, or a sum of them."""
 
     start: float
     end: float = 0.0
@@ -84,6 +88,17 @@ class Window:
     changes: int = 0  # changes beyond tolerance seen
     stale: float = 0.0  # s, sum over changes of half the gap before the read
     latencies: list[float] = field(default_factory=list)
+
+    def add(self, other: Window) -> None:
+        """Add another window's totals into this one."""
+        self.requests += other.requests
+        self.errors += other.errors
+        self.bus_time += other.bus_time
+        self.registers_read += other.registers_read
+        self.changes += other.changes
+        self.stale += other.stale
+        if len(self.latencies) < LATENCIES_KEPT:
+            self.latencies.extend(other.latencies)
 
     def figures(self, registers: int) -> dict[str, float]:
         """Return the window's figures (see :mod:`.goals`)."""
@@ -107,14 +122,21 @@ class Window:
 
 
 class WindowMeter:
-    """Measures the live engine window by window."""
+    """Measures the live engine minute by minute; any stretch of the last hours sums up."""
 
     def __init__(self, tolerances: Mapping[str, float], now: float) -> None:
         """Measure against the registers' ``tolerances`` (numeric registers only)."""
         self.tolerances = dict(tolerances)
         self.noisy: set[str] = set()  # noise beyond tolerance: left out of staleness
-        self.window = Window(now)
+        self.started = now
+        self._buckets: deque[Window] = deque(maxlen=BUCKETS_KEPT)
         self._last: dict[str, float] = {}
+
+    def _bucket(self, t: float) -> Window:
+        start = math.floor(t / BUCKET) * BUCKET
+        if not self._buckets or self._buckets[-1].start < start:
+            self._buckets.append(Window(start, start + BUCKET))
+        return self._buckets[-1]
 
     def on_read(
         self, uid: str, t: float, value: Value | None, previous: float | None
@@ -128,35 +150,33 @@ class WindowMeter:
         self._last[uid] = number
         if last is None or previous is None or math.isnan(number) or math.isnan(last):
             return
-        if (
-            abs(number - last) > max(tol, 1e-9)
-            and previous >= self.window.start
-            and uid not in self.noisy
-        ):
-            self.window.changes += 1
-            self.window.stale += 0.5 * (t - previous)
+        if abs(number - last) > max(tol, 1e-9) and uid not in self.noisy:
+            bucket = self._bucket(t)
+            bucket.changes += 1
+            bucket.stale += 0.5 * (t - previous)
 
-    def on_cycle(self, result: CycleResult) -> None:
-        """Add a cycle's requests, errors and bus time."""
-        window = self.window
-        window.requests += result.requests
-        window.errors += len(result.errors)
-        window.bus_time += result.duration
-        window.registers_read += result.registers_read
-        if result.requests and len(window.latencies) < LATENCIES_KEPT:
-            window.latencies.append(result.duration / result.requests)
+    def on_cycle(self, result: CycleResult, t: float) -> None:
+        """Add a cycle's requests, errors and bus time (the cycle ended at ``t``)."""
+        bucket = self._bucket(t)
+        bucket.requests += result.requests
+        bucket.errors += len(result.errors)
+        bucket.bus_time += result.duration
+        bucket.registers_read += result.registers_read
+        if result.requests and len(bucket.latencies) < LATENCIES_KEPT:
+            bucket.latencies.append(result.duration / result.requests)
 
-    def close(self, now: float) -> Window:
-        """End the window at ``now``, start the next one, return the ended one."""
-        ended = self.window
-        ended.end = now
-        self.window = Window(now)
-        return ended
+    def window(self, start: float, end: float) -> Window:
+        """Return the totals of the buckets from ``start`` to ``end`` (whole minutes)."""
+        start = max(start, self.started)
+        total = Window(start, max(end, start))
+        for bucket in self._buckets:
+            if start - BUCKET / 2 <= bucket.start and bucket.end <= end + BUCKET / 2:
+                total.add(bucket)
+        return total
 
-    def figures(self, now: float) -> dict[str, float]:
-        """Return the figures of the running window up to ``now``."""
-        self.window.end = now
-        return self.window.figures(self.registers)
+    def figures(self, start: float, end: float) -> dict[str, float]:
+        """Return the figures from ``start`` to ``end`` (engine time)."""
+        return self.window(start, end).figures(self.registers)
 
     @property
     def registers(self) -> int:

@@ -64,6 +64,8 @@ class Context:
     fitted: CostModel | None
     patterns_learned: bool
     step: float  # this strategy's step factor (from its boldness)
+    now: float  # wall time (register times in snapshots are wall times)
+    params: Mapping[str, Any]  # the strategy's parameters
     new_id: Callable[[str], str]
     awaiting: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
@@ -122,7 +124,13 @@ class IntervalStrategy(Strategy):
         changes = []
         for reg in regs:
             low, high = ctx.bounds[reg.uid]
-            still = reg.rate * high <= 0.2 * max(reg.tolerance, 1e-9) and not reg.noisy
+            still = (
+                reg.rate * high <= 0.2 * max(reg.tolerance, 1e-9)
+                and not reg.noisy
+                and _unchanged(
+                    reg, ctx.now, float(ctx.params.get("quiet_for", QUIET_FOR))
+                )
+            )
             if reg.interval >= 0.95 * high and still and high < MAX_INTERVAL_CEILING:
                 new_high = min(round(high * ctx.step), MAX_INTERVAL_CEILING)
                 changes.append(
@@ -280,17 +288,13 @@ class ClusterStrategy(Strategy):
             cap = caps.get(str(unit))
             target = f"unit {unit}"
             if seen.min_failed is not None and 0 < seen.max_ok < seen.min_failed:
-                # larger reads fail: read at most what answered, or try halfway
-                halfway = (seen.max_ok + seen.min_failed) // 2
-                reason = (
-                    f"reads of {seen.min_failed} registers failed, "
-                    f"{seen.max_ok} answered"
-                )
-                out.extend(
-                    self._cap(ctx, unit, limit, cap, after, reason)
-                    for after in sorted({seen.max_ok, halfway})
-                    if after != cap
-                )
+                # larger reads fail: read at most what answered (no retries of more)
+                if cap != seen.max_ok:
+                    reason = (
+                        f"reads of {seen.min_failed} registers failed, "
+                        f"{seen.max_ok} answered"
+                    )
+                    out.append(self._cap(ctx, unit, limit, cap, seen.max_ok, reason))
             elif cap is not None and cap < PROTOCOL_MAX_REGISTERS:
                 bigger = min(
                     PROTOCOL_MAX_REGISTERS, max(cap + 1, math.floor(cap * ctx.step))
@@ -399,6 +403,19 @@ class PatternStrategy(Strategy):
                 )
             )
         return out
+
+
+QUIET_FOR = 86400.0  # s without a change before a register may rest longer
+
+
+def _unchanged(reg: RegisterSnapshot, now: float, quiet_for: float) -> bool:
+    """Whether a register has not changed for ``quiet_for`` seconds.
+
+    Strong evidence only: a register that moves now and then (a setpoint in an
+    incident) keeps its maximum, however still it is at the moment. Never changed
+    counts from its first read.
+    """
+    return reg.last_change is not None and now - reg.last_change >= quiet_for
 
 
 def _round_up(value: float) -> float:
