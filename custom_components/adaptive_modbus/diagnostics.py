@@ -66,7 +66,10 @@ def _optimization(data: AdaptiveModbusData) -> dict[str, Any]:
     return {
         "automatic": None if optimizer is None else optimizer.enabled,
         "goal": None if optimizer is None else str(optimizer.goal),
-        "statistics": None if optimizer is None else optimizer.statistics(),
+        # the loop's own audit tail names users: the redacted one below replaces it
+        "statistics": None
+        if optimizer is None
+        else {k: v for k, v in optimizer.statistics().items() if k != "audit"},
         "audit": audit,
     }
 

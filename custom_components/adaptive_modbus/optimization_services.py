@@ -296,7 +296,10 @@ async def _async_statistics(call: ServiceCall, actor: Actor) -> ServiceResponse:
         "config_entry_id": entry.entry_id,
         "automatic": None if optimizer is None else optimizer.enabled,
         "goal": None if optimizer is None else str(optimizer.goal),
-        "optimizer": None if optimizer is None else optimizer.statistics(),
+        # the loop's figures; its audit tail is the one below (audit_entries long)
+        "optimizer": None
+        if optimizer is None
+        else {k: v for k, v in optimizer.statistics().items() if k != "audit"},
         "saving_vs_fixed": round(snapshot.saving_vs_fixed, 1),
         "requests_per_minute": round(snapshot.requests_per_minute, 2),
         "pins": pins,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
@@ -66,8 +66,13 @@ async def test_changes_show_in_the_logbook(
     assert await async_setup_component(hass, "logbook", {})
     assert await hass.config_entries.async_setup(demo_entry.entry_id)
     await hass.async_block_till_done()
+    optimizer = demo_entry.runtime_data.optimizer
+    assert optimizer is not None
+    optimizer.enabled = False  # only the changes made here
     events: list[dict[str, Any]] = []
-    hass.bus.async_listen(EVENT_OPTIMIZATION, lambda e: events.append(dict(e.data)))
+    hass.bus.async_listen(
+        EVENT_OPTIMIZATION, callback(lambda e: events.append(dict(e.data)))
+    )
     entity_id = er.async_get(hass).async_get_entity_id(
         "sensor", DOMAIN, f"{demo_entry.entry_id}_1_grid_voltage"
     )

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+)
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
@@ -63,6 +67,9 @@ async def demo_fixture(
     """Provide the demo connection after ten minutes of polling in virtual time."""
     assert await hass.config_entries.async_setup(demo_entry.entry_id)
     await hass.async_block_till_done()
+    optimizer = demo_entry.runtime_data.optimizer
+    assert optimizer is not None
+    optimizer.enabled = False  # these tests are about the services: no loop entries
     await vtime.run(demo_entry.runtime_data.coordinator, 600)
     return demo_entry
 
@@ -355,11 +362,14 @@ async def test_run_without_the_loop_says_so(
     hass: HomeAssistant, demo: MockConfigEntry
 ) -> None:
     """Without an optimization loop, the loop's services raise a translated error."""
-    if demo.runtime_data.optimizer is not None:
-        pytest.skip("the loop is there")
-    with pytest.raises(Exception) as err:  # noqa: PT011 - HomeAssistantError
-        await _call(hass, SERVICE_RUN_OPTIMIZATION, {"dry_run": True})
-    assert getattr(err.value, "translation_key", None) == "optimizer_unavailable"
+    optimizer, demo.runtime_data.optimizer = demo.runtime_data.optimizer, None
+    try:
+        with pytest.raises(HomeAssistantError) as err:
+            await _call(hass, SERVICE_RUN_OPTIMIZATION, {"dry_run": True})
+    finally:
+        demo.runtime_data.optimizer = optimizer
+    assert err.value.translation_key == "optimizer_unavailable"
+    assert err.value.translation_placeholders == {"title": demo.title}
 
 
 async def test_reload_keeps_pins_and_the_audit_log(
