@@ -797,7 +797,9 @@ class Optimizer:
                 reverted,
             )
             expected, ratios = adjusted(evaluation.before, *shadow)
-        ok, gain, reasons = self.objective.judge(expected, after, keep=True)
+        # judged on the windows as measured; the shadow replays of both windows
+        # with the old parameters are kept beside (how much the workload moved)
+        ok, gain, reasons = self.objective.judge(evaluation.before, after, keep=True)
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
         measured = {
