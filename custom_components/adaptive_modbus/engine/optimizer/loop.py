@@ -799,7 +799,12 @@ class Optimizer:
             expected, ratios = adjusted(evaluation.before, *shadow)
         # judged on the windows as measured; the shadow replays of both windows
         # with the old parameters are kept beside (how much the workload moved)
-        ok, gain, reasons = self.objective.judge(evaluation.before, after, keep=True)
+        if evaluation.proposal.strategy == "cluster":
+            ok, gain, reasons = self.objective.judge_plan(evaluation.before, after)
+        else:
+            ok, gain, reasons = self.objective.judge(
+                evaluation.before, after, keep=True
+            )
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
         measured = {

@@ -118,6 +118,14 @@ class Window:
             "time_out_of_tolerance": self.stale / (span * max(registers, 1)),
             "first_change_delay": self.stale / self.changes if self.changes else 0.0,
             "changes": float(self.changes),
+            # what the read plan costs per register read: independent of how much
+            # there was to read (the cluster strategy is judged on these)
+            "requests_per_register": self.requests / self.registers_read
+            if self.registers_read
+            else 0.0,
+            "bus_per_register": self.bus_time / self.registers_read
+            if self.registers_read
+            else 0.0,
         }
 
 
