@@ -533,7 +533,10 @@ class Optimizer:
                 proposal.verdict = "needs approval"
             elif not ok:
                 proposal.verdict = "; ".join(reasons)
-            elif best is None or gain > (best.gain or 0.0):
+            elif best is None or (proposal.repair, gain) > (
+                best.repair,
+                best.gain or 0.0,
+            ):
                 best = proposal
         result.proposals = proposals
         for proposal in proposals:

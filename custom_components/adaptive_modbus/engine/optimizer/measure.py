@@ -174,11 +174,15 @@ class WindowMeter:
             bucket.latencies.append(result.duration / result.requests)
 
     def window(self, start: float, end: float) -> Window:
-        """Return the totals of the buckets from ``start`` to ``end`` (whole minutes)."""
-        start = max(start, self.started)
-        total = Window(start, max(end, start))
+        """Return the totals of the whole minutes from ``start`` to ``end``.
+
+        The minute a change was applied in belongs to neither side.
+        """
+        first = math.ceil(max(start, self.started) / BUCKET) * BUCKET
+        last = max(math.floor(end / BUCKET) * BUCKET, first)
+        total = Window(first, last)
         for bucket in self._buckets:
-            if start - BUCKET / 2 <= bucket.start and bucket.end <= end + BUCKET / 2:
+            if first <= bucket.start and bucket.end <= last:
                 total.add(bucket)
         return total
 

@@ -294,7 +294,9 @@ class ClusterStrategy(Strategy):
                         f"reads of {seen.min_failed} registers failed, "
                         f"{seen.max_ok} answered"
                     )
-                    out.append(self._cap(ctx, unit, limit, cap, seen.max_ok, reason))
+                    repair = self._cap(ctx, unit, limit, cap, seen.max_ok, reason)
+                    repair.repair = True
+                    out.append(repair)
             elif cap is not None and cap < PROTOCOL_MAX_REGISTERS:
                 bigger = min(
                     PROTOCOL_MAX_REGISTERS, max(cap + 1, math.floor(cap * ctx.step))
