@@ -624,7 +624,7 @@ class Optimizer:
             cost=engine.cost_model(),
             fitted=engine.fitted_cost_model(),
             patterns_learned=engine.quiet_hour() is not None,
-            step=step,
+            step_factor=step,
             now=self._wall(),
             params=params,
             new_id=self._new_id,
