@@ -231,7 +231,9 @@ def run_scenario(
                 )
                 runs.append(_measure(scenario, record, min_interval, 0.0))
             else:
-                for k, phase in enumerate(phases_of(seed, policy.name, phases)):
+                # the optimizer runs at adaptive's phases: a paired comparison
+                paired = pol.ADAPTIVE if policy.optimizer else policy.name
+                for k, phase in enumerate(phases_of(seed, paired, phases)):
                     record = asyncio.run(
                         run_engine(
                             scenario,

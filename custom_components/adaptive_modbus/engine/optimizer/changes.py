@@ -147,6 +147,7 @@ class Proposal:
     predicted: dict[str, Any] = field(default_factory=dict)
     gain: float | None = None  # predicted, on the goal
     verdict: str = ""  # why it was (not) applied
+    repair: bool = False  # stops known failures: applied before mere gains
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data (what services return)."""
@@ -162,6 +163,7 @@ class Proposal:
             "needs_approval": self.needs_approval,
             "reason": self.reason,
             "verdict": self.verdict,
+            "repair": self.repair,
             "changes": [change.as_dict() for change in self.changes],
         }
 
@@ -184,4 +186,5 @@ class Proposal:
             predicted=dict(data.get("predicted") or {}),
             gain=None if gain is None else float(gain),
             verdict=str(data.get("verdict", "")),
+            repair=bool(data.get("repair", False)),
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+import math
 from typing import Any
 
 Figures = Mapping[str, float]
@@ -106,6 +107,31 @@ class Objective:
             )
         return not reasons, gain, reasons
 
+    def judge_plan(
+        self, before: Figures, after: Figures
+    ) -> tuple[bool, float, list[str]]:
+        """Judge a measured change of the read plan (block limits, gaps, cost model).
+
+        On what a read costs, per register read (requests and bus time), which does
+        not move with how much there was to read, plus the error rate and latency:
+        kept unless worse beyond ``keep_noise`` or the margins.
+        """
+        plan = Objective(
+            self.goal,
+            weights={
+                "bus_per_register": 0.45,
+                "requests_per_register": 0.45,
+                "error_rate": 0.1,
+            },
+            staleness_budget_rel=math.inf,
+            staleness_budget_abs=math.inf,
+            load_budget_rel=math.inf,
+            error_margin_abs=self.error_margin_abs,
+            latency_margin_rel=self.latency_margin_rel,
+            keep_noise=self.keep_noise,
+        )
+        return plan.judge(before, after, keep=True)
+
     def as_dict(self) -> dict[str, Any]:
         """Return the objective as plain data."""
         return {
@@ -125,6 +151,8 @@ class Objective:
 
 # figures below these count as these (a relative change of almost nothing is noise)
 FIGURE_FLOORS = {
+    "requests_per_register": 1e-4,
+    "bus_per_register": 1e-6,
     "requests_per_min": 0.1,
     "bus_utilisation": 0.001,
     "time_out_of_tolerance": 0.002,

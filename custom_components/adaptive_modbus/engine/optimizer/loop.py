@@ -30,7 +30,7 @@ across restarts (an interrupted evaluation resumes or is discarded, explicitly).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import datetime as dt
 import itertools
 import logging
@@ -495,7 +495,8 @@ class Optimizer:
         self._meter.noisy = {
             uid for uid, reg in snapshot.registers.items() if reg.noisy
         }
-        proposals = self._propose(kind, only, snapshot, wall, result)
+        state = self.engine.export_state()
+        proposals = self._propose(kind, only, snapshot, state, wall, result)
         if not proposals:
             result.note = result.note or "nothing to propose"
             self.last_run = result
@@ -514,11 +515,11 @@ class Optimizer:
             predict,
             trace,
             self.engine.config,
-            self.engine.export_state(),
+            state,
             self.engine.tuning(),
             [p.changes for p in proposals],
         )
-        retries = self._retry_costs(snapshot)
+        retries = self._retry_costs(snapshot, state)
         base = _with_retries(outcomes[0].effect(), (), retries)
         result.baseline = base
         objective = self.objective
@@ -533,7 +534,10 @@ class Optimizer:
                 proposal.verdict = "needs approval"
             elif not ok:
                 proposal.verdict = "; ".join(reasons)
-            elif best is None or gain > (best.gain or 0.0):
+            elif best is None or (proposal.repair, gain) > (
+                best.repair,
+                best.gain or 0.0,
+            ):
                 best = proposal
         result.proposals = proposals
         for proposal in proposals:
@@ -561,16 +565,18 @@ class Optimizer:
         self.last_run = result
         return result
 
-    def _propose(
+    def _propose(  # noqa: PLR0917
         self,
         kind: str,
         only: str | None,
         snapshot: EngineSnapshot,
+        state: Mapping[str, Any],
         wall: float,
         result: RunResult,
     ) -> list[Proposal]:
         proposals: list[Proposal] = []
         notes = []
+        base: Context | None = None
         for name, strategy in STRATEGIES.items():
             if only is not None and name != only:
                 continue
@@ -584,23 +590,24 @@ class Optimizer:
             if only is None and record.cooling(wall):
                 notes.append(f"{name}: cooling down after a rollback")
                 continue
-            ctx = self._context(snapshot, kind, record.step(params["max_step"]), params)
+            if base is None:
+                base = self._context(snapshot, state, kind)
+            ctx = replace(
+                base, step_factor=record.step(params["max_step"]), params=params
+            )
             proposals += strategy.propose(ctx)
         result.note = "; ".join(notes)
         return proposals
 
     def _context(
-        self,
-        snapshot: EngineSnapshot,
-        kind: str,
-        step: float,
-        params: Mapping[str, Any],
+        self, snapshot: EngineSnapshot, state: Mapping[str, Any], kind: str
     ) -> Context:
+        """Return what every strategy sees (step and parameters set per strategy)."""
         engine = self.engine
         registers = snapshot.registers
         state_limits = {
             item["unit_id"]: item["max_registers"]
-            for item in engine.export_state().get("unit_limits", [])
+            for item in state.get("unit_limits", [])
         }
         tuning = engine.tuning()
         caps = {int(u): n for u, n in tuning["unit_max_registers"].items()}
@@ -621,26 +628,28 @@ class Optimizer:
             cost=engine.cost_model(),
             fitted=engine.fitted_cost_model(),
             patterns_learned=engine.quiet_hour() is not None,
-            step=step,
+            step_factor=1.0,
             now=self._wall(),
-            params=params,
+            params={},
             new_id=self._new_id,
             awaiting=frozenset((p.target, p.parameter) for p in self.awaiting.values()),
         )
 
-    def _retry_costs(self, snapshot: EngineSnapshot) -> dict[int, tuple[float, float]]:
+    def _retry_costs(
+        self, snapshot: EngineSnapshot, state: Mapping[str, Any]
+    ) -> dict[int, tuple[float, float]]:
         """Per unit whose larger reads fail: (retries of a larger read per hour, cost s).
 
         The engine tries a larger read again after a backoff (1 h, doubling to a
         day); each try of a size known to fail costs a timeout. A replay of an hour
         rarely holds one, so the next day's tries are priced in on top.
         """
-        state = self.engine.export_state().get("unit_limits", [])
+        limits = state.get("unit_limits", [])
         wall = self._wall()
         failed = [r.latency for r in snapshot.recent_requests if not r.ok]
         cost = max(failed, default=3.0)
         out: dict[int, tuple[float, float]] = {}
-        for item in state:
+        for item in limits:
             unit = int(item["unit_id"])
             seen = self.units.get(unit)
             if seen is None or seen.min_failed is None:
@@ -797,7 +806,14 @@ class Optimizer:
                 reverted,
             )
             expected, ratios = adjusted(evaluation.before, *shadow)
-        ok, gain, reasons = self.objective.judge(expected, after, keep=True)
+        # judged on the windows as measured; the shadow replays of both windows
+        # with the old parameters are kept beside (how much the workload moved)
+        if evaluation.proposal.strategy == "cluster":
+            ok, gain, reasons = self.objective.judge_plan(evaluation.before, after)
+        else:
+            ok, gain, reasons = self.objective.judge(
+                evaluation.before, after, keep=True
+            )
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
         measured = {

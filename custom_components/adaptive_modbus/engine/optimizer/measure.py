@@ -118,6 +118,14 @@ class Window:
             "time_out_of_tolerance": self.stale / (span * max(registers, 1)),
             "first_change_delay": self.stale / self.changes if self.changes else 0.0,
             "changes": float(self.changes),
+            # what the read plan costs per register read: independent of how much
+            # there was to read (the cluster strategy is judged on these)
+            "requests_per_register": self.requests / self.registers_read
+            if self.registers_read
+            else 0.0,
+            "bus_per_register": self.bus_time / self.registers_read
+            if self.registers_read
+            else 0.0,
         }
 
 
@@ -166,11 +174,15 @@ class WindowMeter:
             bucket.latencies.append(result.duration / result.requests)
 
     def window(self, start: float, end: float) -> Window:
-        """Return the totals of the buckets from ``start`` to ``end`` (whole minutes)."""
-        start = max(start, self.started)
-        total = Window(start, max(end, start))
+        """Return the totals of the whole minutes from ``start`` to ``end``.
+
+        The minute a change was applied in belongs to neither side.
+        """
+        first = math.ceil(max(start, self.started) / BUCKET) * BUCKET
+        last = max(math.floor(end / BUCKET) * BUCKET, first)
+        total = Window(first, last)
         for bucket in self._buckets:
-            if start - BUCKET / 2 <= bucket.start and bucket.end <= end + BUCKET / 2:
+            if first <= bucket.start and bucket.end <= last:
                 total.add(bucket)
         return total
 

@@ -63,7 +63,7 @@ class Context:
     cost: CostModel
     fitted: CostModel | None
     patterns_learned: bool
-    step: float  # this strategy's step factor (from its boldness)
+    step_factor: float  # this strategy's step factor (from its boldness)
     now: float  # wall time (register times in snapshots are wall times)
     params: Mapping[str, Any]  # the strategy's parameters
     new_id: Callable[[str], str]
@@ -132,7 +132,7 @@ class IntervalStrategy(Strategy):
                 )
             )
             if reg.interval >= 0.95 * high and still and high < MAX_INTERVAL_CEILING:
-                new_high = min(round(high * ctx.step), MAX_INTERVAL_CEILING)
+                new_high = min(round(high * ctx.step_factor), MAX_INTERVAL_CEILING)
                 changes.append(
                     Change(
                         "interval_bounds",
@@ -169,7 +169,7 @@ class IntervalStrategy(Strategy):
                 and low > MIN_INTERVAL_FLOOR
                 and not reg.noisy
             ):
-                new_low = max(MIN_INTERVAL_FLOOR, round(low / ctx.step, 1))
+                new_low = max(MIN_INTERVAL_FLOOR, round(low / ctx.step_factor, 1))
                 changes.append(
                     Change(
                         "interval_bounds",
@@ -202,7 +202,11 @@ class IntervalStrategy(Strategy):
         for reg in regs:
             before = current.get(reg.uid)
             value = 0.02 if before is None else float(before)
-            after = value / ctx.step if ctx.goal is Goal.FRESHEST else value * ctx.step
+            after = (
+                value / ctx.step_factor
+                if ctx.goal is Goal.FRESHEST
+                else value * ctx.step_factor
+            )
             after = round(min(0.5, max(0.001, after)), 4)
             if after != value:
                 changes.append(Change("step_budget", reg.uid, before, after))
@@ -233,7 +237,9 @@ class IntervalStrategy(Strategy):
                 "noise_margin",
                 reg.uid,
                 margins.get(reg.uid),
-                round(min(20.0, 2.0 * (margins.get(reg.uid) or 2.0) * ctx.step), 2),
+                round(
+                    min(20.0, 2.0 * (margins.get(reg.uid) or 2.0) * ctx.step_factor), 2
+                ),
             )
             for reg in noisy
             if reg.interval < 0.5 * ctx.bounds[reg.uid][1]
@@ -294,10 +300,13 @@ class ClusterStrategy(Strategy):
                         f"reads of {seen.min_failed} registers failed, "
                         f"{seen.max_ok} answered"
                     )
-                    out.append(self._cap(ctx, unit, limit, cap, seen.max_ok, reason))
+                    repair = self._cap(ctx, unit, limit, cap, seen.max_ok, reason)
+                    repair.repair = True
+                    out.append(repair)
             elif cap is not None and cap < PROTOCOL_MAX_REGISTERS:
                 bigger = min(
-                    PROTOCOL_MAX_REGISTERS, max(cap + 1, math.floor(cap * ctx.step))
+                    PROTOCOL_MAX_REGISTERS,
+                    max(cap + 1, math.floor(cap * ctx.step_factor)),
                 )
                 reason = "no read failed at the cap"
                 out.append(self._cap(ctx, unit, limit, cap, bigger, reason))
@@ -305,8 +314,8 @@ class ClusterStrategy(Strategy):
             current = gap if gap is not None else ctx.cost.break_even_gap()
             if 0 < current < PROTOCOL_MAX_REGISTERS:
                 gaps = {
-                    max(0, math.floor(current / ctx.step)),
-                    min(PROTOCOL_MAX_REGISTERS, math.ceil(current * ctx.step)),
+                    max(0, math.floor(current / ctx.step_factor)),
+                    min(PROTOCOL_MAX_REGISTERS, math.ceil(current * ctx.step_factor)),
                 }
                 out.extend(
                     Proposal(
@@ -380,11 +389,11 @@ class PatternStrategy(Strategy):
         lead = 900.0 if lead is None else float(lead)
         before = [strength, lead]
         candidates = {
-            (round(min(2.0, strength * ctx.step), 3), lead),
-            (round(strength / ctx.step, 3), lead),
+            (round(min(2.0, strength * ctx.step_factor), 3), lead),
+            (round(strength / ctx.step_factor, 3), lead),
             (0.0, lead),
-            (strength, round(min(7200.0, lead * ctx.step))),
-            (strength, round(lead / ctx.step)),
+            (strength, round(min(7200.0, lead * ctx.step_factor))),
+            (strength, round(lead / ctx.step_factor)),
         }
         out = []
         for after in sorted(candidates):
