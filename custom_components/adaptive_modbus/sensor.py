@@ -202,6 +202,7 @@ class LastOptimizationSensor(OptimizationEntity, SensorEntity):
     """The outcome of the last optimization; what it changed and measured as attributes."""
 
     _attr_device_class = SensorDeviceClass.ENUM
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
     _attr_options = list(OUTCOMES)
 
     @property
