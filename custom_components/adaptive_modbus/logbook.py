@@ -22,21 +22,26 @@ ACTION_TEXT: dict[str, str] = {
     "set_register_interval": "interval of {target} set",
     "reset_learning": "learning of {target} reset",
     "refresh": "{target} read now",
-    "set_automatic_optimization": "automatic optimization set",
-    "set_optimization_goal": "optimization goal set",
+    "set_enabled": "automatic optimization switched",
+    "set_goal": "optimization goal set",
     "set_strategy_parameters": "parameters of strategy {target} set",
-    "run_optimization": "optimization run",
-    "rollback_optimization": "optimization rolled back",
+    "approve": "proposal for {target} approved",
+    "rollback": "change to {target} rolled back",
 }
+STRATEGY_PREFIX = "strategy:"
 
 
 def describe(data: Mapping[str, Any]) -> str:
     """Return the logbook message of an optimization event."""
     action = str(data.get("action", ""))
     target = str(data.get("target", ""))
-    text = ACTION_TEXT.get(action, "{action} on {target}").format(
-        action=action, target=target
-    )
+    if action.startswith(STRATEGY_PREFIX):
+        strategy = action.removeprefix(STRATEGY_PREFIX)
+        text = f"{strategy} strategy: change to {target}"
+    else:
+        text = ACTION_TEXT.get(action, "{action} on {target}").format(
+            action=action, target=target
+        )
     message = f"{text}: {data.get('outcome', '')}"
     if data.get("actor") == "loop":
         return f"{message} (by the optimization loop)"

@@ -103,11 +103,12 @@ async def test_changes_show_in_the_logbook(
     assert events[0]["entity_id"] == entity_id
 
     entries = await _logbook(hass, hass_ws_client)
+    loop_change = "interval strategy: change to 1.grid_frequency"
     messages = [e["message"] for e in entries]
     assert messages == [
         f"interval of 1.grid_voltage set: applied (by {hass_admin_user.name})",
-        "strategy:interval on 1.grid_frequency: evaluating (by the optimization loop)",
-        "strategy:interval on 1.grid_frequency: kept (by the optimization loop)",
+        f"{loop_change}: evaluating (by the optimization loop)",
+        f"{loop_change}: kept (by the optimization loop)",
     ]
     assert entries[0]["name"] == demo_entry.title
     assert entries[0]["entity_id"] == entity_id
