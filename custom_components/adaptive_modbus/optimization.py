@@ -20,6 +20,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
+from homeassistant.exceptions import Unauthorized, UnknownUser
 
 from . import hub as hub_module
 from .const import DOMAIN
@@ -114,6 +115,18 @@ class OptimizerLike(Protocol):
 
     def import_state(self, data: Any) -> Any:
         """Restore the loop's state."""
+
+
+async def async_require_admin(hass: HomeAssistant, context: Context | None) -> None:
+    """Refuse a non-admin user (a call without a user, e.g. an automation, passes)."""
+    user_id = None if context is None else context.user_id
+    if user_id is None:
+        return
+    user = await hass.auth.async_get_user(user_id)
+    if user is None:
+        raise UnknownUser(context=context, user_id=user_id)
+    if not user.is_admin:
+        raise Unauthorized(context=context)
 
 
 async def async_actor(hass: HomeAssistant, context: Context | None) -> Actor:

@@ -14,7 +14,7 @@ from homeassistant.helpers.entity import Entity
 from .coordinator import AdaptiveModbusData
 from .engine.audit import Actor, AuditEntry
 from .entity import hub_device_info
-from .optimization import OptimizerLike, async_actor
+from .optimization import OptimizerLike, async_actor, async_require_admin
 
 
 class OptimizationEntity(Entity):
@@ -50,8 +50,14 @@ class OptimizationEntity(Entity):
             self.schedule_update_ha_state()
 
     async def _async_actor(self) -> Actor:
-        """Return who made the change this entity is asked for."""
-        return await async_actor(self.hass, self._context)
+        """Return who made the change this entity is asked for; admins only.
+
+        HA lets every user who may control entities switch this entity; like the
+        optimization services, a change of the loop needs an administrator.
+        """
+        context = self._context
+        await async_require_admin(self.hass, context)
+        return await async_actor(self.hass, context)
 
     async def _async_saved(self) -> None:
         """Save the change (and its audit entry) at once."""

@@ -21,12 +21,7 @@ from homeassistant.core import (
     ServiceResponse,
     SupportsResponse,
 )
-from homeassistant.exceptions import (
-    HomeAssistantError,
-    ServiceValidationError,
-    Unauthorized,
-    UnknownUser,
-)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 import voluptuous as vol
 
@@ -42,6 +37,7 @@ from .optimization import (
     ACTION_SET_REGISTER_INTERVAL,
     OptimizerLike,
     async_actor,
+    async_require_admin,
     audit_dict,
     call_context,
 )
@@ -203,18 +199,6 @@ async def _async_changed(data: AdaptiveModbusData) -> None:
 # -- permissions and audit ---------------------------------------------------
 
 
-async def _async_require_admin(hass: HomeAssistant, call: ServiceCall) -> None:
-    """Refuse a non-admin user (a call without a user, e.g. an automation, passes)."""
-    user_id = call.context.user_id
-    if user_id is None:
-        return
-    user = await hass.auth.async_get_user(user_id)
-    if user is None:
-        raise UnknownUser(context=call.context, user_id=user_id)
-    if not user.is_admin:
-        raise Unauthorized(context=call.context)
-
-
 def _wrap(
     hass: HomeAssistant,
     handler: Handler,
@@ -225,7 +209,7 @@ def _wrap(
 
     async def _async_handle(call: ServiceCall) -> ServiceResponse:
         if admin(call):
-            await _async_require_admin(hass, call)
+            await async_require_admin(hass, call.context)
         actor = await async_actor(hass, call.context)
         with call_context(call.context):
             return await handler(call, actor)

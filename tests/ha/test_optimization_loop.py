@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON
 from homeassistant.core import Context, HomeAssistant
@@ -189,6 +190,25 @@ async def test_switch_and_select_steer_the_loop(
             context=Context(user_id=hass_read_only_user.id),
         )
     assert optimizer.enabled
+    # a user who may control entities, but is no admin, may not change the loop
+    user = MockUser(groups=[await hass.auth.async_get_group(GROUP_ID_USER)])
+    user.add_to_hass(hass)
+    entries = len(demo.runtime_data.audit)
+    for service, data in (
+        ("switch", {ATTR_ENTITY_ID: switch}),
+        ("select", {ATTR_ENTITY_ID: select, "option": "freshest"}),
+    ):
+        with pytest.raises(Unauthorized):
+            await hass.services.async_call(
+                service,
+                "turn_off" if service == "switch" else "select_option",
+                data,
+                blocking=True,
+                context=Context(user_id=user.id),
+            )
+    assert optimizer.enabled
+    assert str(optimizer.goal) == "min_bus_load"
+    assert len(demo.runtime_data.audit) == entries
     await hass.services.async_call(
         "switch", "turn_off", {ATTR_ENTITY_ID: switch}, blocking=True, context=admin
     )
