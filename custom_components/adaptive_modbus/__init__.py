@@ -30,6 +30,7 @@ from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
 from .entity import hub_device_info, register_unique_id
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
+from .optimization import async_setup_control
 from .services import async_setup_services
 from .storage import LearnedStateStore, async_remove_learned_state
 from .subentries import (
@@ -45,6 +46,7 @@ _LOGGER = logging.getLogger(__name__)
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.NUMBER,
+    Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
 ]
@@ -111,6 +113,7 @@ async def async_setup_entry(
     store = LearnedStateStore(hass, entry.entry_id, hub.engine)
     coordinator = AdaptiveModbusCoordinator(hass, entry, hub, store)
     data = AdaptiveModbusData(hub=hub, coordinator=coordinator, store=store)
+    async_setup_control(hass, entry, data)  # audit log, optimization loop
     # teardown on every way out (unload, setup failure, not ready): stop polling,
     # save once loaded, close the connection and the demo server
     entry.async_on_unload(partial(_async_shutdown, data))

@@ -487,7 +487,17 @@ def _replay(
                 (c.requests - c.errors, c.bus_time - failed, c.registers + c.bits)
             )
 
-    run_sync(drive(engine, clock, trace.end, on_cycle=on_cycle, label="shadow replay"))
+    # the engine's due times are wall times (engine time + offset): drive in engine time
+    run_sync(
+        drive(
+            engine,
+            clock,
+            trace.end,
+            phase=offset,
+            on_cycle=on_cycle,
+            label="shadow replay",
+        )
+    )
     counters = transport.counters
     requests, bus_time, registers = warm[0] if warm else (0, 0.0, 0)
     errors = 0
