@@ -214,7 +214,7 @@ async def run_engine(
         transport.reads.clear()
         bar.update(shown_at - scenario.start)
         if loop is not None:
-            await loop.tick(shown_at + phase, run_in_executor=inline, cycle=result)
+            await loop.tick(shown_at + phase, run_in_executor=inline)
 
     loop = (
         Optimizer(

@@ -26,7 +26,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+import logging
 import math
+import threading
 from typing import Any, cast
 
 from .config import EngineConfig
@@ -296,6 +298,28 @@ def run_sync[T](coro: Coroutine[Any, Any, T]) -> T:
 
 # -- shadow replay -------------------------------------------------------------------
 
+_SHADOW = threading.local()
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+class _LiveOnly(logging.Filter):
+    """Drops what a shadow engine logs: its quarantines and limits are not the device's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_SHADOW, "active", False)
+
+
+_LIVE_ONLY = _LiveOnly()
+
+
+def _quiet_engine_loggers() -> None:
+    """Put the filter on every engine logger (idempotent)."""
+    for name in list(logging.Logger.manager.loggerDict):
+        if name == _PACKAGE or name.startswith(f"{_PACKAGE}."):
+            logger = logging.getLogger(name)
+            if _LIVE_ONLY not in logger.filters:
+                logger.addFilter(_LIVE_ONLY)
+
 
 @dataclass(frozen=True)
 class ReplayTrace:
@@ -380,6 +404,22 @@ def replay(
     (exported parameters); ``changes`` then applies the candidate parameters
     through the engine's parameter API.
     """
+    _quiet_engine_loggers()
+    _SHADOW.active = True
+    try:
+        return _replay(trace, config, state=state, tuning=tuning, changes=changes)
+    finally:
+        _SHADOW.active = False
+
+
+def _replay(
+    trace: ReplayTrace,
+    config: EngineConfig,
+    *,
+    state: Mapping[str, Any] | None,
+    tuning: Mapping[str, Any] | None,
+    changes: Callable[[PollEngine], None] | None,
+) -> ReplayOutcome:
     clock = VirtualClock(trace.start)
     units = [
         TraceUnit(

@@ -116,6 +116,7 @@ class PollEngine:
         self._clock = times = EngineClock(clock, monotonic)
         self._tuning = tuning = Tuning()
         self._writes_in_flight = 0
+        self._cycle_listeners: list[Callable[[CycleResult], None]] = []
         self._registry = registry = Registry(registers, config, tuning)
         stats = StatsRecorder()
         self._limits = limits = BlockLimits(config, tuning)
@@ -178,7 +179,23 @@ class PollEngine:
         counted (``Totals.internal_errors``) and reported in the result.
         """
         started = self._clock.now() if now is None else self._clock.from_wall(now)
-        return await self._cycles.run(started)
+        result = await self._cycles.run(started)
+        for listener in self._cycle_listeners:
+            listener(result)
+        return result
+
+    def add_cycle_listener(
+        self, listener: Callable[[CycleResult], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(result)`` after every poll cycle; returns the remover."""
+        listeners = self._cycle_listeners
+        listeners.append(listener)
+
+        def remove() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+
+        return remove
 
     # -- writes -----------------------------------------------------------
 

@@ -106,9 +106,8 @@ class Rig:
 
         async def on_cycle(result: CycleResult, shown_at: float) -> None:
             if tick:
-                ran = await self.optimizer.tick(
-                    shown_at, run_in_executor=inline, cycle=result
-                )
+                # the cycle reaches the loop through the engine's cycle listener
+                ran = await self.optimizer.tick(shown_at, run_in_executor=inline)
                 if ran is not None:
                     self.results.append(ran)
 

@@ -277,6 +277,24 @@ async def test_a_dry_run_predicts_and_changes_nothing() -> None:
     assert rig.optimizer.evaluation is None
 
 
+async def test_cycles_are_measured_without_ticks() -> None:
+    """Every poll cycle reaches the measurement, even while no tick runs."""
+    specs, functions = moving_device(40)
+    rig = Rig(specs, functions, timeout_above=20, enabled=False)
+    await rig.run_for(30 * 60, tick=False)
+    figures = rig.optimizer.statistics()["window"]
+    assert figures["requests_per_min"] > 0
+    assert figures["bus_utilisation"] > 0
+    assert figures["error_rate"] > 0  # the first reads of 40 registers go unanswered
+    assert rig.optimizer.units[1].min_failed is not None
+    rig.optimizer.close()
+    requests = rig.transport.counters.requests
+    await rig.run_for(10 * 60, tick=False)
+    assert rig.transport.counters.requests > requests
+    later = rig.optimizer.statistics()["window"]
+    assert later["requests_per_min"] < figures["requests_per_min"]  # no longer counted
+
+
 async def test_nothing_runs_during_a_write() -> None:
     """A due cycle waits while a user's write is in progress."""
     specs, functions = flat_device()

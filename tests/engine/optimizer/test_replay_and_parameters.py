@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -149,3 +150,20 @@ def test_run_sync_refuses_a_coroutine_that_suspends() -> None:
 
     with pytest.raises(RuntimeError, match="suspended"):
         run_sync(waits())
+
+
+def test_a_shadow_engine_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """What a shadow engine learns (limits, quarantines) is not the device's: not logged."""
+    specs, _ = moving_device(40)
+    series = {spec.uid: ([START], [float(spec.address)]) for spec in specs}
+    trace = ReplayTrace(
+        tuple(specs), series, START, START + 1800, timeout_above={1: 20}, timeout=1.0
+    )
+    with caplog.at_level(logging.DEBUG):
+        outcome = replay(trace, EngineConfig())
+    assert outcome.errors >= 1  # it did learn a limit...
+    assert not [
+        r for r in caplog.records if r.name.startswith("adaptive_modbus_engine")
+    ]
+    logging.getLogger("adaptive_modbus_engine.faults").info("live")
+    assert caplog.records  # ...and the live engine still logs

@@ -333,7 +333,11 @@ class Optimizer:
         self._buffer = ReadBuffer(now)
         self._meter = WindowMeter(tolerances, now)
         self._numeric = set(tolerances)
-        self._remove = engine.add_read_listener(self._on_read)
+        removers = (
+            engine.add_read_listener(self._on_read),
+            engine.add_cycle_listener(self.observe_cycle),
+        )
+        self._removers = removers
         wall = wall_clock()
         self.next_quick = wall + self.parameters["loop"]["quick_every"]
         # the first full cycle as soon as an hour of reads is there, then daily
@@ -383,7 +387,8 @@ class Optimizer:
 
     def close(self) -> None:
         """Stop listening to the engine."""
-        self._remove()
+        for remove in self._removers:
+            remove()
 
     # -- feeding --------------------------------------------------------------
 
@@ -395,7 +400,10 @@ class Optimizer:
             self._meter.on_read(uid, t, value, previous)
 
     def observe_cycle(self, result: CycleResult) -> None:
-        """Count a poll cycle into the window and learn from its failed reads."""
+        """Count a poll cycle into the window and learn from its failed reads.
+
+        The engine calls it after every cycle (a cycle listener).
+        """
         self._meter.on_cycle(result, self._clock())
         for error in result.errors:
             if error.count > 1 and error.table is not None and not error.table.is_bit:
@@ -415,11 +423,11 @@ class Optimizer:
     ) -> RunResult | None:
         """Advance the loop at wall time ``now`` (call after every poll cycle).
 
-        Cheap unless a cycle is due. ``cycle`` (the poll cycle just run) feeds the
-        measurement. Returns the run result when a cycle ran.
+        Cheap unless a cycle is due. Returns the run result when a cycle ran. Poll
+        cycles reach the measurement through the engine's cycle listener, whether
+        ticks run or not; ``cycle`` is accepted and not needed.
         """
-        if cycle is not None:
-            self.observe_cycle(cycle)
+        del cycle
         now = self._wall() if now is None else now
         if self._running or self.engine.writing:
             return None
