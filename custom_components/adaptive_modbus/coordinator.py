@@ -280,8 +280,6 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         now = self.clock()
         try:
             result = await self.engine.poll_due(now)
-            if self.optimizer is not None:  # the loop measures every cycle
-                self.optimizer.observe_cycle(result)
             self._unobserved.append(result)  # to the history with the next snapshot
             # failing: no snapshots
             if len(self._unobserved) > UNAVAILABLE_AFTER_FAILURES:

@@ -71,9 +71,6 @@ class OptimizerLike(Protocol):
     enabled: bool
     goal: Any
 
-    def observe_cycle(self, result: Any) -> None:
-        """Count a poll cycle into the measurement window (cheap, every cycle)."""
-
     def set_enabled(self, enabled: bool, *, actor: Actor) -> dict[str, Any]:
         """Turn the automatic loop on or off (audited)."""
 
