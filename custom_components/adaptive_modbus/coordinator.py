@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
@@ -43,6 +43,9 @@ from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
 from .optimization import OptimizerLike
 from .storage import LearnedStateStore
+
+if TYPE_CHECKING:
+    from .chart_runtime import ChartManager
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -124,6 +127,7 @@ class AdaptiveModbusData:
     shut_down: bool = False
     audit: AuditLog = field(default_factory=AuditLog)  # every change, loop or user
     optimizer: OptimizerLike | None = None  # the optimization loop
+    charts: ChartManager | None = None  # set by the image platform
 
     def registers(
         self, platform: Platform
