@@ -33,6 +33,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
+from .engine.audit import AuditLog
 from .engine.errors import AdaptiveModbusError, ErrorKind, ModbusError, WriteUnconfirmed
 from .engine.history import History
 from .engine.register_map import RegisterDefinition
@@ -40,6 +41,7 @@ from .engine.registers import Value
 from .engine.scheduler import CycleResult
 from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
+from .optimization import OptimizerLike
 from .storage import LearnedStateStore
 
 if TYPE_CHECKING:
@@ -123,6 +125,8 @@ class AdaptiveModbusData:
     store: LearnedStateStore
     loaded: bool = False  # setup finished: learned state is worth saving
     shut_down: bool = False
+    audit: AuditLog = field(default_factory=AuditLog)  # every change, loop or user
+    optimizer: OptimizerLike | None = None  # the optimization loop
     charts: ChartManager | None = None  # set by the image platform
 
     def registers(
@@ -189,6 +193,9 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         self._unobserved: list[CycleResult] = []
         if store is not None:
             store.history = self.history
+        # the optimization loop, ticked after cycles (set by setup)
+        self.optimizer: OptimizerLike | None = None
+        self._tick_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
@@ -201,6 +208,39 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             finally:
                 self._poll_task = None
                 self._async_schedule_wake()
+                self._async_start_tick()
+
+    @callback
+    def _async_start_tick(self) -> None:
+        """Let the optimization loop do what is due, off the cycle's path.
+
+        One tick at a time; none once stopped. The loop runs heavy work (shadow
+        replay) in the executor; a tick that changed the plan sets the wake-up anew.
+        """
+        entry = self.config_entry
+        if (
+            entry is None
+            or self.optimizer is None
+            or self._stopped
+            or (self._tick_task is not None and not self._tick_task.done())
+        ):
+            return
+        self._tick_task = entry.async_create_background_task(
+            self.hass, self._async_tick(self.optimizer), f"{DOMAIN} optimization tick"
+        )
+
+    async def _async_tick(self, optimizer: OptimizerLike) -> None:
+        try:
+            changed = await optimizer.tick(
+                self.clock(), run_in_executor=self.hass.async_add_executor_job
+            )
+        except Exception:
+            _LOGGER.exception("Optimization tick of %s failed", self.hub.title)
+            return
+        if changed and not self._stopped:
+            self.async_reschedule()
+            if self.store is not None:
+                self.store.async_schedule_save()
 
     async def async_stop(self) -> None:
         """No more refreshes; cancel one in flight (it must not reconnect after close)."""

@@ -263,6 +263,10 @@ async def _async_export(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the visualization services (from ``async_setup``)."""
+    # imported here: the optimization services use this module's target helpers
+    from .optimization_services import async_setup_optimization_services  # noqa: PLC0415
+
+    async_setup_optimization_services(hass)
     async_setup_chart_services(hass)
     hass.services.async_register(
         DOMAIN,
