@@ -21,7 +21,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 import math
 from typing import Any
@@ -123,11 +123,20 @@ class HourlySeries:
 
 @dataclass(frozen=True, slots=True)
 class RemedySettings:
-    """Settings in force that suggestions are compared with."""
+    """Settings in force that suggestions are compared with.
+
+    ``max_registers``: the connection's max registers per read;
+    ``unit_max_registers``: a lower limit of single units (their register map's).
+    """
 
     max_registers: int | None = None
     pause: float | None = None
     close_after_cycle: bool = False
+    unit_max_registers: Mapping[int, int] = field(default_factory=dict)
+
+    def limit(self, unit_id: int) -> int | None:
+        """Return the max registers per read in force for ``unit_id``."""
+        return self.unit_max_registers.get(unit_id, self.max_registers)
 
 
 def _combine(older: Aggregate | None, newer: Aggregate, start: float) -> Aggregate:
@@ -343,13 +352,15 @@ class Analytics:
         """Suggestions for the connection or one unit (empty before the first cycle)."""
         if self.snapshot is None:
             return []
+        settings = self.settings
         return remediation(
             self.snapshot,
             unit_id=unit_id,
             latency_baseline=self.health.baselines.get(CONNECTION),
-            max_registers=self.settings.max_registers,
-            pause=self.settings.pause,
-            close_after_cycle=self.settings.close_after_cycle,
+            max_registers=settings.max_registers,
+            pause=settings.pause,
+            close_after_cycle=settings.close_after_cycle,
+            unit_max_registers=settings.unit_max_registers,
         )
 
     def register_summary(

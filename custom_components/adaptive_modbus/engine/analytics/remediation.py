@@ -21,6 +21,7 @@ are what a UI translates and a fix applies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,12 +275,14 @@ def remediation(
     max_registers: int | None = None,
     pause: float | None = None,
     close_after_cycle: bool = False,
+    unit_max_registers: Mapping[int, int] | None = None,
 ) -> list[Remediation]:
     """Suggestions for the connection (or one unit), most urgent first.
 
     ``latency_baseline`` (s): the connection's p95 baseline (:class:`HealthModel`);
     ``max_registers``, ``pause``, ``close_after_cycle``: the settings in force, so a
-    suggestion is not what is already set.
+    suggestion is not what is already set; ``unit_max_registers``: lower limits of
+    single units.
     """
     out: list[Remediation] = []
     for unit in _units(snapshot):
@@ -289,7 +292,8 @@ def remediation(
         if check is not None:
             out.append(check)
             continue  # nothing else about a unit that does not answer
-        size = _block_size(snapshot, unit, max_registers)
+        limit = (unit_max_registers or {}).get(unit, max_registers)
+        size = _block_size(snapshot, unit, limit)
         if size is not None:
             out.append(size)
         out.extend(_busy(snapshot, unit, pause, close_after_cycle))
