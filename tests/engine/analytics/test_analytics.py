@@ -14,6 +14,8 @@ from adaptive_modbus_engine.analytics import (
 )
 from adaptive_modbus_engine.history import History
 from adaptive_modbus_engine.simulator import signals
+from adaptive_modbus_engine.views import Source, register_view
+from tests.visualization_schema import validate
 
 from .fleet import T0, Run
 
@@ -137,3 +139,21 @@ async def test_report_of_the_incident_fits_a_notification() -> None:
         build_report(run.analytics, period="year")
     with pytest.raises(ValueError, match="no poll cycle"):
         build_report(Analytics())
+
+
+async def test_register_view_shows_the_forecast_error() -> None:
+    """The register view carries the forecast accuracy, valid against the schema."""
+    run = Run()
+    await run.run_until(T0 + HOUR)
+    source = Source(
+        snapshot=run.engine.snapshot(), history=run.analytics.history,
+        cost=run.engine.cost_model(), name="demo", analytics=run.analytics,
+    )  # fmt: skip
+    view = register_view(source, run.uid("supply_temperature"))
+    validate(view, ref="register")
+    accuracy = view["forecast_accuracy"]
+    assert accuracy["evaluated"] >= 2 and accuracy["horizon"] == 900
+    assert 0 <= accuracy["coverage"] <= 1
+    flag = register_view(source, run.uid("status_fault"))
+    validate(flag, ref="register")
+    assert flag["forecast_accuracy"] is None
