@@ -6,12 +6,22 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from homeassistant.components.automation.config import (
+    AUTOMATION_BLUEPRINT_SCHEMA,
+    async_validate_config_item,
+)
+from homeassistant.components.blueprint.models import Blueprint, BlueprintInputs
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.setup import async_setup_component
+from homeassistant.util.yaml import load_yaml_dict
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_mock_service,
+)
 import voluptuous as vol
 
 from custom_components.adaptive_modbus.analytics_services import (
@@ -245,3 +255,101 @@ async def test_services_say_when_no_connection_is_loaded(
         with pytest.raises(ServiceValidationError) as info:
             await _call(hass, service)
         assert info.value.translation_key == "no_connections"
+
+
+BLUEPRINTS = Path(__file__).parents[2] / "blueprints/automation/adaptive_modbus"
+
+
+async def _automation_from_blueprint(
+    hass: HomeAssistant, name: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """Load a blueprint with HA's loader and schema; return it with ``inputs``."""
+    data = await hass.async_add_executor_job(load_yaml_dict, BLUEPRINTS / name)
+    blueprint = Blueprint(
+        data, expected_domain="automation", schema=AUTOMATION_BLUEPRINT_SCHEMA
+    )
+    config = BlueprintInputs(
+        blueprint,
+        {"use_blueprint": {"path": f"adaptive_modbus/{name}", "input": inputs}},
+    )
+    config.validate()
+    return {"id": name, "alias": name, **config.async_substitute()}
+
+
+@pytest.mark.parametrize("name", ["anomaly_alert.yaml", "daily_report.yaml"])
+async def test_blueprints_are_valid_for_home_assistant(
+    hass: HomeAssistant, name: str
+) -> None:
+    """Each blueprint loads with HA's blueprint schema; its automation validates."""
+    automation = await _automation_from_blueprint(hass, name, {})
+    validated = await async_validate_config_item(hass, name, automation)
+    assert validated is not None and validated.validation_status == "ok", validated
+
+
+async def test_anomaly_alert_blueprint_notifies_with_the_event_figures(
+    hass: HomeAssistant, loaded: MockConfigEntry
+) -> None:
+    """An adaptive_modbus_anomaly event of the chosen device sends the message."""
+    calls = async_mock_service(hass, "notify", "test")
+    device = _device(hass, loaded)
+    automation = await _automation_from_blueprint(
+        hass,
+        "anomaly_alert.yaml",
+        {"device": device, "min_score": 4, "notify_action": "notify.test"},
+    )
+    assert await async_setup_component(hass, "automation", {"automation": [automation]})
+    entity_id = _entity(hass, loaded, "active_power")
+    event = {
+        "entity_id": entity_id,
+        "device_id": device,
+        "uid": "1.active_power",
+        "value": 6012.4,
+        "expected_low": 1500.0,
+        "expected_high": 2300.0,
+        "score": 17.3,
+    }
+    hass.bus.async_fire("adaptive_modbus_anomaly", {**event, "score": 3.5})  # < 4
+    hass.bus.async_fire("adaptive_modbus_anomaly", {**event, "device_id": "other"})
+    hass.bus.async_fire("adaptive_modbus_anomaly", event)
+    await hass.async_block_till_done()
+    (call,) = calls
+    name = hass.states.get(entity_id).attributes["friendly_name"]  # type: ignore[union-attr]
+    assert call.data["title"] == f"Anomaly: {name}"
+    message = call.data["message"]
+    assert "6012.4 W" in message and "1500.0" in message and "2300.0 W" in message
+    assert "score 17.3" in message
+
+
+async def test_daily_report_blueprint_sends_the_report(
+    hass: HomeAssistant, loaded: MockConfigEntry
+) -> None:
+    """The report automation asks the service and sends its markdown."""
+    calls = async_mock_service(hass, "notify", "test")
+    automation = await _automation_from_blueprint(
+        hass,
+        "daily_report.yaml",
+        {
+            "device": _device(hass, loaded),
+            "period": "week",
+            "notify_action": "notify.test",
+        },
+    )
+    assert await async_setup_component(hass, "automation", {"automation": [automation]})
+    await hass.services.async_call(
+        "automation",
+        "trigger",
+        {ATTR_ENTITY_ID: "automation.daily_report_yaml"},
+        blocking=True,
+    )
+    await hass.async_block_till_done()
+    (call,) = calls
+    assert call.data["title"] == "Adaptive Modbus week report"
+    assert call.data["message"].startswith("## Demo heat pump: week report")
+    assert len(call.data["message"]) <= 4000
+    # off: its daily timer goes (no timer may outlive the test)
+    await hass.services.async_call(
+        "automation",
+        "turn_off",
+        {ATTR_ENTITY_ID: "automation.daily_report_yaml"},
+        blocking=True,
+    )
