@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from adaptive_modbus_engine.analytics import AnomalyDetector
@@ -99,10 +101,14 @@ def test_time_of_week_baseline_knows_the_usual_busy_hour() -> None:
     at11 = monday + WEEK + 11 * 3600 + 60
     found = detector.observe("r", at11, 100.0)
     assert found is not None and found.baseline == "time_of_week"
-    # the profiles persist
+    # the profiles persist, packed: a day learned takes a few hundred bytes
+    state = detector.export_state()
+    assert len(json.dumps(state)) < 600
     restored = AnomalyDetector()
-    assert restored.import_state(detector.export_state()) == []
+    assert restored.import_state(state) == []
     assert restored.has_profile("r", at10)
+    assert restored.observe("r", at10 + 60, 100.0) is None
+    assert restored.observe("r", at11 + 60, 100.0) is not None
     assert restored.import_state({"version": 99}) != []
     assert restored.import_state({"version": 1, "profiles": {"x": "not base64!"}}) != []
 
