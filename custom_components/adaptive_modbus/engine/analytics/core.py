@@ -142,12 +142,12 @@ class RemedySettings:
 def _combine(older: Aggregate | None, newer: Aggregate, start: float) -> Aggregate:
     if older is None or older.count == 0 and older.held == 0:
         return Aggregate(
-            start, newer.end, newer.count, newer.min, newer.max, newer.mean,
+            start, newer.end, newer.count, newer.minimum, newer.maximum, newer.mean,
             newer.last, newer.time_weighted_mean, newer.held,
         )  # fmt: skip
     count = older.count + newer.count
-    mins = [v for v in (older.min, newer.min) if v is not None]
-    maxs = [v for v in (older.max, newer.max) if v is not None]
+    mins = [v for v in (older.minimum, newer.minimum) if v is not None]
+    maxs = [v for v in (older.maximum, newer.maximum) if v is not None]
     total = 0.0
     for part in (older, newer):
         if part.mean is not None:
@@ -162,8 +162,8 @@ def _combine(older: Aggregate | None, newer: Aggregate, start: float) -> Aggrega
         start=start,
         end=newer.end,
         count=count,
-        min=min(mins) if mins else None,
-        max=max(maxs) if maxs else None,
+        minimum=min(mins) if mins else None,
+        maximum=max(maxs) if maxs else None,
         mean=total / count if count else None,
         last=newer.last if newer.last is not None else older.last,
         time_weighted_mean=integral / held if held > 0 else newer.time_weighted_mean,
@@ -296,8 +296,8 @@ class Analytics:
             start=start,
             end=end,
             count=count,
-            min=min(lows) if lows else None,
-            max=max(highs) if highs else None,
+            minimum=min(lows) if lows else None,
+            maximum=max(highs) if highs else None,
             mean=total / count if count else None,
             last=lasts[-1] if lasts else None,
             time_weighted_mean=integral / held if held > 0 else None,
