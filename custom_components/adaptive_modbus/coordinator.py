@@ -31,8 +31,10 @@ from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
+from .engine.analytics import Analytics, Anomaly, RemedySettings
 from .engine.audit import AuditLog
 from .engine.errors import AdaptiveModbusError, ErrorKind, ModbusError, WriteUnconfirmed
 from .engine.history import History
@@ -129,6 +131,11 @@ class AdaptiveModbusData:
     optimizer: OptimizerLike | None = None  # the optimization loop
     charts: ChartManager | None = None  # set by the image platform
 
+    @property
+    def analytics(self) -> Analytics:
+        """Analytics of the connection (fed by the coordinator after every cycle)."""
+        return self.coordinator.analytics
+
     def registers(
         self, platform: Platform
     ) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
@@ -196,6 +203,15 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         # the optimization loop, ticked after cycles (set by setup)
         self.optimizer: OptimizerLike | None = None
         self._tick_task: asyncio.Task[None] | None = None
+        # analytics over the same history, fed with it; the anomalies of the cycles
+        # fed last are in last_anomalies (for events)
+        self.analytics = Analytics(
+            self.history, tz=dt_util.get_default_time_zone(), settings=_remedy(hub)
+        )
+        self.last_anomalies: list[Anomaly] = []
+        self._analytics_failed = False
+        if store is not None:
+            store.analytics = self.analytics
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
@@ -436,9 +452,22 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     def _feed_history(self, snapshot: EngineSnapshot) -> None:
         """Give the cycles run since the last snapshot to the visualization history."""
+        anomalies: list[Anomaly] = []
         for result in self._unobserved:
             self.history.observe(result, snapshot, self.engine.cost_model())
+            try:
+                anomalies += self.analytics.observe(result, snapshot)
+            # analytics must never stop polling: a bug is logged (traceback once)
+            except Exception:  # noqa: BLE001
+                _LOGGER.log(
+                    logging.DEBUG if self._analytics_failed else logging.ERROR,
+                    "Analytics of %s failed (polling goes on)",
+                    self.hub.title,
+                    exc_info=True,
+                )
+                self._analytics_failed = True
         self._unobserved.clear()
+        self.last_anomalies = anomalies
 
     # ------------------------------------------------------------------ scheduling
     def seconds_to_next_due(self) -> float:
@@ -531,6 +560,20 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
 
 _SILENT_KINDS = (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
+
+
+def _remedy(hub: Hub) -> RemedySettings:
+    """Return the settings in force, which suggestions are compared with."""
+    settings = hub.settings
+    # the engine's per-unit limits: the option, or a register map's lower one
+    return RemedySettings(
+        pause=settings.transport.pause,
+        close_after_cycle=settings.transport.close_after_cycle,
+        unit_max_registers={
+            unit: limit.max_registers
+            for unit, limit in hub.engine.config.limits.items()
+        },
+    )
 
 
 def write_error_key(err: Exception) -> str:

@@ -25,6 +25,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_SAVE_DELAY, STORAGE_VERSION
+from .engine.analytics import Analytics
 from .engine.audit import AuditLog
 from .engine.errors import AdaptiveModbusError
 from .engine.history import History
@@ -93,6 +94,7 @@ class LearnedStateStore:
         self.history: History | None = None  # visualization history, saved alongside
         self.audit: AuditLog | None = None  # audit log of the optimization control
         self.optimizer: Any = None  # the optimization loop (export_state/import_state)
+        self.analytics: Analytics | None = None  # analytics state, saved alongside
 
     async def async_restore(self) -> bool:
         """Import the saved state into the engine; False (and a warning) if unusable.
@@ -122,6 +124,7 @@ class LearnedStateStore:
                     "Learned polling state of entry %s: %s", self._entry_id, warning
                 )
         self._restore_audit(data.get(KEY_AUDIT))
+        self._restore_analytics(data)
         restored = await self._async_restore_engine(data)
         self._restore_optimizer(data.get(KEY_OPTIMIZER))
         return restored
@@ -132,6 +135,15 @@ class LearnedStateStore:
             return
         for warning in self.audit.import_state(stored):
             _LOGGER.warning("Audit log of entry %s: %s", self._entry_id, warning)
+
+    def _restore_analytics(self, data: StateDict) -> None:
+        """Restore the analytics state; what cannot be used is set aside with a warning."""
+        if self.analytics is None or "analytics" not in data:
+            return
+        for warning in self.analytics.import_state(data["analytics"], self.engine.uids):
+            _LOGGER.warning(
+                "Learned polling state of entry %s: %s", self._entry_id, warning
+            )
 
     def _restore_optimizer(self, stored: Any) -> None:
         """Restore the loop's state after the engine's (it tunes the engine).
@@ -205,6 +217,8 @@ class LearnedStateStore:
                 data[KEY_AUDIT] = self.audit.export_state()
             if self.optimizer is not None:
                 data[KEY_OPTIMIZER] = self.optimizer.export_state()
+            if self.analytics is not None:
+                data["analytics"] = self.analytics.export_state()
             return data
 
     def async_schedule_save(self, delay: float = STORAGE_SAVE_DELAY) -> None:
