@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
@@ -41,6 +41,9 @@ from .engine.scheduler import CycleResult
 from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
 from .storage import LearnedStateStore
+
+if TYPE_CHECKING:
+    from .health import HealthMonitor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -111,6 +114,14 @@ class StateWriteCounter:
         return 60.0 * len(self._times) / span
 
 
+@dataclass(frozen=True, slots=True)
+class UnitChanges:
+    """Units that stopped answering, and units that answer again, in one cycle."""
+
+    stopped: frozenset[int] = frozenset()
+    answering: frozenset[int] = frozenset()
+
+
 @dataclass
 class AdaptiveModbusData:
     """Runtime data of one config entry."""
@@ -120,6 +131,7 @@ class AdaptiveModbusData:
     store: LearnedStateStore
     loaded: bool = False  # setup finished: learned state is worth saving
     shut_down: bool = False
+    health: HealthMonitor | None = None  # device health: events, repairs, problems
 
     def registers(
         self, platform: Platform
@@ -185,6 +197,8 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         self._unobserved: list[CycleResult] = []
         if store is not None:
             store.history = self.history
+        # health hook: told after every cycle which units stopped / started answering
+        self._unit_listeners: list[Callable[[UnitChanges], None]] = []
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
@@ -192,11 +206,13 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             if self._stopped:  # a read-now request that waited for an unload
                 return self._build_data()
             self._poll_task = asyncio.current_task()
+            silent_before = frozenset(self.silent_units)
             try:
                 return await self._async_poll()
             finally:
                 self._poll_task = None
                 self._async_schedule_wake()
+                self._notify_unit_listeners(silent_before)
 
     async def async_stop(self) -> None:
         """No more refreshes; cancel one in flight (it must not reconnect after close)."""
@@ -342,6 +358,35 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         for unit_id in answered & self.silent_units:
             self.silent_units.discard(unit_id)
             _LOGGER.info("Modbus unit %s of %s answers again", unit_id, self.hub.title)
+
+    @callback
+    def async_add_unit_listener(
+        self, listener: Callable[[UnitChanges], None]
+    ) -> CALLBACK_TYPE:
+        """Call ``listener`` after every cycle with the units that stopped / answer again.
+
+        Returns the function that removes the listener.
+        """
+        self._unit_listeners.append(listener)
+
+        @callback
+        def _remove() -> None:
+            if listener in self._unit_listeners:
+                self._unit_listeners.remove(listener)
+
+        return _remove
+
+    def _notify_unit_listeners(self, silent_before: frozenset[int]) -> None:
+        """Tell the unit listeners what changed in the cycle that just ran."""
+        silent = frozenset(self.silent_units)
+        changes = UnitChanges(
+            stopped=silent - silent_before, answering=silent_before - silent
+        )
+        for listener in list(self._unit_listeners):
+            try:
+                listener(changes)
+            except Exception:
+                _LOGGER.exception("A unit listener of %s failed", self.hub.title)
 
     def _not_answering(self, message: str) -> UpdateFailed:
         return UpdateFailed(

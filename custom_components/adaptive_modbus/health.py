@@ -1,0 +1,283 @@
+"""Device health in Home Assistant: answering events, repair issues, problem state.
+
+One :class:`HealthMonitor` per connection (``entry.runtime_data.health``) follows the
+coordinator's cycles (:meth:`AdaptiveModbusCoordinator.async_add_unit_listener`):
+
+- a unit that stops answering fires ``adaptive_modbus_device_stopped``, one that
+  answers again ``adaptive_modbus_device_answering`` (the device triggers listen to
+  them);
+- persistent conditions become repair issues, each with a fix flow (``repairs.py``):
+  a unit silent for more than ``SILENT_REPAIR_AFTER`` s, a unit whose larger reads
+  fail (the engine learned a smaller block limit than configured), a register the
+  device refused every time it was read. An issue goes as soon as its condition does;
+- the ``problem`` binary sensor of each device shows whether any of that holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
+
+from .const import DOMAIN
+from .descriptions import platform_for
+from .entity import register_unique_id, unit_identifier
+
+if TYPE_CHECKING:
+    from .coordinator import AdaptiveModbusConfigEntry, UnitChanges
+    from .engine.stats import EngineSnapshot
+
+_LOGGER = logging.getLogger(__name__)
+
+EVENT_DEVICE_STOPPED: Final = f"{DOMAIN}_device_stopped"
+EVENT_DEVICE_ANSWERING: Final = f"{DOMAIN}_device_answering"
+EVENT_ANOMALY: Final = f"{DOMAIN}_anomaly"
+
+# a unit silent this long (s) gets a repair issue (a short outage is no repair)
+SILENT_REPAIR_AFTER: Final = 600.0
+# a register never read and refused this often gets a repair issue
+REFUSED_REPAIR_AFTER: Final = 3
+
+# repair issue kinds (translation keys of the issues and their fix flows)
+ISSUE_NOT_ANSWERING: Final = "device_not_answering"
+ISSUE_BLOCK_LIMIT: Final = "block_limit"
+ISSUE_REGISTER_REFUSED: Final = "register_refused"
+
+# problems of a device shown by its problem binary sensor (besides the issues)
+PROBLEM_NOT_ANSWERING: Final = "not_answering"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One repair issue the monitor raised: what, where, and what the fix needs."""
+
+    kind: str
+    unit_id: int
+    placeholders: dict[str, str]
+    data: dict[str, str | int | float | None]
+
+    def issue_id(self, entry_id: str) -> str:
+        """Return the issue registry id (unique per entry, unit and register)."""
+        uid = self.data.get("uid")
+        suffix = f"{self.unit_id}" if uid is None else f"{uid}"
+        return f"{self.kind}_{entry_id}_{suffix}"
+
+
+def issue_entry_id(data: dict[str, Any] | None) -> str | None:
+    """Return the config entry id a fix flow's issue data names."""
+    return None if not data else str(data.get("entry_id") or "") or None
+
+
+class HealthMonitor:
+    """Fires the answering events, keeps the repair issues, feeds the problem sensors."""
+
+    def __init__(self, hass: HomeAssistant, entry: AdaptiveModbusConfigEntry) -> None:
+        """Follow ``entry``'s coordinator (call :meth:`async_start` once set up)."""
+        self.hass = hass
+        self.entry = entry
+        self.coordinator = entry.runtime_data.coordinator
+        self.hub = entry.runtime_data.hub
+        self.issues: dict[str, Issue] = {}  # issue id -> issue
+        self._listeners: list[CALLBACK_TYPE] = []
+        self._names = {unit.unit_id: unit.name for unit in self.hub.units}
+
+    # ------------------------------------------------------------------ lifecycle
+    @callback
+    def async_start(self) -> CALLBACK_TYPE:
+        """Follow the coordinator's cycles; check once now. Returns the stop function."""
+        unsub = self.coordinator.async_add_unit_listener(self._async_on_cycle)
+        for unit_id in sorted(self.coordinator.silent_units):
+            self._async_fire(EVENT_DEVICE_STOPPED, unit_id)
+        self.async_check()
+
+        @callback
+        def _stop() -> None:
+            unsub()
+            for issue_id in list(self.issues):
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            self.issues.clear()
+
+        return _stop
+
+    @callback
+    def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call ``listener`` whenever a device's problems change."""
+        self._listeners.append(listener)
+
+        @callback
+        def _remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return _remove
+
+    # ------------------------------------------------------------------ queries
+    def device_id(self, unit_id: int) -> str | None:
+        """Return the device registry id of a unit's device."""
+        device = dr.async_get(self.hass).async_get_device(
+            identifiers={unit_identifier(self.entry.entry_id, unit_id)}
+        )
+        return None if device is None else device.id
+
+    def unit_name(self, unit_id: int) -> str:
+        """Return a unit's device name."""
+        return self._names.get(unit_id, f"unit {unit_id}")
+
+    def problems(self, unit_id: int) -> list[str]:
+        """Return what is wrong with a unit now (sorted; empty when healthy)."""
+        found = {
+            issue.kind for issue in self.issues.values() if issue.unit_id == unit_id
+        }
+        if unit_id in self.coordinator.silent_units:
+            found.add(PROBLEM_NOT_ANSWERING)
+        return sorted(found)
+
+    # ------------------------------------------------------------------ cycle
+    @callback
+    def _async_on_cycle(self, changes: UnitChanges) -> None:
+        for unit_id in sorted(changes.stopped):
+            self._async_fire(EVENT_DEVICE_STOPPED, unit_id)
+        for unit_id in sorted(changes.answering):
+            self._async_fire(EVENT_DEVICE_ANSWERING, unit_id)
+        self.async_check(notify=bool(changes.stopped or changes.answering))
+
+    @callback
+    def _async_fire(self, event_type: str, unit_id: int) -> None:
+        self.hass.bus.async_fire(
+            event_type,
+            {
+                "device_id": self.device_id(unit_id),
+                "entry_id": self.entry.entry_id,
+                "unit_id": unit_id,
+                "name": self.unit_name(unit_id),
+            },
+        )
+
+    @callback
+    def async_check(self, *, notify: bool = False) -> None:
+        """Raise the issues whose condition holds now, delete the others."""
+        snapshot = self.coordinator.engine.snapshot()
+        wanted: dict[str, Issue] = {}
+        for issue in (
+            *self._not_answering(snapshot),
+            *self._block_limits(),
+            *self._refused(snapshot),
+        ):
+            wanted[issue.issue_id(self.entry.entry_id)] = issue
+        changed = notify
+        for issue_id in set(self.issues) - set(wanted):
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            del self.issues[issue_id]
+            changed = True
+        for issue_id, issue in wanted.items():
+            if self.issues.get(issue_id) == issue:
+                continue
+            self.issues[issue_id] = issue
+            changed = True
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=True,
+                is_persistent=False,
+                severity=ir.IssueSeverity.ERROR
+                if issue.kind == ISSUE_NOT_ANSWERING
+                else ir.IssueSeverity.WARNING,
+                translation_key=issue.kind,
+                translation_placeholders=issue.placeholders,
+                data={"entry_id": self.entry.entry_id, **issue.data},
+            )
+        if changed:
+            for listener in list(self._listeners):
+                listener()
+
+    def _base(self, unit_id: int) -> dict[str, str]:
+        return {
+            "device": self.unit_name(unit_id),
+            "unit_id": str(unit_id),
+            "connection": self.hub.title,
+        }
+
+    def _not_answering(self, snapshot: EngineSnapshot) -> list[Issue]:
+        now = snapshot.wall_at if snapshot.wall_at is not None else snapshot.at
+        issues = []
+        for unit_id, status in snapshot.units_down.items():
+            silent_for = now - status.down_since
+            if silent_for < SILENT_REPAIR_AFTER:
+                continue
+            # minutes are in the placeholders: they say since when, not how long now
+            since = int(SILENT_REPAIR_AFTER // 60)
+            issues.append(
+                Issue(
+                    ISSUE_NOT_ANSWERING,
+                    unit_id,
+                    {**self._base(unit_id), "minutes": str(since)},
+                    {"unit_id": unit_id},
+                )
+            )
+        return issues
+
+    def _block_limits(self) -> list[Issue]:
+        engine = self.coordinator.engine
+        issues = []
+        for unit_id, limit in sorted(engine.learned_block_limits().items()):
+            cap = engine.block_limit_cap(unit_id)
+            issues.append(
+                Issue(
+                    ISSUE_BLOCK_LIMIT,
+                    unit_id,
+                    {**self._base(unit_id), "limit": str(limit), "cap": str(cap)},
+                    {"unit_id": unit_id, "limit": limit},
+                )
+            )
+        return issues
+
+    def _refused(self, snapshot: EngineSnapshot) -> list[Issue]:
+        issues = []
+        ent_reg = er.async_get(self.hass)
+        for uid, register in snapshot.registers.items():
+            if (
+                not register.enabled
+                or register.reads
+                or register.quarantined_until is None
+                or register.errors < REFUSED_REPAIR_AFTER
+                or uid not in self.hub.definitions
+            ):
+                continue
+            unit_id, definition = self.hub.definitions[uid]
+            entity_id = ent_reg.async_get_entity_id(
+                platform_for(definition),
+                DOMAIN,
+                register_unique_id(self.entry.entry_id, unit_id, definition.key),
+            )
+            issues.append(
+                Issue(
+                    ISSUE_REGISTER_REFUSED,
+                    unit_id,
+                    {
+                        **self._base(unit_id),
+                        "register": definition.name,
+                        "entity": entity_id or definition.name,
+                        "table": str(register.table),
+                        "address": str(register.address),
+                        "refusals": str(register.errors),
+                    },
+                    {"unit_id": unit_id, "uid": uid, "entity_id": entity_id},
+                )
+            )
+        return issues
+
+
+__all__ = [
+    "EVENT_ANOMALY",
+    "EVENT_DEVICE_ANSWERING",
+    "EVENT_DEVICE_STOPPED",
+    "HealthMonitor",
+]

@@ -1,0 +1,119 @@
+"""Device health: answering events and the problem binary sensor, on a real server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.core import Event, HomeAssistant, callback
+import pytest
+
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+from custom_components.adaptive_modbus.health import (
+    EVENT_DEVICE_ANSWERING,
+    EVENT_DEVICE_STOPPED,
+    PROBLEM_NOT_ANSWERING,
+)
+
+from .health_setup import SMALL_MAP, device_id_of, fill, health_entry, problem_entity
+
+if TYPE_CHECKING:
+    from .conftest import TableDevice, VirtualTime
+
+pytestmark = [
+    pytest.mark.usefixtures("socket_enabled"),
+    pytest.mark.allow_hosts(["127.0.0.1"]),
+]
+
+
+async def test_unit_stopping_and_answering_fires_events_and_sets_problem(
+    hass: HomeAssistant, vtime: VirtualTime, table_device: type[TableDevice]
+) -> None:
+    """Unit 2 goes silent while unit 1 answers: one event each way, problem on/off."""
+    device = table_device(unit_ids=(1, 2))
+    fill(device, 1)
+    fill(device, 2)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
+    await server.start()
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    @callback
+    def _record(event: Event[Any]) -> None:
+        events.append((event.event_type, dict(event.data)))
+
+    for event_type in (EVENT_DEVICE_STOPPED, EVENT_DEVICE_ANSWERING):
+        hass.bus.async_listen(event_type, _record)
+    try:
+        entry = health_entry(hass, server.port, {1: SMALL_MAP, 2: SMALL_MAP})
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        problem_1 = problem_entity(hass, entry, 1)
+        problem_2 = problem_entity(hass, entry, 2)
+        await vtime.run(coordinator, 60)
+        assert hass.states.get(problem_2).state == STATE_OFF
+        assert events == []
+
+        del device.words[2]  # unit 2 stops answering
+        await vtime.run(coordinator, 120)
+        assert events == [
+            (
+                EVENT_DEVICE_STOPPED,
+                {
+                    "device_id": device_id_of(hass, entry, 2),
+                    "entry_id": entry.entry_id,
+                    "unit_id": 2,
+                    "name": "Unit 2",
+                },
+            )
+        ]
+        state = hass.states.get(problem_2)
+        assert state.state == STATE_ON
+        assert state.attributes["problems"] == [PROBLEM_NOT_ANSWERING]
+        assert hass.states.get(problem_1).state == STATE_OFF
+        assert coordinator.last_update_success  # unit 1 answers: no outage
+
+        fill(device, 2)  # it answers again
+        await vtime.run(coordinator, 120)
+        assert [kind for kind, _ in events] == [
+            EVENT_DEVICE_STOPPED,
+            EVENT_DEVICE_ANSWERING,
+        ]
+        assert events[1][1]["device_id"] == device_id_of(hass, entry, 2)
+        assert hass.states.get(problem_2).state == STATE_OFF
+        assert hass.states.get(problem_2).attributes["problems"] == []
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+    finally:
+        await server.stop()
+
+
+async def test_problem_sensor_stays_available_when_the_connection_is_down(
+    hass: HomeAssistant, vtime: VirtualTime, table_device: type[TableDevice]
+) -> None:
+    """The whole server stops: register entities go unavailable, the problem sensor is on."""
+    device = table_device(unit_ids=(1,))
+    fill(device, 1)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1,))
+    await server.start()
+    stopped: list[dict[str, Any]] = []
+    hass.bus.async_listen(
+        EVENT_DEVICE_STOPPED, callback(lambda event: stopped.append(event.data))
+    )
+    entry = health_entry(hass, server.port, {1: SMALL_MAP})
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        problem = problem_entity(hass, entry, 1)
+        assert hass.states.get(problem).state == STATE_OFF
+        await server.stop()
+        await vtime.run(coordinator, 180)
+        assert not coordinator.last_update_success
+        assert hass.states.get(problem).state == STATE_ON
+        assert len(stopped) == 1
+        assert stopped[0]["unit_id"] == 1
+    finally:
+        await server.stop()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
