@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import Event, HomeAssistant, callback
 import pytest
 
+from custom_components.adaptive_modbus.const import DOMAIN
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.health import (
+    EVENT_ANOMALY,
     EVENT_DEVICE_ANSWERING,
     EVENT_DEVICE_STOPPED,
     PROBLEM_NOT_ANSWERING,
 )
+from custom_components.adaptive_modbus.logbook import async_describe_events
 
 from .health_setup import SMALL_MAP, device_id_of, fill, health_entry, problem_entity
 
@@ -117,3 +121,50 @@ async def test_problem_sensor_stays_available_when_the_connection_is_down(
         await server.stop()
         assert await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_logbook_describes_anomalies_and_answering_events(
+    hass: HomeAssistant,
+) -> None:
+    """Each health event has a logbook line naming the device or register."""
+    described: dict[str, Callable[[Any], dict[str, str]]] = {}
+
+    def _register(domain: str, event_type: str, describe: Any) -> None:
+        assert domain == DOMAIN
+        described[event_type] = describe
+
+    async_describe_events(hass, _register)
+    assert set(described) == {
+        EVENT_ANOMALY,
+        EVENT_DEVICE_STOPPED,
+        EVENT_DEVICE_ANSWERING,
+    }
+    hass.states.async_set(
+        "sensor.meter_voltage", "290", {"friendly_name": "Meter Voltage"}
+    )
+    anomaly = Event(
+        EVENT_ANOMALY,
+        {
+            "entity_id": "sensor.meter_voltage",
+            "device_id": "abc",
+            "uid": "1.voltage",
+            "value": 290.0,
+            "expected_low": 225.04,
+            "expected_high": 235.0,
+            "score": 8.234,
+        },
+    )
+    assert described[EVENT_ANOMALY](anomaly) == {
+        "name": "Meter Voltage",
+        "message": "anomaly: read 290, expected 225 to 235 (score 8.23)",
+        "entity_id": "sensor.meter_voltage",
+    }
+    stopped = Event(EVENT_DEVICE_STOPPED, {"name": "Unit 2", "unit_id": 2})
+    assert described[EVENT_DEVICE_STOPPED](stopped) == {
+        "name": "Unit 2",
+        "message": "stopped answering (unit 2)",
+    }
+    back = Event(EVENT_DEVICE_ANSWERING, {"name": "Unit 2", "unit_id": 2})
+    assert (
+        described[EVENT_DEVICE_ANSWERING](back)["message"] == "answers again (unit 2)"
+    )
