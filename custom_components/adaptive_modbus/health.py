@@ -87,6 +87,7 @@ class HealthMonitor:
         self.issues: dict[str, Issue] = {}  # issue id -> issue
         self._listeners: list[CALLBACK_TYPE] = []
         self._names = {unit.unit_id: unit.name for unit in self.hub.units}
+        self._seen: EngineSnapshot | None = None  # the coordinator's, last checked
 
     # ------------------------------------------------------------------ lifecycle
     @callback
@@ -163,7 +164,10 @@ class HealthMonitor:
     @callback
     def async_check(self, *, notify: bool = False) -> None:
         """Raise the issues whose condition holds now, delete the others."""
-        snapshot = self.coordinator.engine.snapshot()
+        snapshot = self.coordinator.snapshot
+        if snapshot is self._seen:  # the cycle failed: no snapshot was built for it
+            snapshot = self.coordinator.engine.snapshot()
+        self._seen = self.coordinator.snapshot
         wanted: dict[str, Issue] = {}
         for issue in (
             *self._not_answering(snapshot),
