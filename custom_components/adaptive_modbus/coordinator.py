@@ -31,8 +31,10 @@ from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
+from .engine.analytics import Analytics, Anomaly, RemedySettings
 from .engine.errors import AdaptiveModbusError, ErrorKind, ModbusError, WriteUnconfirmed
 from .engine.history import History
 from .engine.register_map import RegisterDefinition
@@ -133,6 +135,11 @@ class AdaptiveModbusData:
     shut_down: bool = False
     health: HealthMonitor | None = None  # device health: events, repairs, problems
 
+    @property
+    def analytics(self) -> Analytics:
+        """Analytics of the connection (fed by the coordinator after every cycle)."""
+        return self.coordinator.analytics
+
     def registers(
         self, platform: Platform
     ) -> list[tuple[str, UnitInfo, RegisterDefinition]]:
@@ -197,6 +204,14 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         self._unobserved: list[CycleResult] = []
         if store is not None:
             store.history = self.history
+        # analytics over the same history, fed with it; the anomalies of the cycles
+        # fed last are in last_anomalies (for events)
+        self.analytics = Analytics(
+            self.history, tz=dt_util.get_default_time_zone(), settings=_remedy(hub)
+        )
+        self.last_anomalies: list[Anomaly] = []
+        if store is not None:
+            store.analytics = self.analytics
         # health hook: told after every cycle which units stopped / started answering
         self._unit_listeners: list[Callable[[UnitChanges], None]] = []
 
@@ -437,9 +452,12 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     def _feed_history(self, snapshot: EngineSnapshot) -> None:
         """Give the cycles run since the last snapshot to the visualization history."""
+        anomalies: list[Anomaly] = []
         for result in self._unobserved:
             self.history.observe(result, snapshot, self.engine.cost_model())
+            anomalies += self.analytics.observe(result, snapshot)
         self._unobserved.clear()
+        self.last_anomalies = anomalies
 
     # ------------------------------------------------------------------ scheduling
     def seconds_to_next_due(self) -> float:
@@ -532,6 +550,20 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
 
 _SILENT_KINDS = (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
+
+
+def _remedy(hub: Hub) -> RemedySettings:
+    """Return the settings in force, which suggestions are compared with."""
+    settings = hub.settings
+    # the engine's per-unit limits: the option, or a register map's lower one
+    return RemedySettings(
+        pause=settings.transport.pause,
+        close_after_cycle=settings.transport.close_after_cycle,
+        unit_max_registers={
+            unit: limit.max_registers
+            for unit, limit in hub.engine.config.limits.items()
+        },
+    )
 
 
 def write_error_key(err: Exception) -> str:

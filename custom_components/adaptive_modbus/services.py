@@ -106,6 +106,7 @@ def _source(entry: AdaptiveModbusConfigEntry) -> Source:
         history=coordinator.history,
         cost=engine.cost_model(),
         name=entry.title,
+        analytics=coordinator.analytics,
     )
 
 

@@ -20,6 +20,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_SAVE_DELAY, STORAGE_VERSION
+from .engine.analytics import Analytics
 from .engine.errors import AdaptiveModbusError
 from .engine.history import History
 from .engine.scheduler import PollEngine
@@ -58,6 +59,7 @@ class LearnedStateStore:
         self.restore_warnings: list[str] = []
         self._unsub_save: CALLBACK_TYPE | None = None
         self.history: History | None = None  # visualization history, saved alongside
+        self.analytics: Analytics | None = None  # analytics state, saved alongside
 
     async def async_restore(self) -> bool:
         """Import the saved state into the engine; False (and a warning) if unusable.
@@ -83,6 +85,13 @@ class LearnedStateStore:
             return False
         if self.history is not None and "history" in data:
             for warning in self.history.import_state(data["history"], self.engine.uids):
+                _LOGGER.warning(
+                    "Learned polling state of entry %s: %s", self._entry_id, warning
+                )
+        if self.analytics is not None and "analytics" in data:
+            for warning in self.analytics.import_state(
+                data["analytics"], self.engine.uids
+            ):
                 _LOGGER.warning(
                     "Learned polling state of entry %s: %s", self._entry_id, warning
                 )
@@ -123,6 +132,8 @@ class LearnedStateStore:
             )
             if self.history is not None:
                 data["history"] = self.history.export_state()
+            if self.analytics is not None:
+                data["analytics"] = self.analytics.export_state()
             return data
 
     def async_schedule_save(self, delay: float = STORAGE_SAVE_DELAY) -> None:
