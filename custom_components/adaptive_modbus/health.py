@@ -10,7 +10,9 @@ coordinator's cycles (:meth:`AdaptiveModbusCoordinator.async_add_unit_listener`)
   a unit silent for more than ``SILENT_REPAIR_AFTER`` s, a unit whose larger reads
   fail (the engine learned a smaller block limit than configured), a register the
   device refused every time it was read. An issue goes as soon as its condition does;
-- the ``problem`` binary sensor of each device shows whether any of that holds.
+- the analytics' anomalies of each cycle are fired as ``adaptive_modbus_anomaly``;
+- the ``problem`` binary sensor of each device shows whether any of that holds (or
+  the device's health score is poor), the health sensors follow every cycle.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .entity import register_unique_id, unit_identifier
 
 if TYPE_CHECKING:
     from .coordinator import AdaptiveModbusConfigEntry, UnitChanges
+    from .engine.analytics import Anomaly, Remediation
     from .engine.stats import EngineSnapshot
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ ISSUE_REGISTER_REFUSED: Final = "register_refused"
 
 # problems of a device shown by its problem binary sensor (besides the issues)
 PROBLEM_NOT_ANSWERING: Final = "not_answering"
+PROBLEM_POOR_HEALTH: Final = "poor_health"  # health score below 50
+STATUS_POOR: Final = "poor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +93,16 @@ class HealthMonitor:
         self._listeners: list[CALLBACK_TYPE] = []
         self._names = {unit.unit_id: unit.name for unit in self.hub.units}
         self._seen: EngineSnapshot | None = None  # the coordinator's, last checked
+        self._anomalies_fired: list[Anomaly] | None = None
+        self._remedies: dict[int | None, list[Remediation]] = {}
+        self._remedies_of: EngineSnapshot | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @callback
     def async_start(self) -> CALLBACK_TYPE:
         """Follow the coordinator's cycles; check once now. Returns the stop function."""
         unsub = self.coordinator.async_add_unit_listener(self._async_on_cycle)
+        self._anomalies_fired = self.coordinator.last_anomalies  # (setup's cycle)
         for unit_id in sorted(self.coordinator.silent_units):
             self._async_fire(EVENT_DEVICE_STOPPED, unit_id)
         self.async_check()
@@ -131,6 +140,19 @@ class HealthMonitor:
         """Return a unit's device name."""
         return self._names.get(unit_id, f"unit {unit_id}")
 
+    def remedies(self, unit_id: int | None) -> list[Remediation]:
+        """Return the analytics' suggestions for a unit or the connection (None).
+
+        Computed once per analysed cycle and kept until the next.
+        """
+        analytics = self.coordinator.analytics
+        if analytics.snapshot is not self._remedies_of:
+            self._remedies_of = analytics.snapshot
+            self._remedies.clear()
+        if unit_id not in self._remedies:
+            self._remedies[unit_id] = analytics.remediation(unit_id)
+        return self._remedies[unit_id]
+
     def problems(self, unit_id: int) -> list[str]:
         """Return what is wrong with a unit now (sorted; empty when healthy)."""
         found = {
@@ -138,6 +160,9 @@ class HealthMonitor:
         }
         if unit_id in self.coordinator.silent_units:
             found.add(PROBLEM_NOT_ANSWERING)
+        health = self.coordinator.analytics.health_score(unit_id)
+        if health is not None and health.status == STATUS_POOR:
+            found.add(PROBLEM_POOR_HEALTH)
         return sorted(found)
 
     # ------------------------------------------------------------------ cycle
@@ -147,7 +172,44 @@ class HealthMonitor:
             self._async_fire(EVENT_DEVICE_STOPPED, unit_id)
         for unit_id in sorted(changes.answering):
             self._async_fire(EVENT_DEVICE_ANSWERING, unit_id)
-        self.async_check(notify=bool(changes.stopped or changes.answering))
+        self._async_fire_anomalies()
+        # every cycle: the health sensors follow the scores even when no value changed
+        self.async_check(notify=True)
+
+    @callback
+    def _async_fire_anomalies(self) -> None:
+        """Fire an event per anomaly the analytics found since the last cycle."""
+        anomalies = self.coordinator.last_anomalies
+        if anomalies is self._anomalies_fired:  # no new cycle was fed to analytics
+            return
+        self._anomalies_fired = anomalies
+        for anomaly in anomalies:
+            self.hass.bus.async_fire(EVENT_ANOMALY, self.anomaly_event_data(anomaly))
+
+    def anomaly_event_data(self, anomaly: Anomaly) -> dict[str, Any]:
+        """Return the event data of an anomaly: register, device, figures."""
+        entity_id: str | None = None
+        unit_id = anomaly.unit_id
+        if anomaly.uid in self.hub.definitions:
+            unit_id, definition = self.hub.definitions[anomaly.uid]
+            entity_id = er.async_get(self.hass).async_get_entity_id(
+                platform_for(definition),
+                DOMAIN,
+                register_unique_id(self.entry.entry_id, unit_id, definition.key),
+            )
+        return {
+            "entity_id": entity_id,
+            "device_id": None if unit_id is None else self.device_id(unit_id),
+            "entry_id": self.entry.entry_id,
+            "unit_id": unit_id,
+            "uid": anomaly.uid,
+            "value": anomaly.value,
+            "expected_low": anomaly.expected_low,
+            "expected_high": anomaly.expected_high,
+            "score": round(anomaly.score, 2),
+            "baseline": anomaly.baseline,
+            "at": anomaly.at,
+        }
 
     @callback
     def _async_fire(self, event_type: str, unit_id: int) -> None:

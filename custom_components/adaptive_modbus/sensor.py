@@ -27,6 +27,7 @@ from .entity import (
     async_add_register_entities,
     hub_device_info,
 )
+from .health_entities import async_add_health_sensors
 
 PARALLEL_UPDATES = 0
 
@@ -124,6 +125,7 @@ async def async_setup_entry(
         )
         for description in STAT_DESCRIPTIONS
     )
+    async_add_health_sensors(entry, async_add_entities)  # device and connection health
 
 
 class RegisterSensor(RegisterEntity, SensorEntity):

@@ -99,3 +99,12 @@ def problem_entity(hass: HomeAssistant, entry: MockConfigEntry, unit: int) -> st
     )
     assert entity_id is not None
     return entity_id
+
+
+def health_entity(hass: HomeAssistant, entry: MockConfigEntry, scope: str) -> str:
+    """Return the entity id of a health sensor: ``scope`` is a unit id or ``hub``."""
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{entry.entry_id}_{scope}_health"
+    )
+    assert entity_id is not None
+    return entity_id

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import STATE_OFF, STATE_ON
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.core import Event, HomeAssistant, ServiceCall, callback
+from homeassistant.setup import async_setup_component
 import pytest
+from pytest_homeassistant_custom_component.common import async_mock_service
 
 from custom_components.adaptive_modbus.const import DOMAIN
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
@@ -16,10 +18,18 @@ from custom_components.adaptive_modbus.health import (
     EVENT_DEVICE_ANSWERING,
     EVENT_DEVICE_STOPPED,
     PROBLEM_NOT_ANSWERING,
+    PROBLEM_POOR_HEALTH,
 )
 from custom_components.adaptive_modbus.logbook import async_describe_events
 
-from .health_setup import SMALL_MAP, device_id_of, fill, health_entry, problem_entity
+from .health_setup import (
+    SMALL_MAP,
+    device_id_of,
+    fill,
+    health_entity,
+    health_entry,
+    problem_entity,
+)
 
 if TYPE_CHECKING:
     from .conftest import TableDevice, VirtualTime
@@ -73,12 +83,16 @@ async def test_unit_stopping_and_answering_fires_events_and_sets_problem(
         ]
         state = hass.states.get(problem_2)
         assert state.state == STATE_ON
-        assert state.attributes["problems"] == [PROBLEM_NOT_ANSWERING]
+        # not answering costs 60 health points: poor health too
+        assert state.attributes["problems"] == [
+            PROBLEM_NOT_ANSWERING,
+            PROBLEM_POOR_HEALTH,
+        ]
         assert hass.states.get(problem_1).state == STATE_OFF
         assert coordinator.last_update_success  # unit 1 answers: no outage
 
         fill(device, 2)  # it answers again
-        await vtime.run(coordinator, 120)
+        await vtime.run(coordinator, 15 * 60)  # errors leave the 10 min window
         assert [kind for kind, _ in events] == [
             EVENT_DEVICE_STOPPED,
             EVENT_DEVICE_ANSWERING,
@@ -168,3 +182,71 @@ async def test_logbook_describes_anomalies_and_answering_events(
     assert (
         described[EVENT_DEVICE_ANSWERING](back)["message"] == "answers again (unit 2)"
     )
+
+
+async def test_health_sensor_falls_under_faults_and_recovers(
+    hass: HomeAssistant, vtime: VirtualTime, table_device: type[TableDevice]
+) -> None:
+    """Unit 2 silent: its health and the connection's fall (the trigger fires), then recover."""
+    calls: list[ServiceCall] = async_mock_service(hass, "test", "automation")
+    device = table_device(unit_ids=(1, 2))
+    fill(device, 1)
+    fill(device, 2)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
+    await server.start()
+    entry = health_entry(hass, server.port, {1: SMALL_MAP, 2: SMALL_MAP})
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        health_1 = health_entity(hass, entry, "1")
+        health_2 = health_entity(hass, entry, "2")
+        health_hub = health_entity(hass, entry, "hub")
+        unit_2 = device_id_of(hass, entry, 2)
+        assert await async_setup_component(
+            hass,
+            "automation",
+            {
+                "automation": {
+                    "triggers": {
+                        "platform": "device",
+                        "domain": DOMAIN,
+                        "device_id": unit_2,
+                        "type": "health_below",
+                        "threshold": 70,
+                    },
+                    "actions": {
+                        "service": "test.automation",
+                        "data_template": {"health": "{{ trigger.to_state.state }}"},
+                    },
+                }
+            },
+        )
+        await vtime.run(coordinator, 5 * 60)
+        for entity_id in (health_1, health_2, health_hub):
+            assert int(hass.states.get(entity_id).state) >= 80, entity_id
+        assert hass.states.get(health_2).attributes["status"] == "ok"
+        assert calls == []
+
+        del device.words[2]
+        await vtime.run(coordinator, 5 * 60)
+        state = hass.states.get(health_2)
+        assert int(state.state) < 50
+        assert state.attributes["status"] == "poor"
+        assert state.attributes["factors"][0]["key"] == "not_answering"
+        assert state.attributes["remediation"]  # says what to check, with figures
+        assert int(hass.states.get(health_hub).state) < 100
+        assert int(hass.states.get(health_1).state) >= 80  # the other unit is fine
+        assert len(calls) == 1
+        assert int(calls[0].data["health"]) < 70
+
+        fill(device, 2)
+        await vtime.run(coordinator, 15 * 60)
+        state = hass.states.get(health_2)
+        assert int(state.state) >= 80
+        assert state.attributes["factors"] == []
+        assert len(calls) == 1  # fires on crossing below, not again on the way up
+    finally:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        await server.stop()
