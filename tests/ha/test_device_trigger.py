@@ -9,7 +9,11 @@ from homeassistant.components.device_automation import (
     async_get_device_automations,
 )
 from homeassistant.core import HomeAssistant, ServiceCall
-from homeassistant.helpers import device_registry as dr, translation
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    translation,
+)
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import async_mock_service
@@ -19,6 +23,7 @@ from custom_components.adaptive_modbus.device_trigger import (
     TRIGGER_TYPES,
     async_get_trigger_capabilities,
 )
+from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.entity import hub_identifier
 from custom_components.adaptive_modbus.health import EVENT_ANOMALY
@@ -185,3 +190,72 @@ async def test_anomaly_trigger_fires_for_its_device_and_register(
     hass.bus.async_fire(EVENT_ANOMALY, {**data, "entity_id": "sensor.unit_1_current"})
     await hass.async_block_till_done()
     assert len(calls) == 3  # the device's trigger and the register's
+
+
+# a voltage with a tolerance: read about once a minute once it settles
+TOLERANT_MAP = """
+registers:
+  - name: Voltage
+    table: input
+    address: 0
+    data_type: uint16
+    tolerance: 10
+"""
+
+
+async def test_a_real_jump_fires_the_anomaly_trigger_once(
+    hass: HomeAssistant, vtime: VirtualTime, table_device: type[TableDevice]
+) -> None:
+    """Unit 1's voltage wobbles for 40 min, then jumps: one anomaly event, one run."""
+    device = table_device(unit_ids=(1, 2))
+    fill(device, 1)
+    fill(device, 2)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
+    await server.start()
+    entry = health_entry(hass, server.port, {1: TOLERANT_MAP, 2: SMALL_MAP})
+    try:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        await _jump_fires_the_anomaly_trigger(hass, vtime, entry, device)
+    finally:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        await server.stop()
+
+
+async def _jump_fires_the_anomaly_trigger(
+    hass: HomeAssistant, vtime: VirtualTime, entry: Any, device: TableDevice
+) -> None:
+    coordinator = entry.runtime_data.coordinator
+    calls: list[ServiceCall] = async_mock_service(hass, "test", "automation")
+    unit_1, unit_2 = device_id_of(hass, entry, 1), device_id_of(hass, entry, 2)
+    events: list[dict[str, Any]] = []
+    hass.bus.async_listen(EVENT_ANOMALY, lambda event: events.append(dict(event.data)))
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": [
+                automation(unit_1, "anomaly"),
+                automation(unit_2, "anomaly"),
+            ]
+        },
+    )
+    for step in range(80):  # 40 min of 228-232 V
+        device.words[1][Table.INPUT][0] = 228 + step % 5
+        await vtime.run(coordinator, 30)
+    assert events == []
+    device.words[1][Table.INPUT][0] = 300
+    await vtime.run(coordinator, 120)
+    assert len(events) == 1
+    event = events[0]
+    voltage = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{entry.entry_id}_1_voltage"
+    )
+    assert event["entity_id"] == voltage
+    assert event["device_id"] == unit_1
+    assert event["uid"] == "1.voltage"
+    assert event["value"] == 300
+    assert event["expected_low"] < 230 < event["expected_high"] < 300
+    assert event["score"] > 3.0
+    assert [(c.data["type"], c.data["unit"]) for c in calls] == [("anomaly", 1)]
