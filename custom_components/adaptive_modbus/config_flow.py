@@ -66,11 +66,11 @@ from .const import (
     DOMAIN,
     ENTRY_VERSION,
     PROFILE_CUSTOM,
-    PROFILE_DEMO,
     SUBENTRY_DEVICE,
 )
 from .device_flow import DeviceSubentryFlow
 from .engine.register_map import RegisterMapError
+from .engine.simulator.fleet import FLEET
 from .flow_checks import (
     CONF_ADD_ANOTHER,
     CUSTOM_MAP_SCHEMA,
@@ -276,13 +276,21 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
         self._async_abort_entries_match(data)
         await self.async_set_unique_id(unique_id_for(data))
         self._abort_if_unique_id_configured()
-        device = {
-            CONF_UNIT_ID: DEFAULT_UNIT_ID,
-            CONF_PROFILE: PROFILE_DEMO,
-            CONF_NAME: DEMO_DEVICE_NAME,
-        }
+        # one device per member of the demo fleet; the heat pump keeps its old name
+        devices = [
+            {
+                CONF_UNIT_ID: member.unit_id,
+                CONF_PROFILE: member.model.profile_id,
+                CONF_NAME: DEMO_DEVICE_NAME
+                if member.unit_id == DEFAULT_UNIT_ID
+                else member.name,
+            }
+            for member in FLEET
+        ]
         return self.async_create_entry(
-            title=title_for(data), data=data, subentries=[device_subentry(device)]
+            title=title_for(data),
+            data=data,
+            subentries=[device_subentry(device) for device in devices],
         )
 
     # -- devices --------------------------------------------------------------------

@@ -325,18 +325,37 @@ class Hub:
 
 
 async def _start_demo_server(seed: int, clock: Callable[[], float]) -> Any:
+    """Serve the demo fleet (heat pump, grid meter, PV inverter) on loopback."""
     # imported here: the simulator is only needed for the demo connection
-    from .engine.simulator.device import SimulatedDevice  # noqa: PLC0415
+    from .engine.simulator.fleet import Fleet  # noqa: PLC0415
     from .engine.simulator.server import SimulatorServer  # noqa: PLC0415
 
-    # the device reads its profile file: not in the event loop
+    # the devices read their profile files: not in the event loop
     loop = asyncio.get_running_loop()
-    device = await loop.run_in_executor(
-        None, partial(SimulatedDevice, seed=seed, clock=clock)
-    )
-    server = SimulatorServer(device, host=LOOPBACK, port=0, unit_ids=(device.unit_id,))
+    fleet = await loop.run_in_executor(None, partial(Fleet, seed=seed, clock=clock))
+    server = SimulatorServer(fleet, host=LOOPBACK, port=0, unit_ids=fleet.unit_ids)
     await server.start()
     return server
+
+
+def demo_fleet(hub: Hub) -> dict[str, Any] | None:
+    """Return what the demo fleet does and when (None off the demo connection).
+
+    The fleet's devices and timeline (phases in scenario seconds, see the engine's
+    ``simulator.fleet``), the scenario time now and each member's phase now.
+    """
+    fleet = getattr(hub.server, "device", None)
+    describe = getattr(fleet, "describe", None)
+    if fleet is None or describe is None:
+        return None
+    info: dict[str, Any] = describe()
+    now = hub.clock()
+    info["scenario_time"] = round(now - fleet.start, 3)
+    info["phase_now"] = {
+        str(unit_id): fleet.device(unit_id).phase(now).value
+        for unit_id in fleet.unit_ids
+    }
+    return info
 
 
 async def async_build_hub(

@@ -254,3 +254,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=EXPORT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
+    # the analytics services reuse this module's helpers: imported here, not on top
+    from .analytics_services import async_setup_analytics_services  # noqa: PLC0415
+
+    async_setup_analytics_services(hass)

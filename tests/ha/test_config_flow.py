@@ -654,7 +654,13 @@ async def test_serial_no_answer(hass: HomeAssistant, pty_pair: tuple[str, str]) 
 
 
 DEMO_DATA = {CONF_CONNECTION: "demo", CONF_SEED: 42}
-DEMO_DEVICES = [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"}]
+# the demo fleet: the heat pump (the incident's problem child, its name from before
+# the fleet), a grid meter limited to 20 registers per read, a PV inverter
+DEMO_DEVICES = [
+    {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"},
+    {CONF_UNIT_ID: 2, CONF_PROFILE: "demo_grid_meter", CONF_NAME: "Demo grid meter"},
+    {CONF_UNIT_ID: 3, CONF_PROFILE: "demo_pv_inverter", CONF_NAME: "Demo PV inverter"},
+]
 
 
 async def test_demo(hass: HomeAssistant) -> None:

@@ -264,7 +264,8 @@ async def test_number_and_switch_write_then_read_back(
     """Writes reach the device, the state shows the read-back value at once."""
     await _setup(hass, demo_entry)
     coordinator = demo_entry.runtime_data.coordinator
-    device = demo_entry.runtime_data.hub.server.device
+    fleet = demo_entry.runtime_data.hub.server.device
+    device = fleet.device(1)  # the fleet's heat pump
     await vtime.run(coordinator, 10 * 60)  # let the setpoint's interval grow
     before = coordinator.engine.snapshot().registers["1.room_setpoint"].interval
 

@@ -150,22 +150,30 @@ def build_report(
             f"- {r['name']}: {_fmt(r['min'])} / {_fmt(r['mean'])} / {_fmt(r['max'])}"
             f" (last {_fmt(r['last'])}){flag}"
         )
-    markdown = head
+    note = f"… {len(lines)} more registers" if lines else ""
+    markdown = _fit(head, max_chars - len(note) - 2)
     if lines:
         markdown += "\n\n**Registers** (min / mean / max)\n"
     shown = 0
     for line in lines:
-        rest = len(lines) - shown - 1
-        tail = f"\n… {rest} more" if rest else ""
-        if len(markdown) + len(line) + 1 + len(tail) > max_chars:
+        note = f"… {len(lines) - shown - 1} more registers"
+        if len(markdown) + len(line) + 1 + len(note) > max_chars:
             break
         markdown += line + "\n"
         shown += 1
     if shown < len(lines):
         markdown += f"… {len(lines) - shown} more registers"
-    markdown = markdown.rstrip()[:max_chars]
+    markdown = _fit(markdown.rstrip(), max_chars)
     data["registers_shown"] = shown
     return Report(markdown=markdown, data=data)
+
+
+def _fit(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters at a line end (marked with …)."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, max(0, limit - 2))
+    return (text[:cut] if cut > 0 else text[: max(0, limit - 2)]) + "\n…"
 
 
 def _markdown_head(
