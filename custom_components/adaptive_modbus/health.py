@@ -96,6 +96,7 @@ class HealthMonitor:
         self._anomalies_fired: list[Anomaly] | None = None
         self._remedies: dict[int | None, list[Remediation]] = {}
         self._remedies_of: EngineSnapshot | None = None
+        self._failed_sizes: dict[int, int] = {}  # unit -> smallest failed read seen
 
     # ------------------------------------------------------------------ lifecycle
     @callback
@@ -233,7 +234,7 @@ class HealthMonitor:
         wanted: dict[str, Issue] = {}
         for issue in (
             *self._not_answering(snapshot),
-            *self._block_limits(),
+            *self._block_limits(snapshot),
             *self._refused(snapshot),
         ):
             wanted[issue.issue_id(self.entry.entry_id)] = issue
@@ -290,16 +291,37 @@ class HealthMonitor:
             )
         return issues
 
-    def _block_limits(self) -> list[Issue]:
+    def _block_limits(self, snapshot: EngineSnapshot) -> list[Issue]:
+        """Units whose larger reads failed: the engine reads them in smaller blocks.
+
+        ``failed`` is the smallest read seen failing (the next larger size the engine
+        tries again, when no failure is in the recent errors), kept while the issue is.
+        """
         engine = self.coordinator.engine
+        learned = engine.learned_block_limits()
+        for unit_id in set(self._failed_sizes) - set(learned):
+            del self._failed_sizes[unit_id]
         issues = []
-        for unit_id, limit in sorted(engine.learned_block_limits().items()):
+        for unit_id, limit in sorted(learned.items()):
             cap = engine.block_limit_cap(unit_id)
+            if unit_id not in self._failed_sizes:
+                sizes = [
+                    e.count
+                    for e in snapshot.recent_errors
+                    if e.unit_id == unit_id and e.count > limit
+                ]
+                self._failed_sizes[unit_id] = min(sizes, default=min(2 * limit, cap))
+            failed = self._failed_sizes[unit_id]
             issues.append(
                 Issue(
                     ISSUE_BLOCK_LIMIT,
                     unit_id,
-                    {**self._base(unit_id), "limit": str(limit), "cap": str(cap)},
+                    {
+                        **self._base(unit_id),
+                        "limit": str(limit),
+                        "failed": str(failed),
+                        "cap": str(cap),
+                    },
                     {"unit_id": unit_id, "limit": limit},
                 )
             )

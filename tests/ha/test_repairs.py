@@ -174,10 +174,11 @@ async def test_block_limit_repair_lowers_the_largest_read_and_errors_stop(
         found = issue(hass, ISSUE_BLOCK_LIMIT, entry.entry_id, "1")
         assert found is not None
         assert found.translation_placeholders["limit"] == str(LIMIT)
+        assert found.translation_placeholders["failed"] == "40"
         assert found.translation_placeholders["cap"] == "125"
         # left alone, the engine tries larger reads again and they fail
         errors = coordinator.engine.snapshot().totals.errors
-        await vtime.run(coordinator, 3 * 3600, max_step=60)
+        await vtime.run(coordinator, 90 * 60, max_step=60)
         errors_unfixed = coordinator.engine.snapshot().totals.errors - errors
         assert errors_unfixed > 0
 
@@ -201,7 +202,7 @@ async def test_block_limit_repair_lowers_the_largest_read_and_errors_stop(
         assert entry.state is ConfigEntryState.LOADED
         coordinator = entry.runtime_data.coordinator  # reloaded
         assert coordinator.engine.block_limit_cap(1) == LIMIT
-        await vtime.run(coordinator, 3 * 3600, max_step=60)
+        await vtime.run(coordinator, 90 * 60, max_step=60)
         snapshot = coordinator.engine.snapshot()
         assert snapshot.totals.errors == 0
         assert snapshot.totals.registers_read > 0
@@ -263,3 +264,53 @@ async def test_always_refused_register_gets_an_issue_whose_fix_disables_it(
     finally:
         await _unload(hass, entry)
         await server.stop()
+
+
+async def test_demo_grid_meter_gets_the_block_size_repair_and_its_errors_stop(
+    hass: HomeAssistant, vtime: VirtualTime, mock_config_entry: Any
+) -> None:
+    """The demo fleet's grid meter (20 registers per read at most): fixed in one step."""
+    assert await async_setup_component(hass, "repairs", {})
+    entry = mock_config_entry
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    await vtime.run(coordinator, 600)
+
+    def meter_errors() -> int:
+        snapshot = entry.runtime_data.coordinator.engine.snapshot()
+        return snapshot.units[2].errors
+
+    assert meter_errors() > 0  # its first large read was refused
+    found = issue(hass, ISSUE_BLOCK_LIMIT, entry.entry_id, "2")
+    assert found is not None
+    placeholders = found.translation_placeholders
+    assert placeholders["device"] == "Demo grid meter"
+    # the engine halves a refused read: what it learned answers, at most the limit
+    learned = coordinator.engine.learned_block_limits()[2]
+    assert learned <= LIMIT < int(placeholders["failed"])
+    assert placeholders["limit"] == str(learned)
+    # only the grid meter: the heat pump and the PV inverter read large blocks fine
+    assert issue(hass, ISSUE_BLOCK_LIMIT, entry.entry_id, "1") is None
+    assert issue(hass, ISSUE_BLOCK_LIMIT, entry.entry_id, "3") is None
+
+    manager = repairs_flow_manager(hass)
+    assert manager is not None
+    flow = await manager.async_init(DOMAIN, data={"issue_id": found.issue_id})
+    result = await manager.async_configure(flow["flow_id"], {})
+    assert result["type"] == "create_entry"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    meter = next(s for s in entry.subentries.values() if s.unique_id == "2")
+    assert meter.data[CONF_MAX_REGISTERS] == learned
+    others = [s for s in entry.subentries.values() if s.unique_id != "2"]
+    assert all(CONF_MAX_REGISTERS not in s.data for s in others)
+
+    assert entry.state is ConfigEntryState.LOADED
+    coordinator = entry.runtime_data.coordinator  # reloaded
+    await vtime.run(coordinator, 600)
+    assert meter_errors() == 0
+    assert coordinator.engine.learned_block_limits() == {}
+    assert issue(hass, ISSUE_BLOCK_LIMIT, entry.entry_id, "2") is None
+    reads = [r for r in coordinator.engine.snapshot().recent_requests if r.unit_id == 2]
+    assert reads and max(r.count for r in reads) <= LIMIT
+    await _unload(hass, entry)
