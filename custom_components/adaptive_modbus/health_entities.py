@@ -23,7 +23,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -45,9 +45,20 @@ PROBLEM_DESCRIPTION = BinarySensorEntityDescription(
 HEALTH_DESCRIPTION = SensorEntityDescription(
     key="health",
     translation_key="health",
+    entity_category=EntityCategory.DIAGNOSTIC,
     state_class=SensorStateClass.MEASUREMENT,
     suggested_display_precision=0,
 )
+
+
+def _free(
+    entry: AdaptiveModbusConfigEntry, unit: UnitInfo, platform: Platform, key: str
+) -> bool:
+    """Whether no register of ``unit`` on ``platform`` has ``key`` (same unique id)."""
+    return not any(
+        u.unit_id == unit.unit_id and definition.key == key
+        for _uid, u, definition in entry.runtime_data.registers(platform)
+    )
 
 
 def async_add_unit_entities(
@@ -78,6 +89,7 @@ def async_add_problem_sensors(
         (
             (unit, ProblemBinarySensor(data.coordinator, health, unit))
             for unit in data.hub.units
+            if _free(entry, unit, Platform.BINARY_SENSOR, PROBLEM_DESCRIPTION.key)
         ),
     )
 
@@ -143,6 +155,7 @@ def async_add_health_sensors(
         (
             (unit, HealthSensor(coordinator, health, unit.unit_id, unit=unit))
             for unit in data.hub.units
+            if _free(entry, unit, Platform.SENSOR, HEALTH_DESCRIPTION.key)
         ),
     )
     async_add_entities([HealthSensor(coordinator, health, CONNECTION)])

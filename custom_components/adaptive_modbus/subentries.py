@@ -25,6 +25,7 @@ from .const import (
     DOMAIN,
     ENTRY_VERSION,
     SUBENTRY_DEVICE,
+    UNIT_HEALTH_KEYS,
 )
 from .engine.register_map import RegisterMapError
 from .hub import UnitInfo, entry_devices, load_units, settings_from_entry
@@ -153,6 +154,12 @@ def async_remove_stale_entities(
         f"{entry.entry_id}_{unit.unit_id}_{definition.key}"
         for unit in units
         for definition in unit.definitions
+    }
+    # each device's health entities (health_entities.py) are not registers
+    keep |= {
+        f"{entry.entry_id}_{unit.unit_id}_{key}"
+        for unit in units
+        for key in UNIT_HEALTH_KEYS
     }
     prefixes = tuple(f"{entry.entry_id}_{unit.unit_id}_" for unit in units)
     removed = 0
