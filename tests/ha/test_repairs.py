@@ -11,7 +11,15 @@ from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
 
-from custom_components.adaptive_modbus.const import CONF_MAX_REGISTERS, DOMAIN
+from custom_components.adaptive_modbus.const import (
+    CONF_MAX_REGISTERS,
+    CONF_NAME,
+    CONF_PROFILE,
+    CONF_REGISTER_MAP,
+    CONF_UNIT_ID,
+    DOMAIN,
+    PROFILE_CUSTOM,
+)
 from custom_components.adaptive_modbus.engine.errors import (
     DeviceFailure,
     IllegalAddress,
@@ -27,6 +35,7 @@ from custom_components.adaptive_modbus.health import (
 
 from .conftest import TableDevice
 from .health_setup import SMALL_MAP, fill, health_entry
+from .test_subentries import reconfigure_device
 
 if TYPE_CHECKING:
     from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -209,6 +218,20 @@ async def test_block_limit_repair_lowers_the_largest_read_and_errors_stop(
         assert max(r.count for r in snapshot.recent_requests) <= LIMIT
         assert coordinator.engine.learned_block_limits() == {}
         assert issue(hass, ISSUE_BLOCK_LIMIT, entry.entry_id, "1") is None
+
+        # editing the device (a new name) keeps the limit the repair set
+        result = await reconfigure_device(hass, entry, subentry.subentry_id)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"],
+            {CONF_UNIT_ID: 1, CONF_PROFILE: PROFILE_CUSTOM, CONF_NAME: "Meter"},
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {CONF_REGISTER_MAP: wide_map(40)}
+        )
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert entry.subentries[subentry.subentry_id].title == "Meter"
+        assert entry.subentries[subentry.subentry_id].data[CONF_MAX_REGISTERS] == LIMIT
     finally:
         await _unload(hass, entry)
         await server.stop()
