@@ -205,7 +205,7 @@ async def test_get_health_of_the_connection_and_the_device(
     assert {"error_rate", "anomalies", "stale", "not_answering"} <= keys
     anomalies = next(f for f in connection["factors"] if f["key"] == "anomalies")
     assert anomalies["value"] > 0 and anomalies["penalty"] > 0  # the incident
-    assert anomalies["explanation"].endswith("anomalies in the last hour")
+    assert anomalies["explanation"].endswith("anomalies in the last 30 min")
     assert connection["remediation"] == []  # the demo device has nothing to fix
     assert len(connection["trend"]["day"]) >= 5 and connection["trend"]["week"]
     assert connection["devices"] == [

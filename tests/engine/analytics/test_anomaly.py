@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from adaptive_modbus_engine.analytics import AnomalyDetector
@@ -30,12 +32,12 @@ def feed(
 def test_a_jump_far_outside_recent_behaviour_fires_with_its_figures() -> None:
     """Median and MAD of the last half hour; the anomaly carries value, range, score."""
     detector = AnomalyDetector()
-    base = [10.0 + (0.5 if i % 2 else -0.5) for i in range(40)]
+    # 10 ± 0.5 in eleven steps, evenly spread: median 10, MAD 0.3
+    base = [10.0 + ((i * 7) % 11 - 5) / 10 for i in range(44)]
     assert feed(detector, base) == []
-    found = detector.observe("r", T0 + 40 * 60, 20.0, unit_id=3)
+    found = detector.observe("r", T0 + 44 * 60, 20.0, unit_id=3)
     assert found is not None
-    # median 9.5 or 10.5 (weighted), MAD 0.5 -> scale 0.741; score ≈ 10 / 0.741
-    assert found.score == pytest.approx(abs(20.0 - 9.5) / (1.4826 * 0.5), rel=0.1)
+    assert found.score == pytest.approx(10.0 / (1.4826 * 0.3), rel=0.05)
     assert found.expected_low < 10.0 < found.expected_high < 20.0
     assert (found.uid, found.unit_id, found.value, found.baseline) == (
         "r",
@@ -47,13 +49,13 @@ def test_a_jump_far_outside_recent_behaviour_fires_with_its_figures() -> None:
 
 def test_threshold_is_configurable_and_cooldown_merges_an_episode() -> None:
     """A laxer threshold ignores what 3.0 flags; one episode is one anomaly."""
-    base = [10.0 + (0.5 if i % 2 else -0.5) for i in range(40)]
-    lax = AnomalyDetector(threshold=20.0)
+    base = [10.0 + ((i * 7) % 11 - 5) / 10 for i in range(44)]
+    lax = AnomalyDetector(threshold=30.0)
     feed(lax, base)
-    assert lax.observe("r", T0 + 40 * 60, 20.0) is None
+    assert lax.observe("r", T0 + 44 * 60, 20.0) is None
     strict = AnomalyDetector()
     feed(strict, base)
-    fired = feed(strict, [30.0] * 4, start=T0 + 40 * 60)
+    fired = feed(strict, [30.0] * 4, start=T0 + 44 * 60)
     assert len(fired) == 1  # four reads within the 5 min cooldown
     with pytest.raises(ValueError):
         AnomalyDetector(threshold=0)
@@ -99,10 +101,14 @@ def test_time_of_week_baseline_knows_the_usual_busy_hour() -> None:
     at11 = monday + WEEK + 11 * 3600 + 60
     found = detector.observe("r", at11, 100.0)
     assert found is not None and found.baseline == "time_of_week"
-    # the profiles persist
+    # the profiles persist, packed: a day learned takes a few hundred bytes
+    state = detector.export_state()
+    assert len(json.dumps(state)) < 600
     restored = AnomalyDetector()
-    assert restored.import_state(detector.export_state()) == []
+    assert restored.import_state(state) == []
     assert restored.has_profile("r", at10)
+    assert restored.observe("r", at10 + 60, 100.0) is None
+    assert restored.observe("r", at11 + 60, 100.0) is not None
     assert restored.import_state({"version": 99}) != []
     assert restored.import_state({"version": 1, "profiles": {"x": "not base64!"}}) != []
 

@@ -31,9 +31,9 @@ def test_score_is_100_minus_capped_explained_penalties() -> None:
     penalties = {f.key: f.penalty for f in bad.factors}
     assert penalties == {
         "not_answering": 0, "error_rate": 30, "timeouts": 20, "latency": 15,
-        "quarantined": 5, "holes": 2, "stale": 15, "anomalies": 6,
+        "quarantined": 5, "holes": 2, "stale": 15, "anomalies": 10,
     }  # fmt: skip
-    assert bad.score == 7 and bad.status == "poor"
+    assert bad.score == 3 and bad.status == "poor"
     assert bad.problems[0].key == "error_rate"
     explained = {f.key: f.explanation for f in bad.factors}
     assert explained["error_rate"] == "50 of 100 requests failed (50.0 %)"

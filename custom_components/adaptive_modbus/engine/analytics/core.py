@@ -113,9 +113,9 @@ class HourlySeries:
         return out
 
     def means(self, start: float, end: float) -> list[ReadSample]:
-        """Hourly means as reads at each hour's middle (hours with time held)."""
+        """Return hourly means as reads at each hour's start, held for the hour."""
         return [
-            ReadSample(row[0] + HOUR / 2, row[1] / row[2])
+            ReadSample(row[0], row[1] / row[2])
             for row in self.rows(start, end)
             if row[2] > 0
         ]

@@ -13,7 +13,7 @@ latency             p95 latency against the scope's own baseline          15
 quarantined         registers the device refuses (quarantined)            20
 holes               refused addresses learned in the last 24 h            10
 stale               registers read later than 1.5 x their interval        15
-anomalies           anomalies in the last hour                            15
+anomalies           anomalies in the last 30 min                          30
 =================== ===================================================== ========
 
 :class:`HealthModel` keeps what a score needs across cycles (latency baselines,
@@ -37,6 +37,7 @@ from .anomaly import Anomaly
 CONNECTION = "connection"
 DAY = 86_400.0
 HOUR = 3600.0
+ANOMALY_WINDOW = 1800.0  # anomalies cost points for this long
 TREND_STEP = 300.0  # a point of the 24 h trend every 5 min
 DAY_POINTS = int(DAY / TREND_STEP)
 WEEK_POINTS = 7 * 24
@@ -217,8 +218,8 @@ def health_score(
         Factor(
             "anomalies",
             m.anomalies,
-            _cap(3.0 * m.anomalies, 15.0),
-            f"{m.anomalies} anomalies in the last hour",
+            _cap(5.0 * m.anomalies, 30.0),
+            f"{m.anomalies} anomalies in the last 30 min",
         )
     )
     factors.sort(key=lambda f: -f.penalty)
@@ -354,7 +355,7 @@ class HealthModel:
             anomalies=sum(
                 1
                 for at, unit in self._anomalies
-                if at >= wall - HOUR and (mine or unit == scope)
+                if at >= wall - ANOMALY_WINDOW and (mine or unit == scope)
             ),
         )
 

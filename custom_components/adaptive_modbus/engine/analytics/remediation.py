@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorKind
-from ..stats import EngineSnapshot, RegisterSnapshot
+from ..stats import EngineSnapshot, ErrorRecord, RegisterSnapshot
 
 MIN_FAILURES = 3  # failures of a kind before anything is suggested
 # large reads refused before a smaller block size is suggested (the engine halves its
@@ -99,6 +99,17 @@ def _check_unit(snapshot: EngineSnapshot, unit: int) -> Remediation | None:
     )
 
 
+def _too_large(error: ErrorRecord) -> bool:
+    """Whether an error may say the read was too large.
+
+    A timeout, a device failure, or exception 3 (illegal data value), which the
+    transport reports as an illegal address with "(code 3)" in its message.
+    """
+    if error.kind in (ErrorKind.TIMEOUT, ErrorKind.DEVICE_FAILURE):
+        return True
+    return error.kind is ErrorKind.ILLEGAL_ADDRESS and "(code 3)" in error.message
+
+
 def _block_size(
     snapshot: EngineSnapshot, unit: int, max_registers: int | None
 ) -> Remediation | None:
@@ -115,7 +126,7 @@ def _block_size(
         e
         for e in snapshot.recent_errors
         if e.unit_id == unit
-        and e.kind in (ErrorKind.TIMEOUT, ErrorKind.DEVICE_FAILURE)
+        and _too_large(e)
         and e.table is not None
         and not e.table.is_bit
         and e.count > largest_ok

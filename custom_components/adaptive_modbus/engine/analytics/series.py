@@ -13,8 +13,10 @@ strings, None and non-finite values are left out, bools count as 0/1.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 import math
 from typing import Any, Protocol
 
@@ -186,13 +188,10 @@ def weighted_median(values: list[float], weights: list[float]) -> float:
     total = sum(weights)
     if total <= 0:
         return median(values)
-    pairs = sorted(zip(values, weights, strict=True))
+    order = sorted(range(len(values)), key=values.__getitem__)
+    cumulative = list(accumulate(map(weights.__getitem__, order)))
     half = total / 2.0
-    acc = 0.0
-    for i, (value, weight) in enumerate(pairs):
-        acc += weight
-        if acc > half:
-            return value
-        if acc == half:  # exactly between two values
-            return (value + pairs[i + 1][0]) / 2.0 if i + 1 < len(pairs) else value
-    return pairs[-1][0]
+    i = bisect_left(cumulative, half)
+    if i + 1 < len(order) and cumulative[i] == half:  # exactly between two values
+        return (values[order[i]] + values[order[i + 1]]) / 2.0
+    return values[order[min(i, len(order) - 1)]]
