@@ -57,6 +57,7 @@ ISSUE_REGISTER_REFUSED: Final = "register_refused"
 PROBLEM_NOT_ANSWERING: Final = "not_answering"
 PROBLEM_POOR_HEALTH: Final = "poor_health"  # health score below 50
 STATUS_POOR: Final = "poor"
+REMEDY_LOWER_MAX_REGISTERS: Final = "lower_max_registers"  # the analytics' key
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,8 @@ class HealthMonitor:
         self._anomalies_fired: list[Anomaly] | None = None
         self._remedies: dict[int | None, list[Remediation]] = {}
         self._remedies_of: EngineSnapshot | None = None
-        self._failed_sizes: dict[int, int] = {}  # unit -> smallest failed read seen
+        # unit -> (largest read known to answer, smallest read seen failing)
+        self._block_sizes: dict[int, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @callback
@@ -294,24 +296,38 @@ class HealthMonitor:
     def _block_limits(self, snapshot: EngineSnapshot) -> list[Issue]:
         """Units whose larger reads failed: the engine reads them in smaller blocks.
 
-        ``failed`` is the smallest read seen failing (the next larger size the engine
-        tries again, when no failure is in the recent errors), kept while the issue is.
+        The size proposed is the largest read known to answer: the engine's learned
+        limit (half the refused read), or the analytics' larger one (the largest read
+        that answered, below the smallest that failed). ``failed`` is the smallest
+        read seen failing. Both are kept while the issue is, raised (the limit) or
+        lowered (the failure) as the analytics learn more.
         """
         engine = self.coordinator.engine
         learned = engine.learned_block_limits()
-        for unit_id in set(self._failed_sizes) - set(learned):
-            del self._failed_sizes[unit_id]
+        for unit_id in set(self._block_sizes) - set(learned):
+            del self._block_sizes[unit_id]
         issues = []
-        for unit_id, limit in sorted(learned.items()):
+        for unit_id, engine_limit in sorted(learned.items()):
             cap = engine.block_limit_cap(unit_id)
-            if unit_id not in self._failed_sizes:
-                sizes = [
+            limit, failed = self._block_sizes.get(unit_id, (engine_limit, cap + 1))
+            limit = max(limit, engine_limit)
+            failed = min(
+                [failed]
+                + [
                     e.count
                     for e in snapshot.recent_errors
                     if e.unit_id == unit_id and e.count > limit
                 ]
-                self._failed_sizes[unit_id] = min(sizes, default=min(2 * limit, cap))
-            failed = self._failed_sizes[unit_id]
+            )
+            for remedy in self.remedies(unit_id):
+                if remedy.key == REMEDY_LOWER_MAX_REGISTERS:
+                    failed = min(failed, int(remedy.figures["smallest_failed"]))
+                    largest_ok = int(remedy.params["max_registers"])
+                    if largest_ok < min(failed, cap):
+                        limit = max(limit, largest_ok)
+            if failed > cap:  # no failure seen (restored state): the next size tried
+                failed = min(2 * limit, cap)
+            self._block_sizes[unit_id] = (limit, failed)
             issues.append(
                 Issue(
                     ISSUE_BLOCK_LIMIT,

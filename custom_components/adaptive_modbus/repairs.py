@@ -101,7 +101,9 @@ class HealthRepairFlow(RepairsFlow):
         )
         if subentry is None:
             return self.async_abort(reason="device_not_found")
-        # the subentry changed: the entry reloads with the lower limit
+        # the limit learned is replaced by the configured one (it may be larger: the
+        # largest read seen answering), then the entry reloads with it
+        entry.runtime_data.coordinator.engine.forget_block_limit(unit_id)
         self.hass.config_entries.async_update_subentry(
             entry, subentry, data={**subentry.data, CONF_MAX_REGISTERS: limit}
         )

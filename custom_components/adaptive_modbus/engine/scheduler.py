@@ -239,6 +239,10 @@ class PollEngine:
             if learned.max_registers < self._limits.cap(unit)
         }
 
+    def forget_block_limit(self, unit_id: int) -> None:
+        """Forget a unit's learned largest read (its configured one is about to change)."""
+        self._limits.learned.pop(unit_id, None)
+
     def block_limit_cap(self, unit_id: int) -> int:
         """Return a unit's configured largest read (registers), before any learning."""
         return self._limits.cap(unit_id)
