@@ -250,3 +250,73 @@ async def test_health_sensor_falls_under_faults_and_recovers(
         assert await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done(wait_background_tasks=True)
         await server.stop()
+
+
+async def test_demo_incident_fires_anomalies_of_the_problem_child_only(
+    hass: HomeAssistant, vtime: VirtualTime
+) -> None:
+    """The demo fleet as scripts/develop runs it: the heat pump's incident, seen in HA.
+
+    Its anomaly events fire from the escalation on, never while stable, on its device (its anomaly
+    trigger runs, the grid meter's does not); its health falls and recovers; the
+    grid meter and the PV inverter stay calm.
+    """
+    calls: list[ServiceCall] = async_mock_service(hass, "test", "automation")
+    events: list[dict[str, Any]] = []
+    hass.bus.async_listen(
+        EVENT_ANOMALY, callback(lambda event: events.append(dict(event.data)))
+    )
+    assert await async_setup_component(
+        hass, DOMAIN, {DOMAIN: {"demo": True, "seed": 42}}
+    )
+    await hass.async_block_till_done()
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    coordinator = entry.runtime_data.coordinator
+    fleet = entry.runtime_data.hub.server.device
+    child, meter = device_id_of(hass, entry, 1), device_id_of(hass, entry, 2)
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": [
+                {
+                    "triggers": {
+                        "platform": "device",
+                        "domain": DOMAIN,
+                        "device_id": device_id,
+                        "type": "anomaly",
+                    },
+                    "actions": {
+                        "service": "test.automation",
+                        "data_template": {
+                            "device": "{{ trigger.event.data.device_id }}"
+                        },
+                    },
+                }
+                for device_id in (child, meter)
+            ]
+        },
+    )
+    health = {unit: health_entity(hass, entry, str(unit)) for unit in (1, 2)}
+    lowest = {1: 100, 2: 100}
+    for _ in range(10):  # 50 min: the stable half hour, escalation and peak
+        await vtime.run(coordinator, 300)
+        for unit, entity_id in health.items():
+            lowest[unit] = min(lowest[unit], int(hass.states.get(entity_id).state))
+    assert events, "the incident raised no anomaly"
+    assert {event["device_id"] for event in events} == {child}
+    phases = {fleet.device(1).phase(event["at"]).value for event in events}
+    assert "stable" not in phases
+    assert phases & {"escalation", "peak"}
+    assert {event["unit_id"] for event in events} == {1}
+    assert all(event["entity_id"].startswith("sensor.") for event in events)
+    assert len(calls) == len(events)
+    assert {call.data["device"] for call in calls} == {child}
+    assert lowest[1] < 80  # the problem child's health fell (anomalies cost points)
+    assert lowest[2] >= 95  # the grid meter stayed healthy
+    fell_to = lowest[1]
+    await vtime.run(coordinator, 40 * 60)  # recovery and calm again
+    assert int(hass.states.get(health[1]).state) > fell_to
+    assert int(hass.states.get(health[1]).state) >= 90
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
