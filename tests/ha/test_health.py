@@ -257,9 +257,9 @@ async def test_demo_incident_fires_anomalies_of_the_problem_child_only(
 ) -> None:
     """The demo fleet as scripts/develop runs it: the heat pump's incident, seen in HA.
 
-    Its anomaly events fire from the escalation on, never while stable, on its device (its anomaly
-    trigger runs, the grid meter's does not); its health falls and recovers; the
-    grid meter and the PV inverter stay calm.
+    Its anomaly events fire from the escalation on, never while stable, on its
+    device (its anomaly trigger runs, the grid meter's does not); its health falls
+    and recovers; the grid meter stays healthy.
     """
     calls: list[ServiceCall] = async_mock_service(hass, "test", "automation")
     events: list[dict[str, Any]] = []
