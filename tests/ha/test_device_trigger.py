@@ -8,7 +8,7 @@ from homeassistant.components.device_automation import (
     DeviceAutomationType,
     async_get_device_automations,
 )
-from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.core import HomeAssistant, ServiceCall, callback
 from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
@@ -230,7 +230,9 @@ async def _jump_fires_the_anomaly_trigger(
     calls: list[ServiceCall] = async_mock_service(hass, "test", "automation")
     unit_1, unit_2 = device_id_of(hass, entry, 1), device_id_of(hass, entry, 2)
     events: list[dict[str, Any]] = []
-    hass.bus.async_listen(EVENT_ANOMALY, lambda event: events.append(dict(event.data)))
+    hass.bus.async_listen(
+        EVENT_ANOMALY, callback(lambda event: events.append(dict(event.data)))
+    )
     assert await async_setup_component(
         hass,
         "automation",
