@@ -121,7 +121,7 @@ class HealthMonitor:
 
     @callback
     def async_add_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call ``listener`` whenever a device's problems change."""
+        """Call ``listener`` after every check (each cycle, and when problems change)."""
         self._listeners.append(listener)
 
         @callback
