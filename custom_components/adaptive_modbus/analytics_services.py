@@ -22,7 +22,14 @@ import voluptuous as vol
 
 from .const import DOMAIN
 from .coordinator import AdaptiveModbusConfigEntry
-from .engine.analytics import CONNECTION, PERIODS, Analytics, build_report
+from .engine.analytics import (
+    CONNECTION,
+    PERIODS,
+    Analytics,
+    SummaryInputs,
+    build_report,
+    summarise,
+)
 from .engine.registers import DataType
 from .entity import register_unique_id
 from .services import (
@@ -126,6 +133,11 @@ def _unit_names(entry: AdaptiveModbusConfigEntry) -> dict[int, str]:
     return {unit.unit_id: unit.name for unit in entry.runtime_data.hub.units}
 
 
+def _summarise_all(inputs: list[SummaryInputs], horizon: float) -> list[dict[str, Any]]:
+    """Summarise registers (executor: trends and forecasts are CPU work)."""
+    return [summarise(item, horizon) for item in inputs]
+
+
 async def _async_get_analytics(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     data = dict(call.data)
@@ -150,19 +162,20 @@ async def _async_get_analytics(call: ServiceCall) -> ServiceResponse:
     snapshot = analytics.snapshot
     assert snapshot is not None
     entity_ids = _entity_ids(hass, entry)
-    registers = []
     definitions = entry.runtime_data.hub.definitions
+    inputs = []
     for uid in uids:
-        reg = snapshot.registers.get(uid)
-        if reg is None:
+        if uid not in snapshot.registers:
             raise _invalid("unknown_target", target=uid)
-        if definitions[uid][1].spec.data_type is DataType.STRING:
-            continue  # text registers have no figures
-        summary = analytics.register_summary(uid, window, horizon)
-        summary["entity_id"] = entity_ids.get(uid)
+        if definitions[uid][1].spec.data_type is not DataType.STRING:
+            # copied here, summarised in a thread (trend and forecast: ms each)
+            inputs.append(analytics.summary_inputs(uid, window))
+    registers = await hass.async_add_executor_job(_summarise_all, inputs, horizon)
+    for summary in registers:
+        reg = snapshot.registers[summary["uid"]]
+        summary["entity_id"] = entity_ids.get(reg.uid)
         summary["key"] = reg.key
         summary["unit_id"] = reg.unit_id
-        registers.append(summary)
     return {
         "connection": entry.title,
         "unit_id": unit,

@@ -210,6 +210,7 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             self.history, tz=dt_util.get_default_time_zone(), settings=_remedy(hub)
         )
         self.last_anomalies: list[Anomaly] = []
+        self._analytics_failed = False
         if store is not None:
             store.analytics = self.analytics
         # health hook: told after every cycle which units stopped / started answering
@@ -455,7 +456,17 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         anomalies: list[Anomaly] = []
         for result in self._unobserved:
             self.history.observe(result, snapshot, self.engine.cost_model())
-            anomalies += self.analytics.observe(result, snapshot)
+            try:
+                anomalies += self.analytics.observe(result, snapshot)
+            # analytics must never stop polling: a bug is logged (traceback once)
+            except Exception:  # noqa: BLE001
+                _LOGGER.log(
+                    logging.DEBUG if self._analytics_failed else logging.ERROR,
+                    "Analytics of %s failed (polling goes on)",
+                    self.hub.title,
+                    exc_info=True,
+                )
+                self._analytics_failed = True
         self._unobserved.clear()
         self.last_anomalies = anomalies
 

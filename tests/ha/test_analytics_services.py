@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest.mock import patch
 
 from homeassistant.components.automation.config import (
     AUTOMATION_BLUEPRINT_SCHEMA,
@@ -353,3 +355,25 @@ async def test_daily_report_blueprint_sends_the_report(
         {ATTR_ENTITY_ID: "automation.daily_report_yaml"},
         blocking=True,
     )
+
+
+async def test_an_analytics_bug_does_not_stop_polling(
+    hass: HomeAssistant,
+    vtime: VirtualTime,
+    loaded: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Analytics raising in every cycle: polling goes on, logged as an error once."""
+    coordinator = loaded.runtime_data.coordinator
+    with patch.object(
+        coordinator.analytics, "observe", side_effect=RuntimeError("boom")
+    ):
+        cycles = await vtime.run(coordinator, 60)
+    assert cycles >= 3 and coordinator.last_update_success
+    errors = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.ERROR and "Analytics of" in r.getMessage()
+    ]
+    assert len(errors) == 1
+    assert coordinator.last_anomalies == []

@@ -63,7 +63,7 @@ async def test_aggregate_over_a_window_longer_than_the_raw_reads() -> None:
     combined = analytics.aggregate(uid, T0, now)
     exact = aggregate(analytics_reads, T0, now)
     assert combined.count == exact.count
-    assert combined.min == exact.min and combined.max == exact.max
+    assert combined.minimum == exact.minimum and combined.maximum == exact.maximum
     assert combined.mean == pytest.approx(exact.mean)
     assert combined.time_weighted_mean == pytest.approx(
         exact.time_weighted_mean, rel=1e-3

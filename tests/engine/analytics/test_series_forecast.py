@@ -33,11 +33,11 @@ def test_time_weighted_aggregate_matches_the_hand_computed_one() -> None:
     # held: 10 for 10 s, 20 for 30 s, 30 for 20 s -> (100 + 600 + 600) / 60
     assert agg.time_weighted_mean == pytest.approx(1300 / 60)
     assert agg.held == pytest.approx(60)
-    assert (agg.count, agg.min, agg.max, agg.last) == (3, 10.0, 30.0, 30.0)
+    assert (agg.count, agg.minimum, agg.maximum, agg.last) == (3, 10.0, 30.0, 30.0)
     assert agg.mean == pytest.approx(20.0)  # plain mean of the reads
     # a window that starts between reads takes the value held into it
     late = aggregate(samples, 5, 20)
-    assert late.count == 1 and late.min == 20.0
+    assert late.count == 1 and late.minimum == 20.0
     assert late.time_weighted_mean == pytest.approx((10 * 5 + 20 * 10) / 15)
 
 

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from .anomaly import Anomaly, AnomalyDetector
-from .core import Analytics, HourlySeries, RemedySettings
+from .core import Analytics, HourlySeries, RemedySettings, SummaryInputs, summarise
 from .forecast import (
     Forecast,
     ForecastAccuracy,
@@ -57,6 +57,7 @@ __all__ = [
     "RemedySettings",
     "Remediation",
     "Report",
+    "SummaryInputs",
     "Trend",
     "aggregate",
     "build_report",
@@ -65,5 +66,6 @@ __all__ = [
     "health_score",
     "remediation",
     "resample",
+    "summarise",
     "trend",
 ]

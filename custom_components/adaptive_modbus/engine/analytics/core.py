@@ -142,12 +142,12 @@ class RemedySettings:
 def _combine(older: Aggregate | None, newer: Aggregate, start: float) -> Aggregate:
     if older is None or older.count == 0 and older.held == 0:
         return Aggregate(
-            start, newer.end, newer.count, newer.min, newer.max, newer.mean,
+            start, newer.end, newer.count, newer.minimum, newer.maximum, newer.mean,
             newer.last, newer.time_weighted_mean, newer.held,
         )  # fmt: skip
     count = older.count + newer.count
-    mins = [v for v in (older.min, newer.min) if v is not None]
-    maxs = [v for v in (older.max, newer.max) if v is not None]
+    mins = [v for v in (older.minimum, newer.minimum) if v is not None]
+    maxs = [v for v in (older.maximum, newer.maximum) if v is not None]
     total = 0.0
     for part in (older, newer):
         if part.mean is not None:
@@ -162,8 +162,8 @@ def _combine(older: Aggregate | None, newer: Aggregate, start: float) -> Aggrega
         start=start,
         end=newer.end,
         count=count,
-        min=min(mins) if mins else None,
-        max=max(maxs) if maxs else None,
+        minimum=min(mins) if mins else None,
+        maximum=max(maxs) if maxs else None,
         mean=total / count if count else None,
         last=newer.last if newer.last is not None else older.last,
         time_weighted_mean=integral / held if held > 0 else newer.time_weighted_mean,
@@ -296,8 +296,8 @@ class Analytics:
             start=start,
             end=end,
             count=count,
-            min=min(lows) if lows else None,
-            max=max(highs) if highs else None,
+            minimum=min(lows) if lows else None,
+            maximum=max(highs) if highs else None,
             mean=total / count if count else None,
             last=lasts[-1] if lasts else None,
             time_weighted_mean=integral / held if held > 0 else None,
@@ -363,25 +363,31 @@ class Analytics:
             unit_max_registers=settings.unit_max_registers,
         )
 
+    def summary_inputs(self, uid: str, window: float) -> SummaryInputs:
+        """Copy what a register summary needs (cheap; then summarise anywhere).
+
+        The trend and forecast of :func:`summarise` cost a few ms per register:
+        a caller with an event loop copies here and summarises in a thread.
+        """
+        now = self.now()
+        reg = None if self.snapshot is None else self.snapshot.registers.get(uid)
+        accuracy = self.forecast_accuracy(uid)
+        return SummaryInputs(
+            uid=uid,
+            now=now,
+            window=window,
+            tolerance=0.0 if reg is None else reg.tolerance,
+            samples=self.samples(uid, now - max(window, 7 * DAY)),
+            aggregate=self.aggregate(uid, now - window, now),
+            anomalies=tuple(self.anomalies_since(now - window, uid=uid)),
+            accuracy=accuracy,
+        )
+
     def register_summary(
         self, uid: str, window: float, horizon: float
     ) -> dict[str, Any]:
         """Return aggregates, trend, forecast, anomalies and forecast error of ``uid``."""
-        now = self.now()
-        made = self.forecast(uid, horizon) if horizon > 0 else None
-        found = self.trend(uid, window, now)
-        accuracy = self.forecast_accuracy(uid)
-        return {
-            "uid": uid,
-            "window": window,
-            "aggregate": self.aggregate(uid, now - window, now).as_dict(),
-            "trend": None if found is None else found.as_dict(),
-            "forecast": None if made is None else made.as_dict(),
-            "forecast_accuracy": None if accuracy is None else accuracy.as_dict(),
-            "anomalies": [
-                a.as_dict() for a in self.anomalies_since(now - window, uid=uid)
-            ],
-        }
+        return summarise(self.summary_inputs(uid, window), horizon)
 
     # -- persistence -------------------------------------------------------
 
@@ -416,6 +422,45 @@ class Analytics:
         return warnings
 
 
+@dataclass(frozen=True, slots=True)
+class SummaryInputs:
+    """What a register summary is made from, copied out of :class:`Analytics`."""
+
+    uid: str
+    now: float
+    window: float
+    tolerance: float
+    samples: list[ReadSample]  # hourly means, then the raw reads (7 days at most)
+    aggregate: Aggregate
+    anomalies: tuple[Anomaly, ...]
+    accuracy: ForecastAccuracy | None
+
+
+def summarise(inputs: SummaryInputs, horizon: float) -> dict[str, Any]:
+    """Return a register's aggregate, trend, forecast, forecast error and anomalies.
+
+    Pure (no shared state): safe in an executor thread.
+    """
+    now, window = inputs.now, inputs.window
+    made = None
+    if horizon > 0:
+        season = DAY if daily_pattern(numeric(inputs.samples)) else None
+        made = forecast(inputs.samples, horizon, season=season)
+    recent = [s for s in inputs.samples if s.at >= now - window]
+    found = trend(recent, window, end=now, tolerance=inputs.tolerance)
+    return {
+        "uid": inputs.uid,
+        "window": window,
+        "aggregate": inputs.aggregate.as_dict(),
+        "trend": None if found is None else found.as_dict(),
+        "forecast": None if made is None else made.as_dict(),
+        "forecast_accuracy": None
+        if inputs.accuracy is None
+        else inputs.accuracy.as_dict(),
+        "anomalies": [a.as_dict() for a in inputs.anomalies],
+    }
+
+
 def unit_of(snapshot: EngineSnapshot, uid: str) -> int | None:
     """Return the unit id of a register in ``snapshot`` (None: unknown)."""
     reg = snapshot.registers.get(uid)
@@ -427,4 +472,12 @@ def uids_of(snapshot: EngineSnapshot, unit_id: int) -> list[str]:
     return [u for u, r in snapshot.registers.items() if r.unit_id == unit_id]
 
 
-__all__ = ["Analytics", "HourlySeries", "RemedySettings", "unit_of", "uids_of"]
+__all__ = [
+    "Analytics",
+    "HourlySeries",
+    "RemedySettings",
+    "SummaryInputs",
+    "summarise",
+    "uids_of",
+    "unit_of",
+]

@@ -157,7 +157,7 @@ class Forecast:
 
     made_at: float
     horizon: float
-    step: float
+    step_seconds: float
     method: str  # holt | holt_winters
     season: float | None
     alpha: float
@@ -193,7 +193,7 @@ class Forecast:
         return {
             "made_at": self.made_at,
             "horizon": self.horizon,
-            "step": round(self.step, 3),
+            "step": round(self.step_seconds, 3),
             "method": self.method,
             "season": self.season,
             "alpha": self.alpha,
@@ -315,7 +315,7 @@ def forecast(
     return Forecast(
         made_at=last,
         horizon=horizon,
-        step=step,
+        step_seconds=step,
         method="holt_winters" if season_next else "holt",
         season=season if season_next else None,
         alpha=alpha,

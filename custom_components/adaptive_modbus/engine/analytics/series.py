@@ -61,7 +61,7 @@ def numeric(samples: Iterable[Sample]) -> list[Point]:
 class Aggregate:
     """Figures of one register over ``start .. end`` (wall seconds).
 
-    ``count``/``min``/``max``/``mean``/``last`` are over the reads inside the window;
+    ``count``/``minimum``/``maximum``/``mean``/``last`` are over the reads inside the window;
     ``time_weighted_mean`` weighs each value by the time it was held inside the
     window (a read before ``start`` holds into it); ``held`` is the seconds of the
     window covered by a known value.
@@ -70,8 +70,8 @@ class Aggregate:
     start: float
     end: float
     count: int
-    min: float | None
-    max: float | None
+    minimum: float | None
+    maximum: float | None
     mean: float | None
     last: float | None
     time_weighted_mean: float | None
@@ -83,8 +83,8 @@ class Aggregate:
             "start": self.start,
             "end": self.end,
             "count": self.count,
-            "min": _round(self.min),
-            "max": _round(self.max),
+            "min": _round(self.minimum),
+            "max": _round(self.maximum),
             "mean": _round(self.mean),
             "last": _round(self.last),
             "time_weighted_mean": _round(self.time_weighted_mean),
@@ -128,8 +128,8 @@ def aggregate(samples: Iterable[Sample], start: float, end: float) -> Aggregate:
         start=start,
         end=end,
         count=len(inside),
-        min=min(inside) if inside else None,
-        max=max(inside) if inside else None,
+        minimum=min(inside) if inside else None,
+        maximum=max(inside) if inside else None,
         mean=sum(inside) / len(inside) if inside else None,
         last=inside[-1] if inside else None,
         time_weighted_mean=weighted,
