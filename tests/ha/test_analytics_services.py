@@ -102,10 +102,10 @@ async def test_get_analytics_of_a_register_in_the_incident(
     """Aggregates, trend, forecast and the incident's anomalies of one register."""
     entity_id = _entity(hass, demo, "supply_temperature")
     response = await _call(
-        hass, SERVICE_GET_ANALYTICS, entity_id=entity_id, window=1, horizon=0.5
+        hass, SERVICE_GET_ANALYTICS, entity_id=entity_id, window=0.25, horizon=0.5
     )
     assert response["connection"] == demo.title
-    assert (response["window"], response["horizon"]) == (3600, 1800)
+    assert (response["window"], response["horizon"]) == (900, 1800)
     (register,) = response["registers"]
     assert (
         register["entity_id"] == entity_id and register["key"] == "supply_temperature"
@@ -113,7 +113,7 @@ async def test_get_analytics_of_a_register_in_the_incident(
     agg = register["aggregate"]
     assert agg["count"] > 10
     assert agg["min"] <= agg["time_weighted_mean"] <= agg["max"]
-    # the incident heats the supply: rising, and anomalies were found
+    # the last 15 min: the incident heats the supply (rising), anomalies were found
     assert register["trend"]["direction"] == "rising"
     assert register["trend"]["slope_per_hour"] > 0
     forecast = register["forecast"]
