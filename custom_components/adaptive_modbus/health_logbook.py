@@ -14,12 +14,16 @@ from homeassistant.components.logbook.const import (
     LOGBOOK_ENTRY_MESSAGE,
     LOGBOOK_ENTRY_NAME,
 )
-from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.components.logbook.models import LazyEventPartialState
+from homeassistant.core import HomeAssistant, callback
 
 from .const import DOMAIN
 from .health import EVENT_ANOMALY, EVENT_DEVICE_ANSWERING, EVENT_DEVICE_STOPPED
 
-DescribeEvent = Callable[[str, str, Callable[[Event], dict[str, str]]], None]
+# as the logbook calls it (the same signature as the other logbook descriptions)
+DescribeEvent = Callable[
+    [str, str, Callable[[LazyEventPartialState], dict[str, Any]]], None
+]
 
 
 def _number(value: Any) -> str:
@@ -34,7 +38,7 @@ def async_describe_health_events(
     """Describe the health events: anomalies and devices stopping / answering."""
 
     @callback
-    def _describe_anomaly(event: Event) -> dict[str, str]:
+    def _describe_anomaly(event: LazyEventPartialState) -> dict[str, Any]:
         data = event.data
         entity_id = data.get("entity_id")
         state = hass.states.get(entity_id) if entity_id else None
@@ -51,14 +55,14 @@ def async_describe_health_events(
         return entry
 
     @callback
-    def _describe_stopped(event: Event) -> dict[str, str]:
+    def _describe_stopped(event: LazyEventPartialState) -> dict[str, Any]:
         return {
             LOGBOOK_ENTRY_NAME: str(event.data.get("name")),
             LOGBOOK_ENTRY_MESSAGE: f"stopped answering (unit {event.data.get('unit_id')})",
         }
 
     @callback
-    def _describe_answering(event: Event) -> dict[str, str]:
+    def _describe_answering(event: LazyEventPartialState) -> dict[str, Any]:
         return {
             LOGBOOK_ENTRY_NAME: str(event.data.get("name")),
             LOGBOOK_ENTRY_MESSAGE: f"answers again (unit {event.data.get('unit_id')})",

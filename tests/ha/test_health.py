@@ -148,7 +148,8 @@ async def test_logbook_describes_anomalies_and_answering_events(
         described[event_type] = describe
 
     async_describe_events(hass, _register)
-    assert set(described) == {
+    # (the logbook describes other events of the integration too)
+    assert set(described) >= {
         EVENT_ANOMALY,
         EVENT_DEVICE_STOPPED,
         EVENT_DEVICE_ANSWERING,
