@@ -29,6 +29,7 @@ from .coordinator import (
 from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
 from .entity import hub_device_info, register_unique_id
+from .health import HealthMonitor
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
 from .optimization import async_setup_control
 from .services import async_setup_services
@@ -126,6 +127,7 @@ async def async_setup_entry(
 
     entry.runtime_data = data
     data.loaded = True
+    health = data.health = HealthMonitor(hass, entry)
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id,
         **hub_device_info(entry.entry_id, hub.title, settings.connection),
@@ -160,6 +162,7 @@ async def async_setup_entry(
     # devices (config subentries) added, edited or removed: drop stale ones, reload
     entry.async_on_unload(entry.add_update_listener(devices_update_listener(entry)))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(health.async_start())
     return True
 
 

@@ -13,6 +13,7 @@ from .descriptions import (
     binary_sensor_description,
 )
 from .entity import RegisterEntity, async_add_register_entities
+from .health_entities import async_add_problem_sensors
 
 PARALLEL_UPDATES = 0
 
@@ -32,6 +33,7 @@ async def async_setup_entry(
             coordinator, uid, unit, definition, binary_sensor_description(definition)
         ),
     )
+    async_add_problem_sensors(entry, async_add_entities)  # device health
 
 
 class RegisterBinarySensor(RegisterEntity, BinarySensorEntity):

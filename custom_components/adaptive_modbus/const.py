@@ -80,3 +80,6 @@ UNAVAILABLE_AFTER_FAILURES: Final = 3
 STORAGE_VERSION: Final = 1
 # s: learned state saved at most every 10 min (and on stop)
 STORAGE_SAVE_DELAY: Final = 600.0
+
+# unique id keys (``<entry_id>_<unit>_<key>``) of each device's health entities
+UNIT_HEALTH_KEYS: Final = ("problem", "health")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 import logging
@@ -48,6 +48,7 @@ from .storage import LearnedStateStore
 
 if TYPE_CHECKING:
     from .chart_runtime import ChartManager
+    from .health import HealthMonitor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,6 +119,14 @@ class StateWriteCounter:
         return 60.0 * len(self._times) / span
 
 
+@dataclass(frozen=True, slots=True)
+class UnitChanges:
+    """Units that stopped answering, and units that answer again, in one cycle."""
+
+    stopped: frozenset[int] = frozenset()
+    answering: frozenset[int] = frozenset()
+
+
 @dataclass
 class AdaptiveModbusData:
     """Runtime data of one config entry."""
@@ -130,6 +139,7 @@ class AdaptiveModbusData:
     audit: AuditLog = field(default_factory=AuditLog)  # every change, loop or user
     optimizer: OptimizerLike | None = None  # the optimization loop
     charts: ChartManager | None = None  # set by the image platform
+    health: HealthMonitor | None = None  # device health: events, repairs, problems
 
     @property
     def analytics(self) -> Analytics:
@@ -212,6 +222,8 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         self._analytics_failed = False
         if store is not None:
             store.analytics = self.analytics
+        # health hook: told after every cycle which units stopped / started answering
+        self._unit_listeners: list[Callable[[UnitChanges], None]] = []
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
@@ -219,12 +231,14 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             if self._stopped:  # a read-now request that waited for an unload
                 return self._build_data()
             self._poll_task = asyncio.current_task()
+            silent_before = frozenset(self.silent_units)
             try:
                 return await self._async_poll()
             finally:
                 self._poll_task = None
                 self._async_schedule_wake()
                 self._async_start_tick()
+                self._notify_unit_listeners(silent_before)
 
     @callback
     def _async_start_tick(self) -> None:
@@ -402,6 +416,35 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         for unit_id in answered & self.silent_units:
             self.silent_units.discard(unit_id)
             _LOGGER.info("Modbus unit %s of %s answers again", unit_id, self.hub.title)
+
+    @callback
+    def async_add_unit_listener(
+        self, listener: Callable[[UnitChanges], None]
+    ) -> CALLBACK_TYPE:
+        """Call ``listener`` after every cycle with the units that stopped / answer again.
+
+        Returns the function that removes the listener.
+        """
+        self._unit_listeners.append(listener)
+
+        @callback
+        def _remove() -> None:
+            if listener in self._unit_listeners:
+                self._unit_listeners.remove(listener)
+
+        return _remove
+
+    def _notify_unit_listeners(self, silent_before: frozenset[int]) -> None:
+        """Tell the unit listeners what changed in the cycle that just ran."""
+        silent = frozenset(self.silent_units)
+        changes = UnitChanges(
+            stopped=silent - silent_before, answering=silent_before - silent
+        )
+        for listener in list(self._unit_listeners):
+            try:
+                listener(changes)
+            except Exception:
+                _LOGGER.exception("A unit listener of %s failed", self.hub.title)
 
     def _not_answering(self, message: str) -> UpdateFailed:
         return UpdateFailed(

@@ -18,6 +18,7 @@ from homeassistant.config_entries import (
 
 from .const import (
     CONF_CONNECTION,
+    CONF_MAX_REGISTERS,
     CONF_NAME,
     CONF_PROFILE,
     CONF_REGISTER_MAP,
@@ -190,6 +191,8 @@ class DeviceSubentryFlow(DeviceChecks, ConfigSubentryFlow):
             return self.async_create_entry(
                 title=device_title(device), data=device, unique_id=str(unit_id)
             )
+        if CONF_MAX_REGISTERS in editing.data:  # set by the block-size repair: kept
+            device.setdefault(CONF_MAX_REGISTERS, editing.data[CONF_MAX_REGISTERS])
         # the unit id moved: entity ids, names and settings move with it
         async_move_unit(self.hass, entry, int(editing.data[CONF_UNIT_ID]), unit_id)
         return self.async_update_and_abort(

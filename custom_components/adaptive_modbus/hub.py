@@ -263,6 +263,9 @@ def load_units(settings: HubSettings) -> list[UnitInfo]:
                 f"{where}: {err.message}", err.field, err.line
             ) from err
         limit = profile.max_registers
+        own = device.get(CONF_MAX_REGISTERS)  # set by the block-size repair
+        if own is not None and int(own) >= 1:
+            limit = int(own) if limit is None else min(limit, int(own))
         units.append(
             UnitInfo(
                 unit_id=int(device.get(CONF_UNIT_ID, DEFAULT_UNIT_ID)),

@@ -1,4 +1,4 @@
-"""Logbook: one entry per audited change of a connection's polling."""
+"""Logbook: one entry per audited change of a connection's polling, and the health events."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from homeassistant.components.logbook.models import LazyEventPartialState
 from homeassistant.core import HomeAssistant, callback
 
 from .const import DOMAIN
+from .health_logbook import async_describe_health_events
 from .optimization import EVENT_OPTIMIZATION
 
 # what an audit action did, as the logbook says it
@@ -56,7 +57,7 @@ def async_describe_events(
         [str, str, Callable[[LazyEventPartialState], dict[str, Any]]], None
     ],
 ) -> None:
-    """Describe the optimization events."""
+    """Describe the optimization and health events."""
 
     @callback
     def async_describe_optimization_event(
@@ -71,3 +72,4 @@ def async_describe_events(
         }
 
     async_describe_event(DOMAIN, EVENT_OPTIMIZATION, async_describe_optimization_event)
+    async_describe_health_events(hass, async_describe_event)

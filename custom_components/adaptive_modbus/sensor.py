@@ -28,6 +28,7 @@ from .entity import (
     async_add_register_entities,
     hub_device_info,
 )
+from .health_entities import async_add_health_sensors
 from .optimization import OUTCOMES, last_optimization
 from .optimization_entity import OptimizationEntity
 
@@ -131,6 +132,7 @@ async def async_setup_entry(
         async_add_entities(
             [LastOptimizationSensor(entry.runtime_data, optimizer, "last_optimization")]
         )
+    async_add_health_sensors(entry, async_add_entities)  # device and connection health
 
 
 class RegisterSensor(RegisterEntity, SensorEntity):

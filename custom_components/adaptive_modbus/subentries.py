@@ -26,6 +26,7 @@ from .const import (
     DOMAIN,
     ENTRY_VERSION,
     SUBENTRY_DEVICE,
+    UNIT_HEALTH_KEYS,
 )
 from .engine.register_map import RegisterMapError
 from .hub import UnitInfo, entry_devices, load_units, settings_from_entry
@@ -156,6 +157,12 @@ def async_remove_stale_entities(
         for definition in unit.definitions
     }
     keep |= {f"{entry.entry_id}_{u.unit_id}_{CHART_INTERVALS_KEY}" for u in units}
+    # each device's health entities (health_entities.py) are not registers
+    keep |= {
+        f"{entry.entry_id}_{unit.unit_id}_{key}"
+        for unit in units
+        for key in UNIT_HEALTH_KEYS
+    }
     prefixes = tuple(f"{entry.entry_id}_{unit.unit_id}_" for unit in units)
     removed = 0
     for entity in er.async_entries_for_config_entry(ent_reg, entry.entry_id):

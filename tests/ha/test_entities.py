@@ -39,6 +39,7 @@ from custom_components.adaptive_modbus.const import (
     CONNECTION_TCP,
     DOMAIN,
     PROFILE_DEMO,
+    UNIT_HEALTH_KEYS,
 )
 from custom_components.adaptive_modbus.coordinator import STAT_SOURCES, STATE_WRITES_KEY
 from custom_components.adaptive_modbus.descriptions import (
@@ -410,6 +411,10 @@ DEMO_ENTITIES = [
     ("binary_sensor.demo_heat_pump_fault", "1_status_fault", True),
     ("binary_sensor.demo_heat_pump_low_pressure_alarm", "1_alarm_low_pressure", True),
     ("binary_sensor.demo_heat_pump_overload_alarm", "1_alarm_overload", True),
+    # device health (not registers)
+    ("binary_sensor.demo_heat_pump_problem", "1_problem", True),
+    ("sensor.demo_heat_pump_health", "1_health", True),
+    ("sensor.demo_heat_pump_health_2", "hub_health", True),
     (
         "binary_sensor.demo_heat_pump_overtemperature_alarm",
         "1_alarm_overtemperature",
@@ -485,6 +490,8 @@ async def test_demo_entity_ids_unique_ids_and_names_are_unchanged(
             continue
         assert entity.translation_key == key
         assert entity.config_subentry_id == subentry.subentry_id
+        if key in UNIT_HEALTH_KEYS:  # the device's health, not a register
+            continue
         state = hass.states.get(entity.entity_id)
         if state is not None:
             assert state.attributes["friendly_name"] == f"Demo heat pump {names[key]}"

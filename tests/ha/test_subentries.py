@@ -35,6 +35,7 @@ from custom_components.adaptive_modbus.const import (
     CONF_UNIT_ID,
     CONNECTION_TCP,
     DOMAIN,
+    UNIT_HEALTH_KEYS,
 )
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.storage import LearnedStateStore
@@ -231,8 +232,8 @@ async def test_add_edit_remove_device(
         uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")
     ]
     assert sorted(unit3) == [
-        f"{entry.entry_id}_3_chart_intervals",
-        f"{entry.entry_id}_3_outdoor",
+        f"{entry.entry_id}_3_{key}"
+        for key in sorted(("chart_intervals", "outdoor", *UNIT_HEALTH_KEYS))
     ]
     assert {
         uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before

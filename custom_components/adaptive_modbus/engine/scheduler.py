@@ -362,6 +362,22 @@ class PollEngine:
         """
         return self._snapshots.build(self._cycles.last_internal_error)
 
+    def learned_block_limits(self) -> dict[int, int]:
+        """Each unit's learned largest read (registers), where below its configured cap."""
+        return {
+            unit: min(learned.max_registers, self._limits.cap(unit))
+            for unit, learned in self._limits.learned.items()
+            if learned.max_registers < self._limits.cap(unit)
+        }
+
+    def forget_block_limit(self, unit_id: int) -> None:
+        """Forget a unit's learned largest read (its configured one is about to change)."""
+        self._limits.learned.pop(unit_id, None)
+
+    def block_limit_cap(self, unit_id: int) -> int:
+        """Return a unit's configured largest read (registers), before any learning."""
+        return self._limits.cap(unit_id)
+
     # -- persistence ------------------------------------------------------
 
     def export_state(self) -> dict[str, Any]:
