@@ -30,6 +30,7 @@ from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
 from .entity import hub_device_info, register_unique_id
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
+from .panel import async_setup_frontend
 from .services import async_setup_services
 from .storage import LearnedStateStore, async_remove_learned_state
 from .subentries import (
@@ -68,6 +69,7 @@ CONFIG_SCHEMA = vol.Schema(
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the services; YAML ``adaptive_modbus: {demo: true}`` imports the demo."""
     async_setup_services(hass)
+    await async_setup_frontend(hass)
     conf = config.get(DOMAIN)
     if conf and conf.get(CONF_DEMO):
         hass.async_create_task(

@@ -1,0 +1,58 @@
+// Talking to Home Assistant: the integration's websocket command and its services.
+
+export const DOMAIN = "adaptive_modbus";
+export const PANEL_PATH = "/adaptive-modbus";
+
+/** Connections with their unit devices and register entities. */
+export async function fetchTargets(hass) {
+  const result = await hass.callWS({ type: `${DOMAIN}/card_targets` });
+  return result.connections || [];
+}
+
+export function hasService(hass, service) {
+  return Boolean(hass?.services?.[DOMAIN]?.[service]);
+}
+
+/** Call a service of the integration; with `response` the service's answer is returned. */
+export async function callService(hass, service, data = {}, response = false) {
+  const msg = { type: "call_service", domain: DOMAIN, service, service_data: data };
+  if (response) msg.return_response = true;
+  const result = await hass.callWS(msg);
+  return response ? result.response : result;
+}
+
+/** One view of `get_visualization`: system, device, register or cluster. */
+export function fetchView(hass, view, target = {}) {
+  return callService(hass, "get_visualization", { view, ...target }, true);
+}
+
+/** The connection a card config points at (device or entry; else the first one). */
+export function resolveTarget(config, targets) {
+  if (config.device_id) {
+    for (const conn of targets) {
+      const device = conn.devices.find((d) => d.device_id === config.device_id);
+      if (device) return { conn, device };
+    }
+    return { conn: null, device: null, missing: `device ${config.device_id}` };
+  }
+  if (config.config_entry_id) {
+    const conn = targets.find((c) => c.config_entry_id === config.config_entry_id);
+    if (!conn) return { conn: null, device: null, missing: `connection ${config.config_entry_id}` };
+    return { conn, device: conn.devices[0] || null };
+  }
+  const conn = targets[0] || null;
+  return { conn, device: conn?.devices[0] || null };
+}
+
+/** The error text of a failed websocket call or service. */
+export function errorText(err) {
+  if (!err) return "";
+  if (typeof err === "string") return err;
+  return err.message || err.error?.message || err.code || JSON.stringify(err);
+}
+
+/** Go to a frontend path without a page load (as HA's own navigate does). */
+export function navigate(path) {
+  history.pushState(null, "", path);
+  window.dispatchEvent(new CustomEvent("location-changed", { detail: { replace: false } }));
+}

@@ -1,0 +1,22 @@
+// One module for the card and the panel: HA loads it on every page (extra module) and
+// as the panel's module; the elements are defined once.
+import { AdaptiveModbusCard, AdaptiveModbusCardEditor } from "./card.js";
+import { AdaptiveModbusPanel } from "./panel.js";
+
+const define = (name, cls) => {
+  if (!customElements.get(name)) customElements.define(name, cls);
+};
+define("adaptive-modbus-card", AdaptiveModbusCard);
+define("adaptive-modbus-card-editor", AdaptiveModbusCardEditor);
+define("adaptive-modbus-panel", AdaptiveModbusPanel);
+
+window.customCards = window.customCards || [];
+if (!window.customCards.some((c) => c.type === "adaptive-modbus-card")) {
+  window.customCards.push({
+    type: "adaptive-modbus-card",
+    name: "Adaptive Modbus",
+    description: "Polling overview, registers with their intervals, clusters and charts of Adaptive Modbus",
+    preview: false,
+    documentationURL: "https://github.com/adaptive-modbus/adaptive-modbus#the-card-and-the-panel",
+  });
+}
