@@ -4,11 +4,18 @@ import { AdaptiveModbusCard, AdaptiveModbusCardEditor } from "./card.js";
 import { AdaptiveModbusPanel } from "./panel.js";
 
 const define = (name, cls) => {
-  if (!customElements.get(name)) customElements.define(name, cls);
+  if (!window.customElements.get(name)) window.customElements.define(name, cls);
 };
-define("adaptive-modbus-card", AdaptiveModbusCard);
-define("adaptive-modbus-card-editor", AdaptiveModbusCardEditor);
-define("adaptive-modbus-panel", AdaptiveModbusPanel);
+const defineAll = () => {
+  define("adaptive-modbus-card", AdaptiveModbusCard);
+  define("adaptive-modbus-card-editor", AdaptiveModbusCardEditor);
+  define("adaptive-modbus-panel", AdaptiveModbusPanel);
+};
+// As an extra module this file can run before HA's app has installed its scoped
+// custom element registry polyfill, which replaces window.customElements and does not
+// see elements defined before it: define ours once HA's root element exists.
+if (window.customElements.get("home-assistant")) defineAll();
+else window.customElements.whenDefined("home-assistant").then(defineAll);
 
 window.customCards = window.customCards || [];
 if (!window.customCards.some((c) => c.type === "adaptive-modbus-card")) {
