@@ -1,5 +1,9 @@
 """Trace replay: any recorded data as a benchmark scenario.
 
+The file format and its loader (``read_trace``, ``TraceError``) live in the engine
+library (``adaptive_modbus_engine.simulator.trace``), shared with the replay server
+(``scripts/simulator --replay``); this module turns the samples into a scenario.
+
 A trace is a long-format CSV ``timestamp,key,value`` (timestamps as Unix seconds,
 Unix milliseconds or ISO 8601; values numeric, or true/false/on/off) plus a YAML
 register map in the profile format (``engine.register_map``). Every register of the
@@ -24,7 +28,6 @@ Rules (each one a bug found replaying real logs):
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable
 import csv
 import datetime as dt
@@ -36,124 +39,49 @@ import numpy as np
 
 from adaptive_modbus_engine.planner import DeviceLimits
 from adaptive_modbus_engine.register_map import parse_register_map
+from adaptive_modbus_engine.simulator.trace import (
+    TimestampParser,
+    TraceError,
+    TraceSamples,
+    read_trace,
+)
 
 from . import waveforms as wf
 from .bus import BusModel
 from .devices import SyntheticUnit, clamp_to_type, quantize
 from .scenarios import EPOCH, Scenario
 
+__all__ = [  # the loader's names are re-exported: the benchmark's callers use them
+    "DATA_DIR",
+    "EXAMPLE_MAP",
+    "EXAMPLE_TRACE",
+    "MAX_GAP",
+    "TraceError",
+    "TraceSamples",
+    "find_gaps",
+    "load_trace",
+    "read_trace",
+    "sorted_arrays",
+    "write_example",
+]
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 EXAMPLE_TRACE = DATA_DIR / "example_trace.csv"
 EXAMPLE_MAP = DATA_DIR / "example_map.yaml"
 
-_BOOLS = {"true": 1.0, "on": 1.0, "false": 0.0, "off": 0.0}
-#: Numeric timestamps above this are Unix milliseconds (as seconds: year 5138).
-MILLISECONDS_ABOVE = 1e11
 #: Default longest silence of the whole log that still counts as a flat signal (s).
 MAX_GAP = 3600.0
 
 
-class TraceError(ValueError):
-    """The trace or its map cannot be replayed (names the line)."""
-
-
-class _Clock:
-    """Parses timestamps, deciding once per file between Unix seconds and milliseconds."""
-
-    def __init__(self) -> None:
-        self.millis: bool | None = None
-
-    def __call__(self, text: str, line: int) -> float:
-        try:
-            number = float(text)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(number):
-                raise TraceError(f"line {line}: bad timestamp {text!r}")
-            millis = number > MILLISECONDS_ABOVE
-            if self.millis is None:
-                self.millis = millis
-            elif millis != self.millis:
-                raise TraceError(
-                    f"line {line}: timestamp {text!r} looks like Unix "
-                    f"{'milliseconds' if millis else 'seconds'}, earlier rows were "
-                    f"{'milliseconds' if self.millis else 'seconds'}"
-                )
-            return number / 1000.0 if millis else number
-        try:
-            parsed = dt.datetime.fromisoformat(text.strip())
-        except ValueError as err:
-            raise TraceError(f"line {line}: bad timestamp {text!r}") from err
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return parsed.timestamp()
-
-
-def _value(text: str, line: int) -> float:
-    lowered = text.strip().lower()
-    if lowered in _BOOLS:
-        return _BOOLS[lowered]
-    try:
-        value = float(lowered)
-    except ValueError as err:
-        raise TraceError(f"line {line}: bad value {text!r}") from err
-    if not math.isfinite(value):
-        raise TraceError(f"line {line}: value {text!r} is not finite")
-    return value
-
-
-class TraceSamples:
-    """What a trace file holds.
-
-    Per key (times, values) in compact arrays, sorted by time with the file order
-    kept among equal times; the stated end, if any; and every row time (for gap
-    detection).
-    """
-
-    def __init__(self) -> None:
-        """Start with no series, no rows and no stated end."""
-        self.series: dict[str, tuple[array[float], array[float]]] = {}
-        self.row_times: array[float] = array("d")
-        self.end: float | None = None
-
-    def sorted(self, key: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Return times and values of ``key``, stably sorted by time."""
-        times, values = self.series[key]
-        t = np.frombuffer(times, dtype=np.float64)
-        v = np.frombuffer(values, dtype=np.float64)
-        order = np.argsort(t, kind="stable")
-        return t[order], v[order]
-
-
-def read_trace(path: Path) -> TraceSamples:
-    """Parse ``path`` (see the module docstring for the rules)."""
-    out = TraceSamples()
-    stamp = _Clock()
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        for line, row in enumerate(reader, start=1):
-            if not row:
-                continue
-            if row[0].startswith("#"):
-                words = ",".join(row).lstrip("#").split(None, 1)
-                if len(words) == 2 and words[0].lower().rstrip(":") == "end":
-                    out.end = stamp(words[1].strip(), line)
-                continue
-            if line == 1 and row[0] == "timestamp":
-                continue
-            if len(row) != 3:
-                raise TraceError(f"line {line}: expected timestamp,key,value")
-            when = stamp(row[0], line)
-            times, values = out.series.setdefault(
-                row[1].strip(), (array("d"), array("d"))
-            )
-            times.append(when)
-            values.append(_value(row[2], line))
-            out.row_times.append(when)
-    if not out.series:
-        raise TraceError(f"{path}: no samples")
-    return out
+def sorted_arrays(
+    samples: TraceSamples, key: str
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Return times and values of ``key``, stably sorted by time, as numpy arrays."""
+    times, values = samples.series[key]
+    t = np.frombuffer(times, dtype=np.float64)
+    v = np.frombuffer(values, dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    return t[order], v[order]
 
 
 def load_trace(
@@ -176,21 +104,10 @@ def load_trace(
     specs = tuple(d.spec for d in definitions)
     samples = read_trace(trace_path)
     if end is not None:
-        samples.end = _Clock()(end, 0)
-    missing = [spec.key for spec in specs if spec.key not in samples.series]
-    if missing:
-        raise TraceError(
-            f"registers without samples in the trace: {', '.join(missing)}"
-        )
-    series = {spec.key: samples.sorted(spec.key) for spec in specs}
-    first = min(float(t[0]) for t, _ in series.values())
-    last = max(float(t[-1]) for t, _ in series.values())
-    if samples.end is not None:
-        if samples.end < last:
-            raise TraceError(
-                f"the stated end {samples.end} lies before the last row {last}"
-            )
-        last = samples.end
+        samples.end = TimestampParser()(end, None)
+    samples.require(spec.key for spec in specs)
+    series = {spec.key: sorted_arrays(samples, spec.key) for spec in specs}
+    first, last = samples.span(spec.key for spec in specs)
     duration = max(math.ceil(last - first), 60)
     grid = first + np.arange(duration + 1, dtype=np.float64)
     values: dict[str, Any] = {}

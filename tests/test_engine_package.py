@@ -31,7 +31,12 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 MANIFEST = json.loads((ENGINE.parent / "manifest.json").read_text(encoding="utf-8"))
 DISTRIBUTION = PYPROJECT["project"]["name"]
 # import name -> distribution name, for the engine's third-party imports
-DISTRIBUTIONS = {"pymodbus": "pymodbus", "serial": "pyserial", "yaml": "PyYAML"}
+DISTRIBUTIONS = {
+    "pymodbus": "pymodbus",
+    "serial": "pyserial",
+    "yaml": "PyYAML",
+    "matplotlib": "matplotlib",
+}
 
 
 def _engine_modules() -> list[str]:
@@ -123,9 +128,10 @@ def test_declared_dependencies_are_what_the_engine_imports() -> None:
     assert imported <= set(DISTRIBUTIONS), (
         f"undeclared import(s): {imported - set(DISTRIBUTIONS)}"
     )
+    extras = PYPROJECT["project"]["optional-dependencies"]
     declared = {
         Requirement(req).name: Requirement(req)
-        for req in PYPROJECT["project"]["dependencies"]
+        for req in [*PYPROJECT["project"]["dependencies"], *extras["charts"]]
     }
     assert set(declared) == {DISTRIBUTIONS[name] for name in imported} | {"pyserial"}
     manifest = {

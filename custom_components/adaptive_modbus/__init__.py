@@ -38,6 +38,7 @@ from .subentries import (
     can_remove_device,
     devices_update_listener,
 )
+from .websocket_api import async_setup_websocket
 
 __all__ = ["AdaptiveModbusConfigEntry", "AdaptiveModbusData"]
 
@@ -45,6 +46,7 @@ _LOGGER = logging.getLogger(__name__)
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
+    Platform.IMAGE,
     Platform.NUMBER,
     Platform.SENSOR,
     Platform.SWITCH,
@@ -68,6 +70,7 @@ CONFIG_SCHEMA = vol.Schema(
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the services; YAML ``adaptive_modbus: {demo: true}`` imports the demo."""
+    async_setup_websocket(hass)
     async_setup_services(hass)
     await async_setup_frontend(hass)
     conf = config.get(DOMAIN)

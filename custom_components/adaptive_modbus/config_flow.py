@@ -50,6 +50,7 @@ from .const import (
     CONF_STOPBITS,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
+    CONF_VIEWED_FACTOR,
     CONNECTION_DEMO,
     CONNECTION_RTU_OVER_TCP,
     CONNECTION_SERIAL,
@@ -63,14 +64,15 @@ from .const import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOLERANCE,
     DEFAULT_UNIT_ID,
+    DEFAULT_VIEWED_FACTOR,
     DOMAIN,
     ENTRY_VERSION,
     PROFILE_CUSTOM,
-    PROFILE_DEMO,
     SUBENTRY_DEVICE,
 )
 from .device_flow import DeviceSubentryFlow
 from .engine.register_map import RegisterMapError
+from .engine.simulator.fleet import FLEET
 from .flow_checks import (
     CONF_ADD_ANOTHER,
     CUSTOM_MAP_SCHEMA,
@@ -115,6 +117,7 @@ OPTIONS_DEFAULTS: Final[dict[str, Any]] = {
     CONF_ADAPTIVE: True,
     CONF_FIXED_INTERVAL: DEFAULT_FIXED_INTERVAL,
     CONF_CLOSE_AFTER_CYCLE: False,
+    CONF_VIEWED_FACTOR: DEFAULT_VIEWED_FACTOR,
 }
 
 OPTIONS_SCHEMA: Final = vol.Schema(
@@ -128,6 +131,7 @@ OPTIONS_SCHEMA: Final = vol.Schema(
         vol.Required(CONF_ADAPTIVE): BooleanSelector(),
         vol.Required(CONF_FIXED_INTERVAL): number_selector(0.1, 86400, "any", "s"),
         vol.Required(CONF_CLOSE_AFTER_CYCLE): BooleanSelector(),
+        vol.Required(CONF_VIEWED_FACTOR): number_selector(0.01, 1, "any"),
     }
 )
 
@@ -276,13 +280,21 @@ class AdaptiveModbusConfigFlow(DeviceChecks, ConfigFlow, domain=DOMAIN):
         self._async_abort_entries_match(data)
         await self.async_set_unique_id(unique_id_for(data))
         self._abort_if_unique_id_configured()
-        device = {
-            CONF_UNIT_ID: DEFAULT_UNIT_ID,
-            CONF_PROFILE: PROFILE_DEMO,
-            CONF_NAME: DEMO_DEVICE_NAME,
-        }
+        # one device per member of the demo fleet; the heat pump keeps its old name
+        devices = [
+            {
+                CONF_UNIT_ID: member.unit_id,
+                CONF_PROFILE: member.model.profile_id,
+                CONF_NAME: DEMO_DEVICE_NAME
+                if member.unit_id == DEFAULT_UNIT_ID
+                else member.name,
+            }
+            for member in FLEET
+        ]
         return self.async_create_entry(
-            title=title_for(data), data=data, subentries=[device_subentry(device)]
+            title=title_for(data),
+            data=data,
+            subentries=[device_subentry(device) for device in devices],
         )
 
     # -- devices --------------------------------------------------------------------

@@ -55,6 +55,8 @@ CONF_PAUSE: Final = "pause"
 CONF_ADAPTIVE: Final = "adaptive"
 CONF_FIXED_INTERVAL: Final = "fixed_interval"
 CONF_CLOSE_AFTER_CYCLE: Final = "close_after_cycle"
+# demand-driven polling: upper interval bound x this while a live view watches a unit
+CONF_VIEWED_FACTOR: Final = "viewed_factor"
 
 DEFAULT_PORT: Final = 502
 DEFAULT_BAUDRATE: Final = 9600
@@ -67,6 +69,10 @@ DEFAULT_MAX_REGISTERS: Final = 125
 DEFAULT_TIMEOUT: Final = 3.0
 DEFAULT_PAUSE: Final = 0.0
 DEFAULT_FIXED_INTERVAL: Final = 30.0
+DEFAULT_VIEWED_FACTOR: Final = 0.25
+
+# unique id of a unit's register-intervals chart: <entry_id>_<unit>_<this> (image.py)
+CHART_INTERVALS_KEY: Final = "chart_intervals"
 
 # failed cycles in a row before a register's entities go unavailable
 UNAVAILABLE_AFTER_FAILURES: Final = 3

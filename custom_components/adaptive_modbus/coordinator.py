@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
@@ -41,6 +41,9 @@ from .engine.scheduler import CycleResult
 from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
 from .storage import LearnedStateStore
+
+if TYPE_CHECKING:
+    from .chart_runtime import ChartManager
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,6 +123,7 @@ class AdaptiveModbusData:
     store: LearnedStateStore
     loaded: bool = False  # setup finished: learned state is worth saving
     shut_down: bool = False
+    charts: ChartManager | None = None  # set by the image platform
 
     def registers(
         self, platform: Platform

@@ -16,8 +16,9 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_HOST, CONF_SERIAL_PORT
 from .coordinator import AdaptiveModbusConfigEntry
+from .engine.charts import history_summary
 from .engine.registers import DataType
-from .hub import Hub
+from .hub import Hub, demo_fleet
 
 TO_REDACT = {CONF_HOST, CONF_SERIAL_PORT, "unique_id", "title"}
 SHORTEST_SECRET = 3  # shorter strings would redact unrelated text
@@ -84,6 +85,7 @@ async def async_get_config_entry_diagnostics(
             "kind": hub.settings.connection,
             "connected": hub.transport.connected,
             "demo_server_running": hub.server is not None,
+            "demo_fleet": demo_fleet(hub),
             "units": [
                 {
                     "unit_id": unit.unit_id,
@@ -112,5 +114,8 @@ async def async_get_config_entry_diagnostics(
         },
         "engine": engine,
         "recent_errors": list(coordinator.recent_errors),
+        "history": history_summary(
+            coordinator.history, data.charts.timeline if data.charts else None
+        ),
     }
     return dict(redact_strings(diagnostics, secrets))

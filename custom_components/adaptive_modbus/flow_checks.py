@@ -505,10 +505,10 @@ def serial_schema(ports: list[SelectOptionDict]) -> vol.Schema:
 
 
 def profiles_for(connection: str, profiles: list[ProfileInfo]) -> list[ProfileInfo]:
-    """Return the profiles a connection offers (the demo profile only on the demo)."""
+    """Return the profiles a connection offers (the demo fleet's only on the demo)."""
     if connection == CONNECTION_DEMO:
         return profiles
-    return [info for info in profiles if info.profile_id != PROFILE_DEMO]
+    return [info for info in profiles if not info.profile_id.startswith(PROFILE_DEMO)]
 
 
 def device_schema(

@@ -45,6 +45,7 @@ from .const import (
     CONF_SUBENTRY_ID,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
+    CONF_VIEWED_FACTOR,
     CONNECTION_DEMO,
     CONNECTION_RTU_OVER_TCP,
     CONNECTION_SERIAL,
@@ -59,6 +60,7 @@ from .const import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOLERANCE,
     DEFAULT_UNIT_ID,
+    DEFAULT_VIEWED_FACTOR,
     NAME,
     PROFILE_CUSTOM,
     PROFILE_DEMO,
@@ -211,6 +213,10 @@ def settings_from_entry(
         default_tolerance=_float(options, CONF_DEFAULT_TOLERANCE, DEFAULT_TOLERANCE),
         adaptive=bool(options.get(CONF_ADAPTIVE, True)),
         fixed_interval=_float(options, CONF_FIXED_INTERVAL, DEFAULT_FIXED_INTERVAL),
+        viewed_factor=min(
+            1.0,
+            max(0.01, _float(options, CONF_VIEWED_FACTOR, DEFAULT_VIEWED_FACTOR)),
+        ),
         limits={
             int(dev.get(CONF_UNIT_ID, DEFAULT_UNIT_ID)): DeviceLimits(
                 max_registers=max_registers
@@ -322,18 +328,37 @@ class Hub:
 
 
 async def _start_demo_server(seed: int, clock: Callable[[], float]) -> Any:
+    """Serve the demo fleet (heat pump, grid meter, PV inverter) on loopback."""
     # imported here: the simulator is only needed for the demo connection
-    from .engine.simulator.device import SimulatedDevice  # noqa: PLC0415
+    from .engine.simulator.fleet import Fleet  # noqa: PLC0415
     from .engine.simulator.server import SimulatorServer  # noqa: PLC0415
 
-    # the device reads its profile file: not in the event loop
+    # the devices read their profile files: not in the event loop
     loop = asyncio.get_running_loop()
-    device = await loop.run_in_executor(
-        None, partial(SimulatedDevice, seed=seed, clock=clock)
-    )
-    server = SimulatorServer(device, host=LOOPBACK, port=0, unit_ids=(device.unit_id,))
+    fleet = await loop.run_in_executor(None, partial(Fleet, seed=seed, clock=clock))
+    server = SimulatorServer(fleet, host=LOOPBACK, port=0, unit_ids=fleet.unit_ids)
     await server.start()
     return server
+
+
+def demo_fleet(hub: Hub) -> dict[str, Any] | None:
+    """Return what the demo fleet does and when (None off the demo connection).
+
+    The fleet's devices and timeline (phases in scenario seconds, see the engine's
+    ``simulator.fleet``), the scenario time now and each member's phase now.
+    """
+    fleet = getattr(hub.server, "device", None)
+    describe = getattr(fleet, "describe", None)
+    if fleet is None or describe is None:
+        return None
+    info: dict[str, Any] = describe()
+    now = hub.clock()
+    info["scenario_time"] = round(now - fleet.start, 3)
+    info["phase_now"] = {
+        str(unit_id): fleet.device(unit_id).phase(now).value
+        for unit_id in fleet.unit_ids
+    }
+    return info
 
 
 async def async_build_hub(

@@ -8,6 +8,8 @@ checks arguments and writes the export file in the executor.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from homeassistant.helpers import (
 )
 import voluptuous as vol
 
+from .chart_services import async_setup_chart_services
 from .const import DOMAIN
 from .coordinator import AdaptiveModbusConfigEntry
 from .engine.views import (
@@ -139,9 +142,20 @@ def _from_device(
     raise _invalid("unknown_device", device=device_id)
 
 
-def _view(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, Any]:
-    view: str = data[ATTR_VIEW]
-    period = 3600.0 * data[ATTR_PERIOD]
+@dataclass(frozen=True, slots=True)
+class ViewTarget:
+    """A resolved target: its connection, and the unit and register it names."""
+
+    entry: AdaptiveModbusConfigEntry
+    unit: int | None = None
+    uid: str | None = None
+
+
+def resolve_target(hass: HomeAssistant, data: Mapping[str, Any]) -> ViewTarget:
+    """Resolve ``entity_id`` / ``device_id`` / ``config_entry_id`` (or the only entry).
+
+    Raises a translated :class:`ServiceValidationError` naming what is wrong.
+    """
     entry: AdaptiveModbusConfigEntry | None = None
     uid: str | None = None
     unit: int | None = None
@@ -158,20 +172,33 @@ def _view(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, Any]:
         if not loaded:
             raise _invalid("no_connections")
         if len(loaded) > 1:
-            raise _invalid("target_needed", view=view)
+            raise _invalid("target_needed", view=str(data.get(ATTR_VIEW)))
         entry = loaded[0]
-    source = _source(entry)
-    if view == "register":
-        if uid is None:
-            raise _invalid("register_needs_entity")
-        return register_view(source, uid, period)
-    if view == "device":
-        if unit is None:
-            raise _invalid("device_needs_target")
-        return device_view(source, unit, period)
-    if view == "cluster":
-        return cluster_view(source)
-    return system_view(source, period)
+    return ViewTarget(entry, unit, uid)
+
+
+def build_view(target: ViewTarget, view: str, period_hours: float) -> dict[str, Any]:
+    """Return ``view`` of a resolved target (what ``get_visualization`` returns)."""
+    period = 3600.0 * period_hours
+    source = _source(target.entry)
+    try:
+        if view == "register":
+            if target.uid is None:
+                raise _invalid("register_needs_entity")
+            return register_view(source, target.uid, period)
+        if view == "device":
+            if target.unit is None:
+                raise _invalid("device_needs_target")
+            return device_view(source, target.unit, period)
+        if view == "cluster":
+            return cluster_view(source)
+        return system_view(source, period)
+    except KeyError as err:  # a register or unit the engine does not have (any longer)
+        raise _invalid("unknown_target", target=str(err)) from err
+
+
+def _view(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, Any]:
+    return build_view(resolve_target(hass, data), data[ATTR_VIEW], data[ATTR_PERIOD])
 
 
 async def _async_export_path(hass: HomeAssistant, raw: str) -> Path:
@@ -203,10 +230,7 @@ def _write(path: Path, data: dict[str, Any]) -> int:
 
 
 async def _async_get(call: ServiceCall) -> ServiceResponse:
-    try:
-        return _view(call.hass, dict(call.data))
-    except KeyError as err:  # a register or unit the engine does not have (any longer)
-        raise _invalid("unknown_target", target=str(err)) from err
+    return _view(call.hass, dict(call.data))
 
 
 async def _async_export(call: ServiceCall) -> ServiceResponse:
@@ -239,6 +263,7 @@ async def _async_export(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the visualization services (from ``async_setup``)."""
+    async_setup_chart_services(hass)
     hass.services.async_register(
         DOMAIN,
         SERVICE_GET_VISUALIZATION,

@@ -18,6 +18,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 
 from .const import (
+    CHART_INTERVALS_KEY,
     CONF_DEVICES,
     CONF_NAME,
     CONF_SUBENTRY_ID,
@@ -154,6 +155,7 @@ def async_remove_stale_entities(
         for unit in units
         for definition in unit.definitions
     }
+    keep |= {f"{entry.entry_id}_{u.unit_id}_{CHART_INTERVALS_KEY}" for u in units}
     prefixes = tuple(f"{entry.entry_id}_{unit.unit_id}_" for unit in units)
     removed = 0
     for entity in er.async_entries_for_config_entry(ent_reg, entry.entry_id):

@@ -189,11 +189,18 @@ def demo_entry(hass: HomeAssistant) -> MockConfigEntry:
 # fixed ids: unique ids and snapshots name them
 DEMO_ENTRY_ID = "01JDEMOENTRY0000000000000"
 DEMO_SUBENTRY_ID = "01JDEMODEVICE000000000001"
+# the other members of the demo fleet: grid meter (unit 2), PV inverter (unit 3)
+DEMO_GRID_METER_SUBENTRY_ID = "01JDEMODEVICE000000000002"
+DEMO_PV_INVERTER_SUBENTRY_ID = "01JDEMODEVICE000000000003"
 
 
 @pytest.fixture
 def mock_config_entry(hass: HomeAssistant) -> MockConfigEntry:
-    """Provide the demo connection as the config flow creates it: one device subentry."""
+    """Provide the demo connection as the config flow creates it: the demo fleet.
+
+    One device subentry per member: the heat pump (unit 1, the problem child), the
+    grid meter (unit 2, at most 20 registers per read) and the PV inverter (unit 3).
+    """
     entry = MockConfigEntry(
         domain=DOMAIN,
         version=2,
@@ -213,7 +220,29 @@ def mock_config_entry(hass: HomeAssistant) -> MockConfigEntry:
                 "subentry_type": "device",
                 "title": "Demo heat pump",
                 "unique_id": "1",
-            }
+            },
+            {
+                "data": {
+                    CONF_UNIT_ID: 2,
+                    CONF_PROFILE: "demo_grid_meter",
+                    CONF_NAME: "Demo grid meter",
+                },
+                "subentry_id": DEMO_GRID_METER_SUBENTRY_ID,
+                "subentry_type": "device",
+                "title": "Demo grid meter",
+                "unique_id": "2",
+            },
+            {
+                "data": {
+                    CONF_UNIT_ID: 3,
+                    CONF_PROFILE: "demo_pv_inverter",
+                    CONF_NAME: "Demo PV inverter",
+                },
+                "subentry_id": DEMO_PV_INVERTER_SUBENTRY_ID,
+                "subentry_type": "device",
+                "title": "Demo PV inverter",
+                "unique_id": "3",
+            },
         ],
     )
     entry.add_to_hass(hass)

@@ -44,6 +44,7 @@ from custom_components.adaptive_modbus.const import (
     CONF_STOPBITS,
     CONF_TIMEOUT,
     CONF_UNIT_ID,
+    CONF_VIEWED_FACTOR,
     DOMAIN,
 )
 from custom_components.adaptive_modbus.engine.device_probe import (
@@ -654,7 +655,13 @@ async def test_serial_no_answer(hass: HomeAssistant, pty_pair: tuple[str, str]) 
 
 
 DEMO_DATA = {CONF_CONNECTION: "demo", CONF_SEED: 42}
-DEMO_DEVICES = [{CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"}]
+# the demo fleet: the heat pump (the incident's problem child, its name from before
+# the fleet), a grid meter limited to 20 registers per read, a PV inverter
+DEMO_DEVICES = [
+    {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Demo device"},
+    {CONF_UNIT_ID: 2, CONF_PROFILE: "demo_grid_meter", CONF_NAME: "Demo grid meter"},
+    {CONF_UNIT_ID: 3, CONF_PROFILE: "demo_pv_inverter", CONF_NAME: "Demo PV inverter"},
+]
 
 
 async def test_demo(hass: HomeAssistant) -> None:
@@ -721,6 +728,7 @@ OPTIONS = {
     CONF_ADAPTIVE: False,
     CONF_FIXED_INTERVAL: 15.0,
     CONF_CLOSE_AFTER_CYCLE: True,
+    CONF_VIEWED_FACTOR: 0.5,
 }
 
 
@@ -749,6 +757,7 @@ async def test_options(hass: HomeAssistant) -> None:
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert suggested(result, CONF_TIMEOUT) == 1.5
     assert suggested(result, CONF_ADAPTIVE) is False
+    assert suggested(result, CONF_VIEWED_FACTOR) == 0.5
 
 
 # -- reconfigure ------------------------------------------------------------------------

@@ -331,6 +331,9 @@ async def test_setup_reaching_its_bound_loads_what_answered(
     """
     sim_server.response_delay = 0.25
     entry = tcp_entry(sim_server.port, options={"timeout": 0.5})
+    # the image platform's component (and HA's http) load once, before the clock runs:
+    # loading them inside the setup would let the background cycle finish meanwhile
+    assert await async_setup_component(hass, "image", {})
     started = time.monotonic()
     await hass.config_entries.async_setup(entry.entry_id)
     elapsed = time.monotonic() - started

@@ -226,10 +226,14 @@ async def test_add_edit_remove_device(
     await hass.async_block_till_done()
     assert entry.subentries[sid].data[CONF_REGISTER_MAP] == GOOD_MAP
     # the SDM120 registers left with the profile: only the map's register remains
+    # (and the device's register-intervals chart)
     unit3 = [
         uid for uid in entity_ids(hass, entry) if uid.startswith(f"{entry.entry_id}_3_")
     ]
-    assert unit3 == [f"{entry.entry_id}_3_outdoor"]
+    assert sorted(unit3) == [
+        f"{entry.entry_id}_3_chart_intervals",
+        f"{entry.entry_id}_3_outdoor",
+    ]
     assert {
         uid: eid for uid, eid in entity_ids(hass, entry).items() if uid in before
     } == before

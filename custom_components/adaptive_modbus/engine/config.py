@@ -30,6 +30,9 @@ class EngineConfig:
     unit_max_registers: Mapping[int, int] = field(default_factory=dict)
     # None: fitted to the measured latency of this connection
     cost: CostModel | None = None
+    # demand-driven polling: while a unit is viewed, its registers' upper interval
+    # bound is max_interval times this factor (1: no change)
+    viewed_factor: float = 0.25
 
     def __post_init__(self) -> None:
         """Refuse intervals and unit limits outside their ranges."""
@@ -37,6 +40,10 @@ class EngineConfig:
             raise EngineUsageError("need 0 < min_interval <= max_interval")
         if self.fixed_interval <= 0:
             raise EngineUsageError("fixed_interval must be positive")
+        if not 0 < self.viewed_factor <= 1:
+            raise EngineUsageError(
+                f"viewed_factor must be in (0, 1], got {self.viewed_factor}"
+            )
         for unit, count in self.unit_max_registers.items():
             if not 1 <= count <= PROTOCOL_MAX_REGISTERS:
                 raise EngineUsageError(

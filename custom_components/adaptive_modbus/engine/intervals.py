@@ -118,6 +118,7 @@ class Reason(StrEnum):
     WRITE = "write"
     FIXED = "fixed"
     ERROR = "error"
+    VIEWED = "viewed"  # a live view watches the unit: the upper bound is shrunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -716,6 +717,20 @@ def quantize(
         return high
     k = math.floor(steps_per_octave * math.log2(interval / low) + _REL_EPS)
     return min(high, low * math.pow(2.0, k / steps_per_octave))
+
+
+def viewed_interval(interval: float, limits: IntervalLimits, factor: float) -> float:
+    """``interval`` while the register's unit is viewed (demand-driven polling).
+
+    The upper bound shrinks to ``factor`` of ``limits.max_interval`` (never below the
+    minimum); the result is snapped with :func:`quantize` on those bounds, so an
+    interval already below the shrunk bound keeps its rung.
+    """
+    bounds = IntervalLimits(
+        limits.min_interval,
+        max(limits.min_interval, limits.max_interval * factor),
+    )
+    return quantize(min(interval, bounds.max_interval), bounds)
 
 
 def aligned_due(

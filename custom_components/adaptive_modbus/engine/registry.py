@@ -36,6 +36,7 @@ class RegisterState:
     next_due: float = 0.0
     effective_interval: float = 0.0
     pattern_factor: float = 1.0
+    viewed: bool = False  # the interval is shortened because the unit is viewed
     reads: int = 0
     changes: int = 0
     errors: int = 0

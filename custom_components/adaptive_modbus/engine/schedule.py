@@ -60,6 +60,10 @@ class Schedule:
         self.heap: list[HeapEntry] = []
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
+        # demand-driven polling (see demand.py): live viewers per unit, and the hook
+        # that shortens a viewed unit's intervals
+        self.viewed: dict[int, int] = {}
+        self.viewed_cap: Callable[[RegisterState, float], float] | None = None
 
     def push(self, reg: RegisterState) -> None:
         """Put the register on the heap at its ``next_due``."""
@@ -142,7 +146,7 @@ class Schedule:
 
     def next_read(self, reg: RegisterState, now: float) -> None:
         """After a read: due again on the register's (aligned) interval."""
-        interval = self._interval_for(reg, now)
+        interval = self._capped_interval(reg, now)
         reg.effective_interval = interval
         self.due_at(reg, aligned_due(now, interval))
 
@@ -154,3 +158,22 @@ class Schedule:
             limits.max_interval,
         )
         self.due_at(reg, now + delay)
+
+    def _capped_interval(self, reg: RegisterState, now: float) -> float:
+        interval = self._interval_for(reg, now)
+        if self.viewed_cap is not None:
+            interval = self.viewed_cap(reg, interval)
+        return interval
+
+    def rebase(self, reg: RegisterState, now: float) -> None:
+        """Recompute a read register's interval and due time (its unit's viewers changed).
+
+        Due on the new interval counted from its last read, or now if that is past.
+        """
+        if reg.last_read is None:
+            return
+        interval = self._capped_interval(reg, now)
+        reg.effective_interval = interval
+        due = max(now, aligned_due(reg.last_read, interval))
+        if due != reg.next_due:
+            self.due_at(reg, due)

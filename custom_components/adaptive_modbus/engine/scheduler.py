@@ -34,6 +34,7 @@ from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
 from .config import EngineConfig
 from .core import EngineCore
 from .cycle import CycleResult, CycleRunner
+from .demand import Demand, Viewing
 from .errors import UnknownRegister
 from .execute import EXC_ILLEGAL_VALUE, Executor
 from .faults import (
@@ -136,6 +137,7 @@ class PollEngine:
             observer=observer,
         )
         self._writer = Writer(core, observer=observer)
+        self._demand = Demand(core, down=recovery.down)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
         self._state = LearnedState(core)
         now = self._clock.now()
@@ -169,6 +171,26 @@ class PollEngine:
         """
         started = self._clock.now() if now is None else self._clock.from_wall(now)
         return await self._cycles.run(started)
+
+    # -- demand-driven polling --------------------------------------------
+
+    def set_viewed(self, unit_id: int, viewers: int) -> None:
+        """Set how many live views watch unit ``unit_id`` (0: none).
+
+        While a unit has viewers, its registers' upper interval bound shrinks to
+        ``config.viewed_factor`` of ``max_interval`` (the reason shows as "viewed");
+        it relaxes when the count drops to 0. Raises :class:`EngineUsageError` for a
+        unit without registers or a negative count.
+        """
+        self._demand.set_viewed(unit_id, viewers)
+
+    def viewers(self, unit_id: int) -> int:
+        """Return the live viewers of a unit (0 when none)."""
+        return self._demand.viewers(unit_id)
+
+    def viewing(self, unit_id: int) -> Viewing:
+        """Count one viewer of ``unit_id`` for a ``with`` block."""
+        return Viewing(self._demand, unit_id)
 
     # -- writes -----------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .core import EngineCore
+from .intervals import Reason
 from .planning import Planning
 from .registers import Table
 from .registry import RegisterState
@@ -72,6 +73,7 @@ class Snapshots:
             recent_errors=tuple(self._core.stats.errors),
             recent_interval_changes=tuple(self._core.stats.interval_changes),
             recent_cycles=tuple(self._core.stats.cycles),
+            viewed=dict(sorted(self._core.schedule.viewed.items())),
         )
 
     def _register(self, reg: RegisterState, offset: float = 0.0) -> RegisterSnapshot:
@@ -94,8 +96,8 @@ class Snapshots:
             next_due=next_due + offset if reg.enabled else None,
             interval=model.interval,
             effective_interval=reg.effective_interval or model.interval,
-            reason=str(last.reason),
-            detail=last.detail,
+            reason=str(Reason.VIEWED if reg.viewed else last.reason),
+            detail=self._viewed_detail(reg) if reg.viewed else last.detail,
             tolerance=reg.tolerance,
             rate=model.rate,
             noise=model.noise,
@@ -106,6 +108,17 @@ class Snapshots:
             errors=reg.errors,
             failure_streak=reg.failure_streak,
             quarantined_until=None if until is None else until + offset,
+        )
+
+    def _viewed_detail(self, reg: RegisterState) -> str:
+        limits = reg.model.limits
+        factor = self._core.config.viewed_factor
+        viewers = self._core.schedule.viewed.get(reg.spec.unit_id, 0)
+        return (
+            f"viewed ({viewers} live view{'s' if viewers != 1 else ''}):"
+            f" upper bound {limits.max_interval:g} s x {factor:g}"
+            f" -> {reg.effective_interval:g} s (learned {reg.model.interval:g} s,"
+            f" {reg.model.last_decision.reason})"
         )
 
     def _clusters(self) -> tuple[ClusterSnapshot, ...]:

@@ -196,6 +196,7 @@ class EngineSnapshot:
     wall_at: float | None = None  # wall time at ``at`` (None: same clock)
     units_down: Mapping[int, UnitStatus] = field(default_factory=dict)
     last_internal_error: str | None = None
+    viewed: Mapping[int, int] = field(default_factory=dict)  # unit -> live viewers
 
     def to_wall(self, t: float) -> float:
         """Return an engine time (``at``, record times) as wall time."""
@@ -283,6 +284,7 @@ class EngineSnapshot:
             "holes": {k: list(v) for k, v in self.holes.items()},
             "units_down": {str(unit): _plain(s) for unit, s in self.units_down.items()},
             "last_internal_error": self.last_internal_error,
+            "viewed": {str(unit): n for unit, n in self.viewed.items()},
             "recent_errors": [_plain(e) for e in self.recent_errors],
             "recent_interval_changes": [
                 _plain(c) for c in self.recent_interval_changes

@@ -273,6 +273,9 @@ def register_view(
         "colour": cls.colour,
         "reason": reg.reason,
         "detail": reg.detail,
+        # a live view watches the unit (demand-driven polling; reason "viewed" when
+        # that is what shortens the interval)
+        "viewed": reg.unit_id in snap.viewed,
         "rate": _num(reg.rate),
         "noise": _num(reg.noise),
         "noisy": reg.noisy,
@@ -333,6 +336,7 @@ def device_view(
         "registers_read": 0 if totals is None else totals.registers_read,
         "errors": 0 if totals is None else totals.errors,
         "down_since": None if down is None else down.down_since,
+        "viewers": snap.viewed.get(unit_id, 0),
         "holes": {
             str(t): _holes_of(snap, unit_id, t)
             for t in Table

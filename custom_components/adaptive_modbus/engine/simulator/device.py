@@ -1,4 +1,8 @@
-"""The simulated demo device: register map from ``profiles/demo.yaml``, values from signals.
+"""Simulated devices: register map from a profile, values from seeded signals.
+
+The default device is the demo heat pump (``profiles/demo.yaml``); a
+:class:`DeviceModel` makes it another member of the demo fleet (see ``fleet.py``),
+and a ``profile`` plus a ``source`` make it serve anything (trace replay).
 
 A :class:`SimulatedDevice` answers Modbus reads and writes synchronously, encoding
 the scenario's live values at the time its injected clock reports. It behaves like
@@ -8,9 +12,12 @@ a real device where that matters to a poller:
   inside it read as 0, anything past it raises :class:`IllegalAddress`;
 * input register 10 is a hole: any read touching it raises :class:`IllegalAddress`
   although both neighbours read fine (it is not in the profile: the engine learns it);
-* a request for another unit id gets no answer (:class:`ModbusTimeout`);
+* a request for another unit id gets no answer (:class:`ModbusTimeout`), and so
+  does every request while :attr:`SimulatedDevice.answering` is off;
 * too many registers in one request raises :class:`DeviceFailure` (Modbus
-  exception 3, illegal data value), as does a written value outside min/max;
+  exception 3, illegal data value), as does a written value outside min/max; a
+  model's hidden ``read_limit`` (not in its profile) refuses larger reads the same
+  way, or leaves them unanswered;
 * writes only reach writable registers, whole values at a time, and persist:
   a setpoint never changes unless written.
 """
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 import time
 from typing import Final
@@ -45,10 +54,57 @@ ILLEGAL_DATA_VALUE: Final = 3
 """Modbus exception code of a request for too many values or a value out of range."""
 
 
-@lru_cache(maxsize=32)
+NO_HOLES: Final[Mapping[Table, frozenset[int]]] = {
+    table: frozenset() for table in Table
+}
+
+
+class OverLimit(StrEnum):
+    """How a device answers a read above its hidden ``read_limit``."""
+
+    EXCEPTION = "exception"  # Modbus exception 3, illegal data value
+    TIMEOUT = "timeout"  # no answer at all
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceModel:
+    """What a simulated device is: profile, signal table, holes and read limit.
+
+    ``read_limit`` is the largest read the device accepts although its profile does
+    not say so (``None``: the profile's ``max_registers``, else 125); ``incident``
+    whether the device goes through the scenario's incident (the problem child).
+    """
+
+    model_id: str
+    profile_id: str
+    holes: Mapping[Table, frozenset[int]] = field(default_factory=lambda: NO_HOLES)
+    read_limit: int | None = None
+    over_limit: OverLimit = OverLimit.EXCEPTION
+    incident: bool = False
+
+
+HEAT_PUMP: Final = DeviceModel(
+    signals.HEAT_PUMP, PROFILE_ID, holes=HOLES, incident=True
+)
+"""The demo heat pump: the incident, the hole at input 10 (the problem child)."""
+GRID_METER: Final = DeviceModel("grid_meter", "demo_grid_meter", read_limit=20)
+"""A healthy three-phase meter that answers at most 20 registers per read."""
+PV_INVERTER: Final = DeviceModel("pv_inverter", "demo_pv_inverter")
+"""A healthy PV inverter."""
+MODELS: Final[Mapping[str, DeviceModel]] = {
+    model.model_id: model for model in (HEAT_PUMP, GRID_METER, PV_INVERTER)
+}
+
+
+@lru_cache(maxsize=64)
+def model_profile(profile_id: str, unit_id: int = 1) -> Profile:
+    """Return a parsed shipped profile for ``unit_id`` (cached: it is immutable)."""
+    return load_profile(profile_id, unit_id)
+
+
 def demo_profile(unit_id: int = 1) -> Profile:
-    """Return the parsed demo profile for ``unit_id`` (cached: it is immutable)."""
-    return load_profile(PROFILE_ID, unit_id)
+    """Return the parsed demo (heat pump) profile for ``unit_id``."""
+    return model_profile(PROFILE_ID, unit_id)
 
 
 def _bound(definition: RegisterDefinition, name: str) -> float | None:
@@ -60,12 +116,18 @@ def _bound(definition: RegisterDefinition, name: str) -> float | None:
     )
 
 
+Source = Callable[[str, float], Value]
+"""Value of a key at scenario time (seconds since the device's ``start``)."""
+
+
 class SimulatedDevice:
     """One simulated Modbus unit running the seeded demo scenario.
 
     ``clock`` gives the current time; scenario time is ``clock() - start`` and
     ``start`` defaults to the clock at construction, so a new device begins at
     the start of a stable phase. Same seed and scenario time, same values.
+    ``model`` picks the fleet member (default: the heat pump); ``profile`` and
+    ``source`` replace its register map and its signals (e.g. a recorded trace).
     """
 
     def __init__(
@@ -74,11 +136,21 @@ class SimulatedDevice:
         clock: Callable[[], float] = time.time,
         unit_id: int = 1,
         start: float | None = None,
+        model: DeviceModel = HEAT_PUMP,
+        *,
+        profile: Profile | None = None,
+        source: Source | None = None,
     ) -> None:
-        """Build the demo device for ``unit_id``; ``seed`` fixes its signals."""
+        """Build the device for ``unit_id``; ``seed`` fixes its signals."""
         self.seed = seed
         self.unit_id = unit_id
-        self.profile = demo_profile(unit_id)
+        self.model = model
+        self.profile = (
+            profile if profile is not None else model_profile(model.profile_id, unit_id)
+        )
+        self._source = source
+        self.answering = True
+        """Off: the device answers nothing (a unit that stopped answering)."""
         self.definitions: tuple[RegisterDefinition, ...] = self.profile.registers
         self.registers: tuple[RegisterSpec, ...] = tuple(
             d.spec for d in self.definitions
@@ -99,6 +171,8 @@ class SimulatedDevice:
         self._writes: dict[str, list[tuple[float, Value]]] = {}
         limit = self.profile.max_registers
         self.max_read_words = limit if limit is not None else MAX_READ_WORDS
+        if model.read_limit is not None:
+            self.max_read_words = min(self.max_read_words, model.read_limit)
 
     # -- introspection -------------------------------------------------------
 
@@ -111,7 +185,9 @@ class SimulatedDevice:
         return (self._clock() if t is None else t) - self.start
 
     def phase(self, t: float | None = None) -> signals.Phase:
-        """Scenario phase at clock time ``t`` (default: now)."""
+        """Scenario phase at clock time ``t`` (default: now); always stable if healthy."""
+        if not self.model.incident:
+            return signals.Phase.STABLE
         return signals.phase_at(self.scenario_time(t))
 
     def incident_start(self, cycle: int = 0) -> float:
@@ -128,7 +204,7 @@ class SimulatedDevice:
 
     def holes(self, table: Table) -> frozenset[int]:
         """Illegal addresses inside the address space of ``table``."""
-        return HOLES[table]
+        return self.model.holes.get(table, frozenset())
 
     # -- values ----------------------------------------------------------------
 
@@ -139,7 +215,9 @@ class SimulatedDevice:
             index = bisect.bisect_right(history, t, key=lambda item: item[0])
             if index:
                 return history[index - 1][1]
-        return signals.value(self.seed, key, t - self.start)
+        if self._source is not None:
+            return self._source(key, t - self.start)
+        return signals.value(self.seed, key, t - self.start, self.model.model_id)
 
     def truth(self, key: str, t: float) -> Value:
         """Ground truth of ``key`` at clock time ``t``, as a perfect read would decode it."""
@@ -160,7 +238,7 @@ class SimulatedDevice:
     # -- requests ----------------------------------------------------------------
 
     def _check_unit(self, unit_id: int) -> None:
-        if unit_id != self.unit_id:
+        if unit_id != self.unit_id or not self.answering:
             raise ModbusTimeout(f"no answer from unit {unit_id}", unit_id=unit_id)
 
     def _check_range(self, table: Table, address: int, count: int, limit: int) -> None:
@@ -179,7 +257,8 @@ class SimulatedDevice:
                 address=address,
             )
         hole = next(
-            (a for a in sorted(HOLES[table]) if address <= a < address + count), None
+            (a for a in sorted(self.holes(table)) if address <= a < address + count),
+            None,
         )
         if hole is not None:
             raise IllegalAddress(
@@ -192,6 +271,15 @@ class SimulatedDevice:
         """Read ``count`` words (or 0/1 bits) of ``table`` from ``address`` at clock time."""
         self._check_unit(unit_id)
         limit = MAX_READ_BITS if table.is_bit else self.max_read_words
+        if (
+            count > limit
+            and not table.is_bit
+            and self.model.over_limit is OverLimit.TIMEOUT
+        ):
+            raise ModbusTimeout(
+                f"unit {unit_id} leaves a read of {count} registers unanswered",
+                unit_id=unit_id,
+            )
         self._check_range(table, address, count, limit)
         t = self._clock()
         values = [0] * count

@@ -167,7 +167,12 @@ class _DeviceBackend:
         )
         if isinstance(code, int):
             return code
-        specs = getattr(self._device, "registers", None)
+        registers_for = getattr(self._device, "registers_for", None)
+        specs = (  # a fleet has a map per unit
+            registers_for(unit_id)
+            if registers_for is not None
+            else getattr(self._device, "registers", None)
+        )
         if specs is None:  # no map to judge from: let the write itself decide
             return None
         covered: set[int] = set()

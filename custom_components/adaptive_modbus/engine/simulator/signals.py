@@ -232,19 +232,62 @@ class Analog:
 
 
 @dataclass(frozen=True, slots=True)
+class Derived:
+    """``factor`` times the sum of other analog signals' smooth parts, plus own noise.
+
+    Keeps a device's values physically consistent: a meter's total is the sum of
+    its phases, an inverter's AC power a share of its DC power. ``sources`` are
+    :class:`Analog` keys of the same ``model``.
+    """
+
+    model: str
+    sources: tuple[str, ...]
+    factor: float = 1.0
+    noise: float = 0.0
+    noise_step: float = 1.0
+
+    def _analogs(self) -> list[tuple[str, Analog]]:
+        out = []
+        for source in self.sources:
+            signal = SIGNAL_TABLES[self.model][source]
+            assert isinstance(signal, Analog)
+            out.append((hash_key(self.model, source), signal))
+        return out
+
+    def smooth(self, seed: int, key: str, t: float) -> float:
+        """Return the noise-free part of the signal."""
+        return self.factor * sum(a.smooth(seed, k, t) for k, a in self._analogs())
+
+    def integral(self, seed: int, key: str, t: float) -> float:
+        """Integral of :meth:`smooth` from 0 to ``t`` (closed form)."""
+        return self.factor * sum(a.integral(seed, k, t) for k, a in self._analogs())
+
+    def value(self, seed: int, key: str, t: float) -> Value:
+        """Signal value at ``t``."""
+        step = math.floor(t / self.noise_step)
+        return self.smooth(seed, key, t) + self.noise * unit_noise(seed, key, step)
+
+
+@dataclass(frozen=True, slots=True)
 class Counter:
-    """An energy counter (kWh): a seeded start reading plus the integral of a power source."""
+    """An energy counter (kWh): a seeded start reading plus the integral of a power source.
+
+    ``source`` is the key of an :class:`Analog` signal of the same device, ``model``
+    the device model whose signal table holds it (see :data:`SIGNAL_TABLES`).
+    """
 
     source: str
     start: float
     start_spread: float
+    model: str = "heat_pump"
 
     def value(self, seed: int, key: str, t: float) -> Value:
         """Counter reading at ``t``; never below 0, non-decreasing in ``t``."""
-        source = SIGNALS[self.source]
-        assert isinstance(source, Analog)
+        source = SIGNAL_TABLES[self.model][self.source]
+        assert isinstance(source, Analog | Derived)
         offset = self.start + self.start_spread * unit_hash(seed, key, "start", 0)
-        return max(0.0, offset + source.integral(seed, self.source, t) / JOULES_PER_KWH)
+        integral = source.integral(seed, hash_key(self.model, self.source), t)
+        return max(0.0, offset + integral / JOULES_PER_KWH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +358,9 @@ class SerialNumber:
         return f"{self.prefix}{seed % 10**8:08d}"
 
 
-Signal = Analog | Counter | Window | Periodic | Constant | Uptime | SerialNumber
+Signal = (
+    Analog | Derived | Counter | Window | Periodic | Constant | Uptime | SerialNumber
+)
 
 SIGNALS: Final[Mapping[str, Signal]] = {
     # slow temperatures (°C)
@@ -360,15 +405,70 @@ SIGNALS: Final[Mapping[str, Signal]] = {
     "pump_enable": Constant(True),
     "boost_mode": Constant(False),
 }
-"""Signal of every key of the demo profile."""
+"""Signal of every key of the demo profile (the heat pump, the fleet's problem child)."""
+
+# The healthy devices of the demo fleet: no incident gain, no incident noise, no
+# phase-bound flags. Their values drift and jitter the same way in every phase.
+GRID_METER_SIGNALS: Final[Mapping[str, Signal]] = {
+    "l1_voltage": Analog(231.0, (Wave(1.2, 3_000.0), Wave(0.3, 420.0)), noise=0.2),
+    "l2_voltage": Analog(230.0, (Wave(1.2, 3_100.0), Wave(0.3, 380.0)), noise=0.2),
+    "l3_voltage": Analog(232.0, (Wave(1.2, 2_900.0), Wave(0.3, 450.0)), noise=0.2),
+    "l1_current": Derived("grid_meter", ("l1_power",), 1 / 231.0, noise=0.02),
+    "l2_current": Derived("grid_meter", ("l2_power",), 1 / 230.0, noise=0.02),
+    "l3_current": Derived("grid_meter", ("l3_power",), 1 / 232.0, noise=0.02),
+    "l1_power": Analog(920.0, (Wave(230.0, 1_500.0), Wave(70.0, 240.0)), noise=4.0),
+    "l2_power": Analog(575.0, (Wave(140.0, 1_700.0), Wave(45.0, 300.0)), noise=4.0),
+    "l3_power": Analog(740.0, (Wave(185.0, 1_300.0), Wave(45.0, 200.0)), noise=4.0),
+    "total_power": Derived(
+        "grid_meter", ("l1_power", "l2_power", "l3_power"), noise=6.0
+    ),
+    "frequency": Analog(50.0, (Wave(0.02, 900.0),), noise=0.005),
+    "import_active_energy": Counter("total_power", 24_000.0, 6_000.0, "grid_meter"),
+    "export_active_energy": Constant(1_532.25),
+}
+"""Signals of the demo grid meter (unit 2): a three-phase household meter."""
+
+PV_INVERTER_SIGNALS: Final[Mapping[str, Signal]] = {
+    "dc_power": Analog(3_400.0, (Wave(700.0, 2_700.0), Wave(250.0, 420.0)), noise=10.0),
+    "dc_voltage": Analog(385.0, (Wave(8.0, 2_700.0),), noise=0.5, noise_step=5.0),
+    "dc_current": Derived("pv_inverter", ("dc_power",), 1 / 385.0, noise=0.03),
+    "active_power": Derived("pv_inverter", ("dc_power",), 0.96, noise=10.0),
+    "grid_voltage": Analog(231.0, (Wave(1.2, 3_000.0),), noise=0.2, noise_step=2.0),
+    "grid_frequency": Analog(50.0, (Wave(0.02, 900.0),), noise=0.005),
+    "inverter_temperature": Analog(
+        41.0, (Wave(2.5, 3_600.0),), noise=0.05, noise_step=10.0
+    ),
+    "export_active_energy": Counter("active_power", 8_000.0, 4_000.0, "pv_inverter"),
+    "status_running": Constant(True),
+}
+"""Signals of the demo PV inverter (unit 3): production under passing clouds."""
+
+SIGNAL_TABLES: Final[Mapping[str, Mapping[str, Signal]]] = {
+    "heat_pump": SIGNALS,
+    "grid_meter": GRID_METER_SIGNALS,
+    "pv_inverter": PV_INVERTER_SIGNALS,
+}
+"""Signal table of each device model of the demo fleet."""
 
 
-def value(seed: int, key: str, t: float) -> Value:
-    """Value of signal ``key`` at scenario time ``t`` for ``seed``.
+HEAT_PUMP: Final = "heat_pump"
 
-    Raises ``KeyError`` for an unknown key.
+
+def hash_key(model: str, key: str) -> str:
+    """Name under which ``key`` of ``model`` draws its seeded randomness.
+
+    The heat pump keeps the bare key (its values predate the fleet); the other
+    models prefix theirs, so two devices' ``grid_voltage`` do not share their noise.
     """
-    return SIGNALS[key].value(seed, key, t)
+    return key if model == HEAT_PUMP else f"{model}.{key}"
+
+
+def value(seed: int, key: str, t: float, model: str = HEAT_PUMP) -> Value:
+    """Value of signal ``key`` of device ``model`` at scenario time ``t`` for ``seed``.
+
+    Raises ``KeyError`` for an unknown model or key.
+    """
+    return SIGNAL_TABLES[model][key].value(seed, hash_key(model, key), t)
 
 
 def smooth(seed: int, key: str, t: float) -> float:
