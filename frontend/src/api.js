@@ -3,10 +3,29 @@
 export const DOMAIN = "adaptive_modbus";
 export const PANEL_PATH = "/adaptive-modbus";
 
-/** Connections with their unit devices and register entities. */
+/** Connections with their unit devices and register entities (`adaptive_modbus/entries`). */
 export async function fetchTargets(hass) {
-  const result = await hass.callWS({ type: `${DOMAIN}/card_targets` });
-  return result.connections || [];
+  const result = await hass.callWS({ type: `${DOMAIN}/entries` });
+  return entriesToTargets(result.entries || []);
+}
+
+/** The entries answer as the card uses it: devices, and entity ids by register uid. */
+export function entriesToTargets(entries) {
+  return entries.map((e) => {
+    const entities = {};
+    for (const d of e.devices) for (const r of d.registers || []) if (r.entity_id) entities[r.uid] = r.entity_id;
+    return {
+      config_entry_id: e.config_entry_id,
+      title: e.title,
+      devices: e.devices.filter((d) => d.device_id).map((d) => ({ device_id: d.device_id, unit_id: d.unit_id, name: d.name })),
+      entities,
+    };
+  });
+}
+
+/** Live view pushes (`adaptive_modbus/subscribe`): the unit is polled closer while viewed. */
+export function subscribeView(hass, view, target, callback) {
+  return hass.connection.subscribeMessage(callback, { type: `${DOMAIN}/subscribe`, view, ...target });
 }
 
 export function hasService(hass, service) {
@@ -21,9 +40,14 @@ export async function callService(hass, service, data = {}, response = false) {
   return response ? result.response : result;
 }
 
-/** One view of `get_visualization`: system, device, register or cluster. */
+/** One view (`adaptive_modbus/views`, as `get_visualization`): system, device, register, cluster. */
 export function fetchView(hass, view, target = {}) {
-  return callService(hass, "get_visualization", { view, ...target }, true);
+  return hass.callWS({ type: `${DOMAIN}/views`, view, ...target });
+}
+
+/** Read a connection's or device's registers now (admin). */
+export function refreshNow(hass, target) {
+  return hass.callWS({ type: `${DOMAIN}/refresh`, ...target });
 }
 
 /** The connection a card config points at (device or entry; else the first one). */

@@ -1,11 +1,12 @@
 // The Lovelace card custom:adaptive-modbus-card and its visual editor.
 import { LitElement, html, css, nothing } from "lit";
 import {
-  errorText, fetchTargets, fetchView, callService, hasService, navigate, resolveTarget, PANEL_PATH,
+  errorText, fetchTargets, fetchView, callService, hasService, navigate, refreshNow, resolveTarget,
+  subscribeView, PANEL_PATH,
 } from "./api.js";
 import {
   DEFAULT_SHOW, SHOW_OPTIONS, VIEWS, cardSize, formatDuration, formatNumber, formatPercent,
-  validateConfig,
+  proposalText, validateConfig,
 } from "./format.js";
 import {
   renderClusters, renderDonut, renderHealth, renderIntervalBar, renderStat, sharedStyles,
@@ -59,6 +60,27 @@ export class AdaptiveModbusCard extends LitElement {
   disconnectedCallback() {
     super.disconnectedCallback();
     clearInterval(this._timer);
+    this._unsubscribe();
+  }
+
+  _unsubscribe() {
+    const unsub = this._subscription;
+    this._subscription = undefined;
+    this._subscribedTo = undefined;
+    if (unsub) unsub.then((off) => off()).catch(() => {});
+  }
+
+  /** Registers view: live pushes of the device view (its unit is polled closer meanwhile). */
+  _subscribe(device) {
+    if (this._subscribedTo === device.device_id) return;
+    this._unsubscribe();
+    this._subscribedTo = device.device_id;
+    this._subscription = subscribeView(this.hass, "device", { device_id: device.device_id }, (view) => {
+      if (this._data && this._subscribedTo === device.device_id) {
+        this._data = { ...this._data, device: view, fetchedAt: Date.now() };
+      }
+    });
+    this._subscription.catch((err) => { this._error = errorText(err); this._subscribedTo = undefined; });
   }
 
   updated(changed) {
@@ -84,6 +106,7 @@ export class AdaptiveModbusCard extends LitElement {
       } else if (view === "registers") {
         if (!device) throw new Error(`${conn.title} has no device`);
         data.device = await fetchView(this.hass, "device", { device_id: device.device_id });
+        this._subscribe(device);
       } else if (view === "clusters") {
         data.cluster = await fetchView(this.hass, "cluster", entry);
         const devices = this._config.device_id ? [device] : conn.devices;
@@ -190,14 +213,14 @@ export class AdaptiveModbusCard extends LitElement {
   _renderProposals() {
     const p = this._proposals;
     if (!p) return nothing;
-    const list = Array.isArray(p.proposals) ? p.proposals : Array.isArray(p.changes) ? p.changes : null;
+    const list = Array.isArray(p.proposals) ? p.proposals : null;
     return html`<div class="proposals" data-proposals>
       <h4>Quick optimization (dry run)</h4>
       ${list === null
         ? html`<pre>${JSON.stringify(p, null, 2)}</pre>`
         : list.length === 0
-          ? html`<p class="muted">No changes proposed.</p>`
-          : html`<ul>${list.map((item) => html`<li data-proposal>${typeof item === "string" ? item : item.summary ?? item.description ?? JSON.stringify(item)}</li>`)}</ul>`}
+          ? html`<p class="muted" data-no-proposals>No changes proposed${p.note ? `: ${p.note}` : "."}</p>`
+          : html`<ul>${list.map((item) => html`<li data-proposal=${item.id ?? ""}>${proposalText(item)}</li>`)}</ul>`}
       <button class="am primary" data-action="apply" ?disabled=${this._busy || (list !== null && list.length === 0)} @click=${this._apply}>Apply</button>
       <button class="am" @click=${() => { this._proposals = undefined; }}>Discard</button>
     </div>`;
@@ -232,7 +255,8 @@ export class AdaptiveModbusCard extends LitElement {
   }
 
   _refresh = () => this._action(async () => {
-    if (hasService(this.hass, "refresh")) await callService(this.hass, "refresh", this._entryData());
+    const target = this._config.device_id ? { device_id: this._config.device_id } : this._entryData();
+    await refreshNow(this.hass, target);
     await this._load();
     this._message = "Refreshed.";
   });
@@ -246,7 +270,8 @@ export class AdaptiveModbusCard extends LitElement {
     const result = await callService(this.hass, "run_optimization",
       { ...this._entryData(), mode: "quick", dry_run: false }, true);
     this._proposals = undefined;
-    this._message = `Applied${result?.applied !== undefined ? `: ${JSON.stringify(result.applied)}` : "."}`;
+    const applied = result?.applied ?? [];
+    this._message = applied.length ? `Applied: ${applied.join(", ")}` : `Nothing applied${result?.note ? `: ${result.note}` : "."}`;
     await this._load();
   });
 

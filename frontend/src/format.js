@@ -158,3 +158,19 @@ export function cardSize(view, registerCount = 0) {
   if (view === "charts") return 5;
   return 5;
 }
+
+/** One line for an optimizer proposal (run_optimization's `proposals` items). */
+export function proposalText(p) {
+  if (typeof p === "string") return p;
+  const show = (v) => (v === null || v === undefined ? "–" : typeof v === "number" ? formatNumber(v, 3) : JSON.stringify(v));
+  const head = `${p.strategy ?? "?"}: ${p.parameter ?? "?"} of ${p.target ?? "?"} ${show(p.before)} → ${show(p.after)}`;
+  const gain = p.predicted_gain === null || p.predicted_gain === undefined ? "" : `, predicted gain ${formatPercent(100 * p.predicted_gain, 1)}`;
+  return `${head}${gain}${p.reason ? ` (${p.reason})` : ""}`;
+}
+
+/** One line for an audit entry (get_optimization_statistics' `audit` items). */
+export function auditText(a) {
+  const show = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const who = a.actor?.name ?? a.actor?.kind ?? "";
+  return `${a.action} ${a.target}: ${show(a.before)} → ${show(a.after)} [${a.outcome}]${who ? ` by ${who}` : ""}`;
+}

@@ -2,7 +2,7 @@
 // the optimization loop, learned faults and the export.
 import { LitElement, html, css, nothing } from "lit";
 import { callService, errorText, fetchTargets, fetchView, hasService } from "./api.js";
-import { formatDuration, formatNumber, formatPercent } from "./format.js";
+import { auditText, formatDuration, formatNumber, formatPercent, proposalText } from "./format.js";
 import {
   renderClusters, renderDonut, renderHealth, renderIntervalBar, renderStat, sharedStyles,
 } from "./render.js";
@@ -26,7 +26,7 @@ export class AdaptiveModbusPanel extends LitElement {
     _stats: { state: true },
     _error: { state: true },
     _message: { state: true },
-    _params: { state: true },
+    _lastRun: { state: true },
   };
 
   constructor() {
@@ -195,50 +195,59 @@ export class AdaptiveModbusPanel extends LitElement {
     }
     const st = this._stats || {};
     const entry = { config_entry_id: this._entryId };
-    const audit = st.audit ?? st.audit_log ?? [];
-    const pending = st.pending ?? st.pending_evaluations ?? [];
-    const strategies = st.strategies ?? [];
-    const params = this._params ?? st.parameters ?? {};
+    const audit = [...(st.audit ?? [])].reverse();
+    const pending = [...(st.pending_evaluations ?? []), ...(st.awaiting_approval ?? []).map((p) => ({ proposal: p, awaiting: true }))];
+    const strategies = Object.entries(st.strategies ?? {});
+    const run = (dry) => this._action(dry ? "Dry run" : "Quick optimization", async () => {
+      const result = await callService(this.hass, "run_optimization", { ...entry, mode: "quick", dry_run: dry }, true);
+      this._lastRun = result;
+      return dry ? `${result.proposals?.length ?? 0} proposals` : `applied ${result.applied?.length ?? 0}`;
+    });
     return html`<section class="card" data-section="optimization">
       <div class="actions">
-        <button class="am" ?disabled=${!hasService(this.hass, "run_optimization")} @click=${() => this._action("Dry run",
-          () => callService(this.hass, "run_optimization", { ...entry, mode: "quick", dry_run: true }, true))}>Quick optimization (dry run)</button>
-        <button class="am primary" ?disabled=${!hasService(this.hass, "run_optimization")} @click=${() => this._action("Quick optimization",
-          () => callService(this.hass, "run_optimization", { ...entry, mode: "quick", dry_run: false }, true))}>Run quick optimization</button>
+        <button class="am" ?disabled=${!hasService(this.hass, "run_optimization")} @click=${() => run(true)}>Quick optimization (dry run)</button>
+        <button class="am primary" ?disabled=${!hasService(this.hass, "run_optimization")} @click=${() => run(false)}>Run quick optimization</button>
       </div>
+      ${this._lastRun ? html`<h3>Last run (${this._lastRun.dry_run ? "dry run" : "applied"})</h3>
+        ${this._lastRun.proposals?.length ? html`<ul>${this._lastRun.proposals.map((p) => html`<li data-proposal>${proposalText(p)}</li>`)}</ul>`
+          : html`<p class="muted">No proposals${this._lastRun.note ? `: ${this._lastRun.note}` : "."}</p>`}` : nothing}
+      <p class="muted">Loop ${st.enabled === false ? "off" : "on"}${st.goal ? `, goal ${st.goal}` : ""}.</p>
       <h3>Strategies</h3>
-      ${strategies.length ? html`<table><tr><th>Strategy</th><th>State</th><th>Score</th></tr>${strategies.map((s) => html`<tr>
-        <td>${s.name ?? s.id ?? s}</td><td>${s.state ?? s.status ?? (s.enabled === false ? "off" : "on")}</td><td>${s.score ?? "–"}</td></tr>`)}</table>`
+      ${strategies.length ? html`<div class="table-wrap"><table><tr><th>Strategy</th><th>Record</th><th>Parameters</th></tr>${strategies.map(([name, rec]) => html`<tr>
+        <td>${name}</td><td>${Object.entries(rec).filter(([k]) => k !== "parameters").map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ")}</td>
+        <td>${this._renderParams(name, rec.parameters ?? {})}</td></tr>`)}</table></div>`
         : html`<p class="muted">None reported.</p>`}
       <h3>Pending evaluations</h3>
-      ${pending.length ? html`<ul>${pending.map((p) => html`<li>${p.summary ?? JSON.stringify(p)}</li>`)}</ul>` : html`<p class="muted">None.</p>`}
+      ${pending.length ? html`<ul>${pending.map((p) => html`<li>${proposalText(p.proposal ?? p)}${p.awaiting ? html` <span class="chip degraded">awaiting approval</span>` : nothing}</li>`)}</ul>` : html`<p class="muted">None.</p>`}
       <h3>Audit log</h3>
-      ${audit.length ? html`<div class="table-wrap"><table><tr><th>When</th><th>Change</th><th></th></tr>${audit.map((a) => html`<tr>
-        <td>${a.at ? new Date(a.at * 1000).toLocaleString() : "–"}</td><td>${a.summary ?? a.description ?? JSON.stringify(a.changes ?? a)}</td>
-        <td><button class="am" ?disabled=${!hasService(this.hass, "rollback_optimization") || a.rolled_back}
+      ${audit.length ? html`<div class="table-wrap"><table><tr><th>When</th><th>Change</th><th></th></tr>${audit.map((a) => html`<tr data-audit=${a.id}>
+        <td>${a.at ? new Date(a.at * 1000).toLocaleString() : "–"}</td><td>${auditText(a)}</td>
+        <td><button class="am" ?disabled=${!hasService(this.hass, "rollback_optimization")}
           @click=${() => this._action("Rollback", () => callService(this.hass, "rollback_optimization", { ...entry, audit_id: a.id }, true))}>Roll back</button></td></tr>`)}</table></div>`
         : html`<p class="muted">No optimization applied yet.</p>`}
-      <h3>Parameters</h3>
-      ${Object.keys(params).length ? html`<form @submit=${(e) => { e.preventDefault(); this._saveParams(params); }}>
-        ${Object.entries(params).map(([k, v]) => html`<label class="param">${k}
-          <input name=${k} type=${typeof v === "number" ? "number" : "text"} step="any" .value=${String(v)} required></label>`)}
-        <button class="am primary" type="submit" ?disabled=${!hasService(this.hass, "set_strategy_parameters")}>Save parameters</button>
-      </form>` : html`<p class="muted">No editable parameters reported.</p>`}
     </section>`;
   }
 
-  _saveParams(current) {
-    const form = this.renderRoot.querySelector("form");
+  _renderParams(strategy, params) {
+    if (!Object.keys(params).length) return html`<span class="muted">–</span>`;
+    return html`<form data-strategy=${strategy} @submit=${(e) => { e.preventDefault(); this._saveParams(strategy, params, e.target); }}>
+      ${Object.entries(params).map(([k, v]) => html`<label class="param">${k}
+        <input name=${k} type=${typeof v === "number" ? "number" : "text"} step="any" .value=${String(v)} required></label>`)}
+      <button class="am" type="submit" ?disabled=${!hasService(this.hass, "set_strategy_parameters")}>Save</button>
+    </form>`;
+  }
+
+  _saveParams(strategy, current, form) {
     const parameters = {};
     for (const [k, v] of Object.entries(current)) {
       const raw = form.elements[k].value;
       if (typeof v === "number") {
         const n = Number(raw);
-        if (!Number.isFinite(n)) { this._message = `${k}: "${raw}" is not a number`; return; }
+        if (raw.trim() === "" || !Number.isFinite(n)) { this._message = `${strategy}.${k}: "${raw}" is not a number`; return; }
         parameters[k] = n;
       } else parameters[k] = raw;
     }
-    this._action("Save parameters", () => callService(this.hass, "set_strategy_parameters", { config_entry_id: this._entryId, parameters }, true));
+    this._action(`Save ${strategy} parameters`, () => callService(this.hass, "set_strategy_parameters", { config_entry_id: this._entryId, strategy, parameters }, true));
   }
 
   _renderFaults(conn) {
@@ -246,20 +255,20 @@ export class AdaptiveModbusPanel extends LitElement {
     const holes = this._holes(conn);
     const pins = Object.values(this._views.devices).flatMap((d) => d.registers.filter((r) => r.pins?.length).map((r) => [r.uid, r.pins]));
     const canReset = hasService(this.hass, "reset_learning");
-    const reset = (what) => this._action(`Reset ${what}`, () => callService(this.hass, "reset_learning", { config_entry_id: this._entryId, what }, true));
+    const reset = (what) => this._action(`Reset learning (${what})`, () => callService(this.hass, "reset_learning", { config_entry_id: this._entryId }, true));
     return html`<section class="card" data-section="faults">
       <h3>Learned holes</h3>
       ${Object.keys(holes).length ? html`<ul>${Object.entries(holes).map(([k, addrs]) => {
         const [unit, table] = k.split(".");
-        return html`<li>Unit ${unit}, ${table}: ${addrs.map((a) => html`<span class="hole-tag" data-hole="${table}:${a}">${a}</span>`)}</li>`;
+        return html`<li>Unit ${unit}, ${table}: ${addrs.map((a) => html`<span class="hole-tag" data-hole="${unit}.${table}:${a}">${a}</span>`)}</li>`;
       })}</ul>` : html`<p class="muted">None.</p>`}
-      <button class="am" ?disabled=${!canReset} @click=${() => reset("holes")}>Forget holes</button>
+      <button class="am" ?disabled=${!canReset} @click=${() => reset("holes")} title="reset_learning: forgets what the connection learned (holes, limits, intervals)">Reset learning</button>
       <h3>Quarantine</h3>
       ${s.health.quarantined.length ? html`<ul>${s.health.quarantined.map((u) => html`<li>${u}</li>`)}</ul>` : html`<p class="muted">None.</p>`}
-      <button class="am" ?disabled=${!canReset} @click=${() => reset("quarantine")}>Release quarantine</button>
       <h3>Pins</h3>
       ${pins.length ? html`<ul>${pins.map(([uid, p]) => html`<li>${uid}: ${JSON.stringify(p)}</li>`)}</ul>` : html`<p class="muted">None.</p>`}
-      <button class="am" ?disabled=${!canReset} @click=${() => reset("pins")}>Clear pins</button>
+      ${pins.length && hasService(this.hass, "set_register_interval") ? html`<button class="am" @click=${() => this._action("Unpin",
+        () => callService(this.hass, "set_register_interval", { entity_id: pins.map(([uid]) => conn.entities[uid]).filter(Boolean), unpin: true }, true))}>Unpin all</button>` : nothing}
       ${canReset ? nothing : html`<p class="muted">Reset actions need the reset_learning service, which this version does not have.</p>`}
     </section>`;
   }

@@ -25,7 +25,7 @@ export const sharedStyles = css`
   table { width: 100%; border-collapse: collapse; font-size: 0.9em; }
   th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--am-line); vertical-align: top; }
   th { color: var(--am-muted); font-weight: 500; }
-  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+  td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
   .table-wrap { overflow-x: auto; }
   .bar { height: 8px; background: var(--am-line); border-radius: 4px; min-width: 40px; }
   .bar > div { height: 100%; border-radius: 4px; }
@@ -110,7 +110,7 @@ export function renderClusters(cluster, holes = {}, unitFilter = null) {
       </div>
       ${learned.length
         ? html`<div class="holes">Learned holes: ${learned.map(
-            (a) => html`<span class="hole-tag" data-hole="${t.table}:${a}">${a}</span>`)}</div>`
+            (a) => html`<span class="hole-tag" data-hole="${t.unit_id}.${t.table}:${a}">${a}</span>`)}</div>`
         : nothing}
       <div class="table-wrap"><table>
         <thead><tr><th>Block</th><th class="num">Count</th><th class="num">Members</th>

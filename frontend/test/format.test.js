@@ -87,3 +87,16 @@ test("cardSize grows with registers", () => {
   assert.equal(cardSize("overview"), 5);
   assert.equal(cardSize("registers", 10), 7);
 });
+
+test("proposalText and auditText say what changes", async () => {
+  const { proposalText, auditText } = await import("../src/format.js");
+  assert.equal(
+    proposalText({ strategy: "interval", parameter: "max_interval", target: "1.power", before: 300, after: 150, predicted_gain: 0.125, reason: "stale" }),
+    "interval: max_interval of 1.power 300 → 150, predicted gain 12.5 % (stale)",
+  );
+  assert.equal(proposalText("x"), "x");
+  assert.equal(
+    auditText({ action: "rollback", target: "connection", before: { a: 1 }, after: null, outcome: "applied", actor: { kind: "user", name: "Owner" } }),
+    'rollback connection: {"a":1} → – [applied] by Owner',
+  );
+});

@@ -52,6 +52,20 @@ def _rows(page: Any) -> list[dict[str, str]]:
     )
 
 
+def _entries(page: Any) -> list[dict[str, Any]]:
+    """Return the integration's connections (``adaptive_modbus/entries``)."""
+    return call_ws(page, {"type": "adaptive_modbus/entries"})["entries"]
+
+
+def _register_entities(entry: dict[str, Any]) -> dict[str, str]:
+    return {
+        r["uid"]: r["entity_id"]
+        for d in entry["devices"]
+        for r in d["registers"]
+        if r["entity_id"]
+    }
+
+
 def _number(text: str) -> float | None:
     match = re.match(r"^-?[\d,]*\.?\d+", text.replace("\u202f", "").replace(" ", ""))
     return float(match.group(0).replace(",", "")) if match else None
@@ -79,9 +93,11 @@ def test_card_shows_the_demo_registers_with_the_states_api_values(
         assert live_ha.admin is not None
         page = open_page(live_ha.admin, f"{DASHBOARD}/registers")
         page.wait_for_selector(f"{CARD} tr.register[data-entity^='sensor.']")
-        targets = call_ws(page, {"type": "adaptive_modbus/card_targets"})["connections"]
+        targets = _entries(page)
         assert len(targets) == 1
-        entities = targets[0]["entities"]
+        # the card without a device_id shows the connection's first device
+        first = {**targets[0], "devices": targets[0]["devices"][:1]}
+        entities = _register_entities(first)
         assert len(entities) >= 10
         for _ in range(10):  # values move: compare a DOM read with the next REST read
             rows = _rows(page)
@@ -132,11 +148,13 @@ def test_clusters_view_shows_the_learned_hole_at_input_register_10(
     def steps(open_page: Callable[..., Any]) -> None:
         assert live_ha.admin is not None
         page = open_page(live_ha.admin, f"{DASHBOARD}/clusters")
-        hole = page.wait_for_selector(f"{CARD} [data-hole='input:10']", timeout=120_000)
+        hole = page.wait_for_selector(
+            f"{CARD} [data-hole='1.input:10']", timeout=120_000
+        )
         assert hole is not None
         assert hole.text_content() == "10"
         cell = page.locator(
-            f"{CARD} section[data-table='input'] .cell[data-address='10']"
+            f"{CARD} section[data-unit='1'][data-table='input'] .cell[data-address='10']"
         )
         assert cell.get_attribute("class") == "cell hole"
         assert page.locator(f"{CARD} section.cluster table tbody tr").count() >= 2
@@ -157,9 +175,22 @@ def test_overview_in_light_and_dark_theme_and_on_a_phone(
         page.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
         assert page.locator(f"{CARD} [data-health]").count() == 1
         assert page.locator(f"{CARD} [data-donut] path").count() >= 1
-        assert (
-            page.locator(f"{CARD} [data-no-charts]").count() == 1
-        )  # no image entities
+        # the charts card: one picture per chart image entity of the integration
+        charts = page.evaluate(
+            """() => Object.values(document.querySelector('home-assistant').hass.entities)
+                .filter(e => e.platform === 'adaptive_modbus'
+                    && e.entity_id.startsWith('image.')).map(e => e.entity_id)"""
+        )
+        charts_card = page.locator(CARD).nth(1)
+        if charts:
+            expected = len([c for c in charts if c in live_ha.states()])
+            for _ in range(60):
+                if charts_card.locator("figure img").count() == expected:
+                    break
+                page.wait_for_timeout(500)
+            assert charts_card.locator("figure img").count() == expected > 0
+        else:
+            assert charts_card.locator("[data-no-charts]").count() == 1
         for action in ("refresh", "optimize", "panel"):
             assert card.locator(f"button[data-action='{action}']").count() == 1
         light = card.evaluate(
@@ -228,8 +259,7 @@ def test_a_new_dashboard_with_the_card_and_a_bad_config(
                 "show_in_sidebar": True,
             },
         )
-        targets = call_ws(page, {"type": "adaptive_modbus/card_targets"})["connections"]
-        device = targets[0]["devices"][0]
+        device = _entries(page)[0]["devices"][0]
         call_ws(
             page,
             {
@@ -283,7 +313,9 @@ def test_panel_opens_for_an_admin_not_for_a_viewer(
             )
             if tab == "faults":
                 assert (
-                    page.locator("adaptive-modbus-panel [data-hole='input:10']").count()
+                    page.locator(
+                        "adaptive-modbus-panel [data-hole='1.input:10']"
+                    ).count()
                     == 1
                 )
                 shoot(page, "panel-faults")
@@ -293,6 +325,9 @@ def test_panel_opens_for_an_admin_not_for_a_viewer(
         shoot(page, "panel-system", docs=DOCS)
 
         viewer = open_page(viewer_tokens, "/")
+        viewer.wait_for_function(
+            "() => document.querySelector('home-assistant').hass.user"
+        )
         assert (
             viewer.evaluate(
                 "() => document.querySelector('home-assistant').hass.user.is_admin"
