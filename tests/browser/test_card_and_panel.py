@@ -379,3 +379,52 @@ def test_quick_optimization_dry_run_shows_the_proposals(
         shoot(page, "card-dry-run", docs=DOCS, target=page.locator(CARD).first)
 
     in_browser(steps)
+
+
+def test_visual_editor_picks_device_view_and_options(
+    live_ha: LiveHA, in_browser: Callable[..., Any]
+) -> None:
+    """Test the card's editor: device, view and show options end up in the config."""
+
+    def steps(open_page: Callable[..., Any]) -> None:
+        assert live_ha.admin is not None
+        page = open_page(live_ha.admin, f"{DASHBOARD}/overview")
+        page.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
+        sizes = page.locator(CARD).first.evaluate(
+            "c => [c.getCardSize(), c.getGridOptions().columns]"
+        )
+        assert sizes == [5, 12]
+        page.evaluate(
+            """() => {
+                const hass = document.querySelector('home-assistant').hass;
+                const el = document.createElement('adaptive-modbus-card-editor');
+                el.id = 'am-editor';
+                // on top of HA's app, which covers the page
+                el.style.cssText = 'position:fixed;inset:0;z-index:9999;padding:16px;'
+                    + 'background:var(--card-background-color, #fff)';
+                window.amConfigs = [];
+                el.addEventListener('config-changed', (e) => window.amConfigs.push(e.detail.config));
+                el.hass = hass;
+                el.setConfig({ type: 'custom:adaptive-modbus-card', view: 'overview' });
+                document.body.appendChild(el);
+            }"""
+        )
+        device = _entries(page)[0]["devices"][1]  # the second device of the fleet
+        target = page.locator("#am-editor select[data-field='target']")
+        page.wait_for_selector(
+            f"#am-editor option[value='device:{device['device_id']}']", state="attached"
+        )
+        target.select_option(f"device:{device['device_id']}")
+        page.locator("#am-editor select[data-field='view']").select_option("clusters")
+        page.locator("#am-editor input[data-show='donut']").uncheck()
+        configs = page.evaluate("() => window.amConfigs")
+        assert configs[-1] == {
+            "type": "custom:adaptive-modbus-card",
+            "device_id": device["device_id"],
+            "view": "clusters",
+            "show": ["health", "buttons", "age", "reason"],
+        }
+        options = page.locator("#am-editor select[data-field='target'] option")
+        assert options.count() == 1 + 1 + len(_entries(page)[0]["devices"])
+
+    in_browser(steps)
