@@ -27,9 +27,8 @@ import tracemalloc
 from typing import Any
 
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
-
-from .vclock import VirtualClock
 
 PER_UNIT = 100
 _RATES = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.002, 0.002, 0.05, 0.5)

@@ -8,6 +8,10 @@
   which is at least as good as Telegraf's best static mode (``max_insert``).
 * ``adaptive`` / ``adaptive-no-patterns``: the engine's defaults, with and without
   time-of-week activity profiles.
+* ``adaptive+optimizer``: the engine's defaults with the optimization loop running
+  beside it in virtual time (quick cycles every 15 min, the daily full cycle, each
+  change predicted by shadow replay, measured and kept or rolled back); proposals
+  that need a user's approval (tolerance raises) stay unapproved.
 * ``oracle`` / ``oracle-batched``: see :mod:`benchmarks.oracle` (not engine
   configurations); the batched one also reads, with a unit's table, what will leave
   its band within the next 30 s.
@@ -28,6 +32,7 @@ FIXED = "fixed-per-entity"
 STATIC = "static-blocks"
 ADAPTIVE = "adaptive"
 ADAPTIVE_NO_PATTERNS = "adaptive-no-patterns"
+ADAPTIVE_OPTIMIZER = "adaptive+optimizer"
 ORACLE = "oracle"
 ORACLE_BATCHED = "oracle-batched"
 EXPERT = "expert-static"  # see benchmarks.expert (not an engine configuration)
@@ -43,6 +48,7 @@ class Policy:
     family: str
     interval: float | None
     config: EngineConfig | None
+    optimizer: bool = False  # run the optimization loop beside the engine
 
 
 def fixed(interval: float, limits: Mapping[int, DeviceLimits]) -> Policy:
@@ -83,6 +89,7 @@ def standard(
         fixed(DEFAULT_INTERVAL, limits),
         static(DEFAULT_INTERVAL, limits),
         Policy(ADAPTIVE, ADAPTIVE, None, adaptive),
+        Policy(ADAPTIVE_OPTIMIZER, ADAPTIVE_OPTIMIZER, None, adaptive, optimizer=True),
         Policy(
             ADAPTIVE_NO_PATTERNS,
             ADAPTIVE_NO_PATTERNS,

@@ -40,7 +40,7 @@ from .scenarios import SCENARIOS, Scenario
 from .simulate import RunRecord, SpanIndex, run_engine
 from .trace import EXAMPLE_MAP, EXAMPLE_TRACE, MAX_GAP, load_trace
 
-DEFAULT_SCENARIOS = ("demo", "install200", "stress2000", "pv", "trace")
+DEFAULT_SCENARIOS = ("demo", "install200", "stress2000", "pv", "trace", "wrongdefaults")
 QUICK_SCENARIOS = ("demo", "install200", "trace")
 QUICK_SECONDS = 600
 QUICK_SECONDS_PV = 5400  # the first sunrise is 43 min in
@@ -231,7 +231,9 @@ def run_scenario(
                 )
                 runs.append(_measure(scenario, record, min_interval, 0.0))
             else:
-                for k, phase in enumerate(phases_of(seed, policy.name, phases)):
+                # the optimizer runs at adaptive's phases: a paired comparison
+                paired = pol.ADAPTIVE if policy.optimizer else policy.name
+                for k, phase in enumerate(phases_of(seed, paired, phases)):
                     record = asyncio.run(
                         run_engine(
                             scenario,
@@ -240,6 +242,7 @@ def run_scenario(
                             progress=progress,
                             index=index,
                             phase=phase,
+                            optimizer=policy.optimizer,
                         )
                     )
                     runs.append(_measure(scenario, record, min_interval, phase))
@@ -417,7 +420,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default=None,
-        help="comma-separated from demo,install200,stress2000,pv,trace "
+        help="comma-separated from demo,install200,stress2000,pv,trace,wrongdefaults "
         f"(default {','.join(DEFAULT_SCENARIOS)}; --quick: "
         f"{','.join(QUICK_SCENARIOS)})",
     )

@@ -705,9 +705,73 @@ def pv(hours: float = 52.0, seed: int = 42, bus: BusModel | None = None) -> Scen
     return scenario
 
 
+# -- wrong defaults ---------------------------------------------------------------
+
+#: the wrong-defaults meter answers no read of more registers than this
+WRONG_DEFAULTS_MAX_READ = 20
+#: ... and its supply temperature's noise is this many times its tolerance
+WRONG_DEFAULTS_NOISE = 3.0
+
+
+def wrong_defaults(
+    hours: float = 4.0, seed: int = 42, bus: BusModel | None = None
+) -> Scenario:
+    """Build a meter with a heat-pump controller where the engine's defaults are wrong.
+
+    The unit never answers a read of more than :data:`WRONG_DEFAULTS_MAX_READ`
+    registers (the engine reads up to 125 by default and must learn it), and one
+    temperature's noise is :data:`WRONG_DEFAULTS_NOISE` times its tolerance.
+    """
+    rng = np.random.default_rng(seed)
+    duration = round(hours * 3600)
+    n = duration + 1
+    start_at = int(duration * 0.4) + round(OFF_TICK)
+    compressor = np.zeros(n)
+    compressor[start_at:] = 1.0
+    compressor = np.maximum(
+        compressor, wf.telegraph(n, rng, mean_on_s=1500, mean_off_s=2400)
+    )
+    heat_pump = wf.first_order(1800 * compressor, 40)
+    load = 400 + np.abs(wf.smooth_walk(n, rng, sigma=12, knot_s=60)) + heat_pump
+    b = MapBuilder(1, "meter", n)
+    _meter(b, load, rng, None)
+    b.gap(Table.INPUT, 4)
+    tolerance = 0.1
+    sigma = WRONG_DEFAULTS_NOISE * tolerance / np.sqrt(2.0)  # RMS read-to-read = 3 tol
+    flow = 30 + wf.first_order(compressor * 15, 400)
+    b.add("supply_temperature", flow + wf.noise(n, rng, sigma), data_type=DataType.FLOAT32,
+          tolerance=tolerance)  # fmt: skip
+    b.add("return_temperature", 27 + wf.first_order(compressor * 9, 500),
+          data_type=DataType.FLOAT32, precision=1, tolerance=0.2)  # fmt: skip
+    b.add("compressor_running", compressor, table=Table.DISCRETE)
+    b.add("setpoint", 45, table=Table.HOLDING, scale=0.1, precision=1, writable=True)
+    scenario = _assemble(
+        "wrongdefaults",
+        f"Wrong defaults: meter + heat-pump controller, {hours:g} h on RTU 9600; "
+        f"no answer to reads over {WRONG_DEFAULTS_MAX_READ} registers, one "
+        f"temperature's noise {WRONG_DEFAULTS_NOISE:g}x its tolerance",
+        [b],
+        duration=duration,
+        bus=bus or BusModel.rtu(9600),
+        incidents=[start_at],
+    )
+    start = scenario.start
+
+    def make_units(clock: Callable[[], float]) -> list[Any]:
+        return [
+            SyntheticUnit(b.unit_id, b.specs, b.values, start=start, clock=clock,
+                          timeout_above=WRONG_DEFAULTS_MAX_READ)
+        ]  # fmt: skip
+
+    scenario.make_units = make_units
+    scenario.incident_key = "meter_power"
+    return scenario
+
+
 SCENARIOS: dict[str, Callable[..., Scenario]] = {
     "demo": demo,
     "install200": install200,
     "stress2000": stress2000,
     "pv": pv,
+    "wrongdefaults": wrong_defaults,
 }

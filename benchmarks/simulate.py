@@ -13,18 +13,19 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-import math
 import sys
 import time
 from typing import Any
 
-from adaptive_modbus_engine.registers import RegisterSpec, Table, Value
-from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
+from adaptive_modbus_engine.audit import AuditLog
+from adaptive_modbus_engine.optimizer import Optimizer
+from adaptive_modbus_engine.registers import RegisterSpec, Table
+from adaptive_modbus_engine.replay import VirtualClock, as_float, drive
+from adaptive_modbus_engine.scheduler import CycleResult, EngineConfig, PollEngine
 from adaptive_modbus_engine.simulator.inprocess import InProcessTransport, RequestKind
 
 from .bus import BusModel
 from .scenarios import Scenario
-from .vclock import VirtualClock
 
 ReadKey = tuple[int, Table]
 
@@ -44,6 +45,7 @@ class RunRecord:
     cpu_seconds: float = 0.0
     # (cycle end, requests)
     timeline: list[tuple[float, int]] = field(default_factory=list)
+    optimizer: dict[str, Any] | None = None  # the loop's statistics at the end
 
 
 class RecordingTransport:
@@ -127,11 +129,9 @@ class SpanIndex:
         return [row for _, stop, row in items[lo:hi] if stop <= end]
 
 
-def as_float(value: Value | None) -> float:
-    """Return a shown value as a float (bools 0/1; text and missing values NaN)."""
-    if value is None or isinstance(value, str):
-        return math.nan
-    return float(value)
+async def inline(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` at once (the optimizer's executor in virtual time)."""
+    return fn(*args)
 
 
 class Progress:
@@ -170,13 +170,16 @@ async def run_engine(
     progress: bool = False,
     index: SpanIndex | None = None,
     phase: float = 0.0,
+    optimizer: bool = False,
 ) -> RunRecord:
     """Run the real ``PollEngine`` over the scenario's duration in virtual time.
 
     ``phase`` shifts the engine's clock ahead of the scenario's by that many seconds.
     The engine aligns its reads to multiples of their interval on its own clock, so
     its ticks fall ``phase`` seconds off the round times a log may change on (the
-    devices and the metrics keep the scenario's clock).
+    devices and the metrics keep the scenario's clock). ``optimizer`` runs the
+    optimization loop beside the engine, ticked after every cycle; its shadow
+    replays run inline (virtual time does not move while they compute).
     """
     clock = VirtualClock(scenario.start)
     units: list[Any] = scenario.make_units(clock.now)
@@ -187,25 +190,20 @@ async def run_engine(
         timeout=scenario.bus.timeout,
     )
     transport = RecordingTransport(inner)
-    engine = PollEngine(
-        list(scenario.specs), transport, lambda: clock.now() + phase, config
-    )
+
+    def engine_clock() -> float:
+        return clock.now() + phase
+
+    engine = PollEngine(list(scenario.specs), transport, engine_clock, config)
     index = index or SpanIndex(scenario.specs)
     uids = [spec.uid for spec in scenario.specs]
     record = RunRecord(policy=policy, reads=[([], []) for _ in scenario.specs])
     end = scenario.start + scenario.duration
     bar = Progress(f"{scenario.name} / {policy}", scenario.duration, progress)
     cpu0 = time.process_time()
-    stuck = 0
-    last_due = -math.inf
     counters = inner.counters
-    while True:
-        due = engine.next_due() - phase
-        if due >= end:
-            break
-        clock.advance_to(due)
-        result = await engine.poll_due(clock.now() + phase)
-        shown_at = clock.now()
+
+    async def on_cycle(result: CycleResult, shown_at: float) -> None:
         record.cycles += 1
         record.timeline.append((shown_at, result.requests))
         for read in transport.reads:
@@ -214,12 +212,24 @@ async def run_engine(
                 times.append(shown_at)
                 values.append(as_float(engine.value(uids[row])))
         transport.reads.clear()
-        stuck = stuck + 1 if due <= last_due and result.requests == 0 else 0
-        if stuck > 10_000:
-            raise RuntimeError(f"{policy}: the engine makes no progress at t={due}")
-        last_due = due
         bar.update(shown_at - scenario.start)
+        if loop is not None:
+            await loop.tick(shown_at + phase, run_in_executor=inline)
+
+    loop = (
+        Optimizer(
+            engine,
+            audit=AuditLog(wall_clock=engine_clock),
+            clock=engine_clock,
+            wall_clock=engine_clock,
+        )
+        if optimizer
+        else None
+    )
+    await drive(engine, clock, end, phase=phase, on_cycle=on_cycle, label=policy)
     bar.close()
+    if loop is not None:
+        record.optimizer = loop.statistics()
     record.cpu_seconds = time.process_time() - cpu0
     record.requests = counters.requests
     record.registers = counters.registers + counters.bits

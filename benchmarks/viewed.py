@@ -12,11 +12,10 @@ import argparse
 import asyncio
 from dataclasses import dataclass
 
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
-
-from .vclock import VirtualClock
 
 
 @dataclass(frozen=True, slots=True)

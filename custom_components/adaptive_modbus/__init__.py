@@ -30,6 +30,7 @@ from .descriptions import platform_for
 from .engine.register_map import RegisterMapError
 from .entity import hub_device_info, register_unique_id
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
+from .optimization import async_setup_control
 from .panel import async_setup_frontend
 from .services import async_setup_services
 from .storage import LearnedStateStore, async_remove_learned_state
@@ -48,6 +49,7 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.IMAGE,
     Platform.NUMBER,
+    Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
 ]
@@ -116,6 +118,7 @@ async def async_setup_entry(
     store = LearnedStateStore(hass, entry.entry_id, hub.engine)
     coordinator = AdaptiveModbusCoordinator(hass, entry, hub, store)
     data = AdaptiveModbusData(hub=hub, coordinator=coordinator, store=store)
+    async_setup_control(hass, entry, data)  # audit log, optimization loop
     # teardown on every way out (unload, setup failure, not ready): stop polling,
     # save once loaded, close the connection and the demo server
     entry.async_on_unload(partial(_async_shutdown, data))

@@ -31,8 +31,11 @@ from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN, UNAVAILABLE_AFTER_FAILURES
+from .engine.analytics import Analytics, Anomaly, RemedySettings
+from .engine.audit import AuditLog
 from .engine.errors import AdaptiveModbusError, ErrorKind, ModbusError, WriteUnconfirmed
 from .engine.history import History
 from .engine.register_map import RegisterDefinition
@@ -40,6 +43,7 @@ from .engine.registers import Value
 from .engine.scheduler import CycleResult
 from .engine.stats import EngineSnapshot
 from .hub import Hub, UnitInfo
+from .optimization import OptimizerLike
 from .storage import LearnedStateStore
 
 if TYPE_CHECKING:
@@ -123,7 +127,14 @@ class AdaptiveModbusData:
     store: LearnedStateStore
     loaded: bool = False  # setup finished: learned state is worth saving
     shut_down: bool = False
+    audit: AuditLog = field(default_factory=AuditLog)  # every change, loop or user
+    optimizer: OptimizerLike | None = None  # the optimization loop
     charts: ChartManager | None = None  # set by the image platform
+
+    @property
+    def analytics(self) -> Analytics:
+        """Analytics of the connection (fed by the coordinator after every cycle)."""
+        return self.coordinator.analytics
 
     def registers(
         self, platform: Platform
@@ -189,6 +200,18 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
         self._unobserved: list[CycleResult] = []
         if store is not None:
             store.history = self.history
+        # the optimization loop, ticked after cycles (set by setup)
+        self.optimizer: OptimizerLike | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        # analytics over the same history, fed with it; the anomalies of the cycles
+        # fed last are in last_anomalies (for events)
+        self.analytics = Analytics(
+            self.history, tz=dt_util.get_default_time_zone(), settings=_remedy(hub)
+        )
+        self.last_anomalies: list[Anomaly] = []
+        self._analytics_failed = False
+        if store is not None:
+            store.analytics = self.analytics
 
     # ------------------------------------------------------------------ polling
     async def _async_update_data(self) -> PollData:
@@ -201,6 +224,39 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
             finally:
                 self._poll_task = None
                 self._async_schedule_wake()
+                self._async_start_tick()
+
+    @callback
+    def _async_start_tick(self) -> None:
+        """Let the optimization loop do what is due, off the cycle's path.
+
+        One tick at a time; none once stopped. The loop runs heavy work (shadow
+        replay) in the executor; a tick that changed the plan sets the wake-up anew.
+        """
+        entry = self.config_entry
+        if (
+            entry is None
+            or self.optimizer is None
+            or self._stopped
+            or (self._tick_task is not None and not self._tick_task.done())
+        ):
+            return
+        self._tick_task = entry.async_create_background_task(
+            self.hass, self._async_tick(self.optimizer), f"{DOMAIN} optimization tick"
+        )
+
+    async def _async_tick(self, optimizer: OptimizerLike) -> None:
+        try:
+            changed = await optimizer.tick(
+                self.clock(), run_in_executor=self.hass.async_add_executor_job
+            )
+        except Exception:
+            _LOGGER.exception("Optimization tick of %s failed", self.hub.title)
+            return
+        if changed and not self._stopped:
+            self.async_reschedule()
+            if self.store is not None:
+                self.store.async_schedule_save()
 
     async def async_stop(self) -> None:
         """No more refreshes; cancel one in flight (it must not reconnect after close)."""
@@ -396,9 +452,22 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
     def _feed_history(self, snapshot: EngineSnapshot) -> None:
         """Give the cycles run since the last snapshot to the visualization history."""
+        anomalies: list[Anomaly] = []
         for result in self._unobserved:
             self.history.observe(result, snapshot, self.engine.cost_model())
+            try:
+                anomalies += self.analytics.observe(result, snapshot)
+            # analytics must never stop polling: a bug is logged (traceback once)
+            except Exception:  # noqa: BLE001
+                _LOGGER.log(
+                    logging.DEBUG if self._analytics_failed else logging.ERROR,
+                    "Analytics of %s failed (polling goes on)",
+                    self.hub.title,
+                    exc_info=True,
+                )
+                self._analytics_failed = True
         self._unobserved.clear()
+        self.last_anomalies = anomalies
 
     # ------------------------------------------------------------------ scheduling
     def seconds_to_next_due(self) -> float:
@@ -491,6 +560,20 @@ class AdaptiveModbusCoordinator(DataUpdateCoordinator[PollData]):
 
 
 _SILENT_KINDS = (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
+
+
+def _remedy(hub: Hub) -> RemedySettings:
+    """Return the settings in force, which suggestions are compared with."""
+    settings = hub.settings
+    # the engine's per-unit limits: the option, or a register map's lower one
+    return RemedySettings(
+        pause=settings.transport.pause,
+        close_after_cycle=settings.transport.close_after_cycle,
+        unit_max_registers={
+            unit: limit.max_registers
+            for unit, limit in hub.engine.config.limits.items()
+        },
+    )
 
 
 def write_error_key(err: Exception) -> str:

@@ -15,13 +15,14 @@ from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_HOST, CONF_SERIAL_PORT
-from .coordinator import AdaptiveModbusConfigEntry
+from .coordinator import AdaptiveModbusConfigEntry, AdaptiveModbusData
 from .engine.charts import history_summary
 from .engine.registers import DataType
 from .hub import Hub, demo_fleet
 
 TO_REDACT = {CONF_HOST, CONF_SERIAL_PORT, "unique_id", "title"}
 SHORTEST_SECRET = 3  # shorter strings would redact unrelated text
+AUDIT_TAIL = 50  # audited changes in the diagnostics
 
 
 def _private_registers(hub: Hub) -> set[str]:
@@ -52,6 +53,26 @@ def redact_strings(data: Any, secrets: Iterable[str]) -> Any:
         return value
 
     return scrub(data)
+
+
+def _optimization(data: AdaptiveModbusData) -> dict[str, Any]:
+    """Return the optimization loop's figures and the audit tail (names redacted)."""
+    optimizer = data.optimizer
+    audit = []
+    for entry in data.audit.tail(AUDIT_TAIL):
+        item = entry.to_dict()
+        if item["actor"].get("name") is not None:
+            item["actor"]["name"] = REDACTED
+        audit.append(item)
+    return {
+        "automatic": None if optimizer is None else optimizer.enabled,
+        "goal": None if optimizer is None else str(optimizer.goal),
+        # the loop's own audit tail names users: the redacted one below replaces it
+        "statistics": None
+        if optimizer is None
+        else {k: v for k, v in optimizer.statistics().items() if k != "audit"},
+        "audit": audit,
+    }
 
 
 async def async_get_config_entry_diagnostics(
@@ -114,6 +135,7 @@ async def async_get_config_entry_diagnostics(
         },
         "engine": engine,
         "recent_errors": list(coordinator.recent_errors),
+        "optimization": _optimization(data),
         "history": history_summary(
             coordinator.history, data.charts.timeline if data.charts else None
         ),

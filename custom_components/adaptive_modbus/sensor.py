@@ -14,6 +14,7 @@ from homeassistant.const import PERCENTAGE, EntityCategory, Platform, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .coordinator import (
     STATE_WRITES_KEY,
@@ -27,6 +28,8 @@ from .entity import (
     async_add_register_entities,
     hub_device_info,
 )
+from .optimization import OUTCOMES, last_optimization
+from .optimization_entity import OptimizationEntity
 
 PARALLEL_UPDATES = 0
 
@@ -124,6 +127,10 @@ async def async_setup_entry(
         )
         for description in STAT_DESCRIPTIONS
     )
+    if (optimizer := entry.runtime_data.optimizer) is not None:
+        async_add_entities(
+            [LastOptimizationSensor(entry.runtime_data, optimizer, "last_optimization")]
+        )
 
 
 class RegisterSensor(RegisterEntity, SensorEntity):
@@ -189,3 +196,38 @@ class ConnectionStatSensor(ChangeOnlyEntity, SensorEntity):
         """Start the write throttle at the initial write."""
         await super().async_added_to_hass()
         self._written_at = self.coordinator.clock()
+
+
+class LastOptimizationSensor(OptimizationEntity, SensorEntity):
+    """The outcome of the last optimization; what it changed and measured as attributes."""
+
+    _attr_device_class = SensorDeviceClass.ENUM
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_options = list(OUTCOMES)
+
+    @property
+    def native_value(self) -> str | None:
+        """The outcome: evaluating, kept, rolled back, ..."""
+        entry = last_optimization(self._data.audit)
+        return None if entry is None else entry.outcome
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """What changed, when, by whom, and the predicted and measured effect."""
+        entry = last_optimization(self._data.audit)
+        if entry is None:
+            return None
+        measured = entry.measured if isinstance(entry.measured, dict) else {}
+        return {
+            "audit_id": entry.id,
+            "at": dt_util.utc_from_timestamp(entry.at).isoformat(),
+            "action": entry.action,
+            "target": entry.target,
+            "parameter": entry.extra.get("parameter"),
+            "before": entry.before,
+            "after": entry.after,
+            "predicted": entry.predicted,
+            "measured": entry.measured,
+            "measured_saving": measured.get("gain", measured.get("saving")),
+            "by": "loop" if not entry.actor.is_user else entry.actor.name,
+        }

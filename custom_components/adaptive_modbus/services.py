@@ -109,6 +109,7 @@ def _source(entry: AdaptiveModbusConfigEntry) -> Source:
         history=coordinator.history,
         cost=engine.cost_model(),
         name=entry.title,
+        analytics=coordinator.analytics,
     )
 
 
@@ -263,6 +264,10 @@ async def _async_export(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the visualization services (from ``async_setup``)."""
+    # imported here: the optimization services use this module's target helpers
+    from .optimization_services import async_setup_optimization_services  # noqa: PLC0415
+
+    async_setup_optimization_services(hass)
     async_setup_chart_services(hass)
     hass.services.async_register(
         DOMAIN,
@@ -278,3 +283,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=EXPORT_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
+    # the analytics services reuse this module's helpers: imported here, not on top
+    from .analytics_services import async_setup_analytics_services  # noqa: PLC0415
+
+    async_setup_analytics_services(hass)

@@ -4,6 +4,11 @@ The engine exports its learned state (intervals, patterns, holes, cost model) as
 JSON-able dict. We save it debounced after poll cycles, at once on unload and on HA
 stop, and import it on start. A corrupt or incompatible state is set aside with a
 warning and the engine starts fresh: learning is a cache, never a reason to fail.
+
+Store version 1.2 adds, beside the engine's state, the optimization control: the
+audit log (``audit``) and the optimization loop's state (``optimizer``). A 1.1 store
+is migrated by adding both, empty; each is restored on its own, so a corrupt one is
+set aside with a warning and the rest restored.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_SAVE_DELAY, STORAGE_VERSION
+from .engine.analytics import Analytics
+from .engine.audit import AuditLog
 from .engine.errors import AdaptiveModbusError
 from .engine.history import History
 from .engine.scheduler import PollEngine
@@ -27,6 +34,30 @@ from .engine.scheduler import PollEngine
 _LOGGER = logging.getLogger(__name__)
 
 type StateDict = dict[str, Any]
+
+# 1.2: the audit log and the optimization loop's state are kept alongside
+STORAGE_MINOR_VERSION = 2
+KEY_AUDIT = "audit"
+KEY_OPTIMIZER = "optimizer"
+
+
+class _ControlStore(Store[StateDict]):
+    """HA's Store with the 1.1 -> 1.2 migration (adds the optimization control)."""
+
+    async def _async_migrate_func(
+        self, old_major_version: int, old_minor_version: int, old_data: Any
+    ) -> StateDict:
+        if old_major_version != STORAGE_VERSION:
+            raise NotImplementedError(
+                f"stored version {old_major_version} cannot be migrated"
+            )
+        if not isinstance(old_data, dict):
+            return old_data  # type: ignore[no-any-return]  # set aside on restore
+        data = dict(old_data)
+        if old_minor_version < 2:
+            data.setdefault(KEY_AUDIT, None)
+            data.setdefault(KEY_OPTIMIZER, None)
+        return data
 
 
 def storage_key(entry_id: str) -> str:
@@ -49,8 +80,11 @@ class LearnedStateStore:
         self._hass = hass
         self._entry_id = entry_id
         self.engine = engine
-        self._store: Store[StateDict] = Store(
-            hass, STORAGE_VERSION, storage_key(entry_id)
+        self._store: Store[StateDict] = _ControlStore(
+            hass,
+            STORAGE_VERSION,
+            storage_key(entry_id),
+            minor_version=STORAGE_MINOR_VERSION,
         )
         self.lock = asyncio.Lock()
         self.restored = False  # some learned state was imported
@@ -58,6 +92,9 @@ class LearnedStateStore:
         self.restore_warnings: list[str] = []
         self._unsub_save: CALLBACK_TYPE | None = None
         self.history: History | None = None  # visualization history, saved alongside
+        self.audit: AuditLog | None = None  # audit log of the optimization control
+        self.optimizer: Any = None  # the optimization loop (export_state/import_state)
+        self.analytics: Analytics | None = None  # analytics state, saved alongside
 
     async def async_restore(self) -> bool:
         """Import the saved state into the engine; False (and a warning) if unusable.
@@ -86,6 +123,59 @@ class LearnedStateStore:
                 _LOGGER.warning(
                     "Learned polling state of entry %s: %s", self._entry_id, warning
                 )
+        self._restore_audit(data.get(KEY_AUDIT))
+        self._restore_analytics(data)
+        restored = await self._async_restore_engine(data)
+        self._restore_optimizer(data.get(KEY_OPTIMIZER))
+        return restored
+
+    def _restore_audit(self, stored: Any) -> None:
+        """Restore the audit log; what cannot be used is set aside with a warning."""
+        if self.audit is None or stored is None:
+            return
+        for warning in self.audit.import_state(stored):
+            _LOGGER.warning("Audit log of entry %s: %s", self._entry_id, warning)
+
+    def _restore_analytics(self, data: StateDict) -> None:
+        """Restore the analytics state; what cannot be used is set aside with a warning."""
+        if self.analytics is None or "analytics" not in data:
+            return
+        for warning in self.analytics.import_state(data["analytics"], self.engine.uids):
+            _LOGGER.warning(
+                "Learned polling state of entry %s: %s", self._entry_id, warning
+            )
+
+    def _restore_optimizer(self, stored: Any) -> None:
+        """Restore the loop's state after the engine's (it tunes the engine).
+
+        A state the loop refuses is set aside with a warning: the loop starts over.
+        """
+        if self.optimizer is None or stored is None:
+            return
+        try:
+            result = self.optimizer.import_state(stored)
+        except (AdaptiveModbusError, TypeError, ValueError, KeyError) as err:
+            _LOGGER.warning(
+                "Optimization state of entry %s was set aside (%s); the loop starts over",
+                self._entry_id,
+                err,
+            )
+            return
+        report = result if isinstance(result, dict) else {}
+        for warning in report.get("warnings") or []:
+            _LOGGER.warning(
+                "Optimization state of entry %s: %s", self._entry_id, warning
+            )
+        if report.get("evaluation") is not None:
+            _LOGGER.info(
+                "Optimization of entry %s: the evaluation interrupted by the restart "
+                "was %s",
+                self._entry_id,
+                report["evaluation"],
+            )
+
+    async def _async_restore_engine(self, data: StateDict) -> bool:
+        """Import the engine's learned state; False (and a warning) when unusable."""
         try:
             # nothing polls yet: the engine is not touched by the loop meanwhile
             result = await self._hass.async_add_executor_job(
@@ -123,6 +213,12 @@ class LearnedStateStore:
             )
             if self.history is not None:
                 data["history"] = self.history.export_state()
+            if self.audit is not None:
+                data[KEY_AUDIT] = self.audit.export_state()
+            if self.optimizer is not None:
+                data[KEY_OPTIMIZER] = self.optimizer.export_state()
+            if self.analytics is not None:
+                data["analytics"] = self.analytics.export_state()
             return data
 
     def async_schedule_save(self, delay: float = STORAGE_SAVE_DELAY) -> None:
@@ -162,5 +258,10 @@ class LearnedStateStore:
 
 async def async_remove_learned_state(hass: HomeAssistant, entry_id: str) -> None:
     """Delete an entry's stored state without an engine (entry removal)."""
-    store: Store[StateDict] = Store(hass, STORAGE_VERSION, storage_key(entry_id))
+    store: Store[StateDict] = Store(
+        hass,
+        STORAGE_VERSION,
+        storage_key(entry_id),
+        minor_version=STORAGE_MINOR_VERSION,
+    )
     await store.async_remove()

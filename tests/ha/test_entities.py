@@ -167,7 +167,11 @@ async def test_demo_entities_devices_and_classes(
         "registers_per_request",
         "saving_vs_fixed",
     }
-    assert all(e.entity_category is EntityCategory.DIAGNOSTIC for e in stats)
+    assert all(
+        e.entity_category is EntityCategory.DIAGNOSTIC
+        for e in stats
+        if e.domain == "sensor"  # the optimization switch and select are config
+    )
     rpm = next(e.entity_id for e in stats if e.translation_key == "requests_per_minute")
     assert hass.states.get(rpm).state == STATE_UNKNOWN
     await vtime.run(demo_entry.runtime_data.coordinator, 3 * 60)
@@ -416,6 +420,14 @@ DEMO_ENTITIES = [
     ("number.demo_heat_pump_power_limit", "1_power_limit", True),
     ("number.demo_heat_pump_room_setpoint", "1_room_setpoint", True),
     ("sensor.demo_heat_pump_95th_percentile_latency", "hub_p95_latency", False),
+    # the optimization control (see test_optimization_loop.py)
+    ("select.demo_heat_pump_optimization_goal", "hub_optimization_goal", True),
+    ("sensor.demo_heat_pump_last_optimization", "hub_last_optimization", True),
+    (
+        "switch.demo_heat_pump_automatic_optimization",
+        "hub_automatic_optimization",
+        True,
+    ),
     ("sensor.demo_heat_pump_active_power", "1_active_power", True),
     ("sensor.demo_heat_pump_bus_utilisation", "hub_bus_utilisation", False),
     ("sensor.demo_heat_pump_compressor_energy", "1_compressor_energy", True),

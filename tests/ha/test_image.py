@@ -74,7 +74,10 @@ async def _render(hass: HomeAssistant, **data: Any) -> dict[str, Any]:
 async def test_image_entities_are_registered_per_connection_and_unit(
     hass: HomeAssistant, demo: MockConfigEntry
 ) -> None:
-    """Three charts on the connection device, one per unit device, translated names."""
+    """Three charts on the connection device, one per unit device, translated names.
+
+    The demo is a fleet of three units (heat pump, grid meter, PV inverter).
+    """
     registry = er.async_get(hass)
     ids = _image_ids(hass, demo)
     assert set(ids) == {
@@ -82,6 +85,8 @@ async def test_image_entities_are_registered_per_connection_and_unit(
         "hub_chart_daily",
         "hub_chart_cumulative",
         "1_chart_intervals",
+        "2_chart_intervals",
+        "3_chart_intervals",
     }
     devices = dr.async_get(hass)
     hub = devices.async_get_device(identifiers={hub_identifier(demo.entry_id)})
@@ -93,7 +98,10 @@ async def test_image_entities_are_registered_per_connection_and_unit(
         assert item.entity_category is None
         assert item.has_entity_name
         assert item.translation_key == key.split("_", 1)[1]
-        assert item.device_id == (unit.id if key.startswith("1_") else hub.id)
+        if key.startswith("1_"):
+            assert item.device_id == unit.id
+        elif key.startswith("hub_"):
+            assert item.device_id == hub.id
     assert registry.async_get(ids["1_chart_intervals"]).config_subentry_id == (
         next(iter(demo.subentries))
     )
@@ -143,7 +151,8 @@ async def test_render_runs_in_the_executor(
     demo.runtime_data.charts.pictures.clear()
     with patch.object(chart_runtime, "render", spy):
         response = await _render(hass, config_entry_id=demo.entry_id)
-    assert response["drawn"] == len(threads) == 4
+    # three connection charts and one intervals chart per unit of the demo fleet
+    assert response["drawn"] == len(threads) == 3 + len(demo.runtime_data.hub.units)
     assert all(t is not threading.main_thread() for t in threads)
     assert hass.loop_thread_id not in {t.ident for t in threads}
 
@@ -164,7 +173,9 @@ async def test_cache_no_new_picture_without_new_data(
     renders = manager.renders
     again = await _render(hass)
     assert again["drawn"] == 0 and manager.renders == renders
-    assert [r["changed"] for r in again["rendered"]] == [False] * 4
+    assert [r["changed"] for r in again["rendered"]] == [False] * (
+        3 + len(demo.runtime_data.hub.units)
+    )
     assert {k: hass.states.get(e).state for k, e in ids.items()} == states
     assert {r["chart"]: r["updated"] for r in again["rendered"]} == {
         r["chart"]: r["updated"] for r in first["rendered"]
@@ -241,7 +252,8 @@ async def test_render_charts_is_admin_only(
         return_response=True,
         context=Context(user_id=hass_admin_user.id),
     )
-    assert isinstance(response, dict) and len(response["rendered"]) == 4
+    assert isinstance(response, dict)
+    assert len(response["rendered"]) == 3 + len(demo.runtime_data.hub.units)
 
 
 async def test_hourly_schedule_renders(
@@ -265,7 +277,7 @@ async def test_intervals_chart_has_a_timeline_for_every_register(
     manager = demo.runtime_data.charts
     data = manager.data("intervals_1")
     snapshot = demo.runtime_data.coordinator.snapshot
-    enabled = [r for r in snapshot.registers.values() if r.enabled]
+    enabled = [r for r in snapshot.registers.values() if r.enabled and r.unit_id == 1]
     assert len(data.rows) == len(enabled)
     assert all(row.segments for row in data.rows), [
         row.label for row in data.rows if not row.segments

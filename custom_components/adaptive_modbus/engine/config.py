@@ -50,3 +50,29 @@ class EngineConfig:
                     f"unit {unit}: max registers per read must be 1-{PROTOCOL_MAX_REGISTERS}, "
                     f"got {count}"
                 )
+
+
+@dataclass
+class Tuning:
+    """Parameters changed at run time (by the optimization loop or a user), not learned.
+
+    Empty means the configuration's and the models' defaults. Registers and units
+    named here that the engine does not know are ignored. ``PollEngine`` applies
+    changes through its parameter API (``set_interval_bounds``, ``set_step_budget``,
+    ``set_noise_margin``, ``set_unit_max_registers``, ``set_unit_max_gap``,
+    ``set_cost_model``, ``set_pattern_params``) and exports them with ``tuning()``.
+    """
+
+    # per register uid: (min_interval, max_interval) in seconds
+    interval_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # per register uid: share of time a step may leave a value stale (0 < b <= 0.5)
+    step_budget: dict[str, float] = field(default_factory=dict)
+    # per register uid: multiples of noise² taken off each change for the rate
+    noise_margin: dict[str, float] = field(default_factory=dict)
+    # per unit id: largest read in registers (below the configured limit)
+    unit_max_registers: dict[int, int] = field(default_factory=dict)
+    # per unit id: largest gap of unwanted registers read through
+    unit_max_gap: dict[int, int] = field(default_factory=dict)
+    cost: CostModel | None = None  # None: configured, else fitted
+    pattern_strength: float = 1.0  # exponent on the time-of-week factor (0: off)
+    pattern_lead: float | None = None  # seconds the profile looks ahead; None: default

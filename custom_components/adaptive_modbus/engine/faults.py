@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 import logging
 
-from .config import EngineConfig
+from .config import EngineConfig, Tuning
 from .errors import ErrorKind
 from .planner import DEFAULT_LIMITS, PROTOCOL_MAX_REGISTERS, BlockRead, DeviceLimits
 from .registers import RegisterSpec, Table
@@ -166,9 +166,10 @@ class UnitLimit:
 class BlockLimits:
     """Each unit's largest read: configured, or learned when smaller (``learned``)."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, tuning: Tuning | None = None) -> None:
         """Start with the configured limits and none learned."""
         self._config = config
+        self._tuning = tuning or Tuning()
         self.learned: dict[int, UnitLimit] = {}
 
     def cap(self, unit: int) -> int:
@@ -177,6 +178,7 @@ class BlockLimits:
         return min(
             configured,
             self._config.unit_max_registers.get(unit, PROTOCOL_MAX_REGISTERS),
+            self._tuning.unit_max_registers.get(unit, PROTOCOL_MAX_REGISTERS),
         )
 
     def limit(self, unit: int) -> int:
@@ -190,7 +192,12 @@ class BlockLimits:
     ) -> dict[int, DeviceLimits]:
         """Per unit limits for the planner; ``trial`` overrides some units' registers."""
         config = self._config
-        units = {*config.limits, *config.unit_max_registers, *self.learned}
+        units = {
+            *config.limits,
+            *config.unit_max_registers,
+            *self._tuning.unit_max_registers,
+            *self.learned,
+        }
         limits: dict[int, DeviceLimits] = {}
         for unit in units:
             base = config.limits.get(unit, DEFAULT_LIMITS)

@@ -226,6 +226,82 @@ class IntervalLimits:
 DEFAULT_LIMITS = IntervalLimits(5.0, 300.0)
 
 
+@dataclass(frozen=True, slots=True)
+class IntervalPin:
+    """A user's pin on a register's interval: a fixed interval, or bounds.
+
+    ``interval`` fixes the interval (the model then only watches); otherwise
+    ``min_interval`` and/or ``max_interval`` replace the register's bounds (the one
+    not given stays as configured). Neither the model nor the optimization loop
+    moves a register outside its pin; learning resets keep it.
+    """
+
+    interval: float | None = None
+    min_interval: float | None = None
+    max_interval: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a pin that pins nothing, mixes both kinds or has bad numbers."""
+        values = {
+            "interval": self.interval,
+            "min_interval": self.min_interval,
+            "max_interval": self.max_interval,
+        }
+        for name, value in values.items():
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise EngineUsageError(f"{name} must be a positive number, got {value}")
+        if self.interval is not None:
+            if self.min_interval is not None or self.max_interval is not None:
+                raise EngineUsageError(
+                    "pin either an interval or bounds (min_interval, max_interval)"
+                )
+        elif self.min_interval is None and self.max_interval is None:
+            raise EngineUsageError(
+                "a pin needs an interval, a min_interval or a max_interval"
+            )
+        if (
+            self.min_interval is not None
+            and self.max_interval is not None
+            and self.min_interval > self.max_interval
+        ):
+            raise EngineUsageError(
+                f"min_interval {self.min_interval} is above "
+                f"max_interval {self.max_interval}"
+            )
+
+    def limits(self, base: IntervalLimits) -> IntervalLimits:
+        """Return the bounds in force: the pin's, the rest from ``base``."""
+        if self.interval is not None:
+            return IntervalLimits(self.interval, self.interval)
+        low = base.min_interval if self.min_interval is None else self.min_interval
+        high = base.max_interval if self.max_interval is None else self.max_interval
+        if self.min_interval is None:
+            low = min(low, high)
+        if self.max_interval is None:
+            high = max(low, high)
+        return IntervalLimits(low, high)
+
+    def to_dict(self) -> dict[str, float | None]:
+        """Return a JSON-safe dict."""
+        return {
+            "interval": self.interval,
+            "min_interval": self.min_interval,
+            "max_interval": self.max_interval,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> IntervalPin:
+        """Rebuild from :meth:`to_dict`; raises ``ValueError`` on what is unusable."""
+        if not isinstance(data, Mapping):
+            raise TypeError("a pin is not a mapping")
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(number("interval"), number("min_interval"), number("max_interval"))
+
+
 class IntervalModel:
     """Adaptive poll interval of one register (see the module docstring for the rules).
 
@@ -256,6 +332,9 @@ class IntervalModel:
         self.numeric = numeric
         self.unit = unit
         self.interval = limits.min_interval
+        # tunable per register (PollEngine.set_step_budget / set_noise_margin)
+        self.step_budget = STEP_BUDGET
+        self.noise_margin = NOISE_MARGIN
         self.rate = 0.0
         self.noise = 0.0
         self.noisy = False
@@ -304,7 +383,7 @@ class IntervalModel:
         if self.rate > 0:
             target = SAFETY * self.resolution / self.rate
         if self._steps > 0:
-            target = min(target, 2.0 * STEP_BUDGET / self.step_rate)
+            target = min(target, 2.0 * self.step_budget / self.step_rate)
         return (
             self.limits.clamp(target)
             if math.isfinite(target)
@@ -453,7 +532,7 @@ class IntervalModel:
         self._steps *= math.exp(-dt / STEP_MEMORY)
         self._update_noise(dt, delta)
         self._last_step = (dt, delta)
-        signal = math.sqrt(max(0.0, delta * delta - NOISE_MARGIN * self.noise**2))
+        signal = math.sqrt(max(0.0, delta * delta - self.noise_margin * self.noise**2))
         weight, before = self._weight(dt), self._mean_rate()
         self.rate = self._accumulate(weight, signal / dt)
         self.activity = signal / dt / self.resolution

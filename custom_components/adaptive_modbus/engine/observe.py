@@ -82,8 +82,10 @@ class Observer:
             if due is not None and uid not in due and value == reg.value:
                 # a rider that did not move: fresh for free, nothing new to learn
                 reg.reads += 1
-                reg.last_read = now
+                previous_read, reg.last_read = reg.last_read, now
                 reg.failure_streak = 0
+                for listener in self._core.read_listeners:
+                    listener(uid, now, value, previous_read)
                 continue
             self._observe(reg, value, now, cycle)
 
@@ -100,7 +102,9 @@ class Observer:
             reg.last_change = now
             cycle.changed[reg.spec.uid] = value
         reg.value = value
-        reg.last_read = now
+        previous_read, reg.last_read = reg.last_read, now
+        for listener in self._core.read_listeners:
+            listener(reg.spec.uid, now, value, previous_read)
         numeric = (
             _as_float(value) if reg.spec.is_numeric and value is not None else None
         )

@@ -10,6 +10,7 @@ the plan if that adds no request: they would cost a request of their own later.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from .core import EngineCore
 from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
@@ -33,7 +34,12 @@ class Planning:
 
     def cost_model(self) -> CostModel:
         """Return the cost model the planner uses now (configured, fitted, or default)."""
-        return self._core.config.cost or self._cost.model() or CostModel()
+        return (
+            self._core.tuning.cost
+            or self._core.config.cost
+            or self._cost.model()
+            or CostModel()
+        )
 
     def plan(
         self,
@@ -41,13 +47,50 @@ class Planning:
         limits: Mapping[int, DeviceLimits] | None = None,
     ) -> list[BlockRead]:
         """Block reads of ``due`` (``limits``: per unit; default: those in force)."""
+        limits = self._core.limits.effective() if limits is None else limits
+        gaps = self._core.tuning.unit_max_gap
+        if gaps:
+            return self._plan_with_gaps(due, limits, gaps)
         return plan_reads(
             [reg.spec for reg in due],
             cost=self.cost_model(),
-            limits=self._core.limits.effective() if limits is None else limits,
+            limits=limits,
             holes=self._core.holes.by_table,
             merge=self._core.config.merge_reads,
         )
+
+    def _plan_with_gaps(
+        self,
+        due: Sequence[RegisterState],
+        limits: Mapping[int, DeviceLimits],
+        gaps: Mapping[int, int],
+    ) -> list[BlockRead]:
+        """Plan units with an allowed gap (``Tuning.unit_max_gap``) on their own.
+
+        A unit's allowed gap sets its cost model's per-register price so that the
+        break-even gap is that many registers.
+        """
+        cost = self.cost_model()
+        by_unit: dict[int | None, list[RegisterState]] = {}
+        for reg in due:
+            unit_id = reg.spec.unit_id
+            by_unit.setdefault(unit_id if unit_id in gaps else None, []).append(reg)
+        blocks: list[BlockRead] = []
+        for unit, regs in by_unit.items():
+            unit_cost = cost
+            if unit is not None:
+                unit_cost = replace(
+                    cost, per_register=cost.request_overhead / max(gaps[unit], 0.5)
+                )
+            blocks += plan_reads(
+                [reg.spec for reg in regs],
+                cost=unit_cost,
+                limits=limits,
+                holes=self._core.holes.by_table,
+                merge=self._core.config.merge_reads,
+            )
+        blocks.sort(key=lambda b: (b.unit_id, b.table, b.address, b.count))
+        return blocks
 
     def plan_with_early(self, due: list[RegisterState], now: float) -> list[BlockRead]:
         """Plan the due registers, pulling in neighbours due soon when that is free.

@@ -10,9 +10,9 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .config import EngineConfig
+from .config import EngineConfig, Tuning
 from .errors import EngineUsageError
-from .intervals import IntervalLimits, IntervalModel
+from .intervals import IntervalLimits, IntervalModel, IntervalPin
 from .patterns import ActivityProfile
 from .planner import BlockRead
 from .registers import RegisterSpec, Table, Value
@@ -44,6 +44,7 @@ class RegisterState:
     quarantined_until: float | None = None
     quarantine_backoff: float = QUARANTINE_FIRST
     heap_seq: int = 0  # sequence number of the one live heap entry
+    pin: IntervalPin | None = None  # a user's pin on the interval (kept on relearn)
 
 
 class Registry:
@@ -53,9 +54,15 @@ class Registry:
     construction.
     """
 
-    def __init__(self, specs: Iterable[RegisterSpec], config: EngineConfig) -> None:
+    def __init__(
+        self,
+        specs: Iterable[RegisterSpec],
+        config: EngineConfig,
+        tuning: Tuning | None = None,
+    ) -> None:
         """Index ``specs``; a uid defined twice is refused."""
         self._config = config
+        self._tuning = tuning or Tuning()
         self.regs: dict[str, RegisterState] = {}
         for spec in specs:
             if spec.uid in self.regs:
@@ -76,10 +83,20 @@ class Registry:
             self.unit_uids.setdefault(reg.spec.unit_id, []).append(uid)
 
     def limits_for(self, spec: RegisterSpec) -> IntervalLimits:
-        """Return a register's interval bounds: its own, else the engine's."""
+        """Return a register's interval bounds: tuned, else its own, else the engine's."""
+        tuned = self._tuning.interval_bounds.get(spec.uid)
+        if tuned is not None:
+            return IntervalLimits(min_interval=tuned[0], max_interval=tuned[1])
         low = spec.min_interval or self._config.min_interval
         high = spec.max_interval or max(self._config.max_interval, low)
         return IntervalLimits(min_interval=low, max_interval=max(high, low))
+
+    def apply_pin(self, reg: RegisterState) -> None:
+        """Give the register's model the bounds in force (its pin's, else its own)."""
+        base = self.limits_for(reg.spec)
+        limits = base if reg.pin is None else reg.pin.limits(base)
+        reg.model.limits = limits
+        reg.model.interval = limits.clamp(reg.model.interval)
 
     def new_state(self, spec: RegisterSpec) -> RegisterState:
         """Return a register's fresh state: nothing read, nothing learned."""
@@ -88,7 +105,11 @@ class Registry:
             self._config.default_tolerance if numeric else 0.0
         )
         model = IntervalModel(tolerance, self.limits_for(spec), numeric=numeric)
+        model.step_budget = self._tuning.step_budget.get(spec.uid, model.step_budget)
+        model.noise_margin = self._tuning.noise_margin.get(spec.uid, model.noise_margin)
         profile = ActivityProfile(tz=self._config.tz)
+        if self._tuning.pattern_lead is not None:
+            profile.lookahead = self._tuning.pattern_lead
         return RegisterState(
             spec=spec, model=model, profile=profile, tolerance=tolerance
         )
@@ -97,6 +118,8 @@ class Registry:
         """Give a register a fresh interval model and activity profile."""
         fresh = self.new_state(reg.spec)
         reg.model, reg.profile = fresh.model, fresh.profile
+        if reg.pin is not None:
+            self.apply_pin(reg)
 
     def starting_in(
         self, unit: int, table: Table, low: float, high: float

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Container
 import heapq
 import math
 
-from .config import EngineConfig
+from .config import EngineConfig, Tuning
 from .intervals import aligned_due, quantize
 from .registry import RegisterState
 
@@ -51,12 +51,17 @@ class Schedule:
     """
 
     def __init__(
-        self, regs: dict[str, RegisterState], clock: EngineClock, config: EngineConfig
+        self,
+        regs: dict[str, RegisterState],
+        clock: EngineClock,
+        config: EngineConfig,
+        tuning: Tuning | None = None,
     ) -> None:
         """Schedule the registers of ``regs`` on ``clock`` (the heap starts empty)."""
         self._regs = regs
         self._clock = clock
         self._config = config
+        self._tuning = tuning or Tuning()
         self.heap: list[HeapEntry] = []
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
@@ -135,12 +140,16 @@ class Schedule:
 
     def _interval_for(self, reg: RegisterState, now: float) -> float:
         if not self._config.adaptive:
-            return self._config.fixed_interval
+            fixed = self._config.fixed_interval
+            return fixed if reg.pin is None else reg.model.limits.clamp(fixed)
         factor = (
             reg.profile.factor(self._clock.to_wall(now))
             if self._config.patterns
             else 1.0
         )
+        strength = self._tuning.pattern_strength
+        if strength != 1.0 and factor != 1.0:
+            factor **= strength
         reg.pattern_factor = factor
         return quantize(reg.model.interval * factor, reg.model.limits)
 

@@ -26,13 +26,13 @@ devices with the same profile can share a connection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 import math
 from typing import Any
 
 from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
-from .config import EngineConfig
-from .core import EngineCore
+from .config import EngineConfig, Tuning
+from .core import EngineCore, ReadListener
 from .cycle import CycleResult, CycleRunner
 from .demand import Demand, Viewing
 from .errors import UnknownRegister
@@ -48,17 +48,19 @@ from .faults import (
     HoleKey,
     Holes,
 )
+from .intervals import IntervalPin, aligned_due
 from .observe import Observer
-from .patterns import ActivityProfile
+from .patterns import BUCKETS, ActivityProfile
 from .planner import CostModel
 from .planning import EARLY_FRACTION, Planning
 from .registers import RegisterSpec, Value
-from .registry import QUARANTINE_FIRST, QUARANTINE_MAX, Registry
+from .registry import QUARANTINE_FIRST, QUARANTINE_MAX, RegisterState, Registry
 from .schedule import BATCH_WINDOW, Clock, EngineClock, HeapEntry, Schedule
 from .snapshot import Snapshots
 from .state import RESTORED_QUARANTINE_MAX, STATE_VERSION, ImportReport, LearnedState
 from .stats import EngineSnapshot, StatsRecorder
 from .transport import Transport
+from .tuning import TuningApi
 from .unit_recovery import UNIT_PROBE_FIRST, UNIT_PROBE_MAX, UnitRecovery
 from .write import Writer
 
@@ -86,7 +88,10 @@ __all__ = [
     "EngineConfig",
     "HoleKey",
     "ImportReport",
+    "IntervalPin",
     "PollEngine",
+    "ReadListener",
+    "Tuning",
 ]
 
 
@@ -110,10 +115,13 @@ class PollEngine:
         """
         self.config = config = config or EngineConfig()
         self._clock = times = EngineClock(clock, monotonic)
-        self._registry = registry = Registry(registers, config)
+        self._tuning = tuning = Tuning()
+        self._writes_in_flight = 0
+        self._cycle_listeners: list[Callable[[CycleResult], None]] = []
+        self._registry = registry = Registry(registers, config, tuning)
         stats = StatsRecorder()
-        self._limits = limits = BlockLimits(config)
-        self._schedule = schedule = Schedule(registry.regs, times, config)
+        self._limits = limits = BlockLimits(config, tuning)
+        self._schedule = schedule = Schedule(registry.regs, times, config, tuning)
         core = EngineCore(
             config=config,
             clock=times,
@@ -123,7 +131,9 @@ class PollEngine:
             holes=Holes(),
             limits=limits,
             bus=Bus(transport, times, stats, limits),
+            tuning=tuning,
         )
+        self._core = core
         self._recovery = recovery = UnitRecovery(core)
         # EARLY_FRACTION is read here, so a test can tune it per engine
         self._planning = planning = Planning(core, early_fraction=EARLY_FRACTION)
@@ -140,6 +150,7 @@ class PollEngine:
         self._demand = Demand(core, down=recovery.down)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
         self._state = LearnedState(core)
+        self._tuning_api = TuningApi(core)
         now = self._clock.now()
         for reg in registry.regs.values():
             schedule.due_at(reg, now)
@@ -170,7 +181,23 @@ class PollEngine:
         counted (``Totals.internal_errors``) and reported in the result.
         """
         started = self._clock.now() if now is None else self._clock.from_wall(now)
-        return await self._cycles.run(started)
+        result = await self._cycles.run(started)
+        for listener in self._cycle_listeners:
+            listener(result)
+        return result
+
+    def add_cycle_listener(
+        self, listener: Callable[[CycleResult], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(result)`` after every poll cycle; returns the remover."""
+        listeners = self._cycle_listeners
+        listeners.append(listener)
+
+        def remove() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+
+        return remove
 
     # -- demand-driven polling --------------------------------------------
 
@@ -201,7 +228,16 @@ class PollEngine:
         :class:`WriteUnconfirmed` (carrying ``value``) when the device took the write
         but reading it back failed: the write must not be repeated for that.
         """
-        return await self._writer.write(uid, value)
+        self._writes_in_flight += 1
+        try:
+            return await self._writer.write(uid, value)
+        finally:
+            self._writes_in_flight -= 1
+
+    @property
+    def writing(self) -> bool:
+        """Whether a write is in progress (the optimizer waits for it to end)."""
+        return self._writes_in_flight > 0
 
     # -- enable / disable, values ----------------------------------------
 
@@ -234,9 +270,82 @@ class PollEngine:
             if reg.enabled and reg.next_due > now:
                 self._schedule.due_at(reg, now)
 
+    # -- pins -------------------------------------------------------------
+
+    def pin_interval(
+        self,
+        uid: str,
+        *,
+        interval: float | None = None,
+        min_interval: float | None = None,
+        max_interval: float | None = None,
+    ) -> IntervalPin:
+        """Pin a register's interval (``interval``) or its bounds; returns the pin.
+
+        Replaces an earlier pin of the register. The interval model (and anything
+        tuning the engine) stays inside the pin; time-of-week patterns too. A
+        register that is now due sooner than its next read is rescheduled at once.
+        Raises :class:`UnknownRegister` for an unknown ``uid`` and
+        :class:`EngineUsageError` for a pin that pins nothing or has bad numbers.
+        """
+        reg = self._registry.regs.get(uid)
+        if reg is None:
+            raise UnknownRegister(f"unknown register: {uid}")
+        pin = IntervalPin(interval, min_interval, max_interval)
+        reg.pin = pin
+        self._repin(reg)
+        return pin
+
+    def unpin(self, uid: str) -> IntervalPin | None:
+        """Remove a register's pin (its configured bounds apply again).
+
+        Returns the pin removed (None when there was none); raises
+        :class:`UnknownRegister` for an unknown ``uid``.
+        """
+        reg = self._registry.regs.get(uid)
+        if reg is None:
+            raise UnknownRegister(f"unknown register: {uid}")
+        pin, reg.pin = reg.pin, None
+        if pin is not None:
+            self._repin(reg)
+        return pin
+
+    def pins(self) -> dict[str, IntervalPin]:
+        """Return the pinned registers' pins by uid."""
+        return {
+            uid: reg.pin
+            for uid, reg in self._registry.regs.items()
+            if reg.pin is not None
+        }
+
+    def _repin(self, reg: RegisterState) -> None:
+        """Apply a changed pin: new bounds, and a sooner read when they ask for one."""
+        self._registry.apply_pin(reg)
+        now = self._clock.now()
+        if (
+            not reg.enabled
+            or reg.quarantined_until is not None
+            or reg.spec.uid in self._schedule.unscheduled
+        ):
+            return  # rescheduled with the new bounds when it is read or released
+        limits = reg.model.limits
+        if not self.config.adaptive:
+            interval = limits.clamp(self.config.fixed_interval)
+        else:
+            interval = limits.clamp(reg.effective_interval or reg.model.interval)
+        reg.effective_interval = interval
+        last = now if reg.last_read is None else reg.last_read
+        due = max(aligned_due(last, interval), now)
+        if due < reg.next_due:
+            self._schedule.due_at(reg, due)
+
     def value(self, uid: str) -> Value | None:
         """Last value read for a register (None before the first read)."""
         return self._registry.regs[uid].value
+
+    def specs(self) -> tuple[RegisterSpec, ...]:
+        """Return the register specs, in the order they were given."""
+        return tuple(reg.spec for reg in self._registry.regs.values())
 
     @property
     def uids(self) -> tuple[str, ...]:
@@ -284,6 +393,139 @@ class PollEngine:
         when ``uid`` is not on ``unit_id``.
         """
         self._state.reset(unit_id=unit_id, uid=uid)
+
+    # -- parameter API (optimization loop, users) -------------------------
+
+    def tuning(self) -> dict[str, Any]:
+        """Return the run-time parameters in force as a JSON-safe dict.
+
+        What :meth:`apply_tuning` takes back; empty sections mean the defaults.
+        """
+        return self._tuning_api.export()
+
+    def apply_tuning(self, data: Mapping[str, Any]) -> list[str]:
+        """Apply parameters exported by :meth:`tuning`; returns what was set aside."""
+        return self._tuning_api.apply(data)
+
+    def interval_bounds(self, uid: str) -> tuple[float, float]:
+        """Return a register's interval bounds in force (min, max) in seconds."""
+        limits = self._reg(uid).model.limits
+        return limits.min_interval, limits.max_interval
+
+    def set_interval_bounds(
+        self,
+        uid: str,
+        *,
+        min_interval: float | None = None,
+        max_interval: float | None = None,
+        clear: bool = False,
+    ) -> tuple[float, float]:
+        """Set a register's interval bounds (either or both); ``clear``: back to config.
+
+        Returns the bounds in force before. The interval is clamped into the new
+        bounds at once and the register rescheduled.
+        """
+        return self._tuning_api.set_interval_bounds(
+            self._reg(uid), min_interval, max_interval, clear=clear
+        )
+
+    def set_step_budget(self, uid: str, budget: float | None) -> float:
+        """Set a register's step budget (0 < budget <= 0.5; None: default).
+
+        The share of time a register may show a stale level after an unforeseeable
+        step; a larger budget lets registers with steps rest longer. Returns the
+        budget before.
+        """
+        return self._tuning_api.set_step_budget(self._reg(uid), budget)
+
+    def set_noise_margin(self, uid: str, margin: float | None) -> float:
+        """Set how many noise² a register's rate estimate discounts (0-20; None: default).
+
+        Returns the margin before.
+        """
+        return self._tuning_api.set_noise_margin(self._reg(uid), margin)
+
+    def tolerance(self, uid: str) -> float:
+        """Return a register's tolerance in force."""
+        return self._reg(uid).tolerance
+
+    def set_tolerance(self, uid: str, tolerance: float) -> float:
+        """Change a register's tolerance (a user's promise: only on approval).
+
+        Returns the tolerance before; the learned rate and noise are kept.
+        """
+        return self._tuning_api.set_tolerance(self._reg(uid), tolerance)
+
+    def set_unit_max_registers(self, unit_id: int, count: int | None) -> int:
+        """Cap a unit's largest read (1-125; None: the configured limit).
+
+        Returns the limit in force before. A learned limit below the cap stays.
+        """
+        return self._tuning_api.set_unit_max_registers(unit_id, count)
+
+    def set_unit_max_gap(self, unit_id: int, gap: int | None) -> int | None:
+        """Set the largest gap of unwanted registers a unit's reads span (None: cost).
+
+        Returns the gap set before (None: from the cost model).
+        """
+        return self._tuning_api.set_unit_max_gap(unit_id, gap)
+
+    def fitted_cost_model(self) -> CostModel | None:
+        """Return the cost model fitted to this connection's measured latencies."""
+        return self._core.bus.cost.model()
+
+    def set_cost_model(self, model: CostModel | None) -> CostModel:
+        """Plan with ``model`` (None: the configured or fitted one); returns the one before."""
+        before = self.cost_model()
+        self._tuning.cost = model
+        return before
+
+    def set_pattern_params(
+        self, *, strength: float | None = None, lead: float | None = None
+    ) -> tuple[float, float]:
+        """Set how strongly (0-2) and how early (0-7200 s) patterns tighten intervals.
+
+        ``strength`` is the exponent on the time-of-week factor (0: off, 1: as
+        learned). Returns (strength, lead) before.
+        """
+        return self._tuning_api.set_pattern_params(strength, lead)
+
+    def quiet_hour(self) -> int | None:
+        """Return the local hour of day (0-23) with the least learned activity.
+
+        Summed over every register's time-of-week profile; None while no hour has
+        been learned (profiles need data from two weeks).
+        """
+        totals = [0.0] * 24
+        known = [False] * 24
+        for reg in self._registry.regs.values():
+            for index in range(BUCKETS):
+                activity = reg.profile.activity(index)
+                if activity is not None:
+                    totals[index % 24] += activity
+                    known[index % 24] = True
+        hours = [hour for hour in range(24) if known[hour]]
+        return min(hours, key=lambda hour: totals[hour]) if hours else None
+
+    def add_read_listener(self, listener: ReadListener) -> Callable[[], None]:
+        """Call ``listener(uid, t, value, previous_read)`` on every register read.
+
+        ``t`` and ``previous_read`` are engine (monotonic) times. Returns the remover.
+        """
+        listeners = self._core.read_listeners
+        listeners.append(listener)
+
+        def remove() -> None:
+            if listener in listeners:
+                listeners.remove(listener)
+
+        return remove
+
+    def _reg(self, uid: str) -> RegisterState:
+        reg = self._registry.regs.get(uid)
+        if reg is None:
+            raise UnknownRegister(f"unknown register: {uid}")
+        return reg
 
     # -- internals that tests reach for -----------------------------------
 

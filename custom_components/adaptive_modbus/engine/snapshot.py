@@ -108,6 +108,7 @@ class Snapshots:
             errors=reg.errors,
             failure_streak=reg.failure_streak,
             quarantined_until=None if until is None else until + offset,
+            pinned=reg.pin,
         )
 
     def _viewed_detail(self, reg: RegisterState) -> str:

@@ -26,7 +26,7 @@ from .faults import (
     UnitLimit,
     runs,
 )
-from .intervals import STATE_VERSION as MODEL_STATE_VERSION, IntervalModel
+from .intervals import STATE_VERSION as MODEL_STATE_VERSION, IntervalModel, IntervalPin
 from .patterns import STATE_VERSION as PROFILE_STATE_VERSION, ActivityProfile
 from .planner import PROTOCOL_MAX_REGISTERS
 from .registers import Table
@@ -98,6 +98,12 @@ class LearnedState:
                 }
                 for unit, learned in sorted(self._core.limits.learned.items())
             ],
+            # a user's settings, not learned, but kept with the rest
+            "pins": {
+                uid: reg.pin.to_dict()
+                for uid, reg in self._regs.items()
+                if reg.pin is not None
+            },
         }
 
     # -- import -------------------------------------------------------------
@@ -117,6 +123,7 @@ class LearnedState:
                     f"stored state version {version!r} is not {STATE_VERSION}; starting fresh"
                 ],
             )
+        self._restore_pins(data.get("pins"), warnings)
         restored = 0
         registers = data.get("registers")
         if isinstance(registers, Mapping):
@@ -141,6 +148,25 @@ class LearnedState:
         limits = data.get("unit_limits")
         _restore_each(limits, self._restore_limit, "a stored block limit", warnings)
         return ImportReport(restored, warnings)
+
+    def _restore_pins(self, pins: Any, warnings: list[str]) -> None:
+        """Restore the pins (a state without any leaves the pins as they are)."""
+        if pins is None:
+            return
+        if not isinstance(pins, Mapping):
+            warnings.append("stored pins set aside (not a mapping)")
+            return
+        for reg in self._regs.values():
+            stored = pins.get(reg.spec.uid)
+            pin = None
+            if stored is not None:
+                try:
+                    pin = IntervalPin.from_dict(stored)
+                except (TypeError, ValueError) as err:
+                    warnings.append(f"{reg.spec.uid}: stored pin set aside ({err})")
+            if pin != reg.pin:
+                reg.pin = pin
+                self._core.registry.apply_pin(reg)
 
     def _restore_hole(self, item: Mapping[str, Any]) -> None:
         """One stored hole; one without a check (older state) is checked again soon."""

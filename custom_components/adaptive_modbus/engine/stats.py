@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from .errors import ErrorKind
+from .intervals import IntervalPin
 from .registers import Table, Value
 
 RECENT_REQUESTS = 512
@@ -114,6 +115,7 @@ class RegisterSnapshot:
     errors: int
     failure_streak: int
     quarantined_until: float | None
+    pinned: IntervalPin | None = None  # a user's pin on the interval, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .analytics import Analytics
 from .history import History, single_read_seconds
 from .palette import DEFAULT_PALETTE, Palette
 from .planner import CostModel
@@ -40,6 +41,7 @@ class Source:
     cost: CostModel
     name: str = ""
     palette: Palette = DEFAULT_PALETTE
+    analytics: Analytics | None = None  # forecast errors per register
 
 
 def _num(value: float) -> float | None:
@@ -237,6 +239,13 @@ def _trend(
     }
 
 
+def _forecast_accuracy(source: Source, uid: str) -> dict[str, Any] | None:
+    accuracy = (
+        None if source.analytics is None else source.analytics.forecast_accuracy(uid)
+    )
+    return None if accuracy is None else accuracy.as_dict()
+
+
 def _holes_of(snapshot: EngineSnapshot, unit_id: int, table: Table) -> list[int]:
     return list(snapshot.holes.get(f"{unit_id}.{table}", ()))
 
@@ -289,6 +298,7 @@ def register_view(
         "reads": reg.reads,
         "changes": reg.changes,
         "errors": reg.errors,
+        "forecast_accuracy": _forecast_accuracy(source, uid),
         "pins": [],  # no pins yet: the field is here so consumers need not change
         "quarantined_until": reg.quarantined_until,
         "holes_nearby": [

@@ -1,0 +1,1256 @@
+"""The optimization loop: propose, predict by shadow replay, apply, measure, keep or roll back.
+
+:class:`Optimizer` runs beside one :class:`PollEngine`. Call :meth:`Optimizer.tick`
+after every poll cycle (cheap): it feeds the measurement window, starts a quick
+cycle every ``quick_every`` seconds (interval strategy, small steps) and the full
+cycle once a day at the quiet hour learned from the activity profiles (all
+strategies), and ends evaluations. A cycle:
+
+1. each strategy proposes changes (:mod:`.strategies`), as bold as its record allows
+   and not while it cools down after a rollback; pinned registers are left alone;
+2. every proposal is predicted by shadow replay (:mod:`..replay`): the reads of the
+   last hour, replayed in virtual time through a fresh engine with the current
+   learned state and parameters, with and without the proposal; the CPU-heavy part
+   runs through the caller's ``run_in_executor`` on copies, never touching the live
+   engine from another thread;
+3. the best proposal predicted to improve the goal within its budgets
+   (:mod:`.goals`) is applied through the engine's parameter API and audited;
+   proposals that need approval (tolerance raises) wait for :meth:`approve`;
+4. after ``evaluation_window`` seconds the window is measured against the window
+   before the change (requests/min, bus utilisation, error rate, p95 latency,
+   measured staleness) and judged by the same objective: kept, or rolled back
+   automatically; the strategy's record learns from it.
+
+Nothing runs while a user's write is in progress. Everything changed is in the
+audit log with its predicted and measured effect and outcome; :meth:`export_state`
+/ :meth:`import_state` keep parameters, records, pending evaluations and proposals
+across restarts (an interrupted evaluation resumes or is discarded, explicitly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+import datetime as dt
+import itertools
+import logging
+import math
+import time
+from typing import Any, Literal
+
+from ..audit import Actor, AuditLog, Outcome
+from ..config import EngineConfig
+from ..errors import EngineUsageError, ErrorKind
+from ..faults import LIMIT_RETRY_MAX
+from ..registers import Value
+from ..replay import ReplayOutcome, ReplayTrace, replay
+from ..scheduler import CycleResult, PollEngine
+from ..stats import EngineSnapshot
+from .changes import Change, Proposal, apply_all, unit_of
+from .goals import FIGURE_FLOORS, OBJECTIVES, Goal, Objective
+from .learning import StrategyRecord
+from .measure import ReadBuffer, WindowMeter, rounded
+from .strategies import STRATEGIES, Context, UnitKnowledge
+
+_LOGGER = logging.getLogger(__name__)
+
+OPTIMIZER_VERSION = 1
+MIN_REPLAY_SPAN = 300.0  # s of reads needed before anything is predicted
+MAX_CANDIDATES = {"quick": 3, "full": 8}
+FOLLOW_UPS = 3  # full cycles at most run again when more proposals passed
+FIRST_FULL_AFTER = 3600.0  # s after start: the first full cycle
+DEFAULT_FULL_HOUR = 3  # local hour of the full cycle before a quiet hour is learned
+RESUME_WITHIN = 2.0  # an evaluation interrupted for less than this many windows resumes
+
+# failures a read's size may cause (exception 3 arrives as OTHER)
+_SIZE_ERRORS = (ErrorKind.TIMEOUT, ErrorKind.DEVICE_FAILURE, ErrorKind.OTHER)
+
+# figures whose change with the workload the shadow replay estimates
+WORKLOAD_FIGURES = (
+    "requests_per_min",
+    "bus_utilisation",
+    "time_out_of_tolerance",
+    "first_change_delay",
+)
+RATIO_MIN, RATIO_MAX = 0.25, 4.0
+# requests (or changes) each shadow replay must count before its ratio is trusted
+MIN_COUNTS = {
+    "requests_per_min": 30,
+    "bus_utilisation": 30,
+    "time_out_of_tolerance": 5,
+    "first_change_delay": 5,
+}
+MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
+
+RunInExecutor = Callable[..., Awaitable[Any]]
+Kind = Literal["quick", "full"]
+
+# strategy parameters: name -> (kind, low, high); "loop" holds the cycle settings
+PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
+    "loop": {
+        "quick_every": ("seconds", 60.0, 86400.0),
+        "evaluation_window": ("seconds", 60.0, 86400.0),
+        "replay_horizon": ("seconds", 300.0, 6 * 3600.0),
+        "full_hour": ("hour", -1, 23),
+    },
+    **{
+        name: {
+            "enabled": ("bool", 0, 1),
+            "max_step": ("factor", 1.05, 4.0),
+            "cooldown": ("seconds", 300.0, 7 * 86400.0),
+        }
+        for name in STRATEGIES
+    },
+}
+# how long a register must not have changed before it may rest longer
+PARAMETER_SPECS["interval"]["quiet_for"] = ("seconds", 600.0, 30 * 86400.0)
+DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
+    "loop": {
+        "quick_every": 900.0,
+        "evaluation_window": 1800.0,
+        "replay_horizon": 3600.0,
+        "full_hour": -1,
+    },
+    "interval": {
+        "enabled": True,
+        "max_step": 2.0,
+        "cooldown": 3600.0,
+        "quiet_for": 86400.0,
+    },
+    "cluster": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
+    "pattern": {"enabled": True, "max_step": 1.5, "cooldown": 3600.0},
+}
+
+
+class OptimizerParameterError(EngineUsageError):
+    """A strategy parameter (or another optimizer argument) out of its range."""
+
+    def __init__(self, message: str, *, parameter: str, allowed: str) -> None:
+        """Name the ``parameter`` and what is ``allowed``."""
+        super().__init__(message)
+        self.parameter = parameter
+        self.allowed = allowed
+
+
+@dataclass
+class Evaluation:
+    """An applied proposal being measured (wall times)."""
+
+    proposal: Proposal
+    audit_id: int
+    before: dict[str, float]
+    started: float
+    ends: float
+    resumed: bool = False
+    # engine (monotonic) times of the window before and of the change; not kept
+    # across a restart (the read buffer is not either)
+    before_from: float | None = None
+    applied_at: float | None = None
+    # the engine's learned state when the change was applied (for the shadow
+    # replays of both windows; not kept across a restart)
+    state: Mapping[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return plain data."""
+        return {
+            "proposal": self.proposal.as_dict(),
+            "audit_id": self.audit_id,
+            "before": rounded(self.before),
+            "started": self.started,
+            "ends": self.ends,
+            "resumed": self.resumed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Evaluation:
+        """Rebuild from :meth:`as_dict`; raises on bad data."""
+        return cls(
+            proposal=Proposal.from_dict(data["proposal"]),
+            audit_id=int(data["audit_id"]),
+            before={str(k): float(v) for k, v in dict(data["before"]).items()},
+            started=float(data["started"]),
+            ends=float(data["ends"]),
+            resumed=bool(data.get("resumed", False)),
+        )
+
+
+@dataclass
+class RunResult:
+    """What one optimization run proposed, predicted and applied."""
+
+    kind: str
+    at: float
+    dry_run: bool
+    proposals: list[Proposal] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+    baseline: dict[str, float] | None = None  # predicted figures without a change
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return plain data (what ``run_optimization`` returns)."""
+        return {
+            "kind": self.kind,
+            "at": self.at,
+            "dry_run": self.dry_run,
+            "baseline": self.baseline,
+            "proposals": [proposal.as_dict() for proposal in self.proposals],
+            "applied": list(self.applied),
+            "note": self.note,
+        }
+
+
+@dataclass
+class InForce:
+    """A kept (or not yet judged) change, for a user's rollback."""
+
+    proposal: Proposal
+    audit_id: int
+
+
+def workload(  # noqa: PLR0917
+    before: ReplayTrace,
+    after: ReplayTrace,
+    config: EngineConfig,
+    state: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    reverted: Sequence[Change],
+) -> tuple[ReplayOutcome, ReplayOutcome]:
+    """Replay both windows with the parameters before the change (CPU-heavy).
+
+    How the old parameters would have fared on each window's reads: the ratio
+    tells how much the workload itself changed between the windows.
+    """
+
+    def revert(engine: PollEngine) -> None:
+        apply_all(engine, reverted)
+
+    return (
+        replay(before, config, state=state, tuning=tuning, changes=revert),
+        replay(after, config, state=state, tuning=tuning, changes=revert),
+    )
+
+
+def adjusted(
+    before: Mapping[str, float],
+    shadow_before: ReplayOutcome,
+    shadow_after: ReplayOutcome,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Return the window before scaled by the workload's change, and the ratios.
+
+    Each figure the shadow replay models (requests, bus, staleness) is multiplied
+    by how much it changed between the two windows under the old parameters
+    (clamped to [:data:`RATIO_MIN`, :data:`RATIO_MAX`]), when both replays counted
+    enough to tell (:data:`MIN_COUNTS`); error rate and latency are compared as
+    measured.
+    """
+    expected = dict(before)
+    ratios: dict[str, float] = {}
+    effect_before, effect_after = shadow_before.effect(), shadow_after.effect()
+    for name in WORKLOAD_FIGURES:
+        counts = (
+            (shadow_before.requests, shadow_after.requests)
+            if name in ("requests_per_min", "bus_utilisation")
+            else (shadow_before.changes, shadow_after.changes)
+        )
+        if min(counts) < MIN_COUNTS[name]:
+            continue
+        floor = FIGURE_FLOORS[name]
+        ratio = max(effect_after.get(name, 0.0), floor) / max(
+            effect_before.get(name, 0.0), floor
+        )
+        ratio = min(RATIO_MAX, max(RATIO_MIN, ratio))
+        ratios[name] = round(ratio, 4)
+        expected[name] = before.get(name, 0.0) * ratio
+    return expected, ratios
+
+
+def predict(
+    trace: ReplayTrace,
+    config: EngineConfig,
+    state: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    candidates: Sequence[Sequence[Change]],
+) -> list[ReplayOutcome]:
+    """Replay ``trace`` without and with each candidate's changes (CPU-heavy).
+
+    Works on copies only: safe in an executor thread. The first outcome is the
+    baseline.
+    """
+    outcomes = [replay(trace, config, state=state, tuning=tuning)]
+    for changes in candidates:
+
+        def apply(engine: PollEngine, changes: Sequence[Change] = changes) -> None:
+            apply_all(engine, changes)
+
+        outcomes.append(
+            replay(trace, config, state=state, tuning=tuning, changes=apply)
+        )
+    return outcomes
+
+
+class Optimizer:
+    """The self-tuning loop of one connection's engine (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: PollEngine,
+        *,
+        goal: Goal = Goal.BALANCED,
+        audit: AuditLog,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        enabled: bool = True,
+    ) -> None:
+        """Optimize ``engine``; ``clock`` must be the engine's monotonic clock."""
+        self.engine = engine
+        self.audit = audit
+        self._clock = clock
+        self._wall = wall_clock
+        self._goal = Goal(goal)
+        self.enabled = enabled
+        self.parameters: dict[str, dict[str, Any]] = {
+            name: dict(values) for name, values in DEFAULT_PARAMETERS.items()
+        }
+        self.records: dict[str, StrategyRecord] = {
+            name: StrategyRecord() for name in STRATEGIES
+        }
+        self.units: dict[int, UnitKnowledge] = {}
+        self.evaluation: Evaluation | None = None
+        self.awaiting: dict[str, Proposal] = {}
+        self.in_force: list[InForce] = []
+        self.last_run: RunResult | None = None
+        self.last_window: dict[str, float] | None = None
+        self.baseline: dict[str, float] | None = None  # before the first change
+        self._ids = itertools.count(1)
+        self._running = False
+        self._follow_ups = 0  # full cycles run again after the daily one
+        tolerances = {
+            spec.uid: engine.tolerance(spec.uid)
+            for spec in engine.specs()
+            if spec.is_numeric
+        }
+        now = clock()
+        self._buffer = ReadBuffer(now)
+        self._meter = WindowMeter(tolerances, now)
+        self._numeric = set(tolerances)
+        removers = (
+            engine.add_read_listener(self._on_read),
+            engine.add_cycle_listener(self.observe_cycle),
+        )
+        self._removers = removers
+        wall = wall_clock()
+        self.next_quick = wall + self.parameters["loop"]["quick_every"]
+        # the first full cycle as soon as an hour of reads is there, then daily
+        self.next_full = wall + FIRST_FULL_AFTER
+
+    # -- public state ---------------------------------------------------------
+
+    @property
+    def goal(self) -> Goal:
+        """The goal optimized for."""
+        return self._goal
+
+    @goal.setter
+    def goal(self, goal: Goal | str) -> None:
+        try:
+            self._goal = Goal(goal)
+        except ValueError as err:
+            raise OptimizerParameterError(
+                f"goal must be one of {', '.join(Goal)}, got {goal!r}",
+                parameter="goal",
+                allowed=", ".join(Goal),
+            ) from err
+
+    @property
+    def objective(self) -> Objective:
+        """The goal as a concrete objective."""
+        return OBJECTIVES[self._goal]
+
+    def set_goal(self, goal: Goal | str, *, actor: Actor) -> dict[str, Any]:
+        """Change the goal (audited); returns before and after."""
+        before = str(self._goal)
+        self.goal = goal
+        self.audit.add(
+            actor=actor, action="set_goal", target="connection", before=before,
+            after=str(self._goal),
+        )  # fmt: skip
+        return {"before": before, "after": str(self._goal)}
+
+    def set_enabled(self, enabled: bool, *, actor: Actor) -> dict[str, Any]:
+        """Turn the automatic loop on or off (audited); returns before and after."""
+        before, self.enabled = self.enabled, bool(enabled)
+        self.audit.add(
+            actor=actor, action="set_enabled", target="connection", before=before,
+            after=self.enabled,
+        )  # fmt: skip
+        return {"before": before, "after": self.enabled}
+
+    def close(self) -> None:
+        """Stop listening to the engine."""
+        for remove in self._removers:
+            remove()
+
+    # -- feeding --------------------------------------------------------------
+
+    def _on_read(
+        self, uid: str, t: float, value: Value | None, previous: float | None
+    ) -> None:
+        self._buffer.add(uid, t, value)
+        if uid in self._numeric:
+            self._meter.on_read(uid, t, value, previous)
+
+    def observe_cycle(self, result: CycleResult) -> None:
+        """Count a poll cycle into the window and learn from its failed reads.
+
+        The engine calls it after every cycle (a cycle listener).
+        """
+        self._meter.on_cycle(result, self._clock())
+        for error in result.errors:
+            if error.count > 1 and error.table is not None and not error.table.is_bit:
+                if error.kind in _SIZE_ERRORS:
+                    seen = self.units.setdefault(error.unit_id, UnitKnowledge())
+                    if seen.min_failed is None or error.count < seen.min_failed:
+                        seen.min_failed = error.count
+
+    # -- the loop -------------------------------------------------------------
+
+    async def tick(
+        self,
+        now: float | None = None,
+        *,
+        run_in_executor: RunInExecutor,
+        cycle: CycleResult | None = None,
+    ) -> RunResult | None:
+        """Advance the loop at wall time ``now`` (call after every poll cycle).
+
+        Cheap unless a cycle is due. Returns the run result when a cycle ran. Poll
+        cycles reach the measurement through the engine's cycle listener, whether
+        ticks run or not; ``cycle`` is accepted and not needed.
+        """
+        del cycle
+        now = self._wall() if now is None else now
+        if self._running or self.engine.writing:
+            return None
+        if self.evaluation is not None and now >= self.evaluation.ends:
+            self._running = True
+            try:
+                await self._finish_evaluation(now, run_in_executor)
+            finally:
+                self._running = False
+        if not self.enabled or self.evaluation is not None:
+            return None
+        kind: Kind | None = None
+        if now >= self.next_full:
+            kind = "full"
+        elif now >= self.next_quick:
+            kind = "quick"
+        if kind is None:
+            return None
+        return await self.run(kind, actor=Actor.loop(), run_in_executor=run_in_executor)
+
+    async def run(
+        self,
+        kind: str,
+        *,
+        strategy: str | None = None,
+        dry_run: bool = False,
+        actor: Actor,
+        run_in_executor: RunInExecutor,
+    ) -> RunResult:
+        """Run a quick or full cycle now (or only ``strategy``); see the module docstring.
+
+        ``dry_run`` predicts without applying anything. Raises
+        :class:`OptimizerParameterError` for an unknown kind or strategy and
+        :class:`EngineUsageError` while another run is in progress.
+        """
+        if kind not in ("quick", "full"):
+            raise OptimizerParameterError(
+                f"kind must be quick or full, got {kind!r}",
+                parameter="kind",
+                allowed="quick, full",
+            )
+        if strategy is not None and strategy not in STRATEGIES:
+            raise OptimizerParameterError(
+                f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}",
+                parameter="strategy",
+                allowed=", ".join(STRATEGIES),
+            )
+        if self._running:
+            raise EngineUsageError("an optimization run is already in progress")
+        self._running = True
+        try:
+            return await self._run(kind, strategy, dry_run, actor, run_in_executor)
+        finally:
+            self._running = False
+
+    async def _run(
+        self,
+        kind: str,
+        only: str | None,
+        dry_run: bool,
+        actor: Actor,
+        run_in_executor: RunInExecutor,
+    ) -> RunResult:
+        wall = self._wall()
+        result = RunResult(kind=kind, at=wall, dry_run=dry_run)
+        loop = self.parameters["loop"]
+        if not dry_run:
+            if kind == "full":
+                self.next_full = self._next_full(wall + 3600.0)
+            self.next_quick = wall + loop["quick_every"]
+        snapshot = self.engine.snapshot()
+        self._learn_sizes(snapshot)
+        self._meter.noisy = {
+            uid for uid, reg in snapshot.registers.items() if reg.noisy
+        }
+        state = self.engine.export_state()
+        proposals = self._propose(kind, only, snapshot, state, wall, result)
+        if not proposals:
+            result.note = result.note or "nothing to propose"
+            self.last_run = result
+            return result
+        trace = self._trace(snapshot, loop["replay_horizon"])
+        if trace is None:
+            for proposal in proposals:
+                proposal.verdict = "not enough reads to predict yet"
+            result.proposals = proposals
+            result.note = _joined(result.note, "not enough reads to predict yet")
+            self.last_run = result
+            return result
+        limit = MAX_CANDIDATES["full" if kind == "full" or only else "quick"]
+        proposals = proposals[:limit]
+        outcomes: list[ReplayOutcome] = await run_in_executor(
+            predict,
+            trace,
+            self.engine.config,
+            state,
+            self.engine.tuning(),
+            [p.changes for p in proposals],
+        )
+        retries = self._retry_costs(snapshot, state)
+        base = _with_retries(outcomes[0].effect(), (), retries)
+        result.baseline = base
+        objective = self.objective
+        best: Proposal | None = None
+        for proposal, outcome in zip(proposals, outcomes[1:], strict=True):
+            after = _with_retries(outcome.effect(), proposal.changes, retries)
+            ok, gain, reasons = objective.judge(base, after)
+            proposal.predicted = {"before": base, "after": after}
+            proposal.gain = gain
+            self.records[proposal.strategy].proposed += not dry_run
+            if proposal.needs_approval:
+                proposal.verdict = "needs approval"
+            elif not ok:
+                proposal.verdict = "; ".join(reasons)
+            elif best is None or (proposal.repair, gain) > (
+                best.repair,
+                best.gain or 0.0,
+            ):
+                best = proposal
+        result.proposals = proposals
+        for proposal in proposals:
+            if proposal.needs_approval and not dry_run:
+                self._await_approval(proposal, actor)
+        passed = [p for p in proposals if p is not best and not p.verdict]
+        if best is None:
+            result.note = _joined(result.note, "no proposal is predicted to help")
+        elif dry_run:
+            best.verdict = "would apply"
+        elif self.evaluation is not None:
+            best.verdict = "not applied: an evaluation is running"
+        else:
+            for proposal in passed:
+                proposal.verdict = "a better proposal was applied"
+            self._apply(best, actor, wall)
+            result.applied.append(best.id)
+            if kind == "full" and passed and self._follow_ups < FOLLOW_UPS:
+                # more passed: the full cycle runs again once this change is judged
+                self._follow_ups += 1
+                self.next_full = wall
+                passed = []
+        if kind == "full" and not dry_run and not result.applied:
+            self._follow_ups = 0
+        self.last_run = result
+        return result
+
+    def _propose(  # noqa: PLR0917
+        self,
+        kind: str,
+        only: str | None,
+        snapshot: EngineSnapshot,
+        state: Mapping[str, Any],
+        wall: float,
+        result: RunResult,
+    ) -> list[Proposal]:
+        proposals: list[Proposal] = []
+        notes = []
+        base: Context | None = None
+        for name, strategy in STRATEGIES.items():
+            if only is not None and name != only:
+                continue
+            if only is None and kind == "quick" and not strategy.quick:
+                continue
+            params = self.parameters[name]
+            record = self.records[name]
+            if not params["enabled"]:
+                notes.append(f"{name}: disabled")
+                continue
+            if only is None and record.cooling(wall):
+                notes.append(f"{name}: cooling down after a rollback")
+                continue
+            if base is None:
+                base = self._context(snapshot, state, kind)
+            ctx = replace(
+                base, step_factor=record.step(params["max_step"]), params=params
+            )
+            proposals += strategy.propose(ctx)
+        result.note = "; ".join(notes)
+        return proposals
+
+    def _context(
+        self, snapshot: EngineSnapshot, state: Mapping[str, Any], kind: str
+    ) -> Context:
+        """Return what every strategy sees (step and parameters set per strategy)."""
+        engine = self.engine
+        registers = snapshot.registers
+        state_limits = {
+            item["unit_id"]: item["max_registers"]
+            for item in state.get("unit_limits", [])
+        }
+        tuning = engine.tuning()
+        caps = {int(u): n for u, n in tuning["unit_max_registers"].items()}
+        units = {reg.unit_id for reg in registers.values()}
+        limits = {
+            unit: min(state_limits.get(unit, 125), caps.get(unit, 125))
+            for unit in units
+        }
+        return Context(
+            goal=self._goal,
+            kind=kind,
+            registers=registers,
+            pinned=frozenset(uid for uid, reg in registers.items() if reg.pinned),
+            tuning=tuning,
+            bounds={uid: engine.interval_bounds(uid) for uid in registers},
+            limits=limits,
+            units=dict(self.units),
+            cost=engine.cost_model(),
+            fitted=engine.fitted_cost_model(),
+            patterns_learned=engine.quiet_hour() is not None,
+            step_factor=1.0,
+            now=self._wall(),
+            params={},
+            new_id=self._new_id,
+            awaiting=frozenset((p.target, p.parameter) for p in self.awaiting.values()),
+        )
+
+    def _retry_costs(
+        self, snapshot: EngineSnapshot, state: Mapping[str, Any]
+    ) -> dict[int, tuple[float, float]]:
+        """Per unit whose larger reads fail: (retries of a larger read per hour, cost s).
+
+        The engine tries a larger read again after a backoff (1 h, doubling to a
+        day); each try of a size known to fail costs a timeout. A replay of an hour
+        rarely holds one, so the next day's tries are priced in on top.
+        """
+        limits = state.get("unit_limits", [])
+        wall = self._wall()
+        failed = [r.latency for r in snapshot.recent_requests if not r.ok]
+        cost = max(failed, default=3.0)
+        out: dict[int, tuple[float, float]] = {}
+        for item in limits:
+            unit = int(item["unit_id"])
+            seen = self.units.get(unit)
+            if seen is None or seen.min_failed is None:
+                continue
+            at, backoff, tries = float(item["retry_at"]), float(item["backoff"]), 0
+            while at < wall + 86400.0 and tries < 48:
+                tries += 1
+                at += backoff
+                backoff = min(backoff * 2, LIMIT_RETRY_MAX)
+            out[unit] = (tries / 24.0, cost)
+        return out
+
+    def _new_id(self, strategy: str) -> str:
+        return f"{strategy}-{next(self._ids)}"
+
+    def _learn_sizes(self, snapshot: EngineSnapshot) -> None:
+        """Note the largest read of each unit that answered lately.
+
+        A failure at a size that has answered since was not the size's fault
+        (the unit was down, say): forgotten.
+        """
+        largest: dict[int, int] = {}
+        for record in snapshot.recent_requests:
+            if record.ok and not record.write and not record.table.is_bit:
+                largest[record.unit_id] = max(
+                    largest.get(record.unit_id, 0), record.count
+                )
+        for unit, size in largest.items():
+            seen = self.units.setdefault(unit, UnitKnowledge())
+            seen.max_ok = size
+            if seen.min_failed is not None and size >= seen.min_failed:
+                seen.min_failed = None
+
+    def _trace(
+        self,
+        snapshot: EngineSnapshot,
+        horizon: float | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> ReplayTrace | None:
+        """Return the shadow replay's input, or None when too short.
+
+        The reads of the last ``horizon`` seconds (or from ``start`` to ``end``,
+        engine time), copied.
+        """
+        now = self._clock() if end is None else end
+        if start is None:
+            start = now - (horizon or 0.0)
+        start = max(start, self._buffer.covered_from())
+        if now - start < MIN_REPLAY_SPAN:
+            return None
+        specs = tuple(self.engine.specs())
+        latencies = [r for r in snapshot.recent_requests if r.ok and not r.write]
+        cost = self.engine.fitted_cost_model()
+        if cost is not None:
+            latency = (cost.request_overhead, cost.per_register)
+        elif latencies:
+            mean = sum(r.latency for r in latencies) / len(latencies)
+            latency = (mean, 0.0)
+        else:
+            latency = (0.01, 0.0005)
+        failed = [r.latency for r in snapshot.recent_requests if not r.ok]
+        # a unit whose larger reads failed answers, as far as anyone knows, only
+        # the sizes seen answering
+        timeout_above = {
+            unit: seen.max_ok
+            for unit, seen in self.units.items()
+            if seen.min_failed is not None and seen.max_ok > 0
+        }
+        return ReplayTrace(
+            specs=specs,
+            series=self._buffer.series(start, now),
+            start=start,
+            end=now,
+            tolerances={uid: reg.tolerance for uid, reg in snapshot.registers.items()},
+            timeout_above=timeout_above,
+            latency=latency,
+            timeout=max(failed, default=3.0),
+            wall_offset=self._wall() - self._clock(),
+            noisy=frozenset(self._meter.noisy),
+        )
+
+    # -- applying, evaluating, rolling back ------------------------------------
+
+    def _apply(self, proposal: Proposal, actor: Actor, wall: float) -> int:
+        state = self.engine.export_state()  # as learned before the change
+        apply_all(self.engine, proposal.changes)
+        proposal.verdict = "applied: evaluating"
+        entry = self.audit.add(
+            actor=actor,
+            action=f"strategy:{proposal.strategy}",
+            target=proposal.target,
+            before=proposal.before,
+            after=proposal.after,
+            predicted=proposal.predicted,
+            outcome=Outcome.EVALUATING,
+            extra={"proposal": proposal.id, "parameter": proposal.parameter},
+        )
+        self.records[proposal.strategy].applied += 1
+        t = self._clock()
+        window = self.parameters["loop"]["evaluation_window"]
+        before_from = max(t - window, self._meter.started)
+        before = self._meter.figures(before_from, t)
+        if self.baseline is None:
+            self.baseline = dict(before)
+        self.evaluation = Evaluation(
+            proposal,
+            entry.id,
+            dict(before),
+            wall,
+            wall + window,
+            before_from=before_from,
+            applied_at=t,
+            state=state,
+        )
+        self.in_force.append(InForce(proposal, entry.id))
+        _LOGGER.info(
+            "optimizer applied %s (%s): evaluating", proposal.id, proposal.target
+        )
+        return entry.id
+
+    async def _finish_evaluation(
+        self, now: float, run_in_executor: RunInExecutor
+    ) -> None:
+        evaluation = self.evaluation
+        assert evaluation is not None
+        self.evaluation = None
+        t = self._clock()
+        applied_at = t - (now - evaluation.started)
+        if evaluation.applied_at is not None:
+            applied_at = evaluation.applied_at
+        after = self._meter.figures(applied_at, t)
+        self.last_window = after
+        expected, ratios = dict(evaluation.before), None
+        traces = None
+        if evaluation.before_from is not None and evaluation.applied_at is not None:
+            snapshot = self.engine.snapshot()
+            traces = (
+                self._trace(
+                    snapshot, start=evaluation.before_from, end=evaluation.applied_at
+                ),
+                self._trace(snapshot, start=evaluation.applied_at, end=t),
+            )
+        if traces is not None and traces[0] is not None and traces[1] is not None:
+            reverted = [c.reverted() for c in reversed(evaluation.proposal.changes)]
+            shadow = await run_in_executor(
+                workload,
+                traces[0],
+                traces[1],
+                self.engine.config,
+                evaluation.state or self.engine.export_state(),
+                self.engine.tuning(),
+                reverted,
+            )
+            expected, ratios = adjusted(evaluation.before, *shadow)
+        # judged on the windows as measured; the shadow replays of both windows
+        # with the old parameters are kept beside (how much the workload moved)
+        if evaluation.proposal.strategy == "cluster":
+            ok, gain, reasons = self.objective.judge_plan(evaluation.before, after)
+        else:
+            ok, gain, reasons = self.objective.judge(
+                evaluation.before, after, keep=True
+            )
+        proposal = evaluation.proposal
+        record = self.records[proposal.strategy]
+        measured = {
+            "before": rounded(evaluation.before),
+            "expected_without_change": rounded(expected),
+            "workload_ratio": ratios,
+            "after": rounded(after),
+            "gain": round(gain, 4),
+            "reasons": reasons,
+        }
+        if ok:
+            record.kept_one(gain)
+            self.audit.update(
+                evaluation.audit_id, outcome=Outcome.KEPT, measured=measured
+            )
+            _LOGGER.info("optimizer kept %s: gain %.1f%%", proposal.id, 100 * gain)
+        else:
+            apply_all(self.engine, proposal.changes, revert=True)
+            self._forget(evaluation.audit_id)
+            cooldown = float(self.parameters[proposal.strategy]["cooldown"])
+            record.rolled_back_one(gain, now, cooldown)
+            self.audit.update(
+                evaluation.audit_id, outcome=Outcome.ROLLED_BACK, measured=measured
+            )
+            _LOGGER.info(
+                "optimizer rolled back %s: %s", proposal.id, "; ".join(reasons)
+            )
+        self.next_quick = max(self.next_quick, now)
+
+    def _forget(self, audit_id: int) -> None:
+        self.in_force = [item for item in self.in_force if item.audit_id != audit_id]
+
+    def rollback(self, *, actor: Actor, audit_id: int | None = None) -> dict[str, Any]:
+        """Undo a change the loop made: the latest one, or the one of ``audit_id``.
+
+        Returns what was undone. Raises :class:`OptimizerParameterError` when there
+        is nothing to roll back or ``audit_id`` names no change still in force.
+        """
+        if not self.in_force:
+            raise OptimizerParameterError(
+                "no optimizer change is in force to roll back",
+                parameter="audit_id",
+                allowed="an applied optimizer change",
+            )
+        if audit_id is None:
+            item = self.in_force[-1]
+        else:
+            found = [i for i in self.in_force if i.audit_id == audit_id]
+            if not found:
+                raise OptimizerParameterError(
+                    f"audit entry {audit_id} is not an optimizer change in force",
+                    parameter="audit_id",
+                    allowed=", ".join(str(i.audit_id) for i in self.in_force),
+                )
+            item = found[0]
+        # later changes to the same parameters are undone first
+        index = self.in_force.index(item)
+        undone = list(reversed(self.in_force[index:]))
+        for later in undone:
+            apply_all(self.engine, later.proposal.changes, revert=True)
+            self.audit.update(later.audit_id, outcome=Outcome.ROLLED_BACK)
+            if (
+                self.evaluation is not None
+                and self.evaluation.audit_id == later.audit_id
+            ):
+                self.evaluation = None
+        self.in_force = self.in_force[:index]
+        entry = self.audit.add(
+            actor=actor,
+            action="rollback",
+            target=item.proposal.target,
+            before=item.proposal.after,
+            after=item.proposal.before,
+            extra={"undone": [later.audit_id for later in undone]},
+        )
+        return {
+            "audit_id": entry.id,
+            "undone": [later.audit_id for later in undone],
+            "proposals": [later.proposal.id for later in undone],
+        }
+
+    def _await_approval(self, proposal: Proposal, actor: Actor) -> None:
+        self.awaiting[proposal.id] = proposal
+        entry = self.audit.add(
+            actor=actor,
+            action=f"strategy:{proposal.strategy}",
+            target=proposal.target,
+            before=proposal.before,
+            after=proposal.after,
+            predicted=proposal.predicted,
+            outcome=Outcome.PROPOSED,
+            extra={"proposal": proposal.id, "parameter": proposal.parameter},
+        )
+        proposal.verdict = f"needs approval (audit {entry.id})"
+
+    def approve(self, proposal_id: str, *, actor: Actor) -> dict[str, Any]:
+        """Apply a proposal that needs a user's approval (a tolerance raise)."""
+        proposal = self.awaiting.pop(proposal_id, None)
+        if proposal is None:
+            raise OptimizerParameterError(
+                f"no proposal {proposal_id!r} awaits approval",
+                parameter="proposal_id",
+                allowed=", ".join(self.awaiting) or "none waiting",
+            )
+        apply_all(self.engine, proposal.changes)
+        for change in proposal.changes:
+            if change.parameter == "tolerance":
+                self._meter.tolerances[change.target] = float(change.after)
+        entry = self.audit.add(
+            actor=actor,
+            action="approve",
+            target=proposal.target,
+            before=proposal.before,
+            after=proposal.after,
+            predicted=proposal.predicted,
+            outcome=Outcome.APPLIED,
+            extra={"proposal": proposal.id, "parameter": proposal.parameter},
+        )
+        proposal.verdict = "approved"
+        return {"audit_id": entry.id, "proposal": proposal.as_dict()}
+
+    # -- strategy parameters ---------------------------------------------------
+
+    def set_strategy_parameters(
+        self, strategy: str, params: Mapping[str, Any], *, actor: Actor
+    ) -> dict[str, Any]:
+        """Change a strategy's (or ``"loop"``'s) parameters; returns before and after.
+
+        Raises :class:`OptimizerParameterError` naming the parameter and its range.
+        """
+        specs = PARAMETER_SPECS.get(strategy)
+        if specs is None:
+            raise OptimizerParameterError(
+                f"strategy must be one of {', '.join(PARAMETER_SPECS)}, got {strategy!r}",
+                parameter="strategy",
+                allowed=", ".join(PARAMETER_SPECS),
+            )
+        checked: dict[str, Any] = {}
+        for name, value in params.items():
+            spec = specs.get(name)
+            if spec is None:
+                raise OptimizerParameterError(
+                    f"{strategy} has no parameter {name!r} (has {', '.join(specs)})",
+                    parameter=name,
+                    allowed=", ".join(specs),
+                )
+            checked[name] = _check(strategy, name, value, spec)
+        before = dict(self.parameters[strategy])
+        self.parameters[strategy].update(checked)
+        after = dict(self.parameters[strategy])
+        if strategy == "loop":
+            wall = self._wall()
+            self.next_quick = min(self.next_quick, wall + after["quick_every"])
+            self.next_full = self._next_full(wall)
+        self.audit.add(
+            actor=actor, action="set_strategy_parameters", target=strategy,
+            before=before, after=after,
+        )  # fmt: skip
+        return {"before": before, "after": after}
+
+    # -- scheduling -------------------------------------------------------------
+
+    def full_hour(self) -> tuple[int, str]:
+        """Return the local hour of the full cycle and where it comes from."""
+        configured = int(self.parameters["loop"]["full_hour"])
+        if configured >= 0:
+            return configured, "configured"
+        quiet = self.engine.quiet_hour()
+        if quiet is None:
+            return DEFAULT_FULL_HOUR, "default (no activity profile learned yet)"
+        return quiet, "quietest hour of the learned activity profile"
+
+    def _next_full(self, after: float) -> float:
+        hour, _ = self.full_hour()
+        tz = self.engine.config.tz or dt.UTC
+        local = dt.datetime.fromtimestamp(after, tz)
+        candidate = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+        if candidate.timestamp() <= after:
+            candidate += dt.timedelta(days=1)
+            candidate = candidate.replace(hour=hour)
+        return candidate.timestamp()
+
+    # -- reading ---------------------------------------------------------------
+
+    def statistics(self) -> dict[str, Any]:
+        """Return records, parameters in force, savings, pending evaluations, audit tail."""
+        snapshot = self.engine.snapshot()
+        t = self._clock()
+        window = float(self.parameters["loop"]["evaluation_window"])
+        current: dict[str, float] | None = None
+        if t - self._meter.started >= MIN_WINDOW:
+            current = self._meter.figures(t - window, t)
+        vs_before: dict[str, Any] | None = None
+        if self.baseline is not None and current is not None:
+            vs_before = {
+                name: {
+                    "before": round(self.baseline.get(name, 0.0), 5),
+                    "now": round(current.get(name, 0.0), 5),
+                    "saving": _saving(
+                        self.baseline.get(name, 0.0), current.get(name, 0.0)
+                    ),
+                }
+                for name in ("requests_per_min", "bus_utilisation")
+            }
+        hour, source = self.full_hour()
+        return {
+            "enabled": self.enabled,
+            "goal": str(self._goal),
+            "objective": self.objective.as_dict(),
+            "strategies": {
+                name: {**record.as_dict(), "parameters": dict(self.parameters[name])}
+                for name, record in self.records.items()
+            },
+            "loop": dict(self.parameters["loop"]),
+            "parameters_in_force": self.engine.tuning(),
+            "savings": {
+                "vs_fixed_polling": round(snapshot.saving_vs_fixed, 4),
+                "vs_before_optimization": vs_before,
+            },
+            "window": None if current is None else rounded(current),
+            "pending_evaluations": []
+            if self.evaluation is None
+            else [self.evaluation.as_dict()],
+            "awaiting_approval": [p.as_dict() for p in self.awaiting.values()],
+            "in_force": [
+                {
+                    "audit_id": item.audit_id,
+                    "proposal": item.proposal.id,
+                    "target": item.proposal.target,
+                    "parameter": item.proposal.parameter,
+                }
+                for item in self.in_force
+            ],  # fmt: skip
+            "units": {str(u): k.as_dict() for u, k in sorted(self.units.items())},
+            "last_run": None if self.last_run is None else self.last_run.as_dict(),
+            "next_quick": self.next_quick,
+            "next_full": self.next_full,
+            "full_hour": {"hour": hour, "source": source},
+            "audit": [entry.to_dict() for entry in self.audit.tail(20)],
+        }
+
+    # -- persistence -------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Return the loop's state as a JSON-safe, versioned dict."""
+        return {
+            "version": OPTIMIZER_VERSION,
+            "enabled": self.enabled,
+            "goal": str(self._goal),
+            "parameters": {k: dict(v) for k, v in self.parameters.items()},
+            "records": {k: r.as_dict() for k, r in self.records.items()},
+            "tuning": self.engine.tuning(),
+            "units": {str(u): k.as_dict() for u, k in self.units.items()},
+            "evaluation": None
+            if self.evaluation is None
+            else self.evaluation.as_dict(),
+            "awaiting": [p.as_dict() for p in self.awaiting.values()],
+            "in_force": [
+                {"audit_id": i.audit_id, "proposal": i.proposal.as_dict()}
+                for i in self.in_force
+            ],
+            "baseline": self.baseline,
+            "last_window": self.last_window,
+            "next_id": next(self._ids),
+            "saved_at": self._wall(),
+        }
+
+    def import_state(self, data: Any) -> dict[str, Any]:
+        """Restore :meth:`export_state` output (after a restart).
+
+        Parameters in force are applied to the engine again. An evaluation that was
+        running resumes (its window starts over) when the restart took less than
+        :data:`RESUME_WITHIN` windows; otherwise its change is rolled back and the
+        evaluation discarded. Returns ``{"evaluation": "resumed" | "discarded" |
+        None, "warnings": [...]}``; what cannot be used is set aside, never raised.
+        """
+        warnings: list[str] = []
+        report: dict[str, Any] = {"evaluation": None, "warnings": warnings}
+        if not isinstance(data, Mapping) or data.get("version") != OPTIMIZER_VERSION:
+            version = data.get("version") if isinstance(data, Mapping) else None
+            warnings.append(f"stored optimizer state version {version!r} set aside")
+            return report
+        self.enabled = bool(data.get("enabled", True))
+        try:
+            self._goal = Goal(data.get("goal", Goal.BALANCED))
+        except ValueError:
+            warnings.append(f"stored goal {data.get('goal')!r} set aside")
+        for strategy, values in dict(data.get("parameters") or {}).items():
+            try:
+                self.set_parameters_quietly(strategy, values)
+            except (EngineUsageError, TypeError, ValueError) as err:
+                warnings.append(f"parameters of {strategy} set aside ({err})")
+        for name, record in dict(data.get("records") or {}).items():
+            if name in self.records:
+                self.records[name] = StrategyRecord.from_dict(record)
+        warnings += self.engine.apply_tuning(data.get("tuning") or {})
+        for unit, known in dict(data.get("units") or {}).items():
+            try:
+                failed = known.get("min_failed")
+                self.units[int(unit)] = UnitKnowledge(
+                    int(known.get("max_ok", 0)), None if failed is None else int(failed)
+                )
+            except (AttributeError, TypeError, ValueError):
+                warnings.append(f"what was learned of unit {unit!r} set aside")
+        self.awaiting = {}
+        for item in data.get("awaiting") or []:
+            try:
+                proposal = Proposal.from_dict(item)
+            except (KeyError, TypeError, ValueError):
+                warnings.append("a proposal awaiting approval was set aside")
+                continue
+            self.awaiting[proposal.id] = proposal
+        self.in_force = []
+        for item in data.get("in_force") or []:
+            try:
+                self.in_force.append(
+                    InForce(Proposal.from_dict(item["proposal"]), int(item["audit_id"]))
+                )
+            except (KeyError, TypeError, ValueError):
+                warnings.append("a change in force was set aside")
+        self.baseline = _figures(data.get("baseline"))
+        self.last_window = _figures(data.get("last_window"))
+        next_id = data.get("next_id")
+        if isinstance(next_id, int) and next_id > 0:
+            self._ids = itertools.count(next_id)
+        stored = data.get("evaluation")
+        if stored is not None:
+            report["evaluation"] = self._restore_evaluation(stored, data, warnings)
+        return report
+
+    def set_parameters_quietly(self, strategy: str, values: Mapping[str, Any]) -> None:
+        """Set stored parameters (validated, not audited)."""
+        specs = PARAMETER_SPECS[strategy]
+        for name, value in values.items():
+            if name in specs:
+                self.parameters[strategy][name] = _check(
+                    strategy, name, value, specs[name]
+                )
+
+    def _restore_evaluation(
+        self, stored: Any, data: Mapping[str, Any], warnings: list[str]
+    ) -> str:
+        try:
+            evaluation = Evaluation.from_dict(stored)
+        except (KeyError, TypeError, ValueError) as err:
+            warnings.append(f"the stored evaluation was set aside ({err})")
+            return "discarded"
+        wall = self._wall()
+        window = float(self.parameters["loop"]["evaluation_window"])
+        if wall - evaluation.started < RESUME_WITHIN * window:
+            evaluation.started = wall
+            evaluation.ends = wall + window
+            evaluation.resumed = True
+            self.evaluation = evaluation
+            self.audit.update(evaluation.audit_id, extra={"resumed_at": wall})
+            return "resumed"
+        apply_all(self.engine, evaluation.proposal.changes, revert=True)
+        self._forget(evaluation.audit_id)
+        self.records[evaluation.proposal.strategy].discarded += 1
+        self.audit.update(
+            evaluation.audit_id,
+            outcome=Outcome.DISCARDED,
+            extra={"discarded": "the evaluation was interrupted by a restart too long"},
+        )
+        return "discarded"
+
+
+def _with_retries(
+    effect: dict[str, float],
+    changes: Sequence[Change],
+    retries: Mapping[int, tuple[float, float]],
+) -> dict[str, float]:
+    """Add the cost of failing larger-read tries to ``effect``, unless ``changes`` cap them."""
+    capped = {
+        unit_of(c.target)
+        for c in changes
+        if c.parameter == "unit_max_registers" and c.after is not None
+    }
+    out = dict(effect)
+    for unit, (per_hour, cost) in retries.items():
+        if unit in capped:
+            continue
+        out["bus_utilisation"] = (
+            out.get("bus_utilisation", 0.0) + per_hour * cost / 3600
+        )
+        requests = max(out.get("requests_per_min", 0.0) * 60.0, 1.0)
+        out["error_rate"] = out.get("error_rate", 0.0) + per_hour / requests
+    return out
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
+def _check(strategy: str, name: str, value: Any, spec: tuple[str, float, float]) -> Any:
+    kind, low, high = spec
+    label = f"{strategy}.{name}"
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise OptimizerParameterError(
+                f"{label} must be true or false, got {value!r}",
+                parameter=label,
+                allowed="true, false",
+            )
+        return value
+    allowed = f"{low:g}-{high:g}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+        or (kind == "hour" and value != int(value))
+    ):
+        raise OptimizerParameterError(
+            f"{label} must be a number from {low:g} to {high:g}, got {value!r}",
+            parameter=label,
+            allowed=allowed,
+        )
+    return int(value) if kind == "hour" else float(value)
+
+
+def _saving(before: float, now: float) -> float | None:
+    return None if before <= 0 else round(1.0 - now / before, 4)
+
+
+def _figures(data: Any) -> dict[str, float] | None:
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return {str(k): float(v) for k, v in data.items()}
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""Tests of the optimization loop (engine library, virtual time)."""
