@@ -32,6 +32,7 @@ from .entity import hub_device_info, register_unique_id
 from .health import HealthMonitor
 from .hub import Hub, async_build_hub, entry_devices, load_units, settings_from_entry
 from .optimization import async_setup_control
+from .panel import async_setup_frontend
 from .services import async_setup_services
 from .storage import LearnedStateStore, async_remove_learned_state
 from .subentries import (
@@ -74,6 +75,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the services; YAML ``adaptive_modbus: {demo: true}`` imports the demo."""
     async_setup_websocket(hass)
     async_setup_services(hass)
+    await async_setup_frontend(hass)
     conf = config.get(DOMAIN)
     if conf and conf.get(CONF_DEMO):
         hass.async_create_task(
