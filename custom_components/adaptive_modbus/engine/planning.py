@@ -18,6 +18,8 @@ from .registry import RegisterState
 
 # a neighbour this close to due (share of its interval) is read early
 EARLY_FRACTION = 0.5
+# plans kept for due sets seen before (aligned intervals make due sets recur)
+PLAN_CACHE_SIZE = 256
 
 
 class Planning:
@@ -31,6 +33,12 @@ class Planning:
         self._regs = core.registry.regs
         self._cost = core.bus.cost
         self._early_fraction = early_fraction
+        # plan_reads is a pure function of its inputs: a due set that recurs (the
+        # power-of-two ladder makes them recur every max interval) reuses its plan.
+        # The cache is dropped when the learned holes change (a new mapping).
+        self._cache: dict[tuple[object, ...], tuple[BlockRead, ...]] = {}
+        self._cache_holes: object = None
+        self.cache_hits = 0
 
     def cost_model(self) -> CostModel:
         """Return the cost model the planner uses now (configured, fitted, or default)."""
@@ -49,15 +57,35 @@ class Planning:
         """Block reads of ``due`` (``limits``: per unit; default: those in force)."""
         limits = self._core.limits.effective() if limits is None else limits
         gaps = self._core.tuning.unit_max_gap
-        if gaps:
-            return self._plan_with_gaps(due, limits, gaps)
-        return plan_reads(
-            [reg.spec for reg in due],
-            cost=self.cost_model(),
-            limits=limits,
-            holes=self._core.holes.by_table,
-            merge=self._core.config.merge_reads,
+        holes = self._core.holes.by_table
+        if holes is not self._cache_holes:
+            self._cache.clear()
+            self._cache_holes = holes
+        key = (
+            frozenset([reg.spec.uid for reg in due]),
+            self.cost_model(),
+            tuple(sorted(limits.items())),
+            tuple(sorted(gaps.items())) if gaps else (),
+            self._core.config.merge_reads,
         )
+        cached = self._cache.get(key)
+        if cached is not None:
+            self.cache_hits += 1
+            return list(cached)
+        if gaps:
+            blocks = self._plan_with_gaps(due, limits, gaps)
+        else:
+            blocks = plan_reads(
+                [reg.spec for reg in due],
+                cost=self.cost_model(),
+                limits=limits,
+                holes=holes,
+                merge=self._core.config.merge_reads,
+            )
+        if len(self._cache) >= PLAN_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = tuple(blocks)
+        return blocks
 
     def _plan_with_gaps(
         self,
@@ -105,7 +133,9 @@ class Planning:
             self._core.config.adaptive and self._core.config.merge_reads and blocks
         ):
             return self._core.limits.settle(trial, blocks, now)
-        early = self._early_neighbours(blocks, now, {reg.spec.uid for reg in due})
+        early = self._early_neighbours(
+            blocks, now, {reg.spec.uid for reg in due}, self._core.limits.effective()
+        )
         if not early:
             return self._core.limits.settle(trial, blocks, now)
         merged = self.plan([*due, *early], limits)
@@ -114,32 +144,36 @@ class Planning:
         )
 
     def _early_neighbours(
-        self, blocks: Sequence[BlockRead], now: float, due: set[str]
+        self,
+        blocks: Sequence[BlockRead],
+        now: float,
+        due: set[str],
+        limits: Mapping[int, DeviceLimits],
     ) -> list[RegisterState]:
         """Return the registers near the planned blocks that are nearly due.
 
         Nearly due: at most the early fraction of their interval is left.
         """
         cost = self.cost_model()
+        gaps = (cost.break_even_gap(bits=False), cost.break_even_gap(bits=True))
+        regs, fraction = self._regs, self._early_fraction
+        starting_in = self._core.registry.starting_in
         early: list[RegisterState] = []
         for block in blocks:
-            limits = self._core.limits.effective().get(block.unit_id, DEFAULT_LIMITS)
-            limit = limits.max_bits if block.table.is_bit else limits.max_registers
-            gap = cost.break_even_gap(bits=block.table.is_bit)
+            unit_limits = limits.get(block.unit_id, DEFAULT_LIMITS)
+            is_bit = block.table.is_bit
+            limit = unit_limits.max_bits if is_bit else unit_limits.max_registers
+            gap = gaps[is_bit]
             low = max(block.address - gap, block.end - limit)
             high = min(block.end + gap, block.address + limit)
-            uids = self._core.registry.starting_in(
-                block.unit_id, block.table, low, high
-            )
-            for uid in uids or ():
-                reg = self._regs[uid]
+            for uid in starting_in(block.unit_id, block.table, low, high) or ():
+                reg = regs[uid]
                 if (
-                    uid not in due
+                    reg.next_due - now <= fraction * reg.effective_interval
+                    and uid not in due
                     and reg.enabled
                     and reg.quarantined_until is None
                     and reg.spec.end <= high
-                    and reg.next_due - now
-                    <= self._early_fraction * reg.effective_interval
                 ):
                     due.add(uid)
                     early.append(reg)
