@@ -158,7 +158,7 @@ class Planning:
         gaps = (cost.break_even_gap(bits=False), cost.break_even_gap(bits=True))
         regs, fraction = self._regs, self._early_fraction
         starting_in = self._core.registry.starting_in
-        early: list[RegisterState] = []
+        found: dict[str, RegisterState] = {}
         for block in blocks:
             unit_limits = limits.get(block.unit_id, DEFAULT_LIMITS)
             is_bit = block.table.is_bit
@@ -166,15 +166,20 @@ class Planning:
             gap = gaps[is_bit]
             low = max(block.address - gap, block.end - limit)
             high = min(block.end + gap, block.address + limit)
-            for uid in starting_in(block.unit_id, block.table, low, high) or ():
-                reg = regs[uid]
-                if (
-                    reg.next_due - now <= fraction * reg.effective_interval
-                    and uid not in due
-                    and reg.enabled
-                    and reg.quarantined_until is None
-                    and reg.spec.end <= high
-                ):
-                    due.add(uid)
-                    early.append(reg)
-        return early
+            uids = starting_in(block.unit_id, block.table, low, high)
+            if not uids:
+                continue
+            # one comprehension per block (the hot loop of a cycle); a register near
+            # two blocks is found twice and kept once, in first-found order
+            found.update(
+                (uid, reg)
+                for uid in uids
+                if (reg := regs[uid]).next_due - now
+                <= fraction * reg.effective_interval
+                and uid not in due
+                and reg.enabled
+                and reg.quarantined_until is None
+                and reg.spec.end <= high
+            )
+        due.update(found)
+        return list(found.values())
