@@ -17,7 +17,7 @@ from adaptive_modbus_engine.faults import HoleCheck
 from adaptive_modbus_engine.intervals import IntervalLimits, IntervalModel, _robust_rms
 from adaptive_modbus_engine.planner import CostModel, plan_reads
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
-from adaptive_modbus_engine.registry import Registry
+from adaptive_modbus_engine.registry import RegisterState, Registry
 from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.schedule import EngineClock, Schedule
 from adaptive_modbus_engine.scheduler import PollEngine
@@ -212,3 +212,85 @@ class _NullTransport:
 
     async def close(self) -> None:
         """Nothing to close."""
+
+
+# -- free riders ----------------------------------------------------------------
+
+
+def rider_engine(per_register: float) -> tuple[PollEngine, dict[str, RegisterState]]:
+    """Three uint16 registers at 0, 3 and 60 of unit 1, under a fixed cost model."""
+    registers = [
+        RegisterSpec(
+            key=f"a{address}",
+            unit_id=1,
+            table=Table.HOLDING,
+            address=address,
+            data_type=DataType.UINT16,
+            tolerance=1.0,
+        )
+        for address in (0, 3, 60)
+    ]
+    engine = PollEngine(
+        registers, _NullTransport(), VirtualClock(1000.0).now, EngineConfig()
+    )
+    engine._core.tuning.cost = CostModel(  # noqa: SLF001
+        request_overhead=1.0, per_register=per_register
+    )
+    engine._planning.rider_value = 1.0  # noqa: SLF001 - off by default
+    regs = engine._registry.regs  # noqa: SLF001
+    for reg in regs.values():
+        reg.effective_interval = 100.0
+        reg.last_read = 1000.0 - 100.0
+        reg.next_due = 1000.0
+    return engine, {reg.spec.key: reg for reg in regs.values()}
+
+
+def read_since(reg: RegisterState, share: float, now: float = 1000.0) -> None:
+    """Make ``reg`` read ``share`` of its interval ago (not yet nearly due)."""
+    reg.last_read = now - share * reg.effective_interval
+    reg.next_due = reg.last_read + reg.effective_interval
+
+
+def test_a_request_going_out_takes_neighbours_worth_their_transfer() -> None:
+    """Serial-like cost: a stale close neighbour rides, a fresh or far one does not."""
+    engine, regs = rider_engine(per_register=0.1)
+    planning = engine._planning  # noqa: SLF001
+    read_since(regs["a3"], 0.4)  # worth 0.4 of a request; 3 more registers cost 0.3
+    read_since(regs["a60"], 0.45)  # 58 more registers cost 5.8 requests
+    (block,) = planning.plan_with_early([regs["a0"]], 1000.0)
+    assert (block.address, block.count) == (0, 4)
+    assert block.keys == (regs["a0"].spec.uid, regs["a3"].spec.uid)
+    read_since(regs["a3"], 0.2)  # worth 0.2 < 0.3
+    (block,) = planning.plan_with_early([regs["a0"]], 1000.0)
+    assert (block.address, block.count) == (0, 1)
+    planning.rider_value = 0.0  # off: the plain plan
+    read_since(regs["a3"], 0.4)
+    (block,) = planning.plan_with_early([regs["a0"]], 1000.0)
+    assert (block.address, block.count) == (0, 1)
+
+
+def test_on_tcp_a_request_takes_about_the_whole_unit() -> None:
+    """TCP-like cost (a register costs a thousandth of a request): far ones ride too."""
+    engine, regs = rider_engine(per_register=0.001)
+    planning = engine._planning  # noqa: SLF001
+    read_since(regs["a0"], 0.1)
+    read_since(regs["a3"], 0.1)
+    read_since(regs["a60"], 0.1)  # 60 more registers cost 0.06 < 0.1 + 0.1
+    (block,) = planning.plan_with_early([regs["a60"]], 1000.0)
+    assert (block.address, block.end) == (0, 61)
+    assert set(block.keys) == {reg.spec.uid for reg in regs.values()}
+    # never over a learned hole
+    holes = engine._core.holes  # noqa: SLF001
+    holes.checks[(1, Table.HOLDING, 30, 31)] = HoleCheck(
+        ErrorKind.ILLEGAL_ADDRESS, verify_at=1e9, backoff=1e9
+    )
+    holes.rebuild()
+    (block,) = planning.plan_with_early([regs["a60"]], 1000.0)
+    assert (block.address, block.end) == (60, 61)
+    # a register just read is worth nothing: it does not ride
+    holes.checks.clear()
+    holes.rebuild()
+    read_since(regs["a3"], 0.0)
+    read_since(regs["a0"], 0.0)
+    (block,) = planning.plan_with_early([regs["a60"]], 1000.0)
+    assert (block.address, block.end) == (60, 61)
