@@ -117,9 +117,10 @@ def make_specs(count: int) -> list[RegisterSpec]:
 class SchedulerTimer:
     """CPU spent in the engine's due-set selection and planning (scheduler + planner).
 
-    Wraps the engine instance's ``_schedule.pop_due`` and ``_planning.plan`` (private,
-    so this is a measurement probe: when the engine renames them the split reads NaN
-    and the totals still stand). Counts the registers due per cycle too.
+    Wraps the engine instance's ``_schedule.pop_due`` and ``_planning.plan_with_early``
+    (the plan plus the search for nearly due neighbours; private, so this is a
+    measurement probe: when the engine renames them the split reads NaN and the
+    totals still stand). Counts the registers due per cycle too.
     """
 
     def __init__(self, engine: PollEngine) -> None:
@@ -128,10 +129,10 @@ class SchedulerTimer:
         self.due = 0
         schedule: Any = getattr(engine, "_schedule", None)
         planning: Any = getattr(engine, "_planning", None)
-        self.ok = hasattr(schedule, "pop_due") and hasattr(planning, "plan")
+        self.ok = hasattr(schedule, "pop_due") and hasattr(planning, "plan_with_early")
         if not self.ok:
             return
-        pop, plan = schedule.pop_due, planning.plan
+        pop, plan = schedule.pop_due, planning.plan_with_early
 
         def timed_pop(*args: Any) -> Any:
             t0 = time.process_time()
@@ -147,7 +148,7 @@ class SchedulerTimer:
             return blocks
 
         schedule.pop_due = timed_pop
-        planning.plan = timed_plan
+        planning.plan_with_early = timed_plan
 
 
 @dataclass(frozen=True)

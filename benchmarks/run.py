@@ -23,6 +23,8 @@ import zlib
 
 import numpy as np
 
+from adaptive_modbus_engine import planning as planning_mod
+
 from . import overhead as overhead_mod, policies as pol
 from .bus import BusModel
 from .expert import pick_intervals, run_expert
@@ -473,6 +475,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="adaptive engine's max interval (s)",
     )
     parser.add_argument(
+        "--riders",
+        type=float,
+        default=None,
+        metavar="VALUE",
+        help="free riders: a read grows over neighbours whose staleness is worth "
+        "VALUE x a request (engine default: off)",
+    )
+    parser.add_argument(
         "--no-sweep", action="store_true", help="skip the fixed-interval sweep"
     )
     parser.add_argument(
@@ -497,6 +507,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     args = parse_args(argv)
+    if args.riders is not None:
+        planning_mod.RIDER_VALUE = args.riders
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     phases = args.phases or (QUICK_PHASES if args.quick else DEFAULT_PHASES)
     out = Path(args.out)

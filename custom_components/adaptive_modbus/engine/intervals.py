@@ -56,6 +56,7 @@ epoch, so registers that share a block come due together and share a request.
 from __future__ import annotations
 
 import base64
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -345,6 +346,10 @@ class IntervalModel:
         self._last_value: float | None = None
         self._last_step: tuple[float, float] | None = None
         self._residuals: list[float] = []
+        # the residuals sorted, and their squares in the same order: the noise
+        # estimate updates in O(window) C-speed steps instead of a sort per read
+        self._ordered: list[float] = []
+        self._squares: list[float] = []
         self._acc_rate = 0.0
         self._acc_weight = 0.0
         self._shift: _PendingShift | None = None
@@ -598,12 +603,27 @@ class IntervalModel:
                 residual = delta - prev_delta * ratio
                 # white noise sigma: var(residual) = sigma²·g; noise (RMS of Δ) = √2·sigma
                 g = 1.0 + (1.0 + ratio) ** 2 + ratio**2
-                self._residuals.append(abs(residual) * math.sqrt(2.0 / g))
-                del self._residuals[:-NOISE_WINDOW]
+                self._add_residual(abs(residual) * math.sqrt(2.0 / g))
+                self.noise = _sorted_robust_rms(self._ordered, self._squares)
         self._refresh_noise()
 
+    def _add_residual(self, value: float) -> None:
+        """Append to the window (dropping the oldest beyond it), keeping the sorted copy."""
+        residuals, ordered, squares = self._residuals, self._ordered, self._squares
+        residuals.append(value)
+        index = bisect_right(ordered, value)
+        ordered.insert(index, value)
+        squares.insert(index, value * value)
+        while len(residuals) > NOISE_WINDOW:
+            index = bisect_left(ordered, residuals.pop(0))
+            del ordered[index], squares[index]
+
+    def _sort_residuals(self) -> None:
+        """Rebuild the sorted copy of the residuals (after a restore)."""
+        self._ordered = sorted(self._residuals)
+        self._squares = [x * x for x in self._ordered]
+
     def _refresh_noise(self) -> None:
-        self.noise = _robust_rms(self._residuals)
         if len(self._residuals) < MIN_NOISE_SAMPLES:
             return
         tolerance = max(self.tolerance, ZERO_TOLERANCE)
@@ -766,6 +786,7 @@ class IntervalModel:
         decision = IntervalDecision.from_dict(src.get("decision"))
         if decision is not None:
             self.last_decision = decision
+        self._sort_residuals()
         self.noise = _robust_rms(self._residuals)
         self.rate = self._mean_rate()
 
@@ -918,6 +939,20 @@ def _robust_rms(samples: list[float]) -> float:
     limit = NOISE_TRIM * middle / _HALF_NORMAL_MEDIAN
     kept = [x for x in ordered if x <= limit] or ordered
     return math.sqrt(sum(x * x for x in kept) / len(kept))
+
+
+def _sorted_robust_rms(ordered: list[float], squares: list[float]) -> float:
+    """:func:`_robust_rms` of samples already sorted, with their squares in that order.
+
+    The same arithmetic on the same sorted values, so the same result to the bit.
+    """
+    n = len(ordered)
+    if not n:
+        return 0.0
+    middle = ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+    limit = NOISE_TRIM * middle / _HALF_NORMAL_MEDIAN
+    kept = bisect_right(ordered, limit) or n
+    return math.sqrt(sum(squares[:kept]) / kept)
 
 
 def _number(value: object) -> float | None:

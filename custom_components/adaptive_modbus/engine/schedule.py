@@ -42,12 +42,16 @@ class EngineClock:
 
 
 class Schedule:
-    """A heap of due times with one live entry per enabled register.
+    """Due times as clusters: one bucket per due time, one entry per enabled register.
 
-    Rescheduling pushes a new entry and leaves the old one dead (its sequence number
-    or due time no longer match the register); dead entries are skipped when popped,
-    and the heap is rebuilt when they pile up. Registers popped in a cycle stay in
-    ``unscheduled`` until they are pushed again.
+    Aligned intervals (see :func:`~.intervals.aligned_due`) put the registers that
+    share a block on the same instants, so a cycle pops a few due times, each with
+    its whole cluster of registers, instead of one heap entry per register. Within
+    a due time registers keep the order they were scheduled in (a register
+    rescheduled moves to the end), which is the order of the former per-register
+    heap (due time, then sequence number). A disabled register is dropped when its
+    due time comes. Registers popped in a cycle stay in ``unscheduled`` until they
+    are pushed again.
     """
 
     def __init__(
@@ -57,12 +61,14 @@ class Schedule:
         config: EngineConfig,
         tuning: Tuning | None = None,
     ) -> None:
-        """Schedule the registers of ``regs`` on ``clock`` (the heap starts empty)."""
+        """Schedule the registers of ``regs`` on ``clock`` (nothing is due yet)."""
         self._regs = regs
         self._clock = clock
         self._config = config
         self._tuning = tuning or Tuning()
-        self.heap: list[HeapEntry] = []
+        self._times: list[float] = []  # heap of due times (some may be stale)
+        self._buckets: dict[float, dict[str, None]] = {}  # due time -> uids in order
+        self._at: dict[str, float] = {}  # uid -> the due time of its bucket
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
         # demand-driven polling (see demand.py): live viewers per unit, and the hook
@@ -70,72 +76,111 @@ class Schedule:
         self.viewed: dict[int, int] = {}
         self.viewed_cap: Callable[[RegisterState, float], float] | None = None
 
+    @property
+    def heap(self) -> list[HeapEntry]:
+        """Every scheduled entry as (due time, sequence number, uid), in due order."""
+        return [
+            (t, self._regs[uid].heap_seq, uid)
+            for t in sorted(self._buckets)
+            for uid in self._buckets[t]
+        ]
+
     def push(self, reg: RegisterState) -> None:
-        """Put the register on the heap at its ``next_due``."""
-        self.unscheduled.discard(reg.spec.uid)
+        """Put the register in the bucket of its ``next_due``."""
+        uid = reg.spec.uid
+        self.unscheduled.discard(uid)
         self._seq += 1
-        reg.heap_seq = self._seq  # older entries of this register are dead from now on
-        heapq.heappush(self.heap, (reg.next_due, self._seq, reg.spec.uid))
-        if len(self.heap) > 4 * len(self._regs) + 64:
-            self._rebuild()
+        reg.heap_seq = self._seq
+        self._remove(uid)
+        t = reg.next_due
+        bucket = self._buckets.get(t)
+        if bucket is None:
+            bucket = self._buckets[t] = {}
+            heapq.heappush(self._times, t)
+            if len(self._times) > 4 * len(self._buckets) + 64:
+                self._times = list(self._buckets)
+                heapq.heapify(self._times)
+        bucket[uid] = None
+        self._at[uid] = t
+
+    def _remove(self, uid: str) -> None:
+        """Take the register out of its bucket (a bucket left empty goes)."""
+        t = self._at.pop(uid, None)
+        if t is None:
+            return
+        bucket = self._buckets[t]
+        del bucket[uid]
+        if not bucket:
+            del self._buckets[t]
 
     def due_at(self, reg: RegisterState, t: float) -> None:
         """Make the register due at ``t``."""
         reg.next_due = t
         self.push(reg)
 
-    def _rebuild(self) -> None:
-        self.heap = []
-        for reg in self._regs.values():
-            if reg.enabled:
-                self._seq += 1
-                reg.heap_seq = self._seq
-                self.heap.append((reg.next_due, self._seq, reg.spec.uid))
-        heapq.heapify(self.heap)
-
     def is_live(self, entry: HeapEntry) -> bool:
-        """Whether a heap entry is its register's current one."""
+        """Whether an entry is its register's current one."""
         reg = self._regs[entry[2]]
-        return reg.enabled and reg.next_due == entry[0] and reg.heap_seq == entry[1]
+        return (
+            reg.enabled
+            and self._at.get(entry[2]) == entry[0]
+            and reg.heap_seq == entry[1]
+        )
+
+    def _first_bucket(self) -> float:
+        """Earliest due time with an enabled register (disabled ones are dropped)."""
+        times, buckets = self._times, self._buckets
+        while times:
+            t = times[0]
+            bucket = buckets.get(t)
+            if bucket is not None:
+                for uid in list(bucket):
+                    if self._regs[uid].enabled:
+                        return t
+                    self._remove(uid)
+            heapq.heappop(times)
+        return math.inf
 
     def first_due(self, parked_units: Collection[int] = ()) -> float:
-        """Engine time of the earliest live entry (inf when there is none).
+        """Engine time of the earliest scheduled register (inf when there is none).
 
         Registers of a parked unit (one that is down) wait for its probe: they wake
         nothing.
         """
-        while self.heap and not self.is_live(self.heap[0]):
-            heapq.heappop(self.heap)
-        if not parked_units:
-            return self.heap[0][0] if self.heap else math.inf
-        return min(
-            (
-                entry[0]
-                for entry in self.heap
-                if self.is_live(entry)
-                and self._regs[entry[2]].spec.unit_id not in parked_units
-            ),
-            default=math.inf,
-        )
+        first = self._first_bucket()
+        if not parked_units or first == math.inf:
+            return first
+        regs = self._regs
+        for t in sorted(self._buckets):
+            for uid in self._buckets[t]:
+                reg = regs[uid]
+                if reg.enabled and reg.spec.unit_id not in parked_units:
+                    return t
+        return math.inf
 
     def pop_due(self, now: float, parked_units: Container[int]) -> list[RegisterState]:
-        """Take the registers due by ``now`` (+ batch window) off the heap, each once.
+        """Take the registers due by ``now`` (+ batch window) off the schedule, each once.
 
         Those of a parked unit (one that is down) are dropped: its probe brings them
         back.
         """
         due: list[RegisterState] = []
         horizon = now + BATCH_WINDOW
-        while self.heap and self.heap[0][0] <= horizon:
-            entry = heapq.heappop(self.heap)
-            uid = entry[2]
-            if not self.is_live(entry) or uid in self.unscheduled:
+        times, buckets, at, regs = self._times, self._buckets, self._at, self._regs
+        unscheduled = self.unscheduled
+        while times and times[0] <= horizon:
+            bucket = buckets.pop(heapq.heappop(times), None)
+            if bucket is None:
                 continue
-            reg = self._regs[uid]
-            if reg.spec.unit_id in parked_units:
-                continue
-            self.unscheduled.add(uid)
-            due.append(reg)
+            for uid in bucket:
+                del at[uid]
+                reg = regs[uid]
+                if not reg.enabled or uid in unscheduled:
+                    continue
+                if reg.spec.unit_id in parked_units:
+                    continue
+                unscheduled.add(uid)
+                due.append(reg)
         return due
 
     def _interval_for(self, reg: RegisterState, now: float) -> float:
