@@ -29,6 +29,20 @@ def feed(
     ]
 
 
+def test_a_register_read_every_two_seconds_gets_a_baseline() -> None:
+    """Fast reads: the ring keeps one read per slot, so it reaches half an hour back.
+
+    Without that, 256 reads every 2 s cover 8.5 minutes and never reach
+    ``min_span``: no baseline, no anomaly, ever.
+    """
+    detector = AnomalyDetector()
+    base = [10.0 + ((i * 7) % 11 - 5) / 10 for i in range(40 * 30)]  # 40 min
+    assert feed(detector, base, step=2.0) == []
+    found = detector.observe("r", T0 + len(base) * 2.0, 20.0)
+    assert found is not None
+    assert found.expected_low < 10.0 < found.expected_high < 20.0
+
+
 def test_a_jump_far_outside_recent_behaviour_fires_with_its_figures() -> None:
     """Median and MAD of the last half hour; the anomaly carries value, range, score."""
     detector = AnomalyDetector()

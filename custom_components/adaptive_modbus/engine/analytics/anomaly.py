@@ -97,6 +97,12 @@ class _Recent:
         self._values = array("d")
         self._start = 0
 
+    def last_time(self) -> float | None:
+        """Return the time of the newest read kept (None: none yet)."""
+        if not self._times:
+            return None
+        return self._times[(self._start - 1) % len(self._times)]
+
     def append(self, at: float, value: float) -> None:
         if len(self._times) < self._cap:
             self._times.append(at)
@@ -227,7 +233,12 @@ class AnomalyDetector:
             reg.visit.append(value)
         else:  # keep a spread of the hour: replace evenly
             reg.visit[int(at) % VISIT_VALUES] = value
-        reg.recent.append(at, value)
+        # a register read faster than the window's share of a ring slot keeps one
+        # read a slot: the ring then still spans the window (256 reads every 2 s
+        # would cover 8.5 min and never reach ``min_span``)
+        last = reg.recent.last_time()
+        if last is None or at - last >= self.window / MAX_SAMPLES:
+            reg.recent.append(at, value)
         if found is None:
             return None
         if reg.last_fired is not None and at - reg.last_fired < self.cooldown:
