@@ -27,21 +27,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.adaptive_modbus import setup_timeout
-from custom_components.adaptive_modbus.const import (
-    CONF_CONNECTION,
-    CONF_DEVICES,
-    CONF_HOST,
-    CONF_NAME,
-    CONF_PORT,
-    CONF_PROFILE,
-    CONF_REGISTER_MAP,
-    CONF_UNIT_ID,
-    CONNECTION_TCP,
-    DOMAIN,
-    PROFILE_CUSTOM,
-)
+from custom_components.adaptive_modbus.const import DOMAIN
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+
+from .health_setup import health_entry
 
 if TYPE_CHECKING:
     from .conftest import TableDevice, VirtualTime
@@ -83,34 +73,8 @@ def custom_entry(
     maps: dict[int, str],
     options: dict[str, Any] | None = None,
 ) -> MockConfigEntry:
-    """Return a TCP entry with one custom-map device per unit id."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Modbus 127.0.0.1:{port}",
-        unique_id=f"tcp:127.0.0.1:{port}",
-        data={
-            CONF_CONNECTION: CONNECTION_TCP,
-            CONF_HOST: "127.0.0.1",
-            CONF_PORT: port,
-            CONF_DEVICES: [
-                {
-                    CONF_UNIT_ID: unit,
-                    CONF_PROFILE: PROFILE_CUSTOM,
-                    CONF_REGISTER_MAP: text,
-                    CONF_NAME: f"Unit {unit}",
-                }
-                for unit, text in maps.items()
-            ],
-        },
-        options={
-            "min_interval": 2.0,
-            "max_interval": 60.0,
-            "timeout": 0.5,
-            **(options or {}),
-        },
-    )
-    entry.add_to_hass(hass)
-    return entry
+    """Return a TCP entry with one custom-map device per unit id (0.5 s timeout)."""
+    return health_entry(hass, port, maps, {"timeout": 0.5, **(options or {})})
 
 
 def entity_of(hass: HomeAssistant, entry: MockConfigEntry, unit: int, key: str) -> str:
