@@ -44,6 +44,18 @@ def sensor_entity(
     return entity_id
 
 
+async def set_up_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Set ``entry`` up and wait until HA is idle."""
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def unload_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Unload ``entry`` and wait until HA is idle."""
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
 async def set_up_polled(
     hass: HomeAssistant,
     vtime: VirtualTime,
@@ -58,8 +70,7 @@ async def set_up_polled(
     With ``optimizer_off`` the optimization loop is switched off first, so a test
     decides when a cycle runs.
     """
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up_entry(hass, entry)
     if optimizer_off:
         optimizer = entry.runtime_data.optimizer
         assert optimizer is not None
