@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 import math
+from typing import Unpack
 
 import numpy as np
 from numpy.typing import NDArray
 
-from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table, Value
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Value
 from adaptive_modbus_engine.replay import (
     INT_RANGES,
     MAX_READ_BITS,
     MAX_READ_WORDS,
     SampleHoldUnit,
+    UnitOptions,
 )
 
 __all__ = [
@@ -32,16 +34,14 @@ __all__ = [
     "quantize",
 ]
 
-_INT_TYPES = INT_RANGES
-
 
 def quantize(spec: RegisterSpec, values: NDArray[np.float64]) -> NDArray[np.float64]:
     """Return what a perfect read of ``spec`` decodes for each raw value (vectorised)."""
     if spec.data_type in (DataType.BOOL, DataType.BIT):
         return np.asarray(values != 0, dtype=np.float64)
     raw = (values - spec.offset) / spec.scale
-    if spec.data_type in _INT_TYPES:
-        low, high = _INT_TYPES[spec.data_type]
+    if spec.data_type in INT_RANGES:
+        low, high = INT_RANGES[spec.data_type]
         raw = np.clip(np.round(raw), low, high)
     elif spec.data_type is DataType.FLOAT32:
         raw = raw.astype(np.float32).astype(np.float64)
@@ -55,8 +55,8 @@ def clamp_to_type(
     spec: RegisterSpec, values: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Clip raw engineering values into what the data type can hold."""
-    if spec.data_type in _INT_TYPES:
-        low, high = _INT_TYPES[spec.data_type]
+    if spec.data_type in INT_RANGES:
+        low, high = INT_RANGES[spec.data_type]
         lo = low * spec.scale + spec.offset
         hi = high * spec.scale + spec.offset
         return np.clip(values, min(lo, hi), max(lo, hi))
@@ -79,19 +79,10 @@ class SyntheticUnit(SampleHoldUnit):
         *,
         start: float,
         clock: Callable[[], float],
-        holes: Mapping[Table, frozenset[int]] | None = None,
-        max_read_words: int = MAX_READ_WORDS,
-        timeout_above: int | None = None,
+        **options: Unpack[UnitOptions],
     ) -> None:
         """Serve ``specs`` of ``unit_id`` from ``values`` sampled from ``start``."""
-        super().__init__(
-            unit_id,
-            specs,
-            clock=clock,
-            holes=holes,
-            max_read_words=max_read_words,
-            timeout_above=timeout_above,
-        )
+        super().__init__(unit_id, specs, clock=clock, **options)
         self.start = start
         self._values = {
             spec.key: np.asarray(values[spec.key], dtype=np.float64) for spec in specs

@@ -286,7 +286,7 @@ async def test_class_timeline_follows_the_engine_through_the_incident() -> None:
     timeline = ClassTimeline()
     incident = T0 + signals.incident_start(0)
     while (due := demo.engine.next_due()) <= incident + 600:
-        demo.clock.t = max(demo.clock.t, due)
+        demo.clock.advance_to(due)
         result = await demo.engine.poll_due()
         snapshot = demo.engine.snapshot()
         demo.history.observe(result, snapshot, demo.engine.cost_model())
@@ -300,7 +300,7 @@ async def test_class_timeline_follows_the_engine_through_the_incident() -> None:
     classes = [DEFAULT_PALETTE.classify(iv).name for _, iv in steps]
     assert all(a != b for a, b in zip(classes, classes[1:], strict=False))
     data = intervals_data(
-        {SUPPLY: steps}, {SUPPLY: "supply"}, demo.clock.t, BERLIN, window=1800
+        {SUPPLY: steps}, {SUPPLY: "supply"}, demo.clock.now(), BERLIN, window=1800
     )
     colours = {
         DEFAULT_PALETTE.classify(s.interval).colour for s in data.rows[0].segments

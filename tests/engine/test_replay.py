@@ -14,6 +14,7 @@ import pytest
 
 from adaptive_modbus_engine.register_map import RegisterMapError
 from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.simulator import trace as engine_trace
 from adaptive_modbus_engine.simulator.replay import TraceReplay, load_replay
 from adaptive_modbus_engine.simulator.server import SimulatorServer
@@ -66,18 +67,6 @@ socket_test = [
 ]
 
 
-class Clock:
-    """A settable clock."""
-
-    def __init__(self, now: float = 5_000.0) -> None:
-        """Start the clock at ``now``."""
-        self.now = now
-
-    def __call__(self) -> float:
-        """Return the current clock time."""
-        return self.now
-
-
 def write(
     tmp_path: Path, trace: str = TRACE, register_map: str = MAP
 ) -> tuple[Path, Path]:
@@ -115,9 +104,9 @@ def test_the_replay_serves_what_the_benchmark_replays() -> None:
     scenario = bench_trace.load_trace(
         bench_trace.EXAMPLE_TRACE, bench_trace.EXAMPLE_MAP
     )
-    clock = Clock(0.0)
+    clock = VirtualClock(0.0)
     replay = load_replay(
-        bench_trace.EXAMPLE_TRACE, bench_trace.EXAMPLE_MAP, clock=clock, start=0.0
+        bench_trace.EXAMPLE_TRACE, bench_trace.EXAMPLE_MAP, clock=clock.now, start=0.0
     )
     assert replay.duration == scenario.duration
     for second in (0, 1, 9, 10, 11, 1_234, 5_000, 10_799):
@@ -133,8 +122,8 @@ async def test_replay_answers_the_trace_values_at_accelerated_times(
     tmp_path: Path,
 ) -> None:
     """At speed 10, trace second 10 is clock second 1; a pymodbus client reads it."""
-    clock = Clock()
-    replay = load_replay(*write(tmp_path), speed=10, clock=clock, start=clock.now)
+    clock = VirtualClock(5_000.0)
+    replay = load_replay(*write(tmp_path), speed=10, clock=clock.now, start=clock.now())
     async with SimulatorServer(replay.device) as server:
         transport = PymodbusTransport(
             TransportConfig(host=LOOPBACK, port=server.port, timeout=1.0, retries=0)
@@ -142,7 +131,7 @@ async def test_replay_answers_the_trace_values_at_accelerated_times(
         try:
             seen = {}
             for offset in (0.0, 0.99, 1.0, 1.5, 2.0, 3.0, 10.0):
-                clock.now = 5_000.0 + offset
+                clock.advance_to(5_000.0 + offset)
                 seen[offset] = await read_values(transport, replay)
         finally:
             await transport.close()

@@ -26,6 +26,7 @@ from adaptive_modbus_engine.errors import (
     WriteUnconfirmed,
 )
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import (
     HOLE_VERIFY_FAILURE,
     HOLE_VERIFY_FIRST,
@@ -46,22 +47,6 @@ from adaptive_modbus_engine.transport import (
 LOOPBACK = "127.0.0.1"
 REQUEST_TIME = 0.05  # seconds of virtual bus time per answered request
 TIMEOUT = 3.0
-
-
-class VirtualClock:
-    """A clock the test (and the scripted bus) moves."""
-
-    def __init__(self, t: float = 0.0) -> None:
-        """Start the clock at ``t``."""
-        self.t = t
-
-    def __call__(self) -> float:
-        """Return the current virtual time."""
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock on by ``seconds``."""
-        self.t += seconds
 
 
 def _busy(unit_id: int, address: int) -> ModbusError:
@@ -151,10 +136,10 @@ def make(
 ) -> tuple[PollEngine, SimulatedDevice, FaultyTransport, VirtualClock]:
     """Return an engine on the fault-injecting demo transport, with its parts."""
     clock = VirtualClock()
-    device = SimulatedDevice(clock=clock, start=0.0)
+    device = SimulatedDevice(clock=clock.now, start=0.0)
     transport = FaultyTransport(device, clock)
     specs = device.registers if registers is None else registers
-    engine = PollEngine(specs, transport, clock, config)
+    engine = PollEngine(specs, transport, clock.now, config)
     return engine, device, transport, clock
 
 
@@ -167,12 +152,12 @@ async def drive(engine: PollEngine, clock: VirtualClock, until: float) -> list[f
     """
     wakeups: list[float] = []
     while (due := engine.next_due()) <= until:
-        clock.t = max(due, clock.t + 0.1) if wakeups else max(due, clock.t)
-        wakeups.append(clock.t)
+        clock.advance_to(max(due, clock.now() + 0.1) if wakeups else due)
+        wakeups.append(clock.now())
         await engine.poll_due()
         if len(wakeups) > 3000:  # a storm: fail fast instead of running it out
             break
-    clock.t = max(clock.t, until)
+    clock.advance_to(until)
     return wakeups
 
 
@@ -211,18 +196,18 @@ async def test_offline_device_with_a_quarantined_register_does_not_storm(
     assert engine.snapshot().registers["1.ghost"].quarantined_until == pytest.approx(
         QUARANTINE_FIRST, abs=1
     )
-    clock.t = 10.0
+    clock.advance_to(10.0)
     transport.fault = fault  # the device (or its gateway) goes away for > 5 minutes
     await drive(engine, clock, 10 + 400)  # the quarantine's probe came due at 300 s
     transport.reset_counters()
-    start = clock.t
+    start = clock.now()
     wakeups = await drive(engine, clock, start + 60)
     # the registers retry with backoff (the demo's alarms at least every 10 s): a few
     # cycles a minute, never the 0.1 s storm with thousands of requests
     assert len(wakeups) <= 15, wakeups
     assert transport.counters.requests <= 60, transport.counters
     assert max(live_entries(engine).values(), default=0) <= 1
-    assert engine.next_due() > clock.t
+    assert engine.next_due() > clock.now()
     snap = engine.snapshot().registers["1.ghost"]
     # still quarantined: no verdict is no release, and no doubling either
     assert snap.quarantined_until is not None
@@ -233,7 +218,7 @@ async def test_offline_device_with_a_quarantined_register_does_not_storm(
     # the device comes back: everything is read again, the ghost is refused again on
     # its next probe and only then does its quarantine double
     transport.fault = None
-    await drive(engine, clock, clock.t + 400)
+    await drive(engine, clock, clock.now() + 400)
     registers = engine.snapshot().registers
     assert all(
         r.last_read is not None and r.last_read > start + 60
@@ -260,14 +245,14 @@ async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(
     for uid in engine.uids:
         if uid != "1.ghost":
             engine.set_enabled(uid, False)
-    clock.t = probe_at
+    clock.advance_to(probe_at)
     transport.fault = fault
     result = await engine.poll_due()
     assert result.failed == {"1.ghost"} and result.requests == 1
     snap = engine.snapshot().registers["1.ghost"]
-    assert snap.quarantined_until is not None and snap.quarantined_until > clock.t
-    assert snap.next_due is not None and snap.next_due > clock.t
-    assert engine.next_due() > clock.t
+    assert snap.quarantined_until is not None and snap.quarantined_until > clock.now()
+    assert snap.next_due is not None and snap.next_due > clock.now()
+    assert engine.next_due() > clock.now()
     assert live_entries(engine) == Counter({"1.ghost": 1})
     # a probe that does get an answer releases it
     transport.fault = None
@@ -280,7 +265,7 @@ async def test_reprobe_without_verdict_keeps_quarantine_and_retries_later(
         return original(unit_id, table, address, count)
 
     device_with_ghost_fixed.read = read  # type: ignore[method-assign]
-    await drive(engine, clock, clock.t + 60)
+    await drive(engine, clock, clock.now() + 60)
     assert engine.value("1.ghost") == 7
     assert engine.snapshot().registers["1.ghost"].quarantined_until is None
 
@@ -313,7 +298,7 @@ async def test_transient_device_failure_hole_expires() -> None:
     blocks_with_hole = len(engine.snapshot().clusters)
     assert blocks_with_hole > len(baseline)  # the plan was split by the fault
     # the hole is read alone after a short backoff; the device answers: it is forgotten
-    await drive(engine, clock, clock.t + HOLE_VERIFY_FAILURE + 60)
+    await drive(engine, clock, clock.now() + HOLE_VERIFY_FAILURE + 60)
     assert engine.snapshot().holes == {"1.input": (10,)}
     assert len(engine.snapshot().clusters) == len(baseline)
     assert any(
@@ -361,12 +346,12 @@ async def test_reset_learning_scopes() -> None:
     other_unit = SimulatedDevice(unit_id=2).registers
     clock = VirtualClock()
     devices = [
-        SimulatedDevice(clock=clock, start=0.0),
-        SimulatedDevice(clock=clock, unit_id=2),
+        SimulatedDevice(clock=clock.now, start=0.0),
+        SimulatedDevice(clock=clock.now, unit_id=2),
     ]
     transport = InProcessTransport(devices)
     registers = [*devices[0].registers, bad, *other_unit]
-    engine = PollEngine(registers, transport, clock)
+    engine = PollEngine(registers, transport, clock.now)
     await engine.poll_due()
     await drive(engine, clock, 3000)
     snap = engine.snapshot()
@@ -376,7 +361,7 @@ async def test_reset_learning_scopes() -> None:
     # learned block limits on both units, through the public state API
     state = engine.export_state()
     state["unit_limits"] = [
-        {"unit_id": unit, "max_registers": size, "retry_at": clock.t + 100}
+        {"unit_id": unit, "max_registers": size, "retry_at": clock.now() + 100}
         for unit, size in ((1, 20), (2, 30))
     ]
     assert not engine.import_state(state).warnings
@@ -391,7 +376,7 @@ async def test_reset_learning_scopes() -> None:
     engine.reset_learning(uid="1.ghost")  # it sits on unit 1's hole
     snap = engine.snapshot()
     assert snap.registers["1.ghost"].quarantined_until is None
-    assert snap.registers["1.ghost"].next_due == clock.t
+    assert snap.registers["1.ghost"].next_due == clock.now()
     assert snap.holes == {"2.input": (10,)}
     assert snap.registers["1.power_limit"].interval > 5
     setpoint_2 = snap.registers["2.room_setpoint"].interval
@@ -459,10 +444,10 @@ def make_wide(
 ) -> tuple[PollEngine, FaultyTransport, VirtualClock]:
     """Return an engine on a wide device whose largest read the test sets."""
     clock = VirtualClock()
-    device = WideDevice(clock=clock, start=0.0)
+    device = WideDevice(clock=clock.now, start=0.0)
     transport = FaultyTransport(device, clock)
     return (
-        PollEngine([*wide_registers(), *small_inputs()], transport, clock, config),
+        PollEngine([*wide_registers(), *small_inputs()], transport, clock.now, config),
         transport,
         clock,
     )
@@ -491,7 +476,7 @@ async def test_device_limit_is_learned_and_kept(refuse: str) -> None:
     fresh, fresh_transport, fresh_clock = make_wide()
     fresh_transport.max_read = 20
     fresh_transport.refuse = refuse
-    fresh_clock.t = clock.t
+    fresh_clock.advance_to(clock.now())
     assert fresh.import_state(engine.export_state()).warnings == []
     result = await fresh.poll_due()
     assert not result.failed and not result.errors
@@ -518,7 +503,7 @@ async def test_refused_size_is_retried_rarely_and_grows_back() -> None:
     assert engine.export_state()["unit_limits"][0]["max_registers"] == learned
     # the device's firmware is updated: larger reads answer again, and the limit grows
     transport.max_read = None
-    await drive(engine, clock, clock.t + 16 * LIMIT_RETRY_FIRST)
+    await drive(engine, clock, clock.now() + 16 * LIMIT_RETRY_FIRST)
     state = engine.export_state()["unit_limits"]
     assert state == [] or state[0]["max_registers"] > learned
 
@@ -606,7 +591,7 @@ async def test_write_with_failed_read_back_is_unconfirmed_not_failed() -> None:
     """Test that a write whose read-back fails is unconfirmed, not failed."""
     engine, device, transport, clock = make()
     await engine.poll_due()
-    clock.t = 100.0
+    clock.advance_to(100.0)
     transport.reads_fail = True
     with pytest.raises(WriteUnconfirmed) as err:
         await engine.write("1.room_setpoint", 23.5)
@@ -616,17 +601,17 @@ async def test_write_with_failed_read_back_is_unconfirmed_not_failed() -> None:
         and err.value.read_error.kind is ErrorKind.TIMEOUT
     )
     assert isinstance(err.value, ModbusError)
-    assert device.truth("room_setpoint", clock.t) == 23.5  # it was written
+    assert device.truth("room_setpoint", clock.now()) == 23.5  # it was written
     snap = engine.snapshot()
     assert snap.totals.writes == 1
     writes = [r for r in snap.recent_requests if r.write]
     assert writes and writes[-1].ok
     # read again soon (not at its old, long interval), once
     reg = snap.registers["1.room_setpoint"]
-    assert reg.next_due is not None and reg.next_due <= clock.t + 5
+    assert reg.next_due is not None and reg.next_due <= clock.now() + 5
     assert live_entries(engine)["1.room_setpoint"] == 1
     transport.reads_fail = False
-    clock.t = reg.next_due
+    clock.advance_to(reg.next_due)
     await engine.poll_due()
     assert engine.value("1.room_setpoint") == 23.5
     # a write the device refuses is still a failed write, not an unconfirmed one

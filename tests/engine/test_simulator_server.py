@@ -19,6 +19,7 @@ from adaptive_modbus_engine.errors import (
     ModbusTimeout,
 )
 from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 from adaptive_modbus_engine.simulator.server import SimulatorServer
 from adaptive_modbus_engine.transport import (
@@ -42,18 +43,6 @@ pytestmark = [
 CLI_MODULE = "adaptive_modbus_engine.simulator"
 
 
-class Clock:
-    """A settable clock."""
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        """Start the clock at ``now``."""
-        self.now = now
-
-    def __call__(self) -> float:
-        """Return the current virtual time."""
-        return self.now
-
-
 def transport_for(
     server: SimulatorServer, kind: TransportKind = TransportKind.TCP
 ) -> PymodbusTransport:
@@ -70,15 +59,17 @@ async def test_values_are_computed_live_from_the_device(
     start_server: ServerFactory, framer: str
 ) -> None:
     """Test that the server computes values live from the device."""
-    clock = Clock()
-    device = SimulatedDevice(seed=42, clock=clock)
+    clock = VirtualClock(1_000_000.0)
+    device = SimulatedDevice(seed=42, clock=clock.now)
     server = await start_server(device, framer=framer)
     assert server.port > 0
     kind = TransportKind.RTU_OVER_TCP if framer == "rtu" else TransportKind.TCP
     transport = transport_for(server, kind)
     try:
         for step in range(3):
-            clock.now = 1_000_000.0 + step * 900.0  # a new scenario phase each time
+            clock.advance_to(
+                1_000_000.0 + step * 900.0
+            )  # a new scenario phase each time
             for table in Table:
                 space = device.address_space(table)
                 if not len(space):

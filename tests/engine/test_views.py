@@ -13,6 +13,7 @@ import pytest
 from adaptive_modbus_engine.errors import EngineUsageError
 from adaptive_modbus_engine.history import History
 from adaptive_modbus_engine.palette import DEFAULT_PALETTE, IntervalClass, Palette
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 from adaptive_modbus_engine.simulator import signals
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
@@ -34,25 +35,13 @@ T0 = 1_767_225_600.0
 SUPPLY = "1.supply_temperature"
 
 
-class VirtualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, t: float) -> None:
-        """Start the clock at ``t``."""
-        self.t = t
-
-    def __call__(self) -> float:
-        """Return the current virtual time."""
-        return self.t
-
-
 class Demo:
     """The demo device polled in virtual time, feeding a History after every cycle."""
 
     def __init__(self, history: History | None = None) -> None:
         """Poll the demo device in virtual time, feeding ``history``."""
         self.clock = VirtualClock(T0)
-        self.device = SimulatedDevice(seed=42, clock=self.clock, start=T0)
+        self.device = SimulatedDevice(seed=42, clock=self.clock.now, start=T0)
         # 2 ms per request plus 0.1 ms per register: bus time shows in the aggregates
         latency = 0.002
         self.transport = InProcessTransport(
@@ -63,23 +52,23 @@ class Demo:
         self.engine = PollEngine(
             self.device.registers,
             self.transport,
-            self.clock,
+            self.clock.now,
             EngineConfig(min_interval=5, max_interval=300, fixed_interval=15),
         )
         self.history = history or History()
 
     def _advance(self, seconds: float) -> None:
-        self.clock.t += seconds
+        self.clock.advance(seconds)
 
     async def run_until(self, until: float) -> None:
         """Run every cycle due up to ``until``, feeding the history."""
         while (due := self.engine.next_due()) <= until:
-            self.clock.t = max(self.clock.t, due)
+            self.clock.advance_to(due)
             result = await self.engine.poll_due()
             self.history.observe(
                 result, self.engine.snapshot(), self.engine.cost_model()
             )
-        self.clock.t = max(self.clock.t, until)
+        self.clock.advance_to(until)
 
     def source(self, palette: Palette = DEFAULT_PALETTE) -> Source:
         """Return what the views read: snapshot, history and ``palette``."""

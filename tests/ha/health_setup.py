@@ -22,6 +22,7 @@ from custom_components.adaptive_modbus.const import (
     PROFILE_CUSTOM,
 )
 from custom_components.adaptive_modbus.engine.registers import Table
+from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.entity import unit_identifier
 
 if TYPE_CHECKING:
@@ -81,6 +82,17 @@ def fill(device: TableDevice, unit: int, count: int = 2, base: int = 230) -> Non
     device.words[unit] = {table: {} for table in Table}
     for address in range(count):
         device.words[unit][Table.INPUT][address] = base + address
+
+
+async def serve_units(
+    device: TableDevice, units: tuple[int, ...] = (1, 2)
+) -> SimulatorServer:
+    """Fill each unit's first input registers and serve them on a loopback server."""
+    for unit in units:
+        fill(device, unit)
+    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=units)
+    await server.start()
+    return server
 
 
 def device_id_of(hass: HomeAssistant, entry: MockConfigEntry, unit: int) -> str:

@@ -16,7 +16,7 @@ from homeassistant.components.blueprint.models import Blueprint, BlueprintInputs
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml_dict
 import pytest
@@ -33,7 +33,9 @@ from custom_components.adaptive_modbus.analytics_services import (
 )
 from custom_components.adaptive_modbus.const import DOMAIN
 from custom_components.adaptive_modbus.engine.simulator import signals
-from custom_components.adaptive_modbus.entity import unit_identifier
+
+from .health_setup import device_id_of
+from .helpers import sensor_entity, set_up_polled
 
 if TYPE_CHECKING:
     from .conftest import VirtualTime
@@ -76,31 +78,14 @@ async def demo_fixture(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> MockConfigEntry:
     """Provide the demo connection ten minutes into its first incident."""
-    assert await hass.config_entries.async_setup(demo_entry.entry_id)
-    await hass.async_block_till_done()
-    await vtime.run(demo_entry.runtime_data.coordinator, RUN_SECONDS, max_step=300)
-    return demo_entry
-
-
-def _entity(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{entry.entry_id}_1_{key}"
-    )
-    assert entity_id is not None
-    return entity_id
-
-
-def _device(hass: HomeAssistant, entry: MockConfigEntry) -> str:
-    device = dr.async_get(hass).async_get_device({unit_identifier(entry.entry_id, 1)})
-    assert device is not None
-    return device.id
+    return await set_up_polled(hass, vtime, demo_entry, RUN_SECONDS, max_step=300)
 
 
 async def test_get_analytics_of_a_register_in_the_incident(
     hass: HomeAssistant, demo: MockConfigEntry
 ) -> None:
     """Aggregates, trend, forecast and the incident's anomalies of one register."""
-    entity_id = _entity(hass, demo, "supply_temperature")
+    entity_id = sensor_entity(hass, demo, "supply_temperature")
     response = await _call(
         hass, SERVICE_GET_ANALYTICS, entity_id=entity_id, window=0.25, horizon=0.5
     )
@@ -131,13 +116,15 @@ async def test_get_analytics_of_a_device_covers_its_registers(
     hass: HomeAssistant, demo: MockConfigEntry
 ) -> None:
     """Every non-text register of the unit, each with its entity id."""
-    response = await _call(hass, SERVICE_GET_ANALYTICS, device_id=_device(hass, demo))
+    response = await _call(
+        hass, SERVICE_GET_ANALYTICS, device_id=device_id_of(hass, demo, 1)
+    )
     keys = {r["key"] for r in response["registers"]}
     assert {"active_power", "status_fault", "room_setpoint"} <= keys
     assert "serial_number" not in keys  # text
     assert response["unit_id"] == 1
     power = next(r for r in response["registers"] if r["key"] == "active_power")
-    assert power["entity_id"] == _entity(hass, demo, "active_power")
+    assert power["entity_id"] == sensor_entity(hass, demo, "active_power")
     assert response["window"] == 24 * 3600 and response["horizon"] == 3600
 
 
@@ -190,7 +177,7 @@ async def test_schemas_refuse_out_of_range_arguments(
 ) -> None:
     """Out-of-range or unknown arguments fail before anything runs."""
     if service == SERVICE_GET_ANALYTICS:
-        data = {ATTR_ENTITY_ID: _entity(hass, loaded, "active_power"), **data}
+        data = {ATTR_ENTITY_ID: sensor_entity(hass, loaded, "active_power"), **data}
     with pytest.raises(vol.Invalid):
         await _call(hass, service, **data)
 
@@ -218,7 +205,9 @@ async def test_get_health_of_the_connection_and_the_device(
             "status": connection["devices"][0]["status"],
         }
     ]
-    device = await _call(hass, SERVICE_GET_HEALTH, device_id=_device(hass, demo))
+    device = await _call(
+        hass, SERVICE_GET_HEALTH, device_id=device_id_of(hass, demo, 1)
+    )
     assert device["unit_id"] == 1 and device["scope"] == 1
     assert device["score"] == connection["devices"][0]["score"]
     assert "devices" not in device
@@ -240,7 +229,7 @@ async def test_generate_report_fits_a_notification(
     week = await _call(
         hass,
         SERVICE_GENERATE_REPORT,
-        device_id=_device(hass, demo),
+        device_id=device_id_of(hass, demo, 1),
         period="week",
         max_length=600,
     )
@@ -293,14 +282,14 @@ async def test_anomaly_alert_blueprint_notifies_with_the_event_figures(
 ) -> None:
     """An adaptive_modbus_anomaly event of the chosen device sends the message."""
     calls = async_mock_service(hass, "notify", "test")
-    device = _device(hass, loaded)
+    device = device_id_of(hass, loaded, 1)
     automation = await _automation_from_blueprint(
         hass,
         "anomaly_alert.yaml",
         {"device": device, "min_score": 4, "notify_action": "notify.test"},
     )
     assert await async_setup_component(hass, "automation", {"automation": [automation]})
-    entity_id = _entity(hass, loaded, "active_power")
+    entity_id = sensor_entity(hass, loaded, "active_power")
     event = {
         "entity_id": entity_id,
         "device_id": device,
@@ -331,7 +320,7 @@ async def test_daily_report_blueprint_sends_the_report(
         hass,
         "daily_report.yaml",
         {
-            "device": _device(hass, loaded),
+            "device": device_id_of(hass, loaded, 1),
             "period": "week",
             "notify_action": "notify.test",
         },

@@ -24,11 +24,10 @@ from custom_components.adaptive_modbus.device_trigger import (
     async_get_trigger_capabilities,
 )
 from custom_components.adaptive_modbus.engine.registers import Table
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.entity import hub_identifier
 from custom_components.adaptive_modbus.health import EVENT_ANOMALY
 
-from .health_setup import SMALL_MAP, device_id_of, fill, health_entry
+from .health_setup import SMALL_MAP, device_id_of, fill, health_entry, serve_units
 
 if TYPE_CHECKING:
     from .conftest import TableDevice, VirtualTime
@@ -66,10 +65,7 @@ async def two_units(
 ) -> Any:
     """Units 1 and 2 answering on a real server; yields (entry, device, server)."""
     device = table_device(unit_ids=(1, 2))
-    fill(device, 1)
-    fill(device, 2)
-    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
-    await server.start()
+    server = await serve_units(device)
     entry = health_entry(hass, server.port, {1: SMALL_MAP, 2: SMALL_MAP})
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -208,10 +204,7 @@ async def test_a_real_jump_fires_the_anomaly_trigger_once(
 ) -> None:
     """Unit 1's voltage wobbles for 40 min, then jumps: one anomaly event, one run."""
     device = table_device(unit_ids=(1, 2))
-    fill(device, 1)
-    fill(device, 2)
-    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
-    await server.start()
+    server = await serve_units(device)
     entry = health_entry(hass, server.port, {1: TOLERANT_MAP, 2: SMALL_MAP})
     try:
         assert await hass.config_entries.async_setup(entry.entry_id)

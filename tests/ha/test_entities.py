@@ -63,6 +63,8 @@ from custom_components.adaptive_modbus.engine.simulator.server import SimulatorS
 from custom_components.adaptive_modbus.flow_checks import FlowError, parse_custom_map
 from custom_components.adaptive_modbus.sensor import STAT_DESCRIPTIONS
 
+from .helpers import set_up_entry, unload_entry
+
 if TYPE_CHECKING:
     from .conftest import VirtualTime
 
@@ -83,21 +85,11 @@ def entity_id_of(
     return entity_id
 
 
-async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def _unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 async def test_demo_entities_devices_and_classes(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> None:
     """Sensor classes, units and precision come from the register map; devices nest."""
-    await _setup(hass, demo_entry)
+    await set_up_entry(hass, demo_entry)
     registry = er.async_get(hass)
 
     outdoor = entity_id_of(hass, demo_entry, "sensor", "outdoor_temperature")
@@ -179,14 +171,14 @@ async def test_demo_entities_devices_and_classes(
     assert float(hass.states.get(rpm).state) > 0
     saving = next(e.entity_id for e in stats if e.translation_key == "saving_vs_fixed")
     assert hass.states.get(saving).state != STATE_UNKNOWN
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)
 
 
 async def test_values_update_over_refreshes(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> None:
     """Values follow the demo scenario as virtual time passes."""
-    await _setup(hass, demo_entry)
+    await set_up_entry(hass, demo_entry)
     coordinator = demo_entry.runtime_data.coordinator
     power = entity_id_of(hass, demo_entry, "sensor", "active_power")
     seen = set()
@@ -194,7 +186,7 @@ async def test_values_update_over_refreshes(
         await vtime.run(coordinator, 60)
         seen.add(hass.states.get(power).state)
     assert len(seen) > 5
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)
 
 
 CUSTOM_MAP = """
@@ -236,7 +228,7 @@ async def test_custom_map_against_real_server(
 ) -> None:
     """A pasted register map polls a real pymodbus server over TCP."""
     entry = tcp_entry(sim_server.port, register_map=CUSTOM_MAP)
-    await _setup(hass, entry)
+    await set_up_entry(hass, entry)
     device = sim_server.device
     voltage = hass.states.get(entity_id_of(hass, entry, "sensor", "mains_voltage"))
     assert voltage.attributes[ATTR_UNIT_OF_MEASUREMENT] == "V"
@@ -260,14 +252,14 @@ async def test_custom_map_against_real_server(
     devices = dr.async_get(hass)
     unit = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_1")})
     assert unit is not None and unit.name == "Custom device"
-    await _unload(hass, entry)
+    await unload_entry(hass, entry)
 
 
 async def test_number_and_switch_write_then_read_back(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> None:
     """Writes reach the device, the state shows the read-back value at once."""
-    await _setup(hass, demo_entry)
+    await set_up_entry(hass, demo_entry)
     coordinator = demo_entry.runtime_data.coordinator
     fleet = demo_entry.runtime_data.hub.server.device
     device = fleet.device(1)  # the fleet's heat pump
@@ -299,7 +291,7 @@ async def test_number_and_switch_write_then_read_back(
     )
     assert hass.states.get(pump).state == STATE_ON
     assert device.truth("pump_enable", vtime.time()) is True
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)
 
 
 async def test_failed_write_raises_translated_error(
@@ -307,7 +299,7 @@ async def test_failed_write_raises_translated_error(
 ) -> None:
     """A write to a device that is gone raises HomeAssistantError with a translation key."""
     entry = tcp_entry(sim_server.port)
-    await _setup(hass, entry)
+    await set_up_entry(hass, entry)
     await sim_server.stop()
     pump = entity_id_of(hass, entry, "switch", "pump_enable")
     with pytest.raises(HomeAssistantError) as err:
@@ -316,7 +308,7 @@ async def test_failed_write_raises_translated_error(
         )
     assert err.value.translation_key == "write_failed"
     assert err.value.translation_domain == DOMAIN
-    await _unload(hass, entry)
+    await unload_entry(hass, entry)
 
 
 class TwoUnits:
@@ -375,7 +367,7 @@ async def test_two_units_on_one_connection(
             options={CONF_TIMEOUT: 0.5, CONF_MIN_INTERVAL: 2.0},
         )
         entry.add_to_hass(hass)
-        await _setup(hass, entry)
+        await set_up_entry(hass, entry)
         await vtime.run(entry.runtime_data.coordinator, 60)
         devices = dr.async_get(hass)
         hub = devices.async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_hub")})
@@ -395,7 +387,7 @@ async def test_two_units_on_one_connection(
             assert hass.states.get(entity_id).state not in ("unavailable", "unknown")
         registers = entry.runtime_data.coordinator.engine.snapshot().registers
         assert {"1.outdoor_temperature", "2.outdoor_temperature"} <= set(registers)
-        await _unload(hass, entry)
+        await unload_entry(hass, entry)
     finally:
         await server.stop()
 
@@ -470,7 +462,7 @@ async def test_demo_entity_ids_unique_ids_and_names_are_unchanged(
     Names from translation keys give the entity ids, unique ids and names the
     profile's names gave; each device's entities belong to its config subentry.
     """
-    await _setup(hass, demo_entry)
+    await set_up_entry(hass, demo_entry)
     registry = er.async_get(hass)
     entries = er.async_entries_for_config_entry(registry, demo_entry.entry_id)
     prefix = f"{demo_entry.entry_id}_"
@@ -495,7 +487,7 @@ async def test_demo_entity_ids_unique_ids_and_names_are_unchanged(
         state = hass.states.get(entity.entity_id)
         if state is not None:
             assert state.attributes["friendly_name"] == f"Demo heat pump {names[key]}"
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)
 
 
 def _one(
@@ -693,7 +685,7 @@ async def test_precision_is_a_display_hint(
     await server.start()
     try:
         entry = tcp_entry(server.port, register_map=PRECISION_MAP)
-        await _setup(hass, entry)
+        await set_up_entry(hass, entry)
         power = entity_id_of(hass, entry, "sensor", "power")
         options = er.async_get(hass).async_get(power).options
         assert options["sensor"]["suggested_display_precision"] == 1
@@ -701,7 +693,7 @@ async def test_precision_is_a_display_hint(
         engine_value = entry.runtime_data.coordinator.engine.value("1.power")
         assert float(hass.states.get(power).state) == engine_value
         assert engine_value == pytest.approx(172.25, abs=0.06)
-        await _unload(hass, entry)
+        await unload_entry(hass, entry)
     finally:
         await server.stop()
 
@@ -746,7 +738,7 @@ async def test_write_with_failed_read_back_is_unconfirmed_not_failed(
     await server.start()
     try:
         entry = tcp_entry(server.port, register_map=CUSTOM_MAP)
-        await _setup(hass, entry)
+        await set_up_entry(hass, entry)
         device.refuse_reads = True
         setpoint = entity_id_of(hass, entry, "number", "setpoint")
         with pytest.raises(HomeAssistantError) as err:
@@ -759,6 +751,6 @@ async def test_write_with_failed_read_back_is_unconfirmed_not_failed(
         assert err.value.translation_key == "write_unconfirmed"
         assert device.writes == 1
         assert device.inner.words[1][Table.HOLDING][0] == 215
-        await _unload(hass, entry)
+        await unload_entry(hass, entry)
     finally:
         await server.stop()

@@ -12,7 +12,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import async_mock_service
 
 from custom_components.adaptive_modbus.const import DOMAIN
-from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.health import (
     EVENT_ANOMALY,
     EVENT_DEVICE_ANSWERING,
@@ -29,6 +28,7 @@ from .health_setup import (
     health_entity,
     health_entry,
     problem_entity,
+    serve_units,
 )
 
 if TYPE_CHECKING:
@@ -45,10 +45,7 @@ async def test_unit_stopping_and_answering_fires_events_and_sets_problem(
 ) -> None:
     """Unit 2 goes silent while unit 1 answers: one event each way, problem on/off."""
     device = table_device(unit_ids=(1, 2))
-    fill(device, 1)
-    fill(device, 2)
-    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
-    await server.start()
+    server = await serve_units(device)
     events: list[tuple[str, dict[str, Any]]] = []
 
     @callback
@@ -111,9 +108,7 @@ async def test_problem_sensor_stays_available_when_the_connection_is_down(
 ) -> None:
     """The whole server stops: register entities go unavailable, the problem sensor is on."""
     device = table_device(unit_ids=(1,))
-    fill(device, 1)
-    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1,))
-    await server.start()
+    server = await serve_units(device, (1,))
     stopped: list[dict[str, Any]] = []
     hass.bus.async_listen(
         EVENT_DEVICE_STOPPED, callback(lambda event: stopped.append(event.data))
@@ -191,10 +186,7 @@ async def test_health_sensor_falls_under_faults_and_recovers(
     """Unit 2 silent: its health and the connection's fall (the trigger fires), then recover."""
     calls: list[ServiceCall] = async_mock_service(hass, "test", "automation")
     device = table_device(unit_ids=(1, 2))
-    fill(device, 1)
-    fill(device, 2)
-    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
-    await server.start()
+    server = await serve_units(device)
     entry = health_entry(hass, server.port, {1: SMALL_MAP, 2: SMALL_MAP})
     try:
         assert await hass.config_entries.async_setup(entry.entry_id)

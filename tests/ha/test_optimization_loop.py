@@ -36,6 +36,8 @@ from custom_components.adaptive_modbus.optimization_services import (
     SERVICE_SET_STRATEGY_PARAMETERS,
 )
 
+from .helpers import call_service, set_up_polled
+
 if TYPE_CHECKING:
     from .conftest import VirtualTime
 
@@ -43,24 +45,6 @@ pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
     pytest.mark.allow_hosts(["127.0.0.1"]),
 ]
-
-
-async def _call(
-    hass: HomeAssistant,
-    service: str,
-    data: dict[str, Any],
-    user: MockUser | None = None,
-) -> dict[str, Any]:
-    response = await hass.services.async_call(
-        DOMAIN,
-        service,
-        data,
-        blocking=True,
-        return_response=True,
-        context=Context(user_id=None if user is None else user.id),
-    )
-    assert isinstance(response, dict)
-    return response
 
 
 @pytest.fixture(name="demo")
@@ -71,13 +55,7 @@ async def demo_fixture(
 
     Off, so the tests decide when a cycle runs.
     """
-    assert await hass.config_entries.async_setup(demo_entry.entry_id)
-    await hass.async_block_till_done()
-    optimizer = demo_entry.runtime_data.optimizer
-    assert optimizer is not None
-    optimizer.enabled = False
-    await vtime.run(demo_entry.runtime_data.coordinator, 600)
-    return demo_entry
+    return await set_up_polled(hass, vtime, demo_entry, 600, optimizer_off=True)
 
 
 FLAT_MAP = "registers:\n" + "".join(
@@ -222,7 +200,7 @@ async def test_dry_run_is_open_and_changes_nothing(
     """Any user may ask what the loop would do; nothing is applied."""
     engine = demo.runtime_data.coordinator.engine
     tuning = engine.tuning()
-    response = await _call(
+    response = await call_service(
         hass,
         SERVICE_RUN_OPTIMIZATION,
         {"mode": "full", "dry_run": True},
@@ -249,7 +227,7 @@ async def test_run_applies_and_rollback_undoes(
     before = engine.tuning()
     sensor = _entity_id(hass, flat, "sensor", "last_optimization")
     assert hass.states.get(sensor).state == "unknown"
-    response = await _call(
+    response = await call_service(
         hass,
         SERVICE_RUN_OPTIMIZATION,
         {"mode": "quick", "strategy": "interval"},
@@ -268,18 +246,20 @@ async def test_run_applies_and_rollback_undoes(
     assert state.attributes["by"] == hass_admin_user.name
 
     with pytest.raises(ServiceValidationError) as err:
-        await _call(
+        await call_service(
             hass, SERVICE_ROLLBACK_OPTIMIZATION, {"audit_id": 999}, hass_admin_user
         )
     assert err.value.translation_key == "unknown_audit_entry"
-    response = await _call(hass, SERVICE_ROLLBACK_OPTIMIZATION, {}, hass_admin_user)
+    response = await call_service(
+        hass, SERVICE_ROLLBACK_OPTIMIZATION, {}, hass_admin_user
+    )
     assert response["config_entry_id"] == flat.entry_id
     assert engine.tuning() == before
     assert audit.get(applied[0].id).outcome == "rolled_back"
     assert audit.tail(1)[0].actor.user_id == hass_admin_user.id
     # nothing left to roll back: the loop says so, translated
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, SERVICE_ROLLBACK_OPTIMIZATION, {}, hass_admin_user)
+        await call_service(hass, SERVICE_ROLLBACK_OPTIMIZATION, {}, hass_admin_user)
     assert err.value.translation_key == "optimization_refused"
 
 
@@ -290,7 +270,7 @@ async def test_reload_mid_evaluation_resumes_it(
     hass_admin_user: MockUser,
 ) -> None:
     """A change under evaluation survives an entry reload: in force, still evaluated."""
-    await _call(
+    await call_service(
         hass,
         SERVICE_RUN_OPTIMIZATION,
         {"mode": "quick", "strategy": "interval"},
@@ -319,7 +299,7 @@ async def test_strategy_parameters_before_after_and_ranges(
     hass: HomeAssistant, demo: MockConfigEntry, hass_admin_user: MockUser
 ) -> None:
     """Parameters change within their ranges, with before and after; others refused."""
-    response = await _call(
+    response = await call_service(
         hass,
         SERVICE_SET_STRATEGY_PARAMETERS,
         {"strategy": "interval", "parameters": {"max_step": 1.5}},
@@ -332,7 +312,7 @@ async def test_strategy_parameters_before_after_and_ranges(
     assert entry.action == "set_strategy_parameters"
     assert entry.actor.user_id == hass_admin_user.id
     with pytest.raises(ServiceValidationError) as err:
-        await _call(
+        await call_service(
             hass,
             SERVICE_SET_STRATEGY_PARAMETERS,
             {"strategy": "interval", "parameters": {"max_step": 1000}},
@@ -340,12 +320,12 @@ async def test_strategy_parameters_before_after_and_ranges(
         )
     assert err.value.translation_key == "optimization_refused"
     assert "interval.max_step" in err.value.translation_placeholders["error"]
-    stats = await _call(hass, SERVICE_GET_OPTIMIZATION_STATISTICS, {})
+    stats = await call_service(hass, SERVICE_GET_OPTIMIZATION_STATISTICS, {})
     assert stats["optimizer"]["strategies"]["interval"]["parameters"]["max_step"] == 1.5
     assert stats["goal"] == "balanced"
     assert stats["automatic"] is False
     with pytest.raises(ServiceValidationError) as err:
-        await _call(
+        await call_service(
             hass,
             SERVICE_APPROVE_OPTIMIZATION,
             {"proposal_id": "interval-99"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
     HomeAssistantError,
     ServiceValidationError,
@@ -30,6 +30,8 @@ from custom_components.adaptive_modbus.optimization_services import (
     SERVICE_SET_STRATEGY_PARAMETERS,
 )
 
+from .helpers import call_service, sensor_entity, set_up_polled
+
 if TYPE_CHECKING:
     from .conftest import VirtualTime
 
@@ -42,44 +44,15 @@ SUPPLY = "1.supply_temperature"
 OUTDOOR = "1.outdoor_temperature"
 
 
-async def _call(
-    hass: HomeAssistant,
-    service: str,
-    data: dict[str, Any],
-    user: MockUser | None = None,
-) -> dict[str, Any]:
-    response = await hass.services.async_call(
-        DOMAIN,
-        service,
-        data,
-        blocking=True,
-        return_response=True,
-        context=Context(user_id=None if user is None else user.id),
-    )
-    assert isinstance(response, dict)
-    return response
-
-
 @pytest.fixture(name="demo")
 async def demo_fixture(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> MockConfigEntry:
-    """Provide the demo connection after ten minutes of polling in virtual time."""
-    assert await hass.config_entries.async_setup(demo_entry.entry_id)
-    await hass.async_block_till_done()
-    optimizer = demo_entry.runtime_data.optimizer
-    assert optimizer is not None
-    optimizer.enabled = False  # these tests are about the services: no loop entries
-    await vtime.run(demo_entry.runtime_data.coordinator, 600)
-    return demo_entry
+    """Provide the demo connection after ten minutes of polling in virtual time.
 
-
-def _entity(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{entry.entry_id}_1_{key}"
-    )
-    assert entity_id is not None
-    return entity_id
+    The loop is off: these tests are about the services, not the loop's entries.
+    """
+    return await set_up_polled(hass, vtime, demo_entry, 600, optimizer_off=True)
 
 
 def _register(entry: MockConfigEntry, uid: str) -> Any:
@@ -93,9 +66,9 @@ async def test_pin_and_unpin_an_interval(
     hass_admin_user: MockUser,
 ) -> None:
     """An admin pins a register's interval; the engine keeps it; unpinning frees it."""
-    outdoor = _entity(hass, demo, "outdoor_temperature")
+    outdoor = sensor_entity(hass, demo, "outdoor_temperature")
     assert _register(demo, OUTDOOR).effective_interval > 8  # drifts slowly
-    response = await _call(
+    response = await call_service(
         hass,
         SERVICE_SET_REGISTER_INTERVAL,
         {"entity_id": outdoor, "interval": 4},
@@ -123,7 +96,7 @@ async def test_pin_and_unpin_an_interval(
     assert audit.actor.name == hass_admin_user.name
     assert audit.extra["entity_id"] == outdoor
 
-    response = await _call(
+    response = await call_service(
         hass,
         SERVICE_SET_REGISTER_INTERVAL,
         {"entity_id": [outdoor], "unpin": True},
@@ -140,9 +113,9 @@ async def test_pin_bounds_on_several_entities(
     hass: HomeAssistant, vtime: VirtualTime, demo: MockConfigEntry
 ) -> None:
     """Bounds pinned on several registers at once hold while polling goes on."""
-    supply = _entity(hass, demo, "supply_temperature")
-    outdoor = _entity(hass, demo, "outdoor_temperature")
-    response = await _call(
+    supply = sensor_entity(hass, demo, "supply_temperature")
+    outdoor = sensor_entity(hass, demo, "outdoor_temperature")
+    response = await call_service(
         hass,
         SERVICE_SET_REGISTER_INTERVAL,
         {"entity_id": [supply, outdoor], "min_interval": 20, "max_interval": 30},
@@ -170,9 +143,11 @@ async def test_bad_interval_arguments_are_named(
     hass: HomeAssistant, demo: MockConfigEntry, data: dict[str, Any], key: str
 ) -> None:
     """Arguments that do not make one pin are refused with a translated error."""
-    outdoor = _entity(hass, demo, "outdoor_temperature")
+    outdoor = sensor_entity(hass, demo, "outdoor_temperature")
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, SERVICE_SET_REGISTER_INTERVAL, {"entity_id": outdoor, **data})
+        await call_service(
+            hass, SERVICE_SET_REGISTER_INTERVAL, {"entity_id": outdoor, **data}
+        )
     assert err.value.translation_key == key
     assert _register(demo, OUTDOOR).pinned is None
     assert len(demo.runtime_data.audit) == 0
@@ -187,11 +162,11 @@ async def test_targets_that_are_not_registers_are_named(
     )
     assert stats is not None
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, SERVICE_REFRESH, {"entity_id": stats})
+        await call_service(hass, SERVICE_REFRESH, {"entity_id": stats})
     assert err.value.translation_key == "entity_not_a_register"
     assert err.value.translation_placeholders == {"entity": stats}
     with pytest.raises(ServiceValidationError) as err:
-        await _call(
+        await call_service(
             hass,
             SERVICE_SET_REGISTER_INTERVAL,
             {"entity_id": "sensor.x", "interval": 9},
@@ -222,7 +197,7 @@ async def test_schema_errors(
 ) -> None:
     """Arguments of the wrong shape are refused by the schema, naming the argument."""
     with pytest.raises(vol.Invalid):
-        await _call(hass, service, data)
+        await call_service(hass, service, data)
 
 
 CHANGING = [
@@ -245,10 +220,10 @@ async def test_a_non_admin_may_not_change_anything(
 ) -> None:
     """Every changing service refuses a non-admin user, and nothing is audited."""
     if service == SERVICE_SET_REGISTER_INTERVAL:
-        data = {**data, "entity_id": _entity(hass, demo, "outdoor_temperature")}
+        data = {**data, "entity_id": sensor_entity(hass, demo, "outdoor_temperature")}
     snapshot = demo.runtime_data.coordinator.engine.snapshot()
     with pytest.raises(Unauthorized):
-        await _call(hass, service, data, hass_read_only_user)
+        await call_service(hass, service, data, hass_read_only_user)
     assert len(demo.runtime_data.audit) == 0
     after = demo.runtime_data.coordinator.engine.snapshot()
     assert after.registers[OUTDOOR].pinned is None
@@ -261,10 +236,10 @@ async def test_read_only_services_are_open_and_refresh_is_audited(
     hass_read_only_user: MockUser,
 ) -> None:
     """A non-admin may read statistics and refresh entities; the refresh is audited."""
-    supply = _entity(hass, demo, "supply_temperature")
-    outdoor = _entity(hass, demo, "outdoor_temperature")
+    supply = sensor_entity(hass, demo, "supply_temperature")
+    outdoor = sensor_entity(hass, demo, "outdoor_temperature")
     before = _register(demo, SUPPLY).reads
-    response = await _call(
+    response = await call_service(
         hass, SERVICE_REFRESH, {"entity_id": [supply, outdoor]}, hass_read_only_user
     )
     register = _register(demo, SUPPLY)
@@ -278,7 +253,7 @@ async def test_read_only_services_are_open_and_refresh_is_audited(
     assert entry.action == "refresh"
     assert entry.actor.user_id == hass_read_only_user.id
     assert entry.target == f"{SUPPLY}, {OUTDOOR}"
-    stats = await _call(
+    stats = await call_service(
         hass, SERVICE_GET_OPTIMIZATION_STATISTICS, {}, hass_read_only_user
     )
     assert stats["config_entry_id"] == demo.entry_id
@@ -293,15 +268,15 @@ async def test_statistics_list_pins_and_the_audit_tail(
     hass: HomeAssistant, demo: MockConfigEntry, hass_admin_user: MockUser
 ) -> None:
     """Pins appear with their entity and the interval in force; the tail is bounded."""
-    outdoor = _entity(hass, demo, "outdoor_temperature")
+    outdoor = sensor_entity(hass, demo, "outdoor_temperature")
     for interval in (7, 8, 9):
-        await _call(
+        await call_service(
             hass,
             SERVICE_SET_REGISTER_INTERVAL,
             {"entity_id": outdoor, "interval": interval},
             hass_admin_user,
         )
-    stats = await _call(
+    stats = await call_service(
         hass,
         SERVICE_GET_OPTIMIZATION_STATISTICS,
         {"config_entry_id": demo.entry_id, "audit_entries": 2},
@@ -323,10 +298,10 @@ async def test_reset_learning_of_a_register_a_device_and_the_connection(
     hass: HomeAssistant, demo: MockConfigEntry, hass_admin_user: MockUser
 ) -> None:
     """A reset forgets what was learned in its scope only, and is audited."""
-    outdoor = _entity(hass, demo, "outdoor_temperature")
+    outdoor = sensor_entity(hass, demo, "outdoor_temperature")
     assert _register(demo, OUTDOOR).interval > 2
     assert _register(demo, SUPPLY).interval > 2
-    response = await _call(
+    response = await call_service(
         hass, SERVICE_RESET_LEARNING, {"entity_id": outdoor}, hass_admin_user
     )
     assert response == {
@@ -345,7 +320,7 @@ async def test_reset_learning_of_a_register_a_device_and_the_connection(
         identifiers={unit_identifier(demo.entry_id, 1)}
     )
     assert device is not None
-    response = await _call(
+    response = await call_service(
         hass, SERVICE_RESET_LEARNING, {"device_id": device.id}, hass_admin_user
     )
     registers = demo.runtime_data.coordinator.engine.snapshot().registers
@@ -354,7 +329,7 @@ async def test_reset_learning_of_a_register_a_device_and_the_connection(
     assert all(r.interval == 2 for r in registers.values())
     # the demo's refused address is forgotten with the unit's learning
     assert demo.runtime_data.audit.tail(1)[0].before["holes"] == 1
-    response = await _call(hass, SERVICE_RESET_LEARNING, {}, hass_admin_user)
+    response = await call_service(hass, SERVICE_RESET_LEARNING, {}, hass_admin_user)
     assert response["target"] == "connection"
 
 
@@ -365,7 +340,7 @@ async def test_run_without_the_loop_says_so(
     optimizer, demo.runtime_data.optimizer = demo.runtime_data.optimizer, None
     try:
         with pytest.raises(HomeAssistantError) as err:
-            await _call(hass, SERVICE_RUN_OPTIMIZATION, {"dry_run": True})
+            await call_service(hass, SERVICE_RUN_OPTIMIZATION, {"dry_run": True})
     finally:
         demo.runtime_data.optimizer = optimizer
     assert err.value.translation_key == "optimizer_unavailable"
@@ -379,14 +354,14 @@ async def test_reload_keeps_pins_and_the_audit_log(
     hass_admin_user: MockUser,
 ) -> None:
     """Pins and audit entries survive an entry reload; audit ids go on increasing."""
-    outdoor = _entity(hass, demo, "outdoor_temperature")
-    await _call(
+    outdoor = sensor_entity(hass, demo, "outdoor_temperature")
+    await call_service(
         hass,
         SERVICE_SET_REGISTER_INTERVAL,
         {"entity_id": outdoor, "min_interval": 30},
         hass_admin_user,
     )
-    await _call(hass, SERVICE_REFRESH, {"entity_id": outdoor}, hass_admin_user)
+    await call_service(hass, SERVICE_REFRESH, {"entity_id": outdoor}, hass_admin_user)
     entries = list(demo.runtime_data.audit)
     assert await hass.config_entries.async_reload(demo.entry_id)
     await hass.async_block_till_done()
@@ -395,7 +370,7 @@ async def test_reload_keeps_pins_and_the_audit_log(
     assert _register(demo, OUTDOOR).pinned == IntervalPin(min_interval=30)
     await vtime.run(data.coordinator, 300)
     assert _register(demo, OUTDOOR).effective_interval >= 30
-    await _call(hass, SERVICE_REFRESH, {"entity_id": outdoor}, hass_admin_user)
+    await call_service(hass, SERVICE_REFRESH, {"entity_id": outdoor}, hass_admin_user)
     assert data.audit.tail(1)[0].id == entries[-1].id + 1
 
 
@@ -414,17 +389,17 @@ async def test_two_connections_need_a_target(
     assert await hass.config_entries.async_setup(other.entry_id)
     await hass.async_block_till_done()
     with pytest.raises(ServiceValidationError) as err:
-        await _call(hass, SERVICE_GET_OPTIMIZATION_STATISTICS, {})
+        await call_service(hass, SERVICE_GET_OPTIMIZATION_STATISTICS, {})
     assert err.value.translation_key == "connection_needed"
     assert err.value.translation_placeholders == {
         "service": SERVICE_GET_OPTIMIZATION_STATISTICS
     }
-    stats = await _call(
+    stats = await call_service(
         hass, SERVICE_GET_OPTIMIZATION_STATISTICS, {"config_entry_id": other.entry_id}
     )
     assert stats["config_entry_id"] == other.entry_id
     with pytest.raises(ServiceValidationError) as err:
-        await _call(
+        await call_service(
             hass,
             SERVICE_RESET_LEARNING,
             {"config_entry_id": "nope"},

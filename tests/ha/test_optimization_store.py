@@ -21,6 +21,8 @@ from custom_components.adaptive_modbus.optimization_services import (
 )
 from custom_components.adaptive_modbus.storage import STORAGE_MINOR_VERSION, storage_key
 
+from .helpers import set_up_entry, unload_entry
+
 if TYPE_CHECKING:
     from .conftest import VirtualTime
 
@@ -30,16 +32,6 @@ pytestmark = [
 ]
 
 
-async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
-async def _unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 async def _stored_after_a_session(
     hass: HomeAssistant,
     vtime: VirtualTime,
@@ -47,12 +39,12 @@ async def _stored_after_a_session(
     hass_storage: dict[str, Any],
 ) -> dict[str, Any]:
     """Poll ten minutes, add an audit entry, unload: return what was stored."""
-    await _setup(hass, entry)
+    await set_up_entry(hass, entry)
     await vtime.run(entry.runtime_data.coordinator, 600)
     entry.runtime_data.audit.add(
         actor=Actor.user("u1", "Anna"), action="refresh", target="1.grid_voltage"
     )
-    await _unload(hass, entry)
+    await unload_entry(hass, entry)
     return dict(hass_storage[storage_key(entry.entry_id)])
 
 
@@ -69,11 +61,11 @@ async def test_a_store_of_version_1_1_is_migrated(
     old = {k: v for k, v in stored["data"].items() if k not in ("audit", "optimizer")}
     hass_storage[storage_key(demo_entry.entry_id)] = {**stored, "minor_version": 1}
     hass_storage[storage_key(demo_entry.entry_id)]["data"] = old
-    await _setup(hass, demo_entry)
+    await set_up_entry(hass, demo_entry)
     data = demo_entry.runtime_data
     assert data.store.restored  # the engine's learned state came back
     assert len(data.audit) == 0
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)
     saved = hass_storage[storage_key(demo_entry.entry_id)]
     assert saved["minor_version"] == 2
     assert saved["data"]["audit"]["entries"] == []
@@ -92,23 +84,23 @@ async def test_a_corrupt_audit_log_is_set_aside_with_a_warning(
     stored["data"]["audit"]["entries"] = ["garbage", good, {"id": "x"}]
     hass_storage[storage_key(demo_entry.entry_id)] = stored
     with caplog.at_level(logging.WARNING):
-        await _setup(hass, demo_entry)
+        await set_up_entry(hass, demo_entry)
     data = demo_entry.runtime_data
     assert [e.to_dict() for e in data.audit] == [good]
     assert data.store.restored
     assert caplog.text.count("an audit entry was set aside") == 2
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)
 
     stored = dict(hass_storage[storage_key(demo_entry.entry_id)])
     stored["data"] = {**stored["data"], "audit": {"version": 99}}
     hass_storage[storage_key(demo_entry.entry_id)] = stored
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        await _setup(hass, demo_entry)
+        await set_up_entry(hass, demo_entry)
     assert len(demo_entry.runtime_data.audit) == 0
     assert demo_entry.runtime_data.store.restored
     assert "stored audit log version 99" in caplog.text
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)
 
 
 async def test_diagnostics_show_the_audit_tail_redacted(
@@ -119,7 +111,7 @@ async def test_diagnostics_show_the_audit_tail_redacted(
     hass_admin_user: MockUser,
 ) -> None:
     """The audit tail is in the diagnostics, with user names redacted."""
-    await _setup(hass, demo_entry)
+    await set_up_entry(hass, demo_entry)
     await vtime.run(demo_entry.runtime_data.coordinator, 60)
     entity_id = er.async_get(hass).async_get_entity_id(
         "sensor", DOMAIN, f"{demo_entry.entry_id}_1_grid_voltage"
@@ -146,4 +138,4 @@ async def test_diagnostics_show_the_audit_tail_redacted(
         "min_interval": None,
         "max_interval": 20.0,
     }
-    await _unload(hass, demo_entry)
+    await unload_entry(hass, demo_entry)

@@ -34,7 +34,7 @@ from custom_components.adaptive_modbus.health import (
 )
 
 from .conftest import TableDevice
-from .health_setup import SMALL_MAP, fill, health_entry
+from .health_setup import SMALL_MAP, fill, health_entry, serve_units
 from .test_subentries import reconfigure_device
 
 if TYPE_CHECKING:
@@ -108,10 +108,7 @@ async def test_silent_device_raises_an_issue_that_clears_when_it_answers(
     """Unit 2 silent for longer than the bound: an issue; its fix flow asks again."""
     assert await async_setup_component(hass, "repairs", {})
     device = TableDevice(unit_ids=(1, 2))
-    fill(device, 1)
-    fill(device, 2)
-    server = SimulatorServer(device, host="127.0.0.1", port=0, unit_ids=(1, 2))
-    await server.start()
+    server = await serve_units(device)
     entry = health_entry(hass, server.port, {1: SMALL_MAP, 2: SMALL_MAP})
     try:
         assert await hass.config_entries.async_setup(entry.entry_id)

@@ -21,27 +21,16 @@ from homeassistant.const import (
     STATE_UNKNOWN,
 )
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.adaptive_modbus import setup_timeout
-from custom_components.adaptive_modbus.const import (
-    CONF_CONNECTION,
-    CONF_DEVICES,
-    CONF_HOST,
-    CONF_NAME,
-    CONF_PORT,
-    CONF_PROFILE,
-    CONF_REGISTER_MAP,
-    CONF_UNIT_ID,
-    CONNECTION_TCP,
-    DOMAIN,
-    PROFILE_CUSTOM,
-)
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
+
+from .health_setup import health_entry
+from .helpers import sensor_entity
 
 if TYPE_CHECKING:
     from .conftest import TableDevice, VirtualTime
@@ -83,43 +72,8 @@ def custom_entry(
     maps: dict[int, str],
     options: dict[str, Any] | None = None,
 ) -> MockConfigEntry:
-    """Return a TCP entry with one custom-map device per unit id."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Modbus 127.0.0.1:{port}",
-        unique_id=f"tcp:127.0.0.1:{port}",
-        data={
-            CONF_CONNECTION: CONNECTION_TCP,
-            CONF_HOST: "127.0.0.1",
-            CONF_PORT: port,
-            CONF_DEVICES: [
-                {
-                    CONF_UNIT_ID: unit,
-                    CONF_PROFILE: PROFILE_CUSTOM,
-                    CONF_REGISTER_MAP: text,
-                    CONF_NAME: f"Unit {unit}",
-                }
-                for unit, text in maps.items()
-            ],
-        },
-        options={
-            "min_interval": 2.0,
-            "max_interval": 60.0,
-            "timeout": 0.5,
-            **(options or {}),
-        },
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
-def entity_of(hass: HomeAssistant, entry: MockConfigEntry, unit: int, key: str) -> str:
-    """Entity id of a sensor register entity."""
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{entry.entry_id}_{unit}_{key}"
-    )
-    assert entity_id is not None, key
-    return entity_id
+    """Return a TCP entry with one custom-map device per unit id (0.5 s timeout)."""
+    return health_entry(hass, port, maps, {"timeout": 0.5, **(options or {})})
 
 
 async def _unload(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -149,8 +103,8 @@ async def test_nan_is_unknown_for_that_entity_alone(
         await hass.async_block_till_done()
         coordinator = entry.runtime_data.coordinator
         power, counter = (
-            entity_of(hass, entry, 1, "power"),
-            entity_of(hass, entry, 1, "counter"),
+            sensor_entity(hass, entry, "power", 1),
+            sensor_entity(hass, entry, "counter", 1),
         )
         assert float(hass.states.get(power).state) == 172.5
 
@@ -194,7 +148,7 @@ async def test_update_entity_reads_the_register_now(
         assert register.next_due is not None
         # not due: a refresh skips it
         assert register.next_due - coordinator.clock() > 0
-        counter = entity_of(hass, entry, 1, "counter")
+        counter = sensor_entity(hass, entry, "counter", 1)
         assert hass.states.get(counter).state == "7"
 
         device.words[1][Table.INPUT][2] = 8
@@ -225,8 +179,8 @@ async def test_unchanged_entity_writes_no_state(
         await hass.async_block_till_done()
         coordinator = entry.runtime_data.coordinator
         power, counter = (
-            entity_of(hass, entry, 1, "power"),
-            entity_of(hass, entry, 1, "counter"),
+            sensor_entity(hass, entry, "power", 1),
+            sensor_entity(hass, entry, "counter", 1),
         )
         events: list[str] = []
 
@@ -290,11 +244,11 @@ async def test_silent_units_do_not_keep_the_others_from_loading(
         limit = setup_timeout(entry.runtime_data.hub)
         assert elapsed > limit, "the first cycle did not reach the setup bound"
         await hass.async_block_till_done(wait_background_tasks=True)
-        assert hass.states.get(entity_of(hass, entry, 4, "voltage")).state == "230"
+        assert hass.states.get(sensor_entity(hass, entry, "voltage", 4)).state == "230"
         for unit in (1, 2, 3):
-            assert hass.states.get(entity_of(hass, entry, unit, "voltage")).state == (
-                STATE_UNAVAILABLE
-            )
+            assert hass.states.get(
+                sensor_entity(hass, entry, "voltage", unit)
+            ).state == (STATE_UNAVAILABLE)
         coordinator = entry.runtime_data.coordinator
         await vtime.run(coordinator, 10 * 60)
         assert coordinator.silent_units == {1, 2, 3}
@@ -303,7 +257,7 @@ async def test_silent_units_do_not_keep_the_others_from_loading(
         device.words[1] = {table: {} for table in Table}
         device.words[1][Table.INPUT][0] = 231
         await vtime.run(coordinator, 10 * 60)
-        assert hass.states.get(entity_of(hass, entry, 1, "voltage")).state == "231"
+        assert hass.states.get(sensor_entity(hass, entry, "voltage", 1)).state == "231"
         assert coordinator.silent_units == {2, 3}
         messages = [
             r.getMessage()
@@ -351,7 +305,7 @@ async def test_setup_reaching_its_bound_loads_what_answered(
     read_later = sum(1 for r in registers if r.last_read is not None)
     assert 0 < read_at_setup < read_later
     assert coordinator.first_refresh_done
-    outdoor = entity_of(hass, entry, 1, "outdoor_temperature")
+    outdoor = sensor_entity(hass, entry, "outdoor_temperature", 1)
     assert hass.states.get(outdoor).state not in (STATE_UNAVAILABLE, STATE_UNKNOWN)
     await _unload(hass, entry)
 
@@ -388,7 +342,7 @@ async def test_one_entity_failing_does_not_stop_the_others(
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         coordinator = entry.runtime_data.coordinator
-        counter = entity_of(hass, entry, 1, "counter")
+        counter = sensor_entity(hass, entry, "counter", 1)
         assert hass.states.get(counter).state == "1"
         for value in range(2, 5):
             device.words[1][Table.INPUT][0] = 100 + value  # the refused one changes too

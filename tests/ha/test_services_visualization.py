@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -23,6 +23,8 @@ from custom_components.adaptive_modbus.services import (
 )
 from custom_components.adaptive_modbus.storage import LearnedStateStore
 from tests.visualization_schema import validate
+
+from .helpers import sensor_entity, set_up_polled
 
 if TYPE_CHECKING:
     from .conftest import VirtualTime
@@ -58,18 +60,7 @@ async def demo_fixture(
     hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> MockConfigEntry:
     """Provide the demo connection after ten minutes of polling in virtual time."""
-    assert await hass.config_entries.async_setup(demo_entry.entry_id)
-    await hass.async_block_till_done()
-    await vtime.run(demo_entry.runtime_data.coordinator, 600)
-    return demo_entry
-
-
-def _entity(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
-    entity_id = er.async_get(hass).async_get_entity_id(
-        "sensor", DOMAIN, f"{entry.entry_id}_1_{key}"
-    )
-    assert entity_id is not None
-    return entity_id
+    return await set_up_polled(hass, vtime, demo_entry, 600)
 
 
 async def test_every_view_through_the_service(
@@ -87,7 +78,7 @@ async def test_every_view_through_the_service(
     # the coordinator fed the history: every request of the ten minutes is in the hours
     assert system["period_totals"]["requests"] == snap.totals.requests > 0
 
-    entity_id = _entity(hass, demo, "outdoor_temperature")
+    entity_id = sensor_entity(hass, demo, "outdoor_temperature")
     register = await _get(hass, view="register", entity_id=entity_id)
     validate(register, ref="register")
     assert register["uid"] == "1.outdoor_temperature"

@@ -37,7 +37,8 @@ from custom_components.adaptive_modbus.websocket_api import (
 )
 from tests.visualization_schema import validate
 
-from .test_services_visualization import _entity, demo_fixture  # noqa: F401
+from .helpers import sensor_entity
+from .test_services_visualization import demo_fixture  # noqa: F401
 
 if TYPE_CHECKING:
     from .conftest import VirtualTime
@@ -106,7 +107,7 @@ async def test_views_equal_the_service(
 ) -> None:
     """Test that every view over the websocket is the service's answer."""
     client = await hass_ws_client(hass)
-    entity_id = _entity(hass, demo, "outdoor_temperature")
+    entity_id = sensor_entity(hass, demo, "outdoor_temperature")
     # the integration's virtual clocks stand still: both answers are of one instant
     wall, mono = time.time(), time.monotonic()
     frozen = SimpleNamespace(time=lambda: wall, monotonic=lambda: mono)
@@ -202,7 +203,7 @@ async def test_entries_list_connections_devices_and_entities(
     by_key = {r["key"]: r for r in device["registers"]}
     assert set(by_key) == {d.key for d in demo.runtime_data.hub.units[0].definitions}
     outdoor = by_key["outdoor_temperature"]
-    assert outdoor["entity_id"] == _entity(hass, demo, "outdoor_temperature")
+    assert outdoor["entity_id"] == sensor_entity(hass, demo, "outdoor_temperature")
     assert outdoor["uid"] == "1.outdoor_temperature"
     for register in device["registers"]:
         entity = ent_reg.async_get(register["entity_id"])
@@ -243,7 +244,9 @@ async def test_subscription_views_its_unit_until_unsubscribed(
     # a second live view on the same unit: counted, the first leaving keeps it viewed
     other = await hass_ws_client(hass)
     await _subscribe(
-        other, view="register", entity_id=_entity(hass, demo, "outdoor_temperature")
+        other,
+        view="register",
+        entity_id=sensor_entity(hass, demo, "outdoor_temperature"),
     )
     assert engine.viewers(1) == 2
     reply = await _command(client, type="unsubscribe_events", subscription=sub_id)
@@ -374,7 +377,7 @@ async def test_refresh_reads_a_register_or_the_connection(
     client = await hass_ws_client(hass)
     uid = "1.outdoor_temperature"
     before = engine.snapshot().registers[uid].reads
-    entity_id = _entity(hass, demo, "outdoor_temperature")
+    entity_id = sensor_entity(hass, demo, "outdoor_temperature")
     reply = await _command(client, type=WS_REFRESH, entity_id=entity_id)
     assert reply["result"] == {"requested": 1}
     assert engine.snapshot().registers[uid].reads > before

@@ -17,6 +17,7 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from custom_components.adaptive_modbus.engine.replay import VirtualClock
 from custom_components.adaptive_modbus.engine.scheduler import (
     UNIT_PROBE_FIRST,
     UNIT_PROBE_MAX,
@@ -29,6 +30,7 @@ from .proxy import Proxy
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 MEASURED = ARTIFACTS / "measured.json"
+START = 1_000_000.0  # virtual engine time at which a rig's clock starts
 MIN_DELAY = 0.1  # the coordinator never wakes sooner than this after a cycle
 
 
@@ -49,18 +51,6 @@ FAST_OPTIONS = ha_conftest.FAST_OPTIONS
 tcp_entry_factory = ha_conftest.tcp_entry_factory
 
 
-class VirtualClock:
-    """A clock the test moves by hand (engine time and transport backoff)."""
-
-    def __init__(self, t: float = 1_000_000.0) -> None:
-        """Start the clock at ``t``."""
-        self.t = t
-
-    def __call__(self) -> float:
-        """Return the current virtual time."""
-        return self.t
-
-
 async def drive(
     engine: PollEngine,
     clock: VirtualClock,
@@ -76,7 +66,7 @@ async def drive(
     or once ``stop()`` is true (checked between cycles).
     """
     results: list[CycleResult] = []
-    earliest = clock.t
+    earliest = clock.now()
     while len(results) < max_cycles and not (stop is not None and stop()):
         due = engine.next_due()
         if not math.isfinite(due):
@@ -84,13 +74,13 @@ async def drive(
         wake = max(due, earliest)
         if wake > until:
             break
-        clock.t = max(clock.t, wake)
+        clock.advance_to(wake)
         result = await engine.poll_due()
         results.append(result)
         if on_cycle is not None:
             on_cycle(result)
-        earliest = clock.t + MIN_DELAY
-    clock.t = max(clock.t, until)
+        earliest = clock.now() + MIN_DELAY
+    clock.advance_to(until)
     return results
 
 

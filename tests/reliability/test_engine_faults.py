@@ -45,7 +45,14 @@ from custom_components.adaptive_modbus.engine.transport import (
     TransportConfig,
 )
 
-from .harness import ProxiedFactory, VirtualClock, drive, record, unit_probes_within
+from .harness import (
+    START,
+    ProxiedFactory,
+    VirtualClock,
+    drive,
+    record,
+    unit_probes_within,
+)
 from .proxy import Fault, Proxy
 
 pytestmark = [
@@ -86,14 +93,14 @@ class Rig:
 
 async def make_rig(proxied: ProxiedFactory, **transport: Any) -> Rig:
     """Build a rig: the demo device behind the proxy, polled on a virtual clock."""
-    clock = VirtualClock()
-    device = SimulatedDevice(seed=42, clock=clock, start=clock.t)
+    clock = VirtualClock(START)
+    device = SimulatedDevice(seed=42, clock=clock.now, start=clock.now())
     _server, proxy = await proxied(device)
     settings: dict[str, Any] = {"timeout": TIMEOUT, "retries": 1, "reconnect_min": 1.0,
                                 "reconnect_max": 60.0, **transport}  # fmt: skip
     config = TransportConfig(host="127.0.0.1", port=proxy.port, **settings)
-    transport = PymodbusTransport(config, clock=clock)
-    engine = PollEngine(device.registers, transport, clock, EngineConfig())
+    transport = PymodbusTransport(config, clock=clock.now)
+    engine = PollEngine(device.registers, transport, clock.now, EngineConfig())
     return Rig(proxy, clock, engine, transport)
 
 
@@ -119,14 +126,14 @@ async def outage(
     """
     rig = await make_rig(proxied, timeout=0.1 if silent else TIMEOUT)
     rig.proxy.set_exceptions({UPTIME_ADDRESS: 2}, units=(1,))
-    await drive(rig.engine, rig.clock, rig.clock.t + 900)
+    await drive(rig.engine, rig.clock, rig.clock.now() + 900)
     until = rig.engine.snapshot().registers[QUARANTINED].quarantined_until
     assert until is not None
     # the outage starts a minute before the quarantined register's re-probe is due
     await drive(rig.engine, rig.clock, until - 60 if quarantine else until + 60)
     before = learned(rig.engine)
     attempts0, requests0 = rig.connect_attempts(), rig.proxy.counters.requests
-    start = rig.clock.t
+    start = rig.clock.now()
     if silent:
         rig.proxy.fault = Fault.BLACKHOLE
         await rig.proxy.disconnect_all()
@@ -153,7 +160,7 @@ async def outage(
     # the device returns
     rig.proxy.fault = Fault.PASS
     await rig.proxy.online()
-    back = rig.clock.t
+    back = rig.clock.now()
     regular = [uid for uid in rig.engine.uids if uid != QUARANTINED]
     recovered: float | None = None
 
@@ -163,7 +170,7 @@ async def outage(
         if recovered is None and all(
             (registers[u].last_read or 0) >= back for u in regular
         ):
-            recovered = rig.clock.t - back
+            recovered = rig.clock.now() - back
 
     await drive(rig.engine, rig.clock, back + 420, on_cycle=check)  # > max interval
     after = learned(rig.engine)
@@ -255,7 +262,7 @@ async def _cycle_until_touched(rig: Rig, address: int) -> None:
     """Poll (virtual time) until a request touching ``address`` went through the proxy."""
     seen = len(rig.proxy.log)
     for _ in range(200):
-        rig.clock.t = max(rig.clock.t, rig.engine.next_due())
+        rig.clock.advance_to(rig.engine.next_due())
         await rig.engine.poll_due()
         for request in rig.proxy.log[seen:]:
             start = request.address
@@ -275,18 +282,18 @@ async def test_transient_device_failure_is_forgotten(proxied: ProxiedFactory) ->
     within two hours the plan and the request rate are as before the fault.
     """
     rig = await make_rig(proxied)
-    await drive(rig.engine, rig.clock, rig.clock.t + 1200)
+    await drive(rig.engine, rig.clock, rig.clock.now() + 1200)
     holes_before = rig.engine.snapshot().holes
     requests0 = rig.proxy.counters.requests
-    await drive(rig.engine, rig.clock, rig.clock.t + 1200)
+    await drive(rig.engine, rig.clock, rig.clock.now() + 1200)
     baseline = rig.proxy.counters.requests - requests0
     # one answer of exception 4 on a read touching input 11 (energy import)
     rig.proxy.set_exceptions({11: 4}, units=(1,), times=1)
     await _cycle_until_touched(rig, 11)
     rig.proxy.set_exceptions({})
-    await drive(rig.engine, rig.clock, rig.clock.t + 2 * 3600)
+    await drive(rig.engine, rig.clock, rig.clock.now() + 2 * 3600)
     requests0 = rig.proxy.counters.requests
-    await drive(rig.engine, rig.clock, rig.clock.t + 1200)
+    await drive(rig.engine, rig.clock, rig.clock.now() + 1200)
     after = rig.proxy.counters.requests - requests0
     record("transient_exception_4", {"requests_per_20min_before": baseline, "after": after,
                                       "holes_after": rig.engine.snapshot().holes})  # fmt: skip
@@ -344,7 +351,7 @@ async def test_broken_answer_fails_one_request_then_reads_again(
         {"failed_after_s": round(time.monotonic() - t0, 3)},
     )
     rig.proxy.fault = Fault.PASS
-    rig.clock.t += 120  # past any reconnect backoff
+    rig.clock.advance(120)  # past any reconnect backoff
     # setpoints
     assert (await rig.transport.read(1, Table.HOLDING, 0, 3))[:2] == good[:2]
     await rig.transport.close()
@@ -361,14 +368,14 @@ async def test_one_client_gateway_refuses_the_second_client(
     rig = await make_rig(proxied, retries=0)
     rig.proxy.one_client = True
     config = rig.transport.config
-    second = PymodbusTransport(config, clock=rig.clock)
+    second = PymodbusTransport(config, clock=rig.clock.now)
     await rig.transport.read(1, Table.HOLDING, 0, 3)
     with pytest.raises((ModbusConnectionError, ModbusTimeout)):
         await second.read(1, Table.HOLDING, 0, 3)
     assert rig.proxy.counters.refused >= 1
     assert len(await rig.transport.read(1, Table.HOLDING, 0, 3)) == 3
     await rig.transport.close()
-    rig.clock.t += 120
+    rig.clock.advance(120)
     assert len(await second.read(1, Table.HOLDING, 0, 3)) == 3
     assert rig.proxy.open_sockets == 1
     await second.close()

@@ -36,7 +36,7 @@ from custom_components.adaptive_modbus.engine.simulator.inprocess import (
 )
 from custom_components.adaptive_modbus.engine.transport import classify_exception_code
 
-from .harness import VirtualClock, drive, record
+from .harness import START, VirtualClock, drive, record
 
 HOURS = 24
 RESTARTS = (6, 12, 18)  # hours at which the engine is rebuilt from its exported state
@@ -159,15 +159,15 @@ def differences(saved: dict[str, Any], restored: dict[str, Any]) -> list[str]:
 
 async def _soak() -> dict[str, Any]:
     """Run the day once; return what was measured (the tests below judge it)."""
-    clock = VirtualClock()
-    start = clock.t
-    device = SimulatedDevice(seed=SEED, clock=clock, start=start)
+    clock = VirtualClock(START)
+    start = clock.now()
+    device = SimulatedDevice(seed=SEED, clock=clock.now, start=start)
     faulty = FaultyTransport(
         InProcessTransport(device), FAULT_RATE, random.Random(SEED)
     )
 
     def new_engine() -> PollEngine:
-        return PollEngine(device.registers, faulty, clock, EngineConfig())
+        return PollEngine(device.registers, faulty, clock.now, EngineConfig())
 
     engine = new_engine()
     wall = time.monotonic()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import logging
 import math
 import threading
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from .config import EngineConfig
 from .errors import DeviceFailure, IllegalAddress, ModbusTimeout
@@ -71,6 +71,14 @@ class VirtualClock:
     def advance_to(self, when: float) -> None:
         """Move time forward to ``when``; never backwards."""
         self._now = max(self._now, float(when))
+
+
+class UnitOptions(TypedDict, total=False):
+    """Optional device behaviour of a :class:`SampleHoldUnit` (for subclasses)."""
+
+    holes: Mapping[Table, frozenset[int]] | None
+    max_read_words: int
+    timeout_above: int | None
 
 
 class SampleHoldUnit:
@@ -209,19 +217,10 @@ class TraceUnit(SampleHoldUnit):
         series: Mapping[str, Series],
         *,
         clock: Callable[[], float],
-        holes: Mapping[Table, frozenset[int]] | None = None,
-        max_read_words: int = MAX_READ_WORDS,
-        timeout_above: int | None = None,
+        **options: Unpack[UnitOptions],
     ) -> None:
         """Serve ``specs`` of ``unit_id`` from ``series`` (by register key)."""
-        super().__init__(
-            unit_id,
-            specs,
-            clock=clock,
-            holes=holes,
-            max_read_words=max_read_words,
-            timeout_above=timeout_above,
-        )
+        super().__init__(unit_id, specs, clock=clock, **options)
         self._series = series
 
     def value(self, key: str, t: float) -> Value:

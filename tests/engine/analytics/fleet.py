@@ -8,24 +8,13 @@ from adaptive_modbus_engine.analytics import Analytics, Anomaly
 from adaptive_modbus_engine.config import EngineConfig
 from adaptive_modbus_engine.errors import ModbusError
 from adaptive_modbus_engine.registers import Table
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import PollEngine
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 from adaptive_modbus_engine.simulator.inprocess import InProcessTransport
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC, a Thursday
 LATENCY = 0.002  # s per request, plus 0.1 ms per register
-
-
-class VirtualClock:
-    """A clock the run (and the simulated bus) moves."""
-
-    def __init__(self, t: float) -> None:
-        """Start at ``t``."""
-        self.t = t
-
-    def __call__(self) -> float:
-        """Return the current virtual time."""
-        return self.t
 
 
 class FaultyTransport(InProcessTransport):
@@ -62,7 +51,7 @@ class Run:
     ) -> None:
         """Poll the demo from ``T0`` (the start of a stable phase)."""
         self.clock = VirtualClock(T0)
-        self.device = SimulatedDevice(seed=42, clock=self.clock, start=T0)
+        self.device = SimulatedDevice(seed=42, clock=self.clock.now, start=T0)
         if max_read_words is not None:
             self.device.max_read_words = max_read_words
         self.extra_latency = latency or (lambda _count: 0.0)
@@ -77,22 +66,22 @@ class Run:
         self.engine = PollEngine(
             self.device.registers,
             self.transport,
-            self.clock,
+            self.clock.now,
             config or EngineConfig(min_interval=5, max_interval=300, fixed_interval=15),
         )
         self.analytics = analytics or Analytics()
         self.anomalies: list[Anomaly] = []
 
     def _advance(self, seconds: float) -> None:
-        self.clock.t += seconds
+        self.clock.advance(seconds)
 
     async def run_until(self, until: float) -> None:
         """Run every cycle due up to ``until`` (wall time), feeding the analytics."""
         while (due := self.engine.next_due()) <= until:
-            self.clock.t = max(self.clock.t, due)
+            self.clock.advance_to(due)
             result = await self.engine.poll_due()
             self.anomalies += self.analytics.observe(result, self.engine.snapshot())
-        self.clock.t = max(self.clock.t, until)
+        self.clock.advance_to(until)
 
     def uid(self, key: str) -> str:
         """Engine uid of a demo key."""

@@ -50,14 +50,14 @@ async def test_aggregate_over_a_window_longer_than_the_raw_reads() -> None:
     uid = run.uid("active_power")
     history_all = History(reads_kept=100_000)
     while (due := run.engine.next_due()) <= T0 + 2 * HOUR:
-        run.clock.t = max(run.clock.t, due)
+        run.clock.advance_to(due)
         result = await run.engine.poll_due()
         snap = run.engine.snapshot()
         history.observe(result, snap)
         history_all.observe(result, snap)
         analytics.observe(result, snap)
     analytics_reads = history_all.read_samples(uid)
-    now = run.clock.t
+    now = run.clock.now()
     assert history.read_samples(uid)[0].at > now - HOUR  # the ring is short
     # from an hour boundary on (hourly rows count whole hours)
     combined = analytics.aggregate(uid, T0, now)

@@ -21,10 +21,10 @@ async def test_only_the_problem_child_fires_and_the_meter_gets_its_block_size() 
     in the incident and comes back in the stable phase that follows.
     """
     clock = VirtualClock(T0)
-    fleet = Fleet(seed=42, clock=clock, start=T0)
+    fleet = Fleet(seed=42, clock=clock.now, start=T0)
 
     def advance(seconds: float) -> None:
-        clock.t += seconds
+        clock.advance(seconds)
 
     transport = InProcessTransport(
         list(fleet.devices.values()),
@@ -36,7 +36,7 @@ async def test_only_the_problem_child_fires_and_the_meter_gets_its_block_size() 
     engine = PollEngine(
         specs,
         transport,
-        clock,
+        clock.now,
         EngineConfig(min_interval=5, max_interval=300, fixed_interval=15),
     )
     analytics = Analytics()
@@ -44,13 +44,13 @@ async def test_only_the_problem_child_fires_and_the_meter_gets_its_block_size() 
     scores: dict[int, list[tuple[float, int]]] = {1: [], 2: [], 3: []}
     fixes_seen: set[tuple[str, int | None]] = set()
     while (due := engine.next_due()) <= T0 + 2 * signals.CYCLE_SECONDS:
-        clock.t = max(clock.t, due)
+        clock.advance_to(due)
         result = await engine.poll_due()
         anomalies += analytics.observe(result, engine.snapshot())
         for unit, points in scores.items():
             score = analytics.health_score(unit)
             assert score is not None
-            points.append((clock.t - T0, score.score))
+            points.append((clock.now() - T0, score.score))
         if len(scores[1]) % 20 == 0:
             fixes_seen |= {(f.key, f.unit_id) for f in analytics.remediation()}
     assert anomalies

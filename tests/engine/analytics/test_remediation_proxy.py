@@ -17,7 +17,7 @@ from adaptive_modbus_engine.scheduler import PollEngine
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 from adaptive_modbus_engine.simulator.server import SimulatorServer
 from adaptive_modbus_engine.transport import PymodbusTransport, TransportConfig
-from tests.reliability.harness import VirtualClock, drive
+from tests.reliability.harness import START, VirtualClock, drive
 from tests.reliability.proxy import Proxy
 
 pytestmark = [
@@ -36,8 +36,8 @@ async def rig_fixture() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Rig]]
     opened: list[tuple[SimulatorServer, Proxy, PymodbusTransport]] = []
 
     async def make(max_read_words: int | None = None) -> Rig:
-        clock = VirtualClock()
-        device = SimulatedDevice(seed=42, clock=clock, start=clock.t)
+        clock = VirtualClock(START)
+        device = SimulatedDevice(seed=42, clock=clock.now, start=clock.now())
         if max_read_words is not None:
             device.max_read_words = max_read_words
         server = SimulatorServer(device, host="127.0.0.1", port=0)
@@ -45,8 +45,8 @@ async def rig_fixture() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Rig]]
         proxy = Proxy(server.port)
         await proxy.start()
         config = TransportConfig(host="127.0.0.1", port=proxy.port, timeout=0.2)
-        transport = PymodbusTransport(config, clock=clock)
-        engine = PollEngine(device.registers, transport, clock, EngineConfig())
+        transport = PymodbusTransport(config, clock=clock.now)
+        engine = PollEngine(device.registers, transport, clock.now, EngineConfig())
         opened.append((server, proxy, transport))
         return proxy, clock, engine, transport
 
@@ -62,7 +62,7 @@ async def _run(engine: PollEngine, clock: VirtualClock, seconds: float) -> Analy
     await drive(
         engine,
         clock,
-        clock.t + seconds,
+        clock.now() + seconds,
         on_cycle=lambda result: analytics.observe(result, engine.snapshot()),
     )
     return analytics

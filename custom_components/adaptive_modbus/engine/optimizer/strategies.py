@@ -95,6 +95,37 @@ def _tuned_bounds(ctx: Context, uid: str) -> list[float] | None:
     return None if bounds is None else list(bounds)
 
 
+def _bounds_change(ctx: Context, uid: str, after: list[float]) -> Change:
+    """Return the change of ``uid``'s interval bounds to ``after`` ([min, max])."""
+    return Change("interval_bounds", uid, _tuned_bounds(ctx, uid), after)
+
+
+def _bounds_proposal(
+    ctx: Context,
+    strategy: str,
+    changes: list[Change],
+    *,
+    side: int,
+    target: str,
+    reason: str,
+) -> list[Proposal]:
+    """One proposal of bounds ``changes`` moving one ``side`` (0 min, 1 max); none if empty."""
+    if not changes:
+        return []
+    return [
+        Proposal(
+            id=ctx.new_id(strategy),
+            strategy=strategy,
+            target=f"{len(changes)} {target}",
+            parameter=("min_interval", "max_interval")[side],
+            changes=tuple(changes),
+            before=sorted({ctx.bounds[c.target][side] for c in changes}),
+            after=sorted({c.after[side] for c in changes}),
+            reason=reason,
+        )
+    ]
+
+
 class IntervalStrategy(Strategy):
     """Interval bounds, step budget, noise handling; tolerance raises for approval."""
 
@@ -133,29 +164,15 @@ class IntervalStrategy(Strategy):
             )
             if reg.interval >= 0.95 * high and still and high < MAX_INTERVAL_CEILING:
                 new_high = min(round(high * ctx.step_factor), MAX_INTERVAL_CEILING)
-                changes.append(
-                    Change(
-                        "interval_bounds",
-                        reg.uid,
-                        _tuned_bounds(ctx, reg.uid),
-                        [low, new_high],
-                    )
-                )
-        if not changes:
-            return []
-        highs = sorted({c.after[1] for c in changes})
-        return [
-            Proposal(
-                id=ctx.new_id(self.name),
-                strategy=self.name,
-                target=f"{len(changes)} registers resting at their max interval",
-                parameter="max_interval",
-                changes=tuple(changes),
-                before=sorted({ctx.bounds[c.target][1] for c in changes}),
-                after=highs,
-                reason="their values did not move at the longest interval",
-            )
-        ]
+                changes.append(_bounds_change(ctx, reg.uid, [low, new_high]))
+        return _bounds_proposal(
+            ctx,
+            self.name,
+            changes,
+            side=1,
+            target="registers resting at their max interval",
+            reason="their values did not move at the longest interval",
+        )
 
     def _faster_floor(
         self, ctx: Context, regs: list[RegisterSnapshot]
@@ -170,28 +187,15 @@ class IntervalStrategy(Strategy):
                 and not reg.noisy
             ):
                 new_low = max(MIN_INTERVAL_FLOOR, round(low / ctx.step_factor, 1))
-                changes.append(
-                    Change(
-                        "interval_bounds",
-                        reg.uid,
-                        _tuned_bounds(ctx, reg.uid),
-                        [new_low, high],
-                    )
-                )
-        if not changes:
-            return []
-        return [
-            Proposal(
-                id=ctx.new_id(self.name),
-                strategy=self.name,
-                target=f"{len(changes)} registers held at their min interval",
-                parameter="min_interval",
-                changes=tuple(changes),
-                before=sorted({ctx.bounds[c.target][0] for c in changes}),
-                after=sorted({c.after[0] for c in changes}),
-                reason="they change faster than the minimum interval follows",
-            )
-        ]
+                changes.append(_bounds_change(ctx, reg.uid, [new_low, high]))
+        return _bounds_proposal(
+            ctx,
+            self.name,
+            changes,
+            side=0,
+            target="registers held at their min interval",
+            reason="they change faster than the minimum interval follows",
+        )
 
     def _step_budget(
         self, ctx: Context, regs: list[RegisterSnapshot]
