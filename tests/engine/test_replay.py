@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import time
+from types import ModuleType
 
 import pytest
 
@@ -20,7 +21,6 @@ from adaptive_modbus_engine.simulator.replay import TraceReplay, load_replay
 from adaptive_modbus_engine.simulator.server import SimulatorServer
 from adaptive_modbus_engine.simulator.trace import TraceError
 from adaptive_modbus_engine.transport import PymodbusTransport, TransportConfig
-from benchmarks import trace as bench_trace
 
 LOOPBACK = "127.0.0.1"
 CLI_MODULE = "adaptive_modbus_engine.simulator"
@@ -92,14 +92,23 @@ async def read_values(
     }
 
 
-def test_the_replay_uses_the_benchmarks_loader() -> None:
+@pytest.fixture
+def bench_trace() -> ModuleType:
+    """Return the benchmark's trace module (needs numpy: not in the engine-only venv)."""
+    pytest.importorskip("numpy", reason="the benchmark's loader needs numpy")
+    from benchmarks import trace  # noqa: PLC0415 - only where numpy is installed
+
+    return trace
+
+
+def test_the_replay_uses_the_benchmarks_loader(bench_trace: ModuleType) -> None:
     """One loader: the benchmark imports the engine's, it does not copy it."""
     assert bench_trace.read_trace is engine_trace.read_trace
     assert bench_trace.TraceError is engine_trace.TraceError
     assert bench_trace.TraceSamples is engine_trace.TraceSamples
 
 
-def test_the_replay_serves_what_the_benchmark_replays() -> None:
+def test_the_replay_serves_what_the_benchmark_replays(bench_trace: ModuleType) -> None:
     """Replaying the example trace at speed 1 gives the benchmark scenario's truth."""
     scenario = bench_trace.load_trace(
         bench_trace.EXAMPLE_TRACE, bench_trace.EXAMPLE_MAP

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 
+import pymodbus
 from pymodbus.client import AsyncModbusTcpClient
 import pytest
 
@@ -306,7 +307,9 @@ async def test_the_fleet_served_over_modbus_tcp() -> None:
             refused = await client.read_input_registers(
                 0, count=21, **compat.unit_kwargs(2)
             )
-            assert refused.isError() and refused.exception_code == 3
+            # pymodbus 3.8's server turns every datastore refusal into exception 2
+            old = tuple(int(x) for x in pymodbus.__version__.split(".")[:2]) < (3, 9)
+            assert refused.isError() and refused.exception_code == (2 if old else 3)
             # a write to a member's map reaches that member only
             written = await client.write_register(0, 215, **compat.unit_kwargs(1))
             assert not written.isError()

@@ -17,8 +17,9 @@ from adaptive_modbus_engine.scheduler import PollEngine
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 from adaptive_modbus_engine.simulator.server import SimulatorServer
 from adaptive_modbus_engine.transport import PymodbusTransport, TransportConfig
-from tests.reliability.harness import START, VirtualClock, drive
-from tests.reliability.proxy import Proxy
+
+from .harness import START, VirtualClock, drive
+from .proxy import Proxy
 
 pytestmark = [
     pytest.mark.usefixtures("socket_enabled"),
