@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .history import HOUR, History, HourStats, IntervalEvent
 from .palette import DEFAULT_PALETTE, Palette
+from .spans import check_span
 from .stats import EngineSnapshot
 
 if TYPE_CHECKING:
@@ -101,8 +102,10 @@ def local_hours(start: float, end: float, tz: tzinfo) -> list[Bucket]:
 
     On a spring-forward day the hour that does not exist is not there (23 buckets
     from midnight to midnight), on a fall-back day the repeated hour is there twice
-    (25); zones with half-hour offsets get their own hour boundaries.
+    (25); zones with half-hour offsets get their own hour boundaries. A span over
+    :data:`~.spans.MAX_SPAN` raises :class:`~.spans.SpanError`.
     """
+    check_span(start, end, "local hour buckets")
     buckets: list[Bucket] = []
     t = _hour_start(start, tz)
     while t < end:
@@ -119,7 +122,11 @@ def _midnight(day: datetime, tz: tzinfo) -> float:
 
 
 def local_days(start: float, end: float, tz: tzinfo) -> list[Bucket]:
-    """Local days (midnight to midnight) overlapping ``start .. end``."""
+    """Local days (midnight to midnight) overlapping ``start .. end``.
+
+    A span over :data:`~.spans.MAX_SPAN` raises :class:`~.spans.SpanError`.
+    """
+    check_span(start, end, "local day buckets")
     buckets: list[Bucket] = []
     day = _local(start, tz).replace(hour=0, minute=0, second=0, microsecond=0)
     t = _midnight(day, tz)

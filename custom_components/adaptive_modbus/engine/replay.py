@@ -36,6 +36,7 @@ from .errors import DeviceFailure, IllegalAddress, ModbusTimeout
 from .registers import DataType, RegisterSpec, Table, Value
 from .scheduler import CycleResult, PollEngine
 from .simulator.inprocess import InProcessTransport, RequestKind
+from .spans import MAX_SPAN, SpanError, check_span
 
 MAX_READ_WORDS = 125
 MAX_READ_BITS = 2000
@@ -262,8 +263,11 @@ async def drive(
     and poll. ``phase`` is how far the engine's clock runs ahead of ``clock``.
     ``on_cycle(result, shown_at)`` runs after each cycle (awaited when it returns
     an awaitable). Returns the number of cycles; raises ``RuntimeError`` when the
-    engine makes no progress.
+    engine makes no progress and :class:`~.spans.SpanError` when ``end`` lies more
+    than :data:`~.spans.MAX_SPAN` ahead of the clock, or the engine's first due time
+    as far behind it (two clocks mixed: epoch against monotonic seconds).
     """
+    check_span(clock.now(), end, f"{label}: clock to end")
     cycles = 0
     stuck = 0
     last_due = -math.inf
@@ -271,6 +275,10 @@ async def drive(
         due = engine.next_due() - phase
         if due >= end:
             break
+        if not cycles and clock.now() - due > MAX_SPAN:
+            raise SpanError(
+                f"{label}: first due time to clock", due, clock.now(), MAX_SPAN
+            )
         clock.advance_to(due)
         result = await engine.poll_due(clock.now() + phase)
         cycles += 1
@@ -341,6 +349,10 @@ class ReplayTrace:
     wall_offset: float = 0.0  # wall time minus engine time
     # left out of the staleness figures: noise beyond tolerance swamps them
     noisy: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        """Refuse a span too long to replay (:class:`~.spans.SpanError`)."""
+        check_span(self.start, self.end, "replay trace")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import math
 from typing import Any
 
+from ..spans import check_span
 from .series import Point, Sample, median_spacing, numeric, resample
 
 HOUR = 3600.0
@@ -330,6 +331,7 @@ def daily_pattern(points: list[Point], *, step: float = HOUR) -> bool:
     """Whether a daily pattern is established: two days of data, day-lag autocorrelation ≥ 0.5."""
     if not points or points[-1][0] - points[0][0] < 2 * DAY:
         return False
+    check_span(points[0][0], points[-1][0], "daily pattern")
     slots = int((points[-1][0] - points[0][0]) // step) + 1
     ys = resample(points, points[-1][0] - (slots - 1) * step, step, slots)
     lag = round(DAY / step)

@@ -21,6 +21,7 @@ import math
 from typing import Any, Protocol
 
 from ..registers import Value
+from ..spans import check_span
 
 
 class Sample(Protocol):
@@ -145,6 +146,7 @@ def resample(points: list[Point], start: float, step: float, count: int) -> list
     """
     if not points or count <= 0 or step <= 0:
         return []
+    check_span(start, start + count * step, "resampled slots")
     if start < points[0][0]:
         points = [(start, points[0][1]), *points]
     out: list[float] = []

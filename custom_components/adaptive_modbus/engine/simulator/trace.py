@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..errors import AdaptiveModbusError
+from ..spans import SpanError, check_span
 
 BOOLS: Final[dict[str, float]] = {"true": 1.0, "on": 1.0, "false": 0.0, "off": 0.0}
 MILLISECONDS_ABOVE: Final = 1e11
@@ -158,7 +159,11 @@ class TraceSamples:
             )
 
     def span(self, keys: Iterable[str] | None = None) -> tuple[float, float]:
-        """First and last sample time of ``keys`` (all by default), the stated end too."""
+        """First and last sample time of ``keys`` (all by default), the stated end too.
+
+        Raises :class:`TraceError` when they lie more than 400 days apart (mixed
+        clocks: relative seconds among Unix timestamps).
+        """
         chosen = list(self.series if keys is None else keys)
         first = min(min(self.series[key][0]) for key in chosen)
         last = max(max(self.series[key][0]) for key in chosen)
@@ -168,6 +173,10 @@ class TraceSamples:
                     f"the stated end {self.end} lies before the last row {last}"
                 )
             last = self.end
+        try:  # a grid of one point a second over this span is built from it
+            check_span(first, last, "trace timestamps")
+        except SpanError as err:
+            raise TraceError(str(err), field="timestamp") from err
         return first, last
 
 
