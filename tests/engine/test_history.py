@@ -11,6 +11,7 @@ from adaptive_modbus_engine.history import (
     CHANGES_PERSISTED,
     HOURS_KEPT,
     MAX_GAP,
+    FloatRing,
     History,
     ReadRing,
 )
@@ -242,3 +243,13 @@ def test_read_ring_keeps_types_and_the_newest_reads() -> None:
     texts.append(2.0, 8)
     assert [s.value for s in texts] == ["SN-1", 8]
     assert isinstance(list(texts)[1].value, int)
+
+
+def test_float_ring_last_and_columns_across_the_wrap() -> None:
+    """The newest row and the columns oldest first, before and after the ring wraps."""
+    ring = FloatRing(3, 2)
+    assert ring.last() is None and ring.columns() == [[], []]
+    for k in range(5):
+        ring.append((float(k), 10.0 * k))
+        assert ring.last() == (float(k), 10.0 * k)
+    assert ring.columns() == [[2.0, 3.0, 4.0], [20.0, 30.0, 40.0]]

@@ -111,6 +111,21 @@ class FloatRing:
         """Return the row in ``slot``."""
         return tuple(self._data[slot * self._width : (slot + 1) * self._width])
 
+    def last(self) -> tuple[float, ...] | None:
+        """Return the newest row (None: empty)."""
+        n = len(self)
+        if not n:
+            return None
+        return self.row((self._start - 1) % n)
+
+    def columns(self) -> list[list[float]]:
+        """Return each column of the rows kept, oldest first."""
+        w = self._width
+        data = self._data
+        if self._start:
+            data = data[self._start * w :] + data[: self._start * w]
+        return [data[i::w].tolist() for i in range(w)]
+
 
 class ChangeRing:
     """Interval changes of one register: floats in a ring, reasons by slot."""

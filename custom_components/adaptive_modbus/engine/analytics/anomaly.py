@@ -29,7 +29,6 @@ profile; each bucket keeps the median and MAD of its hour folded over weeks.
 
 from __future__ import annotations
 
-from array import array
 import base64
 from bisect import bisect_right
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ import struct
 from typing import Any
 import zlib
 
+from ..history import FloatRing
 from .series import median, weighted_median
 
 DEFAULT_THRESHOLD = 3.0
@@ -86,40 +86,6 @@ class Anomaly:
         }
 
 
-class _Recent:
-    """The last reads of one register: times and values in two ``array('d')`` rings."""
-
-    __slots__ = ("_cap", "_start", "_times", "_values")
-
-    def __init__(self, capacity: int) -> None:
-        self._cap = capacity
-        self._times = array("d")
-        self._values = array("d")
-        self._start = 0
-
-    def last_time(self) -> float | None:
-        """Return the time of the newest read kept (None: none yet)."""
-        if not self._times:
-            return None
-        return self._times[(self._start - 1) % len(self._times)]
-
-    def append(self, at: float, value: float) -> None:
-        if len(self._times) < self._cap:
-            self._times.append(at)
-            self._values.append(value)
-            return
-        self._times[self._start] = at
-        self._values[self._start] = value
-        self._start = (self._start + 1) % self._cap
-
-    def ordered(self) -> tuple[list[float], list[float]]:
-        """Return the times and values, oldest first."""
-        i = self._start
-        times = self._times[i:] + self._times[:i]
-        values = self._values[i:] + self._values[:i]
-        return times.tolist(), values.tolist()
-
-
 class _Register:
     __slots__ = (
         "bucket_mad",
@@ -134,7 +100,7 @@ class _Register:
     )
 
     def __init__(self) -> None:
-        self.recent = _Recent(MAX_SAMPLES)
+        self.recent = FloatRing(MAX_SAMPLES, 2)  # (time, value) rows
         self.last_value: float | None = None
         self.last_anomalous = False
         self.last_fired: float | None = None
@@ -236,9 +202,9 @@ class AnomalyDetector:
         # a register read faster than the window's share of a ring slot keeps one
         # read a slot: the ring then still spans the window (256 reads every 2 s
         # would cover 8.5 min and never reach ``min_span``)
-        last = reg.recent.last_time()
-        if last is None or at - last >= self.window / MAX_SAMPLES:
-            reg.recent.append(at, value)
+        last = reg.recent.last()
+        if last is None or at - last[0] >= self.window / MAX_SAMPLES:
+            reg.recent.append((at, value))
         if found is None:
             return None
         if reg.last_fired is not None and at - reg.last_fired < self.cooldown:
@@ -251,7 +217,7 @@ class AnomalyDetector:
             return _Baseline(
                 reg.bucket_median[bucket], reg.bucket_mad[bucket], "time_of_week"
             )
-        times, values = reg.recent.ordered()
+        times, values = reg.recent.columns()
         start = at - self.window
         # the read in force at the window's start counts from there on
         first = max(0, bisect_right(times, start) - 1)
