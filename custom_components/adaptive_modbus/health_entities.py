@@ -11,6 +11,7 @@ matter. They follow every cycle through the health monitor.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from homeassistant.components.binary_sensor import (
@@ -48,6 +49,11 @@ HEALTH_DESCRIPTION = SensorEntityDescription(
     entity_category=EntityCategory.DIAGNOSTIC,
     state_class=SensorStateClass.MEASUREMENT,
     suggested_display_precision=0,
+)
+# the connection's own score: on the hub device, which the demo and a one-device
+# entry name like their device, so it needs a name of its own ("Connection health")
+CONNECTION_HEALTH_DESCRIPTION = replace(
+    HEALTH_DESCRIPTION, key="connection_health", translation_key="connection_health"
 )
 
 
@@ -185,6 +191,7 @@ class HealthSensor(ChangeOnlyEntity, SensorEntity):
             self._attr_device_info = unit_device_info(entry_id, unit)
         else:
             self._attr_unique_id = f"{entry_id}_hub_health"
+            self.entity_description = CONNECTION_HEALTH_DESCRIPTION
             self._attr_device_info = hub_device_info(
                 entry_id, coordinator.hub.title, coordinator.hub.settings.connection
             )

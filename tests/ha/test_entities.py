@@ -406,7 +406,7 @@ DEMO_ENTITIES = [
     # device health (not registers)
     ("binary_sensor.demo_heat_pump_problem", "1_problem", True),
     ("sensor.demo_heat_pump_health", "1_health", True),
-    ("sensor.demo_heat_pump_health_2", "hub_health", True),
+    ("sensor.demo_heat_pump_connection_health", "hub_health", True),
     (
         "binary_sensor.demo_heat_pump_overtemperature_alarm",
         "1_alarm_overtemperature",
@@ -470,6 +470,8 @@ async def test_demo_entity_ids_unique_ids_and_names_are_unchanged(
         (e.entity_id, e.unique_id.removeprefix(prefix), e.disabled_by is None)
         for e in entries
     ) == sorted(DEMO_ENTITIES)
+    # no two entities translate to one name on the devices (HA would add "_2")
+    assert not [e.entity_id for e in entries if e.entity_id[-2:-1] == "_"]
     (subentry,) = demo_entry.subentries.values()  # the demo's one device
     names = {d.key: d.name for d in load_profile(PROFILE_DEMO, 1).registers}
     for entity in entries:
