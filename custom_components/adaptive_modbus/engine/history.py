@@ -236,6 +236,8 @@ class History:
         self._seen_requests: int | None = None  # Totals.requests already taken
         self._last_read: dict[str, float] = {}
         self._last_wall: float | None = None
+        self.observed = 0  # cycles taken so far
+        self.last_reads: list[str] = []  # registers newly read in the last cycle taken
 
     # -- feeding ----------------------------------------------------------
 
@@ -247,6 +249,7 @@ class History:
     ) -> None:
         """Take what one poll cycle did; ``snapshot`` is taken right after it."""
         wall = snapshot.to_wall(snapshot.at)
+        self.observed += 1
         self._take_changes(snapshot)
         self._take_reads(snapshot)
         bus_time = self._take_bus_time(snapshot)
@@ -296,10 +299,12 @@ class History:
         return abs(math.log2(interval / last.new)) < self._min_step
 
     def _take_reads(self, snapshot: EngineSnapshot) -> None:
+        self.last_reads = taken = []
         for uid, reg in snapshot.registers.items():
             if reg.last_read is None or self._last_read.get(uid) == reg.last_read:
                 continue
             self._last_read[uid] = reg.last_read
+            taken.append(uid)
             ring = self.reads.get(uid)
             if ring is None:
                 ring = self.reads[uid] = ReadRing(self._reads_kept)

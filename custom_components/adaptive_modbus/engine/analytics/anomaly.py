@@ -89,6 +89,7 @@ class Anomaly:
 class _Register:
     __slots__ = (
         "bucket_mad",
+        "columns",
         "last_anomalous",
         "last_value",
         "bucket_median",
@@ -101,6 +102,7 @@ class _Register:
 
     def __init__(self) -> None:
         self.recent = FloatRing(MAX_SAMPLES, 2)  # (time, value) rows
+        self.columns: list[list[float]] | None = None  # recent's, until it changes
         self.last_value: float | None = None
         self.last_anomalous = False
         self.last_fired: float | None = None
@@ -205,6 +207,7 @@ class AnomalyDetector:
         last = reg.recent.last()
         if last is None or at - last[0] >= self.window / MAX_SAMPLES:
             reg.recent.append((at, value))
+            reg.columns = None
         if found is None:
             return None
         if reg.last_fired is not None and at - reg.last_fired < self.cooldown:
@@ -217,7 +220,9 @@ class AnomalyDetector:
             return _Baseline(
                 reg.bucket_median[bucket], reg.bucket_mad[bucket], "time_of_week"
             )
-        times, values = reg.recent.columns()
+        if reg.columns is None:
+            reg.columns = reg.recent.columns()
+        times, values = reg.columns
         start = at - self.window
         # the read in force at the window's start counts from there on
         first = max(0, bisect_right(times, start) - 1)
@@ -229,7 +234,7 @@ class AnomalyDetector:
         weights = list(map(sub, [*times[1:], at], times))
         weights[0] -= max(0.0, start - times[0])  # held from the window's start
         med = weighted_median(values, weights)
-        mad = weighted_median([abs(v - med) for v in values], weights)
+        mad = weighted_median(list(map(abs, map(med.__rsub__, values))), weights)
         return _Baseline(med, mad, "recent", times, values, weights)
 
     def _score(  # noqa: PLR0917 - one read's figures

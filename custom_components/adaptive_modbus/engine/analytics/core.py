@@ -183,12 +183,21 @@ class Analytics:
         forecast_horizon: float = DEFAULT_FORECAST_HORIZON,
         forecast_every: float = DEFAULT_FORECAST_EVERY,
         settings: RemedySettings | None = None,
+        incremental: bool = True,
     ) -> None:
-        """Read reads from ``history`` (fed by its owner); None: keep and feed one."""
+        """Read reads from ``history`` (fed by its owner); None: keep and feed one.
+
+        ``incremental``: take only what changed since the last cycle (the registers
+        the history saw newly read, the requests made since); False: look at every
+        register and the snapshot's whole request window again each cycle (the same
+        results, for comparison).
+        """
         self._own_history = history is None
         self.history = history if history is not None else History()
+        self.incremental = incremental
+        self._history_seen = self.history.observed
         self.detector = AnomalyDetector(threshold, tz=tz)
-        self.health = HealthModel()
+        self.health = HealthModel(incremental=incremental)
         self.tracker = ForecastTracker(forecast_horizon)
         self.forecast_horizon = forecast_horizon
         self.forecast_every = forecast_every
@@ -203,10 +212,18 @@ class Analytics:
 
     def observe(self, result: CycleResult, snapshot: EngineSnapshot) -> list[Anomaly]:
         """Take one cycle; ``snapshot`` is taken right after it. Returns new anomalies."""
+        history = self.history
         if self._own_history:
-            self.history.observe(result, snapshot)
+            history.observe(result, snapshot)
+        # the history took this very cycle (and the one before, as we did): the
+        # registers it saw newly read are ours; else look at every register
+        took_this = history.observed == self._history_seen + 1 and bool(self._last_read)
+        self._history_seen = history.observed
+        registers = snapshot.registers
+        uids = history.last_reads if self.incremental and took_this else registers
         found: list[Anomaly] = []
-        for uid, reg in snapshot.registers.items():
+        for uid in uids:
+            reg = registers[uid]
             at = reg.last_read
             if at is None or self._last_read.get(uid) == at:
                 continue

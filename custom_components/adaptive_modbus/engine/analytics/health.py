@@ -31,7 +31,7 @@ import math
 from typing import Any
 
 from ..errors import ErrorKind
-from ..stats import RATE_WINDOW, EngineSnapshot, RequestRecord
+from ..stats import RATE_WINDOW, RECENT_REQUESTS, EngineSnapshot, RequestRecord
 from .anomaly import Anomaly
 
 CONNECTION = "connection"
@@ -274,9 +274,22 @@ def _p95(values: Sequence[float]) -> float | None:
 class HealthModel:
     """Health of one connection and its devices over time (see the module docstring)."""
 
-    def __init__(self, window: float = RATE_WINDOW) -> None:
-        """Measure rates over the last ``window`` seconds."""
+    def __init__(
+        self, window: float = RATE_WINDOW, *, incremental: bool = True
+    ) -> None:
+        """Measure rates over the last ``window`` seconds.
+
+        ``incremental``: keep the window's requests (per unit too) and take only
+        the requests made since the last update; False: filter the snapshot's
+        recent requests again on every update (the same figures, the slow way).
+        """
         self.window = window
+        self.incremental = incremental
+        # the snapshot's last RECENT_REQUESTS requests inside the window, oldest
+        # first, and the same per unit id
+        self._window: deque[RequestRecord] = deque()
+        self._by_unit: dict[int, deque[RequestRecord]] = {}
+        self._seen_requests: int | None = None  # Totals.requests already taken
         self.baselines: dict[Scope, float] = {}  # p95 latency baseline (s)
         self._baseline_at: dict[Scope, float] = {}
         self._holes: dict[Scope, deque[tuple[float, int]]] = {}
@@ -293,30 +306,76 @@ class HealthModel:
         """Score the connection and every unit as of ``snapshot``; adds trend points."""
         wall = snapshot.to_wall(snapshot.at)
         since = snapshot.at - self.window
-        requests = [r for r in snapshot.recent_requests if r.at >= since]
+        by_unit: Mapping[int, Sequence[RequestRecord]] | None = None
+        if self.incremental:
+            self._take_requests(snapshot, since)
+            requests: Sequence[RequestRecord] = self._window
+            by_unit = self._by_unit
+        else:
+            requests = [r for r in snapshot.recent_requests if r.at >= since]
         errors = [e for e in snapshot.recent_errors if e.at >= since]
         units = sorted({r.unit_id for r in snapshot.registers.values() if r.enabled})
         scores: dict[Scope, HealthScore] = {}
         scopes: list[Scope] = [CONNECTION, *units]
         for scope in scopes:
-            m = self._measure(scope, snapshot, wall, requests, errors, units)
+            reqs = requests
+            if scope != CONNECTION:
+                reqs = (
+                    [r for r in requests if r.unit_id == scope]
+                    if by_unit is None
+                    else by_unit.get(int(scope), ())
+                )
+            m = self._measure(scope, snapshot, wall, reqs, errors, units)
             score = health_score(m, scope, wall)
             scores[scope] = score
             self._trends.setdefault(scope, _Trend()).add(wall, score.score)
         self.scores = scores
         return scores
 
+    def _take_requests(self, snapshot: EngineSnapshot, since: float) -> None:
+        """Add the requests made since the last update; drop those out of the window.
+
+        Requests are recorded in time order, so the window's oldest leave first;
+        at most the snapshot's :data:`~..stats.RECENT_REQUESTS` are kept, as there.
+        """
+        total = snapshot.totals.requests
+        new = total - (self._seen_requests or 0)
+        if self._seen_requests is None or new < 0:  # first look, or a new engine
+            self._window.clear()
+            self._by_unit.clear()
+            new = total
+        self._seen_requests = total
+        recent = snapshot.recent_requests
+        window, by_unit = self._window, self._by_unit
+        for record in recent[len(recent) - min(new, len(recent)) :] if new > 0 else ():
+            if len(window) >= RECENT_REQUESTS:
+                self._drop_oldest()
+            window.append(record)
+            unit = by_unit.get(record.unit_id)
+            if unit is None:
+                unit = by_unit[record.unit_id] = deque()
+            unit.append(record)
+        while window and window[0].at < since:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        record = self._window.popleft()
+        unit = self._by_unit[record.unit_id]
+        unit.popleft()  # the unit's oldest is the window's oldest of that unit
+        if not unit:
+            del self._by_unit[record.unit_id]
+
     def _measure(  # noqa: PLR0917 - one scope's inputs
         self,
         scope: Scope,
         snapshot: EngineSnapshot,
         wall: float,
-        requests: Sequence[RequestRecord],
+        reqs: Sequence[RequestRecord],
         errors: Sequence[Any],
         units: Sequence[int],
     ) -> Measurements:
+        """Measure ``scope`` from its requests in the window (``reqs``) and more."""
         mine = scope == CONNECTION
-        reqs = [r for r in requests if mine or r.unit_id == scope]
         errs = [e for e in errors if mine or e.unit_id == scope]
         regs = [
             r
