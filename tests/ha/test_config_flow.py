@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 import contextlib
 import json
 from pathlib import Path
@@ -233,6 +233,27 @@ async def configure(
     return await hass.config_entries.flow.async_configure(result["flow_id"], data)
 
 
+Submit = Callable[[HomeAssistant, Any, dict[str, Any]], Awaitable[Any]]
+
+
+async def refused(
+    hass: HomeAssistant,
+    result: Any,
+    data: dict[str, Any],
+    errors: dict[str, str],
+    step: str | None = None,
+    *,
+    submit: Submit = configure,
+) -> Any:
+    """Submit ``data``: the form comes back (at ``step``) with ``errors``; return it."""
+    result = await submit(hass, result, data)
+    assert result["type"] is FlowResultType.FORM, result
+    if step is not None:
+        assert result["step_id"] == step
+    assert result["errors"] == errors
+    return result
+
+
 async def tcp_to_device(
     hass: HomeAssistant, port: int, step: str = "tcp"
 ) -> dict[str, Any]:
@@ -314,10 +335,13 @@ async def test_tcp_success(hass: HomeAssistant, sim: SimulatorServer) -> None:
 async def test_tcp_cannot_connect(hass: HomeAssistant, closed_port: int) -> None:
     """Nothing listening: cannot_connect, and the form keeps the typed values."""
     result = await start(hass, "tcp")
-    result = await configure(hass, result, {CONF_HOST: HOST, CONF_PORT: closed_port})
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "tcp"
-    assert result["errors"] == {"base": "cannot_connect"}
+    result = await refused(
+        hass,
+        result,
+        {CONF_HOST: HOST, CONF_PORT: closed_port},
+        {"base": "cannot_connect"},
+        "tcp",
+    )
     assert suggested(result, CONF_HOST) == HOST
     assert suggested(result, CONF_PORT) == closed_port
 
@@ -342,10 +366,7 @@ async def test_tcp_invalid_host(hass: HomeAssistant) -> None:
 async def test_tcp_timeout(hass: HomeAssistant, silent_port: int) -> None:
     """A server that accepts but never answers: timeout (not 'no answer from unit')."""
     result = await tcp_to_device(hass, silent_port)
-    result = await configure(hass, result, device_input())
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "device"
-    assert result["errors"] == {"base": "timeout"}
+    result = await refused(hass, result, device_input(), {"base": "timeout"}, "device")
     assert result["description_placeholders"]["unit"] == "1"
 
 
@@ -354,9 +375,13 @@ async def test_tcp_no_answer_from_unit(
 ) -> None:
     """The server answers unit 1 but not unit 7: no_answer_from_unit naming the unit."""
     result = await tcp_to_device(hass, sim.port)
-    result = await configure(hass, result, device_input(7, name="Seven"))
-    assert result["step_id"] == "device"
-    assert result["errors"] == {CONF_UNIT_ID: "no_answer_from_unit"}
+    result = await refused(
+        hass,
+        result,
+        device_input(7, name="Seven"),
+        {CONF_UNIT_ID: "no_answer_from_unit"},
+        "device",
+    )
     assert result["description_placeholders"]["unit"] == "7"
     # nothing typed is lost
     assert suggested(result, CONF_UNIT_ID) == 7
@@ -411,10 +436,13 @@ async def test_illegal_address(hass: HomeAssistant, sim: SimulatorServer) -> Non
     result = await tcp_to_device(hass, sim.port)
     result = await configure(hass, result, device_input(profile="custom"))
     assert result["step_id"] == "custom_map"
-    result = await configure(hass, result, {CONF_REGISTER_MAP: HOLE_MAP})
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "custom_map"
-    assert result["errors"] == {"base": "illegal_address"}
+    result = await refused(
+        hass,
+        result,
+        {CONF_REGISTER_MAP: HOLE_MAP},
+        {"base": "illegal_address"},
+        "custom_map",
+    )
     placeholders = result["description_placeholders"]
     assert (placeholders["register"], placeholders["table"], placeholders["unit"]) == (
         "10",
@@ -535,10 +563,13 @@ async def test_custom_map_invalid(hass: HomeAssistant, sim: SimulatorServer) -> 
     result = await tcp_to_device(hass, sim.port)
     result = await configure(hass, result, device_input(profile="custom", name="Mine"))
     sim.requests.clear()
-    result = await configure(hass, result, {CONF_REGISTER_MAP: BAD_MAP})
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "custom_map"
-    assert result["errors"] == {CONF_REGISTER_MAP: "invalid_register_map"}
+    result = await refused(
+        hass,
+        result,
+        {CONF_REGISTER_MAP: BAD_MAP},
+        {CONF_REGISTER_MAP: "invalid_register_map"},
+        "custom_map",
+    )
     placeholders = result["description_placeholders"]
     assert placeholders["field"] == "data_type"
     assert placeholders["line"] == "5"
@@ -592,13 +623,24 @@ def serial_input(port: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def serial_entry(port: str) -> MockConfigEntry:
+    """Return a stored serial connection "Heating bus" on ``port`` (not set up)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        version=2,
+        title="Heating bus",
+        unique_id=f"serial:{port}",
+        data={CONF_CONNECTION: "serial", CONF_SERIAL_PORT: port, CONF_BAUDRATE: 9600},
+    )
+
+
 async def test_serial_port_missing(hass: HomeAssistant, tmp_path: Path) -> None:
     """A serial port path that does not exist is named in the error."""
     missing = str(tmp_path / "ttyUSB-missing")
     result = await start(hass, "serial")
-    result = await configure(hass, result, serial_input(missing))
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_missing"}
+    result = await refused(
+        hass, result, serial_input(missing), {CONF_SERIAL_PORT: "serial_port_missing"}
+    )
     assert result["description_placeholders"]["serial_port"] == missing
     assert suggested(result, CONF_SERIAL_PORT) == missing
 
@@ -1087,24 +1129,14 @@ async def test_serial_port_in_use(
 ) -> None:
     """A port another entry uses (by any path to the device) gets its own text."""
     _, client_end = pty_pair
-    MockConfigEntry(
-        domain=DOMAIN,
-        version=2,
-        title="Heating bus",
-        unique_id=f"serial:{client_end}",
-        data={
-            CONF_CONNECTION: "serial",
-            CONF_SERIAL_PORT: client_end,
-            CONF_BAUDRATE: 9600,
-        },
-    ).add_to_hass(hass)
+    serial_entry(client_end).add_to_hass(hass)
     alias = tmp_path / "by-id-link"
     alias.symlink_to(client_end)
     for port in (client_end, str(alias)):
         result = await start(hass, "serial")
-        result = await configure(hass, result, serial_input(port))
-        assert result["type"] is FlowResultType.FORM
-        assert result["errors"] == {CONF_SERIAL_PORT: "serial_port_in_use"}
+        result = await refused(
+            hass, result, serial_input(port), {CONF_SERIAL_PORT: "serial_port_in_use"}
+        )
         assert result["description_placeholders"]["entry"] == "Heating bus"
         assert result["description_placeholders"]["serial_port"] == port
 
@@ -1167,9 +1199,7 @@ async def test_rtu_over_tcp_against_tcp_server(
 ) -> None:
     """RTU over TCP chosen for a Modbus TCP server: the error says which framing answers."""
     result = await tcp_to_device(hass, sim.port, step="rtu_over_tcp")
-    result = await configure(hass, result, device_input())
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "wrong_framer_tcp"}
+    result = await refused(hass, result, device_input(), {"base": "wrong_framer_tcp"})
 
 
 async def test_tcp_against_rtu_server(
@@ -1177,9 +1207,7 @@ async def test_tcp_against_rtu_server(
 ) -> None:
     """Modbus TCP chosen for an RTU-over-TCP gateway: the error says RTU answers."""
     result = await tcp_to_device(hass, rtu_sim.port)
-    result = await configure(hass, result, device_input())
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "wrong_framer_rtu"}
+    result = await refused(hass, result, device_input(), {"base": "wrong_framer_rtu"})
 
 
 async def test_demo_entry_has_no_device_subentry_flow(hass: HomeAssistant) -> None:
@@ -1286,10 +1314,7 @@ async def test_connection_error_then_entry(
     result = await start(hass, "tcp")
     crash = patch.object(PymodbusTransport, "connect", side_effect=RuntimeError)
     with crash if "crash" in bad else contextlib.nullcontext():
-        result = await configure(hass, result, typed)
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "tcp"
-    assert result["errors"] == errors
+        result = await refused(hass, result, typed, errors, "tcp")
     result = await configure(hass, result, good)
     assert result["step_id"] == "device"
     result = await configure(hass, result, device_input())
@@ -1350,10 +1375,7 @@ async def test_device_error_then_entry(
     """Each device-step error of the user flow: shown, then fixed, and the entry is made."""
     result = await tcp_to_device(hass, faulty.port)
     with broken(faulty, fault):
-        result = await configure(hass, result, device_input(**bad))
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "device"
-    assert result["errors"] == errors
+        result = await refused(hass, result, device_input(**bad), errors, "device")
     result = await configure(hass, result, device_input())
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
     assert devices(result)[0][CONF_UNIT_ID] == 1
@@ -1419,17 +1441,7 @@ async def test_serial_errors_then_entry(
 ) -> None:
     """Each serial-step error: shown, then the right port creates the entry."""
     server_end, client_end = pty_pair
-    MockConfigEntry(
-        domain=DOMAIN,
-        version=2,
-        title="Heating bus",
-        unique_id=f"serial:{server_end}",
-        data={
-            CONF_CONNECTION: "serial",
-            CONF_SERIAL_PORT: server_end,
-            CONF_BAUDRATE: 9600,
-        },
-    ).add_to_hass(hass)
+    serial_entry(server_end).add_to_hass(hass)
     result = await start(hass, "serial")
     for typed, errors in (
         (
@@ -1516,10 +1528,9 @@ async def test_subentry_device_error_then_subentry(
     entry.add_to_hass(hass)
     result = await start_add_device(hass, entry)
     with broken(faulty, fault):
-        result = await configure_sub(hass, result, unit2(**bad))
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "user"
-    assert result["errors"] == errors
+        result = await refused(
+            hass, result, unit2(**bad), errors, "user", submit=configure_sub
+        )
     result = await configure_sub(hass, result, unit2())
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
     assert sorted(sub.unique_id for sub in entry.subentries.values()) == ["1", "2"]
