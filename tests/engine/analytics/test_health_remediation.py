@@ -164,6 +164,7 @@ async def test_latency_creeping_up_says_the_bus_is_saturated() -> None:
     await run.run_until(T0 + 2400)
     (fix,) = run.analytics.remediation()
     assert fix.key == "bus_saturated"
+    assert run.analytics.remediation(1) == [fix]  # connection-wide: the unit's too
     assert fix.figures["ratio"] > 50
     assert fix.figures["bus_utilisation_percent"] >= 30
     assert (

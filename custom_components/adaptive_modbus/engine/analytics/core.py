@@ -207,6 +207,12 @@ class Analytics:
         self._hours: dict[str, HourlySeries] = {}
         self._last_read: dict[str, float] = {}
         self._next_forecast: dict[str, float] = {}
+        self._remedies: (
+            tuple[
+                tuple[EngineSnapshot, float | None, RemedySettings], list[Remediation]
+            ]
+            | None
+        ) = None
 
     # -- feeding -----------------------------------------------------------
 
@@ -366,9 +372,26 @@ class Analytics:
         return self.health.trend(scope, period)
 
     def remediation(self, unit_id: int | None = None) -> list[Remediation]:
-        """Suggestions for the connection or one unit (empty before the first cycle)."""
+        """Suggestions for the connection or one unit (empty before the first cycle).
+
+        Incremental: the connection's are worked out once per snapshot (and
+        baseline and settings); a unit's are the connection's of that unit, with
+        the connection-wide ones (the same list the unit alone gives).
+        """
         if self.snapshot is None:
             return []
+        if not self.incremental:
+            return self._remediation(unit_id)
+        key = (self.snapshot, self.health.baselines.get(CONNECTION), self.settings)
+        cached = self._remedies
+        if cached is None or not (cached[0][0] is key[0] and cached[0][1:] == key[1:]):
+            cached = self._remedies = (key, self._remediation(None))
+        if unit_id is None:
+            return list(cached[1])
+        return [r for r in cached[1] if r.unit_id in (unit_id, None)]
+
+    def _remediation(self, unit_id: int | None) -> list[Remediation]:
+        assert self.snapshot is not None
         settings = self.settings
         return remediation(
             self.snapshot,
