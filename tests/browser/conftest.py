@@ -45,6 +45,7 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 OWNER = ("owner", "owner-password-1")
 VIEWER = ("viewer", "viewer-password-1")
 CARD = "adaptive-modbus-card"
+DEMO_SENSORS = "sensor.demo_device_"  # the demo heat pump (unit 1), "Demo device" in HA
 # the develop config's YAML dashboard, a view per card view
 DASHBOARD = "/adaptive-modbus-demo"
 # what shows that the card of a view has rendered its data
@@ -96,8 +97,9 @@ def live_ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHA]:
         ha.onboard(*OWNER)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if any(
-                s["entity_id"].startswith("sensor.") and "heat" in s["entity_id"]
+            if any(  # the demo heat pump's first reads are in
+                s["entity_id"].startswith(DEMO_SENSORS)
+                and s["state"] not in ("unknown", "unavailable")
                 for s in ha.states().values()
             ):
                 break

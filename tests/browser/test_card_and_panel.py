@@ -351,10 +351,7 @@ def test_panel_opens_for_an_admin_not_for_a_viewer(
         assert not bundle_errors(page), bundle_errors(page)
         assert page.locator("ha-sidebar a[href='/adaptive-modbus']").count() == 1
         for tab in ("devices", "clusters", "faults", "optimization", "export"):
-            page.locator(f"adaptive-modbus-panel button[data-tab='{tab}']").click()
-            page.wait_for_selector(
-                f"adaptive-modbus-panel section[data-section='{tab}']"
-            )
+            _open_panel_tab(page, tab)
             if tab == "faults":
                 assert (
                     page.locator(
@@ -467,5 +464,75 @@ def test_visual_editor_picks_device_view_and_options(
         }
         options = page.locator("#am-editor select[data-field='target'] option")
         assert options.count() == 1 + 1 + len(_entries(page)[0]["devices"])
+
+    in_browser(steps)
+
+
+def _service(live_ha: LiveHA, service: str, data: dict[str, Any]) -> Any:
+    """Call one of the integration's services over REST as the owner; its response."""
+    return live_ha.api(
+        "POST", f"/api/services/adaptive_modbus/{service}?return_response", data
+    )["service_response"]
+
+
+def _open_panel_tab(page: Any, tab: str) -> None:
+    page.wait_for_selector("adaptive-modbus-panel section[data-section]")
+    page.locator(f"adaptive-modbus-panel button[data-tab='{tab}']").click()
+    page.wait_for_selector(f"adaptive-modbus-panel section[data-section='{tab}']")
+
+
+def test_panel_unpin_all_frees_the_pinned_intervals(
+    live_ha: LiveHA, in_browser: Callable[..., Any]
+) -> None:
+    """Test the panel's "Unpin all": the pins set over the service are gone after it."""
+
+    def steps(open_page: Callable[..., Any]) -> None:
+        assert live_ha.admin is not None
+        page = open_page(live_ha.admin, "/adaptive-modbus")
+        sensors = sorted(
+            e
+            for e in _register_entities(_entries(page)[0]).values()
+            if e.startswith("sensor.") and e in live_ha.states()
+        )[:2]
+        assert len(sensors) == 2
+        _service(
+            live_ha, "set_register_interval", {"entity_id": sensors, "interval": 30}
+        )
+        pins = _service(live_ha, "get_optimization_statistics", {})["pins"]
+        assert sorted(p["entity_id"] for p in pins.values()) == sensors
+
+        _open_panel_tab(page, "faults")
+        for uid in pins:
+            page.wait_for_selector(f"adaptive-modbus-panel [data-pin='{uid}']")
+        assert (
+            "fixed at 30 s"
+            in page.locator(
+                f"adaptive-modbus-panel [data-pin='{next(iter(pins))}']"
+            ).text_content()
+        )
+        shoot(page, "panel-pins")
+        page.locator("adaptive-modbus-panel button[data-action='unpin']").click()
+        page.wait_for_selector("adaptive-modbus-panel [data-no-pins]")
+        message = page.locator("adaptive-modbus-panel [data-message]").text_content()
+        assert message.startswith("Unpin: done"), message
+        assert not bundle_errors(page), bundle_errors(page)
+
+        stats = _service(live_ha, "get_optimization_statistics", {"audit_entries": 1})
+        assert stats["pins"] == {}
+        (last,) = stats["audit"]  # the click, audited as the owner's
+        assert last["action"] == "set_register_interval"
+        assert last["actor"]["name"] == "Owner"
+
+        # the optimization tab shows the loop's strategies and the audit log as the
+        # statistics have them, with "Roll back" only on changes still in force
+        _open_panel_tab(page, "optimization")
+        loop = _service(live_ha, "get_optimization_statistics", {})["optimizer"]
+        for name in loop["strategies"]:
+            page.wait_for_selector(
+                f"adaptive-modbus-panel form[data-strategy='{name}']"
+            )
+        page.wait_for_selector(f"adaptive-modbus-panel tr[data-audit='{last['id']}']")
+        rollbacks = page.locator("adaptive-modbus-panel button[data-action='rollback']")
+        assert rollbacks.count() == len(loop["in_force"])
 
     in_browser(steps)
