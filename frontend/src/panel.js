@@ -234,7 +234,9 @@ export class AdaptiveModbusPanel extends LitElement {
   _renderParams(strategy, params) {
     if (!Object.keys(params).length) return html`<span class="muted">–</span>`;
     return html`<form data-strategy=${strategy} @submit=${(e) => { e.preventDefault(); this._saveParams(strategy, params, e.target); }}>
-      ${Object.entries(params).map(([k, v]) => html`<label class="param">${k}
+      ${Object.entries(params).map(([k, v]) => typeof v === "boolean"
+        ? html`<label class="param">${k} <input name=${k} type="checkbox" .checked=${v}></label>`
+        : html`<label class="param">${k}
         <input name=${k} type=${typeof v === "number" ? "number" : "text"} step="any" .value=${String(v)} required></label>`)}
       <button class="am" type="submit" ?disabled=${!hasService(this.hass, "set_strategy_parameters")}>Save</button>
     </form>`;
@@ -243,6 +245,7 @@ export class AdaptiveModbusPanel extends LitElement {
   _saveParams(strategy, current, form) {
     const parameters = {};
     for (const [k, v] of Object.entries(current)) {
+      if (typeof v === "boolean") { parameters[k] = form.elements[k].checked; continue; }
       const raw = form.elements[k].value;
       if (typeof v === "number") {
         const n = Number(raw);

@@ -536,3 +536,40 @@ def test_panel_unpin_all_frees_the_pinned_intervals(
         assert rollbacks.count() == len(loop["in_force"])
 
     in_browser(steps)
+
+
+def test_panel_saves_strategy_parameters_and_names_a_bad_one(
+    live_ha: LiveHA, in_browser: Callable[..., Any]
+) -> None:
+    """Test the panel's parameter editing: a bad value is refused by name, a good one saved."""
+
+    def quiet_for() -> Any:
+        stats = _service(live_ha, "get_optimization_statistics", {})
+        return stats["optimizer"]["strategies"]["interval"]["parameters"]
+
+    def steps(open_page: Callable[..., Any]) -> None:
+        assert live_ha.admin is not None
+        before = quiet_for()
+        page = open_page(live_ha.admin, "/adaptive-modbus")
+        _open_panel_tab(page, "optimization")
+        form = page.locator("adaptive-modbus-panel form[data-strategy='interval']")
+        message = page.locator("adaptive-modbus-panel [data-message]")
+        form.locator("input[name='quiet_for']").fill("5")
+        form.locator("button[type='submit']").click()
+        message.filter(has_text="failed").wait_for()
+        assert "interval.quiet_for" in message.text_content()
+        assert quiet_for() == before  # nothing changed
+
+        form.locator("input[name='quiet_for']").fill("7200")
+        form.locator("button[type='submit']").click()
+        message.filter(has_text="done").wait_for()
+        after = quiet_for()
+        assert after == {**before, "quiet_for": 7200.0}  # "enabled" stays a boolean
+        assert not bundle_errors(page), bundle_errors(page)
+        _service(  # back to what the other tests expect
+            live_ha,
+            "set_strategy_parameters",
+            {"strategy": "interval", "parameters": {"quiet_for": before["quiet_for"]}},
+        )
+
+    in_browser(steps)
