@@ -174,3 +174,13 @@ export function auditText(a) {
   const who = a.actor?.name ?? a.actor?.kind ?? "";
   return `${a.action} ${a.target}: ${show(a.before)} → ${show(a.after)} [${a.outcome}]${who ? ` by ${who}` : ""}`;
 }
+
+/** One line for an interval pin (get_optimization_statistics' `pins` values). */
+export function pinText(p) {
+  const d = formatDuration;
+  const has = (v) => v !== null && v !== undefined;
+  const what = has(p.interval) ? `fixed at ${d(p.interval)}`
+    : has(p.min_interval) && has(p.max_interval) ? `between ${d(p.min_interval)} and ${d(p.max_interval)}`
+      : has(p.min_interval) ? `at least ${d(p.min_interval)}` : `at most ${d(p.max_interval)}`;
+  return has(p.effective_interval) ? `${what} (now ${d(p.effective_interval)})` : what;
+}

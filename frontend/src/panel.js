@@ -2,7 +2,7 @@
 // the optimization loop, learned faults and the export.
 import { LitElement, html, css, nothing } from "lit";
 import { callService, errorText, fetchTargets, fetchView, hasService } from "./api.js";
-import { auditText, formatDuration, formatNumber, formatPercent, proposalText } from "./format.js";
+import { auditText, formatDuration, formatNumber, formatPercent, pinText, proposalText } from "./format.js";
 import {
   renderClusters, renderDonut, renderHealth, renderIntervalBar, renderStat, sharedStyles,
 } from "./render.js";
@@ -66,7 +66,7 @@ export class AdaptiveModbusPanel extends LitElement {
       for (const d of conn.devices) views.devices[d.device_id] = await fetchView(this.hass, "device", { device_id: d.device_id });
       this._views = views;
       if (!this._deviceId || !views.devices[this._deviceId]) this._deviceId = conn.devices[0]?.device_id;
-      if (this._tab === "optimization") await this._loadStats();
+      if (this._tab === "optimization" || this._tab === "faults") await this._loadStats();
       this._error = undefined;
     } catch (err) {
       this._error = errorText(err);
@@ -103,7 +103,7 @@ export class AdaptiveModbusPanel extends LitElement {
           ${this._targets.map((c) => html`<option value=${c.config_entry_id} ?selected=${c === conn}>${c.title}</option>`)}</select>` : nothing}
       </div>
       <nav class="tabs">${TABS.map(([id, label]) => html`<button class="tab ${this._tab === id ? "active" : ""}" data-tab=${id}
-        @click=${() => { this._tab = id; if (id === "optimization") this._loadStats().catch((e) => { this._error = errorText(e); }); }}>${label}</button>`)}</nav>
+        @click=${() => { this._tab = id; if (id === "optimization" || id === "faults") this._loadStats().catch((e) => { this._error = errorText(e); }); }}>${label}</button>`)}</nav>
       <main>
         ${this._error ? html`<p class="error" data-error>${this._error}</p>` : nothing}
         ${this._message ? html`<p class="message" data-message>${this._message}</p>` : nothing}
@@ -193,11 +193,14 @@ export class AdaptiveModbusPanel extends LitElement {
       return html`<section class="card" data-section="optimization"><p class="muted" data-no-optimizer>
         This version of the integration has no optimization services (${OPT_SERVICES.join(", ")}).</p></section>`;
     }
+    // get_optimization_statistics: the loop's own figures are under "optimizer"
     const st = this._stats || {};
+    const loop = st.optimizer || {};
     const entry = { config_entry_id: this._entryId };
     const audit = [...(st.audit ?? [])].reverse();
-    const pending = [...(st.pending_evaluations ?? []), ...(st.awaiting_approval ?? []).map((p) => ({ proposal: p, awaiting: true }))];
-    const strategies = Object.entries(st.strategies ?? {});
+    const inForce = new Set((loop.in_force ?? []).map((i) => i.audit_id));
+    const pending = [...(loop.pending_evaluations ?? []), ...(loop.awaiting_approval ?? []).map((p) => ({ proposal: p, awaiting: true }))];
+    const strategies = Object.entries(loop.strategies ?? {});
     const run = (dry) => this._action(dry ? "Dry run" : "Quick optimization", async () => {
       const result = await callService(this.hass, "run_optimization", { ...entry, mode: "quick", dry_run: dry }, true);
       this._lastRun = result;
@@ -211,7 +214,7 @@ export class AdaptiveModbusPanel extends LitElement {
       ${this._lastRun ? html`<h3>Last run (${this._lastRun.dry_run ? "dry run" : "applied"})</h3>
         ${this._lastRun.proposals?.length ? html`<ul>${this._lastRun.proposals.map((p) => html`<li data-proposal>${proposalText(p)}</li>`)}</ul>`
           : html`<p class="muted">No proposals${this._lastRun.note ? `: ${this._lastRun.note}` : "."}</p>`}` : nothing}
-      <p class="muted">Loop ${st.enabled === false ? "off" : "on"}${st.goal ? `, goal ${st.goal}` : ""}.</p>
+      <p class="muted">Automatic loop ${(st.automatic ?? loop.enabled) === false ? "off" : "on"}${st.goal ? `, goal ${st.goal}` : ""}.</p>
       <h3>Strategies</h3>
       ${strategies.length ? html`<div class="table-wrap"><table><tr><th>Strategy</th><th>Record</th><th>Parameters</th></tr>${strategies.map(([name, rec]) => html`<tr>
         <td>${name}</td><td>${Object.entries(rec).filter(([k]) => k !== "parameters").map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ")}</td>
@@ -222,8 +225,8 @@ export class AdaptiveModbusPanel extends LitElement {
       <h3>Audit log</h3>
       ${audit.length ? html`<div class="table-wrap"><table><tr><th>When</th><th>Change</th><th></th></tr>${audit.map((a) => html`<tr data-audit=${a.id}>
         <td>${a.at ? new Date(a.at * 1000).toLocaleString() : "–"}</td><td>${auditText(a)}</td>
-        <td><button class="am" ?disabled=${!hasService(this.hass, "rollback_optimization")}
-          @click=${() => this._action("Rollback", () => callService(this.hass, "rollback_optimization", { ...entry, audit_id: a.id }, true))}>Roll back</button></td></tr>`)}</table></div>`
+        <td>${inForce.has(a.id) ? html`<button class="am" data-action="rollback" ?disabled=${!hasService(this.hass, "rollback_optimization")}
+          @click=${() => this._action("Rollback", () => callService(this.hass, "rollback_optimization", { ...entry, audit_id: a.id }, true))}>Roll back</button>` : nothing}</td></tr>`)}</table></div>`
         : html`<p class="muted">No optimization applied yet.</p>`}
     </section>`;
   }
@@ -231,7 +234,9 @@ export class AdaptiveModbusPanel extends LitElement {
   _renderParams(strategy, params) {
     if (!Object.keys(params).length) return html`<span class="muted">–</span>`;
     return html`<form data-strategy=${strategy} @submit=${(e) => { e.preventDefault(); this._saveParams(strategy, params, e.target); }}>
-      ${Object.entries(params).map(([k, v]) => html`<label class="param">${k}
+      ${Object.entries(params).map(([k, v]) => typeof v === "boolean"
+        ? html`<label class="param">${k} <input name=${k} type="checkbox" .checked=${v}></label>`
+        : html`<label class="param">${k}
         <input name=${k} type=${typeof v === "number" ? "number" : "text"} step="any" .value=${String(v)} required></label>`)}
       <button class="am" type="submit" ?disabled=${!hasService(this.hass, "set_strategy_parameters")}>Save</button>
     </form>`;
@@ -240,6 +245,7 @@ export class AdaptiveModbusPanel extends LitElement {
   _saveParams(strategy, current, form) {
     const parameters = {};
     for (const [k, v] of Object.entries(current)) {
+      if (typeof v === "boolean") { parameters[k] = form.elements[k].checked; continue; }
       const raw = form.elements[k].value;
       if (typeof v === "number") {
         const n = Number(raw);
@@ -253,7 +259,8 @@ export class AdaptiveModbusPanel extends LitElement {
   _renderFaults(conn) {
     const s = this._views.system;
     const holes = this._holes(conn);
-    const pins = Object.values(this._views.devices).flatMap((d) => d.registers.filter((r) => r.pins?.length).map((r) => [r.uid, r.pins]));
+    // pins by register uid, with their entity (get_optimization_statistics)
+    const pins = Object.entries(this._stats?.pins ?? {});
     const canReset = hasService(this.hass, "reset_learning");
     const reset = (what) => this._action(`Reset learning (${what})`, () => callService(this.hass, "reset_learning", { config_entry_id: this._entryId }, true));
     return html`<section class="card" data-section="faults">
@@ -266,9 +273,10 @@ export class AdaptiveModbusPanel extends LitElement {
       <h3>Quarantine</h3>
       ${s.health.quarantined.length ? html`<ul>${s.health.quarantined.map((u) => html`<li>${u}</li>`)}</ul>` : html`<p class="muted">None.</p>`}
       <h3>Pins</h3>
-      ${pins.length ? html`<ul>${pins.map(([uid, p]) => html`<li>${uid}: ${JSON.stringify(p)}</li>`)}</ul>` : html`<p class="muted">None.</p>`}
-      ${pins.length && hasService(this.hass, "set_register_interval") ? html`<button class="am" @click=${() => this._action("Unpin",
-        () => callService(this.hass, "set_register_interval", { entity_id: pins.map(([uid]) => conn.entities[uid]).filter(Boolean), unpin: true }, true))}>Unpin all</button>` : nothing}
+      ${pins.length ? html`<ul>${pins.map(([uid, p]) => html`<li data-pin=${uid}>${this.hass.states[p.entity_id]?.attributes.friendly_name ?? uid}:
+        ${pinText(p)}</li>`)}</ul>` : html`<p class="muted" data-no-pins>None.</p>`}
+      ${pins.length && hasService(this.hass, "set_register_interval") ? html`<button class="am" data-action="unpin" @click=${() => this._action("Unpin",
+        () => callService(this.hass, "set_register_interval", { entity_id: pins.map(([uid, p]) => p.entity_id ?? conn.entities[uid]).filter(Boolean), unpin: true }, true))}>Unpin all</button>` : nothing}
       ${canReset ? nothing : html`<p class="muted">Reset actions need the reset_learning service, which this version does not have.</p>`}
     </section>`;
   }

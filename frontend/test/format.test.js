@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   addressStrip, cardSize, classFor, contrastText, donutSegments, formatDuration,
-  formatPercent, intervalBarPercent, validateConfig,
+  formatPercent, intervalBarPercent, pinText, validateConfig,
 } from "../src/format.js";
 
 const CLASSES = [
@@ -99,4 +99,11 @@ test("proposalText and auditText say what changes", async () => {
     auditText({ action: "rollback", target: "connection", before: { a: 1 }, after: null, outcome: "applied", actor: { kind: "user", name: "Owner" } }),
     'rollback connection: {"a":1} → – [applied] by Owner',
   );
+});
+
+test("pinText says what a pin holds and the interval in force", () => {
+  assert.equal(pinText({ interval: 10, min_interval: null, max_interval: null, effective_interval: 10 }), "fixed at 10 s (now 10 s)");
+  assert.equal(pinText({ min_interval: 5, max_interval: 600 }), "between 5 s and 10 min");
+  assert.equal(pinText({ min_interval: 5, effective_interval: 40 }), "at least 5 s (now 40 s)");
+  assert.equal(pinText({ max_interval: 30 }), "at most 30 s");
 });

@@ -19,10 +19,14 @@ import tempfile
 import threading
 import time
 from typing import Any
+import urllib.error
+import urllib.parse
 import warnings
 
 import pytest
 import pytest_socket
+
+from custom_components.adaptive_modbus.panel import SCRIPT_FILE, STATIC_URL
 
 from .ha_live import LiveHA, Tokens, live_home_assistant
 
@@ -40,6 +44,19 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = Path(__file__).parent / "artifacts"
 OWNER = ("owner", "owner-password-1")
 VIEWER = ("viewer", "viewer-password-1")
+CARD = "adaptive-modbus-card"
+DEMO_SENSORS = "sensor.demo_device_"  # the demo heat pump (unit 1), "Demo device" in HA
+# the develop config's YAML dashboard, a view per card view
+DASHBOARD = "/adaptive-modbus-demo"
+# what shows that the card of a view has rendered its data
+CARD_READY = {
+    "registers": f"{CARD} tr.register[data-entity^='sensor.']",
+    "overview": f"{CARD} [data-stat='requests_per_minute']",
+    "clusters": f"{CARD} [data-hole='1.input:10']",
+}
+BUNDLE_PATH = f"{STATIC_URL}/{SCRIPT_FILE}"
+# uncaught errors (pageerror) of every page opened, in order
+_PAGE_ERRORS: dict[Any, list[dict[str, str]]] = {}
 
 
 def _missing() -> str | None:
@@ -80,12 +97,22 @@ def live_ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHA]:
         ha.onboard(*OWNER)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if any(
-                s["entity_id"].startswith("sensor.") and "heat" in s["entity_id"]
+            if any(  # the demo heat pump's first reads are in
+                s["entity_id"].startswith(DEMO_SENSORS)
+                and s["state"] not in ("unknown", "unavailable")
                 for s in ha.states().values()
             ):
                 break
             time.sleep(1)
+        try:  # the frontend's first call: without an answer it never leaves "Loading data"
+            ha.api("GET", "/api/services")
+        except urllib.error.HTTPError as err:
+            pytest.fail(
+                f"HA cannot list its services (HTTP {err.code}), so its frontend would "
+                "stay on 'Loading data' and no card could render; a requirement of one "
+                "of HA's own components missing in this venv? End of HA's log:\n"
+                + ha.log.read_text()[-3000:]
+            )
         yield ha
 
 
@@ -157,6 +184,7 @@ def in_browser(
     Chromium profile; every context opened is closed after the test.
     """
     contexts: list[Any] = []
+    pages: list[Any] = []
     dirs: list[str] = []
 
     def _open(tokens: Tokens, path: str = "/", **options: Any) -> Any:
@@ -176,6 +204,14 @@ def in_browser(
             f"window.localStorage.setItem('hassTokens', {json.dumps(stored)});"
         )
         page = context.pages[0] if context.pages else context.new_page()
+        pages.append(page)
+        errors = _PAGE_ERRORS.setdefault(page, [])
+        page.on(
+            "pageerror",
+            lambda err: errors.append(
+                {"message": err.message, "stack": err.stack or ""}
+            ),
+        )
         page.set_default_timeout(60_000)
         page.goto(live_ha.url + path)
         page.wait_for_function(
@@ -204,8 +240,68 @@ def in_browser(
 
     yield _run
     browser_thread.run(_close)
+    for page in pages:
+        _PAGE_ERRORS.pop(page, None)
     for user_data in dirs:
         shutil.rmtree(user_data, ignore_errors=True)
+
+
+def page_errors(page: Any) -> list[dict[str, str]]:
+    """Return the uncaught errors (``pageerror``) of a page opened by ``in_browser``."""
+    return list(_PAGE_ERRORS.get(page, []))
+
+
+def bundle_errors(page: Any, since: int = 0) -> list[dict[str, str]]:
+    """Return the page's uncaught errors from our bundle (from the ``since``-th on).
+
+    An error counts as ours when a frame of its stack is in the card's script; one
+    without any stack frame (a rejected promise of a plain object) cannot be put on
+    anyone, so it counts too rather than being excused.
+    """
+    return [
+        e
+        for e in page_errors(page)[since:]
+        if BUNDLE_PATH in e["stack"]
+        or BUNDLE_PATH in e["message"]
+        or " at " not in e["stack"]
+    ]
+
+
+def wait_for_card(
+    page: Any, view: str, timeout: float | None = None, since: int = 0
+) -> Any:
+    """Wait until the card of ``view`` shows its data; fail on errors of our bundle.
+
+    ``since``: the number of the page's errors before the card's page was loaded
+    (errors of pages shown earlier in the same tab are not the card's).
+    """
+    ready = page.wait_for_selector(CARD_READY[view], timeout=timeout)
+    errors = bundle_errors(page, since)
+    assert not errors, f"uncaught errors while the card loaded: {errors}"
+    return ready
+
+
+def open_card(
+    open_page: Callable[..., Any],
+    tokens: Tokens,
+    view: str,
+    timeout: float | None = None,
+    **options: Any,
+) -> Any:
+    """Open the demo dashboard's ``view`` in a new browser as ``tokens``' user.
+
+    Returns the page once the card shows its data (and nothing of ours failed).
+    """
+    page = open_page(tokens, f"{DASHBOARD}/{view}", **options)
+    wait_for_card(page, view, timeout)
+    return page
+
+
+def goto_card(page: Any, path: str, view: str, timeout: float | None = None) -> Any:
+    """Load ``path`` (a dashboard view with a card of ``view``) in an open page."""
+    since = len(page_errors(page))
+    page.goto(urllib.parse.urljoin(page.url, path))
+    return wait_for_card(page, view, timeout, since)
 
 
 def call_ws(page: Any, message: dict[str, Any]) -> Any:

@@ -17,7 +17,17 @@ from typing import Any
 
 import pytest
 
-from .conftest import call_ws, shoot
+from .conftest import (
+    CARD,
+    DASHBOARD,
+    bundle_errors,
+    call_ws,
+    goto_card,
+    open_card,
+    page_errors,
+    shoot,
+    wait_for_card,
+)
 from .ha_live import LiveHA, Tokens
 
 pytestmark = [
@@ -27,7 +37,6 @@ pytestmark = [
 ]
 
 DOCS = os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1"
-DASHBOARD = "/adaptive-modbus-demo"
 # the text of an element with everything in its (nested) shadow roots, and titles
 DEEP_TEXT = """e => {
     const walk = (n) => {
@@ -38,7 +47,6 @@ DEEP_TEXT = """e => {
     };
     return walk(e);
 }"""
-CARD = "adaptive-modbus-card"
 
 
 def _rows(page: Any) -> list[dict[str, str]]:
@@ -91,8 +99,7 @@ def test_card_shows_the_demo_registers_with_the_states_api_values(
 
     def steps(open_page: Callable[..., Any]) -> None:
         assert live_ha.admin is not None
-        page = open_page(live_ha.admin, f"{DASHBOARD}/registers")
-        page.wait_for_selector(f"{CARD} tr.register[data-entity^='sensor.']")
+        page = open_card(open_page, live_ha.admin, "registers")
         targets = _entries(page)
         assert len(targets) == 1
         # the card without a device_id shows the connection's first device
@@ -140,6 +147,38 @@ def test_card_shows_the_demo_registers_with_the_states_api_values(
     in_browser(steps)
 
 
+def test_the_check_for_uncaught_errors_tells_ours_from_others(
+    live_ha: LiveHA, in_browser: Callable[..., Any]
+) -> None:
+    """Test the check every card test makes: an error thrown in the card's code is ours.
+
+    An uncaught error whose stack runs through the card's script fails the check, one
+    from another script does not.
+    """
+
+    def steps(open_page: Callable[..., Any]) -> None:
+        assert live_ha.admin is not None
+        page = open_card(open_page, live_ha.admin, "overview")
+        # a bad config set outside HA's error handling: our setConfig throws, uncaught
+        page.locator(CARD).first.evaluate(
+            "c => { setTimeout(() => c.setConfig({ view: 'pie' })); }"
+        )
+        page.evaluate("() => { setTimeout(() => { throw new Error('not ours'); }); }")
+        for _ in range(50):  # the page's events reach Python while Playwright waits
+            if len(page_errors(page)) >= 2:
+                break
+            page.wait_for_timeout(100)
+        messages = [e["message"] for e in page_errors(page)]
+        assert "not ours" in messages
+        ours = bundle_errors(page)
+        assert len(ours) == 1
+        assert ours[0]["message"].startswith('Unknown view "pie"')
+        with pytest.raises(AssertionError, match="Unknown view"):
+            wait_for_card(page, "overview")
+
+    in_browser(steps)
+
+
 def test_clusters_view_shows_the_learned_hole_at_input_register_10(
     live_ha: LiveHA, in_browser: Callable[..., Any]
 ) -> None:
@@ -147,11 +186,8 @@ def test_clusters_view_shows_the_learned_hole_at_input_register_10(
 
     def steps(open_page: Callable[..., Any]) -> None:
         assert live_ha.admin is not None
-        page = open_page(live_ha.admin, f"{DASHBOARD}/clusters")
-        hole = page.wait_for_selector(
-            f"{CARD} [data-hole='1.input:10']", timeout=120_000
-        )
-        assert hole is not None
+        page = open_card(open_page, live_ha.admin, "clusters", timeout=120_000)
+        hole = page.locator(f"{CARD} [data-hole='1.input:10']").first
         assert hole.text_content() == "10"
         cell = page.locator(
             f"{CARD} section[data-unit='1'][data-table='input'] .cell[data-address='10']"
@@ -170,9 +206,8 @@ def test_overview_in_light_and_dark_theme_and_on_a_phone(
 
     def steps(open_page: Callable[..., Any]) -> None:
         assert live_ha.admin is not None
-        page = open_page(live_ha.admin, f"{DASHBOARD}/overview")
+        page = open_card(open_page, live_ha.admin, "overview")
         card = page.locator(CARD).first
-        page.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
         assert page.locator(f"{CARD} [data-health]").count() == 1
         assert page.locator(f"{CARD} [data-donut] path").count() >= 1
         # the charts card: one picture per chart image entity of the integration
@@ -198,20 +233,19 @@ def test_overview_in_light_and_dark_theme_and_on_a_phone(
         )
         shoot(page, "card-overview", docs=DOCS, target=card)
 
-        dark = open_page(live_ha.admin, f"{DASHBOARD}/overview", color_scheme="dark")
-        dark.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
+        dark = open_card(open_page, live_ha.admin, "overview", color_scheme="dark")
         dark_bg = dark.locator(CARD).first.evaluate(
             "c => getComputedStyle(c.shadowRoot.querySelector('ha-card')).backgroundColor"
         )
         assert dark_bg != light  # the card follows HA's theme variables
         shoot(dark, "card-overview-dark", docs=DOCS, target=dark.locator(CARD).first)
 
-        phone = open_page(
+        phone = open_card(
+            open_page,
             live_ha.admin,
-            f"{DASHBOARD}/registers",
+            "registers",
             viewport={"width": 390, "height": 844},
         )
-        phone.wait_for_selector(f"{CARD} tr.register")
         width = phone.locator(CARD).first.evaluate(
             "c => c.getBoundingClientRect().width"
         )
@@ -229,8 +263,7 @@ def test_refresh_now_reloads_the_views(
 
     def steps(open_page: Callable[..., Any]) -> None:
         assert live_ha.admin is not None
-        page = open_page(live_ha.admin, f"{DASHBOARD}/overview")
-        page.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
+        page = open_card(open_page, live_ha.admin, "overview")
         page.locator(CARD).first.locator("button[data-action='refresh']").click()
         page.wait_for_selector(f"{CARD} [data-message]")
         assert (
@@ -283,15 +316,25 @@ def test_a_new_dashboard_with_the_card_and_a_bad_config(
                 },
             },
         )
-        page.goto(f"{live_ha.url}/am-test/main")
-        page.wait_for_selector(f"{CARD} tr.register")
+        goto_card(page, "/am-test/main", "registers")
         assert (
             page.locator(f"{CARD} .card-header .name").first.text_content()
             == "Picked device"
         )
         error = page.wait_for_selector("hui-error-card")
         assert error is not None
-        assert 'Unknown view "pie"' in error.evaluate(DEEP_TEXT)
+        # the card's setConfig error reaches HA's error card: HA 2025.4 shows it on the
+        # dashboard, 2026.2 shows "Configuration error" there and keeps the message for
+        # the edit mode's preview
+        message = error.evaluate("e => e._config.error ?? e._config.message")
+        assert 'Unknown view "pie"' in message
+        version = page.evaluate(
+            "() => document.querySelector('home-assistant').hass.config.version"
+        )
+        if int(version.split(".")[0]) < 2026:
+            assert 'Unknown view "pie"' in error.evaluate(DEEP_TEXT)
+        else:
+            assert "Configuration error" in error.evaluate(DEEP_TEXT)
 
     in_browser(steps)
 
@@ -305,12 +348,10 @@ def test_panel_opens_for_an_admin_not_for_a_viewer(
         assert live_ha.admin is not None
         page = open_page(live_ha.admin, "/adaptive-modbus")
         page.wait_for_selector("adaptive-modbus-panel section[data-section='system']")
+        assert not bundle_errors(page), bundle_errors(page)
         assert page.locator("ha-sidebar a[href='/adaptive-modbus']").count() == 1
         for tab in ("devices", "clusters", "faults", "optimization", "export"):
-            page.locator(f"adaptive-modbus-panel button[data-tab='{tab}']").click()
-            page.wait_for_selector(
-                f"adaptive-modbus-panel section[data-section='{tab}']"
-            )
+            _open_panel_tab(page, tab)
             if tab == "faults":
                 assert (
                     page.locator(
@@ -342,8 +383,7 @@ def test_panel_opens_for_an_admin_not_for_a_viewer(
         viewer.wait_for_timeout(3000)
         assert viewer.locator("adaptive-modbus-panel").count() == 0
         # the viewer still sees the card (read-only: no admin buttons)
-        viewer.goto(f"{live_ha.url}{DASHBOARD}/overview")
-        viewer.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
+        goto_card(viewer, f"{DASHBOARD}/overview", "overview")
         assert viewer.locator(f"{CARD} button[data-action]").count() == 0
 
     in_browser(steps)
@@ -364,8 +404,7 @@ def test_quick_optimization_dry_run_shows_the_proposals(
                 "NOT BUILT YET ON THIS BRANCH: the run_optimization service (branch control + "
                 "optimizer) is not merged; the card's button is disabled without it"
             )
-        page = open_page(live_ha.admin, f"{DASHBOARD}/overview")
-        page.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
+        page = open_card(open_page, live_ha.admin, "overview")
         page.locator(CARD).first.locator("button[data-action='optimize']").click()
         page.wait_for_selector(f"{CARD} [data-proposals]")
         expected = live_ha.api(
@@ -388,8 +427,7 @@ def test_visual_editor_picks_device_view_and_options(
 
     def steps(open_page: Callable[..., Any]) -> None:
         assert live_ha.admin is not None
-        page = open_page(live_ha.admin, f"{DASHBOARD}/overview")
-        page.wait_for_selector(f"{CARD} [data-stat='requests_per_minute']")
+        page = open_card(open_page, live_ha.admin, "overview")
         sizes = page.locator(CARD).first.evaluate(
             "c => [c.getCardSize(), c.getGridOptions().columns]"
         )
@@ -426,5 +464,112 @@ def test_visual_editor_picks_device_view_and_options(
         }
         options = page.locator("#am-editor select[data-field='target'] option")
         assert options.count() == 1 + 1 + len(_entries(page)[0]["devices"])
+
+    in_browser(steps)
+
+
+def _service(live_ha: LiveHA, service: str, data: dict[str, Any]) -> Any:
+    """Call one of the integration's services over REST as the owner; its response."""
+    return live_ha.api(
+        "POST", f"/api/services/adaptive_modbus/{service}?return_response", data
+    )["service_response"]
+
+
+def _open_panel_tab(page: Any, tab: str) -> None:
+    page.wait_for_selector("adaptive-modbus-panel section[data-section]")
+    page.locator(f"adaptive-modbus-panel button[data-tab='{tab}']").click()
+    page.wait_for_selector(f"adaptive-modbus-panel section[data-section='{tab}']")
+
+
+def test_panel_unpin_all_frees_the_pinned_intervals(
+    live_ha: LiveHA, in_browser: Callable[..., Any]
+) -> None:
+    """Test the panel's "Unpin all": the pins set over the service are gone after it."""
+
+    def steps(open_page: Callable[..., Any]) -> None:
+        assert live_ha.admin is not None
+        page = open_page(live_ha.admin, "/adaptive-modbus")
+        sensors = sorted(
+            e
+            for e in _register_entities(_entries(page)[0]).values()
+            if e.startswith("sensor.") and e in live_ha.states()
+        )[:2]
+        assert len(sensors) == 2
+        _service(
+            live_ha, "set_register_interval", {"entity_id": sensors, "interval": 30}
+        )
+        pins = _service(live_ha, "get_optimization_statistics", {})["pins"]
+        assert sorted(p["entity_id"] for p in pins.values()) == sensors
+
+        _open_panel_tab(page, "faults")
+        for uid in pins:
+            page.wait_for_selector(f"adaptive-modbus-panel [data-pin='{uid}']")
+        assert (
+            "fixed at 30 s"
+            in page.locator(
+                f"adaptive-modbus-panel [data-pin='{next(iter(pins))}']"
+            ).text_content()
+        )
+        shoot(page, "panel-pins")
+        page.locator("adaptive-modbus-panel button[data-action='unpin']").click()
+        page.wait_for_selector("adaptive-modbus-panel [data-no-pins]")
+        message = page.locator("adaptive-modbus-panel [data-message]").text_content()
+        assert message.startswith("Unpin: done"), message
+        assert not bundle_errors(page), bundle_errors(page)
+
+        stats = _service(live_ha, "get_optimization_statistics", {"audit_entries": 1})
+        assert stats["pins"] == {}
+        (last,) = stats["audit"]  # the click, audited as the owner's
+        assert last["action"] == "set_register_interval"
+        assert last["actor"]["name"] == "Owner"
+
+        # the optimization tab shows the loop's strategies and the audit log as the
+        # statistics have them, with "Roll back" only on changes still in force
+        _open_panel_tab(page, "optimization")
+        loop = _service(live_ha, "get_optimization_statistics", {})["optimizer"]
+        for name in loop["strategies"]:
+            page.wait_for_selector(
+                f"adaptive-modbus-panel form[data-strategy='{name}']"
+            )
+        page.wait_for_selector(f"adaptive-modbus-panel tr[data-audit='{last['id']}']")
+        rollbacks = page.locator("adaptive-modbus-panel button[data-action='rollback']")
+        assert rollbacks.count() == len(loop["in_force"])
+
+    in_browser(steps)
+
+
+def test_panel_saves_strategy_parameters_and_names_a_bad_one(
+    live_ha: LiveHA, in_browser: Callable[..., Any]
+) -> None:
+    """Test the panel's parameter editing: a bad value is refused by name, a good one saved."""
+
+    def quiet_for() -> Any:
+        stats = _service(live_ha, "get_optimization_statistics", {})
+        return stats["optimizer"]["strategies"]["interval"]["parameters"]
+
+    def steps(open_page: Callable[..., Any]) -> None:
+        assert live_ha.admin is not None
+        before = quiet_for()
+        page = open_page(live_ha.admin, "/adaptive-modbus")
+        _open_panel_tab(page, "optimization")
+        form = page.locator("adaptive-modbus-panel form[data-strategy='interval']")
+        message = page.locator("adaptive-modbus-panel [data-message]")
+        form.locator("input[name='quiet_for']").fill("5")
+        form.locator("button[type='submit']").click()
+        message.filter(has_text="failed").wait_for()
+        assert "interval.quiet_for" in message.text_content()
+        assert quiet_for() == before  # nothing changed
+
+        form.locator("input[name='quiet_for']").fill("7200")
+        form.locator("button[type='submit']").click()
+        message.filter(has_text="done").wait_for()
+        after = quiet_for()
+        assert after == {**before, "quiet_for": 7200.0}  # "enabled" stays a boolean
+        assert not bundle_errors(page), bundle_errors(page)
+        _service(  # back to what the other tests expect
+            live_ha,
+            "set_strategy_parameters",
+            {"strategy": "interval", "parameters": {"quiet_for": before["quiet_for"]}},
+        )
 
     in_browser(steps)
