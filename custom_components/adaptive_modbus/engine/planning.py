@@ -201,17 +201,19 @@ class Planning:
                 if (following.unit_id, following.table) == (block.unit_id, block.table):
                     next_start = following.address
             start, end = block.address, block.end
-            uids = registry.starting_in(
-                block.unit_id, block.table, end - limit, start + limit
+            # outwards to the right (registers starting at or after the block's end),
+            # then to the left (those starting before it)
+            after = registry.starting_in(block.unit_id, block.table, end, start + limit)
+            before = registry.starting_in(
+                block.unit_id, block.table, end - limit, start
             )
-            if not uids:
+            if not after and not before:
                 out.append(block)
                 continue
-            # outwards to the right, then to the left
             value = 0.0
             right: list[str] = []
             pending: list[str] = []
-            for uid in uids:
+            for uid in after or ():
                 reg = regs[uid]
                 spec = reg.spec
                 if spec.address < end:
@@ -220,7 +222,7 @@ class Planning:
                     reg.quarantined_until is not None
                     or spec.end - start > limit
                     or spec.end > next_start
-                    or any(a in hole_set for a in range(end, spec.end))
+                    or (hole_set and any(a in hole_set for a in range(end, spec.end)))
                 ):
                     break
                 share = _stale_share(reg, now)
@@ -235,7 +237,7 @@ class Planning:
             value = 0.0
             left: list[str] = []
             pending = []
-            for uid in reversed(uids):
+            for uid in reversed(before or ()):
                 reg = regs[uid]
                 spec = reg.spec
                 if spec.end > start or spec.address >= end:
@@ -244,7 +246,10 @@ class Planning:
                     reg.quarantined_until is not None
                     or end - spec.address > limit
                     or spec.address < prev_end
-                    or any(a in hole_set for a in range(spec.address, start))
+                    or (
+                        hole_set
+                        and any(a in hole_set for a in range(spec.address, start))
+                    )
                 ):
                     break
                 share = _stale_share(reg, now)
@@ -298,9 +303,9 @@ class Planning:
             found.update(
                 (uid, reg)
                 for uid in uids
-                if (reg := regs[uid]).next_due - now
+                if uid not in due
+                and (reg := regs[uid]).next_due - now
                 <= fraction * reg.effective_interval
-                and uid not in due
                 and reg.enabled
                 and reg.quarantined_until is None
                 and reg.spec.end <= high
