@@ -12,6 +12,9 @@
   beside it in virtual time (quick cycles every 15 min, the daily full cycle, each
   change predicted by shadow replay, measured and kept or rolled back); proposals
   that need a user's approval (tolerance raises) stay unapproved.
+* ``adaptive+optimizer+approve``: the same, with a simulated user who approves
+  every proposal that needs approval as soon as it is made (each approval audited
+  as that user's): what the loop buys when its tolerance raises are accepted.
 * ``oracle`` / ``oracle-batched``: see :mod:`benchmarks.oracle` (not engine
   configurations); the batched one also reads, with a unit's table, what will leave
   its band within the next 30 s.
@@ -33,6 +36,7 @@ STATIC = "static-blocks"
 ADAPTIVE = "adaptive"
 ADAPTIVE_NO_PATTERNS = "adaptive-no-patterns"
 ADAPTIVE_OPTIMIZER = "adaptive+optimizer"
+ADAPTIVE_OPTIMIZER_APPROVE = "adaptive+optimizer+approve"
 ORACLE = "oracle"
 ORACLE_BATCHED = "oracle-batched"
 EXPERT = "expert-static"  # see benchmarks.expert (not an engine configuration)
@@ -49,6 +53,7 @@ class Policy:
     interval: float | None
     config: EngineConfig | None
     optimizer: bool = False  # run the optimization loop beside the engine
+    approve: bool = False  # ... and approve every proposal that needs approval
 
 
 def fixed(interval: float, limits: Mapping[int, DeviceLimits]) -> Policy:
@@ -90,6 +95,14 @@ def standard(
         static(DEFAULT_INTERVAL, limits),
         Policy(ADAPTIVE, ADAPTIVE, None, adaptive),
         Policy(ADAPTIVE_OPTIMIZER, ADAPTIVE_OPTIMIZER, None, adaptive, optimizer=True),
+        Policy(
+            ADAPTIVE_OPTIMIZER_APPROVE,
+            ADAPTIVE_OPTIMIZER_APPROVE,
+            None,
+            adaptive,
+            optimizer=True,
+            approve=True,
+        ),
         Policy(
             ADAPTIVE_NO_PATTERNS,
             ADAPTIVE_NO_PATTERNS,

@@ -245,6 +245,7 @@ def run_scenario(
                             index=index,
                             phase=phase,
                             optimizer=policy.optimizer,
+                            approve=policy.approve,
                         )
                     )
                     runs.append(_measure(scenario, record, min_interval, phase))

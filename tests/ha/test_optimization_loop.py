@@ -214,7 +214,9 @@ async def test_dry_run_is_open_and_changes_nothing(
     assert response["dry_run"] is True
     assert response["kind"] == "full"
     assert response["applied"] == []
-    assert response["proposals"], "45 quiet minutes give the interval strategy something"
+    assert response["proposals"], (
+        "45 quiet minutes give the interval strategy something"
+    )
     for proposal in response["proposals"]:
         assert {"strategy", "predicted", "verdict", "reason"} <= set(proposal)
     assert engine.tuning() == tuning

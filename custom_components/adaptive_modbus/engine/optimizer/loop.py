@@ -230,6 +230,39 @@ def workload(  # noqa: PLR0917
     )
 
 
+def replay_without(  # noqa: PLR0917
+    trace: ReplayTrace,
+    config: EngineConfig,
+    state: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    reverted: Sequence[Change],
+) -> ReplayOutcome:
+    """Replay one window with a change undone (CPU-heavy): its counterfactual."""
+
+    def revert(engine: PollEngine) -> None:
+        apply_all(engine, reverted)
+
+    return replay(trace, config, state=state, tuning=tuning, changes=revert)
+
+
+def replayed_figures(
+    outcome: ReplayOutcome, measured: Mapping[str, float]
+) -> dict[str, float]:
+    """Return a replay's figures in a measured window's shape.
+
+    What a replay does not model (latency) is taken from ``measured``, so it
+    neither helps nor hurts the comparison.
+    """
+    figures = dict(measured)
+    figures.update(outcome.effect())
+    figures["seconds"] = outcome.duration
+    figures["changes"] = float(outcome.changes)
+    if outcome.registers_read:
+        figures["requests_per_register"] = outcome.requests / outcome.registers_read
+        figures["bus_per_register"] = outcome.bus_time / outcome.registers_read
+    return figures
+
+
 def adjusted(
     before: Mapping[str, float],
     shadow_before: ReplayOutcome,
@@ -324,6 +357,7 @@ class Optimizer:
         self._ids = itertools.count(1)
         self._running = False
         self._follow_ups = 0  # full cycles run again after the daily one
+        self._size_failed = False  # a read failed for its size since the last look
         tolerances = {
             spec.uid: engine.tolerance(spec.uid)
             for spec in engine.specs()
@@ -411,6 +445,7 @@ class Optimizer:
                     seen = self.units.setdefault(error.unit_id, UnitKnowledge())
                     if seen.min_failed is None or error.count < seen.min_failed:
                         seen.min_failed = error.count
+                    self._size_failed = True
 
     # -- the loop -------------------------------------------------------------
 
@@ -439,6 +474,10 @@ class Optimizer:
                 self._running = False
         if not self.enabled or self.evaluation is not None:
             return None
+        if self._size_failed:
+            repaired = self._repair_at_once(now)
+            if repaired is not None:
+                return repaired
         kind: Kind | None = None
         if now >= self.next_full:
             kind = "full"
@@ -573,6 +612,52 @@ class Optimizer:
         self.last_run = result
         return result
 
+    def _repair_at_once(self, wall: float) -> RunResult | None:
+        """Cap a unit whose larger reads fail at the largest read that answered, now.
+
+        Every later try of a size that failed costs a timeout, so this repair does
+        not wait for a cycle or a shadow replay (which needs minutes of reads): it
+        is applied right after the cycle that saw the failure and then measured like
+        any change; with no window before it yet, the window after is judged against
+        its own shadow replay without the cap (:meth:`_finish_evaluation`).
+        """
+        self._size_failed = False
+        params = self.parameters["cluster"]
+        if not params["enabled"]:
+            return None
+        snapshot = self.engine.snapshot()
+        self._learn_sizes(snapshot)
+        state = self.engine.export_state()
+        ctx = replace(
+            self._context(snapshot, state, "quick"),
+            step_factor=self.records["cluster"].step(params["max_step"]),
+            params=params,
+        )
+        # at once only with evidence close to the failing size: a read at least half
+        # as large answered (right after start only small reads may have answered)
+        near = {
+            f"unit {unit}"
+            for unit, seen in self.units.items()
+            if seen.min_failed is not None and 2 * seen.max_ok >= seen.min_failed
+        }
+        repairs = [
+            p
+            for p in STRATEGIES["cluster"].propose(ctx)
+            if p.repair and p.target in near
+        ]
+        if not repairs:
+            return None
+        result = RunResult(kind="repair", at=wall, dry_run=False)
+        proposal = repairs[0]
+        self.records["cluster"].proposed += 1
+        self._apply(proposal, Actor.loop(), wall)
+        proposal.verdict = "applied at once (larger reads fail): evaluating"
+        result.proposals = [proposal]
+        result.applied.append(proposal.id)
+        result.note = "a repair: larger reads failed"
+        self.last_run = result
+        return result
+
     def _propose(  # noqa: PLR0917
         self,
         kind: str,
@@ -687,7 +772,9 @@ class Optimizer:
                 )
         for unit, size in largest.items():
             seen = self.units.setdefault(unit, UnitKnowledge())
-            seen.max_ok = size
+            # while larger reads are known to fail, the largest that answered is
+            # kept even when only smaller reads went out lately (under a cap)
+            seen.max_ok = size if seen.min_failed is None else max(seen.max_ok, size)
             if seen.min_failed is not None and size >= seen.min_failed:
                 seen.min_failed = None
 
@@ -814,14 +901,31 @@ class Optimizer:
                 reverted,
             )
             expected, ratios = adjusted(evaluation.before, *shadow)
+        judged_before = evaluation.before
+        if (
+            evaluation.before.get("seconds", 0.0) < MIN_WINDOW
+            and traces is not None
+            and traces[1] is not None
+        ):
+            # no window before the change (a repair right after start): the window
+            # after is judged against its own replay without the change
+            reverted = [c.reverted() for c in reversed(evaluation.proposal.changes)]
+            without = await run_in_executor(
+                replay_without,
+                traces[1],
+                self.engine.config,
+                evaluation.state or self.engine.export_state(),
+                self.engine.tuning(),
+                reverted,
+            )
+            judged_before = replayed_figures(without, after)
+            expected = dict(judged_before)
         # judged on the windows as measured; the shadow replays of both windows
         # with the old parameters are kept beside (how much the workload moved)
         if evaluation.proposal.strategy == "cluster":
-            ok, gain, reasons = self.objective.judge_plan(evaluation.before, after)
+            ok, gain, reasons = self.objective.judge_plan(judged_before, after)
         else:
-            ok, gain, reasons = self.objective.judge(
-                evaluation.before, after, keep=True
-            )
+            ok, gain, reasons = self.objective.judge(judged_before, after, keep=True)
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
         measured = {
