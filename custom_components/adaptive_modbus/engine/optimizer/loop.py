@@ -81,6 +81,11 @@ MIN_COUNTS = {
     "first_change_delay": 5,
 }
 MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
+# a measured change for the worse rolls back only when it is significant against
+# the workload's minute-to-minute scatter (Welch t at least this) and the window
+# after holds at least this many requests; else the window grows (to evaluation_max)
+SIGNIFICANT_T = 2.0
+MIN_EVALUATION_REQUESTS = 30
 
 RunInExecutor = Callable[..., Awaitable[Any]]
 Kind = Literal["quick", "full"]
@@ -90,6 +95,7 @@ PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
     "loop": {
         "quick_every": ("seconds", 60.0, 86400.0),
         "evaluation_window": ("seconds", 60.0, 86400.0),
+        "evaluation_max": ("seconds", 60.0, 7 * 86400.0),
         "replay_horizon": ("seconds", 300.0, 6 * 3600.0),
         "full_hour": ("hour", -1, 23),
     },
@@ -108,6 +114,7 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "loop": {
         "quick_every": 900.0,
         "evaluation_window": 1800.0,
+        "evaluation_max": 7200.0,
         "replay_horizon": 3600.0,
         "full_hour": -1,
     },
@@ -149,6 +156,7 @@ class Evaluation:
     # the engine's learned state when the change was applied (for the shadow
     # replays of both windows; not kept across a restart)
     state: Mapping[str, Any] | None = None
+    extended: int = 0  # times the window grew (a worse figure not yet significant)
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data."""
@@ -159,6 +167,7 @@ class Evaluation:
             "started": self.started,
             "ends": self.ends,
             "resumed": self.resumed,
+            "extended": self.extended,
         }
 
     @classmethod
@@ -171,6 +180,7 @@ class Evaluation:
             started=float(data["started"]),
             ends=float(data["ends"]),
             resumed=bool(data.get("resumed", False)),
+            extended=int(data.get("extended", 0)),
         )
 
 
@@ -901,7 +911,10 @@ class Optimizer:
                 reverted,
             )
             expected, ratios = adjusted(evaluation.before, *shadow)
-        judged_before = evaluation.before
+        # judged against the window before scaled by how much the workload itself
+        # moved (the shadow replays of both windows with the old parameters), where
+        # both replays counted enough to tell; else against it as measured
+        judged_before = expected
         if (
             evaluation.before.get("seconds", 0.0) < MIN_WINDOW
             and traces is not None
@@ -926,6 +939,8 @@ class Optimizer:
             ok, gain, reasons = self.objective.judge_plan(judged_before, after)
         else:
             ok, gain, reasons = self.objective.judge(judged_before, after, keep=True)
+        if not ok and self._extend(evaluation, now, (applied_at, t), gain, reasons):
+            return
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
         measured = {
@@ -954,6 +969,62 @@ class Optimizer:
                 "optimizer rolled back %s: %s", proposal.id, "; ".join(reasons)
             )
         self.next_quick = max(self.next_quick, now)
+
+    def _extend(
+        self,
+        evaluation: Evaluation,
+        now: float,
+        after_span: tuple[float, float],
+        gain: float,
+        reasons: Sequence[str],
+    ) -> bool:
+        """Let a window that measured worse grow while the difference is not significant.
+
+        A window's figures scatter with the workload (an incident in one window and
+        not the other); a change is rolled back only when the minutes after it are
+        worse than those before beyond that scatter (:data:`SIGNIFICANT_T`) with
+        at least :data:`MIN_EVALUATION_REQUESTS` requests measured, or when the
+        window reached ``evaluation_max``. More errors roll back at once. Returns
+        True when the window was extended (the evaluation goes on).
+        """
+        loop = self.parameters["loop"]
+        window = float(loop["evaluation_window"])
+        cap = float(loop["evaluation_max"])
+        if (
+            evaluation.before_from is None
+            or evaluation.applied_at is None
+            or now - evaluation.started >= cap
+            or any(reason.startswith("error rate") for reason in reasons)
+        ):
+            return False
+        before = self._meter.per_minute(evaluation.before_from, evaluation.applied_at)
+        after = self._meter.per_minute(*after_span)
+        t_worse = self.objective.worse_t(
+            before, after, plan=evaluation.proposal.strategy == "cluster"
+        )
+        requests = sum(f["requests_per_min"] for f in after)
+        if t_worse >= SIGNIFICANT_T and requests >= MIN_EVALUATION_REQUESTS:
+            return False
+        evaluation.ends = min(now + max(window / 2, 300.0), evaluation.started + cap)
+        evaluation.extended += 1
+        self.evaluation = evaluation
+        why = "; ".join(reasons)
+        self.audit.update(
+            evaluation.audit_id,
+            extra={
+                "extended": evaluation.extended,
+                "extension": f"measured worse ({why}) but not significantly "
+                f"(t {t_worse:.1f} < {SIGNIFICANT_T:g} or {requests:.0f} requests): "
+                f"measured until {evaluation.ends - evaluation.started:.0f} s",
+            },
+        )
+        _LOGGER.info(
+            "optimizer extends the evaluation of %s (gain %.1f%%, t %.1f)",
+            evaluation.proposal.id,
+            100 * gain,
+            t_worse,
+        )
+        return True
 
     def _forget(self, audit_id: int) -> None:
         self.in_force = [item for item in self.in_force if item.audit_id != audit_id]

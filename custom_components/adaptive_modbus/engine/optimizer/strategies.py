@@ -151,28 +151,53 @@ class IntervalStrategy(Strategy):
     def _rest_longer(
         self, ctx: Context, regs: list[RegisterSnapshot]
     ) -> list[Proposal]:
-        """Propose a longer maximum for registers resting at theirs with nothing moving."""
-        changes = []
+        """Propose a longer maximum for registers resting at theirs.
+
+        Two proposals: registers that did not change for ``quiet_for`` (strong
+        evidence), and calm ones (their rate would move them less than a fifth of
+        their tolerance in a maximum interval, but they changed lately: steps),
+        which only the shadow replay and the measurement can justify. Neither for
+        ``freshest``. The maximum grows by a whole multiple (:func:`_harmonic_up`):
+        registers at the new maximum come due with those at the old one.
+        """
+        quiet_for = float(ctx.params.get("quiet_for", QUIET_FOR))
+        quiet: list[Change] = []
+        calm: list[Change] = []
         for reg in regs:
             low, high = ctx.bounds[reg.uid]
-            still = (
-                reg.rate * high <= 0.2 * max(reg.tolerance, 1e-9)
-                and not reg.noisy
-                and _unchanged(
-                    reg, ctx.now, float(ctx.params.get("quiet_for", QUIET_FOR))
-                )
-            )
-            if reg.interval >= 0.95 * high and still and high < MAX_INTERVAL_CEILING:
-                new_high = min(round(high * ctx.step_factor), MAX_INTERVAL_CEILING)
-                changes.append(_bounds_change(ctx, reg.uid, [low, new_high]))
-        return _bounds_proposal(
-            ctx,
-            self.name,
-            changes,
-            side=1,
-            target="registers resting at their max interval",
-            reason="their values did not move at the longest interval",
-        )
+            if (
+                reg.interval < 0.95 * high
+                or high >= MAX_INTERVAL_CEILING
+                or reg.noisy
+                or reg.rate * high > 0.2 * max(reg.tolerance, 1e-9)
+            ):
+                continue
+            new_high = _harmonic_up(high, ctx.step_factor)
+            if new_high is None:
+                continue
+            if _unchanged(reg, ctx.now, quiet_for):
+                quiet.append(_bounds_change(ctx, reg.uid, [low, new_high]))
+            elif reg.reason == "quiet" and reg.last_change is not None:
+                calm.append(_bounds_change(ctx, reg.uid, [low, new_high]))
+        return [
+            *_bounds_proposal(
+                ctx,
+                self.name,
+                quiet,
+                side=1,
+                target="registers resting at their max interval",
+                reason="their values did not move at the longest interval",
+            ),
+            *_bounds_proposal(
+                ctx,
+                self.name,
+                calm,
+                side=1,
+                target="calm registers resting at their max interval",
+                reason="their rate stays far inside their tolerance at the longest "
+                "interval; only steps move them",
+            ),
+        ]
 
     def _faster_floor(
         self, ctx: Context, regs: list[RegisterSnapshot]
@@ -429,6 +454,20 @@ def _unchanged(reg: RegisterSnapshot, now: float, quiet_for: float) -> bool:
     counts from its first read.
     """
     return reg.last_change is not None and now - reg.last_change >= quiet_for
+
+
+def _harmonic_up(high: float, factor: float) -> float | None:
+    """Return ``high`` times the whole number ``factor`` rounds down to (at least 2).
+
+    A whole multiple keeps aligned due times harmonic: a register at ``2 x high``
+    is due at every other due time of one at ``high``, so both ride in one read,
+    where 1.5 x would put it on times of its own. Capped at
+    :data:`MAX_INTERVAL_CEILING`; None when not even twice ``high`` fits.
+    """
+    for multiple in range(max(2, math.floor(factor)), 1, -1):
+        if multiple * high <= MAX_INTERVAL_CEILING:
+            return multiple * high
+    return None
 
 
 def _round_up(value: float) -> float:
