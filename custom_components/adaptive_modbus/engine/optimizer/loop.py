@@ -1013,9 +1013,13 @@ class Optimizer:
             evaluation.audit_id,
             extra={
                 "extended": evaluation.extended,
-                "extension": f"measured worse ({why}) but not significantly "
-                f"(t {t_worse:.1f} < {SIGNIFICANT_T:g} or {requests:.0f} requests): "
-                f"measured until {evaluation.ends - evaluation.started:.0f} s",
+                "extension": f"measured worse ({why}) but not significantly ("
+                + (
+                    f"t {t_worse:.1f} < {SIGNIFICANT_T:g}"
+                    if t_worse < SIGNIFICANT_T
+                    else f"only {requests:.0f} requests"
+                )
+                + f"): measured until {evaluation.ends - evaluation.started:.0f} s",
             },
         )
         _LOGGER.info(
