@@ -54,7 +54,8 @@ from .strategies import STRATEGIES, Context, UnitKnowledge
 
 _LOGGER = logging.getLogger(__name__)
 
-OPTIMIZER_VERSION = 1
+OPTIMIZER_VERSION = 2  # 2: noisy_since (when each register was first seen noisy)
+MIGRATABLE_VERSIONS = (1, OPTIMIZER_VERSION)
 MIN_REPLAY_SPAN = 300.0  # s of reads needed before anything is predicted
 MAX_CANDIDATES = {"quick": 3, "full": 8}
 FOLLOW_UPS = 3  # full cycles at most run again when more proposals passed
@@ -110,6 +111,9 @@ PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
 }
 # how long a register must not have changed before it may rest longer
 PARAMETER_SPECS["interval"]["quiet_for"] = ("seconds", 600.0, 30 * 86400.0)
+# how long a register must have been noisy, without a break, before its tolerance
+# is proposed higher
+PARAMETER_SPECS["interval"]["noisy_for"] = ("seconds", 600.0, 90 * 86400.0)
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "loop": {
         "quick_every": 900.0,
@@ -123,6 +127,7 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
         "max_step": 2.0,
         "cooldown": 3600.0,
         "quiet_for": 86400.0,
+        "noisy_for": 7 * 86400.0,
     },
     "cluster": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
     "pattern": {"enabled": True, "max_step": 1.5, "cooldown": 3600.0},
@@ -368,6 +373,8 @@ class Optimizer:
         self._running = False
         self._follow_ups = 0  # full cycles run again after the daily one
         self._size_failed = False  # a read failed for its size since the last look
+        # per register: wall time since which it was seen noisy at every look
+        self.noisy_since: dict[str, float] = {}
         tolerances = {
             spec.uid: engine.tolerance(spec.uid)
             for spec in engine.specs()
@@ -552,6 +559,7 @@ class Optimizer:
         self._meter.noisy = {
             uid for uid, reg in snapshot.registers.items() if reg.noisy
         }
+        self._track_noisy(snapshot, wall)
         state = self.engine.export_state()
         proposals = self._propose(kind, only, snapshot, state, wall, result)
         if not proposals:
@@ -621,6 +629,18 @@ class Optimizer:
             self._follow_ups = 0
         self.last_run = result
         return result
+
+    def _track_noisy(self, snapshot: EngineSnapshot, wall: float) -> None:
+        """Note since when each register is noisy (noise beyond its tolerance).
+
+        Looked at every run (a quick cycle every 15 min): a register seen not noisy
+        once starts over. A tolerance raise is proposed only after ``noisy_for``.
+        """
+        for uid, reg in snapshot.registers.items():
+            if reg.noisy and reg.noise > reg.tolerance:
+                self.noisy_since.setdefault(uid, wall)
+            else:
+                self.noisy_since.pop(uid, None)
 
     def _repair_at_once(self, wall: float) -> RunResult | None:
         """Cap a unit whose larger reads fail at the largest read that answered, now.
@@ -736,6 +756,7 @@ class Optimizer:
             params={},
             new_id=self._new_id,
             awaiting=frozenset((p.target, p.parameter) for p in self.awaiting.values()),
+            noisy_since=dict(self.noisy_since),
         )
 
     def _retry_costs(
@@ -1264,6 +1285,7 @@ class Optimizer:
             ],
             "baseline": self.baseline,
             "last_window": self.last_window,
+            "noisy_since": dict(self.noisy_since),
             "next_id": next(self._ids),
             "saved_at": self._wall(),
         }
@@ -1279,10 +1301,14 @@ class Optimizer:
         """
         warnings: list[str] = []
         report: dict[str, Any] = {"evaluation": None, "warnings": warnings}
-        if not isinstance(data, Mapping) or data.get("version") != OPTIMIZER_VERSION:
+        if (
+            not isinstance(data, Mapping)
+            or data.get("version") not in MIGRATABLE_VERSIONS
+        ):
             version = data.get("version") if isinstance(data, Mapping) else None
             warnings.append(f"stored optimizer state version {version!r} set aside")
             return report
+        data = migrate_state(data)
         self.enabled = bool(data.get("enabled", True))
         try:
             self._goal = Goal(data.get("goal", Goal.BALANCED))
@@ -1323,6 +1349,15 @@ class Optimizer:
                 warnings.append("a change in force was set aside")
         self.baseline = _figures(data.get("baseline"))
         self.last_window = _figures(data.get("last_window"))
+        self.noisy_since = {}
+        known = set(self.engine.uids)
+        for uid, since in dict(data.get("noisy_since") or {}).items():
+            if (
+                uid in known
+                and isinstance(since, (int, float))
+                and math.isfinite(since)
+            ):
+                self.noisy_since[uid] = float(since)
         next_id = data.get("next_id")
         if isinstance(next_id, int) and next_id > 0:
             self._ids = itertools.count(next_id)
@@ -1366,6 +1401,19 @@ class Optimizer:
             extra={"discarded": "the evaluation was interrupted by a restart too long"},
         )
         return "discarded"
+
+
+def migrate_state(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Bring a stored optimizer state to :data:`OPTIMIZER_VERSION`.
+
+    1 -> 2: ``noisy_since`` added, empty: how long a register has been noisy was
+    not tracked, so its week starts at the restart.
+    """
+    out = dict(data)
+    if out.get("version") == 1:
+        out["noisy_since"] = {}
+        out["version"] = 2
+    return out
 
 
 def _with_retries(

@@ -3,8 +3,8 @@
 - :class:`IntervalStrategy` (quick and full cycles): interval bounds of registers
   resting at their maximum (or, for ``freshest``, of those held at their minimum),
   the step budget, the noise handling of noisy registers, and a tolerance raise for
-  registers whose noise exceeds their tolerance (needs a user's approval: a
-  tolerance is a user's promise);
+  registers whose noise has exceeded their tolerance for a week without a break
+  (``noisy_for``; needs a user's approval: a tolerance is a user's promise);
 - :class:`ClusterStrategy` (full cycles): the read planner's inputs: a unit's
   largest read (shrunk to the largest read that answered when larger reads fail or
   time out, grown when nothing failed), the allowed gap, the cost model (re-fitted
@@ -68,6 +68,8 @@ class Context:
     params: Mapping[str, Any]  # the strategy's parameters
     new_id: Callable[[str], str]
     awaiting: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    # per register: wall time since which it has been noisy without a break
+    noisy_since: Mapping[str, float] = field(default_factory=dict)
 
     def free(self, reg: RegisterSnapshot) -> bool:
         """Whether the loop may change this register (enabled, not pinned, healthy)."""
@@ -287,9 +289,13 @@ class IntervalStrategy(Strategy):
                     reason="noise above tolerance still shortens their intervals",
                 )
             )
+        noisy_for = float(ctx.params.get("noisy_for", NOISY_FOR))
         for reg in noisy:
             if (reg.uid, "tolerance") in ctx.awaiting:
                 continue
+            since = ctx.noisy_since.get(reg.uid)
+            if since is None or ctx.now - since < noisy_for:
+                continue  # noisy for a while is no reason to change a promise
             after = _round_up(reg.noise * TOLERANCE_HEADROOM)
             out.append(
                 Proposal(
@@ -444,6 +450,7 @@ class PatternStrategy(Strategy):
 
 
 QUIET_FOR = 86400.0  # s without a change before a register may rest longer
+NOISY_FOR = 7 * 86400.0  # s noisy without a break before a tolerance raise
 
 
 def _unchanged(reg: RegisterSnapshot, now: float, quiet_for: float) -> bool:
