@@ -157,7 +157,8 @@ class IntervalStrategy(Strategy):
 
         Two proposals: registers that did not change for ``quiet_for`` (strong
         evidence), and calm ones (their rate would move them less than a fifth of
-        their tolerance in a maximum interval, but they changed lately: steps),
+        their tolerance in a maximum interval, but they changed within the last
+        hour, :data:`CALM_EVIDENCE`: steps the replay and the window then see),
         which only the shadow replay and the measurement can justify. Neither for
         ``freshest``. The maximum grows by a whole multiple (:func:`_harmonic_up`):
         registers at the new maximum come due with those at the old one.
@@ -167,8 +168,9 @@ class IntervalStrategy(Strategy):
         calm: list[Change] = []
         for reg in regs:
             low, high = ctx.bounds[reg.uid]
+            resting = reg.interval >= 0.95 * high
             if (
-                reg.interval < 0.95 * high
+                not (resting or reg.reason == "quiet")
                 or high >= MAX_INTERVAL_CEILING
                 or reg.noisy
                 or reg.rate * high > 0.2 * max(reg.tolerance, 1e-9)
@@ -177,9 +179,13 @@ class IntervalStrategy(Strategy):
             new_high = _harmonic_up(high, ctx.step_factor)
             if new_high is None:
                 continue
-            if _unchanged(reg, ctx.now, quiet_for):
+            if resting and _unchanged(reg, ctx.now, quiet_for):
                 quiet.append(_bounds_change(ctx, reg.uid, [low, new_high]))
-            elif reg.reason == "quiet" and reg.last_change is not None:
+            elif (
+                reg.reason == "quiet"
+                and reg.last_change is not None
+                and ctx.now - reg.last_change <= CALM_EVIDENCE
+            ):
                 calm.append(_bounds_change(ctx, reg.uid, [low, new_high]))
         return [
             *_bounds_proposal(
@@ -450,6 +456,10 @@ class PatternStrategy(Strategy):
 
 
 QUIET_FOR = 86400.0  # s without a change before a register may rest longer
+# a calm register must have changed within this span (the shadow replay's
+# default horizon): its steps are then in the evidence; one idle since longer
+# (a PV inverter at night) may wake up differently, and waits for quiet_for
+CALM_EVIDENCE = 3600.0
 NOISY_FOR = 7 * 86400.0  # s noisy without a break before a tolerance raise
 
 
