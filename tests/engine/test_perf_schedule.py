@@ -11,8 +11,11 @@ from __future__ import annotations
 import heapq
 import random
 
+import pytest
+
+from adaptive_modbus_engine import planning as planning_mod
 from adaptive_modbus_engine.config import EngineConfig
-from adaptive_modbus_engine.errors import ErrorKind
+from adaptive_modbus_engine.errors import EngineUsageError, ErrorKind
 from adaptive_modbus_engine.faults import HoleCheck
 from adaptive_modbus_engine.intervals import IntervalLimits, IntervalModel, _robust_rms
 from adaptive_modbus_engine.planner import CostModel, plan_reads
@@ -217,8 +220,10 @@ class _NullTransport:
 # -- free riders ----------------------------------------------------------------
 
 
-def rider_engine(per_register: float) -> tuple[PollEngine, dict[str, RegisterState]]:
-    """Three uint16 registers at 0, 3 and 60 of unit 1, under a fixed cost model."""
+def rider_engine(
+    per_register: float, addresses: tuple[int, ...] = (0, 3, 60)
+) -> tuple[PollEngine, dict[str, RegisterState]]:
+    """uint16 registers at ``addresses`` of unit 1, under a fixed cost model."""
     registers = [
         RegisterSpec(
             key=f"a{address}",
@@ -228,15 +233,17 @@ def rider_engine(per_register: float) -> tuple[PollEngine, dict[str, RegisterSta
             data_type=DataType.UINT16,
             tolerance=1.0,
         )
-        for address in (0, 3, 60)
+        for address in addresses
     ]
     engine = PollEngine(
-        registers, _NullTransport(), VirtualClock(1000.0).now, EngineConfig()
+        registers,
+        _NullTransport(),
+        VirtualClock(1000.0).now,
+        EngineConfig(rider_value=1.0),
     )
     engine._core.tuning.cost = CostModel(  # noqa: SLF001
         request_overhead=1.0, per_register=per_register
     )
-    engine._planning.rider_value = 1.0  # noqa: SLF001 - off by default
     regs = engine._registry.regs  # noqa: SLF001
     for reg in regs.values():
         reg.effective_interval = 100.0
@@ -294,3 +301,40 @@ def test_on_tcp_a_request_takes_about_the_whole_unit() -> None:
     read_since(regs["a0"], 0.0)
     (block,) = planning.plan_with_early([regs["a60"]], 1000.0)
     assert (block.address, block.end) == (60, 61)
+
+
+def test_a_group_of_neighbours_is_worth_at_most_one_request() -> None:
+    """Ten stale neighbours far away stay out: together they need one request later.
+
+    Each is worth nearly a request, but read together when due they cost one request
+    (and their own transfer, paid either way), so the block never grows over a gap
+    whose transfer costs more than a request.
+    """
+    engine, regs = rider_engine(per_register=0.05, addresses=(*range(10), 40))
+    planning = engine._planning  # noqa: SLF001
+    for key in (f"a{i}" for i in range(10)):
+        read_since(regs[key], 0.95)  # 10 x 0.95 requests > 31 more registers (1.55)
+    (block,) = planning.plan_with_early([regs["a40"]], 1000.0)
+    assert (block.address, block.end) == (40, 41)
+    # close enough (a gap of 10 costs half a request) they ride
+    engine, regs = rider_engine(per_register=0.05, addresses=(*range(10), 19))
+    planning = engine._planning  # noqa: SLF001
+    for key in (f"a{i}" for i in range(10)):
+        read_since(regs[key], 0.95)
+    (block,) = planning.plan_with_early([regs["a19"]], 1000.0)
+    assert (block.address, block.end) == (0, 20)
+
+
+def test_free_riders_are_on_by_default_and_pinned_off_by_configuration() -> None:
+    """The engine's default rides; ``EngineConfig(rider_value=0)`` plans the plain cover."""
+    assert planning_mod.RIDER_VALUE > 0
+    clock = VirtualClock(1000.0).now
+    specs_ = specs(3)
+    default = PollEngine(specs_, _NullTransport(), clock, EngineConfig())
+    assert default._planning.rider_value == planning_mod.RIDER_VALUE  # noqa: SLF001
+    off = PollEngine(specs_, _NullTransport(), clock, EngineConfig(rider_value=0.0))
+    assert off._planning.rider_value == 0.0  # noqa: SLF001
+    with pytest.raises(EngineUsageError, match="rider_value"):
+        EngineConfig(rider_value=-1.0)
+    with pytest.raises(EngineUsageError, match="rider_value"):
+        EngineConfig(rider_value=float("nan"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
+import math
 
 from .errors import EngineUsageError
 from .planner import PROTOCOL_MAX_REGISTERS, CostModel, DeviceLimits
@@ -33,6 +34,9 @@ class EngineConfig:
     # demand-driven polling: while a unit is viewed, its registers' upper interval
     # bound is max_interval times this factor (1: no change)
     viewed_factor: float = 0.25
+    # free riders: a read grows over neighbours whose staleness is worth this many
+    # requests (0: off); None: the engine's default (``planning.RIDER_VALUE``)
+    rider_value: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse intervals and unit limits outside their ranges."""
@@ -43,6 +47,10 @@ class EngineConfig:
         if not 0 < self.viewed_factor <= 1:
             raise EngineUsageError(
                 f"viewed_factor must be in (0, 1], got {self.viewed_factor}"
+            )
+        if self.rider_value is not None and not 0 <= self.rider_value < math.inf:
+            raise EngineUsageError(
+                f"rider_value must be 0 or more, got {self.rider_value}"
             )
         for unit, count in self.unit_max_registers.items():
             if not 1 <= count <= PROTOCOL_MAX_REGISTERS:

@@ -60,6 +60,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 import math
 import struct
 from typing import Any
@@ -122,15 +123,38 @@ class Reason(StrEnum):
     VIEWED = "viewed"  # a live view watches the unit: the upper bound is shrunk
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class IntervalDecision:
-    """One interval change, kept with its reason and a human-readable detail."""
+    """One interval change, kept with its reason and a human-readable detail.
+
+    The detail may be given as a function of no arguments: it is formatted when
+    first read (most decisions are superseded unread), then kept.
+    """
 
     at: float
     interval: float
     previous: float
     reason: Reason
-    detail: str
+    _detail: str | Callable[[], str]
+
+    @property
+    def detail(self) -> str:
+        """The human-readable detail (formatted on first use)."""
+        text = self._detail
+        if not isinstance(text, str):
+            text = text()
+            object.__setattr__(self, "_detail", text)  # a cache, not a change
+        return text
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field, the detail as text, is."""
+        if not isinstance(other, IntervalDecision):
+            return NotImplemented
+        return (self.at, self.interval, self.previous, self.reason, self.detail) == (
+            other.at, other.interval, other.previous, other.reason, other.detail,
+        )  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]  # mutable cache: as an eq dataclass
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -635,11 +659,7 @@ class IntervalModel:
     # ------------------------------------------------------------------ level shifts
 
     def _steps_text(self) -> str:
-        return (
-            f"a step every {_secs(1.0 / self.step_rate)}"
-            if self.step_rate > 0
-            else "no steps"
-        )
+        return _steps_text(self.step_rate)
 
     def _note_jump(self, t: float, value: float, pace: float, excess: float) -> None:
         """Remember a jump until later reads tell a step from a trend."""
@@ -694,10 +714,7 @@ class IntervalModel:
                 t,
                 new,
                 Reason.JUMP,
-                lambda: (
-                    f"change {_num(delta)}{self._u} in {_secs(dt)} > {_num(threshold)}{self._u}"
-                    f" -> {_secs(new)}"
-                ),
+                partial(_jump_detail, delta, dt, threshold, new, self._u),
                 force=force,
             )
         growth = 1.0
@@ -709,19 +726,19 @@ class IntervalModel:
         if self.noisy:
             reason = Reason.NOISY
 
-        def detail() -> str:  # formatted only when the decision is kept
-            text = (
-                f"rate {_num(self.rate)}{self._u}/s, noise {_num(self.noise)}{self._u},"
-                f" tolerance {_num(self.tolerance)}{self._u} -> target {_secs(target)}"
-            )
-            if self._steps > 0:
-                text = f"{text} ({self._steps_text()})"
-            if growth != 1.0:
-                text = f"{text}; x{growth:.3g} = {_secs(new)}"
-            if self.noisy:
-                text = f"noisy (noise {_num(self.noise)} > tolerance): {text}"
-            return text
-
+        # the numbers as they are now; the text is formatted when first read
+        numbers: _RateNumbers = (
+            self.rate,
+            self.noise,
+            self.tolerance,
+            self._u,
+            target,
+            self.step_rate if self._steps > 0 else None,
+            growth,
+            new,
+            self.noisy,
+        )
+        detail = partial(_rate_detail, numbers)
         return self._decide(t, new, reason, detail, force=force)
 
     def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
@@ -748,12 +765,10 @@ class IntervalModel:
     ) -> IntervalDecision | None:
         if not force and math.isclose(new, self.interval, rel_tol=_REL_EPS):
             return None
-        return self._record(
-            t, new, reason, detail if isinstance(detail, str) else detail()
-        )
+        return self._record(t, new, reason, detail)
 
     def _record(
-        self, t: float, new: float, reason: Reason, detail: str
+        self, t: float, new: float, reason: Reason, detail: str | Callable[[], str]
     ) -> IntervalDecision:
         decision = IntervalDecision(t, new, self.interval, reason, detail)
         self.interval = new
@@ -789,6 +804,41 @@ class IntervalModel:
         self._sort_residuals()
         self.noise = _robust_rms(self._residuals)
         self.rate = self._mean_rate()
+
+
+type _RateNumbers = tuple[
+    float, float, float, str, float, float | None, float, float, bool
+]
+
+
+def _rate_detail(numbers: _RateNumbers) -> str:
+    """Format the detail of a rate, quiet or noisy decision (numbers as decided)."""
+    rate, noise, tolerance, unit, target, step_rate, growth, new, noisy = numbers
+    text = (
+        f"rate {_num(rate)}{unit}/s, noise {_num(noise)}{unit},"
+        f" tolerance {_num(tolerance)}{unit} -> target {_secs(target)}"
+    )
+    if step_rate is not None:
+        text = f"{text} ({_steps_text(step_rate)})"
+    if growth != 1.0:
+        text = f"{text}; x{growth:.3g} = {_secs(new)}"
+    if noisy:
+        text = f"noisy (noise {_num(noise)} > tolerance): {text}"
+    return text
+
+
+def _steps_text(step_rate: float) -> str:
+    return f"a step every {_secs(1.0 / step_rate)}" if step_rate > 0 else "no steps"
+
+
+def _jump_detail(
+    delta: float, dt: float, threshold: float, new: float, unit: str
+) -> str:
+    """Format the detail of a jump decision."""
+    return (
+        f"change {_num(delta)}{unit} in {_secs(dt)} > {_num(threshold)}{unit}"
+        f" -> {_secs(new)}"
+    )
 
 
 # ---------------------------------------------------------------------- cluster coordination

@@ -17,7 +17,7 @@ from .errors import ErrorKind
 from .planner import BlockRead
 from .registers import Value
 from .registry import RegisterState
-from .stats import ErrorRecord, IntervalChange
+from .stats import ErrorRecord
 
 
 class Observer:
@@ -114,10 +114,9 @@ class Observer:
         if decision is not None or previous is not None:
             reg.profile.record(self._core.clock.to_wall(now), reg.model.activity)
         if decision is not None and decision.interval != old_interval:
-            self._core.stats.add_interval_change(
-                IntervalChange(now, reg.spec.uid, old_interval, decision.interval,
-                               str(decision.reason), decision.detail)
-            )  # fmt: skip
+            self._core.stats.add_interval_decision(
+                now, reg.spec.uid, old_interval, decision
+            )
         self._core.schedule.next_read(reg, now)
 
 

@@ -19,12 +19,11 @@ from .registry import RegisterState
 # a neighbour this close to due (share of its interval) is read early
 EARLY_FRACTION = 0.5
 # free riders: a block grows over a neighbour when the extra transfer costs less
-# than this share of a request times the share of its interval gone by (0: off).
-# Off by default for now: measured in the benchmark (README, Performance), it lowers
-# time out of tolerance for a little more bus time, and changes what the
-# optimization loop's tests expect of the engine; turn on per engine with
-# ``Planning.rider_value`` once those are revisited.
-RIDER_VALUE = 0.0
+# than this share of a request times the share of its interval gone by (0: off;
+# per engine: ``EngineConfig.rider_value``). Measured in the benchmark (README,
+# Performance): 1 lowers time out of tolerance on every scenario for a little more
+# bus time; larger values buy more freshness for more bus time.
+RIDER_VALUE = 1.0
 # plans kept for due sets seen before (aligned intervals make due sets recur)
 PLAN_CACHE_SIZE = 256
 
@@ -39,8 +38,14 @@ class Planning:
         early_fraction: float = EARLY_FRACTION,
         rider_value: float | None = None,
     ) -> None:
-        """Plan reads for the registers of ``core`` (``rider_value``: see RIDER_VALUE)."""
+        """Plan reads for the registers of ``core``.
+
+        ``rider_value``: see RIDER_VALUE; None: the configuration's
+        (``EngineConfig.rider_value``), else RIDER_VALUE.
+        """
         self._core = core
+        if rider_value is None:
+            rider_value = core.config.rider_value
         self.rider_value = RIDER_VALUE if rider_value is None else rider_value
         self._regs = core.registry.regs
         self._cost = core.bus.cost
@@ -167,8 +172,11 @@ class Planning:
         request when it is due, nothing when it was just read). Going outwards from
         the block, the block grows to a neighbour's end as soon as the value of the
         neighbours it would cover pays for the extra transfer, and only to a
-        neighbour worth something itself; never past the device limit, a learned
-        hole, a quarantined register or the next block. On TCP, where a register costs a
+        neighbour worth something itself. The neighbours covered by one step are
+        worth at most ``rider_value`` requests together (read together when due,
+        they would cost one request), so no step reads through more than that.
+        Never past the device limit, a learned hole, a quarantined register or the
+        next block (nor the previous one as grown). On TCP, where a register costs a
         tiny share of a request, that is about the whole unit; on a slow serial line
         only close neighbours that are getting stale. The observer refreshes every
         register inside the grown span (riders).
@@ -184,26 +192,28 @@ class Planning:
             worth = self.rider_value * cost.request_overhead
             hole_set = holes.get((block.unit_id, block.table), ())
             prev_end = -1
-            if index and blocks[index - 1].unit_id == block.unit_id:
-                if blocks[index - 1].table == block.table:
-                    prev_end = blocks[index - 1].end
+            # the previous block as grown: a neighbour rides in one block only
+            if out and (out[-1].unit_id, out[-1].table) == (block.unit_id, block.table):
+                prev_end = out[-1].end
             next_start = 1 << 20
             if index + 1 < len(blocks):
                 following = blocks[index + 1]
                 if (following.unit_id, following.table) == (block.unit_id, block.table):
                     next_start = following.address
             start, end = block.address, block.end
-            uids = registry.starting_in(
-                block.unit_id, block.table, end - limit, start + limit
+            # outwards to the right (registers starting at or after the block's end),
+            # then to the left (those starting before it)
+            after = registry.starting_in(block.unit_id, block.table, end, start + limit)
+            before = registry.starting_in(
+                block.unit_id, block.table, end - limit, start
             )
-            if not uids:
+            if not after and not before:
                 out.append(block)
                 continue
-            # outwards to the right, then to the left
             value = 0.0
             right: list[str] = []
             pending: list[str] = []
-            for uid in uids:
+            for uid in after or ():
                 reg = regs[uid]
                 spec = reg.spec
                 if spec.address < end:
@@ -212,13 +222,14 @@ class Planning:
                     reg.quarantined_until is not None
                     or spec.end - start > limit
                     or spec.end > next_start
-                    or any(a in hole_set for a in range(end, spec.end))
+                    or (hole_set and any(a in hole_set for a in range(end, spec.end)))
                 ):
                     break
                 share = _stale_share(reg, now)
                 if share > 0:
                     pending.append(uid)
-                value += worth * share
+                # neighbours read together later cost one request: worth no more
+                value = min(value + worth * share, worth)
                 if share > 0 and per_unit * (spec.end - end) <= value:
                     end, value = spec.end, 0.0
                     right += pending
@@ -226,7 +237,7 @@ class Planning:
             value = 0.0
             left: list[str] = []
             pending = []
-            for uid in reversed(uids):
+            for uid in reversed(before or ()):
                 reg = regs[uid]
                 spec = reg.spec
                 if spec.end > start or spec.address >= end:
@@ -235,13 +246,17 @@ class Planning:
                     reg.quarantined_until is not None
                     or end - spec.address > limit
                     or spec.address < prev_end
-                    or any(a in hole_set for a in range(spec.address, start))
+                    or (
+                        hole_set
+                        and any(a in hole_set for a in range(spec.address, start))
+                    )
                 ):
                     break
                 share = _stale_share(reg, now)
                 if share > 0:
                     pending.append(uid)
-                value += worth * share
+                # neighbours read together later cost one request: worth no more
+                value = min(value + worth * share, worth)
                 if share > 0 and per_unit * (start - spec.address) <= value:
                     start, value = spec.address, 0.0
                     left += pending
@@ -288,9 +303,9 @@ class Planning:
             found.update(
                 (uid, reg)
                 for uid in uids
-                if (reg := regs[uid]).next_due - now
+                if uid not in due
+                and (reg := regs[uid]).next_due - now
                 <= fraction * reg.effective_interval
-                and uid not in due
                 and reg.enabled
                 and reg.quarantined_until is None
                 and reg.spec.end <= high

@@ -71,7 +71,7 @@ class Snapshots:
             units=self._core.stats.units,
             recent_requests=tuple(self._core.stats.requests),
             recent_errors=tuple(self._core.stats.errors),
-            recent_interval_changes=tuple(self._core.stats.interval_changes),
+            recent_interval_changes=self._core.stats.recent_interval_changes(),
             recent_cycles=tuple(self._core.stats.cycles),
             viewed=dict(sorted(self._core.schedule.viewed.items())),
         )

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from .errors import ErrorKind
-from .intervals import IntervalPin
+from .intervals import IntervalDecision, IntervalPin
 from .registers import Table, Value
 
 RECENT_REQUESTS = 512
@@ -306,6 +306,23 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+@dataclass(frozen=True, slots=True)
+class _PendingChange:
+    """An interval change whose record (and detail text) is not built yet."""
+
+    at: float
+    uid: str
+    previous: float
+    decision: IntervalDecision
+
+    def build(self) -> IntervalChange:
+        decision = self.decision
+        return IntervalChange(
+            self.at, self.uid, self.previous, decision.interval,
+            str(decision.reason), decision.detail,
+        )  # fmt: skip
+
+
 class StatsRecorder:
     """Mutable, bounded recorder owned by the engine."""
 
@@ -313,7 +330,7 @@ class StatsRecorder:
         """Start with empty ring buffers and zero counters."""
         self.requests: deque[RequestRecord] = deque(maxlen=RECENT_REQUESTS)
         self.errors: deque[ErrorRecord] = deque(maxlen=RECENT_ERRORS)
-        self.interval_changes: deque[IntervalChange] = deque(
+        self.interval_changes: deque[IntervalChange | _PendingChange] = deque(
             maxlen=RECENT_INTERVAL_CHANGES
         )
         self.cycles: deque[CycleRecord] = deque(maxlen=RECENT_CYCLES)
@@ -364,6 +381,28 @@ class StatsRecorder:
         """Keep an interval decision for visualization."""
         self.interval_changes.append(change)
         self._bump(interval_changes=1)
+
+    def add_interval_decision(
+        self, at: float, uid: str, previous: float, decision: IntervalDecision
+    ) -> None:
+        """Keep an interval decision; its record is built when first looked at.
+
+        Most are pushed out of the ring unread: their details are never formatted.
+        """
+        self.interval_changes.append(_PendingChange(at, uid, previous, decision))
+        self._bump(interval_changes=1)
+
+    def recent_interval_changes(self) -> tuple[IntervalChange, ...]:
+        """Return the kept interval changes, oldest first."""
+        changes = self.interval_changes
+        out: list[IntervalChange] = []
+        for index, change in enumerate(changes):
+            if isinstance(change, _PendingChange):
+                built = changes[index] = change.build()
+                out.append(built)
+            else:
+                out.append(change)
+        return tuple(out)
 
     def add_cycle(self, record: CycleRecord) -> None:
         """Count one poll cycle."""
