@@ -750,6 +750,7 @@ class Optimizer:
             units=dict(self.units),
             cost=engine.cost_model(),
             fitted=engine.fitted_cost_model(),
+            planner=engine.planner_params(),
             patterns_learned=engine.quiet_hour() is not None,
             step_factor=1.0,
             now=self._wall(),
@@ -956,7 +957,7 @@ class Optimizer:
             expected = dict(judged_before)
         # judged on the windows as measured; the shadow replays of both windows
         # with the old parameters are kept beside (how much the workload moved)
-        if evaluation.proposal.strategy == "cluster":
+        if _judged_on_plan(evaluation.proposal):
             ok, gain, reasons = self.objective.judge_plan(judged_before, after)
         else:
             ok, gain, reasons = self.objective.judge(judged_before, after, keep=True)
@@ -1021,7 +1022,7 @@ class Optimizer:
         before = self._meter.per_minute(evaluation.before_from, evaluation.applied_at)
         after = self._meter.per_minute(*after_span)
         t_worse = self.objective.worse_t(
-            before, after, plan=evaluation.proposal.strategy == "cluster"
+            before, after, plan=_judged_on_plan(evaluation.proposal)
         )
         requests = sum(f["requests_per_min"] for f in after)
         if t_worse >= SIGNIFICANT_T and requests >= MIN_EVALUATION_REQUESTS:
@@ -1437,6 +1438,15 @@ def _with_retries(
         requests = max(out.get("requests_per_min", 0.0) * 60.0, 1.0)
         out["error_rate"] = out.get("error_rate", 0.0) + per_hour / requests
     return out
+
+
+def _judged_on_plan(proposal: Proposal) -> bool:
+    """Whether a change is judged on what a read costs (read-plan inputs).
+
+    Riders and early reads (``planner``) trade load for freshness: judged on the
+    goal like interval changes.
+    """
+    return proposal.strategy == "cluster" and proposal.parameter != "planner"
 
 
 def _joined(*notes: str) -> str:

@@ -68,6 +68,7 @@ class Context:
     params: Mapping[str, Any]  # the strategy's parameters
     new_id: Callable[[str], str]
     awaiting: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    planner: tuple[float, float] = (1.0, 0.5)  # (rider value, early fraction) in force
     # per register: wall time since which it has been noisy without a break
     noisy_since: Mapping[str, float] = field(default_factory=dict)
 
@@ -371,6 +372,7 @@ class ClusterStrategy(Strategy):
                     )
                     for after in sorted(gaps - {current})
                 )
+        out += self._planner(ctx)
         fitted = ctx.fitted
         tuned = ctx.tuning.get("cost")
         if fitted is not None and tuned is not None:
@@ -393,6 +395,38 @@ class ClusterStrategy(Strategy):
                     )
                 )
         return out
+
+    def _planner(self, ctx: Context) -> list[Proposal]:
+        """Free riders' value (bolder, more cautious, off) and the early-read fraction.
+
+        Both trade bus time for freshness: riders read stale neighbours along with
+        a request that goes out anyway, early reads pull in neighbours nearly due.
+        Which way pays depends on the device and the goal: the replay decides.
+        """
+        riders, early = ctx.planner
+        step = ctx.step_factor
+        candidates = {
+            (round(min(8.0, max(riders, 0.25) * step), 3), early),
+            (round(riders / step, 3), early),
+            (0.0, early),
+            (riders, round(min(1.0, early + 0.25 * (step - 1.0) * 2), 3)),
+            (riders, round(max(0.0, early - 0.25 * (step - 1.0) * 2), 3)),
+        }
+        return [
+            Proposal(
+                id=ctx.new_id(self.name),
+                strategy=self.name,
+                target="connection",
+                parameter="planner",
+                changes=(
+                    Change("planner", "connection", [riders, early], list(after)),
+                ),
+                before={"rider_value": riders, "early_fraction": early},
+                after={"rider_value": after[0], "early_fraction": after[1]},
+                reason="free riders and early reads trade bus time for freshness",
+            )
+            for after in sorted(candidates - {(riders, early)})
+        ]
 
     def _cap(  # noqa: PLR0917
         self,
