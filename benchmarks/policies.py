@@ -12,9 +12,10 @@
   beside it in virtual time (quick cycles every 15 min, the daily full cycle, each
   change predicted by shadow replay, measured and kept or rolled back); proposals
   that need a user's approval (tolerance raises) stay unapproved.
-* ``adaptive+optimizer+approve``: the same, with a simulated user who approves
-  every proposal that needs approval as soon as it is made (each approval audited
-  as that user's): what the loop buys when its tolerance raises are accepted.
+* ``adaptive+optimizer+approve`` (only when named with ``--policies``): the same,
+  with a simulated user who approves every proposal that needs approval as soon
+  as it is made (each approval audited as that user's): what the loop buys when
+  its tolerance raises are accepted.
 * ``oracle`` / ``oracle-batched``: see :mod:`benchmarks.oracle` (not engine
   configurations); the batched one also reads, with a unit's table, what will leave
   its band within the next 30 s.
@@ -96,14 +97,6 @@ def standard(
         Policy(ADAPTIVE, ADAPTIVE, None, adaptive),
         Policy(ADAPTIVE_OPTIMIZER, ADAPTIVE_OPTIMIZER, None, adaptive, optimizer=True),
         Policy(
-            ADAPTIVE_OPTIMIZER_APPROVE,
-            ADAPTIVE_OPTIMIZER_APPROVE,
-            None,
-            adaptive,
-            optimizer=True,
-            approve=True,
-        ),
-        Policy(
             ADAPTIVE_NO_PATTERNS,
             ADAPTIVE_NO_PATTERNS,
             None,
@@ -111,6 +104,28 @@ def standard(
         ),
         Policy(ORACLE, ORACLE, None, None),
         Policy(ORACLE_BATCHED, ORACLE, None, None),
+    ]
+
+
+def optional(
+    limits: Mapping[int, DeviceLimits],
+    *,
+    min_interval: float = 5.0,
+    max_interval: float = 300.0,
+) -> list[Policy]:
+    """Return the policies run only when named (``scripts/bench --policies``)."""
+    adaptive = EngineConfig(
+        min_interval=min_interval, max_interval=max_interval, limits=dict(limits)
+    )
+    return [
+        Policy(
+            ADAPTIVE_OPTIMIZER_APPROVE,
+            ADAPTIVE_OPTIMIZER_APPROVE,
+            None,
+            adaptive,
+            optimizer=True,
+            approve=True,
+        )
     ]
 
 

@@ -240,6 +240,9 @@ def run_scenario(
     if sweep:
         todo += pol.sweep(scenario.sweep, scenario.limits)
     if only:
+        todo += pol.optional(
+            scenario.limits, min_interval=min_interval, max_interval=max_interval
+        )
         todo = [policy for policy in todo if policy.name in only]
     by_interval: dict[float, list[float | None]] = {}
     keep: RunRecord | None = None
