@@ -513,7 +513,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         metavar="VALUE",
         help="free riders: a read grows over neighbours whose staleness is worth "
-        "VALUE x a request (engine default: off)",
+        f"VALUE x a request (engine default: {planning_mod.RIDER_VALUE:g}; 0: off)",
     )
     parser.add_argument(
         "--no-sweep", action="store_true", help="skip the fixed-interval sweep"
