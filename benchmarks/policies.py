@@ -12,6 +12,10 @@
   beside it in virtual time (quick cycles every 15 min, the daily full cycle, each
   change predicted by shadow replay, measured and kept or rolled back); proposals
   that need a user's approval (tolerance raises) stay unapproved.
+* ``adaptive+optimizer+approve`` (only when named with ``--policies``): the same,
+  with a simulated user who approves every proposal that needs approval as soon
+  as it is made (each approval audited as that user's): what the loop buys when
+  its tolerance raises are accepted.
 * ``oracle`` / ``oracle-batched``: see :mod:`benchmarks.oracle` (not engine
   configurations); the batched one also reads, with a unit's table, what will leave
   its band within the next 30 s.
@@ -33,6 +37,7 @@ STATIC = "static-blocks"
 ADAPTIVE = "adaptive"
 ADAPTIVE_NO_PATTERNS = "adaptive-no-patterns"
 ADAPTIVE_OPTIMIZER = "adaptive+optimizer"
+ADAPTIVE_OPTIMIZER_APPROVE = "adaptive+optimizer+approve"
 ORACLE = "oracle"
 ORACLE_BATCHED = "oracle-batched"
 EXPERT = "expert-static"  # see benchmarks.expert (not an engine configuration)
@@ -49,6 +54,7 @@ class Policy:
     interval: float | None
     config: EngineConfig | None
     optimizer: bool = False  # run the optimization loop beside the engine
+    approve: bool = False  # ... and approve every proposal that needs approval
 
 
 def fixed(interval: float, limits: Mapping[int, DeviceLimits]) -> Policy:
@@ -98,6 +104,28 @@ def standard(
         ),
         Policy(ORACLE, ORACLE, None, None),
         Policy(ORACLE_BATCHED, ORACLE, None, None),
+    ]
+
+
+def optional(
+    limits: Mapping[int, DeviceLimits],
+    *,
+    min_interval: float = 5.0,
+    max_interval: float = 300.0,
+) -> list[Policy]:
+    """Return the policies run only when named (``scripts/bench --policies``)."""
+    adaptive = EngineConfig(
+        min_interval=min_interval, max_interval=max_interval, limits=dict(limits)
+    )
+    return [
+        Policy(
+            ADAPTIVE_OPTIMIZER_APPROVE,
+            ADAPTIVE_OPTIMIZER_APPROVE,
+            None,
+            adaptive,
+            optimizer=True,
+            approve=True,
+        )
     ]
 
 

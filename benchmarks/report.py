@@ -10,6 +10,7 @@ from typing import Any
 from .policies import (
     ADAPTIVE,
     ADAPTIVE_OPTIMIZER,
+    ADAPTIVE_OPTIMIZER_APPROVE,
     EXPERT,
     FIXED,
     ORACLE,
@@ -327,6 +328,80 @@ def optimizer_check(
         "ok": True,
         "detail": detail + (f"; WORSE: {'; '.join(worse)}" if worse else ""),
     }
+
+
+def _change(mine: float, base: float) -> str:
+    if base <= 0:
+        return ""
+    pct = 100.0 * (mine / base - 1.0)
+    return f" ({pct:+.0f} %)" if round(pct) else ""
+
+
+def _loop_note(runs: Sequence[Mapping[str, Any] | None]) -> str:
+    """Summarise what the loop kept, rolled back and had approved, over the phases."""
+    runs = [r for r in runs if r]
+    if not runs:
+        return "n/a"
+    kept: dict[str, int] = {}
+    for run in runs:
+        for what in sorted(set(run["kept"])):
+            kept[what] = kept.get(what, 0) + 1
+    rolled = sum(len(run["rolled_back"]) for run in runs)
+    approved = sum(len(run["approved"]) for run in runs)
+    parts = [
+        f"{what} ({n} of {len(runs)} phases)"
+        for what, n in sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    ]
+    if len(kept) > 3:
+        parts.append(f"{len(kept) - 3} more")
+    text = "kept: " + ("; ".join(parts) if parts else "nothing")
+    text += f"; rolled back: {rolled}"
+    if approved:
+        text += f"; approved: {approved}"
+    return text
+
+
+def optimizer_table(results: Mapping[str, Any]) -> str:
+    """Render the adaptive+optimizer policies against adaptive, per scenario (Markdown)."""
+    meta = results.get("meta", {})
+    lines = [
+        (
+            f"From `{meta.get('command', 'scripts/bench')}` (seed {meta.get('seed')}, "
+            f"medians over {meta.get('phases')} phases; the optimizer runs at "
+            "adaptive's phases; balanced goal)."
+        ),
+        "",
+        (
+            "| scenario | policy | requests/h | bus s/h | time out of tolerance % "
+            "| errors | what the loop did (all phases) |"
+        ),
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for name, result in results["scenarios"].items():
+        policies = result["policies"]
+        adaptive = _ok(policies, ADAPTIVE)
+        if adaptive is None:
+            continue
+        hours = result.get("hours", 0)
+        lines.append(
+            f"| {name} ({hours:g} h) | adaptive | {_rate(adaptive['requests_per_hour'])} "
+            f"| {_fmt(adaptive['bus_s_per_hour'], 2)} | {_fmt(adaptive['tot_pct'], 2)} "
+            f"| {_fmt(adaptive['errors'], 0)} | |"
+        )
+        for policy in (ADAPTIVE_OPTIMIZER, ADAPTIVE_OPTIMIZER_APPROVE):
+            m = _ok(policies, policy)
+            if m is None:
+                continue
+            lines.append(
+                f"| | {policy} | {_rate(m['requests_per_hour'])}"
+                f"{_change(m['requests_per_hour'], adaptive['requests_per_hour'])} "
+                f"| {_fmt(m['bus_s_per_hour'], 2)}"
+                f"{_change(m['bus_s_per_hour'], adaptive['bus_s_per_hour'])} "
+                f"| {_fmt(m['tot_pct'], 2)}"
+                f"{_change(m['tot_pct'], adaptive['tot_pct'])} "
+                f"| {_fmt(m['errors'], 0)} | {_loop_note(m.get('loop') or [])} |"
+            )
+    return "\n".join(lines)
 
 
 STATE_BYTES = 1024

@@ -33,6 +33,7 @@ from .oracle import run_oracle
 from .report import (
     RESULTS_DIR,
     at_equal_tot,
+    optimizer_table,
     overhead_checks,
     plots,
     scenario_checks,
@@ -181,7 +182,26 @@ def _measure(
     metrics = compute(scenario, record, min_interval=min_interval).as_dict()
     metrics.update(day_night(scenario, record))
     metrics["phase"] = round(phase, 1)
+    if record.optimizer is not None:
+        metrics["loop"] = loop_summary(record.optimizer)
     return metrics
+
+
+def loop_summary(statistics: dict[str, Any]) -> dict[str, Any]:
+    """Summarise what the loop did in one run: changes kept, rolled back, approved."""
+    kept: list[str] = []
+    rolled_back: list[str] = []
+    approved: list[str] = []
+    for entry in statistics.get("audit", []):
+        what = f"{entry.get('extra', {}).get('parameter')} of {entry.get('target')}"
+        if entry.get("action") == "approve":
+            approved.append(what)
+        elif str(entry.get("action", "")).startswith("strategy:"):
+            if entry.get("outcome") == "kept":
+                kept.append(what)
+            elif entry.get("outcome") == "rolled_back":
+                rolled_back.append(what)
+    return {"kept": kept, "rolled_back": rolled_back, "approved": approved}
 
 
 def run_scenario(
@@ -193,6 +213,7 @@ def run_scenario(
     max_interval: float = 300.0,
     phases: int = DEFAULT_PHASES,
     seed: int = 42,
+    only: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, RunRecord]]:
     """Run every policy on one scenario over ``phases`` seeded phases.
 
@@ -218,6 +239,11 @@ def run_scenario(
     )
     if sweep:
         todo += pol.sweep(scenario.sweep, scenario.limits)
+    if only:
+        todo += pol.optional(
+            scenario.limits, min_interval=min_interval, max_interval=max_interval
+        )
+        todo = [policy for policy in todo if policy.name in only]
     by_interval: dict[float, list[float | None]] = {}
     keep: RunRecord | None = None
     for policy in todo:
@@ -245,6 +271,7 @@ def run_scenario(
                             index=index,
                             phase=phase,
                             optimizer=policy.optimizer,
+                            approve=policy.approve,
                         )
                     )
                     runs.append(_measure(scenario, record, min_interval, phase))
@@ -256,6 +283,8 @@ def run_scenario(
             result["policies"][policy.name] = {"error": repr(err)}
             continue
         metrics = combine(runs)
+        if policy.optimizer:
+            metrics["loop"] = [run.get("loop") for run in runs]
         spread = metrics["spread"]["tot_pct"]
         _log(
             f"  {scenario.name} / {policy.name}: {metrics['requests_per_hour']:,.1f} req/h, "
@@ -359,6 +388,8 @@ def timeline(scenario: Scenario, records: dict[str, RunRecord]) -> dict[str, Any
 README = Path(__file__).resolve().parent.parent / "README.md"
 README_START = "<!-- bench:results -->"
 README_END = "<!-- /bench:results -->"
+OPTIMIZER_START = "<!-- bench:optimizer -->"
+OPTIMIZER_END = "<!-- /bench:optimizer -->"
 
 
 def readme_results(results: dict[str, Any], text: str) -> str:
@@ -378,15 +409,17 @@ def readme_results(results: dict[str, Any], text: str) -> str:
     )
 
 
-def update_readme(path: Path, block: str) -> bool:
+def update_readme(
+    path: Path, block: str, markers: tuple[str, str] = (README_START, README_END)
+) -> bool:
     """Replace the text between the README's results markers; False without markers."""
     if not path.exists():
         return False
     text = path.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
+    start, end = text.find(markers[0]), text.find(markers[1])
     if start < 0 or end < start:
         return False
-    head = text[: start + len(README_START)]
+    head = text[: start + len(markers[0])]
     path.write_text(f"{head}\n{block.rstrip()}\n{text[end:]}", encoding="utf-8")
     return True
 
@@ -486,6 +519,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--no-sweep", action="store_true", help="skip the fixed-interval sweep"
     )
     parser.add_argument(
+        "--policies",
+        default=None,
+        help="comma-separated policy names to run, e.g. adaptive,adaptive+optimizer "
+        "(default: all; the sweep, expert-tuned static and the checks that need "
+        "other policies then drop out)",
+    )
+    parser.add_argument(
         "--no-overhead", action="store_true", help="skip the overhead measurement"
     )
     parser.add_argument("--no-plots", action="store_true")
@@ -494,6 +534,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--readme",
         action="store_true",
         help="also write README-results.json, README-table.md, README-*.png",
+    )
+    parser.add_argument(
+        "--optimizer-readme",
+        action="store_true",
+        help="write the adaptive vs adaptive+optimizer table into the README's "
+        "optimization section (run with --policies adaptive,adaptive+optimizer,...)",
     )
     parser.add_argument(
         "--progress",
@@ -541,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_interval=args.max_interval,
             phases=phases,
             seed=args.seed,
+            only=args.policies.split(",") if args.policies else None,
         )
         results["scenarios"][scenario.name] = result
         results["checks"] += scenario_checks(scenario.name, result)
@@ -573,6 +620,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             README, readme_results(results, text)
         ):
             _log(f"updated {README}")
+    if args.optimizer_readme:
+        block = optimizer_table(results)
+        (out / "optimizer-table.md").write_text(block + "\n")
+        if update_readme(README, block, (OPTIMIZER_START, OPTIMIZER_END)):
+            _log(f"updated the optimization table in {README}")
     if not args.no_plots:
         for path in plots(results, extras, out):
             _log(f"wrote {path}")

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from adaptive_modbus_engine.audit import AuditLog
+from adaptive_modbus_engine.audit import Actor, AuditLog
 from adaptive_modbus_engine.optimizer import Optimizer
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 from adaptive_modbus_engine.replay import VirtualClock, as_float, drive
@@ -28,6 +28,8 @@ from .bus import BusModel
 from .scenarios import Scenario
 
 ReadKey = tuple[int, Table]
+#: the simulated user of ``adaptive+optimizer+approve``
+APPROVER = Actor.user("benchmark", "approves every proposal")
 
 
 @dataclass
@@ -171,6 +173,7 @@ async def run_engine(
     index: SpanIndex | None = None,
     phase: float = 0.0,
     optimizer: bool = False,
+    approve: bool = False,
 ) -> RunRecord:
     """Run the real ``PollEngine`` over the scenario's duration in virtual time.
 
@@ -180,6 +183,8 @@ async def run_engine(
     devices and the metrics keep the scenario's clock). ``optimizer`` runs the
     optimization loop beside the engine, ticked after every cycle; its shadow
     replays run inline (virtual time does not move while they compute).
+    ``approve`` (with ``optimizer``) plays a user who approves every proposal that
+    needs approval (a tolerance raise) right after the cycle that made it.
     """
     clock = VirtualClock(scenario.start)
     units: list[Any] = scenario.make_units(clock.now)
@@ -215,6 +220,9 @@ async def run_engine(
         bar.update(shown_at - scenario.start)
         if loop is not None:
             await loop.tick(shown_at + phase, run_in_executor=inline)
+            if approve:
+                for proposal_id in list(loop.awaiting):
+                    loop.approve(proposal_id, actor=APPROVER)
 
     loop = (
         Optimizer(

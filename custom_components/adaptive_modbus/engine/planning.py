@@ -57,6 +57,15 @@ class Planning:
         self._cache_holes: object = None
         self.cache_hits = 0
 
+    @property
+    def early_fraction(self) -> float:
+        """Share of its interval a neighbour may have left to join a read early."""
+        return self._early_fraction
+
+    @early_fraction.setter
+    def early_fraction(self, value: float) -> None:
+        self._early_fraction = value
+
     def cost_model(self) -> CostModel:
         """Return the cost model the planner uses now (configured, fitted, or default)."""
         return (

@@ -35,7 +35,7 @@ from .config import EngineConfig, Tuning
 from .core import EngineCore, ReadListener
 from .cycle import CycleResult, CycleRunner
 from .demand import Demand, Viewing
-from .errors import UnknownRegister
+from .errors import EngineUsageError, UnknownRegister
 from .execute import EXC_ILLEGAL_VALUE, Executor
 from .faults import (
     HOLE_VERIFY_FAILURE,
@@ -60,7 +60,7 @@ from .snapshot import Snapshots
 from .state import RESTORED_QUARANTINE_MAX, STATE_VERSION, ImportReport, LearnedState
 from .stats import EngineSnapshot, StatsRecorder
 from .transport import Transport
-from .tuning import TuningApi
+from .tuning import TuningApi, check_range
 from .unit_recovery import UNIT_PROBE_FIRST, UNIT_PROBE_MAX, UnitRecovery
 from .write import Writer
 
@@ -137,6 +137,7 @@ class PollEngine:
         self._recovery = recovery = UnitRecovery(core)
         # EARLY_FRACTION is read here, so a test can tune it per engine
         self._planning = planning = Planning(core, early_fraction=EARLY_FRACTION)
+        self._planner_tuned: dict[str, float] = {}  # set_planner_params
         observer = Observer(core)
         executor = Executor(core, observer=observer, planning=planning)
         self._cycles = CycleRunner(
@@ -417,11 +418,51 @@ class PollEngine:
 
         What :meth:`apply_tuning` takes back; empty sections mean the defaults.
         """
-        return self._tuning_api.export()
+        out = self._tuning_api.export()
+        out["planner"] = dict(self._planner_tuned)
+        return out
 
     def apply_tuning(self, data: Mapping[str, Any]) -> list[str]:
         """Apply parameters exported by :meth:`tuning`; returns what was set aside."""
-        return self._tuning_api.apply(data)
+        warnings = self._tuning_api.apply(data)
+        planner = data.get("planner") if isinstance(data, Mapping) else None
+        if isinstance(planner, Mapping) and planner:
+            try:
+                self.set_planner_params(
+                    rider_value=planner.get("rider_value"),
+                    early_fraction=planner.get("early_fraction"),
+                )
+            except (EngineUsageError, TypeError, ValueError) as err:
+                warnings.append(f"planner tuning set aside ({err})")
+        return warnings
+
+    def planner_params(self) -> tuple[float, float]:
+        """Return (free riders' value, early-read fraction) in force."""
+        return self._planning.rider_value, self._planning.early_fraction
+
+    def set_planner_params(
+        self,
+        *,
+        rider_value: float | None = None,
+        early_fraction: float | None = None,
+    ) -> tuple[float, float]:
+        """Set the free riders' value (0-8 requests) and the early-read fraction (0-1).
+
+        A read grows over neighbours whose staleness is worth ``rider_value`` times
+        a request (0: no riders); a neighbour joins a planned read early when at
+        most ``early_fraction`` of its interval is left. None leaves one as it is.
+        Returns both before; tuned values are exported by :meth:`tuning`.
+        """
+        before = self.planner_params()
+        if rider_value is not None:
+            value = check_range("rider_value", rider_value, (0.0, 8.0))
+            self._planning.rider_value = value
+            self._planner_tuned["rider_value"] = value
+        if early_fraction is not None:
+            value = check_range("early_fraction", early_fraction, (0.0, 1.0))
+            self._planning.early_fraction = value
+            self._planner_tuned["early_fraction"] = value
+        return before
 
     def interval_bounds(self, uid: str) -> tuple[float, float]:
         """Return a register's interval bounds in force (min, max) in seconds."""

@@ -26,6 +26,7 @@ PARAMETERS = (
     "unit_max_gap",
     "cost_model",
     "pattern",
+    "planner",
 )
 
 
@@ -94,6 +95,10 @@ def apply_change(engine: PollEngine, parameter: str, target: str, value: Any) ->
         engine.set_cost_model(None if value is None else CostModel(*value))
     elif parameter == "pattern":
         engine.set_pattern_params(strength=float(value[0]), lead=float(value[1]))
+    elif parameter == "planner":
+        engine.set_planner_params(
+            rider_value=float(value[0]), early_fraction=float(value[1])
+        )
     else:
         raise EngineUsageError(f"unknown parameter {parameter!r}")
 
@@ -128,6 +133,8 @@ def current_value(engine: PollEngine, parameter: str, target: str) -> Any:
     if parameter == "pattern":
         lead = tuning["pattern_lead"]
         return [tuning["pattern_strength"], 900.0 if lead is None else lead]
+    if parameter == "planner":
+        return list(engine.planner_params())
     raise EngineUsageError(f"unknown parameter {parameter!r}")
 
 

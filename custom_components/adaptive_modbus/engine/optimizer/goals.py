@@ -13,7 +13,7 @@ Figures (all "lower is better"): ``requests_per_min``, ``bus_utilisation`` (0-1)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 import math
@@ -107,16 +107,44 @@ class Objective:
             )
         return not reasons, gain, reasons
 
-    def judge_plan(
-        self, before: Figures, after: Figures
-    ) -> tuple[bool, float, list[str]]:
-        """Judge a measured change of the read plan (block limits, gaps, cost model).
+    def worse_t(
+        self,
+        before: Sequence[Figures],
+        after: Sequence[Figures],
+        *,
+        plan: bool = False,
+    ) -> float:
+        """How significantly the minutes after a change are worse than those before.
 
-        On what a read costs, per register read (requests and bus time), which does
-        not move with how much there was to read, plus the error rate and latency:
-        kept unless worse beyond ``keep_noise`` or the margins.
+        The largest Welch t statistic of: the objective's cost per minute (each
+        figure relative to the mean before), and the time out of tolerance beyond
+        its budget (measurement slack). Below about 2 a difference is within what
+        the workload's minute-to-minute variance scatters. ``plan``: the read-plan
+        objective (:meth:`judge_plan`).
         """
-        plan = Objective(
+        objective = self.plan_objective() if plan else self
+        if len(before) < 2 or len(after) < 2:
+            return math.inf
+        means = {
+            name: sum(f.get(name, 0.0) for f in before) / len(before)
+            for name in (*objective.weights, "time_out_of_tolerance")
+        }
+        costs_b = [objective.cost(f, means) for f in before]
+        costs_a = [objective.cost(f, means) for f in after]
+        stats = [_welch(costs_a, costs_b, 0.0)]
+        if not plan:
+            tot_b = [f.get("time_out_of_tolerance", 0.0) for f in before]
+            tot_a = [f.get("time_out_of_tolerance", 0.0) for f in after]
+            mean_b = means["time_out_of_tolerance"]
+            allowed = self.keep_slack * max(
+                mean_b * self.staleness_budget_rel, self.staleness_budget_abs
+            )
+            stats.append(_welch(tot_a, tot_b, allowed))
+        return max(stats)
+
+    def plan_objective(self) -> Objective:
+        """Return the objective a read-plan change is judged by (:meth:`judge_plan`)."""
+        return Objective(
             self.goal,
             weights={
                 "bus_per_register": 0.45,
@@ -130,7 +158,17 @@ class Objective:
             latency_margin_rel=self.latency_margin_rel,
             keep_noise=self.keep_noise,
         )
-        return plan.judge(before, after, keep=True)
+
+    def judge_plan(
+        self, before: Figures, after: Figures
+    ) -> tuple[bool, float, list[str]]:
+        """Judge a measured change of the read plan (block limits, gaps, cost model).
+
+        On what a read costs, per register read (requests and bus time), which does
+        not move with how much there was to read, plus the error rate and latency:
+        kept unless worse beyond ``keep_noise`` or the margins.
+        """
+        return self.plan_objective().judge(before, after, keep=True)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the objective as plain data."""
@@ -147,6 +185,19 @@ class Objective:
             "min_gain": self.min_gain,
             "keep_noise": self.keep_noise,
         }
+
+
+def _welch(after: Sequence[float], before: Sequence[float], allowed: float) -> float:
+    """Welch's t of ``mean(after) - mean(before) - allowed`` (inf: no scatter at all)."""
+    n_a, n_b = len(after), len(before)
+    mean_a, mean_b = sum(after) / n_a, sum(before) / n_b
+    var_a = sum((x - mean_a) ** 2 for x in after) / (n_a - 1)
+    var_b = sum((x - mean_b) ** 2 for x in before) / (n_b - 1)
+    diff = mean_a - mean_b - allowed
+    se = math.sqrt(var_a / n_a + var_b / n_b)
+    if se <= 0:
+        return math.inf if diff > 0 else -math.inf if diff < 0 else 0.0
+    return diff / se
 
 
 # figures below these count as these (a relative change of almost nothing is noise)

@@ -54,7 +54,8 @@ from .strategies import STRATEGIES, Context, UnitKnowledge
 
 _LOGGER = logging.getLogger(__name__)
 
-OPTIMIZER_VERSION = 1
+OPTIMIZER_VERSION = 2  # 2: noisy_since (when each register was first seen noisy)
+MIGRATABLE_VERSIONS = (1, OPTIMIZER_VERSION)
 MIN_REPLAY_SPAN = 300.0  # s of reads needed before anything is predicted
 MAX_CANDIDATES = {"quick": 3, "full": 8}
 FOLLOW_UPS = 3  # full cycles at most run again when more proposals passed
@@ -81,6 +82,11 @@ MIN_COUNTS = {
     "first_change_delay": 5,
 }
 MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
+# a measured change for the worse rolls back only when it is significant against
+# the workload's minute-to-minute scatter (Welch t at least this) and the window
+# after holds at least this many requests; else the window grows (to evaluation_max)
+SIGNIFICANT_T = 2.0
+MIN_EVALUATION_REQUESTS = 30
 
 RunInExecutor = Callable[..., Awaitable[Any]]
 Kind = Literal["quick", "full"]
@@ -90,6 +96,7 @@ PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
     "loop": {
         "quick_every": ("seconds", 60.0, 86400.0),
         "evaluation_window": ("seconds", 60.0, 86400.0),
+        "evaluation_max": ("seconds", 60.0, 7 * 86400.0),
         "replay_horizon": ("seconds", 300.0, 6 * 3600.0),
         "full_hour": ("hour", -1, 23),
     },
@@ -104,10 +111,14 @@ PARAMETER_SPECS: dict[str, dict[str, tuple[str, float, float]]] = {
 }
 # how long a register must not have changed before it may rest longer
 PARAMETER_SPECS["interval"]["quiet_for"] = ("seconds", 600.0, 30 * 86400.0)
+# how long a register must have been noisy, without a break, before its tolerance
+# is proposed higher
+PARAMETER_SPECS["interval"]["noisy_for"] = ("seconds", 600.0, 90 * 86400.0)
 DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "loop": {
         "quick_every": 900.0,
         "evaluation_window": 1800.0,
+        "evaluation_max": 7200.0,
         "replay_horizon": 3600.0,
         "full_hour": -1,
     },
@@ -116,6 +127,7 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
         "max_step": 2.0,
         "cooldown": 3600.0,
         "quiet_for": 86400.0,
+        "noisy_for": 7 * 86400.0,
     },
     "cluster": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
     "pattern": {"enabled": True, "max_step": 1.5, "cooldown": 3600.0},
@@ -149,6 +161,7 @@ class Evaluation:
     # the engine's learned state when the change was applied (for the shadow
     # replays of both windows; not kept across a restart)
     state: Mapping[str, Any] | None = None
+    extended: int = 0  # times the window grew (a worse figure not yet significant)
 
     def as_dict(self) -> dict[str, Any]:
         """Return plain data."""
@@ -159,6 +172,7 @@ class Evaluation:
             "started": self.started,
             "ends": self.ends,
             "resumed": self.resumed,
+            "extended": self.extended,
         }
 
     @classmethod
@@ -171,6 +185,7 @@ class Evaluation:
             started=float(data["started"]),
             ends=float(data["ends"]),
             resumed=bool(data.get("resumed", False)),
+            extended=int(data.get("extended", 0)),
         )
 
 
@@ -228,6 +243,39 @@ def workload(  # noqa: PLR0917
         replay(before, config, state=state, tuning=tuning, changes=revert),
         replay(after, config, state=state, tuning=tuning, changes=revert),
     )
+
+
+def replay_without(  # noqa: PLR0917
+    trace: ReplayTrace,
+    config: EngineConfig,
+    state: Mapping[str, Any],
+    tuning: Mapping[str, Any],
+    reverted: Sequence[Change],
+) -> ReplayOutcome:
+    """Replay one window with a change undone (CPU-heavy): its counterfactual."""
+
+    def revert(engine: PollEngine) -> None:
+        apply_all(engine, reverted)
+
+    return replay(trace, config, state=state, tuning=tuning, changes=revert)
+
+
+def replayed_figures(
+    outcome: ReplayOutcome, measured: Mapping[str, float]
+) -> dict[str, float]:
+    """Return a replay's figures in a measured window's shape.
+
+    What a replay does not model (latency) is taken from ``measured``, so it
+    neither helps nor hurts the comparison.
+    """
+    figures = dict(measured)
+    figures.update(outcome.effect())
+    figures["seconds"] = outcome.duration
+    figures["changes"] = float(outcome.changes)
+    if outcome.registers_read:
+        figures["requests_per_register"] = outcome.requests / outcome.registers_read
+        figures["bus_per_register"] = outcome.bus_time / outcome.registers_read
+    return figures
 
 
 def adjusted(
@@ -324,6 +372,9 @@ class Optimizer:
         self._ids = itertools.count(1)
         self._running = False
         self._follow_ups = 0  # full cycles run again after the daily one
+        self._size_failed = False  # a read failed for its size since the last look
+        # per register: wall time since which it was seen noisy at every look
+        self.noisy_since: dict[str, float] = {}
         tolerances = {
             spec.uid: engine.tolerance(spec.uid)
             for spec in engine.specs()
@@ -411,6 +462,7 @@ class Optimizer:
                     seen = self.units.setdefault(error.unit_id, UnitKnowledge())
                     if seen.min_failed is None or error.count < seen.min_failed:
                         seen.min_failed = error.count
+                    self._size_failed = True
 
     # -- the loop -------------------------------------------------------------
 
@@ -439,6 +491,10 @@ class Optimizer:
                 self._running = False
         if not self.enabled or self.evaluation is not None:
             return None
+        if self._size_failed:
+            repaired = self._repair_at_once(now)
+            if repaired is not None:
+                return repaired
         kind: Kind | None = None
         if now >= self.next_full:
             kind = "full"
@@ -503,6 +559,7 @@ class Optimizer:
         self._meter.noisy = {
             uid for uid, reg in snapshot.registers.items() if reg.noisy
         }
+        self._track_noisy(snapshot, wall)
         state = self.engine.export_state()
         proposals = self._propose(kind, only, snapshot, state, wall, result)
         if not proposals:
@@ -573,6 +630,64 @@ class Optimizer:
         self.last_run = result
         return result
 
+    def _track_noisy(self, snapshot: EngineSnapshot, wall: float) -> None:
+        """Note since when each register is noisy (noise beyond its tolerance).
+
+        Looked at every run (a quick cycle every 15 min): a register seen not noisy
+        once starts over. A tolerance raise is proposed only after ``noisy_for``.
+        """
+        for uid, reg in snapshot.registers.items():
+            if reg.noisy and reg.noise > reg.tolerance:
+                self.noisy_since.setdefault(uid, wall)
+            else:
+                self.noisy_since.pop(uid, None)
+
+    def _repair_at_once(self, wall: float) -> RunResult | None:
+        """Cap a unit whose larger reads fail at the largest read that answered, now.
+
+        Every later try of a size that failed costs a timeout, so this repair does
+        not wait for a cycle or a shadow replay (which needs minutes of reads): it
+        is applied right after the cycle that saw the failure and then measured like
+        any change; with no window before it yet, the window after is judged against
+        its own shadow replay without the cap (:meth:`_finish_evaluation`).
+        """
+        self._size_failed = False
+        params = self.parameters["cluster"]
+        if not params["enabled"]:
+            return None
+        snapshot = self.engine.snapshot()
+        self._learn_sizes(snapshot)
+        state = self.engine.export_state()
+        ctx = replace(
+            self._context(snapshot, state, "quick"),
+            step_factor=self.records["cluster"].step(params["max_step"]),
+            params=params,
+        )
+        # at once only with evidence close to the failing size: a read at least half
+        # as large answered (right after start only small reads may have answered)
+        near = {
+            f"unit {unit}"
+            for unit, seen in self.units.items()
+            if seen.min_failed is not None and 2 * seen.max_ok >= seen.min_failed
+        }
+        repairs = [
+            p
+            for p in STRATEGIES["cluster"].propose(ctx)
+            if p.repair and p.target in near
+        ]
+        if not repairs:
+            return None
+        result = RunResult(kind="repair", at=wall, dry_run=False)
+        proposal = repairs[0]
+        self.records["cluster"].proposed += 1
+        self._apply(proposal, Actor.loop(), wall)
+        proposal.verdict = "applied at once (larger reads fail): evaluating"
+        result.proposals = [proposal]
+        result.applied.append(proposal.id)
+        result.note = "a repair: larger reads failed"
+        self.last_run = result
+        return result
+
     def _propose(  # noqa: PLR0917
         self,
         kind: str,
@@ -635,12 +750,14 @@ class Optimizer:
             units=dict(self.units),
             cost=engine.cost_model(),
             fitted=engine.fitted_cost_model(),
+            planner=engine.planner_params(),
             patterns_learned=engine.quiet_hour() is not None,
             step_factor=1.0,
             now=self._wall(),
             params={},
             new_id=self._new_id,
             awaiting=frozenset((p.target, p.parameter) for p in self.awaiting.values()),
+            noisy_since=dict(self.noisy_since),
         )
 
     def _retry_costs(
@@ -687,7 +804,9 @@ class Optimizer:
                 )
         for unit, size in largest.items():
             seen = self.units.setdefault(unit, UnitKnowledge())
-            seen.max_ok = size
+            # while larger reads are known to fail, the largest that answered is
+            # kept even when only smaller reads went out lately (under a cap)
+            seen.max_ok = size if seen.min_failed is None else max(seen.max_ok, size)
             if seen.min_failed is not None and size >= seen.min_failed:
                 seen.min_failed = None
 
@@ -814,14 +933,36 @@ class Optimizer:
                 reverted,
             )
             expected, ratios = adjusted(evaluation.before, *shadow)
+        # judged against the window before scaled by how much the workload itself
+        # moved (the shadow replays of both windows with the old parameters), where
+        # both replays counted enough to tell; else against it as measured
+        judged_before = expected
+        if (
+            evaluation.before.get("seconds", 0.0) < MIN_WINDOW
+            and traces is not None
+            and traces[1] is not None
+        ):
+            # no window before the change (a repair right after start): the window
+            # after is judged against its own replay without the change
+            reverted = [c.reverted() for c in reversed(evaluation.proposal.changes)]
+            without = await run_in_executor(
+                replay_without,
+                traces[1],
+                self.engine.config,
+                evaluation.state or self.engine.export_state(),
+                self.engine.tuning(),
+                reverted,
+            )
+            judged_before = replayed_figures(without, after)
+            expected = dict(judged_before)
         # judged on the windows as measured; the shadow replays of both windows
         # with the old parameters are kept beside (how much the workload moved)
-        if evaluation.proposal.strategy == "cluster":
-            ok, gain, reasons = self.objective.judge_plan(evaluation.before, after)
+        if _judged_on_plan(evaluation.proposal):
+            ok, gain, reasons = self.objective.judge_plan(judged_before, after)
         else:
-            ok, gain, reasons = self.objective.judge(
-                evaluation.before, after, keep=True
-            )
+            ok, gain, reasons = self.objective.judge(judged_before, after, keep=True)
+        if not ok and self._extend(evaluation, now, (applied_at, t), gain, reasons):
+            return
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
         measured = {
@@ -850,6 +991,66 @@ class Optimizer:
                 "optimizer rolled back %s: %s", proposal.id, "; ".join(reasons)
             )
         self.next_quick = max(self.next_quick, now)
+
+    def _extend(
+        self,
+        evaluation: Evaluation,
+        now: float,
+        after_span: tuple[float, float],
+        gain: float,
+        reasons: Sequence[str],
+    ) -> bool:
+        """Let a window that measured worse grow while the difference is not significant.
+
+        A window's figures scatter with the workload (an incident in one window and
+        not the other); a change is rolled back only when the minutes after it are
+        worse than those before beyond that scatter (:data:`SIGNIFICANT_T`) with
+        at least :data:`MIN_EVALUATION_REQUESTS` requests measured, or when the
+        window reached ``evaluation_max``. More errors roll back at once. Returns
+        True when the window was extended (the evaluation goes on).
+        """
+        loop = self.parameters["loop"]
+        window = float(loop["evaluation_window"])
+        cap = float(loop["evaluation_max"])
+        if (
+            evaluation.before_from is None
+            or evaluation.applied_at is None
+            or now - evaluation.started >= cap
+            or any(reason.startswith("error rate") for reason in reasons)
+        ):
+            return False
+        before = self._meter.per_minute(evaluation.before_from, evaluation.applied_at)
+        after = self._meter.per_minute(*after_span)
+        t_worse = self.objective.worse_t(
+            before, after, plan=_judged_on_plan(evaluation.proposal)
+        )
+        requests = sum(f["requests_per_min"] for f in after)
+        if t_worse >= SIGNIFICANT_T and requests >= MIN_EVALUATION_REQUESTS:
+            return False
+        evaluation.ends = min(now + max(window / 2, 300.0), evaluation.started + cap)
+        evaluation.extended += 1
+        self.evaluation = evaluation
+        why = "; ".join(reasons)
+        self.audit.update(
+            evaluation.audit_id,
+            extra={
+                "extended": evaluation.extended,
+                "extension": f"measured worse ({why}) but not significantly ("
+                + (
+                    f"t {t_worse:.1f} < {SIGNIFICANT_T:g}"
+                    if t_worse < SIGNIFICANT_T
+                    else f"only {requests:.0f} requests"
+                )
+                + f"): measured until {evaluation.ends - evaluation.started:.0f} s",
+            },
+        )
+        _LOGGER.info(
+            "optimizer extends the evaluation of %s (gain %.1f%%, t %.1f)",
+            evaluation.proposal.id,
+            100 * gain,
+            t_worse,
+        )
+        return True
 
     def _forget(self, audit_id: int) -> None:
         self.in_force = [item for item in self.in_force if item.audit_id != audit_id]
@@ -1085,6 +1286,7 @@ class Optimizer:
             ],
             "baseline": self.baseline,
             "last_window": self.last_window,
+            "noisy_since": dict(self.noisy_since),
             "next_id": next(self._ids),
             "saved_at": self._wall(),
         }
@@ -1100,10 +1302,14 @@ class Optimizer:
         """
         warnings: list[str] = []
         report: dict[str, Any] = {"evaluation": None, "warnings": warnings}
-        if not isinstance(data, Mapping) or data.get("version") != OPTIMIZER_VERSION:
+        if (
+            not isinstance(data, Mapping)
+            or data.get("version") not in MIGRATABLE_VERSIONS
+        ):
             version = data.get("version") if isinstance(data, Mapping) else None
             warnings.append(f"stored optimizer state version {version!r} set aside")
             return report
+        data = migrate_state(data)
         self.enabled = bool(data.get("enabled", True))
         try:
             self._goal = Goal(data.get("goal", Goal.BALANCED))
@@ -1144,6 +1350,15 @@ class Optimizer:
                 warnings.append("a change in force was set aside")
         self.baseline = _figures(data.get("baseline"))
         self.last_window = _figures(data.get("last_window"))
+        self.noisy_since = {}
+        known = set(self.engine.uids)
+        for uid, since in dict(data.get("noisy_since") or {}).items():
+            if (
+                uid in known
+                and isinstance(since, (int, float))
+                and math.isfinite(since)
+            ):
+                self.noisy_since[uid] = float(since)
         next_id = data.get("next_id")
         if isinstance(next_id, int) and next_id > 0:
             self._ids = itertools.count(next_id)
@@ -1189,6 +1404,19 @@ class Optimizer:
         return "discarded"
 
 
+def migrate_state(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Bring a stored optimizer state to :data:`OPTIMIZER_VERSION`.
+
+    1 -> 2: ``noisy_since`` added, empty: how long a register has been noisy was
+    not tracked, so its week starts at the restart.
+    """
+    out = dict(data)
+    if out.get("version") == 1:
+        out["noisy_since"] = {}
+        out["version"] = 2
+    return out
+
+
 def _with_retries(
     effect: dict[str, float],
     changes: Sequence[Change],
@@ -1210,6 +1438,15 @@ def _with_retries(
         requests = max(out.get("requests_per_min", 0.0) * 60.0, 1.0)
         out["error_rate"] = out.get("error_rate", 0.0) + per_hour / requests
     return out
+
+
+def _judged_on_plan(proposal: Proposal) -> bool:
+    """Whether a change is judged on what a read costs (read-plan inputs).
+
+    Riders and early reads (``planner``) trade load for freshness: judged on the
+    goal like interval changes.
+    """
+    return proposal.strategy == "cluster" and proposal.parameter != "planner"
 
 
 def _joined(*notes: str) -> str:

@@ -190,6 +190,24 @@ class WindowMeter:
         """Return the figures from ``start`` to ``end`` (engine time)."""
         return self.window(start, end).figures(self.registers)
 
+    def per_minute(self, start: float, end: float) -> list[dict[str, float]]:
+        """Return the figures of each whole minute from ``start`` to ``end``.
+
+        A minute without a cycle counts as a quiet minute (all zero). What the
+        variance of a window's figures is estimated from.
+        """
+        first = math.ceil(max(start, self.started) / BUCKET) * BUCKET
+        last = math.floor(end / BUCKET) * BUCKET
+        by_start = {b.start: b for b in self._buckets if first <= b.start < last}
+        registers = self.registers
+        out = []
+        t = first
+        while t < last:
+            bucket = by_start.get(t) or Window(t, t + BUCKET)
+            out.append(bucket.figures(registers))
+            t += BUCKET
+        return out
+
     @property
     def registers(self) -> int:
         """Registers whose staleness is measured."""

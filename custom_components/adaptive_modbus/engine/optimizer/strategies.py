@@ -3,8 +3,8 @@
 - :class:`IntervalStrategy` (quick and full cycles): interval bounds of registers
   resting at their maximum (or, for ``freshest``, of those held at their minimum),
   the step budget, the noise handling of noisy registers, and a tolerance raise for
-  registers whose noise exceeds their tolerance (needs a user's approval: a
-  tolerance is a user's promise);
+  registers whose noise has exceeded their tolerance for a week without a break
+  (``noisy_for``; needs a user's approval: a tolerance is a user's promise);
 - :class:`ClusterStrategy` (full cycles): the read planner's inputs: a unit's
   largest read (shrunk to the largest read that answered when larger reads fail or
   time out, grown when nothing failed), the allowed gap, the cost model (re-fitted
@@ -68,6 +68,9 @@ class Context:
     params: Mapping[str, Any]  # the strategy's parameters
     new_id: Callable[[str], str]
     awaiting: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    planner: tuple[float, float] = (1.0, 0.5)  # (rider value, early fraction) in force
+    # per register: wall time since which it has been noisy without a break
+    noisy_since: Mapping[str, float] = field(default_factory=dict)
 
     def free(self, reg: RegisterSnapshot) -> bool:
         """Whether the loop may change this register (enabled, not pinned, healthy)."""
@@ -151,28 +154,59 @@ class IntervalStrategy(Strategy):
     def _rest_longer(
         self, ctx: Context, regs: list[RegisterSnapshot]
     ) -> list[Proposal]:
-        """Propose a longer maximum for registers resting at theirs with nothing moving."""
-        changes = []
+        """Propose a longer maximum for registers resting at theirs.
+
+        Two proposals: registers that did not change for ``quiet_for`` (strong
+        evidence), and calm ones (their rate would move them less than a fifth of
+        their tolerance in a maximum interval, but they changed within the last
+        hour, :data:`CALM_EVIDENCE`: steps the replay and the window then see),
+        which only the shadow replay and the measurement can justify. Neither for
+        ``freshest``. The maximum grows by a whole multiple (:func:`_harmonic_up`):
+        registers at the new maximum come due with those at the old one.
+        """
+        quiet_for = float(ctx.params.get("quiet_for", QUIET_FOR))
+        quiet: list[Change] = []
+        calm: list[Change] = []
         for reg in regs:
             low, high = ctx.bounds[reg.uid]
-            still = (
-                reg.rate * high <= 0.2 * max(reg.tolerance, 1e-9)
-                and not reg.noisy
-                and _unchanged(
-                    reg, ctx.now, float(ctx.params.get("quiet_for", QUIET_FOR))
-                )
-            )
-            if reg.interval >= 0.95 * high and still and high < MAX_INTERVAL_CEILING:
-                new_high = min(round(high * ctx.step_factor), MAX_INTERVAL_CEILING)
-                changes.append(_bounds_change(ctx, reg.uid, [low, new_high]))
-        return _bounds_proposal(
-            ctx,
-            self.name,
-            changes,
-            side=1,
-            target="registers resting at their max interval",
-            reason="their values did not move at the longest interval",
-        )
+            resting = reg.interval >= 0.95 * high
+            if (
+                not (resting or reg.reason == "quiet")
+                or high >= MAX_INTERVAL_CEILING
+                or reg.noisy
+                or reg.rate * high > 0.2 * max(reg.tolerance, 1e-9)
+            ):
+                continue
+            new_high = _harmonic_up(high, ctx.step_factor)
+            if new_high is None:
+                continue
+            if resting and _unchanged(reg, ctx.now, quiet_for):
+                quiet.append(_bounds_change(ctx, reg.uid, [low, new_high]))
+            elif (
+                reg.reason == "quiet"
+                and reg.last_change is not None
+                and ctx.now - reg.last_change <= CALM_EVIDENCE
+            ):
+                calm.append(_bounds_change(ctx, reg.uid, [low, new_high]))
+        return [
+            *_bounds_proposal(
+                ctx,
+                self.name,
+                quiet,
+                side=1,
+                target="registers resting at their max interval",
+                reason="their values did not move at the longest interval",
+            ),
+            *_bounds_proposal(
+                ctx,
+                self.name,
+                calm,
+                side=1,
+                target="calm registers resting at their max interval",
+                reason="their rate stays far inside their tolerance at the longest "
+                "interval; only steps move them",
+            ),
+        ]
 
     def _faster_floor(
         self, ctx: Context, regs: list[RegisterSnapshot]
@@ -262,9 +296,13 @@ class IntervalStrategy(Strategy):
                     reason="noise above tolerance still shortens their intervals",
                 )
             )
+        noisy_for = float(ctx.params.get("noisy_for", NOISY_FOR))
         for reg in noisy:
             if (reg.uid, "tolerance") in ctx.awaiting:
                 continue
+            since = ctx.noisy_since.get(reg.uid)
+            if since is None or ctx.now - since < noisy_for:
+                continue  # noisy for a while is no reason to change a promise
             after = _round_up(reg.noise * TOLERANCE_HEADROOM)
             out.append(
                 Proposal(
@@ -334,6 +372,7 @@ class ClusterStrategy(Strategy):
                     )
                     for after in sorted(gaps - {current})
                 )
+        out += self._planner(ctx)
         fitted = ctx.fitted
         tuned = ctx.tuning.get("cost")
         if fitted is not None and tuned is not None:
@@ -356,6 +395,38 @@ class ClusterStrategy(Strategy):
                     )
                 )
         return out
+
+    def _planner(self, ctx: Context) -> list[Proposal]:
+        """Free riders' value (bolder, more cautious, off) and the early-read fraction.
+
+        Both trade bus time for freshness: riders read stale neighbours along with
+        a request that goes out anyway, early reads pull in neighbours nearly due.
+        Which way pays depends on the device and the goal: the replay decides.
+        """
+        riders, early = ctx.planner
+        step = ctx.step_factor
+        candidates = {
+            (round(min(8.0, max(riders, 0.25) * step), 3), early),
+            (round(riders / step, 3), early),
+            (0.0, early),
+            (riders, round(min(1.0, early + 0.25 * (step - 1.0) * 2), 3)),
+            (riders, round(max(0.0, early - 0.25 * (step - 1.0) * 2), 3)),
+        }
+        return [
+            Proposal(
+                id=ctx.new_id(self.name),
+                strategy=self.name,
+                target="connection",
+                parameter="planner",
+                changes=(
+                    Change("planner", "connection", [riders, early], list(after)),
+                ),
+                before={"rider_value": riders, "early_fraction": early},
+                after={"rider_value": after[0], "early_fraction": after[1]},
+                reason="free riders and early reads trade bus time for freshness",
+            )
+            for after in sorted(candidates - {(riders, early)})
+        ]
 
     def _cap(  # noqa: PLR0917
         self,
@@ -419,6 +490,11 @@ class PatternStrategy(Strategy):
 
 
 QUIET_FOR = 86400.0  # s without a change before a register may rest longer
+# a calm register must have changed within this span (the shadow replay's
+# default horizon): its steps are then in the evidence; one idle since longer
+# (a PV inverter at night) may wake up differently, and waits for quiet_for
+CALM_EVIDENCE = 3600.0
+NOISY_FOR = 7 * 86400.0  # s noisy without a break before a tolerance raise
 
 
 def _unchanged(reg: RegisterSnapshot, now: float, quiet_for: float) -> bool:
@@ -429,6 +505,20 @@ def _unchanged(reg: RegisterSnapshot, now: float, quiet_for: float) -> bool:
     counts from its first read.
     """
     return reg.last_change is not None and now - reg.last_change >= quiet_for
+
+
+def _harmonic_up(high: float, factor: float) -> float | None:
+    """Return ``high`` times the whole number ``factor`` rounds down to (at least 2).
+
+    A whole multiple keeps aligned due times harmonic: a register at ``2 x high``
+    is due at every other due time of one at ``high``, so both ride in one read,
+    where 1.5 x would put it on times of its own. Capped at
+    :data:`MAX_INTERVAL_CEILING`; None when not even twice ``high`` fits.
+    """
+    for multiple in range(max(2, math.floor(factor)), 1, -1):
+        if multiple * high <= MAX_INTERVAL_CEILING:
+            return multiple * high
+    return None
 
 
 def _round_up(value: float) -> float:
