@@ -81,6 +81,15 @@ def static(interval: float, limits: Mapping[int, DeviceLimits]) -> Policy:
     return Policy(f"{STATIC}@{interval:g}s", STATIC, interval, config)
 
 
+def _adaptive_config(
+    limits: Mapping[int, DeviceLimits], min_interval: float, max_interval: float
+) -> EngineConfig:
+    """Return the adaptive engine's configuration with these interval bounds."""
+    return EngineConfig(
+        min_interval=min_interval, max_interval=max_interval, limits=dict(limits)
+    )
+
+
 def standard(
     limits: Mapping[int, DeviceLimits],
     *,
@@ -88,9 +97,7 @@ def standard(
     max_interval: float = 300.0,
 ) -> list[Policy]:
     """Return the policies of the main table (adaptive with the given interval bounds)."""
-    adaptive = EngineConfig(
-        min_interval=min_interval, max_interval=max_interval, limits=dict(limits)
-    )
+    adaptive = _adaptive_config(limits, min_interval, max_interval)
     return [
         fixed(DEFAULT_INTERVAL, limits),
         static(DEFAULT_INTERVAL, limits),
@@ -114,9 +121,7 @@ def optional(
     max_interval: float = 300.0,
 ) -> list[Policy]:
     """Return the policies run only when named (``scripts/bench --policies``)."""
-    adaptive = EngineConfig(
-        min_interval=min_interval, max_interval=max_interval, limits=dict(limits)
-    )
+    adaptive = _adaptive_config(limits, min_interval, max_interval)
     return [
         Policy(
             ADAPTIVE_OPTIMIZER_APPROVE,
