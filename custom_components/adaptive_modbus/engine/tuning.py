@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 import math
-from typing import Any
+from typing import Any, Literal
 
 from .config import Tuning
 from .core import EngineCore
@@ -88,28 +88,35 @@ class TuningApi:
 
     def set_step_budget(self, reg: RegisterState, budget: float | None) -> float:
         """Set a register's step budget (None: default); returns the old one."""
-        before = reg.model.step_budget
-        uid = reg.spec.uid
-        if budget is None:
-            self._tuning.step_budget.pop(uid, None)
-            reg.model.step_budget = STEP_BUDGET
-        else:
-            value = check_range(f"{uid} step_budget", budget, STEP_BUDGET_RANGE)
-            self._tuning.step_budget[uid] = value
-            reg.model.step_budget = value
-        return before
+        return self._set_model_value(
+            reg, "step_budget", budget, STEP_BUDGET, STEP_BUDGET_RANGE
+        )
 
     def set_noise_margin(self, reg: RegisterState, margin: float | None) -> float:
         """Set a register's noise margin (None: default); returns the old one."""
-        before = reg.model.noise_margin
+        return self._set_model_value(
+            reg, "noise_margin", margin, NOISE_MARGIN, NOISE_MARGIN_RANGE
+        )
+
+    def _set_model_value(
+        self,
+        reg: RegisterState,
+        name: Literal["step_budget", "noise_margin"],
+        value: float | None,
+        default: float,
+        allowed: tuple[float, float],
+    ) -> float:
+        """Set the interval model's ``name`` and remember it in the tuning (None: default)."""
+        before: float = getattr(reg.model, name)
         uid = reg.spec.uid
-        if margin is None:
-            self._tuning.noise_margin.pop(uid, None)
-            reg.model.noise_margin = NOISE_MARGIN
+        tuned: dict[str, float] = getattr(self._tuning, name)
+        if value is None:
+            tuned.pop(uid, None)
+            setattr(reg.model, name, default)
         else:
-            value = check_range(f"{uid} noise_margin", margin, NOISE_MARGIN_RANGE)
-            self._tuning.noise_margin[uid] = value
-            reg.model.noise_margin = value
+            checked = check_range(f"{uid} {name}", value, allowed)
+            tuned[uid] = checked
+            setattr(reg.model, name, checked)
         return before
 
     def set_tolerance(self, reg: RegisterState, tolerance: float) -> float:

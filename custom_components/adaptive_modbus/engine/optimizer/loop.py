@@ -38,7 +38,7 @@ import math
 import time
 from typing import Any, Literal
 
-from ..audit import Actor, AuditLog, Outcome
+from ..audit import Actor, AuditEntry, AuditLog, Outcome
 from ..config import EngineConfig
 from ..errors import EngineUsageError, ErrorKind
 from ..faults import LIMIT_RETRY_MAX
@@ -862,20 +862,30 @@ class Optimizer:
 
     # -- applying, evaluating, rolling back ------------------------------------
 
-    def _apply(self, proposal: Proposal, actor: Actor, wall: float) -> int:
-        state = self.engine.export_state()  # as learned before the change
-        apply_all(self.engine, proposal.changes)
-        proposal.verdict = "applied: evaluating"
-        entry = self.audit.add(
+    def _audit_proposal(
+        self,
+        proposal: Proposal,
+        actor: Actor,
+        outcome: Outcome,
+        action: str | None = None,
+    ) -> AuditEntry:
+        """Audit ``proposal`` (applied, awaiting approval or approved) as ``outcome``."""
+        return self.audit.add(
             actor=actor,
-            action=f"strategy:{proposal.strategy}",
+            action=action or f"strategy:{proposal.strategy}",
             target=proposal.target,
             before=proposal.before,
             after=proposal.after,
             predicted=proposal.predicted,
-            outcome=Outcome.EVALUATING,
+            outcome=outcome,
             extra={"proposal": proposal.id, "parameter": proposal.parameter},
         )
+
+    def _apply(self, proposal: Proposal, actor: Actor, wall: float) -> int:
+        state = self.engine.export_state()  # as learned before the change
+        apply_all(self.engine, proposal.changes)
+        proposal.verdict = "applied: evaluating"
+        entry = self._audit_proposal(proposal, actor, Outcome.EVALUATING)
         self.records[proposal.strategy].applied += 1
         t = self._clock()
         window = self.parameters["loop"]["evaluation_window"]
@@ -1106,16 +1116,7 @@ class Optimizer:
 
     def _await_approval(self, proposal: Proposal, actor: Actor) -> None:
         self.awaiting[proposal.id] = proposal
-        entry = self.audit.add(
-            actor=actor,
-            action=f"strategy:{proposal.strategy}",
-            target=proposal.target,
-            before=proposal.before,
-            after=proposal.after,
-            predicted=proposal.predicted,
-            outcome=Outcome.PROPOSED,
-            extra={"proposal": proposal.id, "parameter": proposal.parameter},
-        )
+        entry = self._audit_proposal(proposal, actor, Outcome.PROPOSED)
         proposal.verdict = f"needs approval (audit {entry.id})"
 
     def approve(self, proposal_id: str, *, actor: Actor) -> dict[str, Any]:
@@ -1131,16 +1132,7 @@ class Optimizer:
         for change in proposal.changes:
             if change.parameter == "tolerance":
                 self._meter.tolerances[change.target] = float(change.after)
-        entry = self.audit.add(
-            actor=actor,
-            action="approve",
-            target=proposal.target,
-            before=proposal.before,
-            after=proposal.after,
-            predicted=proposal.predicted,
-            outcome=Outcome.APPLIED,
-            extra={"proposal": proposal.id, "parameter": proposal.parameter},
-        )
+        entry = self._audit_proposal(proposal, actor, Outcome.APPLIED, action="approve")
         proposal.verdict = "approved"
         return {"audit_id": entry.id, "proposal": proposal.as_dict()}
 
