@@ -32,13 +32,13 @@ from .engine.analytics import (
 )
 from .engine.registers import DataType
 from .entity import register_unique_id
-from .services import (
+from .service_targets import (
     ATTR_CONFIG_ENTRY_ID,
-    _entry,
-    _from_device,
-    _from_entity,
-    _invalid,
-    _loaded,
+    entry_of_entity,
+    invalid,
+    loaded_entries,
+    loaded_entry,
+    unit_of_device,
 )
 
 SERVICE_GET_ANALYTICS = "get_analytics"
@@ -89,7 +89,7 @@ GENERATE_REPORT_SCHEMA = vol.Schema(
 def _analytics(entry: AdaptiveModbusConfigEntry, service: str) -> Analytics:
     analytics = entry.runtime_data.analytics
     if analytics.snapshot is None:
-        raise _invalid("analytics_not_ready", title=entry.title, service=service)
+        raise invalid("analytics_not_ready", title=entry.title, service=service)
     return analytics
 
 
@@ -98,14 +98,14 @@ def _target(
 ) -> tuple[AdaptiveModbusConfigEntry, int | None]:
     """Return the connection and unit (None: the connection) a call is about."""
     if ATTR_DEVICE_ID in data:
-        return _from_device(hass, data[ATTR_DEVICE_ID])
+        return unit_of_device(hass, data[ATTR_DEVICE_ID])
     if ATTR_CONFIG_ENTRY_ID in data:
-        return _entry(hass, data[ATTR_CONFIG_ENTRY_ID]), None
-    loaded = _loaded(hass)
+        return loaded_entry(hass, data[ATTR_CONFIG_ENTRY_ID]), None
+    loaded = loaded_entries(hass)
     if not loaded:
-        raise _invalid("no_connections")
+        raise invalid("no_connections")
     if len(loaded) > 1:
-        raise _invalid("connection_needed", service=service)
+        raise invalid("connection_needed", service=service)
     return loaded[0], None
 
 
@@ -144,20 +144,20 @@ async def _async_get_analytics(call: ServiceCall) -> ServiceResponse:
     window = 3600.0 * data[ATTR_WINDOW]
     horizon = 3600.0 * data[ATTR_HORIZON]
     if ATTR_ENTITY_ID in data:
-        entry, uid = _from_entity(hass, data[ATTR_ENTITY_ID])
+        entry, uid = entry_of_entity(hass, data[ATTR_ENTITY_ID])
         if uid is None:
-            raise _invalid("analytics_needs_register", entity=data[ATTR_ENTITY_ID])
+            raise invalid("analytics_needs_register", entity=data[ATTR_ENTITY_ID])
         uids = [uid]
         unit: int | None = entry.runtime_data.hub.definitions[uid][0]
     elif ATTR_DEVICE_ID in data:
-        entry, unit = _from_device(hass, data[ATTR_DEVICE_ID])
+        entry, unit = unit_of_device(hass, data[ATTR_DEVICE_ID])
         uids = [
             u
             for u, (unit_id, _) in entry.runtime_data.hub.definitions.items()
             if unit_id == unit
         ]
     else:
-        raise _invalid("analytics_target_needed", service=SERVICE_GET_ANALYTICS)
+        raise invalid("analytics_target_needed", service=SERVICE_GET_ANALYTICS)
     analytics = _analytics(entry, SERVICE_GET_ANALYTICS)
     snapshot = analytics.snapshot
     assert snapshot is not None
@@ -166,7 +166,7 @@ async def _async_get_analytics(call: ServiceCall) -> ServiceResponse:
     inputs = []
     for uid in uids:
         if uid not in snapshot.registers:
-            raise _invalid("unknown_target", target=uid)
+            raise invalid("unknown_target", target=uid)
         if definitions[uid][1].spec.data_type is not DataType.STRING:
             # copied here, summarised in a thread (trend and forecast: ms each)
             inputs.append(analytics.summary_inputs(uid, window))
@@ -208,7 +208,7 @@ async def _async_get_health(call: ServiceCall) -> ServiceResponse:
     scope: int | str = CONNECTION if unit is None else unit
     health = _health(analytics, scope)
     if health is None:  # a unit with no enabled register is not scored
-        raise _invalid("unknown_target", target=str(scope))
+        raise invalid("unknown_target", target=str(scope))
     names = _unit_names(entry)
     response: dict[str, Any] = {
         "connection": entry.title,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.auth.permissions.const import POLICY_CONTROL
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import (
     HomeAssistant,
@@ -19,7 +18,7 @@ from homeassistant.core import (
     ServiceResponse,
     SupportsResponse,
 )
-from homeassistant.exceptions import ServiceValidationError, Unauthorized, UnknownUser
+from homeassistant.exceptions import Unauthorized, UnknownUser
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.util.json import JsonValueType
 import voluptuous as vol
@@ -28,9 +27,9 @@ from .chart_runtime import CONNECTION_CHARTS, ChartManager, intervals_chart
 from .const import DOMAIN
 from .coordinator import AdaptiveModbusConfigEntry
 from .entity import hub_identifier, unit_identifier
+from .service_targets import ATTR_CONFIG_ENTRY_ID, invalid, loaded_entries
 
 SERVICE_RENDER_CHARTS = "render_charts"
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 
 RENDER_SCHEMA = vol.Schema(
     {
@@ -40,21 +39,13 @@ RENDER_SCHEMA = vol.Schema(
 )
 
 
-def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders,
-    )
-
-
 def _managers(
     hass: HomeAssistant,
 ) -> list[tuple[AdaptiveModbusConfigEntry, ChartManager]]:
     return [
         (entry, entry.runtime_data.charts)
-        for entry in hass.config_entries.async_entries(DOMAIN)
-        if entry.state is ConfigEntryState.LOADED and entry.runtime_data.charts
+        for entry in loaded_entries(hass)
+        if entry.runtime_data.charts
     ]
 
 
@@ -73,14 +64,14 @@ def _targets(
             for unit in manager.hub.units:
                 if unit_identifier(entry.entry_id, unit.unit_id) in device.identifiers:
                     return [(entry, manager, [intervals_chart(unit.unit_id)])]
-        raise _invalid("unknown_device", device=data[ATTR_DEVICE_ID])
+        raise invalid("unknown_device", device=data[ATTR_DEVICE_ID])
     if ATTR_CONFIG_ENTRY_ID in data:
         for entry, manager in managers:
             if entry.entry_id == data[ATTR_CONFIG_ENTRY_ID]:
                 return [(entry, manager, manager.charts)]
-        raise _invalid("entry_not_loaded", entry=data[ATTR_CONFIG_ENTRY_ID])
+        raise invalid("entry_not_loaded", entry=data[ATTR_CONFIG_ENTRY_ID])
     if not managers:
-        raise _invalid("no_connections")
+        raise invalid("no_connections")
     return [(entry, manager, manager.charts) for entry, manager in managers]
 
 

@@ -41,13 +41,13 @@ from .optimization import (
     audit_dict,
     call_context,
 )
-from .services import (
+from .service_targets import (
     ATTR_CONFIG_ENTRY_ID,
-    _entry,
-    _from_device,
-    _from_entity,
-    _invalid,
-    _loaded,
+    entry_of_entity,
+    invalid,
+    loaded_entries,
+    loaded_entry,
+    unit_of_device,
 )
 
 SERVICE_RUN_OPTIMIZATION = "run_optimization"
@@ -136,12 +136,12 @@ type Handler = Callable[[ServiceCall, Actor], Awaitable[ServiceResponse]]
 def _one_entry(hass: HomeAssistant, call: ServiceCall) -> AdaptiveModbusConfigEntry:
     """Return the connection a call names, or the only one loaded."""
     if ATTR_CONFIG_ENTRY_ID in call.data:
-        return _entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])
-    loaded = _loaded(hass)
+        return loaded_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])
+    loaded = loaded_entries(hass)
     if not loaded:
-        raise _invalid("no_connections")
+        raise invalid("no_connections")
     if len(loaded) > 1:
-        raise _invalid("connection_needed", service=call.service)
+        raise invalid("connection_needed", service=call.service)
     return loaded[0]
 
 
@@ -151,9 +151,9 @@ def _registers(
     """Return ``(entity_id, entry, register uid)`` of register entities."""
     found = []
     for entity_id in entity_ids:
-        entry, uid = _from_entity(hass, entity_id)
+        entry, uid = entry_of_entity(hass, entity_id)
         if uid is None:
-            raise _invalid("entity_not_a_register", entity=entity_id)
+            raise invalid("entity_not_a_register", entity=entity_id)
         found.append((entity_id, entry, uid))
     return found
 
@@ -296,7 +296,7 @@ async def _async_rollback(call: ServiceCall, actor: Actor) -> ServiceResponse:
     optimizer = _optimizer(entry)
     audit_id = call.data.get(ATTR_AUDIT_ID)
     if audit_id is not None and entry.runtime_data.audit.get(audit_id) is None:
-        raise _invalid("unknown_audit_entry", audit_id=str(audit_id))
+        raise invalid("unknown_audit_entry", audit_id=str(audit_id))
     try:
         result = optimizer.rollback(actor=actor, audit_id=audit_id)
     except (AdaptiveModbusError, ValueError, KeyError) as err:
@@ -325,7 +325,7 @@ async def _async_reset_learning(call: ServiceCall, actor: Actor) -> ServiceRespo
     if entity_id is not None:
         ((_, entry, uid),) = _registers(hass, [entity_id])
     elif ATTR_DEVICE_ID in call.data:
-        entry, unit = _from_device(hass, call.data[ATTR_DEVICE_ID])
+        entry, unit = unit_of_device(hass, call.data[ATTR_DEVICE_ID])
     else:
         entry = _one_entry(hass, call)
     data = entry.runtime_data
@@ -371,17 +371,15 @@ def _pin_arguments(call: ServiceCall) -> dict[str, float]:
     }
     if call.data[ATTR_UNPIN]:
         if pin:
-            raise _invalid("unpin_with_interval", arguments=", ".join(pin))
+            raise invalid("unpin_with_interval", arguments=", ".join(pin))
         return pin
     if not pin:
-        raise _invalid("interval_needed")
+        raise invalid("interval_needed")
     if ATTR_INTERVAL in pin and len(pin) > 1:
-        raise _invalid("interval_or_bounds")
+        raise invalid("interval_or_bounds")
     low, high = pin.get(ATTR_MIN_INTERVAL), pin.get(ATTR_MAX_INTERVAL)
     if low is not None and high is not None and low > high:
-        raise _invalid(
-            "bounds_order", min_interval=f"{low:g}", max_interval=f"{high:g}"
-        )
+        raise invalid("bounds_order", min_interval=f"{low:g}", max_interval=f"{high:g}")
     return pin
 
 
@@ -401,7 +399,7 @@ async def _async_set_register_interval(
         try:
             after_pin = engine.pin_interval(uid, **pin) if pin else None
         except AdaptiveModbusError as err:
-            raise _invalid("invalid_pin", entity=entity_id, error=str(err)) from err
+            raise invalid("invalid_pin", entity=entity_id, error=str(err)) from err
         if after_pin is None:
             engine.unpin(uid)
         after = None if after_pin is None else after_pin.to_dict()
@@ -438,7 +436,7 @@ async def _async_refresh(call: ServiceCall, actor: Actor) -> ServiceResponse:
         try:
             await data.coordinator.async_read_now(uids)
         except AdaptiveModbusError as err:  # a register the engine no longer has
-            raise _invalid("unknown_target", target=str(err)) from err
+            raise invalid("unknown_target", target=str(err)) from err
         snapshot = data.coordinator.engine.snapshot()
         for entity_id, uid in items:
             register = snapshot.registers[uid]

@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_DEVICE_ID, ATTR_ENTITY_ID
 from homeassistant.core import (
     HomeAssistant,
@@ -22,12 +21,8 @@ from homeassistant.core import (
     ServiceResponse,
     SupportsResponse,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import (
-    config_validation as cv,
-    device_registry as dr,
-    entity_registry as er,
-)
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import config_validation as cv
 import voluptuous as vol
 
 from .chart_services import async_setup_chart_services
@@ -42,11 +37,17 @@ from .engine.views import (
     register_view,
     system_view,
 )
-from .entity import register_unique_id, unit_identifier
+from .service_targets import (
+    ATTR_CONFIG_ENTRY_ID,
+    entry_of_entity,
+    invalid,
+    loaded_entries,
+    loaded_entry,
+    unit_of_device,
+)
 
 SERVICE_GET_VISUALIZATION = "get_visualization"
 SERVICE_EXPORT_VISUALIZATION = "export_visualization"
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_VIEW = "view"
 ATTR_PERIOD = "period"
 ATTR_PATH = "path"
@@ -74,33 +75,6 @@ EXPORT_SCHEMA = vol.Schema(
 )
 
 
-def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders=placeholders,
-    )
-
-
-def _loaded(hass: HomeAssistant) -> list[AdaptiveModbusConfigEntry]:
-    return [
-        entry
-        for entry in hass.config_entries.async_entries(DOMAIN)
-        if entry.state is ConfigEntryState.LOADED
-    ]
-
-
-def _entry(hass: HomeAssistant, entry_id: str) -> AdaptiveModbusConfigEntry:
-    entry = hass.config_entries.async_get_entry(entry_id)
-    if (
-        entry is None
-        or entry.domain != DOMAIN
-        or entry.state is not ConfigEntryState.LOADED
-    ):
-        raise _invalid("entry_not_loaded", entry=entry_id)
-    return entry
-
-
 def _source(entry: AdaptiveModbusConfigEntry) -> Source:
     coordinator = entry.runtime_data.coordinator
     engine = coordinator.engine
@@ -111,36 +85,6 @@ def _source(entry: AdaptiveModbusConfigEntry) -> Source:
         name=entry.title,
         analytics=coordinator.analytics,
     )
-
-
-def _from_entity(
-    hass: HomeAssistant, entity_id: str
-) -> tuple[AdaptiveModbusConfigEntry, str | None]:
-    """Return the entry of an entity and its register's uid (None: not a register)."""
-    item = er.async_get(hass).async_get(entity_id)
-    if item is None or item.platform != DOMAIN or item.config_entry_id is None:
-        raise _invalid("unknown_entity", entity=entity_id)
-    entry = _entry(hass, item.config_entry_id)
-    for uid, (unit_id, definition) in entry.runtime_data.hub.definitions.items():
-        if (
-            register_unique_id(entry.entry_id, unit_id, definition.spec.key)
-            == item.unique_id
-        ):
-            return entry, uid
-    return entry, None
-
-
-def _from_device(
-    hass: HomeAssistant, device_id: str
-) -> tuple[AdaptiveModbusConfigEntry, int]:
-    """Return the entry and unit id of a unit device."""
-    device = dr.async_get(hass).async_get(device_id)
-    if device is not None:
-        for entry in _loaded(hass):
-            for unit in entry.runtime_data.hub.units:
-                if unit_identifier(entry.entry_id, unit.unit_id) in device.identifiers:
-                    return entry, unit.unit_id
-    raise _invalid("unknown_device", device=device_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,19 +105,19 @@ def resolve_target(hass: HomeAssistant, data: Mapping[str, Any]) -> ViewTarget:
     uid: str | None = None
     unit: int | None = None
     if ATTR_ENTITY_ID in data:
-        entry, uid = _from_entity(hass, data[ATTR_ENTITY_ID])
+        entry, uid = entry_of_entity(hass, data[ATTR_ENTITY_ID])
         if uid is not None:
             unit = entry.runtime_data.hub.definitions[uid][0]
     if ATTR_DEVICE_ID in data:
-        entry, unit = _from_device(hass, data[ATTR_DEVICE_ID])
+        entry, unit = unit_of_device(hass, data[ATTR_DEVICE_ID])
     if ATTR_CONFIG_ENTRY_ID in data and entry is None:
-        entry = _entry(hass, data[ATTR_CONFIG_ENTRY_ID])
+        entry = loaded_entry(hass, data[ATTR_CONFIG_ENTRY_ID])
     if entry is None:
-        loaded = _loaded(hass)
+        loaded = loaded_entries(hass)
         if not loaded:
-            raise _invalid("no_connections")
+            raise invalid("no_connections")
         if len(loaded) > 1:
-            raise _invalid("target_needed", view=str(data.get(ATTR_VIEW)))
+            raise invalid("target_needed", view=str(data.get(ATTR_VIEW)))
         entry = loaded[0]
     return ViewTarget(entry, unit, uid)
 
@@ -185,17 +129,17 @@ def build_view(target: ViewTarget, view: str, period_hours: float) -> dict[str, 
     try:
         if view == "register":
             if target.uid is None:
-                raise _invalid("register_needs_entity")
+                raise invalid("register_needs_entity")
             return register_view(source, target.uid, period)
         if view == "device":
             if target.unit is None:
-                raise _invalid("device_needs_target")
+                raise invalid("device_needs_target")
             return device_view(source, target.unit, period)
         if view == "cluster":
             return cluster_view(source)
         return system_view(source, period)
     except KeyError as err:  # a register or unit the engine does not have (any longer)
-        raise _invalid("unknown_target", target=str(err)) from err
+        raise invalid("unknown_target", target=str(err)) from err
 
 
 def _view(hass: HomeAssistant, data: dict[str, Any]) -> dict[str, Any]:
@@ -211,12 +155,12 @@ async def _async_export_path(hass: HomeAssistant, raw: str) -> Path:
     """
     path = Path(raw)
     if ".." in path.parts:
-        raise _invalid("path_traversal", path=raw)
+        raise invalid("path_traversal", path=raw)
     if path.suffix.lower() != ".json":
-        raise _invalid("path_not_json", path=raw)
+        raise invalid("path_not_json", path=raw)
     full = path if path.is_absolute() else Path(hass.config.path(raw))
     if not await hass.async_add_executor_job(hass.config.is_allowed_path, str(full)):
-        raise _invalid("path_not_allowed", path=raw)
+        raise invalid("path_not_allowed", path=raw)
     return full
 
 
@@ -238,11 +182,11 @@ async def _async_export(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     path = await _async_export_path(hass, call.data[ATTR_PATH])
     if ATTR_CONFIG_ENTRY_ID in call.data:
-        entries = [_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])]
+        entries = [loaded_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])]
     else:
-        entries = _loaded(hass)
+        entries = loaded_entries(hass)
     if not entries:
-        raise _invalid("no_connections")
+        raise invalid("no_connections")
     data = export_dataset(
         [_source(e) for e in entries], 3600.0 * call.data[ATTR_PERIOD]
     )

@@ -50,12 +50,12 @@ from .coordinator import AdaptiveModbusConfigEntry
 from .descriptions import platform_for
 from .engine.errors import EngineUsageError
 from .entity import register_unique_id, unit_identifier
+from .service_targets import loaded_entries
 from .services import (
     ATTR_PERIOD,
     ATTR_VIEW,
     GET_SCHEMA,
     ViewTarget,
-    _loaded,
     build_view,
     resolve_target,
 )
@@ -281,7 +281,7 @@ def ws_entries(
     entities = er.async_get(hass)
     connection.send_result(
         msg["id"],
-        {"entries": [_entry_info(e, devices, entities) for e in _loaded(hass)]},
+        {"entries": [_entry_info(e, devices, entities) for e in loaded_entries(hass)]},
     )
 
 
