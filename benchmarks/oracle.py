@@ -16,6 +16,13 @@ not requests: independent drifts each cost a request of their own. ``lookahead``
 gives the batching variant (``oracle-batched``): when a unit's table is read anyway,
 registers of it that will leave their band within the next ``lookahead`` seconds are
 read in the same plan, so their exits share requests. It still never misses.
+
+``grace`` gives the lenient variant (``oracle-lenient``, swept): it still knows the
+future and batches like ``oracle-batched``, but it may leave a value out of its band
+for up to ``grace`` seconds (a register is read once it has been out of its band for
+``grace`` s, a change beyond tolerance at most ``grace`` s after it). Swept over
+``grace`` it draws the clairvoyant frontier: what a poller that knows the future
+needs at a given time out of tolerance, the reference for "at equal freshness".
 """
 
 from __future__ import annotations
@@ -50,9 +57,12 @@ def run_oracle(
     *,
     progress: bool = False,
     lookahead: int = 0,
+    grace: int = 0,
     name: str = "oracle",
 ) -> RunRecord:
     """Simulate the oracle on the scenario's ground truth at 1-second resolution."""
+    if grace < 0:
+        raise ValueError(f"grace must be >= 0 s, got {grace}")
     specs = scenario.specs
     truth = scenario.truth
     rows: dict[str, int] = {}
@@ -71,6 +81,9 @@ def run_oracle(
     valid = ~np.isnan(truth[:, 0])
     record = RunRecord(policy=name, reads=[([], []) for _ in specs])
     last = truth[:, 0].copy()
+    # per row: the second its shown value left its band (-1: in band), its last read
+    out_since = np.full(len(specs), -1, dtype=np.int64)
+    last_read = np.zeros(len(specs), dtype=np.int64)
     bar = Progress(f"{scenario.name} / {name}", scenario.duration, progress)
 
     def soon(second: int, due_rows: list[int]) -> list[int]:
@@ -100,6 +113,8 @@ def run_oracle(
             for key in block.keys:
                 row = rows[key]
                 last[row] = truth[row, second]
+                out_since[row] = -1
+                last_read[row] = second
                 times, values = record.reads[row]
                 times.append(when)
                 values.append(float(truth[row, second]))
@@ -107,21 +122,25 @@ def run_oracle(
         record.cycles += 1
         record.timeline.append((when, requests))
 
-    # every change of the truth beyond tolerance (the metrics' band exits) is read at
-    # once too, even when a rider read left the shown value within its band
+    # every change of the truth beyond tolerance (the metrics' band exits) is read
+    # within ``grace`` too, even when a rider read left the shown value in its band
     exits_at: dict[int, list[int]] = {}
     for row, seconds in enumerate(scenario_exits(scenario)):
         for second in seconds.tolist():
-            exits_at.setdefault(second, []).append(row)
+            exits_at.setdefault(second + grace, []).append(row)
     read(0, list(range(len(specs))))
     for second in range(1, scenario.duration + 1):
         column = truth[:, second]
-        moved = np.abs(column - last) > tol
-        if second in exits_at:
-            moved[exits_at[second]] = True
-        moved &= valid
-        if moved.any():
-            read(second, [int(row) for row in np.flatnonzero(moved)])
+        moved = (np.abs(column - last) > tol) & valid
+        out_since[moved & (out_since < 0)] = second
+        out_since[~moved] = -1
+        due = moved & (second - out_since >= grace)
+        for row in exits_at.get(second, ()):
+            if last_read[row] < second - grace:
+                due[row] = True
+        due &= valid
+        if due.any():
+            read(second, [int(row) for row in np.flatnonzero(due)])
         if second % 600 == 0:
             bar.update(second)
     bar.close()

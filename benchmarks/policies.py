@@ -42,6 +42,10 @@ ORACLE = "oracle"
 ORACLE_BATCHED = "oracle-batched"
 EXPERT = "expert-static"  # see benchmarks.expert (not an engine configuration)
 ORACLE_LOOKAHEAD = 30  # s: the batched oracle reads what leaves its band within this
+#: the lenient oracle (knows the future, batches, may stay out of its band this many
+#: seconds), swept: the clairvoyant frontier that "at equal freshness" is judged against
+ORACLE_LENIENT = "oracle-lenient"
+ORACLE_GRACES = (2, 5, 10, 20, 40, 80, 160, 320)
 DEFAULT_INTERVAL = 15.0  # HA core's default scan interval
 
 

@@ -334,10 +334,35 @@ def run_scenario(
             f"  {scenario.name} / {pol.EXPERT}: {expert['requests_per_hour']:,.1f} req/h, "
             f"intervals {expert['intervals']} ({time.monotonic() - started:.1f} s)"
         )
+    if "tot_pct" in adaptive and sweep:
+        started = time.monotonic()
+        result["sweep"][pol.ORACLE_LENIENT] = [
+            {
+                "interval": float(grace),
+                **_measure(
+                    scenario,
+                    run_oracle(
+                        scenario,
+                        lookahead=pol.ORACLE_LOOKAHEAD,
+                        grace=grace,
+                        name=f"{pol.ORACLE_LENIENT}@{grace}s",
+                    ),
+                    min_interval,
+                    0.0,
+                ),
+            }
+            for grace in pol.ORACLE_GRACES
+        ]
+        _log(
+            f"  {scenario.name} / {pol.ORACLE_LENIENT}: {len(pol.ORACLE_GRACES)} graces "
+            f"({time.monotonic() - started:.1f} s)"
+        )
     if "tot_pct" in adaptive:
         for label, target in (("equal_tot", adaptive["tot_pct"]),):
             result[label] = {}
-            for family in (pol.FIXED, pol.STATIC):
+            for family in (pol.FIXED, pol.STATIC, pol.ORACLE_LENIENT):
+                if not result["sweep"].get(family):
+                    continue
                 points = result["sweep"][family]
                 eq = at_equal_tot(points, target, "requests_per_hour")
                 eq_bus = at_equal_tot(points, target, "bus_s_per_hour")

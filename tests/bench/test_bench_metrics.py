@@ -70,6 +70,29 @@ def test_oracle_follows_the_truth(tmp_path: Path) -> None:
     assert m.requests_per_hour == pytest.approx(3 / (1000 / 3600))
 
 
+def test_lenient_oracle_stays_within_its_grace() -> None:
+    """The lenient oracle leaves no value out of its band longer than its grace.
+
+    Grace 0 is the batched oracle (never out of tolerance); a longer grace costs
+    fewer requests and more time out of tolerance, and no stretch out of tolerance
+    of any register lasts longer than the grace.
+    """
+    scenario = truncate(install200(hours=0.25), 900)
+    batched = run_oracle(scenario, lookahead=30)
+    same = run_oracle(scenario, lookahead=30, grace=0)
+    assert (same.requests, same.bus_time) == (batched.requests, batched.bus_time)
+    previous = compute(scenario, same)
+    assert previous.tot_pct == 0.0
+    for grace in (5, 20, 60):
+        m = compute(scenario, run_oracle(scenario, lookahead=30, grace=grace))
+        assert m.requests < previous.requests
+        assert m.tot_pct > previous.tot_pct
+        assert m.stale_p95 <= grace
+        previous = m
+    with pytest.raises(ValueError, match="grace"):
+        run_oracle(scenario, grace=-1)
+
+
 def test_equal_tot_interpolates_on_the_frontier() -> None:
     """A dominated point (more requests, less fresh) is off the frontier."""
     points = [
