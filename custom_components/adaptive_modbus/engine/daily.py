@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timezone, tzinfo
 import math
 from typing import Any
+import zlib
 
 from .intervals import SAFETY, STEP_MEMORY, IntervalLimits, IntervalModel
 
@@ -350,7 +351,7 @@ class DailyProfile:
     # ------------------------------------------------------------------ state
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-safe, versioned state (hours as 72 bytes in base64, onsets as text).
+        """Return the JSON-safe, versioned state (hours as 72 bytes, zlib in base64; onsets as text).
 
         Per hour one byte: days still in a row (low 4 bits), moved in the last
         visit (bit 4) and that visit's age in days before ``day`` (bits 5-7, 7: a
@@ -372,7 +373,8 @@ class DailyProfile:
         minutes = bytes(self._minute) + bytes(self._before)
         state: dict[str, Any] = {"version": STATE_VERSION}
         if base >= 0:
-            state.update(day=base, hours=base64.b64encode(hours + minutes).decode())
+            packed = zlib.compress(hours + minutes, 9)
+            state.update(day=base, hours=base64.b64encode(packed).decode("ascii"))
         if self.onsets:
             state["onsets"] = ",".join(
                 f"{round(o.tod)}/{round(o.spread)}/{o.days}/{max(0, base - o.day)}"
@@ -390,14 +392,7 @@ class DailyProfile:
         base = data.get("day")
         hours = data.get("hours")
         if isinstance(base, int) and not isinstance(base, bool) and base >= 0:
-            try:
-                packed = (
-                    base64.b64decode(hours, validate=True)
-                    if isinstance(hours, str) and len(hours) <= 8 * HOURS
-                    else b""
-                )
-            except ValueError:
-                packed = b""
+            packed = _unpack(hours)
             minutes = packed[HOURS:]
             if len(packed) == 3 * HOURS and max(minutes) <= _NONE:
                 for h, byte in enumerate(packed[:HOURS]):
@@ -434,6 +429,18 @@ def settled_target(
     if model.rate <= 0:
         return limits.max_interval
     return limits.clamp(SAFETY * model.resolution / model.rate)
+
+
+def _unpack(text: object) -> bytes:
+    """Return the 3 x :data:`HOURS` bytes of the stored ``hours`` text, else nothing."""
+    if not isinstance(text, str) or len(text) > 8 * HOURS:
+        return b""
+    try:
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(base64.b64decode(text, validate=True), 3 * HOURS + 1)
+    except (ValueError, zlib.error):
+        return b""
+    return data if inflate.eof else b""
 
 
 def _onsets(text: object, base: int) -> list[Onset]:
