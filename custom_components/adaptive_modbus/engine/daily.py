@@ -57,7 +57,7 @@ MOVE = 1.0
 """Signal change (in tolerances, summed over reads) that counts as the register moving."""
 QUIET_DAYS = 1
 """Days in a row an hour must have been still before it counts as quiet."""
-QUIET_HOLD = 900.0
+QUIET_HOLD = 600.0
 """Seconds a register must have been still before a quiet hour rests it at the maximum."""
 QUIET_AHEAD = 1800.0
 """The hour this many seconds ahead must be quiet too."""
