@@ -305,16 +305,19 @@ class DailyProfile:
         first day too. Stays within ``limits``; returns ``interval`` itself where
         nothing applies.
         """
-        if self._last_t is None:
-            return interval
+        still_for = 0.0 if self._last_move is None else t - self._last_move
+        still = rest and still_for >= QUIET_HOLD
+        if not self.onsets and (not still or interval >= limits.max_interval):
+            return interval  # nothing can apply (the common case: cheap)
         try:
-            day, tod = self._day_tod(t)
-            ahead_day, ahead_tod = self._day_tod(t + QUIET_AHEAD)
+            local = self._local(t)
         except (OverflowError, ValueError, OSError):
             return interval
+        day = math.floor(local / DAY)
+        tod = local - day * DAY
+        ahead_day = math.floor((local + QUIET_AHEAD) / DAY)
+        ahead_tod = local + QUIET_AHEAD - ahead_day * DAY
         new = interval
-        still_for = 0.0 if self._last_move is None else t - self._last_move
-        still = still_for >= QUIET_HOLD
         if rest and still and model is not None:
             new = max(new, settled_target(model, still_for, limits))
             flat_for = t - (self._last_active or t)
