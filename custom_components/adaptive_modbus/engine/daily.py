@@ -136,6 +136,8 @@ class DailyProfile:
         self._moved = [False] * HOURS  # whether the register moved in that visit
         self._minute = [_NONE] * HOURS  # minute of its last move in that visit
         self._before = [_UNKNOWN] * HOURS  # ... in the visit the day before it
+        self._history = False  # an hour was visited on two days
+        self._hour_end = -math.inf  # wall time the hour of the last visit ends
         self.onsets: list[Onset] = []
         self._last_t: float | None = None
         self._last_move: float | None = None  # wall time of the last move
@@ -178,10 +180,18 @@ class DailyProfile:
             self._drift = 0.0
         if activity > 0:
             self._last_active = t
+        if (
+            not moved
+            and t < self._hour_end
+            and not self.onsets
+            and self._candidate is None
+        ):
+            return  # a still read inside the hour already visited: nothing to learn
         try:
             day, tod = self._day_tod(t)
         except (OverflowError, ValueError, OSError):
             return
+        self._hour_end = t + HOUR - tod % HOUR
         hour = int(tod // HOUR)
         if day != self._visit_day[hour]:
             if day < self._visit_day[hour]:
@@ -213,6 +223,7 @@ class DailyProfile:
         """Close the previous visit of ``hour`` and open the one of ``day``."""
         previous = self._visit_day[hour]
         if previous >= 0:
+            self._history = True
             if self._moved[hour]:
                 self._quiet[hour] = 0
             elif day - previous <= 1:  # a day without reads says nothing
@@ -307,7 +318,11 @@ class DailyProfile:
         """
         still_for = 0.0 if self._last_move is None else t - self._last_move
         still = rest and still_for >= QUIET_HOLD
-        if not self.onsets and (not still or interval >= limits.max_interval):
+        if not self.onsets and (
+            not still
+            or interval >= limits.max_interval
+            or (not self._history and (model is None or model.step_rate <= 0))
+        ):
             return interval  # nothing can apply (the common case: cheap)
         try:
             local = self._local(t)
@@ -318,7 +333,7 @@ class DailyProfile:
         ahead_day = math.floor((local + QUIET_AHEAD) / DAY)
         ahead_tod = local + QUIET_AHEAD - ahead_day * DAY
         new = interval
-        if rest and still and model is not None:
+        if still and model is not None and model.step_rate > 0:
             new = max(new, settled_target(model, still_for, limits))
             flat_for = t - (self._last_active or t)
             if flat_for >= QUIET_HOLD:
@@ -327,8 +342,8 @@ class DailyProfile:
                 )
         hour, ahead = int(tod // HOUR), int(ahead_tod // HOUR)
         if (
-            rest
-            and still
+            still
+            and self._history
             and new < limits.max_interval
             and self.quiet_after(hour, day, int(tod % HOUR // 60))
             and (ahead == hour or self.quiet(ahead, ahead_day))
@@ -405,6 +420,9 @@ class DailyProfile:
                     profile._visit_day[h] = base - age if age < _NEVER else -1
                 profile._minute = list(minutes[:HOURS])
                 profile._before = list(minutes[HOURS:])
+                profile._history = any(b != _UNKNOWN for b in profile._before) or (
+                    sum(v >= 0 for v in profile._visit_day) > 1
+                )
             profile.onsets = _onsets(data.get("onsets"), base)
         return profile
 
