@@ -299,3 +299,38 @@ def test_the_max_interval_is_a_promise_and_a_busy_week_stops_the_rest() -> None:
     assert profile.interval(now, 20.0, limits) == 120.0
     assert profile.interval(now, 20.0, limits, rest=False) == 20.0
     assert profile.interval(now, 20.0, DEFAULT_LIMITS) == DEFAULT_LIMITS.max_interval
+
+
+def still_then_onset(profile: DailyProfile, day: int, onset: float) -> None:
+    """Feed a day still until ``onset`` (local seconds), then three moves 20 s apart."""
+    t0 = START + day * DAY
+    for k in range(int(onset // 300)):
+        profile.record(t0 + 300 * k, 0.0)
+    for k in range(3):
+        profile.record(t0 + onset + 20 * k, 1.0)  # 20 tolerances in 20 s: moves
+
+
+def test_an_onset_missed_two_days_in_a_row_is_forgotten() -> None:
+    """Test that a one-off start stops being anticipated after two days without it."""
+    profile = DailyProfile()
+    still_then_onset(profile, 0, 7 * 3600.0)
+    # between the still read 300 s before and the moving one: half way
+    assert [round(o.tod) for o in profile.onsets] == [7 * 3600 - 150]
+    for day in (1, 2):  # two still days: the window passes without a move
+        for k in range(288):
+            profile.record(START + day * DAY + 300 * k + 1, 0.0)
+        if day == 1:
+            assert profile.onsets and profile.onsets[0].missed == 1
+    assert profile.onsets == []
+
+
+def test_onsets_are_learned_in_local_time() -> None:
+    """Test that a start at 07:00 Berlin time is learned as 07:00 in that zone."""
+    zoneinfo = pytest.importorskip("zoneinfo")
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    profile = DailyProfile(berlin)
+    # 60 days after START is a winter day: 07:00 in Berlin is 06:00 UTC
+    still_then_onset(profile, 60, 6 * 3600.0)
+    assert [round(o.tod) for o in profile.onsets] == [7 * 3600 - 150]
+    restored = DailyProfile.from_dict(profile.to_dict(), tz=berlin)
+    assert restored.to_dict() == profile.to_dict()
