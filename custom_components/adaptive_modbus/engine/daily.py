@@ -7,14 +7,15 @@ its usual time. A :class:`DailyProfile` learns two things from the reads of one
 register, in local time of an injected time zone, and acts from the second day:
 
 * **Quiet hours.** Per hour of the day, how many days in a row the register did
-  not move in it (the register moves each time its signal, noise excluded, has
-  changed by :data:`MOVE` tolerances in all since its last move: a step at once,
-  a ramp read by read). Once the register has been
-  still for :data:`QUIET_HOLD` seconds inside an hour that was quiet on the last
-  :data:`QUIET_DAYS` day(s), and the hour :data:`QUIET_AHEAD` seconds on was too,
-  the register rests at its maximum interval at once, instead of growing there
-  read by read while the step-rate memory of a busy day fades (after sunset: a
-  cloudy day's steps kept the interval short for about three hours).
+  not move in it, and the minute of its last move there (the register moves each
+  time its signal, noise excluded, has changed by :data:`MOVE` tolerances in all
+  since its last move: a step at once, a ramp read by read). Once the register
+  has been still for :data:`QUIET_HOLD` seconds, in an hour in which it did not
+  move from this minute on the day before, and the hour :data:`QUIET_AHEAD`
+  seconds on was quiet on the last :data:`QUIET_DAYS` day(s) too, it rests at its
+  maximum interval at once, instead of growing there read by read while the
+  step-rate memory of a busy day fades (after sunset: a cloudy day's steps kept
+  the interval short for about three hours).
 * **Onsets.** A move after at least :data:`ONSET_QUIET` seconds of stillness that
   is followed by more movement (:data:`CONFIRM_MOVES` moves within
   :data:`CONFIRM_WINDOW` seconds: a regime starts, not a single step such as a
@@ -30,11 +31,14 @@ register, in local time of an injected time zone, and acts from the second day:
   spread of at least :data:`FIRST_SPREAD`: one day cannot tell how much it varies
   (a cloudy morning starts a PV inverter a quarter of an hour late).
 
-:meth:`DailyProfile.interval` applies both to an interval and never leaves the
+* **A stale step memory** (from the first day, with the register's model): see
+  :func:`settled_target`.
+
+:meth:`DailyProfile.interval` applies them to an interval and never leaves the
 register's limits: the configured maximum interval is a promise. A register
 without a daily pattern (it moves in every hour, or never after a still hour)
-gets its interval back unchanged. Memory and state are small: 24 bytes of hours
-and a few onsets (about 150 bytes as JSON).
+gets its interval back unchanged. Memory and state are small: 72 bytes of hours
+and at most :data:`MAX_ONSETS` onsets (about 150-250 bytes as JSON).
 """
 
 from __future__ import annotations
