@@ -26,6 +26,7 @@ import time
 import tracemalloc
 from typing import Any
 
+from adaptive_modbus_engine.daily import MAX_ONSETS
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
@@ -172,10 +173,11 @@ class OverheadResult:
 
 
 def fill_learned_state(engine: PollEngine, seed: int = 7) -> None:
-    """Give every register full time-of-week patterns and a full noise window.
+    """Give every register full time-of-week and daily patterns and a full noise window.
 
     A measurement probe on the engine's private registers (as :class:`SchedulerTimer`):
-    two weeks of hourly activity plus the hour in progress, and 40 noisy reads.
+    two weeks of hourly activity plus the hour in progress, every onset the daily
+    profile keeps, and 40 noisy reads.
     """
     rng = random.Random(seed)
     start = 1_795_000_000.0 - 1_795_000_000.0 % (7 * 86400) + 4 * 86400  # a Monday
@@ -187,6 +189,9 @@ def fill_learned_state(engine: PollEngine, seed: int = 7) -> None:
             reg.model.observe(start - (40 - k) * 30.0, value, True)
         for hour in range(2 * 168 + 1):
             reg.profile.record(start + hour * 3600.0, rng.expovariate(1.0))
+        for k in range(MAX_ONSETS):  # the daily profile's onsets, all of them
+            tod = k * 86400.0 / MAX_ONSETS + rng.uniform(0.0, 3600.0)
+            reg.profile.daily.learn_onset(tod, rng.uniform(0.0, 900.0), 20_000 + k)
 
 
 def measure_state(

@@ -27,6 +27,14 @@ against a run with ``enabled = False``, which still learns.
 Activity can be any non-negative measure of movement per read, e.g.
 :attr:`~.intervals.IntervalModel.activity` (signal change in tolerances per
 second, noise excluded) or ``|Δ| / tolerance``; only ratios matter.
+
+Each profile carries a :class:`~.daily.DailyProfile` (``daily``) fed by the same
+reads, which acts from the second day: :meth:`ActivityProfile.interval` applies
+the time-of-week factor and then the daily profile (rest at the maximum in learned
+quiet hours unless the week says busy, short around learned onsets), within the
+register's limits. Its state travels in :meth:`ActivityProfile.to_dict` under
+``daily`` (an optional key: older states load with an empty daily profile, older
+engines ignore it).
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ import math
 from typing import Any
 import zlib
 
-from .intervals import IntervalDecision, IntervalLimits, Reason
+from .daily import DailyProfile
+from .intervals import IntervalDecision, IntervalLimits, IntervalModel, Reason
 
 STATE_VERSION = 2
 """2: packed, quantised buckets (about 500 bytes when all 168 are learned); 1 (sparse
@@ -119,6 +128,7 @@ class ActivityProfile:
         self._known_sum = 0.0
         self._known_n = 0
         self._any_learned = False  # cheap exit for factor() while nothing is learned
+        self.daily = DailyProfile(self.tz)
 
     # ------------------------------------------------------------------ time
 
@@ -160,6 +170,7 @@ class ActivityProfile:
         """
         if not (math.isfinite(t) and math.isfinite(activity)) or activity < 0:
             return
+        self.daily.record(t, activity)
         try:
             index, week = self._locate(t)
         # beyond what datetime can represent
@@ -257,6 +268,31 @@ class ActivityProfile:
             return FACTOR_MAX
         return min(FACTOR_MAX, max(FACTOR_MIN, mean / ahead))
 
+    def interval(
+        self,
+        t: float,
+        interval: float,
+        limits: IntervalLimits,
+        strength: float = 1.0,
+        model: IntervalModel | None = None,
+    ) -> tuple[float, float]:
+        """(interval, its factor) at wall time ``t``: weekly factor, then the daily profile.
+
+        ``strength`` is the exponent on the weekly factor. The daily profile rests a
+        register at the maximum only where the week does not say busy (factor >= 1);
+        with the register's ``model`` it also lifts a stale step cap.
+        Disabled or at strength 0 (patterns off): ``(interval, 1.0)``, the daily
+        profile included. Never outside ``limits`` once adjusted.
+        """
+        if not self.enabled or strength == 0:
+            return interval, 1.0
+        factor = self.factor(t)
+        if strength != 1.0 and factor != 1.0:
+            factor **= strength
+        scaled = interval * factor
+        daily = self.daily.interval(t, scaled, limits, rest=factor >= 1.0, model=model)
+        return daily, factor if daily == scaled else daily / interval
+
     def _busiest(self, t: float) -> float | None:
         """Larger learned activity of the bucket of ``t`` and of ``t + lookahead``."""
         indexes = {self.bucket(t), self.bucket(t + self.lookahead)}
@@ -327,6 +363,9 @@ class ActivityProfile:
             state.update(week=base, scale=_short(scale), buckets=_pack(levels + ages))
         if last is not None:  # flat keys: the Store indents every list item on a line
             state.update(visit=last[0], visit_sum=last[1], visit_n=last[2])
+        daily = self.daily.to_dict()
+        if len(daily) > 1:
+            state["daily"] = daily
         return state
 
     def _current_visit(self) -> int | None:
@@ -362,6 +401,7 @@ class ActivityProfile:
         if src.get("version") == STATE_VERSION:
             if src.get("tz") == profile.tz_name:
                 profile._restore_packed(src)
+                profile.daily = DailyProfile.from_dict(src.get("daily"), tz=profile.tz)
             return profile
         if src and profile._fixed_offset != stored_offset:
             return profile  # version 1 buckets are in another zone: set aside

@@ -187,16 +187,19 @@ class Schedule:
         if not self._config.adaptive:
             fixed = self._config.fixed_interval
             return fixed if reg.pin is None else reg.model.limits.clamp(fixed)
-        factor = (
-            reg.profile.factor(self._clock.to_wall(now))
-            if self._config.patterns
-            else 1.0
+        model = reg.model
+        if not self._config.patterns:
+            reg.pattern_factor = 1.0
+            return quantize(model.interval, model.limits)
+        # time-of-week factor, then the daily profile (quiet hours, onsets)
+        interval, reg.pattern_factor = reg.profile.interval(
+            self._clock.to_wall(now),
+            model.interval,
+            model.limits,
+            self._tuning.pattern_strength,
+            model,
         )
-        strength = self._tuning.pattern_strength
-        if strength != 1.0 and factor != 1.0:
-            factor **= strength
-        reg.pattern_factor = factor
-        return quantize(reg.model.interval * factor, reg.model.limits)
+        return quantize(interval, model.limits)
 
     def next_read(self, reg: RegisterState, now: float) -> None:
         """After a read: due again on the register's (aligned) interval."""

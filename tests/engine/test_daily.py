@@ -1,0 +1,336 @@
+"""Daily profile: onsets anticipated and quiet hours rested from the second day on.
+
+A scripted PV-like device on a virtual clock: flat 0 by night, a step at a fixed
+time every morning, then a cloudy day (a level shift every ten minutes on a ramp)
+until the evening, when it drops to 0 and stays. The real engine reads it through
+the coordinator's loop (wall and monotonic clocks apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import json
+import math
+
+import pytest
+
+from adaptive_modbus_engine.daily import (
+    FIRST_SPREAD,
+    MAX_ONSETS,
+    ONSET_INTERVAL,
+    DailyProfile,
+    settled_target,
+)
+from adaptive_modbus_engine.intervals import (
+    DEFAULT_LIMITS,
+    IntervalLimits,
+    IntervalModel,
+)
+from adaptive_modbus_engine.patterns import ActivityProfile
+from adaptive_modbus_engine.registers import RegisterSpec, Table
+from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
+
+from .test_scheduler import VirtualClock
+from .test_scheduler_reliability import drive_like_the_coordinator
+
+DAY = 86400.0
+START = 20_000 * DAY  # a midnight UTC
+ONSET = 7 * 3600 + 137.0  # 07:02:17, off the 300 s grid the engine reads on
+SUNSET = 17 * 3600.0
+MAX = 300.0
+MONO_OFFSET = -START + 54_321.0  # the monotonic clock is nowhere near wall time
+
+
+def sun(t: float) -> float:
+    """Return the device's value at wall time ``t``: 0 by night, a cloudy day by day."""
+    since = (t - START) % DAY - ONSET
+    if since < 0 or (t - START) % DAY >= SUNSET:
+        return 0.0
+    cloud = 300.0 if (since // 600) % 2 else 0.0  # a level shift every ten minutes
+    return 100.0 + 0.05 * since + cloud
+
+
+def busy(t: float) -> float:
+    """Return a value that steps every quarter of an hour all day and night."""
+    return 30.0 * ((t - START) // 900) % 3000
+
+
+class Device:
+    """One holding register whose value follows ``signal`` of wall time; logs reads."""
+
+    def __init__(self, wall: VirtualClock, signal: str = "sun") -> None:
+        """Serve ``signal`` ("sun" or "busy") on the wall clock ``wall``."""
+        self.wall = wall
+        self.signal = sun if signal == "sun" else busy
+        self.connected = True
+        self.reads: list[float] = []
+
+    async def connect(self) -> None:
+        """Do nothing: always connected."""
+
+    async def close(self) -> None:
+        """Do nothing: there is no connection."""
+
+    async def end_cycle(self) -> None:
+        """Do nothing at the end of a cycle."""
+
+    async def read(
+        self, unit_id: int, table: Table, address: int, count: int
+    ) -> list[int]:
+        """Return the value in every register read, and log the read's wall time."""
+        self.reads.append(self.wall())
+        return [int(self.signal(self.wall()))] * count
+
+    async def write_registers(
+        self, unit_id: int, address: int, values: Sequence[int]
+    ) -> None:
+        """Refuse: read-only."""
+        raise NotImplementedError
+
+    async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
+        """Refuse: read-only."""
+        raise NotImplementedError
+
+
+SPEC = RegisterSpec("power", 1, Table.HOLDING, 0, tolerance=20.0)
+
+
+def make(
+    patterns: bool = True, signal: str = "sun", t0: float = START
+) -> tuple[PollEngine, Device, VirtualClock, VirtualClock]:
+    """Return an engine on the scripted device, its clocks at wall time ``t0``."""
+    wall, mono = VirtualClock(t0), VirtualClock(t0 + MONO_OFFSET)
+    device = Device(wall, signal)
+    config = EngineConfig(min_interval=5, max_interval=MAX, patterns=patterns)
+    engine = PollEngine([SPEC], device, wall, config, monotonic=mono)
+    return engine, device, wall, mono
+
+
+async def run_days(
+    patterns: bool = True, signal: str = "sun", days: float = 3.0
+) -> tuple[PollEngine, list[float]]:
+    """Run the device for ``days`` from midnight; return the engine and read times."""
+    engine, device, wall, mono = make(patterns, signal)
+    await drive_like_the_coordinator(engine, wall, mono, days * DAY)
+    return engine, device.reads
+
+
+def onset_delays(reads: list[float], days: int) -> list[float]:
+    """Seconds from each morning's step to the first read at or after it."""
+    delays = []
+    for day in range(days):
+        step = START + day * DAY + ONSET
+        delays.append(min(t for t in reads if t >= step) - step)
+    return delays
+
+
+def gap_before(reads: list[float], t: float) -> float:
+    """Return the gap between the last two reads before ``t``."""
+    before = [r for r in reads if r < t]
+    return before[-1] - before[-2]
+
+
+def back_at_max(reads: list[float], day: int) -> float:
+    """Seconds after sunset on ``day`` until reads are ``MAX`` apart for good (that night)."""
+    sunset = START + day * DAY + SUNSET
+    night = [r for r in reads if sunset <= r < sunset + 6 * 3600]
+    last_short = max(
+        (b for a, b in zip(night, night[1:], strict=False) if b - a < MAX - 1e-6),
+        default=sunset,
+    )
+    return last_short - sunset
+
+
+async def test_after_two_days_the_onset_is_anticipated_and_seen_fast() -> None:
+    """Test that the learned morning onset is read around within ONSET_INTERVAL."""
+    _, on = await run_days(patterns=True)
+    _, off = await run_days(patterns=False)
+    # day 1 nothing is learned: both poll at the 300 s maximum and see it equally late
+    assert onset_delays(on, 3)[0] == onset_delays(off, 3)[0] > 60
+    # from day 2 the learned onset is anticipated: short reads before it, seen fast
+    for day in (1, 2):
+        step = START + day * DAY + ONSET
+        assert gap_before(on, step) <= ONSET_INTERVAL
+        assert gap_before(off, step) == MAX
+    assert max(onset_delays(on, 3)[1:]) <= ONSET_INTERVAL
+    assert min(onset_delays(off, 3)[1:]) > 60
+
+
+async def test_anticipation_costs_few_reads_and_never_exceeds_the_max() -> None:
+    """Test that the night before the onset stays cheap and no gap exceeds the max."""
+    _, on = await run_days(patterns=True)
+    _, off = await run_days(patterns=False)
+    for day in (1, 2):
+        night = START + day * DAY  # midnight to the morning step
+        window = (night + 3600, night + ONSET)
+        extra = sum(window[0] <= r < window[1] for r in on) - sum(
+            window[0] <= r < window[1] for r in off
+        )
+        # the window is 2 spreads + 2 minutes wide (a 10 min spread on day 2)
+        assert 0 < extra <= (2 * FIRST_SPREAD + 120) / ONSET_INTERVAL + 15
+    assert max(b - a for a, b in zip(on, on[1:], strict=False)) <= MAX + 1e-6
+
+
+async def test_after_sunset_the_register_is_back_at_the_max_fast() -> None:
+    """Test that a stable quiet regime rests at the max in minutes, not hours."""
+    _, on = await run_days(patterns=True)
+    _, off = await run_days(patterns=False)
+    # without the daily profile a cloudy day's step memory keeps reads short for hours
+    assert back_at_max(off, 0) > 2 * 3600
+    # the stale step memory is noticed on the first evening already ...
+    assert back_at_max(on, 0) < 45 * 60
+    # ... and from the second evening the learned quiet hours rest it sooner still
+    assert back_at_max(on, 1) <= back_at_max(on, 0)
+    assert back_at_max(on, 1) < 25 * 60
+
+
+async def test_a_register_without_a_daily_pattern_is_unchanged() -> None:
+    """Test that a register moving in every hour is read exactly as without profiles."""
+    engine, on = await run_days(patterns=True, signal="busy")
+    _, off = await run_days(patterns=False, signal="busy")
+    assert on == off
+    daily = engine._core.registry.regs[SPEC.uid].profile.daily  # noqa: SLF001
+    assert daily.onsets == []
+    assert not any(daily.quiet(hour, 20_003) for hour in range(24))
+
+
+async def test_the_daily_profile_is_persisted_and_acts_after_a_restart() -> None:
+    """Test that a restored engine anticipates the onset it learned before."""
+    first, device, wall, mono = make()
+    await drive_like_the_coordinator(first, wall, mono, 2 * DAY + 3600)
+    state = json.loads(json.dumps(first.export_state()))
+    stored = state["registers"][SPEC.uid]["profile"]["daily"]
+    learned = first._core.registry.regs[SPEC.uid].profile.daily  # noqa: SLF001
+    assert learned.onsets
+    # restart an hour later on a fresh monotonic clock
+    second, device2, wall2, mono2 = make(t0=wall.t + 3600)
+    report = second.import_state(state)
+    assert report.restored == 1
+    restored = second._core.registry.regs[SPEC.uid].profile.daily  # noqa: SLF001
+    assert restored.to_dict() == stored
+    await drive_like_the_coordinator(second, wall2, mono2, DAY)
+    step = START + 2 * DAY + ONSET
+    assert gap_before(device2.reads, step) <= ONSET_INTERVAL
+    assert min(t for t in device2.reads if t >= step) - step <= ONSET_INTERVAL
+
+
+def test_settled_target_needs_a_stillness_the_step_memory_did_not_expect() -> None:
+    """Test that the step cap is lifted only after enough expected steps did not come."""
+    limits = IntervalLimits(5.0, MAX)
+    model = IntervalModel(20.0, limits)
+    model._steps = 12.0  # noqa: SLF001  # a cloudy hour: a step every 5 minutes
+    assert model.target() < 20
+    # 5 minutes still: about one step was expected, nothing proven
+    assert settled_target(model, 300.0, limits) == limits.min_interval
+    # 42 minutes still: over eight steps were expected (the memory faded meanwhile)
+    model._steps = 12.0 * math.exp(-2500.0 / 3600.0)  # noqa: SLF001
+    assert settled_target(model, 2500.0, limits) == MAX
+    # a register that still drifts keeps its rate target
+    model.rate = 0.2
+    assert settled_target(model, 2500.0, limits) == pytest.approx(0.6 * 20 / 0.2)
+    # no step memory: nothing to lift
+    assert settled_target(IntervalModel(20.0, limits), 1e5, limits) == 5.0
+
+
+def learned_profile() -> DailyProfile:
+    """Return a daily profile with three onsets and every hour visited on two days."""
+    profile = DailyProfile()
+    t = START
+    for k in range(2 * 24 * 12):  # every 5 minutes for two days, a move every hour
+        profile.record(t + 300 * k, 1.0 if k % 12 == 0 else 0.0)
+    for hour in (6, 12, 18):
+        profile.learn_onset(hour * 3600.0 + 77, 150.0, 20_001)
+        profile.learn_onset(hour * 3600.0 + 400, 10.0, 20_002)
+    return profile
+
+
+def test_the_daily_state_round_trips_and_stays_small() -> None:
+    """Test that the state restores equal and a full one is a few hundred bytes."""
+    profile = learned_profile()
+    assert len(profile.onsets) == MAX_ONSETS
+    state = profile.to_dict()
+    assert DailyProfile.from_dict(json.loads(json.dumps(state))).to_dict() == state
+    assert len(json.dumps(state, separators=(",", ":"))) <= 260
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        {"version": 99, "day": 20_002, "hours": "AAAA"},
+        {"version": 1, "day": -5, "hours": "AAAA"},
+        {"version": 1, "day": 20_002, "hours": "not base64!"},
+        {"version": 1, "day": 20_002, "hours": "AAAA", "onsets": "1/2"},
+        {"version": 1, "day": 20_002, "onsets": "999999/1/1/0/0/-1"},
+    ],
+)
+def test_corrupt_daily_state_starts_empty(bad: object) -> None:
+    """Test that corrupt daily state never raises and learns nothing from it."""
+    profile = DailyProfile.from_dict(bad)
+    assert profile.onsets == []
+    assert not any(profile.quiet(hour, 20_003) for hour in range(24))
+
+
+def test_weekly_state_without_a_daily_profile_still_loads() -> None:
+    """Test that a stored profile from before the daily one restores its weeks."""
+    weekly = ActivityProfile()
+    for hour in range(2 * 168 + 1):
+        weekly.record(START + hour * 3600.0, float(hour % 24))
+    state = weekly.to_dict()
+    state.pop("daily", None)  # as the engine stored it before
+    restored = ActivityProfile.from_dict(state)
+    assert restored.to_dict()["buckets"] == state["buckets"]
+    assert restored.daily.onsets == []
+    # a corrupt daily part costs only the daily part
+    state["daily"] = {"version": 1, "day": "x"}
+    again = ActivityProfile.from_dict(state)
+    assert again.to_dict()["buckets"] == state["buckets"]
+
+
+def test_the_max_interval_is_a_promise_and_a_busy_week_stops_the_rest() -> None:
+    """Test that the daily profile never goes beyond the max, nor rests a busy hour."""
+    profile = DailyProfile()
+    t = START
+    for k in range(2 * 24 * 12):  # two still days
+        profile.record(t + 300 * k, 0.0)
+    now = START + 2 * DAY + 5 * 3600
+    limits = IntervalLimits(5.0, 120.0)
+    assert profile.quiet_after(5, 20_002, 0)
+    assert profile.interval(now, 20.0, limits) == 120.0
+    assert profile.interval(now, 20.0, limits, rest=False) == 20.0
+    assert profile.interval(now, 20.0, DEFAULT_LIMITS) == DEFAULT_LIMITS.max_interval
+
+
+def still_then_onset(profile: DailyProfile, day: int, onset: float) -> None:
+    """Feed a day still until ``onset`` (local seconds), then three moves 20 s apart."""
+    t0 = START + day * DAY
+    for k in range(int(onset // 300)):
+        profile.record(t0 + 300 * k, 0.0)
+    for k in range(3):
+        profile.record(t0 + onset + 20 * k, 1.0)  # 20 tolerances in 20 s: moves
+
+
+def test_an_onset_missed_two_days_in_a_row_is_forgotten() -> None:
+    """Test that a one-off start stops being anticipated after two days without it."""
+    profile = DailyProfile()
+    still_then_onset(profile, 0, 7 * 3600.0)
+    # between the still read 300 s before and the moving one: half way
+    assert [round(o.tod) for o in profile.onsets] == [7 * 3600 - 150]
+    for day in (1, 2):  # two still days: the window passes without a move
+        for k in range(288):
+            profile.record(START + day * DAY + 300 * k + 1, 0.0)
+        if day == 1:
+            assert profile.onsets and profile.onsets[0].missed == 1
+    assert profile.onsets == []
+
+
+def test_onsets_are_learned_in_local_time() -> None:
+    """Test that a start at 07:00 Berlin time is learned as 07:00 in that zone."""
+    zoneinfo = pytest.importorskip("zoneinfo")
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    profile = DailyProfile(berlin)
+    # 60 days after START is a winter day: 07:00 in Berlin is 06:00 UTC
+    still_then_onset(profile, 60, 6 * 3600.0)
+    assert [round(o.tod) for o in profile.onsets] == [7 * 3600 - 150]
+    restored = DailyProfile.from_dict(profile.to_dict(), tz=berlin)
+    assert restored.to_dict() == profile.to_dict()
