@@ -125,9 +125,22 @@ class LearnedStateStore:
                 )
         self._restore_audit(data.get(KEY_AUDIT))
         self._restore_analytics(data)
+        self._restore_bounds(data.get(KEY_OPTIMIZER))
         restored = await self._async_restore_engine(data)
         self._restore_optimizer(data.get(KEY_OPTIMIZER))
         return restored
+
+    def _restore_bounds(self, stored: Any) -> None:
+        """Apply the loop's tuning (interval bounds) before the learned intervals.
+
+        The import clamps each learned interval into the bounds in force: a register
+        the loop let rest beyond its configured maximum would otherwise come back at
+        that maximum. The loop's own restore applies the tuning again afterwards
+        (and reports what it set aside).
+        """
+        tuning = stored.get("tuning") if isinstance(stored, dict) else None
+        if self.optimizer is not None and isinstance(tuning, dict):
+            self.engine.apply_tuning(tuning)
 
     def _restore_audit(self, stored: Any) -> None:
         """Restore the audit log; what cannot be used is set aside with a warning."""
