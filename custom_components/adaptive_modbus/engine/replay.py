@@ -334,7 +334,8 @@ class ReplayTrace:
 
     ``series`` by register uid, sorted by time. ``timeout_above`` (per unit): reads
     of more registers get no answer; ``latency`` is ``(overhead_s, per_register_s)``
-    of one request and ``timeout`` what an unanswered one costs.
+    of one request and ``timeout`` what an unanswered one costs; ``cost_samples``
+    seed the replay engine's fitted cost model.
     """
 
     specs: tuple[RegisterSpec, ...]
@@ -349,6 +350,10 @@ class ReplayTrace:
     wall_offset: float = 0.0  # wall time minus engine time
     # left out of the staleness figures: noise beyond tolerance swamps them
     noisy: frozenset[str] = frozenset()
+    # the live engine's cost samples (registers, latency s): the replay's engine
+    # plans with the cost model fitted to them from its first cycle, as the live
+    # one does, instead of the default model until it has fitted its own
+    cost_samples: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a span too long to replay (:class:`~.spans.SpanError`)."""
@@ -471,6 +476,8 @@ def _replay(
         engine.import_state(state)
     if tuning is not None:
         engine.apply_tuning(tuning)
+    if trace.cost_samples:
+        engine.seed_cost_samples(trace.cost_samples)
     if changes is not None:
         changes(engine)
     reads: dict[str, tuple[list[float], list[float]]] = {

@@ -858,6 +858,7 @@ class Optimizer:
             timeout=max(failed, default=3.0),
             wall_offset=self._wall() - self._clock(),
             noisy=frozenset(self._meter.noisy),
+            cost_samples=tuple(self.engine.cost_samples()),
         )
 
     # -- applying, evaluating, rolling back ------------------------------------
