@@ -87,6 +87,9 @@ class Window:
     registers_read: int = 0
     changes: int = 0  # changes beyond tolerance seen
     stale: float = 0.0  # s, sum over changes of half the gap before the read
+    # how much the registers moved, in tolerances (each read counts at most 1):
+    # whether the window put freshness to the test at all
+    moved: float = 0.0
     latencies: list[float] = field(default_factory=list)
 
     def add(self, other: Window) -> None:
@@ -97,6 +100,7 @@ class Window:
         self.registers_read += other.registers_read
         self.changes += other.changes
         self.stale += other.stale
+        self.moved += other.moved
         if len(self.latencies) < LATENCIES_KEPT:
             self.latencies.extend(other.latencies)
 
@@ -118,6 +122,7 @@ class Window:
             "time_out_of_tolerance": self.stale / (span * max(registers, 1)),
             "first_change_delay": self.stale / self.changes if self.changes else 0.0,
             "changes": float(self.changes),
+            "moved": round(self.moved, 3),
             # what the read plan costs per register read: independent of how much
             # there was to read (the cluster strategy is judged on these)
             "requests_per_register": self.requests / self.registers_read
@@ -158,8 +163,12 @@ class WindowMeter:
         self._last[uid] = number
         if last is None or previous is None or math.isnan(number) or math.isnan(last):
             return
-        if abs(number - last) > max(tol, 1e-9) and uid not in self.noisy:
-            bucket = self._bucket(t)
+        if uid in self.noisy or number == last:
+            return
+        step = abs(number - last) / max(tol, 1e-9)
+        bucket = self._bucket(t)
+        bucket.moved += min(step, 1.0)
+        if step > 1.0:
             bucket.changes += 1
             bucket.stale += 0.5 * (t - previous)
 

@@ -202,7 +202,7 @@ class IntervalStrategy(Strategy):
                 self.name,
                 calm,
                 side=1,
-                target="calm registers resting at their max interval",
+                target=CALM_TARGET,
                 reason="their rate stays far inside their tolerance at the longest "
                 "interval; only steps move them",
             ),
@@ -490,6 +490,7 @@ class PatternStrategy(Strategy):
 
 
 QUIET_FOR = 86400.0  # s without a change before a register may rest longer
+CALM_TARGET = "calm registers resting at their max interval"  # a proposal's target
 # a calm register must have changed within this span (the shadow replay's
 # default horizon): its steps are then in the evidence; one idle since longer
 # (a PV inverter at night) may wake up differently, and waits for quiet_for
