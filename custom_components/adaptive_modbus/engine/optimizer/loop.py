@@ -50,7 +50,7 @@ from .changes import Change, Proposal, apply_all, unit_of
 from .goals import FIGURE_FLOORS, OBJECTIVES, Goal, Objective
 from .learning import StrategyRecord
 from .measure import ReadBuffer, WindowMeter, rounded
-from .strategies import CALM_TARGET, STRATEGIES, Context, UnitKnowledge
+from .strategies import CALM_TARGET, RESTING_TARGET, STRATEGIES, Context, UnitKnowledge
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -1460,8 +1460,8 @@ def _trades_freshness(proposal: Proposal) -> bool:
     """Whether a change buys load with freshness that only a window with changes shows.
 
     Free riders and early reads, the allowed gap, the time-of-week profile, the
-    step budget and a
-    longer maximum for *calm* registers (which changed within the last hour). Not:
+    step budget and a longer maximum for *calm* registers (which changed within
+    the last hour) or for all registers resting at their maximum together. Not:
     read-plan inputs (judged on what a read costs), noise handling (noisy registers
     are left out of the staleness figures), a longer maximum for registers that did
     not change for ``quiet_for`` (evidence of their own), shorter intervals.
@@ -1473,7 +1473,7 @@ def _trades_freshness(proposal: Proposal) -> bool:
     if proposal.parameter == "step_budget":
         return True
     return proposal.parameter == "max_interval" and proposal.target.endswith(
-        CALM_TARGET
+        (CALM_TARGET, RESTING_TARGET)
     )
 
 
