@@ -9,9 +9,13 @@ before or after, and is rolled back when they still do at ``evaluation_max``.
 
 from __future__ import annotations
 
-from adaptive_modbus_engine.audit import AuditEntry, Outcome
+from collections.abc import Callable
 
-from .rig import USER, Rig, inline
+from adaptive_modbus_engine.audit import AuditEntry, Outcome
+from adaptive_modbus_engine.optimizer.strategies import CALM_TARGET
+from adaptive_modbus_engine.registers import RegisterSpec, Table
+
+from .rig import START, USER, Rig, inline, input_specs
 from .test_loop import flat_device, moving_device
 
 
@@ -68,3 +72,48 @@ async def test_riders_off_on_a_moving_device_is_judged_on_its_windows() -> None:
     assert entry.measured["after"]["moved"] >= 5
     assert "too little evidence" not in entry.extra.get("extension", "")
     assert not any("too little evidence" in r for r in entry.measured["reasons"])
+
+
+async def test_registers_that_rest_longer_must_have_moved_themselves() -> None:
+    """Five registers step once and rest (a PV inverter's state at sunset) beside busy ones.
+
+    The busy ramps move many tolerances in every window; the five resting ones do
+    not: what their next step costs is not in the windows, and the change that let
+    them rest longer is rolled back for want of evidence.
+    """
+    steps = [f"step{i}" for i in range(5)]
+    ramps = [f"ramp{i}" for i in range(5)]
+    specs = [
+        *input_specs(steps),
+        *(
+            RegisterSpec(key, 1, Table.INPUT, 100 + i, tolerance=1.0)
+            for i, key in enumerate(ramps)
+        ),
+    ]
+    functions: dict[str, Callable[[float], float]] = {
+        key: (lambda t, i=i: 100.0 + i + 3.0 * (t >= START + 1500.0))
+        for i, key in enumerate(steps)
+    }
+    functions |= {
+        key: (lambda t, i=i: 100.0 + i + (t - START) / 30.0)
+        for i, key in enumerate(ramps)
+    }
+    rig = Rig(specs, functions, enabled=False)
+    rig.optimizer.set_strategy_parameters(
+        "loop", {"evaluation_max": 3600.0}, actor=USER
+    )
+    await rig.run_for(50 * 60)
+    result = await rig.optimizer.run(
+        "quick", strategy="interval", dry_run=True, actor=USER, run_in_executor=inline
+    )
+    proposal = next(p for p in result.proposals if p.target.endswith(CALM_TARGET))
+    assert {c.target for c in proposal.changes} <= {f"1.{key}" for key in steps}
+    rig.optimizer._apply(proposal, USER, rig.now)  # noqa: SLF001
+    await rig.until_evaluated()
+    entry = next(e for e in rig.audit if e.extra.get("proposal") == proposal.id)
+    assert entry.outcome == Outcome.ROLLED_BACK
+    assert "too little evidence on freshness" in entry.extra["extension"]
+    # the connection as a whole moved plenty: only the changed registers did not
+    assert entry.measured["before"]["moved"] >= 5
+    assert entry.measured["after"]["moved"] >= 5
+    assert rig.engine.interval_bounds("1.step0") == (5.0, 300.0)

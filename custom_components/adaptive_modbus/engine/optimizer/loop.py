@@ -980,7 +980,33 @@ class Optimizer:
             ok, gain, reasons = self.objective.judge_plan(judged_before, after)
         else:
             ok, gain, reasons = self.objective.judge(judged_before, after, keep=True)
-        unproven = _missing_evidence(evaluation, after, ratios)
+        uids = _register_targets(evaluation.proposal)
+        moved = (evaluation.before.get("moved", math.inf), after.get("moved", 0.0))
+        if uids and evaluation.before_from is not None:
+            # the registers changed must have moved themselves: others moving says
+            # nothing about when the changed ones will step next (a PV inverter's
+            # state at sunrise while the grid voltage moves all night)
+            moved = (
+                self._meter.moved(evaluation.before_from, applied_at, uids),
+                self._meter.moved(applied_at, t, uids),
+            )
+            ratios_ok = False
+        else:
+            ratios_ok = bool(ratios and "time_out_of_tolerance" in ratios)
+        unproven = _missing_evidence(evaluation, moved, replayed=ratios_ok)
+        if (
+            not unproven
+            and traces is not None
+            and judged_before is expected
+            and _trades_freshness(evaluation.proposal)
+            and not (ratios and "requests_per_min" in ratios)
+        ):
+            # a gain measured against a window whose workload differed by an
+            # unknown amount (a sunrise in the window before) may be the workload's
+            unproven = (
+                "too little evidence on the workload: the shadow replays of the "
+                f"windows counted fewer than {MIN_COUNTS['requests_per_min']} requests"
+            )
         if ok and unproven:
             # no worse on windows in which freshness was never put to the test
             ok, reasons = False, [unproven]
@@ -1477,27 +1503,33 @@ def _trades_freshness(proposal: Proposal) -> bool:
     )
 
 
+def _register_targets(proposal: Proposal) -> frozenset[str]:
+    """Return the registers a per-register change touches (empty for wider ones)."""
+    if proposal.strategy != "interval" or any(
+        c.parameter not in ("interval_bounds", "step_budget") for c in proposal.changes
+    ):
+        return frozenset()
+    return frozenset(c.target for c in proposal.changes)
+
+
 def _missing_evidence(
-    evaluation: Evaluation,
-    after: Mapping[str, float],
-    ratios: Mapping[str, float] | None,
+    evaluation: Evaluation, moved: tuple[float, float], *, replayed: bool
 ) -> str:
     """Why the windows cannot show what a freshness trade costs ('' when they can).
 
-    In both windows the registers must have moved by at least :data:`MIN_MOVED`
-    tolerances (each read counts at most one; or the shadow replays that scale the
-    windows counted enough changes beyond tolerance): on quiet windows (a PV
+    In both windows the registers (those changed, for a per-register change) must
+    have moved by at least :data:`MIN_MOVED` tolerances (``moved``: before, after;
+    each read counts at most one), or (``replayed``) the shadow replays that scale
+    the windows counted enough changes beyond tolerance: on quiet windows (a PV
     inverter at night) "no worse" only says that nothing moved, and what the load
     saved there is paid at the next sunrise.
     """
-    if not _trades_freshness(evaluation.proposal) or (
-        evaluation.before.get("seconds", 0.0) < MIN_WINDOW
+    if (
+        not _trades_freshness(evaluation.proposal)
+        or evaluation.before.get("seconds", 0.0) < MIN_WINDOW
+        or replayed
+        or min(moved) >= MIN_MOVED
     ):
-        return ""
-    if ratios and "time_out_of_tolerance" in ratios:
-        return ""
-    moved = (evaluation.before.get("moved", math.inf), after.get("moved", 0.0))
-    if min(moved) >= MIN_MOVED:
         return ""
     return (
         f"too little evidence on freshness: the registers moved {moved[0]:.1f} "

@@ -12,7 +12,7 @@ expected time it went unseen).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 import math
 from typing import Any
@@ -90,6 +90,7 @@ class Window:
     # how much the registers moved, in tolerances (each read counts at most 1):
     # whether the window put freshness to the test at all
     moved: float = 0.0
+    moved_by: dict[str, float] = field(default_factory=dict)  # ... per register
     latencies: list[float] = field(default_factory=list)
 
     def add(self, other: Window) -> None:
@@ -101,6 +102,8 @@ class Window:
         self.changes += other.changes
         self.stale += other.stale
         self.moved += other.moved
+        for uid, moved in other.moved_by.items():
+            self.moved_by[uid] = self.moved_by.get(uid, 0.0) + moved
         if len(self.latencies) < LATENCIES_KEPT:
             self.latencies.extend(other.latencies)
 
@@ -168,6 +171,7 @@ class WindowMeter:
         step = abs(number - last) / max(tol, 1e-9)
         bucket = self._bucket(t)
         bucket.moved += min(step, 1.0)
+        bucket.moved_by[uid] = bucket.moved_by.get(uid, 0.0) + min(step, 1.0)
         if step > 1.0:
             bucket.changes += 1
             bucket.stale += 0.5 * (t - previous)
@@ -194,6 +198,11 @@ class WindowMeter:
             if first <= bucket.start and bucket.end <= last:
                 total.add(bucket)
         return total
+
+    def moved(self, start: float, end: float, uids: Collection[str]) -> float:
+        """Return how far the registers ``uids`` moved from ``start`` to ``end``, in tolerances."""
+        by = self.window(start, end).moved_by
+        return sum(by.get(uid, 0.0) for uid in uids)
 
     def figures(self, start: float, end: float) -> dict[str, float]:
         """Return the figures from ``start`` to ``end`` (engine time)."""

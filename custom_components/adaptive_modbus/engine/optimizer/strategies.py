@@ -180,21 +180,20 @@ class IntervalStrategy(Strategy):
             new_high = _harmonic_up(high, ctx.step_factor)
             if new_high is None:
                 continue
-            if (
-                resting
+            # moved lately: changed since its first read (which counts as a change),
+            # within the last hour
+            moved = (
+                reg.changes >= 2
                 and reg.last_change is not None
                 and ctx.now - reg.last_change <= CALM_EVIDENCE
-            ):
+            )
+            if resting and moved:
                 together.append(_bounds_change(ctx, reg.uid, [low, new_high]))
             if reg.rate * high > 0.2 * max(reg.tolerance, 1e-9):
                 continue
             if resting and _unchanged(reg, ctx.now, quiet_for):
                 quiet.append(_bounds_change(ctx, reg.uid, [low, new_high]))
-            elif (
-                reg.reason == "quiet"
-                and reg.last_change is not None
-                and ctx.now - reg.last_change <= CALM_EVIDENCE
-            ):
+            elif reg.reason == "quiet" and moved:
                 calm.append(_bounds_change(ctx, reg.uid, [low, new_high]))
         return [
             *_bounds_proposal(
