@@ -8,6 +8,7 @@ how large a read the unit took.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 import logging
 
@@ -63,6 +64,16 @@ class CostEstimator:
             self._fresh = 0
             self._model = self._fit()
         return self._model
+
+    def seed(self, samples: Iterable[tuple[int, float]]) -> None:
+        """Start from another estimator's samples (a shadow replay of a live engine).
+
+        The model is fitted from them at once, so the first plans already use it;
+        the seeded samples then age out like measured ones.
+        """
+        self.samples.extend((int(count), float(latency)) for count, latency in samples)
+        self._fresh = 0
+        self._model = self._fit()
 
     def _fit(self) -> CostModel | None:
         if len(self.samples) < COST_MIN_SAMPLES:

@@ -28,8 +28,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 import logging
 import math
+import random
 import threading
 from typing import Any, TypedDict, Unpack, cast
+import zlib
 
 from .config import EngineConfig
 from .errors import DeviceFailure, IllegalAddress, ModbusTimeout
@@ -218,15 +220,62 @@ class TraceUnit(SampleHoldUnit):
         series: Mapping[str, Series],
         *,
         clock: Callable[[], float],
+        noise: Mapping[str, float] | None = None,
         **options: Unpack[UnitOptions],
     ) -> None:
-        """Serve ``specs`` of ``unit_id`` from ``series`` (by register key)."""
+        """Serve ``specs`` of ``unit_id`` from ``series`` (by register key).
+
+        ``noise`` (by key): white noise put on the held value, as the engine
+        measures it (RMS of the difference between two reads).
+        """
         super().__init__(unit_id, specs, clock=clock, **options)
-        self._series = series
+        self._noise = dict(noise or {})
+        # a noisy register's held values carry its noise already: its noise is put
+        # on their running mean instead (else it would count twice)
+        self._series = {
+            key: smoothed(values) if key in self._noise else values
+            for key, values in series.items()
+        }
 
     def value(self, key: str, t: float) -> Value:
-        """Return the last sample of ``key`` at or before ``t``."""
-        return sample_at(self._series.get(key), t)
+        """Return the last sample of ``key`` at or before ``t`` (plus its noise)."""
+        value = sample_at(self._series.get(key), t)
+        noise = self._noise.get(key)
+        if noise and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value) + white_noise(key, t, noise / math.sqrt(2.0))
+        return value
+
+
+NOISE_MEAN_OF = 8  # held values a noisy register's running mean is taken over
+
+
+def smoothed(series: Series) -> Series:
+    """Return ``series`` with each value the mean of it and up to 7 values before it.
+
+    Non-numeric values are kept as they are.
+    """
+    times, values = series
+    out: list[Value] = []
+    window: list[float] = []
+    for value in values:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            out.append(value)
+            continue
+        window.append(float(value))
+        if len(window) > NOISE_MEAN_OF:
+            window.pop(0)
+        out.append(sum(window) / len(window))
+    return times, out
+
+
+def white_noise(key: str, t: float, sigma: float) -> float:
+    """Return a normal draw with ``sigma`` that depends only on ``key`` and ``t``.
+
+    The same read of the same replay gives the same value (replays are repeatable
+    and a candidate meets the same noise as the baseline at the same times).
+    """
+    seed = zlib.crc32(f"{key}|{t!r}".encode())
+    return random.Random(seed).gauss(0.0, sigma)
 
 
 def sample_at(series: Series | None, t: float) -> Value:
@@ -334,7 +383,8 @@ class ReplayTrace:
 
     ``series`` by register uid, sorted by time. ``timeout_above`` (per unit): reads
     of more registers get no answer; ``latency`` is ``(overhead_s, per_register_s)``
-    of one request and ``timeout`` what an unanswered one costs.
+    of one request and ``timeout`` what an unanswered one costs; ``cost_samples``
+    seed the replay engine's fitted cost model.
     """
 
     specs: tuple[RegisterSpec, ...]
@@ -349,6 +399,15 @@ class ReplayTrace:
     wall_offset: float = 0.0  # wall time minus engine time
     # left out of the staleness figures: noise beyond tolerance swamps them
     noisy: frozenset[str] = frozenset()
+    # per register uid: noise as the live engine measures it (RMS of the difference
+    # of two reads), put back on the held values of registers it is given for: the
+    # reads kept are only those that changed, so a noisy register would replay as a
+    # step function (steps the engine chases with short intervals) instead of noise
+    noise: Mapping[str, float] = field(default_factory=dict)
+    # the live engine's cost samples (registers, latency s): the replay's engine
+    # plans with the cost model fitted to them from its first cycle, as the live
+    # one does, instead of the default model until it has fitted its own
+    cost_samples: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a span too long to replay (:class:`~.spans.SpanError`)."""
@@ -442,6 +501,11 @@ def _replay(
                 if spec.uid in trace.series
             },
             clock=clock.now,
+            noise={
+                spec.key: trace.noise[spec.uid]
+                for spec in specs
+                if spec.uid in trace.noise
+            },
             holes=trace.holes.get(unit),
             timeout_above=trace.timeout_above.get(unit),
         )
@@ -471,6 +535,8 @@ def _replay(
         engine.import_state(state)
     if tuning is not None:
         engine.apply_tuning(tuning)
+    if trace.cost_samples:
+        engine.seed_cost_samples(trace.cost_samples)
     if changes is not None:
         changes(engine)
     reads: dict[str, tuple[list[float], list[float]]] = {

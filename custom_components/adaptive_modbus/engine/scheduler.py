@@ -531,6 +531,14 @@ class PollEngine:
         """Return the cost model fitted to this connection's measured latencies."""
         return self._core.bus.cost.model()
 
+    def cost_samples(self) -> list[tuple[int, float]]:
+        """Return the (registers, latency s) samples the fitted cost model comes from."""
+        return list(self._core.bus.cost.samples)
+
+    def seed_cost_samples(self, samples: Iterable[tuple[int, float]]) -> None:
+        """Fit the cost model from another engine's samples (a shadow replay)."""
+        self._core.bus.cost.seed(samples)
+
     def set_cost_model(self, model: CostModel | None) -> CostModel:
         """Plan with ``model`` (None: the configured or fitted one); returns the one before."""
         before = self.cost_model()

@@ -194,7 +194,10 @@ async def test_pins_are_respected() -> None:
         for proposal in interval:
             targets = {change.target for change in proposal.changes}
             assert "1.flat3" not in targets
-            assert "1.flat2" in targets
+        assert any(
+            "1.flat2" in {change.target for change in proposal.changes}
+            for proposal in interval
+        )
     rig.optimizer.goal = "balanced"
     result = await rig.optimizer.run(
         "quick", strategy="interval", actor=USER, run_in_executor=inline

@@ -206,7 +206,7 @@ FIGURE_FLOORS = {
     "bus_per_register": 1e-6,
     "requests_per_min": 0.1,
     "bus_utilisation": 0.001,
-    "time_out_of_tolerance": 0.002,
+    "time_out_of_tolerance": 0.0005,
     "first_change_delay": 1.0,
     "error_rate": 0.001,
     "p95_latency": 0.001,

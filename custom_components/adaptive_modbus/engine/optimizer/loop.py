@@ -50,7 +50,7 @@ from .changes import Change, Proposal, apply_all, unit_of
 from .goals import FIGURE_FLOORS, OBJECTIVES, Goal, Objective
 from .learning import StrategyRecord
 from .measure import ReadBuffer, WindowMeter, rounded
-from .strategies import STRATEGIES, Context, UnitKnowledge
+from .strategies import CALM_TARGET, RESTING_TARGET, STRATEGIES, Context, UnitKnowledge
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
 # after holds at least this many requests; else the window grows (to evaluation_max)
 SIGNIFICANT_T = 2.0
 MIN_EVALUATION_REQUESTS = 30
+# tolerances the registers must have moved in each window before a change that
+# trades freshness for load is judged on it (:func:`_missing_evidence`)
+MIN_MOVED = 5.0
 
 RunInExecutor = Callable[..., Awaitable[Any]]
 Kind = Literal["quick", "full"]
@@ -858,6 +861,12 @@ class Optimizer:
             timeout=max(failed, default=3.0),
             wall_offset=self._wall() - self._clock(),
             noisy=frozenset(self._meter.noisy),
+            cost_samples=tuple(self.engine.cost_samples()),
+            noise={
+                uid: reg.noise
+                for uid, reg in snapshot.registers.items()
+                if uid in self._meter.noisy and reg.noise > 0
+            },
         )
 
     # -- applying, evaluating, rolling back ------------------------------------
@@ -971,7 +980,39 @@ class Optimizer:
             ok, gain, reasons = self.objective.judge_plan(judged_before, after)
         else:
             ok, gain, reasons = self.objective.judge(judged_before, after, keep=True)
-        if not ok and self._extend(evaluation, now, (applied_at, t), gain, reasons):
+        uids = _register_targets(evaluation.proposal)
+        moved = (evaluation.before.get("moved", math.inf), after.get("moved", 0.0))
+        if uids and evaluation.before_from is not None:
+            # the registers changed must have moved themselves: others moving says
+            # nothing about when the changed ones will step next (a PV inverter's
+            # state at sunrise while the grid voltage moves all night)
+            moved = (
+                self._meter.moved(evaluation.before_from, applied_at, uids),
+                self._meter.moved(applied_at, t, uids),
+            )
+            ratios_ok = False
+        else:
+            ratios_ok = bool(ratios and "time_out_of_tolerance" in ratios)
+        unproven = _missing_evidence(evaluation, moved, replayed=ratios_ok)
+        if (
+            not unproven
+            and traces is not None
+            and judged_before is expected
+            and _trades_freshness(evaluation.proposal)
+            and not (ratios and "requests_per_min" in ratios)
+        ):
+            # a gain measured against a window whose workload differed by an
+            # unknown amount (a sunrise in the window before) may be the workload's
+            unproven = (
+                "too little evidence on the workload: the shadow replays of the "
+                f"windows counted fewer than {MIN_COUNTS['requests_per_min']} requests"
+            )
+        if ok and unproven:
+            # no worse on windows in which freshness was never put to the test
+            ok, reasons = False, [unproven]
+        if not ok and self._extend(
+            evaluation, now, (applied_at, t), gain, reasons, unproven=bool(unproven)
+        ):
             return
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
@@ -1009,8 +1050,13 @@ class Optimizer:
         after_span: tuple[float, float],
         gain: float,
         reasons: Sequence[str],
+        *,
+        unproven: bool = False,
     ) -> bool:
         """Let a window that measured worse grow while the difference is not significant.
+
+        A change that trades freshness, measured on windows too quiet to show it
+        (``unproven``, :func:`_missing_evidence`), grows its window the same way.
 
         A window's figures scatter with the workload (an incident in one window and
         not the other); a change is rolled back only when the minutes after it are
@@ -1041,18 +1087,22 @@ class Optimizer:
         evaluation.extended += 1
         self.evaluation = evaluation
         why = "; ".join(reasons)
-        self.audit.update(
-            evaluation.audit_id,
-            extra={
-                "extended": evaluation.extended,
-                "extension": f"measured worse ({why}) but not significantly ("
+        until = f"measured until {evaluation.ends - evaluation.started:.0f} s"
+        if unproven:
+            extension = f"{why}: {until}"
+        else:
+            extension = (
+                f"measured worse ({why}) but not significantly ("
                 + (
                     f"t {t_worse:.1f} < {SIGNIFICANT_T:g}"
                     if t_worse < SIGNIFICANT_T
                     else f"only {requests:.0f} requests"
                 )
-                + f"): measured until {evaluation.ends - evaluation.started:.0f} s",
-            },
+                + f"): {until}"
+            )
+        self.audit.update(
+            evaluation.audit_id,
+            extra={"extended": evaluation.extended, "extension": extension},
         )
         _LOGGER.info(
             "optimizer extends the evaluation of %s (gain %.1f%%, t %.1f)",
@@ -1432,13 +1482,72 @@ def _with_retries(
     return out
 
 
+def _trades_freshness(proposal: Proposal) -> bool:
+    """Whether a change buys load with freshness that only a window with changes shows.
+
+    Free riders and early reads, the allowed gap, the time-of-week profile, the
+    step budget and a longer maximum for *calm* registers (which changed within
+    the last hour) or for all registers resting at their maximum together. Not:
+    read-plan inputs (judged on what a read costs), noise handling (noisy registers
+    are left out of the staleness figures), a longer maximum for registers that did
+    not change for ``quiet_for`` (evidence of their own), shorter intervals.
+    """
+    if proposal.strategy == "cluster":
+        return proposal.parameter in ("planner", "max_gap")
+    if proposal.strategy == "pattern":
+        return True
+    if proposal.parameter == "step_budget":
+        return True
+    return proposal.parameter == "max_interval" and proposal.target.endswith(
+        (CALM_TARGET, RESTING_TARGET)
+    )
+
+
+def _register_targets(proposal: Proposal) -> frozenset[str]:
+    """Return the registers a per-register change touches (empty for wider ones)."""
+    if proposal.strategy != "interval" or any(
+        c.parameter not in ("interval_bounds", "step_budget") for c in proposal.changes
+    ):
+        return frozenset()
+    return frozenset(c.target for c in proposal.changes)
+
+
+def _missing_evidence(
+    evaluation: Evaluation, moved: tuple[float, float], *, replayed: bool
+) -> str:
+    """Why the windows cannot show what a freshness trade costs ('' when they can).
+
+    In both windows the registers (those changed, for a per-register change) must
+    have moved by at least :data:`MIN_MOVED` tolerances (``moved``: before, after;
+    each read counts at most one), or (``replayed``) the shadow replays that scale
+    the windows counted enough changes beyond tolerance: on quiet windows (a PV
+    inverter at night) "no worse" only says that nothing moved, and what the load
+    saved there is paid at the next sunrise.
+    """
+    if (
+        not _trades_freshness(evaluation.proposal)
+        or evaluation.before.get("seconds", 0.0) < MIN_WINDOW
+        or replayed
+        or min(moved) >= MIN_MOVED
+    ):
+        return ""
+    return (
+        f"too little evidence on freshness: the registers moved {moved[0]:.1f} "
+        f"tolerances before, {moved[1]:.1f} after (at least {MIN_MOVED:g} each)"
+    )
+
+
 def _judged_on_plan(proposal: Proposal) -> bool:
     """Whether a change is judged on what a read costs (read-plan inputs).
 
-    Riders and early reads (``planner``) trade load for freshness: judged on the
-    goal like interval changes.
+    Riders and early reads (``planner``) and the allowed gap (``max_gap``: which
+    neighbours a read takes along, and how the largest read's room is spent) trade
+    load for freshness: judged on the goal like interval changes.
     """
-    return proposal.strategy == "cluster" and proposal.parameter != "planner"
+    return proposal.strategy == "cluster" and proposal.parameter not in (
+        "planner",
+        "max_gap",
+    )
 
 
 def _joined(*notes: str) -> str:

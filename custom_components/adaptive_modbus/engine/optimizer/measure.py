@@ -12,7 +12,7 @@ expected time it went unseen).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 import math
 from typing import Any
@@ -87,6 +87,10 @@ class Window:
     registers_read: int = 0
     changes: int = 0  # changes beyond tolerance seen
     stale: float = 0.0  # s, sum over changes of half the gap before the read
+    # how much the registers moved, in tolerances (each read counts at most 1):
+    # whether the window put freshness to the test at all
+    moved: float = 0.0
+    moved_by: dict[str, float] = field(default_factory=dict)  # ... per register
     latencies: list[float] = field(default_factory=list)
 
     def add(self, other: Window) -> None:
@@ -97,6 +101,9 @@ class Window:
         self.registers_read += other.registers_read
         self.changes += other.changes
         self.stale += other.stale
+        self.moved += other.moved
+        for uid, moved in other.moved_by.items():
+            self.moved_by[uid] = self.moved_by.get(uid, 0.0) + moved
         if len(self.latencies) < LATENCIES_KEPT:
             self.latencies.extend(other.latencies)
 
@@ -118,6 +125,7 @@ class Window:
             "time_out_of_tolerance": self.stale / (span * max(registers, 1)),
             "first_change_delay": self.stale / self.changes if self.changes else 0.0,
             "changes": float(self.changes),
+            "moved": round(self.moved, 3),
             # what the read plan costs per register read: independent of how much
             # there was to read (the cluster strategy is judged on these)
             "requests_per_register": self.requests / self.registers_read
@@ -158,8 +166,13 @@ class WindowMeter:
         self._last[uid] = number
         if last is None or previous is None or math.isnan(number) or math.isnan(last):
             return
-        if abs(number - last) > max(tol, 1e-9) and uid not in self.noisy:
-            bucket = self._bucket(t)
+        if uid in self.noisy or number == last:
+            return
+        step = abs(number - last) / max(tol, 1e-9)
+        bucket = self._bucket(t)
+        bucket.moved += min(step, 1.0)
+        bucket.moved_by[uid] = bucket.moved_by.get(uid, 0.0) + min(step, 1.0)
+        if step > 1.0:
             bucket.changes += 1
             bucket.stale += 0.5 * (t - previous)
 
@@ -185,6 +198,11 @@ class WindowMeter:
             if first <= bucket.start and bucket.end <= last:
                 total.add(bucket)
         return total
+
+    def moved(self, start: float, end: float, uids: Collection[str]) -> float:
+        """Return how far the registers ``uids`` moved from ``start`` to ``end``, in tolerances."""
+        by = self.window(start, end).moved_by
+        return sum(by.get(uid, 0.0) for uid in uids)
 
     def figures(self, start: float, end: float) -> dict[str, float]:
         """Return the figures from ``start`` to ``end`` (engine time)."""

@@ -167,6 +167,7 @@ class IntervalStrategy(Strategy):
         quiet_for = float(ctx.params.get("quiet_for", QUIET_FOR))
         quiet: list[Change] = []
         calm: list[Change] = []
+        together: list[Change] = []
         for reg in regs:
             low, high = ctx.bounds[reg.uid]
             resting = reg.interval >= 0.95 * high
@@ -174,19 +175,25 @@ class IntervalStrategy(Strategy):
                 not (resting or reg.reason == "quiet")
                 or high >= MAX_INTERVAL_CEILING
                 or reg.noisy
-                or reg.rate * high > 0.2 * max(reg.tolerance, 1e-9)
             ):
                 continue
             new_high = _harmonic_up(high, ctx.step_factor)
             if new_high is None:
                 continue
-            if resting and _unchanged(reg, ctx.now, quiet_for):
-                quiet.append(_bounds_change(ctx, reg.uid, [low, new_high]))
-            elif (
-                reg.reason == "quiet"
+            # moved lately: changed since its first read (which counts as a change),
+            # within the last hour
+            moved = (
+                reg.changes >= 2
                 and reg.last_change is not None
                 and ctx.now - reg.last_change <= CALM_EVIDENCE
-            ):
+            )
+            if resting and moved:
+                together.append(_bounds_change(ctx, reg.uid, [low, new_high]))
+            if reg.rate * high > 0.2 * max(reg.tolerance, 1e-9):
+                continue
+            if resting and _unchanged(reg, ctx.now, quiet_for):
+                quiet.append(_bounds_change(ctx, reg.uid, [low, new_high]))
+            elif reg.reason == "quiet" and moved:
                 calm.append(_bounds_change(ctx, reg.uid, [low, new_high]))
         return [
             *_bounds_proposal(
@@ -202,9 +209,25 @@ class IntervalStrategy(Strategy):
                 self.name,
                 calm,
                 side=1,
-                target="calm registers resting at their max interval",
+                target=CALM_TARGET,
                 reason="their rate stays far inside their tolerance at the longest "
                 "interval; only steps move them",
+            ),
+            # every register resting at its maximum, calm or not: registers read
+            # in the same request save it only when all of them rest longer, which
+            # no register's own interval model can see
+            *(
+                _bounds_proposal(
+                    ctx,
+                    self.name,
+                    together,
+                    side=1,
+                    target=RESTING_TARGET,
+                    reason="registers read together save a request only when all "
+                    "of them rest longer",
+                )
+                if len(together) > len(calm)
+                else []
             ),
         ]
 
@@ -490,6 +513,8 @@ class PatternStrategy(Strategy):
 
 
 QUIET_FOR = 86400.0  # s without a change before a register may rest longer
+CALM_TARGET = "calm registers resting at their max interval"  # a proposal's target
+RESTING_TARGET = "registers resting at their max interval together"  # ... and another
 # a calm register must have changed within this span (the shadow replay's
 # default horizon): its steps are then in the evidence; one idle since longer
 # (a PV inverter at night) may wake up differently, and waits for quiet_for
