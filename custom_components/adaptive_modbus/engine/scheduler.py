@@ -16,6 +16,7 @@ PollEngine is the public face; each job is done by a part of its own:
 - ``faults``: learned holes and block limits, and when they are checked again
 - ``observe``: a read's data or failure applied to registers (learning, reschedule)
 - ``write``: writes that jump the queue and are read back
+- ``correlation``: registers that move together; a move pulls in its partners
 - ``cycle``: one poll cycle that never loses a register
 - ``snapshot``: the immutable read API; ``state``: learned state export/import/reset
 - ``config``: EngineConfig; ``core``: the shared parts, bundled for the others
@@ -33,6 +34,7 @@ from typing import Any
 from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
 from .config import EngineConfig, Tuning
 from .core import EngineCore, ReadListener
+from .correlation import Correlation
 from .cycle import CycleResult, CycleRunner
 from .demand import Demand, Viewing
 from .errors import EngineUsageError, UnknownRegister
@@ -148,6 +150,7 @@ class PollEngine:
             observer=observer,
         )
         self._writer = Writer(core, observer=observer)
+        self._correlation = Correlation(core)
         self._demand = Demand(core, down=recovery.down)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
         self._state = LearnedState(core)
@@ -183,6 +186,8 @@ class PollEngine:
         """
         started = self._clock.now() if now is None else self._clock.from_wall(now)
         result = await self._cycles.run(started)
+        now = self._clock.now()
+        self._correlation.end_cycle(started, now)
         for listener in self._cycle_listeners:
             listener(result)
         return result
