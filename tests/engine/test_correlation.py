@@ -24,10 +24,10 @@ class ScriptDevice:
     connected = True
 
     def __init__(self, clock: VirtualClock) -> None:
-        """Serve zeros until the test sets values; log every read (time, address)."""
+        """Serve zeros until the test sets values; log every request."""
         self.clock = clock
         self.values: dict[int, int] = {}
-        self.log: list[tuple[float, int]] = []
+        self.log: list[tuple[float, int, int]] = []  # (time, address, count)
 
     async def connect(self) -> None:
         """Nothing to connect."""
@@ -42,7 +42,7 @@ class ScriptDevice:
         self, unit_id: int, table: Table, address: int, count: int
     ) -> list[int]:
         """Return the scripted words of ``address`` .. ``address + count``."""
-        self.log.append((self.clock.t, address))
+        self.log.append((self.clock.t, address, count))
         return [self.values.get(a, 0) for a in range(address, address + count)]
 
     async def write_registers(
@@ -55,9 +55,15 @@ class ScriptDevice:
         """Not used."""
         raise NotImplementedError
 
-    def reads_of(self, address: int, after: float, until: float) -> list[float]:
-        """Return the times ``address`` was read in (after, until]."""
-        return [t for t, a in self.log if a == address and after < t <= until]
+    def reads_of(
+        self, address: int, after: float = -1.0, until: float = float("inf")
+    ) -> list[float]:
+        """Return the times a request covering ``address`` went out in (after, until]."""
+        return [
+            t
+            for t, start, count in self.log
+            if start <= address < start + count and after < t <= until
+        ]
 
 
 def _engine(

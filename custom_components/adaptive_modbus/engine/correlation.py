@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .cadence import rest_after_early_read
 from .core import EngineCore
 from .registers import Value
 
@@ -44,6 +45,8 @@ MIN_SHARE = 0.5
 MAX_COUNT = 64
 #: moved registers of one unit in one cycle that look for new partners
 MAX_DISCOVERY = 32
+#: partners only among the registers of one unit (False: across the connection)
+SAME_UNIT = True
 
 
 @dataclass(slots=True)
@@ -157,13 +160,15 @@ class Correlation:
             hit = uid in moved_set
             if hit:
                 self.stats.partner_hits += 1
+            rest_after_early_read(self._core.schedule, self._regs[uid])
             for source in sources:
                 pulled_by = self._partners.get(source, {}).get(uid)
                 if pulled_by is not None:
                     pulled_by.observe(hit)
-        by_unit: dict[int, list[str]] = {}
+        by_unit: dict[int | None, list[str]] = {}
         for uid in moved:
-            by_unit.setdefault(regs[uid].spec.unit_id, []).append(uid)
+            unit = regs[uid].spec.unit_id if SAME_UNIT else None
+            by_unit.setdefault(unit, []).append(uid)
         for uids in by_unit.values():
             self._learn(uids, moved_set, started)
         if not self.enabled:

@@ -17,6 +17,7 @@ PollEngine is the public face; each job is done by a part of its own:
 - ``observe``: a read's data or failure applied to registers (learning, reschedule)
 - ``write``: writes that jump the queue and are read back
 - ``correlation``: registers that move together; a move pulls in its partners
+- ``cadence``: a unit's table read when all its registers' urgency says so
 - ``cycle``: one poll cycle that never loses a register
 - ``snapshot``: the immutable read API; ``state``: learned state export/import/reset
 - ``config``: EngineConfig; ``core``: the shared parts, bundled for the others
@@ -32,6 +33,7 @@ import math
 from typing import Any
 
 from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
+from .cadence import UnitCadence
 from .config import EngineConfig, Tuning
 from .core import EngineCore, ReadListener
 from .correlation import Correlation
@@ -151,6 +153,7 @@ class PollEngine:
         )
         self._writer = Writer(core, observer=observer)
         self._correlation = Correlation(core)
+        self._cadence = UnitCadence(core)
         self._demand = Demand(core, down=recovery.down)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
         self._state = LearnedState(core)
@@ -188,6 +191,9 @@ class PollEngine:
         result = await self._cycles.run(started)
         now = self._clock.now()
         self._correlation.end_cycle(started, now)
+        self._cadence.after_cycle(
+            self._planning.last_tables, started, now, self._planning.cost_model()
+        )
         for listener in self._cycle_listeners:
             listener(result)
         return result
