@@ -123,8 +123,8 @@ class Correlation:
             return
         last = self._last.get(uid)
         self._last[uid] = value
-        if last is None:
-            return
+        if last is None or (value == last and uid not in self._pulled):
+            return  # the common case: nothing moved, nobody waits for this read
         reg = self._regs[uid]
         if (
             isinstance(value, bool | str)
