@@ -123,7 +123,7 @@ async def test_partners_are_learned_from_co_moves() -> None:
 
 
 async def test_partner_of_a_moving_register_is_read_with_it() -> None:
-    """Test that a step seen on power reads current in the next cycle, not other."""
+    """Test that a step seen on power reads current with the next cycle, not other."""
     engine, device, clock = _engine()
     await _learn(engine, device, clock)
     step = await _quiet_then_step(engine, device, clock)
@@ -133,7 +133,9 @@ async def test_partner_of_a_moving_register_is_read_with_it() -> None:
     seen = device.reads_of(0, step, step + 10.0)
     assert seen, "power is pinned at 5 s"
     pulled = device.reads_of(50, step, step + 10.0)
-    assert pulled and pulled[0] <= seen[0] + 0.5  # the cycle right after the move
+    # rides on the next cycle (power's next read), a minimum interval at most later
+    assert len(seen) >= 2
+    assert pulled and pulled[0] == seen[1] <= seen[0] + 5.0
     assert engine.value(CURRENT) == device.values[50]
     assert device.reads_of(100, step, step + 10.0) == []  # uncorrelated: left alone
     assert engine._correlation.stats.partner_reads >= 1  # noqa: SLF001

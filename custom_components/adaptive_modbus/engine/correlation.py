@@ -3,9 +3,9 @@
 A meter's power, current and energy move together; a heat pump's compressor state,
 power and flow temperature too. When one of them is read and has moved beyond its
 resolution (``max(tolerance, noise)``) since its previous read, its learned partners
-that were not read with it have probably moved as well: they become due at once, so
-the next cycle reads them (planned with whatever else is due) instead of leaving
-them until their own, possibly long, interval runs out.
+that were not read with it have probably moved as well: they ride on the next cycle
+(planned with whatever else is due; at most their minimum interval later) instead
+of waiting until their own, possibly long, interval runs out.
 
 The correlation is learned online from the engine's own reads, per register and per
 unit, with counts that stay small:
@@ -140,7 +140,7 @@ class Correlation:
             self._still.append(uid)
 
     def end_cycle(self, started: float, now: float) -> list[str]:
-        """Learn from the cycle's reads; make the partners of its moves due at ``now``.
+        """Learn from the cycle's reads; make the partners of its moves due soon.
 
         ``started``: engine time the cycle began (a register read since then was
         read in it). Returns the partners made due.
@@ -203,9 +203,15 @@ class Correlation:
                 partner.observe(True)
 
     def _pull(self, moved: Iterable[str], started: float, now: float) -> list[str]:
-        """Make the strong partners of the moved registers due at ``now``."""
+        """Make the strong partners of the moved registers due with the next cycle.
+
+        The next cycle that goes out anyway, or a minimum interval from ``now``
+        when none does sooner (no wake-up of its own for a partner).
+        """
         regs = self._regs
         schedule = self._core.schedule
+        # ride on the next cycle that goes out anyway, at most a minimum interval on
+        next_cycle = max(now, schedule.first_due())
         pulled: list[str] = []
         for uid in moved:
             partners = self._partners.get(uid)
@@ -216,6 +222,7 @@ class Correlation:
                     continue
                 reg = regs[other]
                 last = reg.last_read
+                at = min(next_cycle, now + reg.model.limits.min_interval)
                 if (
                     last is None
                     or last >= started  # read with it
@@ -223,13 +230,13 @@ class Correlation:
                     or reg.quarantined_until is not None
                     or reg.failure_streak
                     or other in schedule.unscheduled
-                    or reg.next_due <= now
-                    or now - last < reg.model.limits.min_interval
+                    or reg.next_due <= at
+                    or at - last < reg.model.limits.min_interval
                 ):
                     if other in self._pulled and uid not in self._pulled[other]:
                         self._pulled[other].append(uid)
                     continue
-                schedule.due_at(reg, now)
+                schedule.due_at(reg, at)
                 self._pulled.setdefault(other, []).append(uid)
                 pulled.append(other)
         self.stats.partner_reads += len(pulled)
