@@ -576,8 +576,16 @@ class IntervalModel:
                 residual = delta - prev_delta * ratio
                 # white noise sigma: var(residual) = sigma²·g; noise (RMS of Δ) = √2·sigma
                 g = 1.0 + (1.0 + ratio) ** 2 + ratio**2
-                self._add_residual(abs(residual) * math.sqrt(2.0 / g))
-                self.noise = _sorted_robust_rms(self._ordered, self._squares)
+                residual = abs(residual) * math.sqrt(2.0 / g)
+                residuals = self._residuals
+                if len(residuals) == NOISE_WINDOW and residuals[0] == residual:
+                    # the value leaving the full window is the one entering it: the
+                    # sorted copy, and so the noise, stay as they are
+                    residuals.append(residual)
+                    del residuals[0]
+                else:
+                    self._add_residual(residual)
+                    self.noise = _sorted_robust_rms(self._ordered, self._squares)
         noise, tolerance = self.noise, self.tolerance
         if len(self._residuals) >= MIN_NOISE_SAMPLES:  # as _refresh_noise
             floor = max(tolerance, ZERO_TOLERANCE)

@@ -211,11 +211,16 @@ class Schedule:
         """After a read: due again on the register's (aligned) interval.
 
         The read path: :meth:`_capped_interval`, :func:`~.intervals.aligned_due` and
-        :meth:`due_at` inlined (the same arithmetic).
+        :meth:`due_at` inlined (the same arithmetic); the viewed hook (see demand.py)
+        is called only while some unit is viewed (else it marks the register not
+        viewed and keeps the interval, which is done here).
         """
         interval = self._interval_for(reg, now)
         if self.viewed_cap is not None:
-            interval = self.viewed_cap(reg, interval)
+            if self.viewed:
+                interval = self.viewed_cap(reg, interval)
+            else:  # what the hook does while no unit is viewed
+                reg.viewed = False
         reg.effective_interval = interval
         if not 0.0 < interval < math.inf:
             aligned_due(now, interval)  # raises: not a positive number
