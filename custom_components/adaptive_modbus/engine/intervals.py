@@ -244,9 +244,13 @@ class IntervalLimits:
 
     def clamp(self, interval: float) -> float:
         """``interval`` within the limits (NaN becomes the minimum)."""
-        if math.isnan(interval):
-            return self.min_interval
-        return min(self.max_interval, max(self.min_interval, interval))
+        low = self.min_interval
+        if interval != interval:  # noqa: PLR0124  NaN (a hot path: no call)
+            return low
+        # min(max, max(min, interval)), without the calls
+        value = interval if interval > low else low  # noqa: FURB136
+        high = self.max_interval
+        return value if value < high else high  # noqa: FURB136
 
 
 DEFAULT_LIMITS = IntervalLimits(5.0, 300.0)
@@ -586,19 +590,24 @@ class IntervalModel:
                 else:
                     self._add_residual(residual)
                     self.noise = _sorted_robust_rms(self._ordered, self._squares)
+        # max(a, b) and min(a, b) below are written as conditionals that pick the
+        # same operand as the builtins do (b only when strictly larger / smaller)
         noise, tolerance = self.noise, self.tolerance
         if len(self._residuals) >= MIN_NOISE_SAMPLES:  # as _refresh_noise
-            floor = max(tolerance, ZERO_TOLERANCE)
+            floor = ZERO_TOLERANCE if tolerance < ZERO_TOLERANCE else tolerance  # noqa: FURB136
             if noise > floor:
                 self.noisy = True
             elif noise < NOISY_CLEAR * floor:
                 self.noisy = False
         self._last_step = (dt, delta)
         # rate: one sample into the decayed mean (as _accumulate)
-        signal = math.sqrt(max(0.0, delta * delta - self.noise_margin * noise**2))
+        excess = delta * delta - self.noise_margin * noise**2
+        signal = math.sqrt(excess if excess > 0.0 else 0.0)  # noqa: FURB136
         sample = signal / dt
         interval = self.interval
-        weight = min(1.0, dt / interval)
+        weight = dt / interval
+        if not weight < 1.0:
+            weight = 1.0
         acc_rate, acc_weight = self._acc_rate, self._acc_weight
         before = acc_rate / acc_weight if acc_weight > 0 else 0.0
         decay = RATE_DECAY if weight == 1.0 else math.pow(RATE_DECAY, weight)
@@ -608,9 +617,13 @@ class IntervalModel:
         acc_rate = self._acc_rate = acc_rate * decay + weight * sample
         acc_weight = self._acc_weight = acc_weight * decay + weight
         self.rate = acc_rate / acc_weight if acc_weight > 0 else 0.0
-        resolution = max(tolerance, noise, ZERO_TOLERANCE)
+        resolution = noise if noise > tolerance else tolerance  # noqa: FURB136
+        if resolution < ZERO_TOLERANCE:  # noqa: PLR1730
+            resolution = ZERO_TOLERANCE
         self.activity = sample / resolution
-        threshold = max(resolution, JUMP_K * noise)
+        threshold = JUMP_K * noise
+        if not threshold > resolution:
+            threshold = resolution
         jumped = abs(delta) > threshold
         if jumped:
             self._note_jump(t, value, delta / dt, weight * max(0.0, sample - before))
@@ -732,7 +745,9 @@ class IntervalModel:
         if jumped:
             instant = SAFETY * resolution * dt / abs(delta)
             new = self.limits.clamp(min(interval, target, instant))
-            if not force and math.isclose(new, interval, rel_tol=_REL_EPS):
+            if not force and (
+                new == interval or math.isclose(new, interval, rel_tol=_REL_EPS)
+            ):
                 return None  # as _decide: nothing moves, nothing to format
             return self._record(
                 t,
@@ -746,7 +761,9 @@ class IntervalModel:
         else:
             new, growth = self._lengthened(dt, target)
             reason = Reason.QUIET
-        if not force and math.isclose(new, interval, rel_tol=_REL_EPS):
+        if not force and (
+            new == interval or math.isclose(new, interval, rel_tol=_REL_EPS)
+        ):
             return None  # as _decide: nothing moves, nothing to format
         if self.noisy:
             reason = Reason.NOISY
