@@ -1,7 +1,9 @@
 """Engine overhead: CPU per poll cycle and memory per register at 100 to 10,000 registers.
 
 The engine polls a cheap synthetic device through an instant in-process transport
-(no bus time). CPU is ``time.process_time`` around ``poll_due`` minus the time spent
+(no bus time). Every size is timed in several rounds, the sizes taking turns, and
+each CPU figure is the median over the rounds with its min-max: on a shared machine
+one round can be slowed by whatever else runs, the median of five hardly. CPU is ``time.process_time`` around ``poll_due`` minus the time spent
 inside the transport and device, so what remains is the engine's own work:
 scheduler, planner, decoding and interval models. Memory is the ``tracemalloc``
 growth from building the engine and running its first cycle, per register.
@@ -16,7 +18,8 @@ serialisation of the whole engine (what one save costs).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import asdict, dataclass, field
 import gc
 import json
 import math
@@ -32,6 +35,8 @@ from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
 PER_UNIT = 100
+REPEATS = 5
+"""Rounds each size is timed in; CPU figures are medians over them."""
 _RATES = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.002, 0.002, 0.05, 0.5)
 
 
@@ -154,14 +159,14 @@ class SchedulerTimer:
 
 @dataclass(frozen=True)
 class OverheadResult:
-    """Engine cost at one size."""
+    """Engine cost at one size: CPU figures are medians over the rounds (see :func:`measure`)."""
 
     registers: int
     full_cycle_ms: float  # every register due (first cycles / fixed mode), median
     full_per_register_us: float
     adaptive_cycle_ms: float  # steady-state adaptive cycle, median
     adaptive_per_read_us: float  # engine CPU per register read in steady state
-    adaptive_cycles: int
+    adaptive_cycles: int  # steady-state cycles timed, all rounds
     adaptive_due_per_cycle: float  # registers due per steady-state cycle (mean)
     # scheduler + planner part of a steady-state cycle, median
     adaptive_sched_plan_ms: float
@@ -170,6 +175,39 @@ class OverheadResult:
     state_bytes_per_register: float  # learned state as compact JSON, full patterns
     state_store_bytes_per_register: float  # the same as HA's Store writes it (indent 2)
     state_save_ms: float  # export_state + json.dumps of the whole engine, CPU
+    repeats: int = 1  # rounds the CPU figures are the median of
+    # min and max over the rounds of each CPU figure above
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # each round's CPU figures (the growth check pairs rounds of two sizes)
+    rounds: list[dict[str, float]] = field(default_factory=list)
+
+
+ROUND_FIGURES = (
+    "full_cycle_ms",
+    "full_per_register_us",
+    "full_sched_plan_ms",
+    "adaptive_cycle_ms",
+    "adaptive_per_read_us",
+    "adaptive_sched_plan_ms",
+)
+"""The CPU figures measured in every round, reported as median and min-max."""
+
+
+def aggregate(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    """Median of each figure over the rounds, and its (min, max) under ``spread``.
+
+    NaN figures (a probe that found nothing to wrap) are left out; a figure that is
+    NaN in every round stays NaN.
+    """
+    out: dict[str, Any] = {"spread": {}}
+    for key in ROUND_FIGURES:
+        values = [r[key] for r in rounds if key in r and not math.isnan(r[key])]
+        if not values:
+            out[key] = math.nan
+            continue
+        out[key] = statistics.median(values)
+        out["spread"][key] = (min(values), max(values))
+    return out
 
 
 def fill_learned_state(engine: PollEngine, seed: int = 7) -> None:
@@ -208,76 +246,98 @@ def measure_state(
     return len(text) / count, len(store) / count, statistics.median(times) * 1e3
 
 
-async def _measure(
-    count: int, full_cycles: int, steady_seconds: float, max_cycles: int
-) -> OverheadResult:
-    specs = make_specs(count)
-    clock = VirtualClock(1_795_000_000.0)
-    transport = TimedTransport(CheapDevice(clock))
+class _Rig:
+    """One size: a warmed adaptive engine to copy for each round, and a fixed engine."""
 
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    engine = PollEngine(specs, transport, clock.now, EngineConfig())
-    await engine.poll_due(clock.now())
-    memory = (tracemalloc.get_traced_memory()[0] - before) / count
-    tracemalloc.stop()
+    def __init__(self, count: int) -> None:
+        """Build the fixed engine of ``count`` registers; :meth:`start` the adaptive one."""
+        self.count = count
+        self.specs = make_specs(count)
+        self.clock = VirtualClock(1_795_000_000.0)
+        self.transport = TimedTransport(CheapDevice(self.clock))
+        self.fixed_clock = VirtualClock(1_795_000_000.0)
+        self.fixed_transport = TimedTransport(CheapDevice(self.fixed_clock))
+        self.fixed = PollEngine(
+            self.specs,
+            self.fixed_transport,
+            self.fixed_clock.now,
+            EngineConfig(adaptive=False, fixed_interval=10),
+        )
+        self.fixed_timer = SchedulerTimer(self.fixed)
+        self.memory = math.nan
+        self.engine = PollEngine(
+            self.specs, self.transport, self.clock.now, EngineConfig()
+        )
+        self.cycles = 0
+        self.due_total = 0
 
-    fixed = PollEngine(
-        specs, transport, clock.now, EngineConfig(adaptive=False, fixed_interval=10)
-    )
-    fixed_timer = SchedulerTimer(fixed)
-    full: list[float] = []
-    full_split: list[float] = []
-    for _ in range(full_cycles):
-        clock.advance_to(fixed.next_due())
-        inside = transport.inside
-        split = fixed_timer.spent
-        t0 = time.process_time()
-        await fixed.poll_due(clock.now())
-        full.append(time.process_time() - t0 - (transport.inside - inside))
-        full_split.append(fixed_timer.spent - split)
+    async def start(self, warm_seconds: float) -> None:
+        """Run the adaptive engine untimed for ``warm_seconds`` (it learns meanwhile).
 
-    timer = SchedulerTimer(engine)
-    cycles: list[float] = []
-    splits: list[float] = []
-    due_total = 0
-    reads = 0
-    engine_cpu = 0.0
-    end = clock.now() + steady_seconds
-    warm = clock.now() + steady_seconds / 3
-    while (due := engine.next_due()) < end and len(cycles) < max_cycles:
-        clock.advance_to(due)
-        inside = transport.inside
-        split, due_before = timer.spent, timer.due
-        t0 = time.process_time()
-        result = await engine.poll_due(clock.now())
-        spent = time.process_time() - t0 - (transport.inside - inside)
-        if due >= warm:
-            cycles.append(spent)
+        The memory per register is the ``tracemalloc`` growth from building an
+        engine and running its first cycle.
+        """
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        engine = PollEngine(self.specs, self.transport, self.clock.now, EngineConfig())
+        await engine.poll_due(self.clock.now())
+        self.memory = (tracemalloc.get_traced_memory()[0] - before) / self.count
+        tracemalloc.stop()
+        self.engine = engine
+        end = self.clock.now() + warm_seconds
+        while (due := engine.next_due()) < end:
+            self.clock.advance_to(due)
+            await engine.poll_due(due)
+
+    async def round(
+        self, full_cycles: int, seconds: float, max_cycles: int
+    ) -> dict[str, float]:
+        """Time ``full_cycles`` fixed (all due) cycles and the steady adaptive cycles.
+
+        The steady cycles are those of the next ``seconds`` (at most ``max_cycles``)
+        of a copy of the warmed engine: every round times the same work.
+        """
+        engine, clock, transport = copy.deepcopy(
+            (self.engine, self.clock, self.transport)
+        )
+        timer = SchedulerTimer(engine)
+        gc.collect()
+        full, full_split = [], []
+        fixed, fixed_transport = self.fixed_transport, self.fixed_timer
+        for _ in range(full_cycles):
+            self.fixed_clock.advance_to(self.fixed.next_due())
+            inside, split = fixed.inside, fixed_transport.spent
+            t0 = time.process_time()
+            await self.fixed.poll_due(self.fixed_clock.now())
+            full.append(time.process_time() - t0 - (fixed.inside - inside))
+            full_split.append(fixed_transport.spent - split)
+        steady, splits = [], []
+        reads, engine_cpu = 0, 0.0
+        end = clock.now() + seconds
+        while (due := engine.next_due()) < end and len(steady) < max_cycles:
+            clock.advance_to(due)
+            inside, split, due_before = transport.inside, timer.spent, timer.due
+            t0 = time.process_time()
+            result = await engine.poll_due(clock.now())
+            spent = time.process_time() - t0 - (transport.inside - inside)
+            steady.append(spent)
             splits.append(timer.spent - split)
-            due_total += timer.due - due_before
+            self.due_total += timer.due - due_before
             reads += result.registers_read
             engine_cpu += spent
-    full_median = statistics.median(full)
-    state_bytes, store_bytes, save_ms = measure_state(
-        PollEngine(specs, transport, clock.now, EngineConfig()), count
-    )
-    return OverheadResult(
-        registers=count,
-        full_cycle_ms=full_median * 1e3,
-        full_per_register_us=full_median / count * 1e6,
-        adaptive_cycle_ms=statistics.median(cycles) * 1e3 if cycles else math.nan,
-        adaptive_per_read_us=engine_cpu / max(reads, 1) * 1e6,
-        adaptive_cycles=len(cycles),
-        adaptive_due_per_cycle=due_total / max(len(cycles), 1),
-        adaptive_sched_plan_ms=_median_ms(splits) if timer.ok else math.nan,
-        full_sched_plan_ms=_median_ms(full_split) if fixed_timer.ok else math.nan,
-        memory_per_register_bytes=memory,
-        state_bytes_per_register=state_bytes,
-        state_store_bytes_per_register=store_bytes,
-        state_save_ms=save_ms,
-    )
+        self.cycles += len(steady)
+        full_median = statistics.median(full)
+        return {
+            "full_cycle_ms": full_median * 1e3,
+            "full_per_register_us": full_median / self.count * 1e6,
+            "full_sched_plan_ms": _median_ms(full_split)
+            if self.fixed_timer.ok
+            else math.nan,
+            "adaptive_cycle_ms": _median_ms(steady),
+            "adaptive_per_read_us": engine_cpu / max(reads, 1) * 1e6,
+            "adaptive_sched_plan_ms": _median_ms(splits) if timer.ok else math.nan,
+        }
 
 
 def _median_ms(values: list[float]) -> float:
@@ -285,15 +345,67 @@ def _median_ms(values: list[float]) -> float:
 
 
 def measure(
-    sizes: tuple[int, ...] = (100, 1000, 10_000), *, quick: bool = False
+    sizes: tuple[int, ...] = (100, 1000, 10_000),
+    *,
+    quick: bool = False,
+    repeats: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Overhead at each size (``quick``: fewer cycles, for the smoke test)."""
+    """Overhead at each size (``quick``: fewer cycles, for the smoke test).
+
+    CPU time on a shared machine moves with whatever else runs, so each size is
+    timed in ``repeats`` rounds (5, 3 at more than 1,000 registers to stay in
+    about the time one round took before; 2 when quick), the sizes taking turns,
+    and every CPU figure is the median over the rounds (with its min-max). A round
+    times a few full cycles of a fixed engine and the steady-state cycles of the
+    next 800 s (80 s when quick) of a copy of an adaptive engine that learned for
+    400 s (40 s) first, so every round times the same work.
+    """
+    rigs = [_Rig(count) for count in sizes]
+    rounds: dict[int, list[dict[str, float]]] = {count: [] for count in sizes}
+    wanted = {
+        rig.count: repeats or (2 if quick else (REPEATS if rig.count <= 1000 else 3))
+        for rig in rigs
+    }
+
+    async def run() -> None:
+        for rig in rigs:
+            await rig.start(40.0 if quick else 400.0)
+        for index in range(max(wanted.values())):
+            for rig in rigs:
+                if index >= wanted[rig.count]:
+                    continue
+                full_cycles = 3 if quick else (11 if rig.count <= 1000 else 3)
+                max_cycles = 20 if quick else (200 if rig.count <= 1000 else 60)
+                seconds = 80.0 if quick else 800.0
+                figures = await rig.round(full_cycles, seconds, max_cycles)
+                rounds[rig.count].append(figures)
+
+    asyncio.run(run())
     results = []
-    for count in sizes:
-        full_cycles = 3 if quick else (11 if count <= 1000 else 5)
-        steady = 120.0 if quick else 1200.0
-        max_cycles = 20 if quick else (200 if count <= 1000 else 60)
-        result = asyncio.run(_measure(count, full_cycles, steady, max_cycles))
+    for rig in rigs:
+        state_bytes, store_bytes, save_ms = measure_state(
+            PollEngine(rig.specs, rig.transport, rig.clock.now, EngineConfig()),
+            rig.count,
+        )
+        figures = aggregate(rounds[rig.count])
+        result = OverheadResult(
+            registers=rig.count,
+            full_cycle_ms=figures["full_cycle_ms"],
+            full_per_register_us=figures["full_per_register_us"],
+            adaptive_cycle_ms=figures["adaptive_cycle_ms"],
+            adaptive_per_read_us=figures["adaptive_per_read_us"],
+            adaptive_cycles=rig.cycles,
+            adaptive_due_per_cycle=rig.due_total / max(rig.cycles, 1),
+            adaptive_sched_plan_ms=figures["adaptive_sched_plan_ms"],
+            full_sched_plan_ms=figures["full_sched_plan_ms"],
+            memory_per_register_bytes=rig.memory,
+            state_bytes_per_register=state_bytes,
+            state_store_bytes_per_register=store_bytes,
+            state_save_ms=save_ms,
+            repeats=len(rounds[rig.count]),
+            spread=figures["spread"],
+            rounds=rounds[rig.count],
+        )
         results.append(asdict(result))
     return results
 
@@ -301,23 +413,35 @@ def measure(
 def growth(
     results: list[dict[str, Any]], small: int = 1000, large: int = 10_000
 ) -> dict[str, Any]:
-    """Per-register cost ratio large/small against the n log n bound log(large)/log(small)."""
+    """Per-register cost ratio large/small against the n log n bound log(large)/log(small).
+
+    The ratios compare the medians over the rounds; ``*_spread`` gives the min-max
+    of the same ratio round by round (the sizes of one round ran side by side).
+    """
     by_size = {r["registers"]: r for r in results}
     if small not in by_size or large not in by_size:
         return {}
     bound = math.log(large) / math.log(small)
-    full = (
-        by_size[large]["full_per_register_us"] / by_size[small]["full_per_register_us"]
-    )
-    steady = (
-        by_size[large]["adaptive_per_read_us"] / by_size[small]["adaptive_per_read_us"]
-    )
-    split = (by_size[large]["full_sched_plan_ms"] / large) / (
-        by_size[small]["full_sched_plan_ms"] / small
-    )
-    return {
-        "bound": bound,
-        "full_cycle_ratio": full,
-        "sched_plan_ratio": split,
-        "adaptive_ratio": steady,
+
+    def ratios(key: str, a: dict[str, Any], b: dict[str, Any]) -> float:
+        if key.endswith("_ms"):  # per cycle: per register first
+            return (b[key] / large) / (a[key] / small)
+        return float(b[key] / a[key])
+
+    keys = {
+        "full_cycle_ratio": "full_per_register_us",
+        "sched_plan_ratio": "full_sched_plan_ms",
+        "adaptive_ratio": "adaptive_per_read_us",
     }
+    out: dict[str, Any] = {"bound": bound}
+    lo, hi = by_size[small], by_size[large]
+    for name, key in keys.items():
+        out[name] = ratios(key, lo, hi)
+        paired = [
+            ratios(key, a, b)
+            for a, b in zip(lo.get("rounds", []), hi.get("rounds", []), strict=False)
+        ]
+        paired = [x for x in paired if not math.isnan(x)]
+        if paired:
+            out[f"{name}_spread"] = (min(paired), max(paired))
+    return out

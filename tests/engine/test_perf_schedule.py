@@ -17,7 +17,12 @@ from adaptive_modbus_engine import planning as planning_mod
 from adaptive_modbus_engine.config import EngineConfig
 from adaptive_modbus_engine.errors import EngineUsageError, ErrorKind
 from adaptive_modbus_engine.faults import HoleCheck
-from adaptive_modbus_engine.intervals import IntervalLimits, IntervalModel, _robust_rms
+from adaptive_modbus_engine.intervals import (
+    IntervalLimits,
+    IntervalModel,
+    _robust_rms,
+    aligned_due,
+)
 from adaptive_modbus_engine.planner import CostModel, plan_reads
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 from adaptive_modbus_engine.registry import RegisterState, Registry
@@ -203,6 +208,50 @@ def test_incremental_noise_estimate_equals_the_sorted_one() -> None:
             model = IntervalModel.from_dict(model.to_dict())
             assert model.noise == _robust_rms(model._residuals)  # noqa: SLF001
     assert model.noise > 0
+
+
+def test_a_full_noise_window_that_gets_back_what_it_drops_keeps_the_same_noise() -> (
+    None
+):
+    """Whole-number ramps repeat their residuals: the shortcut keeps the exact noise.
+
+    A register read on the grid whose value moves in whole steps gives the same few
+    residuals again and again; when the value entering the full window equals the
+    one leaving it the sorted copy is not touched. Noise, sorted copy and the
+    restored model must still be what sorting the window gives.
+    """
+    rng = random.Random(5)
+    model = IntervalModel(2.0, IntervalLimits(5.0, 300.0))
+    t, value, repeats = 0.0, 1000.0, 0
+    for i in range(800):
+        t += 20.0
+        value += rng.choice((1.0, 1.0, 1.0, 2.0)) if i % 200 < 150 else 0.0
+        residuals = model._residuals  # noqa: SLF001
+        dropped = residuals[0] if len(residuals) == 31 else None
+        model.observe(t, value, True)
+        if dropped is not None and model._residuals[-1] == dropped:  # noqa: SLF001
+            repeats += 1
+        assert model._ordered == sorted(model._residuals)  # noqa: SLF001
+        assert model._squares == [x * x for x in model._ordered]  # noqa: SLF001
+        assert model.noise == _robust_rms(model._residuals)  # noqa: SLF001
+        if i == 400:
+            model = IntervalModel.from_dict(model.to_dict())
+    assert repeats > 100  # the shortcut was taken, often
+
+
+def test_next_read_is_due_on_the_aligned_grid() -> None:
+    """The read path's inlined due time is aligned_due's, also a hair before a tick."""
+    registry = Registry(specs(1), EngineConfig())
+    (reg,) = registry.regs.values()
+    schedule = Schedule(registry.regs, EngineClock(lambda: 0.0), EngineConfig())
+    rng = random.Random(3)
+    for _ in range(2000):
+        reg.model.interval = rng.choice((5.0, 7.3, 10.0, 40.0, 300.0))
+        now = rng.choice((rng.uniform(0, 1e6), 20.0 * rng.randrange(1, 9999) - 1e-9))
+        schedule.next_read(reg, now)
+        expected = aligned_due(now, reg.effective_interval)
+        assert reg.next_due == expected
+        assert schedule.first_due() == expected
 
 
 class _NullTransport:

@@ -311,3 +311,65 @@ def test_cleaning_float_noise_never_rounds_past_the_float_range() -> None:
     """
     value = spec(data_type=DataType.INT16, offset=1.7976931348623151e308).decode([0])
     assert value == 1.7976931348623151e308
+
+
+WORD_TYPES = [t for t in DataType if t is not DataType.BOOL]
+
+
+@given(
+    data_type=st.sampled_from(WORD_TYPES),
+    byte_order=st.sampled_from(list(Order)),
+    scale=st.sampled_from([1.0, 10.0, 0.1, -2.0]),
+    offset=st.sampled_from([0.0, 5.0, -0.5]),
+    words=st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=0xFFFF),
+            st.integers(min_value=-5, max_value=0x1_0005),
+            st.booleans(),
+        ),
+        max_size=6,
+    ),
+    at=st.integers(min_value=-1, max_value=7),
+)
+def test_decode_at_is_decode_of_the_slice(
+    *,
+    data_type: DataType,
+    byte_order: Order,
+    scale: float,
+    offset: float,
+    words: list[int],
+    at: int,
+) -> None:
+    """Test that the read path's decode_at gives decode's value, type and error."""
+    kwargs: dict[str, object] = {"data_type": data_type, "byte_order": byte_order}
+    if data_type is DataType.STRING:
+        kwargs["count"] = 2
+    elif data_type is DataType.BIT:
+        kwargs["bit"] = 3
+    else:
+        kwargs.update(scale=scale, offset=offset)
+    s = spec(**kwargs)
+
+    def outcome(call: object) -> tuple[str, object]:
+        try:
+            value = call()  # type: ignore[operator]
+        except DecodeError as err:
+            return ("error", str(err))
+        return (type(value).__name__, repr(value))
+
+    assert outcome(lambda: s.decode_at(words, at)) == outcome(
+        lambda: s.decode(words[at : at + s.size])  # what the read path sliced
+    )
+
+
+def test_decode_at_takes_a_word_as_it_is() -> None:
+    """Test the one-word fast path on signed, unsigned and scaled words."""
+    assert spec().decode_at([7, 65535, 3], 1) == 65535
+    assert spec(data_type=DataType.INT16).decode_at([7, 65535], 1) == -1
+    assert spec(data_type=DataType.INT16, scale=10.0).decode_at([0x8000], 0) == -327680
+    assert spec(scale=0.1).decode_at([0, 3], 1) == 0.3
+    assert spec(byte_order=Order.LITTLE).decode_at([0x0102], 0) == 0x0201
+    with pytest.raises(DecodeError, match="not 16-bit"):
+        spec().decode_at([0, 70000], 1)
+    with pytest.raises(DecodeError, match="expected 1 values, got 0"):
+        spec().decode_at([1, 2], 2)

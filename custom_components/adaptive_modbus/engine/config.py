@@ -37,6 +37,14 @@ class EngineConfig:
     # free riders: a read grows over neighbours whose staleness is worth this many
     # requests (0: off); None: the engine's default (``planning.RIDER_VALUE``)
     rider_value: float | None = None
+    # correlated registers: when a register moves beyond its resolution, the
+    # partners learned to move with it are read at once (see correlation.py)
+    correlated_reads: bool = True
+    # per-unit cadence: a unit's table is read when its registers' summed urgency
+    # says so, possibly before its first register is due (see cadence.py); off by
+    # default: measured in the README (Engine ideas of part 2), it pays on some
+    # scenarios and costs on others
+    unit_cadence: bool = False
 
     def __post_init__(self) -> None:
         """Refuse intervals and unit limits outside their ranges."""

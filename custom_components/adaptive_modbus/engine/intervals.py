@@ -103,6 +103,7 @@ STEP_MEMORY = 3600.0
 """Time constant (s) of the step-rate estimate."""
 MAX_GAP_RATIO = 4.0
 """Residuals across gaps whose ratio exceeds this are not used for the noise estimate."""
+_MIN_GAP_RATIO = 1.0 / MAX_GAP_RATIO
 _HALF_NORMAL_MEDIAN = 0.6744897501960817
 _REL_EPS = 1e-9
 _DUE_EPS = 1e-6
@@ -243,9 +244,13 @@ class IntervalLimits:
 
     def clamp(self, interval: float) -> float:
         """``interval`` within the limits (NaN becomes the minimum)."""
-        if math.isnan(interval):
-            return self.min_interval
-        return min(self.max_interval, max(self.min_interval, interval))
+        low = self.min_interval
+        if interval != interval:  # noqa: PLR0124  NaN (a hot path: no call)
+            return low
+        # min(max, max(min, interval)), without the calls
+        value = interval if interval > low else low  # noqa: FURB136
+        high = self.max_interval
+        return value if value < high else high  # noqa: FURB136
 
 
 DEFAULT_LIMITS = IntervalLimits(5.0, 300.0)
@@ -551,6 +556,12 @@ class IntervalModel:
     # ------------------------------------------------------------------ observation paths
 
     def _observe_numeric(self, t: float, value: float) -> IntervalDecision | None:
+        """One numeric read: noise, rate, jump or settling, then the decision.
+
+        The per-read hot path: the noise update and what :meth:`_accumulate` does
+        are inlined, with the same arithmetic in the same order (the same results to
+        the bit).
+        """
         last_t, last_value = self._last_t, self._last_value
         self._last_t, self._last_value = t, value
         if last_t is None or last_value is None:
@@ -558,21 +569,66 @@ class IntervalModel:
             return None
         dt, delta = t - last_t, value - last_value
         was_noisy = self.noisy
-        self._steps *= math.exp(-dt / STEP_MEMORY)
-        self._update_noise(dt, delta)
+        if self._steps:  # 0 stays 0
+            self._steps *= math.exp(-dt / STEP_MEMORY)
+        # noise: the residual against the line through the two reads before
+        last_step = self._last_step
+        if last_step is not None:
+            prev_dt, prev_delta = last_step
+            ratio = dt / prev_dt
+            if _MIN_GAP_RATIO <= ratio <= MAX_GAP_RATIO:
+                residual = delta - prev_delta * ratio
+                # white noise sigma: var(residual) = sigma²·g; noise (RMS of Δ) = √2·sigma
+                g = 1.0 + (1.0 + ratio) ** 2 + ratio**2
+                residual = abs(residual) * math.sqrt(2.0 / g)
+                residuals = self._residuals
+                if len(residuals) == NOISE_WINDOW and residuals[0] == residual:
+                    # the value leaving the full window is the one entering it: the
+                    # sorted copy, and so the noise, stay as they are
+                    residuals.append(residual)
+                    del residuals[0]
+                else:
+                    self._add_residual(residual)
+                    self.noise = _sorted_robust_rms(self._ordered, self._squares)
+        # max(a, b) and min(a, b) below are written as conditionals that pick the
+        # same operand as the builtins do (b only when strictly larger / smaller)
+        noise, tolerance = self.noise, self.tolerance
+        if len(self._residuals) >= MIN_NOISE_SAMPLES:  # as _refresh_noise
+            floor = ZERO_TOLERANCE if tolerance < ZERO_TOLERANCE else tolerance  # noqa: FURB136
+            if noise > floor:
+                self.noisy = True
+            elif noise < NOISY_CLEAR * floor:
+                self.noisy = False
         self._last_step = (dt, delta)
-        signal = math.sqrt(max(0.0, delta * delta - self.noise_margin * self.noise**2))
-        weight, before = self._weight(dt), self._mean_rate()
-        self.rate = self._accumulate(weight, signal / dt)
-        self.activity = signal / dt / self.resolution
-        threshold = max(self.resolution, JUMP_K * self.noise)
+        # rate: one sample into the decayed mean (as _accumulate)
+        excess = delta * delta - self.noise_margin * noise**2
+        signal = math.sqrt(excess if excess > 0.0 else 0.0)  # noqa: FURB136
+        sample = signal / dt
+        interval = self.interval
+        weight = dt / interval
+        if not weight < 1.0:
+            weight = 1.0
+        acc_rate, acc_weight = self._acc_rate, self._acc_weight
+        before = acc_rate / acc_weight if acc_weight > 0 else 0.0
+        decay = RATE_DECAY if weight == 1.0 else math.pow(RATE_DECAY, weight)
+        shift = self._shift
+        if shift is not None:
+            shift.excess *= decay
+        acc_rate = self._acc_rate = acc_rate * decay + weight * sample
+        acc_weight = self._acc_weight = acc_weight * decay + weight
+        self.rate = acc_rate / acc_weight if acc_weight > 0 else 0.0
+        resolution = noise if noise > tolerance else tolerance  # noqa: FURB136
+        if resolution < ZERO_TOLERANCE:  # noqa: PLR1730
+            resolution = ZERO_TOLERANCE
+        self.activity = sample / resolution
+        threshold = JUMP_K * noise
+        if not threshold > resolution:
+            threshold = resolution
         jumped = abs(delta) > threshold
         if jumped:
-            self._note_jump(
-                t, value, delta / dt, weight * max(0.0, signal / dt - before)
-            )
-        elif self._shift is not None:
-            self._settle(t, value)
+            self._note_jump(t, value, delta / dt, weight * max(0.0, sample - before))
+        elif shift is not None:
+            self._settle(t, value)  # may take a step out of the rate
         return self._decide_numeric(
             t, dt, delta, threshold, jumped=jumped, force=was_noisy != self.noisy
         )
@@ -618,19 +674,6 @@ class IntervalModel:
     def _mean_rate(self) -> float:
         return self._acc_rate / self._acc_weight if self._acc_weight > 0 else 0.0
 
-    def _update_noise(self, dt: float, delta: float) -> None:
-        """Add the residual of this read against the line through the two before it."""
-        if self._last_step is not None:
-            prev_dt, prev_delta = self._last_step
-            ratio = dt / prev_dt
-            if 1.0 / MAX_GAP_RATIO <= ratio <= MAX_GAP_RATIO:
-                residual = delta - prev_delta * ratio
-                # white noise sigma: var(residual) = sigma²·g; noise (RMS of Δ) = √2·sigma
-                g = 1.0 + (1.0 + ratio) ** 2 + ratio**2
-                self._add_residual(abs(residual) * math.sqrt(2.0 / g))
-                self.noise = _sorted_robust_rms(self._ordered, self._squares)
-        self._refresh_noise()
-
     def _add_residual(self, value: float) -> None:
         """Append to the window (dropping the oldest beyond it), keeping the sorted copy."""
         residuals, ordered, squares = self._residuals, self._ordered, self._squares
@@ -646,15 +689,6 @@ class IntervalModel:
         """Rebuild the sorted copy of the residuals (after a restore)."""
         self._ordered = sorted(self._residuals)
         self._squares = [x * x for x in self._ordered]
-
-    def _refresh_noise(self) -> None:
-        if len(self._residuals) < MIN_NOISE_SAMPLES:
-            return
-        tolerance = max(self.tolerance, ZERO_TOLERANCE)
-        if self.noise > tolerance:
-            self.noisy = True
-        elif self.noise < NOISY_CLEAR * tolerance:
-            self.noisy = False
 
     # ------------------------------------------------------------------ level shifts
 
@@ -707,22 +741,30 @@ class IntervalModel:
     ) -> IntervalDecision | None:
         resolution = self.resolution
         target = self.target()
+        interval = self.interval
         if jumped:
             instant = SAFETY * resolution * dt / abs(delta)
-            new = self.limits.clamp(min(self.interval, target, instant))
-            return self._decide(
+            new = self.limits.clamp(min(interval, target, instant))
+            if not force and (
+                new == interval or math.isclose(new, interval, rel_tol=_REL_EPS)
+            ):
+                return None  # as _decide: nothing moves, nothing to format
+            return self._record(
                 t,
                 new,
                 Reason.JUMP,
                 partial(_jump_detail, delta, dt, threshold, new, self._u),
-                force=force,
             )
         growth = 1.0
-        if target < self.interval:
+        if target < interval:
             new, reason = target, Reason.RATE
         else:
             new, growth = self._lengthened(dt, target)
             reason = Reason.QUIET
+        if not force and (
+            new == interval or math.isclose(new, interval, rel_tol=_REL_EPS)
+        ):
+            return None  # as _decide: nothing moves, nothing to format
         if self.noisy:
             reason = Reason.NOISY
 
@@ -739,7 +781,7 @@ class IntervalModel:
             self.noisy,
         )
         detail = partial(_rate_detail, numbers)
-        return self._decide(t, new, reason, detail, force=force)
+        return self._record(t, new, reason, detail)
 
     def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
         weight = self._weight(dt)

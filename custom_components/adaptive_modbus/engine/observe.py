@@ -15,8 +15,6 @@ from .bus import CycleState
 from .core import EngineCore
 from .errors import ErrorKind
 from .planner import BlockRead
-from .registers import Value
-from .registry import RegisterState
 from .stats import ErrorRecord
 
 
@@ -64,63 +62,73 @@ class Observer:
     def apply(
         self, block: BlockRead, raw: Sequence[int], now: float, cycle: CycleState
     ) -> None:
-        """Decode the block's data into its registers (and its riders)."""
+        """Decode the block's data into its registers (and its riders), and learn.
+
+        A value feeds the register's interval model and time-of-week profile (the
+        wall time of ``now`` is taken once a block), then the register is scheduled
+        on its new interval. The read path of every register: kept in one loop.
+        """
         keys = self._riders(block) if self._core.config.piggyback else list(block.keys)
         due = frozenset(block.keys) if len(keys) != len(block.keys) else None
+        core, regs, start = self._core, self._regs, block.address
+        listeners, schedule, changed_values = (
+            core.read_listeners,
+            core.schedule,
+            cycle.changed,
+        )
+        wall: float | None = None  # the wall time of now, for the profiles: taken once
         for uid in keys:
-            reg = self._regs[uid]
-            offset = reg.spec.address - block.address
+            reg = regs[uid]
+            spec = reg.spec
             try:
-                value = reg.spec.decode(raw[offset : offset + reg.spec.size])
+                value = spec.decode_at(raw, spec.address - start)
             except ValueError as err:
-                record = ErrorRecord(now, ErrorKind.OTHER, reg.spec.unit_id, reg.spec.table,
-                                     reg.spec.address, reg.spec.size, str(err))  # fmt: skip
-                self._core.stats.add_error(record)
+                record = ErrorRecord(now, ErrorKind.OTHER, spec.unit_id, spec.table,
+                                     spec.address, spec.size, str(err))  # fmt: skip
+                core.stats.add_error(record)
                 cycle.errors.append(record)
                 self.fail((uid,), cycle, now)
                 continue
-            if due is not None and uid not in due and value == reg.value:
+            previous = reg.value
+            if due is not None and value == previous and uid not in due:
                 # a rider that did not move: fresh for free, nothing new to learn
                 reg.reads += 1
                 previous_read, reg.last_read = reg.last_read, now
                 reg.failure_streak = 0
-                for listener in self._core.read_listeners:
+                for listener in listeners:
                     listener(uid, now, value, previous_read)
                 continue
-            self._observe(reg, value, now, cycle)
-
-    def _observe(
-        self, reg: RegisterState, value: Value | None, now: float, cycle: CycleState
-    ) -> None:
-        previous = reg.value
-        # None: no value (NaN, inf)
-        changed = value != previous or reg.last_read is None
-        reg.reads += 1
-        reg.failure_streak = 0
-        if changed:
-            reg.changes += 1
-            reg.last_change = now
-            cycle.changed[reg.spec.uid] = value
-        reg.value = value
-        previous_read, reg.last_read = reg.last_read, now
-        for listener in self._core.read_listeners:
-            listener(reg.spec.uid, now, value, previous_read)
-        numeric = (
-            _as_float(value) if reg.spec.is_numeric and value is not None else None
-        )
-        old_interval = reg.model.interval
-        # the first read (after start or restore) is news for entities, not for the model
-        decision = reg.model.observe(now, numeric, changed and previous is not None)
-        if decision is not None or previous is not None:
-            reg.profile.record(self._core.clock.to_wall(now), reg.model.activity)
-        if decision is not None and decision.interval != old_interval:
-            self._core.stats.add_interval_decision(
-                now, reg.spec.uid, old_interval, decision
-            )
-        self._core.schedule.next_read(reg, now)
-
-
-def _as_float(value: Value) -> float | None:
-    if isinstance(value, bool | str):
-        return None
-    return float(value) if math.isfinite(value) else None
+            # None: no value (NaN, inf)
+            changed = value != previous or reg.last_read is None
+            reg.reads += 1
+            reg.failure_streak = 0
+            if changed:
+                reg.changes += 1
+                reg.last_change = now
+                changed_values[uid] = value
+            reg.value = value
+            previous_read, reg.last_read = reg.last_read, now
+            for listener in listeners:
+                listener(uid, now, value, previous_read)
+            numeric: float | None = None
+            # ints are finite; bools and text are not numbers
+            if (
+                value is not None
+                and spec.is_numeric
+                and (
+                    type(value) is int
+                    or (not isinstance(value, bool | str) and math.isfinite(value))
+                )
+            ):
+                numeric = float(value)
+            model = reg.model
+            old_interval = model.interval
+            # the first read (after start or restore) is news for entities, not the model
+            decision = model.observe(now, numeric, changed and previous is not None)
+            if decision is not None or previous is not None:
+                if wall is None:
+                    wall = core.clock.to_wall(now)
+                reg.profile.record(wall, model.activity)
+            if decision is not None and decision.interval != old_interval:
+                core.stats.add_interval_decision(now, uid, old_interval, decision)
+            schedule.next_read(reg, now)

@@ -185,9 +185,22 @@ class ActivityProfile:
         if week > self._visit_week[index]:
             self._fold(index)
             self._visit_week[index] = week
-        self._visit_sum[index] += activity
-        self._visit_n[index] += 1
-        self._update_known(index)
+        visit_sum, visit_n = self._visit_sum, self._visit_n
+        visit_sum[index] += activity
+        visit_n[index] += 1
+        # _update_known(index) inlined (a read's path): the visit is not empty now
+        known = (
+            self._mean[index]
+            if self._weeks[index] > 0
+            else visit_sum[index] / visit_n[index]
+        )
+        old = self._known_cache[index]
+        if old is None:
+            self._known_n += 1
+        else:
+            self._known_sum -= old
+        self._known_sum += known
+        self._known_cache[index] = known
         if self._weeks[index] >= MIN_WEEKS - 1:
             self._any_learned = self._any_learned or self.learned(index)
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from .core import EngineCore
 from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
+from .registers import Table
 from .registry import RegisterState
 
 # a neighbour this close to due (share of its interval) is read early
@@ -56,6 +57,8 @@ class Planning:
         self._cache: dict[tuple[object, ...], tuple[BlockRead, ...]] = {}
         self._cache_holes: object = None
         self.cache_hits = 0
+        # the (unit, table) pairs the last planned cycle reads (per-unit cadence)
+        self.last_tables: set[tuple[int, Table]] = set()
 
     @property
     def early_fraction(self) -> float:
@@ -155,6 +158,7 @@ class Planning:
         trial = self._core.limits.trial((reg.spec for reg in due), now)
         limits = self._core.limits.effective(trial)
         blocks = self.plan(due, limits)
+        self.last_tables = {(block.unit_id, block.table) for block in blocks}
         if not (
             self._core.config.adaptive and self._core.config.merge_reads and blocks
         ):

@@ -137,6 +137,7 @@ _NUMERIC: dict[DataType, tuple[str, int]] = {
 }
 
 _FLOATS = (DataType.FLOAT32, DataType.FLOAT64)
+_UNSIGNED, _SIGNED = 1, 2  # RegisterSpec.word_kind
 
 
 class RegisterSpecError(AdaptiveModbusError, ValueError):
@@ -184,12 +185,22 @@ class RegisterSpec:
     # derived once (hot path): identity on the connection and size in registers or bits
     uid: str = field(init=False, repr=False, compare=False)
     size: int = field(init=False, repr=False, compare=False)
+    # a one-word integer in big-endian bytes (see decode_at): 0 no, 1 unsigned, 2 signed
+    word_kind: int = field(init=False, repr=False, compare=False)
+    unscaled: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Fill in size and uid; refuse an invalid spec."""
         object.__setattr__(self, "size", self._size())
         self._validate()
         object.__setattr__(self, "uid", f"{self.unit_id}.{self.key}")
+        kind = 0
+        if self.byte_order is Order.BIG:
+            kind = {DataType.UINT16: _UNSIGNED, DataType.INT16: _SIGNED}.get(
+                self.data_type, 0
+            )
+        object.__setattr__(self, "word_kind", kind)
+        object.__setattr__(self, "unscaled", self.scale == 1.0 and self.offset == 0.0)
 
     def _fail(self, field: str, message: str) -> RegisterSpecError:
         return RegisterSpecError(field, message, self.key or None)
@@ -303,6 +314,22 @@ class RegisterSpec:
         if self.data_type is DataType.FLOAT32 and math.isfinite(number):
             number = _shortest_float32(number, data)
         return self._scaled(number)
+
+    def decode_at(self, raw: Sequence[int], offset: int) -> Value | None:
+        """:meth:`decode` of the value at ``offset`` in a block's words (the read path).
+
+        A one-word integer in big-endian bytes is taken from the word as it is,
+        without slicing and packing (the same value); everything else, and any word
+        that is not a 16-bit integer, goes through :meth:`decode` (the same errors).
+        """
+        kind = self.word_kind
+        if kind and 0 <= offset < len(raw):
+            word = raw[offset]
+            if type(word) is int and 0 <= word <= 0xFFFF:
+                if kind == _SIGNED and word >= 0x8000:
+                    word -= 0x10000
+                return word if self.unscaled else self._scaled(word)
+        return self.decode(raw[offset : offset + self.size])
 
     def _scaled(self, number: float) -> int | float | None:
         if self.data_type in _FLOATS and not math.isfinite(number):

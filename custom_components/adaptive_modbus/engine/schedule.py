@@ -15,6 +15,9 @@ from .intervals import aligned_due, quantize
 from .registry import RegisterState
 
 BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same cycle
+_DUE_EPS = (
+    1e-6  # as intervals.aligned_due: a read this share of an interval early is on time
+)
 
 Clock = Callable[[], float]
 HeapEntry = tuple[float, int, str]  # (due time, sequence number, uid)
@@ -91,7 +94,13 @@ class Schedule:
         self.unscheduled.discard(uid)
         self._seq += 1
         reg.heap_seq = self._seq
-        self._remove(uid)
+        at = self._at
+        old = at.get(uid)
+        if old is not None:  # as _remove
+            previous = self._buckets[old]
+            del previous[uid]
+            if not previous:
+                del self._buckets[old]
         t = reg.next_due
         bucket = self._buckets.get(t)
         if bucket is None:
@@ -101,7 +110,7 @@ class Schedule:
                 self._times = list(self._buckets)
                 heapq.heapify(self._times)
         bucket[uid] = None
-        self._at[uid] = t
+        at[uid] = t
 
     def _remove(self, uid: str) -> None:
         """Take the register out of its bucket (a bucket left empty goes)."""
@@ -202,10 +211,27 @@ class Schedule:
         return quantize(interval, model.limits)
 
     def next_read(self, reg: RegisterState, now: float) -> None:
-        """After a read: due again on the register's (aligned) interval."""
-        interval = self._capped_interval(reg, now)
+        """After a read: due again on the register's (aligned) interval.
+
+        The read path: :meth:`_capped_interval`, :func:`~.intervals.aligned_due` and
+        :meth:`due_at` inlined (the same arithmetic); the viewed hook (see demand.py)
+        is called only while some unit is viewed (else it marks the register not
+        viewed and keeps the interval, which is done here).
+        """
+        interval = self._interval_for(reg, now)
+        if self.viewed_cap is not None:
+            if self.viewed:
+                interval = self.viewed_cap(reg, interval)
+            else:  # what the hook does while no unit is viewed
+                reg.viewed = False
         reg.effective_interval = interval
-        self.due_at(reg, aligned_due(now, interval))
+        if not 0.0 < interval < math.inf:
+            aligned_due(now, interval)  # raises: not a positive number
+        due = (math.floor(now / interval) + 1) * interval
+        if due - now <= _DUE_EPS * interval:  # a hair before a tick is on it
+            due += interval
+        reg.next_due = due
+        self.push(reg)
 
     def retry(self, reg: RegisterState, now: float) -> None:
         """After a failed read: retry soon, backing off with the failure streak."""

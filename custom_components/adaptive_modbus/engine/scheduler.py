@@ -16,6 +16,8 @@ PollEngine is the public face; each job is done by a part of its own:
 - ``faults``: learned holes and block limits, and when they are checked again
 - ``observe``: a read's data or failure applied to registers (learning, reschedule)
 - ``write``: writes that jump the queue and are read back
+- ``correlation``: registers that move together; a move pulls in its partners
+- ``cadence``: a unit's table read when all its registers' urgency says so
 - ``cycle``: one poll cycle that never loses a register
 - ``snapshot``: the immutable read API; ``state``: learned state export/import/reset
 - ``config``: EngineConfig; ``core``: the shared parts, bundled for the others
@@ -31,8 +33,10 @@ import math
 from typing import Any
 
 from .bus import COST_MIN_SAMPLES, COST_SAMPLES, Bus
+from .cadence import UnitCadence
 from .config import EngineConfig, Tuning
 from .core import EngineCore, ReadListener
+from .correlation import Correlation
 from .cycle import CycleResult, CycleRunner
 from .demand import Demand, Viewing
 from .errors import EngineUsageError, UnknownRegister
@@ -148,6 +152,8 @@ class PollEngine:
             observer=observer,
         )
         self._writer = Writer(core, observer=observer)
+        self._correlation = Correlation(core)
+        self._cadence = UnitCadence(core)
         self._demand = Demand(core, down=recovery.down)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
         self._state = LearnedState(core)
@@ -183,6 +189,11 @@ class PollEngine:
         """
         started = self._clock.now() if now is None else self._clock.from_wall(now)
         result = await self._cycles.run(started)
+        now = self._clock.now()
+        self._correlation.end_cycle(started, now)
+        self._cadence.after_cycle(
+            self._planning.last_tables, started, now, self._planning.cost_model()
+        )
         for listener in self._cycle_listeners:
             listener(result)
         return result

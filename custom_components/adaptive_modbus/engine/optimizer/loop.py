@@ -90,6 +90,8 @@ MIN_EVALUATION_REQUESTS = 30
 # tolerances the registers must have moved in each window before a change that
 # trades freshness for load is judged on it (:func:`_missing_evidence`)
 MIN_MOVED = 5.0
+# why a cap after failed larger reads is kept without an evaluation window
+REPAIR_PROVEN = "larger reads failed and one at the cap answered"
 
 RunInExecutor = Callable[..., Awaitable[Any]]
 Kind = Literal["quick", "full"]
@@ -650,9 +652,11 @@ class Optimizer:
 
         Every later try of a size that failed costs a timeout, so this repair does
         not wait for a cycle or a shadow replay (which needs minutes of reads): it
-        is applied right after the cycle that saw the failure and then measured like
-        any change; with no window before it yet, the window after is judged against
-        its own shadow replay without the cap (:meth:`_finish_evaluation`).
+        is applied right after the cycle that saw the failure and kept at once
+        (:data:`REPAIR_PROVEN`): it trades no freshness, the failures prove it, and
+        an evaluation window would only hold the loop's next change up. A cap that
+        later proves too small is raised by the cluster strategy ("no read failed
+        at the cap").
         """
         self._size_failed = False
         params = self.parameters["cluster"]
@@ -683,8 +687,21 @@ class Optimizer:
         result = RunResult(kind="repair", at=wall, dry_run=False)
         proposal = repairs[0]
         self.records["cluster"].proposed += 1
-        self._apply(proposal, Actor.loop(), wall)
-        proposal.verdict = "applied at once (larger reads fail): evaluating"
+        audit_id = self._apply(proposal, Actor.loop(), wall)
+        # proven by the failures themselves: every read larger than the cap failed
+        # and one at the cap answered; it trades no freshness, so nothing is left
+        # for a window to show, and the loop moves on (no evaluation holds it up)
+        evaluation, self.evaluation = self.evaluation, None
+        self.records["cluster"].kept_one(0.0)
+        self.audit.update(
+            audit_id,
+            outcome=Outcome.KEPT,
+            measured={
+                "before": rounded(evaluation.before) if evaluation else {},
+                "reasons": [REPAIR_PROVEN],
+            },
+        )
+        proposal.verdict = f"applied at once and kept: {REPAIR_PROVEN}"
         result.proposals = [proposal]
         result.applied.append(proposal.id)
         result.note = "a repair: larger reads failed"
