@@ -87,6 +87,9 @@ MIN_WINDOW = 300.0  # s: a shorter window is no "window before"
 # after holds at least this many requests; else the window grows (to evaluation_max)
 SIGNIFICANT_T = 2.0
 MIN_EVALUATION_REQUESTS = 30
+# the verdict (in the audit's measured effect) of a change rolled back at the
+# window's maximum without ever measuring significantly worse: no cooldown follows
+INCONCLUSIVE = "inconclusive"
 # tolerances the registers must have moved in each window before a change that
 # trades freshness for load is judged on it (:func:`_missing_evidence`)
 MIN_MOVED = 5.0
@@ -1031,9 +1034,18 @@ class Optimizer:
             evaluation, now, (applied_at, t), gain, reasons, unproven=bool(unproven)
         ):
             return
+        # worse at the window's maximum but never significantly and with no more
+        # errors: not proven worse either, so rolled back without a cooldown or a
+        # learning penalty
+        inconclusive = (
+            not ok
+            and not unproven
+            and after.get("error_rate", 0.0) <= evaluation.before.get("error_rate", 0.0)
+            and self._inconclusive(evaluation, now, (applied_at, t), reasons)
+        )
         proposal = evaluation.proposal
         record = self.records[proposal.strategy]
-        measured = {
+        measured: dict[str, Any] = {
             "before": rounded(evaluation.before),
             "expected_without_change": rounded(expected),
             "workload_ratio": ratios,
@@ -1041,6 +1053,8 @@ class Optimizer:
             "gain": round(gain, 4),
             "reasons": reasons,
         }
+        if inconclusive:
+            measured["verdict"] = INCONCLUSIVE
         if ok:
             record.kept_one(gain)
             self.audit.update(
@@ -1050,15 +1064,51 @@ class Optimizer:
         else:
             apply_all(self.engine, proposal.changes, revert=True)
             self._forget(evaluation.audit_id)
-            cooldown = float(self.parameters[proposal.strategy]["cooldown"])
-            record.rolled_back_one(gain, now, cooldown)
+            if not inconclusive:
+                cooldown = float(self.parameters[proposal.strategy]["cooldown"])
+                record.rolled_back_one(gain, now, cooldown)
             self.audit.update(
                 evaluation.audit_id, outcome=Outcome.ROLLED_BACK, measured=measured
             )
             _LOGGER.info(
-                "optimizer rolled back %s: %s", proposal.id, "; ".join(reasons)
+                "optimizer rolled back %s%s: %s",
+                proposal.id,
+                " (inconclusive)" if inconclusive else "",
+                "; ".join(reasons),
             )
         self.next_quick = max(self.next_quick, now)
+
+    def _worse_t(
+        self, evaluation: Evaluation, after_span: tuple[float, float]
+    ) -> tuple[float, float]:
+        """Return how significantly the window after is worse (t) and its requests."""
+        assert evaluation.before_from is not None
+        assert evaluation.applied_at is not None
+        before = self._meter.per_minute(evaluation.before_from, evaluation.applied_at)
+        after = self._meter.per_minute(*after_span)
+        t_worse = self.objective.worse_t(
+            before, after, plan=_judged_on_plan(evaluation.proposal)
+        )
+        return t_worse, sum(f["requests_per_min"] for f in after)
+
+    def _inconclusive(
+        self,
+        evaluation: Evaluation,
+        now: float,
+        after_span: tuple[float, float],
+        reasons: Sequence[str],
+    ) -> bool:
+        """Whether a window that reached ``evaluation_max`` was never significantly worse."""
+        if (
+            evaluation.before_from is None
+            or evaluation.applied_at is None
+            or now - evaluation.started
+            < float(self.parameters["loop"]["evaluation_max"])
+            or any(reason.startswith("error rate") for reason in reasons)
+        ):
+            return False
+        t_worse, requests = self._worse_t(evaluation, after_span)
+        return t_worse < SIGNIFICANT_T or requests < MIN_EVALUATION_REQUESTS
 
     def _extend(
         self,
@@ -1092,12 +1142,7 @@ class Optimizer:
             or any(reason.startswith("error rate") for reason in reasons)
         ):
             return False
-        before = self._meter.per_minute(evaluation.before_from, evaluation.applied_at)
-        after = self._meter.per_minute(*after_span)
-        t_worse = self.objective.worse_t(
-            before, after, plan=_judged_on_plan(evaluation.proposal)
-        )
-        requests = sum(f["requests_per_min"] for f in after)
+        t_worse, requests = self._worse_t(evaluation, after_span)
         if t_worse >= SIGNIFICANT_T and requests >= MIN_EVALUATION_REQUESTS:
             return False
         evaluation.ends = min(now + max(window / 2, 300.0), evaluation.started + cap)
