@@ -30,14 +30,11 @@ from custom_components.adaptive_modbus.const import (
     CONF_DEVICES,
     CONF_FIXED_INTERVAL,
     CONF_HOST,
-    CONF_MAX_INTERVAL,
-    CONF_MIN_INTERVAL,
     CONF_NAME,
     CONF_PORT,
     CONF_PROFILE,
     CONF_REGISTER_MAP,
     CONF_SEED,
-    CONF_TIMEOUT,
     CONF_UNIT_ID,
     CONNECTION_DEMO,
     CONNECTION_TCP,
@@ -49,13 +46,7 @@ from custom_components.adaptive_modbus.engine.errors import ModbusTimeout
 from custom_components.adaptive_modbus.engine.registers import Table
 from custom_components.adaptive_modbus.engine.simulator.device import SimulatedDevice
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
-
-# short intervals and timeouts: tests run in (frozen, ticked) virtual time
-FAST_OPTIONS: dict[str, Any] = {
-    CONF_MIN_INTERVAL: 2.0,
-    CONF_MAX_INTERVAL: 60.0,
-    CONF_TIMEOUT: 0.5,
-}
+from tests.ha.helpers import FAST_OPTIONS
 
 LOOPBACK = pytest.mark.allow_hosts(["127.0.0.1"])
 

@@ -13,6 +13,13 @@ from custom_components.adaptive_modbus.const import DOMAIN
 if TYPE_CHECKING:
     from .conftest import VirtualTime
 
+#: short intervals and timeouts for entries under test (virtual time runs fast)
+FAST_OPTIONS: dict[str, Any] = {
+    "min_interval": 2.0,
+    "max_interval": 60.0,
+    "timeout": 0.5,
+}
+
 
 async def call_service(
     hass: HomeAssistant,

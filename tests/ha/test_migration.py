@@ -6,7 +6,7 @@ They migrate to version 2 with every unique id (entities and devices) unchanged.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
@@ -29,6 +29,7 @@ from custom_components.adaptive_modbus.const import (
 )
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 
+from .helpers import FAST_OPTIONS
 from .test_config_flow import GOOD_MAP, MultiUnitDevice
 
 if TYPE_CHECKING:
@@ -41,13 +42,6 @@ pytestmark = [
 ]
 
 HOST = "127.0.0.1"
-# short intervals and timeouts as in the HA conftest's FAST_OPTIONS (not imported:
-# a plain "conftest" import may resolve to the engine tests' conftest)
-FAST_OPTIONS: dict[str, Any] = {
-    "min_interval": 2.0,
-    "max_interval": 60.0,
-    "timeout": 0.5,
-}
 V1_DEVICES = [
     {CONF_UNIT_ID: 1, CONF_PROFILE: "demo", CONF_NAME: "Heat pump"},
     {

@@ -36,7 +36,7 @@ from custom_components.adaptive_modbus.optimization_services import (
     SERVICE_SET_STRATEGY_PARAMETERS,
 )
 
-from .helpers import call_service, set_up_polled
+from .helpers import FAST_OPTIONS, call_service, set_up_polled
 
 if TYPE_CHECKING:
     from .conftest import VirtualTime
@@ -91,7 +91,7 @@ async def flat_fixture(
                 }
             ],
         },
-        options={"min_interval": 2.0, "max_interval": 60.0, "timeout": 0.5},
+        options=dict(FAST_OPTIONS),
     )
     entry.add_to_hass(hass)
     try:

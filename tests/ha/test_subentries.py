@@ -40,6 +40,7 @@ from custom_components.adaptive_modbus.const import (
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.storage import LearnedStateStore
 
+from .helpers import FAST_OPTIONS
 from .test_config_flow import GOOD_MAP, PACKAGE, MultiUnitDevice, suggested
 
 if TYPE_CHECKING:
@@ -52,13 +53,6 @@ pytestmark = [
 ]
 
 HOST = "127.0.0.1"
-# short intervals and timeouts as in the HA conftest's FAST_OPTIONS (not imported:
-# a plain "conftest" import may resolve to the engine tests' conftest)
-FAST_OPTIONS: dict[str, Any] = {
-    "min_interval": 2.0,
-    "max_interval": 60.0,
-    "timeout": 0.5,
-}
 
 
 @pytest.fixture
