@@ -13,12 +13,13 @@ from adaptive_modbus_engine.planner import CostModel
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 from adaptive_modbus_engine.scheduler import PollEngine
 
+from .scripted import ReadOnlyTransport
 from .test_scheduler import VirtualClock, run_until
 
 POWER, CURRENT, OTHER = "1.power", "1.current", "1.other"
 
 
-class ScriptDevice:
+class ScriptDevice(ReadOnlyTransport):
     """A transport whose holding registers hold what the test puts in ``values``."""
 
     connected = True
@@ -29,31 +30,12 @@ class ScriptDevice:
         self.values: dict[int, int] = {}
         self.log: list[tuple[float, int, int]] = []  # (time, address, count)
 
-    async def connect(self) -> None:
-        """Nothing to connect."""
-
-    async def close(self) -> None:
-        """Nothing to close."""
-
-    async def end_cycle(self) -> None:
-        """Nothing to end."""
-
     async def read(
         self, unit_id: int, table: Table, address: int, count: int
     ) -> list[int]:
         """Return the scripted words of ``address`` .. ``address + count``."""
         self.log.append((self.clock.t, address, count))
         return [self.values.get(a, 0) for a in range(address, address + count)]
-
-    async def write_registers(
-        self, unit_id: int, address: int, values: list[int]
-    ) -> None:
-        """Not used."""
-        raise NotImplementedError
-
-    async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
-        """Not used."""
-        raise NotImplementedError
 
     def reads_of(
         self, address: int, after: float = -1.0, until: float = float("inf")

@@ -8,7 +8,6 @@ the coordinator's loop (wall and monotonic clocks apart).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import json
 import math
 
@@ -30,6 +29,7 @@ from adaptive_modbus_engine.patterns import ActivityProfile
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
+from .scripted import ReadOnlyTransport
 from .test_scheduler import VirtualClock
 from .test_scheduler_reliability import drive_like_the_coordinator
 
@@ -55,7 +55,7 @@ def busy(t: float) -> float:
     return 30.0 * ((t - START) // 900) % 3000
 
 
-class Device:
+class Device(ReadOnlyTransport):
     """One holding register whose value follows ``signal`` of wall time; logs reads."""
 
     def __init__(self, wall: VirtualClock, signal: str = "sun") -> None:
@@ -65,31 +65,12 @@ class Device:
         self.connected = True
         self.reads: list[float] = []
 
-    async def connect(self) -> None:
-        """Do nothing: always connected."""
-
-    async def close(self) -> None:
-        """Do nothing: there is no connection."""
-
-    async def end_cycle(self) -> None:
-        """Do nothing at the end of a cycle."""
-
     async def read(
         self, unit_id: int, table: Table, address: int, count: int
     ) -> list[int]:
         """Return the value in every register read, and log the read's wall time."""
         self.reads.append(self.wall())
         return [int(self.signal(self.wall()))] * count
-
-    async def write_registers(
-        self, unit_id: int, address: int, values: Sequence[int]
-    ) -> None:
-        """Refuse: read-only."""
-        raise NotImplementedError
-
-    async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
-        """Refuse: read-only."""
-        raise NotImplementedError
 
 
 SPEC = RegisterSpec("power", 1, Table.HOLDING, 0, tolerance=20.0)

@@ -20,6 +20,7 @@ from adaptive_modbus_engine.registers import (
     validate_unit_id,
 )
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
+from tests.engine.scripted import ReadOnlyTransport
 
 
 def spec(**kwargs: object) -> RegisterSpec:
@@ -202,7 +203,7 @@ def test_encode_decode_round_trip(
     assert s.decode(s.encode(value)) == pytest.approx(value)
 
 
-class FloatDevice:
+class FloatDevice(ReadOnlyTransport):
     """A scripted transport: one float32 at input address 0, set by the test."""
 
     def __init__(self) -> None:
@@ -210,27 +211,12 @@ class FloatDevice:
         self.value = 20.0
         self.connected = True
 
-    async def connect(self) -> None:
-        """Do nothing: always connected."""
-
-    async def close(self) -> None:
-        """Nothing to close."""
-
-    async def end_cycle(self) -> None:
-        """Nothing to do."""
-
     async def read(
         self, unit_id: int, table: Table, address: int, count: int
     ) -> list[int]:
         """Return the float's two words."""
         hi, lo = struct.unpack(">HH", struct.pack(">f", self.value))
         return [hi, lo][address : address + count]
-
-    async def write_registers(self, unit_id: int, address: int, values: object) -> None:
-        """Not used."""
-
-    async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
-        """Not used."""
 
 
 async def test_nan_reaches_the_engine_as_no_value_once_and_never_as_a_change() -> None:

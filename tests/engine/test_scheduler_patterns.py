@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from adaptive_modbus_engine.patterns import HOUR, WEEK
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 from adaptive_modbus_engine.scheduler import EngineConfig, PollEngine
 
+from .scripted import ReadOnlyTransport
 from .test_scheduler import VirtualClock
 from .test_scheduler_reliability import drive_like_the_coordinator
 
@@ -18,7 +17,7 @@ RAMP = 0.5  # tolerances per second while busy
 MONO_OFFSET = -THURSDAY + 12_345.0  # the monotonic clock is nowhere near wall time
 
 
-class WeeklyMeter:
+class WeeklyMeter(ReadOnlyTransport):
     """A meter that is busy for an hour every week.
 
     One holding register that ramps for an hour every Wednesday at 12:00 (wall
@@ -36,34 +35,12 @@ class WeeklyMeter:
         t = self.wall()
         return int(sum(min(max(t - start, 0.0), HOUR) * RAMP for start in BUSY))
 
-    async def connect(self) -> None:
-        """Do nothing: always connected."""
-        return
-
-    async def close(self) -> None:
-        """Do nothing: there is no connection."""
-        return
-
-    async def end_cycle(self) -> None:
-        """Do nothing at the end of a cycle."""
-        return
-
     async def read(
         self, unit_id: int, table: Table, address: int, count: int
     ) -> list[int]:
         """Return the meter value in every register read."""
         self.requests += 1
         return [self.value()] * count
-
-    async def write_registers(
-        self, unit_id: int, address: int, values: Sequence[int]
-    ) -> None:
-        """Refuse: the meter is read-only."""
-        raise NotImplementedError
-
-    async def write_coil(self, unit_id: int, address: int, value: bool) -> None:
-        """Refuse: the meter is read-only."""
-        raise NotImplementedError
 
 
 SPEC = RegisterSpec("energy", 1, Table.HOLDING, 0, tolerance=1.0)
