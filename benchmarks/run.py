@@ -429,7 +429,8 @@ def readme_results(results: dict[str, Any], text: str) -> str:
         "![Requests vs time out of tolerance](benchmarks/results/README-frontier_requests.png)"
         "\n\n![Bus time vs time out of tolerance](benchmarks/results/README-frontier_bus.png)"
         "\n\n*Cost against time out of tolerance for every policy; the fixed policies are "
-        "swept from 5 s to 300 s (medians over phases, bars: min-max). Lower-left is "
+        "swept from 5 s to 300 s (medians over phases, bars: min-max), the clairvoyant "
+        "frontier (oracle-lenient) over its grace from 2 s to 320 s. Lower-left is "
         "better.*\n\n" + text
     )
 
