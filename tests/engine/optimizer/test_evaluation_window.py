@@ -14,7 +14,7 @@ from adaptive_modbus_engine.audit import AuditEntry, Outcome
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 
 from .rig import START, USER, Rig, inline
-from .test_loop import FLAT, flat_device
+from .test_loop import FLAT, rest_longer_before_an_incident
 
 BUSY = ["busy0"]
 APPLY_AT = 45 * 60  # s after start: the change
@@ -110,15 +110,8 @@ async def test_a_change_that_helps_is_kept_where_a_fixed_window_rolled_it_back()
 
 async def test_a_harmful_change_is_still_rolled_back_with_growing_windows() -> None:
     """The flat registers start to swing right after they were told to rest 4x longer."""
-    specs, functions = flat_device(incident_at=START + 50 * 60, moving=5)
-    rig = Rig(specs, functions, enabled=False)
+    rig, proposal = await rest_longer_before_an_incident(START + 50 * 60)
     assert rig.optimizer.parameters["loop"]["evaluation_max"] > 1800.0
-    rig.optimizer.set_strategy_parameters("interval", {"max_step": 4.0}, actor=USER)
-    await rig.run_for(45 * 60)
-    result = await rig.optimizer.run(
-        "quick", strategy="interval", actor=USER, run_in_executor=inline
-    )
-    proposal = next(p for p in result.proposals if p.id in result.applied)
     await rig.until_evaluated()
     entry = next(e for e in rig.audit if e.extra.get("proposal") == proposal.id)
     assert entry.outcome == Outcome.ROLLED_BACK

@@ -11,9 +11,9 @@ from __future__ import annotations
 from adaptive_modbus_engine.audit import Outcome
 from adaptive_modbus_engine.optimizer.loop import INCONCLUSIVE
 
-from .rig import START, USER, Rig, inline
+from .rig import START
 from .test_evaluation_window import evaluate_rest_longer
-from .test_loop import flat_device
+from .test_loop import rest_longer_before_an_incident
 
 
 async def test_a_rollback_at_the_window_maximum_without_significance_leaves_no_cooldown() -> (
@@ -37,14 +37,7 @@ async def test_a_rollback_at_the_window_maximum_without_significance_leaves_no_c
 
 async def test_a_significantly_worse_change_still_cools_the_strategy_down() -> None:
     """The flat registers swing right after the change: worse at once, cooldown."""
-    specs, functions = flat_device(incident_at=START + 50 * 60, moving=5)
-    rig = Rig(specs, functions, enabled=False)
-    rig.optimizer.set_strategy_parameters("interval", {"max_step": 4.0}, actor=USER)
-    await rig.run_for(45 * 60)
-    result = await rig.optimizer.run(
-        "quick", strategy="interval", actor=USER, run_in_executor=inline
-    )
-    proposal = next(p for p in result.proposals if p.id in result.applied)
+    rig, proposal = await rest_longer_before_an_incident(START + 50 * 60)
     await rig.until_evaluated()
     entry = next(e for e in rig.audit if e.extra.get("proposal") == proposal.id)
     assert entry.outcome == Outcome.ROLLED_BACK

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from adaptive_modbus_engine.audit import Actor, Outcome
-from adaptive_modbus_engine.optimizer import Goal, OptimizerParameterError
+from adaptive_modbus_engine.optimizer import Goal, OptimizerParameterError, Proposal
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 
 from .rig import USER, Rig, inline, input_specs
@@ -39,6 +39,21 @@ def flat_device(
     functions = {key: flat(i) for i, key in enumerate(FLAT)}
     functions["ramp"] = lambda t: 1000.0 + (t - 1_795_413_600.0) / 600.0
     return specs, functions
+
+
+async def rest_longer_before_an_incident(incident_at: float) -> tuple[Rig, Proposal]:
+    """Quiet registers told to rest up to 4x longer after 45 min; they swing from ``incident_at``.
+
+    Returns the rig and the interval strategy's applied proposal.
+    """
+    specs, functions = flat_device(incident_at=incident_at, moving=5)
+    rig = Rig(specs, functions, enabled=False)
+    rig.optimizer.set_strategy_parameters("interval", {"max_step": 4.0}, actor=USER)
+    await rig.run_for(45 * 60)
+    result = await rig.optimizer.run(
+        "quick", strategy="interval", actor=USER, run_in_executor=inline
+    )
+    return rig, next(p for p in result.proposals if p.id in result.applied)
 
 
 async def test_a_change_that_helps_is_kept() -> None:
@@ -114,14 +129,7 @@ async def test_intervals_that_miss_the_incident_are_rolled_back_and_the_strategy
 ):
     """Resting 4x longer looks free on quiet data; the incident right after proves it wrong."""
     start = 1_795_413_600.0
-    specs, functions = flat_device(incident_at=start + 50 * 60, moving=5)
-    rig = Rig(specs, functions, enabled=False)
-    rig.optimizer.set_strategy_parameters("interval", {"max_step": 4.0}, actor=USER)
-    await rig.run_for(45 * 60)
-    result = await rig.optimizer.run(
-        "quick", strategy="interval", actor=USER, run_in_executor=inline
-    )
-    proposal = next(p for p in result.proposals if p.id in result.applied)
+    rig, proposal = await rest_longer_before_an_incident(start + 50 * 60)
     assert proposal.parameter == "max_interval"
     assert proposal.after == [1200]
     assert proposal.predicted["after"]["time_out_of_tolerance"] == 0.0
