@@ -92,7 +92,9 @@ def run_expert(
         when = scenario.start + second
         for block in blocks:
             record.registers += block.count
-            record.bus_time += scenario.bus.read_time(block.table, block.count)
+            seconds = scenario.bus.read_time(block.table, block.count)
+            record.bus_time += seconds
+            record.sent(when, seconds)
             for key in block.keys:
                 row = rows[key]
                 times, values = record.reads[row]

@@ -24,6 +24,15 @@ Freshness as users feel it, per register then pooled:
   out-of-band seconds.
 
 Seconds whose truth is ``NaN`` (gaps of a replayed log) count nowhere.
+
+The **final stretch** (``final_*``): the same cost and freshness figures over the
+last quarter of the run (:data:`FINAL_SHARE`), where a learning policy (the
+optimization loop) shows where it ends rather than its average including the hours
+before it had evidence. Cut at ``final_start``: requests and bus time of the
+requests *issued* at or after the cut (a request's whole bus time goes with the
+second it was issued; a timeout's with its request), per hour of the stretch; time
+out of tolerance over the samples at or after the cut, with the value shown at the
+cut carried in from before (whatever was last read), per register then the mean.
 """
 
 from __future__ import annotations
@@ -76,6 +85,10 @@ class Metrics:
     bus_s_per_hour: float = 0.0
     tot_per_register: tuple[float | None, ...] = ()  # % per spec row (None: no truth)
     incident_delays: tuple[float | None, ...] = ()  # s per incident (None: never shown)
+    # the final stretch (the last FINAL_SHARE of the run; None: requests not logged)
+    final_requests_per_hour: float | None = None
+    final_bus_s_per_hour: float | None = None
+    final_tot_pct: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN and inf become None)."""
@@ -88,6 +101,28 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_finite(item) for item in value]
     return value
+
+
+FINAL_SHARE = 0.25  # the final stretch: the last quarter of the scenario's duration
+
+
+def final_start(scenario: Scenario, share: float = FINAL_SHARE) -> float:
+    """Return the time the final stretch (the last ``share`` of the run) begins."""
+    return scenario.start + scenario.duration * (1.0 - share)
+
+
+def sent_since(record: RunRecord, since: float) -> tuple[int, float] | None:
+    """Return the requests issued at or after ``since`` and their bus time (s).
+
+    None when the record's request log does not account for all its requests (a
+    record built without one): a window must not silently read as idle.
+    """
+    if len(record.sent_at) != record.requests:
+        return None
+    times = np.frombuffer(record.sent_at, dtype=np.float64)
+    bus = np.frombuffer(record.sent_bus, dtype=np.float64)
+    after = times >= since
+    return int(after.sum()), float(bus[after].sum())
 
 
 _EXITS: dict[int, tuple[Array, list[NDArray[np.int64]]]] = {}
@@ -240,10 +275,14 @@ def compute(
     *,
     min_interval: float = 5.0,
     miss_factor: float = 2.0,
+    final_share: float = FINAL_SHARE,
 ) -> Metrics:
-    """All metrics of one run."""
+    """All metrics of one run (``final_*`` over its last ``final_share``)."""
     truth = scenario.truth
     samples = scenario.start + np.arange(truth.shape[1], dtype=np.float64)
+    cut = final_start(scenario, final_share)
+    first_final = int(np.searchsorted(samples, cut, side="left"))
+    tot_final: list[float] = []
     thr = thresholds(scenario.specs)
     scale = _scale(scenario)
     errors: list[Array] = []
@@ -279,6 +318,11 @@ def compute(
         out_count += int(out.sum())
         total += int(valid.sum())
         tot.append(100.0 * float(out.sum()) / max(int(known.sum()), 1))
+        known_final = int(known[first_final:].sum())
+        if known_final:
+            out_at = np.zeros(len(samples), dtype=bool)
+            out_at[valid] = out
+            tot_final.append(100.0 * float(out_at[first_final:].sum()) / known_final)
         starts, lengths = _runs(out)
         if lengths.size:
             limit = spec.min_interval or min_interval
@@ -299,6 +343,8 @@ def compute(
     delay_all = np.concatenate(delays) if delays else np.zeros(0)
     shares = [x for x in tot if x is not None]
     complete = bool(known) and len(known) == len(incidents)
+    final_hours = (scenario.start + scenario.duration - cut) / 3600.0
+    final_sent = sent_since(record, cut) if final_hours > 0 else None
     return Metrics(
         policy=record.policy,
         requests=record.requests,
@@ -326,4 +372,7 @@ def compute(
         bus_s_per_hour=record.bus_time / hours,
         tot_per_register=tuple(tot),
         incident_delays=tuple(incidents),
+        final_requests_per_hour=final_sent[0] / final_hours if final_sent else None,
+        final_bus_s_per_hour=final_sent[1] / final_hours if final_sent else None,
+        final_tot_pct=float(np.mean(tot_final)) if tot_final else None,
     )

@@ -109,7 +109,9 @@ def run_oracle(
         for block in blocks:
             requests += 1
             record.registers += block.count
-            record.bus_time += scenario.bus.read_time(block.table, block.count)
+            seconds = scenario.bus.read_time(block.table, block.count)
+            record.bus_time += seconds
+            record.sent(when, seconds)
             for key in block.keys:
                 row = rows[key]
                 last[row] = truth[row, second]

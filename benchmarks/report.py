@@ -299,6 +299,12 @@ def scenario_checks(name: str, result: Mapping[str, Any]) -> list[dict[str, Any]
     optimized = _ok(policies, ADAPTIVE_OPTIMIZER)
     if optimized:
         checks.append(optimizer_check(name, adaptive, optimized))
+        if name in BETTER_SCENARIOS:
+            checks.append(
+                optimizer_better_check(
+                    name, adaptive, optimized, since=result.get("final_from_hours")
+                )
+            )
     return checks
 
 
@@ -335,6 +341,79 @@ def optimizer_check(
         "ok": not worse,
         "detail": detail + (f"; WORSE: {'; '.join(worse)}" if worse else ""),
     }
+
+
+# where the defaults are wrong the loop must end clearly better than adaptive: over
+# the final stretch (the last quarter of the run) at least this much fewer requests
+# or bus time ...
+BETTER_SAVING = 0.20
+# ... at a time out of tolerance at most this much worse (relative) than adaptive's
+BETTER_TOT_SLACK = 0.05
+BETTER_SCENARIOS = ("wrongdefaults",)
+FINAL_KEYS = (
+    ("final_requests_per_hour", "req/h"),
+    ("final_bus_s_per_hour", "bus s/h"),
+)
+
+
+def _pct(mine: float, base: float) -> str:
+    return f"{100.0 * (mine / base - 1.0):+.1f} %" if base > 0 else "n/a"
+
+
+def optimizer_better_check(
+    name: str,
+    adaptive: Mapping[str, Any],
+    optimized: Mapping[str, Any],
+    *,
+    since: float | None = None,
+) -> dict[str, Any]:
+    """Check that ``adaptive+optimizer`` ends clearly better than ``adaptive``.
+
+    Over the final stretch (``final_*`` figures): at least :data:`BETTER_SAVING`
+    fewer requests or bus time, at a time out of tolerance no more than
+    :data:`BETTER_TOT_SLACK` worse (relative). Gated on :data:`BETTER_SCENARIOS`.
+    """
+    title = (
+        f"{name}: adaptive+optimizer clearly better where the defaults are wrong "
+        f"(final quarter: >= {BETTER_SAVING:.0%} fewer requests or bus time at a time "
+        f"out of tolerance <= {BETTER_TOT_SLACK:.0%} worse)"
+    )
+    keys = [key for key, _ in FINAL_KEYS] + ["final_tot_pct"]
+    missing = [
+        key for key in keys if adaptive.get(key) is None or optimized.get(key) is None
+    ]
+    if missing:
+        return {
+            "name": title,
+            "ok": False,
+            "detail": f"not measured: {', '.join(missing)} missing",
+        }
+    saved = {
+        unit: 1.0 - optimized[key] / adaptive[key] if adaptive[key] > 0 else 0.0
+        for key, unit in FINAL_KEYS
+    }
+    cheaper = [unit for unit, share in saved.items() if share >= BETTER_SAVING - 1e-9]
+    tot_mine, tot_base = optimized["final_tot_pct"], adaptive["final_tot_pct"]
+    fresh = tot_mine <= tot_base * (1 + BETTER_TOT_SLACK) + 1e-9
+    where = (
+        f"final quarter (from {since:g} h)" if since is not None else "final quarter"
+    )
+    detail = (
+        f"{where}: req/h {optimized['final_requests_per_hour']:,.1f} vs "
+        f"{adaptive['final_requests_per_hour']:,.1f} "
+        f"({_pct(optimized['final_requests_per_hour'], adaptive['final_requests_per_hour'])}), "
+        f"bus {optimized['final_bus_s_per_hour']:,.2f} vs "
+        f"{adaptive['final_bus_s_per_hour']:,.2f} s/h "
+        f"({_pct(optimized['final_bus_s_per_hour'], adaptive['final_bus_s_per_hour'])}), "
+        f"out of tolerance {tot_mine:.2f} vs {tot_base:.2f} % ({_pct(tot_mine, tot_base)}"
+        f", allowed +{BETTER_TOT_SLACK:.0%}); need -{BETTER_SAVING:.0%} on requests or "
+        "bus time"
+    )
+    if not cheaper:
+        detail += f"; NOT {BETTER_SAVING:.0%} CHEAPER"
+    if not fresh:
+        detail += "; LESS FRESH beyond the slack"
+    return {"name": title, "ok": bool(cheaper) and fresh, "detail": detail}
 
 
 def _change(mine: float, base: float) -> str:
@@ -375,14 +454,19 @@ def optimizer_table(results: Mapping[str, Any]) -> str:
         (
             f"From `{meta.get('command', 'scripts/bench')}` (seed {meta.get('seed')}, "
             f"medians over {meta.get('phases')} phases; the optimizer runs at "
-            "adaptive's phases; balanced goal)."
+            "adaptive's phases; balanced goal). *Whole run*: over the scenario's "
+            "duration, including the first hours before the loop has evidence; *last "
+            "quarter*: the final quarter of the same runs (from the hour in brackets), "
+            "where the loop ends."
         ),
         "",
         (
             "| scenario | policy | requests/h | bus s/h | time out of tolerance % "
+            "| last quarter: requests/h | last quarter: bus s/h "
+            "| last quarter: time out of tolerance % "
             "| errors | what the loop did (all phases) |"
         ),
-        "|---|---|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, result in results["scenarios"].items():
         policies = result["policies"]
@@ -390,9 +474,14 @@ def optimizer_table(results: Mapping[str, Any]) -> str:
         if adaptive is None:
             continue
         hours = result.get("hours", 0)
+        since = result.get("final_from_hours")
+        label = f"{hours:g} h" + (f"; last quarter from {since:g} h" if since else "")
         lines.append(
-            f"| {name} ({hours:g} h) | adaptive | {_rate(adaptive['requests_per_hour'])} "
+            f"| {name} ({label}) | adaptive | {_rate(adaptive['requests_per_hour'])} "
             f"| {_fmt(adaptive['bus_s_per_hour'], 2)} | {_fmt(adaptive['tot_pct'], 2)} "
+            f"| {_final(adaptive, adaptive, 'final_requests_per_hour')} "
+            f"| {_final(adaptive, adaptive, 'final_bus_s_per_hour')} "
+            f"| {_final(adaptive, adaptive, 'final_tot_pct')} "
             f"| {_fmt(adaptive['errors'], 0)} | |"
         )
         for policy in (ADAPTIVE_OPTIMIZER, ADAPTIVE_OPTIMIZER_APPROVE):
@@ -406,9 +495,22 @@ def optimizer_table(results: Mapping[str, Any]) -> str:
                 f"{_change(m['bus_s_per_hour'], adaptive['bus_s_per_hour'])} "
                 f"| {_fmt(m['tot_pct'], 2)}"
                 f"{_change(m['tot_pct'], adaptive['tot_pct'])} "
+                f"| {_final(m, adaptive, 'final_requests_per_hour')} "
+                f"| {_final(m, adaptive, 'final_bus_s_per_hour')} "
+                f"| {_final(m, adaptive, 'final_tot_pct')} "
                 f"| {_fmt(m['errors'], 0)} | {_loop_note(m.get('loop') or [])} |"
             )
     return "\n".join(lines)
+
+
+def _final(m: Mapping[str, Any], adaptive: Mapping[str, Any], key: str) -> str:
+    """Format a final-stretch figure with its change vs adaptive ("n/a": not measured)."""
+    mine = m.get(key)
+    if mine is None:
+        return "n/a"
+    text = _rate(mine) if key == "final_requests_per_hour" else _fmt(mine, 2)
+    base = adaptive.get(key)
+    return text if m is adaptive or base is None else text + _change(mine, base)
 
 
 STATE_BYTES = 1024

@@ -28,7 +28,7 @@ from adaptive_modbus_engine import planning as planning_mod
 from . import overhead as overhead_mod, policies as pol
 from .bus import BusModel
 from .expert import pick_intervals, run_expert
-from .metrics import compute, shown_series
+from .metrics import FINAL_SHARE, compute, final_start, shown_series
 from .oracle import run_oracle
 from .report import (
     RESULTS_DIR,
@@ -57,6 +57,9 @@ SPREAD_KEYS = (
     "tot_pct",
     "delay_median",
     "delay_p95",
+    "final_requests_per_hour",
+    "final_bus_s_per_hour",
+    "final_tot_pct",
 )
 
 
@@ -227,6 +230,9 @@ def run_scenario(
         "units": scenario.units,
         "bus": scenario.bus.name,
         "hours": scenario.duration / 3600,
+        # the final stretch's figures (final_*) are from here to the end
+        "final_from_hours": (final_start(scenario) - scenario.start) / 3600,
+        "final_share": FINAL_SHARE,
         "incidents": len(scenario.incidents),
         "phases": phases,
         "policies": {},

@@ -10,6 +10,7 @@ time: that is the value an entity would show from then on.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ class RunRecord:
     # (cycle end, requests)
     timeline: list[tuple[float, int]] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None  # the loop's statistics at the end
+    # every request: the time it was issued and its bus time (s), for windowed figures
+    sent_at: array[float] = field(default_factory=lambda: array("d"))
+    sent_bus: array[float] = field(default_factory=lambda: array("d"))
+
+    def sent(self, when: float, seconds: float) -> None:
+        """Log one request issued at ``when`` that took ``seconds`` of bus time."""
+        self.sent_at.append(when)
+        self.sent_bus.append(seconds)
 
 
 class RecordingTransport:
@@ -188,10 +197,17 @@ async def run_engine(
     """
     clock = VirtualClock(scenario.start)
     units: list[Any] = scenario.make_units(clock.now)
+    record = RunRecord(policy=policy, reads=[([], []) for _ in scenario.specs])
+
+    def spend(seconds: float) -> None:
+        # the transport spends each request's bus time (or timeout) in one call
+        record.sent(clock.now(), seconds)
+        clock.advance(seconds)
+
     inner = InProcessTransport(
         units,
         latency=bus_latency(scenario.bus),
-        clock_advance=clock.advance,
+        clock_advance=spend,
         timeout=scenario.bus.timeout,
     )
     transport = RecordingTransport(inner)
@@ -202,7 +218,6 @@ async def run_engine(
     engine = PollEngine(list(scenario.specs), transport, engine_clock, config)
     index = index or SpanIndex(scenario.specs)
     uids = [spec.uid for spec in scenario.specs]
-    record = RunRecord(policy=policy, reads=[([], []) for _ in scenario.specs])
     end = scenario.start + scenario.duration
     bar = Progress(f"{scenario.name} / {policy}", scenario.duration, progress)
     cpu0 = time.process_time()

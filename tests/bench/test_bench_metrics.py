@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.metrics import band_exits, compute
+from benchmarks.metrics import band_exits, compute, final_start
 from benchmarks.oracle import run_oracle
+from benchmarks.policies import ADAPTIVE, standard
 from benchmarks.report import at_equal_tot, frontier
 from benchmarks.run import truncate
-from benchmarks.scenarios import install200
-from benchmarks.simulate import RunRecord
+from benchmarks.scenarios import install200, wrong_defaults
+from benchmarks.simulate import RunRecord, run_engine
 from benchmarks.trace import load_trace
 
 
@@ -124,3 +126,60 @@ def test_oracle_detects_every_change_of_the_truth_at_once() -> None:
     assert m.tot_pct == 0.0
     assert m.changes > 100
     assert m.delay_p95 == 0.0
+
+
+def test_final_stretch_counts_only_what_follows_the_cut(tmp_path: Path) -> None:
+    """The final quarter (from 750 s of 1,000) counts requests, bus time and staleness.
+
+    Requests issued at 0, 130 and 749.9 s fall before the cut, those at 750 and 850 s
+    after it (750 s: at the cut counts). The shown 50 is wrong from 300 s until the
+    read at 850 s: 100 of the window's 251 samples (750-1,000 s), against 580 of
+    1,001 over the whole run.
+    """
+    scenario = _scenario(tmp_path)
+    t0 = scenario.start
+    record = RunRecord("scripted", reads=[([t0, t0 + 130, t0 + 850], [0.0, 50.0, 0.0])])
+    for when, seconds in ((0, 0.1), (130, 0.2), (749.9, 0.3), (750, 0.4), (850, 0.5)):
+        record.sent(t0 + when, seconds)
+    record.requests, record.bus_time = 5, 1.5
+    m = compute(scenario, record)
+    assert final_start(scenario) == t0 + 750
+    assert m.tot_pct == pytest.approx(100 * 580 / 1001)
+    assert m.final_tot_pct == pytest.approx(100 * 100 / 251)
+    hours = 250 / 3600
+    assert m.requests_per_hour == pytest.approx(5 / (1000 / 3600))
+    assert m.final_requests_per_hour == pytest.approx(2 / hours)
+    assert m.final_bus_s_per_hour == pytest.approx(0.9 / hours)
+    # another share moves the cut: the last half (from 500 s) has 3 requests
+    half = compute(scenario, record, final_share=0.5)
+    assert half.final_requests_per_hour == pytest.approx(3 / (500 / 3600))
+    assert half.final_tot_pct == pytest.approx(100 * 350 / 501)
+
+
+def test_a_record_without_its_request_log_has_no_final_figures(tmp_path: Path) -> None:
+    """Requests the log does not account for leave the window unmeasured, not idle."""
+    scenario = _scenario(tmp_path)
+    record = RunRecord("unlogged", reads=[([scenario.start], [0.0])])
+    record.requests, record.bus_time = 3, 0.3
+    m = compute(scenario, record)
+    assert m.final_requests_per_hour is None and m.final_bus_s_per_hour is None
+    assert m.final_tot_pct is not None  # staleness needs only the reads
+
+
+def test_every_policy_logs_each_request_it_issues(tmp_path: Path) -> None:
+    """The engine's run logs every request, timeouts included; the oracle its blocks."""
+    scenario = truncate(wrong_defaults(hours=0.5), 900)
+    policy = next(p for p in standard(scenario.limits) if p.name == ADAPTIVE)
+    assert policy.config is not None
+    record = asyncio.run(run_engine(scenario, policy.config, policy.name))
+    assert record.errors > 0  # reads over 20 registers time out, and are logged
+    assert len(record.sent_at) == record.requests > 0
+    assert sum(record.sent_bus) == pytest.approx(record.bus_time)
+    assert list(record.sent_at) == sorted(record.sent_at)
+    assert (
+        scenario.start <= record.sent_at[0] < record.sent_at[-1] < scenario.start + 900
+    )
+    oracle = run_oracle(_scenario(tmp_path))
+    t0 = _scenario(tmp_path).start
+    assert list(oracle.sent_at) == [t0, t0 + 100, t0 + 300]
+    assert sum(oracle.sent_bus) == pytest.approx(oracle.bus_time)
