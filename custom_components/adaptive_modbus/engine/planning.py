@@ -56,6 +56,12 @@ class Planning:
         # The cache is dropped when the learned holes change (a new mapping).
         self._cache: dict[tuple[object, ...], tuple[BlockRead, ...]] = {}
         self._cache_holes: object = None
+        # the largest register of each (unit, table): how far before a window's end
+        # a register can start and still end past it
+        self._max_size: dict[tuple[int, Table], int] = {}
+        for reg in self._regs.values():
+            group = (reg.spec.unit_id, reg.spec.table)
+            self._max_size[group] = max(self._max_size.get(group, 1), reg.spec.size)
         self.cache_hits = 0
         # the (unit, table) pairs the last planned cycle reads (per-unit cadence)
         self.last_tables: set[tuple[int, Table]] = set()
@@ -85,15 +91,31 @@ class Planning:
     ) -> list[BlockRead]:
         """Block reads of ``due`` (``limits``: per unit; default: those in force)."""
         limits = self._core.limits.effective() if limits is None else limits
+        uids = frozenset([reg.spec.uid for reg in due])
+        return self._plan(uids, limits, self.cost_model())
+
+    def _plan(
+        self,
+        uids: frozenset[str],
+        limits: Mapping[int, DeviceLimits],
+        cost: CostModel,
+    ) -> list[BlockRead]:
+        """:meth:`plan` of the registers ``uids``, with the cost model at hand.
+
+        The plan is a pure function of the due set, the cost model, the limits,
+        the units' allowed gaps, merging and the learned holes (the order of the
+        due set does not matter: the planner sorts). All but the holes are the
+        cache key; the cache is dropped when the holes change (a new mapping).
+        """
         gaps = self._core.tuning.unit_max_gap
         holes = self._core.holes.by_table
         if holes is not self._cache_holes:
             self._cache.clear()
             self._cache_holes = holes
         key = (
-            frozenset([reg.spec.uid for reg in due]),
-            self.cost_model(),
-            tuple(sorted(limits.items())),
+            uids,
+            cost,
+            tuple(sorted(limits.items())) if limits else (),
             tuple(sorted(gaps.items())) if gaps else (),
             self._core.config.merge_reads,
         )
@@ -101,12 +123,14 @@ class Planning:
         if cached is not None:
             self.cache_hits += 1
             return list(cached)
+        regs = self._regs
+        due = [regs[uid] for uid in uids]
         if gaps:
-            blocks = self._plan_with_gaps(due, limits, gaps)
+            blocks = self._plan_with_gaps(due, limits, gaps, cost)
         else:
             blocks = plan_reads(
                 [reg.spec for reg in due],
-                cost=self.cost_model(),
+                cost=cost,
                 limits=limits,
                 holes=holes,
                 merge=self._core.config.merge_reads,
@@ -121,13 +145,13 @@ class Planning:
         due: Sequence[RegisterState],
         limits: Mapping[int, DeviceLimits],
         gaps: Mapping[int, int],
+        cost: CostModel,
     ) -> list[BlockRead]:
         """Plan units with an allowed gap (``Tuning.unit_max_gap``) on their own.
 
         A unit's allowed gap sets its cost model's per-register price so that the
         break-even gap is that many registers.
         """
-        cost = self.cost_model()
         by_unit: dict[int | None, list[RegisterState]] = {}
         for reg in due:
             unit_id = reg.spec.unit_id
@@ -155,27 +179,44 @@ class Planning:
         A neighbour joins when it adds no request (it would cost a request of its own
         later).
         """
-        trial = self._core.limits.trial((reg.spec for reg in due), now)
-        limits = self._core.limits.effective(trial)
-        blocks = self.plan(due, limits)
+        block_limits = self._core.limits
+        # no learned limit, no trial (what ``trial`` answers then, without the walk)
+        trial = (
+            block_limits.trial((reg.spec for reg in due), now)
+            if block_limits.learned
+            else {}
+        )
+        limits = block_limits.effective(trial)
+        cost = self.cost_model()
+        due_uids = {reg.spec.uid for reg in due}
+        blocks = self._plan(frozenset(due_uids), limits, cost)
         self.last_tables = {(block.unit_id, block.table) for block in blocks}
         if not (
             self._core.config.adaptive and self._core.config.merge_reads and blocks
         ):
-            return self._core.limits.settle(trial, blocks, now)
+            return block_limits.settle(trial, blocks, now)
         early = self._early_neighbours(
-            blocks, now, {reg.spec.uid for reg in due}, self._core.limits.effective()
+            blocks,
+            now,
+            due_uids,
+            block_limits.effective() if trial else limits,
+            cost,
         )
         if early:
-            merged = self.plan([*due, *early], limits)
+            # the search added the early uids to due_uids
+            merged = self._plan(frozenset(due_uids), limits, cost)
             if len(merged) <= len(blocks):
                 blocks = merged
         if self.rider_value > 0 and self._core.config.piggyback:
-            blocks = self._with_free_riders(blocks, now, limits)
-        return self._core.limits.settle(trial, blocks, now)
+            blocks = self._with_free_riders(blocks, now, limits, cost)
+        return block_limits.settle(trial, blocks, now)
 
     def _with_free_riders(
-        self, blocks: list[BlockRead], now: float, limits: Mapping[int, DeviceLimits]
+        self,
+        blocks: list[BlockRead],
+        now: float,
+        limits: Mapping[int, DeviceLimits],
+        cost: CostModel,
     ) -> list[BlockRead]:
         """Grow each block over neighbours whose freshness is worth the transfer.
 
@@ -194,7 +235,6 @@ class Planning:
         only close neighbours that are getting stale. The observer refreshes every
         register inside the grown span (riders).
         """
-        cost = self.cost_model()
         regs, registry = self._regs, self._core.registry
         holes = self._core.holes.by_table
         out: list[BlockRead] = []
@@ -291,16 +331,21 @@ class Planning:
         now: float,
         due: set[str],
         limits: Mapping[int, DeviceLimits],
-    ) -> list[RegisterState]:
-        """Return the registers near the planned blocks that are nearly due.
+        cost: CostModel,
+    ) -> set[str]:
+        """Return the uids of the registers near the planned blocks that are nearly due.
 
-        Nearly due: at most the early fraction of their interval is left.
+        Nearly due: at most the early fraction of their interval is left, enabled
+        and not quarantined (found in the schedule a due time at a time, see
+        :meth:`Schedule.nearly_due`). Near: starting and ending within the
+        break-even gap of the block and within the device limit. They join ``due``.
         """
-        cost = self.cost_model()
+        nearly = self._core.schedule.nearly_due(now, self._early_fraction)
+        if not nearly:
+            return nearly
         gaps = (cost.break_even_gap(bits=False), cost.break_even_gap(bits=True))
-        regs, fraction = self._regs, self._early_fraction
-        starting_in = self._core.registry.starting_in
-        found: dict[str, RegisterState] = {}
+        starting_in, regs = self._core.registry.starting_in, self._regs
+        found: set[str] = set()
         for block in blocks:
             unit_limits = limits.get(block.unit_id, DEFAULT_LIMITS)
             is_bit = block.table.is_bit
@@ -311,20 +356,19 @@ class Planning:
             uids = starting_in(block.unit_id, block.table, low, high)
             if not uids:
                 continue
-            # one comprehension per block (the hot loop of a cycle); a register near
-            # two blocks is found twice and kept once, in first-found order
-            found.update(
-                (uid, reg)
-                for uid in uids
-                if uid not in due
-                and (reg := regs[uid]).next_due - now
-                <= fraction * reg.effective_interval
-                and reg.enabled
-                and reg.quarantined_until is None
-                and reg.spec.end <= high
-            )
-        due.update(found)
-        return list(found.values())
+            near = nearly.intersection(uids)
+            if not near:
+                continue
+            # only those starting within the table's largest size of ``high`` can
+            # end past it
+            edge = high - self._max_size[(block.unit_id, block.table)] + 1
+            for uid in starting_in(block.unit_id, block.table, edge, high) or ():
+                if uid in near and regs[uid].spec.end > high:
+                    near.discard(uid)
+            found |= near
+        found -= due
+        due |= found
+        return found
 
 
 def _stale_share(reg: RegisterState, now: float) -> float:
