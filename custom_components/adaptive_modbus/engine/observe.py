@@ -41,7 +41,6 @@ class Observer:
                 # a due probe without a verdict: probe again after the retry backoff
                 self._core.schedule.retry(reg, now)
                 reg.quarantined_until = reg.next_due
-                self._core.schedule.refresh(reg)
             else:
                 self._core.schedule.retry(reg, now)
 
