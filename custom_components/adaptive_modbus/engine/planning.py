@@ -9,7 +9,7 @@ the plan if that adds no request: they would cost a request of their own later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set as AbstractSet
 from dataclasses import replace
 
 from .core import EngineCore
@@ -25,6 +25,7 @@ EARLY_FRACTION = 0.5
 # Performance): 1 lowers time out of tolerance on every scenario for a little more
 # bus time; larger values buy more freshness for more bus time.
 RIDER_VALUE = 1.0
+_DEFAULT_COST = CostModel()
 # plans kept for due sets seen before (aligned intervals make due sets recur)
 PLAN_CACHE_SIZE = 256
 
@@ -59,9 +60,14 @@ class Planning:
         # the largest register of each (unit, table): how far before a window's end
         # a register can start and still end past it
         self._max_size: dict[tuple[int, Table], int] = {}
+        # the first and last start address of each (unit, table)
+        self._bounds: dict[tuple[int, Table], tuple[int, int]] = {}
         for reg in self._regs.values():
-            group = (reg.spec.unit_id, reg.spec.table)
-            self._max_size[group] = max(self._max_size.get(group, 1), reg.spec.size)
+            spec = reg.spec
+            group = (spec.unit_id, spec.table)
+            self._max_size[group] = max(self._max_size.get(group, 1), spec.size)
+            low, high = self._bounds.get(group, (spec.address, spec.address))
+            self._bounds[group] = (min(low, spec.address), max(high, spec.address))
         self.cache_hits = 0
         # the (unit, table) pairs the last planned cycle reads (per-unit cadence)
         self.last_tables: set[tuple[int, Table]] = set()
@@ -81,7 +87,7 @@ class Planning:
             self._core.tuning.cost
             or self._core.config.cost
             or self._cost.model()
-            or CostModel()
+            or _DEFAULT_COST
         )
 
     def plan(
@@ -173,11 +179,17 @@ class Planning:
         blocks.sort(key=lambda b: (b.unit_id, b.table, b.address, b.count))
         return blocks
 
-    def plan_with_early(self, due: list[RegisterState], now: float) -> list[BlockRead]:
+    def plan_with_early(
+        self,
+        due: list[RegisterState],
+        now: float,
+        uids: AbstractSet[str] | None = None,
+    ) -> list[BlockRead]:
         """Plan the due registers, pulling in neighbours due soon when that is free.
 
         A neighbour joins when it adds no request (it would cost a request of its own
-        later).
+        later). ``uids``: the uids of ``due`` when the caller has them as a set
+        (the schedule does), so they are not gathered from the registers again.
         """
         block_limits = self._core.limits
         # no learned limit, no trial (what ``trial`` answers then, without the walk)
@@ -188,7 +200,7 @@ class Planning:
         )
         limits = block_limits.effective(trial)
         cost = self.cost_model()
-        due_uids = {reg.spec.uid for reg in due}
+        due_uids = {reg.spec.uid for reg in due} if uids is None else set(uids)
         blocks = self._plan(frozenset(due_uids), limits, cost)
         self.last_tables = {(block.unit_id, block.table) for block in blocks}
         if not (
@@ -235,31 +247,38 @@ class Planning:
         only close neighbours that are getting stale. The observer refreshes every
         register inside the grown span (riders).
         """
-        regs, registry = self._regs, self._core.registry
+        regs, starting_in = self._regs, self._core.registry.starting_in
         holes = self._core.holes.by_table
+        bounds = self._bounds
+        worth = self.rider_value * cost.request_overhead
         out: list[BlockRead] = []
+        last = len(blocks) - 1
         for index, block in enumerate(blocks):
-            unit_limits = limits.get(block.unit_id, DEFAULT_LIMITS)
-            limit = unit_limits.for_table(block.table)
-            per_unit = cost.per_unit(block.table)
-            worth = self.rider_value * cost.request_overhead
-            hole_set = holes.get((block.unit_id, block.table), ())
+            unit_id, table = block.unit_id, block.table
+            start = block.address
+            end = start + block.count
+            first_start, last_start = bounds[(unit_id, table)]
+            if start <= first_start and end > last_start:
+                out.append(block)  # every register of the table is inside: none rides
+                continue
+            unit_limits = limits.get(unit_id, DEFAULT_LIMITS)
+            is_bit = table.is_bit
+            limit = unit_limits.max_bits if is_bit else unit_limits.max_registers
+            per_unit = cost.per_bit if is_bit else cost.per_register
+            hole_set = holes.get((unit_id, table), ())
             prev_end = -1
             # the previous block as grown: a neighbour rides in one block only
-            if out and (out[-1].unit_id, out[-1].table) == (block.unit_id, block.table):
+            if out and out[-1].unit_id == unit_id and out[-1].table is table:
                 prev_end = out[-1].end
             next_start = 1 << 20
-            if index + 1 < len(blocks):
+            if index < last:
                 following = blocks[index + 1]
-                if (following.unit_id, following.table) == (block.unit_id, block.table):
+                if following.unit_id == unit_id and following.table is table:
                     next_start = following.address
-            start, end = block.address, block.end
             # outwards to the right (registers starting at or after the block's end),
             # then to the left (those starting before it)
-            after = registry.starting_in(block.unit_id, block.table, end, start + limit)
-            before = registry.starting_in(
-                block.unit_id, block.table, end - limit, start
-            )
+            after = starting_in(unit_id, table, end, start + limit)
+            before = starting_in(unit_id, table, end - limit, start)
             if not after and not before:
                 out.append(block)
                 continue
@@ -271,20 +290,33 @@ class Planning:
                 spec = reg.spec
                 if spec.address < end:
                     continue
+                spec_end = spec.end
                 if (
                     reg.quarantined_until is not None
-                    or spec.end - start > limit
-                    or spec.end > next_start
-                    or (hole_set and any(a in hole_set for a in range(end, spec.end)))
+                    or spec_end - start > limit
+                    or spec_end > next_start
+                    or (hole_set and any(a in hole_set for a in range(end, spec_end)))
                 ):
                     break
-                share = _stale_share(reg, now)
+                # _stale_share inlined (a quarantined one ended the walk above)
+                if not reg.enabled:
+                    share = 0.0
+                elif (last_read := reg.last_read) is None or (
+                    interval := reg.effective_interval
+                ) <= 0:
+                    share = 1.0
+                else:
+                    share = (now - last_read) / interval
+                    # min(1, max(0, share)) without the calls, same result
+                    share = share if share > 0.0 else 0.0  # noqa: FURB136
+                    share = share if share < 1.0 else 1.0  # noqa: FURB136
                 if share > 0:
                     pending.append(uid)
                 # neighbours read together later cost one request: worth no more
-                value = min(value + worth * share, worth)
-                if share > 0 and per_unit * (spec.end - end) <= value:
-                    end, value = spec.end, 0.0
+                value += worth * share
+                value = worth if worth < value else value  # noqa: FURB136
+                if share > 0 and per_unit * (spec_end - end) <= value:
+                    end, value = spec_end, 0.0
                     right += pending
                     pending = []
             value = 0.0
@@ -293,36 +325,44 @@ class Planning:
             for uid in reversed(before or ()):
                 reg = regs[uid]
                 spec = reg.spec
-                if spec.end > start or spec.address >= end:
+                address = spec.address
+                if address >= end or spec.end > start:
                     continue
                 if (
                     reg.quarantined_until is not None
-                    or end - spec.address > limit
-                    or spec.address < prev_end
-                    or (
-                        hole_set
-                        and any(a in hole_set for a in range(spec.address, start))
-                    )
+                    or end - address > limit
+                    or address < prev_end
+                    or (hole_set and any(a in hole_set for a in range(address, start)))
                 ):
                     break
-                share = _stale_share(reg, now)
+                # _stale_share inlined (a quarantined one ended the walk above)
+                if not reg.enabled:
+                    share = 0.0
+                elif (last_read := reg.last_read) is None or (
+                    interval := reg.effective_interval
+                ) <= 0:
+                    share = 1.0
+                else:
+                    share = (now - last_read) / interval
+                    # min(1, max(0, share)) without the calls, same result
+                    share = share if share > 0.0 else 0.0  # noqa: FURB136
+                    share = share if share < 1.0 else 1.0  # noqa: FURB136
                 if share > 0:
                     pending.append(uid)
                 # neighbours read together later cost one request: worth no more
-                value = min(value + worth * share, worth)
-                if share > 0 and per_unit * (start - spec.address) <= value:
-                    start, value = spec.address, 0.0
+                value += worth * share
+                value = worth if worth < value else value  # noqa: FURB136
+                if share > 0 and per_unit * (start - address) <= value:
+                    start, value = address, 0.0
                     left += pending
                     pending = []
-            if (start, end) == (block.address, block.end):
+            if start == block.address and end == block.end:
                 out.append(block)
             else:
                 # riders are keys: read like the due ones (a failed grown block is
                 # bisected over them, never blamed on addresses it did not list)
                 keys = (*reversed(left), *block.keys, *right)
-                out.append(
-                    BlockRead(block.unit_id, block.table, start, end - start, keys)
-                )
+                out.append(BlockRead(unit_id, table, start, end - start, keys))
         return out
 
     def _early_neighbours(

@@ -83,6 +83,7 @@ class Schedule:
         self._at: dict[str, float] = {}  # uid -> the due time of its bucket
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
+        self.popped: set[str] = set()  # the uids the last pop_due handed out
         # demand-driven polling (see demand.py): live viewers per unit, and the hook
         # that shortens a viewed unit's intervals
         self.viewed: dict[int, int] = {}
@@ -221,6 +222,8 @@ class Schedule:
         back.
         """
         due: list[RegisterState] = []
+        popped: set[str] = set()
+        self.popped = popped
         horizon = now + BATCH_WINDOW
         times, buckets, at, regs = self._times, self._buckets, self._at, self._regs
         unscheduled = self.unscheduled
@@ -239,6 +242,7 @@ class Schedule:
                 for uid in bucket:
                     del at[uid]
                 unscheduled.update(bucket)
+                popped.update(bucket)
                 due += cluster
                 continue
             for uid in bucket:
@@ -249,6 +253,7 @@ class Schedule:
                 if reg.spec.unit_id in parked_units:
                     continue
                 unscheduled.add(uid)
+                popped.add(uid)
                 due.append(reg)
         return due
 
