@@ -372,20 +372,21 @@ class Planning:
         due: set[str],
         limits: Mapping[int, DeviceLimits],
         cost: CostModel,
-    ) -> set[str]:
-        """Return the uids of the registers near the planned blocks that are nearly due.
+    ) -> int:
+        """Add to ``due`` the registers near the planned blocks that are nearly due.
 
         Nearly due: at most the early fraction of their interval is left, enabled
         and not quarantined (found in the schedule a due time at a time, see
         :meth:`Schedule.nearly_due`). Near: starting and ending within the
-        break-even gap of the block and within the device limit. They join ``due``.
+        break-even gap of the block and within the device limit. Returns how many
+        joined.
         """
         nearly = self._core.schedule.nearly_due(now, self._early_fraction)
         if not nearly:
-            return nearly
+            return 0
+        count = len(due)
         gaps = (cost.break_even_gap(bits=False), cost.break_even_gap(bits=True))
         starting_in, regs = self._core.registry.starting_in, self._regs
-        found: set[str] = set()
         for block in blocks:
             unit_limits = limits.get(block.unit_id, DEFAULT_LIMITS)
             is_bit = block.table.is_bit
@@ -405,10 +406,8 @@ class Planning:
             for uid in starting_in(block.unit_id, block.table, edge, high) or ():
                 if uid in near and regs[uid].spec.end > high:
                     near.discard(uid)
-            found |= near
-        found -= due
-        due |= found
-        return found
+            due |= near
+        return len(due) - count
 
 
 def _stale_share(reg: RegisterState, now: float) -> float:
