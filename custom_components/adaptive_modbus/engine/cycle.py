@@ -75,10 +75,14 @@ class CycleRunner:
         executor = self._executor
         try:
             units_back = await self._recovery.probe_due(started, cycle)
-            due = self._core.schedule.pop_due(started, self._recovery.down)
+            schedule = self._core.schedule
+            due = schedule.pop_due(started, self._recovery.down)
             probes = [reg for reg in due if reg.quarantined_until is not None]
             regular = [reg for reg in due if reg.quarantined_until is None]
-            for block in self._planning.plan_with_early(regular, started):
+            uids = schedule.popped  # the uids of due, as the schedule has them
+            if probes:
+                uids = uids - {reg.spec.uid for reg in probes}
+            for block in self._planning.plan_with_early(regular, started, uids):
                 if cycle.connection_lost:
                     self._observer.fail(block.keys, cycle, started)
                     continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Container
 import heapq
 import math
+from operator import attrgetter
 
 from .config import EngineConfig, Tuning
 from .intervals import aligned_due, quantize
@@ -20,6 +21,7 @@ _DUE_EPS = (
 )
 
 Clock = Callable[[], float]
+_ENABLED = attrgetter("enabled")
 HeapEntry = tuple[float, int, str]  # (due time, sequence number, uid)
 
 
@@ -55,6 +57,12 @@ class Schedule:
     heap (due time, then sequence number). A disabled register is dropped when its
     due time comes. Registers popped in a cycle stay in ``unscheduled`` until they
     are pushed again.
+
+    A bucket maps each uid to the register's ``effective_interval`` as it was
+    scheduled (-1 for one disabled or quarantined), so the registers nearly due
+    (:meth:`nearly_due`) are found a bucket at a time. Whoever changes a scheduled
+    register's interval, ``enabled`` or quarantine without pushing it calls
+    :meth:`refresh`.
     """
 
     def __init__(
@@ -70,10 +78,12 @@ class Schedule:
         self._config = config
         self._tuning = tuning or Tuning()
         self._times: list[float] = []  # heap of due times (some may be stale)
-        self._buckets: dict[float, dict[str, None]] = {}  # due time -> uids in order
+        # due time -> uids in order, each with its interval (-1: not read early)
+        self._buckets: dict[float, dict[str, float]] = {}
         self._at: dict[str, float] = {}  # uid -> the due time of its bucket
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
+        self.popped: set[str] = set()  # the uids the last pop_due handed out
         # demand-driven polling (see demand.py): live viewers per unit, and the hook
         # that shortens a viewed unit's intervals
         self.viewed: dict[int, int] = {}
@@ -109,8 +119,46 @@ class Schedule:
             if len(self._times) > 4 * len(self._buckets) + 64:
                 self._times = list(self._buckets)
                 heapq.heapify(self._times)
-        bucket[uid] = None
+        bucket[uid] = (
+            reg.effective_interval
+            if reg.enabled and reg.quarantined_until is None
+            else -1.0
+        )
         at[uid] = t
+
+    def refresh(self, reg: RegisterState) -> None:
+        """Note a scheduled register's new interval, ``enabled`` or quarantine.
+
+        Its place in the schedule stays as it is.
+        """
+        t = self._at.get(reg.spec.uid)
+        if t is not None:
+            self._buckets[t][reg.spec.uid] = (
+                reg.effective_interval
+                if reg.enabled and reg.quarantined_until is None
+                else -1.0
+            )
+
+    def nearly_due(self, now: float, fraction: float) -> set[str]:
+        """Return the scheduled registers with at most ``fraction`` of their interval left.
+
+        That is ``next_due - now <= fraction * effective_interval``, enabled and not
+        quarantined, decided a bucket at a time where its intervals allow (none or
+        all of it), else register by register. A bucket due by ``now`` is not
+        looked at: in a cycle the schedule handed those out as due.
+        """
+        found: set[str] = set()
+        for t, bucket in self._buckets.items():
+            left = t - now
+            if left <= 0.0:
+                continue
+            if left > fraction * max(bucket.values()):
+                continue
+            if left <= fraction * min(bucket.values()):
+                found.update(bucket)
+                continue
+            found.update([uid for uid, iv in bucket.items() if left <= fraction * iv])
+        return found
 
     def _remove(self, uid: str) -> None:
         """Take the register out of its bucket (a bucket left empty goes)."""
@@ -174,12 +222,28 @@ class Schedule:
         back.
         """
         due: list[RegisterState] = []
+        popped: set[str] = set()
+        self.popped = popped
         horizon = now + BATCH_WINDOW
         times, buckets, at, regs = self._times, self._buckets, self._at, self._regs
         unscheduled = self.unscheduled
+        get_reg = regs.__getitem__
         while times and times[0] <= horizon:
             bucket = buckets.pop(heapq.heappop(times), None)
             if bucket is None:
+                continue
+            cluster = list(map(get_reg, bucket))
+            if (
+                not parked_units
+                and all(map(_ENABLED, cluster))
+                and unscheduled.isdisjoint(bucket)
+            ):
+                # the whole cluster is due: taken at once (what the loop below does)
+                for uid in bucket:
+                    del at[uid]
+                unscheduled.update(bucket)
+                popped.update(bucket)
+                due += cluster
                 continue
             for uid in bucket:
                 del at[uid]
@@ -189,6 +253,7 @@ class Schedule:
                 if reg.spec.unit_id in parked_units:
                     continue
                 unscheduled.add(uid)
+                popped.add(uid)
                 due.append(reg)
         return due
 
@@ -260,3 +325,5 @@ class Schedule:
         due = max(now, aligned_due(reg.last_read, interval))
         if due != reg.next_due:
             self.due_at(reg, due)
+        else:
+            self.refresh(reg)

@@ -261,6 +261,8 @@ class PollEngine:
         reg.enabled = enabled
         if enabled:
             self._schedule.due_at(reg, self._clock.now())
+        else:
+            self._schedule.refresh(reg)
 
     def request_read(self, uids: Iterable[str]) -> None:
         """Make these registers due now.
@@ -350,6 +352,8 @@ class PollEngine:
         due = max(aligned_due(last, interval), now)
         if due < reg.next_due:
             self._schedule.due_at(reg, due)
+        else:
+            self._schedule.refresh(reg)
 
     def value(self, uid: str) -> Value | None:
         """Last value read for a register (None before the first read)."""
