@@ -33,7 +33,14 @@ interval between ``limits.min_interval`` and ``limits.max_interval``:
   settled steps are counted into a step rate ``λ`` (steps per second, memory
   :data:`STEP_MEMORY`), and the target never exceeds ``2·STEP_BUDGET/λ``, the
   interval at which a step leaves the shown value stale for at most
-  :data:`STEP_BUDGET` of the time on average.
+  :data:`STEP_BUDGET` of the time on average. With :data:`STEP_REFERENCE` set
+  (off by default) the bound follows the square-root law instead,
+  ``2·STEP_BUDGET/√(λ·λ₀)`` with ``λ₀ = 1/STEP_REFERENCE``: read every ``I`` s, a
+  register stepping at rate ``λ`` is stale ``λ·I/2`` of the time, and for a given
+  number of reads the summed stale time of all registers is least when ``λ·I²``
+  is the same for every register, so ``I ∝ 1/√λ``. At the reference rate the two
+  bounds agree; a register stepping more often is read less often than the budget
+  asks, one stepping rarely more often.
 * **Lengthen slowly.** Otherwise the interval grows by at most :data:`GROWTH` per
   read taken a full interval apart (less for reads taken sooner, e.g. as a rider
   of a block read), never beyond the target (:attr:`Reason.QUIET`).
@@ -101,6 +108,10 @@ STEP_BUDGET = 0.02
 """Average share of time a register may show a stale level after an unforeseeable step."""
 STEP_MEMORY = 3600.0
 """Time constant (s) of the step-rate estimate."""
+STEP_REFERENCE: float | None = None
+"""None: the step bound is ``2·STEP_BUDGET/λ``. A mean time between steps (s): the
+square-root law around it, ``2·STEP_BUDGET/√(λ/STEP_REFERENCE)`` (measured with 900
+in the README, Engine ideas of part 2; not the default, see there)."""
 MAX_GAP_RATIO = 4.0
 """Residuals across gaps whose ratio exceeds this are not used for the noise estimate."""
 _MIN_GAP_RATIO = 1.0 / MAX_GAP_RATIO
@@ -409,6 +420,20 @@ class IntervalModel:
         """
         return self._steps / STEP_MEMORY
 
+    def step_bound(self) -> float:
+        """Longest interval the step rate allows (inf without steps), unclamped.
+
+        ``2·step_budget/λ``; with :data:`STEP_REFERENCE` set the square-root law
+        ``2·step_budget/√(λ/STEP_REFERENCE)`` (see the module docstring).
+        """
+        rate = self.step_rate
+        if rate <= 0:
+            return math.inf
+        reference = STEP_REFERENCE
+        if reference is None:
+            return 2.0 * self.step_budget / rate
+        return 2.0 * self.step_budget / math.sqrt(rate / reference)
+
     def target(self) -> float:
         """Rate- and step-based target interval, clamped (max when nothing changes)."""
         if not self.numeric:
@@ -417,7 +442,7 @@ class IntervalModel:
         if self.rate > 0:
             target = SAFETY * self.resolution / self.rate
         if self._steps > 0:
-            target = min(target, 2.0 * self.step_budget / self.step_rate)
+            target = min(target, self.step_bound())
         return (
             self.limits.clamp(target)
             if math.isfinite(target)

@@ -1,0 +1,189 @@
+"""Where adaptive spends: requests per register, and what each one buys.
+
+``python -m benchmarks.attribution demo`` runs adaptive on one scenario (one seeded
+phase, as ``scripts/bench --phases 1``) and the fixed-per-entity sweep, then prints
+per register: the requests it caused (each planned request split among the
+registers due in it; ``sole``: requests it was the only due register of; the
+bisections and retries after a refused read are not planned and not counted), how
+often it was read
+as a due register, early (a neighbour nearly due, pulled into a planned read) or
+as a rider (inside a read's span, not asked for), its own time out of tolerance,
+that at the sweep's longest interval, and the requests per hour it costs above one
+read per longest interval for each percentage point of time in tolerance it buys
+over that (``req/pp``; a dash where it buys under 0.05 points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+import sys
+
+from adaptive_modbus_engine.planner import BlockRead
+from adaptive_modbus_engine.planning import Planning
+from adaptive_modbus_engine.registry import RegisterState
+
+from . import policies as pol
+from .metrics import compute
+from .run import DEFAULT_SCENARIOS, build_scenarios, parse_args, phases_of
+from .scenarios import Scenario
+from .simulate import run_engine
+
+MIN_GAIN = 0.05  # percentage points of time in tolerance worth a cost figure
+
+
+@dataclass
+class RegisterCost:
+    """What one register cost and bought in one run (per hour where a rate)."""
+
+    uid: str
+    requests: float = 0.0  # requests caused, split among the due registers
+    bus_s: float = 0.0  # bus seconds caused, split the same way
+    sole: float = 0.0  # requests it was the only due register of
+    due: float = 0.0  # reads as a due register
+    early: float = 0.0  # reads pulled in early
+    rider: float = 0.0  # reads inside a span it was not asked for in
+    tot_pct: float | None = None  # its time out of tolerance, %
+    tot_slowest: float | None = None  # the same read alone every longest interval
+
+    def per_point(self, slowest: float) -> float | None:
+        """Return the requests per hour above one per ``slowest`` s, per point bought."""
+        if self.tot_pct is None or self.tot_slowest is None:
+            return None
+        gain = self.tot_slowest - self.tot_pct
+        if gain < MIN_GAIN:
+            return None
+        return (self.requests - 3600.0 / slowest) / gain
+
+
+@dataclass
+class _Tally:
+    """Per register counts while a run goes (totals, not yet per hour)."""
+
+    costs: dict[str, RegisterCost] = field(default_factory=dict)
+
+    def cost(self, uid: str) -> RegisterCost:
+        return self.costs.setdefault(uid, RegisterCost(uid))
+
+
+@contextmanager
+def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
+    """Count every planned read's due, early and riding registers."""
+    plan = Planning.plan_with_early
+    by_table: dict[tuple[int, object], list[tuple[int, int, str]]] = defaultdict(list)
+    for spec in scenario.specs:
+        by_table[(spec.unit_id, spec.table)].append(
+            (spec.address, spec.address + spec.size, spec.uid)
+        )
+
+    def watched(
+        self: Planning, due: list[RegisterState], now: float
+    ) -> list[BlockRead]:
+        blocks = plan(self, due, now)
+        asked = {reg.spec.uid for reg in due}
+        for block in blocks:
+            keys = set(block.keys)
+            due_here = keys & asked
+            cause = due_here or keys
+            seconds = scenario.bus.read_time(block.table, block.count)
+            for uid in cause:
+                cost = tally.cost(uid)
+                cost.requests += 1.0 / len(cause)
+                cost.bus_s += seconds / len(cause)
+            if len(due_here) == 1:
+                tally.cost(next(iter(due_here))).sole += 1.0
+            for uid in due_here:
+                tally.cost(uid).due += 1.0
+            for uid in keys - asked:
+                tally.cost(uid).early += 1.0
+            end = block.address + block.count
+            for start, stop, uid in by_table[(block.unit_id, block.table)]:
+                if start >= block.address and stop <= end and uid not in keys:
+                    tally.cost(uid).rider += 1.0
+        return blocks
+
+    Planning.plan_with_early = watched  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Planning.plan_with_early = plan
+
+
+def attribute(scenario: Scenario, *, seed: int = 42) -> list[RegisterCost]:
+    """Run adaptive (its first seeded phase) and the fixed sweep; cost per register."""
+    config = pol.standard(scenario.limits)
+    adaptive = next(p for p in config if p.name == pol.ADAPTIVE).config
+    assert adaptive is not None
+    tally = _Tally()
+    phase = phases_of(seed, pol.ADAPTIVE, 1)[0]
+    with _watching(scenario, tally):
+        record = asyncio.run(run_engine(scenario, adaptive, pol.ADAPTIVE, phase=phase))
+    tot = compute(scenario, record).tot_per_register
+    slowest = max(scenario.sweep)
+    policy = pol.fixed(slowest, scenario.limits)
+    assert policy.config is not None
+    alone = compute(
+        scenario,
+        asyncio.run(
+            run_engine(
+                scenario,
+                policy.config,
+                policy.name,
+                phase=phases_of(seed, policy.name, 1)[0],
+            )
+        ),
+    ).tot_per_register
+    hours = scenario.duration / 3600.0
+    out = []
+    for row, spec in enumerate(scenario.specs):
+        cost = tally.costs.get(spec.uid, RegisterCost(spec.uid))
+        for name in ("requests", "bus_s", "sole", "due", "early", "rider"):
+            setattr(cost, name, getattr(cost, name) / hours)
+        cost.tot_pct, cost.tot_slowest = tot[row], alone[row]
+        out.append(cost)
+    return sorted(out, key=lambda c: -c.requests)
+
+
+def table(costs: Sequence[RegisterCost], slowest: float) -> str:
+    """Return the costs as a fixed-width table."""
+
+    def num(value: float | None, digits: int = 1) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    head = (
+        f"{'register':32s} {'req/h':>7s} {'bus s/h':>7s} {'sole':>6s} {'due':>6s}"
+        f" {'early':>6s} {'rider':>6s} {'tot %':>6s} {f'@{slowest:g}s':>6s}"
+        f" {'req/pp':>7s}"
+    )
+    rows = [
+        f"{c.uid:32s} {c.requests:7.1f} {c.bus_s:7.2f} {c.sole:6.1f} {c.due:6.1f}"
+        f" {c.early:6.1f} {c.rider:6.1f} {num(c.tot_pct, 2):>6s}"
+        f" {num(c.tot_slowest, 2):>6s} {num(c.per_point(slowest)):>7s}"
+        for c in costs
+    ]
+    return "\n".join([head, *rows])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the cost table of each scenario named."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "scenarios", help=f"comma-separated from {','.join(DEFAULT_SCENARIOS)}"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    for scenario in build_scenarios(
+        parse_args(["--scenarios", args.scenarios, "--seed", str(args.seed)])
+    ):
+        costs = attribute(scenario, seed=args.seed)
+        sys.stdout.write(f"{scenario.name}: {scenario.title}\n")
+        sys.stdout.write(table(costs, max(scenario.sweep)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
