@@ -14,10 +14,11 @@ strategies), and ends evaluations. A cycle:
    runs through the caller's ``run_in_executor`` on copies, never touching the live
    engine from another thread;
 3. the best proposal predicted to improve the goal within its budgets
-   (:mod:`.goals`) is applied through the engine's parameter API and audited,
-   together with every other proposal that passed and touches none of its
-   parameters (a change-set, predicted as a whole by one more replay and applied
-   only when it beats the best alone); proposals that need approval (tolerance
+   (:mod:`.goals`) is applied through the engine's parameter API and audited
+   (with the loop's ``joint_sets`` on, off by default: together with every other
+   proposal that passed and touches none of its parameters, a change-set predicted
+   as a whole by one more replay and applied only when it beats the best alone);
+   proposals that need approval (tolerance
    raises) wait for :meth:`approve`;
 4. after ``evaluation_window`` seconds the window is measured against the window
    before the change (requests/min, bus utilisation, error rate, p95 latency,
@@ -99,14 +100,14 @@ MIN_EVALUATION_REQUESTS = 30
 # the verdict (in the audit's measured effect) of a change rolled back at the
 # window's maximum without ever measuring significantly worse: no cooldown follows
 INCONCLUSIVE = "inconclusive"
-# tolerances the registers must have moved in each window before a change that
-# trades freshness for load is judged on it (:func:`_missing_evidence`)
 # the verdict of a change measured worse on the goal (not significantly, within
 # every budget) and kept because its prediction, weighed in, outweighs that
 KEPT_ON_PRIOR = "kept on the prior"
 # the verdict of every member of a change-set that failed as a whole: rolled back
 # and measured again in halves (no strategy blamed)
 SPLIT = "split"
+# tolerances the registers must have moved in each window before a change that
+# trades freshness for load is judged on it (:func:`_missing_evidence`)
 MIN_MOVED = 5.0
 # why a cap after failed larger reads is kept without an evaluation window
 REPAIR_PROVEN = "larger reads failed and one at the cap answered"
@@ -722,9 +723,9 @@ class Optimizer:
         Every other proposal that passed joins, best predicted first, when it
         touches no parameter of a register, unit or connection a member touches
         (:func:`_touches`) and is judged by the same objective (read-plan inputs
-        on what a read costs, the rest on the goal). The set is predicted as a whole by one more shadow
-        replay and applied only when it passes and beats ``best`` alone; else
-        ``best`` goes alone. A repair goes alone, and so does everything while the
+        on what a read costs, the rest on the goal). The set is predicted as a
+        whole by one more shadow replay and applied only when it passes and beats
+        ``best`` alone; else ``best`` goes alone. A repair goes alone, and so does everything while the
         loop's ``joint_sets`` is off (the default).
         """
         if best.repair or not self.parameters["loop"]["joint_sets"]:
