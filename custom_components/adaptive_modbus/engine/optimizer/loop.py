@@ -725,8 +725,8 @@ class Optimizer:
         (:func:`_touches`) and is judged by the same objective (read-plan inputs
         on what a read costs, the rest on the goal). The set is predicted as a
         whole by one more shadow replay and applied only when it passes and beats
-        ``best`` alone; else ``best`` goes alone. A repair goes alone, and so does everything while the
-        loop's ``joint_sets`` is off (the default).
+        ``best`` alone; else ``best`` goes alone. A repair goes alone, and so
+        does everything while the loop's ``joint_sets`` is off (the default).
         """
         if best.repair or not self.parameters["loop"]["joint_sets"]:
             return [best], None, ""
