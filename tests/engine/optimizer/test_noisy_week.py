@@ -46,7 +46,7 @@ async def test_a_tolerance_raise_waits_for_a_noisy_week_across_a_restart() -> No
         rig.engine.export_state(),
         rig.audit.export_state(),
     )
-    assert saved["version"] == OPTIMIZER_VERSION == 2
+    assert saved["version"] == OPTIMIZER_VERSION == 3
     assert saved["noisy_since"] == {"1.temp": since}
     later = rig_at(rig.now + 600.0)
     later.engine.import_state(engine_state)
@@ -76,7 +76,7 @@ async def test_a_version_1_state_is_migrated_and_its_week_starts_over() -> None:
     report = later.optimizer.import_state(old)
     assert report["warnings"] == []
     assert later.optimizer.noisy_since == {}
-    assert later.optimizer.export_state()["version"] == 2
+    assert later.optimizer.export_state()["version"] == OPTIMIZER_VERSION
 
 
 async def test_a_break_in_the_noise_starts_the_week_over() -> None:

@@ -90,3 +90,31 @@ async def test_bad_stored_state_is_set_aside() -> None:
     assert "1.nope" in warnings
     assert "evaluation was set aside" in warnings
     assert rig.optimizer.goal == "balanced"
+
+
+async def test_a_version_2_state_is_migrated_with_its_evaluation_a_set_of_one() -> None:
+    """Before change-sets: the pending evaluation resumes alone, records learn errors anew."""
+    old, saved, audit = await _mid_evaluation()
+    v2 = dict(saved, version=2)
+    del v2["queued"]
+    v2["evaluation"] = {
+        k: v for k, v in saved["evaluation"].items() if k not in ("members", "set_gain")
+    }
+    v2["records"] = {
+        name: {
+            k: v
+            for k, v in record.items()
+            if k not in ("predictions", "prediction_error_sq", "prediction_error")
+        }
+        for name, record in saved["records"].items()
+    }
+    rig, report = await _restarted(v2, audit, old.now + 120)
+    assert report == {"evaluation": "resumed", "warnings": []}
+    evaluation = rig.optimizer.evaluation
+    assert evaluation is not None
+    assert evaluation.members == []
+    assert evaluation.audit_ids() == [old.optimizer.evaluation.audit_id]
+    assert rig.optimizer.queued == []
+    record = rig.optimizer.records["interval"]
+    assert (record.applied, record.predictions, record.prediction_error) == (1, 0, 0.2)
+    assert rig.optimizer.export_state()["version"] == OPTIMIZER_VERSION == 3

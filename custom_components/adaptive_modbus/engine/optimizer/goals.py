@@ -142,6 +142,34 @@ class Objective:
             stats.append(_welch(tot_a, tot_b, allowed))
         return max(stats)
 
+    def gain_error(
+        self,
+        before: Sequence[Figures],
+        after: Sequence[Figures],
+        *,
+        plan: bool = False,
+    ) -> float:
+        """Return the standard error of a measured gain, from the minutes' scatter.
+
+        The objective's cost per minute (each figure relative to the mean before)
+        scatters with the workload; the error of the difference of the two means,
+        relative to the mean cost before, is how far a measured gain may be off.
+        ``inf`` with fewer than two minutes on either side.
+        """
+        objective = self.plan_objective() if plan else self
+        if len(before) < 2 or len(after) < 2:
+            return math.inf
+        means = {
+            name: sum(f.get(name, 0.0) for f in before) / len(before)
+            for name in objective.weights
+        }
+        costs_b = [objective.cost(f, means) for f in before]
+        costs_a = [objective.cost(f, means) for f in after]
+        mean_b = sum(costs_b) / len(costs_b)
+        if mean_b <= 0:
+            return math.inf
+        return _standard_error(costs_a, costs_b) / mean_b
+
     def plan_objective(self) -> Objective:
         """Return the objective a read-plan change is judged by (:meth:`judge_plan`)."""
         return Objective(
@@ -185,6 +213,15 @@ class Objective:
             "min_gain": self.min_gain,
             "keep_noise": self.keep_noise,
         }
+
+
+def _standard_error(after: Sequence[float], before: Sequence[float]) -> float:
+    """Return the standard error of ``mean(after) - mean(before)`` (Welch)."""
+    n_a, n_b = len(after), len(before)
+    mean_a, mean_b = sum(after) / n_a, sum(before) / n_b
+    var_a = sum((x - mean_a) ** 2 for x in after) / (n_a - 1)
+    var_b = sum((x - mean_b) ** 2 for x in before) / (n_b - 1)
+    return math.sqrt(var_a / n_a + var_b / n_b)
 
 
 def _welch(after: Sequence[float], before: Sequence[float], allowed: float) -> float:

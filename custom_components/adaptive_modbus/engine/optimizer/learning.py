@@ -8,10 +8,16 @@ row; every change kept earns boldness back.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+import math
 from typing import Any
 
 COOLDOWN_MAX = 86400.0
 BOLDNESS_MIN = 0.15
+# how far a strategy's predicted gains are taken to be off before it has a record
+# (standard error, as a share of the cost), and how many changes that counts as
+PRIOR_ERROR = 0.2
+PRIOR_WEIGHT = 2.0
+ERROR_CLAMP = 1.0
 
 
 @dataclass
@@ -26,6 +32,9 @@ class StrategyRecord:
     gain_sum: float = 0.0  # measured gains of the evaluated changes
     rollbacks_in_row: int = 0
     cooldown_until: float = 0.0  # wall time
+    # predicted against measured gains of the changes measured to the end
+    predictions: int = 0
+    prediction_error_sq: float = 0.0  # sum of (predicted - measured) squared
 
     @property
     def evaluated(self) -> int:
@@ -42,6 +51,24 @@ class StrategyRecord:
         """Share of the full step the next proposal takes (1: bold)."""
         bold = (self.kept + 1.0) / (self.kept + 1.0 + 2.0 * self.rolled_back)
         return max(BOLDNESS_MIN, min(1.0, bold))
+
+    @property
+    def prediction_error(self) -> float:
+        """How far this strategy's predicted gains were off (RMS, with a prior).
+
+        :data:`PRIOR_ERROR` counted :data:`PRIOR_WEIGHT` times, then every measured
+        change: a strategy whose predictions held gets more weight for its next one.
+        """
+        total = PRIOR_ERROR**2 * PRIOR_WEIGHT + self.prediction_error_sq
+        return math.sqrt(total / (PRIOR_WEIGHT + self.predictions))
+
+    def predicted_one(self, predicted: float, measured: float) -> None:
+        """Note how far a prediction was from what was measured."""
+        self.predictions += 1
+        # one window's measurement can be off by more than the whole cost (an
+        # incident in it): an error counts at most :data:`ERROR_CLAMP`
+        error = min(abs(predicted - measured), ERROR_CLAMP)
+        self.prediction_error_sq += error**2
 
     def step(self, max_step: float) -> float:
         """Return the factor of the next proposal (``1 + (max_step - 1) * boldness``)."""
@@ -72,6 +99,7 @@ class StrategyRecord:
             **asdict(self),
             "mean_gain": round(self.mean_gain, 4),
             "boldness": round(self.boldness, 3),
+            "prediction_error": round(self.prediction_error, 4),
         }
 
     @classmethod
