@@ -382,3 +382,26 @@ def test_inside_the_window_reads_follow_the_onsets_likelihood() -> None:
     )
     flat = (onset - window) / ONSET_INTERVAL  # reads at ONSET_INTERVAL all through
     assert len(inside) < 0.8 * flat
+
+
+async def test_a_flat_night_is_read_at_the_max_until_the_learned_window() -> None:
+    """Test that the second night costs one read per max interval until the onset's lead.
+
+    From 45 minutes after sunset (the stale step memory has been noticed) to one
+    ``MAX`` before the window ahead of the onset learned on the first morning, every
+    read is ``MAX`` after the one before; the last ``MAX`` before the window holds
+    at most three reads (the read due after the window's start is moved onto the
+    interval ladder's rungs before it).
+    """
+    engine, device, wall, mono = make()
+    await drive_like_the_coordinator(engine, wall, mono, DAY)  # to midnight
+    profile = engine._core.registry.regs[SPEC.uid].profile.daily  # noqa: SLF001
+    (onset,) = profile.onsets
+    spread = max(onset.spread, FIRST_SPREAD)  # seen on one day only
+    window = START + DAY + onset.tod - 2 * spread - LEAD_MIN
+    await drive_like_the_coordinator(engine, wall, mono, DAY / 2)
+    night = [t for t in device.reads if START + SUNSET + 2700 <= t < window - MAX]
+    gaps = [b - a for a, b in zip(night, night[1:], strict=False)]
+    assert len(gaps) > 100
+    assert all(gap == pytest.approx(MAX) for gap in gaps)
+    assert 1 <= sum(window - MAX <= t < window for t in device.reads) <= 3
