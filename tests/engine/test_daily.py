@@ -405,3 +405,23 @@ async def test_a_flat_night_is_read_at_the_max_until_the_learned_window() -> Non
     assert len(gaps) > 100
     assert all(gap == pytest.approx(MAX) for gap in gaps)
     assert 1 <= sum(window - MAX <= t < window for t in device.reads) <= 3
+
+
+def test_a_slow_drift_after_stillness_is_no_onset() -> None:
+    """Test that only a sudden move after an hour's stillness can start an onset.
+
+    A register still for hours that then drifts by a third of its tolerance per
+    read (a cooling heatsink, or one flickering by a digit while other registers'
+    windows read it every 10 s) adds up to moves, read after read, but starts no
+    regime: nothing is learned. A step after the same stillness is learned.
+    """
+    drift, step = DailyProfile(), DailyProfile()
+    reads = [START + 300.0 * k for k in range(37)]  # three still hours
+    reads += [reads[-1] + 10.0 * k for k in range(1, 121)]  # then every 10 s
+    for t in reads:
+        moving = t > START + 3 * 3600 + 60  # from a minute into the fast reads
+        drift.record(t, 0.033 if moving else 0.0)  # a move every third read
+        step.record(t, 2.0 if moving and t < START + 3 * 3600 + 100 else 0.0)
+    assert drift.onsets == []
+    # the step: half way between the last still read and the first moving one
+    assert [round(o.tod) for o in step.onsets] == [3 * 3600 + 65]

@@ -16,10 +16,14 @@ register, in local time of an injected time zone, and acts from the second day:
   maximum interval at once, instead of growing there read by read while the
   step-rate memory of a busy day fades (after sunset: a cloudy day's steps kept
   the interval short for about three hours).
-* **Onsets.** A move after at least :data:`ONSET_QUIET` seconds of stillness that
-  is followed by more movement (:data:`CONFIRM_MOVES` moves within
-  :data:`CONFIRM_WINDOW` seconds: a regime starts, not a single step such as a
-  daily counter's reset) is an onset; its local time of day is learned
+* **Onsets.** A sudden move (at least :data:`SUDDEN` tolerances in one read) after
+  at least :data:`ONSET_QUIET` seconds of stillness that is followed by more
+  movement (:data:`CONFIRM_MOVES` moves within :data:`CONFIRM_WINDOW` seconds: a
+  regime starts, not a single step such as a daily counter's reset) is an onset
+  (a slow drift that adds up to a move over many reads is not: a cooling heatsink,
+  or one flickering by a digit when other registers' windows read it every 10 s,
+  learned onsets of its own that cost up to 37 reads the next morning); its local
+  time of day is learned
   (clustered within :data:`ONSET_MATCH`, at most :data:`MAX_ONSETS` per register,
   a mean and a spread over days, forgotten after :data:`FORGET_DAYS` days without
   it). From :data:`LEAD_MIN` + 2 spreads before a learned onset until
@@ -77,6 +81,8 @@ STALE_STEPS_FLAT = 3.0
 """:data:`STALE_STEPS` when no read of the stillness changed beyond the noise (off)."""
 ONSET_QUIET = 3600.0
 """Stillness (s) before a move that may be an onset."""
+SUDDEN = 0.5
+"""Signal change (tolerances) within one read that makes a move after stillness sudden."""
 CONFIRM_WINDOW = 900.0
 CONFIRM_MOVES = 2
 """Moves within :data:`CONFIRM_WINDOW` after a candidate that make it an onset."""
@@ -219,7 +225,11 @@ class DailyProfile:
             if candidate.moves >= CONFIRM_MOVES:
                 self._candidate = None
                 self.learn_onset(candidate.tod, candidate.uncertainty, candidate.day)
-        elif self._last_move is not None and t - self._last_move >= ONSET_QUIET:
+        elif (
+            self._last_move is not None
+            and t - self._last_move >= ONSET_QUIET
+            and activity * dt >= SUDDEN
+        ):
             # the move happened between the previous read and this one
             at = tod - dt / 2
             self._candidate = _Candidate(
