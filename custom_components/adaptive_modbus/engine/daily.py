@@ -22,7 +22,7 @@ register, in local time of an injected time zone, and acts from the second day:
   regime starts, not a single step such as a daily counter's reset) is an onset
   (a slow drift that adds up to a move over many reads is not: a cooling heatsink,
   or one flickering by a digit when other registers' windows read it every 10 s,
-  learned onsets of its own that cost up to 37 reads the next morning); its local
+  learned onsets of its own: up to 29 early reads the next morning); its local
   time of day is learned
   (clustered within :data:`ONSET_MATCH`, at most :data:`MAX_ONSETS` per register,
   a mean and a spread over days, forgotten after :data:`FORGET_DAYS` days without
