@@ -15,6 +15,7 @@ import pytest
 
 from adaptive_modbus_engine.daily import (
     FIRST_SPREAD,
+    LEAD_MIN,
     MAX_ONSETS,
     ONSET_INTERVAL,
     DailyProfile,
@@ -315,3 +316,112 @@ def test_onsets_are_learned_in_local_time() -> None:
     assert [round(o.tod) for o in profile.onsets] == [7 * 3600 - 150]
     restored = DailyProfile.from_dict(profile.to_dict(), tz=berlin)
     assert restored.to_dict() == profile.to_dict()
+
+
+def precise_onset(tod: float = ONSET) -> DailyProfile:
+    """Return a profile with one onset at ``tod`` seen on two days to within 5 s."""
+    profile = DailyProfile()
+    profile.learn_onset(tod, 5.0, 20_001)
+    profile.learn_onset(tod, 5.0, 20_002)
+    return profile
+
+
+def read_times(profile: DailyProfile, start: float, end: float) -> list[float]:
+    """Read times from ``start`` to ``end`` when every read is due one interval later."""
+    limits = IntervalLimits(5.0, MAX)
+    times, t = [], start
+    while t < end:
+        times.append(t)
+        t += profile.interval(t, MAX, limits)
+    return times
+
+
+def test_before_the_window_one_read_lands_on_its_start() -> None:
+    """Test that the anticipation starts no earlier than the onset's learned lead.
+
+    Before the window (2 spreads + LEAD_MIN before the onset) a register resting at
+    the maximum is read at the maximum; only the read that would overshoot the
+    window's start is moved onto it. (Reads used to close in geometrically from
+    20 minutes before: a quarter of the time left at every read.)
+    """
+    profile = precise_onset()
+    onset = START + 2 * DAY + ONSET
+    spread = profile.onsets[0].spread
+    window = onset - 2 * spread - LEAD_MIN
+    times = read_times(profile, onset - 3600.0, onset)
+    before = [t for t in times if t < window]
+    gaps = [b - a for a, b in zip(before, before[1:], strict=False)]
+    assert gaps and all(gap == MAX for gap in gaps)
+    assert window in times  # the next read lands on the window's start
+    # far from the window nothing changes; just before it, the read is due at its start
+    limits = IntervalLimits(5.0, MAX)
+    assert profile.interval(window - 1000.0, MAX, limits) == MAX
+    assert profile.interval(window - 200.0, MAX, limits) == pytest.approx(200.0)
+
+
+def test_inside_the_window_reads_follow_the_onsets_likelihood() -> None:
+    """Test the 1/sqrt(density) spacing: ONSET_INTERVAL at the mean, e x it at the edges.
+
+    The onset window costs fewer reads than ONSET_INTERVAL all through it, and the
+    reads are densest where the onset is most likely.
+    """
+    profile = precise_onset()
+    onset = START + 2 * DAY + ONSET
+    spread = profile.onsets[0].spread
+    window = onset - 2 * spread - LEAD_MIN
+    limits = IntervalLimits(5.0, MAX)
+    assert profile.interval(onset, MAX, limits) == pytest.approx(ONSET_INTERVAL)
+    assert profile.interval(window, MAX, limits) == pytest.approx(
+        math.e * ONSET_INTERVAL
+    )
+    caps = [profile.interval(t, MAX, limits) for t in (window, window + 60, onset - 10)]
+    assert caps == sorted(caps, reverse=True)
+    inside = [t for t in read_times(profile, window, onset) if t >= window]
+    assert max(b - a for a, b in zip(inside, inside[1:], strict=False)) <= (
+        math.e * ONSET_INTERVAL
+    )
+    flat = (onset - window) / ONSET_INTERVAL  # reads at ONSET_INTERVAL all through
+    assert len(inside) < 0.8 * flat
+
+
+async def test_a_flat_night_is_read_at_the_max_until_the_learned_window() -> None:
+    """Test that the second night costs one read per max interval until the onset's lead.
+
+    From 45 minutes after sunset (the stale step memory has been noticed) to one
+    ``MAX`` before the window ahead of the onset learned on the first morning, every
+    read is ``MAX`` after the one before; the last ``MAX`` before the window holds
+    at most three reads (the read due after the window's start is moved onto the
+    interval ladder's rungs before it).
+    """
+    engine, device, wall, mono = make()
+    await drive_like_the_coordinator(engine, wall, mono, DAY)  # to midnight
+    profile = engine._core.registry.regs[SPEC.uid].profile.daily  # noqa: SLF001
+    (onset,) = profile.onsets
+    spread = max(onset.spread, FIRST_SPREAD)  # seen on one day only
+    window = START + DAY + onset.tod - 2 * spread - LEAD_MIN
+    await drive_like_the_coordinator(engine, wall, mono, DAY / 2)
+    night = [t for t in device.reads if START + SUNSET + 2700 <= t < window - MAX]
+    gaps = [b - a for a, b in zip(night, night[1:], strict=False)]
+    assert len(gaps) > 100
+    assert all(gap == pytest.approx(MAX) for gap in gaps)
+    assert 1 <= sum(window - MAX <= t < window for t in device.reads) <= 3
+
+
+def test_a_slow_drift_after_stillness_is_no_onset() -> None:
+    """Test that only a sudden move after an hour's stillness can start an onset.
+
+    A register still for hours that then drifts by a third of its tolerance per
+    read (a cooling heatsink, or one flickering by a digit while other registers'
+    windows read it every 10 s) adds up to moves, read after read, but starts no
+    regime: nothing is learned. A step after the same stillness is learned.
+    """
+    drift, step = DailyProfile(), DailyProfile()
+    reads = [START + 300.0 * k for k in range(37)]  # three still hours
+    reads += [reads[-1] + 10.0 * k for k in range(1, 121)]  # then every 10 s
+    for t in reads:
+        moving = t > START + 3 * 3600 + 60  # from a minute into the fast reads
+        drift.record(t, 0.033 if moving else 0.0)  # a move every third read
+        step.record(t, 2.0 if moving and t < START + 3 * 3600 + 100 else 0.0)
+    assert drift.onsets == []
+    # the step: half way between the last still read and the first moving one
+    assert [round(o.tod) for o in step.onsets] == [3 * 3600 + 65]

@@ -16,18 +16,28 @@ register, in local time of an injected time zone, and acts from the second day:
   maximum interval at once, instead of growing there read by read while the
   step-rate memory of a busy day fades (after sunset: a cloudy day's steps kept
   the interval short for about three hours).
-* **Onsets.** A move after at least :data:`ONSET_QUIET` seconds of stillness that
-  is followed by more movement (:data:`CONFIRM_MOVES` moves within
-  :data:`CONFIRM_WINDOW` seconds: a regime starts, not a single step such as a
-  daily counter's reset) is an onset; its local time of day is learned
+* **Onsets.** A sudden move (at least :data:`SUDDEN` tolerances in one read) after
+  at least :data:`ONSET_QUIET` seconds of stillness that is followed by more
+  movement (:data:`CONFIRM_MOVES` moves within :data:`CONFIRM_WINDOW` seconds: a
+  regime starts, not a single step such as a daily counter's reset) is an onset
+  (a slow drift that adds up to a move over many reads is not: a cooling heatsink,
+  or one flickering by a digit when other registers' windows read it every 10 s,
+  learned onsets of its own: up to 29 early reads the next morning); its local
+  time of day is learned
   (clustered within :data:`ONSET_MATCH`, at most :data:`MAX_ONSETS` per register,
   a mean and a spread over days, forgotten after :data:`FORGET_DAYS` days without
   it). From :data:`LEAD_MIN` + 2 spreads before a learned onset until
-  :data:`MARGIN_MIN` + 2 spreads after it, the interval is at most
-  :data:`ONSET_INTERVAL`, and before that window at most :data:`ONSET_SHARE` of the
-  time left to it (reads close in on it geometrically), as long as the register
-  has not moved since :data:`ONSET_HORIZON` before the window (else today's onset
-  came and its own model follows it). An onset seen on one day only is given a
+  :data:`MARGIN_MIN` + 2 spreads after it (the window), the interval follows the
+  onset's likelihood: at most :data:`ONSET_INTERVAL` at its mean time and
+  ``ONSET_INTERVAL * exp(z**2 / 4)`` at ``z`` widths from it (width: the spread +
+  :data:`LEAD_MIN` / 2, so ``e * ONSET_INTERVAL`` at the window's edges). Reads
+  spaced in proportion to ``1 / sqrt(density)`` see an onset of that (normal)
+  density with the least expected delay for a given number of reads. Before the
+  window the next read is due no later than the window's start (one read lands
+  there; the reads no longer close in on it geometrically from 20 minutes
+  before). All this as long as the register has not moved since
+  :data:`ONSET_HORIZON` before the window (else today's onset came and its own
+  model follows it). An onset seen on one day only is given a
   spread of at least :data:`FIRST_SPREAD`: one day cannot tell how much it varies
   (a cloudy morning starts a PV inverter a quarter of an hour late).
 
@@ -71,6 +81,8 @@ STALE_STEPS_FLAT = 3.0
 """:data:`STALE_STEPS` when no read of the stillness changed beyond the noise (off)."""
 ONSET_QUIET = 3600.0
 """Stillness (s) before a move that may be an onset."""
+SUDDEN = 0.5
+"""Signal change (tolerances) within one read that makes a move after stillness sudden."""
 CONFIRM_WINDOW = 900.0
 CONFIRM_MOVES = 2
 """Moves within :data:`CONFIRM_WINDOW` after a candidate that make it an onset."""
@@ -92,8 +104,6 @@ ONSET_HORIZON = 1800.0
 """A move this long before the window or later means today's onset has come."""
 ONSET_INTERVAL = 10.0
 """Longest interval (s) around a learned onset (the limits' minimum if that is longer)."""
-ONSET_SHARE = 0.25
-"""Before the window the interval may be this share of the time left to its start."""
 _SLOT = 900.0  # time zone offsets are multiples of 15 minutes
 _MAX_QUIET = 15
 _NONE = 63  # no move in the visit
@@ -215,7 +225,11 @@ class DailyProfile:
             if candidate.moves >= CONFIRM_MOVES:
                 self._candidate = None
                 self.learn_onset(candidate.tod, candidate.uncertainty, candidate.day)
-        elif self._last_move is not None and t - self._last_move >= ONSET_QUIET:
+        elif (
+            self._last_move is not None
+            and t - self._last_move >= ONSET_QUIET
+            and activity * dt >= SUDDEN
+        ):
             # the move happened between the previous read and this one
             at = tod - dt / 2
             self._candidate = _Candidate(
@@ -364,7 +378,11 @@ class DailyProfile:
             start = t + early - ONSET_HORIZON
             if self._last_move is not None and self._last_move >= start:
                 continue  # it moved since: the onset came, its model takes over
-            cap = max(ONSET_INTERVAL, ONSET_SHARE * max(0.0, early))
+            if early > 0:  # before the window: due no later than its start
+                cap = max(ONSET_INTERVAL, early)
+            else:  # inside: 1 / sqrt(density) of the onset's time (see the module)
+                z = until / (spread + LEAD_MIN / 2)
+                cap = ONSET_INTERVAL * math.exp(z * z / 4)
             new = min(new, max(limits.min_interval, cap))
         if new == interval:
             return interval
