@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import sys
@@ -81,9 +81,12 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
         )
 
     def watched(
-        self: Planning, due: list[RegisterState], now: float
+        self: Planning,
+        due: list[RegisterState],
+        now: float,
+        uids: AbstractSet[str] | None = None,
     ) -> list[BlockRead]:
-        blocks = plan(self, due, now)
+        blocks = plan(self, due, now, uids)
         asked = {reg.spec.uid for reg in due}
         for block in blocks:
             keys = set(block.keys)

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import random
+import statistics
 
 from hypothesis import given, strategies as st
 import pytest
@@ -120,7 +121,9 @@ def test_after_a_step_lengthens_again_stepwise() -> None:
     model = IntervalModel(50.0, LIMITS)
     t, _ = drive(model, lambda _t: 1000.0, 40)
     model.observe(t, 3000.0, True)
-    _, decisions = drive(model, lambda _t: 3000.0, 40, t + model.interval)
+    # the step's memory fades over hours (the square-root law holds a register that
+    # stepped once below the max for about 3 h; the linear one for about 45 min)
+    _, decisions = drive(model, lambda _t: 3000.0, 120, t + model.interval)
     assert model.interval == LIMITS.max_interval
     assert decisions[0].reason is Reason.QUIET
     for decision in decisions:
@@ -142,9 +145,10 @@ def test_level_shift_is_left_out_of_the_rate_and_recovers_fast() -> None:
     assert model.rate == pytest.approx(0.0, abs=1e-9)  # the step is not a trend
     # one step, decaying
     assert 0.5 / STEP_MEMORY < model.step_rate <= 1.0 / STEP_MEMORY
-    # back from 5 s within log2(300/5) + 1 quiet reads (x1.25 would need ~19)
+    # back from 5 s to the step memory's bound within log2(300/5) + 1 quiet reads
+    # (x1.25 would need ~19)
     back = next(
-        i for i, d in enumerate(decisions) if d.interval >= 2.0 * STEP_BUDGET * 3000
+        i for i, d in enumerate(decisions) if d.interval >= 0.5 * model.step_bound()
     )
     assert back <= math.ceil(math.log2(60)) + 1
     assert "a step every" in decisions[-1].detail
@@ -182,7 +186,7 @@ def test_frequent_steps_bound_the_interval() -> None:
             break
     expected_cap = 2.0 * STEP_BUDGET * every
     assert model.step_rate == pytest.approx(1.0 / every, rel=0.25)
-    assert model.target() == pytest.approx(2.0 * STEP_BUDGET / model.step_rate)
+    assert model.target() == pytest.approx(model.step_bound())
     assert model.target() <= expected_cap * 1.3
 
 
@@ -218,7 +222,10 @@ def test_noise_below_tolerance_does_not_drive_interval_down(seed: int) -> None:
         model.observe(t, signal(t), True)
         intervals.append(model.interval)
         t += model.interval
-    assert sum(intervals) / len(intervals) > 0.9 * LIMITS.max_interval
+    # mostly at the max; a noise excursion taken for a step holds it shorter for
+    # a while (about 3 h under the square-root law: seed 0, 0.78x the max on average)
+    assert statistics.median(intervals) == LIMITS.max_interval
+    assert sum(intervals) / len(intervals) > 0.75 * LIMITS.max_interval
     assert not model.noisy
     assert model.noise == pytest.approx(0.3 * math.sqrt(2), rel=0.5)
 

@@ -1,4 +1,4 @@
-"""The square-root step bound (``intervals.STEP_REFERENCE``, off by default).
+"""The square-root step bound (``intervals.STEP_REFERENCE``, on by default: 900 s).
 
 A register stepping at rate λ and read every I s shows a stale level λ·I/2 of the
 time. For a given number of reads the summed stale time is least when λ·I² is the
@@ -32,13 +32,20 @@ REFERENCE = 900.0  # s between steps: the value measured in the README
 
 @pytest.fixture
 def square_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Turn the square-root law on (a step every 15 min as the reference)."""
+    """Use the square-root law (a step every 15 min as the reference): the default."""
+    assert intervals.STEP_REFERENCE == REFERENCE
     monkeypatch.setattr(intervals, "STEP_REFERENCE", REFERENCE)
 
 
-def test_the_default_bound_is_linear_in_the_step_rate() -> None:
-    """Without a reference the bound is 2·budget/λ (the default)."""
-    assert intervals.STEP_REFERENCE is None
+@pytest.fixture
+def linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Use the linear law ``2·budget/λ`` (the default before the square-root law)."""
+    monkeypatch.setattr(intervals, "STEP_REFERENCE", None)
+
+
+@pytest.mark.usefixtures("linear")
+def test_the_linear_bound_is_linear_in_the_step_rate() -> None:
+    """Without a reference the bound is 2·budget/λ."""
     model = IntervalModel(50.0, IntervalLimits(5.0, 300.0))
     assert model.step_bound() == math.inf  # no steps, no bound
     model._steps = 4.0  # noqa: SLF001  a step every 15 min
@@ -120,8 +127,9 @@ def _figures(
     return span / len(frequent), span / len(rare), len(frequent) + len(rare), stale
 
 
+@pytest.mark.usefixtures("linear")
 async def test_the_linear_bound_reads_a_frequent_stepper_at_the_minimum() -> None:
-    """Test the default: the stepper every 150 s at 5 s, the one every 30 min at 45 s."""
+    """Test the linear law: the stepper every 150 s at 5 s, the one every 30 min at 45 s."""
     frequent_every, rare_every, reads, stale = _figures(*await _run())
     assert frequent_every == pytest.approx(5.0, rel=0.02)  # 2·budget/λ = 6 s
     assert rare_every >= 42.0  # 2·budget/λ: 72 s, between recoveries after steps

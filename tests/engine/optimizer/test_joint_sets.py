@@ -12,6 +12,7 @@ import math
 
 import pytest
 
+from adaptive_modbus_engine import intervals
 from adaptive_modbus_engine.audit import Outcome
 from adaptive_modbus_engine.optimizer import Proposal, strategies
 from adaptive_modbus_engine.optimizer.loop import KEPT_ON_PRIOR, SPLIT
@@ -133,10 +134,16 @@ async def test_a_joint_set_that_helps_is_kept_and_every_entry_lists_the_set() ->
 
 
 @pytest.mark.usefixtures("two_blocks")
-async def test_a_set_with_a_harmful_member_is_split_and_that_member_rolled_back() -> (
-    None
-):
-    """Block A steps from 5 min after the set: the set fails, A alone fails, B alone is kept."""
+async def test_a_set_with_a_harmful_member_is_split_and_that_member_rolled_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Block A steps from 5 min after the set: the set fails, A alone fails, B alone is kept.
+
+    Block A's harm is built for the linear step law (``2·budget/λ``): under the
+    square-root default a block stepping every 40 min is held at about 59 s by its
+    step memory whatever its maximum, so a longer maximum costs it nothing.
+    """
+    monkeypatch.setattr(intervals, "STEP_REFERENCE", None)
     rig, applied = await applied_set(period=2400.0)
     assert len(applied) == 2
     block_a, block_b = (
