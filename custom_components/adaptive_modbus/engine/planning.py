@@ -200,13 +200,14 @@ class Planning:
         )
         limits = block_limits.effective(trial)
         cost = self.cost_model()
-        due_uids = {reg.spec.uid for reg in due} if uids is None else set(uids)
-        blocks = self._plan(frozenset(due_uids), limits, cost)
+        due_set = frozenset([reg.spec.uid for reg in due] if uids is None else uids)
+        blocks = self._plan(due_set, limits, cost)
         self.last_tables = {(block.unit_id, block.table) for block in blocks}
         if not (
             self._core.config.adaptive and self._core.config.merge_reads and blocks
         ):
             return block_limits.settle(trial, blocks, now)
+        due_uids = set(due_set)  # the search adds to it: a copy of its own
         early = self._early_neighbours(
             blocks,
             now,
