@@ -299,7 +299,7 @@ class Planning:
                     or (hole_set and any(a in hole_set for a in range(end, spec_end)))
                 ):
                     break
-                # _stale_share inlined (a quarantined one ended the walk above)
+                # the stale share, 0..1, inlined (a quarantined one ended the walk above)
                 if not reg.enabled:
                     share = 0.0
                 elif (last_read := reg.last_read) is None or (
@@ -336,7 +336,7 @@ class Planning:
                     or (hole_set and any(a in hole_set for a in range(address, start)))
                 ):
                     break
-                # _stale_share inlined (a quarantined one ended the walk above)
+                # the stale share, 0..1, inlined (a quarantined one ended the walk above)
                 if not reg.enabled:
                     share = 0.0
                 elif (last_read := reg.last_read) is None or (
@@ -409,15 +409,3 @@ class Planning:
                     near.discard(uid)
             due |= near
         return len(due) - count
-
-
-def _stale_share(reg: RegisterState, now: float) -> float:
-    """Share of its interval gone by since the register's last read (0..1).
-
-    1 for a register never read; 0 for one disabled or quarantined (never a rider).
-    """
-    if not reg.enabled or reg.quarantined_until is not None:
-        return 0.0
-    if reg.last_read is None or reg.effective_interval <= 0:
-        return 1.0
-    return min(1.0, max(0.0, (now - reg.last_read) / reg.effective_interval))
