@@ -212,6 +212,8 @@ class BlockLimits:
     def trial(self, due: Iterable[RegisterSpec], now: float) -> dict[int, int]:
         """Units whose retry is due try twice their learned limit in this cycle."""
         trial: dict[int, int] = {}
+        if not self.learned:  # nothing learned, nothing to try (no walk over due)
+            return trial
         units = {spec.unit_id for spec in due if not spec.table.is_bit}
         for unit in units & self.learned.keys():
             learned = self.learned[unit]

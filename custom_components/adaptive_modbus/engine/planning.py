@@ -192,12 +192,7 @@ class Planning:
         (the schedule does), so they are not gathered from the registers again.
         """
         block_limits = self._core.limits
-        # no learned limit, no trial (what ``trial`` answers then, without the walk)
-        trial = (
-            block_limits.trial((reg.spec for reg in due), now)
-            if block_limits.learned
-            else {}
-        )
+        trial = block_limits.trial((reg.spec for reg in due), now)
         limits = block_limits.effective(trial)
         cost = self.cost_model()
         due_set = frozenset([reg.spec.uid for reg in due] if uids is None else uids)

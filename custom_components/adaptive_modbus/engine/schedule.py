@@ -25,6 +25,13 @@ _ENABLED = attrgetter("enabled")
 HeapEntry = tuple[float, int, str]  # (due time, sequence number, uid)
 
 
+def _early_interval(reg: RegisterState) -> float:
+    """Return a bucket's value for ``reg``: its interval, -1 when never read early."""
+    if reg.enabled and reg.quarantined_until is None:
+        return reg.effective_interval
+    return -1.0
+
+
 class EngineClock:
     """Engine (monotonic) time and the wall time it corresponds to."""
 
@@ -119,11 +126,7 @@ class Schedule:
             if len(self._times) > 4 * len(self._buckets) + 64:
                 self._times = list(self._buckets)
                 heapq.heapify(self._times)
-        bucket[uid] = (
-            reg.effective_interval
-            if reg.enabled and reg.quarantined_until is None
-            else -1.0
-        )
+        bucket[uid] = _early_interval(reg)
         at[uid] = t
 
     def refresh(self, reg: RegisterState) -> None:
@@ -133,11 +136,7 @@ class Schedule:
         """
         t = self._at.get(reg.spec.uid)
         if t is not None:
-            self._buckets[t][reg.spec.uid] = (
-                reg.effective_interval
-                if reg.enabled and reg.quarantined_until is None
-                else -1.0
-            )
+            self._buckets[t][reg.spec.uid] = _early_interval(reg)
 
     def nearly_due(self, now: float, fraction: float) -> set[str]:
         """Return the scheduled registers with at most ``fraction`` of their interval left.

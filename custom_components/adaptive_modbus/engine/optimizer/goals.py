@@ -122,15 +122,9 @@ class Objective:
         the workload's minute-to-minute variance scatters. ``plan``: the read-plan
         objective (:meth:`judge_plan`).
         """
-        objective = self.plan_objective() if plan else self
         if len(before) < 2 or len(after) < 2:
             return math.inf
-        means = {
-            name: sum(f.get(name, 0.0) for f in before) / len(before)
-            for name in (*objective.weights, "time_out_of_tolerance")
-        }
-        costs_b = [objective.cost(f, means) for f in before]
-        costs_a = [objective.cost(f, means) for f in after]
+        costs_b, costs_a, means = self._minute_costs(before, after, plan=plan)
         stats = [_welch(costs_a, costs_b, 0.0)]
         if not plan:
             tot_b = [f.get("time_out_of_tolerance", 0.0) for f in before]
@@ -156,19 +150,30 @@ class Objective:
         relative to the mean cost before, is how far a measured gain may be off.
         ``inf`` with fewer than two minutes on either side.
         """
-        objective = self.plan_objective() if plan else self
         if len(before) < 2 or len(after) < 2:
             return math.inf
-        means = {
-            name: sum(f.get(name, 0.0) for f in before) / len(before)
-            for name in objective.weights
-        }
-        costs_b = [objective.cost(f, means) for f in before]
-        costs_a = [objective.cost(f, means) for f in after]
+        costs_b, costs_a, _ = self._minute_costs(before, after, plan=plan)
         mean_b = sum(costs_b) / len(costs_b)
         if mean_b <= 0:
             return math.inf
         return _standard_error(costs_a, costs_b) / mean_b
+
+    def _minute_costs(
+        self, before: Sequence[Figures], after: Sequence[Figures], *, plan: bool
+    ) -> tuple[list[float], list[float], dict[str, float]]:
+        """Return the objective's cost per minute before and after, and the means before.
+
+        Each figure is taken relative to its mean over the minutes before (the means
+        include the time out of tolerance, which :meth:`worse_t` tests on its own).
+        """
+        objective = self.plan_objective() if plan else self
+        means = {
+            name: sum(f.get(name, 0.0) for f in before) / len(before)
+            for name in (*objective.weights, "time_out_of_tolerance")
+        }
+        costs_b = [objective.cost(f, means) for f in before]
+        costs_a = [objective.cost(f, means) for f in after]
+        return costs_b, costs_a, means
 
     def plan_objective(self) -> Objective:
         """Return the objective a read-plan change is judged by (:meth:`judge_plan`)."""
@@ -226,12 +231,8 @@ def _standard_error(after: Sequence[float], before: Sequence[float]) -> float:
 
 def _welch(after: Sequence[float], before: Sequence[float], allowed: float) -> float:
     """Welch's t of ``mean(after) - mean(before) - allowed`` (inf: no scatter at all)."""
-    n_a, n_b = len(after), len(before)
-    mean_a, mean_b = sum(after) / n_a, sum(before) / n_b
-    var_a = sum((x - mean_a) ** 2 for x in after) / (n_a - 1)
-    var_b = sum((x - mean_b) ** 2 for x in before) / (n_b - 1)
-    diff = mean_a - mean_b - allowed
-    se = math.sqrt(var_a / n_a + var_b / n_b)
+    diff = sum(after) / len(after) - sum(before) / len(before) - allowed
+    se = _standard_error(after, before)
     if se <= 0:
         return math.inf if diff > 0 else -math.inf if diff < 0 else 0.0
     return diff / se
