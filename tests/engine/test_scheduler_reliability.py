@@ -273,3 +273,47 @@ async def test_request_read_on_a_down_unit_probes_it_now() -> None:
     result = await engine.poll_due()
     assert result.units_back == {1}
     assert all(r.last_read == clock.t for r in engine.snapshot().registers.values())
+
+
+async def test_a_connection_blip_is_not_logged_as_a_silent_unit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Test that a connection blip is not logged as a silent unit.
+
+    The unit is parked while the connection fails (as before), but "not answering"
+    is logged only once a probe meets a timeout on a working connection, and the
+    return only when the silence was logged. A connection blip logs nothing per unit.
+    """
+    caplog.set_level(logging.DEBUG, logger="adaptive_modbus_engine")
+    engine, _, transport, clock = scripted_engine()
+    await run_until(engine, clock, 600)
+
+    def unit_lines(text: str) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and text in r.getMessage()
+        ]
+
+    transport.fault = ModbusConnectionError
+    await run_until(engine, clock, 700)
+    assert engine.snapshot().units_down  # parked: probes, not per-register retries
+    transport.fault = None
+    await run_until(engine, clock, 800)
+    assert not engine.snapshot().units_down
+    assert unit_lines("not answering") == []
+    assert unit_lines("answers again") == []
+
+    transport.fault = ModbusConnectionError
+    await run_until(engine, clock, 900)
+    transport.fault = ModbusTimeout  # connected again, but the unit is silent
+    await run_until(engine, clock, 1000)
+    transport.fault = ModbusConnectionError  # and the link drops once more
+    await run_until(engine, clock, 1100)
+    transport.fault = None
+    await run_until(engine, clock, 1200)
+    assert not engine.snapshot().units_down
+    silent = unit_lines("not answering")
+    assert len(silent) == 1, silent
+    assert "(timeout)" in silent[0]
+    assert len(unit_lines("answers again")) == 1

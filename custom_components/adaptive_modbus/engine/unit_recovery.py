@@ -8,6 +8,12 @@ every register of the unit is due at once: values return at most
 ``UNIT_PROBE_MAX`` s (plus one cycle) after the device does, and a 10 min outage
 costs about 25 requests per unit. Each transition is reported once, so a caller
 can log "down" and "back" once.
+
+A unit parked because the connection failed (connect refused, link lost: its reads
+failed with connection errors only) is parked the same way, but it is not logged as
+"not answering": the transport logs the connection once, and a connection blip must
+not log every unit again. Such a unit is logged when a probe finds it silent on a
+working connection (a timeout), and its return only if its silence was logged.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class UnitDown:
     next_probe: float
     backoff: float = UNIT_PROBE_FIRST
     probes: int = 0
+    logged: bool = False  # "not answering" was logged (not only the connection failed)
 
 
 class UnitRecovery:
@@ -92,15 +99,11 @@ class UnitRecovery:
             )
             if not silent:
                 continue
-            self.down[unit] = UnitDown(since=now, next_probe=now + UNIT_PROBE_FIRST)
+            down = UnitDown(since=now, next_probe=now + UNIT_PROBE_FIRST)
+            self.down[unit] = down
             went_down.add(unit)
-            _LOGGER.warning(
-                "Modbus unit %s is not answering (%s); probing it every %.0f-%.0f s",
-                unit,
-                ", ".join(sorted(unit_kinds or {ErrorKind.CONNECTION})),
-                UNIT_PROBE_FIRST,
-                UNIT_PROBE_MAX,
-            )
+            if unit_kinds is not None and ErrorKind.TIMEOUT in unit_kinds:
+                _log_silent(unit, down, unit_kinds)
         return went_down
 
     def _probe_register(self, unit: int) -> RegisterState | None:
@@ -143,6 +146,8 @@ class UnitRecovery:
             if isinstance(result, ModbusError) and result.kind in SILENT_KINDS:
                 if result.kind is ErrorKind.CONNECTION:
                     cycle.connection_lost = True
+                elif not down.logged:  # the connection works, the unit is silent
+                    _log_silent(unit, down, {result.kind})
                 down.backoff = min(down.backoff * 2, UNIT_PROBE_MAX)
                 down.next_probe = t + down.backoff
                 for uid in self._core.registry.unit_uids[unit]:
@@ -153,7 +158,8 @@ class UnitRecovery:
                 continue
             del self.down[unit]
             back.add(unit)
-            _LOGGER.warning(
+            _LOGGER.log(
+                logging.WARNING if down.logged else logging.DEBUG,
                 "Modbus unit %s answers again after %.0f s; reading all its registers",
                 unit,
                 t - down.since,
@@ -168,3 +174,15 @@ class UnitRecovery:
                         parked, until if until is not None and until > t else now
                     )
         return back
+
+
+def _log_silent(unit: int, down: UnitDown, kinds: set[ErrorKind]) -> None:
+    """Log once that a unit is not answering (and why)."""
+    down.logged = True
+    _LOGGER.warning(
+        "Modbus unit %s is not answering (%s); probing it every %.0f-%.0f s",
+        unit,
+        ", ".join(sorted(kinds)),
+        UNIT_PROBE_FIRST,
+        UNIT_PROBE_MAX,
+    )
