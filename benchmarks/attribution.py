@@ -11,6 +11,12 @@ as a rider (inside a read's span, not asked for), its own time out of tolerance,
 that at the sweep's longest interval, and the requests per hour it costs above one
 read per longest interval for each percentage point of time in tolerance it buys
 over that (``req/pp``; a dash where it buys under 0.05 points).
+
+Scenarios with a ``day`` mask (pv) also split each register's requests into day
+and night (``night``: its share of the requests planned at night, per night hour)
+and print the requests per hour of the run by day and by night, with the floor the
+configured maximum interval sets at night (one read per table every maximum
+interval: ``python -m benchmarks.attribution pv``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence, Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+import math
 import sys
 
 from adaptive_modbus_engine.planner import BlockRead
@@ -33,6 +40,7 @@ from .run import DEFAULT_SCENARIOS, build_scenarios, parse_args, phases_of
 from .scenarios import Scenario
 from .simulate import run_engine
 
+MAX_INTERVAL = 300.0  # s: the adaptive policy's maximum (pol.standard's default)
 MIN_GAIN = 0.05  # percentage points of time in tolerance worth a cost figure
 
 
@@ -49,6 +57,7 @@ class RegisterCost:
     rider: float = 0.0  # reads inside a span it was not asked for in
     tot_pct: float | None = None  # its time out of tolerance, %
     tot_slowest: float | None = None  # the same read alone every longest interval
+    night: float = 0.0  # requests caused at night (scenarios with a ``day`` mask)
 
     def per_point(self, slowest: float) -> float | None:
         """Return the requests per hour above one per ``slowest`` s, per point bought."""
@@ -65,6 +74,8 @@ class _Tally:
     """Per register counts while a run goes (totals, not yet per hour)."""
 
     costs: dict[str, RegisterCost] = field(default_factory=dict)
+    #: planned requests per hour of the run (index: whole hours since its start)
+    hourly: dict[int, float] = field(default_factory=lambda: defaultdict(float))
 
     def cost(self, uid: str) -> RegisterCost:
         return self.costs.setdefault(uid, RegisterCost(uid))
@@ -88,6 +99,11 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
     ) -> list[BlockRead]:
         blocks = plan(self, due, now, uids)
         asked = {reg.spec.uid for reg in due}
+        second = int(now - scenario.start)
+        night = scenario.day is not None and not bool(
+            scenario.day[min(max(second, 0), len(scenario.day) - 1)]
+        )
+        tally.hourly[second // 3600] += len(blocks)
         for block in blocks:
             keys = set(block.keys)
             due_here = keys & asked
@@ -97,6 +113,8 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
                 cost = tally.cost(uid)
                 cost.requests += 1.0 / len(cause)
                 cost.bus_s += seconds / len(cause)
+                if night:
+                    cost.night += 1.0 / len(cause)
             if len(due_here) == 1:
                 tally.cost(next(iter(due_here))).sole += 1.0
             for uid in due_here:
@@ -118,6 +136,13 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
 
 def attribute(scenario: Scenario, *, seed: int = 42) -> list[RegisterCost]:
     """Run adaptive (its first seeded phase) and the fixed sweep; cost per register."""
+    return attribute_run(scenario, seed=seed)[0]
+
+
+def attribute_run(
+    scenario: Scenario, *, seed: int = 42
+) -> tuple[list[RegisterCost], dict[int, float]]:
+    """Return :func:`attribute`'s costs and the planned requests per hour of the run."""
     config = pol.standard(scenario.limits)
     adaptive = next(p for p in config if p.name == pol.ADAPTIVE).config
     assert adaptive is not None
@@ -141,14 +166,61 @@ def attribute(scenario: Scenario, *, seed: int = 42) -> list[RegisterCost]:
         ),
     ).tot_per_register
     hours = scenario.duration / 3600.0
+    night_hours = max(day_night_hours(scenario)[1], 1e-9)
     out = []
     for row, spec in enumerate(scenario.specs):
         cost = tally.costs.get(spec.uid, RegisterCost(spec.uid))
         for name in ("requests", "bus_s", "sole", "due", "early", "rider"):
             setattr(cost, name, getattr(cost, name) / hours)
+        cost.night /= night_hours
         cost.tot_pct, cost.tot_slowest = tot[row], alone[row]
         out.append(cost)
-    return sorted(out, key=lambda c: -c.requests)
+    return sorted(out, key=lambda c: -c.requests), dict(tally.hourly)
+
+
+def day_night_hours(scenario: Scenario) -> tuple[float, float]:
+    """Return the hours of daylight and of night in the run (all day without a mask)."""
+    hours = scenario.duration / 3600.0
+    if scenario.day is None:
+        return hours, 0.0
+    day = float(scenario.day[: scenario.duration].sum()) / 3600.0
+    return day, hours - day
+
+
+def night_floor(scenario: Scenario, max_interval: float) -> float:
+    """Return the fewest requests per hour that keep every register within ``max_interval``.
+
+    One read per unit's table every ``max_interval`` seconds (a table read whole in
+    one request, as the pv inverter's are): what a flat night costs any poller that
+    keeps the configured maximum interval.
+    """
+    tables = {(spec.unit_id, spec.table) for spec in scenario.specs}
+    return len(tables) * 3600.0 / max_interval
+
+
+def day_night_table(
+    scenario: Scenario, hourly: dict[int, float], max_interval: float
+) -> str:
+    """Return the planned requests per hour of the run, day or night, and the night floor."""
+    assert scenario.day is not None
+    day = scenario.day
+    rows = []
+    for hour in range(math.ceil(scenario.duration / 3600)):
+        lit = day[hour * 3600 : min((hour + 1) * 3600, scenario.duration)]
+        share = float(lit.mean()) if len(lit) else 0.0
+        kind = "day" if share >= 1.0 else "night" if share <= 0.0 else "dawn/dusk"
+        rows.append(f"  hour {hour:3d} {kind:9s} {hourly.get(hour, 0.0):6.0f}")
+    floor = night_floor(scenario, max_interval)
+    return "\n".join(
+        [
+            "planned requests per hour of the run:",
+            *rows,
+            (
+                f"night floor under the {max_interval:g} s maximum: {floor:.1f} req/h "
+                "(one read per table per maximum interval)"
+            ),
+        ]
+    )
 
 
 def table(costs: Sequence[RegisterCost], slowest: float) -> str:
@@ -160,12 +232,13 @@ def table(costs: Sequence[RegisterCost], slowest: float) -> str:
     head = (
         f"{'register':32s} {'req/h':>7s} {'bus s/h':>7s} {'sole':>6s} {'due':>6s}"
         f" {'early':>6s} {'rider':>6s} {'tot %':>6s} {f'@{slowest:g}s':>6s}"
-        f" {'req/pp':>7s}"
+        f" {'req/pp':>7s} {'night':>6s}"
     )
     rows = [
         f"{c.uid:32s} {c.requests:7.1f} {c.bus_s:7.2f} {c.sole:6.1f} {c.due:6.1f}"
         f" {c.early:6.1f} {c.rider:6.1f} {num(c.tot_pct, 2):>6s}"
         f" {num(c.tot_slowest, 2):>6s} {num(c.per_point(slowest)):>7s}"
+        f" {c.night:6.1f}"
         for c in costs
     ]
     return "\n".join([head, *rows])
@@ -182,9 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for scenario in build_scenarios(
         parse_args(["--scenarios", args.scenarios, "--seed", str(args.seed)])
     ):
-        costs = attribute(scenario, seed=args.seed)
+        costs, hourly = attribute_run(scenario, seed=args.seed)
         sys.stdout.write(f"{scenario.name}: {scenario.title}\n")
         sys.stdout.write(table(costs, max(scenario.sweep)) + "\n")
+        if scenario.day is not None:
+            sys.stdout.write(day_night_table(scenario, hourly, MAX_INTERVAL) + "\n")
     return 0
 
 

@@ -8,7 +8,7 @@ from adaptive_modbus_engine.planning import Planning
 from benchmarks import attribution, policies as pol
 from benchmarks.attribution import attribute, table
 from benchmarks.run import truncate
-from benchmarks.scenarios import demo
+from benchmarks.scenarios import demo, pv
 from benchmarks.simulate import run_engine
 
 
@@ -46,3 +46,24 @@ def test_every_request_is_attributed_to_the_registers_due_in_it() -> None:
     # a value that never moves buys nothing: no cost per point
     assert alarm.per_point(300.0) is None
     assert "1.flow_rate" in table(list(costs.values()), 300.0)
+
+
+def test_pv_requests_split_by_day_and_night_with_the_floor() -> None:
+    """Test pv's first two hours (night until 07:13, then day): the split adds up."""
+    scenario = truncate(pv(), 2 * 3600)
+    costs, hourly = attribution.attribute_run(scenario)
+    hours = scenario.duration / 3600.0
+    _, night_hours = attribution.day_night_hours(scenario)
+    assert 1.2 < night_hours < 1.3  # 06:00 to 07:13
+    total = sum(cost.requests for cost in costs) * hours
+    # every planned request falls in one hour of the run, and at night or by day
+    assert sum(hourly.values()) == round(total)
+    night = sum(cost.night for cost in costs) * night_hours
+    assert 0 < night < total
+    assert {0, 1} <= set(hourly) <= {0, 1, 2}  # 2: a read at the last second
+    # two tables (input and holding) read once per 300 s: 24 requests an hour
+    assert attribution.night_floor(scenario, 300.0) == 24.0
+    text = attribution.day_night_table(scenario, hourly, 300.0)
+    assert "hour   0 night" in text
+    assert "hour   1 dawn/dusk" in text
+    assert "night floor under the 300 s maximum: 24.0 req/h" in text
