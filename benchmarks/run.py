@@ -261,7 +261,11 @@ def run_scenario(
                     pol.ORACLE_LOOKAHEAD if policy.name == pol.ORACLE_BATCHED else 0
                 )
                 record = run_oracle(
-                    scenario, progress=progress, lookahead=lookahead, name=policy.name
+                    scenario,
+                    progress=progress,
+                    lookahead=lookahead,
+                    name=policy.name,
+                    max_interval=max_interval,
                 )
                 runs.append(_measure(scenario, record, min_interval, 0.0))
             else:
@@ -352,6 +356,7 @@ def run_scenario(
                         lookahead=pol.ORACLE_LOOKAHEAD,
                         grace=grace,
                         name=f"{pol.ORACLE_LENIENT}@{grace}s",
+                        max_interval=max_interval,
                     ),
                     min_interval,
                     0.0,

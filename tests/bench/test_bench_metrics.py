@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.attribution import night_floor
 from benchmarks.metrics import band_exits, compute, final_start
 from benchmarks.oracle import run_oracle
 from benchmarks.policies import ADAPTIVE, standard
 from benchmarks.report import at_equal_tot, frontier
 from benchmarks.run import truncate
-from benchmarks.scenarios import install200, wrong_defaults
+from benchmarks.scenarios import install200, pv, wrong_defaults
 from benchmarks.simulate import RunRecord, run_engine
 from benchmarks.trace import load_trace
 
@@ -183,3 +185,40 @@ def test_every_policy_logs_each_request_it_issues(tmp_path: Path) -> None:
     t0 = _scenario(tmp_path).start
     assert list(oracle.sent_at) == [t0, t0 + 100, t0 + 300]
     assert sum(oracle.sent_bus) == pytest.approx(oracle.bus_time)
+
+
+def test_oracle_keeps_the_maximum_interval(tmp_path: Path) -> None:
+    """Test that the oracle reads a value at least once per maximum interval.
+
+    Without a bound it reads the power at 0, 100 and 300 s only (its changes); held
+    to 300 s it also reads the flat stretch at 600 and 900 s, still never out of
+    tolerance; a bound below 1 s is refused.
+    """
+    scenario = _scenario(tmp_path)
+    free = run_oracle(scenario)
+    bound = run_oracle(scenario, max_interval=300)
+    assert free.requests == 3
+    assert bound.requests == 5
+    t0 = scenario.start
+    assert bound.reads[0][0] == [t0, t0 + 100, t0 + 300, t0 + 600, t0 + 900]
+    assert compute(scenario, bound).tot_pct == 0.0
+    # a read for a change restarts the count: at most 300 s between any two reads
+    assert max(b - a for a, b in pairwise(bound.reads[0][0])) <= 300
+    with pytest.raises(ValueError, match="max_interval"):
+        run_oracle(scenario, max_interval=0.5)
+
+
+def test_batched_oracle_at_night_costs_the_floor_of_the_maximum() -> None:
+    """Test pv's flat night: the oracle held to 300 s reads each table every 300 s."""
+    scenario = pv(hours=1.0)  # 06:00-07:00: before sunrise, all flat
+    assert scenario.day is not None and not scenario.day[:3600].any()
+    free = run_oracle(scenario, lookahead=30)
+    bound = run_oracle(scenario, lookahead=30, max_interval=300)
+    # the grid's voltage and frequency drift by night: a few reads for them
+    assert free.requests <= 6
+    # held to 300 s: both tables (input and holding) at least every 300 s, 24 reads
+    # an hour, with the grid's reads among them (a read restarts the count)
+    assert 24 <= bound.requests - free.requests <= 26
+    for times, _ in bound.reads:
+        assert max(b - a for a, b in pairwise([*times, scenario.start + 3600])) <= 300
+    assert night_floor(scenario, 300) == 24.0
