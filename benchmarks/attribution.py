@@ -36,6 +36,7 @@ from adaptive_modbus_engine.registry import RegisterState
 
 from . import policies as pol
 from .metrics import compute
+from .oracle import night_floor
 from .run import DEFAULT_SCENARIOS, build_scenarios, parse_args, phases_of
 from .scenarios import Scenario
 from .simulate import run_engine
@@ -185,17 +186,6 @@ def day_night_hours(scenario: Scenario) -> tuple[float, float]:
         return hours, 0.0
     day = float(scenario.day[: scenario.duration].sum()) / 3600.0
     return day, hours - day
-
-
-def night_floor(scenario: Scenario, max_interval: float) -> float:
-    """Return the fewest requests per hour that keep every register within ``max_interval``.
-
-    One read per unit's table every ``max_interval`` seconds (a table read whole in
-    one request, as the pv inverter's are): what a flat night costs any poller that
-    keeps the configured maximum interval.
-    """
-    tables = {(spec.unit_id, spec.table) for spec in scenario.specs}
-    return len(tables) * 3600.0 / max_interval
 
 
 def day_night_table(

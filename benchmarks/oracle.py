@@ -64,6 +64,17 @@ def thresholds(specs: tuple[RegisterSpec, ...]) -> NDArray[np.float64]:
     return np.array([spec.tolerance if spec.tolerance > 0 else 1e-9 for spec in specs])
 
 
+def night_floor(scenario: Scenario, max_interval: float) -> float:
+    """Return the fewest requests per hour that keep every register within ``max_interval``.
+
+    One read per unit's table every ``max_interval`` seconds (a table read whole in
+    one request, as the pv inverter's are): what a flat night costs any poller that
+    keeps the configured maximum interval, the oracle held to it included.
+    """
+    tables = {(spec.unit_id, spec.table) for spec in scenario.specs}
+    return len(tables) * 3600.0 / max_interval
+
+
 def run_oracle(
     scenario: Scenario,
     *,

@@ -29,7 +29,7 @@ from . import overhead as overhead_mod, policies as pol
 from .bus import BusModel
 from .expert import pick_intervals, run_expert
 from .metrics import FINAL_SHARE, compute, final_start, shown_series
-from .oracle import run_oracle
+from .oracle import night_floor, run_oracle
 from .report import (
     RESULTS_DIR,
     at_equal_tot,
@@ -168,15 +168,25 @@ def day_night(scenario: Scenario, record: RunRecord) -> dict[str, float]:
         return {}
     day = scenario.day
     requests = [0, 0]
+    # nights after the second sunrise: a whole day and night seen before them
+    sunrises = np.flatnonzero(np.diff(day[: scenario.duration].astype(np.int8)) == 1)
+    learned_from = int(sunrises[1]) + 1 if len(sunrises) > 1 else scenario.duration
+    learned = 0
     for when, count in record.timeline:
         second = min(max(int(when - scenario.start), 0), len(day) - 1)
         requests[int(bool(day[second]))] += count
+        if second >= learned_from and not day[second]:
+            learned += count
     day_hours = float(day[: scenario.duration].sum()) / 3600
     night_hours = scenario.duration / 3600 - day_hours
-    return {
+    learned_hours = float((~day[learned_from : scenario.duration]).sum()) / 3600
+    out = {
         "day_requests_per_hour": requests[1] / max(day_hours, 1e-9),
         "night_requests_per_hour": requests[0] / max(night_hours, 1e-9),
     }
+    if learned_hours > 0:
+        out["learned_night_requests_per_hour"] = learned / learned_hours
+    return out
 
 
 def _measure(
@@ -238,6 +248,11 @@ def run_scenario(
         "policies": {},
         "sweep": {pol.FIXED: [], pol.STATIC: []},
     }
+    if scenario.day is not None:  # what keeping the maximum costs by night at least
+        result["night_floor"] = {
+            "max_interval": max_interval,
+            "requests_per_hour": night_floor(scenario, max_interval),
+        }
     records: dict[str, RunRecord] = {}
     index = SpanIndex(scenario.specs)
     todo = pol.standard(

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.attribution import night_floor
 from benchmarks.metrics import band_exits, compute, final_start
-from benchmarks.oracle import run_oracle
+from benchmarks.oracle import night_floor, run_oracle
 from benchmarks.policies import ADAPTIVE, standard
 from benchmarks.report import at_equal_tot, frontier
 from benchmarks.run import truncate
