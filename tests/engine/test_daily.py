@@ -19,6 +19,7 @@ from adaptive_modbus_engine.daily import (
     MAX_ONSETS,
     ONSET_INTERVAL,
     DailyProfile,
+    isolated_target,
     settled_target,
 )
 from adaptive_modbus_engine.intervals import (
@@ -212,6 +213,75 @@ def test_settled_target_needs_a_stillness_the_step_memory_did_not_expect() -> No
     assert settled_target(model, 2500.0, limits) == pytest.approx(0.6 * 20 / 0.2)
     # no step memory: nothing to lift
     assert settled_target(IntervalModel(20.0, limits), 1e5, limits) == 5.0
+
+
+def test_a_lone_step_after_hours_still_is_one_step_over_that_stillness() -> None:
+    """Test that one step after hours of stillness is not taken for one an hour.
+
+    Right after a step the memory holds one: a step an hour, bounded at 72 s (the
+    square-root law, 2 % budget). Seven hours still before it and ten minutes after
+    make it one step in 7 h 10 min: the bound at that rate is sqrt(7.17) x that.
+    """
+    limits = IntervalLimits(5.0, MAX)
+    model = IntervalModel(20.0, limits)
+    after = 600.0
+    model._steps = math.exp(-after / 3600.0)  # noqa: SLF001  # one step, 10 min ago
+    cap = model.step_bound()
+    assert model.target() == pytest.approx(cap)
+    assert cap == pytest.approx(72.0 * math.exp(after / 7200.0), rel=1e-6)
+    lone = isolated_target(model, after, 7 * 3600.0, limits)
+    assert lone == pytest.approx(72.0 * math.sqrt((7 * 3600.0 + after) / 3600.0))
+    assert 185 < lone < 195
+    # a register still drifting keeps its rate target when that is shorter
+    model.rate = 0.2
+    assert isolated_target(model, after, 7 * 3600.0, limits) == pytest.approx(60.0)
+    model.rate = 0.0
+    # 18 hours still around it: the bound reaches the maximum
+    assert isolated_target(model, after, 18 * 3600.0, limits) == MAX
+    # not isolated: still only half an hour before it, or two steps in the memory
+    assert isolated_target(model, after, 1800.0, limits) == limits.min_interval
+    model._steps = 2.0 * math.exp(-after / 3600.0)  # noqa: SLF001
+    assert isolated_target(model, after, 7 * 3600.0, limits) == limits.min_interval
+    # no step memory, or a non-numeric register: nothing to change
+    plain = IntervalModel(20.0, limits)
+    assert isolated_target(plain, after, 7 * 3600.0, limits) == limits.min_interval
+
+
+def test_a_counter_reset_after_a_still_evening_rests_sooner_on_the_first_night() -> (
+    None
+):
+    """Test the daily profile's interval after a lone step on its first day.
+
+    Still from 17:00 until a daily counter resets at midnight: ten minutes after
+    the reset the interval may grow to the lone step's bound, not the memory's.
+    """
+    limits = IntervalLimits(5.0, MAX)
+    profile = DailyProfile()
+    model = IntervalModel(20.0, limits)
+    t = START + 17 * 3600.0
+    profile.record(t - 300.0, 0.0)
+    profile.record(t, 5.0)  # the day's last move at 17:00
+    for k in range(1, 7 * 12):  # still every 5 minutes until midnight
+        profile.record(t + 300.0 * k, 0.0)
+    reset = START + DAY
+    profile.record(reset, 50.0)  # the counter's reset: a move after 7 h still
+    for k in range(1, 3):
+        profile.record(reset + 300.0 * k, 0.0)
+    now = reset + 600.0
+    model._steps = math.exp(-600.0 / 3600.0)  # noqa: SLF001  # the reset, settled
+    got = profile.interval(now, model.target(), limits, model=model)
+    assert got == pytest.approx(isolated_target(model, 600.0, 7 * 3600.0, limits))
+    assert got > 2 * model.target()
+    # the same reset after a busy evening (a move every 20 minutes): unchanged
+    busy_evening = DailyProfile()
+    busy_evening.record(t - 300.0, 0.0)
+    for k in range(7 * 12):
+        busy_evening.record(t + 300.0 * k, 5.0 if k % 4 == 0 else 0.0)
+    busy_evening.record(reset, 50.0)
+    for k in range(1, 3):
+        busy_evening.record(reset + 300.0 * k, 0.0)
+    target = model.target()
+    assert busy_evening.interval(now, target, limits, model=model) == target
 
 
 def learned_profile() -> DailyProfile:

@@ -43,6 +43,9 @@ register, in local time of an injected time zone, and acts from the second day:
 
 * **A stale step memory** (from the first day, with the register's model): see
   :func:`settled_target`.
+* **A lone step** (from the first day, with the register's model): a step after
+  an hour or more of stillness, the only one in the step memory, is one step over
+  the stillness around it, not one an hour: see :func:`isolated_target`.
 
 :meth:`DailyProfile.interval` applies them to an interval and never leaves the
 register's limits: the configured maximum interval is a promise. A register
@@ -61,6 +64,7 @@ import math
 from typing import Any
 import zlib
 
+from . import intervals
 from .intervals import SAFETY, STEP_MEMORY, IntervalLimits, IntervalModel
 
 STATE_VERSION = 1
@@ -81,6 +85,11 @@ STALE_STEPS_FLAT = 3.0
 """:data:`STALE_STEPS` when no read of the stillness changed beyond the noise (off)."""
 ONSET_QUIET = 3600.0
 """Stillness (s) before a move that may be an onset."""
+ISOLATED_QUIET = 3600.0
+"""Stillness (s) before a step that makes it isolated (see :func:`isolated_target`)."""
+ISOLATED_HELD = 1.5
+"""Steps the step-rate memory may hold when the stillness after a step began for
+that step to count as the only one (one step, plus what is left of older ones)."""
 SUDDEN = 0.5
 """Signal change (tolerances) within one read that makes a move after stillness sudden."""
 CONFIRM_WINDOW = 900.0
@@ -155,6 +164,7 @@ class DailyProfile:
         self.onsets: list[Onset] = []
         self._last_t: float | None = None
         self._last_move: float | None = None  # wall time of the last move
+        self._still_before = 0.0  # stillness (s) before the last move (not persisted)
         self._drift = 0.0  # signal change (tolerances) since the last move
         self._last_active: float | None = None  # the last read beyond the noise
         self._candidate: _Candidate | None = None
@@ -235,6 +245,8 @@ class DailyProfile:
             self._candidate = _Candidate(
                 at % DAY, dt / 2, day + math.floor(at / DAY), t + CONFIRM_WINDOW
             )
+        if self._last_move is not None:
+            self._still_before = t - self._last_move
         self._last_move = t
 
     def _fold(self, hour: int, day: int) -> None:
@@ -353,6 +365,9 @@ class DailyProfile:
         new = interval
         if still and model is not None and model.step_rate > 0:
             new = max(new, settled_target(model, still_for, limits))
+            new = max(
+                new, isolated_target(model, still_for, self._still_before, limits)
+            )
             flat_for = t - (self._last_active or t)
             if flat_for >= QUIET_HOLD:
                 new = max(
@@ -472,6 +487,40 @@ def settled_target(
     if model.rate <= 0:
         return limits.max_interval
     return limits.clamp(SAFETY * model.resolution / model.rate)
+
+
+def isolated_target(
+    model: IntervalModel,
+    still_for: float,
+    still_before: float,
+    limits: IntervalLimits,
+) -> float:
+    """Return the model's target with a lone step's rate taken over the stillness around it.
+
+    The step-rate memory (time constant :data:`~.intervals.STEP_MEMORY`) makes one
+    step a rate of one per hour, fading over hours: after a daily counter's reset at
+    midnight, the day's last step at sunset, or a grid voltage that drifted by a
+    tolerance and stayed, the interval stayed near a minute for about three hours.
+    A step that came after at least :data:`ISOLATED_QUIET` s of stillness and is the
+    only one the memory held when the stillness after it began (at most
+    :data:`ISOLATED_HELD`) is one step in ``still_before + still_for`` seconds: the
+    step bound at that rate (square-root or linear law, as the model's), with the
+    rate-based target, within ``limits``. Otherwise (and for non-numeric
+    registers) the limits' minimum: no change.
+    """
+    if not model.numeric or model.step_rate <= 0 or still_before < ISOLATED_QUIET:
+        return limits.min_interval
+    held = model.step_rate * STEP_MEMORY * math.exp(still_for / STEP_MEMORY)
+    if held > ISOLATED_HELD:
+        return limits.min_interval
+    scale = model.step_rate * (still_before + still_for)  # memory's rate / lone rate
+    if scale <= 1.0:
+        return limits.min_interval
+    law = scale if intervals.STEP_REFERENCE is None else math.sqrt(scale)
+    target = model.step_bound() * law
+    if model.rate > 0:
+        target = min(target, SAFETY * model.resolution / model.rate)
+    return limits.clamp(target)
 
 
 def _unpack(text: object) -> bytes:
