@@ -1107,6 +1107,12 @@ class Optimizer:
         if evaluation.applied_at is not None:
             applied_at = evaluation.applied_at
         after = self._meter.figures(applied_at, t)
+        if evaluation.before_from is not None and evaluation.applied_at is not None:
+            # measured again: a register found noisy since the change counts in
+            # neither window (its changes before were noise, not staleness)
+            evaluation.before = self._meter.figures(
+                evaluation.before_from, evaluation.applied_at
+            )
         self.last_window = after
         expected, ratios = dict(evaluation.before), None
         traces = None

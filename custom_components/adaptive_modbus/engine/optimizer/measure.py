@@ -91,6 +91,10 @@ class Window:
     # whether the window put freshness to the test at all
     moved: float = 0.0
     moved_by: dict[str, float] = field(default_factory=dict)  # ... per register
+    # changes beyond tolerance and their staleness (s) per register: a register
+    # found noisy later is left out of every window, not only of those after
+    changes_by: dict[str, int] = field(default_factory=dict)
+    stale_by: dict[str, float] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
 
     def add(self, other: Window) -> None:
@@ -104,12 +108,25 @@ class Window:
         self.moved += other.moved
         for uid, moved in other.moved_by.items():
             self.moved_by[uid] = self.moved_by.get(uid, 0.0) + moved
+        for uid, changes in other.changes_by.items():
+            self.changes_by[uid] = self.changes_by.get(uid, 0) + changes
+        for uid, stale in other.stale_by.items():
+            self.stale_by[uid] = self.stale_by.get(uid, 0.0) + stale
         if len(self.latencies) < LATENCIES_KEPT:
             self.latencies.extend(other.latencies)
 
-    def figures(self, registers: int) -> dict[str, float]:
-        """Return the window's figures (see :mod:`.goals`)."""
+    def figures(
+        self, registers: int, exclude: Collection[str] = ()
+    ) -> dict[str, float]:
+        """Return the window's figures (see :mod:`.goals`).
+
+        The registers ``exclude`` (noisy now) count in none of the staleness and
+        movement figures, whenever they were measured.
+        """
         span = max(self.end - self.start, 1e-9)
+        changes = self.changes - sum(self.changes_by.get(uid, 0) for uid in exclude)
+        stale = self.stale - sum(self.stale_by.get(uid, 0.0) for uid in exclude)
+        moved = self.moved - sum(self.moved_by.get(uid, 0.0) for uid in exclude)
         ordered = sorted(self.latencies)
         p95 = (
             ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
@@ -122,10 +139,10 @@ class Window:
             "bus_utilisation": self.bus_time / span,
             "error_rate": self.errors / self.requests if self.requests else 0.0,
             "p95_latency": p95,
-            "time_out_of_tolerance": self.stale / (span * max(registers, 1)),
-            "first_change_delay": self.stale / self.changes if self.changes else 0.0,
-            "changes": float(self.changes),
-            "moved": round(self.moved, 3),
+            "time_out_of_tolerance": max(stale, 0.0) / (span * max(registers, 1)),
+            "first_change_delay": stale / changes if changes > 0 else 0.0,
+            "changes": float(changes),
+            "moved": round(max(moved, 0.0), 3),
             # what the read plan costs per register read: independent of how much
             # there was to read (the cluster strategy is judged on these)
             "requests_per_register": self.requests / self.registers_read
@@ -175,6 +192,8 @@ class WindowMeter:
         if step > 1.0:
             bucket.changes += 1
             bucket.stale += 0.5 * (t - previous)
+            bucket.changes_by[uid] = bucket.changes_by.get(uid, 0) + 1
+            bucket.stale_by[uid] = bucket.stale_by.get(uid, 0.0) + 0.5 * (t - previous)
 
     def on_cycle(self, result: CycleResult, t: float) -> None:
         """Add a cycle's requests, errors and bus time (the cycle ended at ``t``)."""
@@ -206,7 +225,7 @@ class WindowMeter:
 
     def figures(self, start: float, end: float) -> dict[str, float]:
         """Return the figures from ``start`` to ``end`` (engine time)."""
-        return self.window(start, end).figures(self.registers)
+        return self.window(start, end).figures(self.registers, self.noisy)
 
     def per_minute(self, start: float, end: float) -> list[dict[str, float]]:
         """Return the figures of each whole minute from ``start`` to ``end``.
@@ -222,7 +241,7 @@ class WindowMeter:
         t = first
         while t < last:
             bucket = by_start.get(t) or Window(t, t + BUCKET)
-            out.append(bucket.figures(registers))
+            out.append(bucket.figures(registers, self.noisy))
             t += BUCKET
         return out
 
