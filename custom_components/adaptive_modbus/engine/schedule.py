@@ -6,6 +6,7 @@ the wall clock is used only for time-of-week patterns and for times shown to use
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Collection, Container
 import heapq
 import math
@@ -70,6 +71,11 @@ class Schedule:
     (:meth:`nearly_due`) are found a bucket at a time. Whoever changes a scheduled
     register's interval, ``enabled`` or quarantine without pushing it calls
     :meth:`refresh`.
+
+    Each bucket also keeps its registers as a bit mask per (unit, table) group
+    (``RegisterState.group`` and ``bit``), and a pop hands out the due set that way
+    too (``popped_masks``): the planner keys its cached plans by those masks, a
+    group at a time, instead of hashing and comparing the whole due set each cycle.
     """
 
     def __init__(
@@ -88,9 +94,12 @@ class Schedule:
         # due time -> uids in order, each with its interval (-1: not read early)
         self._buckets: dict[float, dict[str, float]] = {}
         self._at: dict[str, float] = {}  # uid -> the due time of its bucket
+        # due time -> the bucket's uids as a bit mask per group (none empty)
+        self._masks: dict[float, dict[int, int]] = {}
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
         self.popped: set[str] = set()  # the uids the last pop_due handed out
+        self.popped_masks: dict[int, int] = {}  # the same, as a bit mask per group
         # demand-driven polling (see demand.py): live viewers per unit, and the hook
         # that shortens a viewed unit's intervals
         self.viewed: dict[int, int] = {}
@@ -111,21 +120,33 @@ class Schedule:
         self.unscheduled.discard(uid)
         self._seq += 1
         reg.heap_seq = self._seq
-        at = self._at
+        at, buckets, all_masks = self._at, self._buckets, self._masks
+        group, bit = reg.group, reg.bit
         old = at.get(uid)
         if old is not None:  # as _remove
-            previous = self._buckets[old]
+            previous = buckets[old]
             del previous[uid]
             if not previous:
-                del self._buckets[old]
+                del buckets[old], all_masks[old]
+            else:
+                old_masks = all_masks[old]
+                mask = old_masks[group] ^ bit
+                if mask:
+                    old_masks[group] = mask
+                else:
+                    del old_masks[group]
         t = reg.next_due
-        bucket = self._buckets.get(t)
+        bucket = buckets.get(t)
         if bucket is None:
-            bucket = self._buckets[t] = {}
+            bucket = buckets[t] = {}
+            masks = all_masks[t] = {group: bit}
             heapq.heappush(self._times, t)
-            if len(self._times) > 4 * len(self._buckets) + 64:
-                self._times = list(self._buckets)
+            if len(self._times) > 4 * len(buckets) + 64:
+                self._times = list(buckets)
                 heapq.heapify(self._times)
+        else:
+            masks = all_masks[t]
+            masks[group] = masks.get(group, 0) | bit
         bucket[uid] = _early_interval(reg)
         at[uid] = t
 
@@ -159,6 +180,26 @@ class Schedule:
             found.update([uid for uid, iv in bucket.items() if left <= fraction * iv])
         return found
 
+    def nearly_due_masks(self, now: float, fraction: float) -> dict[int, int]:
+        """Return :meth:`nearly_due` as a bit mask per group (none empty)."""
+        found: dict[int, int] = {}
+        get, regs = found.get, self._regs
+        for t, bucket in self._buckets.items():
+            left = t - now
+            if left <= 0.0:
+                continue
+            if left > fraction * max(bucket.values()):
+                continue
+            if left <= fraction * min(bucket.values()):
+                for group, mask in self._masks[t].items():
+                    found[group] = get(group, 0) | mask
+                continue
+            for uid, iv in bucket.items():
+                if left <= fraction * iv:
+                    reg = regs[uid]
+                    found[reg.group] = get(reg.group, 0) | reg.bit
+        return found
+
     def _remove(self, uid: str) -> None:
         """Take the register out of its bucket (a bucket left empty goes)."""
         t = self._at.pop(uid, None)
@@ -167,7 +208,15 @@ class Schedule:
         bucket = self._buckets[t]
         del bucket[uid]
         if not bucket:
-            del self._buckets[t]
+            del self._buckets[t], self._masks[t]
+            return
+        reg = self._regs[uid]
+        masks = self._masks[t]
+        mask = masks[reg.group] ^ reg.bit
+        if mask:
+            masks[reg.group] = mask
+        else:
+            del masks[reg.group]
 
     def due_at(self, reg: RegisterState, t: float) -> None:
         """Make the register due at ``t``."""
@@ -218,30 +267,41 @@ class Schedule:
         """Take the registers due by ``now`` (+ batch window) off the schedule, each once.
 
         Those of a parked unit (one that is down) are dropped: its probe brings them
-        back.
+        back. ``popped`` holds their uids and ``popped_masks`` the same as a bit mask
+        per group.
         """
         due: list[RegisterState] = []
         popped: set[str] = set()
         self.popped = popped
+        popped_masks: dict[int, int] = {}
+        self.popped_masks = popped_masks
+        get_mask = popped_masks.get
         horizon = now + BATCH_WINDOW
         times, buckets, at, regs = self._times, self._buckets, self._at, self._regs
+        all_masks = self._masks
         unscheduled = self.unscheduled
+        # a scheduled register is never in ``unscheduled`` unless it was there before
+        # this pop (those popped now leave their buckets): an empty one stays clear
+        taken_before = bool(unscheduled)
         get_reg = regs.__getitem__
         while times and times[0] <= horizon:
-            bucket = buckets.pop(heapq.heappop(times), None)
+            t = heapq.heappop(times)
+            bucket = buckets.pop(t, None)
             if bucket is None:
                 continue
+            masks = all_masks.pop(t)
             cluster = list(map(get_reg, bucket))
             if (
                 not parked_units
                 and all(map(_ENABLED, cluster))
-                and unscheduled.isdisjoint(bucket)
+                and (not taken_before or unscheduled.isdisjoint(bucket))
             ):
                 # the whole cluster is due: taken at once (what the loop below does)
-                for uid in bucket:
-                    del at[uid]
+                deque(map(at.__delitem__, bucket), maxlen=0)
                 unscheduled.update(bucket)
                 popped.update(bucket)
+                for group, mask in masks.items():
+                    popped_masks[group] = get_mask(group, 0) | mask
                 due += cluster
                 continue
             for uid in bucket:
@@ -253,6 +313,7 @@ class Schedule:
                     continue
                 unscheduled.add(uid)
                 popped.add(uid)
+                popped_masks[reg.group] = get_mask(reg.group, 0) | reg.bit
                 due.append(reg)
         return due
 
