@@ -167,7 +167,11 @@ def test_a_key_that_misses_an_input_is_caught(
 
 
 def test_the_schedule_keeps_each_due_time_as_group_masks() -> None:
-    """Bucket masks, a pop's and the nearly due ones are their registers' masks."""
+    """Bucket masks, a pop's and the nearly due ones are their registers' masks.
+
+    And each bucket's smallest and largest interval, kept as registers come and go,
+    is what its registers have.
+    """
     rng = random.Random(2)
     engine = PollEngine(mixed_specs(), _NullTransport(), VirtualClock(0.0).now)
     schedule = engine._core.schedule  # noqa: SLF001
@@ -184,6 +188,9 @@ def test_the_schedule_keeps_each_due_time_as_group_masks() -> None:
                 schedule.due_at(reg, float(rng.randrange(0, 60)))
         elif action < 0.65:
             engine.set_enabled(reg.spec.uid, not reg.enabled)
+        elif action < 0.7:  # a new interval noted in place (as a pin or tuning does)
+            reg.effective_interval = rng.choice((5.0, 10.0, 40.0, 80.0))
+            schedule.refresh(reg)
         else:
             due = schedule.pop_due(now, {2} if rng.random() < 0.2 else ())
             assert schedule.popped == {r.spec.uid for r in due}
@@ -193,6 +200,10 @@ def test_the_schedule_keeps_each_due_time_as_group_masks() -> None:
                 schedule.due_at(r, now + rng.choice((1.0, 2.0, 4.0)))
         for t, bucket in schedule._buckets.items():  # noqa: SLF001
             assert schedule._masks[t] == registry.masks_of(bucket)  # noqa: SLF001
+            # the bucket's smallest and largest interval, kept or found again
+            values = bucket.values()
+            assert schedule._span(t, bucket) == (min(values), max(values))  # noqa: SLF001
+        assert schedule._spans.keys() <= schedule._buckets.keys()  # noqa: SLF001
         assert schedule._masks.keys() == schedule._buckets.keys()  # noqa: SLF001
         for fraction in (0.1, 0.5, 1.0):
             nearly = schedule.nearly_due(now, fraction)

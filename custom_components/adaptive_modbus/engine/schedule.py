@@ -96,6 +96,9 @@ class Schedule:
         self._at: dict[str, float] = {}  # uid -> the due time of its bucket
         # due time -> the bucket's uids as a bit mask per group (none empty)
         self._masks: dict[float, dict[int, int]] = {}
+        # due time -> the smallest and largest value of its bucket, where known
+        # (kept on insert; forgotten when one of them leaves)
+        self._spans: dict[float, tuple[float, float]] = {}
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
         self.popped: set[str] = set()  # the uids the last pop_due handed out
@@ -120,15 +123,24 @@ class Schedule:
         self.unscheduled.discard(uid)
         self._seq += 1
         reg.heap_seq = self._seq
-        at, buckets, all_masks = self._at, self._buckets, self._masks
+        at, buckets, all_masks, spans = (
+            self._at,
+            self._buckets,
+            self._masks,
+            self._spans,
+        )
         group, bit = reg.group, reg.bit
         old = at.get(uid)
         if old is not None:  # as _remove
             previous = buckets[old]
-            del previous[uid]
+            value = previous.pop(uid)
             if not previous:
                 del buckets[old], all_masks[old]
+                spans.pop(old, None)
             else:
+                span = spans.get(old)
+                if span is not None and (value == span[0] or value == span[1]):
+                    del spans[old]
                 old_masks = all_masks[old]
                 mask = old_masks[group] ^ bit
                 if mask:
@@ -136,10 +148,12 @@ class Schedule:
                 else:
                     del old_masks[group]
         t = reg.next_due
+        value = _early_interval(reg)
         bucket = buckets.get(t)
         if bucket is None:
             bucket = buckets[t] = {}
             masks = all_masks[t] = {group: bit}
+            spans[t] = (value, value)
             heapq.heappush(self._times, t)
             if len(self._times) > 4 * len(buckets) + 64:
                 self._times = list(buckets)
@@ -147,7 +161,13 @@ class Schedule:
         else:
             masks = all_masks[t]
             masks[group] = masks.get(group, 0) | bit
-        bucket[uid] = _early_interval(reg)
+            span = spans.get(t)
+            if span is not None:
+                if value < span[0]:
+                    spans[t] = (value, span[1])
+                elif value > span[1]:
+                    spans[t] = (span[0], value)
+        bucket[uid] = value
         at[uid] = t
 
     def refresh(self, reg: RegisterState) -> None:
@@ -158,6 +178,7 @@ class Schedule:
         t = self._at.get(reg.spec.uid)
         if t is not None:
             self._buckets[t][reg.spec.uid] = _early_interval(reg)
+            self._spans.pop(t, None)
 
     def nearly_due(self, now: float, fraction: float) -> set[str]:
         """Return the scheduled registers with at most ``fraction`` of their interval left.
@@ -172,9 +193,10 @@ class Schedule:
             left = t - now
             if left <= 0.0:
                 continue
-            if left > fraction * max(bucket.values()):
+            low, high = self._span(t, bucket)
+            if left > fraction * high:
                 continue
-            if left <= fraction * min(bucket.values()):
+            if left <= fraction * low:
                 found.update(bucket)
                 continue
             found.update([uid for uid, iv in bucket.items() if left <= fraction * iv])
@@ -188,9 +210,10 @@ class Schedule:
             left = t - now
             if left <= 0.0:
                 continue
-            if left > fraction * max(bucket.values()):
+            low, high = self._span(t, bucket)
+            if left > fraction * high:
                 continue
-            if left <= fraction * min(bucket.values()):
+            if left <= fraction * low:
                 for group, mask in self._masks[t].items():
                     found[group] = get(group, 0) | mask
                 continue
@@ -200,6 +223,14 @@ class Schedule:
                     found[reg.group] = get(reg.group, 0) | reg.bit
         return found
 
+    def _span(self, t: float, bucket: dict[str, float]) -> tuple[float, float]:
+        """Return the smallest and largest value of the bucket due at ``t``."""
+        span = self._spans.get(t)
+        if span is None:
+            values = bucket.values()
+            span = self._spans[t] = (min(values), max(values))
+        return span
+
     def _remove(self, uid: str) -> None:
         """Take the register out of its bucket (a bucket left empty goes)."""
         t = self._at.pop(uid, None)
@@ -207,6 +238,7 @@ class Schedule:
             return
         bucket = self._buckets[t]
         del bucket[uid]
+        self._spans.pop(t, None)
         if not bucket:
             del self._buckets[t], self._masks[t]
             return
@@ -290,6 +322,7 @@ class Schedule:
             if bucket is None:
                 continue
             masks = all_masks.pop(t)
+            self._spans.pop(t, None)
             cluster = list(map(get_reg, bucket))
             if (
                 not parked_units
