@@ -201,8 +201,9 @@ def test_the_schedule_keeps_each_due_time_as_group_masks() -> None:
         for t, bucket in schedule._buckets.items():  # noqa: SLF001
             assert schedule._masks[t] == registry.masks_of(bucket)  # noqa: SLF001
             # the bucket's smallest and largest interval, kept or found again
-            values = bucket.values()
+            values = [reg.scheduled_interval for reg in bucket.values()]
             assert schedule._span(t, bucket) == (min(values), max(values))  # noqa: SLF001
+            assert all(reg.bucket_at == t for reg in bucket.values())
         assert schedule._spans.keys() <= schedule._buckets.keys()  # noqa: SLF001
         assert schedule._masks.keys() == schedule._buckets.keys()  # noqa: SLF001
         for fraction in (0.1, 0.5, 1.0):

@@ -49,6 +49,10 @@ class RegisterState:
     # address): a due set is a bit mask per group (see Registry.uids_of)
     group: int = 0
     bit: int = 0
+    # the schedule's: its bucket's due time (stale once popped), its interval as
+    # scheduled (-1: never read early)
+    bucket_at: float | None = None
+    scheduled_interval: float = -1.0
 
 
 class Registry:

@@ -6,7 +6,6 @@ the wall clock is used only for time-of-week patterns and for times shown to use
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Collection, Container
 import heapq
 import math
@@ -66,8 +65,9 @@ class Schedule:
     due time comes. Registers popped in a cycle stay in ``unscheduled`` until they
     are pushed again.
 
-    A bucket maps each uid to the register's ``effective_interval`` as it was
-    scheduled (-1 for one disabled or quarantined), so the registers nearly due
+    A bucket maps each uid to its register, which keeps its ``effective_interval``
+    as it was scheduled (``scheduled_interval``, -1 for one disabled or
+    quarantined) and its bucket's due time (``bucket_at``), so the registers nearly due
     (:meth:`nearly_due`) are found a bucket at a time. Whoever changes a scheduled
     register's interval, ``enabled`` or quarantine without pushing it calls
     :meth:`refresh`.
@@ -91,9 +91,10 @@ class Schedule:
         self._config = config
         self._tuning = tuning or Tuning()
         self._times: list[float] = []  # heap of due times (some may be stale)
-        # due time -> uids in order, each with its interval (-1: not read early)
-        self._buckets: dict[float, dict[str, float]] = {}
-        self._at: dict[str, float] = {}  # uid -> the due time of its bucket
+        # due time -> its registers by uid, in order (each register's interval as
+        # scheduled, -1 when not read early: ``RegisterState.scheduled_interval``;
+        # the due time of its bucket: ``bucket_at``)
+        self._buckets: dict[float, dict[str, RegisterState]] = {}
         # due time -> the bucket's uids as a bit mask per group (none empty)
         self._masks: dict[float, dict[int, int]] = {}
         # due time -> the smallest and largest value of its bucket, where known
@@ -112,10 +113,29 @@ class Schedule:
     def heap(self) -> list[HeapEntry]:
         """Every scheduled entry as (due time, sequence number, uid), in due order."""
         return [
-            (t, self._regs[uid].heap_seq, uid)
+            (t, reg.heap_seq, uid)
             for t in sorted(self._buckets)
-            for uid in self._buckets[t]
+            for uid, reg in self._buckets[t].items()
         ]
+
+    @property
+    def _at(self) -> dict[str, float]:
+        """Each scheduled register's due time (its bucket's), by uid."""
+        return {uid: t for t, bucket in self._buckets.items() for uid in bucket}
+
+    def _bucket_time(self, reg: RegisterState) -> float | None:
+        """Return the due time of the register's bucket; None when not scheduled.
+
+        ``bucket_at`` is left as it was when a pop takes the whole bucket: the
+        register is scheduled only while that bucket holds it.
+        """
+        t = reg.bucket_at
+        if t is None:
+            return None
+        bucket = self._buckets.get(t)
+        if bucket is None or reg.spec.uid not in bucket:
+            return None
+        return t
 
     def push(self, reg: RegisterState) -> None:
         """Put the register in the bucket of its ``next_due``."""
@@ -123,21 +143,17 @@ class Schedule:
         self.unscheduled.discard(uid)
         self._seq += 1
         reg.heap_seq = self._seq
-        at, buckets, all_masks, spans = (
-            self._at,
-            self._buckets,
-            self._masks,
-            self._spans,
-        )
+        buckets, all_masks, spans = self._buckets, self._masks, self._spans
         group, bit = reg.group, reg.bit
-        old = at.get(uid)
-        if old is not None:  # as _remove
-            previous = buckets[old]
-            value = previous.pop(uid)
-            if not previous:
+        old = reg.bucket_at
+        if old is not None and (previous := buckets.get(old)) is not None:
+            if previous.pop(uid, None) is None:
+                pass  # not there: taken by a pop since
+            elif not previous:
                 del buckets[old], all_masks[old]
                 spans.pop(old, None)
-            else:
+            else:  # as _remove
+                value = reg.scheduled_interval
                 span = spans.get(old)
                 if span is not None and (value == span[0] or value == span[1]):
                     del spans[old]
@@ -152,7 +168,7 @@ class Schedule:
         bucket = buckets.get(t)
         if bucket is None:
             bucket = buckets[t] = {}
-            masks = all_masks[t] = {group: bit}
+            all_masks[t] = {group: bit}
             spans[t] = (value, value)
             heapq.heappush(self._times, t)
             if len(self._times) > 4 * len(buckets) + 64:
@@ -167,17 +183,18 @@ class Schedule:
                     spans[t] = (value, span[1])
                 elif value > span[1]:
                     spans[t] = (span[0], value)
-        bucket[uid] = value
-        at[uid] = t
+        bucket[uid] = reg
+        reg.scheduled_interval = value
+        reg.bucket_at = t
 
     def refresh(self, reg: RegisterState) -> None:
         """Note a scheduled register's new interval, ``enabled`` or quarantine.
 
         Its place in the schedule stays as it is.
         """
-        t = self._at.get(reg.spec.uid)
+        t = self._bucket_time(reg)
         if t is not None:
-            self._buckets[t][reg.spec.uid] = _early_interval(reg)
+            reg.scheduled_interval = _early_interval(reg)
             self._spans.pop(t, None)
 
     def nearly_due(self, now: float, fraction: float) -> set[str]:
@@ -199,13 +216,19 @@ class Schedule:
             if left <= fraction * low:
                 found.update(bucket)
                 continue
-            found.update([uid for uid, iv in bucket.items() if left <= fraction * iv])
+            found.update(
+                [
+                    uid
+                    for uid, reg in bucket.items()
+                    if left <= fraction * reg.scheduled_interval
+                ]
+            )
         return found
 
     def nearly_due_masks(self, now: float, fraction: float) -> dict[int, int]:
         """Return :meth:`nearly_due` as a bit mask per group (none empty)."""
         found: dict[int, int] = {}
-        get, regs = found.get, self._regs
+        get = found.get
         for t, bucket in self._buckets.items():
             left = t - now
             if left <= 0.0:
@@ -217,32 +240,30 @@ class Schedule:
                 for group, mask in self._masks[t].items():
                     found[group] = get(group, 0) | mask
                 continue
-            for uid, iv in bucket.items():
-                if left <= fraction * iv:
-                    reg = regs[uid]
+            for reg in bucket.values():
+                if left <= fraction * reg.scheduled_interval:
                     found[reg.group] = get(reg.group, 0) | reg.bit
         return found
 
-    def _span(self, t: float, bucket: dict[str, float]) -> tuple[float, float]:
-        """Return the smallest and largest value of the bucket due at ``t``."""
+    def _span(self, t: float, bucket: dict[str, RegisterState]) -> tuple[float, float]:
+        """Return the smallest and largest interval of the bucket due at ``t``."""
         span = self._spans.get(t)
         if span is None:
-            values = bucket.values()
+            values = [reg.scheduled_interval for reg in bucket.values()]
             span = self._spans[t] = (min(values), max(values))
         return span
 
-    def _remove(self, uid: str) -> None:
+    def _remove(self, reg: RegisterState) -> None:
         """Take the register out of its bucket (a bucket left empty goes)."""
-        t = self._at.pop(uid, None)
+        t = self._bucket_time(reg)
         if t is None:
             return
         bucket = self._buckets[t]
-        del bucket[uid]
+        del bucket[reg.spec.uid]
         self._spans.pop(t, None)
         if not bucket:
             del self._buckets[t], self._masks[t]
             return
-        reg = self._regs[uid]
         masks = self._masks[t]
         mask = masks[reg.group] ^ reg.bit
         if mask:
@@ -260,7 +281,7 @@ class Schedule:
         reg = self._regs[entry[2]]
         return (
             reg.enabled
-            and self._at.get(entry[2]) == entry[0]
+            and self._bucket_time(reg) == entry[0]
             and reg.heap_seq == entry[1]
         )
 
@@ -271,10 +292,10 @@ class Schedule:
             t = times[0]
             bucket = buckets.get(t)
             if bucket is not None:
-                for uid in list(bucket):
-                    if self._regs[uid].enabled:
+                for reg in list(bucket.values()):
+                    if reg.enabled:
                         return t
-                    self._remove(uid)
+                    self._remove(reg)
             heapq.heappop(times)
         return math.inf
 
@@ -287,10 +308,8 @@ class Schedule:
         first = self._first_bucket()
         if not parked_units or first == math.inf:
             return first
-        regs = self._regs
         for t in sorted(self._buckets):
-            for uid in self._buckets[t]:
-                reg = regs[uid]
+            for reg in self._buckets[t].values():
                 if reg.enabled and reg.spec.unit_id not in parked_units:
                     return t
         return math.inf
@@ -309,13 +328,11 @@ class Schedule:
         self.popped_masks = popped_masks
         get_mask = popped_masks.get
         horizon = now + BATCH_WINDOW
-        times, buckets, at, regs = self._times, self._buckets, self._at, self._regs
-        all_masks = self._masks
+        times, buckets, all_masks = self._times, self._buckets, self._masks
         unscheduled = self.unscheduled
         # a scheduled register is never in ``unscheduled`` unless it was there before
         # this pop (those popped now leave their buckets): an empty one stays clear
         taken_before = bool(unscheduled)
-        get_reg = regs.__getitem__
         while times and times[0] <= horizon:
             t = heapq.heappop(times)
             bucket = buckets.pop(t, None)
@@ -323,23 +340,20 @@ class Schedule:
                 continue
             masks = all_masks.pop(t)
             self._spans.pop(t, None)
-            cluster = list(map(get_reg, bucket))
+            cluster = list(bucket.values())
             if (
                 not parked_units
                 and all(map(_ENABLED, cluster))
                 and (not taken_before or unscheduled.isdisjoint(bucket))
             ):
                 # the whole cluster is due: taken at once (what the loop below does)
-                deque(map(at.__delitem__, bucket), maxlen=0)
                 unscheduled.update(bucket)
                 popped.update(bucket)
                 for group, mask in masks.items():
                     popped_masks[group] = get_mask(group, 0) | mask
                 due += cluster
                 continue
-            for uid in bucket:
-                del at[uid]
-                reg = regs[uid]
+            for uid, reg in bucket.items():
                 if not reg.enabled or uid in unscheduled:
                     continue
                 if reg.spec.unit_id in parked_units:
