@@ -10,6 +10,7 @@ cache, and a key that leaves out any one input is caught by the same sequence.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 import random
@@ -202,9 +203,10 @@ def test_the_schedule_keeps_each_due_time_as_group_masks() -> None:
             assert schedule._masks[t] == registry.masks_of(bucket)  # noqa: SLF001
             # the bucket's smallest and largest interval, kept or found again
             values = [reg.scheduled_interval for reg in bucket.values()]
-            assert schedule._span(t, bucket) == (min(values), max(values))  # noqa: SLF001
+            assert schedule._span(t) == (min(values), max(values))  # noqa: SLF001
+            assert schedule._counts[t] == Counter(values)  # noqa: SLF001
             assert all(reg.bucket_at == t for reg in bucket.values())
-        assert schedule._spans.keys() <= schedule._buckets.keys()  # noqa: SLF001
+        assert schedule._counts.keys() == schedule._buckets.keys()  # noqa: SLF001
         assert schedule._masks.keys() == schedule._buckets.keys()  # noqa: SLF001
         for fraction in (0.1, 0.5, 1.0):
             nearly = schedule.nearly_due(now, fraction)

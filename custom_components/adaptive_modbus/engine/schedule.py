@@ -97,9 +97,9 @@ class Schedule:
         self._buckets: dict[float, dict[str, RegisterState]] = {}
         # due time -> the bucket's uids as a bit mask per group (none empty)
         self._masks: dict[float, dict[int, int]] = {}
-        # due time -> the smallest and largest value of its bucket, where known
-        # (kept on insert; forgotten when one of them leaves)
-        self._spans: dict[float, tuple[float, float]] = {}
+        # due time -> how many of its registers have each interval (as scheduled):
+        # a few distinct values, so the smallest and largest are found at once
+        self._counts: dict[float, dict[float, int]] = {}
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
         self.popped: set[str] = set()  # the uids the last pop_due handed out
@@ -143,20 +143,22 @@ class Schedule:
         self.unscheduled.discard(uid)
         self._seq += 1
         reg.heap_seq = self._seq
-        buckets, all_masks, spans = self._buckets, self._masks, self._spans
+        buckets, all_masks, all_counts = self._buckets, self._masks, self._counts
         group, bit = reg.group, reg.bit
         old = reg.bucket_at
         if old is not None and (previous := buckets.get(old)) is not None:
             if previous.pop(uid, None) is None:
                 pass  # not there: taken by a pop since
             elif not previous:
-                del buckets[old], all_masks[old]
-                spans.pop(old, None)
+                del buckets[old], all_masks[old], all_counts[old]
             else:  # as _remove
+                counts = all_counts[old]
                 value = reg.scheduled_interval
-                span = spans.get(old)
-                if span is not None and (value == span[0] or value == span[1]):
-                    del spans[old]
+                count = counts[value] - 1
+                if count:
+                    counts[value] = count
+                else:
+                    del counts[value]
                 old_masks = all_masks[old]
                 mask = old_masks[group] ^ bit
                 if mask:
@@ -169,7 +171,7 @@ class Schedule:
         if bucket is None:
             bucket = buckets[t] = {}
             all_masks[t] = {group: bit}
-            spans[t] = (value, value)
+            all_counts[t] = {value: 1}
             heapq.heappush(self._times, t)
             if len(self._times) > 4 * len(buckets) + 64:
                 self._times = list(buckets)
@@ -177,12 +179,8 @@ class Schedule:
         else:
             masks = all_masks[t]
             masks[group] = masks.get(group, 0) | bit
-            span = spans.get(t)
-            if span is not None:
-                if value < span[0]:
-                    spans[t] = (value, span[1])
-                elif value > span[1]:
-                    spans[t] = (span[0], value)
+            counts = all_counts[t]
+            counts[value] = counts.get(value, 0) + 1
         bucket[uid] = reg
         reg.scheduled_interval = value
         reg.bucket_at = t
@@ -194,8 +192,9 @@ class Schedule:
         """
         t = self._bucket_time(reg)
         if t is not None:
+            self._count(t, reg.scheduled_interval, -1)
             reg.scheduled_interval = _early_interval(reg)
-            self._spans.pop(t, None)
+            self._count(t, reg.scheduled_interval, 1)
 
     def nearly_due(self, now: float, fraction: float) -> set[str]:
         """Return the scheduled registers with at most ``fraction`` of their interval left.
@@ -210,7 +209,7 @@ class Schedule:
             left = t - now
             if left <= 0.0:
                 continue
-            low, high = self._span(t, bucket)
+            low, high = self._span(t)
             if left > fraction * high:
                 continue
             if left <= fraction * low:
@@ -233,7 +232,7 @@ class Schedule:
             left = t - now
             if left <= 0.0:
                 continue
-            low, high = self._span(t, bucket)
+            low, high = self._span(t)
             if left > fraction * high:
                 continue
             if left <= fraction * low:
@@ -245,13 +244,19 @@ class Schedule:
                     found[reg.group] = get(reg.group, 0) | reg.bit
         return found
 
-    def _span(self, t: float, bucket: dict[str, RegisterState]) -> tuple[float, float]:
+    def _span(self, t: float) -> tuple[float, float]:
         """Return the smallest and largest interval of the bucket due at ``t``."""
-        span = self._spans.get(t)
-        if span is None:
-            values = [reg.scheduled_interval for reg in bucket.values()]
-            span = self._spans[t] = (min(values), max(values))
-        return span
+        counts = self._counts[t]
+        return min(counts), max(counts)
+
+    def _count(self, t: float, value: float, delta: int) -> None:
+        """Count ``delta`` more registers with interval ``value`` in bucket ``t``."""
+        counts = self._counts[t]
+        count = counts.get(value, 0) + delta
+        if count:
+            counts[value] = count
+        else:
+            del counts[value]
 
     def _remove(self, reg: RegisterState) -> None:
         """Take the register out of its bucket (a bucket left empty goes)."""
@@ -260,10 +265,10 @@ class Schedule:
             return
         bucket = self._buckets[t]
         del bucket[reg.spec.uid]
-        self._spans.pop(t, None)
         if not bucket:
-            del self._buckets[t], self._masks[t]
+            del self._buckets[t], self._masks[t], self._counts[t]
             return
+        self._count(t, reg.scheduled_interval, -1)
         masks = self._masks[t]
         mask = masks[reg.group] ^ reg.bit
         if mask:
@@ -339,7 +344,7 @@ class Schedule:
             if bucket is None:
                 continue
             masks = all_masks.pop(t)
-            self._spans.pop(t, None)
+            del self._counts[t]
             cluster = list(bucket.values())
             if (
                 not parked_units
