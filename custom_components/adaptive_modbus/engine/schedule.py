@@ -6,7 +6,7 @@ the wall clock is used only for time-of-week patterns and for times shown to use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Container
+from collections.abc import Callable, Collection, Container, Iterator
 import heapq
 import math
 from operator import attrgetter
@@ -196,6 +196,23 @@ class Schedule:
             reg.scheduled_interval = _early_interval(reg)
             self._count(t, reg.scheduled_interval, 1)
 
+    def _nearly_buckets(
+        self, now: float, fraction: float
+    ) -> Iterator[tuple[float, dict[str, RegisterState], float | None]]:
+        """Yield (due time, bucket, left) of the buckets with a nearly due register.
+
+        ``left`` is None when the whole bucket is nearly due, else the time left
+        (each register is nearly due when ``left <= fraction * its interval``).
+        """
+        for t, bucket in self._buckets.items():
+            left = t - now
+            if left <= 0.0:
+                continue
+            low, high = self._span(t)
+            if left > fraction * high:
+                continue
+            yield t, bucket, (None if left <= fraction * low else left)
+
     def nearly_due(self, now: float, fraction: float) -> set[str]:
         """Return the scheduled registers with at most ``fraction`` of their interval left.
 
@@ -205,37 +222,25 @@ class Schedule:
         looked at: in a cycle the schedule handed those out as due.
         """
         found: set[str] = set()
-        for t, bucket in self._buckets.items():
-            left = t - now
-            if left <= 0.0:
-                continue
-            low, high = self._span(t)
-            if left > fraction * high:
-                continue
-            if left <= fraction * low:
+        for _, bucket, left in self._nearly_buckets(now, fraction):
+            if left is None:
                 found.update(bucket)
-                continue
-            found.update(
-                [
-                    uid
-                    for uid, reg in bucket.items()
-                    if left <= fraction * reg.scheduled_interval
-                ]
-            )
+            else:
+                found.update(
+                    [
+                        uid
+                        for uid, reg in bucket.items()
+                        if left <= fraction * reg.scheduled_interval
+                    ]
+                )
         return found
 
     def nearly_due_masks(self, now: float, fraction: float) -> dict[int, int]:
         """Return :meth:`nearly_due` as a bit mask per group (none empty)."""
         found: dict[int, int] = {}
         get = found.get
-        for t, bucket in self._buckets.items():
-            left = t - now
-            if left <= 0.0:
-                continue
-            low, high = self._span(t)
-            if left > fraction * high:
-                continue
-            if left <= fraction * low:
+        for t, bucket, left in self._nearly_buckets(now, fraction):
+            if left is None:
                 for group, mask in self._masks[t].items():
                     found[group] = get(group, 0) | mask
                 continue
