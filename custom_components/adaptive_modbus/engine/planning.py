@@ -9,8 +9,7 @@ the plan if that adds no request: they would cost a request of their own later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set as AbstractSet
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence, Set as AbstractSet
 
 from .core import EngineCore
 from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
@@ -26,8 +25,24 @@ EARLY_FRACTION = 0.5
 # bus time; larger values buy more freshness for more bus time.
 RIDER_VALUE = 1.0
 _DEFAULT_COST = CostModel()
-# plans kept for due sets seen before (aligned intervals make due sets recur)
-PLAN_CACHE_SIZE = 256
+# group plans kept for due sets seen before (aligned intervals make due sets recur)
+PLAN_CACHE_SIZE = 4096
+
+
+def _group_key(
+    group: int, mask: int, *, overhead: float, per_unit: float, limit: int, merge: bool
+) -> tuple[object, ...]:
+    """Return the cache key of a group's plan: every input but the learned holes."""
+    return (group, mask, overhead, per_unit, limit, merge)
+
+
+def _masks_of(due: Iterable[RegisterState]) -> dict[int, int]:
+    """Return registers as a bit mask per group (``RegisterState.group``, ``bit``)."""
+    masks: dict[int, int] = {}
+    get = masks.get
+    for reg in due:
+        masks[reg.group] = get(reg.group, 0) | reg.bit
+    return masks
 
 
 class Planning:
@@ -56,6 +71,10 @@ class Planning:
         # power-of-two ladder makes them recur every max interval) reuses its plan.
         # The cache is dropped when the learned holes change (a new mapping).
         self._cache: dict[tuple[object, ...], tuple[BlockRead, ...]] = {}
+        registry = core.registry
+        self._groups = registry.groups
+        self._uids_of = registry.uids_of
+        self._masks_of_uids = registry.masks_of
         self._cache_holes: object = None
         # the largest register of each (unit, table): how far before a window's end
         # a register can start and still end past it
@@ -97,86 +116,74 @@ class Planning:
     ) -> list[BlockRead]:
         """Block reads of ``due`` (``limits``: per unit; default: those in force)."""
         limits = self._core.limits.effective() if limits is None else limits
-        uids = frozenset([reg.spec.uid for reg in due])
-        return self._plan(uids, limits, self.cost_model())
+        return self._plan(_masks_of(due), limits, self.cost_model())
 
     def _plan(
         self,
-        uids: frozenset[str],
+        masks: Mapping[int, int],
         limits: Mapping[int, DeviceLimits],
         cost: CostModel,
     ) -> list[BlockRead]:
-        """:meth:`plan` of the registers ``uids``, with the cost model at hand.
+        """:meth:`plan` of the due set ``masks`` (a bit mask per register group).
 
-        The plan is a pure function of the due set, the cost model, the limits,
-        the units' allowed gaps, merging and the learned holes (the order of the
-        due set does not matter: the planner sorts). All but the holes are the
-        cache key; the cache is dropped when the holes change (a new mapping).
+        ``plan_reads`` plans each (unit, table) on its own, so a plan is the plans
+        of its groups in group order, and a group's plan is a pure function of its
+        due registers (its mask), the request overhead, its cost per register (or
+        bit; a unit's allowed gap sets it, see ``Tuning.unit_max_gap``), its unit's
+        limit, merging and its learned holes. All but the holes are the key of a
+        group's cached plan (:func:`_group_key`); the cache is dropped when the
+        holes change (a new mapping). ``cache_hits`` counts the plans answered
+        wholly from the cache.
         """
-        gaps = self._core.tuning.unit_max_gap
-        holes = self._core.holes.by_table
+        core = self._core
+        holes = core.holes.by_table
+        cache = self._cache
         if holes is not self._cache_holes:
-            self._cache.clear()
+            cache.clear()
             self._cache_holes = holes
-        key = (
-            uids,
-            cost,
-            tuple(sorted(limits.items())) if limits else (),
-            tuple(sorted(gaps.items())) if gaps else (),
-            self._core.config.merge_reads,
-        )
-        cached = self._cache.get(key)
-        if cached is not None:
-            self.cache_hits += 1
-            return list(cached)
-        regs = self._regs
-        due = [regs[uid] for uid in uids]
-        if gaps:
-            blocks = self._plan_with_gaps(due, limits, gaps, cost)
-        else:
-            blocks = plan_reads(
-                [reg.spec for reg in due],
-                cost=cost,
-                limits=limits,
-                holes=holes,
-                merge=self._core.config.merge_reads,
-            )
-        if len(self._cache) >= PLAN_CACHE_SIZE:
-            self._cache.clear()
-        self._cache[key] = tuple(blocks)
-        return blocks
-
-    def _plan_with_gaps(
-        self,
-        due: Sequence[RegisterState],
-        limits: Mapping[int, DeviceLimits],
-        gaps: Mapping[int, int],
-        cost: CostModel,
-    ) -> list[BlockRead]:
-        """Plan units with an allowed gap (``Tuning.unit_max_gap``) on their own.
-
-        A unit's allowed gap sets its cost model's per-register price so that the
-        break-even gap is that many registers.
-        """
-        by_unit: dict[int | None, list[RegisterState]] = {}
-        for reg in due:
-            unit_id = reg.spec.unit_id
-            by_unit.setdefault(unit_id if unit_id in gaps else None, []).append(reg)
+        gaps = core.tuning.unit_max_gap
+        merge = core.config.merge_reads
+        overhead = cost.request_overhead
+        groups = self._groups
         blocks: list[BlockRead] = []
-        for unit, regs in by_unit.items():
-            unit_cost = cost
-            if unit is not None:
-                unit_cost = replace(
-                    cost, per_register=cost.request_overhead / max(gaps[unit], 0.5)
+        missed = False
+        for group in sorted(masks):
+            mask = masks[group]
+            unit, table = groups[group]
+            unit_limits = limits.get(unit, DEFAULT_LIMITS)
+            if table.is_bit:
+                limit, per_unit = unit_limits.max_bits, cost.per_bit
+            else:
+                limit = unit_limits.max_registers
+                gap = gaps.get(unit) if gaps else None
+                # an allowed gap prices a register so that the break-even gap is it
+                per_unit = (
+                    cost.per_register if gap is None else overhead / max(gap, 0.5)
                 )
-            blocks += plan_reads(
-                [reg.spec for reg in regs],
-                cost=unit_cost,
-                limits=limits,
-                holes=self._core.holes.by_table,
-                merge=self._core.config.merge_reads,
+            key = _group_key(
+                group,
+                mask,
+                overhead=overhead,
+                per_unit=per_unit,
+                limit=limit,
+                merge=merge,
             )
-        blocks.sort(key=lambda b: (b.unit_id, b.table, b.address, b.count))
+            cached = cache.get(key)
+            if cached is None:
+                missed = True
+                specs = [self._regs[uid].spec for uid in self._uids_of(group, mask)]
+                group_cost = CostModel(overhead, per_unit, per_unit)
+                cached = tuple(
+                    plan_reads(
+                        specs, cost=group_cost, limits=limits, holes=holes, merge=merge
+                    )
+                )
+                if len(cache) >= PLAN_CACHE_SIZE:
+                    cache.clear()
+                cache[key] = cached
+            blocks += cached
+        if not missed:
+            self.cache_hits += 1
         return blocks
 
     def plan_with_early(
@@ -188,33 +195,39 @@ class Planning:
         """Plan the due registers, pulling in neighbours due soon when that is free.
 
         A neighbour joins when it adds no request (it would cost a request of its own
-        later). ``uids``: the uids of ``due`` when the caller has them as a set
-        (the schedule does), so they are not gathered from the registers again.
+        later). ``uids``: the uids of ``due`` when the caller has them as a set;
+        the schedule's ``popped`` set brings its bit masks (``popped_masks``), so
+        the due set is not gathered from the registers again.
         """
         block_limits = self._core.limits
         trial = block_limits.trial((reg.spec for reg in due), now)
         limits = block_limits.effective(trial)
         cost = self.cost_model()
-        due_set = frozenset([reg.spec.uid for reg in due] if uids is None else uids)
-        blocks = self._plan(due_set, limits, cost)
+        schedule = self._core.schedule
+        if uids is not None and uids is schedule.popped:
+            masks: Mapping[int, int] = schedule.popped_masks
+        else:
+            masks = self._masks_of_uids(
+                [reg.spec.uid for reg in due] if uids is None else uids
+            )
+        blocks = self._plan(masks, limits, cost)
         self.last_tables = {(block.unit_id, block.table) for block in blocks}
         if not (
             self._core.config.adaptive and self._core.config.merge_reads and blocks
         ):
             return block_limits.settle(trial, blocks, now)
-        due_uids = set(due_set)  # the search adds to it: a copy of its own
         early = self._early_neighbours(
-            blocks,
-            now,
-            due_uids,
-            block_limits.effective() if trial else limits,
-            cost,
+            blocks, now, block_limits.effective() if trial else limits, cost
         )
         if early:
-            # the search added the early uids to due_uids
-            merged = self._plan(frozenset(due_uids), limits, cost)
-            if len(merged) <= len(blocks):
-                blocks = merged
+            merged_masks = dict(masks)
+            get = merged_masks.get
+            for group, mask in early.items():
+                merged_masks[group] = get(group, 0) | mask
+            if merged_masks != masks:  # some joined that were not due yet
+                merged = self._plan(merged_masks, limits, cost)
+                if len(merged) <= len(blocks):
+                    blocks = merged
         if self.rider_value > 0 and self._core.config.piggyback:
             blocks = self._with_free_riders(blocks, now, limits, cost)
         return block_limits.settle(trial, blocks, now)
@@ -365,24 +378,25 @@ class Planning:
         self,
         blocks: Sequence[BlockRead],
         now: float,
-        due: set[str],
         limits: Mapping[int, DeviceLimits],
         cost: CostModel,
-    ) -> int:
-        """Add to ``due`` the registers near the planned blocks that are nearly due.
+    ) -> dict[int, int]:
+        """Return the registers near the planned blocks that are nearly due (masks).
 
         Nearly due: at most the early fraction of their interval is left, enabled
         and not quarantined (found in the schedule a due time at a time, see
         :meth:`Schedule.nearly_due`). Near: starting and ending within the
-        break-even gap of the block and within the device limit. Returns how many
-        joined.
+        break-even gap of the block and within the device limit. The registers due
+        now are not scheduled, so none of them is nearly due. A block's window is
+        a run of its group's bits (registers by address), so the search is mask
+        arithmetic.
         """
-        nearly = self._core.schedule.nearly_due(now, self._early_fraction)
+        found: dict[int, int] = {}
+        nearly = self._core.schedule.nearly_due_masks(now, self._early_fraction)
         if not nearly:
-            return 0
-        count = len(due)
+            return found
         gaps = (cost.break_even_gap(bits=False), cost.break_even_gap(bits=True))
-        starting_in, regs = self._core.registry.starting_in, self._regs
+        window, regs = self._core.registry.window, self._regs
         for block in blocks:
             unit_limits = limits.get(block.unit_id, DEFAULT_LIMITS)
             is_bit = block.table.is_bit
@@ -390,17 +404,23 @@ class Planning:
             gap = gaps[is_bit]
             low = max(block.address - gap, block.end - limit)
             high = min(block.end + gap, block.address + limit)
-            uids = starting_in(block.unit_id, block.table, low, high)
-            if not uids:
+            span = window(block.unit_id, block.table, low, high)
+            if span is None:
                 continue
-            near = nearly.intersection(uids)
+            group, first, end = span
+            near = nearly.get(group, 0) >> first
+            if not near:
+                continue
+            near = (near & ((1 << (end - first)) - 1)) << first
             if not near:
                 continue
             # only those starting within the table's largest size of ``high`` can
             # end past it
             edge = high - self._max_size[(block.unit_id, block.table)] + 1
-            for uid in starting_in(block.unit_id, block.table, edge, high) or ():
-                if uid in near and regs[uid].spec.end > high:
-                    near.discard(uid)
-            due |= near
-        return len(due) - count
+            edge_span = window(block.unit_id, block.table, edge, high)
+            uids = self._core.registry.group_uids[group]
+            for place in range(max(edge_span[1] if edge_span else end, first), end):
+                if near >> place & 1 and regs[uids[place]].spec.end > high:
+                    near ^= 1 << place
+            found[group] = found.get(group, 0) | near
+        return found

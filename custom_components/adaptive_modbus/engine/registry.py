@@ -45,6 +45,14 @@ class RegisterState:
     quarantine_backoff: float = QUARANTINE_FIRST
     heap_seq: int = 0  # sequence number of the one live heap entry
     pin: IntervalPin | None = None  # a user's pin on the interval (kept on relearn)
+    # its (unit, table) group's index in ``Registry.groups`` and its bit there (by
+    # address): a due set is a bit mask per group (see Registry.uids_of)
+    group: int = 0
+    bit: int = 0
+    # the schedule's: its bucket's due time (stale once popped), its interval as
+    # scheduled (-1: never read early)
+    bucket_at: float | None = None
+    scheduled_interval: float = -1.0
 
 
 class Registry:
@@ -75,9 +83,19 @@ class Registry:
                 (reg.spec.address, uid)
             )
         self._index: dict[tuple[int, Table], tuple[list[int], list[str]]] = {}
-        for key, items in groups.items():
+        # the groups in (unit, table) order; a register's bit is its place by address
+        self.groups: list[tuple[int, Table]] = sorted(groups)
+        self.group_uids: list[list[str]] = []
+        self._group_of: dict[tuple[int, Table], int] = {}
+        for number, key in enumerate(self.groups):
+            self._group_of[key] = number
+            items = groups[key]
             items.sort()
             self._index[key] = ([a for a, _ in items], [u for _, u in items])
+            self.group_uids.append(self._index[key][1])
+            for place, (_, uid) in enumerate(items):
+                reg = self.regs[uid]
+                reg.group, reg.bit = number, 1 << place
         self.unit_uids: dict[int, list[str]] = {}
         for uid, reg in self.regs.items():
             self.unit_uids.setdefault(reg.spec.unit_id, []).append(uid)
@@ -133,6 +151,39 @@ class Registry:
             return None
         starts, uids = index
         return uids[bisect_left(starts, low) : bisect_left(starts, high)]
+
+    def window(
+        self, unit: int, table: Table, low: float, high: float
+    ) -> tuple[int, int, int] | None:
+        """Return (group, first, end) of the registers :meth:`starting_in` returns.
+
+        They are the group's bits ``first`` to ``end - 1``; None when the table has
+        no register.
+        """
+        group = self._group_of.get((unit, table))
+        if group is None:
+            return None
+        starts = self._index[(unit, table)][0]
+        return group, bisect_left(starts, low), bisect_left(starts, high)
+
+    def masks_of(self, uids: Iterable[str]) -> dict[int, int]:
+        """Return these registers as a bit mask per group (see :meth:`uids_of`)."""
+        masks: dict[int, int] = {}
+        regs, get = self.regs, masks.get
+        for uid in uids:
+            reg = regs[uid]
+            masks[reg.group] = get(reg.group, 0) | reg.bit
+        return masks
+
+    def uids_of(self, group: int, mask: int) -> list[str]:
+        """Return the uids of group ``group`` whose bits ``mask`` has, by address."""
+        uids = self.group_uids[group]
+        out = []
+        while mask:
+            low = mask & -mask
+            out.append(uids[low.bit_length() - 1])
+            mask ^= low
+        return out
 
     def distinct_starts(self, keys: Iterable[str]) -> list[int]:
         """Return the distinct start addresses of these registers, sorted."""

@@ -6,7 +6,7 @@ the wall clock is used only for time-of-week patterns and for times shown to use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Container
+from collections.abc import Callable, Collection, Container, Iterator
 import heapq
 import math
 from operator import attrgetter
@@ -65,11 +65,17 @@ class Schedule:
     due time comes. Registers popped in a cycle stay in ``unscheduled`` until they
     are pushed again.
 
-    A bucket maps each uid to the register's ``effective_interval`` as it was
-    scheduled (-1 for one disabled or quarantined), so the registers nearly due
+    A bucket maps each uid to its register, which keeps its ``effective_interval``
+    as it was scheduled (``scheduled_interval``, -1 for one disabled or
+    quarantined) and its bucket's due time (``bucket_at``), so the registers nearly due
     (:meth:`nearly_due`) are found a bucket at a time. Whoever changes a scheduled
     register's interval, ``enabled`` or quarantine without pushing it calls
     :meth:`refresh`.
+
+    Each bucket also keeps its registers as a bit mask per (unit, table) group
+    (``RegisterState.group`` and ``bit``), and a pop hands out the due set that way
+    too (``popped_masks``): the planner keys its cached plans by those masks, a
+    group at a time, instead of hashing and comparing the whole due set each cycle.
     """
 
     def __init__(
@@ -85,12 +91,19 @@ class Schedule:
         self._config = config
         self._tuning = tuning or Tuning()
         self._times: list[float] = []  # heap of due times (some may be stale)
-        # due time -> uids in order, each with its interval (-1: not read early)
-        self._buckets: dict[float, dict[str, float]] = {}
-        self._at: dict[str, float] = {}  # uid -> the due time of its bucket
+        # due time -> its registers by uid, in order (each register's interval as
+        # scheduled, -1 when not read early: ``RegisterState.scheduled_interval``;
+        # the due time of its bucket: ``bucket_at``)
+        self._buckets: dict[float, dict[str, RegisterState]] = {}
+        # due time -> the bucket's uids as a bit mask per group (none empty)
+        self._masks: dict[float, dict[int, int]] = {}
+        # due time -> how many of its registers have each interval (as scheduled):
+        # a few distinct values, so the smallest and largest are found at once
+        self._counts: dict[float, dict[float, int]] = {}
         self._seq = 0
         self.unscheduled: set[str] = set()  # popped this cycle, not yet rescheduled
         self.popped: set[str] = set()  # the uids the last pop_due handed out
+        self.popped_masks: dict[int, int] = {}  # the same, as a bit mask per group
         # demand-driven polling (see demand.py): live viewers per unit, and the hook
         # that shortens a viewed unit's intervals
         self.viewed: dict[int, int] = {}
@@ -100,10 +113,29 @@ class Schedule:
     def heap(self) -> list[HeapEntry]:
         """Every scheduled entry as (due time, sequence number, uid), in due order."""
         return [
-            (t, self._regs[uid].heap_seq, uid)
+            (t, reg.heap_seq, uid)
             for t in sorted(self._buckets)
-            for uid in self._buckets[t]
+            for uid, reg in self._buckets[t].items()
         ]
+
+    @property
+    def _at(self) -> dict[str, float]:
+        """Each scheduled register's due time (its bucket's), by uid."""
+        return {uid: t for t, bucket in self._buckets.items() for uid in bucket}
+
+    def _bucket_time(self, reg: RegisterState) -> float | None:
+        """Return the due time of the register's bucket; None when not scheduled.
+
+        ``bucket_at`` is left as it was when a pop takes the whole bucket: the
+        register is scheduled only while that bucket holds it.
+        """
+        t = reg.bucket_at
+        if t is None:
+            return None
+        bucket = self._buckets.get(t)
+        if bucket is None or reg.spec.uid not in bucket:
+            return None
+        return t
 
     def push(self, reg: RegisterState) -> None:
         """Put the register in the bucket of its ``next_due``."""
@@ -111,32 +143,75 @@ class Schedule:
         self.unscheduled.discard(uid)
         self._seq += 1
         reg.heap_seq = self._seq
-        at = self._at
-        old = at.get(uid)
-        if old is not None:  # as _remove
-            previous = self._buckets[old]
-            del previous[uid]
-            if not previous:
-                del self._buckets[old]
+        buckets, all_masks, all_counts = self._buckets, self._masks, self._counts
+        group, bit = reg.group, reg.bit
+        old = reg.bucket_at
+        if old is not None and (previous := buckets.get(old)) is not None:
+            if previous.pop(uid, None) is None:
+                pass  # not there: taken by a pop since
+            elif not previous:
+                del buckets[old], all_masks[old], all_counts[old]
+            else:  # as _remove
+                counts = all_counts[old]
+                value = reg.scheduled_interval
+                count = counts[value] - 1
+                if count:
+                    counts[value] = count
+                else:
+                    del counts[value]
+                old_masks = all_masks[old]
+                mask = old_masks[group] ^ bit
+                if mask:
+                    old_masks[group] = mask
+                else:
+                    del old_masks[group]
         t = reg.next_due
-        bucket = self._buckets.get(t)
+        value = _early_interval(reg)
+        bucket = buckets.get(t)
         if bucket is None:
-            bucket = self._buckets[t] = {}
+            bucket = buckets[t] = {}
+            all_masks[t] = {group: bit}
+            all_counts[t] = {value: 1}
             heapq.heappush(self._times, t)
-            if len(self._times) > 4 * len(self._buckets) + 64:
-                self._times = list(self._buckets)
+            if len(self._times) > 4 * len(buckets) + 64:
+                self._times = list(buckets)
                 heapq.heapify(self._times)
-        bucket[uid] = _early_interval(reg)
-        at[uid] = t
+        else:
+            masks = all_masks[t]
+            masks[group] = masks.get(group, 0) | bit
+            counts = all_counts[t]
+            counts[value] = counts.get(value, 0) + 1
+        bucket[uid] = reg
+        reg.scheduled_interval = value
+        reg.bucket_at = t
 
     def refresh(self, reg: RegisterState) -> None:
         """Note a scheduled register's new interval, ``enabled`` or quarantine.
 
         Its place in the schedule stays as it is.
         """
-        t = self._at.get(reg.spec.uid)
+        t = self._bucket_time(reg)
         if t is not None:
-            self._buckets[t][reg.spec.uid] = _early_interval(reg)
+            self._count(t, reg.scheduled_interval, -1)
+            reg.scheduled_interval = _early_interval(reg)
+            self._count(t, reg.scheduled_interval, 1)
+
+    def _nearly_buckets(
+        self, now: float, fraction: float
+    ) -> Iterator[tuple[float, dict[str, RegisterState], float | None]]:
+        """Yield (due time, bucket, left) of the buckets with a nearly due register.
+
+        ``left`` is None when the whole bucket is nearly due, else the time left
+        (each register is nearly due when ``left <= fraction * its interval``).
+        """
+        for t, bucket in self._buckets.items():
+            left = t - now
+            if left <= 0.0:
+                continue
+            low, high = self._span(t)
+            if left > fraction * high:
+                continue
+            yield t, bucket, (None if left <= fraction * low else left)
 
     def nearly_due(self, now: float, fraction: float) -> set[str]:
         """Return the scheduled registers with at most ``fraction`` of their interval left.
@@ -147,27 +222,64 @@ class Schedule:
         looked at: in a cycle the schedule handed those out as due.
         """
         found: set[str] = set()
-        for t, bucket in self._buckets.items():
-            left = t - now
-            if left <= 0.0:
-                continue
-            if left > fraction * max(bucket.values()):
-                continue
-            if left <= fraction * min(bucket.values()):
+        for _, bucket, left in self._nearly_buckets(now, fraction):
+            if left is None:
                 found.update(bucket)
-                continue
-            found.update([uid for uid, iv in bucket.items() if left <= fraction * iv])
+            else:
+                found.update(
+                    [
+                        uid
+                        for uid, reg in bucket.items()
+                        if left <= fraction * reg.scheduled_interval
+                    ]
+                )
         return found
 
-    def _remove(self, uid: str) -> None:
+    def nearly_due_masks(self, now: float, fraction: float) -> dict[int, int]:
+        """Return :meth:`nearly_due` as a bit mask per group (none empty)."""
+        found: dict[int, int] = {}
+        get = found.get
+        for t, bucket, left in self._nearly_buckets(now, fraction):
+            if left is None:
+                for group, mask in self._masks[t].items():
+                    found[group] = get(group, 0) | mask
+                continue
+            for reg in bucket.values():
+                if left <= fraction * reg.scheduled_interval:
+                    found[reg.group] = get(reg.group, 0) | reg.bit
+        return found
+
+    def _span(self, t: float) -> tuple[float, float]:
+        """Return the smallest and largest interval of the bucket due at ``t``."""
+        counts = self._counts[t]
+        return min(counts), max(counts)
+
+    def _count(self, t: float, value: float, delta: int) -> None:
+        """Count ``delta`` more registers with interval ``value`` in bucket ``t``."""
+        counts = self._counts[t]
+        count = counts.get(value, 0) + delta
+        if count:
+            counts[value] = count
+        else:
+            del counts[value]
+
+    def _remove(self, reg: RegisterState) -> None:
         """Take the register out of its bucket (a bucket left empty goes)."""
-        t = self._at.pop(uid, None)
+        t = self._bucket_time(reg)
         if t is None:
             return
         bucket = self._buckets[t]
-        del bucket[uid]
+        del bucket[reg.spec.uid]
         if not bucket:
-            del self._buckets[t]
+            del self._buckets[t], self._masks[t], self._counts[t]
+            return
+        self._count(t, reg.scheduled_interval, -1)
+        masks = self._masks[t]
+        mask = masks[reg.group] ^ reg.bit
+        if mask:
+            masks[reg.group] = mask
+        else:
+            del masks[reg.group]
 
     def due_at(self, reg: RegisterState, t: float) -> None:
         """Make the register due at ``t``."""
@@ -179,7 +291,7 @@ class Schedule:
         reg = self._regs[entry[2]]
         return (
             reg.enabled
-            and self._at.get(entry[2]) == entry[0]
+            and self._bucket_time(reg) == entry[0]
             and reg.heap_seq == entry[1]
         )
 
@@ -190,10 +302,10 @@ class Schedule:
             t = times[0]
             bucket = buckets.get(t)
             if bucket is not None:
-                for uid in list(bucket):
-                    if self._regs[uid].enabled:
+                for reg in list(bucket.values()):
+                    if reg.enabled:
                         return t
-                    self._remove(uid)
+                    self._remove(reg)
             heapq.heappop(times)
         return math.inf
 
@@ -206,10 +318,8 @@ class Schedule:
         first = self._first_bucket()
         if not parked_units or first == math.inf:
             return first
-        regs = self._regs
         for t in sorted(self._buckets):
-            for uid in self._buckets[t]:
-                reg = regs[uid]
+            for reg in self._buckets[t].values():
                 if reg.enabled and reg.spec.unit_id not in parked_units:
                     return t
         return math.inf
@@ -218,41 +328,49 @@ class Schedule:
         """Take the registers due by ``now`` (+ batch window) off the schedule, each once.
 
         Those of a parked unit (one that is down) are dropped: its probe brings them
-        back.
+        back. ``popped`` holds their uids and ``popped_masks`` the same as a bit mask
+        per group.
         """
         due: list[RegisterState] = []
         popped: set[str] = set()
         self.popped = popped
+        popped_masks: dict[int, int] = {}
+        self.popped_masks = popped_masks
+        get_mask = popped_masks.get
         horizon = now + BATCH_WINDOW
-        times, buckets, at, regs = self._times, self._buckets, self._at, self._regs
+        times, buckets, all_masks = self._times, self._buckets, self._masks
         unscheduled = self.unscheduled
-        get_reg = regs.__getitem__
+        # a scheduled register is never in ``unscheduled`` unless it was there before
+        # this pop (those popped now leave their buckets): an empty one stays clear
+        taken_before = bool(unscheduled)
         while times and times[0] <= horizon:
-            bucket = buckets.pop(heapq.heappop(times), None)
+            t = heapq.heappop(times)
+            bucket = buckets.pop(t, None)
             if bucket is None:
                 continue
-            cluster = list(map(get_reg, bucket))
+            masks = all_masks.pop(t)
+            del self._counts[t]
+            cluster = list(bucket.values())
             if (
                 not parked_units
                 and all(map(_ENABLED, cluster))
-                and unscheduled.isdisjoint(bucket)
+                and (not taken_before or unscheduled.isdisjoint(bucket))
             ):
                 # the whole cluster is due: taken at once (what the loop below does)
-                for uid in bucket:
-                    del at[uid]
                 unscheduled.update(bucket)
                 popped.update(bucket)
+                for group, mask in masks.items():
+                    popped_masks[group] = get_mask(group, 0) | mask
                 due += cluster
                 continue
-            for uid in bucket:
-                del at[uid]
-                reg = regs[uid]
+            for uid, reg in bucket.items():
                 if not reg.enabled or uid in unscheduled:
                     continue
                 if reg.spec.unit_id in parked_units:
                     continue
                 unscheduled.add(uid)
                 popped.add(uid)
+                popped_masks[reg.group] = get_mask(reg.group, 0) | reg.bit
                 due.append(reg)
         return due
 
