@@ -16,14 +16,7 @@ import random
 
 import pytest
 
-from adaptive_modbus_engine.errors import ErrorKind
-from adaptive_modbus_engine.faults import HoleCheck
-from adaptive_modbus_engine.planner import (
-    DEFAULT_LIMITS,
-    BlockRead,
-    CostModel,
-    DeviceLimits,
-)
+from adaptive_modbus_engine.planner import DEFAULT_LIMITS, BlockRead, CostModel
 from adaptive_modbus_engine.planning import Planning
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 from adaptive_modbus_engine.registry import RegisterState
@@ -31,7 +24,6 @@ from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.scheduler import PollEngine
 from adaptive_modbus_engine.simulator.device import SimulatedDevice
 
-from .test_perf_schedule import _NullTransport
 from .test_scheduler_faults import drive, ghost, make
 
 COSTS = (
@@ -63,50 +55,6 @@ def mixed_specs() -> list[RegisterSpec]:
             for i in range(8)
         ]
     return out
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_a_cached_plan_is_the_plan_made_afresh(seed: int) -> None:
-    """Over random due sets and input changes the cache answers what the planner does."""
-    rng = random.Random(seed)
-    engine = PollEngine(mixed_specs(), _NullTransport(), VirtualClock(1000.0).now)
-    core = engine._core  # noqa: SLF001
-    planning = engine._planning  # noqa: SLF001
-    regs = list(core.registry.regs.values())
-    pool = [rng.sample(regs, rng.randint(1, 20)) for _ in range(8)]  # due sets recur
-    for _ in range(400):
-        change = rng.randrange(14)  # 5 and up: no change, the cache may answer
-        if change == 0:
-            core.tuning.cost = rng.choice(COSTS)
-        elif change == 1:
-            unit = rng.choice((1, 2))
-            if rng.random() < 0.3:
-                core.limits.reset(unit)
-            else:
-                core.limits.learn(unit, rng.randint(2, 60), "test", 1000.0)
-        elif change == 2:
-            unit = rng.choice((1, 2))
-            if rng.random() < 0.5:
-                core.tuning.unit_max_gap[unit] = rng.randint(0, 30)
-            else:
-                core.tuning.unit_max_gap.pop(unit, None)
-        elif change == 3:
-            spec = rng.choice(regs).spec
-            key = (spec.unit_id, spec.table, spec.address, spec.address + 1)
-            if key in core.holes.checks:
-                del core.holes.checks[key]
-            else:
-                core.holes.checks[key] = HoleCheck(
-                    ErrorKind.ILLEGAL_ADDRESS, verify_at=1e12, backoff=1e12
-                )
-            core.holes.rebuild()
-        limits: dict[int, DeviceLimits] | None = None
-        if change == 4:
-            limits = {rng.choice((1, 2)): DeviceLimits(rng.randint(1, 125), 2000)}
-        due = rng.choice(pool)
-        fresh = Planning(core).plan(due, limits)  # a new planner: an empty cache
-        assert planning.plan(due, limits) == fresh
-    assert planning.cache_hits > 100  # the cache answered, and answered right
 
 
 def nearly_due_matches_the_rule(engine: PollEngine, now: float) -> int:
