@@ -105,6 +105,15 @@ CONTINUE_FRACTION = 0.5
 """Drift after a jump above this share of the jump's pace is a trend: no level shift."""
 SETTLED_GROWTH = 2.0
 """Lengthening per quiet read (a full interval apart) after a settled level shift."""
+START_GROWTH = 2.0
+"""Lengthening per quiet read (a full interval apart) of a new register until its first
+move (a jump, a change, or a rate that asks for a shorter interval): nothing says its
+minimum interval is needed, and every read until then costs a request."""
+START_LIMIT = 80.0
+"""Interval (s) up to which a new register lengthens by :data:`START_GROWTH`, by
+:data:`GROWTH` beyond: one that rests at first and then starts (a compressor off for
+the first hour) is not yet at its maximum when it does (README, "Engine ideas of
+part 2": 300 s cost the example trace 0.2 points of time out of tolerance)."""
 STEP_BUDGET = 0.02
 """Average share of time a register may show a stale level after an unforeseeable step."""
 STEP_MEMORY = 3600.0
@@ -398,6 +407,9 @@ class IntervalModel:
         # after a settled level shift: grow fast up to this interval
         self._recover_to = 0.0
         self._steps = 0.0  # settled steps, decayed with time constant STEP_MEMORY
+        # a new register lengthens by START_GROWTH per quiet read until it first
+        # moves (not kept: a restored model has its history)
+        self._starting = True
         self.last_decision = IntervalDecision(
             at,
             self.interval,
@@ -669,6 +681,7 @@ class IntervalModel:
         self.activity = (1.0 if changed else 0.0) / dt
         self.rate = self._accumulate(self._weight(dt), self.activity)
         if changed:
+            self._starting = False
             return self._decide(
                 t,
                 self.limits.min_interval,
@@ -725,6 +738,7 @@ class IntervalModel:
     def _note_jump(self, t: float, value: float, pace: float, excess: float) -> None:
         """Remember a jump until later reads tell a step from a trend."""
         self._recover_to = 0.0
+        self._starting = False
         sign = math.copysign(1.0, pace)
         shift = self._shift
         if shift is not None and shift.sign == sign:
@@ -785,6 +799,7 @@ class IntervalModel:
         growth = 1.0
         if target < interval:
             new, reason = target, Reason.RATE
+            self._starting = False
         else:
             new, growth = self._lengthened(dt, target)
             reason = Reason.QUIET
@@ -813,6 +828,10 @@ class IntervalModel:
     def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
         weight = self._weight(dt)
         new = self.interval * math.pow(GROWTH, weight)
+        if self._starting and self.interval < START_LIMIT:
+            new = max(
+                new, min(START_LIMIT, self.interval * math.pow(START_GROWTH, weight))
+            )
         if self.interval < self._recover_to:  # after a level shift: back faster
             new = max(
                 new,
@@ -851,6 +870,7 @@ class IntervalModel:
     # ------------------------------------------------------------------ restore
 
     def _restore(self, src: Mapping[str, Any]) -> None:
+        self._starting = False
         interval = _number(src.get("interval"))
         self.interval = self.limits.clamp(interval if interval is not None else 0.0)
         self.noisy = _flag(src.get("noisy"), False)
