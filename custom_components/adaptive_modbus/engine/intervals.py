@@ -114,6 +114,13 @@ START_LIMIT = 80.0
 :data:`GROWTH` beyond: one that rests at first and then starts (a compressor off for
 the first hour) is not yet at its maximum when it does (README, "Engine ideas of
 part 2": 300 s cost the example trace 0.2 points of time out of tolerance)."""
+STEP_CONFIRM = 0.25
+"""After a jump on a register whose recent jumps settled into level shifts (at least
+half a settled step in memory, i.e. one within the last 40 minutes, and more than
+twice as many steps as trends), the next read comes at
+this share of the interval before the jump instead of as soon as the jump's pace
+asks: what was read is the new level, and a read at the minimum interval only
+confirms the step. 0: off."""
 STEP_BUDGET = 0.02
 """Average share of time a register may show a stale level after an unforeseeable step."""
 STEP_MEMORY = 3600.0
@@ -407,6 +414,8 @@ class IntervalModel:
         # after a settled level shift: grow fast up to this interval
         self._recover_to = 0.0
         self._steps = 0.0  # settled steps, decayed with time constant STEP_MEMORY
+        # jumps that went on at their pace (trends), decayed the same way
+        self._trends = 0.0
         # a new register lengthens by START_GROWTH per quiet read until it first
         # moves (not kept: a restored model has its history)
         self._starting = True
@@ -539,6 +548,7 @@ class IntervalModel:
             "unit": self.unit or None,
             "noisy": self.noisy or None,
             "steps": _short(self._steps) or None,
+            "trn": _short(self._trends) or None,
             "rec": _short(self._recover_to) or None,
             "lt": None if self._last_t is None else _time(self._last_t),
             "lv": None if self._last_value is None else _fine(self._last_value),
@@ -608,8 +618,10 @@ class IntervalModel:
             return None
         dt, delta = t - last_t, value - last_value
         was_noisy = self.noisy
-        if self._steps:  # 0 stays 0
-            self._steps *= math.exp(-dt / STEP_MEMORY)
+        if self._steps or self._trends:  # 0 stays 0
+            fade = math.exp(-dt / STEP_MEMORY)
+            self._steps *= fade
+            self._trends *= fade
         # noise: the residual against the line through the two reads before
         last_step = self._last_step
         if last_step is not None:
@@ -743,6 +755,7 @@ class IntervalModel:
         shift = self._shift
         if shift is not None and shift.sign == sign:
             self._shift = None  # a second jump the same way: a trend, not a step
+            self._trends += 1.0
             return
         pre = self.interval if shift is None else shift.pre_interval
         excess += 0.0 if shift is None else shift.excess
@@ -759,6 +772,7 @@ class IntervalModel:
             return  # too soon to tell the pace from the noise
         if drift >= CONTINUE_FRACTION * paced:
             self._shift = None  # still moving: a trend, keep the short interval
+            self._trends += 1.0
             return
         if drift > SETTLE_FRACTION * paced:
             return
@@ -786,6 +800,14 @@ class IntervalModel:
         if jumped:
             instant = SAFETY * resolution * dt / abs(delta)
             new = self.limits.clamp(min(interval, target, instant))
+            shift = self._shift
+            if (
+                STEP_CONFIRM
+                and shift is not None
+                and self._steps >= 0.5
+                and self._steps > 2.0 * self._trends
+            ):  # most likely another step: confirm it later
+                new = max(new, self.limits.clamp(STEP_CONFIRM * shift.pre_interval))
             if not force and (
                 new == interval or math.isclose(new, interval, rel_tol=_REL_EPS)
             ):
@@ -886,6 +908,7 @@ class IntervalModel:
             _PendingShift.from_list(src.get("shift")) if self.numeric else None
         )
         self._steps = _non_negative(src.get("steps"))
+        self._trends = _non_negative(src.get("trends"))
         self._recover_to = _non_negative(src.get("recover_to"))
         decision = IntervalDecision.from_dict(src.get("decision"))
         if decision is not None:
@@ -1033,6 +1056,7 @@ def _unpacked(src: Mapping[str, Any]) -> dict[str, Any]:
     out["noisy"] = src.get("noisy", False)
     out["acc"] = [src.get("ar"), src.get("aw")]
     out["steps"] = src.get("steps")
+    out["trends"] = src.get("trn")
     out["recover_to"] = src.get("rec")
     out["shift"] = src.get("shift")
     out["residuals"] = _residuals(src.get("res"))
