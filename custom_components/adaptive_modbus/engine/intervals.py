@@ -45,6 +45,12 @@ interval between ``limits.min_interval`` and ``limits.max_interval``:
 * **Lengthen slowly.** Otherwise the interval grows by at most :data:`GROWTH` per
   read taken a full interval apart (less for reads taken sooner, e.g. as a rider
   of a block read), never beyond the target (:attr:`Reason.QUIET`).
+* **Fast start.** A new register (not a restored one) lengthens by
+  :data:`START_GROWTH` per quiet read up to :data:`START_LIMIT` until it first
+  moves (a jump, a change, a rate asking for a shorter interval).
+* **Steps confirmed later.** A jump on a register whose recent jumps settled into
+  level shifts (and seldom went on as trends) is read again at
+  :data:`STEP_CONFIRM` of the interval before it, not at the jump's pace.
 * **Noisy registers.** When the noise floor exceeds the tolerance the register is
   flagged ``noisy`` (cleared below :data:`NOISY_CLEAR` of it) and decisions carry
   :attr:`Reason.NOISY`; the interval follows the noise-based target, so a noisy
