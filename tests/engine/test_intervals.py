@@ -17,6 +17,8 @@ from adaptive_modbus_engine.intervals import (
     GROWTH,
     SAFETY,
     SETTLED_GROWTH,
+    START_GROWTH,
+    START_LIMIT,
     STEP_BUDGET,
     STEP_MEMORY,
     IntervalDecision,
@@ -63,14 +65,22 @@ def test_starts_at_min_with_initial_reason() -> None:
 
 
 def test_quiet_register_grows_slowly_to_max() -> None:
-    """Test that a value that never moves grows its interval step by step to the maximum."""
+    """Test that a value that never moves grows its interval step by step to the maximum.
+
+    A new register doubles per quiet read up to START_LIMIT, then grows by GROWTH.
+    """
     model = IntervalModel(1.0, LIMITS)
     _, decisions = drive(model, lambda _t: 42.0, 40)
     assert model.interval == LIMITS.max_interval
     assert all(d.reason is Reason.QUIET for d in decisions)
-    for decision in decisions:  # slowly: at most GROWTH per quiet read
-        assert decision.interval <= decision.previous * GROWTH * (1 + 1e-9)
-    assert len(decisions) >= math.log(60) / math.log(GROWTH) - 1
+    for decision in decisions:  # slowly: at most GROWTH per quiet read past the start
+        growth = START_GROWTH if decision.previous < START_LIMIT else GROWTH
+        assert decision.interval <= decision.previous * growth * (1 + 1e-9)
+    assert len(decisions) >= (
+        math.log2(START_LIMIT / LIMITS.min_interval)
+        + math.log(LIMITS.max_interval / START_LIMIT) / math.log(GROWTH)
+        - 1
+    )
 
 
 def test_ramp_settles_near_tolerance_over_slope() -> None:

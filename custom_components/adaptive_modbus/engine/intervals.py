@@ -45,6 +45,12 @@ interval between ``limits.min_interval`` and ``limits.max_interval``:
 * **Lengthen slowly.** Otherwise the interval grows by at most :data:`GROWTH` per
   read taken a full interval apart (less for reads taken sooner, e.g. as a rider
   of a block read), never beyond the target (:attr:`Reason.QUIET`).
+* **Fast start.** A new register (not a restored one) lengthens by
+  :data:`START_GROWTH` per quiet read up to :data:`START_LIMIT` until it first
+  moves (a jump, a change, a rate asking for a shorter interval).
+* **Steps confirmed later.** A jump on a register whose recent jumps settled into
+  level shifts (and seldom went on as trends) is read again at
+  :data:`STEP_CONFIRM` of the interval before it, not at the jump's pace.
 * **Noisy registers.** When the noise floor exceeds the tolerance the register is
   flagged ``noisy`` (cleared below :data:`NOISY_CLEAR` of it) and decisions carry
   :attr:`Reason.NOISY`; the interval follows the noise-based target, so a noisy
@@ -105,6 +111,22 @@ CONTINUE_FRACTION = 0.5
 """Drift after a jump above this share of the jump's pace is a trend: no level shift."""
 SETTLED_GROWTH = 2.0
 """Lengthening per quiet read (a full interval apart) after a settled level shift."""
+START_GROWTH = 2.0
+"""Lengthening per quiet read (a full interval apart) of a new register until its first
+move (a jump, a change, or a rate that asks for a shorter interval): nothing says its
+minimum interval is needed, and every read until then costs a request."""
+START_LIMIT = 80.0
+"""Interval (s) up to which a new register lengthens by :data:`START_GROWTH`, by
+:data:`GROWTH` beyond: one that rests at first and then starts (a compressor off for
+the first hour) is not yet at its maximum when it does (README, "Engine ideas of
+part 2": 300 s cost the example trace 0.2 points of time out of tolerance)."""
+STEP_CONFIRM = 0.25
+"""After a jump on a register whose recent jumps settled into level shifts (at least
+half a settled step in memory, i.e. one within the last 40 minutes, and more than
+twice as many steps as trends), the next read comes at
+this share of the interval before the jump instead of as soon as the jump's pace
+asks: what was read is the new level, and a read at the minimum interval only
+confirms the step. 0: off."""
 STEP_BUDGET = 0.02
 """Average share of time a register may show a stale level after an unforeseeable step."""
 STEP_MEMORY = 3600.0
@@ -398,6 +420,11 @@ class IntervalModel:
         # after a settled level shift: grow fast up to this interval
         self._recover_to = 0.0
         self._steps = 0.0  # settled steps, decayed with time constant STEP_MEMORY
+        # jumps that went on at their pace (trends), decayed the same way
+        self._trends = 0.0
+        # a new register lengthens by START_GROWTH per quiet read until it first
+        # moves (not kept: a restored model has its history)
+        self._starting = True
         self.last_decision = IntervalDecision(
             at,
             self.interval,
@@ -527,6 +554,7 @@ class IntervalModel:
             "unit": self.unit or None,
             "noisy": self.noisy or None,
             "steps": _short(self._steps) or None,
+            "trn": _short(self._trends) or None,
             "rec": _short(self._recover_to) or None,
             "lt": None if self._last_t is None else _time(self._last_t),
             "lv": None if self._last_value is None else _fine(self._last_value),
@@ -596,8 +624,10 @@ class IntervalModel:
             return None
         dt, delta = t - last_t, value - last_value
         was_noisy = self.noisy
-        if self._steps:  # 0 stays 0
-            self._steps *= math.exp(-dt / STEP_MEMORY)
+        if self._steps or self._trends:  # 0 stays 0
+            fade = math.exp(-dt / STEP_MEMORY)
+            self._steps *= fade
+            self._trends *= fade
         # noise: the residual against the line through the two reads before
         last_step = self._last_step
         if last_step is not None:
@@ -669,6 +699,7 @@ class IntervalModel:
         self.activity = (1.0 if changed else 0.0) / dt
         self.rate = self._accumulate(self._weight(dt), self.activity)
         if changed:
+            self._starting = False
             return self._decide(
                 t,
                 self.limits.min_interval,
@@ -725,10 +756,12 @@ class IntervalModel:
     def _note_jump(self, t: float, value: float, pace: float, excess: float) -> None:
         """Remember a jump until later reads tell a step from a trend."""
         self._recover_to = 0.0
+        self._starting = False
         sign = math.copysign(1.0, pace)
         shift = self._shift
         if shift is not None and shift.sign == sign:
             self._shift = None  # a second jump the same way: a trend, not a step
+            self._trends += 1.0
             return
         pre = self.interval if shift is None else shift.pre_interval
         excess += 0.0 if shift is None else shift.excess
@@ -745,6 +778,7 @@ class IntervalModel:
             return  # too soon to tell the pace from the noise
         if drift >= CONTINUE_FRACTION * paced:
             self._shift = None  # still moving: a trend, keep the short interval
+            self._trends += 1.0
             return
         if drift > SETTLE_FRACTION * paced:
             return
@@ -772,6 +806,14 @@ class IntervalModel:
         if jumped:
             instant = SAFETY * resolution * dt / abs(delta)
             new = self.limits.clamp(min(interval, target, instant))
+            shift = self._shift
+            if (
+                STEP_CONFIRM
+                and shift is not None
+                and self._steps >= 0.5
+                and self._steps > 2.0 * self._trends
+            ):  # most likely another step: confirm it later
+                new = max(new, self.limits.clamp(STEP_CONFIRM * shift.pre_interval))
             if not force and (
                 new == interval or math.isclose(new, interval, rel_tol=_REL_EPS)
             ):
@@ -785,6 +827,7 @@ class IntervalModel:
         growth = 1.0
         if target < interval:
             new, reason = target, Reason.RATE
+            self._starting = False
         else:
             new, growth = self._lengthened(dt, target)
             reason = Reason.QUIET
@@ -813,6 +856,10 @@ class IntervalModel:
     def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
         weight = self._weight(dt)
         new = self.interval * math.pow(GROWTH, weight)
+        if self._starting and self.interval < START_LIMIT:
+            new = max(
+                new, min(START_LIMIT, self.interval * math.pow(START_GROWTH, weight))
+            )
         if self.interval < self._recover_to:  # after a level shift: back faster
             new = max(
                 new,
@@ -851,6 +898,7 @@ class IntervalModel:
     # ------------------------------------------------------------------ restore
 
     def _restore(self, src: Mapping[str, Any]) -> None:
+        self._starting = False
         interval = _number(src.get("interval"))
         self.interval = self.limits.clamp(interval if interval is not None else 0.0)
         self.noisy = _flag(src.get("noisy"), False)
@@ -866,6 +914,7 @@ class IntervalModel:
             _PendingShift.from_list(src.get("shift")) if self.numeric else None
         )
         self._steps = _non_negative(src.get("steps"))
+        self._trends = _non_negative(src.get("trends"))
         self._recover_to = _non_negative(src.get("recover_to"))
         decision = IntervalDecision.from_dict(src.get("decision"))
         if decision is not None:
@@ -1032,6 +1081,7 @@ def _unpacked(src: Mapping[str, Any]) -> dict[str, Any]:
     out["noisy"] = src.get("noisy", False)
     out["acc"] = [src.get("ar"), src.get("aw")]
     out["steps"] = src.get("steps")
+    out["trends"] = src.get("trn")
     out["recover_to"] = src.get("rec")
     out["shift"] = src.get("shift")
     out["residuals"] = _residuals(src.get("res"))

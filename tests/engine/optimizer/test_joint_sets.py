@@ -144,6 +144,12 @@ async def test_a_set_with_a_harmful_member_is_split_and_that_member_rolled_back(
     step memory whatever its maximum, so a longer maximum costs it nothing.
     """
     monkeypatch.setattr(intervals, "STEP_REFERENCE", None)
+    # and for the slow start (GROWTH from the first read) with every jump read
+    # again at its pace: under the fast start (START_GROWTH) or with steps
+    # confirmed later (STEP_CONFIRM) block A alone measures no worse with the
+    # longer maximum
+    monkeypatch.setattr(intervals, "START_GROWTH", intervals.GROWTH)
+    monkeypatch.setattr(intervals, "STEP_CONFIRM", 0.0)
     rig, applied = await applied_set(period=2400.0)
     assert len(applied) == 2
     block_a, block_b = (
