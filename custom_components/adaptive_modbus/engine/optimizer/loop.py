@@ -319,10 +319,13 @@ def replay_without(  # noqa: PLR0917
     Any list of changes works: a change-set's own for its joint prediction.
     """
 
-    def revert(engine: PollEngine) -> None:
-        apply_all(engine, reverted)
-
-    return replay(trace, config, state=state, tuning=tuning, changes=revert)
+    return replay(
+        trace,
+        config,
+        state=state,
+        tuning=tuning,
+        changes=_applier(reverted, trace),
+    )
 
 
 def replayed_figures(
@@ -383,22 +386,135 @@ def predict(
     state: Mapping[str, Any],
     tuning: Mapping[str, Any],
     candidates: Sequence[Sequence[Change]],
+    *,
+    warm: bool = True,
 ) -> list[ReplayOutcome]:
     """Replay ``trace`` without and with each candidate's changes (CPU-heavy).
 
     Works on copies only: safe in an executor thread. The first outcome is the
-    baseline.
+    baseline. With ``warm`` (the default) every replay starts in the steady state
+    of its parameters (:func:`warm_start`): the baseline's registers already are
+    in theirs; a candidate's registers whose maximum it raises start at the new
+    one when they rest at the old one and stayed calm over the window.
+    ``warm=False``: every replay starts from the learned state as it is (the
+    prediction before the warm start).
     """
-    outcomes = [replay(trace, config, state=state, tuning=tuning)]
-    for changes in candidates:
+    return [
+        replay(trace, config, state=state, tuning=tuning),
+        *(
+            replay(
+                trace,
+                config,
+                state=state,
+                tuning=tuning,
+                changes=_applier(changes, trace, warm=warm),
+            )
+            for changes in candidates
+        ),
+    ]
 
-        def apply(engine: PollEngine, changes: Sequence[Change] = changes) -> None:
-            apply_all(engine, changes)
 
-        outcomes.append(
-            replay(trace, config, state=state, tuning=tuning, changes=apply)
-        )
-    return outcomes
+# share of the old maximum a register's interval must reach to count as resting there
+RESTING_SHARE = 0.95
+
+
+def _applier(
+    changes: Sequence[Change],
+    trace: ReplayTrace,
+    *,
+    warm: bool = True,
+) -> Callable[[PollEngine], None]:
+    """Return the replay hook applying ``changes`` (then the warm start, with ``warm``)."""
+
+    def apply(engine: PollEngine) -> None:
+        old = {
+            c.target: engine.interval_bounds(c.target)
+            for c in changes
+            if c.parameter == "interval_bounds"
+        }
+        apply_all(engine, changes)
+        if warm:
+            warm_start(engine, old, trace)
+
+    return apply
+
+
+def warm_start(
+    engine: PollEngine,
+    old_bounds: Mapping[str, tuple[float, float]],
+    trace: ReplayTrace,
+) -> list[str]:
+    """Start registers whose maximum was raised at the new one, where they would be.
+
+    A longer maximum takes effect only once a register's interval has grown to
+    it: a replay of 15-60 minutes started from the state under the old maximum
+    sees the transition (registers leaving their block-mates' due times one by
+    one), not the steady state the change is for. A register is started at its
+    new maximum when its interval (as the replay's engine imported it) rests at
+    the old one (:data:`RESTING_SHARE`) and its values in ``trace`` spread over
+    at most its tolerance in every stretch of a new maximum; a register
+    that moved, is noisy or is pinned starts as it is. Either way its interval
+    model decides from its first read in the replay on, as always. Returns the
+    uids started warm.
+    """
+    raised = {
+        uid: old_high
+        for uid, (_low, old_high) in old_bounds.items()
+        if engine.interval_bounds(uid)[1] > old_high
+    }
+    if not raised:
+        return []
+    registers = engine.snapshot().registers
+    pins = engine.pins()
+    warmed: list[str] = []
+    for uid, old_high in raised.items():
+        new_high = engine.interval_bounds(uid)[1]
+        if (
+            uid in pins
+            or uid in trace.noisy
+            or registers[uid].interval < RESTING_SHARE * old_high
+            or not _calm(trace, uid, engine.tolerance(uid), new_high)
+        ):
+            continue
+        # through a pin of the new maximum: the interval is clamped up to it, and
+        # stays there when the pin goes (the bounds in force then include it)
+        engine.pin_interval(uid, interval=new_high)
+        engine.unpin(uid)
+        warmed.append(uid)
+    return warmed
+
+
+def _calm(trace: ReplayTrace, uid: str, tolerance: float, span: float) -> bool:
+    """Whether ``uid`` held still at ``span`` over ``trace``.
+
+    Its values hold between samples: in no stretch of ``span`` seconds of the
+    window do they spread over more than ``tolerance`` (text or flags: differ at
+    all), so reads every ``span`` seconds would have seen no change beyond it.
+    """
+    series = trace.series.get(uid)
+    if not series or not series[1]:
+        return False
+    times, values = series
+    numeric = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
+    for i, value in enumerate(values[:-1]):
+        # the stretch starting just before the next sample: the value held, and
+        # every sample in the span after that one
+        end = times[i + 1] + span
+        seen = [value]
+        for later, other in zip(times[i + 1 :], values[i + 1 :], strict=True):
+            if later >= end:
+                break
+            seen.append(other)
+        if not numeric:
+            if any(other != value for other in seen):
+                return False
+            continue
+        numbers = [float(v) for v in seen]
+        if not max(numbers) - min(numbers) <= tolerance:  # NaN: not calm
+            return False
+    return True
 
 
 class Optimizer:
