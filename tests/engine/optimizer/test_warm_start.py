@@ -4,9 +4,10 @@ The shadow replay covers the last 15-60 minutes. Started from the learned state
 as it is, registers resting at their old maximum grow to a new one only inside
 the replay, one by one, leaving the due times of their block-mates: the replay
 counts the transition (more requests) and the loop never applies the change.
-The warm start puts a register that rests at its old maximum and held still over
-the window at its new maximum from the replay's first read; a register that moved
-starts as it is.
+The warm start puts every register below its model's target (its learned rate
+and steps, under the bounds in force in that replay) at that target from the
+replay's first read, in the baseline and in each candidate alike; a register that
+moves has a target its rate holds down, and starts as it is.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from ..audit import Actor, AuditEntry, AuditLog, Outcome
 from ..config import EngineConfig
 from ..errors import EngineUsageError, ErrorKind
 from ..faults import LIMIT_RETRY_MAX
+from ..intervals import IntervalLimits, IntervalModel
 from ..registers import Value
 from ..replay import ReplayOutcome, ReplayTrace, replay
 from ..scheduler import CycleResult, PollEngine
@@ -324,7 +325,7 @@ def replay_without(  # noqa: PLR0917
         config,
         state=state,
         tuning=tuning,
-        changes=_applier(reverted, trace),
+        changes=_applier(reverted, trace, state),
     )
 
 
@@ -392,129 +393,101 @@ def predict(
     """Replay ``trace`` without and with each candidate's changes (CPU-heavy).
 
     Works on copies only: safe in an executor thread. The first outcome is the
-    baseline. With ``warm`` (the default) every replay starts in the steady state
-    of its parameters (:func:`warm_start`): the baseline's registers already are
-    in theirs; a candidate's registers whose maximum it raises start at the new
-    one when they rest at the old one and stayed calm over the window.
-    ``warm=False``: every replay starts from the learned state as it is (the
-    prediction before the warm start).
+    baseline. With ``warm`` (the default) every replay, the baseline's too,
+    starts in the steady state of its own parameters (:func:`warm_start`);
+    ``warm=False``: from the learned state as it is (the prediction before the
+    warm start).
     """
     return [
-        replay(trace, config, state=state, tuning=tuning),
-        *(
-            replay(
-                trace,
-                config,
-                state=state,
-                tuning=tuning,
-                changes=_applier(changes, trace, warm=warm),
-            )
-            for changes in candidates
-        ),
+        replay(
+            trace,
+            config,
+            state=state,
+            tuning=tuning,
+            changes=_applier(changes, trace, state, warm=warm),
+        )
+        for changes in ((), *candidates)
     ]
-
-
-# share of the old maximum a register's interval must reach to count as resting there
-RESTING_SHARE = 0.95
 
 
 def _applier(
     changes: Sequence[Change],
     trace: ReplayTrace,
+    state: Mapping[str, Any],
     *,
     warm: bool = True,
 ) -> Callable[[PollEngine], None]:
     """Return the replay hook applying ``changes`` (then the warm start, with ``warm``)."""
 
     def apply(engine: PollEngine) -> None:
-        old = {
-            c.target: engine.interval_bounds(c.target)
-            for c in changes
-            if c.parameter == "interval_bounds"
-        }
         apply_all(engine, changes)
         if warm:
-            warm_start(engine, old, trace)
+            warm_start(engine, trace, state)
 
     return apply
 
 
-def warm_start(
-    engine: PollEngine,
-    old_bounds: Mapping[str, tuple[float, float]],
-    trace: ReplayTrace,
-) -> list[str]:
-    """Start registers whose maximum was raised at the new one, where they would be.
+# a register starts at its target only when that is this much longer than its interval
+WARM_MARGIN = 1.05
 
-    A longer maximum takes effect only once a register's interval has grown to
-    it: a replay of 15-60 minutes started from the state under the old maximum
-    sees the transition (registers leaving their block-mates' due times one by
-    one), not the steady state the change is for. A register is started at its
-    new maximum when its interval (as the replay's engine imported it) rests at
-    the old one (:data:`RESTING_SHARE`) and its values in ``trace`` spread over
-    at most its tolerance in every stretch of a new maximum; a register
-    that moved, is noisy or is pinned starts as it is. Either way its interval
-    model decides from its first read in the replay on, as always. Returns the
-    uids started warm.
+
+def warm_start(
+    engine: PollEngine, trace: ReplayTrace, state: Mapping[str, Any]
+) -> list[str]:
+    """Start every register below its model's target at that target.
+
+    An interval grows by at most x1.25 a read (x2 settling back after a step): a
+    longer maximum takes effect only once a register has grown to it, so a
+    replay of 15-60 minutes started from the learned state as it is sees the
+    transition (registers growing one by one, leaving their block-mates' due
+    times), not the steady state a change is for. Each register's interval
+    model, as ``state`` holds it, under the bounds in force in the replay (the
+    new maximum where a candidate raised it), names the interval it is heading
+    to (:meth:`~..intervals.IntervalModel.target`: its learned rate and steps, the
+    bounds): a register more than :data:`WARM_MARGIN` below it starts there. The
+    target comes from what the register did, never from the change: a register
+    that moves keeps the target its rate allows. Noisy and pinned registers start
+    as they are. The model decides from its first read in the replay on, as
+    always. Flags and text (whose target is the maximum) start as they are too.
+    The same rule in every replay (the baseline's too) keeps them
+    comparable. Returns the uids started at their target.
     """
-    raised = {
-        uid: old_high
-        for uid, (_low, old_high) in old_bounds.items()
-        if engine.interval_bounds(uid)[1] > old_high
-    }
-    if not raised:
-        return []
+    stored = state.get("registers", {})
     registers = engine.snapshot().registers
     pins = engine.pins()
     warmed: list[str] = []
-    for uid, old_high in raised.items():
-        new_high = engine.interval_bounds(uid)[1]
+    for spec in engine.specs():
+        uid = spec.uid
+        reg = registers[uid]
+        saved = (
+            stored.get(uid, {}).get("model") if isinstance(stored, Mapping) else None
+        )
         if (
-            uid in pins
+            saved is None
+            or not spec.is_numeric  # its target is the maximum, whatever it does
+            or uid in pins
             or uid in trace.noisy
-            or registers[uid].interval < RESTING_SHARE * old_high
-            or not _calm(trace, uid, engine.tolerance(uid), new_high)
+            or reg.noisy
         ):
             continue
-        # through a pin of the new maximum: the interval is clamped up to it, and
-        # stays there when the pin goes (the bounds in force then include it)
-        engine.pin_interval(uid, interval=new_high)
+        try:
+            model = IntervalModel.from_dict(
+                saved,
+                tolerance=engine.tolerance(uid),
+                limits=IntervalLimits(*engine.interval_bounds(uid)),
+                numeric=spec.is_numeric,
+            )
+        except (TypeError, ValueError):
+            continue
+        target = model.target()
+        if target <= WARM_MARGIN * reg.interval:
+            continue
+        # through a pin of the target: the interval is set to it, and stays
+        # when the pin goes (the bounds in force include it)
+        engine.pin_interval(uid, interval=target)
         engine.unpin(uid)
         warmed.append(uid)
     return warmed
-
-
-def _calm(trace: ReplayTrace, uid: str, tolerance: float, span: float) -> bool:
-    """Whether ``uid`` held still at ``span`` over ``trace``.
-
-    Its values hold between samples: in no stretch of ``span`` seconds of the
-    window do they spread over more than ``tolerance`` (text or flags: differ at
-    all), so reads every ``span`` seconds would have seen no change beyond it.
-    """
-    series = trace.series.get(uid)
-    if not series or not series[1]:
-        return False
-    times, values = series
-    numeric = all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-    )
-    for i, value in enumerate(values[:-1]):
-        # the stretch starting just before the next sample: the value held, and
-        # every sample in the span after that one
-        end = times[i + 1] + span
-        seen = [value]
-        for later, other in zip(times[i + 1 :], values[i + 1 :], strict=True):
-            if later >= end:
-                break
-            seen.append(other)
-        if not numeric:
-            if any(other != value for other in seen):
-                return False
-            continue
-        numbers = [float(v) for v in seen]
-        if not max(numbers) - min(numbers) <= tolerance:  # NaN: not calm
-            return False
-    return True
 
 
 class Optimizer:
