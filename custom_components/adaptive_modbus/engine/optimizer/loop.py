@@ -10,7 +10,9 @@ strategies), and ends evaluations. A cycle:
    and not while it cools down after a rollback; pinned registers are left alone;
 2. every proposal is predicted by shadow replay (:mod:`..replay`): the reads of the
    last hour, replayed in virtual time through a fresh engine with the current
-   learned state and parameters, with and without the proposal; the CPU-heavy part
+   learned state and parameters, with and without the proposal, each replay's
+   registers started at their interval model's target (:func:`warm_start`: the
+   steady state, not the growth towards it); the CPU-heavy part
    runs through the caller's ``run_in_executor`` on copies, never touching the live
    engine from another thread;
 3. the best proposal predicted to improve the goal within its budgets
