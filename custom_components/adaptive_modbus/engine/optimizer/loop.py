@@ -10,7 +10,9 @@ strategies), and ends evaluations. A cycle:
    and not while it cools down after a rollback; pinned registers are left alone;
 2. every proposal is predicted by shadow replay (:mod:`..replay`): the reads of the
    last hour, replayed in virtual time through a fresh engine with the current
-   learned state and parameters, with and without the proposal; the CPU-heavy part
+   learned state and parameters, with and without the proposal, each replay's
+   registers started at their interval model's target (:func:`warm_start`: the
+   steady state, not the growth towards it); the CPU-heavy part
    runs through the caller's ``run_in_executor`` on copies, never touching the live
    engine from another thread;
 3. the best proposal predicted to improve the goal within its budgets
@@ -49,6 +51,7 @@ from ..audit import Actor, AuditEntry, AuditLog, Outcome
 from ..config import EngineConfig
 from ..errors import EngineUsageError, ErrorKind
 from ..faults import LIMIT_RETRY_MAX
+from ..intervals import IntervalLimits, IntervalModel
 from ..registers import Value
 from ..replay import ReplayOutcome, ReplayTrace, replay
 from ..scheduler import CycleResult, PollEngine
@@ -319,10 +322,13 @@ def replay_without(  # noqa: PLR0917
     Any list of changes works: a change-set's own for its joint prediction.
     """
 
-    def revert(engine: PollEngine) -> None:
-        apply_all(engine, reverted)
-
-    return replay(trace, config, state=state, tuning=tuning, changes=revert)
+    return replay(
+        trace,
+        config,
+        state=state,
+        tuning=tuning,
+        changes=_applier(reverted, trace, state),
+    )
 
 
 def replayed_figures(
@@ -383,22 +389,107 @@ def predict(
     state: Mapping[str, Any],
     tuning: Mapping[str, Any],
     candidates: Sequence[Sequence[Change]],
+    *,
+    warm: bool = True,
 ) -> list[ReplayOutcome]:
     """Replay ``trace`` without and with each candidate's changes (CPU-heavy).
 
     Works on copies only: safe in an executor thread. The first outcome is the
-    baseline.
+    baseline. With ``warm`` (the default) every replay, the baseline's too,
+    starts in the steady state of its own parameters (:func:`warm_start`);
+    ``warm=False``: from the learned state as it is (the prediction before the
+    warm start).
     """
-    outcomes = [replay(trace, config, state=state, tuning=tuning)]
-    for changes in candidates:
-
-        def apply(engine: PollEngine, changes: Sequence[Change] = changes) -> None:
-            apply_all(engine, changes)
-
-        outcomes.append(
-            replay(trace, config, state=state, tuning=tuning, changes=apply)
+    return [
+        replay(
+            trace,
+            config,
+            state=state,
+            tuning=tuning,
+            changes=_applier(changes, trace, state, warm=warm),
         )
-    return outcomes
+        for changes in ((), *candidates)
+    ]
+
+
+def _applier(
+    changes: Sequence[Change],
+    trace: ReplayTrace,
+    state: Mapping[str, Any],
+    *,
+    warm: bool = True,
+) -> Callable[[PollEngine], None]:
+    """Return the replay hook applying ``changes`` (then the warm start, with ``warm``)."""
+
+    def apply(engine: PollEngine) -> None:
+        apply_all(engine, changes)
+        if warm:
+            warm_start(engine, trace, state)
+
+    return apply
+
+
+# a register starts at its target only when that is this much longer than its interval
+WARM_MARGIN = 1.05
+
+
+def warm_start(
+    engine: PollEngine, trace: ReplayTrace, state: Mapping[str, Any]
+) -> list[str]:
+    """Start every register below its model's target at that target.
+
+    An interval grows by at most x1.25 a read (x2 settling back after a step): a
+    longer maximum takes effect only once a register has grown to it, so a
+    replay of 15-60 minutes started from the learned state as it is sees the
+    transition (registers growing one by one, leaving their block-mates' due
+    times), not the steady state a change is for. Each register's interval
+    model, as ``state`` holds it, under the bounds in force in the replay (the
+    new maximum where a candidate raised it), names the interval it is heading
+    to (:meth:`~..intervals.IntervalModel.target`: its learned rate and steps, the
+    bounds): a register more than :data:`WARM_MARGIN` below it starts there. The
+    target comes from what the register did, never from the change: a register
+    that moves keeps the target its rate allows. Noisy and pinned registers start
+    as they are. The model decides from its first read in the replay on, as
+    always. Flags and text (whose target is the maximum) start as they are too.
+    The same rule in every replay (the baseline's too) keeps them
+    comparable. Returns the uids started at their target.
+    """
+    stored = state.get("registers", {})
+    registers = engine.snapshot().registers
+    pins = engine.pins()
+    warmed: list[str] = []
+    for spec in engine.specs():
+        uid = spec.uid
+        reg = registers[uid]
+        saved = (
+            stored.get(uid, {}).get("model") if isinstance(stored, Mapping) else None
+        )
+        if (
+            saved is None
+            or not spec.is_numeric  # its target is the maximum, whatever it does
+            or uid in pins
+            or uid in trace.noisy
+            or reg.noisy
+        ):
+            continue
+        try:
+            model = IntervalModel.from_dict(
+                saved,
+                tolerance=engine.tolerance(uid),
+                limits=IntervalLimits(*engine.interval_bounds(uid)),
+                numeric=spec.is_numeric,
+            )
+        except (TypeError, ValueError):
+            continue
+        target = model.target()
+        if target <= WARM_MARGIN * reg.interval:
+            continue
+        # through a pin of the target: the interval is set to it, and stays
+        # when the pin goes (the bounds in force include it)
+        engine.pin_interval(uid, interval=target)
+        engine.unpin(uid)
+        warmed.append(uid)
+    return warmed
 
 
 class Optimizer:
