@@ -157,6 +157,22 @@ def test_forecast_needs_data() -> None:
     assert trend(reads((0, 1.0)), HOUR) is None
 
 
+def test_reads_a_microsecond_apart_are_one_moment() -> None:
+    """Reads stamped within a microsecond (a frozen or stepped clock): no forecast.
+
+    The grid was the median gap (0.1 us), so a 15-minute horizon was billions of
+    steps: the cycle that asked hung.
+    """
+    at = 1_795_710_809.2432313
+    samples = reads(*((at + i * 1e-7, 230.0 + i % 2) for i in range(12)))
+    assert forecast(samples, 900.0) is None
+    # a second apart is the finest grid: a forecast of its own steps
+    made = forecast(reads(*((float(i), float(i)) for i in range(12))), 10.0)
+    assert made is not None
+    assert made.step_seconds == 1.0
+    assert len(made.points) == 10
+
+
 def test_tracker_scores_forecasts_against_what_was_read() -> None:
     """Errors, bias and coverage; the value held at the forecast time is the actual."""
     tracker = ForecastTracker(horizon=60)

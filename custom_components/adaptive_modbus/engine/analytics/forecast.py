@@ -30,6 +30,9 @@ DAY = 86_400.0
 MIN_POINTS = 4
 MAX_SLOTS = 288  # slots a forecast fits on (the step grows for long windows)
 MAX_OUTPUT_POINTS = 48  # points a forecast returns (evenly thinned)
+# the finest grid (s): reads closer than this are one moment (a frozen or stepped
+# clock), so a horizon never turns into millions of steps
+MIN_STEP = 1.0
 Z_95 = 1.96
 # trend: below this R² (or a change over the window below ``tolerance``) it is flat
 FLAT_R2 = 0.3
@@ -256,7 +259,7 @@ def forecast(
     """Forecast the next ``horizon`` seconds from the reads (up to ``end``).
 
     ``step``: grid of the fit (default: the median gap between reads, at least
-    the span over :data:`MAX_SLOTS`). ``season`` (seconds): seasonal (Holt-Winters)
+    the span over :data:`MAX_SLOTS`; never below :data:`MIN_STEP`). ``season`` (seconds): seasonal (Holt-Winters)
     when the data covers two seasons of at least two slots each, Holt otherwise.
     None with too few reads (fewer than :data:`MIN_POINTS` slots).
     """
@@ -271,6 +274,7 @@ def forecast(
         return None
     if step is None:
         step = max(median_spacing(points), span / MAX_SLOTS)
+    step = max(step, MIN_STEP)
     slots = int(span // step) + 1
     if slots > 4 * MAX_SLOTS:  # an explicit step over a long span: keep the end
         first = last - (4 * MAX_SLOTS - 1) * step
