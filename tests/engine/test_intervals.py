@@ -12,7 +12,6 @@ import statistics
 from hypothesis import given, strategies as st
 import pytest
 
-from adaptive_modbus_engine import intervals as intervals_module
 from adaptive_modbus_engine.intervals import (
     GROWTH,
     SAFETY,
@@ -553,38 +552,6 @@ def test_quantize_ladder_examples() -> None:
     assert quantize(math.nan, LIMITS) == 5
     with pytest.raises(ValueError, match="steps_per_octave"):
         quantize(10.0, LIMITS, steps_per_octave=0)
-
-
-@given(intervals, intervals, limit_pairs)
-def test_ladder_from_max_divides_the_maximum(
-    a: float, b: float, limits: IntervalLimits
-) -> None:
-    """Test the ladder rooted on the maximum: bounded, never longer, harmonic with max.
-
-    Every rung but the minimum divides the maximum and each larger rung.
-    """
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(intervals_module, "LADDER_FROM_MAX", True)
-        snapped = [quantize(a, limits), quantize(b, limits)]
-    for raw, rung in zip((a, b), snapped, strict=True):
-        assert limits.min_interval <= rung <= limits.max_interval
-        assert rung <= max(raw, limits.min_interval) * (1 + 1e-9)
-        if rung == limits.min_interval:
-            continue  # min is its own rung
-        assert rung > min(raw, limits.max_interval) / 2 * (1 - 1e-9)  # an octave
-        ratio = limits.max_interval / rung
-        assert ratio == pytest.approx(2 ** round(math.log2(ratio)), rel=1e-9)
-
-
-def test_ladder_from_max_examples(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Test the ladder rooted on 300 s: 150, 75, 37.5, 18.75, 9.375, then the 5 s minimum."""
-    monkeypatch.setattr(intervals_module, "LADDER_FROM_MAX", True)
-    got = [quantize(x, LIMITS) for x in (1, 5, 9.9, 10, 39, 160, 299, 300, 500)]
-    assert got == [5, 5, 9.375, 9.375, 37.5, 150, 150, 300, 300]
-    assert quantize(250.0, LIMITS, steps_per_octave=2) == pytest.approx(
-        300 / math.sqrt(2)
-    )
-    assert quantize(math.nan, LIMITS) == 5
 
 
 @given(

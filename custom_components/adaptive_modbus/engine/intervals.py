@@ -962,20 +962,6 @@ def _jump_detail(
 # ---------------------------------------------------------------------- cluster coordination
 
 
-LADDER_FROM_MAX = False
-"""Root :func:`quantize`'s ladder on the maximum instead of the minimum (off).
-
-True: rungs ``max/2**(k/steps)`` (plus ``min``), so every rung divides the maximum
-and a register resting at it shares its reads with those on the rungs below
-(with min 5 s and max 300 s the default ladder's 160 s and 300 s meet only every
-2,400 s). Measured (focused run, 1 phase) it saves little at night and costs
-elsewhere: pv night 40.5 -> 37.8 req/h but its day 211.7 -> 224.4 req/h, and
-demo 1,308 -> 1,476, install200 1,948 -> 2,119, trace 289 -> 336 and stress2000
-3,996 -> 4,554 req/h (wrongdefaults 314 -> 269): there the minimum and the
-rungs just above it (5 s against 9.4 s, and a map's 10 s maximum) no longer
-meet."""
-
-
 def quantize(
     interval: float, limits: IntervalLimits, *, steps_per_octave: int = 1
 ) -> float:
@@ -988,9 +974,7 @@ def quantize(
     ``max`` is a rung of its own (registers resting at max coincide with each
     other). Rounding is down, so freshness never gets worse than the model asked
     for; finer ladders (``steps_per_octave`` > 1) lose less but are harmonic only
-    within each of their interleaved chains. NaN gives ``min``. With
-    :data:`LADDER_FROM_MAX` the ladder is ``max/2**(k/steps_per_octave)`` (plus
-    ``min``) instead.
+    within each of their interleaved chains. NaN gives ``min``.
     """
     if steps_per_octave < 1:
         raise EngineUsageError("steps_per_octave must be >= 1")
@@ -999,9 +983,6 @@ def quantize(
         return low
     if interval >= high:
         return high
-    if LADDER_FROM_MAX:
-        k = math.ceil(steps_per_octave * math.log2(high / interval) - _REL_EPS)
-        return max(low, high * math.pow(2.0, -k / steps_per_octave))
     k = math.floor(steps_per_octave * math.log2(interval / low) + _REL_EPS)
     return min(high, low * math.pow(2.0, k / steps_per_octave))
 
