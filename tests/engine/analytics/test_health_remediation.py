@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-from adaptive_modbus_engine import intervals
 from adaptive_modbus_engine.analytics import (
     CONNECTION,
     Analytics,
@@ -104,21 +101,18 @@ async def test_a_device_limited_to_20_registers_per_read_gets_a_smaller_block_si
     assert clean.analytics.remediation() == []
 
 
-async def test_busy_answers_suggest_a_pause_and_closing_after_each_cycle(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_busy_answers_suggest_a_pause_and_closing_after_each_cycle() -> None:
     """Every third request answered busy: a pause, with the count and share.
 
-    Built for the slow start (GROWTH from the first read): under the fast start
-    (START_GROWTH) the share of the recent errors over the recent requests reads
-    21 % in these first 10 minutes.
+    The share is taken over the span both recent rings hold (the errors' ring is
+    smaller): over the whole request ring it read 21 % here, with the errors of
+    only the last few minutes counted against ten minutes of requests.
 
     Free riders off: with them every cycle reads the whole input table across the
     demo's gap at address 10, and while every third answer is busy the gap is never
     learned (the bisection that would learn it is interrupted), so its illegal-address
     answers crowd the busy ones out of the recent errors this share is taken from.
     """
-    monkeypatch.setattr(intervals, "START_GROWTH", intervals.GROWTH)
     run = Run(
         config=EngineConfig(
             min_interval=5, max_interval=300, fixed_interval=15, rider_value=0.0

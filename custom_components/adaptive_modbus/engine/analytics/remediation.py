@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorKind
-from ..stats import EngineSnapshot, ErrorRecord, RegisterSnapshot
+from ..stats import (
+    RECENT_ERRORS,
+    RECENT_REQUESTS,
+    EngineSnapshot,
+    ErrorRecord,
+    RegisterSnapshot,
+)
 
 MIN_FAILURES = 3  # failures of a kind before anything is suggested
 # large reads refused before a smaller block size is suggested (the engine halves its
@@ -155,17 +161,38 @@ def _block_size(
     )
 
 
+def _common_start(snapshot: EngineSnapshot) -> float:
+    """Return the time from which the recent errors and requests are both whole.
+
+    Each is a bounded ring (:data:`RECENT_ERRORS`, :data:`RECENT_REQUESTS`); a
+    full ring has dropped what came before its oldest entry, so a share of one
+    over the other is only taken over the span both still hold.
+    """
+    start = float("-inf")
+    if len(snapshot.recent_errors) >= RECENT_ERRORS:
+        start = snapshot.recent_errors[0].at
+    if len(snapshot.recent_requests) >= RECENT_REQUESTS:
+        start = max(start, snapshot.recent_requests[0].at)
+    return start
+
+
 def _busy(
     snapshot: EngineSnapshot, unit: int, pause: float | None, close_after_cycle: bool
 ) -> list[Remediation]:
+    since = _common_start(snapshot)
     busy = [
         e
         for e in snapshot.recent_errors
-        if e.unit_id == unit and e.kind is ErrorKind.OTHER and "busy" in e.message
+        if e.at >= since
+        and e.unit_id == unit
+        and e.kind is ErrorKind.OTHER
+        and "busy" in e.message
     ]
     if len(busy) < MIN_FAILURES:
         return []
-    reqs = sum(1 for r in snapshot.recent_requests if r.unit_id == unit)
+    reqs = sum(
+        1 for r in snapshot.recent_requests if r.unit_id == unit and r.at >= since
+    )
     share = 100.0 * len(busy) / reqs if reqs else 100.0
     new_pause = max(DEFAULT_PAUSE, 2 * (pause or 0.0))
     figures = {
