@@ -21,7 +21,10 @@ strategies), and ends evaluations. A cycle:
    proposal that passed and touches none of its parameters, a change-set predicted
    as a whole by one more replay and applied only when it beats the best alone);
    proposals that need approval (tolerance
-   raises) wait for :meth:`approve`;
+   raises) wait for :meth:`approve`; while a single change is in its first
+   window, the cycles go on and their best proposal joins it when it touches
+   none of its targets (``join_pending``, :meth:`Optimizer._join_pending`):
+   the two are judged as one change-set;
 4. after ``evaluation_window`` seconds the window is measured against the window
    before the change (requests/min, bus utilisation, error rate, p95 latency,
    measured staleness) and judged by the same objective: kept, or rolled back
