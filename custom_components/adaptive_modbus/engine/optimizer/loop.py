@@ -168,7 +168,7 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "pattern": {"enabled": True, "max_step": 1.5, "cooldown": 3600.0},
 }
 # a change predicted to help may join a pending single change's evaluation when
-# they touch disjoint parameters and targets (:meth:`Optimizer._join_pending`)
+# they touch disjoint targets (:meth:`Optimizer._join_pending`)
 PARAMETER_SPECS["loop"]["join_pending"] = ("bool", 0, 1)
 DEFAULT_PARAMETERS["loop"]["join_pending"] = True
 
@@ -794,6 +794,8 @@ class Optimizer:
                 best.verdict = f"not applied: an evaluation is running ({why})"
             else:
                 result.applied.append(best.id)
+                for proposal in passed:
+                    proposal.verdict = "a better proposal was applied"
                 if kind == "full" and passed and self._follow_ups < FOLLOW_UPS:
                     # more passed: the full cycle runs again once the bundle is judged
                     self._follow_ups += 1
