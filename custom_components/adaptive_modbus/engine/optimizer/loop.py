@@ -21,7 +21,10 @@ strategies), and ends evaluations. A cycle:
    proposal that passed and touches none of its parameters, a change-set predicted
    as a whole by one more replay and applied only when it beats the best alone);
    proposals that need approval (tolerance
-   raises) wait for :meth:`approve`;
+   raises) wait for :meth:`approve`; while a single change is in its first
+   window, the cycles go on and their best proposal joins it when it touches
+   none of its targets (``join_pending``, :meth:`Optimizer._join_pending`):
+   the two are judged as one change-set;
 4. after ``evaluation_window`` seconds the window is measured against the window
    before the change (requests/min, bus utilisation, error rate, p95 latency,
    measured staleness) and judged by the same objective: kept, or rolled back
@@ -164,6 +167,10 @@ DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
     "cluster": {"enabled": True, "max_step": 2.0, "cooldown": 3600.0},
     "pattern": {"enabled": True, "max_step": 1.5, "cooldown": 3600.0},
 }
+# a change predicted to help may join a pending single change's evaluation when
+# they touch disjoint targets (:meth:`Optimizer._join_pending`)
+PARAMETER_SPECS["loop"]["join_pending"] = ("bool", 0, 1)
+DEFAULT_PARAMETERS["loop"]["join_pending"] = True
 
 
 class OptimizerParameterError(EngineUsageError):
@@ -653,9 +660,9 @@ class Optimizer:
             # (they finish an evaluation); no other change meanwhile
             self._next_queued(now)
             return None
-        if not self.enabled or self.evaluation is not None:
+        if not self.enabled or not self._may_run(now):
             return None
-        if self._size_failed:
+        if self._size_failed and self.evaluation is None:
             repaired = self._repair_at_once(now)
             if repaired is not None:
                 return repaired
@@ -714,6 +721,7 @@ class Optimizer:
         wall = self._wall()
         result = RunResult(kind=kind, at=wall, dry_run=dry_run)
         loop = self.parameters["loop"]
+        pending = self.evaluation
         if not dry_run:
             if kind == "full":
                 self.next_full = self._next_full(wall + 3600.0)
@@ -728,6 +736,8 @@ class Optimizer:
         proposals = self._propose(kind, only, snapshot, state, wall, result)
         if not proposals:
             result.note = result.note or "nothing to propose"
+            if pending is not None and not dry_run:
+                self._again_after_verdict(kind, pending, wall)
             self.last_run = result
             return result
         trace = self._trace(snapshot, loop["replay_horizon"])
@@ -778,7 +788,18 @@ class Optimizer:
         elif dry_run:
             best.verdict = "would apply"
         elif self.evaluation is not None:
-            best.verdict = "not applied: an evaluation is running"
+            # one change on top of a pending one, judged with it as a bundle
+            why = self._join_pending(best, actor, wall)
+            if why:
+                best.verdict = f"not applied: an evaluation is running ({why})"
+            else:
+                result.applied.append(best.id)
+                for proposal in passed:
+                    proposal.verdict = "a better proposal was applied"
+                if kind == "full" and passed and self._follow_ups < FOLLOW_UPS:
+                    # more passed: the full cycle runs again once the bundle is judged
+                    self._follow_ups += 1
+                    self.next_full = wall
         else:
             members, set_gain, why = await self._joint(
                 best, passed, trace, state, (base, retries), run_in_executor
@@ -797,6 +818,8 @@ class Optimizer:
                 passed = []
         if kind == "full" and not dry_run and not result.applied:
             self._follow_ups = 0
+        if pending is not None and not dry_run and not result.applied:
+            self._again_after_verdict(kind, pending, wall)
         self.last_run = result
         return result
 
@@ -851,6 +874,121 @@ class Optimizer:
             return [best], None, f"a joint set of {len(chosen)} not applied: {why}"
         best.predicted["set"] = {"members": [p.id for p in chosen], "after": after}
         return chosen, gain, ""
+
+    def _may_run(self, now: float) -> bool:
+        """Whether a cycle may run now: no evaluation pending, or one a change may join."""
+        return self.evaluation is None or not self._join_blocked(now)
+
+    def _join_blocked(self, now: float) -> str:
+        """Why no change may join the pending evaluation now ('' when one may).
+
+        A change joins only a single change (not a set, never a half of a split
+        set) still in its first window (never one measured worse, whose window
+        grows), only with the loop's ``join_pending`` on, and only while a whole
+        ``evaluation_window`` for it fits before the pending one's
+        ``evaluation_max``.
+        """
+        evaluation = self.evaluation
+        loop = self.parameters["loop"]
+        if evaluation is None:
+            return "no evaluation is pending"
+        if not loop["join_pending"]:
+            return "one change at a time (join_pending is off)"
+        if self.queued:
+            return "halves of a split change-set are queued"
+        if evaluation.members:
+            return "it is a change-set already"
+        if evaluation.extended:
+            # measured worse once already: a bundle would likely fail for it, and
+            # the joined change be rolled back with it and measured again
+            return "it was measured worse once (its window grows)"
+        if evaluation.before_from is None or evaluation.applied_at is None:
+            return "it resumed after a restart"
+        if now + float(loop["evaluation_window"]) > evaluation.started + float(
+            loop["evaluation_max"]
+        ):
+            return "too little of its evaluation_max is left"
+        return ""
+
+    def _again_after_verdict(self, kind: str, pending: Evaluation, wall: float) -> None:
+        """Run a cycle again at the verdict when it ran beside one and applied nothing.
+
+        The loop's next cycle used to run right after a verdict (none ran while
+        a change was measured); a cycle that found nothing to join must not
+        take that away: the next quick cycle is due at the verdict at the
+        latest, and a full cycle (the first one after an hour, the daily one)
+        runs again then.
+        """
+        self.next_quick = min(
+            wall + float(self.parameters["loop"]["quick_every"]), pending.ends
+        )
+        if kind == "full":
+            self.next_full = min(self.next_full, pending.ends)
+
+    def _join_pending(self, best: Proposal, actor: Actor, wall: float) -> str:
+        """Apply ``best`` on top of the pending change and judge them as a bundle.
+
+        Without this, a change predicted to help waits while an unrelated one is
+        measured, up to ``evaluation_max`` (2 h) when that one's window grows. The
+        prediction already ran on top of the pending change (the replay starts
+        from the parameters in force). ``best`` joins when it changes nothing of
+        a target (register, unit, connection) the pending change changes and is
+        judged by the same objective and the same rule of evidence
+        (:func:`_trades_freshness`). The two are then one
+        change-set, measured against the window before the first: its window
+        ends a whole ``evaluation_window`` after the join at the earliest; kept
+        together, or, when worse, split (both rolled back, no strategy blamed,
+        each measured again alone: a harmful member is rolled back by its own
+        measurement, the other kept by its own). Requests and bus time cannot be
+        credited to one of two changes per register: registers read in one
+        request save it only together. Returns '' when ``best`` was applied,
+        else why not.
+        """
+        evaluation = self.evaluation
+        assert evaluation is not None
+        why = self._join_blocked(wall)
+        if why:
+            return why
+        if best.repair:
+            return "a repair goes alone"
+        pending = evaluation.proposal
+        if _judged_on_plan(best) != _judged_on_plan(pending):
+            return "it is judged by another objective"
+        if _trades_freshness(best) != _trades_freshness(pending):
+            # a change that must show evidence on freshness would hold up one
+            # that need not (its window grows until the registers moved)
+            return "it needs other evidence than the pending change"
+        if {c.target for c in best.changes} & {c.target for c in pending.changes}:
+            return "it touches a register, unit or connection the pending change does"
+        apply_all(self.engine, best.changes)
+        best.verdict = "applied: evaluating with the pending change"
+        entry = self._audit_proposal(best, actor, Outcome.EVALUATING)
+        self.records[best.strategy].applied += 1
+        member = InForce(best, entry.id)
+        evaluation.members.append(member)
+        self.in_force.append(member)
+        evaluation.set_gain = 1.0 - (1.0 - (pending.gain or 0.0)) * (
+            1.0 - (best.gain or 0.0)
+        )
+        window = float(self.parameters["loop"]["evaluation_window"])
+        evaluation.ends = max(evaluation.ends, wall + window)
+        listing = {
+            "set": [p.id for p in evaluation.proposals()],
+            "set_audit": evaluation.audit_ids(),
+            "set_predicted_gain": round(evaluation.set_gain, 4),
+        }
+        self.audit.update(evaluation.audit_id, extra=listing)
+        self.audit.update(
+            entry.id,
+            extra={**listing, "joined": evaluation.audit_id, "joined_at": wall},
+        )
+        _LOGGER.info(
+            "optimizer applied %s (%s) on top of %s: evaluated together",
+            best.id,
+            best.target,
+            pending.id,
+        )
+        return ""
 
     def _track_noisy(self, snapshot: EngineSnapshot, wall: float) -> None:
         """Note since when each register is noisy (noise beyond its tolerance).
