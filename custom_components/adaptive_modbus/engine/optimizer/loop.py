@@ -27,7 +27,11 @@ strategies), and ends evaluations. A cycle:
    measured staleness) and judged by the same objective: kept, or rolled back
    automatically; a change worse on the goal alone, not significantly, is kept when
    its prediction, weighed by its strategy's record of prediction errors, outweighs
-   the measurement (the prior); a change-set that fails is split in halves, each
+   the measurement (the prior); a change measured worse, not significantly, is
+   predicted again as the next cycle would (a fresh prediction): no longer
+   predicted to gain, it ends at once (inconclusive); still inconclusive at
+   ``evaluation_max`` but predicted to help, it stays in force rather than being
+   rolled back and applied again; a change-set that fails is split in halves, each
    measured on its own; the strategy's record learns from it.
 
 Nothing runs while a user's write is in progress. Everything changed is in the
@@ -1563,7 +1567,6 @@ class Optimizer:
         with_change = _with_retries(outcomes[0].effect(), proposal.changes, retries)
         without = _with_retries(outcomes[1].effect(), (), retries)
         ok, gain, reasons = self.objective.judge(without, with_change)
-        self.records[proposal.strategy].proposed += 1
         return {
             "before": rounded(without),
             "after": rounded(with_change),
