@@ -15,12 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from adaptive_modbus_engine.audit import AuditEntry, Outcome
 from adaptive_modbus_engine.optimizer import Goal
-from adaptive_modbus_engine.optimizer.loop import INCONCLUSIVE, KEPT_ON_FRESH_PREDICTION
+from adaptive_modbus_engine.optimizer.loop import (
+    INCONCLUSIVE,
+    KEPT_ON_FRESH_PREDICTION,
+    KEPT_ON_PRIOR,
+)
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 
 from .rig import START, USER, Rig, inline
+from .test_joint_sets import applied_set, two_blocks  # noqa: F401 (a fixture)
 from .test_loop import FLAT
 
 APPLY_AT = 45 * 60  # s after start: the change
@@ -145,3 +152,33 @@ async def test_an_inconclusive_change_no_longer_predicted_to_help_is_rolled_back
     record = rig.optimizer.records["interval"]
     assert record.rolled_back == 0
     assert not record.cooling(rig.now)
+
+
+@pytest.mark.usefixtures("two_blocks")
+async def test_the_prior_keeps_a_change_only_while_a_fresh_prediction_favours_it() -> (
+    None
+):
+    """Block A steps every 15 min after its split: its old prediction is not enough.
+
+    The run in which, with the automatic loop off, block A's longer rest is kept on
+    its prediction (the prior; see test_joint_sets). With the loop on, the loop
+    predicts it again on the reads since: block A now steps every 15 minutes, its
+    interval model keeps it below the old maximum, resting longer gains nothing.
+    """
+    rig, _ = await applied_set(period=900.0)
+    rig.optimizer.enabled = True
+    await rig.run_for(4 * 3600)
+    assert not [
+        e for e in rig.audit if (e.measured or {}).get("verdict") == KEPT_ON_PRIOR
+    ]
+    ended = [
+        e
+        for e in rig.audit
+        if e.target == "block a" and "fresh_prediction" in (e.measured or {})
+    ]
+    assert ended, "block A's change was never predicted again"
+    entry = ended[0]
+    assert entry.outcome == Outcome.ROLLED_BACK
+    assert entry.measured["verdict"] == INCONCLUSIVE
+    assert entry.measured["fresh_prediction"]["gain"] < 0.02
+    assert entry.measured["gain"] < 0

@@ -1294,6 +1294,7 @@ class Optimizer:
             # no worse on windows in which freshness was never put to the test
             ok, reasons = False, [unproven]
         prior: dict[str, Any] | None = None
+        fresh: dict[str, Any] | None = None
         if (
             not ok
             and not unproven
@@ -1304,10 +1305,11 @@ class Optimizer:
             # worse on the goal only, within every budget: the shadow replay's
             # prediction weighs in (:meth:`_prior`); never against a significant
             # worsening, a budget or more errors
-            prior = self._prior(evaluation, (applied_at, t), gain)
+            prior, fresh = await self._weigh_prior(
+                evaluation, (applied_at, t), gain, run_in_executor
+            )
             if prior is not None and prior["kept"]:
                 ok, reasons = True, []
-        fresh: dict[str, Any] | None = None
         if not ok:
             extend, fresh = await self._extend(
                 evaluation,
@@ -1317,6 +1319,7 @@ class Optimizer:
                 reasons,
                 unproven=bool(unproven),
                 run_in_executor=run_in_executor,
+                fresh=fresh,
             )
             if extend:
                 return
@@ -1345,7 +1348,7 @@ class Optimizer:
         }
         if inconclusive:
             measured["verdict"] = INCONCLUSIVE
-        _note_fresh(measured, fresh)
+        _note_fresh(measured, fresh, inconclusive=inconclusive)
         if prior is not None:
             measured["prior"] = {k: v for k, v in prior.items() if k != "kept"}
             if prior["kept"]:
@@ -1460,6 +1463,28 @@ class Optimizer:
         after = self._meter.per_minute(*after_span)
         t_worse = self.objective.worse_t(before, after, plan=_set_on_plan(evaluation))
         return t_worse, sum(f["requests_per_min"] for f in after)
+
+    async def _weigh_prior(
+        self,
+        evaluation: Evaluation,
+        after_span: tuple[float, float],
+        gain: float,
+        run_in_executor: RunInExecutor,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Return the prior (:meth:`_prior`) and the fresh prediction that checked it.
+
+        The prior is the prediction made when the change went out: it keeps a
+        change (not a change-set) only while the loop, predicting it again on the
+        reads since (:meth:`_fresh_prediction`), still sees the goal's
+        ``min_gain``.
+        """
+        prior = self._prior(evaluation, after_span, gain)
+        if prior is None or not prior["kept"] or evaluation.members:
+            return prior, None
+        fresh = await self._fresh_prediction(evaluation, run_in_executor)
+        if fresh is not None and fresh["gain"] < self.objective.min_gain:
+            prior["kept"] = False
+        return prior, fresh
 
     def _prior(
         self, evaluation: Evaluation, after_span: tuple[float, float], gain: float
@@ -1604,6 +1629,7 @@ class Optimizer:
         *,
         unproven: bool = False,
         run_in_executor: RunInExecutor,
+        fresh: dict[str, Any] | None = None,
     ) -> tuple[bool, dict[str, Any] | None]:
         """Let a window that measured worse grow while the difference is not significant.
 
@@ -1621,7 +1647,7 @@ class Optimizer:
         inconclusive (a budget the fresh prediction misses alone does not end it:
         one replay's time out of tolerance moves with where its reads land). Returns whether the
         window was extended (the evaluation goes on) and that fresh prediction
-        when it ended the window.
+        when it ended the window (``fresh``: one already made at this end).
         """
         loop = self.parameters["loop"]
         window = float(loop["evaluation_window"])
@@ -1637,7 +1663,8 @@ class Optimizer:
         if t_worse >= SIGNIFICANT_T and requests >= MIN_EVALUATION_REQUESTS:
             return False, None
         if not unproven and not evaluation.members:
-            fresh = await self._fresh_prediction(evaluation, run_in_executor)
+            if fresh is None:
+                fresh = await self._fresh_prediction(evaluation, run_in_executor)
             if fresh is not None and fresh["gain"] < self.objective.min_gain:
                 # measured worse and no longer predicted to gain: growing the
                 # window would only hold the change (and the loop) up
@@ -2079,12 +2106,14 @@ def _with_retries(
     return out
 
 
-def _note_fresh(measured: dict[str, Any], fresh: Mapping[str, Any] | None) -> None:
+def _note_fresh(
+    measured: dict[str, Any], fresh: Mapping[str, Any] | None, *, inconclusive: bool
+) -> None:
     """Add a fresh prediction (and the verdict when it kept the change) to ``measured``."""
     if fresh is None:
         return
     measured["fresh_prediction"] = {k: v for k, v in fresh.items() if k != "kept"}
-    if fresh["kept"]:
+    if inconclusive and fresh["kept"]:
         measured["verdict"] = KEPT_ON_FRESH_PREDICTION
 
 
