@@ -30,7 +30,11 @@ strategies), and ends evaluations. A cycle:
    measured staleness) and judged by the same objective: kept, or rolled back
    automatically; a change worse on the goal alone, not significantly, is kept when
    its prediction, weighed by its strategy's record of prediction errors, outweighs
-   the measurement (the prior); a change-set that fails is split in halves, each
+   the measurement (the prior); a change measured worse, not significantly, is
+   predicted again as the next cycle would (a fresh prediction): no longer
+   predicted to gain, it ends at once (inconclusive); still inconclusive at
+   ``evaluation_max`` but predicted to help, it stays in force rather than being
+   rolled back and applied again; a change-set that fails is split in halves, each
    measured on its own; the strategy's record learns from it.
 
 Nothing runs while a user's write is in progress. Everything changed is in the
@@ -112,6 +116,10 @@ KEPT_ON_PRIOR = "kept on the prior"
 # the verdict of every member of a change-set that failed as a whole: rolled back
 # and measured again in halves (no strategy blamed)
 SPLIT = "split"
+# the verdict of an inconclusive change left in force because the loop, predicting
+# it again at once on the reads since it was applied, would apply it again
+# (:meth:`Optimizer._fresh_prediction`): no rollback and re-application
+KEPT_ON_FRESH_PREDICTION = "inconclusive, kept on a fresh prediction"
 # tolerances the registers must have moved in each window before a change that
 # trades freshness for load is judged on it (:func:`_missing_evidence`)
 MIN_MOVED = 5.0
@@ -1424,6 +1432,7 @@ class Optimizer:
             # no worse on windows in which freshness was never put to the test
             ok, reasons = False, [unproven]
         prior: dict[str, Any] | None = None
+        fresh: dict[str, Any] | None = None
         if (
             not ok
             and not unproven
@@ -1434,22 +1443,39 @@ class Optimizer:
             # worse on the goal only, within every budget: the shadow replay's
             # prediction weighs in (:meth:`_prior`); never against a significant
             # worsening, a budget or more errors
-            prior = self._prior(evaluation, (applied_at, t), gain)
+            prior, fresh = await self._weigh_prior(
+                evaluation, (applied_at, t), gain, run_in_executor
+            )
             if prior is not None and prior["kept"]:
                 ok, reasons = True, []
-        if not ok and self._extend(
-            evaluation, now, (applied_at, t), gain, reasons, unproven=bool(unproven)
-        ):
-            return
-        # worse at the window's maximum but never significantly and with no more
-        # errors: not proven worse either, so rolled back without a cooldown or a
-        # learning penalty
+        if not ok:
+            extend, fresh = await self._extend(
+                evaluation,
+                now,
+                (applied_at, t),
+                gain,
+                reasons,
+                unproven=bool(unproven),
+                run_in_executor=run_in_executor,
+                fresh=fresh,
+            )
+            if extend:
+                return
+        # worse at the window's maximum (or before it, no longer predicted to help:
+        # ``fresh``) but never significantly and with no more errors: not proven
+        # worse either, so rolled back without a cooldown or a learning penalty
         inconclusive = (
             not ok
             and not unproven
             and after.get("error_rate", 0.0) <= evaluation.before.get("error_rate", 0.0)
-            and self._inconclusive(evaluation, now, (applied_at, t), reasons)
+            and (
+                fresh is not None
+                or self._inconclusive(evaluation, now, (applied_at, t), reasons)
+            )
         )
+        if inconclusive and fresh is None:
+            fresh = await self._keep_on_fresh_prediction(evaluation, run_in_executor)
+            ok = fresh is not None and fresh["kept"]
         measured: dict[str, Any] = {
             "before": rounded(evaluation.before),
             "expected_without_change": rounded(expected),
@@ -1460,6 +1486,7 @@ class Optimizer:
         }
         if inconclusive:
             measured["verdict"] = INCONCLUSIVE
+        _note_fresh(measured, fresh, inconclusive=inconclusive)
         if prior is not None:
             measured["prior"] = {k: v for k, v in prior.items() if k != "kept"}
             if prior["kept"]:
@@ -1473,7 +1500,10 @@ class Optimizer:
             for proposal, audit_id in zip(
                 proposals, evaluation.audit_ids(), strict=True
             ):
-                self.records[proposal.strategy].kept_one(gain)
+                if not inconclusive:
+                    # an inconclusive change kept on a fresh prediction proved
+                    # nothing: neither kept nor rolled back in its strategy's record
+                    self.records[proposal.strategy].kept_one(gain)
                 self.audit.update(audit_id, outcome=Outcome.KEPT, measured=measured)
             _LOGGER.info(
                 "optimizer kept %s: gain %.1f%%",
@@ -1572,6 +1602,28 @@ class Optimizer:
         t_worse = self.objective.worse_t(before, after, plan=_set_on_plan(evaluation))
         return t_worse, sum(f["requests_per_min"] for f in after)
 
+    async def _weigh_prior(
+        self,
+        evaluation: Evaluation,
+        after_span: tuple[float, float],
+        gain: float,
+        run_in_executor: RunInExecutor,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Return the prior (:meth:`_prior`) and the fresh prediction that checked it.
+
+        The prior is the prediction made when the change went out: it keeps a
+        change (not a change-set) only while the loop, predicting it again on the
+        reads since (:meth:`_fresh_prediction`), still sees the goal's
+        ``min_gain``.
+        """
+        prior = self._prior(evaluation, after_span, gain)
+        if prior is None or not prior["kept"] or evaluation.members:
+            return prior, None
+        fresh = await self._fresh_prediction(evaluation, run_in_executor)
+        if fresh is not None and fresh["gain"] < self.objective.min_gain:
+            prior["kept"] = False
+        return prior, fresh
+
     def _prior(
         self, evaluation: Evaluation, after_span: tuple[float, float], gain: float
     ) -> dict[str, Any] | None:
@@ -1620,6 +1672,72 @@ class Optimizer:
             "kept": combined >= self.objective.min_gain and not significant,
         }
 
+    async def _keep_on_fresh_prediction(
+        self, evaluation: Evaluation, run_in_executor: RunInExecutor
+    ) -> dict[str, Any] | None:
+        """Predict an inconclusive change (not a change-set) again at the window's end.
+
+        Rolled back, the change would go out again at once when the loop's next
+        cycle predicted the same parameters to help: it is kept instead (``kept``
+        in the result) of a rollback that clamps what grew under it and a
+        re-application that lets it grow again. A change-set is split as before.
+        """
+        if evaluation.members:
+            return None
+        return await self._fresh_prediction(evaluation, run_in_executor)
+
+    async def _fresh_prediction(
+        self, evaluation: Evaluation, run_in_executor: RunInExecutor
+    ) -> dict[str, Any] | None:
+        """Predict an inconclusive change again, as the loop would right after a rollback.
+
+        Rolled back at the window's maximum without a verdict, a change costs no
+        cooldown, so the loop's next cycle may propose and apply the same
+        parameters again at once: the rollback clamps what grew under the change
+        (longer intervals fall back to the old maximum) and the re-application
+        lets it grow again. So the loop predicts it now, as a cycle would: the
+        last ``replay_horizon`` of reads replayed from the learned state, with and
+        without the change (:func:`predict`, warm-started), judged by the goal as
+        any proposal. ``kept`` when that passes; None when the loop would not
+        propose it at once (the automatic loop or the strategy off, the strategy
+        cooling down, a target pinned by a user since, too few reads).
+        """
+        proposal = evaluation.proposal
+        wall = self._wall()
+        pins = self.engine.pins()
+        if (
+            not self.enabled
+            or not self.parameters[proposal.strategy]["enabled"]
+            or self.records[proposal.strategy].cooling(wall)
+            or any(c.target in pins for c in proposal.changes)
+        ):
+            return None
+        snapshot = self.engine.snapshot()
+        trace = self._trace(snapshot, self.parameters["loop"]["replay_horizon"])
+        if trace is None:
+            return None
+        state = self.engine.export_state()
+        reverted = [c.reverted() for c in reversed(proposal.changes)]
+        outcomes: list[ReplayOutcome] = await run_in_executor(
+            predict,
+            trace,
+            self.engine.config,
+            state,
+            self.engine.tuning(),
+            [reverted],
+        )
+        retries = self._retry_costs(snapshot, state)
+        with_change = _with_retries(outcomes[0].effect(), proposal.changes, retries)
+        without = _with_retries(outcomes[1].effect(), (), retries)
+        ok, gain, reasons = self.objective.judge(without, with_change)
+        return {
+            "before": rounded(without),
+            "after": rounded(with_change),
+            "gain": round(gain, 4),
+            "reasons": reasons,
+            "kept": ok,
+        }
+
     def _inconclusive(
         self,
         evaluation: Evaluation,
@@ -1639,7 +1757,7 @@ class Optimizer:
         t_worse, requests = self._worse_t(evaluation, after_span)
         return t_worse < SIGNIFICANT_T or requests < MIN_EVALUATION_REQUESTS
 
-    def _extend(
+    async def _extend(  # noqa: PLR0917
         self,
         evaluation: Evaluation,
         now: float,
@@ -1648,7 +1766,9 @@ class Optimizer:
         reasons: Sequence[str],
         *,
         unproven: bool = False,
-    ) -> bool:
+        run_in_executor: RunInExecutor,
+        fresh: dict[str, Any] | None = None,
+    ) -> tuple[bool, dict[str, Any] | None]:
         """Let a window that measured worse grow while the difference is not significant.
 
         A change that trades freshness, measured on windows too quiet to show it
@@ -1658,8 +1778,14 @@ class Optimizer:
         not the other); a change is rolled back only when the minutes after it are
         worse than those before beyond that scatter (:data:`SIGNIFICANT_T`) with
         at least :data:`MIN_EVALUATION_REQUESTS` requests measured, or when the
-        window reached ``evaluation_max``. More errors roll back at once. Returns
-        True when the window was extended (the evaluation goes on).
+        window reached ``evaluation_max``. More errors roll back at once. A change
+        measured worse (not significantly) grows only while the loop, predicting
+        it again on the reads of the last ``replay_horizon`` (:meth:`_fresh_prediction`),
+        still predicts it to gain the goal's ``min_gain``: else it ends now,
+        inconclusive (a budget the fresh prediction misses alone does not end it:
+        one replay's time out of tolerance moves with where its reads land). Returns whether the
+        window was extended (the evaluation goes on) and that fresh prediction
+        when it ended the window (``fresh``: one already made at this end).
         """
         loop = self.parameters["loop"]
         window = float(loop["evaluation_window"])
@@ -1670,10 +1796,17 @@ class Optimizer:
             or now - evaluation.started >= cap
             or any(reason.startswith("error rate") for reason in reasons)
         ):
-            return False
+            return False, None
         t_worse, requests = self._worse_t(evaluation, after_span)
         if t_worse >= SIGNIFICANT_T and requests >= MIN_EVALUATION_REQUESTS:
-            return False
+            return False, None
+        if not unproven and not evaluation.members:
+            if fresh is None:
+                fresh = await self._fresh_prediction(evaluation, run_in_executor)
+            if fresh is not None and fresh["gain"] < self.objective.min_gain:
+                # measured worse and no longer predicted to gain: growing the
+                # window would only hold the change (and the loop) up
+                return False, fresh
         evaluation.ends = min(now + max(window / 2, 300.0), evaluation.started + cap)
         evaluation.extended += 1
         self.evaluation = evaluation
@@ -1701,7 +1834,7 @@ class Optimizer:
             100 * gain,
             t_worse,
         )
-        return True
+        return True, None
 
     def _forget(self, audit_id: int) -> None:
         self.in_force = [item for item in self.in_force if item.audit_id != audit_id]
@@ -2109,6 +2242,17 @@ def _with_retries(
         requests = max(out.get("requests_per_min", 0.0) * 60.0, 1.0)
         out["error_rate"] = out.get("error_rate", 0.0) + per_hour / requests
     return out
+
+
+def _note_fresh(
+    measured: dict[str, Any], fresh: Mapping[str, Any] | None, *, inconclusive: bool
+) -> None:
+    """Add a fresh prediction (and the verdict when it kept the change) to ``measured``."""
+    if fresh is None:
+        return
+    measured["fresh_prediction"] = {k: v for k, v in fresh.items() if k != "kept"}
+    if inconclusive and fresh["kept"]:
+        measured["verdict"] = KEPT_ON_FRESH_PREDICTION
 
 
 def _trades_freshness(proposal: Proposal) -> bool:
