@@ -347,7 +347,7 @@ class Histogram:
             return math.nan
         quantile = np.true_divide(q, 100)
         # numpy's virtual index, neighbours and weight for the linear method
-        virtual = size * quantile + (1 + quantile * (1 - 1 - 1)) - 1
+        virtual = (size - 1) * quantile
         below = np.floor(virtual)
         if virtual >= size - 1:
             lo = hi = size - 1
