@@ -114,13 +114,16 @@ def load_trace(
     samples.require(spec.key for spec in specs)
     first, last = samples.span(spec.key for spec in specs)
     duration = max(math.ceil(last - first), 60)
+    gaps = [] if hold else find_gaps(samples, first, max_gap)
+    del samples.row_times[:]  # the loader's bookkeeping goes before the copies come
+    samples.lines.clear()
     series = {}
     for spec in specs:
         times, data = sorted_arrays(samples, spec.key)
         series[spec.key] = (times, clamp_to_type(spec, data))
-    start = EPOCH
-    gaps = [] if hold else find_gaps(samples, first, max_gap)
+        del samples.series[spec.key]
     del samples
+    start = EPOCH
     truth = TraceTruth(specs, series, first=first, duration=duration, gaps=gaps)
 
     def make_units(clock: Callable[[], float]) -> list[Any]:
