@@ -24,6 +24,13 @@ Rules (each one a bug found replaying real logs):
 * A change-only log keeps its **flat tail**: the replay runs to the log's stated end
   (a comment line ``# end <timestamp>`` or the ``end`` argument, in the log's
   timestamp format), else to its last row; every key holds its last value till then.
+
+Streaming: the replay never holds one float per register and second. The scenario's
+truth is a :class:`TraceTruth` (computed window by window from the log's change
+points) and its device a :class:`TraceUnit` (the same change points, looked up per
+read); ``scripts/bench`` streams each run's metrics chunk by chunk
+(:class:`~benchmarks.metrics.MetricsStream`). What stays is the log itself, 16 bytes
+per row (time and value), and per run what grows with changes, not with seconds.
 """
 
 from __future__ import annotations
