@@ -480,8 +480,8 @@ class MetricsStream:
         after = times >= self.cut
         self.sent += len(times)
         self.sent_final += int(after.sum())
-        for seconds in bus[after].tolist():
-            _add_exact(self.sent_final_bus, seconds)
+        for seconds in bus[after]:
+            _add_exact(self.sent_final_bus, float(seconds))
         del times, bus
         if consume:
             del record.sent_at[:]
@@ -548,7 +548,7 @@ class MetricsStream:
         seen = nxt < len(read)
         if seen.any():
             self.delays.append(read[nxt[seen]] - changed[seen])
-        pending.extend(changed[~seen].tolist())
+        pending.extend(float(t) for t in changed[~seen])
 
     def _stretches(self, row: int, out: NDArray[np.bool_]) -> None:
         """Count the row's out-of-band stretches (over its valid samples, joined)."""
@@ -557,7 +557,7 @@ class MetricsStream:
         _, lengths = _runs(out)
         runs = self.runs[row]
         carried = int(self.open_run[row])
-        closed = lengths.tolist()
+        closed = [int(length) for length in lengths]
         if carried:
             if out[0]:
                 closed[0] += carried
