@@ -321,28 +321,60 @@ def _runs(flags: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64
 class Histogram:
     """An exact multiset of floats: its distinct values (sorted) and their counts.
 
-    Its memory grows with the number of distinct values, not of samples; quantiles
-    come out as numpy's ``percentile`` of the samples would give them.
+    Its memory grows with the number of distinct values, not of samples (plus a
+    buffer of at most :attr:`BUFFER` samples, merged in when full or asked);
+    quantiles come out as numpy's ``percentile`` of the samples would give them.
     """
+
+    BUFFER = 1 << 20
 
     def __init__(self) -> None:
         """Start empty."""
-        self.values: Array = np.zeros(0)
-        self.counts: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._values: Array = np.zeros(0)
+        self._counts: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._buffer: list[tuple[Array, NDArray[np.int64] | None]] = []
+        self._buffered = 0
 
     def add(self, samples: Array, counts: NDArray[np.int64] | None = None) -> None:
         """Add ``samples`` (each ``counts`` times, once by default)."""
         if not samples.size:
             return
-        if counts is None:
-            samples, counts = np.unique(samples, return_counts=True)
-        values = np.concatenate((self.values, samples))
-        weights = np.concatenate((self.counts, counts))
+        self._buffer.append((samples, counts))
+        self._buffered += samples.size
+        if self._buffered >= self.BUFFER:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._buffer:
+            return
+        parts = [self._values]
+        weights = [self._counts]
+        for samples, counts in self._buffer:
+            parts.append(samples)
+            weights.append(
+                np.ones(samples.size, dtype=np.int64) if counts is None else counts
+            )
+        self._buffer.clear()
+        self._buffered = 0
+        values = np.concatenate(parts)
         order = np.argsort(values, kind="stable")
-        values, weights = values[order], weights[order]
+        values = values[order]
+        weight = np.concatenate(weights)[order]
         firsts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-        self.values = values[firsts]
-        self.counts = np.add.reduceat(weights, firsts)
+        self._values = values[firsts]
+        self._counts = np.add.reduceat(weight, firsts)
+
+    @property
+    def values(self) -> Array:
+        """The distinct values, ascending."""
+        self._merge()
+        return self._values
+
+    @property
+    def counts(self) -> NDArray[np.int64]:
+        """How often each distinct value occurs."""
+        self._merge()
+        return self._counts
 
     @property
     def size(self) -> int:

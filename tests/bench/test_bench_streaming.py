@@ -149,6 +149,7 @@ def test_histogram_quantiles_are_numpys() -> None:
     for size in (1, 2, 3, 20, 1001, 5000):
         samples = np.round(rng.exponential(3.0, size), 1)
         hist = Histogram()
+        hist.BUFFER = 64  # merged every 64 samples: many merges
         for part in np.array_split(samples, 7):
             hist.add(part)
         assert hist.size == size
