@@ -326,7 +326,7 @@ class Histogram:
     quantiles come out as numpy's ``percentile`` of the samples would give them.
     """
 
-    BUFFER = 1 << 20
+    BUFFER = 1 << 16
 
     def __init__(self) -> None:
         """Start empty."""
@@ -345,24 +345,29 @@ class Histogram:
             self._merge()
 
     def _merge(self) -> None:
+        """Fold the buffer into the distinct values (sorted merge, no re-sort)."""
         if not self._buffer:
             return
-        parts = [self._values]
-        weights = [self._counts]
-        for samples, counts in self._buffer:
-            parts.append(samples)
-            weights.append(
-                np.ones(samples.size, dtype=np.int64) if counts is None else counts
-            )
+        samples = np.concatenate([part for part, _ in self._buffer])
+        weights = np.concatenate(
+            [
+                np.ones(part.size, dtype=np.int64) if counts is None else counts
+                for part, counts in self._buffer
+            ]
+        )
         self._buffer.clear()
         self._buffered = 0
-        values = np.concatenate(parts)
-        order = np.argsort(values, kind="stable")
-        values = values[order]
-        weight = np.concatenate(weights)[order]
-        firsts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-        self._values = values[firsts]
-        self._counts = np.add.reduceat(weight, firsts)
+        order = np.argsort(samples, kind="stable")
+        samples, weights = samples[order], weights[order]
+        firsts = np.flatnonzero(np.concatenate(([True], samples[1:] != samples[:-1])))
+        values, counts = samples[firsts], np.add.reduceat(weights, firsts)
+        at = np.searchsorted(self._values, values)
+        known = at < self._values.size
+        known[known] = self._values[at[known]] == values[known]
+        self._counts[at[known]] += counts[known]
+        fresh = ~known
+        self._values = np.insert(self._values, at[fresh], values[fresh])
+        self._counts = np.insert(self._counts, at[fresh], counts[fresh])
 
     @property
     def values(self) -> Array:
