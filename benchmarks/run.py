@@ -28,7 +28,7 @@ from adaptive_modbus_engine import planning as planning_mod
 from . import overhead as overhead_mod, policies as pol
 from .bus import BusModel
 from .expert import pick_intervals, run_expert
-from .metrics import FINAL_SHARE, compute, final_start, shown_series
+from .metrics import FINAL_SHARE, compute, final_start, shown_series, stream_chunk
 from .oracle import night_floor, run_oracle
 from .report import (
     RESULTS_DIR,
@@ -297,6 +297,7 @@ def run_scenario(
                             phase=phase,
                             optimizer=policy.optimizer,
                             approve=policy.approve,
+                            chunk=stream_chunk(scenario),
                         )
                     )
                     runs.append(_measure(scenario, record, min_interval, phase))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adaptive_modbus_engine.audit import Actor, AuditLog
 from adaptive_modbus_engine.optimizer import Optimizer
@@ -27,6 +27,9 @@ from adaptive_modbus_engine.simulator.inprocess import InProcessTransport, Reque
 
 from .bus import BusModel
 from .scenarios import Scenario
+
+if TYPE_CHECKING:
+    from .metrics import MetricsStream
 
 ReadKey = tuple[int, Table]
 #: the simulated user of ``adaptive+optimizer+approve``
@@ -52,6 +55,8 @@ class RunRecord:
     # every request: the time it was issued and its bus time (s), for windowed figures
     sent_at: array[float] = field(default_factory=lambda: array("d"))
     sent_bus: array[float] = field(default_factory=lambda: array("d"))
+    # the metrics taken as the run went (``run_engine(..., chunk=...)``), or None
+    stream: MetricsStream | None = None
 
     def sent(self, when: float, seconds: float) -> None:
         """Log one request issued at ``when`` that took ``seconds`` of bus time."""
@@ -183,6 +188,7 @@ async def run_engine(
     phase: float = 0.0,
     optimizer: bool = False,
     approve: bool = False,
+    chunk: int | None = None,
 ) -> RunRecord:
     """Run the real ``PollEngine`` over the scenario's duration in virtual time.
 
@@ -194,6 +200,13 @@ async def run_engine(
     replays run inline (virtual time does not move while they compute).
     ``approve`` (with ``optimizer``) plays a user who approves every proposal that
     needs approval (a tolerance raise) right after the cycle that made it.
+
+    ``chunk`` streams the metrics: every ``chunk`` seconds of the run the record's
+    reads and request log go into a :class:`~benchmarks.metrics.MetricsStream`
+    (``record.stream``; :func:`~benchmarks.metrics.compute` finishes it) and are
+    dropped, so memory stays bounded by the chunk however long the run; the cycle
+    timeline is dropped too unless the scenario has a day mask (its day and night
+    figures need it). Without ``chunk`` the record keeps everything.
     """
     clock = VirtualClock(scenario.start)
     units: list[Any] = scenario.make_units(clock.now)
@@ -220,10 +233,29 @@ async def run_engine(
     uids = [spec.uid for spec in scenario.specs]
     end = scenario.start + scenario.duration
     bar = Progress(f"{scenario.name} / {policy}", scenario.duration, progress)
+    if chunk is not None:
+        from .metrics import MetricsStream  # noqa: PLC0415 - metrics imports this module
+
+        record.stream = MetricsStream(scenario, chunk=chunk)
+    flush_at = scenario.start + (chunk or 0)
+    metrics_cpu = 0.0  # the stream's share, left out of the run's CPU time
     cpu0 = time.process_time()
     counters = inner.counters
 
     async def on_cycle(result: CycleResult, shown_at: float) -> None:
+        nonlocal flush_at, metrics_cpu
+        stream = record.stream
+        if stream is not None and chunk is not None and shown_at >= flush_at:
+            # every read before this cycle is logged: take the seconds before it
+            upto = int(shown_at - scenario.start)
+            if scenario.start + upto > shown_at:  # the difference rounded up
+                upto -= 1
+            fed = time.process_time()
+            stream.feed(record, upto, consume=True)
+            metrics_cpu += time.process_time() - fed
+            if scenario.day is None:
+                record.timeline.clear()
+            flush_at = scenario.start + upto + chunk
         record.cycles += 1
         record.timeline.append((shown_at, result.requests))
         for read in transport.reads:
@@ -253,7 +285,7 @@ async def run_engine(
     bar.close()
     if loop is not None:
         record.optimizer = loop.statistics()
-    record.cpu_seconds = time.process_time() - cpu0
+    record.cpu_seconds = time.process_time() - cpu0 - metrics_cpu
     record.requests = counters.requests
     record.registers = counters.registers + counters.bits
     record.bus_time = counters.bus_time

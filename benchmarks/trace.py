@@ -24,6 +24,13 @@ Rules (each one a bug found replaying real logs):
 * A change-only log keeps its **flat tail**: the replay runs to the log's stated end
   (a comment line ``# end <timestamp>`` or the ``end`` argument, in the log's
   timestamp format), else to its last row; every key holds its last value till then.
+
+Streaming: the replay never holds one float per register and second. The scenario's
+truth is a :class:`TraceTruth` (computed window by window from the log's change
+points) and its device a :class:`TraceUnit` (the same change points, looked up per
+read); ``scripts/bench`` streams each run's metrics chunk by chunk
+(:class:`~benchmarks.metrics.MetricsStream`). What stays is the log itself, 16 bytes
+per row (time and value), and per run what grows with changes, not with seconds.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ import numpy as np
 
 from adaptive_modbus_engine.planner import DeviceLimits
 from adaptive_modbus_engine.register_map import parse_register_map
+from adaptive_modbus_engine.registers import RegisterSpec, Value
+from adaptive_modbus_engine.replay import SampleHoldUnit
 from adaptive_modbus_engine.simulator.trace import (
     TimestampParser,
     TraceError,
@@ -48,7 +57,7 @@ from adaptive_modbus_engine.simulator.trace import (
 
 from . import waveforms as wf
 from .bus import BusModel
-from .devices import SyntheticUnit, clamp_to_type, quantize
+from .devices import clamp_to_type, quantize
 from .scenarios import EPOCH, Scenario
 
 __all__ = [  # the loader's names are re-exported: the benchmark's callers use them
@@ -58,6 +67,8 @@ __all__ = [  # the loader's names are re-exported: the benchmark's callers use t
     "MAX_GAP",
     "TraceError",
     "TraceSamples",
+    "TraceTruth",
+    "TraceUnit",
     "find_gaps",
     "load_trace",
     "read_trace",
@@ -98,7 +109,9 @@ def load_trace(
     """Build a scenario replaying ``trace_path`` with the registers of ``map_path``.
 
     ``incidents`` are seconds from the trace start whose first step is timed;
-    ``max_gap``, ``hold`` and ``end`` as in the module docstring.
+    ``max_gap``, ``hold`` and ``end`` as in the module docstring. The scenario's
+    truth is a :class:`TraceTruth` and its device a :class:`TraceUnit`: both read
+    the log's own change points, so nothing holds one float per register and second.
     """
     definitions = parse_register_map(map_path.read_text(encoding="utf-8"), unit_id)
     specs = tuple(d.spec for d in definitions)
@@ -106,28 +119,22 @@ def load_trace(
     if end is not None:
         samples.end = TimestampParser()(end, None)
     samples.require(spec.key for spec in specs)
-    series = {spec.key: sorted_arrays(samples, spec.key) for spec in specs}
     first, last = samples.span(spec.key for spec in specs)
     duration = max(math.ceil(last - first), 60)
-    grid = first + np.arange(duration + 1, dtype=np.float64)
-    values: dict[str, Any] = {}
-    truth = np.empty((len(specs), duration + 1))  # filled row by row: no stacked copy
-    for row, spec in enumerate(specs):
-        times, data = series.pop(spec.key)
-        index = np.searchsorted(times, grid, side="right") - 1
-        np.clip(index, 0, None, out=index)
-        values[spec.key] = clamp_to_type(spec, data[index])
-        del index
-        truth[row] = quantize(spec, values[spec.key])
-    del grid
-    start = EPOCH
     gaps = [] if hold else find_gaps(samples, first, max_gap)
-    for gap_start, gap_end in gaps:
-        truth[:, gap_start:gap_end] = np.nan
+    del samples.row_times[:]  # the loader's bookkeeping goes before the copies come
+    samples.lines.clear()
+    series = {}
+    for spec in specs:
+        times, data = sorted_arrays(samples, spec.key)
+        series[spec.key] = (times, clamp_to_type(spec, data))
+        del samples.series[spec.key]
     del samples
+    start = EPOCH
+    truth = TraceTruth(specs, series, first=first, duration=duration, gaps=gaps)
 
     def make_units(clock: Callable[[], float]) -> list[Any]:
-        return [SyntheticUnit(unit_id, specs, values, start=start, clock=clock)]
+        return [TraceUnit(unit_id, truth, start=start, clock=clock)]
 
     missing_s = sum(b - a for a, b in gaps)
     return Scenario(
@@ -136,7 +143,7 @@ def load_trace(
         + (f", {missing_s / 3600:.1f} h in {len(gaps)} gap(s) left out" if gaps else "")
         + ")",
         specs=specs,
-        truth=truth,
+        truth=truth,  # type: ignore[arg-type]  # reads like the matrix, chunk by chunk
         start=start,
         duration=duration,
         bus=bus or BusModel.tcp(0.010),
@@ -145,6 +152,137 @@ def load_trace(
         limits={unit_id: DeviceLimits()},
         notes=f"gaps: {gaps}" if gaps else "",
     )
+
+
+#: Columns (seconds) of truth a :class:`TraceTruth` computes at a time by default.
+WINDOW = 3600
+
+
+class TraceTruth:
+    """The per-second truth of a replayed log, computed window by window.
+
+    Reads like the ``truth[register, second]`` matrix of the other scenarios
+    (``shape``, ``truth[rows, a:b]``, ``truth[row, s]``, ``np.asarray(truth)``), but
+    holds only the log's change points per register (``times``, clamped ``values``)
+    and the gaps; the columns asked for are computed from them (at least
+    :data:`WINDOW` at a time, the last window kept), so a reader moving forward in
+    time holds one window, not the whole duration. Column ``i`` is the time
+    ``first + i``: each register's last value at or before it (its first value
+    before its first row), quantized as a read decodes it; NaN inside a gap.
+    """
+
+    ndim = 2
+
+    def __init__(
+        self,
+        specs: tuple[RegisterSpec, ...],
+        series: dict[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]],
+        *,
+        first: float,
+        duration: int,
+        gaps: list[tuple[int, int]],
+        window: int = WINDOW,
+    ) -> None:
+        """Serve ``series`` (per key: sorted times, clamped values) from ``first``."""
+        self.specs = specs
+        self.series = series
+        self.first = first
+        self.duration = duration
+        self.gaps = gaps
+        self.window = max(int(window), 1)
+        self._cached: tuple[int, int, np.ndarray[Any, Any]] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(registers, seconds + 1), as the matrix's."""
+        return (len(self.specs), self.duration + 1)
+
+    def __len__(self) -> int:
+        """Return the number of registers (rows)."""
+        return len(self.specs)
+
+    def raw(self, key: str, index: int) -> float:
+        """Return the clamped raw value of ``key`` at column ``index`` (served)."""
+        times, values = self.series[key]
+        at = int(np.searchsorted(times, self.first + index, side="right")) - 1
+        return float(values[max(at, 0)])
+
+    def columns(self, lo: int, hi: int) -> np.ndarray[Any, Any]:
+        """Compute columns ``[lo, hi)`` afresh (rows follow ``specs``)."""
+        grid = self.first + np.arange(lo, hi, dtype=np.float64)
+        out = np.empty((len(self.specs), hi - lo))
+        for row, spec in enumerate(self.specs):
+            times, values = self.series[spec.key]
+            index = np.searchsorted(times, grid, side="right") - 1
+            np.clip(index, 0, None, out=index)
+            out[row] = quantize(spec, values[index])
+        for gap_start, gap_end in self.gaps:
+            a, b = max(gap_start, lo), min(gap_end, hi)
+            if b > a:
+                out[:, a - lo : b - lo] = np.nan
+        return out
+
+    def _window(self, lo: int, hi: int) -> np.ndarray[Any, Any]:
+        """Columns ``[lo, hi)`` from the kept window, computing a new one if needed."""
+        cached = self._cached
+        if cached is None or lo < cached[0] or hi > cached[1]:
+            top = min(max(hi, lo + self.window), self.duration + 1)
+            cached = (lo, top, self.columns(lo, top))
+            self._cached = cached
+        return cached[2][:, lo - cached[0] : hi - cached[0]]
+
+    def __getitem__(self, key: Any) -> Any:
+        """``truth[rows, columns]`` with an int or a step-1 slice for the columns."""
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        n = self.duration + 1
+        if isinstance(cols, slice):
+            lo, hi, step = cols.indices(n)
+            if step != 1:
+                return np.asarray(self)[rows, cols]
+            return self._window(lo, max(hi, lo))[rows]
+        col = int(cols)
+        if col < 0:
+            col += n
+        if not 0 <= col < n:
+            raise IndexError(f"column {cols} outside 0..{n - 1}")
+        return self._window(col, col + 1)[rows, 0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray[Any, Any]:
+        """Return the whole matrix (all in memory: for short traces and tests)."""
+        whole = self.columns(0, self.duration + 1)
+        return whole if dtype is None else whole.astype(dtype)
+
+
+class TraceUnit(SampleHoldUnit):
+    """The replay device: serves a :class:`TraceTruth`'s raw values, sample-and-hold.
+
+    At time ``t`` each register holds its value of column ``floor(t - start)`` (the
+    first column before the start, the last after the end), looked up in the log's
+    change points: what :class:`~benchmarks.devices.SyntheticUnit` serves from
+    per-second arrays, without them.
+    """
+
+    def __init__(
+        self,
+        unit_id: int,
+        truth: TraceTruth,
+        *,
+        start: float,
+        clock: Callable[[], float],
+    ) -> None:
+        """Serve the registers of ``truth`` as unit ``unit_id``, column 0 at ``start``."""
+        super().__init__(unit_id, truth.specs, clock=clock)
+        self.start = start
+        self._truth = truth
+
+    def value(self, key: str, t: float) -> Value:
+        """Value of ``key`` at clock time ``t``."""
+        index = min(max(math.floor(t - self.start), 0), self._truth.duration)
+        return self._truth.raw(key, index)
+
+    def truth(self, key: str, t: float) -> Value:
+        """Ground truth of ``key`` at ``t`` (undecoded engineering value)."""
+        return self.value(key, t)
 
 
 def find_gaps(
