@@ -12,18 +12,26 @@ with its text) must be the same.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 import math
 import random
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from adaptive_modbus_engine.config import EngineConfig
 from adaptive_modbus_engine.intervals import (
     IntervalDecision,
     IntervalLimits,
     IntervalModel,
     _PendingShift,
 )
+from adaptive_modbus_engine.patterns import ActivityProfile
+from adaptive_modbus_engine.scheduler import PollEngine
+
+from .test_scheduler import make_engine, run_until
 
 
 def bits(value: object) -> object:
@@ -157,3 +165,160 @@ def test_the_unchanged_read_shortcut_gives_the_general_path_results(
     )
     assert taken > reads // 3  # the shortcut was taken, often
     assert decisions > reads // 10
+
+
+# -- the time-of-week record and the reschedule ----------------------------------
+
+
+def profile_state(profile: ActivityProfile) -> object:
+    """Return what a profile learned (its caches left out), floats as bits."""
+    kept = {
+        name: value
+        for name, value in vars(profile).items()
+        if not name.startswith(("_hour_", "_slot_cache", "_hold")) and name != "daily"
+    }
+    daily = {
+        name: value
+        for name, value in vars(profile.daily).items()
+        if name not in ("_slot", "onsets")
+    }
+    onsets = [asdict(onset) for onset in profile.daily.onsets]
+    return bits({**kept, "daily": daily, "onsets": onsets})
+
+
+@pytest.mark.parametrize(
+    "tz", [None, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=5, minutes=45))]
+)
+def test_the_held_hour_gives_the_records_of_a_lookup_every_read(
+    tz: tzinfo | None,
+) -> None:
+    """Records within the last record's hour skip the lookup: the same profile.
+
+    Reads seconds to hours apart across daylight saving changes, the clock set back
+    now and then (a record of an older week is ignored, a fold replaces the visit).
+    """
+    rng = random.Random(3)
+    fast, slow = ActivityProfile(tz=tz), ActivityProfile(tz=tz)
+    slow._hold_hour = lambda t, index, week: None  # type: ignore[method-assign]  # noqa: SLF001
+    t = datetime(2024, 3, 30, 20, tzinfo=UTC).timestamp()  # DST starts on the 31st
+    held = 0
+    for index in range(40_000):
+        roll = rng.random()
+        if roll < 0.002:
+            t -= rng.choice((10.0, 3600.0, 7 * 86400.0))  # the clock set back
+        elif roll < 0.01:
+            t += rng.uniform(3600.0, 40 * 86400.0)  # a long pause
+        else:
+            t += rng.choice((0.0, 1e-4, 1.0, 10.0, 60.0, 599.9, 900.0))
+        activity = rng.choice((0.0, 0.0, 0.1, 2.0, 40.0))
+        held += fast._hour_from <= t <= fast._hour_to  # noqa: SLF001
+        fast.record(t, activity)
+        slow.record(t, activity)
+        if index % 97 == 0 or index > 39_000:
+            assert profile_state(fast) == profile_state(slow), index
+    assert profile_state(fast) == profile_state(slow)
+    assert fast.to_dict() == slow.to_dict()
+    assert held > 25_000  # the shortcut was taken, often
+
+
+def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send every read of an engine down the general paths (no shortcut)."""
+    monkeypatch.setattr(
+        IntervalModel,
+        "_observe_unchanged",
+        lambda self, t, value, last_t: self._observe_numeric(t, value),
+    )
+    monkeypatch.setattr(ActivityProfile, "_hold_hour", lambda self, t, i, w: None)
+    monkeypatch.setattr(ActivityProfile, "plain", lambda self, i, lim, m: False)
+
+
+def engine_state(engine: PollEngine) -> object:
+    """Everything an engine learned and decided, floats as bits."""
+    regs = engine._registry.regs  # noqa: SLF001
+    schedule = engine._schedule  # noqa: SLF001
+    per_register = {
+        uid: [
+            reg.next_due,
+            reg.effective_interval,
+            reg.pattern_factor,
+            reg.heap_seq,
+            reg.bucket_at,
+            model_state(reg.model),
+            profile_state(reg.profile),
+        ]
+        for uid, reg in regs.items()
+    }
+    stats = engine._core.stats  # noqa: SLF001
+    changes = [asdict(change) for change in stats.recent_interval_changes()]
+    return bits(
+        {
+            "registers": per_register,
+            "heap": schedule.heap,
+            "changes": changes,
+            "state": engine.export_state(),
+        }
+    )
+
+
+async def test_an_engine_on_the_shortcuts_decides_as_on_the_general_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """26 hours of the demo device: the same states, decisions and schedule.
+
+    Long enough for daily profiles to see an hour on two days (the reschedule's
+    shortcut then no longer applies to some registers).
+    """
+    states = []
+    for shortcuts in (True, False):
+        with monkeypatch.context() as patch:
+            if not shortcuts:
+                general_paths(patch)
+            config = EngineConfig(tz=ZoneInfo("Europe/Berlin"))
+            engine, _, _, clock = make_engine(config)
+            await run_until(engine, clock, 26 * 3600.0)
+            regs = engine._registry.regs.values()  # noqa: SLF001
+            plain = sum(
+                r.profile.plain(r.model.interval, r.model.limits, r.model) for r in regs
+            )
+            states.append(engine_state(engine))
+            if shortcuts:  # both kinds of register at the end
+                assert 0 < plain < len(regs)
+    assert states[0] == states[1]
+
+
+def test_a_plain_profile_leaves_every_interval_as_it_is() -> None:
+    """Where the reschedule skips the profile, the profile would not change a thing.
+
+    Profiles with nothing learned, with learned onsets, with hours seen on two days,
+    with two weeks learned; models with and without steps; intervals below and at
+    the maximum; times all day; strengths 0, 0.5 and 1.
+    """
+    rng = random.Random(9)
+    limits = IntervalLimits(5.0, 300.0)
+    start = datetime(2024, 5, 6, tzinfo=UTC).timestamp()  # a Monday
+    profiles = []
+    for kind in ("new", "onsets", "history", "weeks"):
+        profile = ActivityProfile(tz=ZoneInfo("Europe/Berlin"))
+        if kind == "onsets":
+            profile.daily.learn_onset(7 * 3600.0, 600.0, 19_849)
+        days = {"new": 0, "onsets": 0, "history": 2, "weeks": 15}[kind]
+        for k in range(days * 24 * 6):
+            profile.record(start + k * 600.0, rng.choice((0.0, 0.0, 0.0, 3.0)))
+        profiles.append(profile)
+    plain = other = 0
+    for profile in profiles:
+        for steps in (0.0, 0.7):
+            model = IntervalModel(2.0, limits)
+            model._steps = steps  # noqa: SLF001
+            for _ in range(400):
+                interval = rng.choice((5.0, 20.0, 80.0, 299.0, 300.0))
+                t = start + rng.uniform(0.0, 20 * 86400.0)
+                strength = rng.choice((0.0, 0.5, 1.0))
+                if not profile.plain(interval, limits, model):
+                    other += 1
+                    continue
+                plain += 1
+                got = profile.interval(t, interval, limits, strength, model)
+                assert bits(got) == bits((interval, 1.0))
+    assert plain > 500
+    assert other > 1000

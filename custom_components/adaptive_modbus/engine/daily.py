@@ -326,6 +326,19 @@ class DailyProfile:
             return False
         return last == _NONE or last < minute
 
+    def idle(
+        self, interval: float, limits: IntervalLimits, model: IntervalModel | None
+    ) -> bool:
+        """Whether :meth:`interval` returns ``interval`` as it is at any time.
+
+        No onsets, and the interval at the maximum or nothing to rest on (no hour
+        visited on two days, no step rate): the read path's shortcut.
+        """
+        return not self.onsets and (
+            interval >= limits.max_interval
+            or (not self._history and (model is None or model.step_rate <= 0))
+        )
+
     def interval(
         self,
         t: float,

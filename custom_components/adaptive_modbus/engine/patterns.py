@@ -114,6 +114,10 @@ class ActivityProfile:
         self._fixed_offset = None if fixed is None else fixed.total_seconds()
         self.tz_offset = self._fixed_offset or 0.0
         self._slot_cache: tuple[int, int, int] = (-(2**62), 0, 0)
+        # the wall times [from, to] of the hour (of the slot, in a zone with DST) of
+        # the last record whose visit is the bucket's current one, and that bucket:
+        # a record in it needs no lookup and no fold (see record)
+        self._hour_from, self._hour_to, self._hour_index = math.inf, -math.inf, 0
         self.lookahead = float(lookahead)
         self.enabled = enabled
         self._mean = [0.0] * BUCKETS  # mean of finished weeks
@@ -171,20 +175,26 @@ class ActivityProfile:
         if not (math.isfinite(t) and math.isfinite(activity)) or activity < 0:
             return
         self.daily.record(t, activity)
-        try:
-            index, week = self._locate(t)
-        # beyond what datetime can represent
-        except (
-            OverflowError,
-            ValueError,
-            OSError,
-        ):
-            return
-        if week < self._visit_week[index]:
-            return
-        if week > self._visit_week[index]:
-            self._fold(index)
-            self._visit_week[index] = week
+        if self._hour_from <= t <= self._hour_to:
+            # within the hour of the last record: its visit is the bucket's current one
+            index = self._hour_index
+        else:
+            self._hour_from, self._hour_to = math.inf, -math.inf
+            try:
+                index, week = self._locate(t)
+            # beyond what datetime can represent
+            except (
+                OverflowError,
+                ValueError,
+                OSError,
+            ):
+                return
+            if week < self._visit_week[index]:
+                return
+            if week > self._visit_week[index]:
+                self._fold(index)
+                self._visit_week[index] = week
+            self._hold_hour(t, index, week)
         visit_sum, visit_n = self._visit_sum, self._visit_n
         visit_sum[index] += activity
         visit_n[index] += 1
@@ -203,6 +213,28 @@ class ActivityProfile:
         self._known_cache[index] = known
         if self._weeks[index] >= MIN_WEEKS - 1:
             self._any_learned = self._any_learned or self.learned(index)
+
+    def _hold_hour(self, t: float, index: int, week: int) -> None:
+        """Keep the wall times around ``t`` that fall into bucket ``index`` of ``week``.
+
+        The hour (a 15-minute slot in a zone with DST) of ``t``, its ends checked with
+        :meth:`_locate` itself: the bucket and week of a time never decrease as the
+        time grows, so every time between two ends that map to ``(index, week)`` maps
+        there too (at worst the range is ``t`` alone).
+        """
+        span = HOUR if self._fixed_offset is not None else _SLOT
+        shift = self._fixed_offset or 0.0
+        start = math.floor((t + shift) / span) * span - shift
+        low, high = t, t
+        try:
+            if self._locate(start) == (index, week) and start <= t:
+                low = start
+            end = start + span - 1e-3
+            if self._locate(end) == (index, week) and end >= t:
+                high = end
+        except (OverflowError, ValueError, OSError):
+            pass
+        self._hour_from, self._hour_to, self._hour_index = low, high, index
 
     def _update_known(self, index: int) -> None:
         old, new = self._known_cache[index], self._known(index)
@@ -305,6 +337,19 @@ class ActivityProfile:
         scaled = interval * factor
         daily = self.daily.interval(t, scaled, limits, rest=factor >= 1.0, model=model)
         return daily, factor if daily == scaled else daily / interval
+
+    def plain(
+        self, interval: float, limits: IntervalLimits, model: IntervalModel
+    ) -> bool:
+        """Whether :meth:`interval` gives ``(interval, 1.0)`` at any time and strength.
+
+        Disabled, or no hour learned and a daily profile that cannot apply (see
+        :meth:`~.daily.DailyProfile.idle`): the read path's shortcut, which then
+        needs neither the wall time nor the lookups.
+        """
+        return not self.enabled or (
+            not self._any_learned and self.daily.idle(interval, limits, model)
+        )
 
     def _busiest(self, t: float) -> float | None:
         """Larger learned activity of the bucket of ``t`` and of ``t + lookahead``."""
@@ -483,6 +528,7 @@ class ActivityProfile:
         self._mean = list(mean)
         self._weeks = [int(x) for x in weeks]
         self._visit_week = [int(x) for x in visit_week]
+        self._hour_from, self._hour_to = math.inf, -math.inf  # visits replaced
         self._visit_sum = list(visit_sum)
         self._visit_n = [int(x) for x in visit_n]
         self._rebuild_caches()

@@ -19,6 +19,7 @@ BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same c
 _DUE_EPS = (
     1e-6  # as intervals.aligned_due: a read this share of an interval early is on time
 )
+_REL_EPS = 1e-9  # as intervals.quantize
 
 Clock = Callable[[], float]
 _ENABLED = attrgetter("enabled")
@@ -400,7 +401,29 @@ class Schedule:
         is called only while some unit is viewed (else it marks the register not
         viewed and keeps the interval, which is done here).
         """
-        interval = self._interval_for(reg, now)
+        config, model = self._config, reg.model
+        limits = model.limits
+        if config.adaptive and (
+            not config.patterns or reg.profile.plain(model.interval, limits, model)
+        ):
+            # no pattern acts: _interval_for without the wall time, quantize inlined
+            reg.pattern_factor = 1.0
+            interval, low, high = (
+                model.interval,
+                limits.min_interval,
+                limits.max_interval,
+            )
+            if interval != interval or interval <= low:  # noqa: PLR0124  NaN: min
+                interval = low
+            elif interval >= high:
+                interval = high
+            else:
+                rung = low * math.pow(
+                    2.0, math.floor(math.log2(interval / low) + _REL_EPS)
+                )
+                interval = rung if rung < high else high  # noqa: FURB136
+        else:
+            interval = self._interval_for(reg, now)
         if self.viewed_cap is not None:
             if self.viewed:
                 interval = self.viewed_cap(reg, interval)
