@@ -721,7 +721,7 @@ class IntervalModel:
             t, dt, delta, threshold, jumped=jumped, force=was_noisy != self.noisy
         )
 
-    def _observe_unchanged(
+    def _observe_unchanged(  # noqa: C901  (the read path: kept in one function)
         self, t: float, value: float, last_t: float
     ) -> IntervalDecision | None:
         """:meth:`_observe_numeric` for a read that returned the value of the one before.
@@ -758,7 +758,10 @@ class IntervalModel:
                     del residuals[0]
                 else:
                     self._add_residual(residual)
-                    self.noise = _sorted_robust_rms(self._ordered, self._squares)
+                    if residual or self.noise:
+                        self.noise = _sorted_robust_rms(self._ordered, self._squares)
+                    # else a 0 joins a window whose kept squares sum to 0: it lowers
+                    # the median (so the kept set) or leaves it, and the noise stays 0
         noise, tolerance = self.noise, self.tolerance
         if len(self._residuals) >= MIN_NOISE_SAMPLES:
             floor = ZERO_TOLERANCE if tolerance < ZERO_TOLERANCE else tolerance  # noqa: FURB136
@@ -767,8 +770,11 @@ class IntervalModel:
             elif noise < NOISY_CLEAR * floor:
                 self.noisy = False
         self._last_step = (dt, delta)
-        excess = delta * delta - self.noise_margin * noise**2
-        sample = math.sqrt(excess) / dt if excess > 0.0 else 0.0
+        sample = 0.0  # without noise the excess is ±0 - margin·0: no sample
+        if noise:
+            excess = delta * delta - self.noise_margin * noise**2
+            if excess > 0.0:  # a negative margin
+                sample = math.sqrt(excess) / dt
         interval = self.interval
         weight = dt / interval
         if not weight < 1.0:

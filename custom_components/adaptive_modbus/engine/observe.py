@@ -112,13 +112,14 @@ class Observer:
                 listener(uid, now, value, previous_read)
             numeric: float | None = None
             # ints are finite; bools and text are not numbers
-            if (
+            if type(value) is int:
+                if spec.numeric:
+                    numeric = float(value)
+            elif (
                 value is not None
-                and spec.is_numeric
-                and (
-                    type(value) is int
-                    or (not isinstance(value, bool | str) and math.isfinite(value))
-                )
+                and spec.numeric
+                and not isinstance(value, bool | str)
+                and math.isfinite(value)
             ):
                 numeric = float(value)
             model = reg.model

@@ -167,7 +167,12 @@ class Schedule:
                 else:
                     del old_masks[group]
         t = reg.next_due
-        value = _early_interval(reg)
+        # _early_interval(reg), inlined (the read path)
+        value = (
+            reg.effective_interval
+            if reg.enabled and reg.quarantined_until is None
+            else -1.0
+        )
         bucket = buckets.get(t)
         if bucket is None:
             bucket = buckets[t] = {}
