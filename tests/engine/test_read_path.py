@@ -11,7 +11,7 @@ with its text) must be the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 import math
@@ -29,6 +29,9 @@ from adaptive_modbus_engine.intervals import (
     _PendingShift,
 )
 from adaptive_modbus_engine.patterns import ActivityProfile
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
+from adaptive_modbus_engine.registry import RegisterState, Registry
+from adaptive_modbus_engine.schedule import EngineClock, Schedule
 from adaptive_modbus_engine.scheduler import PollEngine
 
 from .test_scheduler import make_engine, run_until
@@ -230,6 +233,13 @@ def general_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setattr(ActivityProfile, "_hold_hour", lambda self, t, i, w: None)
     monkeypatch.setattr(ActivityProfile, "plain", lambda self, i, lim, m: False)
+    one_by_one = Schedule.next_reads
+
+    def in_turn(self: Schedule, regs: Sequence[RegisterState], now: float) -> None:
+        for reg in regs:
+            one_by_one(self, (reg,), now)
+
+    monkeypatch.setattr(Schedule, "next_reads", in_turn)
 
 
 def engine_state(engine: PollEngine) -> object:
@@ -322,3 +332,69 @@ def test_a_plain_profile_leaves_every_interval_as_it_is() -> None:
                 assert bits(got) == bits((interval, 1.0))
     assert plain > 500
     assert other > 1000
+
+
+def schedule_state(schedule: Schedule) -> object:
+    """Buckets in order with their masks and counts, and the live due times."""
+    buckets = schedule._buckets  # noqa: SLF001
+    return bits(
+        {
+            "heap": schedule.heap,
+            "buckets": [[t, list(bucket)] for t, bucket in buckets.items()],
+            "masks": {t: list(m.items()) for t, m in schedule._masks.items()},  # noqa: SLF001
+            "counts": {t: list(c.items()) for t, c in schedule._counts.items()},  # noqa: SLF001
+            "times": sorted(set(schedule._times) & set(buckets)),  # noqa: SLF001
+            "unscheduled": sorted(schedule.unscheduled),
+        }
+    )
+
+
+def test_a_block_rescheduled_together_is_scheduled_as_one_by_one() -> None:
+    """Blocks of due registers and riders (some still in their buckets) pushed at once.
+
+    Two schedules of the same 60 registers; one reschedules each block's reads with
+    one call, the other register by register. Buckets (with their order), masks,
+    counts, sequence numbers and pops must stay the same through 3,000 blocks.
+    """
+    specs = [
+        RegisterSpec(f"r{i}", 1 + i // 20, Table.INPUT, i % 20, DataType.UINT16)
+        for i in range(60)
+    ]
+    config = EngineConfig()
+    twins = []
+    for _ in range(2):
+        registry = Registry(specs, config)
+        schedule = Schedule(registry.regs, EngineClock(lambda: 0.0), config)
+        for reg in registry.regs.values():
+            reg.next_due = 0.0
+            schedule.push(reg)
+        twins.append((registry.regs, schedule))
+    rng = random.Random(21)
+    uids = [spec.uid for spec in specs]
+    now = 0.0
+    for step in range(3000):
+        now += rng.choice((0.0, 0.5, 5.0, 20.0))
+        if step % 7 == 0:  # a cycle: pop what is due in both
+            popped = [
+                [r.spec.uid for r in schedule.pop_due(now, ())] for _, schedule in twins
+            ]
+            assert popped[0] == popped[1]
+        block = rng.sample(uids, rng.randrange(1, 25))
+        if step % 11 == 0:  # a register placed twice in one call
+            block.append(block[0])
+        intervals = [rng.choice((5.0, 10.0, 20.0, 40.0, 300.0)) for _ in block]
+        enabled = [rng.random() > 0.05 for _ in block]
+        for index, (regs, schedule) in enumerate(twins):
+            batch = [regs[uid] for uid in block]
+            for reg, interval, on in zip(batch, intervals, enabled, strict=True):
+                reg.model.interval = interval
+                reg.enabled = on
+            if index == 0:
+                schedule.next_reads(batch, now)
+            else:
+                for reg in batch:
+                    schedule.next_read(reg, now)
+        assert schedule_state(twins[0][1]) == schedule_state(twins[1][1]), step
+        assert [r.heap_seq for r in twins[0][0].values()] == [
+            r.heap_seq for r in twins[1][0].values()
+        ]

@@ -15,6 +15,7 @@ from .bus import CycleState
 from .core import EngineCore
 from .errors import ErrorKind
 from .planner import BlockRead
+from .registry import RegisterState
 from .stats import ErrorRecord
 
 
@@ -77,6 +78,7 @@ class Observer:
             cycle.changed,
         )
         wall: float | None = None  # the wall time of now, for the profiles: taken once
+        placed: list[RegisterState] = []  # rescheduled together (Schedule.next_reads)
         for uid in keys:
             reg = regs[uid]
             spec = reg.spec
@@ -87,6 +89,8 @@ class Observer:
                                      spec.address, spec.size, str(err))  # fmt: skip
                 core.stats.add_error(record)
                 cycle.errors.append(record)
+                schedule.next_reads(placed, now)  # those before, first (as in turn)
+                placed = []
                 self.fail((uid,), cycle, now)
                 continue
             previous = reg.value
@@ -132,4 +136,5 @@ class Observer:
                 reg.profile.record(wall, model.activity)
             if decision is not None and decision.interval != old_interval:
                 core.stats.add_interval_decision(now, uid, old_interval, decision)
-            schedule.next_read(reg, now)
+            placed.append(reg)
+        schedule.next_reads(placed, now)
