@@ -405,6 +405,36 @@ class IntervalModel:
     :class:`~.patterns.ActivityProfile`), ``last_decision``.
     """
 
+    # read and written on every read: kept in slots, not an instance dict
+    __slots__ = (
+        "_acc_rate",
+        "_acc_weight",
+        "_last_step",
+        "_last_t",
+        "_last_value",
+        "_ordered",
+        "_recover_to",
+        "_residuals",
+        "_shift",
+        "_squares",
+        "_starting",
+        "_steps",
+        "_trends",
+        "activity",
+        "interval",
+        "last_decision",
+        "limits",
+        "no_value_reads",
+        "noise",
+        "noise_margin",
+        "noisy",
+        "numeric",
+        "rate",
+        "step_budget",
+        "tolerance",
+        "unit",
+    )
+
     def __init__(
         self,
         tolerance: float,

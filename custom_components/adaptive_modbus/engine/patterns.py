@@ -95,6 +95,29 @@ class ActivityProfile:
     :meth:`record` keeps learning.
     """
 
+    # per-register state read on every read: kept in slots, not an instance dict
+    __slots__ = (
+        "_any_learned",
+        "_fixed_offset",
+        "_hour_from",
+        "_hour_index",
+        "_hour_to",
+        "_known_cache",
+        "_known_n",
+        "_known_sum",
+        "_mean",
+        "_slot_cache",
+        "_visit_n",
+        "_visit_sum",
+        "_visit_week",
+        "_weeks",
+        "daily",
+        "enabled",
+        "lookahead",
+        "tz",
+        "tz_offset",
+    )
+
     def __init__(
         self,
         *,
