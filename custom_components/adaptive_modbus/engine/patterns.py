@@ -147,7 +147,8 @@ class ActivityProfile:
         # the last record whose visit is the bucket's current one, and that bucket:
         # a record in it needs no lookup and no fold (see record)
         self._hour_from, self._hour_to, self._hour_index = math.inf, -math.inf, 0
-        self._held_sum, self._held_n, self._held_known = 0.0, 0, None
+        self._held_sum, self._held_n = 0.0, 0
+        self._held_known: float | None = None
         self._held_weeks, self._held_mean = 0, 0.0
         self.lookahead = float(lookahead)
         self.enabled = enabled
@@ -210,10 +211,10 @@ class ActivityProfile:
         if self._hour_from <= t <= self._hour_to:
             # within the held hour: its visit is the bucket's current one, and its
             # numbers are kept here (the read path: the lists are not touched)
-            visit_sum = self._held_sum = self._held_sum + activity
-            visit_n = self._held_n = self._held_n + 1
+            held_sum = self._held_sum = self._held_sum + activity
+            held_n = self._held_n = self._held_n + 1
             weeks = self._held_weeks
-            known = self._held_mean if weeks > 0 else visit_sum / visit_n
+            known = self._held_mean if weeks > 0 else held_sum / held_n
             old = self._held_known
             if old is None:
                 self._known_n += 1
@@ -223,7 +224,7 @@ class ActivityProfile:
             self._held_known = known
             if weeks >= MIN_WEEKS - 1:  # as learned(index)
                 self._any_learned = self._any_learned or (
-                    weeks >= 1 and weeks + (1 if visit_n > 0 else 0) >= MIN_WEEKS
+                    weeks >= 1 and weeks + (1 if held_n > 0 else 0) >= MIN_WEEKS
                 )
             return
         self._release_hour()
