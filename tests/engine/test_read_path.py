@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from adaptive_modbus_engine.bus import CycleState
 from adaptive_modbus_engine.config import EngineConfig
 from adaptive_modbus_engine.intervals import (
     IntervalDecision,
@@ -28,12 +29,16 @@ from adaptive_modbus_engine.intervals import (
     IntervalModel,
     _PendingShift,
 )
+from adaptive_modbus_engine.observe import Observer
 from adaptive_modbus_engine.patterns import ActivityProfile
+from adaptive_modbus_engine.planner import BlockRead
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 from adaptive_modbus_engine.registry import RegisterState, Registry
+from adaptive_modbus_engine.replay import VirtualClock
 from adaptive_modbus_engine.schedule import EngineClock, Schedule
 from adaptive_modbus_engine.scheduler import PollEngine
 
+from .scripted import ReadOnlyTransport
 from .test_scheduler import make_engine, run_until
 
 
@@ -426,3 +431,45 @@ def test_a_block_rescheduled_together_is_scheduled_as_one_by_one() -> None:
         assert [r.heap_seq for r in twins[0][0].values()] == [
             r.heap_seq for r in twins[1][0].values()
         ]
+
+
+class _NoReads(ReadOnlyTransport):
+    """Never asked: the observer is handed the block's words directly."""
+
+
+def test_an_unexpected_error_mid_block_reschedules_those_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug on one register's read: those before it in the block keep their reads.
+
+    The block's reads are rescheduled together; an exception in the middle (here
+    from the third register's model) must leave the two before it rescheduled on
+    their intervals, as rescheduling one by one did; it and those after it stay
+    taken (the cycle's guard fails them).
+    """
+    specs = [
+        RegisterSpec(f"r{i}", 1, Table.INPUT, i, DataType.UINT16) for i in range(5)
+    ]
+    engine = PollEngine(specs, _NoReads(), VirtualClock(0.0).now)
+    core = engine._core  # noqa: SLF001
+    uids = [spec.uid for spec in specs]
+    assert len(core.schedule.pop_due(0.0, ())) == 5  # taken by a cycle
+    victims = {id(core.registry.regs[uids[2]].model)}
+    original = IntervalModel.observe
+
+    def broken(
+        self: IntervalModel, t: float, value: float | None, changed: bool
+    ) -> Any:
+        if id(self) in victims:
+            raise RuntimeError("a bug")
+        return original(self, t, value, changed)
+
+    monkeypatch.setattr(IntervalModel, "observe", broken)
+    block = BlockRead(1, Table.INPUT, 0, 5, tuple(uids))
+    with pytest.raises(RuntimeError):
+        Observer(core).apply(block, [1, 2, 3, 4, 5], 3.0, CycleState())
+    for uid in uids[:2]:
+        reg = core.registry.regs[uid]
+        assert uid not in core.schedule.unscheduled
+        assert reg.bucket_at == reg.next_due == 5.0
+    assert core.schedule.unscheduled == set(uids[2:])
