@@ -148,6 +148,27 @@ class _Candidate:
 class DailyProfile:
     """Quiet hours and onsets of one register by local time of day (see the module)."""
 
+    # per-register state read on every read: kept in slots, not an instance dict
+    __slots__ = (
+        "_before",
+        "_candidate",
+        "_drift",
+        "_fixed",
+        "_history",
+        "_hour_end",
+        "_last_active",
+        "_last_move",
+        "_last_t",
+        "_minute",
+        "_moved",
+        "_quiet",
+        "_slot",
+        "_still_before",
+        "_visit_day",
+        "onsets",
+        "tz",
+    )
+
     def __init__(self, tz: tzinfo | None = None) -> None:
         """Start empty in time zone ``tz`` (UTC by default)."""
         self.tz = tz or UTC
@@ -325,6 +346,19 @@ class DailyProfile:
         else:
             return False
         return last == _NONE or last < minute
+
+    def idle(
+        self, interval: float, limits: IntervalLimits, model: IntervalModel | None
+    ) -> bool:
+        """Whether :meth:`interval` returns ``interval`` as it is at any time.
+
+        No onsets, and the interval at the maximum or nothing to rest on (no hour
+        visited on two days, no step rate): the read path's shortcut.
+        """
+        return not self.onsets and (
+            interval >= limits.max_interval
+            or (not self._history and (model is None or model.step_rate <= 0))
+        )
 
     def interval(
         self,

@@ -171,14 +171,15 @@ class IntervalDecision:
     interval: float
     previous: float
     reason: Reason
-    _detail: str | Callable[[], str]
+    _detail: str | Callable[[], str] | _RateNumbers
 
     @property
     def detail(self) -> str:
         """The human-readable detail (formatted on first use)."""
         text = self._detail
         if not isinstance(text, str):
-            text = text()
+            # the numbers of a rate, quiet or noisy decision (the read path), or a function
+            text = _rate_detail(text) if isinstance(text, tuple) else text()
             object.__setattr__(self, "_detail", text)  # a cache, not a change
         return text
 
@@ -221,6 +222,32 @@ class IntervalDecision:
         ):
             return None
         return cls(at, interval, previous, Reason(reason), detail)
+
+
+# the read path builds a decision on most reads: without the frozen dataclass's
+# __init__ (one object.__setattr__ call per field), the same fields and values
+_new_object = object.__new__
+_set_at, _set_interval, _set_previous, _set_reason, _set_detail = (
+    IntervalDecision.__dict__[name].__set__
+    for name in ("at", "interval", "previous", "reason", "_detail")
+)
+
+
+def _decision(
+    at: float,
+    interval: float,
+    previous: float,
+    reason: Reason,
+    detail: str | Callable[[], str] | _RateNumbers,
+) -> IntervalDecision:
+    """``IntervalDecision(at, interval, previous, reason, detail)``, built faster."""
+    decision: IntervalDecision = _new_object(IntervalDecision)
+    _set_at(decision, at)
+    _set_interval(decision, interval)
+    _set_previous(decision, previous)
+    _set_reason(decision, reason)
+    _set_detail(decision, detail)
+    return decision
 
 
 @dataclass(slots=True)
@@ -378,6 +405,36 @@ class IntervalModel:
     :class:`~.patterns.ActivityProfile`), ``last_decision``.
     """
 
+    # read and written on every read: kept in slots, not an instance dict
+    __slots__ = (
+        "_acc_rate",
+        "_acc_weight",
+        "_last_step",
+        "_last_t",
+        "_last_value",
+        "_ordered",
+        "_recover_to",
+        "_residuals",
+        "_shift",
+        "_squares",
+        "_starting",
+        "_steps",
+        "_trends",
+        "activity",
+        "interval",
+        "last_decision",
+        "limits",
+        "no_value_reads",
+        "noise",
+        "noise_margin",
+        "noisy",
+        "numeric",
+        "rate",
+        "step_budget",
+        "tolerance",
+        "unit",
+    )
+
     def __init__(
         self,
         tolerance: float,
@@ -497,7 +554,11 @@ class IntervalModel:
             self._last_t, self._last_value, self._last_step = t, None, None
             self._shift = None
             return None
-        return self._observe_numeric(t, float(value))
+        value = float(value)
+        last_t = self._last_t
+        if value == self._last_value and last_t is not None and self._shift is None:
+            return self._observe_unchanged(t, value, last_t)
+        return self._observe_numeric(t, value)
 
     def forget_baseline(self) -> None:
         """Start a new baseline at the next read, keeping interval, rate and noise.
@@ -690,6 +751,134 @@ class IntervalModel:
             t, dt, delta, threshold, jumped=jumped, force=was_noisy != self.noisy
         )
 
+    def _observe_unchanged(  # noqa: C901  (the read path: kept in one function)
+        self, t: float, value: float, last_t: float
+    ) -> IntervalDecision | None:
+        """:meth:`_observe_numeric` for a read that returned the value of the one before.
+
+        Most reads of a steady cycle do. The change is zero (``±0.0``) and no jump is
+        pending, so: no jump, no level shift to judge, a residual of 0 after a quiet
+        step, no rate sample (``sample`` 0 unless the noise margin is negative), and
+        a rate, quiet or noisy decision (:meth:`_decide_numeric`, :meth:`target` and
+        :meth:`_lengthened` inlined). The same arithmetic in the same order as the
+        general path: the same results to the bit (tests/engine/test_read_path.py).
+        """
+        delta = value - self._last_value  # type: ignore[operator]  # equal: not None
+        self._last_t, self._last_value = t, value
+        dt = t - last_t
+        was_noisy = self.noisy
+        if self._steps or self._trends:  # 0 stays 0
+            fade = math.exp(-dt / STEP_MEMORY)
+            self._steps *= fade
+            self._trends *= fade
+        last_step = self._last_step
+        if last_step is not None:
+            prev_dt, prev_delta = last_step
+            ratio = dt / prev_dt
+            if _MIN_GAP_RATIO <= ratio <= MAX_GAP_RATIO:
+                if prev_delta:
+                    residual = delta - prev_delta * ratio
+                    g = 1.0 + (1.0 + ratio) ** 2 + ratio**2
+                    residual = abs(residual) * math.sqrt(2.0 / g)
+                else:  # ±0 - ±0·ratio, its absolute value times a positive factor
+                    residual = 0.0
+                residuals = self._residuals
+                if len(residuals) == NOISE_WINDOW and residuals[0] == residual:
+                    residuals.append(residual)
+                    del residuals[0]
+                else:
+                    self._add_residual(residual)
+                    if residual or self.noise:
+                        self.noise = _sorted_robust_rms(self._ordered, self._squares)
+                    # else a 0 joins a window whose kept squares sum to 0: it lowers
+                    # the median (so the kept set) or leaves it, and the noise stays 0
+        noise, tolerance = self.noise, self.tolerance
+        if len(self._residuals) >= MIN_NOISE_SAMPLES:
+            floor = ZERO_TOLERANCE if tolerance < ZERO_TOLERANCE else tolerance  # noqa: FURB136
+            if noise > floor:
+                self.noisy = True
+            elif noise < NOISY_CLEAR * floor:
+                self.noisy = False
+        self._last_step = (dt, delta)
+        sample = 0.0  # without noise the excess is ±0 - margin·0: no sample
+        if noise:
+            excess = delta * delta - self.noise_margin * noise**2
+            if excess > 0.0:  # a negative margin
+                sample = math.sqrt(excess) / dt
+        interval = self.interval
+        weight = dt / interval
+        if not weight < 1.0:
+            weight = 1.0
+        decay = RATE_DECAY if weight == 1.0 else math.pow(RATE_DECAY, weight)
+        acc_rate = self._acc_rate = self._acc_rate * decay + weight * sample
+        acc_weight = self._acc_weight = self._acc_weight * decay + weight
+        rate = self.rate = acc_rate / acc_weight if acc_weight > 0 else 0.0
+        resolution = noise if noise > tolerance else tolerance  # noqa: FURB136
+        if resolution < ZERO_TOLERANCE:  # noqa: PLR1730
+            resolution = ZERO_TOLERANCE
+        self.activity = sample / resolution
+        # the decision (as _decide_numeric without a jump); the target first
+        limits = self.limits
+        target = math.inf
+        if rate > 0:
+            target = SAFETY * resolution / rate
+        if self._steps > 0:
+            bound = self.step_bound()
+            if bound < target:  # noqa: PLR1730
+                target = bound
+        low, high = limits.min_interval, limits.max_interval
+        if not math.isfinite(target):  # as target(): the maximum
+            target = high
+        else:  # as clamp
+            target = target if target > low else low  # noqa: FURB136
+            target = target if target < high else high  # noqa: FURB136
+        growth = 1.0
+        if target < interval:
+            new, reason = target, Reason.RATE
+            self._starting = False
+        else:  # as _lengthened(dt, target)
+            new = interval * (GROWTH if weight == 1.0 else math.pow(GROWTH, weight))
+            if self._starting and interval < START_LIMIT:
+                fast = interval * math.pow(START_GROWTH, weight)
+                fast = fast if fast < START_LIMIT else START_LIMIT  # noqa: FURB136
+                if fast > new:  # noqa: PLR1730
+                    new = fast
+            recover_to = self._recover_to
+            if interval < recover_to:
+                back = interval * math.pow(SETTLED_GROWTH, weight)
+                back = back if back < recover_to else recover_to  # noqa: FURB136
+                if back > new:  # noqa: PLR1730
+                    new = back
+            if new >= recover_to:
+                self._recover_to = 0.0
+            if target < new:  # noqa: PLR1730
+                new = target
+            new = new if new > low else low  # noqa: FURB136  (not NaN: clamp's)
+            new = new if new < high else high  # noqa: FURB136
+            growth = new / interval
+            reason = Reason.QUIET
+        if was_noisy == self.noisy and (
+            new == interval or math.isclose(new, interval, rel_tol=_REL_EPS)
+        ):
+            return None
+        if self.noisy:
+            reason = Reason.NOISY
+        numbers: _RateNumbers = (
+            rate,
+            noise,
+            tolerance,
+            f" {self.unit}" if self.unit else "",
+            target,
+            self.step_rate if self._steps > 0 else None,
+            growth,
+            new,
+            self.noisy,
+        )
+        decision = _decision(t, new, interval, reason, numbers)
+        self.interval = new
+        self.last_decision = decision
+        return decision
+
     def _observe_event(self, t: float, changed: bool) -> IntervalDecision | None:
         last_t = self._last_t
         self._last_t = t
@@ -850,8 +1039,7 @@ class IntervalModel:
             new,
             self.noisy,
         )
-        detail = partial(_rate_detail, numbers)
-        return self._record(t, new, reason, detail)
+        return self._record(t, new, reason, numbers)  # formatted when first read
 
     def _lengthened(self, dt: float, cap: float) -> tuple[float, float]:
         weight = self._weight(dt)
@@ -884,9 +1072,13 @@ class IntervalModel:
         return self._record(t, new, reason, detail)
 
     def _record(
-        self, t: float, new: float, reason: Reason, detail: str | Callable[[], str]
+        self,
+        t: float,
+        new: float,
+        reason: Reason,
+        detail: str | Callable[[], str] | _RateNumbers,
     ) -> IntervalDecision:
-        decision = IntervalDecision(t, new, self.interval, reason, detail)
+        decision = _decision(t, new, self.interval, reason, detail)
         self.interval = new
         self.last_decision = decision
         return decision

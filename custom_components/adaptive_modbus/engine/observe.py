@@ -15,6 +15,7 @@ from .bus import CycleState
 from .core import EngineCore
 from .errors import ErrorKind
 from .planner import BlockRead
+from .registry import RegisterState
 from .stats import ErrorRecord
 
 
@@ -77,58 +78,65 @@ class Observer:
             cycle.changed,
         )
         wall: float | None = None  # the wall time of now, for the profiles: taken once
-        for uid in keys:
-            reg = regs[uid]
-            spec = reg.spec
-            try:
-                value = spec.decode_at(raw, spec.address - start)
-            except ValueError as err:
-                record = ErrorRecord(now, ErrorKind.OTHER, spec.unit_id, spec.table,
-                                     spec.address, spec.size, str(err))  # fmt: skip
-                core.stats.add_error(record)
-                cycle.errors.append(record)
-                self.fail((uid,), cycle, now)
-                continue
-            previous = reg.value
-            if due is not None and value == previous and uid not in due:
-                # a rider that did not move: fresh for free, nothing new to learn
+        placed: list[RegisterState] = []  # rescheduled together (Schedule.next_reads)
+        try:
+            for uid in keys:
+                reg = regs[uid]
+                spec = reg.spec
+                try:
+                    value = spec.decode_at(raw, spec.address - start)
+                except ValueError as err:
+                    record = ErrorRecord(now, ErrorKind.OTHER, spec.unit_id, spec.table,
+                                         spec.address, spec.size, str(err))  # fmt: skip
+                    core.stats.add_error(record)
+                    cycle.errors.append(record)
+                    schedule.next_reads(placed, now)  # those before, first (as in turn)
+                    placed = []
+                    self.fail((uid,), cycle, now)
+                    continue
+                previous = reg.value
+                if due is not None and value == previous and uid not in due:
+                    # a rider that did not move: fresh for free, nothing new to learn
+                    reg.reads += 1
+                    previous_read, reg.last_read = reg.last_read, now
+                    reg.failure_streak = 0
+                    for listener in listeners:
+                        listener(uid, now, value, previous_read)
+                    continue
+                # None: no value (NaN, inf)
+                changed = value != previous or reg.last_read is None
                 reg.reads += 1
-                previous_read, reg.last_read = reg.last_read, now
                 reg.failure_streak = 0
+                if changed:
+                    reg.changes += 1
+                    reg.last_change = now
+                    changed_values[uid] = value
+                reg.value = value
+                previous_read, reg.last_read = reg.last_read, now
                 for listener in listeners:
                     listener(uid, now, value, previous_read)
-                continue
-            # None: no value (NaN, inf)
-            changed = value != previous or reg.last_read is None
-            reg.reads += 1
-            reg.failure_streak = 0
-            if changed:
-                reg.changes += 1
-                reg.last_change = now
-                changed_values[uid] = value
-            reg.value = value
-            previous_read, reg.last_read = reg.last_read, now
-            for listener in listeners:
-                listener(uid, now, value, previous_read)
-            numeric: float | None = None
-            # ints are finite; bools and text are not numbers
-            if (
-                value is not None
-                and spec.is_numeric
-                and (
-                    type(value) is int
-                    or (not isinstance(value, bool | str) and math.isfinite(value))
-                )
-            ):
-                numeric = float(value)
-            model = reg.model
-            old_interval = model.interval
-            # the first read (after start or restore) is news for entities, not the model
-            decision = model.observe(now, numeric, changed and previous is not None)
-            if decision is not None or previous is not None:
-                if wall is None:
-                    wall = core.clock.to_wall(now)
-                reg.profile.record(wall, model.activity)
-            if decision is not None and decision.interval != old_interval:
-                core.stats.add_interval_decision(now, uid, old_interval, decision)
-            schedule.next_read(reg, now)
+                numeric: float | None = None
+                # ints are finite; bools and text are not numbers
+                if type(value) is int:
+                    if spec.numeric:
+                        numeric = float(value)
+                elif (
+                    value is not None
+                    and spec.numeric
+                    and not isinstance(value, bool | str)
+                    and math.isfinite(value)
+                ):
+                    numeric = float(value)
+                model = reg.model
+                old_interval = model.interval
+                # the first read (after start or restore) is news for entities, not the model
+                decision = model.observe(now, numeric, changed and previous is not None)
+                if decision is not None or previous is not None:
+                    if wall is None:
+                        wall = core.clock.to_wall(now)
+                    reg.profile.record(wall, model.activity)
+                if decision is not None and decision.interval != old_interval:
+                    core.stats.add_interval_decision(now, uid, old_interval, decision)
+                placed.append(reg)
+        finally:  # an unexpected error: those before it are rescheduled (as in turn)
+            schedule.next_reads(placed, now)

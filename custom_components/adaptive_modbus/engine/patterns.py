@@ -68,6 +68,7 @@ DEFAULT_LOOKAHEAD = 900.0
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _ARRAYS = ("mean", "weeks", "visit_week", "visit_sum", "visit_n")
 _EPOCH_MONDAY = date(1969, 12, 29).toordinal()  # week 0 starts on this Monday
+_INF = math.inf
 _SLOT = 900.0  # every time zone's offset is a multiple of 15 minutes (since 1972)
 LEVELS_PER_OCTAVE = 8
 """Quantisation of stored bucket means: 8 levels per octave (at most 4.4 % off)."""
@@ -95,6 +96,34 @@ class ActivityProfile:
     :meth:`record` keeps learning.
     """
 
+    # per-register state read on every read: kept in slots, not an instance dict
+    __slots__ = (
+        "_any_learned",
+        "_fixed_offset",
+        "_held_known",
+        "_held_mean",
+        "_held_n",
+        "_held_sum",
+        "_held_weeks",
+        "_hour_from",
+        "_hour_index",
+        "_hour_to",
+        "_known_cache",
+        "_known_n",
+        "_known_sum",
+        "_mean",
+        "_slot_cache",
+        "_visit_n",
+        "_visit_sum",
+        "_visit_week",
+        "_weeks",
+        "daily",
+        "enabled",
+        "lookahead",
+        "tz",
+        "tz_offset",
+    )
+
     def __init__(
         self,
         *,
@@ -114,6 +143,13 @@ class ActivityProfile:
         self._fixed_offset = None if fixed is None else fixed.total_seconds()
         self.tz_offset = self._fixed_offset or 0.0
         self._slot_cache: tuple[int, int, int] = (-(2**62), 0, 0)
+        # the wall times [from, to] of the hour (of the slot, in a zone with DST) of
+        # the last record whose visit is the bucket's current one, and that bucket:
+        # a record in it needs no lookup and no fold (see record)
+        self._hour_from, self._hour_to, self._hour_index = math.inf, -math.inf, 0
+        self._held_sum, self._held_n = 0.0, 0
+        self._held_known: float | None = None
+        self._held_weeks, self._held_mean = 0, 0.0
         self.lookahead = float(lookahead)
         self.enabled = enabled
         self._mean = [0.0] * BUCKETS  # mean of finished weeks
@@ -168,9 +204,30 @@ class ActivityProfile:
         Samples from a week older than the bucket's current visit (clock set
         back) are ignored.
         """
-        if not (math.isfinite(t) and math.isfinite(activity)) or activity < 0:
+        # finite numbers, the activity not negative (NaN fails every comparison)
+        if not (-_INF < t < _INF and 0.0 <= activity < _INF):
             return
         self.daily.record(t, activity)
+        if self._hour_from <= t <= self._hour_to:
+            # within the held hour: its visit is the bucket's current one, and its
+            # numbers are kept here (the read path: the lists are not touched)
+            held_sum = self._held_sum = self._held_sum + activity
+            held_n = self._held_n = self._held_n + 1
+            weeks = self._held_weeks
+            known = self._held_mean if weeks > 0 else held_sum / held_n
+            old = self._held_known
+            if old is None:
+                self._known_n += 1
+            else:
+                self._known_sum -= old
+            self._known_sum += known
+            self._held_known = known
+            if weeks >= MIN_WEEKS - 1:  # as learned(index)
+                self._any_learned = self._any_learned or (
+                    weeks >= 1 and weeks + (1 if held_n > 0 else 0) >= MIN_WEEKS
+                )
+            return
+        self._release_hour()
         try:
             index, week = self._locate(t)
         # beyond what datetime can represent
@@ -203,8 +260,48 @@ class ActivityProfile:
         self._known_cache[index] = known
         if self._weeks[index] >= MIN_WEEKS - 1:
             self._any_learned = self._any_learned or self.learned(index)
+        self._hold_hour(t, index, week)
+
+    def _hold_hour(self, t: float, index: int, week: int) -> None:
+        """Hold bucket ``index`` for the wall times around ``t`` that fall into it in ``week``.
+
+        The hour (a 15-minute slot in a zone with DST) of ``t``, its ends checked with
+        :meth:`_locate` itself: the bucket and week of a time never decrease as the
+        time grows, so every time between two ends that map to ``(index, week)`` maps
+        there too (at worst the range is ``t`` alone). Until released, the bucket's
+        visit and known value live in ``_held_*`` (:meth:`_sync` writes them back).
+        """
+        span = HOUR if self._fixed_offset is not None else _SLOT
+        shift = self._fixed_offset or 0.0
+        start = math.floor((t + shift) / span) * span - shift
+        low, high = t, t
+        try:
+            if self._locate(start) == (index, week) and start <= t:
+                low = start
+            end = start + span - 1e-3
+            if self._locate(end) == (index, week) and end >= t:
+                high = end
+        except (OverflowError, ValueError, OSError):
+            pass
+        self._hour_from, self._hour_to, self._hour_index = low, high, index
+        self._held_sum, self._held_n = self._visit_sum[index], self._visit_n[index]
+        self._held_known = self._known_cache[index]
+        self._held_weeks, self._held_mean = self._weeks[index], self._mean[index]
+
+    def _sync(self) -> None:
+        """Write the held bucket's numbers back into the lists (before they are read)."""
+        if self._hour_from <= self._hour_to:
+            index = self._hour_index
+            self._visit_sum[index], self._visit_n[index] = self._held_sum, self._held_n
+            self._known_cache[index] = self._held_known
+
+    def _release_hour(self) -> None:
+        """Write the held bucket back and hold none."""
+        self._sync()
+        self._hour_from, self._hour_to = math.inf, -math.inf
 
     def _update_known(self, index: int) -> None:
+        self._sync()
         old, new = self._known_cache[index], self._known(index)
         if old is not None:
             self._known_sum -= old
@@ -215,6 +312,7 @@ class ActivityProfile:
         self._known_cache[index] = new
 
     def _rebuild_caches(self) -> None:
+        self._sync()
         self._known_cache = [self._known(i) for i in range(BUCKETS)]
         known = [v for v in self._known_cache if v is not None]
         self._known_sum, self._known_n = math.fsum(known), len(known)
@@ -234,11 +332,13 @@ class ActivityProfile:
 
     def learned(self, index: int) -> bool:
         """Whether bucket ``index`` has data from at least :data:`MIN_WEEKS` weeks."""
+        self._sync()
         seen = self._weeks[index] + (1 if self._visit_n[index] > 0 else 0)
         return self._weeks[index] >= 1 and seen >= MIN_WEEKS
 
     def counts(self, index: int) -> BucketCounts:
         """Return what bucket ``index`` holds (for diagnostics and tests)."""
+        self._sync()
         return BucketCounts(
             mean=self._mean[index],
             weeks=self._weeks[index],
@@ -256,6 +356,7 @@ class ActivityProfile:
         return self._known_sum / self._known_n if self._known_n else None
 
     def _known(self, index: int) -> float | None:
+        self._sync()
         if self._weeks[index] > 0:
             return self._mean[index]
         if self._visit_n[index] > 0:
@@ -306,6 +407,21 @@ class ActivityProfile:
         daily = self.daily.interval(t, scaled, limits, rest=factor >= 1.0, model=model)
         return daily, factor if daily == scaled else daily / interval
 
+    def plain(
+        self, interval: float, limits: IntervalLimits, model: IntervalModel
+    ) -> bool:
+        """Whether :meth:`interval` gives ``(interval, 1.0)`` at any time and strength.
+
+        Disabled, or no hour learned and a daily profile that cannot apply (see
+        :meth:`~.daily.DailyProfile.idle`): the read path's shortcut, which then
+        needs neither the wall time nor the lookups.
+        """
+        if not self.enabled:
+            return True
+        if self._any_learned or (daily := self.daily).onsets:
+            return False
+        return interval >= limits.max_interval or daily.idle(interval, limits, model)
+
     def _busiest(self, t: float) -> float | None:
         """Larger learned activity of the bucket of ``t`` and of ``t + lookahead``."""
         indexes = {self.bucket(t), self.bucket(t + self.lookahead)}
@@ -340,6 +456,7 @@ class ActivityProfile:
         week counts saturate at 15, both packed as one zlib stream in base64.
         ``visit``, ``visit_sum`` and ``visit_n`` are the visit still in progress.
         """
+        self._sync()
         mean, weeks = list(self._mean), list(self._weeks)
         current = self._current_visit()
         last: list[float] | None = None
@@ -383,6 +500,7 @@ class ActivityProfile:
 
     def _current_visit(self) -> int | None:
         """Return the bucket whose visit is still in progress: the last one visited."""
+        self._sync()
         visited = [i for i in range(BUCKETS) if self._visit_n[i] > 0]
         return max(visited, key=lambda i: (self._visit_week[i], i)) if visited else None
 
@@ -483,6 +601,7 @@ class ActivityProfile:
         self._mean = list(mean)
         self._weeks = [int(x) for x in weeks]
         self._visit_week = [int(x) for x in visit_week]
+        self._hour_from, self._hour_to = math.inf, -math.inf  # visits replaced
         self._visit_sum = list(visit_sum)
         self._visit_n = [int(x) for x in visit_n]
         self._rebuild_caches()

@@ -188,6 +188,7 @@ class RegisterSpec:
     # a one-word integer in big-endian bytes (see decode_at): 0 no, 1 unsigned, 2 signed
     word_kind: int = field(init=False, repr=False, compare=False)
     unscaled: bool = field(init=False, repr=False, compare=False)
+    numeric: bool = field(init=False, repr=False, compare=False)  # is_numeric, kept
 
     def __post_init__(self) -> None:
         """Fill in size and uid; refuse an invalid spec."""
@@ -201,6 +202,7 @@ class RegisterSpec:
             )
         object.__setattr__(self, "word_kind", kind)
         object.__setattr__(self, "unscaled", self.scale == 1.0 and self.offset == 0.0)
+        object.__setattr__(self, "numeric", self.data_type in _NUMERIC)
 
     def _fail(self, field: str, message: str) -> RegisterSpecError:
         return RegisterSpecError(field, message, self.key or None)

@@ -21,7 +21,7 @@ QUARANTINE_FIRST = 300.0  # seconds before a quarantined register is probed agai
 QUARANTINE_MAX = 6 * 3600.0
 
 
-@dataclass
+@dataclass(slots=True)
 class RegisterState:
     """Mutable per-register state (private to the engine)."""
 

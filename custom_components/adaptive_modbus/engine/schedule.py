@@ -6,7 +6,14 @@ the wall clock is used only for time-of-week patterns and for times shown to use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Container, Iterator
+from collections.abc import (
+    Callable,
+    Collection,
+    Container,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 import heapq
 import math
 from operator import attrgetter
@@ -19,6 +26,7 @@ BATCH_WINDOW = 0.25  # registers due within this many seconds ride in the same c
 _DUE_EPS = (
     1e-6  # as intervals.aligned_due: a read this share of an interval early is on time
 )
+_REL_EPS = 1e-9  # as intervals.quantize
 
 Clock = Callable[[], float]
 _ENABLED = attrgetter("enabled")
@@ -139,51 +147,78 @@ class Schedule:
 
     def push(self, reg: RegisterState) -> None:
         """Put the register in the bucket of its ``next_due``."""
-        uid = reg.spec.uid
-        self.unscheduled.discard(uid)
-        self._seq += 1
-        reg.heap_seq = self._seq
+        self._place((reg,))
+
+    def _place(self, regs: Iterable[RegisterState]) -> None:
+        """:meth:`push` each of ``regs`` in turn (a block's reads: one call).
+
+        The same buckets, bucket order, masks, counts and sequence numbers as one
+        push per register; a bucket is looked up once for the registers that follow
+        one another into it (a bucket holding a register placed here is not left
+        empty, so not dropped, by the removals that follow).
+        """
         buckets, all_masks, all_counts = self._buckets, self._masks, self._counts
-        group, bit = reg.group, reg.bit
-        old = reg.bucket_at
-        if old is not None and (previous := buckets.get(old)) is not None:
-            if previous.pop(uid, None) is None:
-                pass  # not there: taken by a pop since
-            elif not previous:
-                del buckets[old], all_masks[old], all_counts[old]
-            else:  # as _remove
-                counts = all_counts[old]
-                value = reg.scheduled_interval
-                count = counts[value] - 1
-                if count:
-                    counts[value] = count
-                else:
-                    del counts[value]
-                old_masks = all_masks[old]
-                mask = old_masks[group] ^ bit
-                if mask:
-                    old_masks[group] = mask
-                else:
-                    del old_masks[group]
-        t = reg.next_due
-        value = _early_interval(reg)
-        bucket = buckets.get(t)
-        if bucket is None:
-            bucket = buckets[t] = {}
-            all_masks[t] = {group: bit}
-            all_counts[t] = {value: 1}
-            heapq.heappush(self._times, t)
-            if len(self._times) > 4 * len(buckets) + 64:
-                self._times = list(buckets)
-                heapq.heapify(self._times)
-        else:
-            masks = all_masks[t]
-            masks[group] = masks.get(group, 0) | bit
-            counts = all_counts[t]
-            counts[value] = counts.get(value, 0) + 1
-        bucket[uid] = reg
-        reg.scheduled_interval = value
-        reg.bucket_at = t
+        discard = self.unscheduled.discard
+        seq = self._seq
+        last: float | None = None
+        bucket: dict[str, RegisterState] = {}
+        masks: dict[int, int] = {}
+        counts: dict[float, int] = {}
+        for reg in regs:
+            uid = reg.spec.uid
+            discard(uid)
+            seq += 1
+            reg.heap_seq = seq
+            group, bit = reg.group, reg.bit
+            old = reg.bucket_at
+            if old is not None and (previous := buckets.get(old)) is not None:
+                if previous.pop(uid, None) is None:
+                    pass  # not there: taken by a pop since
+                elif not previous:
+                    del buckets[old], all_masks[old], all_counts[old]
+                    if old == last:  # a register placed twice: look the bucket up
+                        last = None
+                else:  # as _remove
+                    old_counts = all_counts[old]
+                    value = reg.scheduled_interval
+                    count = old_counts[value] - 1
+                    if count:
+                        old_counts[value] = count
+                    else:
+                        del old_counts[value]
+                    old_masks = all_masks[old]
+                    mask = old_masks[group] ^ bit
+                    if mask:
+                        old_masks[group] = mask
+                    else:
+                        del old_masks[group]
+            t = reg.next_due
+            # _early_interval(reg), inlined (the read path)
+            value = (
+                reg.effective_interval
+                if reg.enabled and reg.quarantined_until is None
+                else -1.0
+            )
+            if t == last:  # the bucket of the register before
+                masks[group] = masks.get(group, 0) | bit
+                counts[value] = counts.get(value, 0) + 1
+            elif (found := buckets.get(t)) is None:
+                bucket = buckets[t] = {}
+                masks = all_masks[t] = {group: bit}
+                counts = all_counts[t] = {value: 1}
+                heapq.heappush(self._times, t)
+                if len(self._times) > 4 * len(buckets) + 64:
+                    self._times = list(buckets)
+                    heapq.heapify(self._times)
+            else:
+                bucket, masks, counts = found, all_masks[t], all_counts[t]
+                masks[group] = masks.get(group, 0) | bit
+                counts[value] = counts.get(value, 0) + 1
+            last = t
+            bucket[uid] = reg
+            reg.scheduled_interval = value
+            reg.bucket_at = t
+        self._seq = seq
 
     def refresh(self, reg: RegisterState) -> None:
         """Note a scheduled register's new interval, ``enabled`` or quarantine.
@@ -393,27 +428,64 @@ class Schedule:
         return quantize(interval, model.limits)
 
     def next_read(self, reg: RegisterState, now: float) -> None:
-        """After a read: due again on the register's (aligned) interval.
+        """After a read: due again on the register's (aligned) interval."""
+        self.next_reads((reg,), now)
+
+    def next_reads(self, regs: Sequence[RegisterState], now: float) -> None:
+        """:meth:`next_read` of each of ``regs`` in turn (a block's reads, at ``now``).
 
         The read path: :meth:`_capped_interval`, :func:`~.intervals.aligned_due` and
         :meth:`due_at` inlined (the same arithmetic); the viewed hook (see demand.py)
         is called only while some unit is viewed (else it marks the register not
-        viewed and keeps the interval, which is done here).
+        viewed and keeps the interval, which is done here). A register's interval
+        and due time depend on nothing another one's push changes, so the pushes
+        are made together (:meth:`_place`), in the same order.
         """
-        interval = self._interval_for(reg, now)
-        if self.viewed_cap is not None:
-            if self.viewed:
-                interval = self.viewed_cap(reg, interval)
-            else:  # what the hook does while no unit is viewed
-                reg.viewed = False
-        reg.effective_interval = interval
-        if not 0.0 < interval < math.inf:
-            aligned_due(now, interval)  # raises: not a positive number
-        due = (math.floor(now / interval) + 1) * interval
-        if due - now <= _DUE_EPS * interval:  # a hair before a tick is on it
-            due += interval
-        reg.next_due = due
-        self.push(reg)
+        config, viewed_cap = self._config, self.viewed_cap
+        fast = config.adaptive
+        patterns = config.patterns
+        done: list[RegisterState] = []
+        try:
+            for reg in regs:
+                model = reg.model
+                limits = model.limits
+                if fast and (
+                    not patterns or reg.profile.plain(model.interval, limits, model)
+                ):
+                    # no pattern acts: _interval_for without the wall time,
+                    # quantize inlined
+                    reg.pattern_factor = 1.0
+                    interval, low, high = (
+                        model.interval,
+                        limits.min_interval,
+                        limits.max_interval,
+                    )
+                    if interval != interval or interval <= low:  # noqa: PLR0124  NaN
+                        interval = low
+                    elif interval >= high:
+                        interval = high
+                    else:
+                        rung = low * math.pow(
+                            2.0, math.floor(math.log2(interval / low) + _REL_EPS)
+                        )
+                        interval = rung if rung < high else high  # noqa: FURB136
+                else:
+                    interval = self._interval_for(reg, now)
+                if viewed_cap is not None:
+                    if self.viewed:
+                        interval = viewed_cap(reg, interval)
+                    else:  # what the hook does while no unit is viewed
+                        reg.viewed = False
+                reg.effective_interval = interval
+                if not 0.0 < interval < math.inf:
+                    aligned_due(now, interval)  # raises: not a positive number
+                due = (math.floor(now / interval) + 1) * interval
+                if due - now <= _DUE_EPS * interval:  # a hair before a tick is on it
+                    due += interval
+                reg.next_due = due
+                done.append(reg)
+        finally:  # as one call per register: those before a failure are pushed
+            self._place(done)
 
     def retry(self, reg: RegisterState, now: float) -> None:
         """After a failed read: retry soon, backing off with the failure streak."""
