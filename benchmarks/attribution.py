@@ -100,10 +100,11 @@ class Breakdown:
     def text(self, hours: float) -> str:
         """Return the breakdown per hour of the run."""
         total = self.overhead_s + sum(self.bus_s.values())
-        lines = [
+        head = (
             f"bus time by what it moved: {self.requests / hours:,.1f} req/h, "
-            f"{total / hours:.2f} bus s/h, overhead {self.overhead_s / hours:.2f}",
-        ]
+            f"{total / hours:.2f} bus s/h, overhead {self.overhead_s / hours:.2f}"
+        )
+        lines = [head]
         for kind in KINDS:
             line = (
                 f"  {kind:9s} {self.words[kind] / hours:9.1f} words/h "
