@@ -28,6 +28,7 @@ def _engine(
     cadence: bool,
     per_register: float = 0.01,
     riders: float = 0.0,
+    costs: bool = True,
 ) -> tuple[PollEngine, ScriptDevice, VirtualClock]:
     """Return an engine on registers of unit 1 at (address, fixed interval)."""
     clock = VirtualClock(0.0)
@@ -51,7 +52,10 @@ def _engine(
         clock,
         EngineConfig(unit_cadence=cadence, correlated_reads=False),
     )
-    engine.set_cost_model(CostModel(request_overhead=1.0, per_register=per_register))
+    if costs:
+        engine.set_cost_model(
+            CostModel(request_overhead=1.0, per_register=per_register)
+        )
     engine.set_planner_params(rider_value=riders, early_fraction=0.0)
     return engine, device, clock
 
@@ -124,6 +128,25 @@ async def test_a_table_the_riders_read_whole_is_left_alone() -> None:
     assert max(serial._cadence.weights((1, Table.HOLDING), cost)) < 0.9  # noqa: SLF001
     await run_until(serial, clock, HOUR)
     assert serial._cadence.advanced > 0  # noqa: SLF001
+
+
+async def test_nothing_is_advanced_on_the_default_cost_guess() -> None:
+    """Test that the cadence waits until the connection's costs are known.
+
+    The scripted device answers in no time, so no cost model is ever fitted: the
+    planner runs on its default guess, and the cadence spends no request on it.
+    """
+    layout = {"a": (0, 60.0), "b": (1, 64.0)}
+    alone, alone_device, clock = _engine(layout, cadence=False, costs=False)
+    await run_until(alone, clock, HOUR)
+    guess, device, clock = _engine(layout, cadence=True, costs=False)
+    await run_until(guess, clock, HOUR)
+    assert guess._cadence.advanced == 0  # noqa: SLF001
+    assert device.log == alone_device.log
+    assert guess.cost_model() == CostModel()  # the default guess all along
+    guess.set_cost_model(CostModel(request_overhead=1.0, per_register=0.01))
+    await run_until(guess, clock, 2 * HOUR)
+    assert guess._cadence.advanced > 0  # noqa: SLF001
 
 
 async def test_static_polling_is_left_alone() -> None:

@@ -21,6 +21,8 @@ then on). Nothing is ever read later than its own interval.
 
 After every cycle the tables read in it are looked at again (the sums are over
 their registers: O(registers of the table)); the others keep their decision.
+Only on known costs: until the connection's cost model is configured, set or
+fitted to measured latencies, the cadence does nothing.
 
 With free riders on, a table whose registers each cost nearly as much alone as
 the whole table (``JOINT_ALREADY``: on TCP a 125-register unit costs about one
@@ -99,6 +101,20 @@ class UnitCadence:
         config = self._core.config
         return config.adaptive and config.merge_reads and config.unit_cadence
 
+    def costs_known(self) -> bool:
+        """Whether the connection's costs are configured, set or measured (fitted).
+
+        The weights are cost ratios: on the default guess (before the connection's
+        latency is measured, or on a link whose latency is not measurable) the
+        cadence would spend requests on a guess, so it waits.
+        """
+        core = self._core
+        return (
+            core.tuning.cost is not None
+            or core.config.cost is not None
+            or core.bus.cost.model() is not None
+        )
+
     def weights(self, key: TableKey, cost: CostModel) -> list[float]:
         """Per register of the table: its own read's cost over the whole table's."""
         regs = self._tables[key]
@@ -136,6 +152,8 @@ class UnitCadence:
             if reg.last_read is not None and reg.last_read >= started:
                 self._early.discard(uid)
                 rest_after_early_read(schedule, reg)
+        if not self.costs_known():
+            return []
         unscheduled = schedule.unscheduled
         advanced = []
         for key in tables:
