@@ -17,6 +17,15 @@ and night (``night``: its share of the requests planned at night, per night hour
 and print the requests per hour of the run by day and by night, with the floor the
 configured maximum interval sets at night (one read per table every maximum
 interval: ``python -m benchmarks.attribution pv``).
+
+Below the table, the **bus time by what it moved** (:class:`Breakdown`): each
+planned read's time split into its request overhead and its words (bits on a bit
+table) by kind: due, early (a nearly due neighbour the plan took in), rider (a
+neighbour the read grew over, ``planning.RIDER_VALUE``), passenger (a register
+inside the span, not asked for) and gap (an address of no register), and for the
+due, early and rider reads how many found the value moved beyond its tolerance
+since the register's previous planned read (``paid``: the read fixed a stale
+value). The bisections and retries after a refused read are not counted.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 import math
 import sys
+from typing import Any
 
 from adaptive_modbus_engine.planner import BlockRead
 from adaptive_modbus_engine.planning import Planning
@@ -36,7 +46,7 @@ from adaptive_modbus_engine.registry import RegisterState
 
 from . import policies as pol
 from .metrics import compute
-from .oracle import night_floor
+from .oracle import night_floor, thresholds
 from .run import DEFAULT_SCENARIOS, build_scenarios, parse_args, phases_of
 from .scenarios import Scenario
 from .simulate import run_engine
@@ -70,6 +80,47 @@ class RegisterCost:
         return (self.requests - 3600.0 / slowest) / gain
 
 
+#: what a planned read moves, in the order the breakdown prints them
+KINDS = ("due", "early", "rider", "passenger", "gap")
+#: the kinds read because they were asked for (``paid`` counts their reads)
+ASKED = ("due", "early", "rider")
+
+
+@dataclass
+class Breakdown:
+    """Bus time of the planned reads by what it moved (totals over the run)."""
+
+    requests: int = 0
+    overhead_s: float = 0.0  # the requests' fixed part (frames, silences, turnaround)
+    words: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    bus_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    reads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ASKED, 0))
+    paid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ASKED, 0))
+
+    def text(self, hours: float) -> str:
+        """Return the breakdown per hour of the run."""
+        total = self.overhead_s + sum(self.bus_s.values())
+        head = (
+            f"bus time by what it moved: {self.requests / hours:,.1f} req/h, "
+            f"{total / hours:.2f} bus s/h, overhead {self.overhead_s / hours:.2f}"
+        )
+        lines = [head]
+        for kind in KINDS:
+            line = (
+                f"  {kind:9s} {self.words[kind] / hours:9.1f} words/h "
+                f"{self.bus_s[kind] / hours:6.2f} bus s/h"
+            )
+            if kind in ASKED:
+                reads = self.reads[kind]
+                line += (
+                    f" {reads / hours:8.1f} reads/h, paid "
+                    f"{self.paid[kind] / hours:7.1f} "
+                    f"({100.0 * self.paid[kind] / max(reads, 1):.1f} %)"
+                )
+            lines.append(line)
+        return "\n".join(lines)
+
+
 @dataclass
 class _Tally:
     """Per register counts while a run goes (totals, not yet per hour)."""
@@ -77,6 +128,11 @@ class _Tally:
     costs: dict[str, RegisterCost] = field(default_factory=dict)
     #: planned requests per hour of the run (index: whole hours since its start)
     hourly: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    breakdown: Breakdown = field(default_factory=Breakdown)
+    #: the keys the rider growth added in the cycle being planned
+    riders: set[str] = field(default_factory=set)
+    #: per uid: the second of the run of its last planned read
+    last_read: dict[str, int] = field(default_factory=dict)
 
     def cost(self, uid: str) -> RegisterCost:
         return self.costs.setdefault(uid, RegisterCost(uid))
@@ -86,11 +142,76 @@ class _Tally:
 def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
     """Count every planned read's due, early and riding registers."""
     plan = Planning.plan_with_early
+    grow = Planning._with_free_riders  # noqa: SLF001
     by_table: dict[tuple[int, object], list[tuple[int, int, str]]] = defaultdict(list)
-    for spec in scenario.specs:
+    row_of: dict[str, int] = {}
+    for row, spec in enumerate(scenario.specs):
         by_table[(spec.unit_id, spec.table)].append(
             (spec.address, spec.address + spec.size, spec.uid)
         )
+        row_of[spec.uid] = row
+    limit = thresholds(scenario.specs)
+    truth = scenario.truth
+    last_second = truth.shape[1] - 1
+    books = tally.breakdown
+
+    def grown(
+        self: Planning,
+        blocks: list[BlockRead],
+        now: float,
+        limits: Any,
+        cost: Any,
+    ) -> list[BlockRead]:
+        out = grow(self, blocks, now, limits, cost)
+        before = {key for block in blocks for key in block.keys}
+        tally.riders.update(key for block in out for key in block.keys)
+        tally.riders.difference_update(before)
+        return out
+
+    def moved(uid: str, second: int) -> bool:
+        """Whether the value moved beyond tolerance since the last planned read."""
+        row = row_of[uid]
+        last = tally.last_read.get(uid)
+        if last is None:
+            return True
+        now_value, then = truth[row, second], truth[row, last]
+        if math.isnan(now_value) or math.isnan(then):
+            return False
+        return bool(abs(now_value - then) > limit[row])
+
+    def book(block: BlockRead, asked: AbstractSet[str], second: int) -> None:
+        """Split one planned read's bus time by what it moved."""
+        seconds = scenario.bus.read_time(block.table, block.count)
+        per_unit = (
+            scenario.bus.read_time(block.table, block.count + 8) - seconds
+        ) / 8.0
+        books.requests += 1
+        books.overhead_s += seconds - per_unit * block.count
+        covered: set[int] = set()
+        end = block.address + block.count
+        keys = set(block.keys)
+        for start, stop, uid in by_table[(block.unit_id, block.table)]:
+            if start < block.address or stop > end:
+                continue
+            # bits of one word share it: the word counts once, for the first
+            words = len(set(range(start, stop)) - covered)
+            covered.update(range(start, stop))
+            if uid not in keys:
+                kind = "passenger"
+            elif uid in asked:
+                kind = "due"
+            elif uid in tally.riders:
+                kind = "rider"
+            else:
+                kind = "early"
+            books.words[kind] += words
+            books.bus_s[kind] += per_unit * words
+            if kind in ASKED:
+                books.reads[kind] += 1
+                books.paid[kind] += moved(uid, second)
+            tally.last_read[uid] = second
+        books.words["gap"] += block.count - len(covered)
+        books.bus_s["gap"] += per_unit * (block.count - len(covered))
 
     def watched(
         self: Planning,
@@ -98,9 +219,12 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
         now: float,
         uids: AbstractSet[str] | None = None,
     ) -> list[BlockRead]:
+        tally.riders.clear()
         blocks = plan(self, due, now, uids)
         asked = {reg.spec.uid for reg in due}
         second = int(now - scenario.start)
+        for block in blocks:
+            book(block, asked, min(max(second, 0), last_second))
         night = scenario.day is not None and not bool(
             scenario.day[min(max(second, 0), len(scenario.day) - 1)]
         )
@@ -129,10 +253,12 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
         return blocks
 
     Planning.plan_with_early = watched  # type: ignore[method-assign]
+    Planning._with_free_riders = grown  # type: ignore[method-assign]  # noqa: SLF001
     try:
         yield
     finally:
-        Planning.plan_with_early = plan
+        Planning.plan_with_early = plan  # type: ignore[method-assign]
+        Planning._with_free_riders = grow  # type: ignore[method-assign]  # noqa: SLF001
 
 
 def attribute(scenario: Scenario, *, seed: int = 42) -> list[RegisterCost]:
@@ -141,14 +267,22 @@ def attribute(scenario: Scenario, *, seed: int = 42) -> list[RegisterCost]:
 
 
 def attribute_run(
-    scenario: Scenario, *, seed: int = 42
+    scenario: Scenario,
+    *,
+    seed: int = 42,
+    breakdown: Breakdown | None = None,
+    phase_index: int = 0,
 ) -> tuple[list[RegisterCost], dict[int, float]]:
-    """Return :func:`attribute`'s costs and the planned requests per hour of the run."""
+    """Return :func:`attribute`'s costs and the planned requests per hour of the run.
+
+    ``breakdown``: filled with the run's bus time by what it moved (totals);
+    ``phase_index``: which of adaptive's seeded phases (``scripts/bench --phases``).
+    """
     config = pol.standard(scenario.limits)
     adaptive = next(p for p in config if p.name == pol.ADAPTIVE).config
     assert adaptive is not None
-    tally = _Tally()
-    phase = phases_of(seed, pol.ADAPTIVE, 1)[0]
+    tally = _Tally(breakdown=Breakdown() if breakdown is None else breakdown)
+    phase = phases_of(seed, pol.ADAPTIVE, phase_index + 1)[phase_index]
     with _watching(scenario, tally):
         record = asyncio.run(run_engine(scenario, adaptive, pol.ADAPTIVE, phase=phase))
     tot = compute(scenario, record).tot_per_register
@@ -241,13 +375,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenarios", help=f"comma-separated from {','.join(DEFAULT_SCENARIOS)}"
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--phase", type=int, default=0, help="adaptive's seeded phase: 0, 1, 2 ..."
+    )
     args = parser.parse_args(argv)
     for scenario in build_scenarios(
         parse_args(["--scenarios", args.scenarios, "--seed", str(args.seed)])
     ):
-        costs, hourly = attribute_run(scenario, seed=args.seed)
+        books = Breakdown()
+        costs, hourly = attribute_run(
+            scenario, seed=args.seed, breakdown=books, phase_index=args.phase
+        )
         sys.stdout.write(f"{scenario.name}: {scenario.title}\n")
         sys.stdout.write(table(costs, max(scenario.sweep)) + "\n")
+        sys.stdout.write(books.text(scenario.duration / 3600.0) + "\n")
         if scenario.day is not None:
             sys.stdout.write(day_night_table(scenario, hourly, MAX_INTERVAL) + "\n")
     return 0

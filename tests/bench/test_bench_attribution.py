@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from adaptive_modbus_engine.planning import Planning
 from benchmarks import attribution, policies as pol
 from benchmarks.attribution import attribute, table
@@ -67,3 +69,29 @@ def test_pv_requests_split_by_day_and_night_with_the_floor() -> None:
     assert "hour   0 night" in text
     assert "hour   1 dawn/dusk" in text
     assert "night floor under the 300 s maximum: 24.0 req/h" in text
+
+
+def test_bus_time_splits_by_what_each_read_moved() -> None:
+    """Test the demo's first 20 minutes: the kinds add up to the planned bus time."""
+    scenario = truncate(demo(hours=1.0), 1200)
+    grow = Planning._with_free_riders  # noqa: SLF001
+    books = attribution.Breakdown()
+    costs, _ = attribution.attribute_run(scenario, breakdown=books)
+    assert Planning._with_free_riders is grow  # noqa: SLF001  # the watch is undone
+    hours = scenario.duration / 3600.0
+    assert books.requests / hours == pytest.approx(sum(c.requests for c in costs))
+    # overhead plus every kind's words is each planned read's bus time
+    planned = books.overhead_s + sum(books.bus_s.values())
+    assert planned / hours == pytest.approx(sum(c.bus_s for c in costs))
+    # the demo's input table has a refused address (a gap is never read through)
+    # and bits sharing a word (counted once): no kind is negative
+    assert all(words >= 0 for words in books.words.values())
+    # its reads carry due registers, nearly due ones and riders; a paid read is one
+    # of them
+    for kind in attribution.ASKED:
+        assert 0 < books.paid[kind] <= books.reads[kind]
+    assert books.words["due"] > books.words["early"] > 0
+    text = books.text(hours)
+    assert "bus time by what it moved" in text
+    assert "rider" in text
+    assert "passenger" in text

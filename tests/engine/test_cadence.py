@@ -1,7 +1,8 @@
 """Per-unit cadence: a unit's table is read when all its registers' urgency says so.
 
-Scripted device on a virtual clock; free riders and early reads are off, so only
-the cadence can read registers together that are due at different times.
+Scripted device on a virtual clock; early reads are off, and free riders too unless
+a test turns them on, so only the cadence can read registers together that are due
+at different times.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ HOUR = 3600.0
 
 
 def _engine(
-    layout: dict[str, tuple[int, float]], *, cadence: bool, per_register: float = 0.01
+    layout: dict[str, tuple[int, float]],
+    *,
+    cadence: bool,
+    per_register: float = 0.01,
+    riders: float = 0.0,
+    costs: bool = True,
 ) -> tuple[PollEngine, ScriptDevice, VirtualClock]:
     """Return an engine on registers of unit 1 at (address, fixed interval)."""
     clock = VirtualClock(0.0)
@@ -47,8 +53,11 @@ def _engine(
         clock,
         EngineConfig(unit_cadence=cadence, correlated_reads=False),
     )
-    engine.set_cost_model(CostModel(request_overhead=1.0, per_register=per_register))
-    engine.set_planner_params(rider_value=0.0, early_fraction=0.0)
+    if costs:
+        engine.set_cost_model(
+            CostModel(request_overhead=1.0, per_register=per_register)
+        )
+    engine.set_planner_params(rider_value=riders, early_fraction=0.0)
     return engine, device, clock
 
 
@@ -97,6 +106,48 @@ async def test_a_table_that_costs_as_much_whole_is_left_alone() -> None:
     await run_until(joint, clock, HOUR)
     assert joint._cadence.advanced == 0  # noqa: SLF001
     assert device.log == alone_device.log
+
+
+async def test_a_table_the_riders_read_whole_is_left_alone() -> None:
+    """Test that with free riders on, a table as cheap whole as one register is not advanced.
+
+    TCP-like costs (a register 1 % of a request): any read of the table grows over
+    all of it (riders), so advancing it would only read everything sooner. With a
+    register at 10 % of a request (a serial line) the cadence still acts.
+    """
+    layout = {"a": (0, 60.0), "b": (1, 64.0), "c": (2, 90.0)}
+    alone, alone_device, clock = _engine(layout, cadence=False, riders=1.0)
+    await run_until(alone, clock, HOUR)
+    joint, device, clock = _engine(layout, cadence=True, riders=1.0)
+    await run_until(joint, clock, HOUR)
+    assert joint._cadence.advanced == 0  # noqa: SLF001
+    assert device.log == alone_device.log
+    # the riders read the whole table in every request
+    assert all(count == 3 for _, _, count in device.log)
+    serial, _, clock = _engine(layout, cadence=True, riders=1.0, per_register=0.1)
+    cost = serial.cost_model()
+    assert max(serial._cadence.weights((1, Table.HOLDING), cost)) < 0.9  # noqa: SLF001
+    await run_until(serial, clock, HOUR)
+    assert serial._cadence.advanced > 0  # noqa: SLF001
+
+
+async def test_nothing_is_advanced_on_the_default_cost_guess() -> None:
+    """Test that the cadence waits until the connection's costs are known.
+
+    The scripted device answers in no time, so no cost model is ever fitted: the
+    planner runs on its default guess, and the cadence spends no request on it.
+    """
+    layout = {"a": (0, 60.0), "b": (1, 64.0)}
+    alone, alone_device, clock = _engine(layout, cadence=False, costs=False)
+    await run_until(alone, clock, HOUR)
+    guess, device, clock = _engine(layout, cadence=True, costs=False)
+    await run_until(guess, clock, HOUR)
+    assert guess._cadence.advanced == 0  # noqa: SLF001
+    assert device.log == alone_device.log
+    assert guess.cost_model() == CostModel()  # the default guess all along
+    guess.set_cost_model(CostModel(request_overhead=1.0, per_register=0.01))
+    await run_until(guess, clock, 2 * HOUR)
+    assert guess._cadence.advanced > 0  # noqa: SLF001
 
 
 async def test_static_polling_is_left_alone() -> None:

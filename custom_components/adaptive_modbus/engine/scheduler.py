@@ -153,7 +153,9 @@ class PollEngine:
         )
         self._writer = Writer(core, observer=observer)
         self._correlation = Correlation(core)
-        self._cadence = UnitCadence(core)
+        self._cadence = UnitCadence(
+            core, riders=lambda: planning.rider_value > 0 and core.config.piggyback
+        )
         self._demand = Demand(core, down=recovery.down)
         self._snapshots = Snapshots(core, down=recovery.down, planning=planning)
         self._state = LearnedState(core)
