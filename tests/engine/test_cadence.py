@@ -1,8 +1,7 @@
 """Per-unit cadence: a unit's table is read when all its registers' urgency says so.
 
-Scripted device on a virtual clock; early reads are off, and free riders too unless
-a test turns them on, so only the cadence can read registers together that are due
-at different times.
+Scripted device on a virtual clock; free riders and early reads are off, so only
+the cadence can read registers together that are due at different times.
 """
 
 from __future__ import annotations

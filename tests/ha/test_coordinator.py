@@ -30,7 +30,6 @@ from custom_components.adaptive_modbus.coordinator import (
 from custom_components.adaptive_modbus.diagnostics import (
     async_get_config_entry_diagnostics,
 )
-from custom_components.adaptive_modbus.engine import cadence
 from custom_components.adaptive_modbus.engine.simulator.server import SimulatorServer
 from custom_components.adaptive_modbus.entity import register_unique_id
 
@@ -145,20 +144,12 @@ async def _writes_per_minute(
 
 
 async def test_state_writes_only_on_change_fewer_than_fixed_interval(
-    hass: HomeAssistant,
-    vtime: VirtualTime,
-    demo_entry: MockConfigEntry,
-    monkeypatch: pytest.MonkeyPatch,
+    hass: HomeAssistant, vtime: VirtualTime, demo_entry: MockConfigEntry
 ) -> None:
     """Adaptive + change-only writes against HA-core-style fixed polling on the demo device.
 
     Over a full scenario cycle (60 virtual minutes: stable, escalation, peak, recovery).
-    Built without the per-unit cadence: on loopback the fitted cost model prices a
-    register at a fair share of a request, so the cadence reads the demo's tables
-    sooner, and fresher values are written more often (65.2 writes/min, 0.77x fixed
-    polling's, 31.7 requests/min; without it 51.6 and 27.2).
     """
-    monkeypatch.setattr(cadence.UnitCadence, "enabled", property(lambda _: False))
     minutes = 60
     adaptive = await _writes_per_minute(hass, vtime, demo_entry, minutes)
 

@@ -41,11 +41,10 @@ class EngineConfig:
     # partners learned to move with it are read at once (see correlation.py)
     correlated_reads: bool = True
     # per-unit cadence: a unit's table is read when its registers' summed urgency
-    # says so, possibly before its first register is due (see cadence.py); it acts
-    # on known costs only and leaves alone the tables the free riders read whole
-    # (TCP), so it works on serial lines; measured in the README (Engine ideas of
-    # part 2)
-    unit_cadence: bool = True
+    # says so, possibly before its first register is due (see cadence.py); off by
+    # default: measured in the README (Engine ideas of part 2), it pays on some
+    # scenarios and costs on others
+    unit_cadence: bool = False
 
     def __post_init__(self) -> None:
         """Refuse intervals and unit limits outside their ranges."""

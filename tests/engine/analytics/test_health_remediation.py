@@ -112,16 +112,10 @@ async def test_busy_answers_suggest_a_pause_and_closing_after_each_cycle() -> No
     demo's gap at address 10, and while every third answer is busy the gap is never
     learned (the bisection that would learn it is interrupted), so its illegal-address
     answers crowd the busy ones out of the recent errors this share is taken from.
-    Per-unit cadence off as well: its extra cycles shift the span both rings hold
-    (19.7 % here with it).
     """
     run = Run(
         config=EngineConfig(
-            min_interval=5,
-            max_interval=300,
-            fixed_interval=15,
-            rider_value=0.0,
-            unit_cadence=False,
+            min_interval=5, max_interval=300, fixed_interval=15, rider_value=0.0
         )
     )
     count = [0]

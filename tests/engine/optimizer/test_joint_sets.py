@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from adaptive_modbus_engine import cadence, intervals
+from adaptive_modbus_engine import intervals
 from adaptive_modbus_engine.audit import Outcome
 from adaptive_modbus_engine.optimizer import Proposal, strategies
 from adaptive_modbus_engine.optimizer.loop import KEPT_ON_PRIOR, SPLIT
@@ -150,10 +150,6 @@ async def test_a_set_with_a_harmful_member_is_split_and_that_member_rolled_back(
     # longer maximum
     monkeypatch.setattr(intervals, "START_GROWTH", intervals.GROWTH)
     monkeypatch.setattr(intervals, "STEP_CONFIRM", 0.0)
-    # built without the per-unit cadence (on by default since it measured better on
-    # serial lines): it reads the blocks' tables together, which this rig does not
-    # model
-    monkeypatch.setattr(cadence.UnitCadence, "enabled", property(lambda _: False))
     rig, applied = await applied_set(period=2400.0)
     assert len(applied) == 2
     block_a, block_b = (
@@ -244,14 +240,10 @@ async def test_a_user_rollback_of_one_member_undoes_the_whole_set() -> None:
 
 
 @pytest.mark.usefixtures("two_blocks")
-async def test_a_change_measured_worse_but_not_significantly_is_kept_on_its_prediction(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_change_measured_worse_but_not_significantly_is_kept_on_its_prediction() -> (
+    None
+):
     """Block A steps every 15 min after its split: worse by a few %, within the scatter."""
-    # built without the per-unit cadence (on by default since it measured better on
-    # serial lines): it reads the blocks' tables together, which this rig does not
-    # model
-    monkeypatch.setattr(cadence.UnitCadence, "enabled", property(lambda _: False))
     rig, _ = await applied_set(period=900.0)
     await rig.run_for(4 * 3600)
     kept = [e for e in rig.audit if (e.measured or {}).get("verdict") == KEPT_ON_PRIOR]

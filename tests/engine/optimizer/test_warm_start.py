@@ -17,7 +17,7 @@ import functools
 
 import pytest
 
-from adaptive_modbus_engine import cadence, intervals
+from adaptive_modbus_engine import intervals
 from adaptive_modbus_engine.optimizer import loop
 from adaptive_modbus_engine.optimizer.changes import Proposal, apply_all
 from adaptive_modbus_engine.registers import RegisterSpec, Table
@@ -84,10 +84,6 @@ async def test_a_still_block_at_its_maximum_is_predicted_to_save(
     warm: 1.58).
     """
     monkeypatch.setattr(intervals, "START_GROWTH", intervals.GROWTH)
-    # built without the per-unit cadence (on by default since it measured better on
-    # serial lines): it reads the blocks' tables together, which this rig does not
-    # model
-    monkeypatch.setattr(cadence.UnitCadence, "enabled", property(lambda _: False))
     rig = rig_of({"still": (STILL, 3600.0), "moving": (MOVING, 60.0)})
     await rig.run_for(3600)
     registers = rig.engine.snapshot().registers
