@@ -758,13 +758,8 @@ class Optimizer:
             return result
         limit = MAX_CANDIDATES["full" if kind == "full" or only else "quick"]
         proposals = proposals[:limit]
-        outcomes: list[ReplayOutcome] = await run_in_executor(
-            predict,
-            trace,
-            self.engine.config,
-            state,
-            self.engine.tuning(),
-            [p.changes for p in proposals],
+        outcomes = await self._shadow_replay(
+            trace, state, [p.changes for p in proposals], run_in_executor
         )
         retries = self._retry_costs(snapshot, state)
         base = _with_retries(outcomes[0].effect(), (), retries)
@@ -882,6 +877,27 @@ class Optimizer:
             return [best], None, f"a joint set of {len(chosen)} not applied: {why}"
         best.predicted["set"] = {"members": [p.id for p in chosen], "after": after}
         return chosen, gain, ""
+
+    async def _shadow_replay(
+        self,
+        trace: ReplayTrace,
+        state: Mapping[str, Any],
+        candidates: Sequence[Sequence[Change]],
+        run_in_executor: RunInExecutor,
+    ) -> list[ReplayOutcome]:
+        """Replay ``trace`` from ``state`` with the parameters in force, then each candidate.
+
+        Off the event loop (:func:`predict`); the first outcome is the baseline.
+        """
+        outcomes: list[ReplayOutcome] = await run_in_executor(
+            predict,
+            trace,
+            self.engine.config,
+            state,
+            self.engine.tuning(),
+            candidates,
+        )
+        return outcomes
 
     def _may_run(self, now: float) -> bool:
         """Whether a cycle may run now: no evaluation pending, or one a change may join."""
@@ -1718,14 +1734,7 @@ class Optimizer:
             return None
         state = self.engine.export_state()
         reverted = [c.reverted() for c in reversed(proposal.changes)]
-        outcomes: list[ReplayOutcome] = await run_in_executor(
-            predict,
-            trace,
-            self.engine.config,
-            state,
-            self.engine.tuning(),
-            [reverted],
-        )
+        outcomes = await self._shadow_replay(trace, state, [reverted], run_in_executor)
         retries = self._retry_costs(snapshot, state)
         with_change = _with_retries(outcomes[0].effect(), proposal.changes, retries)
         without = _with_retries(outcomes[1].effect(), (), retries)
