@@ -188,7 +188,7 @@ class RegisterSpec:
     # a one-word integer in big-endian bytes (see decode_at): 0 no, 1 unsigned, 2 signed
     word_kind: int = field(init=False, repr=False, compare=False)
     unscaled: bool = field(init=False, repr=False, compare=False)
-    numeric: bool = field(init=False, repr=False, compare=False)  # is_numeric, kept
+    numeric: bool = field(init=False, repr=False, compare=False)  # see is_numeric
 
     def __post_init__(self) -> None:
         """Fill in size and uid; refuse an invalid spec."""
@@ -276,7 +276,7 @@ class RegisterSpec:
     @property
     def is_numeric(self) -> bool:
         """Whether the decoded value is a number (tolerance applies)."""
-        return self.data_type in _NUMERIC
+        return self.numeric  # decided once, in __post_init__
 
     # -- decoding ---------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from adaptive_modbus_engine.audit import Actor, AuditEntry, AuditLog
 from adaptive_modbus_engine.config import EngineConfig
-from adaptive_modbus_engine.optimizer import Optimizer
+from adaptive_modbus_engine.optimizer import Optimizer, Proposal
 from adaptive_modbus_engine.registers import RegisterSpec, Table, Value
 from adaptive_modbus_engine.replay import SampleHoldUnit, VirtualClock, drive
 from adaptive_modbus_engine.scheduler import CycleResult, PollEngine
@@ -120,6 +120,21 @@ class Rig:
         end = self.now + limit
         while self.optimizer.evaluation is not None and self.now < end:
             await self.run_for(60.0)
+
+    async def apply_proposed(
+        self, kind: str, strategy: str, pick: Callable[[Proposal], bool]
+    ) -> tuple[Proposal, int]:
+        """Apply the first proposal of a dry run that ``pick`` accepts, as the loop does.
+
+        The measurement, not the shadow replay's prediction, decides what happens
+        next: the proposal goes out whatever it was predicted to do. Returns it
+        and its audit id.
+        """
+        result = await self.optimizer.run(
+            kind, strategy=strategy, dry_run=True, actor=USER, run_in_executor=inline
+        )
+        proposal = next(p for p in result.proposals if pick(p))
+        return proposal, self.optimizer._apply(proposal, USER, self.now)  # noqa: SLF001
 
     def entry(self, audit_id: int) -> AuditEntry:
         """Return an audit entry that must exist."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from adaptive_modbus_engine.audit import AuditEntry, Outcome
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 
-from .rig import START, USER, Rig, inline
+from .rig import START, USER, Rig
 from .test_loop import FLAT, rest_longer_before_an_incident
 
 BUSY = ["busy0"]
@@ -69,13 +69,11 @@ async def evaluate_rest_longer(evaluation_max: float) -> tuple[Rig, AuditEntry]:
         "loop", {"evaluation_max": evaluation_max}, actor=USER
     )
     await rig.run_for(APPLY_AT)
-    result = await rig.optimizer.run(
-        "quick", strategy="interval", dry_run=True, actor=USER, run_in_executor=inline
-    )
-    proposal = next(p for p in result.proposals if p.parameter == "max_interval")
     # applied as the loop applies a proposal: the measurement, not the shadow
     # replay's prediction, is what this test is about
-    rig.optimizer._apply(proposal, USER, rig.now)  # noqa: SLF001
+    proposal, _ = await rig.apply_proposed(
+        "quick", "interval", lambda p: p.parameter == "max_interval"
+    )
     assert proposal.parameter == "max_interval"
     assert {c.target for c in proposal.changes} == {f"1.{key}" for key in FLAT}
     await rig.until_evaluated()

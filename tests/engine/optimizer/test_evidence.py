@@ -15,7 +15,7 @@ from adaptive_modbus_engine.audit import AuditEntry, Outcome
 from adaptive_modbus_engine.optimizer.strategies import CALM_TARGET
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 
-from .rig import START, USER, Rig, inline, input_specs
+from .rig import START, USER, Rig, input_specs
 from .test_loop import flat_device, moving_device
 
 
@@ -25,16 +25,12 @@ async def riders_off(rig: Rig) -> AuditEntry:
         "loop", {"evaluation_max": 3600.0}, actor=USER
     )
     await rig.run_for(45 * 60)
-    result = await rig.optimizer.run(
-        "full", strategy="cluster", dry_run=True, actor=USER, run_in_executor=inline
-    )
-    proposal = next(
-        p
-        for p in result.proposals
-        if p.parameter == "planner" and p.after["rider_value"] == 0.0
-    )
     # the measurement, not the prediction, is what these tests are about
-    rig.optimizer._apply(proposal, USER, rig.now)  # noqa: SLF001
+    proposal, _ = await rig.apply_proposed(
+        "full",
+        "cluster",
+        lambda p: p.parameter == "planner" and p.after["rider_value"] == 0.0,
+    )
     assert rig.engine.planner_params()[0] == 0.0
     await rig.until_evaluated()
     return next(e for e in rig.audit if e.extra.get("proposal") == proposal.id)
@@ -103,12 +99,10 @@ async def test_registers_that_rest_longer_must_have_moved_themselves() -> None:
         "loop", {"evaluation_max": 3600.0}, actor=USER
     )
     await rig.run_for(50 * 60)
-    result = await rig.optimizer.run(
-        "quick", strategy="interval", dry_run=True, actor=USER, run_in_executor=inline
+    proposal, _ = await rig.apply_proposed(
+        "quick", "interval", lambda p: p.target.endswith(CALM_TARGET)
     )
-    proposal = next(p for p in result.proposals if p.target.endswith(CALM_TARGET))
     assert {c.target for c in proposal.changes} <= {f"1.{key}" for key in steps}
-    rig.optimizer._apply(proposal, USER, rig.now)  # noqa: SLF001
     await rig.until_evaluated()
     entry = next(e for e in rig.audit if e.extra.get("proposal") == proposal.id)
     assert entry.outcome == Outcome.ROLLED_BACK

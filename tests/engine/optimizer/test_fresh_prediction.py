@@ -26,7 +26,7 @@ from adaptive_modbus_engine.optimizer.loop import (
 )
 from adaptive_modbus_engine.registers import RegisterSpec, Table
 
-from .rig import START, USER, Rig, inline
+from .rig import START, USER, Rig
 from .test_joint_sets import applied_set, two_blocks  # noqa: F401 (a fixture)
 from .test_loop import FLAT
 
@@ -72,12 +72,10 @@ async def apply_rest_longer(evaluation_max: float) -> tuple[Rig, AuditEntry]:
         "loop", {"evaluation_max": evaluation_max}, actor=USER
     )
     await rig.run_for(APPLY_AT)
-    result = await rig.optimizer.run(
-        "quick", strategy="interval", dry_run=True, actor=USER, run_in_executor=inline
+    proposal, audit_id = await rig.apply_proposed(
+        "quick", "interval", lambda p: p.parameter == "max_interval"
     )
-    proposal = next(p for p in result.proposals if p.parameter == "max_interval")
     assert {f"1.{key}" for key in FLAT} <= {c.target for c in proposal.changes}
-    audit_id = rig.optimizer._apply(proposal, USER, rig.now)  # noqa: SLF001
     rig.optimizer.enabled = True
     return rig, rig.entry(audit_id)
 
