@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from benchmarks import policies as pol
 from benchmarks.metrics import compute
 from benchmarks.oracle import run_oracle
-from benchmarks.report import scenario_checks
+from benchmarks.report import at_equal_cost, scenario_checks
 from benchmarks.run import day_night
 from benchmarks.scenarios import pv
 from benchmarks.simulate import run_engine
@@ -210,3 +211,53 @@ def test_learned_nights_count_from_the_second_sunrise() -> None:
     short = pv(hours=20)
     record = asyncio.run(run_engine(short, policy.config, policy.name, phase=3.0))
     assert "learned_night_requests_per_hour" not in day_night(short, record)
+
+
+def test_p95_check_says_what_static_blocks_buy_with_adaptives_requests() -> None:
+    """Test that the p95 check names static blocks' freshness at adaptive's budget.
+
+    Adaptive spends 200 req/h; the sweep has static blocks at 10 s (360 req/h) and
+    30 s (120 req/h). 200 req/h lies between them, log-linearly at w = ln(200/120) /
+    ln(3) = 0.465: every 30^(1-w) * 10^w = 18.0 s, p95 between 27 and 9 s.
+    """
+    sweep = [
+        _m(
+            interval=30.0,
+            requests_per_hour=120.0,
+            delay_p95=27.0,
+            delay_median=14.0,
+            tot_pct=3.0,
+        ),
+        _m(
+            interval=10.0,
+            requests_per_hour=360.0,
+            delay_p95=9.0,
+            delay_median=5.0,
+            tot_pct=1.0,
+        ),
+    ]
+    same = at_equal_cost(sweep, 200.0)
+    w = math.log(200 / 120) / math.log(3)
+    assert same["bound"] is None
+    assert same["interval"] == pytest.approx(30 ** (1 - w) * 10**w)
+    assert same["delay_p95"] == pytest.approx((1 - w) * 27 + w * 9)
+    assert same["tot_pct"] == pytest.approx((1 - w) * 3 + w * 1)
+    # beyond the sweep: the nearest end, marked
+    assert at_equal_cost(sweep, 1000.0)["bound"] == "outside the sweep"
+    assert at_equal_cost(sweep, 360.0)["bound"] is None
+    assert at_equal_cost([], 100.0) == {}
+    result = {
+        "policies": {
+            pol.ADAPTIVE: _m(requests_per_hour=200.0, delay_p95=20.0),
+            f"{pol.STATIC}@15s": _m(delay_p95=14.0),
+        },
+        "equal_tot": {},
+        "sweep": {pol.STATIC: sweep},
+    }
+    checks = {c["name"]: c for c in scenario_checks("demo", result)}
+    p95 = checks["demo: adaptive's p95 detection delay no worse than static-blocks@15s"]
+    assert not p95["ok"]
+    assert (
+        "for adaptive's 200 req/h static-blocks read every 18 s: p95 18.6 s"
+        in (p95["detail"])
+    )
