@@ -25,7 +25,10 @@ neighbour the read grew over, ``planning.RIDER_VALUE``), passenger (a register
 inside the span, not asked for) and gap (an address of no register), and for the
 due, early and rider reads how many found the value moved beyond its tolerance
 since the register's previous planned read (``paid``: the read fixed a stale
-value). The bisections and retries after a refused read are not counted.
+value). The bisections and retries after a refused read are not counted. Then
+the same per unit and table (:class:`GroupBooks`): its requests, its due, early
+and rider reads with the share that paid, and the requests none of whose asked
+reads paid.
 """
 
 from __future__ import annotations
@@ -87,6 +90,18 @@ ASKED = ("due", "early", "rider")
 
 
 @dataclass
+class GroupBooks:
+    """One (unit, table)'s planned requests and its asked reads, paid or not (totals)."""
+
+    requests: int = 0
+    bus_s: float = 0.0
+    reads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ASKED, 0))
+    paid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ASKED, 0))
+    #: requests none of whose due, early or rider reads paid
+    unpaid_requests: int = 0
+
+
+@dataclass
 class Breakdown:
     """Bus time of the planned reads by what it moved (totals over the run)."""
 
@@ -96,6 +111,29 @@ class Breakdown:
     bus_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
     reads: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ASKED, 0))
     paid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ASKED, 0))
+    #: the same per (unit id, table name)
+    groups: dict[tuple[int, str], GroupBooks] = field(default_factory=dict)
+
+    def group_text(self, hours: float) -> str:
+        """Return the asked reads and how many paid per unit and table, per hour."""
+        lines = [
+            (
+                "asked reads per unit and table (per hour; paid: found a change beyond "
+                "tolerance; unpaid req: requests none of whose asked reads paid):"
+            )
+        ]
+        for (unit, table), books in sorted(self.groups.items()):
+            cells = " ".join(
+                f"{kind} {books.reads[kind] / hours:7.1f} "
+                f"({100.0 * books.paid[kind] / max(books.reads[kind], 1):4.1f} %)"
+                for kind in ASKED
+            )
+            lines.append(
+                f"  unit {unit:3d} {table:8s} {books.requests / hours:7.1f} req/h "
+                f"{books.bus_s / hours:6.2f} bus s/h, unpaid req "
+                f"{books.unpaid_requests / hours:7.1f}; {cells}"
+            )
+        return "\n".join(lines)
 
     def text(self, hours: float) -> str:
         """Return the breakdown per hour of the run."""
@@ -187,6 +225,11 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
         ) / 8.0
         books.requests += 1
         books.overhead_s += seconds - per_unit * block.count
+        table_name = getattr(block.table, "name", str(block.table)).lower()
+        group = books.groups.setdefault((block.unit_id, table_name), GroupBooks())
+        group.requests += 1
+        group.bus_s += seconds
+        paid_any = False
         covered: set[int] = set()
         end = block.address + block.count
         keys = set(block.keys)
@@ -207,9 +250,14 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
             books.words[kind] += words
             books.bus_s[kind] += per_unit * words
             if kind in ASKED:
+                paid = moved(uid, second)
                 books.reads[kind] += 1
-                books.paid[kind] += moved(uid, second)
+                books.paid[kind] += paid
+                group.reads[kind] += 1
+                group.paid[kind] += paid
+                paid_any = paid_any or paid
             tally.last_read[uid] = second
+        group.unpaid_requests += not paid_any
         books.words["gap"] += block.count - len(covered)
         books.bus_s["gap"] += per_unit * (block.count - len(covered))
 
@@ -389,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"{scenario.name}: {scenario.title}\n")
         sys.stdout.write(table(costs, max(scenario.sweep)) + "\n")
         sys.stdout.write(books.text(scenario.duration / 3600.0) + "\n")
+        sys.stdout.write(books.group_text(scenario.duration / 3600.0) + "\n")
         if scenario.day is not None:
             sys.stdout.write(day_night_table(scenario, hourly, MAX_INTERVAL) + "\n")
     return 0

@@ -95,3 +95,31 @@ def test_bus_time_splits_by_what_each_read_moved() -> None:
     assert "bus time by what it moved" in text
     assert "rider" in text
     assert "passenger" in text
+
+
+def test_asked_reads_split_by_unit_and_table_add_up() -> None:
+    """Test the demo's per unit and table books: they add up to the run's totals.
+
+    Each (unit, table) counts its planned requests, its due, early and rider reads
+    and the paid ones; a request none of whose asked reads paid is counted unpaid.
+    """
+    scenario = truncate(demo(hours=1.0), 1200)
+    books = attribution.Breakdown()
+    attribution.attribute_run(scenario, breakdown=books)
+    groups = books.groups.values()
+    assert len(books.groups) > 1  # the demo's tables: input, holding, coils ...
+    assert sum(g.requests for g in groups) == books.requests
+    for kind in attribution.ASKED:
+        assert sum(g.reads[kind] for g in groups) == books.reads[kind]
+        assert sum(g.paid[kind] for g in groups) == books.paid[kind]
+    planned = books.overhead_s + sum(books.bus_s.values())
+    assert sum(g.bus_s for g in groups) == pytest.approx(planned)
+    for group in groups:
+        assert 0 <= group.unpaid_requests <= group.requests
+        if sum(group.paid.values()) == 0:
+            assert group.unpaid_requests == group.requests
+    # some requests paid, others only confirmed the values they read
+    unpaid = sum(g.unpaid_requests for g in groups)
+    assert 0 < unpaid < books.requests
+    text = books.group_text(scenario.duration / 3600.0)
+    assert text.count("req/h") == len(books.groups)

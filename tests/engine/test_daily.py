@@ -13,6 +13,7 @@ import math
 
 import pytest
 
+from adaptive_modbus_engine import daily
 from adaptive_modbus_engine.daily import (
     FIRST_SPREAD,
     LEAD_MIN,
@@ -495,3 +496,124 @@ def test_a_slow_drift_after_stillness_is_no_onset() -> None:
     assert drift.onsets == []
     # the step: half way between the last still read and the first moving one
     assert [round(o.tod) for o in step.onsets] == [3 * 3600 + 65]
+
+
+def test_the_model_measures_the_step_free_time_before_each_step() -> None:
+    """Test ``IntervalModel.step_gap``: the time without a settled step before the newest.
+
+    Before any step it counts from the first read; between steps from the jump of
+    the one before; a restored model counts from the last stored read (a lower bound:
+    the steps before it are not kept).
+    """
+    limits = IntervalLimits(5.0, MAX)
+    model = IntervalModel(20.0, limits)
+
+    def read(t: float, value: float) -> None:
+        model.observe(t, value, True)
+
+    for k in range(100):  # flat at 1000, every 300 s, from START
+        read(START + 300.0 * k, 1000.0)
+    assert model.step_gap == 0.0
+    jump = START + 30_000.0
+    read(jump, 1100.0)  # a jump of five tolerances, then flat: a step
+    for k in range(1, 6):
+        read(jump + 20.0 * k, 1100.0)
+    assert model.step_rate > 0
+    assert model.step_gap == pytest.approx(30_000.0)
+    second = jump + 7200.0
+    for t in range(int(jump + 400), int(second), 300):
+        read(float(t), 1100.0)
+    read(second, 1000.0)
+    for k in range(1, 6):
+        read(second + 20.0 * k, 1000.0)
+    assert model.step_gap == pytest.approx(7200.0)
+    restored = IntervalModel.from_dict(model.to_dict())
+    assert restored.step_gap == 0.0
+    last = second + 100.0
+    third = last + 5000.0
+    restored.observe(third, 1100.0, True)
+    for k in range(1, 6):
+        restored.observe(third + 20.0 * k, 1100.0, True)
+    assert restored.step_gap == pytest.approx(5000.0)
+
+
+def test_a_lone_step_after_a_day_without_steps_is_one_step_over_that_day() -> None:
+    """Test that a register which moves but has not stepped for a day takes a lone step.
+
+    Not still before it (moves every 40 minutes), so the stillness says nothing;
+    a day and a half without a step before it does: the bound at one step in that
+    time. A step-free time under a day leaves the memory's bound.
+    """
+    limits = IntervalLimits(5.0, MAX)
+    model = IntervalModel(20.0, limits)
+    after = 600.0
+    model._steps = math.exp(-after / 3600.0)  # noqa: SLF001  # one step, 10 min ago
+    model.step_gap = 1.5 * DAY
+    lone = isolated_target(model, after, 1800.0, limits)
+    assert lone == MAX  # 72 s x sqrt(36 h): beyond the maximum
+    model.step_gap = 3 * 3600.0  # three hours: a cloud step comes back by day
+    assert isolated_target(model, after, 1800.0, limits) == limits.min_interval
+    # seven hours still still count, whatever the step-free time
+    assert isolated_target(model, after, 7 * 3600.0, limits) == pytest.approx(
+        72.0 * math.sqrt((7 * 3600.0 + after) / 3600.0)
+    )
+    model.step_gap = 1.5 * DAY
+    model._steps = 2.0 * math.exp(-after / 3600.0)  # noqa: SLF001  # two steps
+    assert isolated_target(model, after, 1800.0, limits) == limits.min_interval
+
+
+WALK_STEP = START + DAY + 20 * 3600.0  # 20:00 on the second day
+
+
+def drifting(t: float) -> float:
+    """Return a value that drifts all the time (30 up, 30 down every 2 h) and steps once.
+
+    A path of one tolerance (20) every 40 minutes: a move in every hour, never an
+    hour still; 2.5 per 300 s read, no jump. At :data:`WALK_STEP` it shifts by 45
+    and goes on drifting: the only step in a day and a half.
+    """
+    hours = ((t - START) % 7200.0) / 3600.0
+    triangle = 30.0 * (hours if hours < 1.0 else 2.0 - hours)
+    return 1000.0 + triangle + (45.0 if t >= WALK_STEP else 0.0)
+
+
+async def reads_after_the_walks_step(step_free: float) -> tuple[list[float], float]:
+    """Return the read times from :data:`WALK_STEP` on for 3 h, and the step's delay."""
+    engine, device, wall, mono = make()
+    device.signal = drifting
+    saved = daily.STEP_FREE
+    daily.STEP_FREE = step_free
+    try:
+        await drive_like_the_coordinator(
+            engine, wall, mono, WALK_STEP - START + 3 * 3600
+        )
+    finally:
+        daily.STEP_FREE = saved
+    after = [t for t in device.reads if WALK_STEP <= t < WALK_STEP + 3 * 3600]
+    return after, after[0] - WALK_STEP
+
+
+async def test_a_drifting_registers_rare_step_does_not_cost_hours_of_fast_reads() -> (
+    None
+):
+    """Test an engine on a register that drifts all day and steps once in 44 hours.
+
+    Before the lone-step rule took the step-free time, the step memory made the one
+    step a step an hour: reads every 40 s, then 80 s, fading over three hours. Now,
+    ten minutes after each move (the drift goes on: one every 40 minutes) it rests
+    at the maximum until the next: over an hour of the three read ``MAX`` apart
+    (before: minutes), fewer reads, the step seen just as soon, and never a read
+    more than ``MAX`` late.
+    """
+    reads, delay = await reads_after_the_walks_step(DAY)
+    before, delay_before = await reads_after_the_walks_step(math.inf)
+
+    def rested(times: list[float]) -> float:
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert max(gaps) <= MAX + 1e-6
+        return sum(gap for gap in gaps if gap > MAX - 1e-6)
+
+    assert len(before) > 100  # the step memory's bound: 72 s, 40 s on the ladder
+    assert rested(before) < 3600.0 <= rested(reads)
+    assert len(reads) < 0.6 * len(before)
+    assert delay == delay_before <= MAX

@@ -44,8 +44,9 @@ register, in local time of an injected time zone, and acts from the second day:
 * **A stale step memory** (from the first day, with the register's model): see
   :func:`settled_target`.
 * **A lone step** (from the first day, with the register's model): a step after
-  an hour or more of stillness, the only one in the step memory, is one step over
-  the stillness around it, not one an hour: see :func:`isolated_target`.
+  an hour or more of stillness, or after a day or more without a step, the only
+  one in the step memory, is one step over the stillness or step-free time around
+  it, not one an hour: see :func:`isolated_target`.
 
 :meth:`DailyProfile.interval` applies them to an interval and never leaves the
 register's limits: the configured maximum interval is a promise. A register
@@ -87,6 +88,10 @@ ONSET_QUIET = 3600.0
 """Stillness (s) before a move that may be an onset."""
 ISOLATED_QUIET = 3600.0
 """Stillness (s) before a step that makes it isolated (see :func:`isolated_target`)."""
+STEP_FREE = DAY
+"""Time (s) without a step before a step that makes it isolated although the register
+moved meanwhile: a whole day, so every hour of the day was step-free (step rates
+follow the day: a PV plant's cloud steps come back tomorrow morning)."""
 ISOLATED_HELD = 1.5
 """Steps the step-rate memory may hold when the stillness after a step began for
 that step to count as the only one (one step, plus what is left of older ones)."""
@@ -529,25 +534,31 @@ def isolated_target(
     still_before: float,
     limits: IntervalLimits,
 ) -> float:
-    """Return the model's target with a lone step's rate taken over the stillness around it.
+    """Return the model's target with a lone step's rate taken over the quiet time around it.
 
     The step-rate memory (time constant :data:`~.intervals.STEP_MEMORY`) makes one
     step a rate of one per hour, fading over hours: after a daily counter's reset at
     midnight, the day's last step at sunset, or a grid voltage that drifted by a
     tolerance and stayed, the interval stayed near a minute for about three hours.
-    A step that came after at least :data:`ISOLATED_QUIET` s of stillness and is the
-    only one the memory held when the stillness after it began (at most
-    :data:`ISOLATED_HELD`) is one step in ``still_before + still_for`` seconds: the
+    A step that came after at least :data:`ISOLATED_QUIET` s of stillness
+    (``still_before``), or after at least :data:`STEP_FREE` s without a step (the
+    model's ``step_gap``, then the window: a slow random walk such as a grid
+    voltage moves all the time and crosses its tolerance between two reads at the
+    maximum interval about once a night, which settles as a step), and is the only
+    one the memory held when the stillness after it began (at most
+    :data:`ISOLATED_HELD`), is one step in that time plus ``still_for`` seconds: the
     step bound at that rate (square-root or linear law, as the model's), with the
     rate-based target, within ``limits``. Otherwise (and for non-numeric
     registers) the limits' minimum: no change.
     """
-    if not model.numeric or model.step_rate <= 0 or still_before < ISOLATED_QUIET:
+    gap = model.step_gap
+    before = max(still_before, gap) if gap >= STEP_FREE else still_before
+    if not model.numeric or model.step_rate <= 0 or before < ISOLATED_QUIET:
         return limits.min_interval
     held = model.step_rate * STEP_MEMORY * math.exp(still_for / STEP_MEMORY)
     if held > ISOLATED_HELD:
         return limits.min_interval
-    scale = model.step_rate * (still_before + still_for)  # memory's rate / lone rate
+    scale = model.step_rate * (before + still_for)  # memory's rate / lone rate
     if scale <= 1.0:
         return limits.min_interval
     law = scale if intervals.STEP_REFERENCE is None else math.sqrt(scale)

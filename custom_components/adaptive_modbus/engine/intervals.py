@@ -402,7 +402,10 @@ class IntervalModel:
     ``noise`` (RMS read-to-read difference caused by noise, units), ``noisy``
     (noise above tolerance), ``activity`` (signal change of the last read in
     tolerances per second, changes per second when non-numeric: feed it to
-    :class:`~.patterns.ActivityProfile`), ``last_decision``.
+    :class:`~.patterns.ActivityProfile`), ``last_decision``, ``step_gap`` (the
+    time without a settled step before the newest one, s: since the first read
+    when it is the first, since the last stored read after a restore; 0 before a
+    step).
     """
 
     # read and written on every read: kept in slots, not an instance dict
@@ -418,6 +421,7 @@ class IntervalModel:
         "_shift",
         "_squares",
         "_starting",
+        "_step_at",
         "_steps",
         "_trends",
         "activity",
@@ -431,6 +435,7 @@ class IntervalModel:
         "numeric",
         "rate",
         "step_budget",
+        "step_gap",
         "tolerance",
         "unit",
     )
@@ -477,6 +482,10 @@ class IntervalModel:
         # after a settled level shift: grow fast up to this interval
         self._recover_to = 0.0
         self._steps = 0.0  # settled steps, decayed with time constant STEP_MEMORY
+        # the newest settled step's jump (before any: the first read; on a restore:
+        # the last read stored) and the step-free time before it (s; not kept)
+        self._step_at: float | None = None
+        self.step_gap = 0.0
         # jumps that went on at their pace (trends), decayed the same way
         self._trends = 0.0
         # a new register lengthens by START_GROWTH per quiet read until it first
@@ -682,6 +691,8 @@ class IntervalModel:
         self._last_t, self._last_value = t, value
         if last_t is None or last_value is None:
             self._last_step = None
+            if self._step_at is None:
+                self._step_at = t
             return None
         dt, delta = t - last_t, value - last_value
         was_noisy = self.noisy
@@ -972,6 +983,9 @@ class IntervalModel:
         if drift > SETTLE_FRACTION * paced:
             return
         self._shift = None
+        if self._step_at is not None:
+            self.step_gap = shift.t - self._step_at
+        self._step_at = shift.t
         self._steps += 1.0
         self._acc_rate = max(0.0, self._acc_rate - shift.excess)
         self.rate = self._mean_rate()
@@ -1096,6 +1110,7 @@ class IntervalModel:
         self.noisy = _flag(src.get("noisy"), False)
         self.activity = _non_negative(src.get("activity"))
         self._last_t = _number(src.get("last_t"))
+        self._step_at = self._last_t  # steps before it are not kept: a lower bound
         self._last_value = _number(src.get("last_value")) if self.numeric else None
         self._last_step = _step(src.get("last_step"))
         self._residuals = _non_negative_list(src.get("residuals"))[-NOISE_WINDOW:]
