@@ -164,8 +164,8 @@ def test_float_registers_are_not_locked() -> None:
     """Test that a float register gets no chain: when it crosses depends on its updates."""
     engine, _, _ = _run_engine(counter, tolerance=9.0, real=True)
     ticks = engine._ticks  # noqa: SLF001
-    ticks._on_read("1.meter", 0.0, 1.5, None)  # noqa: SLF001
-    assert ticks._tracks["1.meter"] is None  # noqa: SLF001
+    assert ticks._track("1.meter") is None  # noqa: SLF001
+    assert ticks._track("1.power") is not None  # noqa: SLF001  (an integer)
 
 
 async def test_unsteady_counter_falls_back_to_the_interval_model() -> None:
@@ -220,3 +220,21 @@ def test_lock_needs_steady_anchors_and_drops_on_a_reversal() -> None:
     assert abs(expected - (120.0 * ANCHORS + 114.0)) < 1e-6
     track.observe(120.0 * ANCHORS + 30.0, 10.0 * ANCHORS - 1.0)  # went back
     assert track.expected() is None
+
+
+async def test_no_read_across_a_hole_is_added() -> None:
+    """Test that a counter behind a learned hole from the 5 s reads is not locked.
+
+    The reads of power cannot cover the meter with a hole between them: a locked
+    read would cost a request of its own, so the lock adds none.
+    """
+    runs = {}
+    for lock in (True, False):
+        engine, device, clock = _run_engine(counter, tolerance=9.0, lock=lock)
+        core = engine._core  # noqa: SLF001
+        core.holes.by_table[(1, Table.HOLDING)] = {1}
+        await run_until(engine, clock, 3600.0)
+        runs[lock] = (device.requests, device.reads)
+        if lock:
+            assert engine._ticks.stats.locked_reads == 0  # noqa: SLF001
+    assert runs[True] == runs[False]

@@ -25,14 +25,19 @@ and the last crossing read found one crossing only (several: the rate rose). The
 after each read of the register, the time the value reaches the next level is
 expected from the last change (halfway through what brackets it) and the larger
 of the anchors' rate and the interval model's; the register is made due at the
-first read of a neighbour (same unit and table, within one read's reach) due
-within a minimum interval after that: it rides in a request that goes out anyway.
-Neighbours at their minimum interval are foreseen read on their grid, others only
-at their next due time (:data:`STEADY_ONLY`). When no neighbour is read then, or
-when the interval model reads the register by then anyway, its schedule stays:
-the lock only adds reads, never puts one later (:data:`DEFER` lets it put them
-later too: fewer reads, but a crossing read a few seconds late is out of
+first read of its stretch (same unit and table, no learned hole between: one
+read can cover them) due within a minimum interval after that (after now, when
+that has passed): it rides in a request that goes out anyway. Registers at their
+minimum interval are foreseen read on their grid, others only at their next due
+time (a longer interval may change before). When no read of the stretch comes
+then, or when the interval model reads the register by then anyway, its schedule
+stays: the lock only adds reads, never puts one later (:data:`DEFER` lets it put
+them later too: fewer reads, but a crossing read a few seconds late is out of
 tolerance meanwhile; measured in the README, Engine ideas of part 2).
+
+The lock is no read listener: after each cycle it looks at the cycle's changed
+values and at the locked registers whose due time has come (a heap), so a read
+that changes nothing costs it nothing.
 
 Registers that are pinned, viewed, failing, quarantined or not adaptive are left
 alone. Nothing is persisted: a lock is relearned after a few crossings.
@@ -40,11 +45,14 @@ alone. Nothing is persisted: a lock is relearned after a few crossings.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 import math
 
 from .core import EngineCore
-from .registers import DataType, Value
+from .registers import DataType, Table, Value
 from .registry import RegisterState
 
 #: crossing reads whose rates must agree before the lock holds
@@ -54,9 +62,6 @@ STEADY_RATIO = 1.5
 #: whether the lock may also put a read later than the interval model's schedule
 #: (fewer reads; a crossing read a few seconds late is out of tolerance meanwhile)
 DEFER = False
-#: whether only the reads of neighbours at their minimum interval are foreseen
-#: beyond their next one
-STEADY_ONLY = True
 #: share of the quantum below which two values count as equal (float rounding)
 _EPS = 1e-6
 #: crossings followed along the chain on one read (more: the chain restarts there)
@@ -66,12 +71,19 @@ _FLOAT_TYPES = (DataType.FLOAT32, DataType.FLOAT64)
 
 @dataclass(slots=True)
 class _Track:
-    """One register's chain of levels and crossing anchors."""
+    """One register's chain of levels and crossing anchors.
+
+    ``steady`` (the anchors' rate while the lock holds, else None) and ``next``
+    (the next level) are kept up to date on crossing reads, so a read that changes
+    nothing costs a comparison.
+    """
 
     tolerance: float
     quantum: float  # smallest change of the register's value (its scale, > 0)
     ref: float | None = None  # level reported at the last crossing
-    last_t: float = 0.0  # the last read
+    next: float = 0.0  # the next level (see level())
+    steady: float | None = None  # the anchors' rate while the lock holds
+    last_t: float = -math.inf  # the last read
     last_v: float = 0.0
     # the last change of the value: the read before it and the read that showed it
     change_lo: float = 0.0
@@ -87,13 +99,16 @@ class _Track:
             self.ref, self.last_t, self.last_v = v, t, v
             self.change_lo = self.change_hi = t
             return
-        if v != self.last_v:
-            self.change_lo, self.change_hi = self.last_t, t
-        if self.sign and (v - self.last_v) * self.sign < 0:
+        last_t, last_v = self.last_t, self.last_v
+        self.last_t, self.last_v = t, v
+        if v == last_v:
+            return
+        self.change_lo, self.change_hi = last_t, t
+        if self.sign and (v - last_v) * self.sign < 0:
             # went back against the direction: whatever the rate was, it is not steady
             self.anchors.clear()
             self.single = False
-        self.last_t, self.last_v = t, v
+            self.steady = None
         moved = v - ref
         tolerance = self.tolerance
         if not abs(moved) > tolerance:
@@ -101,20 +116,24 @@ class _Track:
         sign = 1.0 if moved > 0 else -1.0
         if sign != self.sign:
             self.anchors.clear()
-        self.sign = sign
+            self.sign = sign
+            self.next = self.level()
         # along the chain: each crossing reports the first value beyond the band of
         # the level before (the read may come after several)
         crossings = 0
         while abs(v - ref) > tolerance and crossings < _MAX_CROSSINGS:
-            self.ref = ref = self.level()
+            self.ref = ref = self.next
+            self.next = self.level()
             crossings += 1
         if abs(v - ref) > tolerance:
             self.ref = v
+            self.next = self.level()
         self.single = crossings == 1
         anchors = self.anchors
         anchors.append((t, v))
         if len(anchors) > ANCHORS:
             del anchors[0]
+        self.steady = self.rate()
 
     def rate(self) -> float | None:
         """Steady rate (units per second, positive) of the anchors, None when unsteady."""
@@ -162,8 +181,8 @@ class _Track:
         the read before it, the read that showed it, and one quantum's time before
         the last read (a steady counter would have counted again since).
         """
-        rate = self.rate()
-        if rate is None or self.ref is None:
+        rate = self.steady
+        if rate is None:
             return None
         rate = max(rate, rate_now)
         # when the value took its last value: within its bracket, and (steady) at
@@ -171,8 +190,13 @@ class _Track:
         low = max(self.change_lo, self.last_t - self.quantum / rate)
         high = self.change_hi
         changed_at = (low + high) / 2 if low < high else high
-        remaining = (self.level() - self.last_v) * self.sign
+        remaining = (self.next - self.last_v) * self.sign
         return changed_at + max(0.0, remaining) / rate
+
+
+_Reads = tuple[list[float], float]  # a stretch's sorted due times, shortest interval
+_AFTER = 1e-3  # s: a due time this close after now is now
+_UNKNOWN = _Track(0.0, 1.0)  # a register not looked at yet (a sentinel)
 
 
 @dataclass(slots=True)
@@ -186,13 +210,13 @@ class TickLock:
     """Phase-locks the reads of steadily moving registers to their crossings."""
 
     def __init__(self, core: EngineCore) -> None:
-        """Watch the reads of ``core`` (registers itself as a read listener)."""
+        """Follow the registers of ``core`` (fed after each cycle: :meth:`end_cycle`)."""
         self._core = core
         self._regs = core.registry.regs
         self._tracks: dict[str, _Track | None] = {}
-        self._read: list[str] = []  # locked registers read in this cycle
+        # (due time, uid) of every locked register: looked at again once read
+        self._watch: list[tuple[float, str]] = []
         self.stats = TickLockStats()
-        core.read_listeners.append(self._on_read)
 
     @property
     def enabled(self) -> bool:
@@ -218,74 +242,132 @@ class TickLock:
         self._tracks[uid] = track
         return track
 
-    def _on_read(
-        self, uid: str, t: float, value: Value | None, previous_read: float | None
-    ) -> None:
-        """Feed a read to the register's chain; remember it for :meth:`end_cycle`."""
-        try:
-            track = self._tracks[uid]
-        except KeyError:
-            track = self._track(uid)
-        if track is None or value is None or isinstance(value, bool | str):
-            return
-        track.observe(t, float(value))
-        if track.anchors:
-            self._read.append(uid)
+    def _observe(
+        self, changed: Mapping[str, Value | None], started: float, now: float
+    ) -> list[str]:
+        """Feed the cycle's reads to the chains; return the locked registers to time.
 
-    def _ride(self, reg: RegisterState, expected: float, now: float) -> float | None:
-        """Return the first read of a neighbour due at or after ``expected``, if soon.
-
-        A neighbour is a register of the same unit and table that one read can cover
-        with it (within the unit's read limit); its reads are its next due time and
-        then one every interval. Soon enough is within the register's minimum
-        interval of ``expected``. None when no neighbour's read is: a read of its
-        own would cost a request the interval model's schedule shares.
+        The reads that changed a value come with the cycle's result; of the reads
+        that changed nothing only those of locked registers are looked at, found
+        by their due times (the lock is no read listener: the common read costs it
+        nothing).
         """
-        spec = reg.spec
-        reach = self._core.limits.limit(spec.unit_id)
-        uids = self._core.registry.starting_in(
-            spec.unit_id, spec.table, spec.address - reach + spec.size, spec.end + reach
-        )
-        if not uids:
-            return None
-        regs = self._regs
-        earliest = max(expected, now) - _EPS
-        latest = expected + reg.model.limits.min_interval
-        best: float | None = None
-        fastest = reg.model.limits.min_interval * (1 + _EPS)
-        for uid in uids:
+        regs, tracks, watch = self._regs, self._tracks, self._watch
+        read: list[str] = []
+        for uid, value in changed.items():
+            track = tracks.get(uid, _UNKNOWN)
+            if track is _UNKNOWN:
+                track = self._track(uid)
+            if track is None or value is None or isinstance(value, bool | str):
+                continue
+            t = regs[uid].last_read
+            if t is None or not t > track.last_t:
+                continue
+            track.observe(t, value)
+            if track.steady is not None:
+                read.append(uid)
+        # locked registers come back at their next due time, read changed or not
+        while watch and watch[0][0] <= now:
+            at, uid = heappop(watch)
+            reg = regs[uid]
+            track = tracks[uid]
+            if track is None or track.steady is None:
+                continue
+            t = reg.last_read
+            if uid in changed:
+                continue  # looked at above
+            if t is None or not t > track.last_t:  # not read since: wait for it
+                if reg.next_due > at:
+                    heappush(watch, (reg.next_due, uid))
+                continue
+            track.last_t = t  # read since (here or earlier), unchanged
+            read.append(uid)
+        return read
+
+    def _table(
+        self, reg: RegisterState, cache: dict[tuple[int, Table, int], _Reads]
+    ) -> _Reads:
+        """Return the sorted due times of a register's stretch, and its shortest interval.
+
+        The stretch: the enabled registers of the same unit and table with no learned
+        hole between them and the register (one read can cover them together).
+        """
+        spec, regs = reg.spec, self._regs
+        holes = sorted(self._core.holes.by_table.get((spec.unit_id, spec.table), ()))
+        stretch = bisect_right(holes, spec.address)
+        key = (spec.unit_id, spec.table, stretch)
+        found = cache.get(key)
+        if found is not None:
+            return found
+        low = holes[stretch - 1] + 1 if stretch else -1
+        high = holes[stretch] if stretch < len(holes) else math.inf
+        uids = self._core.registry.starting_in(spec.unit_id, spec.table, low, high)
+        dues: list[float] = []
+        fastest = math.inf
+        for uid in uids or ():
             other = regs[uid]
-            if other is reg or not other.enabled:
-                continue
-            lo = min(spec.address, other.spec.address)
-            if max(spec.end, other.spec.end) - lo > reach:
-                continue
-            # its next read, or the one its interval then puts at or after earliest
-            due, step = other.next_due, other.effective_interval
-            if due < earliest and STEADY_ONLY and step > fastest:
-                continue  # a longer interval may have changed by then
-            if due < earliest and step > 0:
-                due += math.ceil((earliest - due) / step - _EPS) * step
-            if earliest <= due <= latest and (best is None or due < best):
-                best = due
-        return best
+            if other.enabled and other.spec.end <= high:
+                dues.append(other.next_due)
+                if 0 < other.effective_interval < fastest:
+                    fastest = other.effective_interval
+        dues.sort()
+        found = cache[key] = (dues, fastest)
+        return found
 
-    def end_cycle(self, now: float) -> list[str]:
-        """Set the next read of every locked register read in this cycle.
+    def _ride(
+        self,
+        reg: RegisterState,
+        expected: float,
+        now: float,
+        table: _Reads,
+    ) -> float | None:
+        """Return the first read of the register's stretch at or after ``expected``.
 
-        Returns the registers whose next read the lock set.
+        The stretch's reads: its registers' next due times, and the grid of those
+        at the register's minimum interval (aligned due times: read on every
+        multiple of it while they stay there; a longer interval may change first).
+        Only a read within the register's minimum interval of ``expected`` (of now,
+        when that has passed) counts; None when there is none: a read of its own
+        would cost a request the interval model's schedule shares.
         """
-        read, self._read = self._read, []
-        if not read or not self.enabled:
+        dues, fastest = table
+        # a read still to come (a due time at now has been read in this cycle)
+        earliest = max(expected - _EPS, now + _AFTER)
+        low = reg.model.limits.min_interval
+        latest = earliest + low
+        best = math.inf
+        index = bisect_left(dues, earliest)
+        if index < len(dues):
+            best = dues[index]
+        if fastest <= low * (1 + _EPS):
+            best = min(best, math.ceil(earliest / fastest - _EPS) * fastest)
+        return best if best <= latest else None
+
+    def end_cycle(
+        self, changed: Mapping[str, Value | None], started: float, now: float
+    ) -> list[str]:
+        """Learn from a cycle's reads; set the next read of the locked registers read.
+
+        ``changed``: the cycle's changed values (``CycleResult.changed``);
+        ``started``: engine time the cycle began. Returns the registers whose next
+        read the lock set.
+        """
+        if not self.enabled:
+            return []
+        read = self._observe(changed, started, now)
+        if not read:
             return []
         regs, schedule, tracks = self._regs, self._core.schedule, self._tracks
         locked: list[str] = []
-        for uid in dict.fromkeys(read):
+        tables: dict[tuple[int, Table, int], _Reads] = {}
+        for uid in read:
             track = tracks.get(uid)
             reg = regs[uid]
             expected = None if track is None else track.expected(reg.model.rate)
             if expected is None or track is None:
                 continue
+            if not DEFER and expected >= reg.next_due - _EPS:
+                continue  # the model reads it by then anyway
             limits = reg.model.limits
             if (
                 not reg.enabled
@@ -297,7 +379,7 @@ class TickLock:
                 or limits.min_interval >= limits.max_interval
             ):
                 continue
-            due = self._ride(reg, expected, now)
+            due = self._ride(reg, expected, now, self._table(reg, tables))
             if due is None or due > track.last_t + limits.max_interval:
                 continue
             if not DEFER and due >= reg.next_due - _EPS:
@@ -305,4 +387,7 @@ class TickLock:
             schedule.due_at(reg, due)
             locked.append(uid)
         self.stats.locked_reads += len(locked)
+        watch = self._watch
+        for uid in read:
+            heappush(watch, (regs[uid].next_due, uid))
         return locked
