@@ -229,11 +229,6 @@ class TickLock:
         config = self._core.config
         return config.adaptive and config.tick_lock
 
-    def expected(self, uid: str) -> float | None:
-        """Engine time the register is expected to cross its next level (None: unlocked)."""
-        track = self._tracks.get(uid)
-        return None if track is None else track.expected(self._regs[uid].model.rate)
-
     def _track(self, uid: str) -> _Track | None:
         reg = self._regs.get(uid)
         track = None
