@@ -45,6 +45,9 @@ class EngineConfig:
     # default: measured in the README (Engine ideas of part 2), it pays on some
     # scenarios and costs on others
     unit_cadence: bool = False
+    # tick lock: a register crossing its tolerance at a steady rate (a counter, a
+    # trend) is read just after its next expected crossing (see ticks.py)
+    tick_lock: bool = True
 
     def __post_init__(self) -> None:
         """Refuse intervals and unit limits outside their ranges."""

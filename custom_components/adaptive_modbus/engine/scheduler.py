@@ -63,6 +63,7 @@ from .schedule import BATCH_WINDOW, Clock, EngineClock, HeapEntry, Schedule
 from .snapshot import Snapshots
 from .state import RESTORED_QUARANTINE_MAX, STATE_VERSION, ImportReport, LearnedState
 from .stats import EngineSnapshot, StatsRecorder
+from .ticks import TickLock
 from .transport import Transport
 from .tuning import TuningApi, check_range
 from .unit_recovery import UNIT_PROBE_FIRST, UNIT_PROBE_MAX, UnitRecovery
@@ -153,6 +154,7 @@ class PollEngine:
         )
         self._writer = Writer(core, observer=observer)
         self._correlation = Correlation(core)
+        self._ticks = TickLock(core)
         self._cadence = UnitCadence(
             core, riders=lambda: planning.rider_value > 0 and core.config.piggyback
         )
@@ -193,6 +195,7 @@ class PollEngine:
         result = await self._cycles.run(started)
         now = self._clock.now()
         self._correlation.end_cycle(started, now)
+        self._ticks.end_cycle(result.changed, started, now)
         self._cadence.after_cycle(
             self._planning.last_tables, started, now, self._planning.cost_model()
         )
