@@ -61,7 +61,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timezone, tzinfo
 import math
-from typing import Any
+from typing import Any, cast
 import zlib
 
 from . import intervals
@@ -175,11 +175,13 @@ class DailyProfile:
         fixed = self.tz.utcoffset(None) if isinstance(self.tz, timezone) else None
         self._fixed = None if fixed is None else fixed.total_seconds()
         self._slot = (-(2**62), 0.0)
-        self._quiet = [0] * HOURS  # finished still visits in a row (saturating)
-        self._visit_day = [-1] * HOURS  # local day of the last visit (-1: none)
-        self._moved = [False] * HOURS  # whether the register moved in that visit
-        self._minute = [_NONE] * HOURS  # minute of its last move in that visit
-        self._before = [_UNKNOWN] * HOURS  # ... in the visit the day before it
+        # the per-hour lists start as the shared, read-only empty ones (_FRESH_*, no
+        # memory per register); record gives the profile its own before the first write
+        self._quiet = _FRESH_QUIET  # finished still visits in a row (saturating)
+        self._visit_day = _FRESH_VISIT_DAY  # local day of the last visit (-1: none)
+        self._moved = _FRESH_MOVED  # whether the register moved in that visit
+        self._minute = _FRESH_MINUTE  # minute of its last move in that visit
+        self._before = _FRESH_BEFORE  # ... in the visit the day before it
         self._history = False  # an hour was visited on two days
         self._hour_end = -math.inf  # wall time the hour of the last visit ends
         self.onsets: list[Onset] = []
@@ -238,6 +240,8 @@ class DailyProfile:
             return
         self._hour_end = t + HOUR - tod % HOUR
         hour = int(tod // HOUR)
+        if isinstance(self._visit_day, tuple):  # the first visit: own lists now
+            self._own()
         if day != self._visit_day[hour]:
             if day < self._visit_day[hour]:
                 return  # the clock went back: learn nothing
@@ -282,6 +286,12 @@ class DailyProfile:
         self._before[hour] = self._minute[hour] if day - previous == 1 else _UNKNOWN
         self._visit_day[hour], self._moved[hour] = day, False
         self._minute[hour] = _NONE
+
+    def _own(self) -> None:
+        """Give the profile its own per-hour lists (copies of the shared empty ones)."""
+        self._quiet, self._visit_day = list(self._quiet), list(self._visit_day)
+        self._moved, self._minute = list(self._moved), list(self._minute)
+        self._before = list(self._before)
 
     def _spread(self, onset: Onset) -> float:
         return onset.spread if onset.days > 1 else max(onset.spread, FIRST_SPREAD)
@@ -484,6 +494,7 @@ class DailyProfile:
             packed = _unpack(hours)
             minutes = packed[HOURS:]
             if len(packed) == 3 * HOURS and max(minutes) <= _NONE:
+                profile._own()
                 for h, byte in enumerate(packed[:HOURS]):
                     age = byte >> 5
                     profile._quiet[h] = byte & 0x0F
@@ -496,6 +507,23 @@ class DailyProfile:
                 )
             profile.onsets = _onsets(data.get("onsets"), base)
         return profile
+
+
+def _read_only[T](empty: tuple[T, ...]) -> list[T]:
+    """``empty`` typed as the list it stands in for: a fresh profile's shared lists.
+
+    Every profile starts with these (no per-hour memory until its first visit);
+    writing one raises ``TypeError`` (a tuple), so a write path that forgot
+    :meth:`DailyProfile._own` fails loudly instead of changing every profile.
+    """
+    return cast("list[T]", empty)
+
+
+_FRESH_QUIET = _read_only((0,) * HOURS)
+_FRESH_VISIT_DAY = _read_only((-1,) * HOURS)
+_FRESH_MOVED = _read_only((False,) * HOURS)
+_FRESH_MINUTE = _read_only((_NONE,) * HOURS)
+_FRESH_BEFORE = _read_only((_UNKNOWN,) * HOURS)
 
 
 def settled_target(

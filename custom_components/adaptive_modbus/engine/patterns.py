@@ -11,7 +11,8 @@ across weeks: the samples of one visit (the hour in one week) are averaged, and
 each finished visit is folded into the bucket's mean with weight
 ``max(WEEK_ALPHA, 1/weeks)`` (a plain mean for the first weeks, then an
 exponential one that follows changing habits). Memory is fixed: five arrays of
-168 numbers, however long it runs.
+168 numbers, however long it runs, and none until the first sample (a fresh profile
+reads shared, read-only empty arrays).
 
 :meth:`ActivityProfile.factor` multiplies a register's interval: it looks ahead
 (the busier of the current bucket and the bucket ``lookahead`` seconds on) and
@@ -44,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 import math
-from typing import Any
+from typing import Any, cast
 import zlib
 
 from .daily import DailyProfile
@@ -152,15 +153,16 @@ class ActivityProfile:
         self._held_weeks, self._held_mean = 0, 0.0
         self.lookahead = float(lookahead)
         self.enabled = enabled
-        self._mean = [0.0] * BUCKETS  # mean of finished weeks
-        self._weeks = [0] * BUCKETS  # finished weeks folded into the mean
-        self._visit_week = [
-            -1
-        ] * BUCKETS  # week of the visit being collected (-1: none)
-        self._visit_sum = [0.0] * BUCKETS
-        self._visit_n = [0] * BUCKETS
+        # the per-bucket lists start as the shared, read-only empty ones (_FRESH_*,
+        # no memory per register); _own gives the profile its own before any write
+        self._mean = _FRESH_MEAN  # mean of finished weeks
+        self._weeks = _FRESH_WEEKS  # finished weeks folded into the mean
+        # week of the visit being collected (-1: none)
+        self._visit_week = _FRESH_VISIT_WEEK
+        self._visit_sum = _FRESH_MEAN
+        self._visit_n = _FRESH_WEEKS
         # running sum of _known() over all buckets, so mean_activity() is O(1) on the hot path
-        self._known_cache: list[float | None] = [None] * BUCKETS
+        self._known_cache = _FRESH_KNOWN
         self._known_sum = 0.0
         self._known_n = 0
         self._any_learned = False  # cheap exit for factor() while nothing is learned
@@ -239,6 +241,8 @@ class ActivityProfile:
             return
         if week < self._visit_week[index]:
             return
+        if isinstance(self._visit_n, tuple):  # the first sample: own lists now
+            self._own()
         if week > self._visit_week[index]:
             self._fold(index)
             self._visit_week[index] = week
@@ -300,7 +304,16 @@ class ActivityProfile:
         self._sync()
         self._hour_from, self._hour_to = math.inf, -math.inf
 
+    def _own(self) -> None:
+        """Give the profile its own per-bucket lists (copies of the shared empty ones)."""
+        self._mean, self._weeks = list(self._mean), list(self._weeks)
+        self._visit_week = list(self._visit_week)
+        self._visit_sum, self._visit_n = list(self._visit_sum), list(self._visit_n)
+        self._known_cache = list(self._known_cache)
+
     def _update_known(self, index: int) -> None:
+        if isinstance(self._known_cache, tuple):
+            self._own()
         self._sync()
         old, new = self._known_cache[index], self._known(index)
         if old is not None:
@@ -605,6 +618,22 @@ class ActivityProfile:
         self._visit_sum = list(visit_sum)
         self._visit_n = [int(x) for x in visit_n]
         self._rebuild_caches()
+
+
+def _read_only[T](empty: tuple[T, ...]) -> list[T]:
+    """``empty`` typed as the list it stands in for: a fresh profile's shared lists.
+
+    Every profile starts with these (no per-bucket memory until its first sample);
+    writing one raises ``TypeError`` (a tuple), so a write path that forgot
+    :meth:`ActivityProfile._own` fails loudly instead of changing every profile.
+    """
+    return cast("list[T]", empty)
+
+
+_FRESH_MEAN = _read_only((0.0,) * BUCKETS)
+_FRESH_WEEKS = _read_only((0,) * BUCKETS)
+_FRESH_VISIT_WEEK = _read_only((-1,) * BUCKETS)
+_FRESH_KNOWN: list[float | None] = _read_only((None,) * BUCKETS)
 
 
 def _quantise(value: float, scale: float) -> int:
