@@ -56,6 +56,7 @@ and at most :data:`MAX_ONSETS` onsets (about 150-250 bytes as JSON).
 
 from __future__ import annotations
 
+from array import array
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -175,8 +176,9 @@ class DailyProfile:
         fixed = self.tz.utcoffset(None) if isinstance(self.tz, timezone) else None
         self._fixed = None if fixed is None else fixed.total_seconds()
         self._slot = (-(2**62), 0.0)
-        # the per-hour lists start as the shared, read-only empty ones (_FRESH_*, no
-        # memory per register); record gives the profile its own before the first write
+        # the per-hour arrays start as the shared, read-only empty ones (_FRESH_*, no
+        # memory per register); record gives the profile its own (bytes, and 32-bit
+        # days: 0.5 KB) before the first write
         self._quiet = _FRESH_QUIET  # finished still visits in a row (saturating)
         self._visit_day = _FRESH_VISIT_DAY  # local day of the last visit (-1: none)
         self._moved = _FRESH_MOVED  # whether the register moved in that visit
@@ -238,9 +240,11 @@ class DailyProfile:
             day, tod = self._day_tod(t)
         except (OverflowError, ValueError, OSError):
             return
+        if not -_DAY_LIMIT < day < _DAY_LIMIT:
+            return  # beyond the day array (t beyond 10**14 s; a zone's: year 9999)
         self._hour_end = t + HOUR - tod % HOUR
         hour = int(tod // HOUR)
-        if isinstance(self._visit_day, tuple):  # the first visit: own lists now
+        if isinstance(self._visit_day, tuple):  # the first visit: own arrays now
             self._own()
         if day != self._visit_day[hour]:
             if day < self._visit_day[hour]:
@@ -288,10 +292,13 @@ class DailyProfile:
         self._minute[hour] = _NONE
 
     def _own(self) -> None:
-        """Give the profile its own per-hour lists (copies of the shared empty ones)."""
-        self._quiet, self._visit_day = list(self._quiet), list(self._visit_day)
-        self._moved, self._minute = list(self._moved), list(self._minute)
-        self._before = list(self._before)
+        """Give the profile its own per-hour arrays (copies of the shared empty ones)."""
+        self._quiet, self._visit_day = (
+            bytearray(self._quiet),
+            array("i", self._visit_day),
+        )
+        self._moved, self._minute = bytearray(self._moved), bytearray(self._minute)
+        self._before = bytearray(self._before)
 
     def _spread(self, onset: Onset) -> float:
         return onset.spread if onset.days > 1 else max(onset.spread, FIRST_SPREAD)
@@ -493,15 +500,16 @@ class DailyProfile:
         if isinstance(base, int) and not isinstance(base, bool) and base >= 0:
             packed = _unpack(hours)
             minutes = packed[HOURS:]
-            if len(packed) == 3 * HOURS and max(minutes) <= _NONE:
+            fits = base < _DAY_LIMIT  # a day number the day array holds
+            if len(packed) == 3 * HOURS and max(minutes) <= _NONE and fits:
                 profile._own()
                 for h, byte in enumerate(packed[:HOURS]):
                     age = byte >> 5
                     profile._quiet[h] = byte & 0x0F
                     profile._moved[h] = bool(byte & 16) and age < _NEVER
                     profile._visit_day[h] = base - age if age < _NEVER else -1
-                profile._minute = list(minutes[:HOURS])
-                profile._before = list(minutes[HOURS:])
+                profile._minute = bytearray(minutes[:HOURS])
+                profile._before = bytearray(minutes[HOURS:])
                 profile._history = any(b != _UNKNOWN for b in profile._before) or (
                     sum(v >= 0 for v in profile._visit_day) > 1
                 )
@@ -509,21 +517,24 @@ class DailyProfile:
         return profile
 
 
-def _read_only[T](empty: tuple[T, ...]) -> list[T]:
-    """``empty`` typed as the list it stands in for: a fresh profile's shared lists.
+def _read_only(empty: int) -> bytearray:
+    """:data:`HOURS` times ``empty``, typed as the bytes it stands in for.
 
-    Every profile starts with these (no per-hour memory until its first visit);
-    writing one raises ``TypeError`` (a tuple), so a write path that forgot
-    :meth:`DailyProfile._own` fails loudly instead of changing every profile.
+    A fresh profile's shared, read-only arrays: every profile starts with these (no
+    per-hour memory until its first visit); writing one raises ``TypeError`` (a
+    tuple), so a write path that forgot :meth:`DailyProfile._own` fails loudly
+    instead of changing every profile.
     """
-    return cast("list[T]", empty)
+    return cast("bytearray", (empty,) * HOURS)
 
 
-_FRESH_QUIET = _read_only((0,) * HOURS)
-_FRESH_VISIT_DAY = _read_only((-1,) * HOURS)
-_FRESH_MOVED = _read_only((False,) * HOURS)
-_FRESH_MINUTE = _read_only((_NONE,) * HOURS)
-_FRESH_BEFORE = _read_only((_UNKNOWN,) * HOURS)
+_FRESH_QUIET = _read_only(0)
+_FRESH_VISIT_DAY = cast("array[int]", (-1,) * HOURS)  # read-only too (a tuple)
+_FRESH_MOVED = _read_only(False)
+_FRESH_MINUTE = _read_only(_NONE)
+_FRESH_BEFORE = _read_only(_UNKNOWN)
+_DAY_LIMIT = 2**31
+"""Bound (exclusive, both signs) of the local day numbers the day array holds."""
 
 
 def settled_target(
