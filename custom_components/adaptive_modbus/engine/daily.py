@@ -57,12 +57,13 @@ and at most :data:`MAX_ONSETS` onsets (about 150-250 bytes as JSON).
 
 from __future__ import annotations
 
+from array import array
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timezone, tzinfo
 import math
-from typing import Any
+from typing import Any, cast
 import zlib
 
 from . import intervals
@@ -180,11 +181,14 @@ class DailyProfile:
         fixed = self.tz.utcoffset(None) if isinstance(self.tz, timezone) else None
         self._fixed = None if fixed is None else fixed.total_seconds()
         self._slot = (-(2**62), 0.0)
-        self._quiet = [0] * HOURS  # finished still visits in a row (saturating)
-        self._visit_day = [-1] * HOURS  # local day of the last visit (-1: none)
-        self._moved = [False] * HOURS  # whether the register moved in that visit
-        self._minute = [_NONE] * HOURS  # minute of its last move in that visit
-        self._before = [_UNKNOWN] * HOURS  # ... in the visit the day before it
+        # the per-hour arrays start as the shared, read-only empty ones (_FRESH_*, no
+        # memory per register); record gives the profile its own (bytes, and 32-bit
+        # days: 0.5 KB) before the first write
+        self._quiet = _FRESH_QUIET  # finished still visits in a row (saturating)
+        self._visit_day = _FRESH_VISIT_DAY  # local day of the last visit (-1: none)
+        self._moved = _FRESH_MOVED  # whether the register moved in that visit
+        self._minute = _FRESH_MINUTE  # minute of its last move in that visit
+        self._before = _FRESH_BEFORE  # ... in the visit the day before it
         self._history = False  # an hour was visited on two days
         self._hour_end = -math.inf  # wall time the hour of the last visit ends
         self.onsets: list[Onset] = []
@@ -241,8 +245,12 @@ class DailyProfile:
             day, tod = self._day_tod(t)
         except (OverflowError, ValueError, OSError):
             return
+        if not -_DAY_LIMIT < day < _DAY_LIMIT:
+            return  # beyond the day array (t beyond 10**14 s; a zone's: year 9999)
         self._hour_end = t + HOUR - tod % HOUR
         hour = int(tod // HOUR)
+        if isinstance(self._visit_day, tuple):  # the first visit: own arrays now
+            self._own()
         if day != self._visit_day[hour]:
             if day < self._visit_day[hour]:
                 return  # the clock went back: learn nothing
@@ -287,6 +295,15 @@ class DailyProfile:
         self._before[hour] = self._minute[hour] if day - previous == 1 else _UNKNOWN
         self._visit_day[hour], self._moved[hour] = day, False
         self._minute[hour] = _NONE
+
+    def _own(self) -> None:
+        """Give the profile its own per-hour arrays (copies of the shared empty ones)."""
+        self._quiet, self._visit_day = (
+            bytearray(self._quiet),
+            array("i", self._visit_day),
+        )
+        self._moved, self._minute = bytearray(self._moved), bytearray(self._minute)
+        self._before = bytearray(self._before)
 
     def _spread(self, onset: Onset) -> float:
         return onset.spread if onset.days > 1 else max(onset.spread, FIRST_SPREAD)
@@ -488,19 +505,41 @@ class DailyProfile:
         if isinstance(base, int) and not isinstance(base, bool) and base >= 0:
             packed = _unpack(hours)
             minutes = packed[HOURS:]
-            if len(packed) == 3 * HOURS and max(minutes) <= _NONE:
+            fits = base < _DAY_LIMIT  # a day number the day array holds
+            if len(packed) == 3 * HOURS and max(minutes) <= _NONE and fits:
+                profile._own()
                 for h, byte in enumerate(packed[:HOURS]):
                     age = byte >> 5
                     profile._quiet[h] = byte & 0x0F
                     profile._moved[h] = bool(byte & 16) and age < _NEVER
                     profile._visit_day[h] = base - age if age < _NEVER else -1
-                profile._minute = list(minutes[:HOURS])
-                profile._before = list(minutes[HOURS:])
+                profile._minute = bytearray(minutes[:HOURS])
+                profile._before = bytearray(minutes[HOURS:])
                 profile._history = any(b != _UNKNOWN for b in profile._before) or (
                     sum(v >= 0 for v in profile._visit_day) > 1
                 )
             profile.onsets = _onsets(data.get("onsets"), base)
         return profile
+
+
+def _read_only(empty: int) -> bytearray:
+    """:data:`HOURS` times ``empty``, typed as the bytes it stands in for.
+
+    A fresh profile's shared, read-only arrays: every profile starts with these (no
+    per-hour memory until its first visit); writing one raises ``TypeError`` (a
+    tuple), so a write path that forgot :meth:`DailyProfile._own` fails loudly
+    instead of changing every profile.
+    """
+    return cast("bytearray", (empty,) * HOURS)
+
+
+_FRESH_QUIET = _read_only(0)
+_FRESH_VISIT_DAY = cast("array[int]", (-1,) * HOURS)  # read-only too (a tuple)
+_FRESH_MOVED = _read_only(False)
+_FRESH_MINUTE = _read_only(_NONE)
+_FRESH_BEFORE = _read_only(_UNKNOWN)
+_DAY_LIMIT = 2**31
+"""Bound (exclusive, both signs) of the local day numbers the day array holds."""
 
 
 def settled_target(

@@ -10,8 +10,9 @@ bucket (never two weeks). Each bucket holds the mean activity of its hour
 across weeks: the samples of one visit (the hour in one week) are averaged, and
 each finished visit is folded into the bucket's mean with weight
 ``max(WEEK_ALPHA, 1/weeks)`` (a plain mean for the first weeks, then an
-exponential one that follows changing habits). Memory is fixed: five arrays of
-168 numbers, however long it runs.
+exponential one that follows changing habits). Memory is fixed: five typed arrays
+of 168 numbers (4.7 KB), however long it runs, and none until the first sample (a
+fresh profile reads shared, read-only empty ones).
 
 :meth:`ActivityProfile.factor` multiplies a register's interval: it looks ahead
 (the busier of the current bucket and the bucket ``lookahead`` seconds on) and
@@ -39,12 +40,13 @@ engines ignore it).
 
 from __future__ import annotations
 
+from array import array
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 import math
-from typing import Any
+from typing import Any, cast
 import zlib
 
 from .daily import DailyProfile
@@ -108,7 +110,6 @@ class ActivityProfile:
         "_hour_from",
         "_hour_index",
         "_hour_to",
-        "_known_cache",
         "_known_n",
         "_known_sum",
         "_mean",
@@ -152,15 +153,17 @@ class ActivityProfile:
         self._held_weeks, self._held_mean = 0, 0.0
         self.lookahead = float(lookahead)
         self.enabled = enabled
-        self._mean = [0.0] * BUCKETS  # mean of finished weeks
-        self._weeks = [0] * BUCKETS  # finished weeks folded into the mean
-        self._visit_week = [
-            -1
-        ] * BUCKETS  # week of the visit being collected (-1: none)
-        self._visit_sum = [0.0] * BUCKETS
-        self._visit_n = [0] * BUCKETS
-        # running sum of _known() over all buckets, so mean_activity() is O(1) on the hot path
-        self._known_cache: list[float | None] = [None] * BUCKETS
+        # the per-bucket arrays start as the shared, read-only empty ones (_FRESH_*,
+        # no memory per register); _own gives the profile its own (typed arrays:
+        # 4.7 KB) before any write
+        self._mean = _FRESH_MEAN  # mean of finished weeks
+        self._weeks = _FRESH_WEEKS  # finished weeks folded into the mean
+        # week of the visit being collected (-1: none)
+        self._visit_week = _FRESH_VISIT_WEEK
+        self._visit_sum = _FRESH_MEAN
+        self._visit_n = _FRESH_WEEKS
+        # running sum of _known() over all buckets, so mean_activity() is O(1) on the
+        # hot path (a record takes the bucket's known value out before it changes it)
         self._known_sum = 0.0
         self._known_n = 0
         self._any_learned = False  # cheap exit for factor() while nothing is learned
@@ -239,25 +242,28 @@ class ActivityProfile:
             return
         if week < self._visit_week[index]:
             return
+        if not -_WEEK_LIMIT < week < _WEEK_LIMIT:
+            return  # beyond the week array (t beyond 10**15 s; a zone's: year 9999)
+        if isinstance(self._visit_n, tuple):  # the first sample: own arrays now
+            self._own()
+        old = self._known(index)  # before the fold changes it
         if week > self._visit_week[index]:
             self._fold(index)
             self._visit_week[index] = week
         visit_sum, visit_n = self._visit_sum, self._visit_n
         visit_sum[index] += activity
         visit_n[index] += 1
-        # _update_known(index) inlined (a read's path): the visit is not empty now
+        # the known value (_known(index)) inlined: the visit is not empty now
         known = (
             self._mean[index]
             if self._weeks[index] > 0
             else visit_sum[index] / visit_n[index]
         )
-        old = self._known_cache[index]
         if old is None:
             self._known_n += 1
         else:
             self._known_sum -= old
         self._known_sum += known
-        self._known_cache[index] = known
         if self._weeks[index] >= MIN_WEEKS - 1:
             self._any_learned = self._any_learned or self.learned(index)
         self._hold_hour(t, index, week)
@@ -283,38 +289,32 @@ class ActivityProfile:
                 high = end
         except (OverflowError, ValueError, OSError):
             pass
+        self._held_known = self._known(index)  # before the hour is held (_sync)
         self._hour_from, self._hour_to, self._hour_index = low, high, index
         self._held_sum, self._held_n = self._visit_sum[index], self._visit_n[index]
-        self._held_known = self._known_cache[index]
         self._held_weeks, self._held_mean = self._weeks[index], self._mean[index]
 
     def _sync(self) -> None:
-        """Write the held bucket's numbers back into the lists (before they are read)."""
+        """Write the held bucket's numbers back into the arrays (before they are read)."""
         if self._hour_from <= self._hour_to:
             index = self._hour_index
             self._visit_sum[index], self._visit_n[index] = self._held_sum, self._held_n
-            self._known_cache[index] = self._held_known
 
     def _release_hour(self) -> None:
         """Write the held bucket back and hold none."""
         self._sync()
         self._hour_from, self._hour_to = math.inf, -math.inf
 
-    def _update_known(self, index: int) -> None:
-        self._sync()
-        old, new = self._known_cache[index], self._known(index)
-        if old is not None:
-            self._known_sum -= old
-            self._known_n -= 1
-        if new is not None:
-            self._known_sum += new
-            self._known_n += 1
-        self._known_cache[index] = new
+    def _own(self) -> None:
+        """Give the profile its own per-bucket arrays (copies of the shared empty ones)."""
+        self._mean, self._weeks = array("d", self._mean), array("i", self._weeks)
+        self._visit_week = array("i", self._visit_week)
+        self._visit_sum = array("d", self._visit_sum)
+        self._visit_n = array("i", self._visit_n)
 
     def _rebuild_caches(self) -> None:
         self._sync()
-        self._known_cache = [self._known(i) for i in range(BUCKETS)]
-        known = [v for v in self._known_cache if v is not None]
+        known = [v for v in map(self._known, range(BUCKETS)) if v is not None]
         self._known_sum, self._known_n = math.fsum(known), len(known)
         self._any_learned = any(self.learned(i) for i in range(BUCKETS))
 
@@ -598,13 +598,33 @@ class ActivityProfile:
         )
         if min(mean + weeks + visit_sum + visit_n) < 0 or min(visit_week) < -1:
             return
-        self._mean = list(mean)
-        self._weeks = [int(x) for x in weeks]
-        self._visit_week = [int(x) for x in visit_week]
+        if max(weeks + visit_week + visit_n) >= _WEEK_LIMIT:
+            return  # counts no real store holds (the arrays' ints are 32-bit)
+        self._mean = array("d", mean)
+        self._weeks = array("i", map(int, weeks))
+        self._visit_week = array("i", map(int, visit_week))
         self._hour_from, self._hour_to = math.inf, -math.inf  # visits replaced
-        self._visit_sum = list(visit_sum)
-        self._visit_n = [int(x) for x in visit_n]
+        self._visit_sum = array("d", visit_sum)
+        self._visit_n = array("i", map(int, visit_n))
         self._rebuild_caches()
+
+
+def _read_only[T: (int, float)](empty: tuple[T, ...]) -> array[T]:
+    """``empty`` typed as the array it stands in for: a fresh profile's shared arrays.
+
+    Every profile starts with these (no per-bucket memory until its first sample);
+    writing one raises ``TypeError`` (a tuple), so a write path that forgot
+    :meth:`ActivityProfile._own` fails loudly instead of changing every profile.
+    """
+    return cast("array[T]", empty)
+
+
+_FRESH_MEAN = _read_only((0.0,) * BUCKETS)
+_FRESH_WEEKS = _read_only((0,) * BUCKETS)
+_FRESH_VISIT_WEEK = _read_only((-1,) * BUCKETS)
+_WEEK_LIMIT = 2**31
+"""Bound (exclusive, both signs) of the ints a profile's arrays hold (week numbers,
+week and sample counts): 32-bit."""
 
 
 def _quantise(value: float, scale: float) -> int:
