@@ -225,8 +225,9 @@ def _watching(scenario: Scenario, tally: _Tally) -> Iterator[None]:
         ) / 8.0
         books.requests += 1
         books.overhead_s += seconds - per_unit * block.count
-        table_name = getattr(block.table, "name", str(block.table)).lower()
-        group = books.groups.setdefault((block.unit_id, table_name), GroupBooks())
+        group = books.groups.setdefault(
+            (block.unit_id, block.table.value), GroupBooks()
+        )
         group.requests += 1
         group.bus_s += seconds
         paid_any = False

@@ -154,7 +154,6 @@ class UnitCadence:
                 rest_after_early_read(schedule, reg)
         if not self.costs_known():
             return []
-        unscheduled = schedule.unscheduled
         advanced = []
         for key in tables:
             regs = self._tables.get(key)
@@ -165,13 +164,7 @@ class UnitCadence:
                 continue
             moved = False
             for reg in regs:
-                if (
-                    reg.enabled
-                    and reg.quarantined_until is None
-                    and not reg.failure_streak
-                    and reg.spec.uid not in unscheduled
-                    and reg.next_due > at
-                ):
+                if schedule.may_advance(reg) and reg.next_due > at:
                     schedule.due_at(reg, at)
                     self._early.add(reg.spec.uid)
                     moved = True

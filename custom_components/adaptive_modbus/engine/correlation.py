@@ -226,10 +226,7 @@ class Correlation:
                 if (
                     last is None
                     or last >= started  # read with it
-                    or not reg.enabled
-                    or reg.quarantined_until is not None
-                    or reg.failure_streak
-                    or other in schedule.unscheduled
+                    or not schedule.may_advance(reg)
                     or reg.next_due <= at
                     or at - last < reg.model.limits.min_interval
                 ):

@@ -321,6 +321,19 @@ class Schedule:
         reg.next_due = t
         self.push(reg)
 
+    def may_advance(self, reg: RegisterState) -> bool:
+        """Whether a register's next read may be brought forward (:meth:`due_at`).
+
+        Not when it is disabled, quarantined or failing, nor while it was popped in
+        this cycle and is not rescheduled yet.
+        """
+        return (
+            reg.enabled
+            and reg.quarantined_until is None
+            and not reg.failure_streak
+            and reg.spec.uid not in self.unscheduled
+        )
+
     def is_live(self, entry: HeapEntry) -> bool:
         """Whether an entry is its register's current one."""
         reg = self._regs[entry[2]]

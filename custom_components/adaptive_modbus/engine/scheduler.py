@@ -195,7 +195,7 @@ class PollEngine:
         result = await self._cycles.run(started)
         now = self._clock.now()
         self._correlation.end_cycle(started, now)
-        self._ticks.end_cycle(result.changed, started, now)
+        self._ticks.end_cycle(result.changed, now)
         self._cadence.after_cycle(
             self._planning.last_tables, started, now, self._planning.cost_model()
         )

@@ -242,9 +242,7 @@ class TickLock:
         self._tracks[uid] = track
         return track
 
-    def _observe(
-        self, changed: Mapping[str, Value | None], started: float, now: float
-    ) -> list[str]:
+    def _observe(self, changed: Mapping[str, Value | None], now: float) -> list[str]:
         """Feed the cycle's reads to the chains; return the locked registers to time.
 
         The reads that changed a value come with the cycle's result; of the reads
@@ -269,13 +267,11 @@ class TickLock:
         # locked registers come back at their next due time, read changed or not
         while watch and watch[0][0] <= now:
             at, uid = heappop(watch)
-            reg = regs[uid]
             track = tracks[uid]
-            if track is None or track.steady is None:
-                continue
+            if track is None or track.steady is None or uid in changed:
+                continue  # unlocked, or looked at above
+            reg = regs[uid]
             t = reg.last_read
-            if uid in changed:
-                continue  # looked at above
             if t is None or not t > track.last_t:  # not read since: wait for it
                 if reg.next_due > at:
                     heappush(watch, (reg.next_due, uid))
@@ -349,18 +345,16 @@ class TickLock:
             best = min(best, math.ceil(earliest / step - _EPS) * step)
         return best if best <= latest else None
 
-    def end_cycle(
-        self, changed: Mapping[str, Value | None], started: float, now: float
-    ) -> list[str]:
+    def end_cycle(self, changed: Mapping[str, Value | None], now: float) -> list[str]:
         """Learn from a cycle's reads; set the next read of the locked registers read.
 
-        ``changed``: the cycle's changed values (``CycleResult.changed``);
-        ``started``: engine time the cycle began. Returns the registers whose next
-        read the lock set.
+        ``changed``: the cycle's changed values (``CycleResult.changed``); ``now``:
+        engine time the cycle ended. Returns the registers whose next read the lock
+        set.
         """
         if not self.enabled:
             return []
-        read = self._observe(changed, started, now)
+        read = self._observe(changed, now)
         if not read:
             return []
         regs, schedule, tracks = self._regs, self._core.schedule, self._tracks
@@ -376,12 +370,9 @@ class TickLock:
                 continue  # the model reads it by then anyway
             limits = reg.model.limits
             if (
-                not reg.enabled
+                not schedule.may_advance(reg)
                 or reg.viewed
-                or reg.quarantined_until is not None
-                or reg.failure_streak
                 or reg.pin is not None
-                or uid in schedule.unscheduled
                 or limits.min_interval >= limits.max_interval
             ):
                 continue
