@@ -315,25 +315,44 @@ class _Rig:
         engine, the steady cycles those of the next ``seconds`` (at most
         ``max_cycles``) of a copy of the warmed adaptive engine: every round times
         the same work, and with the same ``full_cycles`` every size times the same
-        cycles (the values, hence the models' work, follow the virtual clock).
+        cycles (the values, hence the models' work, follow the virtual clock). The
+        fixed copy is dropped before the adaptive one is made: the steady cycles
+        run beside as many live engines as when the fixed engine was not copied.
         """
-        fixed, fixed_clock, fixed_transport = copy.deepcopy(
+        return {
+            **await self._full_cycles(full_cycles),
+            **await self._steady_cycles(seconds, max_cycles),
+        }
+
+    async def _full_cycles(self, cycles: int) -> dict[str, float]:
+        """Time the next ``cycles`` cycles of a copy of the warmed fixed engine."""
+        engine, clock, transport = copy.deepcopy(
             (self.fixed, self.fixed_clock, self.fixed_transport)
         )
-        fixed_timer = SchedulerTimer(fixed)
+        timer = SchedulerTimer(engine)
+        gc.collect()
+        full, full_split = [], []
+        for _ in range(cycles):
+            clock.advance_to(engine.next_due())
+            inside, split = transport.inside, timer.spent
+            t0 = time.process_time()
+            await engine.poll_due(clock.now())
+            full.append(time.process_time() - t0 - (transport.inside - inside))
+            full_split.append(timer.spent - split)
+        full_median = statistics.median(full)
+        return {
+            "full_cycle_ms": full_median * 1e3,
+            "full_per_register_us": full_median / self.count * 1e6,
+            "full_sched_plan_ms": _median_ms(full_split) if timer.ok else math.nan,
+        }
+
+    async def _steady_cycles(self, seconds: float, max_cycles: int) -> dict[str, float]:
+        """Time the cycles of the next ``seconds`` of a copy of the adaptive engine."""
         engine, clock, transport = copy.deepcopy(
             (self.engine, self.clock, self.transport)
         )
         timer = SchedulerTimer(engine)
         gc.collect()
-        full, full_split = [], []
-        for _ in range(full_cycles):
-            fixed_clock.advance_to(fixed.next_due())
-            inside, split = fixed_transport.inside, fixed_timer.spent
-            t0 = time.process_time()
-            await fixed.poll_due(fixed_clock.now())
-            full.append(time.process_time() - t0 - (fixed_transport.inside - inside))
-            full_split.append(fixed_timer.spent - split)
         steady, splits = [], []
         reads, engine_cpu = 0, 0.0
         end = clock.now() + seconds
@@ -349,13 +368,7 @@ class _Rig:
             reads += result.registers_read
             engine_cpu += spent
         self.cycles += len(steady)
-        full_median = statistics.median(full)
         return {
-            "full_cycle_ms": full_median * 1e3,
-            "full_per_register_us": full_median / self.count * 1e6,
-            "full_sched_plan_ms": _median_ms(full_split)
-            if fixed_timer.ok
-            else math.nan,
             "adaptive_cycle_ms": _median_ms(steady),
             "adaptive_per_read_us": engine_cpu / max(reads, 1) * 1e6,
             "adaptive_sched_plan_ms": _median_ms(splits) if timer.ok else math.nan,
