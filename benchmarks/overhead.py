@@ -454,6 +454,15 @@ def growth(
 
     The ratios compare the medians over the rounds; ``*_spread`` gives the min-max
     of the same ratio round by round (the sizes of one round ran side by side).
+
+    What the full-cycle ratio measures (full cycles 6-15 under cachegrind, I1/D1 of
+    this machine, a 32 MB last level): per register read, 58,100 -> 57,760
+    instructions and 25,630 -> 25,550 data references at 1,000 -> 10,000 registers
+    (the same work), 431 -> 435 first-level misses, but 2.3 -> 25.1 last-level
+    misses: the data a full cycle touches, about 8 MB at 1,000 registers, stays in
+    the shared 32 MB cache, 80 MB at 10,000 do not. So the ratio moves with what
+    else uses that cache: about 1.45 on a quiet machine, 1.0-1.25 when other
+    processes evict the small size's data too.
     """
     by_size = {r["registers"]: r for r in results}
     if small not in by_size or large not in by_size:
