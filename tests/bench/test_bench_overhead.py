@@ -5,10 +5,18 @@ These test how the measurements are aggregated, not how fast the machine is.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
-from benchmarks.overhead import ROUND_FIGURES, aggregate, growth, measure
+from benchmarks.overhead import (
+    FULL_WARM_CYCLES,
+    ROUND_FIGURES,
+    _Rig,
+    aggregate,
+    growth,
+    measure,
+)
 from benchmarks.report import overhead_checks
 
 
@@ -109,3 +117,29 @@ def test_every_round_times_the_same_work() -> None:
         low, high = result["spread"][key]
         assert low <= result[key] <= high
         assert sorted(r[key] for r in result["rounds"])[1] == result[key]
+
+
+def test_full_cycles_are_timed_on_a_copy_of_a_warmed_fixed_engine() -> None:
+    """Test that no round times the fixed engine's first cycles, and every round the same.
+
+    The first cycles allocate each register's model and profile arrays (several
+    times a steady cycle's CPU); when the rounds timed the fixed engine itself, they
+    fell into the first round only, where 10,000 registers timed three cycles.
+    """
+    rig = _Rig(100)
+    start = rig.fixed_clock.now()
+
+    async def run() -> tuple[float, int]:
+        await rig.start(40.0)
+        warmed, requests = rig.fixed_clock.now(), rig.fixed_transport.requests
+        for _ in range(2):
+            await rig.round(3, 80.0, 20)
+        assert rig.fixed_clock.now() == warmed  # rounds advance a copy
+        assert rig.fixed_transport.requests == requests
+        return warmed, requests
+
+    warmed, requests = asyncio.run(run())
+    assert (
+        warmed == start + (FULL_WARM_CYCLES - 1) * 10.0
+    )  # the first cycle is at start
+    assert requests == FULL_WARM_CYCLES  # one read of the unit's 100 registers a cycle
