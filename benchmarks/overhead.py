@@ -10,6 +10,11 @@ inside the transport and device, so what remains is the engine's own work:
 scheduler, planner, decoding and interval models. Memory is the ``tracemalloc``
 growth from building the engine and running its first cycle, per register.
 
+Growth is judged at equal data volume: one engine of 10,000 registers against ten
+engines of 1,000 polled in turn (:class:`_Fleet`). Both hold the same data, so the
+memory caches treat them alike, and what remains of the ratio is the engine's own
+work per register (see :func:`growth`).
+
 Learned state: every register's time-of-week profile is filled (all 168 hours seen in
 two weeks plus the visit in progress) and its interval model has a full noise window,
 the worst case for size. Reported: JSON bytes per register, compact and as Home
@@ -43,6 +48,9 @@ FULL_WARM_CYCLES = 5
 """Untimed first cycles of the fixed engine (its first reads allocate; see _Rig.start)."""
 FULL_CYCLES = 11
 """Full cycles timed per round, the same at every size (the same cycles, see _Rig.round)."""
+FLEET = (1000, 10_000)
+"""(small, large): the growth is judged on one engine of ``large`` registers against
+``large // small`` engines of ``small`` polled in turn (see :class:`_Fleet`)."""
 _RATES = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.002, 0.002, 0.05, 0.5)
 
 
@@ -181,6 +189,10 @@ class OverheadResult:
     state_bytes_per_register: float  # learned state as compact JSON, full patterns
     state_store_bytes_per_register: float  # the same as HA's Store writes it (indent 2)
     state_save_ms: float  # export_state + json.dumps of the whole engine, CPU
+    # at the fleet's large size: full cycles of large // small engines of small
+    # registers polled in turn (the same data volume), per register / summed, median
+    fleet_per_register_us: float = math.nan
+    fleet_sched_plan_ms: float = math.nan
     repeats: int = 1  # rounds the CPU figures are the median of
     # min and max over the rounds of each CPU figure above
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -195,8 +207,11 @@ ROUND_FIGURES = (
     "adaptive_cycle_ms",
     "adaptive_per_read_us",
     "adaptive_sched_plan_ms",
+    "fleet_per_register_us",
+    "fleet_sched_plan_ms",
 )
-"""The CPU figures measured in every round, reported as median and min-max."""
+"""The CPU figures measured in every round, reported as median and min-max (the
+fleet's only at the fleet's large size, NaN elsewhere)."""
 
 
 def aggregate(rounds: list[dict[str, float]]) -> dict[str, Any]:
@@ -252,6 +267,100 @@ def measure_state(
     return len(text) / count, len(store) / count, statistics.median(times) * 1e3
 
 
+class _Fixed:
+    """A fixed-mode engine (every register due every cycle) on its own clock and device."""
+
+    def __init__(self, specs: list[RegisterSpec]) -> None:
+        """Build the engine of ``specs``; :meth:`warm` runs its first cycles."""
+        self.count = len(specs)
+        self.clock = VirtualClock(1_795_000_000.0)
+        self.transport = TimedTransport(CheapDevice(self.clock))
+        self.engine = PollEngine(
+            specs,
+            self.transport,
+            self.clock.now,
+            EngineConfig(adaptive=False, fixed_interval=10),
+        )
+
+    async def warm(self) -> None:
+        """Run the first :data:`FULL_WARM_CYCLES` cycles untimed (see :meth:`_Rig.start`)."""
+        for _ in range(FULL_WARM_CYCLES):
+            self.clock.advance_to(self.engine.next_due())
+            await self.engine.poll_due(self.clock.now())
+
+    def copy(self) -> tuple[PollEngine, VirtualClock, TimedTransport]:
+        """Copy the engine with its clock and transport: a round leaves this one as is."""
+        return copy.deepcopy((self.engine, self.clock, self.transport))
+
+
+class _Fleet:
+    """``large // small`` fixed engines of ``small`` registers, polled in turn.
+
+    They hold about the data one engine of ``large`` registers holds, so a cycle of
+    all of them meets the same memory caches: the per-register CPU of one large
+    engine over theirs is the growth of the engine's own work. Against one engine of
+    ``small`` registers the ratio also counts the caches: cachegrind (full cycles
+    6-15, a 32 MB last level) counted the same instructions and data references per
+    register read at 1,000 and 10,000 registers (58,100 -> 57,760 and 25,630 ->
+    25,550) but 2.3 -> 25.1 last-level misses, since the data a full cycle touches,
+    about 8 MB at 1,000 registers, stays in the cache and 80 MB at 10,000 do not.
+    """
+
+    def __init__(self, small: int, large: int) -> None:
+        """Build the engines; :meth:`warm` runs their first cycles."""
+        self.count = large // small * small
+        self.engines = [_Fixed(make_specs(small)) for _ in range(large // small)]
+
+    async def warm(self) -> None:
+        """Run every engine's first cycles untimed."""
+        for fixed in self.engines:
+            await fixed.warm()
+
+    async def round(self, cycles: int) -> dict[str, float]:
+        """Time the next ``cycles`` cycles of copies of all engines, in turn.
+
+        ``fleet_per_register_us`` is per register of the whole fleet,
+        ``fleet_sched_plan_ms`` the scheduler + planner of one cycle of all of them.
+        """
+        figures = await _time_full_cycles(self.engines, cycles)
+        return {
+            "fleet_per_register_us": figures["full_per_register_us"],
+            "fleet_sched_plan_ms": figures["full_sched_plan_ms"],
+        }
+
+
+async def _time_full_cycles(engines: list[_Fixed], cycles: int) -> dict[str, float]:
+    """Time ``cycles`` cycles of copies of ``engines``, each cycle one of every engine in turn.
+
+    A cycle's CPU is the sum over the engines (minus the time inside the transports);
+    the figures are the median cycle, per cycle and per register of all engines.
+    """
+    copies = [fixed.copy() for fixed in engines]
+    timers = [SchedulerTimer(engine) for engine, _, _ in copies]
+    count = sum(fixed.count for fixed in engines)
+    gc.collect()
+    full, full_split = [], []
+    for _ in range(cycles):
+        spent = split = 0.0
+        for (engine, clock, transport), timer in zip(copies, timers, strict=True):
+            clock.advance_to(engine.next_due())
+            inside, before = transport.inside, timer.spent
+            t0 = time.process_time()
+            await engine.poll_due(clock.now())
+            spent += time.process_time() - t0 - (transport.inside - inside)
+            split += timer.spent - before
+        full.append(spent)
+        full_split.append(split)
+    full_median = statistics.median(full)
+    return {
+        "full_cycle_ms": full_median * 1e3,
+        "full_per_register_us": full_median / count * 1e6,
+        "full_sched_plan_ms": (
+            _median_ms(full_split) if all(t.ok for t in timers) else math.nan
+        ),
+    }
+
+
 class _Rig:
     """One size: a warmed adaptive and a warmed fixed engine to copy for each round."""
 
@@ -261,14 +370,7 @@ class _Rig:
         self.specs = make_specs(count)
         self.clock = VirtualClock(1_795_000_000.0)
         self.transport = TimedTransport(CheapDevice(self.clock))
-        self.fixed_clock = VirtualClock(1_795_000_000.0)
-        self.fixed_transport = TimedTransport(CheapDevice(self.fixed_clock))
-        self.fixed = PollEngine(
-            self.specs,
-            self.fixed_transport,
-            self.fixed_clock.now,
-            EngineConfig(adaptive=False, fixed_interval=10),
-        )
+        self.full = _Fixed(self.specs)
         self.memory = math.nan
         self.engine = PollEngine(
             self.specs, self.transport, self.clock.now, EngineConfig()
@@ -290,9 +392,7 @@ class _Rig:
         The memory per register is the ``tracemalloc`` growth from building an
         engine and running its first cycle.
         """
-        for _ in range(FULL_WARM_CYCLES):
-            self.fixed_clock.advance_to(self.fixed.next_due())
-            await self.fixed.poll_due(self.fixed_clock.now())
+        await self.full.warm()
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
@@ -326,25 +426,7 @@ class _Rig:
 
     async def _full_cycles(self, cycles: int) -> dict[str, float]:
         """Time the next ``cycles`` cycles of a copy of the warmed fixed engine."""
-        engine, clock, transport = copy.deepcopy(
-            (self.fixed, self.fixed_clock, self.fixed_transport)
-        )
-        timer = SchedulerTimer(engine)
-        gc.collect()
-        full, full_split = [], []
-        for _ in range(cycles):
-            clock.advance_to(engine.next_due())
-            inside, split = transport.inside, timer.spent
-            t0 = time.process_time()
-            await engine.poll_due(clock.now())
-            full.append(time.process_time() - t0 - (transport.inside - inside))
-            full_split.append(timer.spent - split)
-        full_median = statistics.median(full)
-        return {
-            "full_cycle_ms": full_median * 1e3,
-            "full_per_register_us": full_median / self.count * 1e6,
-            "full_sched_plan_ms": _median_ms(full_split) if timer.ok else math.nan,
-        }
+        return await _time_full_cycles([self.full], cycles)
 
     async def _steady_cycles(self, seconds: float, max_cycles: int) -> dict[str, float]:
         """Time the cycles of the next ``seconds`` of a copy of the adaptive engine."""
@@ -384,6 +466,7 @@ def measure(
     *,
     quick: bool = False,
     repeats: int | None = None,
+    fleet: tuple[int, int] = FLEET,
 ) -> list[dict[str, Any]]:
     """Overhead at each size (``quick``: fewer cycles, for the smoke test).
 
@@ -395,7 +478,9 @@ def measure(
     fixed engine past its first cycles, and the steady-state cycles of the next
     800 s (80 s when quick) of a copy of an adaptive engine that learned for 400 s
     (40 s) first, so every round times the same work, and every size the same
-    cycles: the growth check compares like with like.
+    cycles: the growth check compares like with like. When both sizes of ``fleet``
+    are measured, each round of the large size also times the full cycles of
+    :class:`_Fleet` (the same data volume in engines of the small size).
     """
     rigs = [_Rig(count) for count in sizes]
     rounds: dict[int, list[dict[str, float]]] = {count: [] for count in sizes}
@@ -403,18 +488,25 @@ def measure(
         rig.count: repeats or (2 if quick else (REPEATS if rig.count <= 1000 else 3))
         for rig in rigs
     }
+    small, large = fleet
+    fleet_rig = _Fleet(small, large) if small in sizes and large in sizes else None
+    full_cycles = 3 if quick else FULL_CYCLES
 
     async def run() -> None:
         for rig in rigs:
             await rig.start(40.0 if quick else 400.0)
+        if fleet_rig is not None:
+            await fleet_rig.warm()
         for index in range(max(wanted.values())):
             for rig in rigs:
                 if index >= wanted[rig.count]:
                     continue
-                full_cycles = 3 if quick else FULL_CYCLES
                 max_cycles = 20 if quick else (200 if rig.count <= 1000 else 60)
                 seconds = 80.0 if quick else 800.0
                 figures = await rig.round(full_cycles, seconds, max_cycles)
+                if fleet_rig is not None and rig.count == large:
+                    # the same round: the fleet right after the large engine
+                    figures.update(await fleet_rig.round(full_cycles))
                 rounds[rig.count].append(figures)
 
     asyncio.run(run())
@@ -435,6 +527,8 @@ def measure(
             adaptive_due_per_cycle=rig.due_total / max(rig.cycles, 1),
             adaptive_sched_plan_ms=figures["adaptive_sched_plan_ms"],
             full_sched_plan_ms=figures["full_sched_plan_ms"],
+            fleet_per_register_us=figures["fleet_per_register_us"],
+            fleet_sched_plan_ms=figures["fleet_sched_plan_ms"],
             memory_per_register_bytes=rig.memory,
             state_bytes_per_register=state_bytes,
             state_store_bytes_per_register=store_bytes,
@@ -455,14 +549,14 @@ def growth(
     The ratios compare the medians over the rounds; ``*_spread`` gives the min-max
     of the same ratio round by round (the sizes of one round ran side by side).
 
-    What the full-cycle ratio measures (full cycles 6-15 under cachegrind, I1/D1 of
-    this machine, a 32 MB last level): per register read, 58,100 -> 57,760
-    instructions and 25,630 -> 25,550 data references at 1,000 -> 10,000 registers
-    (the same work), 431 -> 435 first-level misses, but 2.3 -> 25.1 last-level
-    misses: the data a full cycle touches, about 8 MB at 1,000 registers, stays in
-    the shared 32 MB cache, 80 MB at 10,000 do not. So the ratio moves with what
-    else uses that cache: about 1.45 on a quiet machine, 1.0-1.25 when other
-    processes evict the small size's data too.
+    ``work_ratio`` and ``work_sched_plan_ratio`` compare the large engine's full
+    cycle (and its scheduler + planner) with the :class:`_Fleet`'s, the same data
+    in engines of ``small`` registers, timed in the same round: the growth of the
+    engine's own work. ``full_cycle_ratio`` and ``sched_plan_ratio`` compare it
+    with one engine of ``small`` registers, whose data stays in the shared cache
+    (see :class:`_Fleet`): they move with whatever else uses that cache, about
+    1.45 on a quiet machine and 1.0-1.25 when other processes evict the small
+    size's data too.
     """
     by_size = {r["registers"]: r for r in results}
     if small not in by_size or large not in by_size:
@@ -483,11 +577,33 @@ def growth(
     lo, hi = by_size[small], by_size[large]
     for name, key in keys.items():
         out[name] = ratios(key, lo, hi)
-        paired = [
-            ratios(key, a, b)
-            for a, b in zip(lo.get("rounds", []), hi.get("rounds", []), strict=False)
-        ]
-        paired = [x for x in paired if not math.isnan(x)]
-        if paired:
-            out[f"{name}_spread"] = (min(paired), max(paired))
+        _spread(
+            out,
+            name,
+            [
+                ratios(key, a, b)
+                for a, b in zip(
+                    lo.get("rounds", []), hi.get("rounds", []), strict=False
+                )
+            ],
+        )
+    for name, key, fleet_key in (
+        ("work_ratio", "full_per_register_us", "fleet_per_register_us"),
+        ("work_sched_plan_ratio", "full_sched_plan_ms", "fleet_sched_plan_ms"),
+    ):
+        if math.isnan(hi.get(fleet_key, math.nan)):
+            continue
+        out[name] = hi[key] / hi[fleet_key]
+        _spread(
+            out,
+            name,
+            [r[key] / r[fleet_key] for r in hi.get("rounds", []) if fleet_key in r],
+        )
     return out
+
+
+def _spread(out: dict[str, Any], name: str, paired: list[float]) -> None:
+    """Put the min-max of a ratio over the rounds under ``{name}_spread``."""
+    paired = [x for x in paired if not math.isnan(x)]
+    if paired:
+        out[f"{name}_spread"] = (min(paired), max(paired))

@@ -672,22 +672,54 @@ def overhead_checks(overhead: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
     growth = overhead.get("growth") or {}
     if growth:
-        worst = max(growth["full_cycle_ratio"], growth.get("sched_plan_ratio", 0.0))
-        checks.append(
-            {
-                "name": "overhead: grows no worse than n log n (1,000 -> 10,000 registers)",
-                "ok": worst <= growth["bound"],
-                "detail": "per-register cost ratio of a full cycle "
-                f"{growth['full_cycle_ratio']:.2f}"
-                f"{_ratio_spread(growth, 'full_cycle_ratio')}"
-                f", of its scheduler + planner {growth.get('sched_plan_ratio', math.nan):.2f}"
-                f"{_ratio_spread(growth, 'sched_plan_ratio')}; "
-                f"n log n allows {growth['bound']:.2f} (steady-state adaptive, noisier: "
-                f"{growth['adaptive_ratio']:.2f}{_ratio_spread(growth, 'adaptive_ratio')})"
-                "; ratios of the medians over the rounds",
-            }
-        )
+        checks.append(_growth_check(growth))
     return checks
+
+
+def _growth_check(growth: Mapping[str, Any]) -> dict[str, Any]:
+    """Growth of the engine's work per register from 1,000 to 10,000 registers vs n log n.
+
+    Judged at equal data volume (one engine of 10,000 registers against ten of
+    1,000 polled in turn, ``work_*``) when the overhead run measured it: against one
+    engine of 1,000 registers the ratio also counts the machine's shared cache,
+    which holds the small engine's data and not the large one's (see
+    ``benchmarks.overhead._Fleet``); that plain ratio is shown beside it. Without
+    the fleet the plain ratios are judged.
+    """
+    plain = (
+        "per-register cost ratio of a full cycle "
+        f"{growth['full_cycle_ratio']:.2f}{_ratio_spread(growth, 'full_cycle_ratio')}"
+        f", of its scheduler + planner {growth.get('sched_plan_ratio', math.nan):.2f}"
+        f"{_ratio_spread(growth, 'sched_plan_ratio')}"
+    )
+    adaptive = (
+        f"steady-state adaptive, noisier: {growth['adaptive_ratio']:.2f}"
+        f"{_ratio_spread(growth, 'adaptive_ratio')}"
+    )
+    bound = growth["bound"]
+    if "work_ratio" in growth:
+        worst = max(growth["work_ratio"], growth.get("work_sched_plan_ratio", 0.0))
+        detail = (
+            "one engine of 10,000 registers vs ten of 1,000 polled in turn (the same "
+            f"data): per-register cost ratio of a full cycle {growth['work_ratio']:.2f}"
+            f"{_ratio_spread(growth, 'work_ratio')}, of its scheduler + planner "
+            f"{growth.get('work_sched_plan_ratio', math.nan):.2f}"
+            f"{_ratio_spread(growth, 'work_sched_plan_ratio')}; n log n allows "
+            f"{bound:.2f}. Against one engine of 1,000 registers, whose data stays in "
+            f"the shared cache: {plain} ({adaptive}); ratios of the medians over the "
+            "rounds"
+        )
+    else:
+        worst = max(growth["full_cycle_ratio"], growth.get("sched_plan_ratio", 0.0))
+        detail = (
+            f"{plain}; n log n allows {bound:.2f} ({adaptive}); ratios of the medians "
+            "over the rounds"
+        )
+    return {
+        "name": "overhead: grows no worse than n log n (1,000 -> 10,000 registers)",
+        "ok": worst <= bound,
+        "detail": detail,
+    }
 
 
 def _rounds_note(sizes: list[dict[str, Any]]) -> str:

@@ -19,9 +19,13 @@ from benchmarks.overhead import (
 )
 from benchmarks.report import overhead_checks
 
+ENGINE_FIGURES = tuple(k for k in ROUND_FIGURES if not k.startswith("fleet_"))
+"""The figures every size has (the fleet's only the fleet's large size)."""
+
 
 def _round(scale: float, **over: float) -> dict[str, float]:
-    figures = dict.fromkeys(ROUND_FIGURES, scale)
+    """Every figure of one engine at ``scale``; the fleet's only when given."""
+    figures = dict.fromkeys(ENGINE_FIGURES, scale)
     figures.update(over)
     return figures
 
@@ -43,7 +47,7 @@ def test_a_figure_is_the_median_over_the_rounds_with_its_min_max() -> None:
     """Test that one slow round moves neither the median nor hides in the range."""
     rounds = [_round(1.0), _round(1.2), _round(9.0), _round(1.1), _round(0.9)]
     figures = aggregate(rounds)
-    for key in ROUND_FIGURES:
+    for key in ENGINE_FIGURES:
         assert figures[key] == 1.1
         assert figures["spread"][key] == (0.9, 9.0)
 
@@ -113,7 +117,7 @@ def test_every_round_times_the_same_work() -> None:
     assert len(result["rounds"]) == 3
     assert result["adaptive_cycles"] % 3 == 0
     assert result["adaptive_cycles"] > 0
-    for key in ROUND_FIGURES:
+    for key in ENGINE_FIGURES:
         low, high = result["spread"][key]
         assert low <= result[key] <= high
         assert sorted(r[key] for r in result["rounds"])[1] == result[key]
@@ -127,15 +131,15 @@ def test_full_cycles_are_timed_on_a_copy_of_a_warmed_fixed_engine() -> None:
     fell into the first round only, where 10,000 registers timed three cycles.
     """
     rig = _Rig(100)
-    start = rig.fixed_clock.now()
+    start = rig.full.clock.now()
 
     async def run() -> tuple[float, int]:
         await rig.start(40.0)
-        warmed, requests = rig.fixed_clock.now(), rig.fixed_transport.requests
+        warmed, requests = rig.full.clock.now(), rig.full.transport.requests
         for _ in range(2):
             await rig.round(3, 80.0, 20)
-        assert rig.fixed_clock.now() == warmed  # rounds advance a copy
-        assert rig.fixed_transport.requests == requests
+        assert rig.full.clock.now() == warmed  # rounds advance a copy
+        assert rig.full.transport.requests == requests
         return warmed, requests
 
     warmed, requests = asyncio.run(run())
@@ -143,3 +147,60 @@ def test_full_cycles_are_timed_on_a_copy_of_a_warmed_fixed_engine() -> None:
         warmed == start + (FULL_WARM_CYCLES - 1) * 10.0
     )  # the first cycle is at start
     assert requests == FULL_WARM_CYCLES  # one read of the unit's 100 registers a cycle
+
+
+def test_growth_is_judged_against_the_same_data_in_engines_of_the_small_size() -> None:
+    """Test that the check judges 10,000 registers against ten engines of 1,000 in turn.
+
+    One engine of 1,000 registers keeps its data in the shared cache, 10,000 do not:
+    per register the large engine costs 1.5x the small one (beyond n log n's 1.33)
+    but 1.1x the fleet of ten small engines that hold the same data. The plain ratio
+    is still shown; without the fleet it is judged.
+    """
+    small = [_round(1.0, full_sched_plan_ms=1.0) for _ in range(3)]
+    large = [
+        _round(1.5, full_sched_plan_ms=15.0, fleet_per_register_us=1.36,
+               fleet_sched_plan_ms=13.6)
+        for _ in range(3)
+    ]  # fmt: skip
+    result = growth([_size(1000, small), _size(10_000, large)])
+    assert math.isclose(result["full_cycle_ratio"], 1.5)
+    assert math.isclose(result["work_ratio"], 1.5 / 1.36)
+    assert math.isclose(result["work_sched_plan_ratio"], 15.0 / 13.6)
+    check = overhead_checks({"sizes": [], "growth": result})[0]
+    assert check["ok"]
+    assert "ten of 1,000 polled in turn" in check["detail"]
+    assert "full cycle 1.50" in check["detail"]  # the plain ratio, shown
+    # the fleet's own work growing (its scheduler + planner) fails it
+    large[1] = large[0] = large[2] = _round(
+        1.5,
+        full_sched_plan_ms=15.0,
+        fleet_per_register_us=1.36,
+        fleet_sched_plan_ms=9.0,
+    )
+    result = growth([_size(1000, small), _size(10_000, large)])
+    assert not overhead_checks({"sizes": [], "growth": result})[0]["ok"]
+    # without the fleet the plain ratio is judged
+    plain = [_round(1.5, full_sched_plan_ms=15.0) for _ in range(3)]
+    result = growth([_size(1000, small), _size(10_000, plain)])
+    assert "work_ratio" not in result
+    assert not overhead_checks({"sizes": [], "growth": result})[0]["ok"]
+
+
+def test_the_fleet_is_timed_in_each_round_of_the_large_size() -> None:
+    """Test a real (quick) measurement with a fleet: two engines of 50 beside one of 100.
+
+    The fleet holds as many registers as the large engine and every round of the
+    large size times it; the small size has no fleet figures.
+    """
+    rows = {r["registers"]: r for r in measure((50, 100), quick=True, fleet=(50, 100))}
+    assert math.isnan(rows[50]["fleet_per_register_us"])
+    large = rows[100]
+    assert len(large["rounds"]) == 2
+    for figures in large["rounds"]:
+        assert figures["fleet_per_register_us"] > 0
+        assert figures["fleet_sched_plan_ms"] > 0
+    assert large["fleet_per_register_us"] > 0
+    result = growth(list(rows.values()), small=50, large=100)
+    assert result["work_ratio"] > 0
+    assert "work_ratio_spread" in result
