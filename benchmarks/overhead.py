@@ -190,9 +190,10 @@ class OverheadResult:
     state_store_bytes_per_register: float  # the same as HA's Store writes it (indent 2)
     state_save_ms: float  # export_state + json.dumps of the whole engine, CPU
     # at the fleet's large size: full cycles of large // small engines of small
-    # registers polled in turn (the same data volume), per register / summed, median
-    fleet_per_register_us: float = math.nan
-    fleet_sched_plan_ms: float = math.nan
+    # registers polled in turn (the same data volume), per register / summed, median;
+    # None at the other sizes (results.json holds no NaN)
+    fleet_per_register_us: float | None = None
+    fleet_sched_plan_ms: float | None = None
     repeats: int = 1  # rounds the CPU figures are the median of
     # min and max over the rounds of each CPU figure above
     spread: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -457,6 +458,11 @@ class _Rig:
         }
 
 
+def _measured(value: float) -> float | None:
+    """``value``, None when it is NaN (not measured at this size)."""
+    return None if math.isnan(value) else value
+
+
 def _median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1e3 if values else math.nan
 
@@ -527,8 +533,8 @@ def measure(
             adaptive_due_per_cycle=rig.due_total / max(rig.cycles, 1),
             adaptive_sched_plan_ms=figures["adaptive_sched_plan_ms"],
             full_sched_plan_ms=figures["full_sched_plan_ms"],
-            fleet_per_register_us=figures["fleet_per_register_us"],
-            fleet_sched_plan_ms=figures["fleet_sched_plan_ms"],
+            fleet_per_register_us=_measured(figures["fleet_per_register_us"]),
+            fleet_sched_plan_ms=_measured(figures["fleet_sched_plan_ms"]),
             memory_per_register_bytes=rig.memory,
             state_bytes_per_register=state_bytes,
             state_store_bytes_per_register=store_bytes,
@@ -591,7 +597,7 @@ def growth(
         ("work_ratio", "full_per_register_us", "fleet_per_register_us"),
         ("work_sched_plan_ratio", "full_sched_plan_ms", "fleet_sched_plan_ms"),
     ):
-        if math.isnan(hi.get(fleet_key, math.nan)):
+        if hi.get(fleet_key) is None or math.isnan(hi[fleet_key]):
             continue
         out[name] = hi[key] / hi[fleet_key]
         _spread(
