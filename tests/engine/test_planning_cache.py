@@ -16,8 +16,13 @@ import random
 
 import pytest
 
-from adaptive_modbus_engine.planner import DEFAULT_LIMITS, BlockRead, CostModel
-from adaptive_modbus_engine.planning import Planning
+from adaptive_modbus_engine.planner import (
+    DEFAULT_LIMITS,
+    BlockRead,
+    CostModel,
+    plan_cost,
+)
+from adaptive_modbus_engine.planning import EARLY_VALUE, Planning
 from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 from adaptive_modbus_engine.registry import RegisterState
 from adaptive_modbus_engine.replay import VirtualClock
@@ -120,7 +125,19 @@ def reference_plan(
                 found.setdefault(uid, reg)
     if found:
         merged = Planning(core).plan([*due, *found.values()], limits)
-        if len(merged) <= len(blocks):
+        # the early neighbours' worth must pay for the words they add
+        worth = 0.0
+        for reg in found.values():
+            gone = (
+                1.0
+                if reg.last_read is None or reg.effective_interval <= 0
+                else min(1.0, max(0.0, (now - reg.last_read) / reg.effective_interval))
+            )
+            worth += EARLY_VALUE * cost.request_overhead * gone
+        extra = plan_cost(merged, cost) - plan_cost(blocks, cost)
+        if len(merged) < len(blocks) or (
+            len(merged) == len(blocks) and (extra <= 0 or extra <= worth)
+        ):
             blocks = merged
     if planning.rider_value > 0 and config.piggyback:
         blocks = planning._with_free_riders(blocks, now, limits, cost)  # noqa: SLF001

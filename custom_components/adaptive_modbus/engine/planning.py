@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence, Set as AbstractSet
 
 from .core import EngineCore
-from .planner import DEFAULT_LIMITS, BlockRead, CostModel, DeviceLimits, plan_reads
+from .planner import (
+    DEFAULT_LIMITS,
+    BlockRead,
+    CostModel,
+    DeviceLimits,
+    plan_cost,
+    plan_reads,
+)
 from .registers import Table
 from .registry import RegisterState
 
@@ -22,8 +29,15 @@ EARLY_FRACTION = 0.5
 # than this share of a request times the share of its interval gone by (0: off;
 # per engine: ``EngineConfig.rider_value``). Measured in the benchmark (README,
 # Performance): 1 lowers time out of tolerance on every scenario for a little more
-# bus time; larger values buy more freshness for more bus time.
-RIDER_VALUE = 1.0
+# bus time; larger values buy more freshness for more bus time; 2.25 since the
+# early neighbours pay for their words (EARLY_VALUE): together fresher for less bus
+# time on the serial benchmarks, TCP unchanged (README, Engine ideas of part 2; 2
+# lost install200's optimizer gate, 2.5 wrongdefaults' per-entity bus time).
+RIDER_VALUE = 2.25
+# a nearly due neighbour joins a read when the neighbours' worth (this share of a
+# request times the share of their interval gone by, summed) pays for the words
+# they add: on a slow serial line a far neighbour waits for its own tick
+EARLY_VALUE = 1.0
 _DEFAULT_COST = CostModel()
 # group plans kept for due sets seen before (aligned intervals make due sets recur)
 PLAN_CACHE_SIZE = 4096
@@ -195,8 +209,9 @@ class Planning:
         """Plan the due registers, pulling in neighbours due soon when that is free.
 
         A neighbour joins when it adds no request (it would cost a request of its own
-        later). ``uids``: the uids of ``due`` when the caller has them as a set;
-        the schedule's ``popped`` set brings its bit masks (``popped_masks``), so
+        later) and the neighbours together are worth the words they add
+        (:meth:`_early_pays`). ``uids``: the uids of ``due`` when the caller has
+        them as a set; the schedule's ``popped`` set brings its bit masks (``popped_masks``), so
         the due set is not gathered from the registers again.
         """
         block_limits = self._core.limits
@@ -226,11 +241,52 @@ class Planning:
                 merged_masks[group] = get(group, 0) | mask
             if merged_masks != masks:  # some joined that were not due yet
                 merged = self._plan(merged_masks, limits, cost)
-                if len(merged) <= len(blocks):
+                if len(merged) < len(blocks) or (
+                    len(merged) == len(blocks)
+                    and self._early_pays(
+                        blocks, merged, early=early, masks=masks, now=now, cost=cost
+                    )
+                ):
                     blocks = merged
         if self.rider_value > 0 and self._core.config.piggyback:
             blocks = self._with_free_riders(blocks, now, limits, cost)
         return block_limits.settle(trial, blocks, now)
+
+    def _early_pays(
+        self,
+        blocks: Sequence[BlockRead],
+        merged: Sequence[BlockRead],
+        *,
+        early: Mapping[int, int],
+        masks: Mapping[int, int],
+        now: float,
+        cost: CostModel,
+    ) -> bool:
+        """Return whether the early neighbours of ``merged`` are worth its extra words.
+
+        ``merged`` has the requests of ``blocks`` plus the nearly due neighbours
+        (``early`` less the due ``masks``). Each neighbour is worth
+        :data:`EARLY_VALUE` times a request times the share of its interval gone by
+        (the free riders' measure); the merged plan is taken when that pays for the
+        bus time it adds under ``cost``. On a fast link (TCP) words are nearly free
+        and every neighbour joins as before; on a slow serial line a neighbour
+        that widens a read by more than it is worth waits for its own tick.
+        """
+        extra = plan_cost(merged, cost) - plan_cost(blocks, cost)
+        if extra <= 0:
+            return True
+        worth = EARLY_VALUE * cost.request_overhead
+        value = 0.0
+        regs = self._regs
+        for group, mask in early.items():
+            for uid in self._uids_of(group, mask & ~masks.get(group, 0)):
+                reg = regs[uid]
+                last, interval = reg.last_read, reg.effective_interval
+                if last is None or interval <= 0:
+                    value += worth
+                else:
+                    value += worth * min(1.0, max(0.0, (now - last) / interval))
+        return extra <= value
 
     def _with_free_riders(
         self,
