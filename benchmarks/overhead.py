@@ -212,7 +212,7 @@ ROUND_FIGURES = (
     "fleet_sched_plan_ms",
 )
 """The CPU figures measured in every round, reported as median and min-max (the
-fleet's only at the fleet's large size, NaN elsewhere)."""
+fleet's only in the rounds of the fleet's large size)."""
 
 
 def aggregate(rounds: list[dict[str, float]]) -> dict[str, Any]:
@@ -309,7 +309,6 @@ class _Fleet:
 
     def __init__(self, small: int, large: int) -> None:
         """Build the engines; :meth:`warm` runs their first cycles."""
-        self.count = large // small * small
         self.engines = [_Fixed(make_specs(small)) for _ in range(large // small)]
 
     async def warm(self) -> None:
@@ -548,7 +547,7 @@ def measure(
 
 
 def growth(
-    results: list[dict[str, Any]], small: int = 1000, large: int = 10_000
+    results: list[dict[str, Any]], small: int = FLEET[0], large: int = FLEET[1]
 ) -> dict[str, Any]:
     """Per-register cost ratio large/small against the n log n bound log(large)/log(small).
 
