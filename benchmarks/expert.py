@@ -27,12 +27,15 @@ TIE = 1e-9
 def pick_intervals(
     sweep: Mapping[float, Sequence[float | None]],
     target: Sequence[float | None],
+    specs: Sequence[RegisterSpec],
 ) -> list[float]:
     """Pick per row the longest interval of ``sweep`` that stays within its target.
 
     ``sweep`` maps interval -> time out of tolerance per row (%); a row keeps the
     longest interval whose figure stays within ``target[row]``, the shortest when
-    none does, the longest when it has no figure.
+    none does, the longest when it has no figure; then within the row's own bounds
+    from its map (``specs[row]``: an alarm the map reads at least every 10 s gets
+    10 s at most, as every policy keeps them).
     """
     intervals = sorted(sweep)
     out = []
@@ -45,7 +48,7 @@ def pick_intervals(
                 value = sweep[interval][row]
                 if value is None or value <= goal + TIE:
                     chosen = interval
-        out.append(chosen)
+        out.append(specs[row].bounded(chosen))
     return out
 
 

@@ -341,7 +341,9 @@ def run_scenario(
     adaptive = result["policies"].get(pol.ADAPTIVE, {})
     if "tot_pct" in adaptive and sweep and by_interval:
         started = time.monotonic()
-        intervals = pick_intervals(by_interval, adaptive["tot_per_register"])
+        intervals = pick_intervals(
+            by_interval, adaptive["tot_per_register"], scenario.specs
+        )
         runs = [
             _measure(
                 scenario,

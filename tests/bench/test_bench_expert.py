@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from adaptive_modbus_engine.registers import DataType, RegisterSpec, Table
 from benchmarks import policies as pol
 from benchmarks.expert import pick_intervals, run_expert
 from benchmarks.metrics import compute
@@ -21,7 +22,24 @@ def test_pick_the_longest_interval_within_adaptives_time_out_of_tolerance() -> N
         15.0: [0.0, 2.0, 3.0, None],
         60.0: [0.1, 4.0, 9.0, None],
     }
-    assert pick_intervals(sweep, [0.1, 2.5, 0.2, None]) == [60.0, 15.0, 5.0, 60.0]
+    specs = [RegisterSpec(f"r{row}", 1, Table.INPUT, row) for row in range(4)]
+    assert pick_intervals(sweep, [0.1, 2.5, 0.2, None], specs) == [
+        60.0,
+        15.0,
+        5.0,
+        60.0,
+    ]
+
+
+def test_picked_intervals_keep_the_maps_own_bounds() -> None:
+    """An alarm the map reads at least every 10 s gets 10 s, however calm it was."""
+    sweep = {5.0: [0.0, 0.0, 0.0], 15.0: [0.0, 0.0, 0.0], 60.0: [0.0, 0.0, 0.0]}
+    specs = [
+        RegisterSpec("alarm", 1, Table.DISCRETE, 0, DataType.BOOL, max_interval=10),
+        RegisterSpec("slow", 1, Table.INPUT, 0, min_interval=120),
+        RegisterSpec("plain", 1, Table.INPUT, 1),
+    ]
+    assert pick_intervals(sweep, [1.0, 1.0, 1.0], specs) == [10.0, 120.0, 60.0]
 
 
 def test_expert_with_one_interval_reads_like_static_blocks() -> None:

@@ -181,16 +181,32 @@ async def test_noisy_register_is_flagged_not_pinned_to_min() -> None:
 
 
 async def test_adaptive_off_polls_every_register_at_the_fixed_interval() -> None:
-    """Test that with adaptive polling off every register is read at the fixed interval."""
+    """Test that with adaptive polling off every register is read at the fixed interval.
+
+    Within its map's own bounds: the demo's alarms (``max_interval: 10``) every 10 s.
+    """
     config = EngineConfig(adaptive=False, fixed_interval=30, merge_reads=False)
     engine, device, transport, clock = make_engine(config)
     await engine.poll_due()
     transport.reset_counters()
     cycles = await run_until(engine, clock, 30 * 10 - 1)
-    assert len(cycles) == 9
-    # one request per register (minus the hole's probe), every 30 s
-    assert transport.counters.requests == 9 * len(device.registers)
-    assert {r.effective_interval for r in engine.snapshot().registers.values()} == {30}
+    bounded = [r for r in device.registers if r.max_interval is not None]
+    assert {r.max_interval for r in bounded} == {10}
+    assert len(bounded) == 5
+    # every 10 s a cycle (29 up to 299 s); every third one reads everything
+    assert len(cycles) == 29
+    # one request per register every 30 s, the alarms' every 10 s
+    others = len(device.registers) - len(bounded)
+    assert transport.counters.requests == 9 * others + 29 * len(bounded)
+    intervals = {
+        r.uid: r.effective_interval for r in engine.snapshot().registers.values()
+    }
+    assert {intervals[r.uid] for r in bounded} == {10}
+    assert set(intervals.values()) == {10, 30}
+    snap = engine.snapshot()
+    assert snap.fixed_requests_per_minute == pytest.approx(
+        60 * (others / 30 + len(bounded) / 10)
+    )
 
 
 async def test_adaptive_needs_far_fewer_requests_than_fixed() -> None:

@@ -135,9 +135,20 @@ async def test_views_after_a_scenario_hour_add_up(demo: Demo) -> None:
     assert totals["bus_time"] == pytest.approx(
         demo.transport.counters.bus_time, rel=1e-3
     )
-    # fixed per-entity polling at 15 s over the time polled
+    # fixed per-entity polling at 15 s over the time polled, the alarms every 10 s
+    # (their map's max_interval, as a hand configuration for this map would read them)
+    alarms = {uid for uid, r in snap.registers.items() if r.fixed_interval == 10}
+    assert len(alarms) == 5
+    assert {r.fixed_interval for r in enabled if r.uid not in alarms} == {15}
     assert totals["fixed_requests"] == pytest.approx(
-        len(enabled) * totals["seconds"] / 15, rel=1e-3
+        (len(enabled) - 5) * totals["seconds"] / 15 + 5 * totals["seconds"] / 10,
+        rel=1e-3,
+    )
+    # static blocks: a block holding an alarm is read every 10 s, the others every 15 s
+    with_alarm = sum(1 for c in snap.clusters if alarms & set(c.uids))
+    assert 0 < with_alarm < len(snap.clusters)
+    assert static_blocks_per_minute(snap) == pytest.approx(
+        60 * with_alarm / 10 + 60 * (len(snap.clusters) - with_alarm) / 15
     )
     assert totals["seconds"] == pytest.approx(3600, abs=60)
     assert totals["saving_vs_fixed_percent"] > 50

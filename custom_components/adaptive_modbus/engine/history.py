@@ -329,10 +329,7 @@ class History:
         self, begin: float, end: float, snapshot: EngineSnapshot, cost: CostModel
     ) -> None:
         """Spread ``begin..end`` over the hours it covers, with fixed polling's cost."""
-        enabled = sum(1 for r in snapshot.registers.values() if r.enabled)
-        per_second = (
-            enabled / snapshot.fixed_interval if snapshot.fixed_interval > 0 else 0.0
-        )
+        per_second = snapshot.fixed_reads_per_second
         one_read = single_read_seconds(snapshot, cost)
         t = begin
         while t < end:

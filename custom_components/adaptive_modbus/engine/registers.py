@@ -278,6 +278,19 @@ class RegisterSpec:
         """Whether the decoded value is a number (tolerance applies)."""
         return self.numeric  # decided once, in __post_init__
 
+    def bounded(self, interval: float) -> float:
+        """``interval`` within this register's own interval bounds, where its map sets them.
+
+        The map's bounds are the user's requirement (an alarm read at least every
+        10 s), kept in every mode: a fixed interval longer than the register's
+        ``max_interval`` reads it at its maximum instead.
+        """
+        if self.max_interval is not None and interval > self.max_interval:
+            return self.max_interval
+        if self.min_interval is not None and interval < self.min_interval:
+            return self.min_interval
+        return interval
+
     # -- decoding ---------------------------------------------------------
 
     def _raw_bytes(self, words: Sequence[int]) -> bytes:

@@ -425,7 +425,9 @@ class Schedule:
     def _interval_for(self, reg: RegisterState, now: float) -> float:
         if not self._config.adaptive:
             fixed = self._config.fixed_interval
-            return fixed if reg.pin is None else reg.model.limits.clamp(fixed)
+            if reg.pin is None:
+                return reg.spec.bounded(fixed)  # the map's own bounds hold here too
+            return reg.model.limits.clamp(fixed)
         model = reg.model
         if not self._config.patterns:
             reg.pattern_factor = 1.0

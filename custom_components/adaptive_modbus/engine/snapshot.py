@@ -109,6 +109,7 @@ class Snapshots:
             failure_streak=reg.failure_streak,
             quarantined_until=None if until is None else until + offset,
             pinned=reg.pin,
+            fixed_interval=spec.bounded(self._core.config.fixed_interval),
         )
 
     def _viewed_detail(self, reg: RegisterState) -> str:

@@ -116,6 +116,9 @@ class RegisterSnapshot:
     failure_streak: int
     quarantined_until: float | None
     pinned: IntervalPin | None = None  # a user's pin on the interval, if any
+    # the interval fixed polling reads it at: the snapshot's fixed interval within
+    # the register's own bounds from its map (None: the fixed interval itself)
+    fixed_interval: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,11 +253,30 @@ class EngineSnapshot:
         reads = [r for r in self._window() if r.ok and not r.write]
         return sum(r.count for r in reads) / len(reads) if reads else 0.0
 
+    def fixed_interval_of(self, reg: RegisterSnapshot) -> float:
+        """How often fixed polling reads ``reg``: the fixed interval, within its map's bounds."""
+        return self.fixed_interval if reg.fixed_interval is None else reg.fixed_interval
+
+    @property
+    def fixed_reads_per_second(self) -> float:
+        """Reads per second of fixed polling: each enabled register per its fixed interval."""
+        if self.fixed_interval <= 0:
+            return 0.0
+        return sum(
+            1.0 / self.fixed_interval_of(r)
+            for r in self.registers.values()
+            if r.enabled
+        )
+
     @property
     def fixed_requests_per_minute(self) -> float:
-        """What one-request-per-register polling at ``fixed_interval`` would send."""
-        enabled = sum(1 for r in self.registers.values() if r.enabled)
-        return 60.0 * enabled / self.fixed_interval if self.fixed_interval > 0 else 0.0
+        """What one-request-per-register polling at ``fixed_interval`` would send.
+
+        Each register at the fixed interval within its map's own bounds (an alarm the
+        map reads at least every 10 s: every 10 s), as HA core's per-entity scan
+        intervals would be set for the same map.
+        """
+        return 60.0 * self.fixed_reads_per_second
 
     @property
     def saving_vs_fixed(self) -> float:

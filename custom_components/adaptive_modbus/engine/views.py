@@ -71,11 +71,22 @@ def static_blocks_per_minute(snapshot: EngineSnapshot) -> float:
 
     Estimated from the plan: the blocks the planner makes when every enabled register
     is due (``snapshot.clusters``, with the learned holes and limits), each read once
-    per ``fixed_interval``: the best a hand-written static block list can do.
+    per ``fixed_interval``, or as often as the shortest of its registers' own bounds
+    asks (``EngineSnapshot.fixed_interval_of``): the best a hand-written static block
+    list can do.
     """
     if snapshot.fixed_interval <= 0:
         return 0.0
-    return 60.0 * len(snapshot.clusters) / snapshot.fixed_interval
+    registers = snapshot.registers
+    per_minute = 0.0
+    for cluster in snapshot.clusters:
+        intervals = [
+            snapshot.fixed_interval_of(registers[uid])
+            for uid in cluster.uids
+            if uid in registers
+        ]
+        per_minute += 60.0 / min(intervals, default=snapshot.fixed_interval)
+    return per_minute
 
 
 def _saving(actual: float, baseline: float) -> float | None:
