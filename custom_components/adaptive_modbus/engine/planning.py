@@ -59,6 +59,21 @@ def _masks_of(due: Iterable[RegisterState]) -> dict[int, int]:
     return masks
 
 
+def stale_share(reg: RegisterState, now: float) -> float:
+    """Return the share of ``reg``'s interval gone by since its last read, 0..1.
+
+    What reading it now is worth, in requests, before the rider or early value: a
+    whole request when it is due (or never read), nothing when it was just read or
+    is disabled. The free riders' walk inlines the same arithmetic (a hot path).
+    """
+    if not reg.enabled:
+        return 0.0
+    last_read, interval = reg.last_read, reg.effective_interval
+    if last_read is None or interval <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (now - last_read) / interval))
+
+
 class Planning:
     """Plans block reads for a set of due registers."""
 
@@ -276,16 +291,12 @@ class Planning:
         if extra <= 0:
             return True
         worth = EARLY_VALUE * cost.request_overhead
-        value = 0.0
         regs = self._regs
-        for group, mask in early.items():
-            for uid in self._uids_of(group, mask & ~masks.get(group, 0)):
-                reg = regs[uid]
-                last, interval = reg.last_read, reg.effective_interval
-                if last is None or interval <= 0:
-                    value += worth
-                else:
-                    value += worth * min(1.0, max(0.0, (now - last) / interval))
+        value = sum(
+            worth * stale_share(regs[uid], now)
+            for group, mask in early.items()
+            for uid in self._uids_of(group, mask & ~masks.get(group, 0))
+        )
         return extra <= value
 
     def _with_free_riders(
@@ -363,7 +374,7 @@ class Planning:
                     or (hole_set and any(a in hole_set for a in range(end, spec_end)))
                 ):
                     break
-                # the stale share, 0..1, inlined (a quarantined one ended the walk above)
+                # stale_share inlined (a quarantined one ended the walk above)
                 if not reg.enabled:
                     share = 0.0
                 elif (last_read := reg.last_read) is None or (
@@ -400,7 +411,7 @@ class Planning:
                     or (hole_set and any(a in hole_set for a in range(address, start)))
                 ):
                     break
-                # the stale share, 0..1, inlined (a quarantined one ended the walk above)
+                # stale_share inlined (a quarantined one ended the walk above)
                 if not reg.enabled:
                     share = 0.0
                 elif (last_read := reg.last_read) is None or (

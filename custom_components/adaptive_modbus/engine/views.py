@@ -78,15 +78,10 @@ def static_blocks_per_minute(snapshot: EngineSnapshot) -> float:
     if snapshot.fixed_interval <= 0:
         return 0.0
     registers = snapshot.registers
-    per_minute = 0.0
-    for cluster in snapshot.clusters:
-        intervals = [
-            snapshot.fixed_interval_of(registers[uid])
-            for uid in cluster.uids
-            if uid in registers
-        ]
-        per_minute += 60.0 / min(intervals, default=snapshot.fixed_interval)
-    return per_minute
+    return sum(
+        60.0 / min(snapshot.fixed_interval_of(registers[uid]) for uid in cluster.uids)
+        for cluster in snapshot.clusters
+    )
 
 
 def _saving(actual: float, baseline: float) -> float | None:
